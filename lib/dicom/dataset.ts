@@ -1,0 +1,169 @@
+import { CharacterSet, DEFAULT_CHARSET } from "./charset.ts";
+import { lookupKeyword, resolveTag } from "./dictionary.ts";
+import { formatTag, type Tag } from "./tag.ts";
+import { BINARY_WIDTH, CHARSET_VRS, SINGLE_VALUE_STRING_VRS, STRING_VRS } from "./vr.ts";
+
+/**
+ * One data element. The value is kept as the bytes it had in the source, in the source's byte
+ * order, so writing it back loses nothing; accessors decode on demand.
+ */
+export interface DicomElement {
+  tag: Tag;
+  vr: string;
+  /** Raw value bytes. Absent for SQ, for encapsulated pixel data, and for values not read (`skipped`). */
+  value?: Uint8Array;
+  /** Items of a sequence (VR SQ, or UN with undefined length read as a sequence). */
+  items?: DataSet[];
+  /** Encapsulated pixel data: the basic offset table item first, then each fragment. */
+  fragments?: Uint8Array[];
+  /** The source used undefined length (sequences and encapsulated pixel data). */
+  undefinedLength?: boolean;
+  /** Offset of the value's first byte in the source (file offset for files). */
+  offset: number;
+  /** Length of the value in the source; for undefined length, the bytes up to and including the delimiter. */
+  length: number;
+  /** The value was not read (header-only read of bulk data); `offset`/`length` say where it is. */
+  skipped?: boolean;
+}
+
+/** Byte order and VR explicitness of an encoded data set. */
+export interface Encoding {
+  littleEndian: boolean;
+  explicitVR: boolean;
+}
+
+/** A data set (or sequence item): elements by tag, plus how its values are encoded. */
+export class DataSet {
+  readonly elements: Map<Tag, DicomElement> = new Map();
+  littleEndian: boolean;
+  explicitVR: boolean;
+  /** Specific Character Set in force (inherited from the enclosing data set unless the item has its own). */
+  charset: CharacterSet;
+
+  constructor(encoding: Encoding = { littleEndian: true, explicitVR: true }, charset: CharacterSet = DEFAULT_CHARSET) {
+    this.littleEndian = encoding.littleEndian;
+    this.explicitVR = encoding.explicitVR;
+    this.charset = charset;
+  }
+
+  get size(): number {
+    return this.elements.size;
+  }
+
+  has(tag: Tag | string): boolean {
+    const t = toTag(tag);
+    return t !== undefined && this.elements.has(t);
+  }
+
+  get(tag: Tag | string): DicomElement | undefined {
+    const t = toTag(tag);
+    return t === undefined ? undefined : this.elements.get(t);
+  }
+
+  set(element: DicomElement): void {
+    this.elements.set(element.tag >>> 0, element);
+  }
+
+  delete(tag: Tag | string): boolean {
+    const t = toTag(tag);
+    return t !== undefined && this.elements.delete(t);
+  }
+
+  /** Elements in ascending tag order. */
+  sorted(): DicomElement[] {
+    return [...this.elements.values()].sort((a, b) => a.tag - b.tag);
+  }
+
+  /** All values of an element, decoded (strings for text VRs, numbers for binary ones). */
+  values(tag: Tag | string): (string | number | bigint)[] {
+    const el = this.get(tag);
+    return el ? elementValues(el, this) : [];
+  }
+
+  /** All values as strings (numbers formatted as DCMTK prints them). */
+  strings(tag: Tag | string): string[] {
+    return this.values(tag).map((v) => typeof v === "string" ? v : String(v));
+  }
+
+  /** The first value as a string, or undefined when absent or empty. */
+  string(tag: Tag | string): string | undefined {
+    const v = this.strings(tag)[0];
+    return v === undefined || v === "" ? undefined : v;
+  }
+
+  /** The first value as a number (IS/DS parsed), or undefined. */
+  number(tag: Tag | string): number | undefined {
+    const v = this.values(tag)[0];
+    if (v === undefined || v === "") return undefined;
+    const n = typeof v === "string" ? Number(v) : Number(v);
+    return Number.isNaN(n) ? undefined : n;
+  }
+
+  /** Items of a sequence (empty when absent or not a sequence). */
+  items(tag: Tag | string): DataSet[] {
+    return this.get(tag)?.items ?? [];
+  }
+}
+
+function toTag(tag: Tag | string): Tag | undefined {
+  if (typeof tag === "number") return tag >>> 0;
+  return resolveTag(tag);
+}
+
+/** Decodes an element's value using the data set's byte order and character set. */
+export function elementValues(el: DicomElement, ds: { littleEndian: boolean; charset: CharacterSet }): (string | number | bigint)[] {
+  const bytes = el.value;
+  if (!bytes || bytes.length === 0) return [];
+  const vr = el.vr;
+  if (STRING_VRS.has(vr)) {
+    const text = CHARSET_VRS.has(vr) ? ds.charset.decode(bytes, vr === "PN") : latin1(bytes);
+    const parts = SINGLE_VALUE_STRING_VRS.has(vr) ? [text] : text.split("\\");
+    return parts.map((p) => trimValue(p, vr));
+  }
+  const width = BINARY_WIDTH[vr];
+  if (!width || vr === "OB" || vr === "UN") return [];
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const le = ds.littleEndian;
+  const out: (number | bigint | string)[] = [];
+  const n = Math.floor(bytes.length / width);
+  for (let i = 0; i < n; i++) {
+    const o = i * width;
+    switch (vr) {
+      case "US": case "OW": out.push(dv.getUint16(o, le)); break;
+      case "SS": out.push(dv.getInt16(o, le)); break;
+      case "UL": case "OL": out.push(dv.getUint32(o, le)); break;
+      case "SL": out.push(dv.getInt32(o, le)); break;
+      case "FL": case "OF": out.push(dv.getFloat32(o, le)); break;
+      case "FD": case "OD": out.push(dv.getFloat64(o, le)); break;
+      case "SV": out.push(dv.getBigInt64(o, le)); break;
+      case "UV": case "OV": out.push(dv.getBigUint64(o, le)); break;
+      case "AT": {
+        if (i % 2 === 1) continue;
+        const g = dv.getUint16(o, le), e = dv.getUint16(o + 2, le);
+        out.push(formatTag(((g << 16) | e) >>> 0));
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+function latin1(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]);
+  return s;
+}
+
+/** Removes padding as PS3.5 allows: trailing spaces (and NUL for UI), leading spaces where insignificant. */
+function trimValue(v: string, vr: string): string {
+  if (vr === "UI") return v.replace(/[\0 ]+$/, "");
+  if (vr === "LT" || vr === "ST" || vr === "UT" || vr === "UR") return v.replace(/[\0 ]+$/, "");
+  return v.replace(/^ +/, "").replace(/[\0 ]+$/, "");
+}
+
+/** Keyword → tag, throwing a clear error for unknown keywords (for library callers). */
+export function tagForKeyword(keyword: string): Tag {
+  const e = lookupKeyword(keyword);
+  if (!e) throw new Error(`Unknown DICOM keyword "${keyword}"`);
+  return e.tag;
+}

@@ -1,0 +1,78 @@
+import { REPEATING, STANDARD } from "./_dictionary_data.ts";
+import { elementOf, groupOf, isPrivateCreator, parseTag, type Tag } from "./tag.ts";
+
+/** One data dictionary entry (PS3.6). `vr` may list alternatives ("US|SS", "OB|OW"). */
+export interface DictionaryEntry {
+  tag: Tag;
+  vr: string;
+  keyword: string;
+  vm: string;
+}
+
+let byTag: Map<Tag, DictionaryEntry> | undefined;
+let byKeyword: Map<string, DictionaryEntry> | undefined;
+let repeating: { group: number; groupMask: number; element: number; elementMask: number; parity: string; entry: DictionaryEntry }[] | undefined;
+
+function load(): void {
+  byTag = new Map();
+  byKeyword = new Map();
+  for (const line of STANDARD.split("\n")) {
+    const [hex, vr, keyword, vm] = line.split("\t");
+    const entry: DictionaryEntry = { tag: parseInt(hex, 16) >>> 0, vr, keyword, vm };
+    byTag.set(entry.tag, entry);
+    byKeyword.set(keyword, entry);
+  }
+  repeating = [];
+  for (const line of REPEATING.split("\n")) {
+    const [mask, vr, keyword, vm, parity] = line.split("\t");
+    const g = mask.slice(0, 4), e = mask.slice(4);
+    const entry: DictionaryEntry = { tag: parseInt(mask.replace(/x/g, "0"), 16) >>> 0, vr, keyword, vm };
+    repeating.push({
+      group: parseInt(g.replace(/x/g, "0"), 16),
+      groupMask: g.includes("x") ? 0xff00 : 0xffff,
+      element: parseInt(e.replace(/x/g, "0"), 16),
+      elementMask: e.includes("x") ? 0xff00 : 0xffff,
+      parity,
+      entry,
+    });
+    byKeyword.set(keyword, entry);
+  }
+}
+
+/** Looks up a tag in the standard dictionary (repeating groups such as 60xx included). */
+export function lookupTag(tag: Tag): DictionaryEntry | undefined {
+  if (!byTag) load();
+  const found = byTag!.get(tag);
+  if (found) return found;
+  const g = groupOf(tag), e = elementOf(tag);
+  if (isPrivateCreator(tag)) return { tag, vr: "LO", keyword: "PrivateCreator", vm: "1" };
+  if (e === 0 ) return { tag, vr: "UL", keyword: "GenericGroupLength", vm: "1" };
+  for (const r of repeating!) {
+    if ((g & r.groupMask) !== r.group || (e & r.elementMask) !== r.element) continue;
+    if (r.parity === "e" && (g & 1) === 1 && r.groupMask !== 0xffff) continue;
+    if (r.parity === "o" && (g & 1) === 0) continue;
+    return { ...r.entry, tag };
+  }
+  return undefined;
+}
+
+/** Looks up a keyword (`PatientID`) in the standard dictionary. */
+export function lookupKeyword(keyword: string): DictionaryEntry | undefined {
+  if (!byKeyword) load();
+  return byKeyword!.get(keyword);
+}
+
+/** The VR to use for a tag met in an implicit VR data set. */
+export function dictionaryVr(tag: Tag): string {
+  const vr = lookupTag(tag)?.vr;
+  if (!vr) return "UN";
+  if (vr.length === 2) return vr;
+  // Implicit VR leaves a choice open: PS3.5 A.1 makes OB|OW data OW, and US|SS is read as US.
+  if (vr === "OB|OW" || vr === "OW|LT") return "OW";
+  return vr.slice(0, 2);
+}
+
+/** Resolves `(gggg,eeee)`, `gggg,eeee`, `ggggeeee` or a keyword to a tag. */
+export function resolveTag(text: string): Tag | undefined {
+  return parseTag(text) ?? lookupKeyword(text.trim())?.tag;
+}

@@ -1,0 +1,454 @@
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from "node:fs";
+import { inflateRawSync } from "node:zlib";
+import { characterSet } from "./charset.ts";
+import { DataSet, type DicomElement } from "./dataset.ts";
+import { dictionaryVr } from "./dictionary.ts";
+import {
+  DOUBLE_PIXEL_DATA, FLOAT_PIXEL_DATA, formatTag, ITEM, ITEM_DELIMITATION, PIXEL_DATA,
+  SEQUENCE_DELIMITATION, SPECIFIC_CHARACTER_SET, type Tag,
+} from "./tag.ts";
+import {
+  DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN,
+  IMPLICIT_VR_LITTLE_ENDIAN, transferSyntaxEncoding,
+} from "./uids.ts";
+import { BULK_VRS, isKnownVr, LONG_LENGTH_VRS } from "./vr.ts";
+
+/** A DICOM file or stream, parsed. */
+export interface DicomFile {
+  /** The file's path, when read from a file. */
+  path?: string;
+  /** The source had the 128-byte preamble and `DICM`. */
+  preamble: boolean;
+  /** File meta information (group 0002); empty when the source had none. */
+  meta: DataSet;
+  dataset: DataSet;
+  /** From the meta header, or detected when there is none. */
+  transferSyntaxUid: string;
+  /** Offset of the data set's first byte in the source (after the meta header). */
+  datasetOffset: number;
+  /** Size of the source in bytes. */
+  size: number;
+  /** False when a header-only read stopped at Pixel Data (later elements were not parsed). */
+  complete: boolean;
+}
+
+export interface ReadOptions {
+  /** Read everything, bulk values and pixel data included (default: header only). */
+  full?: boolean;
+  /**
+   * Header-only reads skip values of bulk VRs (OB, OW, OF, OD, OL, OV, UN) longer than this,
+   * recording only where they are. Default 4096 bytes.
+   */
+  bulkThreshold?: number;
+}
+
+/** A parse failure: says what was wrong and where. */
+export class DicomParseError extends Error {
+  readonly offset: number;
+  constructor(message: string, offset: number) {
+    super(message);
+    this.name = "DicomParseError";
+    this.offset = offset;
+  }
+}
+
+const MAX_DEPTH = 64;
+const CHUNK = 16384;
+
+/**
+ * Byte access for the parser: a window over a file that grows on demand, or a whole buffer.
+ * A new window is a new allocation, so value subarrays taken earlier stay valid.
+ */
+class Source {
+  buf: Uint8Array;
+  dv: DataView;
+  start = 0; // source offset of buf[0]
+  end: number; // source offset one past the last valid byte in buf
+  readonly size: number;
+  private readonly fd: number | undefined;
+
+  constructor(bytes: Uint8Array | undefined, fd: number | undefined, size: number) {
+    this.fd = fd;
+    this.size = size;
+    this.buf = bytes ?? new Uint8Array(0);
+    this.dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    this.end = bytes ? bytes.length : 0;
+  }
+
+  /** Makes [pos, pos+n) available; false when the source ends before that. */
+  ensure(pos: number, n: number): boolean {
+    if (pos >= this.start && pos + n <= this.end) return true;
+    if (pos + n > this.size) return false;
+    if (this.fd === undefined) return false;
+    const want = Math.min(Math.max(n, CHUNK), this.size - pos);
+    const buf = new Uint8Array(want);
+    let got = 0;
+    while (got < want) {
+      const r = readSync(this.fd, buf, got, want - got, pos + got);
+      if (r === 0) break;
+      got += r;
+    }
+    if (got < n) return false;
+    this.buf = buf;
+    this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.start = pos;
+    this.end = pos + got;
+    return true;
+  }
+
+  need(pos: number, n: number, what: string): void {
+    if (!this.ensure(pos, n)) {
+      throw new DicomParseError(`unexpected end of data at offset ${pos} (${what})`, pos);
+    }
+  }
+
+  u16(pos: number, le: boolean): number {
+    return this.dv.getUint16(pos - this.start, le);
+  }
+  u32(pos: number, le: boolean): number {
+    return this.dv.getUint32(pos - this.start, le);
+  }
+  byte(pos: number): number {
+    return this.buf[pos - this.start];
+  }
+  bytes(pos: number, n: number): Uint8Array {
+    return this.buf.subarray(pos - this.start, pos - this.start + n);
+  }
+}
+
+interface ParseState {
+  src: Source;
+  full: boolean;
+  bulkThreshold: number;
+  /** Set when a header-only parse stops at Pixel Data. */
+  stopped: boolean;
+}
+
+function isVrChars(a: number, b: number): boolean {
+  return a >= 0x41 && a <= 0x5a && b >= 0x41 && b <= 0x5a;
+}
+
+/**
+ * Parses elements from `pos` until `end` (exclusive), or until an item delimiter when `end` is
+ * Infinity inside an undefined-length item. Returns the position after the last byte consumed.
+ */
+function parseElements(st: ParseState, ds: DataSet, pos: number, end: number, depth: number, inItem: boolean): number {
+  const src = st.src;
+  const le = ds.littleEndian;
+  const explicit = ds.explicitVR;
+  const top = depth === 0;
+  while (pos < end) {
+    if (!src.ensure(pos, 8)) {
+      if (end === Infinity && !inItem && pos === src.size) return pos;
+      if (pos >= src.size && !inItem && end === Infinity) return pos;
+      throw new DicomParseError(`unexpected end of data at offset ${pos} (element header)`, pos);
+    }
+    const group = src.u16(pos, le);
+    const element = src.u16(pos + 2, le);
+    const tag = ((group << 16) | element) >>> 0;
+    if (group === 0xfffe) {
+      const len = src.u32(pos + 4, le);
+      if (tag === ITEM_DELIMITATION && inItem) return pos + 8;
+      if (tag === SEQUENCE_DELIMITATION || tag === ITEM_DELIMITATION) {
+        // Stray delimiter (seen in the wild after defined-length content): skip it.
+        pos += 8;
+        if (len !== 0 && len !== 0xffffffff) pos += 0;
+        continue;
+      }
+      throw new DicomParseError(`unexpected item tag ${formatTag(tag)} at offset ${pos}`, pos);
+    }
+    let vr: string;
+    let len: number;
+    let valuePos: number;
+    if (explicit) {
+      const a = src.byte(pos + 4), b = src.byte(pos + 5);
+      if (!isVrChars(a, b)) {
+        throw new DicomParseError(`invalid VR bytes 0x${a.toString(16)} 0x${b.toString(16)} for ${formatTag(tag)} at offset ${pos + 4}`, pos + 4);
+      }
+      vr = String.fromCharCode(a, b);
+      if (LONG_LENGTH_VRS.has(vr) || !isKnownVr(vr)) {
+        src.need(pos, 12, `length of ${formatTag(tag)}`);
+        len = src.u32(pos + 8, le);
+        valuePos = pos + 12;
+        if (!isKnownVr(vr)) vr = "UN"; // unknown VR with a 4-byte length, as PS3.5 6.2 advises
+      } else {
+        len = src.u16(pos + 6, le);
+        valuePos = pos + 8;
+      }
+    } else {
+      vr = dictionaryVr(tag);
+      len = src.u32(pos + 4, le);
+      valuePos = pos + 8;
+    }
+    if (vr === "US" && (tag === 0x00280106 || tag === 0x00280107)) { /* US|SS: keep as read */ }
+
+    const el: DicomElement = { tag, vr, offset: valuePos, length: len };
+    const isPixel = tag === PIXEL_DATA || tag === FLOAT_PIXEL_DATA || tag === DOUBLE_PIXEL_DATA;
+    if (top && isPixel && !st.full) {
+      // Header-only: stop before the pixel data without reading it.
+      el.skipped = true;
+      if (len === 0xffffffff) {
+        el.undefinedLength = true;
+        el.length = src.size - valuePos;
+      } else if (valuePos + len > src.size) {
+        throw new DicomParseError(`${formatTag(tag)} of ${len} bytes extends beyond the end of the data (${src.size} bytes)`, valuePos);
+      }
+      ds.set(el);
+      st.stopped = true;
+      return valuePos;
+    }
+    if (len === 0xffffffff) {
+      el.undefinedLength = true;
+      if (vr === "SQ" || vr === "UN" || !explicit && !isPixel) {
+        // UN with undefined length is a sequence in implicit VR little endian (PS3.5 6.2.2).
+        const itemEncoding = vr === "UN" || (vr !== "SQ" && !explicit)
+          ? { littleEndian: true, explicitVR: false }
+          : { littleEndian: le, explicitVR: explicit };
+        if (vr !== "SQ") el.vr = "SQ";
+        const after = parseSequence(st, ds, el, valuePos, Infinity, depth, itemEncoding);
+        el.length = after - valuePos;
+        ds.set(el);
+        pos = after;
+        continue;
+      }
+      if (isPixel || vr === "OB" || vr === "OW") {
+        const after = parseFragments(st, el, valuePos, le);
+        el.length = after - valuePos;
+        ds.set(el);
+        pos = after;
+        continue;
+      }
+      throw new DicomParseError(`undefined length for ${formatTag(tag)} with VR ${vr} at offset ${pos}`, pos);
+    }
+    if (valuePos + len > end || valuePos + len > src.size) {
+      throw new DicomParseError(`value of ${formatTag(tag)} (${len} bytes at offset ${valuePos}) extends beyond the end of its ${end === Infinity || end > src.size ? "data" : "container"}`, valuePos);
+    }
+    if (vr === "SQ") {
+      const after = parseSequence(st, ds, el, valuePos, valuePos + len, depth, { littleEndian: le, explicitVR: explicit });
+      ds.set(el);
+      pos = after;
+      continue;
+    }
+    if (!st.full && len > st.bulkThreshold && BULK_VRS.has(vr)) {
+      el.skipped = true;
+    } else {
+      src.need(valuePos, len, `value of ${formatTag(tag)}`);
+      el.value = src.bytes(valuePos, len);
+      if (tag === SPECIFIC_CHARACTER_SET) {
+        ds.set(el);
+        ds.charset = characterSet(ds.strings(tag));
+      }
+    }
+    ds.set(el);
+    pos = valuePos + len;
+  }
+  if (pos > end) throw new DicomParseError(`element overruns its container at offset ${end}`, end);
+  return pos;
+}
+
+function parseSequence(
+  st: ParseState, parent: DataSet, el: DicomElement, pos: number, end: number, depth: number,
+  encoding: { littleEndian: boolean; explicitVR: boolean },
+): number {
+  if (depth + 1 > MAX_DEPTH) throw new DicomParseError(`sequences nested deeper than ${MAX_DEPTH} levels at offset ${pos}`, pos);
+  const src = st.src;
+  const le = encoding.littleEndian;
+  const items: DataSet[] = [];
+  el.items = items;
+  while (pos < end) {
+    src.need(pos, 8, `item header in ${formatTag(el.tag)}`);
+    const tag = ((src.u16(pos, le) << 16) | src.u16(pos + 2, le)) >>> 0;
+    const len = src.u32(pos + 4, le);
+    if (tag === SEQUENCE_DELIMITATION) {
+      if (end === Infinity) return pos + 8;
+      pos += 8; // a delimiter inside a defined-length sequence: tolerated
+      continue;
+    }
+    if (tag !== ITEM) {
+      throw new DicomParseError(`expected an item in ${formatTag(el.tag)} but found ${formatTag(tag)} at offset ${pos}`, pos);
+    }
+    const item = new DataSet(encoding, parent.charset);
+    items.push(item);
+    if (len === 0xffffffff) {
+      pos = parseElements(st, item, pos + 8, Infinity, depth + 1, true);
+    } else {
+      if (pos + 8 + len > end) {
+        throw new DicomParseError(`item of ${len} bytes at offset ${pos} extends beyond its sequence ${formatTag(el.tag)}`, pos);
+      }
+      const itemEnd = pos + 8 + len;
+      const after = parseElements(st, item, pos + 8, itemEnd, depth + 1, false);
+      if (after !== itemEnd) throw new DicomParseError(`item at offset ${pos} ends at ${after}, not at ${itemEnd}`, pos);
+      pos = itemEnd;
+    }
+  }
+  if (end !== Infinity && pos !== end) throw new DicomParseError(`sequence ${formatTag(el.tag)} overruns its length`, pos);
+  if (end === Infinity) throw new DicomParseError(`unexpected end of data in sequence ${formatTag(el.tag)}`, pos);
+  return pos;
+}
+
+function parseFragments(st: ParseState, el: DicomElement, pos: number, le: boolean): number {
+  const src = st.src;
+  const fragments: Uint8Array[] = [];
+  for (;;) {
+    src.need(pos, 8, `fragment header in ${formatTag(el.tag)}`);
+    const tag = ((src.u16(pos, le) << 16) | src.u16(pos + 2, le)) >>> 0;
+    const len = src.u32(pos + 4, le);
+    if (tag === SEQUENCE_DELIMITATION) {
+      if (st.full || el.tag !== PIXEL_DATA) el.fragments = fragments;
+      return pos + 8;
+    }
+    if (tag !== ITEM || len === 0xffffffff) {
+      throw new DicomParseError(`expected a fragment item in ${formatTag(el.tag)} but found ${formatTag(tag)} at offset ${pos}`, pos);
+    }
+    if (pos + 8 + len > src.size) {
+      throw new DicomParseError(`fragment of ${len} bytes at offset ${pos} extends beyond the end of the data`, pos);
+    }
+    src.need(pos + 8, len, `fragment in ${formatTag(el.tag)}`);
+    fragments.push(src.bytes(pos + 8, len));
+    pos += 8 + len;
+  }
+}
+
+function readMeta(src: Source, pos: number): { meta: DataSet; end: number } {
+  const meta = new DataSet({ littleEndian: true, explicitVR: true });
+  const st: ParseState = { src, full: true, bulkThreshold: Infinity, stopped: false };
+  // Group 0002 is always explicit VR little endian; read elements while the group is 0002.
+  while (src.ensure(pos, 8) && src.u16(pos, true) === 0x0002) {
+    const vr0 = src.byte(pos + 4), vr1 = src.byte(pos + 5);
+    if (!isVrChars(vr0, vr1)) throw new DicomParseError(`invalid VR in file meta information at offset ${pos + 4}`, pos + 4);
+    const vr = String.fromCharCode(vr0, vr1);
+    const headerLen = LONG_LENGTH_VRS.has(vr) ? 12 : 8;
+    src.need(pos, headerLen, "file meta information");
+    const len = headerLen === 12 ? src.u32(pos + 8, true) : src.u16(pos + 6, true);
+    if (len === 0xffffffff) throw new DicomParseError(`undefined length in file meta information at offset ${pos}`, pos);
+    const end = pos + headerLen + len;
+    pos = parseElements(st, meta, pos, end, 0, false);
+  }
+  return { meta, end: pos };
+}
+
+function startsWithDicm(src: Source, pos: number): boolean {
+  return src.ensure(pos, 4) && src.byte(pos) === 0x44 && src.byte(pos + 1) === 0x49 &&
+    src.byte(pos + 2) === 0x43 && src.byte(pos + 3) === 0x4d;
+}
+
+/** Guesses the encoding of a data set without meta information from its first element. */
+function detectEncoding(src: Source, pos: number): string {
+  if (!src.ensure(pos, 8)) throw new DicomParseError("not a DICOM file: too short", 0);
+  const leGroup = src.u16(pos, true);
+  const beGroup = src.u16(pos, false);
+  const explicit = isVrChars(src.byte(pos + 4), src.byte(pos + 5)) &&
+    isKnownVr(String.fromCharCode(src.byte(pos + 4), src.byte(pos + 5)));
+  const littleEndian = leGroup <= beGroup;
+  const group = littleEndian ? leGroup : beGroup;
+  // A data set starts with a low, even group (0008 usually; 0000–0028 seen in ACR-NEMA-like files).
+  if (group > 0x0100 || (group & 1) === 1 && group !== 0x0009) {
+    throw new DicomParseError("not a DICOM file: no preamble, no meta information, and no recognisable first element", 0);
+  }
+  if (!littleEndian) {
+    if (!explicit) throw new DicomParseError("not a DICOM file: implicit VR big endian is not a DICOM encoding", 0);
+    return EXPLICIT_VR_BIG_ENDIAN;
+  }
+  return explicit ? EXPLICIT_VR_LITTLE_ENDIAN : IMPLICIT_VR_LITTLE_ENDIAN;
+}
+
+function parse(src: Source, opts: ReadOptions, path?: string): DicomFile {
+  let pos = 0;
+  let preamble = false;
+  if (src.size >= 132 && startsWithDicm(src, 128)) {
+    preamble = true;
+    pos = 132;
+  } else if (startsWithDicm(src, 0)) {
+    pos = 4; // "DICM" without a preamble
+  }
+  let meta = new DataSet();
+  let transferSyntaxUid: string | undefined;
+  if (src.ensure(pos, 6) && src.u16(pos, true) === 0x0002 && isVrChars(src.byte(pos + 4), src.byte(pos + 5))) {
+    const r = readMeta(src, pos);
+    meta = r.meta;
+    pos = r.end;
+    transferSyntaxUid = meta.string(0x00020010);
+  } else if (preamble) {
+    throw new DicomParseError("file meta information missing after DICM", pos);
+  }
+  const datasetOffset = pos;
+  if (!transferSyntaxUid) transferSyntaxUid = detectEncoding(src, pos);
+  const enc = transferSyntaxEncoding(transferSyntaxUid);
+  let dataSrc = src;
+  let dataPos = pos;
+  if (enc.deflated) {
+    src.need(pos, src.size - pos, "deflated data set");
+    let inflated: Uint8Array;
+    try {
+      inflated = inflateRawSync(src.bytes(pos, src.size - pos));
+    } catch (e) {
+      throw new DicomParseError(`deflated data set cannot be inflated: ${(e as Error).message}`, pos);
+    }
+    dataSrc = new Source(inflated, undefined, inflated.length);
+    dataPos = 0;
+  } else if (enc.explicitVR && src.ensure(pos, 6) && !isVrChars(src.byte(pos + 4), src.byte(pos + 5)) &&
+    src.u16(pos, true) !== 0xfffe) {
+    // The meta header says explicit but the data set is implicit: read it as it is, as DCMTK does.
+    enc.explicitVR = false;
+  }
+  const dataset = new DataSet({ littleEndian: enc.littleEndian, explicitVR: enc.explicitVR });
+  const st: ParseState = { src: dataSrc, full: !!opts.full, bulkThreshold: opts.bulkThreshold ?? 4096, stopped: false };
+  parseElements(st, dataset, dataPos, Infinity, 0, false);
+  if (dataset.size === 0 && meta.size === 0) throw new DicomParseError("not a DICOM file: no elements", 0);
+  return { path, preamble, meta, dataset, transferSyntaxUid, datasetOffset, size: src.size, complete: !st.stopped };
+}
+
+/** Parses DICOM from bytes in memory (a whole Part 10 file, or a bare data set). */
+export function parseDicom(bytes: Uint8Array, opts: ReadOptions = {}): DicomFile {
+  return parse(new Source(bytes, undefined, bytes.length), opts);
+}
+
+/** Parses a bare data set in a known transfer syntax (as received over the network). */
+export function parseDataSet(bytes: Uint8Array, transferSyntaxUid: string, opts: ReadOptions = { full: true }): DataSet {
+  const enc = transferSyntaxEncoding(transferSyntaxUid);
+  let data = bytes;
+  if (enc.deflated) data = inflateRawSync(bytes);
+  const ds = new DataSet({ littleEndian: enc.littleEndian, explicitVR: enc.explicitVR });
+  const st: ParseState = { src: new Source(data, undefined, data.length), full: opts.full ?? true, bulkThreshold: opts.bulkThreshold ?? 4096, stopped: false };
+  parseElements(st, ds, 0, Infinity, 0, false);
+  return ds;
+}
+
+/**
+ * Reads a DICOM file. By default it reads the header only: it stops before Pixel Data and does
+ * not read large bulk values, so scanning thousands of files reads a few kilobytes of each.
+ * Throws a `DicomParseError` (or a file system error) naming what is wrong.
+ */
+export function readDicomFile(path: string, opts: ReadOptions = {}): DicomFile {
+  if (opts.full) {
+    const bytes = readFileSync(path);
+    const u8 = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return parse(new Source(u8, undefined, u8.length), opts, path);
+  }
+  const fd = openSync(path, "r");
+  try {
+    const size = fstatSync(fd).size;
+    return parse(new Source(undefined, fd, size), opts, path);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Reads the bytes of a value that a header-only read skipped. */
+export function readSkippedValue(path: string, el: DicomElement): Uint8Array {
+  const fd = openSync(path, "r");
+  try {
+    const buf = new Uint8Array(el.length);
+    let got = 0;
+    while (got < el.length) {
+      const r = readSync(fd, buf, got, el.length - got, el.offset + got);
+      if (r === 0) throw new DicomParseError(`unexpected end of data at offset ${el.offset + got}`, el.offset + got);
+      got += r;
+    }
+    return buf;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export { DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, type Tag };

@@ -1,0 +1,193 @@
+import { DataSet, type DicomElement } from "./dataset.ts";
+import { deflateRawSync } from "node:zlib";
+import { formatTag, ITEM, ITEM_DELIMITATION, SEQUENCE_DELIMITATION } from "./tag.ts";
+import { EXPLICIT_VR_LITTLE_ENDIAN, transferSyntaxEncoding } from "./uids.ts";
+import { BINARY_WIDTH, LONG_LENGTH_VRS } from "./vr.ts";
+
+/** This implementation's identity in the file meta information. */
+export const IMPLEMENTATION_CLASS_UID = "1.2.826.0.1.3680043.10.1467.1";
+export const IMPLEMENTATION_VERSION_NAME = "RTEXPORT_010";
+
+/** Accumulates byte chunks; concatenated once at the end. */
+class Chunks {
+  parts: Uint8Array[] = [];
+  length = 0;
+  push(b: Uint8Array): void {
+    this.parts.push(b);
+    this.length += b.length;
+  }
+  concat(): Uint8Array {
+    const out = new Uint8Array(this.length);
+    let o = 0;
+    for (const p of this.parts) {
+      out.set(p, o);
+      o += p.length;
+    }
+    return out;
+  }
+}
+
+interface Target {
+  littleEndian: boolean;
+  explicitVR: boolean;
+}
+
+function header(tag: number, vr: string, length: number, t: Target): Uint8Array {
+  const long = !t.explicitVR || LONG_LENGTH_VRS.has(vr);
+  const out = new Uint8Array(t.explicitVR && long ? 12 : 8);
+  const dv = new DataView(out.buffer);
+  dv.setUint16(0, tag >>> 16, t.littleEndian);
+  dv.setUint16(2, tag & 0xffff, t.littleEndian);
+  if (!t.explicitVR) {
+    dv.setUint32(4, length, t.littleEndian);
+  } else {
+    out[4] = vr.charCodeAt(0);
+    out[5] = vr.charCodeAt(1);
+    if (long) dv.setUint32(8, length, t.littleEndian);
+    else dv.setUint16(6, length, t.littleEndian);
+  }
+  return out;
+}
+
+function itemHeader(tag: number, length: number, le: boolean): Uint8Array {
+  const out = new Uint8Array(8);
+  const dv = new DataView(out.buffer);
+  dv.setUint16(0, 0xfffe, le);
+  dv.setUint16(2, tag & 0xffff, le);
+  dv.setUint32(4, length, le);
+  return out;
+}
+
+/** Converts a value's bytes between byte orders, by the VR's value width. */
+function swapped(value: Uint8Array, vr: string): Uint8Array {
+  const w = BINARY_WIDTH[vr];
+  if (!w || w === 1) return value;
+  const out = new Uint8Array(value.length);
+  const n = value.length - (value.length % w);
+  for (let i = 0; i < n; i += w) for (let k = 0; k < w; k++) out[i + k] = value[i + w - 1 - k];
+  out.set(value.subarray(n), n);
+  return out;
+}
+
+function padded(value: Uint8Array, vr: string): Uint8Array {
+  if (value.length % 2 === 0) return value;
+  const out = new Uint8Array(value.length + 1);
+  out.set(value);
+  out[value.length] = vr === "UI" || vr === "OB" || vr === "UN" ? 0 : 0x20;
+  return out;
+}
+
+function encodeElements(ds: DataSet, t: Target, out: Chunks): void {
+  for (const el of ds.sorted()) encodeElement(el, ds, t, out);
+}
+
+function encodeElement(el: DicomElement, ds: DataSet, t: Target, out: Chunks): void {
+  if (el.skipped) {
+    throw new Error(`Cannot write ${formatTag(el.tag)}: its value was not read (read the file in full to write it)`);
+  }
+  let vr = el.vr;
+  if (el.items) {
+    const body = new Chunks();
+    for (const item of el.items) {
+      const itemBody = new Chunks();
+      encodeElements(item, t, itemBody);
+      if (el.undefinedLength) {
+        body.push(itemHeader(ITEM, 0xffffffff, t.littleEndian));
+        for (const p of itemBody.parts) body.push(p);
+        body.push(itemHeader(ITEM_DELIMITATION, 0, t.littleEndian));
+      } else {
+        body.push(itemHeader(ITEM, itemBody.length, t.littleEndian));
+        for (const p of itemBody.parts) body.push(p);
+      }
+    }
+    if (el.undefinedLength) {
+      out.push(header(el.tag, "SQ", 0xffffffff, t));
+      for (const p of body.parts) out.push(p);
+      out.push(itemHeader(SEQUENCE_DELIMITATION, 0, t.littleEndian));
+    } else {
+      out.push(header(el.tag, "SQ", body.length, t));
+      for (const p of body.parts) out.push(p);
+    }
+    return;
+  }
+  if (el.fragments) {
+    out.push(header(el.tag, vr === "OW" ? "OW" : "OB", 0xffffffff, t));
+    for (const f of el.fragments) {
+      out.push(itemHeader(ITEM, f.length + (f.length & 1), t.littleEndian));
+      out.push(padded(f, "OB"));
+    }
+    out.push(itemHeader(SEQUENCE_DELIMITATION, 0, t.littleEndian));
+    return;
+  }
+  let value = el.value ?? new Uint8Array(0);
+  if (ds.littleEndian !== t.littleEndian) value = swapped(value, vr);
+  value = padded(value, vr);
+  if (t.explicitVR && !LONG_LENGTH_VRS.has(vr) && value.length > 0xffff) vr = "UN"; // too long for a 16-bit length
+  out.push(header(el.tag, vr, value.length, t));
+  out.push(value);
+}
+
+/** Encodes a data set (no meta information) in the given transfer syntax. */
+export function encodeDataSet(ds: DataSet, transferSyntaxUid: string = EXPLICIT_VR_LITTLE_ENDIAN): Uint8Array {
+  const enc = transferSyntaxEncoding(transferSyntaxUid);
+  const out = new Chunks();
+  encodeElements(ds, enc, out);
+  const bytes = out.concat();
+  return enc.deflated ? new Uint8Array(deflateRawSync(bytes)) : bytes;
+}
+
+function uiValue(text: string): Uint8Array {
+  const b = new TextEncoder().encode(text);
+  return padded(b, "UI");
+}
+
+/** Builds file meta information (group 0002) for a data set. */
+export function buildMeta(sopClassUid: string, sopInstanceUid: string, transferSyntaxUid: string, sourceAet?: string): DataSet {
+  const meta = new DataSet({ littleEndian: true, explicitVR: true });
+  const put = (tag: number, vr: string, value: Uint8Array) => meta.set({ tag, vr, value, offset: 0, length: value.length });
+  put(0x00020001, "OB", Uint8Array.of(0, 1));
+  put(0x00020002, "UI", uiValue(sopClassUid));
+  put(0x00020003, "UI", uiValue(sopInstanceUid));
+  put(0x00020010, "UI", uiValue(transferSyntaxUid));
+  put(0x00020012, "UI", uiValue(IMPLEMENTATION_CLASS_UID));
+  put(0x00020013, "SH", padded(new TextEncoder().encode(IMPLEMENTATION_VERSION_NAME), "SH"));
+  if (sourceAet) put(0x00020016, "AE", padded(new TextEncoder().encode(sourceAet), "AE"));
+  return meta;
+}
+
+/** Encodes file meta information, with its group length computed. */
+export function encodeMeta(meta: DataSet): Uint8Array {
+  const t = { littleEndian: true, explicitVR: true };
+  const body = new Chunks();
+  for (const el of meta.sorted()) if (el.tag !== 0x00020000) encodeElement(el, meta, t, body);
+  const gl = new Uint8Array(12);
+  const dv = new DataView(gl.buffer);
+  dv.setUint16(0, 0x0002, true);
+  dv.setUint16(2, 0x0000, true);
+  gl[4] = 0x55; gl[5] = 0x4c; // UL
+  dv.setUint16(6, 4, true);
+  dv.setUint32(8, body.length, true);
+  const out = new Chunks();
+  out.push(gl);
+  for (const p of body.parts) out.push(p);
+  return out.concat();
+}
+
+/**
+ * Encodes a Part 10 file: preamble, `DICM`, meta information, data set. The meta header's
+ * Transfer Syntax UID is set to the one written; SOP class/instance come from the data set
+ * when the meta has none.
+ */
+export function encodeFile(dataset: DataSet, opts: { meta?: DataSet; transferSyntaxUid?: string } = {}): Uint8Array {
+  const ts = opts.transferSyntaxUid ?? opts.meta?.string(0x00020010) ?? EXPLICIT_VR_LITTLE_ENDIAN;
+  const meta = opts.meta ?? buildMeta(dataset.string(0x00080016) ?? "", dataset.string(0x00080018) ?? "", ts);
+  const tsValue = uiValue(ts);
+  meta.set({ tag: 0x00020010, vr: "UI", value: tsValue, offset: 0, length: tsValue.length });
+  const metaBytes = encodeMeta(meta);
+  const body = encodeDataSet(dataset, ts);
+  const out = new Uint8Array(132 + metaBytes.length + body.length);
+  out.set([0x44, 0x49, 0x43, 0x4d], 128);
+  out.set(metaBytes, 132);
+  out.set(body, 132 + metaBytes.length);
+  return out;
+}
