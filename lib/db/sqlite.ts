@@ -1,0 +1,113 @@
+/**
+ * Kysely over the SQLite built into the runtime (`node:sqlite` in Node ≥ 22 and in Deno), so
+ * the embedded database needs no native npm module. Kysely's own `SqliteDialect` is written
+ * for better-sqlite3; `node:sqlite` differs in three ways this adapter bridges: parameters are
+ * spread rather than passed as an array, statements do not say whether they return rows, and
+ * booleans are not bindable.
+ */
+import process from "node:process";
+import { Kysely, SqliteDialect, type SqliteDatabase, type SqliteStatement } from "kysely";
+
+/** The part of `node:sqlite`'s DatabaseSync this module uses. */
+interface DatabaseSyncLike {
+  exec(sql: string): void;
+  prepare(sql: string): StatementSyncLike;
+  close(): void;
+}
+interface StatementSyncLike {
+  all(...params: unknown[]): unknown[];
+  run(...params: unknown[]): { changes: number | bigint; lastInsertRowid: number | bigint };
+  iterate(...params: unknown[]): IterableIterator<unknown>;
+  columns(): unknown[];
+}
+type DatabaseSyncConstructor = new (path: string, options?: Record<string, unknown>) => DatabaseSyncLike;
+
+let databaseSync: DatabaseSyncConstructor | undefined;
+
+/**
+ * Loads `node:sqlite` on first use. Node flags the module experimental and prints a warning on
+ * load; users of a CLI should not see that line, so only that one warning is silenced.
+ */
+function loadDatabaseSync(): DatabaseSyncConstructor {
+  if (databaseSync) return databaseSync;
+  const original = process.emitWarning;
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    const message = typeof warning === "string" ? warning : warning?.message;
+    if (/SQLite is an experimental feature/.test(String(message))) return;
+    return (original as (...a: unknown[]) => void).call(process, warning, ...rest);
+  }) as typeof process.emitWarning;
+  try {
+    const getBuiltin = (process as unknown as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule;
+    if (typeof getBuiltin !== "function") {
+      throw new Error("Cannot open SQLite: this runtime has no node:sqlite (Node 22.5 or later, or Deno 2, is required)");
+    }
+    const mod = getBuiltin.call(process, "node:sqlite") as { DatabaseSync?: DatabaseSyncConstructor } | undefined;
+    if (!mod?.DatabaseSync) throw new Error("Cannot open SQLite: node:sqlite is not available in this runtime");
+    databaseSync = mod.DatabaseSync;
+    return databaseSync;
+  } finally {
+    process.emitWarning = original;
+  }
+}
+
+function bindable(params: ReadonlyArray<unknown>): unknown[] {
+  return params.map((p) => (typeof p === "boolean" ? (p ? 1 : 0) : p instanceof Date ? p.toISOString() : p));
+}
+
+/** Wraps a `DatabaseSync` in the better-sqlite3 shape kysely's SqliteDialect drives, caching prepared statements. */
+export function adaptDatabaseSync(db: DatabaseSyncLike, cacheSize = 200): SqliteDatabase {
+  const cache = new Map<string, SqliteStatement>();
+  return {
+    close: () => db.close(),
+    prepare(sql: string): SqliteStatement {
+      const cached = cache.get(sql);
+      if (cached) return cached;
+      const stmt = db.prepare(sql);
+      const adapted: SqliteStatement = {
+        reader: stmt.columns().length > 0,
+        all: (params) => stmt.all(...bindable(params)),
+        run: (params) => {
+          const r = stmt.run(...bindable(params));
+          return { changes: r.changes, lastInsertRowid: r.lastInsertRowid };
+        },
+        iterate: (params) => stmt.iterate(...bindable(params)),
+      };
+      if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string);
+      cache.set(sql, adapted);
+      return adapted;
+    },
+  };
+}
+
+/** Options of {@link openSqlite}. */
+export interface OpenSqliteOptions {
+  /** Milliseconds to wait for a lock held by another process (default 5000). */
+  busyTimeoutMs?: number;
+  /** Use write-ahead logging (default true for files; ignored for ":memory:"). */
+  wal?: boolean;
+}
+
+/**
+ * Opens (creating when absent) an SQLite database file as a Kysely instance.
+ *
+ * @example
+ * ```ts
+ * const db = openSqlite<{ t: { a: number } }>(":memory:");
+ * await db.schema.createTable("t").addColumn("a", "integer").execute();
+ * await db.destroy();
+ * ```
+ */
+export function openSqlite<DB>(path: string, options: OpenSqliteOptions = {}): Kysely<DB> {
+  const DatabaseSync = loadDatabaseSync();
+  let raw: DatabaseSyncLike;
+  try {
+    raw = new DatabaseSync(path);
+  } catch (e) {
+    throw new Error(`Cannot open SQLite database "${path}": ${(e as Error).message}`);
+  }
+  raw.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
+  if (path !== ":memory:" && options.wal !== false) raw.exec("PRAGMA journal_mode = WAL");
+  raw.exec("PRAGMA synchronous = NORMAL");
+  raw.exec("PRAGMA foreign_keys = ON");
+  return new Kysely<DB>({ dialect: new SqliteDialect({ database: adaptDatabaseSync(raw) }) });
+}
