@@ -249,11 +249,14 @@ function encodeIso2022(text: string, terms: string[], isPersonName: boolean, fir
   let g0Term = initial?.g0 && initial.g0.kind !== "ascii" ? first : "ISO 2022 IR 6";
   let g1Term = initial?.g1 ? first : "";
   const candidates = terms.filter((t) => TERMS[t] && t !== "ISO 2022 IR 6");
+  // With ISO 2022 IR 13 first, the initial G0 is JIS X 0201 Romaji: return to it with ESC ( J,
+  // as PS3.5 H.3.2 does; otherwise return to ASCII with ESC ( B.
+  const toInitialG0 = first === "ISO 2022 IR 13" ? [0x28, 0x4a] : TERMS["ISO 2022 IR 6"].escape!;
   for (const ch of text) {
     const c = ch.charCodeAt(0);
     if (c < 0x80) {
       if (g0Term !== "ISO 2022 IR 6") {
-        out.push(ESC, ...TERMS["ISO 2022 IR 6"].escape!);
+        out.push(ESC, ...toInitialG0);
         g0Term = "ISO 2022 IR 6";
       }
       out.push(c);
@@ -281,7 +284,7 @@ function encodeIso2022(text: string, terms: string[], isPersonName: boolean, fir
     }
     if (!done) out.push(0x3f);
   }
-  if (g0Term !== "ISO 2022 IR 6") out.push(ESC, ...TERMS["ISO 2022 IR 6"].escape!);
+  if (g0Term !== "ISO 2022 IR 6") out.push(ESC, ...toInitialG0);
   return Uint8Array.from(out);
 }
 
