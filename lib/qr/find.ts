@@ -1,0 +1,222 @@
+/**
+ * Query/Retrieve over a {@link FolderIndex}: C-FIND matching at PATIENT/STUDY/SERIES/IMAGE level
+ * in the Patient Root and Study Root models, and the instance selection of C-MOVE/C-GET.
+ */
+import { sql } from "kysely";
+import { DataSet, type DicomElement } from "../dicom/dataset.ts";
+import { dictionaryVr } from "../dicom/dictionary.ts";
+import { characterSet } from "../dicom/charset.ts";
+import { isPrivateTag, type Tag } from "../dicom/tag.ts";
+import {
+  ATTRIBUTE_BY_TAG, COMPUTED_ATTRIBUTES, type IndexedAttribute, type QueryLevel, LEVELS, levelRank, REFERENCE_SEQUENCES,
+} from "../index/attributes.ts";
+import type { FolderIndex, IndexedFile, IndexRow } from "../index/index.ts";
+import { isExactKey, matchValue, normalizeQueryValue } from "./match.ts";
+
+/** Information model of a Q/R request: Patient Root or Study Root. */
+export type QueryModel = "PATIENT" | "STUDY";
+
+/** A request the SCP must refuse, with the DIMSE status to refuse it with. */
+export class QueryError extends Error {
+  readonly status: number;
+  constructor(message: string, status: number) {
+    super(message);
+    this.name = "QueryError";
+    this.status = status;
+  }
+}
+
+/** PS3.4 C.4.1.1.4: identifier does not match SOP class. */
+export const STATUS_IDENTIFIER_MISMATCH = 0xa900;
+/** PS3.4 C.4.1.1.4: unable to process. */
+export const STATUS_UNABLE_TO_PROCESS = 0xc000;
+
+const QUERY_RETRIEVE_LEVEL = 0x00080052;
+const SPECIFIC_CHARACTER_SET = 0x00080005;
+const REFERENCED_SOP_INSTANCE_UID = 0x00081155;
+
+interface QueryKey {
+  tag: Tag;
+  vr: string;
+  /** Decoded value ("" for universal matching). */
+  value: string;
+  attribute?: IndexedAttribute;
+  sequence?: { column: string; uid: string };
+}
+
+/** The Query/Retrieve Level of an identifier, checked against the information model. */
+export function queryLevel(identifier: DataSet, model: QueryModel): QueryLevel {
+  const raw = identifier.string(QUERY_RETRIEVE_LEVEL)?.trim().toUpperCase();
+  if (!raw) throw new QueryError("Query/Retrieve Level (0008,0052) is missing", STATUS_IDENTIFIER_MISMATCH);
+  const level = raw as QueryLevel;
+  if (!LEVELS.includes(level)) throw new QueryError(`Unknown Query/Retrieve Level "${raw}"`, STATUS_IDENTIFIER_MISMATCH);
+  if (model === "STUDY" && level === "PATIENT") {
+    throw new QueryError("PATIENT level is not part of the Study Root model", STATUS_IDENTIFIER_MISMATCH);
+  }
+  return level;
+}
+
+function keysOf(identifier: DataSet, level: QueryLevel): QueryKey[] {
+  const keys: QueryKey[] = [];
+  for (const el of identifier.sorted()) {
+    const tag = el.tag;
+    if (tag === QUERY_RETRIEVE_LEVEL || tag === SPECIFIC_CHARACTER_SET) continue;
+    if ((tag & 0xffff) === 0 || (tag >>> 16) === 0x0002 || isPrivateTag(tag)) continue;
+    const seq = REFERENCE_SEQUENCES.find((r) => r.tag === tag);
+    if (seq) {
+      const uid = el.items?.[0]?.string(REFERENCED_SOP_INSTANCE_UID) ?? "";
+      keys.push({ tag, vr: "SQ", value: "", sequence: { column: seq.column, uid: level === "IMAGE" ? uid : "" } });
+      continue;
+    }
+    const a = ATTRIBUTE_BY_TAG.get(tag);
+    const vr = a?.vr ?? (el.vr && el.vr !== "UN" ? el.vr : dictionaryVr(tag));
+    const value = el.vr === "SQ" ? "" : identifier.strings(tag).join("\\");
+    // Keys below the requested level are not matched (PS3.4 C.4.1.2.1: they are returned empty).
+    const usable = a && levelRank(a.level) <= levelRank(level) ? a : undefined;
+    keys.push({ tag, vr, value: usable ? normalizeQueryValue(value, vr) : "", attribute: usable });
+  }
+  return keys;
+}
+
+const TABLES: Record<QueryLevel, string> = { PATIENT: "patient", STUDY: "study", SERIES: "series", IMAGE: "instance" };
+
+/** Rows of the joined tables down to `level`, narrowed in SQL by exact keys, then matched in JS. */
+async function matchingRows(index: FolderIndex, level: QueryLevel, keys: QueryKey[]): Promise<IndexRow[]> {
+  // deno-lint-ignore no-explicit-any
+  let q: any = index.db.selectFrom("patient");
+  if (levelRank(level) >= 1) q = q.innerJoin("study", "study.patient_id", "patient.patient_id");
+  if (levelRank(level) >= 2) q = q.innerJoin("series", "series.study_uid", "study.study_uid");
+  if (levelRank(level) >= 3) q = q.innerJoin("instance", "instance.series_uid", "series.series_uid");
+  q = q.selectAll(LEVELS.slice(0, levelRank(level) + 1).map((l) => TABLES[l]));
+  for (const k of keys) {
+    if (!k.attribute || !isExactKey(k.vr, k.value)) continue;
+    const col = `${TABLES[k.attribute.level]}.${k.attribute.column}`;
+    if (COMPUTED_ATTRIBUTES.includes(k.attribute)) continue;
+    const values = k.vr === "UI" ? k.value.split("\\") : [k.value];
+    q = q.where(col, "in", values);
+  }
+  let rows = (await q.execute()) as IndexRow[];
+  const computed = keys.filter((k) => k.attribute && COMPUTED_ATTRIBUTES.includes(k.attribute));
+  if (computed.length) await addComputed(index, level, rows);
+  rows = rows.filter((row) =>
+    keys.every((k) => {
+      if (k.sequence) {
+        if (!k.sequence.uid) return true;
+        return matchValue("UI", k.sequence.uid, row[k.sequence.column] as string | null);
+      }
+      if (!k.attribute) return true;
+      const v = row[k.attribute.column];
+      return matchValue(k.vr, k.value, v === null || v === undefined ? null : String(v));
+    })
+  );
+  if (level === "IMAGE") {
+    const seen = new Set<string>();
+    rows = rows.filter((r) => {
+      const uid = String(r.sop_instance_uid);
+      if (seen.has(uid)) return false;
+      seen.add(uid);
+      return true;
+    });
+  }
+  return rows;
+}
+
+async function addComputed(index: FolderIndex, level: QueryLevel, rows: IndexRow[]): Promise<void> {
+  if (level === "IMAGE") return;
+  const keyCol = level === "PATIENT" ? "patient.patient_id" : level === "STUDY" ? "study.study_uid" : "series.series_uid";
+  const agg = await index.db.selectFrom("patient")
+    .innerJoin("study", "study.patient_id", "patient.patient_id")
+    .innerJoin("series", "series.study_uid", "study.study_uid")
+    .innerJoin("instance", "instance.series_uid", "series.series_uid")
+    .select([
+      sql<string>`${sql.ref(keyCol)}`.as("k"),
+      sql<number>`count(distinct study.study_uid)`.as("n_studies"),
+      sql<number>`count(distinct series.series_uid)`.as("n_series"),
+      sql<number>`count(distinct instance.sop_instance_uid)`.as("n_instances"),
+      sql<string>`group_concat(distinct series.modality)`.as("modalities"),
+      sql<string>`group_concat(distinct instance.sop_class_uid)`.as("classes"),
+    ])
+    .groupBy(sql.ref(keyCol))
+    .execute();
+  const byKey = new Map(agg.map((a) => [String(a.k), a]));
+  for (const row of rows) {
+    const k = String(level === "PATIENT" ? row.patient_id : level === "STUDY" ? row.study_uid : row.series_uid);
+    const a = byKey.get(k);
+    const n = (x: unknown) => String(Number(x ?? 0));
+    const list = (x: unknown) => (x ? String(x).split(",").filter(Boolean).sort().join("\\") : null);
+    row.n_patient_studies = n(a?.n_studies);
+    row.n_patient_series = n(a?.n_series);
+    row.n_patient_instances = n(a?.n_instances);
+    row.modalities_in_study = list(a?.modalities);
+    row.sop_classes_in_study = list(a?.classes);
+    row.n_study_series = n(a?.n_series);
+    row.n_study_instances = n(a?.n_instances);
+    row.n_series_instances = n(a?.n_instances);
+  }
+}
+
+const encoder = new TextEncoder();
+
+function element(tag: Tag, vr: string, text: string): DicomElement {
+  let bytes = encoder.encode(text);
+  if (bytes.length % 2) {
+    const padded = new Uint8Array(bytes.length + 1);
+    padded.set(bytes);
+    padded[bytes.length] = vr === "UI" ? 0 : 0x20;
+    bytes = padded;
+  }
+  return { tag, vr, value: bytes, offset: 0, length: bytes.length };
+}
+
+function responseOf(row: IndexRow, keys: QueryKey[], level: QueryLevel): DataSet {
+  const ds = new DataSet({ littleEndian: true, explicitVR: true }, characterSet(["ISO_IR 192"]));
+  let nonAscii = false;
+  const put = (tag: Tag, vr: string, text: string) => {
+    if (/[^\x00-\x7f]/.test(text)) nonAscii = true;
+    ds.set(element(tag, vr, text));
+  };
+  put(QUERY_RETRIEVE_LEVEL, "CS", level);
+  for (const k of keys) {
+    if (k.sequence) {
+      const uids = row[k.sequence.column] ? String(row[k.sequence.column]).split("\\") : [];
+      const items = uids.map((uid) => {
+        const item = new DataSet();
+        item.set(element(REFERENCED_SOP_INSTANCE_UID, "UI", uid));
+        return item;
+      });
+      ds.set({ tag: k.tag, vr: "SQ", items, offset: 0, length: 0 });
+      continue;
+    }
+    const v = k.attribute ? row[k.attribute.column] : null;
+    put(k.tag, k.vr === "SQ" ? "SQ" : k.vr, v === null || v === undefined ? "" : String(v));
+  }
+  // The level's unique key is always returned so the SCU can go one level down.
+  const unique: Record<QueryLevel, [Tag, string]> = {
+    PATIENT: [0x00100020, "patient_id"], STUDY: [0x0020000d, "study_uid"], SERIES: [0x0020000e, "series_uid"], IMAGE: [0x00080018, "sop_instance_uid"],
+  };
+  const [ut, uc] = unique[level];
+  if (!ds.has(ut)) put(ut, ut === 0x00100020 ? "LO" : "UI", String(row[uc] ?? ""));
+  if (nonAscii) put(SPECIFIC_CHARACTER_SET, "CS", "ISO_IR 192");
+  return ds;
+}
+
+/**
+ * Answers a C-FIND identifier: one response data set per match, each carrying the requested
+ * keys (empty when the index has no value for them). Throws {@link QueryError} for identifiers
+ * the SCP must refuse.
+ */
+export async function findMatches(index: FolderIndex, identifier: DataSet, model: QueryModel): Promise<DataSet[]> {
+  const level = queryLevel(identifier, model);
+  const keys = keysOf(identifier, level);
+  const rows = await matchingRows(index, level, keys);
+  return rows.map((r) => responseOf(r, keys, level));
+}
+
+/** The instances a C-MOVE or C-GET identifier selects (every instance below the matched entities). */
+export async function selectInstances(index: FolderIndex, identifier: DataSet, model: QueryModel): Promise<IndexedFile[]> {
+  const level = queryLevel(identifier, model);
+  const keys = keysOf(identifier, level).filter((k) => k.value !== "" || k.sequence?.uid);
+  if (!keys.length) throw new QueryError(`The ${level} level retrieve identifier has no unique key`, STATUS_IDENTIFIER_MISMATCH);
+  const rows = await matchingRows(index, "IMAGE", keys);
+  return index.filesOf(rows.map((r) => String(r.sop_instance_uid)));
+}
