@@ -1,0 +1,293 @@
+import type { DataSet } from "../dicom/dataset.ts";
+import type { DicomFile } from "../dicom/reader.ts";
+import { SOP_CLASS_NAMES } from "../dicom/uids.ts";
+
+/** What an object is in the RT reference tree. */
+export type RtObjectKind = "plan" | "structureSet" | "dose" | "record" | "rtImage" | "registration" | "image";
+
+/**
+ * The few fields of one DICOM object that the reference tree needs: identity, and the references
+ * it makes. Small on purpose, so that a tree over thousands of files holds no data sets.
+ */
+export interface RtObjectSummary {
+  kind: RtObjectKind;
+  path?: string;
+  sopClassUid?: string;
+  sopInstanceUid?: string;
+  modality?: string;
+  patientId?: string;
+  patientName?: string;
+  studyUid?: string;
+  seriesUid?: string;
+  frameOfReferenceUid?: string;
+  /** RTPLAN: RT Plan Label; RTSTRUCT: Structure Set Label; RTIMAGE: RT Image Label. */
+  label?: string;
+  /** RTPLAN: RT Plan Name. */
+  name?: string;
+  /** RTPLAN, RTSTRUCT, RTDOSE: Approval Status. */
+  approval?: string;
+  /** RTPLAN: treatment machine names, in order of first appearance. */
+  machines?: string[];
+  /** RTPLAN: number of beams (BeamSequence or IonBeamSequence items). */
+  beams?: number;
+  /** RTPLAN: Referenced Structure Set Sequence. */
+  structureSetUids?: string[];
+  /** RTSTRUCT: referenced image series with the instances listed for each. */
+  referencedSeries?: { seriesUid: string; instanceUids: string[] }[];
+  /** RTSTRUCT: contour image instances not listed under a series (resolved to series when found). */
+  contourInstanceUids?: string[];
+  /** RTSTRUCT and registrations: frames of reference referenced. */
+  referencedFrameUids?: string[];
+  /** Registrations: series referenced (directly, or through referenced image instances). */
+  referencedSeriesUids?: string[];
+  referencedInstanceUids?: string[];
+  /** RTDOSE, treatment records, RTIMAGE: Referenced RT Plan Sequence. */
+  referencedPlanUids?: string[];
+  /** RTDOSE: Dose Summation Type (PLAN, BEAM, FRACTION, …). */
+  summation?: string;
+  /** RTDOSE, RTIMAGE: referenced beam numbers. */
+  beamNumbers?: number[];
+  /** Treatment records: treatment date and fraction number. */
+  date?: string;
+  fraction?: number;
+}
+
+const SOP = {
+  rtImage: "1.2.840.10008.5.1.4.1.1.481.1",
+  rtDose: "1.2.840.10008.5.1.4.1.1.481.2",
+  rtStruct: "1.2.840.10008.5.1.4.1.1.481.3",
+  rtPlan: "1.2.840.10008.5.1.4.1.1.481.5",
+  rtIonPlan: "1.2.840.10008.5.1.4.1.1.481.8",
+};
+const RECORD_CLASSES: ReadonlySet<string> = new Set([
+  "1.2.840.10008.5.1.4.1.1.481.4", // RT Beams Treatment Record
+  "1.2.840.10008.5.1.4.1.1.481.6", // RT Brachy Treatment Record
+  "1.2.840.10008.5.1.4.1.1.481.7", // RT Treatment Summary Record
+  "1.2.840.10008.5.1.4.1.1.481.9", // RT Ion Beams Treatment Record
+]);
+const REGISTRATION_CLASSES: ReadonlySet<string> = new Set([
+  "1.2.840.10008.5.1.4.1.1.66.1", // Spatial Registration
+  "1.2.840.10008.5.1.4.1.1.66.3", // Deformable Spatial Registration
+]);
+
+// Tags used below, by keyword for the reader.
+const T = {
+  SOPClassUID: 0x00080016,
+  SOPInstanceUID: 0x00080018,
+  Modality: 0x00080060,
+  PatientName: 0x00100010,
+  PatientID: 0x00100020,
+  StudyInstanceUID: 0x0020000d,
+  SeriesInstanceUID: 0x0020000e,
+  FrameOfReferenceUID: 0x00200052,
+  ReferencedSOPInstanceUID: 0x00081155,
+  ReferencedSeriesSequence: 0x00081115,
+  ReferencedImageSequence: 0x00081140,
+  StudiesContainingOtherReferencedInstancesSequence: 0x00081200,
+  RTPlanLabel: 0x300a0002,
+  RTPlanName: 0x300a0003,
+  ApprovalStatus: 0x300e0002,
+  BeamSequence: 0x300a00b0,
+  IonBeamSequence: 0x300a03a2,
+  TreatmentMachineName: 0x300a00b2,
+  TreatmentMachineSequence: 0x300a0206,
+  ReferencedStructureSetSequence: 0x300c0060,
+  StructureSetLabel: 0x30060002,
+  ReferencedFrameOfReferenceSequence: 0x30060010,
+  RTReferencedStudySequence: 0x30060012,
+  RTReferencedSeriesSequence: 0x30060014,
+  ContourImageSequence: 0x30060016,
+  ROIContourSequence: 0x30060039,
+  ContourSequence: 0x30060040,
+  ReferencedRTPlanSequence: 0x300c0002,
+  ReferencedFractionGroupSequence: 0x300c0020,
+  ReferencedBeamSequence: 0x300c0004,
+  ReferencedBeamNumber: 0x300c0006,
+  DoseSummationType: 0x3004000a,
+  TreatmentDate: 0x30080250,
+  CurrentFractionNumber: 0x30080022,
+  RTImageLabel: 0x30020002,
+  RegistrationSequence: 0x00700308,
+  DeformableRegistrationSequence: 0x00640002,
+  SourceFrameOfReferenceUID: 0x00640003,
+} as const;
+
+function add(list: string[], v: string | undefined): void {
+  if (v !== undefined && v !== "" && !list.includes(v)) list.push(v);
+}
+
+function refUids(ds: DataSet, seqTag: number): string[] {
+  const out: string[] = [];
+  for (const item of ds.items(seqTag)) add(out, item.string(T.ReferencedSOPInstanceUID));
+  return out;
+}
+
+/** Decides what an object is from its SOP class (modality as a fallback). */
+export function objectKind(sopClassUid: string | undefined, modality: string | undefined): RtObjectKind {
+  switch (sopClassUid) {
+    case SOP.rtPlan: case SOP.rtIonPlan: return "plan";
+    case SOP.rtStruct: return "structureSet";
+    case SOP.rtDose: return "dose";
+    case SOP.rtImage: return "rtImage";
+  }
+  if (sopClassUid && RECORD_CLASSES.has(sopClassUid)) return "record";
+  if (sopClassUid && REGISTRATION_CLASSES.has(sopClassUid)) return "registration";
+  if (sopClassUid === undefined) {
+    switch (modality) {
+      case "RTPLAN": return "plan";
+      case "RTSTRUCT": return "structureSet";
+      case "RTDOSE": return "dose";
+      case "RTIMAGE": return "rtImage";
+      case "RTRECORD": return "record";
+      case "REG": return "registration";
+    }
+  }
+  return "image";
+}
+
+/**
+ * Extracts from a parsed file what the reference tree needs (a header-only read is enough).
+ *
+ * Treatment machines of a plan come from BeamSequence and IonBeamSequence (Treatment Machine Name
+ * per beam), and from TreatmentMachineSequence (brachytherapy). A skeleton plan without beams
+ * (CyberKnife-like exports) may still carry a Treatment Machine Name at the top level of the plan,
+ * which is taken too.
+ */
+export function summarizeObject(file: DicomFile, path: string | undefined = file.path): RtObjectSummary {
+  const ds = file.dataset;
+  const sopClassUid = ds.string(T.SOPClassUID) ?? file.meta.string(0x00020002);
+  const modality = ds.string(T.Modality);
+  const kind = objectKind(sopClassUid, modality);
+  const s: RtObjectSummary = {
+    kind,
+    path,
+    sopClassUid,
+    sopInstanceUid: ds.string(T.SOPInstanceUID) ?? file.meta.string(0x00020003),
+    modality,
+    patientId: ds.string(T.PatientID),
+    studyUid: ds.string(T.StudyInstanceUID),
+    seriesUid: ds.string(T.SeriesInstanceUID),
+    frameOfReferenceUid: ds.string(T.FrameOfReferenceUID),
+  };
+  if (kind !== "image") s.patientName = ds.string(T.PatientName);
+  switch (kind) {
+    case "plan": {
+      s.label = ds.string(T.RTPlanLabel);
+      s.name = ds.string(T.RTPlanName);
+      s.approval = ds.string(T.ApprovalStatus);
+      const machines: string[] = [];
+      let beams = 0;
+      for (const seq of [T.BeamSequence, T.IonBeamSequence]) {
+        for (const beam of ds.items(seq)) {
+          beams++;
+          add(machines, beam.string(T.TreatmentMachineName));
+        }
+      }
+      for (const m of ds.items(T.TreatmentMachineSequence)) add(machines, m.string(T.TreatmentMachineName));
+      add(machines, ds.string(T.TreatmentMachineName));
+      s.machines = machines;
+      s.beams = beams;
+      s.structureSetUids = refUids(ds, T.ReferencedStructureSetSequence);
+      break;
+    }
+    case "structureSet": {
+      s.label = ds.string(T.StructureSetLabel);
+      s.approval = ds.string(T.ApprovalStatus);
+      const series = new Map<string, string[]>();
+      const frames: string[] = [];
+      for (const fr of ds.items(T.ReferencedFrameOfReferenceSequence)) {
+        add(frames, fr.string(T.FrameOfReferenceUID));
+        for (const st of fr.items(T.RTReferencedStudySequence)) {
+          for (const se of st.items(T.RTReferencedSeriesSequence)) {
+            const uid = se.string(T.SeriesInstanceUID);
+            if (!uid) continue;
+            const list = series.get(uid) ?? [];
+            series.set(uid, list);
+            for (const img of se.items(T.ContourImageSequence)) add(list, img.string(T.ReferencedSOPInstanceUID));
+          }
+        }
+      }
+      s.referencedFrameUids = frames;
+      s.referencedSeries = [...series].map(([seriesUid, instanceUids]) => ({ seriesUid, instanceUids }));
+      if (series.size === 0) {
+        // Older exports list contour images only per contour.
+        const inst = new Set<string>();
+        for (const roi of ds.items(T.ROIContourSequence)) {
+          for (const c of roi.items(T.ContourSequence)) {
+            for (const img of c.items(T.ContourImageSequence)) {
+              const u = img.string(T.ReferencedSOPInstanceUID);
+              if (u) inst.add(u);
+            }
+          }
+        }
+        if (inst.size) s.contourInstanceUids = [...inst];
+      }
+      break;
+    }
+    case "dose": {
+      s.summation = ds.string(T.DoseSummationType);
+      s.approval = ds.string(T.ApprovalStatus);
+      s.referencedPlanUids = refUids(ds, T.ReferencedRTPlanSequence);
+      const beams: number[] = [];
+      for (const p of ds.items(T.ReferencedRTPlanSequence)) {
+        for (const fg of p.items(T.ReferencedFractionGroupSequence)) {
+          for (const b of fg.items(T.ReferencedBeamSequence)) {
+            const n = b.number(T.ReferencedBeamNumber);
+            if (n !== undefined && !beams.includes(n)) beams.push(n);
+          }
+        }
+      }
+      if (beams.length) s.beamNumbers = beams;
+      break;
+    }
+    case "record": {
+      s.referencedPlanUids = refUids(ds, T.ReferencedRTPlanSequence);
+      s.date = isoDate(ds.string(T.TreatmentDate));
+      s.fraction = ds.number(T.CurrentFractionNumber);
+      break;
+    }
+    case "rtImage": {
+      s.label = ds.string(T.RTImageLabel);
+      s.referencedPlanUids = refUids(ds, T.ReferencedRTPlanSequence);
+      const n = ds.number(T.ReferencedBeamNumber);
+      if (n !== undefined) s.beamNumbers = [n];
+      break;
+    }
+    case "registration": {
+      const frames: string[] = [];
+      const series: string[] = [];
+      const instances: string[] = [];
+      add(frames, s.frameOfReferenceUid);
+      for (const r of ds.items(T.RegistrationSequence)) {
+        add(frames, r.string(T.FrameOfReferenceUID));
+        for (const img of r.items(T.ReferencedImageSequence)) add(instances, img.string(T.ReferencedSOPInstanceUID));
+      }
+      for (const r of ds.items(T.DeformableRegistrationSequence)) {
+        add(frames, r.string(T.SourceFrameOfReferenceUID));
+        for (const img of r.items(T.ReferencedImageSequence)) add(instances, img.string(T.ReferencedSOPInstanceUID));
+      }
+      for (const se of ds.items(T.ReferencedSeriesSequence)) add(series, se.string(T.SeriesInstanceUID));
+      for (const st of ds.items(T.StudiesContainingOtherReferencedInstancesSequence)) {
+        for (const se of st.items(T.ReferencedSeriesSequence)) add(series, se.string(T.SeriesInstanceUID));
+      }
+      s.referencedFrameUids = frames;
+      s.referencedSeriesUids = series;
+      if (instances.length) s.referencedInstanceUids = instances;
+      break;
+    }
+  }
+  for (const k of Object.keys(s) as (keyof RtObjectSummary)[]) if (s[k] === undefined) delete s[k];
+  return s;
+}
+
+/** A readable name for an object's SOP class ("RT Beams Treatment Record Storage" → "RT Beams Treatment Record"). */
+export function sopClassLabel(uid: string | undefined): string | undefined {
+  const name = uid ? SOP_CLASS_NAMES.get(uid) : undefined;
+  return name?.replace(/ (Image )?Storage$/, (m) => m.startsWith(" Image") ? " Image" : "");
+}
+
+/** DA `20240102` → ISO `2024-01-02` (other forms are kept as they are). */
+function isoDate(da: string | undefined): string | undefined {
+  const m = da ? /^(\d{4})(\d{2})(\d{2})$/.exec(da) : null;
+  return m ? `${m[1]}-${m[2]}-${m[3]}` : da;
+}

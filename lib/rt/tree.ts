@@ -1,0 +1,364 @@
+import { type RtObjectSummary, sopClassLabel } from "./summary.ts";
+
+/** An image series under a structure set: instances found, and how many the structure set lists. */
+export interface ImageSeriesNode {
+  seriesUid: string;
+  modality?: string;
+  /** Instances of this series found in the input. */
+  count: number;
+  /** Instances of this series the structure set references (0 when it names only the series). */
+  referenced: number;
+}
+
+/** Something referenced that is not in the input: what it should be and who references it. */
+export interface MissingReference {
+  /** What the object should be: RTPLAN, RTSTRUCT, image, image series. */
+  kind: string;
+  sopInstanceUid?: string;
+  /** For images: their series, and the instances of it that are missing. */
+  seriesUid?: string;
+  sopInstanceUids?: string[];
+  /** SOP Instance UID of the object that holds the reference. */
+  referencedBy: string;
+}
+
+export interface DoseNode {
+  sopInstanceUid: string;
+  /** Dose Summation Type: PLAN (whole plan), BEAM (per beam), FRACTION, … */
+  summation?: string;
+  beams?: number[];
+  path?: string;
+}
+
+export interface TreatmentRecordNode {
+  sopInstanceUid: string;
+  /** SOP class in words: RT Beams Treatment Record, RT Treatment Summary Record, … */
+  kind?: string;
+  date?: string;
+  fraction?: number;
+  path?: string;
+}
+
+export interface RtImageNode {
+  sopInstanceUid: string;
+  label?: string;
+  beams?: number[];
+  path?: string;
+}
+
+export interface RegistrationNode {
+  sopInstanceUid: string;
+  kind?: string;
+  frameOfReferenceUids: string[];
+  path?: string;
+}
+
+/** One plan and everything that belongs to it: the `plan` record that `show` emits. */
+export interface ShowPlanRecord {
+  type: "plan";
+  patientId?: string;
+  patientName?: string;
+  sopInstanceUid: string;
+  /** Same as sopInstanceUid: the name other commands' plan records use. */
+  planUid: string;
+  label?: string;
+  name?: string;
+  approval?: string;
+  machines: string[];
+  beams: number;
+  path?: string;
+  /** null when the plan references no structure set (skeleton plans). */
+  structureSet: {
+    sopInstanceUid: string;
+    label?: string;
+    /** True when the structure set is referenced but not in the input. */
+    missing?: boolean;
+    imageSeries: ImageSeriesNode[];
+    path?: string;
+  } | null;
+  doses: DoseNode[];
+  records: TreatmentRecordNode[];
+  images: RtImageNode[];
+  registrations: RegistrationNode[];
+  missing: MissingReference[];
+}
+
+/** Objects of one patient that no plan references, per series. */
+export interface UnconnectedRecord {
+  type: "unconnected";
+  patientId?: string;
+  patientName?: string;
+  objects: { seriesUid?: string; modality?: string; count: number }[];
+  /** References made by unconnected objects to objects not in the input (a dose whose plan is absent). */
+  missing: MissingReference[];
+}
+
+/** The reference tree of one patient. */
+export interface PatientTree {
+  patientId?: string;
+  patientName?: string;
+  plans: ShowPlanRecord[];
+  unconnected: UnconnectedRecord;
+}
+
+/** The reference tree of everything found, per patient (sorted by patient ID). */
+export interface ReferenceTree {
+  patients: PatientTree[];
+}
+
+interface SeriesInfo {
+  patientId?: string;
+  patientName?: string;
+  modality?: string;
+  frameUid?: string;
+  instances: Set<string>;
+  /** Objects without a SOP Instance UID, counted but not referable. */
+  anonymous: number;
+}
+
+const NO_SERIES = "";
+
+function cmp(a: string | undefined, b: string | undefined): number {
+  const x = a ?? "", y = b ?? "";
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/**
+ * Builds the RT reference tree (as DicomTools' `show` does) from object summaries: per patient, each
+ * RTPLAN with its RTSTRUCT and the image series that references (instance counts), its RTDOSEs,
+ * treatment records, RT images and the registrations that touch its frames of reference or image
+ * series; then, per series, what no plan reaches. A referenced object that is not in the input is
+ * listed under `missing` (with the UID and what it should be), never dropped.
+ *
+ * Images are kept as series counts and instance UIDs only, so memory grows with the number of
+ * files by a UID each, not by data sets.
+ *
+ * @example
+ * ```ts
+ * import { scanDicom } from "../fs/scan.ts";
+ * import { buildReferenceTree, summarizeObject } from "./mod.ts";
+ * const summaries = [];
+ * for await (const r of scanDicom(["export/"])) if (r.file) summaries.push(summarizeObject(r.file, r.path));
+ * for (const p of buildReferenceTree(summaries).patients) {
+ *   for (const plan of p.plans) console.log(p.patientId, plan.label, plan.doses.length, "doses");
+ * }
+ * ```
+ */
+export function buildReferenceTree(objects: Iterable<RtObjectSummary>): ReferenceTree {
+  const series = new Map<string, SeriesInfo>();
+  const instanceSeries = new Map<string, string>();
+  const rt: RtObjectSummary[] = [];
+  const byUid = new Map<string, RtObjectSummary>();
+  const patientNames = new Map<string, string | undefined>();
+
+  for (const o of objects) {
+    const seriesUid = o.seriesUid ?? NO_SERIES;
+    let info = series.get(seriesUid);
+    if (!info) {
+      info = { patientId: o.patientId, modality: o.modality, frameUid: o.frameOfReferenceUid, instances: new Set(), anonymous: 0 };
+      series.set(seriesUid, info);
+    }
+    if (o.sopInstanceUid) {
+      info.instances.add(o.sopInstanceUid);
+      instanceSeries.set(o.sopInstanceUid, seriesUid);
+    } else info.anonymous++;
+    const pid = o.patientId ?? "";
+    if (!patientNames.has(pid) || (patientNames.get(pid) === undefined && o.patientName)) patientNames.set(pid, o.patientName);
+    if (o.kind !== "image" && o.sopInstanceUid && !byUid.has(o.sopInstanceUid)) {
+      rt.push(o);
+      byUid.set(o.sopInstanceUid, o);
+    }
+  }
+
+  // Who references each plan.
+  const byPlan = new Map<string, RtObjectSummary[]>();
+  for (const o of rt) {
+    if (o.kind === "dose" || o.kind === "record" || o.kind === "rtImage") {
+      for (const p of o.referencedPlanUids ?? []) {
+        const list = byPlan.get(p) ?? [];
+        list.push(o);
+        byPlan.set(p, list);
+      }
+    }
+  }
+  const registrations = rt.filter((o) => o.kind === "registration");
+
+  const connectedUids = new Set<string>();
+  const connectedSeries = new Set<string>();
+  const patients = new Map<string, PatientTree>();
+  const patientOf = (pid: string | undefined): PatientTree => {
+    const key = pid ?? "";
+    let p = patients.get(key);
+    if (!p) {
+      const patientName = patientNames.get(key);
+      p = {
+        patientId: pid,
+        patientName,
+        plans: [],
+        unconnected: { type: "unconnected", patientId: pid, patientName, objects: [], missing: [] },
+      };
+      patients.set(key, p);
+    }
+    return p;
+  };
+
+  const plans = rt.filter((o) => o.kind === "plan")
+    .sort((a, b) => cmp(a.patientId, b.patientId) || cmp(a.label, b.label) || cmp(a.sopInstanceUid, b.sopInstanceUid));
+  for (const plan of plans) {
+    const uid = plan.sopInstanceUid!;
+    connectedUids.add(uid);
+    const missing: MissingReference[] = [];
+    const planFrames = new Set<string>();
+    const planSeries = new Set<string>();
+    if (plan.frameOfReferenceUid) planFrames.add(plan.frameOfReferenceUid);
+
+    let structureSet: ShowPlanRecord["structureSet"] = null;
+    const ssUid = plan.structureSetUids?.[0];
+    if (ssUid) {
+      const ss = byUid.get(ssUid);
+      if (!ss || ss.kind !== "structureSet") {
+        structureSet = { sopInstanceUid: ssUid, missing: true, imageSeries: [] };
+        missing.push({ kind: "RTSTRUCT", sopInstanceUid: ssUid, referencedBy: uid });
+      } else {
+        connectedUids.add(ssUid);
+        for (const f of ss.referencedFrameUids ?? []) planFrames.add(f);
+        const refs = structureSetSeries(ss, instanceSeries);
+        const imageSeries: ImageSeriesNode[] = [];
+        for (const { seriesUid, instanceUids } of refs) {
+          const found = seriesUid === NO_SERIES ? undefined : series.get(seriesUid);
+          planSeries.add(seriesUid);
+          if (found) {
+            connectedSeries.add(seriesUid);
+            if (found.frameUid) planFrames.add(found.frameUid);
+          }
+          imageSeries.push({
+            seriesUid,
+            modality: found?.modality,
+            count: found ? found.instances.size + found.anonymous : 0,
+            referenced: instanceUids.length,
+          });
+          const absent = instanceUids.filter((i) => !found?.instances.has(i));
+          if (!found && instanceUids.length === 0) {
+            missing.push({ kind: "image series", seriesUid, referencedBy: ssUid });
+          } else if (absent.length) {
+            missing.push({ kind: "image", seriesUid, sopInstanceUids: absent, referencedBy: ssUid });
+          }
+        }
+        structureSet = { sopInstanceUid: ssUid, label: ss.label, imageSeries, path: ss.path };
+      }
+    }
+    for (const extra of plan.structureSetUids?.slice(1) ?? []) {
+      if (!byUid.has(extra)) missing.push({ kind: "RTSTRUCT", sopInstanceUid: extra, referencedBy: uid });
+      else connectedUids.add(extra);
+    }
+
+    const doses: DoseNode[] = [];
+    const records: TreatmentRecordNode[] = [];
+    const images: RtImageNode[] = [];
+    for (const o of byPlan.get(uid) ?? []) {
+      connectedUids.add(o.sopInstanceUid!);
+      if (o.kind === "dose") {
+        doses.push(clean({ sopInstanceUid: o.sopInstanceUid!, summation: o.summation, beams: o.beamNumbers, path: o.path }));
+      } else if (o.kind === "record") {
+        records.push(clean({
+          sopInstanceUid: o.sopInstanceUid!, kind: sopClassLabel(o.sopClassUid), date: o.date, fraction: o.fraction, path: o.path,
+        }));
+      } else {
+        images.push(clean({ sopInstanceUid: o.sopInstanceUid!, label: o.label, beams: o.beamNumbers, path: o.path }));
+      }
+    }
+    doses.sort((a, b) => Number(a.summation !== "PLAN") - Number(b.summation !== "PLAN") ||
+      (a.beams?.[0] ?? 0) - (b.beams?.[0] ?? 0) || cmp(a.sopInstanceUid, b.sopInstanceUid));
+    records.sort((a, b) => cmp(a.date, b.date) || (a.fraction ?? 0) - (b.fraction ?? 0) || cmp(a.sopInstanceUid, b.sopInstanceUid));
+    images.sort((a, b) => cmp(a.label, b.label) || cmp(a.sopInstanceUid, b.sopInstanceUid));
+
+    const regs: RegistrationNode[] = [];
+    for (const r of registrations) {
+      const touches = (r.referencedFrameUids ?? []).some((f) => planFrames.has(f)) ||
+        (r.referencedSeriesUids ?? []).some((s) => planSeries.has(s)) ||
+        (r.referencedInstanceUids ?? []).some((i) => planSeries.has(instanceSeries.get(i) ?? NO_SERIES));
+      if (!touches) continue;
+      connectedUids.add(r.sopInstanceUid!);
+      regs.push(clean({
+        sopInstanceUid: r.sopInstanceUid!, kind: sopClassLabel(r.sopClassUid), frameOfReferenceUids: r.referencedFrameUids ?? [],
+        path: r.path,
+      }));
+    }
+
+    const record: ShowPlanRecord = clean({
+      type: "plan" as const,
+      patientId: plan.patientId,
+      patientName: plan.patientName,
+      sopInstanceUid: uid,
+      planUid: uid,
+      label: plan.label,
+      name: plan.name,
+      approval: plan.approval,
+      machines: plan.machines ?? [],
+      beams: plan.beams ?? 0,
+      path: plan.path,
+      structureSet,
+      doses,
+      records,
+      images,
+      registrations: regs,
+      missing,
+    });
+    patientOf(plan.patientId).plans.push(record);
+  }
+
+  // What no plan reaches, per series; and the references such objects make to absent plans.
+  for (const [seriesUid, info] of series) {
+    if (connectedSeries.has(seriesUid)) continue;
+    let count = info.anonymous;
+    for (const i of info.instances) if (!connectedUids.has(i)) count++;
+    if (count === 0) continue;
+    patientOf(info.patientId).unconnected.objects.push(clean({
+      seriesUid: seriesUid === NO_SERIES ? undefined : seriesUid, modality: info.modality, count,
+    }));
+  }
+  for (const o of rt) {
+    if (connectedUids.has(o.sopInstanceUid!)) continue;
+    for (const p of o.referencedPlanUids ?? []) {
+      if (!byUid.has(p)) {
+        patientOf(o.patientId).unconnected.missing.push({ kind: "RTPLAN", sopInstanceUid: p, referencedBy: o.sopInstanceUid! });
+      }
+    }
+  }
+
+  const list = [...patients.values()].sort((a, b) => cmp(a.patientId, b.patientId));
+  for (const p of list) {
+    p.unconnected.objects.sort((a, b) => cmp(a.modality, b.modality) || cmp(a.seriesUid, b.seriesUid));
+  }
+  return { patients: list };
+}
+
+/** The image series a structure set references, with the instances it lists for each. */
+function structureSetSeries(
+  ss: RtObjectSummary,
+  instanceSeries: Map<string, string>,
+): { seriesUid: string; instanceUids: string[] }[] {
+  if (ss.referencedSeries?.length) return ss.referencedSeries;
+  const bySeries = new Map<string, string[]>();
+  for (const i of ss.contourInstanceUids ?? []) {
+    const s = instanceSeries.get(i) ?? NO_SERIES;
+    const list = bySeries.get(s) ?? [];
+    list.push(i);
+    bySeries.set(s, list);
+  }
+  return [...bySeries].map(([seriesUid, instanceUids]) => ({ seriesUid, instanceUids }));
+}
+
+/** Drops undefined fields so records print without them. */
+function clean<T extends object>(o: T): T {
+  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];
+  return o;
+}
+
+/** The records `show` emits, in order: each patient's plans, then its unconnected objects. */
+export function* treeRecords(tree: ReferenceTree): Generator<ShowPlanRecord | UnconnectedRecord> {
+  for (const p of tree.patients) {
+    yield* p.plans;
+    yield p.unconnected;
+  }
+}
