@@ -1,0 +1,416 @@
+/**
+ * `defineCommand`: the shared front end of every command, on commander. It adds the common
+ * flags, layers config file and `RTEXPORT_*` environment values under the flags, decides between
+ * NDJSON and the human view, wires stdin records, the logger and the failure reporter, and maps
+ * errors to exit codes (0 ok, 1 fatal, 2 usage, 3 partial) with one line on stderr, never a stack
+ * trace (unless `RTEXPORT_DEBUG=1`).
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import process from "node:process";
+import { readRecords } from "../records/ndjson.ts";
+import { type WritableLike, RecordWriter } from "../records/ndjson.ts";
+import type { RtRecord } from "../records/types.ts";
+import { exitAfterFlush, isMainModule, type ModuleMeta } from "../runtime/mod.ts";
+import { envVarName, loadConfig, parseBooleanEnv, type RtexportConfig } from "./config.ts";
+import { errorMessage, ExitCode, UsageError } from "./errors.ts";
+import { type LogFormat, Logger, Reporter } from "./log.ts";
+import { addPeerOptions, PEER_DEFAULTS, type PeerOptions, resolvePeer } from "./peer.ts";
+
+/** How a command renders records for a human when stdout is a terminal (and `--json` is not given). */
+export interface HumanView {
+  /** Render each record as it comes (a line or a few); return undefined to print nothing for it. */
+  record?(record: RtRecord): string | undefined;
+  /** Render all records at the end (tables, trees). Used when `record` is not given. */
+  all?(records: RtRecord[]): string;
+}
+
+/** The streams and environment a command runs with (the process's by default; tests may replace them). */
+export interface CommandIO {
+  stdin: AsyncIterable<Uint8Array | string> & { isTTY?: boolean };
+  stdout: WritableLike & { isTTY?: boolean };
+  stderr: { write(text: string): unknown };
+  env: Record<string, string | undefined>;
+  cwd: string;
+  /** How the command is invoked, for usage lines: `rtexport show` via cli.ts, `show` on its own. */
+  programName?: string;
+}
+
+/** Where records go: NDJSON on stdout, or the command's human view. */
+export interface RecordOutput {
+  /** True when writing NDJSON (stdout not a terminal, or `--json`). */
+  readonly json: boolean;
+  /** True once the reader went away (`… | head`): stop producing. */
+  readonly closed: boolean;
+  /** Records written so far. */
+  readonly count: number;
+  /** Write one record; resolves when the stream can take more. */
+  write(record: RtRecord): Promise<void>;
+  /** Write every record of a stream, stopping early when the reader went away. */
+  writeAll(records: AsyncIterable<RtRecord> | Iterable<RtRecord>): Promise<void>;
+}
+
+/** Everything `run` gets. */
+export interface CommandContext {
+  /** Command name, e.g. `show`. */
+  name: string;
+  /** The commander command, for anything not covered here. */
+  command: Command;
+  /** Option values after flags > env > config > defaults layering (camelCase keys). */
+  options: Record<string, any>;
+  /** Where an option's value came from: `cli`, `env`, `config`, `default` or undefined. */
+  optionSource(key: string): string | undefined;
+  /** Positional operands (e.g. paths). */
+  args: string[];
+  /** The config file's content (empty when there is none). */
+  config: RtexportConfig;
+  /** The resolved peer, for commands defined with `peer: true`. */
+  peer?: PeerOptions;
+  /** Records from stdin when no operands were given and stdin is not a terminal; else undefined. */
+  stdinRecords(): AsyncIterable<RtRecord> | undefined;
+  /** True when {@linkcode CommandContext.stdinRecords} will read stdin. */
+  readonly hasStdinRecords: boolean;
+  /** Record output (NDJSON or human view). */
+  out: RecordOutput;
+  /** Messages to stderr. */
+  log: Logger;
+  /** Per-item failures; the command exits 3 when any were reported. */
+  reporter: Reporter;
+  /** Aborted on SIGINT/SIGTERM. */
+  signal: AbortSignal;
+  io: CommandIO;
+}
+
+/** What a command module declares. */
+export interface CommandSpec {
+  /** Command name (`show`), also the name of its link/binary. */
+  name: string;
+  /** One line for `rtexport --help`. */
+  summary: string;
+  /** Operand synopsis after the options, e.g. `[PATH...]`. Defaults to commander's. */
+  usage?: string;
+  /** Longer help text shown under the summary. */
+  description?: string;
+  /** Text shown after the options in `--help` (examples). */
+  examples?: string[];
+  /** Add the peer option group; `"optional"` does not require a host. */
+  peer?: boolean | "optional" | { defaults?: Partial<typeof PEER_DEFAULTS>; required?: boolean };
+  /** Add the command's own options and arguments. */
+  configure?(cmd: Command): void;
+  /** Human view for terminals. Without it records are printed as NDJSON everywhere. */
+  human?: HumanView;
+  /** Do the work. Return an exit code, or nothing to let the reporter decide (0, or 3 on failures). */
+  run(ctx: CommandContext): Promise<number | void> | number | void;
+}
+
+/** A command's entry point: argv without the command name → exit code. Never throws. */
+export type CommandMain = (argv: string[], io?: Partial<CommandIO>) => Promise<number>;
+
+const COMMON = "Common options:";
+
+function defaultIO(): CommandIO {
+  return {
+    stdin: process.stdin,
+    stdout: process.stdout as unknown as CommandIO["stdout"],
+    stderr: process.stderr,
+    env: process.env,
+    cwd: process.cwd(),
+  };
+}
+
+function parseLogFormat(value: string): LogFormat {
+  if (value !== "text" && value !== "json") throw new InvalidArgumentError("expected text or json.");
+  return value;
+}
+
+/** Build the commander command for a spec (exported for `rtexport <command> --help` tests and docs). */
+export function buildCommand(spec: CommandSpec, io: CommandIO): Command {
+  const cmd = new Command(spec.name);
+  const program = io.programName ?? spec.name;
+  cmd.description(spec.description ? `${spec.summary}\n\n${spec.description}` : spec.summary);
+  if (spec.usage) cmd.usage(`[options] ${spec.usage}`);
+  if (program !== spec.name) {
+    // Usage line shows "rtexport show" when dispatched through cli.ts.
+    cmd.configureHelp({ commandUsage: (c) => `${program} ${c.usage()}` });
+  }
+  cmd.exitOverride();
+  cmd.configureOutput({
+    writeOut: (text) => void io.stdout.write(text),
+    writeErr: (text) => void io.stderr.write(text),
+    outputError: () => {},
+  });
+  spec.configure?.(cmd);
+  if (spec.peer) {
+    const defaults = typeof spec.peer === "object" ? spec.peer.defaults : undefined;
+    addPeerOptions(cmd, defaults);
+  }
+  const common = [
+    new Option("--json", "write NDJSON records even on a terminal"),
+    new Option("--log-format <format>", "stderr message format: text or json").argParser(parseLogFormat).default(
+      "text",
+    ),
+    new Option("-q, --quiet", "only report errors"),
+    new Option("-v, --verbose", "also report details"),
+    new Option("--config <file>", "config file (default: ./rtexport.json)"),
+  ];
+  for (const option of common) cmd.addOption(option.helpGroup(COMMON));
+  cmd.addHelpOption(new Option("-h, --help", "show this help").helpGroup(COMMON));
+  cmd.addHelpText(
+    "after",
+    [
+      ...(spec.examples?.length ? ["", "Examples:", ...spec.examples.map((e) => `  ${e}`)] : []),
+      "",
+      `Any option can also be set as RTEXPORT_<OPTION> (e.g. RTEXPORT_LOG_FORMAT=json) or in rtexport.json`,
+      `("defaults" or "commands": {"${spec.name}": {...}}); flags win over the environment, which wins over the file.`,
+      "Exit status: 0 ok, 1 fatal error, 2 usage error, 3 some items failed.",
+    ].join("\n"),
+  );
+  return cmd;
+}
+
+/** Apply `RTEXPORT_*` environment variables and config values to options not given as flags. */
+function layerOptions(cmd: Command, env: CommandIO["env"], config: RtexportConfig, name: string): void {
+  const fromConfig = { ...config.defaults, ...(config.commands[name] ?? {}) };
+  for (const option of cmd.options) {
+    const key = option.attributeName();
+    if (key === "help" || key === "config") continue;
+    if (cmd.getOptionValueSource(key) === "cli") continue;
+    const flag = option.long ?? option.short ?? key;
+    const envName = envVarName(key);
+    const raw = env[envName];
+    if (raw !== undefined) {
+      cmd.setOptionValueWithSource(key, convert(option, raw, `environment variable ${envName}`), "env");
+      continue;
+    }
+    if (Object.hasOwn(fromConfig, key)) {
+      const value = fromConfig[key];
+      const where = `"${key}" in config file "${config.path}"`;
+      cmd.setOptionValueWithSource(key, convertConfig(option, value, where), "config");
+    }
+    void flag;
+  }
+}
+
+function convert(option: Option, raw: string, where: string): unknown {
+  const takesValue = option.required || option.optional;
+  if (!takesValue) {
+    const value = parseBooleanEnv(where, raw);
+    return option.negate ? !value : value;
+  }
+  if (option.argChoices && !option.argChoices.includes(raw)) {
+    throw new UsageError(`Invalid value "${raw}" for ${where}: expected one of ${option.argChoices.join(", ")}`);
+  }
+  const parse = (option as unknown as { parseArg?: (value: string, previous: unknown) => unknown }).parseArg;
+  try {
+    if (parse) return parse(raw, option.defaultValue);
+  } catch (error) {
+    throw new UsageError(`Invalid value "${raw}" for ${where}: ${errorMessage(error)}`);
+  }
+  return option.variadic ? [raw] : raw;
+}
+
+function convertConfig(option: Option, value: unknown, where: string): unknown {
+  const takesValue = option.required || option.optional;
+  if (!takesValue) {
+    if (typeof value !== "boolean") throw new UsageError(`Invalid value ${JSON.stringify(value)} for ${where}: expected true or false`);
+    return option.negate ? !value : value;
+  }
+  if (Array.isArray(value)) {
+    if (!option.variadic) throw new UsageError(`Invalid value ${JSON.stringify(value)} for ${where}: expected a single value`);
+    return value.map((v) => convert(option, String(v), where)).flat();
+  }
+  if (value === null || typeof value === "object") {
+    throw new UsageError(`Invalid value ${JSON.stringify(value)} for ${where}`);
+  }
+  return convert(option, String(value), where);
+}
+
+class Output implements RecordOutput {
+  readonly json: boolean;
+  #writer: RecordWriter;
+  #human?: HumanView;
+  #stdout: CommandIO["stdout"];
+  #collected: RtRecord[] = [];
+  #humanCount = 0;
+
+  constructor(json: boolean, stdout: CommandIO["stdout"], human?: HumanView) {
+    this.json = json || !human || (!human.record && !human.all);
+    this.#writer = new RecordWriter(stdout);
+    this.#human = human;
+    this.#stdout = stdout;
+  }
+  get closed(): boolean {
+    return this.#writer.closed;
+  }
+  get count(): number {
+    return this.json ? this.#writer.count : this.#humanCount;
+  }
+  async write(record: RtRecord): Promise<void> {
+    if (this.json) return await this.#writer.write(record);
+    this.#humanCount++;
+    if (this.#human?.record) {
+      const text = this.#human.record(record);
+      if (text !== undefined && !this.closed) this.#stdout.write(text.endsWith("\n") ? text : text + "\n");
+    } else {
+      this.#collected.push(record);
+    }
+  }
+  async writeAll(records: AsyncIterable<RtRecord> | Iterable<RtRecord>): Promise<void> {
+    for await (const record of records) {
+      await this.write(record);
+      if (this.closed) break;
+    }
+  }
+  finish(): void {
+    if (!this.json && !this.#human?.record && this.#human?.all && !this.closed) {
+      const text = this.#human.all(this.#collected);
+      if (text) this.#stdout.write(text.endsWith("\n") ? text : text + "\n");
+    }
+    this.#writer.release();
+  }
+}
+
+function debugEnabled(env: CommandIO["env"]): boolean {
+  const v = env.RTEXPORT_DEBUG;
+  return v !== undefined && v !== "" && v !== "0" && v.toLowerCase() !== "false";
+}
+
+/** Report a thrown error as one line on stderr and return its exit code. */
+function reportError(error: unknown, name: string, io: CommandIO, format: LogFormat): number {
+  const program = io.programName ?? name;
+  const usage = error instanceof UsageError || error instanceof CommanderError;
+  const message = errorMessage(error).replace(/^error: /, "");
+  const code = usage ? ExitCode.USAGE : ExitCode.FATAL;
+  if (format === "json") {
+    io.stderr.write(JSON.stringify({ time: new Date().toISOString(), level: "error", command: name, message, exitCode: code }) + "\n");
+  } else {
+    io.stderr.write(`${name}: ${message}\n`);
+    if (usage) io.stderr.write(`Try '${program} --help' for more information.\n`);
+  }
+  if (debugEnabled(io.env) && error instanceof Error && error.stack) io.stderr.write(error.stack + "\n");
+  return code;
+}
+
+/**
+ * Define a command. Returns its `main(argv)`, which parses `argv` (the arguments after the
+ * command name), runs the command and resolves to the exit code; it never throws.
+ *
+ * @example
+ * ```ts
+ * export const main = defineCommand({
+ *   name: "echo",
+ *   summary: "C-ECHO a DICOM peer",
+ *   peer: true,
+ *   async run(ctx) {
+ *     await ctx.out.write({ type: "echo", host: ctx.peer!.host, status: "ok" });
+ *   },
+ * });
+ * runMain(import.meta, main);
+ * ```
+ */
+export function defineCommand(spec: CommandSpec): CommandMain {
+  return async (argv: string[], ioOverrides: Partial<CommandIO> = {}): Promise<number> => {
+    const io: CommandIO = { ...defaultIO(), ...ioOverrides };
+    let format: LogFormat = io.env.RTEXPORT_LOG_FORMAT === "json" ? "json" : "text";
+    let cmd: Command;
+    try {
+      cmd = buildCommand(spec, io);
+    } catch (error) {
+      return reportError(error, spec.name, io, format);
+    }
+    const controller = new AbortController();
+    const onSignal = () => controller.abort(new Error("Interrupted"));
+    const listening = ioOverrides.stdin === undefined;
+    if (listening) {
+      process.once("SIGINT", onSignal);
+      process.once("SIGTERM", onSignal);
+    }
+    let output: Output | undefined;
+    try {
+      try {
+        await cmd.parseAsync(argv, { from: "user" });
+      } catch (error) {
+        if (error instanceof CommanderError && (error.code === "commander.helpDisplayed" || error.code === "commander.version")) {
+          return ExitCode.OK;
+        }
+        throw error;
+      }
+      const explicitConfig = cmd.getOptionValue("config") ?? io.env.RTEXPORT_CONFIG;
+      const config = loadConfig({ path: explicitConfig, cwd: io.cwd });
+      layerOptions(cmd, io.env, config, spec.name);
+      const options = cmd.opts();
+      format = options.logFormat === "json" ? "json" : "text";
+      const log = new Logger({
+        command: spec.name,
+        format,
+        quiet: options.quiet === true,
+        verbose: options.verbose === true,
+        sink: io.stderr,
+      });
+      const reporter = new Reporter(log);
+      const args = cmd.args.slice();
+      const json = options.json === true || io.stdout.isTTY !== true;
+      output = new Output(json, io.stdout, spec.human);
+      const hasStdinRecords = args.length === 0 && io.stdin.isTTY !== true;
+      let peer: PeerOptions | undefined;
+      if (spec.peer) {
+        const required = spec.peer === "optional" ? false : typeof spec.peer === "object" ? spec.peer.required !== false : true;
+        peer = resolvePeer(options, (key) => cmd.getOptionValueSource(key), config, { requireHost: required });
+      }
+      let stdinUsed = false;
+      const ctx: CommandContext = {
+        name: spec.name,
+        command: cmd,
+        options,
+        optionSource: (key) => cmd.getOptionValueSource(key),
+        args,
+        config,
+        peer,
+        hasStdinRecords,
+        stdinRecords() {
+          if (!hasStdinRecords) return undefined;
+          if (stdinUsed) throw new Error("stdin records can be read only once");
+          stdinUsed = true;
+          return readRecords(io.stdin, { input: "stdin" });
+        },
+        out: output,
+        log,
+        reporter,
+        signal: controller.signal,
+        io,
+      };
+      const result = await spec.run(ctx);
+      output.finish();
+      if (typeof result === "number") return result;
+      return reporter.exitCode();
+    } catch (error) {
+      output?.finish();
+      return reportError(error, spec.name, io, format);
+    } finally {
+      if (listening) {
+        process.removeListener("SIGINT", onSignal);
+        process.removeListener("SIGTERM", onSignal);
+      }
+    }
+  };
+}
+
+/**
+ * Run `main` with the process's arguments when the module is the program's entry point
+ * (`deno run -A commands/show.ts …`, `node commands/show.ts …`), then exit with its code.
+ *
+ * @example
+ * ```ts
+ * export const main = defineCommand({ ... });
+ * runMain(import.meta, main);
+ * ```
+ */
+export function runMain(meta: ModuleMeta, main: (argv: string[]) => Promise<number>): void {
+  if (!isMainModule(meta)) return;
+  main(process.argv.slice(2)).then(
+    (code) => exitAfterFlush(code),
+    (error) => {
+      process.stderr.write(`rtexport: ${errorMessage(error)}\n`);
+      return exitAfterFlush(ExitCode.FATAL);
+    },
+  );
+}

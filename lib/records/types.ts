@@ -1,0 +1,114 @@
+/**
+ * The record types commands exchange as NDJSON (one JSON object per line, each with a `type`).
+ * Field names are camelCase, DICOM UIDs are strings, dates are ISO 8601 (`YYYY-MM-DD`).
+ * Commands act on the types they understand and pass every other record through unchanged;
+ * results of acting on a record ride on it (e.g. `push: {status, peer}`) rather than forming a new shape.
+ */
+
+/** Any record: an object with a string `type`. Unknown fields are kept as they are. */
+export interface RtRecord {
+  type: string;
+  [field: string]: unknown;
+}
+
+/** A person name split into its DICOM PN components (alphabetic group). */
+export interface PersonName {
+  family?: string;
+  given?: string;
+  middle?: string;
+  prefix?: string;
+  suffix?: string;
+  /** Ideographic / phonetic groups when present (`=`-separated in DICOM). */
+  ideographic?: string;
+  phonetic?: string;
+}
+
+/** A patient found in a source. */
+export interface PatientRecord extends RtRecord {
+  type: "patient";
+  patientId: string;
+  name?: PersonName;
+  /** ISO 8601 date, e.g. `1956-03-07`. */
+  birthDate?: string;
+  sex?: string;
+  /** Where the patient was found (peer name, database URL, folder). */
+  source?: string;
+}
+
+/** Catalog status of a plan in a planning system. */
+export type PlanStatus =
+  | "Deliverable"
+  | "Authorized"
+  | "Disallowed"
+  | "Under Treatment"
+  | "Discontinued"
+  | "Completed"
+  | (string & {});
+
+/** DICOM RT plan approval status (300E,0002). */
+export type ApprovalStatus = "APPROVED" | "UNAPPROVED" | "REJECTED" | (string & {});
+
+/** A treatment plan. */
+export interface PlanRecord extends RtRecord {
+  type: "plan";
+  patientId: string;
+  /** RTPLAN SOP Instance UID when known. */
+  planUid?: string;
+  label?: string;
+  name?: string;
+  status?: PlanStatus;
+  approval?: ApprovalStatus;
+  machines?: string[];
+  source?: string;
+}
+
+/** Kinds of files found in a planning system's vault or an export tree. */
+export type FileCategory =
+  | "dicom"
+  | "plan-file"
+  | "fraction-file"
+  | "live-image"
+  | "log"
+  | "screenshot"
+  | "document"
+  | "photo"
+  | (string & {});
+
+/** A file, DICOM or not. DICOM fields are present when the file is DICOM and has them. */
+export interface FileRecord extends RtRecord {
+  type: "file";
+  path: string;
+  bytes?: number;
+  /** Lower-case hex SHA-256 of the file's bytes. */
+  sha256?: string;
+  category?: FileCategory;
+  sopClassUid?: string;
+  sopInstanceUid?: string;
+  modality?: string;
+  patientId?: string;
+  studyUid?: string;
+  seriesUid?: string;
+  transferSyntaxUid?: string;
+  planUid?: string;
+}
+
+/** True when `value` is an object with a string `type` field. */
+export function isRecord(value: unknown): value is RtRecord {
+  return typeof value === "object" && value !== null && !Array.isArray(value) &&
+    typeof (value as { type?: unknown }).type === "string";
+}
+
+/** True for a `patient` record. */
+export function isPatientRecord(record: RtRecord): record is PatientRecord {
+  return record.type === "patient";
+}
+
+/** True for a `plan` record. */
+export function isPlanRecord(record: RtRecord): record is PlanRecord {
+  return record.type === "plan";
+}
+
+/** True for a `file` record. */
+export function isFileRecord(record: RtRecord): record is FileRecord {
+  return record.type === "file" && typeof record.path === "string";
+}

@@ -1,0 +1,89 @@
+/**
+ * The differences between Deno and Node, in one place. Everything else uses `node:` built-ins
+ * and web APIs that both runtimes provide.
+ */
+import { realpathSync } from "node:fs";
+import { basename, extname, resolve } from "node:path";
+import process from "node:process";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+/** `"deno"` or `"node"`. */
+export const runtimeName: "deno" | "node" = "Deno" in globalThis ? "deno" : "node";
+
+/** The part of `import.meta` used to decide whether a module is the program's entry point. */
+export interface ModuleMeta {
+  url: string;
+  main?: boolean;
+}
+
+function sameFile(a: string, b: string): boolean {
+  if (a === b) return true;
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * True when the module with this `import.meta` is the entry point of the process:
+ * `import.meta.main` where the runtime has it (Deno, Node ≥ 24.2), else a comparison of the
+ * module's path with `process.argv[1]` (symlinks resolved).
+ */
+export function isMainModule(meta: ModuleMeta): boolean {
+  if (typeof meta.main === "boolean") return meta.main;
+  const script = process.argv[1];
+  if (!script || !meta.url.startsWith("file:")) return false;
+  const modulePath = fileURLToPath(meta.url);
+  const scriptPath = resolve(script);
+  return sameFile(modulePath, scriptPath) || sameFile(modulePath, fileURLToPath(pathToFileURL(scriptPath)));
+}
+
+/**
+ * Names the process was invoked by, without directory or extension, e.g. `["list-patients"]` for a
+ * link named `list-patients` to `cli.ts`, or for a binary `list-patients.exe`.
+ * The script name (argv[1]) comes first, then the executable's name.
+ */
+export function invocationNames(): string[] {
+  const names: string[] = [];
+  const strip = (path: string) => basename(path, extname(path));
+  if (process.argv[1]) names.push(strip(process.argv[1]));
+  if (process.execPath) names.push(strip(process.execPath));
+  return names;
+}
+
+/** Command-line arguments after the script (or, in a single binary, after the executable). */
+export function commandLineArgs(): string[] {
+  return process.argv.slice(2);
+}
+
+/** True when the stream is attached to a terminal. */
+export function isTerminal(stream: { isTTY?: boolean }): boolean {
+  return stream.isTTY === true;
+}
+
+/**
+ * Finish the process with `code` after stdout and stderr have been flushed. Used only by
+ * entry points, so pending timers or sockets a library forgot cannot keep the process alive.
+ */
+export async function exitAfterFlush(code: number): Promise<never> {
+  process.exitCode = code;
+  await Promise.all([flush(process.stdout), flush(process.stderr)]);
+  process.exit(code);
+}
+
+function flush(stream: NodeJS.WritableStream & { destroyed?: boolean; writableEnded?: boolean }): Promise<void> {
+  if (stream.destroyed || stream.writableEnded) return Promise.resolve();
+  return new Promise<void>((done) => {
+    const timer = setTimeout(done, 2000);
+    try {
+      stream.write("", () => {
+        clearTimeout(timer);
+        done();
+      });
+    } catch {
+      clearTimeout(timer);
+      done();
+    }
+  });
+}

@@ -1,0 +1,376 @@
+/**
+ * rtexport as a library: read and write DICOM, and the NDJSON records the commands exchange.
+ * Only `lib/` is exported; commands are thin front ends over these functions.
+ *
+ * @example
+ * ```ts
+ * import { readDicomFile } from "./mod.ts";
+ * const file = readDicomFile("CT.1.dcm");
+ * console.log(file.dataset.string("PatientID"), file.transferSyntaxUid);
+ * ```
+ * @module
+ */
+
+import * as reader from "./lib/dicom/reader.ts";
+import * as writer from "./lib/dicom/writer.ts";
+import * as dictionary from "./lib/dicom/dictionary.ts";
+import * as tag from "./lib/dicom/tag.ts";
+import * as charset from "./lib/dicom/charset.ts";
+import * as dataset from "./lib/dicom/dataset.ts";
+import * as ndjson from "./lib/records/ndjson.ts";
+import * as passThrough from "./lib/records/pass_through.ts";
+
+// ---- DICOM reading -------------------------------------------------------------------------
+
+export type { DicomFile, ReadOptions } from "./lib/dicom/reader.ts";
+
+/**
+ * Read a DICOM file (Part 10, or a bare data set without preamble/meta). Header-only by default:
+ * stops before Pixel Data and skips bulk values over 4096 bytes (marked `skipped`); `{full: true}`
+ * reads everything. Throws {@linkcode DicomParseError} naming the file and offset.
+ *
+ * @example
+ * ```ts
+ * const { dataset } = readDicomFile("RP.1.dcm");
+ * dataset.string("RTPlanLabel");
+ * ```
+ */
+export const readDicomFile: typeof reader.readDicomFile = reader.readDicomFile;
+
+/**
+ * Parse a DICOM file held in memory.
+ *
+ * @example
+ * ```ts
+ * const file = parseDicom(new Uint8Array(await Deno.readFile("a.dcm")), { full: true });
+ * ```
+ */
+export const parseDicom: typeof reader.parseDicom = reader.parseDicom;
+
+/**
+ * Parse a bare data set (e.g. from a DIMSE message) in the given transfer syntax.
+ *
+ * @example
+ * ```ts
+ * const ds = parseDataSet(bytes, EXPLICIT_VR_LITTLE_ENDIAN);
+ * ```
+ */
+export const parseDataSet: typeof reader.parseDataSet = reader.parseDataSet;
+
+/**
+ * Read the bytes of a value a header-only read skipped.
+ *
+ * @example
+ * ```ts
+ * const file = readDicomFile("CT.dcm");
+ * const el = file.dataset.get("PixelData");
+ * if (el?.skipped) readSkippedValue(file.path, el);
+ * ```
+ */
+export const readSkippedValue: typeof reader.readSkippedValue = reader.readSkippedValue;
+
+/**
+ * A DICOM parse failure; `offset` says where.
+ *
+ * @example
+ * ```ts
+ * try { readDicomFile("x"); } catch (e) { if (e instanceof DicomParseError) console.error(e.offset); }
+ * ```
+ */
+export const DicomParseError: typeof reader.DicomParseError = reader.DicomParseError;
+/** A DICOM parse failure; `offset` says where. */
+export type DicomParseError = reader.DicomParseError;
+
+// ---- DICOM writing -------------------------------------------------------------------------
+
+/**
+ * Encode a data set (no preamble or meta) in a transfer syntax.
+ *
+ * @example
+ * ```ts
+ * const bytes = encodeDataSet(ds, EXPLICIT_VR_LITTLE_ENDIAN);
+ * ```
+ */
+export const encodeDataSet: typeof writer.encodeDataSet = writer.encodeDataSet;
+
+/**
+ * Encode a Part 10 file: preamble, `DICM`, meta information and data set.
+ *
+ * @example
+ * ```ts
+ * const bytes = encodeFile(file.dataset, { meta: file.meta });
+ * ```
+ */
+export const encodeFile: typeof writer.encodeFile = writer.encodeFile;
+
+/**
+ * Build file meta information for a SOP instance.
+ *
+ * @example
+ * ```ts
+ * const meta = buildMeta(RT_SOP_CLASSES.RTPlan, "1.2.3", EXPLICIT_VR_LITTLE_ENDIAN);
+ * ```
+ */
+export const buildMeta: typeof writer.buildMeta = writer.buildMeta;
+
+/**
+ * Encode file meta information (group 0002, explicit VR little endian).
+ *
+ * @example
+ * ```ts
+ * const bytes = encodeMeta(buildMeta(sopClass, sopInstance, tsUid));
+ * ```
+ */
+export const encodeMeta: typeof writer.encodeMeta = writer.encodeMeta;
+
+// ---- Data model ----------------------------------------------------------------------------
+
+export type { DicomElement, Encoding } from "./lib/dicom/dataset.ts";
+
+/**
+ * A DICOM data set: elements by tag, with typed accessors by tag or keyword.
+ *
+ * @example
+ * ```ts
+ * const ds = readDicomFile("a.dcm").dataset;
+ * ds.string("PatientID"); ds.items("ReferencedRTPlanSequence");
+ * ```
+ */
+export const DataSet: typeof dataset.DataSet = dataset.DataSet;
+/** A DICOM data set. */
+export type DataSet = dataset.DataSet;
+
+/**
+ * Decode the values of an element (strings decoded with the data set's character set, numbers by VR).
+ *
+ * @example
+ * ```ts
+ * elementValues(ds.get("ImagePositionPatient")!, ds); // [-250, -250, 12.5]
+ * ```
+ */
+export const elementValues: typeof dataset.elementValues = dataset.elementValues;
+
+// ---- Tags and dictionary -------------------------------------------------------------------
+
+export type { Tag } from "./lib/dicom/tag.ts";
+export type { DictionaryEntry } from "./lib/dicom/dictionary.ts";
+
+/**
+ * Look up a tag in the data dictionary.
+ *
+ * @example
+ * ```ts
+ * lookupTag(0x00100020)?.keyword; // "PatientID"
+ * ```
+ */
+export const lookupTag: typeof dictionary.lookupTag = dictionary.lookupTag;
+
+/**
+ * Look up a keyword in the data dictionary.
+ *
+ * @example
+ * ```ts
+ * lookupKeyword("PatientID")?.tag; // 0x00100020
+ * ```
+ */
+export const lookupKeyword: typeof dictionary.lookupKeyword = dictionary.lookupKeyword;
+
+/**
+ * Resolve `(gggg,eeee)`, `ggggeeee` or a keyword to a tag.
+ *
+ * @example
+ * ```ts
+ * resolveTag("(300A,00B0)") === resolveTag("BeamSequence");
+ * ```
+ */
+export const resolveTag: typeof dictionary.resolveTag = dictionary.resolveTag;
+
+/**
+ * The dictionary VR of a tag (`UN` when unknown).
+ *
+ * @example
+ * ```ts
+ * dictionaryVr(0x00100010); // "PN"
+ * ```
+ */
+export const dictionaryVr: typeof dictionary.dictionaryVr = dictionary.dictionaryVr;
+
+/**
+ * Build a tag from group and element.
+ *
+ * @example
+ * ```ts
+ * tagOf(0x0010, 0x0020); // 0x00100020
+ * ```
+ */
+export const tagOf: typeof tag.tagOf = tag.tagOf;
+
+/**
+ * Format a tag as `(GGGG,EEEE)`.
+ *
+ * @example
+ * ```ts
+ * formatTag(0x00100020); // "(0010,0020)"
+ * ```
+ */
+export const formatTag: typeof tag.formatTag = tag.formatTag;
+
+/**
+ * Parse `(gggg,eeee)` or `ggggeeee`.
+ *
+ * @example
+ * ```ts
+ * parseTag("(0010,0020)"); // 0x00100020
+ * ```
+ */
+export const parseTag: typeof tag.parseTag = tag.parseTag;
+
+/**
+ * True for a private tag (odd group).
+ *
+ * @example
+ * ```ts
+ * isPrivateTag(0x00291010); // true
+ * ```
+ */
+export const isPrivateTag: typeof tag.isPrivateTag = tag.isPrivateTag;
+
+/**
+ * The private creator element that reserves a private tag's block.
+ *
+ * @example
+ * ```ts
+ * privateCreatorTagOf(0x00291010); // 0x00290010
+ * ```
+ */
+export const privateCreatorTagOf: typeof tag.privateCreatorTagOf = tag.privateCreatorTagOf;
+
+// ---- Character sets ------------------------------------------------------------------------
+
+/**
+ * The character set for Specific Character Set (0008,0005) terms, with `decode`/`encode`.
+ *
+ * @example
+ * ```ts
+ * characterSet(["ISO_IR 192"]).decode(bytes, false);
+ * ```
+ */
+export const characterSet: typeof charset.characterSet = charset.characterSet;
+/** A DICOM character set (decode/encode). */
+export type CharacterSet = charset.CharacterSet;
+
+// ---- UIDs ----------------------------------------------------------------------------------
+
+/**
+ * Transfer syntax and SOP class UIDs: `EXPLICIT_VR_LITTLE_ENDIAN`, `STORAGE_SOP_CLASSES`,
+ * `SOP_CLASS_NAMES`, `RT_SOP_CLASSES`, `transferSyntaxEncoding(uid)`.
+ *
+ * @example
+ * ```ts
+ * SOP_CLASS_NAMES.get(RT_SOP_CLASSES.RTPlan); // "RT Plan Storage"
+ * ```
+ */
+export {
+  DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+  EXPLICIT_VR_BIG_ENDIAN,
+  EXPLICIT_VR_LITTLE_ENDIAN,
+  IMPLICIT_VR_LITTLE_ENDIAN,
+  RT_SOP_CLASSES,
+  SOP_CLASS_NAMES,
+  STORAGE_SOP_CLASSES,
+  TRANSFER_SYNTAX_NAMES,
+  transferSyntaxEncoding,
+  VERIFICATION_SOP_CLASS,
+} from "./lib/dicom/uids.ts";
+
+// ---- Records -------------------------------------------------------------------------------
+
+export type {
+  ApprovalStatus,
+  FileCategory,
+  FileRecord,
+  PatientRecord,
+  PersonName,
+  PlanRecord,
+  PlanStatus,
+  RtRecord,
+} from "./lib/records/types.ts";
+export { isFileRecord, isPatientRecord, isPlanRecord, isRecord } from "./lib/records/types.ts";
+export type { ReadRecordsOptions, RecordSource, WritableLike } from "./lib/records/ndjson.ts";
+export type { HandlerOutput, RecordSelector, SplitRecord } from "./lib/records/pass_through.ts";
+
+/**
+ * Read NDJSON records from a stream (CRLF, blank lines, split chunks); a bad line throws
+ * {@linkcode RecordParseError} naming its line number.
+ *
+ * @example
+ * ```ts
+ * for await (const record of readRecords(process.stdin)) console.error(record.type);
+ * ```
+ */
+export const readRecords: typeof ndjson.readRecords = ndjson.readRecords;
+
+/**
+ * Write records to a stream as NDJSON, with back-pressure; stops quietly on EPIPE.
+ *
+ * @example
+ * ```ts
+ * await writeRecords([{ type: "patient", patientId: "1" }], process.stdout);
+ * ```
+ */
+export const writeRecords: typeof ndjson.writeRecords = ndjson.writeRecords;
+
+/**
+ * NDJSON writer for one stream: `await writer.write(record)`; `writer.closed` after EPIPE.
+ *
+ * @example
+ * ```ts
+ * const out = new RecordWriter(process.stdout);
+ * await out.write({ type: "file", path: "a.dcm" });
+ * ```
+ */
+export const RecordWriter: typeof ndjson.RecordWriter = ndjson.RecordWriter;
+/** NDJSON writer for one stream. */
+export type RecordWriter = ndjson.RecordWriter;
+
+/**
+ * A bad NDJSON line: `line` and `input` say where.
+ *
+ * @example
+ * ```ts
+ * try { for await (const r of readRecords(["{"])) {} } catch (e) { (e as RecordParseError).line; }
+ * ```
+ */
+export const RecordParseError: typeof ndjson.RecordParseError = ndjson.RecordParseError;
+/** A bad NDJSON line. */
+export type RecordParseError = ndjson.RecordParseError;
+
+/**
+ * Apply a handler to selected record types and pass the others through unchanged, in order.
+ *
+ * @example
+ * ```ts
+ * const out = mapRecords(records, ["file"], (file) => ({ ...file, checked: true }));
+ * ```
+ */
+export const mapRecords: typeof passThrough.mapRecords = passThrough.mapRecords;
+
+/**
+ * Tag each record as handled or pass-through, in order.
+ *
+ * @example
+ * ```ts
+ * for await (const { handled, record } of splitRecords(records, ["plan"])) {}
+ * ```
+ */
+export const splitRecords: typeof passThrough.splitRecords = passThrough.splitRecords;
+
+/**
+ * Collect an (async) iterable into an array.
+ *
+ * @example
+ * ```ts
+ * const all = await collectRecords(readRecords(process.stdin));
+ * ```
+ */
+export const collectRecords: typeof passThrough.collectRecords = passThrough.collectRecords;
