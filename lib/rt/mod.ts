@@ -15,7 +15,7 @@
  */
 export { objectKind, type RtObjectKind, type RtObjectSummary, sopClassLabel, summarizeObject } from "./summary.ts";
 export {
-  buildReferenceTree, type DoseNode, type ImageSeriesNode, type MissingReference, type PatientTree, type ReferenceTree,
+  buildReferenceTree, ReferenceTreeBuilder, type DoseNode, type ImageSeriesNode, type MissingReference, type PatientTree, type ReferenceTree,
   type RegistrationNode, type RtImageNode, type ShowPlanRecord, type TreatmentRecordNode, treeRecords,
   type UnconnectedRecord,
 } from "./tree.ts";

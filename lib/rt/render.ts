@@ -121,7 +121,7 @@ export function renderTree(tree: ReferenceTree, format: "tree" | "flat" = "tree"
         for (const r of plan.records) row(r.kind ?? "RT record", r.sopInstanceUid, [r.date, r.fraction].filter((x) => x !== undefined).join(" "));
         for (const i of plan.images) row("RTIMAGE", i.sopInstanceUid, i.label ?? "");
         for (const r of plan.registrations) row("REG", r.sopInstanceUid, r.kind ?? "");
-        for (const m of plan.missing) row(`MISSING ${m.kind}`, m.sopInstanceUid ?? m.seriesUid ?? "", m.sopInstanceUids?.join(",") ?? "");
+        for (const m of plan.missing.filter((m) => !(m.kind === "RTSTRUCT" && m.sopInstanceUid === ss?.sopInstanceUid))) row(`MISSING ${m.kind}`, m.sopInstanceUid ?? m.seriesUid ?? "", m.sopInstanceUids?.join(",") ?? "");
       }
       for (const o of p.unconnected.objects) out.push([pid, "(unconnected)", seriesLabel(o.modality), o.seriesUid ?? "", String(o.count)].join("\t"));
       for (const m of p.unconnected.missing) out.push([pid, "(unconnected)", `MISSING ${m.kind}`, m.sopInstanceUid ?? "", `referenced by ${m.referencedBy}`].join("\t"));

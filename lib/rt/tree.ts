@@ -145,31 +145,56 @@ function cmp(a: string | undefined, b: string | undefined): number {
  * ```
  */
 export function buildReferenceTree(objects: Iterable<RtObjectSummary>): ReferenceTree {
-  const series = new Map<string, SeriesInfo>();
-  const instanceSeries = new Map<string, string>();
-  const rt: RtObjectSummary[] = [];
-  const byUid = new Map<string, RtObjectSummary>();
-  const patientNames = new Map<string, string | undefined>();
+  const builder = new ReferenceTreeBuilder();
+  for (const o of objects) builder.add(o);
+  return builder.build();
+}
 
-  for (const o of objects) {
+/**
+ * Builds a reference tree from objects added one at a time (for streaming scans): images keep only
+ * their series, patient and instance UID; RT objects keep their summary.
+ */
+export class ReferenceTreeBuilder {
+  readonly #series = new Map<string, SeriesInfo>();
+  readonly #instanceSeries = new Map<string, string>();
+  readonly #rt: RtObjectSummary[] = [];
+  readonly #byUid = new Map<string, RtObjectSummary>();
+  readonly #patientNames = new Map<string, string | undefined>();
+
+  /** Adds one object. */
+  add(o: RtObjectSummary): void {
     const seriesUid = o.seriesUid ?? NO_SERIES;
-    let info = series.get(seriesUid);
+    let info = this.#series.get(seriesUid);
     if (!info) {
       info = { patientId: o.patientId, modality: o.modality, frameUid: o.frameOfReferenceUid, instances: new Set(), anonymous: 0 };
-      series.set(seriesUid, info);
+      this.#series.set(seriesUid, info);
     }
     if (o.sopInstanceUid) {
       info.instances.add(o.sopInstanceUid);
-      instanceSeries.set(o.sopInstanceUid, seriesUid);
+      this.#instanceSeries.set(o.sopInstanceUid, seriesUid);
     } else info.anonymous++;
     const pid = o.patientId ?? "";
-    if (!patientNames.has(pid) || (patientNames.get(pid) === undefined && o.patientName)) patientNames.set(pid, o.patientName);
-    if (o.kind !== "image" && o.sopInstanceUid && !byUid.has(o.sopInstanceUid)) {
-      rt.push(o);
-      byUid.set(o.sopInstanceUid, o);
+    const names = this.#patientNames;
+    if (!names.has(pid) || (names.get(pid) === undefined && o.patientName)) names.set(pid, o.patientName);
+    if (o.kind !== "image" && o.sopInstanceUid && !this.#byUid.has(o.sopInstanceUid)) {
+      this.#rt.push(o);
+      this.#byUid.set(o.sopInstanceUid, o);
     }
   }
 
+  /** The tree of everything added so far. */
+  build(): ReferenceTree {
+    return assemble(this.#series, this.#instanceSeries, this.#rt, this.#byUid, this.#patientNames);
+  }
+}
+
+function assemble(
+  series: Map<string, SeriesInfo>,
+  instanceSeries: Map<string, string>,
+  rt: RtObjectSummary[],
+  byUid: Map<string, RtObjectSummary>,
+  patientNames: Map<string, string | undefined>,
+): ReferenceTree {
   // Who references each plan.
   const byPlan = new Map<string, RtObjectSummary[]>();
   for (const o of rt) {
