@@ -1,0 +1,236 @@
+#!/usr/bin/env node
+// rtexport task runner, plain JavaScript so it runs on any Node (also the machine's old one),
+// with no dependencies. `node scripts/run.mjs test` installs what the suite needs (npm packages,
+// Debian peers such as dcmtk and orthanc) and runs it under Node 24 and Deno;
+// `node scripts/run.mjs demo` generates the synthetic clinic and shows it.
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const bin = (name) => join(root, "node_modules", ".bin", process.platform === "win32" ? `${name}.cmd` : name);
+const NODE = bin("node");
+const DENO = bin("deno");
+
+class TaskError extends Error {}
+
+function say(text) {
+  process.stderr.write(`run: ${text}\n`);
+}
+
+function mtime(path) {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return -1;
+  }
+}
+
+/** Run a command with inherited stdio; throws TaskError on failure. */
+function runOrFail(command, args, options = {}) {
+  const result = spawnSync(command, args, { cwd: root, stdio: "inherit", ...options });
+  if (result.error) throw new TaskError(`Cannot run ${command}: ${result.error.message}`);
+  if (result.status !== 0) {
+    throw new TaskError(`${[command, ...args].join(" ")} failed with exit status ${result.status ?? result.signal}`);
+  }
+}
+
+/** (a) npm packages: `npm ci` when node_modules is missing or older than package-lock.json. */
+function ensureNodeModules() {
+  const lock = join(root, "package-lock.json");
+  const marker = join(root, "node_modules", ".package-lock.json");
+  const installed = Math.max(mtime(marker), existsSync(marker) ? -1 : mtime(join(root, "node_modules")));
+  if (installed >= 0 && installed >= mtime(lock) && existsSync(NODE) && existsSync(DENO)) return;
+  say(existsSync(join(root, "node_modules")) ? "package-lock.json changed: npm ci" : "node_modules missing: npm ci");
+  const npm = process.platform === "win32" ? "npm.cmd" : "npm";
+  runOrFail(npm, ["ci", "--no-audit", "--no-fund"]);
+  if (!existsSync(NODE) || !existsSync(DENO)) {
+    throw new TaskError("npm ci did not install node_modules/.bin/node and node_modules/.bin/deno");
+  }
+}
+
+function onPath(name) {
+  for (const dir of (process.env.PATH ?? "").split(":").concat(["/usr/sbin", "/sbin", "/usr/bin"])) {
+    if (dir && existsSync(join(dir, name))) return true;
+  }
+  return false;
+}
+
+function hasInitdb() {
+  try {
+    return readdirSync("/usr/lib/postgresql").some((v) => existsSync(`/usr/lib/postgresql/${v}/bin/initdb`));
+  } catch {
+    return false;
+  }
+}
+
+const DEBIAN_PACKAGES = ["dcmtk", "orthanc", "dicom3tools", "python3-pydicom", "libgdcm-tools", "postgresql"];
+
+function missingDebianTools() {
+  const missing = ["dcmdump", "storescp", "Orthanc", "dciodvfy", "gdcmanon", "pg_ctlcluster"].filter((t) => !onPath(t));
+  if (!hasInitdb()) missing.push("initdb");
+  const pydicom = spawnSync("/usr/bin/python3", ["-c", "import pydicom"], { stdio: "ignore" });
+  if (pydicom.status !== 0) missing.push("pydicom");
+  return missing;
+}
+
+/** (b) Debian peers and tools the tests talk to. */
+function ensureDebianTools() {
+  if (process.platform !== "linux") return;
+  const missing = missingDebianTools();
+  if (missing.length === 0) return;
+  say(`missing ${missing.join(", ")}: installing ${DEBIAN_PACKAGES.join(" ")}`);
+  const root = typeof process.getuid === "function" && process.getuid() === 0;
+  if (!root && !onPath("sudo")) {
+    throw new TaskError(
+      `Cannot install Debian packages: not root and sudo not found; install them with: apt-get install ${DEBIAN_PACKAGES.join(" ")}`,
+    );
+  }
+  if (!onPath("apt-get")) {
+    throw new TaskError(`Cannot install Debian packages: apt-get not found; install: ${DEBIAN_PACKAGES.join(" ")}`);
+  }
+  const prefix = root ? [] : ["sudo", "-n", "env", "DEBIAN_FRONTEND=noninteractive"];
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  const run = (args) => {
+    const [command, ...rest] = [...prefix, ...args];
+    runOrFail(command, rest, { env });
+  };
+  run(["apt-get", "update"]);
+  // A service Orthanc that apt may start listens on its default ports (4242/8042); the tests start
+  // their own peers on free ports chosen at run time, so it does not interfere.
+  run(["apt-get", "install", "-y", "--no-install-recommends", ...DEBIAN_PACKAGES]);
+  const still = missingDebianTools();
+  if (still.length) throw new TaskError(`Still missing after apt-get install: ${still.join(", ")}`);
+}
+
+function findTests(dir) {
+  const found = [];
+  if (!existsSync(dir)) return found;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) found.push(...findTests(path));
+    else if (entry.name.endsWith("_test.ts")) found.push(path);
+  }
+  return found.sort();
+}
+
+/** Run a child, echoing its output, and return {status, output}. */
+function runEcho(command, args, env) {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (chunk) => {
+      output += chunk;
+      process.stdout.write(chunk);
+    });
+    child.stderr.on("data", (chunk) => {
+      output += chunk;
+      process.stderr.write(chunk);
+    });
+    child.on("error", (error) => resolve({ status: 1, output: output + String(error) }));
+    child.on("close", (status, signal) => resolve({ status: status ?? (signal ? 1 : 0), output }));
+  });
+}
+
+function count(text, pattern) {
+  const match = text.match(pattern);
+  return match ? Number(match[1]) : undefined;
+}
+
+/**
+ * Count leaf tests in Deno's JUnit report. Deno reports describe() blocks as tests and their
+ * tests as steps ("suite > test"); Node counts only the tests, so count the leaves here too.
+ */
+function junitLeaves(xml) {
+  const cases = [];
+  for (const m of xml.matchAll(/<testcase name="([^"]*)"[^>]*?(\/>|>([\s\S]*?)<\/testcase>)/g)) {
+    const name = m[1].replace(/&gt;/g, ">").replace(/&lt;/g, "<").replace(/&quot;/g, '"').replace(/&amp;/g, "&");
+    cases.push({ name, failed: /<failure/.test(m[3] ?? "") });
+  }
+  const names = cases.map((c) => c.name);
+  let passed = 0;
+  let failed = 0;
+  for (const c of cases) {
+    if (names.some((n) => n.startsWith(c.name + " > "))) continue;
+    if (c.failed) failed++;
+    else passed++;
+  }
+  return { passed, failed };
+}
+
+async function test() {
+  ensureNodeModules();
+  ensureDebianTools();
+  const files = findTests(join(root, "tests")).map((f) => relative(root, f));
+  if (files.length === 0) throw new TaskError("No tests found under tests/");
+  const env = { ...process.env, TCP_NODELAY: "1", NO_COLOR: "1", FORCE_COLOR: "0" };
+  delete env.NODE_OPTIONS;
+
+  const scratch = mkdtempSync(join(tmpdir(), "rtexport-run-"));
+  const tap = join(scratch, "node.tap");
+  let passed = 0;
+  let failed = 0;
+  try {
+    say(`node ${spawnSync(NODE, ["--version"]).stdout.toString().trim()}: ${files.length} test files`);
+    const node = await runEcho(NODE, [
+      "--test",
+      "--test-timeout=300000",
+      "--test-reporter=spec",
+      "--test-reporter-destination=stdout",
+      "--test-reporter=tap",
+      `--test-reporter-destination=${tap}`,
+      ...files,
+    ], env);
+    const tapText = existsSync(tap) ? readFileSync(tap, "utf8") : "";
+    const nodePass = count(tapText, /^# pass (\d+)/m) ?? 0;
+    let nodeFail = count(tapText, /^# fail (\d+)/m) ?? 0;
+    nodeFail += count(tapText, /^# cancelled (\d+)/m) ?? 0;
+    if (node.status !== 0 && nodeFail === 0) nodeFail = 1; // crashed without a summary
+    passed += nodePass;
+    failed += nodeFail;
+    say(`node: ${nodePass} passed, ${nodeFail} failed`);
+
+    say(`deno ${spawnSync(DENO, ["--version"]).stdout.toString().split("\n")[0]}`);
+    const junit = join(scratch, "deno.xml");
+    const deno = await runEcho(DENO, ["test", "-A", `--junit-path=${junit}`, "tests/"], env);
+    let { passed: denoPass, failed: denoFail } = junitLeaves(existsSync(junit) ? readFileSync(junit, "utf8") : "");
+    if (deno.status !== 0 && denoFail === 0) denoFail = 1; // e.g. a test file that does not load
+    passed += denoPass;
+    failed += denoFail;
+    say(`deno: ${denoPass} passed, ${denoFail} failed`);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  process.stdout.write(`tests: ${passed} passed, ${failed} failed\n`);
+  return failed === 0 ? 0 : 1;
+}
+
+async function demo() {
+  ensureNodeModules();
+  const generator = join(root, "scripts", "make_fixtures.ts");
+  if (!existsSync(generator)) {
+    throw new TaskError("Cannot run the demo: scripts/make_fixtures.ts (the synthetic clinic generator) does not exist yet");
+  }
+  const out = join(".tmp", "demo-clinic");
+  say(`generating the synthetic clinic in ${out}`);
+  runOrFail(NODE, [generator, "--out", out]);
+  say(`rtexport show ${out}`);
+  const result = spawnSync(NODE, [join(root, "cli.ts"), "show", out], { cwd: root, stdio: "inherit" });
+  return result.status ?? 1;
+}
+
+const tasks = { test, demo };
+const name = process.argv[2];
+if (!Object.hasOwn(tasks, name ?? "")) {
+  process.stderr.write("Usage: node scripts/run.mjs test|demo\n");
+  process.exit(2);
+}
+tasks[name]().then(
+  (code) => process.exit(code),
+  (error) => {
+    say(error instanceof TaskError ? error.message : String(error?.stack ?? error));
+    process.exit(1);
+  },
+);
