@@ -1,5 +1,5 @@
 import { CharacterSet, DEFAULT_CHARSET } from "./charset.ts";
-import { lookupKeyword, resolveTag } from "./dictionary.ts";
+import { dictionaryVr, lookupKeyword, resolveTag } from "./dictionary.ts";
 import { formatTag, type Tag } from "./tag.ts";
 import { BINARY_WIDTH, CHARSET_VRS, SINGLE_VALUE_STRING_VRS, STRING_VRS } from "./vr.ts";
 
@@ -114,7 +114,13 @@ function toTag(tag: Tag | string): Tag | undefined {
 export function elementValues(el: DicomElement, ds: { littleEndian: boolean; charset: CharacterSet }): (string | number | bigint)[] {
   const bytes = el.value;
   if (!bytes || bytes.length === 0) return [];
-  const vr = el.vr;
+  let vr = el.vr;
+  // A UN element of a tag the dictionary knows (an implicit VR file converted by a node that did
+  // not know the tag): its values decode by the dictionary's VR. The element itself stays UN.
+  if (vr === "UN") {
+    const known = dictionaryVr(el.tag);
+    if (known !== "UN" && known !== "SQ" && known !== "OB" && known !== "OW") vr = known;
+  }
   if (STRING_VRS.has(vr)) {
     const text = CHARSET_VRS.has(vr) ? ds.charset.decode(bytes, vr === "PN") : latin1(bytes);
     const parts = SINGLE_VALUE_STRING_VRS.has(vr) ? [text] : text.split("\\");

@@ -72,6 +72,11 @@ export function dictionaryVr(tag: Tag): string {
   return vr.slice(0, 2);
 }
 
+/** True for elements the dictionary gives as US or SS (resolved by Pixel Representation). */
+export function isUsOrSs(tag: Tag): boolean {
+  return lookupTag(tag)?.vr === "US|SS";
+}
+
 /** Resolves `(gggg,eeee)`, `gggg,eeee`, `ggggeeee` or a keyword to a tag. */
 export function resolveTag(text: string): Tag | undefined {
   return parseTag(text) ?? lookupKeyword(text.trim())?.tag;

@@ -2,7 +2,7 @@ import { closeSync, fstatSync, openSync, readFileSync, readSync } from "node:fs"
 import { inflateRawSync } from "node:zlib";
 import { characterSet } from "./charset.ts";
 import { DataSet, type DicomElement } from "./dataset.ts";
-import { dictionaryVr } from "./dictionary.ts";
+import { dictionaryVr, isUsOrSs } from "./dictionary.ts";
 import {
   DOUBLE_PIXEL_DATA, FLOAT_PIXEL_DATA, formatTag, ITEM, ITEM_DELIMITATION, PIXEL_DATA,
   SEQUENCE_DELIMITATION, SPECIFIC_CHARACTER_SET, type Tag,
@@ -124,6 +124,13 @@ interface ParseState {
   stopped: boolean;
 }
 
+function signedPixels(ds: DataSet): boolean {
+  const el = ds.elements.get(0x00280103);
+  const v = el?.value;
+  if (!v || v.length < 2) return false;
+  return (ds.littleEndian ? v[0] | (v[1] << 8) : (v[0] << 8) | v[1]) === 1;
+}
+
 function isVrChars(a: number, b: number): boolean {
   return a >= 0x41 && a <= 0x5a && b >= 0x41 && b <= 0x5a;
 }
@@ -179,8 +186,10 @@ function parseElements(st: ParseState, ds: DataSet, pos: number, end: number, de
       vr = dictionaryVr(tag);
       len = src.u32(pos + 4, le);
       valuePos = pos + 8;
+      // US|SS elements (smallest/largest pixel value, padding value …) follow Pixel
+      // Representation (0028,0103) of the same data set, as DCMTK resolves them.
+      if (vr === "US" && isUsOrSs(tag) && signedPixels(ds)) vr = "SS";
     }
-    if (vr === "US" && (tag === 0x00280106 || tag === 0x00280107)) { /* US|SS: keep as read */ }
 
     const el: DicomElement = { tag, vr, offset: valuePos, length: len };
     const isPixel = tag === PIXEL_DATA || tag === FLOAT_PIXEL_DATA || tag === DOUBLE_PIXEL_DATA;
@@ -392,7 +401,9 @@ function parse(src: Source, opts: ReadOptions, path?: string): DicomFile {
     enc.explicitVR = false;
   }
   const dataset = new DataSet({ littleEndian: enc.littleEndian, explicitVR: enc.explicitVR });
-  const st: ParseState = { src: dataSrc, full: !!opts.full, bulkThreshold: opts.bulkThreshold ?? 4096, stopped: false };
+  // A deflated data set is inflated whole, so nothing is skipped: offsets of skipped values
+  // would point into the inflated stream, not into the file.
+  const st: ParseState = { src: dataSrc, full: !!opts.full || enc.deflated, bulkThreshold: opts.bulkThreshold ?? 4096, stopped: false };
   parseElements(st, dataset, dataPos, Infinity, 0, false);
   if (dataset.size === 0 && meta.size === 0) throw new DicomParseError("not a DICOM file: no elements", 0);
   return { path, preamble, meta, dataset, transferSyntaxUid, datasetOffset, size: src.size, complete: !st.stopped };
@@ -407,7 +418,13 @@ export function parseDicom(bytes: Uint8Array, opts: ReadOptions = {}): DicomFile
 export function parseDataSet(bytes: Uint8Array, transferSyntaxUid: string, opts: ReadOptions = { full: true }): DataSet {
   const enc = transferSyntaxEncoding(transferSyntaxUid);
   let data = bytes;
-  if (enc.deflated) data = inflateRawSync(bytes);
+  if (enc.deflated) {
+    try {
+      data = inflateRawSync(bytes);
+    } catch (e) {
+      throw new DicomParseError(`deflated data set cannot be inflated: ${(e as Error).message}`, 0);
+    }
+  }
   const ds = new DataSet({ littleEndian: enc.littleEndian, explicitVR: enc.explicitVR });
   const st: ParseState = { src: new Source(data, undefined, data.length), full: opts.full ?? true, bulkThreshold: opts.bulkThreshold ?? 4096, stopped: false };
   parseElements(st, ds, 0, Infinity, 0, false);
