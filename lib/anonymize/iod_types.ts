@@ -22,14 +22,15 @@ const IMAGE: [number, 1 | 2][] = [[0x00080023, 2], [0x00080033, 2], [0x00180010,
 const RT_SERIES: [number, 1 | 2][] = [[0x00081070, 2]];
 
 const CT_MR = t([...IMAGE]);
-const RTSTRUCT = t([...RT_SERIES]);
+// RT Structure Set: Approval module Reviewer Name 2C.
+const RTSTRUCT = t([...RT_SERIES, [0x300e0008, 2]]);
 // RT General Plan: RT Plan Date/Time 2; RT Beams: Treatment Machine Name 2; Approval: Reviewer Name 2C.
 const RTPLAN = t([...RT_SERIES, [0x300a0006, 2], [0x300a0007, 2], [0x300a00b2, 2], [0x300e0008, 2]]);
 // RT Dose includes General Image when it has pixel data.
 const RTDOSE = t([...RT_SERIES, [0x00080023, 2], [0x00080033, 2]]);
-// RT Image: General Image content date/time; RT Image module Treatment Machine Name? (it uses
-// Radiation Machine Name 3002,0020, not in Table E.1-1); Approval Reviewer Name 2C.
-const RTIMAGE = t([[0x00080023, 2], [0x00080033, 2], [0x300e0008, 2]]);
+// RT Image: RT Series Operators' Name 2; General Image content date/time 2C; Approval Reviewer
+// Name 2C. (Its machine is Radiation Machine Name (3002,0020), which Table E.1-1 does not list.)
+const RTIMAGE = t([...RT_SERIES, [0x00080023, 2], [0x00080033, 2], [0x300e0008, 2]]);
 // RT General Treatment Record: Treatment Date/Time 2; Treatment Machine Sequence: Treatment
 // Machine Name 2, Institution Name 2, Device Serial Number 2; RT Series Operators' Name 2.
 const RTRECORD = t([
