@@ -1,0 +1,838 @@
+/**
+ * One DICOM association over a TCP (or TLS) socket: PDU framing, the upper-layer state machine
+ * (DUL), DIMSE message assembly, and sending messages whose data set is streamed from a file.
+ * Used by both sides: `connect()` makes a requestor (SCU); the SCP framework (scp.ts) makes
+ * acceptors. Service operations (echo, store, find, move, get) live in scu.ts on top of this.
+ */
+import { Buffer } from "node:buffer";
+import { closeSync, openSync, readSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import * as net from "node:net";
+import * as tls from "node:tls";
+import { buildMeta, encodeMeta } from "../dicom/writer.ts";
+import { type DimseCommand, decodeCommand, encodeCommand } from "./dimse.ts";
+import { DicomNetError, socketError } from "./errors.ts";
+import {
+  abortReasonText, APPLICATION_CONTEXT_NAME, type AssociateAc, type AssociateRq, decodePdu, DEFAULT_MAX_PDU,
+  encodeAbort, encodeAssociate, encodeReleaseRp, encodeReleaseRq, fragment, maxPduPayload, PC_ACCEPTANCE, type PData,
+  type Pdu, PDU_ABORT, PDU_ASSOCIATE_AC, PDU_ASSOCIATE_RJ, PDU_ASSOCIATE_RQ, PDU_P_DATA_TF, PDU_RELEASE_RP,
+  PDU_RELEASE_RQ, PDV_HEADER_LENGTH, type PresentationContextRq, rejectReasonText, type RoleSelection,
+  writePdvHeader,
+} from "./pdu.ts";
+import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from "../dicom/writer.ts";
+
+/** A presentation context as negotiated. */
+export interface NegotiatedContext {
+  id: number;
+  abstractSyntax: string;
+  /** The accepted transfer syntax ("" when rejected). */
+  transferSyntax: string;
+  accepted: boolean;
+  /** PS3.8 result (0 accepted, 1..4 rejection reasons). */
+  result: number;
+}
+
+/** TLS settings: PEM contents (read the files before). */
+export interface TlsOptions {
+  ca?: string | Uint8Array;
+  cert?: string | Uint8Array;
+  key?: string | Uint8Array;
+  /** Verify the peer's certificate (default true for clients). */
+  rejectUnauthorized?: boolean;
+  /** Server name for SNI and certificate host checks (default: the host). */
+  servername?: string;
+  /** SCP: ask clients for a certificate and verify it against `ca`. */
+  requestCert?: boolean;
+}
+
+/** Timeouts in milliseconds; 0 disables one. */
+export interface Timeouts {
+  /** TCP (and TLS) connect. Default 10 s. */
+  connect?: number;
+  /** Waiting for A-ASSOCIATE-AC/RJ (SCU) or -RQ (SCP), and for A-RELEASE-RP. Default 30 s. */
+  association?: number;
+  /** Waiting for a DIMSE message (a response, or the next request on an SCP). Default 60 s for SCUs, 600 s idle on SCPs. */
+  dimse?: number;
+}
+
+export interface ConnectOptions {
+  host: string;
+  port: number;
+  callingAet: string;
+  calledAet: string;
+  /** Presentation contexts to propose; ids are assigned (1, 3, 5, …). */
+  contexts: { abstractSyntax: string; transferSyntaxes: string[] }[];
+  /** SCP/SCU role selection sub-items (C-GET needs scp: true for the storage classes it receives). */
+  roles?: RoleSelection[];
+  /** Largest PDU we receive (announced to the peer). Default 262144. */
+  maxPdu?: number;
+  timeouts?: Timeouts;
+  tls?: TlsOptions;
+}
+
+/** A data set received with a message: in memory, or streamed into a file. */
+export interface ReceivedFile {
+  /** Temporary Part 10 file (meta header built from the command + the data set bytes as received). */
+  path: string;
+  sopClassUid: string;
+  sopInstanceUid: string;
+  transferSyntaxUid: string;
+  /** Size of the file in bytes. */
+  size: number;
+}
+
+export interface DimseMessage {
+  contextId: number;
+  context: NegotiatedContext;
+  command: DimseCommand;
+  /** The data set bytes, for messages received in memory. */
+  dataset?: Uint8Array;
+  /** The data set, for C-STORE-RQs streamed to disk (see `storeDir`). */
+  file?: ReceivedFile;
+  /** Set when the data set could not be written to disk; the data was discarded. */
+  error?: string;
+}
+
+/** Where a message's data set bytes go while they arrive. */
+interface Sink {
+  write(b: Uint8Array): void;
+  end(): { dataset?: Uint8Array; file?: ReceivedFile; error?: string };
+  discard(): void;
+}
+
+class MemorySink implements Sink {
+  parts: Uint8Array[] = [];
+  length = 0;
+  write(b: Uint8Array): void {
+    this.parts.push(b.slice());
+    this.length += b.length;
+  }
+  end(): { dataset: Uint8Array } {
+    if (this.parts.length === 1) return { dataset: this.parts[0] };
+    const out = new Uint8Array(this.length);
+    let o = 0;
+    for (const p of this.parts) {
+      out.set(p, o);
+      o += p.length;
+    }
+    return { dataset: out };
+  }
+  discard(): void {
+    this.parts = [];
+  }
+}
+
+let tempCounter = 0;
+
+/** Writes a received data set to a temporary file as its PDVs arrive, behind a meta header. */
+class FileSink implements Sink {
+  private fd: number | undefined;
+  private size = 0;
+  private error: string | undefined;
+  readonly path: string;
+  private readonly info: Omit<ReceivedFile, "path" | "size">;
+
+  constructor(dir: string, info: Omit<ReceivedFile, "path" | "size">, sourceAet: string) {
+    this.info = info;
+    this.path = join(dir, `.rtexport-rx-${process.pid}-${Date.now().toString(36)}-${(tempCounter++).toString(36)}.part`);
+    try {
+      this.fd = openSync(this.path, "wx");
+      const meta = encodeMeta(buildMeta(info.sopClassUid, info.sopInstanceUid, info.transferSyntaxUid, sourceAet));
+      const head = new Uint8Array(132 + meta.length);
+      head.set([0x44, 0x49, 0x43, 0x4d], 128);
+      head.set(meta, 132);
+      this.writeAll(head);
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  private writeAll(b: Uint8Array): void {
+    let o = 0;
+    while (o < b.length) o += writeSync(this.fd!, b, o, b.length - o);
+    this.size += b.length;
+  }
+
+  private fail(e: unknown): void {
+    this.error = `Cannot write "${this.path}": ${(e as Error).message ?? e}`;
+    this.discard();
+  }
+
+  write(b: Uint8Array): void {
+    if (this.fd === undefined) return;
+    try {
+      this.writeAll(b);
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  end(): { file?: ReceivedFile; error?: string } {
+    if (this.error || this.fd === undefined) return { error: this.error ?? "data set discarded" };
+    try {
+      closeSync(this.fd);
+      this.fd = undefined;
+    } catch (e) {
+      this.fail(e);
+      return { error: this.error };
+    }
+    return { file: { ...this.info, path: this.path, size: this.size } };
+  }
+
+  discard(): void {
+    if (this.fd !== undefined) {
+      try {
+        closeSync(this.fd);
+      } catch { /* already closed */ }
+      this.fd = undefined;
+    }
+    try {
+      unlinkSync(this.path);
+    } catch { /* not created */ }
+  }
+}
+
+/** A data set to send: a byte range of a file (streamed) or bytes in memory. */
+export type DataSource = { path: string; offset: number; length: number } | Uint8Array;
+
+type State = "connecting" | "awaiting-ac" | "awaiting-rq" | "established" | "awaiting-rp" | "closed";
+
+interface Waiter {
+  resolve: (m: DimseMessage) => void;
+  reject: (e: Error) => void;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+const MAX_ACCEPTED_PDU = 64 * 1024 * 1024;
+
+/**
+ * An established association. One DIMSE operation at a time (no asynchronous operations
+ * window). Received messages are queued and taken with `receive()`.
+ */
+export class Association {
+  readonly socket: net.Socket;
+  readonly peer: string;
+  readonly isRequestor: boolean;
+  callingAet = "";
+  calledAet = "";
+  /** Accepted and rejected contexts by id. */
+  readonly contexts: Map<number, NegotiatedContext> = new Map();
+  /** Role selections as negotiated. */
+  roles: RoleSelection[] = [];
+  /** Largest PDU the peer receives (0 = no limit). */
+  peerMaxPdu = 0;
+  peerImplementationClassUid = "";
+  peerImplementationVersionName = "";
+  /** Where C-STORE-RQ data sets are streamed (a directory); unset = kept in memory. */
+  storeDir: string | undefined;
+  timeouts: Required<Timeouts>;
+
+  private state: State;
+  private chunks: Uint8Array[] = [];
+  private buffered = 0;
+  private readonly queue: DimseMessage[] = [];
+  private readonly waiters: Waiter[] = [];
+  private cmdParts: Uint8Array[] = [];
+  private current: { contextId: number; command: DimseCommand; sink: Sink } | undefined;
+  private closedError: DicomNetError | undefined;
+  private pduWaiter: { resolve: (p: Pdu) => void; reject: (e: Error) => void } | undefined;
+  private drainWaiters: (() => void)[] = [];
+  private closeWaiters: (() => void)[] = [];
+  private messageId = 0;
+  private hold = false;
+  private readonly tls: boolean;
+  /** The A-ASSOCIATE-RQ received (acceptors) or sent (requestors). */
+  request: AssociateRq | undefined;
+
+  constructor(socket: net.Socket, opts: { requestor: boolean; peer: string; tls: boolean; timeouts?: Timeouts }) {
+    this.socket = socket;
+    this.peer = opts.peer;
+    this.isRequestor = opts.requestor;
+    this.tls = opts.tls;
+    this.state = opts.requestor ? "connecting" : "awaiting-rq";
+    this.timeouts = {
+      connect: opts.timeouts?.connect ?? 10000,
+      association: opts.timeouts?.association ?? 30000,
+      dimse: opts.timeouts?.dimse ?? (opts.requestor ? 60000 : 600000),
+    };
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Uint8Array) => this.onData(chunk));
+    socket.on("drain", () => this.flushDrain());
+    socket.on("error", (e) => this.onClose(socketError(e, this.peer, this.tls)));
+    socket.on("close", () => this.onClose(new DicomNetError("CLOSED", `Connection to ${this.peer} closed by the peer`)));
+  }
+
+  /** True while the association can carry messages. */
+  get established(): boolean {
+    return this.state === "established";
+  }
+
+  /** Next message id (1..65535). */
+  nextMessageId(): number {
+    this.messageId = (this.messageId % 65535) + 1;
+    return this.messageId;
+  }
+
+  /** The accepted contexts. */
+  acceptedContexts(): NegotiatedContext[] {
+    return [...this.contexts.values()].filter((c) => c.accepted);
+  }
+
+  // ---- receiving ----
+
+  private onData(chunk: Uint8Array): void {
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+    }
+    this.pump();
+  }
+
+  /** Parses and handles the complete PDUs buffered (until negotiation holds it). */
+  private pump(): void {
+    while (!this.hold && this.buffered >= 6 && this.state !== "closed") {
+      const first = this.chunks[0];
+      const head = first.length >= 6 ? first : this.take(6, false);
+      const len = ((head[2] << 24) >>> 0) + (head[3] << 16) + (head[4] << 8) + head[5];
+      if (len > MAX_ACCEPTED_PDU) {
+        this.protocolAbort(`PDU of ${len} bytes is larger than allowed`);
+        return;
+      }
+      if (this.buffered < len + 6) break;
+      const bytes = this.take(len + 6, true);
+      let pdu: Pdu;
+      try {
+        pdu = decodePdu(bytes);
+      } catch (e) {
+        this.protocolAbort((e as Error).message);
+        return;
+      }
+      this.onPdu(pdu);
+    }
+  }
+
+  /** Takes n bytes from the buffered chunks (without consuming unless `consume`). */
+  private take(n: number, consume: boolean): Uint8Array {
+    const first = this.chunks[0];
+    if (first.length >= n) {
+      if (!consume) return first.subarray(0, n);
+      const out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      this.buffered -= n;
+      return out;
+    }
+    const out = new Uint8Array(n);
+    let o = 0;
+    let i = 0;
+    while (o < n) {
+      const c = this.chunks[i];
+      const k = Math.min(c.length, n - o);
+      out.set(c.subarray(0, k), o);
+      o += k;
+      if (consume) {
+        if (k === c.length) {
+          this.chunks.shift();
+          continue;
+        }
+        this.chunks[0] = c.subarray(k);
+      } else i++;
+    }
+    if (consume) this.buffered -= n;
+    return out;
+  }
+
+  private onPdu(pdu: Pdu): void {
+    if (this.pduWaiter) {
+      const w = this.pduWaiter;
+      this.pduWaiter = undefined;
+      // Later PDUs wait until the negotiation step has acted on this one.
+      this.hold = true;
+      w.resolve(pdu);
+      return;
+    }
+    switch (pdu.type) {
+      case PDU_P_DATA_TF:
+        if (this.state !== "established" && this.state !== "awaiting-rp") return this.protocolAbort("unexpected P-DATA-TF");
+        this.onPData(pdu);
+        return;
+      case PDU_RELEASE_RQ:
+        if (this.state !== "established") return this.protocolAbort("unexpected A-RELEASE-RQ");
+        this.write(encodeReleaseRp());
+        this.state = "closed";
+        this.fail(new DicomNetError("CLOSED", `Association with ${this.peer} released by the peer`));
+        this.socket.end();
+        return;
+      case PDU_RELEASE_RP:
+        if (this.state === "awaiting-rp") {
+          this.state = "closed";
+          this.socket.end();
+          this.fail(new DicomNetError("CLOSED", `Association with ${this.peer} released`));
+          return;
+        }
+        return this.protocolAbort("unexpected A-RELEASE-RP");
+      case PDU_ABORT:
+        this.state = "closed";
+        this.fail(new DicomNetError("ABORTED", `Association with ${this.peer} ${abortReasonText(pdu.source, pdu.reason)}`));
+        this.socket.destroy();
+        return;
+      default:
+        this.protocolAbort(`unexpected PDU type ${pdu.type}`);
+    }
+  }
+
+  private onPData(pdu: PData): void {
+    for (const pdv of pdu.pdvs) {
+      if (pdv.command) {
+        if (this.current) return this.protocolAbort("command fragment while a data set was expected");
+        this.cmdParts.push(pdv.data.slice());
+        if (!pdv.last) continue;
+        let command: DimseCommand;
+        try {
+          command = decodeCommand(concat(this.cmdParts));
+        } catch (e) {
+          return this.protocolAbort(`malformed command set: ${(e as Error).message}`);
+        } finally {
+          this.cmdParts = [];
+        }
+        const context = this.contexts.get(pdv.contextId);
+        if (!context?.accepted) return this.protocolAbort(`message on presentation context ${pdv.contextId}, which was not accepted`);
+        if (command.hasDataSet) {
+          this.current = { contextId: pdv.contextId, command, sink: this.sinkFor(command, context) };
+        } else {
+          this.deliver({ contextId: pdv.contextId, context, command });
+        }
+      } else {
+        const cur = this.current;
+        if (!cur) return this.protocolAbort("data set fragment without a command");
+        cur.sink.write(pdv.data);
+        if (pdv.last) {
+          this.current = undefined;
+          const r = cur.sink.end();
+          this.deliver({ contextId: cur.contextId, context: this.contexts.get(cur.contextId)!, command: cur.command, ...r });
+        }
+      }
+    }
+  }
+
+  private sinkFor(command: DimseCommand, context: NegotiatedContext): Sink {
+    if (command.commandField === 0x0001 && this.storeDir !== undefined) {
+      return new FileSink(this.storeDir, {
+        sopClassUid: command.affectedSopClassUid ?? context.abstractSyntax,
+        sopInstanceUid: command.affectedSopInstanceUid ?? "",
+        transferSyntaxUid: context.transferSyntax,
+      }, this.isRequestor ? this.calledAet : this.callingAet);
+    }
+    return new MemorySink();
+  }
+
+  private deliver(m: DimseMessage): void {
+    const w = this.waiters.shift();
+    if (w) {
+      if (w.timer) clearTimeout(w.timer);
+      w.resolve(m);
+    } else this.queue.push(m);
+  }
+
+  /** Removes a queued C-CANCEL-RQ for `messageId`; true when there was one. */
+  takeCancel(messageId: number | undefined): boolean {
+    const i = this.queue.findIndex((m) => m.command.commandField === 0x0fff && m.command.messageIdBeingRespondedTo === messageId);
+    if (i < 0) return false;
+    this.queue.splice(i, 1);
+    return true;
+  }
+
+  /** Waits for the next DIMSE message (timeout: `timeouts.dimse` unless given). */
+  receive(timeoutMs: number = this.timeouts.dimse): Promise<DimseMessage> {
+    const m = this.queue.shift();
+    if (m) return Promise.resolve(m);
+    if (this.closedError) return Promise.reject(this.closedError);
+    return new Promise((resolve, reject) => {
+      const w: Waiter = { resolve, reject };
+      if (timeoutMs > 0) {
+        w.timer = setTimeout(() => {
+          const i = this.waiters.indexOf(w);
+          if (i >= 0) this.waiters.splice(i, 1);
+          const err = new DicomNetError("TIMEOUT", `No response from ${this.peer} within ${seconds(timeoutMs)} (DIMSE timeout)`);
+          this.abort();
+          reject(err);
+        }, timeoutMs);
+      }
+      this.waiters.push(w);
+    });
+  }
+
+  // ---- closing ----
+
+  private fail(err: DicomNetError): void {
+    if (!this.closedError) this.closedError = err;
+    if (this.current) {
+      this.current.sink.discard();
+      this.current = undefined;
+    }
+    for (const w of this.waiters.splice(0)) {
+      if (w.timer) clearTimeout(w.timer);
+      w.reject(this.closedError);
+    }
+    if (this.pduWaiter) {
+      const p = this.pduWaiter;
+      this.pduWaiter = undefined;
+      p.reject(this.closedError);
+    }
+    this.flushDrain();
+  }
+
+  private onClose(err: DicomNetError): void {
+    const wasOpen = this.state !== "closed";
+    this.state = "closed";
+    this.fail(wasOpen ? err : this.closedError ?? err);
+    for (const f of this.closeWaiters.splice(0)) f();
+  }
+
+  /** Why the association ended, once it has. */
+  get closeReason(): DicomNetError | undefined {
+    return this.closedError;
+  }
+
+  private protocolAbort(why: string): void {
+    if (this.state === "closed") return;
+    this.write(encodeAbort(2, 2));
+    this.state = "closed";
+    this.fail(new DicomNetError("PROTOCOL", `Protocol error with ${this.peer}: ${why}`));
+    this.socket.destroy();
+  }
+
+  /** Sends A-ABORT and closes the connection. */
+  abort(): void {
+    if (this.state === "closed") {
+      this.socket.destroy();
+      return;
+    }
+    this.write(encodeAbort(0, 0));
+    this.state = "closed";
+    this.fail(new DicomNetError("ABORTED", `Association with ${this.peer} aborted`));
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 100).unref?.();
+  }
+
+  /** Releases the association (A-RELEASE-RQ, wait for -RP, close). Never throws. */
+  async release(): Promise<void> {
+    if (this.state !== "established") {
+      this.socket.destroy();
+      return;
+    }
+    this.state = "awaiting-rp";
+    const closed = new Promise<void>((resolve) => {
+      this.closeWaiters.push(resolve);
+    });
+    this.write(encodeReleaseRq());
+    const timer = setTimeout(() => this.socket.destroy(), this.timeouts.association || 30000);
+    await closed;
+    clearTimeout(timer);
+  }
+
+  /** Resolves when the socket has closed. */
+  closed(): Promise<void> {
+    if (this.socket.destroyed) return Promise.resolve();
+    return new Promise((resolve) => this.closeWaiters.push(resolve));
+  }
+
+  // ---- sending ----
+
+  private write(b: Uint8Array): boolean {
+    if (this.socket.destroyed || !this.socket.writable) return true;
+    return this.socket.write(b);
+  }
+
+  private flushDrain(): void {
+    for (const f of this.drainWaiters.splice(0)) f();
+  }
+
+  private async drain(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      const timer = this.timeouts.dimse > 0
+        ? setTimeout(() => {
+          this.abort();
+          reject(new DicomNetError("TIMEOUT", `${this.peer} stopped reading within ${seconds(this.timeouts.dimse)} (DIMSE timeout)`));
+        }, this.timeouts.dimse)
+        : undefined;
+      this.drainWaiters.push(() => {
+        if (timer) clearTimeout(timer);
+        resolve();
+      });
+    });
+    if (this.closedError) throw this.closedError;
+  }
+
+  private async send(b: Uint8Array): Promise<void> {
+    if (this.closedError) throw this.closedError;
+    if (!this.write(b)) await this.drain();
+  }
+
+  /**
+   * Sends a DIMSE message: the command, then the data set if given. A file data source is read
+   * in PDU-sized pieces straight into the PDU buffers and written with back-pressure; its
+   * bytes go out unchanged.
+   */
+  async sendMessage(contextId: number, command: DimseCommand, data?: DataSource): Promise<void> {
+    if (this.closedError) throw this.closedError;
+    if (this.state !== "established") throw new DicomNetError("CLOSED", `Association with ${this.peer} is not established`);
+    command.hasDataSet = data !== undefined;
+    for (const p of fragment(contextId, true, encodeCommand(command), this.peerMaxPdu)) await this.send(p);
+    if (data === undefined) return;
+    if (data instanceof Uint8Array) {
+      for (const p of fragment(contextId, false, data, this.peerMaxPdu)) await this.send(p);
+      return;
+    }
+    const max = maxPduPayload(this.peerMaxPdu);
+    const fd = openSync(data.path, "r");
+    try {
+      let pos = 0;
+      do {
+        const n = Math.min(max, data.length - pos);
+        const buf = Buffer.allocUnsafe(PDV_HEADER_LENGTH + n);
+        let got = 0;
+        while (got < n) {
+          const r = readSync(fd, buf, PDV_HEADER_LENGTH + got, n - got, data.offset + pos + got);
+          if (r === 0) throw new Error(`Cannot read "${data.path}": file ended at offset ${data.offset + pos + got}`);
+          got += r;
+        }
+        pos += n;
+        writePdvHeader(buf, contextId, false, pos >= data.length, n);
+        await this.send(buf);
+      } while (pos < data.length);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  // ---- negotiation ----
+
+  /** Waits for one PDU outside the established state (negotiation). */
+  waitPdu(timeoutMs: number, what: string): Promise<Pdu> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    return new Promise((resolve, reject) => {
+      const timer = timeoutMs > 0
+        ? setTimeout(() => {
+          this.pduWaiter = undefined;
+          this.socket.destroy();
+          reject(new DicomNetError("TIMEOUT", `No ${what} from ${this.peer} within ${seconds(timeoutMs)} (association timeout)`));
+        }, timeoutMs)
+        : undefined;
+      this.pduWaiter = {
+        resolve: (p) => {
+          if (timer) clearTimeout(timer);
+          resolve(p);
+        },
+        reject: (e) => {
+          if (timer) clearTimeout(timer);
+          reject(e);
+        },
+      };
+      // PDUs may already be buffered.
+      this.hold = false;
+      this.pump();
+    });
+  }
+
+  /** Requestor: sends A-ASSOCIATE-RQ and waits for the answer. */
+  async requestAssociation(rq: AssociateRq): Promise<void> {
+    this.request = rq;
+    this.callingAet = rq.callingAet;
+    this.calledAet = rq.calledAet;
+    this.state = "awaiting-ac";
+    this.write(encodeAssociate(rq));
+    const answer = await this.waitPdu(this.timeouts.association, "association answer");
+    if (answer.type === PDU_ASSOCIATE_RJ) {
+      this.state = "closed";
+      this.socket.destroy();
+      const kind = answer.result === 2 ? "transient" : "permanent";
+      throw new DicomNetError(
+        "REJECTED",
+        `Association rejected by ${this.peer} (${kind}): ${rejectReasonText(answer.source, answer.reason)}`,
+        answer,
+      );
+    }
+    if (answer.type === PDU_ABORT) {
+      this.state = "closed";
+      this.socket.destroy();
+      throw new DicomNetError("ABORTED", `Association request to ${this.peer} ${abortReasonText(answer.source, answer.reason)}`);
+    }
+    if (answer.type !== PDU_ASSOCIATE_AC) {
+      this.protocolAbort(`expected A-ASSOCIATE-AC, got PDU type ${answer.type}`);
+      throw this.closedError!;
+    }
+    this.acceptAnswer(rq, answer);
+  }
+
+  private acceptAnswer(rq: AssociateRq, ac: AssociateAc): void {
+    const proposed = new Map(rq.contexts.map((c) => [c.id, c]));
+    for (const c of ac.contexts) {
+      const p = proposed.get(c.id);
+      if (!p) continue;
+      const accepted = c.result === PC_ACCEPTANCE;
+      this.contexts.set(c.id, { id: c.id, abstractSyntax: p.abstractSyntax, transferSyntax: accepted ? c.transferSyntax : "", accepted, result: c.result });
+    }
+    this.peerMaxPdu = ac.user.maxPduLength;
+    this.peerImplementationClassUid = ac.user.implementationClassUid;
+    this.peerImplementationVersionName = ac.user.implementationVersionName ?? "";
+    // Roles: without an answer item the default roles apply (requestor SCU only).
+    const answered = new Map(ac.user.roles.map((r) => [r.sopClassUid, r]));
+    this.roles = (rq.user.roles ?? []).map((r) => {
+      const a = answered.get(r.sopClassUid);
+      return { sopClassUid: r.sopClassUid, scu: a ? a.scu && r.scu : true, scp: a ? a.scp && r.scp : false };
+    });
+    this.state = "established";
+    this.resume();
+  }
+
+  private resume(): void {
+    this.hold = false;
+    queueMicrotask(() => this.pump());
+  }
+
+  /** Acceptor: sends A-ASSOCIATE-AC for the request received. */
+  acceptAssociation(rq: AssociateRq, contexts: NegotiatedContext[], roles: RoleSelection[], maxPdu: number): void {
+    for (const c of contexts) this.contexts.set(c.id, c);
+    this.roles = roles;
+    this.peerMaxPdu = rq.user.maxPduLength;
+    this.peerImplementationClassUid = rq.user.implementationClassUid;
+    this.peerImplementationVersionName = rq.user.implementationVersionName ?? "";
+    const ac: AssociateAc = {
+      type: PDU_ASSOCIATE_AC,
+      protocolVersion: 1,
+      calledAet: rq.calledAet,
+      callingAet: rq.callingAet,
+      applicationContext: APPLICATION_CONTEXT_NAME,
+      contexts: contexts.map((c) => ({ id: c.id, result: c.result, transferSyntax: c.transferSyntax })),
+      user: {
+        maxPduLength: maxPdu,
+        implementationClassUid: IMPLEMENTATION_CLASS_UID,
+        implementationVersionName: IMPLEMENTATION_VERSION_NAME,
+        roles,
+        other: [],
+      },
+    };
+    this.write(encodeAssociate(ac));
+    this.state = "established";
+    this.resume();
+  }
+
+  /** Acceptor: sends A-ASSOCIATE-RJ and closes. */
+  rejectAssociation(result: number, source: number, reason: number, encodeRj: (a: number, b: number, c: number) => Uint8Array): void {
+    this.write(encodeRj(result, source, reason));
+    this.state = "closed";
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 1000).unref?.();
+  }
+
+  /** Acceptor: marks the association set up by the SCP framework. */
+  setAets(callingAet: string, calledAet: string): void {
+    this.callingAet = callingAet;
+    this.calledAet = calledAet;
+  }
+
+  /** Moves a received temp file into place atomically. */
+  static moveReceived(file: ReceivedFile, dest: string): void {
+    renameSync(file.path, dest);
+  }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+export function seconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** Builds the proposed contexts with ids 1, 3, 5, … (at most 128). */
+export function numberContexts(list: { abstractSyntax: string; transferSyntaxes: string[] }[]): PresentationContextRq[] {
+  if (list.length > 128) throw new Error(`Too many presentation contexts (${list.length}; at most 128)`);
+  return list.map((c, i) => ({ id: i * 2 + 1, abstractSyntax: c.abstractSyntax, transferSyntaxes: c.transferSyntaxes }));
+}
+
+/**
+ * Opens an association: TCP (or TLS) connect with a timeout, A-ASSOCIATE-RQ, and the answer.
+ * Throws a `DicomNetError` whose message says what happened (refused, rejected with the reason,
+ * timeout, TLS failure).
+ */
+export async function connect(opts: ConnectOptions): Promise<Association> {
+  const peer = `${opts.calledAet}@${opts.host}:${opts.port}`;
+  const connectTimeout = opts.timeouts?.connect ?? 10000;
+  const useTls = opts.tls !== undefined;
+  const socket = await new Promise<net.Socket>((resolve, reject) => {
+    let s: net.Socket;
+    const timer = connectTimeout > 0
+      ? setTimeout(() => {
+        s.destroy();
+        reject(new DicomNetError("TIMEOUT", `Cannot connect to ${opts.host}:${opts.port}: no answer within ${seconds(connectTimeout)} (connect timeout)`));
+      }, connectTimeout)
+      : undefined;
+    const onError = (e: Error) => {
+      if (timer) clearTimeout(timer);
+      s.destroy();
+      reject(socketError(e, `${opts.host}:${opts.port}`, useTls));
+    };
+    if (useTls) {
+      const t = opts.tls!;
+      const tlsOpts: tls.ConnectionOptions = {
+        host: opts.host,
+        port: opts.port,
+        rejectUnauthorized: t.rejectUnauthorized ?? true,
+        servername: t.servername ?? (net.isIP(opts.host) ? undefined : opts.host),
+      };
+      if (t.ca) tlsOpts.ca = toPem(t.ca);
+      if (t.cert) tlsOpts.cert = toPem(t.cert);
+      if (t.key) tlsOpts.key = toPem(t.key);
+      if (net.isIP(opts.host) && t.servername === undefined) {
+        // Certificates for loopback/IP peers are checked against the IP SANs.
+        tlsOpts.checkServerIdentity = (host, cert) => tls.checkServerIdentity(host, cert);
+      }
+      s = tls.connect(tlsOpts, () => {
+        if (timer) clearTimeout(timer);
+        s.off("error", onError);
+        resolve(s);
+      });
+    } else {
+      s = net.connect({ host: opts.host, port: opts.port }, () => {
+        if (timer) clearTimeout(timer);
+        s.off("error", onError);
+        resolve(s);
+      });
+    }
+    s.once("error", onError);
+  });
+  const assoc = new Association(socket, { requestor: true, peer, tls: useTls, timeouts: opts.timeouts });
+  const rq: AssociateRq = {
+    type: PDU_ASSOCIATE_RQ,
+    protocolVersion: 1,
+    calledAet: opts.calledAet,
+    callingAet: opts.callingAet,
+    applicationContext: APPLICATION_CONTEXT_NAME,
+    contexts: numberContexts(opts.contexts),
+    user: {
+      maxPduLength: opts.maxPdu ?? DEFAULT_MAX_PDU,
+      implementationClassUid: IMPLEMENTATION_CLASS_UID,
+      implementationVersionName: IMPLEMENTATION_VERSION_NAME,
+      roles: opts.roles ?? [],
+      other: [],
+    },
+  };
+  await assoc.requestAssociation(rq);
+  return assoc;
+}
+
+function toPem(v: string | Uint8Array): string | Buffer {
+  return typeof v === "string" ? v : Buffer.from(v);
+}

@@ -1,0 +1,20 @@
+/**
+ * The DICOM network stack: PDUs, associations, DIMSE messages, SCU operations and an SCP
+ * framework. See README.md in this folder.
+ */
+export {
+  Association, connect, type ConnectOptions, type DataSource, type DimseMessage, type NegotiatedContext,
+  type ReceivedFile, type Timeouts, type TlsOptions,
+} from "./association.ts";
+export * from "./dimse.ts";
+export { DicomNetError, DimseStatusError, type NetErrorCode } from "./errors.ts";
+export { type RoleSelection, rejectReasonText } from "./pdu.ts";
+export {
+  answerStore, chooseStoreContext, echo, find, get, isNativeTransferSyntax, move, QR_MODELS, QueryError, type QueryLevel,
+  type ReceiveHandler, type RetrieveProgress, storageContexts, store, type StoreResult, type StoreSource,
+  storeSourceFromFile,
+} from "./scu.ts";
+export {
+  createScp, type MoveDestination, type MoveRequest, negotiateContexts, type QueryRequest, type RequestInfo,
+  type RetrievePlan, type Scp, type ScpEvent, type ScpHandlers, type ScpOptions, type StoreRequest,
+} from "./scp.ts";

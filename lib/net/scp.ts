@@ -1,0 +1,430 @@
+/**
+ * The SCP framework: listens, negotiates associations (AE title checks, presentation contexts,
+ * role selection), and dispatches DIMSE requests to handlers. C-STORE data sets stream into a
+ * temporary file while they arrive; C-MOVE and C-GET sub-operations are run here from the list
+ * of instances a handler returns.
+ */
+import * as net from "node:net";
+import * as os from "node:os";
+import * as tls from "node:tls";
+import { Buffer } from "node:buffer";
+import { DataSet } from "../dicom/dataset.ts";
+import { parseDataSet } from "../dicom/reader.ts";
+import { encodeDataSet } from "../dicom/writer.ts";
+import {
+  DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
+  STORAGE_SOP_CLASSES, VERIFICATION_SOP_CLASS,
+} from "../dicom/uids.ts";
+import { Association, connect, type NegotiatedContext, type ReceivedFile, type Timeouts, type TlsOptions } from "./association.ts";
+import {
+  C_CANCEL_RQ, C_ECHO_RQ, C_ECHO_RSP, C_FIND_RQ, C_FIND_RSP, C_GET_RQ, C_GET_RSP, C_MOVE_RQ, C_MOVE_RSP, C_STORE_RQ,
+  type DimseCommand, STATUS_CANCEL, STATUS_CANNOT_UNDERSTAND, STATUS_MOVE_DESTINATION_UNKNOWN, STATUS_PENDING,
+  STATUS_PROCESSING_FAILURE, STATUS_QR_OUT_OF_RESOURCES, STATUS_SUBOPS_WARNING, STATUS_SUCCESS, statusCategory,
+} from "./dimse.ts";
+import { DicomNetError, DimseStatusError } from "./errors.ts";
+import {
+  type AssociateRq, DEFAULT_MAX_PDU, encodeAssociateRj, PC_ABSTRACT_SYNTAX_NOT_SUPPORTED, PC_ACCEPTANCE,
+  PC_TRANSFER_SYNTAXES_NOT_SUPPORTED, PDU_ASSOCIATE_RQ, type RoleSelection,
+} from "./pdu.ts";
+import { answerStore, QR_MODELS, type StoreSource, storageContexts, store } from "./scu.ts";
+
+/** Who is asking, for handlers. */
+export interface RequestInfo {
+  callingAet: string;
+  calledAet: string;
+  remoteAddress: string;
+  association: Association;
+}
+
+export interface StoreRequest extends RequestInfo {
+  /** The received object in a temporary Part 10 file; move it (rename) to keep it, else it is deleted. */
+  file: ReceivedFile;
+  command: DimseCommand;
+}
+
+export interface QueryRequest extends RequestInfo {
+  /** The information model SOP class UID (Patient Root / Study Root, FIND/MOVE/GET). */
+  model: string;
+  /** QueryRetrieveLevel (0008,0052): PATIENT, STUDY, SERIES or IMAGE. */
+  level: string;
+  identifier: DataSet;
+  /** True once the requestor sent C-CANCEL. */
+  cancelled(): boolean;
+}
+
+export interface MoveRequest extends QueryRequest {
+  /** Move Destination AE title. */
+  destination: string;
+}
+
+/** Where a C-MOVE sends its sub-operations. */
+export interface MoveDestination {
+  host: string;
+  port: number;
+  aeTitle: string;
+  tls?: TlsOptions;
+}
+
+/** What a C-MOVE/C-GET handler returns: the objects to send (and for C-MOVE, where). */
+export interface RetrievePlan {
+  instances: StoreSource[];
+  /** C-MOVE only; omit (or throw DimseStatusError 0xA801) when the destination AE is unknown. */
+  destination?: MoveDestination;
+}
+
+export interface ScpHandlers {
+  /** C-ECHO; default answers success. */
+  echo?: (rq: RequestInfo) => number | Promise<number>;
+  /** C-STORE; returns the status (0 success). Throw DimseStatusError for a specific failure status. */
+  store?: (rq: StoreRequest) => { status: number; errorComment?: string } | Promise<{ status: number; errorComment?: string }>;
+  /** C-FIND; yields the matches. */
+  find?: (rq: QueryRequest) => AsyncIterable<DataSet> | Iterable<DataSet>;
+  move?: (rq: MoveRequest) => RetrievePlan | Promise<RetrievePlan>;
+  get?: (rq: QueryRequest) => RetrievePlan | Promise<RetrievePlan>;
+}
+
+/** What the `accept` hook sees. */
+export interface AssociationRequest {
+  callingAet: string;
+  calledAet: string;
+  remoteAddress: string;
+  request: AssociateRq;
+}
+
+/** Things an SCP reports (the library never prints; a command may log these). */
+export type ScpEvent =
+  | { type: "association"; callingAet: string; calledAet: string; remoteAddress: string; accepted: number }
+  | { type: "rejected"; callingAet: string; calledAet: string; remoteAddress: string; reason: string }
+  | { type: "closed"; callingAet: string; remoteAddress: string; reason: string }
+  | { type: "error"; callingAet?: string; remoteAddress: string; message: string };
+
+export interface ScpOptions {
+  aeTitle: string;
+  /** 0 (default) picks a free port; see `Scp.port`. */
+  port?: number;
+  /** Address to listen on (default 0.0.0.0). */
+  host?: string;
+  /** TLS: `cert` and `key` required; `ca` + `requestCert` to require client certificates. */
+  tls?: TlsOptions;
+  /** When set, other calling AE titles are rejected (calling AE title not recognized). */
+  allowedCallingAets?: string[];
+  /** Reject requests whose called AE title is not `aeTitle` (default true). */
+  checkCalledAet?: boolean;
+  /** Extra check; return a rejection to refuse (result, source, reason per PS3.8 Table 9-21). */
+  accept?: (rq: AssociationRequest) => { reject?: { result: number; source: number; reason: number } } | void;
+  /** Transfer syntaxes accepted for storage, in preference order; default: whatever the requestor proposes first. */
+  storageTransferSyntaxes?: string[];
+  /** Directory for incoming objects' temporary files (default the OS temp dir); same file system as their final home, so the rename is atomic. */
+  storeDir?: string;
+  maxPdu?: number;
+  timeouts?: Timeouts;
+  handlers: ScpHandlers;
+  onEvent?: (e: ScpEvent) => void;
+}
+
+export interface Scp {
+  readonly port: number;
+  readonly host: string;
+  readonly aeTitle: string;
+  /** Stops listening and aborts the associations in progress. */
+  close(): Promise<void>;
+}
+
+const NATIVE_PREFERENCE = [EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN, DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN];
+const STORAGE = new Set(STORAGE_SOP_CLASSES);
+
+function isStorageClass(uid: string): boolean {
+  // Also classes newer than our dictionary: storage classes all live under 1.2.840.10008.5.1.4.1.1.
+  return STORAGE.has(uid) || uid.startsWith("1.2.840.10008.5.1.4.1.1.");
+}
+
+/** Negotiates presentation contexts for an SCP with the given handlers. */
+export function negotiateContexts(rq: AssociateRq, handlers: ScpHandlers, storageTs?: string[]): NegotiatedContext[] {
+  const qr = new Set<string>();
+  if (handlers.find) qr.add(QR_MODELS.patientRoot.find).add(QR_MODELS.studyRoot.find);
+  if (handlers.move) qr.add(QR_MODELS.patientRoot.move).add(QR_MODELS.studyRoot.move);
+  if (handlers.get) qr.add(QR_MODELS.patientRoot.get).add(QR_MODELS.studyRoot.get);
+  const storageOk = !!(handlers.store || handlers.get);
+  return rq.contexts.map((pc) => {
+    const base = { id: pc.id, abstractSyntax: pc.abstractSyntax };
+    let ts: string | undefined;
+    if (pc.abstractSyntax === VERIFICATION_SOP_CLASS || qr.has(pc.abstractSyntax)) {
+      ts = NATIVE_PREFERENCE.slice(0, 3).find((t) => pc.transferSyntaxes.includes(t));
+    } else if (storageOk && isStorageClass(pc.abstractSyntax)) {
+      ts = storageTs ? storageTs.find((t) => pc.transferSyntaxes.includes(t)) : pc.transferSyntaxes[0];
+    } else {
+      return { ...base, transferSyntax: "", accepted: false, result: PC_ABSTRACT_SYNTAX_NOT_SUPPORTED };
+    }
+    if (!ts) return { ...base, transferSyntax: "", accepted: false, result: PC_TRANSFER_SYNTAXES_NOT_SUPPORTED };
+    return { ...base, transferSyntax: ts, accepted: true, result: PC_ACCEPTANCE };
+  });
+}
+
+/** Starts an SCP; resolves once it listens. */
+export async function createScp(opts: ScpOptions): Promise<Scp> {
+  const sockets = new Set<net.Socket>();
+  const emit = (e: ScpEvent) => {
+    try {
+      opts.onEvent?.(e);
+    } catch { /* a logging hook must not break the server */ }
+  };
+  const onSocket = (socket: net.Socket, secure: boolean) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    const remoteAddress = `${socket.remoteAddress}:${socket.remotePort}`;
+    serveAssociation(socket, secure, remoteAddress, opts, emit).catch((e) => {
+      emit({ type: "error", remoteAddress, message: (e as Error).message });
+      socket.destroy();
+    });
+  };
+  let server: net.Server;
+  if (opts.tls) {
+    const t = opts.tls;
+    const o: tls.TlsOptions = { requestCert: t.requestCert ?? false, rejectUnauthorized: t.requestCert ?? false };
+    if (t.cert) o.cert = pem(t.cert);
+    if (t.key) o.key = pem(t.key);
+    if (t.ca) o.ca = pem(t.ca);
+    server = tls.createServer(o, (s) => onSocket(s, true));
+    server.on("tlsClientError", (e: Error, s: tls.TLSSocket) => {
+      emit({ type: "error", remoteAddress: `${s.remoteAddress}:${s.remotePort}`, message: `TLS failure: ${e.message}` });
+    });
+  } else {
+    server = net.createServer((s) => onSocket(s, false));
+  }
+  const host = opts.host ?? "0.0.0.0";
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? 0, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as net.AddressInfo;
+  return {
+    port: addr.port,
+    host,
+    aeTitle: opts.aeTitle,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      }),
+  };
+}
+
+function pem(v: string | Uint8Array): string | Buffer {
+  return typeof v === "string" ? v : Buffer.from(v);
+}
+
+async function serveAssociation(socket: net.Socket, secure: boolean, remoteAddress: string, opts: ScpOptions, emit: (e: ScpEvent) => void): Promise<void> {
+  const assoc = new Association(socket, { requestor: false, peer: remoteAddress, tls: secure, timeouts: opts.timeouts });
+  assoc.storeDir = opts.storeDir ?? os.tmpdir();
+  let rq;
+  try {
+    rq = await assoc.waitPdu(assoc.timeouts.association, "association request");
+  } catch {
+    socket.destroy();
+    return;
+  }
+  if (rq.type !== PDU_ASSOCIATE_RQ) {
+    assoc.abort();
+    return;
+  }
+  assoc.request = rq;
+  assoc.setAets(rq.callingAet, rq.calledAet);
+  const reject = (result: number, source: number, reason: number, why: string) => {
+    emit({ type: "rejected", callingAet: rq.callingAet, calledAet: rq.calledAet, remoteAddress, reason: why });
+    assoc.rejectAssociation(result, source, reason, encodeAssociateRj);
+  };
+  if (rq.protocolVersion !== 1 && (rq.protocolVersion & 1) === 0) return reject(1, 2, 2, "protocol version not supported");
+  if (opts.checkCalledAet !== false && rq.calledAet !== opts.aeTitle) {
+    return reject(1, 1, 7, `called AE title "${rq.calledAet}" is not "${opts.aeTitle}"`);
+  }
+  if (opts.allowedCallingAets && !opts.allowedCallingAets.includes(rq.callingAet)) {
+    return reject(1, 1, 3, `calling AE title "${rq.callingAet}" is not allowed`);
+  }
+  const custom = opts.accept?.({ callingAet: rq.callingAet, calledAet: rq.calledAet, remoteAddress, request: rq });
+  if (custom?.reject) return reject(custom.reject.result, custom.reject.source, custom.reject.reason, "refused by the accept hook");
+  const contexts = negotiateContexts(rq, opts.handlers, opts.storageTransferSyntaxes);
+  const roles: RoleSelection[] = rq.user.roles.map((r) => ({ sopClassUid: r.sopClassUid, scu: r.scu, scp: r.scp }));
+  assoc.acceptAssociation(rq, contexts, roles, opts.maxPdu ?? DEFAULT_MAX_PDU);
+  emit({ type: "association", callingAet: rq.callingAet, calledAet: rq.calledAet, remoteAddress, accepted: contexts.filter((c) => c.accepted).length });
+
+  const info: RequestInfo = { callingAet: rq.callingAet, calledAet: rq.calledAet, remoteAddress, association: assoc };
+  for (;;) {
+    let m;
+    try {
+      m = await assoc.receive();
+    } catch (e) {
+      emit({ type: "closed", callingAet: rq.callingAet, remoteAddress, reason: (e as Error).message });
+      return;
+    }
+    try {
+      await dispatch(assoc, m, info, opts);
+    } catch (e) {
+      emit({ type: "error", callingAet: rq.callingAet, remoteAddress, message: (e as Error).message });
+      if (!assoc.established) return;
+    }
+  }
+}
+
+type Message = Awaited<ReturnType<Association["receive"]>>;
+
+async function dispatch(assoc: Association, m: Message, info: RequestInfo, opts: ScpOptions): Promise<void> {
+  const cmd = m.command;
+  const h = opts.handlers;
+  switch (cmd.commandField) {
+    case C_ECHO_RQ: {
+      let status = STATUS_SUCCESS;
+      if (h.echo) status = await h.echo(info);
+      await assoc.sendMessage(m.contextId, { commandField: C_ECHO_RSP, messageIdBeingRespondedTo: cmd.messageId, affectedSopClassUid: cmd.affectedSopClassUid ?? VERIFICATION_SOP_CLASS, status, hasDataSet: false });
+      return;
+    }
+    case C_STORE_RQ: {
+      const handler = h.store ?? (() => ({ status: 0x0122, errorComment: "Storage not offered" }));
+      await answerStore(assoc, m, (file, msg) => handler({ ...info, file, command: msg.command }));
+      return;
+    }
+    case C_FIND_RQ:
+      return await serveFind(assoc, m, info, h);
+    case C_MOVE_RQ:
+    case C_GET_RQ:
+      return await serveRetrieve(assoc, m, info, h);
+    case C_CANCEL_RQ:
+      return; // nothing in progress
+    default:
+      throw new DicomNetError("PROTOCOL", `Unsupported DIMSE command 0x${cmd.commandField.toString(16)} from ${info.callingAet}`);
+  }
+}
+
+function queryRequest(assoc: Association, m: Message, info: RequestInfo): QueryRequest {
+  const identifier = parseDataSet(m.dataset ?? new Uint8Array(0), m.context.transferSyntax);
+  const id = m.command.messageId;
+  let cancelled = false;
+  return {
+    ...info,
+    model: m.context.abstractSyntax,
+    level: identifier.string(0x00080052) ?? "",
+    identifier,
+    cancelled: () => cancelled ||= assoc.takeCancel(id),
+  };
+}
+
+function failure(e: unknown, fallback: number): { status: number; errorComment: string } {
+  const status = e instanceof DimseStatusError ? e.status : fallback;
+  return { status, errorComment: ((e as Error).message ?? String(e)).slice(0, 64) };
+}
+
+async function serveFind(assoc: Association, m: Message, info: RequestInfo, h: ScpHandlers): Promise<void> {
+  const base = { commandField: C_FIND_RSP, messageIdBeingRespondedTo: m.command.messageId, affectedSopClassUid: m.context.abstractSyntax };
+  let rq: QueryRequest;
+  try {
+    rq = queryRequest(assoc, m, info);
+  } catch (e) {
+    await assoc.sendMessage(m.contextId, { ...base, status: STATUS_CANNOT_UNDERSTAND, errorComment: "Cannot parse identifier", hasDataSet: false });
+    return;
+  }
+  try {
+    for await (const match of h.find!(rq)) {
+      if (rq.cancelled()) {
+        await assoc.sendMessage(m.contextId, { ...base, status: STATUS_CANCEL, hasDataSet: false });
+        return;
+      }
+      await assoc.sendMessage(m.contextId, { ...base, status: STATUS_PENDING, hasDataSet: true }, encodeDataSet(match, m.context.transferSyntax));
+    }
+  } catch (e) {
+    if (!assoc.established) throw e;
+    await assoc.sendMessage(m.contextId, { ...base, ...failure(e, STATUS_QR_OUT_OF_RESOURCES), hasDataSet: false });
+    return;
+  }
+  await assoc.sendMessage(m.contextId, { ...base, status: rq.cancelled() ? STATUS_CANCEL : STATUS_SUCCESS, hasDataSet: false });
+}
+
+async function serveRetrieve(assoc: Association, m: Message, info: RequestInfo, h: ScpHandlers): Promise<void> {
+  const isMove = m.command.commandField === C_MOVE_RQ;
+  const rspField = isMove ? C_MOVE_RSP : C_GET_RSP;
+  const base = { commandField: rspField, messageIdBeingRespondedTo: m.command.messageId, affectedSopClassUid: m.context.abstractSyntax };
+  let rq: QueryRequest;
+  try {
+    rq = queryRequest(assoc, m, info);
+  } catch {
+    await assoc.sendMessage(m.contextId, { ...base, status: STATUS_CANNOT_UNDERSTAND, errorComment: "Cannot parse identifier", hasDataSet: false });
+    return;
+  }
+  let plan: RetrievePlan;
+  try {
+    plan = isMove ? await h.move!({ ...rq, destination: m.command.moveDestination ?? "" }) : await h.get!(rq);
+    if (isMove && !plan.destination) throw new DimseStatusError(STATUS_MOVE_DESTINATION_UNKNOWN, `Move destination unknown: ${m.command.moveDestination}`);
+  } catch (e) {
+    await assoc.sendMessage(m.contextId, { ...base, ...failure(e, STATUS_PROCESSING_FAILURE), hasDataSet: false });
+    return;
+  }
+  const total = plan.instances.length;
+  let completed = 0, failed = 0, warning = 0;
+  const failedUids: string[] = [];
+  let target: Association = assoc;
+  if (isMove) {
+    const d = plan.destination!;
+    if (total > 0) {
+      try {
+        const o: Parameters<typeof connect>[0] = {
+          host: d.host, port: d.port, callingAet: info.calledAet, calledAet: d.aeTitle,
+          contexts: storageContexts(plan.instances), timeouts: assoc.timeouts,
+        };
+        if (d.tls) o.tls = d.tls;
+        target = await connect(o);
+      } catch (e) {
+        await assoc.sendMessage(m.contextId, { ...base, status: 0xa801, errorComment: (e as Error).message.slice(0, 64), failed: total, completed: 0, warning: 0, remaining: 0, hasDataSet: false });
+        return;
+      }
+    }
+  }
+  let cancelled = false;
+  try {
+    for (const [i, inst] of plan.instances.entries()) {
+      if (rq.cancelled()) {
+        cancelled = true;
+        break;
+      }
+      try {
+        const r = await store(target, inst, isMove ? { moveOriginatorAet: info.callingAet, moveOriginatorMessageId: m.command.messageId } : {});
+        const cat = statusCategory(r.status);
+        if (cat === "success") completed++;
+        else if (cat === "warning") warning++;
+        else {
+          failed++;
+          failedUids.push(inst.sopInstanceUid);
+        }
+      } catch (e) {
+        failed++;
+        failedUids.push(inst.sopInstanceUid);
+        if (!assoc.established) throw e;
+        if (isMove && !target.established) {
+          // Destination gone: the rest fail too.
+          for (const rest of plan.instances.slice(i + 1)) failedUids.push(rest.sopInstanceUid);
+          failed += total - i - 1;
+          break;
+        }
+      }
+      const remaining = total - completed - failed - warning;
+      if (remaining > 0) {
+        await assoc.sendMessage(m.contextId, { ...base, status: STATUS_PENDING, remaining, completed, failed, warning, hasDataSet: false });
+      }
+    }
+  } finally {
+    if (isMove && target !== assoc) await target.release();
+  }
+  const remaining = total - completed - failed - warning;
+  const status = cancelled ? STATUS_CANCEL : failed > 0 || warning > 0 ? STATUS_SUBOPS_WARNING : STATUS_SUCCESS;
+  const final: DimseCommand = { ...base, status, completed, failed, warning, hasDataSet: false };
+  if (cancelled) final.remaining = remaining;
+  let data: Uint8Array | undefined;
+  if (failedUids.length > 0) {
+    const ds = new DataSet({ littleEndian: true, explicitVR: true });
+    const v = new TextEncoder().encode(failedUids.join("\\"));
+    const value = v.length % 2 ? Uint8Array.from([...v, 0]) : v;
+    ds.set({ tag: 0x00080058, vr: "UI", value, offset: 0, length: value.length });
+    data = encodeDataSet(ds, m.context.transferSyntax);
+  }
+  await assoc.sendMessage(m.contextId, final, data);
+}
