@@ -1,0 +1,31 @@
+import { DataSet } from "../dicom/dataset.ts";
+import { lookupKeyword } from "../dicom/dictionary.ts";
+
+const encoder = new TextEncoder();
+
+/**
+ * A Q/R identifier from keyword → value ("" asks for the attribute). Values are ASCII or UTF-8
+ * (Specific Character Set ISO_IR 192 is added when needed); `[]` makes an empty sequence key.
+ */
+export function identifier(fields: Record<string, string | DataSet[]>): DataSet {
+  const ds = new DataSet();
+  let utf8 = false;
+  for (const [keyword, value] of Object.entries(fields)) {
+    const e = lookupKeyword(keyword);
+    if (!e) throw new Error(`Unknown DICOM keyword "${keyword}"`);
+    if (Array.isArray(value)) {
+      ds.set({ tag: e.tag, vr: "SQ", items: value, offset: 0, length: 0 });
+      continue;
+    }
+    const vr = e.vr.split(/[ /]/)[0];
+    let bytes = encoder.encode(value);
+    if (/[^\x00-\x7f]/.test(value)) utf8 = true;
+    if (bytes.length % 2) bytes = Uint8Array.from([...bytes, vr === "UI" ? 0 : 0x20]);
+    ds.set({ tag: e.tag, vr, value: bytes, offset: 0, length: bytes.length });
+  }
+  if (utf8) {
+    const b = encoder.encode("ISO_IR 192");
+    ds.set({ tag: 0x00080005, vr: "CS", value: b, offset: 0, length: b.length });
+  }
+  return ds;
+}

@@ -1,0 +1,85 @@
+/**
+ * Writes the kept objects of a retrieve into the output tree (atomically: staging files are
+ * renamed into place, rewritten copies go through a temporary file) and describes each one as
+ * a `file` record.
+ */
+import { createHash } from "node:crypto";
+import { closeSync, mkdirSync, openSync, readSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import process from "node:process";
+import { readDicomFile } from "../dicom/reader.ts";
+import { encodeFile } from "../dicom/writer.ts";
+import type { DataSet } from "../dicom/dataset.ts";
+import { storagePath } from "../index/layout.ts";
+import type { FileRecord } from "../records/types.ts";
+import type { ArrivedObject } from "./arrivals.ts";
+
+export interface PatientRewrite {
+  patientId?: string;
+  patientName?: string;
+}
+
+/** Lower-case hex SHA-256 of a file, read in chunks. */
+export function sha256File(path: string): string {
+  const hash = createHash("sha256");
+  const fd = openSync(path, "r");
+  try {
+    const buf = new Uint8Array(1 << 20);
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      hash.update(buf.subarray(0, n));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest("hex");
+}
+
+function setText(ds: DataSet, tag: number, vr: string, text: string): void {
+  let bytes = ds.charset.encode(text, vr === "PN");
+  if (bytes.length % 2) bytes = Uint8Array.from([...bytes, 0x20]);
+  ds.set({ tag, vr, value: bytes, offset: 0, length: bytes.length });
+}
+
+/**
+ * Rewrites PatientID and/or PatientName of a Part 10 file into `dest` (all other elements,
+ * the meta header and the transfer syntax unchanged).
+ */
+export function rewritePatient(src: string, dest: string, rewrite: PatientRewrite): void {
+  const f = readDicomFile(src, { full: true });
+  if (rewrite.patientId !== undefined) setText(f.dataset, 0x00100020, "LO", rewrite.patientId);
+  if (rewrite.patientName !== undefined) setText(f.dataset, 0x00100010, "PN", rewrite.patientName);
+  const tmp = `${dest}.${process.pid}.tmp`;
+  writeFileSync(tmp, encodeFile(f.dataset, { meta: f.meta, transferSyntaxUid: f.transferSyntaxUid }));
+  renameSync(tmp, dest);
+}
+
+/** Moves (or rewrites) one kept object into `outDir`; returns its `file` record. */
+export function placeObject(o: ArrivedObject, outDir: string, planUid: string | undefined, rewrite: PatientRewrite = {}): FileRecord {
+  const patientId = rewrite.patientId ?? o.dataset.string(0x00100020) ?? "";
+  const dest = storagePath(outDir, { patientId, studyUid: o.studyUid, seriesUid: o.seriesUid, sopInstanceUid: o.sopInstanceUid });
+  mkdirSync(dirname(dest), { recursive: true });
+  if (rewrite.patientId !== undefined || rewrite.patientName !== undefined) {
+    rewritePatient(o.path, dest, rewrite);
+    unlinkSync(o.path);
+  } else {
+    renameSync(o.path, dest);
+  }
+  const record: FileRecord = {
+    type: "file",
+    path: dest,
+    bytes: statSync(dest).size,
+    sha256: sha256File(dest),
+    category: "dicom",
+    sopClassUid: o.sopClassUid,
+    sopInstanceUid: o.sopInstanceUid,
+    modality: o.modality,
+    patientId,
+    studyUid: o.studyUid,
+    seriesUid: o.seriesUid,
+    transferSyntaxUid: o.transferSyntaxUid,
+  };
+  if (planUid) record.planUid = planUid;
+  return record;
+}
