@@ -122,6 +122,44 @@ function refUids(ds: DataSet, seqTag: number): string[] {
   return out;
 }
 
+/**
+ * Private elements known to hold a plan's treatment machine name when the plan has no beams
+ * (skeleton plans, as CyberKnife-like systems export them): creator, group, and the element's
+ * offset in the creator's block. The rtexport test clinic (lib/fixtures) writes its skeleton
+ * plans' machine under "RTEXPORT TEST 1.0" (3253,xx10); add a vendor's element here once its
+ * conformance statement or a real export names it.
+ */
+export const PRIVATE_MACHINE_NAME_ELEMENTS: readonly { creator: string; group: number; offset: number }[] = [
+  { creator: "RTEXPORT TEST 1.0", group: 0x3253, offset: 0x10 },
+];
+
+/** Machine names found in the private elements listed above, resolving each creator's block. */
+function privateMachineNames(ds: DataSet): string[] {
+  const out: string[] = [];
+  for (const { creator, group, offset } of PRIVATE_MACHINE_NAME_ELEMENTS) {
+    for (let block = 0x10; block <= 0xff; block++) {
+      const creatorEl = ds.elements.get(((group << 16) | block) >>> 0);
+      if (!creatorEl) continue;
+      if (textOf(ds, creatorEl.tag) !== creator) continue;
+      const v = textOf(ds, ((group << 16) | (block << 8) | offset) >>> 0);
+      if (v) out.push(v);
+    }
+  }
+  return out;
+}
+
+/** An element's value as text, also when its VR is UN (private elements of implicit VR files). */
+function textOf(ds: DataSet, tag: number): string | undefined {
+  const el = ds.elements.get(tag);
+  if (!el?.value) return undefined;
+  if (el.vr === "UN" || el.vr === "OB") {
+    let text = "";
+    for (const b of el.value) text += String.fromCharCode(b);
+    return text.replace(/[\0 ]+$/, "").replace(/^ +/, "") || undefined;
+  }
+  return ds.string(tag);
+}
+
 /** Decides what an object is from its SOP class (modality as a fallback). */
 export function objectKind(sopClassUid: string | undefined, modality: string | undefined): RtObjectKind {
   switch (sopClassUid) {
@@ -185,6 +223,7 @@ export function summarizeObject(file: DicomFile, path: string | undefined = file
       }
       for (const m of ds.items(T.TreatmentMachineSequence)) add(machines, m.string(T.TreatmentMachineName));
       add(machines, ds.string(T.TreatmentMachineName));
+      if (machines.length === 0) for (const m of privateMachineNames(ds)) add(machines, m);
       s.machines = machines;
       s.beams = beams;
       s.structureSetUids = refUids(ds, T.ReferencedStructureSetSequence);
