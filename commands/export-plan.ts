@@ -1,11 +1,111 @@
-/** `rtexport export-plan`: placeholder until issue 4 implements it. */
-import { defineCommand, FatalError, runMain } from "../lib/cli/mod.ts";
+/** `rtexport export-plan`: each plan with everything it references into the per-patient/per-plan tree. */
+import { resolve } from "node:path";
+import { defineCommand, errorMessage, FatalError, runMain, UsageError } from "../lib/cli/mod.ts";
+import { exportPlans } from "../lib/export/export.ts";
+import { DEFAULT_ITEMS, ITEMS, parseItems } from "../lib/export/layout.ts";
+import { defaultLedgerUrl, Ledger } from "../lib/ledger/ledger.ts";
+import { Progress } from "../lib/progress/progress.ts";
+import type { FileRecord, RtRecord } from "../lib/records/types.ts";
+import { DatabaseUrlError, parseDatabaseUrl } from "../lib/sql/connect.ts";
+import { parsePositiveInt } from "../lib/cli/peer.ts";
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 export const main = defineCommand({
   name: "export-plan",
-  summary: "export each plan with everything it references into the patient/plan tree (not implemented yet)",
-  run() {
-    throw new FatalError("not implemented yet");
+  summary: "export each plan with everything it references into the per-patient/per-plan tree",
+  description: [
+    "Reads `patient` and `plan` records (from list-patients) on stdin. A patient record alone means all of",
+    "its plans. With --out the tree is written (Last_First_MRN/DICOM/…, Last_First_MRN/<Plan>/{DICOM,",
+    "Documents,Fraction_Files,Live_Images,Logs,Plan_Files,Screenshots}) and `file` records point into it;",
+    "without --out, `file` records point at the source and carry `dest` (the tree path) for copy-files.",
+    `Items (--items, comma-separated or repeated): ${Object.keys(ITEMS).join(", ")}, all.`,
+    `Default items: ${DEFAULT_ITEMS.join(", ")}.`,
+  ].join("\n"),
+  examples: [
+    "rtexport list-patients --from catalog --db sqlite:catalog.db --vault vault | rtexport export-plan --out export",
+    "rtexport list-patients --from folder old/ | rtexport export-plan | rtexport copy-files --to export",
+  ],
+  configure(cmd) {
+    cmd.option("--out <dir>", "write the tree here (default: only resolve, for copy-files)");
+    cmd.option("--items <list>", "what to export (comma-separated; repeatable)", collect);
+    cmd.option("--include-unapproved", "also export plans whose approval is not APPROVED (an explicit authorization)");
+    cmd.option("--db <url>", "catalog database, when the records do not carry a usable one (e.g. a password)");
+    cmd.option("--vault <dir>", "storage vault, overriding the one on the records");
+    cmd.option("--ledger <url>", "ledger database (default: sqlite:<out>/.rtexport/ledger.sqlite)");
+    cmd.option("--parallel <n>", "files copied at once", parsePositiveInt, 4);
+  },
+  human: {
+    record(r: RtRecord) {
+      if (r.type === "file") return `${(r as FileRecord).path}`;
+      return undefined;
+    },
+  },
+  async run(ctx) {
+    const o = ctx.options;
+    let items;
+    try {
+      items = o.items ? parseItems(o.items) : DEFAULT_ITEMS;
+    } catch (e) {
+      throw new UsageError(errorMessage(e));
+    }
+    for (const url of [o.db, o.ledger].filter(Boolean)) {
+      try {
+        parseDatabaseUrl(url);
+      } catch (e) {
+        if (e instanceof DatabaseUrlError) throw new UsageError(e.message);
+        throw e;
+      }
+    }
+    const input = ctx.stdinRecords();
+    if (!input) throw new UsageError("export-plan reads patient and plan records on stdin (pipe list-patients into it)");
+    const out = o.out ? resolve(ctx.io.cwd, o.out) : undefined;
+    const ledgerUrl = o.ledger ?? (out ? defaultLedgerUrl(out) : undefined);
+    let ledger: Ledger | undefined;
+    if (ledgerUrl) {
+      try {
+        ledger = await Ledger.open(ledgerUrl, "export-plan");
+      } catch (e) {
+        throw new FatalError(errorMessage(e));
+      }
+    }
+    const progress = new Progress(ctx.io.stderr as { write(s: string): unknown; isTTY?: boolean });
+    const patients = new Set<string>();
+    try {
+      const stream = exportPlans(input, {
+        out, items, includeUnapproved: !!o.includeUnapproved, db: o.db, vault: o.vault, ledger, parallel: o.parallel,
+        onProblem: (p) => {
+          progress.update({ failed: 1 });
+          ctx.reporter.failed(`Cannot export ${p.item}: ${p.reason}`, { item: p.item });
+        },
+        onSkip: (p) => {
+          ctx.reporter.skipped();
+          ctx.log.warn(`Skipped ${p.item}: ${p.reason}`, { item: p.item });
+        },
+        onFile: (f) => {
+          ctx.reporter.done();
+          progress.update({ files: 1, bytes: f.bytes });
+        },
+      });
+      for await (const r of stream) {
+        if (r.type === "patient" || r.type === "plan") {
+          const id = String(r.patientId);
+          if (!patients.has(id)) {
+            patients.add(id);
+            progress.update({ patients: 1 });
+          }
+        }
+        await ctx.out.write(r);
+        if (ctx.out.closed) break;
+      }
+      await ledger?.finish(ctx.reporter.failures ? "partial" : "ok");
+    } catch (e) {
+      await ledger?.finish("failed").catch(() => {});
+      throw new FatalError(errorMessage(e));
+    } finally {
+      await ledger?.close();
+    }
+    ctx.log.info(`export: ${progress.summary()}`);
   },
 });
 

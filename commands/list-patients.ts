@@ -1,11 +1,128 @@
-/** `rtexport list-patients`: placeholder until issue 4 implements it. */
-import { defineCommand, FatalError, runMain } from "../lib/cli/mod.ts";
+/** `rtexport list-patients`: patients and their plans from a catalog database, a folder or a Q/R peer. */
+import { Option } from "commander";
+import { resolve } from "node:path";
+import { Catalog, DEFAULT_STATUSES, EXCLUDED_PLAN_TYPES } from "../lib/catalog/catalog.ts";
+import { defineCommand, errorMessage, FatalError, runMain, UsageError } from "../lib/cli/mod.ts";
+import type { PatientRecord, PlanRecord, RtRecord } from "../lib/records/types.ts";
+import { DatabaseUrlError, parseDatabaseUrl } from "../lib/sql/connect.ts";
+import { listFolder } from "../lib/sources/folder.ts";
+import { listDicomPeer } from "../lib/sources/dicom.ts";
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+function parseSince(value: string): string {
+  const t = Date.parse(value);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(t)) throw new UsageError(`Invalid --since "${value}": expected a date like 2024-01-31`);
+  return value;
+}
 
 export const main = defineCommand({
   name: "list-patients",
-  summary: "list patients and their plans from a Q/R peer, a catalog database or a folder (not implemented yet)",
-  run() {
-    throw new FatalError("not implemented yet");
+  summary: "list patients and their plans from a catalog database, a folder or a Q/R peer",
+  usage: "[PATH...]",
+  description: [
+    "Emits one `patient` record per patient, each followed by its `plan` records.",
+    "Plans of the statuses Deliverable, Authorized, Disallowed, Under Treatment, Discontinued and Completed",
+    "are listed; physician (contour-only), QA, LOT simulation and setup plans and phantom records are left",
+    "out unless a flag includes them.",
+  ].join("\n"),
+  peer: "optional",
+  examples: [
+    "rtexport list-patients --from catalog --db sqlite:clinic/catalog.db --vault clinic/vault",
+    "rtexport list-patients --from folder /data/old-export --patient 12345",
+    "rtexport list-patients --from dicom --host aria --port 105 --called-aet VMSDBD --since 2024-01-01",
+  ],
+  configure(cmd) {
+    cmd.addOption(new Option("--from <source>", "where to list from").choices(["catalog", "folder", "dicom"]).default("catalog"));
+    cmd.option("--db <url>", "catalog database: sqlite:PATH, postgres://user:pass@host/db or mssql://user:pass@host/db");
+    cmd.option("--vault <dir>", "the storage vault the catalog's file paths are relative to");
+    cmd.option("--patient <id>", "only this patient (repeatable; default all)", collect);
+    cmd.option("--since <date>", "only patients or plans updated after this date (ISO 8601)", parseSince);
+    cmd.option("--status <status>", `plan statuses to list (repeatable; default: ${DEFAULT_STATUSES.join(", ")})`, collect);
+    cmd.option("--include-physician", "also list physician (contour-only) plans");
+    cmd.option("--include-qa", "also list QA plans");
+    cmd.option("--include-lot", "also list LOT simulation plans");
+    cmd.option("--include-setup", "also list setup/alignment plans");
+    cmd.option("--include-phantom", "also list phantom records");
+    cmd.argument("[path...]", "folders to list (--from folder)");
+  },
+  human: {
+    record(r: RtRecord) {
+      if (r.type === "patient") {
+        const p = r as PatientRecord;
+        return `${p.patientId}  ${[p.name?.family, p.name?.given].filter(Boolean).join(", ")}  (${p.plans ?? "?"} plan(s))`;
+      }
+      if (r.type === "plan") {
+        const p = r as PlanRecord;
+        return `  └ ${p.label ?? p.planUid}  ${p.status ?? ""} ${p.approval ?? ""} ${(p.machines ?? []).join(", ")}`.trimEnd();
+      }
+      return undefined;
+    },
+  },
+  async run(ctx) {
+    const o = ctx.options;
+    const includePlanTypes = [
+      o.includePhysician && "PHYSICIAN", o.includeQa && "QA", o.includeLot && "LOT_SIMULATION", o.includeSetup && "SETUP",
+    ].filter(Boolean) as string[];
+    void EXCLUDED_PLAN_TYPES;
+    const filter = { patientIds: o.patient, since: o.since, statuses: o.status, includePlanTypes, includePhantoms: !!o.includePhantom };
+    let patients = 0;
+    const emit = async (r: RtRecord) => {
+      if (r.type === "patient") patients++;
+      await ctx.out.write(r);
+    };
+    if (o.from === "catalog") {
+      if (!o.db) throw new UsageError("list-patients --from catalog needs --db URL (sqlite:PATH, postgres://… or mssql://…)");
+      try {
+        parseDatabaseUrl(o.db);
+      } catch (e) {
+        if (e instanceof DatabaseUrlError) throw new UsageError(e.message);
+        throw e;
+      }
+      let catalog: Catalog;
+      try {
+        // Absolute paths on the records, so a later stage may run elsewhere.
+        const db = o.db.startsWith("sqlite:") && o.db !== "sqlite::memory:" ? `sqlite:${resolve(ctx.io.cwd, o.db.slice(7))}` : o.db;
+        catalog = await Catalog.open(db, o.vault ? resolve(ctx.io.cwd, o.vault) : undefined);
+      } catch (e) {
+        throw new FatalError(errorMessage(e));
+      }
+      try {
+        for await (const r of catalog.list(filter)) {
+          if (ctx.out.closed) break;
+          if (r.type === "problem") {
+            const pr = r as unknown as { problem: { what: string; reason: string } };
+            ctx.reporter.failed(`Cannot list ${pr.problem.what}: ${pr.problem.reason}`, { item: pr.problem.what });
+            continue;
+          }
+          await emit(r);
+        }
+      } catch (e) {
+        throw new FatalError(`Cannot read catalog "${catalog.source}": ${errorMessage(e)}`);
+      } finally {
+        await catalog.close();
+      }
+    } else if (o.from === "folder") {
+      if (ctx.args.length === 0) throw new UsageError("list-patients --from folder needs at least one PATH");
+      for (const root of ctx.args) {
+        for (const r of listFolder(resolve(ctx.io.cwd, root), filter)) {
+          if (ctx.out.closed) break;
+          await emit(r);
+        }
+      }
+    } else {
+      if (!ctx.peer?.host) throw new UsageError("list-patients --from dicom needs --host (or --peer NAME)");
+      try {
+        for await (const r of listDicomPeer(ctx.peer, filter)) {
+          if (ctx.out.closed) break;
+          await emit(r);
+        }
+      } catch (e) {
+        throw new FatalError(errorMessage(e));
+      }
+    }
+    ctx.reporter.done(patients);
+    ctx.log.info(`${patients} patient(s) listed`);
   },
 });
 

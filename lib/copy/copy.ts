@@ -1,0 +1,137 @@
+import { createHash } from "node:crypto";
+import { constants as fsConstants } from "node:fs";
+import { link, mkdir, open, stat, unlink, utimes, type FileHandle } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+
+/** What happened to one file. */
+export interface CopyOutcome {
+  status: "copied" | "identical" | "conflict";
+  source: string;
+  dest: string;
+  bytes: number;
+  sha256: string;
+  /** For a conflict: the hash of the different file already at `dest`. */
+  existingSha256?: string;
+}
+
+export interface CopyOptions {
+  /** The source must have this sha256 (from a catalog or an earlier stage); a mismatch is an error. */
+  expectedSha256?: string;
+  /** Give the copy the source's modification time (default true). */
+  keepMtime?: boolean;
+  /** Read the copy back and compare its hash before it is put in place (default true). */
+  verify?: boolean;
+}
+
+const CHUNK = 1 << 20;
+const inFlight = new Set<string>();
+
+/** sha256 and size of a file, read in 1 MiB chunks. */
+export async function hashFile(path: string): Promise<{ sha256: string; bytes: number }> {
+  const fh = await open(path, "r");
+  try {
+    return await hashHandle(fh);
+  } finally {
+    await fh.close();
+  }
+}
+
+async function hashHandle(fh: FileHandle): Promise<{ sha256: string; bytes: number }> {
+  const h = createHash("sha256");
+  const buf = Buffer.allocUnsafe(CHUNK);
+  let bytes = 0;
+  let pos = 0;
+  for (;;) {
+    const { bytesRead } = await fh.read(buf, 0, CHUNK, pos);
+    if (bytesRead === 0) break;
+    h.update(buf.subarray(0, bytesRead));
+    bytes += bytesRead;
+    pos += bytesRead;
+  }
+  return { sha256: h.digest("hex"), bytes };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw e;
+  }
+}
+
+/**
+ * Copies one file so that `dest` either does not exist or is complete and verified: the data goes
+ * to a temporary file beside `dest`, is flushed to disk, read back and hashed, and is then linked
+ * into place — a link fails rather than replace a file that appeared meanwhile, so a different
+ * file at `dest` is never overwritten (it is reported as a conflict). A file already at `dest`
+ * with the same content is left alone ("identical").
+ */
+export async function copyFileVerified(source: string, dest: string, opts: CopyOptions = {}): Promise<CopyOutcome> {
+  const verify = opts.verify ?? true;
+  const srcStat = await stat(source);
+  if (!srcStat.isFile()) throw new Error(`Cannot copy "${source}": not a regular file`);
+  if (await exists(dest)) return await compareExisting(source, dest, opts.expectedSha256);
+
+  await mkdir(dirname(dest), { recursive: true });
+  // One temporary name per destination: a run killed mid-copy leaves at most this file, and the
+  // rerun that copies the same destination removes it, so the final tree has no leftovers.
+  const tmp = join(dirname(dest), `.${basename(dest)}.rtexport-part`);
+  if (inFlight.has(tmp)) throw new Error(`Cannot copy "${source}": "${dest}" is already being written by this run`);
+  inFlight.add(tmp);
+  let src: FileHandle | undefined;
+  let out: FileHandle | undefined;
+  try {
+    src = await open(source, "r");
+    await unlink(tmp).catch(() => {}); // leftover of a killed run
+    out = await open(tmp, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
+    const h = createHash("sha256");
+    const buf = Buffer.allocUnsafe(CHUNK);
+    let bytes = 0;
+    for (;;) {
+      const { bytesRead } = await src.read(buf, 0, CHUNK, bytes);
+      if (bytesRead === 0) break;
+      h.update(buf.subarray(0, bytesRead));
+      let written = 0;
+      while (written < bytesRead) {
+        const { bytesWritten } = await out.write(buf, written, bytesRead - written, bytes + written);
+        written += bytesWritten;
+      }
+      bytes += bytesRead;
+    }
+    const sha256 = h.digest("hex");
+    if (opts.expectedSha256 && opts.expectedSha256.toLowerCase() !== sha256) {
+      throw new Error(`Cannot copy "${source}": its sha256 ${sha256} differs from the expected ${opts.expectedSha256}`);
+    }
+    await out.sync();
+    if (verify) {
+      const check = await hashHandle(out);
+      if (check.sha256 !== sha256 || check.bytes !== bytes) {
+        throw new Error(`Cannot copy "${source}": the copy read back differs from the source (disk or file system fault)`);
+      }
+    }
+    await out.close();
+    out = undefined;
+    if (opts.keepMtime ?? true) await utimes(tmp, srcStat.atime, srcStat.mtime);
+    try {
+      await link(tmp, dest);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      return await compareExisting(source, dest, sha256); // someone else put a file there meanwhile
+    }
+    return { status: "copied", source, dest, bytes, sha256 };
+  } finally {
+    await src?.close();
+    if (out) await out.close().catch(() => {});
+    await unlink(tmp).catch(() => {});
+    inFlight.delete(tmp);
+  }
+}
+
+async function compareExisting(source: string, dest: string, knownSha?: string): Promise<CopyOutcome> {
+  const [s, d] = await Promise.all([knownSha ? Promise.resolve(undefined) : hashFile(source), hashFile(dest)]);
+  const sha256 = knownSha?.toLowerCase() ?? s!.sha256;
+  if (d.sha256 === sha256) return { status: "identical", source, dest, bytes: d.bytes, sha256 };
+  return { status: "conflict", source, dest, bytes: s?.bytes ?? (await stat(source)).size, sha256, existingSha256: d.sha256 };
+}

@@ -1,0 +1,111 @@
+import { stat } from "node:fs/promises";
+import { basename, join, relative, resolve, sep } from "node:path";
+import { readDicomFile } from "../dicom/reader.ts";
+import { patientFolderName, personNameParts, sanitizeName } from "../layout/sanitize.ts";
+import type { Ledger } from "../ledger/ledger.ts";
+import type { FileRecord, RtRecord } from "../records/types.ts";
+import { mapOrdered } from "../util/pool.ts";
+import { copyFileVerified } from "./copy.ts";
+
+export type CopyLayout = "seed" | "flat" | "series";
+export const COPY_LAYOUTS: CopyLayout[] = ["seed", "flat", "series"];
+
+export interface CopyFilesOptions {
+  to: string;
+  /** Where files without a `dest` go (default seed). */
+  layout?: CopyLayout;
+  parallel?: number;
+  ledger?: Ledger;
+  verify?: boolean;
+  onProblem?: (p: { item: string; reason: string }) => void;
+  onFile?: (f: { bytes: number; status: string }) => void;
+}
+
+const RT_MODALITIES = new Set(["RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "RTIMAGE", "REG"]);
+
+/** The tree path of a file record that carries no `dest`, for the chosen layout. */
+export function layoutPath(rec: FileRecord, layout: CopyLayout): string {
+  const name = sanitizeName(basename(rec.path), { maxBytes: 128 });
+  if (layout === "flat") return name;
+  let info: { patientId?: string; patientName?: string; study?: string; series?: string; sop?: string; modality?: string; planLabel?: string } = {
+    patientId: rec.patientId, study: rec.studyUid, series: rec.seriesUid, sop: rec.sopInstanceUid, modality: rec.modality,
+    planLabel: typeof rec.planLabel === "string" ? rec.planLabel : undefined,
+  };
+  if (!info.patientId || !info.series || layout === "seed") {
+    try {
+      const d = readDicomFile(rec.path).dataset;
+      info = {
+        patientId: d.string("PatientID") ?? info.patientId, patientName: d.string("PatientName"),
+        study: d.string("StudyInstanceUID") ?? info.study, series: d.string("SeriesInstanceUID") ?? info.series,
+        sop: d.string("SOPInstanceUID") ?? info.sop, modality: d.string("Modality") ?? info.modality,
+        planLabel: info.planLabel ?? (d.string("Modality") === "RTPLAN" ? d.string("RTPlanLabel") : undefined),
+      };
+    } catch {
+      // not DICOM: it keeps its name under the patient (seed) or a Misc folder
+    }
+  }
+  const file = info.sop ? `${sanitizeName(info.sop)}.dcm` : name;
+  if (layout === "series") {
+    if (!info.patientId || !info.study || !info.series) return join("Misc", name);
+    return join(sanitizeName(info.patientId), sanitizeName(info.study), sanitizeName(info.series), file);
+  }
+  if (!info.patientId) return join("Misc", name);
+  const pn = personNameParts(info.patientName);
+  const patient = patientFolderName({ family: pn.family, given: pn.given, patientId: info.patientId });
+  const modality = info.modality ?? "OT";
+  if (RT_MODALITIES.has(modality)) {
+    return join(patient, info.planLabel ? sanitizeName(info.planLabel) : "RT", "DICOM", file);
+  }
+  return join(patient, "DICOM", sanitizeName(`${modality}_${info.series ?? "series"}`), file);
+}
+
+/**
+ * The copy stage: copies every `file` record's file into `to` (at its `dest` when the record has
+ * one, else where the layout puts it), atomically and verified; other records pass through.
+ * Each file record comes out pointing at the copy, with `copy: {status, from}`.
+ */
+export async function* copyFiles(input: AsyncIterable<RtRecord>, opts: CopyFilesOptions): AsyncGenerator<RtRecord> {
+  const to = resolve(opts.to);
+  const layout = opts.layout ?? "seed";
+  const results = mapOrdered(input, opts.parallel ?? 4, async (rec): Promise<RtRecord> => {
+    if (rec.type !== "file" || typeof rec.path !== "string") return rec;
+    const f = rec as FileRecord;
+    const src = resolve(f.path);
+    const dest = typeof f.dest === "string" ? f.dest : layoutPath(f, layout);
+    const target = resolve(to, dest);
+    if (target !== to && !target.startsWith(to + sep)) {
+      return { ...rec, copy: { status: "failed", error: `destination "${dest}" leaves the target folder` } };
+    }
+    if (src === target) return { ...rec, copy: { status: "in-place" } };
+    const key = relative(to, target).split(sep).join("/");
+    try {
+      const known = await opts.ledger?.get("file", key);
+      if (known?.status === "done" && known.sha256 && (!f.sha256 || f.sha256 === known.sha256)) {
+        const s = await stat(target).catch(() => undefined);
+        if (s && s.size === Number(known.bytes)) {
+          return { ...rec, path: target, bytes: s.size, sha256: known.sha256, copy: { status: "done-before", from: src } };
+        }
+      }
+      const o = await copyFileVerified(src, target, { expectedSha256: typeof f.sha256 === "string" ? f.sha256 : undefined, verify: opts.verify });
+      if (o.status === "conflict") {
+        const error = `a different file is already at "${target}" (sha256 ${o.existingSha256}); not overwritten`;
+        await opts.ledger?.record({ kind: "file", key, status: "failed", source: src, dest: key, error });
+        return { ...rec, copy: { status: "conflict", from: src, to: target, error } };
+      }
+      await opts.ledger?.record({ kind: "file", key, status: "done", source: src, dest: key, bytes: o.bytes, sha256: o.sha256, patientId: f.patientId });
+      return { ...rec, path: target, bytes: o.bytes, sha256: o.sha256, copy: { status: o.status, from: src } };
+    } catch (e) {
+      const error = (e as NodeJS.ErrnoException).code === "ENOENT" ? `Cannot copy "${src}": no such file` : (e as Error).message;
+      await opts.ledger?.record({ kind: "file", key, status: "failed", source: src, dest: key, error }).catch(() => {});
+      return { ...rec, copy: { status: "failed", from: src, error } };
+    }
+  });
+  for await (const r of results) {
+    const c = r.copy as { status: string; error?: string; from?: string } | undefined;
+    if (r.type === "file" && c) {
+      if (c.status === "failed" || c.status === "conflict") opts.onProblem?.({ item: `file "${c.from ?? r.path}"`, reason: c.error ?? c.status });
+      else opts.onFile?.({ bytes: Number(r.bytes ?? 0), status: c.status });
+    }
+    yield r;
+  }
+}

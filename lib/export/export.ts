@@ -1,0 +1,337 @@
+import { stat } from "node:fs/promises";
+import { basename, isAbsolute, join, resolve } from "node:path";
+import { Catalog, type CatalogFileRow } from "../catalog/catalog.ts";
+import { copyFileVerified } from "../copy/copy.ts";
+import { readDicomFile } from "../dicom/reader.ts";
+import { FolderAssigner, patientFolderName, sanitizeName } from "../layout/sanitize.ts";
+import type { Ledger } from "../ledger/ledger.ts";
+import type { FileRecord, PatientRecord, PlanRecord, RtRecord } from "../records/types.ts";
+import { mapOrdered } from "../util/pool.ts";
+import { type FolderFile, folderPatientFiles, folderPlanFiles, listFolder } from "../sources/folder.ts";
+import { DEFAULT_ITEMS, type Item, placementOf, treePath } from "./layout.ts";
+
+/** A problem with one item: reported, counted, recorded in the ledger; the export goes on. */
+export interface ExportProblem {
+  item: string;
+  reason: string;
+}
+
+export interface ExportPlanOptions {
+  /** Write the tree here. Without it, file records carry `dest` (the tree path) for `copy-files`. */
+  out?: string;
+  items?: Item[];
+  /** Export plans whose approval is not APPROVED (an explicit authorization step, seed 001). */
+  includeUnapproved?: boolean;
+  /** Overrides the catalog URL carried by the records (needed when it holds a password). */
+  db?: string;
+  /** Overrides the vault folder carried by the records. */
+  vault?: string;
+  ledger?: Ledger;
+  /** Files copied at once (default 4). */
+  parallel?: number;
+  /** Called for every item that could not be exported. */
+  onProblem?: (p: ExportProblem) => void;
+  /** Called for every item left out on purpose (an unapproved plan without --include-unapproved). */
+  onSkip?: (p: ExportProblem) => void;
+  /** Called after each file, for progress displays. */
+  onFile?: (f: { bytes: number; status: string }) => void;
+}
+
+/** One file a source offers for export (a catalog row, or a file found in a folder). */
+interface SourceFile {
+  /** For messages: the catalog's file id or the path. */
+  id: string;
+  patientId: string;
+  category: string | null;
+  /** Absolute, or relative to the vault. */
+  path: string | null;
+  /** Name in the tree below the category folder; may hold a sub-folder (`CT_1.2.3/x.dcm`). */
+  name?: string;
+  sha256?: string | null;
+  sopInstanceUid?: string | null;
+  modality?: string | null;
+}
+
+/** `CT_<SeriesInstanceUID>/<file>` for an image, so series keep their own folders in the tree. */
+function seriesName(path: string, rel: string): string {
+  const file = rel.split("/").pop()!;
+  try {
+    const d = readDicomFile(path).dataset;
+    return `${d.string("Modality") ?? "OT"}_${d.string("SeriesInstanceUID") ?? "series"}/${file}`;
+  } catch {
+    return file; // unreadable here: the copy still goes ahead, and dicomFields reports it
+  }
+}
+
+function fromCatalog(rows: CatalogFileRow[]): SourceFile[] {
+  return rows.map((r) => ({
+    id: r.file_id ?? r.vault_path ?? "(no id)", patientId: r.patient_id ?? "", category: r.category, path: r.vault_path,
+    sha256: r.sha256, sopInstanceUid: r.sop_instance_uid, modality: r.modality,
+  }));
+}
+
+function fromFolder(files: FolderFile[], patientId: string): SourceFile[] {
+  return files.map((f) => ({
+    id: f.path, patientId, category: f.category, path: f.path, sopInstanceUid: f.sopInstanceUid, modality: f.modality,
+    name: f.category === "image" ? `${f.modality ?? "OT"}_${f.seriesUid ?? "series"}/${basename(f.path)}` : basename(f.path),
+  }));
+}
+
+interface PatientState {
+  folder: string;
+  patientLevelDone: boolean;
+}
+
+/**
+ * The export stage: takes `patient` and `plan` records (other records pass through unchanged)
+ * and yields a `file` record for every file of each plan, placed in the per-patient/per-plan
+ * tree (seed 000 §1.1). Patient and plan records pass through too, with the outcome on them
+ * (`export: {status, files, bytes, failed}`).
+ */
+export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportPlanOptions = {}): AsyncGenerator<RtRecord> {
+  const items = new Set(opts.items ?? DEFAULT_ITEMS);
+  const catalogs = new Map<string, Catalog>();
+  const folders = new FolderAssigner(opts.ledger ? await opts.ledger.folders() : []);
+  const patients = new Map<string, PatientState>();
+  const problem = (item: string, reason: string) => opts.onProblem?.({ item, reason });
+
+  async function catalogFor(rec: PatientRecord | PlanRecord): Promise<Catalog | undefined> {
+    const url = opts.db ?? (typeof rec.source === "string" ? rec.source : undefined);
+    const vault = opts.vault ?? (typeof rec.vault === "string" ? rec.vault : undefined);
+    if (!url) return undefined;
+    const key = `${url}\n${vault ?? ""}`;
+    let c = catalogs.get(key);
+    if (!c) {
+      c = await Catalog.open(url, vault);
+      catalogs.set(key, c);
+    }
+    return c;
+  }
+
+  async function patientState(rec: PatientRecord | PlanRecord, name?: PatientRecord["name"]): Promise<PatientState> {
+    const id = rec.patientId;
+    let st = patients.get(id);
+    if (st) return st;
+    const key = `${rec.source ?? ""}|${id}`;
+    const wanted = patientFolderName({ family: name?.family, given: name?.given, patientId: id });
+    const folder = folders.assign(key, wanted);
+    await opts.ledger?.rememberFolder(key, folder);
+    st = { folder, patientLevelDone: false };
+    patients.set(id, st);
+    return st;
+  }
+
+  const planFolders = new Map<string, FolderAssigner>();
+  function planFolder(patientId: string, plan: PlanRecord): string {
+    let a = planFolders.get(patientId);
+    if (!a) planFolders.set(patientId, a = new FolderAssigner());
+    const label = String(plan.label ?? plan.name ?? plan.planId ?? plan.planUid ?? "Plan");
+    return a.assign(String(plan.planId ?? plan.planUid ?? label), sanitizeName(label));
+  }
+
+  async function* exportRows(
+    rows: SourceFile[], vault: string | undefined, st: PatientState, planDir: string | undefined, plan: PlanRecord | undefined,
+    tally: { files: number; bytes: number; failed: number },
+  ): AsyncGenerator<FileRecord> {
+    const jobs: { row: SourceFile; src: string; dest: string }[] = [];
+    for (const row of rows) {
+      const what = `file ${row.id} of patient ${row.patientId}`;
+      if (!row.category || !row.path) {
+        problem(what, `${!row.category ? "category" : "vault_path"} is NULL in the catalog`);
+        tally.failed++;
+        continue;
+      }
+      const placement = placementOf(row.category);
+      if (!placement) {
+        problem(what, `unknown category "${row.category}"`);
+        tally.failed++;
+        continue;
+      }
+      if (!items.has(placement.item)) continue;
+      const rel = row.path.replace(/\\/g, "/");
+      if (!vault && !isAbsolute(rel)) {
+        problem(what, "no vault folder given (--vault) for a vault-relative path");
+        tally.failed++;
+        continue;
+      }
+      const src = isAbsolute(rel) ? rel : join(vault!, rel);
+      const fileName = row.name ?? (row.category === "image" ? seriesName(src, rel) : rel.split("/").pop()!);
+      const dest = treePath(st.folder, planDir, row.category, fileName)!;
+      jobs.push({ row, src: resolve(src), dest });
+    }
+    const results = mapOrdered(jobs, opts.parallel ?? 4, async (job) => {
+      try {
+        return { job, rec: await exportOne(job.row, job.src, job.dest, plan) };
+      } catch (e) {
+        return { job, error: (e as Error).message };
+      }
+    });
+    for await (const r of results) {
+      if ("error" in r && r.error !== undefined) {
+        tally.failed++;
+        problem(`file "${r.job.src}"`, r.error);
+        await opts.ledger?.record({ kind: "file", key: r.job.dest, status: "failed", source: r.job.src, dest: r.job.dest, patientId: r.job.row.patientId, error: r.error });
+        continue;
+      }
+      const rec = r.rec!;
+      tally.files++;
+      tally.bytes += rec.bytes ?? 0;
+      opts.onFile?.({ bytes: rec.bytes ?? 0, status: String(rec.copy ?? "listed") });
+      yield rec;
+    }
+  }
+
+  async function exportOne(row: SourceFile, src: string, dest: string, plan: PlanRecord | undefined): Promise<FileRecord> {
+    const base: FileRecord = { type: "file", path: src, dest, category: row.category!, patientId: row.patientId };
+    if (plan?.planUid) base.planUid = plan.planUid;
+    if (plan?.label) base.planLabel = plan.label;
+    if (row.sopInstanceUid) base.sopInstanceUid = row.sopInstanceUid;
+    if (row.modality) base.modality = row.modality;
+    if (!opts.out) {
+      const s = await stat(src).catch(() => undefined);
+      if (!s) throw new Error("missing in the vault");
+      base.bytes = s.size;
+      if (row.sha256) base.sha256 = row.sha256.toLowerCase();
+      return base;
+    }
+    const target = join(opts.out, dest);
+    const known = await opts.ledger?.get("file", dest);
+    if (known?.status === "done" && known.sha256) {
+      const s = await stat(target).catch(() => undefined);
+      if (s && s.size === Number(known.bytes)) {
+        return { ...base, path: target, source: src, bytes: s.size, sha256: known.sha256, copy: "done-before", ...dicomFields(target, row) };
+      }
+    }
+    const s = await stat(src).catch(() => undefined);
+    if (!s) throw new Error("missing in the vault");
+    const outcome = await copyFileVerified(src, target, { expectedSha256: row.sha256 ?? undefined });
+    if (outcome.status === "conflict") {
+      throw new Error(`a different file is already at "${target}" (sha256 ${outcome.existingSha256}); not overwritten`);
+    }
+    await opts.ledger?.record({
+      kind: "file", key: dest, status: "done", source: src, dest, bytes: outcome.bytes, sha256: outcome.sha256,
+      patientId: row.patientId, planKey: plan ? String(plan.planId ?? plan.planUid) : undefined,
+    });
+    return { ...base, path: target, source: src, bytes: outcome.bytes, sha256: outcome.sha256, copy: outcome.status, ...dicomFields(target, row) };
+  }
+
+  function dicomFields(path: string, row: SourceFile): Partial<FileRecord> {
+    const placement = placementOf(row.category ?? "");
+    if (!placement || (placement.item !== "patient-dicom" && placement.item !== "rt-objects")) return {};
+    try {
+      const f = readDicomFile(path);
+      const d = f.dataset;
+      const out: Partial<FileRecord> = { transferSyntaxUid: f.transferSyntaxUid };
+      const put = (k: keyof FileRecord, v: string | undefined) => { if (v) (out as Record<string, unknown>)[k] = v; };
+      put("sopClassUid", d.string("SOPClassUID"));
+      put("sopInstanceUid", d.string("SOPInstanceUID"));
+      put("modality", d.string("Modality"));
+      put("studyUid", d.string("StudyInstanceUID"));
+      put("seriesUid", d.string("SeriesInstanceUID"));
+      return out;
+    } catch (e) {
+      problem(`file "${path}"`, `catalog says DICOM but it cannot be read: ${(e as Error).message}`);
+      return {};
+    }
+  }
+
+  async function* exportPlan(plan: PlanRecord): AsyncGenerator<RtRecord> {
+    const tally = { files: 0, bytes: 0, failed: 0 };
+    const planKey = `${plan.source ?? ""}|${plan.planId ?? plan.planUid ?? plan.label}`;
+    if (plan.approval && plan.approval !== "APPROVED" && !opts.includeUnapproved) {
+      opts.onSkip?.({ item: `plan "${plan.label ?? plan.planId}" of patient ${plan.patientId}`, reason: `approval is ${plan.approval}; pass --include-unapproved to export it` });
+      await opts.ledger?.record({ kind: "plan", key: planKey, status: "skipped", patientId: plan.patientId, error: `approval ${plan.approval}` });
+      yield { ...plan, export: { status: "skipped", reason: `approval ${plan.approval}` } };
+      return;
+    }
+    const planName = `plan "${plan.label ?? plan.planId ?? plan.planUid}" of patient ${plan.patientId}`;
+    const folderRoot = folderOf(plan);
+    const catalog = folderRoot ? undefined : await catalogFor(plan);
+    if (!folderRoot && (!catalog || plan.planId === undefined)) {
+      problem(planName, "no source on the record (give --db, or pipe list-patients --from catalog or --from folder)");
+      yield { ...plan, export: { status: "failed", reason: "no source" } };
+      return;
+    }
+    const st = await patientState(plan);
+    yield* patientLevel(plan, st, tally);
+    const dir = planFolder(plan.patientId, plan);
+    let rows: SourceFile[];
+    if (folderRoot) {
+      const found = plan.planUid ? folderPlanFiles(folderRoot, plan.planUid) : undefined;
+      if (!found) {
+        problem(planName, `not found in folder "${folderRoot}"`);
+        rows = [];
+        tally.failed++;
+      } else {
+        for (const m of found.missing) {
+          problem(planName, `references ${m}, which is not in the source`);
+          tally.failed++;
+        }
+        rows = fromFolder(found.files, plan.patientId);
+      }
+    } else {
+      rows = fromCatalog(await catalog!.files(plan.patientId, String(plan.planId)));
+      if (rows.length === 0) problem(planName, "the catalog lists no files for it");
+    }
+    yield* exportRows(rows, catalog?.vault, st, dir, plan, tally);
+    const status = tally.failed ? "partial" : "done";
+    await opts.ledger?.record({ kind: "plan", key: planKey, status: tally.failed ? "failed" : "done", patientId: plan.patientId, bytes: tally.bytes, error: tally.failed ? `${tally.failed} file(s) failed` : undefined });
+    yield { ...plan, export: { status, files: tally.files, bytes: tally.bytes, failed: tally.failed, folder: `${st.folder}/${dir}` } };
+  }
+
+  function folderOf(rec: PatientRecord | PlanRecord): string | undefined {
+    return typeof rec.source === "string" && rec.source.startsWith("folder:") ? rec.source.slice(7) : undefined;
+  }
+
+  async function* patientLevel(rec: PatientRecord | PlanRecord, st: PatientState, tally: { files: number; bytes: number; failed: number }): AsyncGenerator<FileRecord> {
+    if (st.patientLevelDone) return;
+    st.patientLevelDone = true;
+    const root = folderOf(rec);
+    if (root) {
+      yield* exportRows(fromFolder(folderPatientFiles(root, rec.patientId), rec.patientId), undefined, st, undefined, undefined, tally);
+      return;
+    }
+    const catalog = await catalogFor(rec);
+    if (catalog) yield* exportRows(fromCatalog(await catalog.files(rec.patientId, null)), catalog.vault, st, undefined, undefined, tally);
+  }
+
+  try {
+    for await (const rec of input) {
+      if (rec.type === "patient") {
+        const p = rec as PatientRecord;
+        const root = folderOf(p);
+        const catalog = root ? undefined : await catalogFor(p);
+        const st = await patientState(p, p.name);
+        if (!catalog && !root) {
+          yield rec;
+          continue;
+        }
+        const tally = { files: 0, bytes: 0, failed: 0 };
+        yield* patientLevel(p, st, tally);
+        yield rec;
+        if (typeof p.plans !== "number") {
+          // A bare patient record means all of its plans.
+          let any = false;
+          const plans = root ? listFolder(root, { patientIds: [p.patientId] }) : catalog!.list({ patientIds: [p.patientId] });
+          for await (const r of plans) {
+            if (r.type === "plan") {
+              any = true;
+              yield* exportPlan(r as PlanRecord);
+            }
+          }
+          if (!any) problem(`patient ${p.patientId}`, "has no plans to export");
+        } else if (p.plans === 0) {
+          problem(`patient ${p.patientId}`, "has no plans to export");
+        }
+        continue;
+      }
+      if (rec.type === "plan") {
+        yield* exportPlan(rec as PlanRecord);
+        continue;
+      }
+      yield rec;
+    }
+  } finally {
+    for (const c of catalogs.values()) await c.close().catch(() => {});
+  }
+}

@@ -1,0 +1,89 @@
+import { createHash } from "node:crypto";
+
+const WINDOWS_RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/i;
+// Characters no common file system accepts in a name, plus controls.
+// deno-lint-ignore no-control-regex
+const FORBIDDEN = /[<>:"/\\|?*\x00-\x1f\x7f]/g;
+
+export interface SanitizeOptions {
+  /** Longest name kept, in UTF-8 bytes (default 64; every OS allows 255). */
+  maxBytes?: number;
+  /** Replace non-ASCII letters by their base letters and drop what remains (default false: keep Unicode, NFC). */
+  ascii?: boolean;
+}
+
+function shortHash(text: string): string {
+  return createHash("sha256").update(text).digest("hex").slice(0, 8);
+}
+
+function utf8Length(s: string): number {
+  return new TextEncoder().encode(s).length;
+}
+
+/**
+ * Makes one path component safe on Linux, macOS and Windows: no separators or traversal, no
+ * characters Windows forbids, no reserved device names (CON, NUL, COM1…), no trailing dots or
+ * spaces, bounded length. A name that had to be shortened keeps a hash of the original so two
+ * long names that share a prefix stay apart.
+ */
+export function sanitizeName(name: string, opts: SanitizeOptions = {}): string {
+  const maxBytes = opts.maxBytes ?? 64;
+  let s = name.normalize("NFC");
+  if (opts.ascii) s = s.normalize("NFD").replace(/[\u0300-\u036f]/g, "").replace(/[^\x20-\x7e]/g, "_");
+  s = s.replace(FORBIDDEN, "_").replace(/\s+/g, " ").trim();
+  s = s.replace(/[. ]+$/, ""); // Windows drops trailing dots and spaces
+  if (s === "" || /^\.+$/.test(s)) s = "_";
+  if (WINDOWS_RESERVED.test(s)) s = `_${s}`;
+  if (utf8Length(s) > maxBytes) {
+    const suffix = `~${shortHash(name)}`;
+    let cut = s;
+    while (utf8Length(cut) + suffix.length > maxBytes) cut = [...cut].slice(0, -1).join("");
+    s = cut.replace(/[. ]+$/, "") + suffix;
+  }
+  return s;
+}
+
+/** A DICOM person name (Family^Given^Middle^Prefix^Suffix, alphabetic group) split into parts. */
+export function personNameParts(pn: string | undefined): { family: string; given: string } {
+  const alphabetic = (pn ?? "").split("=")[0];
+  const [family = "", given = ""] = alphabetic.split("^");
+  return { family: family.trim(), given: given.trim() };
+}
+
+/** The patient folder of the export tree: `Last_First_MRN` (seed 000 §1.1), sanitized. */
+export function patientFolderName(p: { family?: string; given?: string; patientId: string }, opts?: SanitizeOptions): string {
+  const parts = [p.family, p.given, p.patientId].map((x) => (x ?? "").trim()).filter((x) => x !== "");
+  return sanitizeName(parts.join("_").replace(/ /g, "_"), { maxBytes: 96, ...opts });
+}
+
+/**
+ * Assigns folder names so that two different keys never share one: the first key keeps the plain
+ * name, a later key whose name collides (case-insensitively, as on Windows and macOS) gets a
+ * suffix derived from its key. Pass `known` assignments (from the ledger) to keep earlier runs'.
+ */
+export class FolderAssigner {
+  private readonly byKey = new Map<string, string>();
+  private readonly taken = new Map<string, string>(); // lower-case folder → key
+
+  constructor(known: Iterable<[key: string, folder: string]> = []) {
+    for (const [key, folder] of known) this.remember(key, folder);
+  }
+
+  private remember(key: string, folder: string): void {
+    this.byKey.set(key, folder);
+    this.taken.set(folder.toLowerCase(), key);
+  }
+
+  assign(key: string, wanted: string): string {
+    const existing = this.byKey.get(key);
+    if (existing) return existing;
+    let folder = wanted;
+    const owner = this.taken.get(folder.toLowerCase());
+    if (owner !== undefined && owner !== key) {
+      folder = `${wanted}~${shortHash(key)}`;
+      for (let n = 2; this.taken.has(folder.toLowerCase()); n++) folder = `${wanted}~${shortHash(key)}-${n}`;
+    }
+    this.remember(key, folder);
+    return folder;
+  }
+}

@@ -1,0 +1,216 @@
+import { hostname } from "node:os";
+import { mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { randomUUID } from "node:crypto";
+import { type Kysely, sql } from "kysely";
+import { connectDatabase, type SqlConnection } from "../sql/connect.ts";
+
+/** What the ledger tracks: one row per item and kind, updated as work proceeds. */
+export type LedgerKind = "patient" | "plan" | "file" | "push" | "anonymize";
+export type LedgerStatus = "pending" | "done" | "failed" | "skipped";
+
+export interface LedgerItemRow {
+  kind: string;
+  key: string;
+  status: string;
+  patient_id: string | null;
+  plan_key: string | null;
+  source: string | null;
+  dest: string | null;
+  bytes: number | null;
+  sha256: string | null;
+  error: string | null;
+  run_id: string;
+  updated_at: string;
+}
+interface RunRow {
+  id: string;
+  command: string;
+  host: string;
+  started_at: string;
+  finished_at: string | null;
+  outcome: string | null;
+}
+interface FolderRow {
+  patient_key: string;
+  folder: string;
+}
+export interface LedgerSchema {
+  rtx_ledger_items: LedgerItemRow;
+  rtx_ledger_runs: RunRow;
+  rtx_ledger_folders: FolderRow;
+}
+
+export interface LedgerEntry {
+  kind: LedgerKind;
+  key: string;
+  status: LedgerStatus;
+  patientId?: string;
+  planKey?: string;
+  source?: string;
+  dest?: string;
+  bytes?: number;
+  sha256?: string;
+  error?: string;
+}
+
+/** The default ledger location inside an output folder. */
+export function defaultLedgerUrl(outDir: string): string {
+  return `sqlite:${join(outDir, ".rtexport", "ledger.sqlite")}`;
+}
+
+/**
+ * The record of a migration: what was listed, exported, copied and pushed, with hashes and
+ * outcomes. SQLite inside the output by default; PostgreSQL or SQL Server when several
+ * machines share one migration. Every write is a single-row upsert, so a killed run leaves a
+ * consistent ledger and a rerun continues from it.
+ */
+export class Ledger {
+  readonly runId: string = randomUUID();
+  private readonly conn: SqlConnection<LedgerSchema>;
+  private constructor(conn: SqlConnection<LedgerSchema>) {
+    this.conn = conn;
+  }
+
+  get db(): Kysely<LedgerSchema> {
+    return this.conn.db;
+  }
+  get display(): string {
+    return this.conn.display;
+  }
+
+  static async open(url: string, command: string): Promise<Ledger> {
+    if (url.startsWith("sqlite:")) {
+      const path = url.slice(7);
+      if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    }
+    const conn = await connectDatabase<LedgerSchema>(url);
+    const ledger = new Ledger(conn);
+    try {
+      await ledger.migrate();
+      await ledger.db.insertInto("rtx_ledger_runs").values({
+        id: ledger.runId, command, host: hostname(), started_at: new Date().toISOString(), finished_at: null, outcome: null,
+      }).execute();
+    } catch (e) {
+      await conn.close().catch(() => {});
+      throw new Error(`Cannot open ledger "${conn.display}": ${(e as Error).message}`);
+    }
+    return ledger;
+  }
+
+  private async migrate(): Promise<void> {
+    const text = this.conn.dialect === "mssql" ? "nvarchar(900)" : "varchar(1024)";
+    const long = this.conn.dialect === "mssql" ? "nvarchar(max)" : "text";
+    await this.db.schema.createTable("rtx_ledger_runs").ifNotExists()
+      .addColumn("id", "varchar(64)", (c) => c.primaryKey())
+      .addColumn("command", "varchar(64)", (c) => c.notNull())
+      .addColumn("host", "varchar(255)", (c) => c.notNull())
+      .addColumn("started_at", "varchar(32)", (c) => c.notNull())
+      .addColumn("finished_at", "varchar(32)")
+      .addColumn("outcome", "varchar(32)")
+      .execute();
+    await this.db.schema.createTable("rtx_ledger_items").ifNotExists()
+      .addColumn("kind", "varchar(16)", (c) => c.notNull())
+      .addColumn("key", sql.raw(text), (c) => c.notNull())
+      .addColumn("status", "varchar(16)", (c) => c.notNull())
+      .addColumn("patient_id", "varchar(255)")
+      .addColumn("plan_key", sql.raw(text))
+      .addColumn("source", sql.raw(long))
+      .addColumn("dest", sql.raw(long))
+      .addColumn("bytes", "bigint")
+      .addColumn("sha256", "varchar(64)")
+      .addColumn("error", sql.raw(long))
+      .addColumn("run_id", "varchar(64)", (c) => c.notNull())
+      .addColumn("updated_at", "varchar(32)", (c) => c.notNull())
+      .addPrimaryKeyConstraint("rtx_ledger_items_pk", ["kind", "key"])
+      .execute();
+    await this.db.schema.createTable("rtx_ledger_folders").ifNotExists()
+      .addColumn("patient_key", sql.raw(text), (c) => c.primaryKey())
+      .addColumn("folder", sql.raw(text), (c) => c.notNull())
+      .execute();
+  }
+
+  /** Records an item's outcome (insert or update). */
+  async record(e: LedgerEntry): Promise<void> {
+    const row = {
+      status: e.status,
+      patient_id: e.patientId ?? null,
+      plan_key: e.planKey ?? null,
+      source: e.source ?? null,
+      dest: e.dest ?? null,
+      bytes: e.bytes ?? null,
+      sha256: e.sha256 ?? null,
+      error: e.error ?? null,
+      run_id: this.runId,
+      updated_at: new Date().toISOString(),
+    };
+    // Update-then-insert works the same on SQLite, PostgreSQL and SQL Server.
+    await this.db.transaction().execute(async (tx) => {
+      const r = await tx.updateTable("rtx_ledger_items").set(row).where("kind", "=", e.kind).where("key", "=", e.key)
+        .executeTakeFirst();
+      if (Number(r.numUpdatedRows) === 0) {
+        await tx.insertInto("rtx_ledger_items").values({ kind: e.kind, key: e.key, ...row }).execute();
+      }
+    });
+  }
+
+  async get(kind: LedgerKind, key: string): Promise<LedgerItemRow | undefined> {
+    return await this.db.selectFrom("rtx_ledger_items").selectAll().where("kind", "=", kind).where("key", "=", key)
+      .executeTakeFirst();
+  }
+
+  /** Keys of items of a kind with a given status (for resume). */
+  async keys(kind: LedgerKind, status: LedgerStatus): Promise<Set<string>> {
+    const rows = await this.db.selectFrom("rtx_ledger_items").select("key").where("kind", "=", kind)
+      .where("status", "=", status).execute();
+    return new Set(rows.map((r) => r.key));
+  }
+
+  async folders(): Promise<[string, string][]> {
+    const rows = await this.db.selectFrom("rtx_ledger_folders").selectAll().execute();
+    return rows.map((r) => [r.patient_key, r.folder]);
+  }
+
+  async rememberFolder(patientKey: string, folder: string): Promise<void> {
+    const existing = await this.db.selectFrom("rtx_ledger_folders").select("folder").where("patient_key", "=", patientKey)
+      .executeTakeFirst();
+    if (!existing) await this.db.insertInto("rtx_ledger_folders").values({ patient_key: patientKey, folder }).execute();
+  }
+
+  async finish(outcome: "ok" | "partial" | "failed"): Promise<void> {
+    await this.db.updateTable("rtx_ledger_runs").set({ finished_at: new Date().toISOString(), outcome })
+      .where("id", "=", this.runId).execute();
+  }
+
+  async close(): Promise<void> {
+    await this.conn.close();
+  }
+}
+
+/** Counts and recent errors for `status`. */
+export interface LedgerSummary {
+  kinds: Record<string, { done: number; failed: number; pending: number; skipped: number; bytes: number }>;
+  lastErrors: { kind: string; key: string; error: string; at: string }[];
+  runs: { id: string; command: string; host: string; startedAt: string; finishedAt: string | null; outcome: string | null }[];
+}
+
+export async function summarizeLedger(db: Kysely<LedgerSchema>, errorLimit = 10): Promise<LedgerSummary> {
+  const rows = await db.selectFrom("rtx_ledger_items")
+    .select(["kind", "status", (eb) => eb.fn.countAll<number>().as("n"), (eb) => eb.fn.sum<number>("bytes").as("bytes")])
+    .groupBy(["kind", "status"]).execute();
+  const kinds: LedgerSummary["kinds"] = {};
+  for (const r of rows) {
+    const k = kinds[r.kind] ??= { done: 0, failed: 0, pending: 0, skipped: 0, bytes: 0 };
+    const status = r.status as keyof typeof k;
+    if (status in k && status !== "bytes") k[status] += Number(r.n);
+    if (r.status === "done") k.bytes += Number(r.bytes ?? 0);
+  }
+  const errors = await db.selectFrom("rtx_ledger_items").select(["kind", "key", "error", "updated_at"])
+    .where("status", "=", "failed").orderBy("updated_at", "desc").limit(errorLimit).execute();
+  const runs = await db.selectFrom("rtx_ledger_runs").selectAll().orderBy("started_at", "desc").limit(10).execute();
+  return {
+    kinds,
+    lastErrors: errors.map((e) => ({ kind: e.kind, key: e.key, error: e.error ?? "", at: e.updated_at })),
+    runs: runs.map((r) => ({ id: r.id, command: r.command, host: r.host, startedAt: r.started_at, finishedAt: r.finished_at, outcome: r.outcome })),
+  };
+}

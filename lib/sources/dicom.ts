@@ -1,0 +1,103 @@
+import type { PeerOptions } from "../cli/peer.ts";
+import type { DataSet } from "../dicom/dataset.ts";
+import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from "../dicom/uids.ts";
+import { personNameParts } from "../layout/sanitize.ts";
+import { connect, type ConnectOptions, find, QR_MODELS } from "../net/mod.ts";
+import type { PatientRecord, PlanRecord } from "../records/types.ts";
+import { identifier } from "../retrieve/_identifier.ts";
+
+/** Connection options for a resolved CLI peer, proposing the given abstract syntaxes. */
+export function peerConnectOptions(peer: PeerOptions, abstractSyntaxes: string[]): ConnectOptions {
+  const opts: ConnectOptions = {
+    host: peer.host,
+    port: peer.port,
+    callingAet: peer.callingAet,
+    calledAet: peer.calledAet,
+    maxPdu: peer.maxPdu,
+    contexts: abstractSyntaxes.map((a) => ({ abstractSyntax: a, transferSyntaxes: [EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN] })),
+    timeouts: { connect: peer.connectTimeout * 1000, association: peer.assocTimeout * 1000, dimse: peer.dimseTimeout * 1000 },
+  };
+  if (peer.tls) opts.tls = { cert: peer.cert, key: peer.key, ca: peer.ca };
+  return opts;
+}
+
+function isoDate(da: string | undefined): string | undefined {
+  return da && /^\d{8}$/.test(da) ? `${da.slice(0, 4)}-${da.slice(4, 6)}-${da.slice(6)}` : undefined;
+}
+
+function dicomDate(iso: string): string {
+  return iso.slice(0, 10).replace(/-/g, "");
+}
+
+/**
+ * Patients by C-FIND (Study Root, study level, one query for all or one per `--patient`), then
+ * each patient's plans by C-FIND on RTPLAN series and their instances (label, approval, date).
+ * `since` matches studies whose Study Date is on or after it.
+ */
+export async function* listDicomPeer(
+  peer: PeerOptions, filter: { patientIds?: string[]; since?: string },
+): AsyncGenerator<PatientRecord | PlanRecord> {
+  const model = QR_MODELS.studyRoot.find;
+  const assoc = await connect(peerConnectOptions(peer, [model]));
+  const source = `dicom:${peer.calledAet}@${peer.host}:${peer.port}`;
+  try {
+    const studies = new Map<string, { ds: DataSet; studies: string[] }>();
+    for (const id of filter.patientIds?.length ? filter.patientIds : ["*"]) {
+      const q = identifier({
+        QueryRetrieveLevel: "STUDY", PatientID: id === "*" ? "" : id, PatientName: "", PatientBirthDate: "", PatientSex: "",
+        StudyInstanceUID: "", StudyDate: filter.since ? `${dicomDate(filter.since)}-` : "",
+      });
+      for await (const ds of find(assoc, model, q)) {
+        const pid = ds.string("PatientID") ?? "";
+        const study = ds.string("StudyInstanceUID");
+        const entry = studies.get(pid) ?? { ds, studies: [] };
+        if (study) entry.studies.push(study);
+        studies.set(pid, entry);
+      }
+    }
+    for (const [pid, { ds, studies: uids }] of [...studies].sort((a, b) => a[0].localeCompare(b[0]))) {
+      const plans: PlanRecord[] = [];
+      for (const study of uids) {
+        const seriesQ = identifier({ QueryRetrieveLevel: "SERIES", StudyInstanceUID: study, SeriesInstanceUID: "", Modality: "RTPLAN" });
+        const series: string[] = [];
+        for await (const s of find(assoc, model, seriesQ)) {
+          const uid = s.string("SeriesInstanceUID");
+          if (uid) series.push(uid);
+        }
+        for (const seriesUid of series) {
+          const imageQ = identifier({
+            QueryRetrieveLevel: "IMAGE", StudyInstanceUID: study, SeriesInstanceUID: seriesUid, SOPInstanceUID: "",
+            SOPClassUID: "", RTPlanLabel: "", RTPlanName: "", RTPlanDate: "", ApprovalStatus: "",
+          });
+          for await (const im of find(assoc, model, imageQ)) {
+            const uid = im.string("SOPInstanceUID");
+            if (!uid) continue;
+            const plan: PlanRecord = {
+              type: "plan", patientId: pid, planUid: uid, label: im.string("RTPlanLabel") ?? uid, source,
+              studyUid: study, seriesUid,
+            };
+            const name = im.string("RTPlanName");
+            if (name) plan.name = name;
+            const approval = im.string("ApprovalStatus");
+            if (approval) plan.approval = approval;
+            const date = isoDate(im.string("RTPlanDate"));
+            if (date) plan.planDate = date;
+            plans.push(plan);
+          }
+        }
+      }
+      const pn = personNameParts(ds.string("PatientName"));
+      const rec: PatientRecord = { type: "patient", patientId: pid, name: { family: pn.family, given: pn.given }, source, plans: plans.length };
+      const birth = isoDate(ds.string("PatientBirthDate"));
+      if (birth) rec.birthDate = birth;
+      const sex = ds.string("PatientSex");
+      if (sex) rec.sex = sex;
+      yield rec;
+      yield* plans;
+    }
+    await assoc.release();
+  } catch (e) {
+    assoc.abort();
+    throw e;
+  }
+}

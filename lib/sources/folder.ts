@@ -1,0 +1,127 @@
+import { resolve } from "node:path";
+import { scanDicomSync } from "../fs/scan.ts";
+import { personNameParts } from "../layout/sanitize.ts";
+import type { PatientRecord, PlanRecord } from "../records/types.ts";
+import { buildReferenceTree, type ReferenceTree } from "../rt/tree.ts";
+import { type RtObjectSummary, summarizeObject } from "../rt/summary.ts";
+
+/** A folder of DICOM files read once: object summaries (paths included) and the reference tree. */
+export interface FolderIndex {
+  root: string;
+  objects: RtObjectSummary[];
+  tree: ReferenceTree;
+  /** Patient-level details from the first object of each patient. */
+  patients: Map<string, { name?: string; birthDate?: string; sex?: string }>;
+  /** Files that could not be read, with the reason. */
+  errors: string[];
+}
+
+const cache = new Map<string, FolderIndex>();
+
+/** Reads every DICOM header under `root` (once per process) and builds the reference tree. */
+export function indexFolder(root: string): FolderIndex {
+  const abs = resolve(root);
+  const hit = cache.get(abs);
+  if (hit) return hit;
+  const objects: RtObjectSummary[] = [];
+  const patients = new Map<string, { name?: string; birthDate?: string; sex?: string }>();
+  const errors: string[] = [];
+  for (const r of scanDicomSync([abs])) {
+    if (r.error !== undefined) {
+      errors.push(r.error);
+      continue;
+    }
+    const s = summarizeObject(r.file, r.path);
+    objects.push(s);
+    const id = s.patientId ?? "";
+    if (!patients.has(id)) {
+      const d = r.file.dataset;
+      patients.set(id, { name: d.string("PatientName"), birthDate: d.string("PatientBirthDate"), sex: d.string("PatientSex") });
+    }
+  }
+  const index = { root: abs, objects, tree: buildReferenceTree(objects), patients, errors };
+  cache.set(abs, index);
+  return index;
+}
+
+function isoDate(da: string | undefined): string | undefined {
+  return da && /^\d{8}$/.test(da) ? `${da.slice(0, 4)}-${da.slice(4, 6)}-${da.slice(6)}` : undefined;
+}
+
+/** Patients and plans of a folder, as `list-patients --from folder` emits them. */
+export function* listFolder(root: string, filter: { patientIds?: string[] } = {}): Generator<PatientRecord | PlanRecord> {
+  const index = indexFolder(root);
+  const source = `folder:${index.root}`;
+  const wanted = filter.patientIds?.length ? new Set(filter.patientIds) : undefined;
+  for (const p of index.tree.patients) {
+    const id = p.patientId ?? "";
+    if (wanted && !wanted.has(id)) continue;
+    const info = index.patients.get(id) ?? {};
+    const pn = personNameParts(info.name);
+    const rec: PatientRecord = { type: "patient", patientId: id, name: { family: pn.family, given: pn.given }, source, plans: p.plans.length };
+    const birth = isoDate(info.birthDate);
+    if (birth) rec.birthDate = birth;
+    if (info.sex) rec.sex = info.sex;
+    yield rec;
+    for (const plan of p.plans) {
+      const pr: PlanRecord = { type: "plan", patientId: id, planUid: plan.sopInstanceUid, label: plan.label ?? plan.sopInstanceUid, source, machines: plan.machines };
+      if (plan.name) pr.name = plan.name;
+      if (plan.approval) pr.approval = plan.approval;
+      yield pr;
+    }
+  }
+}
+
+/** One file found in a folder, and where it belongs in the tree. */
+export interface FolderFile {
+  path: string;
+  /** `image` (patient-level series, and RT objects no plan claims) or `rt-object` (a plan's own DICOM). */
+  category: "image" | "rt-object";
+  sopInstanceUid?: string;
+  seriesUid?: string;
+  modality?: string;
+}
+
+function planObjectPaths(plan: ReferenceTree["patients"][number]["plans"][number]): FolderFile[] {
+  const files: FolderFile[] = [];
+  const add = (path: string | undefined, uid: string) => { if (path) files.push({ path, category: "rt-object", sopInstanceUid: uid }); };
+  add(plan.path, plan.sopInstanceUid);
+  if (plan.structureSet && !plan.structureSet.missing) add(plan.structureSet.path, plan.structureSet.sopInstanceUid);
+  for (const d of plan.doses) add(d.path, d.sopInstanceUid);
+  for (const r of plan.records) add(r.path, r.sopInstanceUid);
+  for (const i of plan.images) add(i.path, i.sopInstanceUid);
+  for (const g of plan.registrations) add(g.path, g.sopInstanceUid);
+  return files;
+}
+
+/**
+ * A plan's own DICOM in a folder: the plan, its structure set, doses, treatment records, RT images
+ * and registrations; plus, as text, what the plan references but the folder lacks.
+ */
+export function folderPlanFiles(root: string, planUid: string): { files: FolderFile[]; missing: string[] } | undefined {
+  const index = indexFolder(root);
+  for (const p of index.tree.patients) {
+    const plan = p.plans.find((x) => x.sopInstanceUid === planUid);
+    if (!plan) continue;
+    const missing = plan.missing.map((m) => `${m.kind} ${m.sopInstanceUid ?? m.seriesUid ?? ""} (referenced by ${m.referencedBy})`);
+    return { files: planObjectPaths(plan), missing };
+  }
+  return undefined;
+}
+
+/**
+ * A patient's patient-level DICOM in a folder: every image series (CT, MR, PET, …, whether a plan
+ * uses it or not), and RT objects that belong to no plan, so that nothing found is left out.
+ */
+export function folderPatientFiles(root: string, patientId: string): FolderFile[] {
+  const index = indexFolder(root);
+  const patient = index.tree.patients.find((p) => (p.patientId ?? "") === patientId);
+  const claimed = new Set<string>();
+  for (const plan of patient?.plans ?? []) for (const f of planObjectPaths(plan)) claimed.add(f.path);
+  const out: FolderFile[] = [];
+  for (const o of index.objects) {
+    if ((o.patientId ?? "") !== patientId || !o.path || claimed.has(o.path)) continue;
+    out.push({ path: o.path, category: "image", sopInstanceUid: o.sopInstanceUid, seriesUid: o.seriesUid, modality: o.modality });
+  }
+  return out;
+}
