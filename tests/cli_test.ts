@@ -1,0 +1,342 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const isDeno = "Deno" in globalThis;
+const root = fileURLToPath(new URL("..", import.meta.url));
+const cli = join(root, "cli.ts");
+const nodeBin = join(root, "node_modules", ".bin", "node");
+const version = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version as string;
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run a TypeScript entry point under the runtime running this test. */
+function runScript(
+  script: string,
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string>; input?: string } = {},
+): Promise<Run> {
+  const command = isDeno
+    ? [process.execPath, "run", "-A", `--config=${join(root, "deno.json")}`, script, ...args]
+    : [process.execPath, script, ...args];
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("RTEXPORT_")) env[k] = v;
+  return new Promise((resolve, reject) => {
+    const child = spawn(command[0], command.slice(1), {
+      cwd: options.cwd ?? root,
+      env: { ...env, NO_COLOR: "1", ...options.env },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`timed out: ${command.join(" ")}`));
+    }, 60_000);
+    child.on("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.on("close", (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+    child.stdin.end(options.input ?? "");
+  });
+}
+
+const COMMANDS = [
+  "list-patients",
+  "export-plan",
+  "copy-files",
+  "anonymize",
+  "push",
+  "retrieve",
+  "show",
+  "search",
+  "echo",
+  "serve",
+  "status",
+];
+
+describe("rtexport", { concurrency: true }, () => {
+  test("--help lists every command with a summary", async () => {
+    const r = await runScript(cli, ["--help"]);
+    assert.equal(r.status, 0);
+    assert.match(r.stdout, /^Usage: rtexport <command>/);
+    for (const name of COMMANDS) assert.match(r.stdout, new RegExp(`^  ${name} +\\S`, "m"), name);
+    assert.equal(r.stderr, "");
+  });
+
+  test("--version prints the package version", async () => {
+    const r = await runScript(cli, ["--version"]);
+    assert.equal(r.status, 0);
+    assert.equal(r.stdout, `rtexport ${version}\n`);
+  });
+
+  test("no arguments: usage on stderr, exit 2", async () => {
+    const r = await runScript(cli, []);
+    assert.equal(r.status, 2);
+    assert.equal(r.stdout, "");
+    assert.match(r.stderr, /^Usage: rtexport <command>/);
+  });
+
+  test("unknown command: exit 2 naming it", async () => {
+    const r = await runScript(cli, ["frobnicate", "x"]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /^rtexport: unknown command "frobnicate"\n/);
+  });
+
+  test("unknown top-level option: exit 2 naming it", async () => {
+    const r = await runScript(cli, ["--frob"]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /unknown option "--frob"/);
+  });
+
+  test("a command's --help shows its usage, common options and defaults", async () => {
+    const r = await runScript(cli, ["status", "--help"]);
+    assert.equal(r.status, 0);
+    assert.match(r.stdout, /^Usage: rtexport status \[options\]/);
+    assert.match(r.stdout, /--log-format <format> +stderr message format: text or json \(default: "text"\)/);
+    assert.match(r.stdout, /--json/);
+    assert.match(r.stdout, /Exit status: 0 ok, 1 fatal error, 2 usage error, 3 some items failed/);
+  });
+
+  test("unknown flag on a command: exit 2 naming the flag, no stack trace", async () => {
+    const r = await runScript(cli, ["status", "--no-such-flag"]);
+    assert.equal(r.status, 2);
+    assert.equal(r.stderr, "status: unknown option '--no-such-flag'\nTry 'rtexport status --help' for more information.\n");
+  });
+});
+
+describe("invocation by name", () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "rtexport-cli-"));
+    symlinkSync(cli, join(dir, "list-patients"));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  // Deno resolves a main module's imports relative to the link, not its target, so links are a
+  // Node (and single binary) feature; this test runs the link with Node under both runtimes.
+  test("a link named list-patients runs that command", async () => {
+    const result = spawnSync(nodeBin, [join(dir, "list-patients"), "--help"], { encoding: "utf8", timeout: 60_000 });
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /^Usage: list-patients \[options\]/);
+    const bad = spawnSync(nodeBin, [join(dir, "list-patients"), "--bogus"], { encoding: "utf8", timeout: 60_000 });
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /^list-patients: unknown option '--bogus'/);
+  });
+});
+
+describe("defineCommand: config, environment, flags", { concurrency: true }, () => {
+  let dir: string;
+  let probe: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "rtexport-cfg-"));
+    mkdirSync(join(dir, "other"));
+    mkdirSync(join(dir, "defaults-only"));
+    writeFileSync(join(dir, "defaults-only", "rtexport.json"), JSON.stringify({ defaults: { limit: 20 } }));
+    mkdirSync(join(dir, "broken"));
+    writeFileSync(join(dir, "broken", "rtexport.json"), "{ not json");
+    probe = join(dir, "probe.ts");
+    const cliUrl = new URL("../lib/cli/mod.ts", import.meta.url).href;
+    writeFileSync(
+      probe,
+      `import { defineCommand, runMain, UsageError } from ${JSON.stringify(cliUrl)};
+export const main = defineCommand({
+  name: "probe",
+  summary: "print resolved options",
+  usage: "[PATH...]",
+  peer: "optional",
+  configure(cmd) {
+    cmd.option("--limit <n>", "how many", (v) => { const n = Number(v); if (!Number.isInteger(n)) throw new Error("expected an integer"); return n; }, 10);
+    cmd.option("--pattern <glob>", "file pattern", "*");
+    cmd.option("--dry-run", "do nothing");
+    cmd.argument("[path...]");
+  },
+  async run(ctx) {
+    if (ctx.args.includes("usage-error")) throw new UsageError('Malformed tag expression "(0010"');
+    if (ctx.args.includes("fail")) {
+      ctx.reporter.failed('Cannot read DICOM file "bad.dcm": not DICOM', { item: "bad.dcm" });
+      ctx.reporter.done();
+    }
+    if (ctx.args.includes("crash")) throw new Error("database is locked");
+    const stdin = [];
+    const records = ctx.stdinRecords();
+    if (records) for await (const r of records) stdin.push(r);
+    await ctx.out.write({
+      type: "probe",
+      limit: ctx.options.limit, limitFrom: ctx.optionSource("limit"),
+      pattern: ctx.options.pattern, patternFrom: ctx.optionSource("pattern"),
+      dryRun: ctx.options.dryRun ?? false,
+      peer: ctx.peer, args: ctx.args, stdin, json: ctx.out.json,
+    });
+  },
+});
+runMain(import.meta, main);
+`,
+    );
+    writeFileSync(
+      join(dir, "rtexport.json"),
+      JSON.stringify({
+        peers: { aria: { host: "10.1.2.3", port: 57347, calledAet: "VMSDBD", callingAet: "FROMPEER" } },
+        defaults: { limit: 20, pattern: "*.dcm", callingAet: "FROMDEFAULTS" },
+        commands: { probe: { limit: 30 } },
+      }),
+    );
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  function probeRun(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<Run> {
+    return runScript(probe, args, { cwd: cwd ?? dir, env });
+  }
+  function record(r: Run): Record<string, any> {
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n");
+    assert.equal(lines.length, 1);
+    return JSON.parse(lines[0]);
+  }
+
+  const precedence: { name: string; args: string[]; env: Record<string, string>; cwd?: string; limit: number; from: string }[] = [
+    { name: "built-in default", args: [], env: {}, cwd: "other", limit: 10, from: "default" },
+    { name: "config defaults", args: [], env: {}, cwd: "defaults-only", limit: 20, from: "config" },
+    { name: "config command section over defaults", args: [], env: {}, limit: 30, from: "config" },
+    { name: "environment over config", args: [], env: { RTEXPORT_LIMIT: "40" }, limit: 40, from: "env" },
+    { name: "flag over environment", args: ["--limit", "50"], env: { RTEXPORT_LIMIT: "40" }, limit: 50, from: "cli" },
+  ];
+  for (const c of precedence) {
+    test(`precedence: ${c.name}`, async () => {
+      const cwd = c.cwd ? join(dir, c.cwd) : dir;
+      const out = record(await probeRun(c.args, c.env, cwd));
+      assert.equal(out.limit, c.limit);
+      assert.equal(out.limitFrom, c.from);
+    });
+  }
+
+  test("string option from config and env", async () => {
+    assert.equal(record(await probeRun([])).pattern, "*.dcm");
+    assert.equal(record(await probeRun([], { RTEXPORT_PATTERN: "RP*" })).pattern, "RP*");
+  });
+
+  test("boolean from environment", async () => {
+    assert.equal(record(await probeRun([], { RTEXPORT_DRY_RUN: "1" })).dryRun, true);
+    assert.equal(record(await probeRun([], { RTEXPORT_DRY_RUN: "false" })).dryRun, false);
+  });
+
+  test("--config names another file", async () => {
+    writeFileSync(join(dir, "other", "site.json"), JSON.stringify({ defaults: { limit: 77 } }));
+    assert.equal(record(await probeRun(["--config", join(dir, "other", "site.json")])).limit, 77);
+    assert.equal(record(await probeRun([], { RTEXPORT_CONFIG: join(dir, "other", "site.json") })).limit, 77);
+  });
+
+  test("named peer: peer fields over config defaults, flags and env over the peer", async () => {
+    const peer = record(await probeRun(["--peer", "aria"])).peer;
+    assert.deepEqual(
+      { ...peer },
+      {
+        name: "aria",
+        host: "10.1.2.3",
+        port: 57347,
+        callingAet: "FROMPEER",
+        calledAet: "VMSDBD",
+        connectTimeout: 10,
+        assocTimeout: 30,
+        dimseTimeout: 60,
+        maxPdu: 16384,
+        tls: false,
+      },
+    );
+    const over = record(await probeRun(["--peer", "aria", "--port", "11112", "--aec", "ORTHANC"], { RTEXPORT_CALLING_AET: "ENVAET" })).peer;
+    assert.equal(over.port, 11112);
+    assert.equal(over.calledAet, "ORTHANC");
+    assert.equal(over.callingAet, "ENVAET");
+    assert.equal(over.host, "10.1.2.3");
+    const plain = record(await probeRun(["--host", "localhost", "--called-aet", "X"])).peer;
+    assert.equal(plain.callingAet, "FROMDEFAULTS");
+    assert.equal(plain.calledAet, "X");
+    assert.equal(plain.port, 104);
+  });
+
+  test("unknown peer: exit 2 naming it and the known peers", async () => {
+    const r = await probeRun(["--peer", "nope"]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /^probe: Unknown peer "nope": ".*rtexport\.json" defines "aria"\n/);
+  });
+
+  const malformed: { name: string; args: string[]; env?: Record<string, string>; stderr: RegExp }[] = [
+    { name: "bad port", args: ["--port", "99999"], stderr: /^probe: option '--port <port>' argument '99999' is invalid\. expected a port number 1-65535\./ },
+    { name: "bad AE title", args: ["--aet", "THIS-AE-TITLE-IS-TOO-LONG"], stderr: /option '--aet, --calling-aet <ae>' argument 'THIS-AE-TITLE-IS-TOO-LONG' is invalid/ },
+    { name: "bad log format", args: ["--log-format", "xml"], stderr: /option '--log-format <format>' argument 'xml' is invalid/ },
+    { name: "bad env value", args: [], env: { RTEXPORT_LIMIT: "many" }, stderr: /^probe: Invalid value "many" for environment variable RTEXPORT_LIMIT: expected an integer/ },
+    { name: "bad env boolean", args: [], env: { RTEXPORT_DRY_RUN: "maybe" }, stderr: /RTEXPORT_DRY_RUN: expected true or false/ },
+    { name: "missing config file", args: ["--config", "/nonexistent/x.json"], stderr: /^probe: Cannot read config file "\/nonexistent\/x\.json": ENOENT/ },
+    { name: "usage error from the command", args: ["usage-error"], stderr: /^probe: Malformed tag expression "\(0010"\nTry 'probe --help'/ },
+  ];
+  for (const c of malformed) {
+    test(`usage error: ${c.name} → exit 2`, async () => {
+      const r = await probeRun(c.args, c.env);
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, c.stderr);
+      assert.doesNotMatch(r.stderr, /    at /);
+    });
+  }
+
+  test("a broken config file is a usage error naming the file", async () => {
+    const r = await probeRun([], {}, join(dir, "broken"));
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /^probe: Cannot parse config file ".*broken\/rtexport\.json": /);
+  });
+
+  test("per-item failure: one stderr line, record still written, exit 3", async () => {
+    const r = await probeRun(["fail"]);
+    assert.equal(r.status, 3);
+    assert.equal(r.stderr, 'probe: Cannot read DICOM file "bad.dcm": not DICOM\n');
+    assert.equal(JSON.parse(r.stdout).type, "probe");
+  });
+
+  test("per-item failure with --log-format json", async () => {
+    const r = await probeRun(["fail", "--log-format", "json"]);
+    assert.equal(r.status, 3);
+    const line = JSON.parse(r.stderr);
+    assert.equal(line.level, "error");
+    assert.equal(line.command, "probe");
+    assert.equal(line.message, 'Cannot read DICOM file "bad.dcm": not DICOM');
+    assert.equal(line.item, "bad.dcm");
+  });
+
+  test("fatal error: exit 1, one line, stack only with RTEXPORT_DEBUG=1", async () => {
+    const r = await probeRun(["crash"]);
+    assert.equal(r.status, 1);
+    assert.equal(r.stderr, "probe: database is locked\n");
+    const debug = await probeRun(["crash"], { RTEXPORT_DEBUG: "1" });
+    assert.equal(debug.status, 1);
+    assert.match(debug.stderr, /^probe: database is locked\nError: database is locked\n\s+at /);
+  });
+
+  test("records from stdin when no operands; operands win over stdin", async () => {
+    const r = await runScript(probe, [], { cwd: dir, input: '{"type":"file","path":"a.dcm"}\r\n\n{"type":"plan","patientId":"1"}\n' });
+    const out = record(r);
+    assert.deepEqual(out.stdin, [{ type: "file", path: "a.dcm" }, { type: "plan", patientId: "1" }]);
+    assert.equal(out.json, true);
+    const withArgs = record(await runScript(probe, ["x.dcm"], { cwd: dir, input: '{"type":"file","path":"a.dcm"}\n' }));
+    assert.deepEqual(withArgs.stdin, []);
+    assert.deepEqual(withArgs.args, ["x.dcm"]);
+  });
+
+  test("bad stdin record: exit 1 naming the line", async () => {
+    const r = await runScript(probe, [], { cwd: dir, input: '{"type":"file"}\n{"type":\n' });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /^probe: Cannot parse NDJSON line 2 of stdin: /);
+  });
+});
