@@ -61,6 +61,7 @@ function readKey(o: Record<string, unknown>): string | Uint8Array {
   throw new UsageError("A key is required: give --key-file FILE, --key SECRET or RTEXPORT_KEY (the same key gives the same UIDs and pseudonyms)");
 }
 
+// deno-lint-ignore no-explicit-any -- commander option values
 function buildOptions(o: Record<string, any>): AnonymizeOptions {
   const key = readKey(o);
   let patientMap: Map<string, PatientIdentity> | undefined;
