@@ -1,0 +1,149 @@
+/** `rtexport retrieve`: selective retrieval of a patient's plans from a Q/R peer (C-MOVE or C-GET). */
+import { mkdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import process from "node:process";
+import type { Command } from "commander";
+import { Option } from "commander";
+import { defineCommand, ExitCode, parseAeTitle, parsePort, runMain, UsageError } from "../lib/cli/mod.ts";
+import type { TlsOptions } from "../lib/net/mod.ts";
+import type { FileRecord } from "../lib/records/types.ts";
+import { ArrivalStore } from "../lib/retrieve/arrivals.ts";
+import { placeObject } from "../lib/retrieve/output.ts";
+import { type RetrieveSummary, retrievePlans } from "../lib/retrieve/planner.ts";
+import { openRetrieveSession } from "../lib/retrieve/session.ts";
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+function readPem(path: string, what: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    throw new UsageError(`Cannot read ${what} "${path}": ${(e as Error).message}`);
+  }
+}
+
+/** The gap report, for stderr and the human view. */
+export function formatSummary(s: RetrieveSummary): string[] {
+  const lines: string[] = [];
+  for (const p of s.plans) {
+    const name = p.label !== undefined ? `"${p.label}"` : p.planUid;
+    lines.push(`plan ${name}${p.approval ? ` (${p.approval})` : ""}: ${p.arrived} of ${p.expected} expected objects arrived`);
+    for (const g of p.missing) {
+      const what = g.sopInstanceUid ? `${g.kind} ${g.sopInstanceUid}` : `${g.kind} series ${g.seriesUid}`;
+      lines.push(`  missing ${what}${g.sopInstanceUid && g.seriesUid ? ` (series ${g.seriesUid})` : ""}: ${g.reason}`);
+    }
+  }
+  for (const l of s.missingLabels) lines.push(`no plan labelled "${l}" found for patient "${s.patientId}"`);
+  if (s.plans.length === 0 && s.missingLabels.length === 0) lines.push(`no plan selected for patient "${s.patientId}"`);
+  lines.push(
+    `${s.kept} objects written; ${s.inspectedAndDropped} fetched only to read their references, ${s.unexpected} unrequested dropped; ` +
+      `${s.requests.find} C-FIND and ${s.requests.retrieve} retrieve requests; ${s.complete ? "complete" : "INCOMPLETE"}`,
+  );
+  return lines;
+}
+
+export const main = defineCommand({
+  name: "retrieve",
+  summary: "C-FIND and C-MOVE/C-GET from a Q/R peer, selective by plan",
+  description: [
+    "Finds the patient's RTPLAN instances (optionally only those with --plan LABEL, only approved ones),",
+    "retrieves only those, reads their references and then retrieves only the referenced structure set,",
+    "the image series it was drawn on, and the RTDOSEs, treatment records and RT images that reference the",
+    "plan: never a whole study. C-MOVE to an in-process storage SCP by default (the peer must know",
+    "--move-aet at this host and --move-port); C-GET with --get (objects come back on the same association).",
+    "Files are written atomically to OUT/<PatientID>/<Study>/<Series>/<SOP>.dcm, one `file` record each;",
+    "then expected and arrived objects are compared per plan (stderr, and a `retrieve-summary` record).",
+    "Exit status 3 when anything expected is missing.",
+  ].join("\n"),
+  examples: [
+    "rtexport retrieve --host pacs --port 104 --aec ORTHANC --aet RTEXPORT --move-port 11113 --patient-id 123 --out export/",
+    "rtexport retrieve --peer aria --get --patient-id 123 --plan 'Prostate' --only-approved --out export/",
+    "rtexport retrieve --peer aria --get --patient-id 123 --new-patient-id RES001 --new-patient-name Research^001 --out study/",
+  ],
+  peer: true,
+  configure(cmd: Command) {
+    cmd.addOption(new Option("--patient-id <id>", "PatientID (0010,0020) to retrieve").makeOptionMandatory());
+    cmd.addOption(new Option("--plan <label>", "RT Plan Label to retrieve (repeatable; default: all plans)").argParser(collect));
+    cmd.addOption(new Option("--only-approved", "only plans whose Approval Status is APPROVED"));
+    cmd.addOption(new Option("--get", "use C-GET instead of C-MOVE"));
+    cmd.addOption(new Option("--move-aet <ae>", "C-MOVE destination AE title (default: the calling AE title)").argParser(parseAeTitle));
+    cmd.addOption(new Option("--move-port <port>", "port of the receiving SCP for C-MOVE").argParser(parsePort).default(11113));
+    cmd.addOption(new Option("--move-host <address>", "listen address of the receiving SCP").default("0.0.0.0"));
+    cmd.addOption(new Option("--out <dir>", "output folder").makeOptionMandatory());
+    cmd.addOption(new Option("--new-patient-id <id>", "write this PatientID into the copies"));
+    cmd.addOption(new Option("--new-patient-name <name>", "write this PatientName into the copies (DICOM PN, e.g. Family^Given)"));
+  },
+  human: {
+    record(r) {
+      if (r.type === "file") return (r as FileRecord).path;
+      if (r.type === "retrieve-summary") return undefined; // already on stderr
+      return JSON.stringify(r);
+    },
+  },
+  async run(ctx) {
+    const o = ctx.options;
+    const peer = ctx.peer!;
+    let tls: TlsOptions | undefined;
+    if (peer.tls) {
+      tls = {};
+      if (peer.ca) tls.ca = readPem(peer.ca, "CA certificate");
+      if (peer.cert) tls.cert = readPem(peer.cert, "certificate");
+      if (peer.key) tls.key = readPem(peer.key, "private key");
+    }
+    const outDir = resolve(o.out as string);
+    try {
+      mkdirSync(outDir, { recursive: true });
+    } catch (e) {
+      throw new UsageError(`Cannot create output folder "${o.out}": ${(e as Error).message}`);
+    }
+    const arrivals = new ArrivalStore(join(outDir, `.rtexport-staging-${process.pid}`));
+    const rewrite = { patientId: o.newPatientId as string | undefined, patientName: o.newPatientName as string | undefined };
+    let session;
+    try {
+      session = await openRetrieveSession({
+        host: peer.host,
+        port: peer.port,
+        callingAet: peer.callingAet,
+        calledAet: peer.calledAet,
+        mode: o.get ? "get" : "move",
+        moveAet: o.moveAet,
+        movePort: o.movePort,
+        moveHost: o.moveHost,
+        maxPdu: peer.maxPdu,
+        timeouts: { connect: peer.connectTimeout * 1000, association: peer.assocTimeout * 1000, dimse: peer.dimseTimeout * 1000 },
+        tls,
+      }, arrivals);
+      if (!o.get) ctx.log.info(`receiving C-MOVE objects as ${o.moveAet ?? peer.callingAet} on port ${session.receiverPort}`);
+      const result = await retrievePlans(session.transport, arrivals, {
+        patientId: o.patientId,
+        planLabels: o.plan,
+        onlyApproved: o.onlyApproved === true,
+      });
+      for (const { object, planUids } of result.objects) {
+        if (ctx.out.closed) break;
+        let record: FileRecord;
+        try {
+          record = placeObject(object, outDir, object.modality === "RTPLAN" ? object.sopInstanceUid : planUids[0], rewrite);
+        } catch (e) {
+          ctx.reporter.failed(`Cannot write object ${object.sopInstanceUid}: ${(e as Error).message}`);
+          continue;
+        }
+        await ctx.out.write(record);
+      }
+      for (const line of formatSummary(result.summary)) {
+        if (result.summary.complete) ctx.log.info(line);
+        else ctx.log.warn(line);
+      }
+      await ctx.out.write(result.summary as unknown as FileRecord);
+      if (!result.summary.complete || ctx.reporter.failures > 0) return ExitCode.PARTIAL;
+      return ExitCode.OK;
+    } finally {
+      await session?.close();
+      arrivals.cleanup();
+    }
+  },
+});
+
+runMain(import.meta, main);
