@@ -55,6 +55,7 @@ function planNode(p: ShowPlanRecord): Node {
     const bits = [r.kind ?? "RT record"];
     if (r.date) bits.push(r.date);
     if (r.fraction !== undefined) bits.push(`fraction ${r.fraction}`);
+    if (r.machine) bits.push(`on ${r.machine}`);
     bits.push(r.sopInstanceUid);
     children.push({ text: bits.join(" "), children: [] });
   }

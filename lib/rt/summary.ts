@@ -106,6 +106,8 @@ const T = {
   DoseSummationType: 0x3004000a,
   TreatmentDate: 0x30080250,
   CurrentFractionNumber: 0x30080022,
+  TreatmentSessionBeamSequence: 0x30080020,
+  TreatmentSessionIonBeamSequence: 0x30080021,
   RTImageLabel: 0x30020002,
   RegistrationSequence: 0x00700308,
   DeformableRegistrationSequence: 0x00640002,
@@ -282,7 +284,13 @@ export function summarizeObject(file: DicomFile, path: string | undefined = file
     case "record": {
       s.referencedPlanUids = refUids(ds, T.ReferencedRTPlanSequence);
       s.date = isoDate(ds.string(T.TreatmentDate));
-      s.fraction = ds.number(T.CurrentFractionNumber);
+      // Current Fraction Number sits in each session beam (RT Beams Session Record module).
+      s.fraction = ds.number(T.CurrentFractionNumber) ??
+        ds.items(T.TreatmentSessionBeamSequence).map((b) => b.number(T.CurrentFractionNumber)).find((n) => n !== undefined) ??
+        ds.items(T.TreatmentSessionIonBeamSequence).map((b) => b.number(T.CurrentFractionNumber)).find((n) => n !== undefined);
+      const machines: string[] = [];
+      for (const m of ds.items(T.TreatmentMachineSequence)) add(machines, m.string(T.TreatmentMachineName));
+      if (machines.length) s.machines = machines;
       break;
     }
     case "rtImage": {

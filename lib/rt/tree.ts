@@ -36,6 +36,8 @@ export interface TreatmentRecordNode {
   kind?: string;
   date?: string;
   fraction?: number;
+  /** Treatment machine named in the record. */
+  machine?: string;
   path?: string;
 }
 
@@ -286,7 +288,8 @@ function assemble(
         doses.push(clean({ sopInstanceUid: o.sopInstanceUid!, summation: o.summation, beams: o.beamNumbers, path: o.path }));
       } else if (o.kind === "record") {
         records.push(clean({
-          sopInstanceUid: o.sopInstanceUid!, kind: sopClassLabel(o.sopClassUid), date: o.date, fraction: o.fraction, path: o.path,
+          sopInstanceUid: o.sopInstanceUid!, kind: sopClassLabel(o.sopClassUid), date: o.date, fraction: o.fraction,
+          machine: o.machines?.[0], path: o.path,
         }));
       } else {
         images.push(clean({ sopInstanceUid: o.sopInstanceUid!, label: o.label, beams: o.beamNumbers, path: o.path }));

@@ -1,0 +1,250 @@
+// `show` end to end on the synthetic clinic: every plan with its structure set, image series, doses,
+// records, RT images and registrations as the generator's manifest says; the MR unconnected; deleted
+// objects reported as missing; bad files as one stderr line each and exit 3.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { cpSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { fileURLToPath } from "node:url";
+import { main as showMain } from "../commands/show.ts";
+import { type ClinicManifest, generateClinic } from "../lib/fixtures/clinic.ts";
+import type { ShowPlanRecord, UnconnectedRecord } from "../lib/rt/tree.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const CLI = join(ROOT, "cli.ts");
+
+/** Runs `cli.ts ARGS` under the runtime running the tests (Deno or Node). */
+function runCli(args: string[], input = ""): { status: number | null; stdout: string; stderr: string } {
+  const argv = "Deno" in globalThis ? ["run", "-A", CLI, ...args] : [CLI, ...args];
+  const r = spawnSync(process.execPath, argv, { cwd: ROOT, input, encoding: "utf8", timeout: 60_000, env: { ...process.env, NO_COLOR: "1" } });
+  assert.equal(r.error, undefined, `spawn failed: ${r.error}`);
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function records(stdout: string): Record<string, unknown>[] {
+  return stdout.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
+}
+
+/** Runs show in this process with a terminal-like stdout, for the human views. */
+async function runHuman(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = "", stderr = "";
+  const out = Object.assign(
+    new Writable({
+      write(chunk, _enc, cb) {
+        stdout += chunk.toString();
+        cb();
+      },
+    }),
+    { isTTY: true },
+  );
+  const code = await showMain(args, {
+    stdout: out,
+    stderr: { write: (t: string) => (stderr += t) },
+    stdin: Object.assign((async function* () {})(), { isTTY: true }),
+    env: {},
+    cwd: ROOT,
+  });
+  return { code, stdout, stderr };
+}
+
+let dir: string;
+let clinic: string;
+let damaged: string;
+let manifest: ClinicManifest;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), "rtexport-show-"));
+  clinic = join(dir, "clinic");
+  manifest = await generateClinic({ out: clinic, patients: 5, slices: 4, size: 16, seed: 7 });
+  damaged = join(dir, "damaged");
+  cpSync(clinic, damaged, { recursive: true });
+});
+
+after(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function expectedPlan(p: ClinicManifest["patients"][number], plan: ClinicManifest["patients"][number]["plans"][number], base: string) {
+  return {
+    type: "plan",
+    patientId: p.patientId,
+    patientName: p.name,
+    sopInstanceUid: plan.planUid,
+    planUid: plan.planUid,
+    label: plan.label,
+    name: plan.name,
+    approval: plan.approval,
+    machines: plan.machines,
+    beams: plan.beams.length,
+    path: join(base, plan.path),
+    structureSet: {
+      sopInstanceUid: plan.structureSetUid,
+      label: p.structureSet.label,
+      imageSeries: plan.imageSeries.map((s) => ({ ...s, referenced: s.count })),
+      path: join(base, p.structureSet.path),
+    },
+    doses: plan.doses.map((d) => ({
+      sopInstanceUid: d.sopInstanceUid,
+      summation: d.doseSummationType,
+      ...(d.referencedBeamNumber !== undefined ? { beams: [d.referencedBeamNumber] } : {}),
+      path: join(base, d.path),
+    })),
+    records: plan.records.map((r) => r.sopInstanceUid),
+    images: plan.rtImages.map((i) => ({ sopInstanceUid: i.sopInstanceUid, label: i.label, beams: [i.referencedBeamNumber], path: join(base, i.path) })),
+    registrations: plan.registrations.map((r) => ({
+      sopInstanceUid: r.sopInstanceUid,
+      kind: "Spatial Registration",
+      frameOfReferenceUids: r.frameOfReferenceUids,
+      path: join(base, r.path),
+    })),
+    missing: [],
+  };
+}
+
+describe("show --json on the synthetic clinic", () => {
+  let out: Record<string, unknown>[];
+  before(() => {
+    const r = runCli(["show", "--json", "--pattern", "*.dcm", clinic]);
+    assert.equal(r.stderr, "");
+    assert.equal(r.status, 0);
+    out = records(r.stdout);
+  });
+
+  test("one plan record per plan, matching the manifest, then one unconnected record per patient", () => {
+    const expected: unknown[] = [];
+    for (const p of manifest.patients) {
+      const plans = [...p.plans].sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0));
+      for (const plan of plans) expected.push(expectedPlan(p, plan, clinic));
+      expected.push({ type: "unconnected", patientId: p.patientId, patientName: p.name, objects: p.unreferenced.map(({ seriesUid, modality, count }) => ({ seriesUid, modality, count })), missing: [] });
+    }
+    const got = out.map((r) => r.type === "plan" ? { ...r, records: (r as unknown as ShowPlanRecord).records.map((x) => x.sopInstanceUid) } : r);
+    assert.deepEqual(got, expected);
+  });
+
+  test("treatment records carry date, fraction and machine", () => {
+    for (const p of manifest.patients) {
+      for (const plan of p.plans) {
+        const rec = out.find((r) => r.sopInstanceUid === plan.planUid) as unknown as ShowPlanRecord;
+        assert.deepEqual(rec.records.map((r) => ({ sopInstanceUid: r.sopInstanceUid, fraction: r.fraction, machine: r.machine, kind: r.kind })),
+          plan.records.map((r) => ({ sopInstanceUid: r.sopInstanceUid, fraction: r.fraction, machine: r.machine, kind: "RT Beams Treatment Record" })));
+        for (const r of rec.records) assert.match(r.date!, /^\d{4}-\d{2}-\d{2}$/);
+      }
+    }
+  });
+
+  test("the skeleton plan's machine comes from its private element", () => {
+    const ck = manifest.patients.flatMap((p) => p.plans).find((p) => p.kind === "cyberknife")!;
+    const rec = out.find((r) => r.sopInstanceUid === ck.planUid) as unknown as ShowPlanRecord;
+    assert.equal(ck.machinesFrom, "private (3253,1010)");
+    assert.deepEqual(rec.machines, ck.machines);
+    assert.equal(rec.beams, 0);
+  });
+});
+
+describe("show with objects missing and bad files", () => {
+  let r: ReturnType<typeof runCli>;
+  let deletedSlice: { uid: string; seriesUid: string };
+  before(() => {
+    // Delete one CT slice of the first patient and the structure set of the second; add garbage.
+    const p0 = manifest.patients[0];
+    const ct = p0.studies.flatMap((s) => s.series).find((s) => s.modality === "CT")!;
+    const slice = ct.instances[1];
+    deletedSlice = { uid: slice.sopInstanceUid, seriesUid: ct.seriesUid };
+    unlinkSync(join(damaged, slice.path));
+    unlinkSync(join(damaged, manifest.patients[1].structureSet.path));
+    writeFileSync(join(damaged, "garbage.dcm"), new Uint8Array(3000).map((_, i) => (i * 7919) % 251));
+    const plan = readFileSync(join(damaged, p0.plans[0].path));
+    writeFileSync(join(damaged, "truncated.dcm"), plan.subarray(0, Math.floor(plan.length / 2)));
+    r = runCli(["show", "--json", "--pattern", "*.dcm", damaged]);
+  });
+
+  test("exit 3 with one stderr line per bad file, naming it", () => {
+    assert.equal(r.status, 3);
+    const lines = r.stderr.trim().split("\n");
+    assert.equal(lines.length, 2, r.stderr);
+    assert.match(lines[0], new RegExp(`^show: Cannot read DICOM file ".*garbage\\.dcm": not a DICOM file`));
+    assert.match(lines[1], /^show: Cannot read DICOM file ".*truncated\.dcm": .*(at offset \d+|extends beyond)/);
+  });
+
+  test("a deleted CT slice shows as missing, with its UID and series", () => {
+    const out = records(r.stdout);
+    const p0 = manifest.patients[0];
+    for (const plan of p0.plans) {
+      const rec = out.find((x) => x.sopInstanceUid === plan.planUid) as unknown as ShowPlanRecord;
+      assert.deepEqual(rec.structureSet!.imageSeries, [{ seriesUid: deletedSlice.seriesUid, modality: "CT", count: 3, referenced: 4 }]);
+      assert.deepEqual(rec.missing, [{ kind: "image", seriesUid: deletedSlice.seriesUid, sopInstanceUids: [deletedSlice.uid], referencedBy: plan.structureSetUid }]);
+    }
+  });
+
+  test("a deleted RTSTRUCT shows as missing, and its CT becomes unconnected", () => {
+    const out = records(r.stdout);
+    const p1 = manifest.patients[1];
+    for (const plan of p1.plans) {
+      const rec = out.find((x) => x.sopInstanceUid === plan.planUid) as unknown as ShowPlanRecord;
+      assert.deepEqual(rec.structureSet, { sopInstanceUid: plan.structureSetUid, missing: true, imageSeries: [] });
+      assert.deepEqual(rec.missing, [{ kind: "RTSTRUCT", sopInstanceUid: plan.structureSetUid, referencedBy: plan.planUid }]);
+      // Doses, records and images still hang off the plan.
+      assert.equal(rec.doses.length, plan.doses.length);
+      assert.equal(rec.records.length, plan.records.length);
+    }
+    const u = out.find((x) => x.type === "unconnected" && x.patientId === p1.patientId) as unknown as UnconnectedRecord;
+    const ct = p1.studies.flatMap((s) => s.series).find((s) => s.modality === "CT")!;
+    assert.deepEqual(u.objects, [
+      { seriesUid: ct.seriesUid, modality: "CT", count: ct.instances.length },
+      ...p1.unreferenced.map(({ seriesUid, modality, count }) => ({ seriesUid, modality, count })),
+    ]);
+  });
+});
+
+describe("show input and output forms", () => {
+  test("file records on stdin; other records pass through unchanged", () => {
+    const p = manifest.patients[3];
+    const lines = [
+      JSON.stringify({ type: "patient", patientId: "X1", source: "test" }),
+      ...p.studies.flatMap((s) => s.series.flatMap((se) => se.instances.map((i) => JSON.stringify({ type: "file", path: join(clinic, i.path), category: "dicom" })))),
+      JSON.stringify({ type: "file", path: join(clinic, "manifest.json"), category: "document" }),
+      JSON.stringify({ type: "note", text: "kept" }),
+    ];
+    const r = runCli(["show"], lines.join("\n") + "\n");
+    assert.equal(r.stderr, "");
+    assert.equal(r.status, 0);
+    const out = records(r.stdout);
+    assert.deepEqual(out.slice(0, 2), [{ type: "patient", patientId: "X1", source: "test" }, { type: "note", text: "kept" }]);
+    assert.deepEqual(out.slice(2).map((x) => x.type), [...p.plans.map(() => "plan"), "unconnected"]);
+  });
+
+  test("a terminal gets a tree", async () => {
+    const p = manifest.patients[4];
+    const { code, stdout, stderr } = await runHuman(["--pattern", "*.dcm", join(clinic, p.patientId)]);
+    assert.equal(stderr, "");
+    assert.equal(code, 0);
+    const lines = stdout.split("\n");
+    assert.equal(lines[0], `Patient ${p.patientId} · ${p.name}`);
+    const ck = p.plans.find((x) => x.kind === "cyberknife")!;
+    assert.ok(lines.includes(`├── RTPLAN "${ck.label}" (${ck.name}) APPROVED · machine CyberKnife M6 · 0 beams · ${ck.planUid}`), stdout);
+    const ct = p.plans[0].imageSeries[0];
+    assert.ok(lines.includes(`│   │   └── CT series ${ct.seriesUid}: ${ct.count} found, ${ct.count} referenced`), stdout);
+    const mr = p.unreferenced[0];
+    assert.equal(lines.at(-3), "└── Unconnected (no plan references these)");
+    assert.equal(lines.at(-2), `    └── MR series ${mr.seriesUid}: ${mr.count} objects`);
+  });
+
+  test("--format flat writes one tab-separated line per object", async () => {
+    const p = manifest.patients[0];
+    const { code, stdout } = await runHuman(["--format", "flat", "--pattern", "*.dcm", join(clinic, p.patientId)]);
+    assert.equal(code, 0);
+    const rows = stdout.trim().split("\n").map((l) => l.split("\t"));
+    const plan = p.plans[0];
+    assert.deepEqual(rows.find((r) => r[2] === "RTPLAN" && r[3] === plan.planUid), [p.patientId, plan.label, "RTPLAN", plan.planUid, `APPROVED ${plan.machines[0]}`]);
+    assert.deepEqual(rows.at(-1), [p.patientId, "(unconnected)", "MR series", p.unreferenced[0].seriesUid, String(p.unreferenced[0].count)]);
+  });
+
+  test("a bad --format is a usage error, exit 2", async () => {
+    const { code, stderr } = await runHuman(["--format", "fancy", clinic]);
+    assert.equal(code, 2);
+    assert.match(stderr, /fancy/);
+  });
+});
