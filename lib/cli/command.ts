@@ -56,6 +56,7 @@ export interface CommandContext {
   /** The commander command, for anything not covered here. */
   command: Command;
   /** Option values after flags > env > config > defaults layering (camelCase keys). */
+  // deno-lint-ignore no-explicit-any -- values are whatever each command's parsers return
   options: Record<string, any>;
   /** Where an option's value came from: `cli`, `env`, `config`, `default` or undefined. */
   optionSource(key: string): string | undefined;

@@ -43,10 +43,10 @@ export type PlanStatus =
   | "Under Treatment"
   | "Discontinued"
   | "Completed"
-  | (string & {});
+  | (string & Record<never, never>);
 
 /** DICOM RT plan approval status (300E,0002). */
-export type ApprovalStatus = "APPROVED" | "UNAPPROVED" | "REJECTED" | (string & {});
+export type ApprovalStatus = "APPROVED" | "UNAPPROVED" | "REJECTED" | (string & Record<never, never>);
 
 /** A treatment plan. */
 export interface PlanRecord extends RtRecord {
@@ -72,7 +72,7 @@ export type FileCategory =
   | "screenshot"
   | "document"
   | "photo"
-  | (string & {});
+  | (string & Record<never, never>);
 
 /** A file, DICOM or not. DICOM fields are present when the file is DICOM and has them. */
 export interface FileRecord extends RtRecord {
