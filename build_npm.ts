@@ -277,7 +277,7 @@ export async function smokeTest(pkg: Record<string, unknown>): Promise<void> {
 
     const node = currentNode();
     // Only this Node on PATH before the rest: the bin's `#!/usr/bin/env node` must find it.
-    const env = {
+    const env: NodeJS.ProcessEnv = {
       ...process.env,
       PATH: [dirname(node), ...(process.env.PATH ?? "").split(delimiter).filter((p) => !/deno/.test(p))].join(delimiter),
       NO_COLOR: "1",
