@@ -247,6 +247,11 @@ describe("edge cases", () => {
     assert.equal(ds.string("PatientID"), "AFTER");
   });
 
+  it("decodes an AT value whose length is not a multiple of 4 without reading past it", () => {
+    const ds = parseDicom(explicitLE([0x00080060, "CS", "CT"], [0x00209165, "AT", Uint8Array.of(0x20, 0, 0x32, 0, 0x10, 0)])).dataset;
+    assert.deepEqual(ds.values(0x00209165), ["(0020,0032)"]);
+  });
+
   it("decodes the values of a UN element of a known tag by the dictionary's VR", () => {
     const ds = parseDicom(explicitLE([0x00080060, "CS", "CT"], [0x00100020, "UN", "PID42 "])).dataset;
     assert.equal(ds.get("PatientID")?.vr, "UN");

@@ -131,9 +131,11 @@ export function elementValues(el: DicomElement, ds: { littleEndian: boolean; cha
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const le = ds.littleEndian;
   const out: (number | bigint | string)[] = [];
-  const n = Math.floor(bytes.length / width);
+  // AT values are pairs of 16-bit numbers (swapped as such, hence width 2): step 4 bytes.
+  const step = vr === "AT" ? 4 : width;
+  const n = Math.floor(bytes.length / step);
   for (let i = 0; i < n; i++) {
-    const o = i * width;
+    const o = i * step;
     switch (vr) {
       case "US": case "OW": out.push(dv.getUint16(o, le)); break;
       case "SS": out.push(dv.getInt16(o, le)); break;
@@ -144,7 +146,6 @@ export function elementValues(el: DicomElement, ds: { littleEndian: boolean; cha
       case "SV": out.push(dv.getBigInt64(o, le)); break;
       case "UV": case "OV": out.push(dv.getBigUint64(o, le)); break;
       case "AT": {
-        if (i % 2 === 1) continue;
         const g = dv.getUint16(o, le), e = dv.getUint16(o + 2, le);
         out.push(formatTag(((g << 16) | e) >>> 0));
         break;
