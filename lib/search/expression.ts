@@ -63,7 +63,8 @@ export function parseTagExpression(expression: string): TagExpression {
 
 function resolveSegment(seg: string, expression: string): Tag {
   if (seg.startsWith("(") || /^[0-9A-Fa-f]{4},?[0-9A-Fa-f]{4}$/.test(seg)) {
-    const tag = parseTag(seg);
+    const strict = /^\([0-9A-Fa-f]{4},[0-9A-Fa-f]{4}\)$|^[0-9A-Fa-f]{4},?[0-9A-Fa-f]{4}$/.test(seg);
+    const tag = strict ? parseTag(seg) : undefined;
     if (tag === undefined) throw new TagExpressionError(expression, `"${seg}" is not a tag; write (gggg,eeee) in hexadecimal`);
     return tag;
   }
