@@ -1,0 +1,223 @@
+/**
+ * The Linux single binary (dist/rtexport-linux-x64) as a user on a server without Node or Deno
+ * runs it. The binary is rebuilt only when it is missing or older than the sources
+ * (`scripts/build_bin.ts --if-stale`), so the suite stays fast.
+ *
+ * Building once is enough: this file runs under Node's run of the suite and is skipped under
+ * Deno's (the binary does not depend on the runtime running the tests).
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { type ClinicManifest, generateClinic } from "../lib/fixtures/mod.ts";
+
+const isDeno = "Deno" in globalThis;
+const root = fileURLToPath(new URL("..", import.meta.url));
+const binary = join(root, "dist", "rtexport-linux-x64");
+const version = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }).version;
+const supported = process.platform === "linux" && process.arch === "x64";
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** PATH entries that hold no `node` or `deno` executable (the machine's Node 20 is in /usr/bin). */
+function pathWithoutRuntimes(extra: string): string {
+  const runtimes = ["node", "deno", "nodejs", "node.exe", "deno.exe"];
+  const dirs = (process.env.PATH ?? "").split(delimiter)
+    .filter((dir) => dir && !runtimes.some((name) => existsSync(join(dir, name))));
+  return [extra, ...dirs].join(delimiter);
+}
+
+/** The commands that have a module in commands/ (the ones a build can contain). */
+function commandModules(): string[] {
+  return readdirSync(join(root, "commands"))
+    .filter((f) => f.endsWith(".ts") && !f.startsWith("_") && !f.endsWith("_test.ts"))
+    .map((f) => f.slice(0, -3))
+    .sort();
+}
+
+/** Names in cli.ts's dispatch table. */
+function dispatchTable(): string[] {
+  const source = readFileSync(join(root, "cli.ts"), "utf8");
+  return [...source.matchAll(/import\("\.\/commands\/([a-z0-9-]+)\.ts"\)/g)].map((m) => m[1]).sort();
+}
+
+if (isDeno) {
+  test("single binary (built and run under Node's run of the suite only)", { skip: "runs under Node" }, () => {});
+} else {
+  describe("single binary dist/rtexport-linux-x64", { skip: supported ? false : "Linux x64 only" }, () => {
+    let work = "";
+    let clinic = "";
+    let manifest: ClinicManifest;
+    let env: Record<string, string> = {};
+
+    /** Runs the binary (or a link to it) with neither Node nor Deno on PATH. */
+    function runBinary(args: string[], options: { program?: string; input?: string; cwd?: string } = {}): Run {
+      const result = spawnSync(options.program ?? binary, args, {
+        cwd: options.cwd ?? work,
+        env,
+        input: options.input ?? "",
+        encoding: "utf8",
+        timeout: 60_000,
+      });
+      if (result.error) throw result.error;
+      return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+    }
+
+    /** `binary a… | binary b…`, both without Node or Deno on PATH. */
+    function pipeBinary(a: string[], b: string[]): Promise<{ statusA: number | null; statusB: number | null; stdout: string; stderr: string }> {
+      return new Promise((resolve, reject) => {
+        const first = spawn(binary, a, { cwd: work, env, stdio: ["ignore", "pipe", "pipe"] });
+        const second = spawn(binary, b, { cwd: work, env, stdio: ["pipe", "pipe", "pipe"] });
+        first.stdout.pipe(second.stdin);
+        let stdout = "";
+        let stderr = "";
+        first.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+        second.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+        second.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+        const statuses: { a?: number | null; b?: number | null } = {};
+        const timer = setTimeout(() => {
+          first.kill("SIGKILL");
+          second.kill("SIGKILL");
+          reject(new Error("the pipe did not finish within 60 s"));
+        }, 60_000);
+        const done = () => {
+          if (statuses.a === undefined || statuses.b === undefined) return;
+          clearTimeout(timer);
+          resolve({ statusA: statuses.a, statusB: statuses.b, stdout, stderr });
+        };
+        first.on("error", reject);
+        second.on("error", reject);
+        first.on("close", (code) => {
+          statuses.a = code;
+          done();
+        });
+        second.on("close", (code) => {
+          statuses.b = code;
+          done();
+        });
+      });
+    }
+
+    function records(stdout: string): Record<string, unknown>[] {
+      return stdout.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>);
+    }
+
+    before(async () => {
+      const build = spawnSync(
+        join(root, "node_modules", ".bin", "node"),
+        [join(root, "scripts", "build_bin.ts"), "--target", "linux", "--if-stale"],
+        { cwd: root, encoding: "utf8", timeout: 300_000 },
+      );
+      assert.equal(build.status, 0, `building the binary failed:\n${build.stderr}`);
+      work = mkdtempSync(join(tmpdir(), "rtexport-bin-"));
+      const bin = join(work, "bin");
+      mkdirSync(bin);
+      env = { PATH: pathWithoutRuntimes(bin), HOME: work, LANG: "C.UTF-8", NO_COLOR: "1" };
+      clinic = join(work, "clinic");
+      manifest = await generateClinic({ out: clinic, patients: 2 });
+    });
+
+    after(() => {
+      if (work) rmSync(work, { recursive: true, force: true });
+    });
+
+    test("neither node nor deno can be found on the PATH the binary gets", () => {
+      for (const runtime of ["node", "deno"]) {
+        const r = spawnSync(runtime, ["--version"], { env, encoding: "utf8", timeout: 10_000 });
+        assert.equal((r.error as NodeJS.ErrnoException | undefined)?.code, "ENOENT", `${runtime} is on PATH ${env.PATH}`);
+      }
+    });
+
+    test("--version prints the package version and nothing on stderr", () => {
+      const r = runBinary(["--version"]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout, `rtexport ${version}\n`);
+      assert.equal(r.stderr, "");
+    });
+
+    test("no arguments: usage on stderr, exit 2", () => {
+      const r = runBinary([]);
+      assert.equal(r.status, 2);
+      assert.match(r.stderr, /^Usage: rtexport <command>/);
+      assert.equal(r.stdout, "");
+    });
+
+    test("an unknown command: one line on stderr, exit 2", () => {
+      const r = runBinary(["frobnicate"]);
+      assert.equal(r.status, 2);
+      assert.match(r.stderr, /unknown command "frobnicate"/);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+    });
+
+    test("every command module is in cli.ts's dispatch table (the build picks up all of them)", () => {
+      const table = dispatchTable();
+      for (const name of commandModules()) assert.ok(table.includes(name), `commands/${name}.ts is not in cli.ts`);
+    });
+
+    test("every command's --help", () => {
+      const names = commandModules().filter((n) => dispatchTable().includes(n));
+      assert.ok(names.length >= 1);
+      for (const name of names) {
+        const r = runBinary([name, "--help"]);
+        assert.equal(r.status, 0, `${name} --help: exit ${r.status}\n${r.stderr}`);
+        assert.match(r.stdout, new RegExp(`^Usage: rtexport ${name} `), `${name} --help`);
+        assert.equal(r.stderr, "", `${name} --help wrote to stderr`);
+      }
+    });
+
+    test("show on a generated clinic: one plan record per plan", () => {
+      const r = runBinary(["show", "--json", "--pattern", "*.dcm", clinic]);
+      assert.equal(r.status, 0, r.stderr);
+      const plans = records(r.stdout).filter((x) => x.type === "plan");
+      const expected = manifest.patients.flatMap((p) => p.plans.map((plan) => plan.label)).sort();
+      assert.deepEqual(plans.map((p) => p.label).sort(), expected);
+      assert.equal(r.stderr, "");
+    });
+
+    test("search on a generated clinic: file records for its RT plans", () => {
+      const r = runBinary(["search", "--json", "--pattern", "*.dcm", "--tag", "Modality=RTPLAN", clinic]);
+      assert.equal(r.status, 0, r.stderr);
+      const files = records(r.stdout).filter((x) => x.type === "file");
+      assert.equal(files.length, manifest.counts.RTPLAN);
+      assert.ok(files.every((f) => typeof f.path === "string" && String(f.path).startsWith(clinic)), "absolute paths in");
+    });
+
+    test("search | show: a pipe of two binaries", async () => {
+      const patient = manifest.patients[0];
+      const r = await pipeBinary(
+        ["search", "--json", "--pattern", "*.dcm", "--tag", `PatientID=${patient.patientId}`, clinic],
+        ["show", "--json"],
+      );
+      assert.equal(r.statusA, 0, r.stderr);
+      assert.equal(r.statusB, 0, r.stderr);
+      const plans = records(r.stdout).filter((x) => x.type === "plan");
+      assert.deepEqual(plans.map((p) => p.label).sort(), patient.plans.map((p) => p.label).sort());
+      assert.ok(plans.every((p) => p.patientId === patient.patientId));
+    });
+
+    test("called through a link named after a command, it runs that command", () => {
+      const links = join(work, "links");
+      mkdirSync(links, { recursive: true });
+      for (const name of ["list-patients", "show"]) symlinkSync(binary, join(links, name));
+
+      const help = runBinary(["--help"], { program: join(links, "list-patients") });
+      assert.equal(help.status, 0, help.stderr);
+      assert.match(help.stdout, /^Usage: (rtexport )?list-patients /);
+      assert.doesNotMatch(help.stdout, /^Commands:/m, "not the rtexport usage");
+
+      const show = runBinary(["--json", "--pattern", "*.dcm", clinic], { program: join(links, "show") });
+      assert.equal(show.status, 0, show.stderr);
+      const plans = records(show.stdout).filter((x) => x.type === "plan");
+      assert.equal(plans.length, manifest.patients.reduce((n, p) => n + p.plans.length, 0));
+    });
+  });
+}
