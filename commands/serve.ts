@@ -1,5 +1,6 @@
 /** `rtexport serve`: the project's own DICOM node (Verification, Storage, Q/R) over a folder. */
 import { readFileSync } from "node:fs";
+import process from "node:process";
 import type { Command } from "commander";
 import { InvalidArgumentError, Option } from "commander";
 import { defineCommand, parseAeTitle, parsePort, runMain, UsageError } from "../lib/cli/mod.ts";
@@ -134,10 +135,20 @@ export const main = defineCommand({
       log.info(`indexed ${o.dir}: ${s.added} new, ${s.updated} changed, ${s.unchanged} unchanged, ${s.removed} removed, ${s.failed.length} not DICOM`);
     }
     log.info(`listening on ${node.host}:${node.port} as ${node.aeTitle}${tls ? " (TLS)" : ""}, serving ${node.index.dir}`);
-    await new Promise<void>((resolve) => {
-      if (ctx.signal.aborted) resolve();
-      ctx.signal.addEventListener("abort", () => resolve(), { once: true });
-    });
+    // Our own signal listeners as well as ctx.signal: under Deno, when the command is loaded
+    // through cli.ts, the platform's listeners were not called (measured: killed with 143).
+    let stop: () => void = () => {};
+    const stopped = new Promise<void>((resolve) => (stop = resolve));
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+    if (ctx.signal.aborted) stop();
+    ctx.signal.addEventListener("abort", stop, { once: true });
+    try {
+      await stopped;
+    } finally {
+      process.removeListener("SIGINT", stop);
+      process.removeListener("SIGTERM", stop);
+    }
     log.info("stopping");
     await node.close();
     await Promise.all(pending);
