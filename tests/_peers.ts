@@ -293,3 +293,43 @@ export function runDcmtk(tool: string, args: string[], timeoutMs = 60000): Promi
     });
   });
 }
+
+/** Runs a command's `main(argv, io)` in this process with captured stdout/stderr and optional stdin text. */
+export async function runMainCaptured(
+  main: (argv: string[], io?: Record<string, unknown>) => Promise<number>,
+  argv: string[],
+  opts: { stdin?: string; env?: Record<string, string>; cwd?: string } = {},
+): Promise<{ code: number; stdout: string; stderr: string; records: Record<string, any>[] }> {
+  const { PassThrough, Readable } = await import("node:stream");
+  const out = new PassThrough();
+  let stdout = "";
+  out.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+  let stderr = "";
+  const stdin = Object.assign(Readable.from(opts.stdin === undefined ? [] : [opts.stdin]), { isTTY: opts.stdin === undefined });
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("RTEXPORT_")) env[k] = v;
+  const code = await main(argv, {
+    stdin,
+    stdout: Object.assign(out, { isTTY: false }),
+    stderr: { write: (t: string) => (stderr += t) },
+    env: { ...env, ...opts.env },
+    cwd: opts.cwd ?? process.cwd(),
+  });
+  await new Promise((r) => setTimeout(r, 0));
+  const records = stdout.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+  return { code, stdout, stderr, records };
+}
+
+/** A self-signed certificate for 127.0.0.1/localhost (EC P-256), made with openssl in `dir`. */
+export async function makeTlsCert(dir: string): Promise<{ cert: string; key: string; certPath: string; keyPath: string }> {
+  const keyPath = join(dir, "key.pem");
+  const certPath = join(dir, "cert.pem");
+  await new Promise<void>((resolve, reject) => {
+    execFile("openssl", [
+      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", keyPath,
+      "-out", certPath, "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    ], { timeout: 20000 }, (err) => (err ? reject(err) : resolve()));
+  });
+  const { readFileSync } = await import("node:fs");
+  return { cert: readFileSync(certPath, "utf8"), key: readFileSync(keyPath, "utf8"), certPath, keyPath };
+}

@@ -295,6 +295,11 @@ export class Association {
       const first = this.chunks[0];
       const head = first.length >= 6 ? first : this.take(6, false);
       const len = ((head[2] << 24) >>> 0) + (head[3] << 16) + (head[4] << 8) + head[5];
+      if ((this.state === "awaiting-rq" && head[0] !== PDU_ASSOCIATE_RQ) || head[0] < 1 || head[0] > 7) {
+        // Not DICOM (e.g. a TLS ClientHello on a plain port): do not wait for a bogus length.
+        this.protocolAbort(`received data that is not a DICOM PDU (type 0x${head[0].toString(16)})`);
+        return;
+      }
       if (len > MAX_ACCEPTED_PDU) {
         this.protocolAbort(`PDU of ${len} bytes is larger than allowed`);
         return;

@@ -18,3 +18,4 @@ export {
   createScp, type MoveDestination, type MoveRequest, negotiateContexts, type QueryRequest, type RequestInfo,
   type RetrievePlan, type Scp, type ScpEvent, type ScpHandlers, type ScpOptions, type StoreRequest,
 } from "./scp.ts";
+export { connectOptions, peerLabel, type PeerSettings, tlsFromFiles } from "./peer.ts";
