@@ -1,7 +1,7 @@
 import { DataSet, type DicomElement } from "./dataset.ts";
 import { deflateRawSync } from "node:zlib";
 import { formatTag, ITEM, ITEM_DELIMITATION, SEQUENCE_DELIMITATION } from "./tag.ts";
-import { EXPLICIT_VR_LITTLE_ENDIAN, transferSyntaxEncoding } from "./uids.ts";
+import { EXPLICIT_VR_LITTLE_ENDIAN, NATIVE_TRANSFER_SYNTAXES, transferSyntaxEncoding } from "./uids.ts";
 import { BINARY_WIDTH, LONG_LENGTH_VRS } from "./vr.ts";
 
 /** This implementation's identity in the file meta information. */
@@ -30,6 +30,9 @@ class Chunks {
 interface Target {
   littleEndian: boolean;
   explicitVR: boolean;
+  /** The transfer syntax keeps pixel data encapsulated (anything but the native ones). */
+  encapsulated?: boolean;
+  uid?: string;
 }
 
 function header(tag: number, vr: string, length: number, t: Target): Uint8Array {
@@ -111,6 +114,9 @@ function encodeElement(el: DicomElement, ds: DataSet, t: Target, out: Chunks): v
     return;
   }
   if (el.fragments) {
+    if (t.encapsulated === false) {
+      throw new Error(`Cannot write encapsulated ${formatTag(el.tag)} in transfer syntax ${t.uid}: decompressing pixel data is not supported`);
+    }
     out.push(header(el.tag, vr === "OW" ? "OW" : "OB", 0xffffffff, t));
     for (const f of el.fragments) {
       out.push(itemHeader(ITEM, f.length + (f.length & 1), t.littleEndian));
@@ -130,8 +136,9 @@ function encodeElement(el: DicomElement, ds: DataSet, t: Target, out: Chunks): v
 /** Encodes a data set (no meta information) in the given transfer syntax. */
 export function encodeDataSet(ds: DataSet, transferSyntaxUid: string = EXPLICIT_VR_LITTLE_ENDIAN): Uint8Array {
   const enc = transferSyntaxEncoding(transferSyntaxUid);
+  const native = NATIVE_TRANSFER_SYNTAXES.includes(transferSyntaxUid) || enc.deflated;
   const out = new Chunks();
-  encodeElements(ds, enc, out);
+  encodeElements(ds, { ...enc, encapsulated: !native, uid: transferSyntaxUid }, out);
   const bytes = out.concat();
   return enc.deflated ? new Uint8Array(deflateRawSync(bytes)) : bytes;
 }
