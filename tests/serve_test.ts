@@ -166,7 +166,9 @@ describe("serve command", () => {
     const echo = await runDcmtk("echoscu", ["-aet", "ANY", "-aec", "RTSERVE", "127.0.0.1", String(port)]);
     assert.equal(echo.code, 0, echo.stderr);
     const exited = new Promise<number | null>((resolve) => proc!.once("exit", (code) => resolve(code)));
-    proc.kill("SIGTERM");
+    // process.kill, not proc.kill: Deno's ChildProcess reports a child it signalled as killed
+    // (exit code null) even when the child handled the signal and exited 0.
+    process.kill(proc.pid!, "SIGTERM");
     const timer = setTimeout(() => proc!.kill("SIGKILL"), 10000);
     assert.equal(await exited, 0, stderr);
     clearTimeout(timer);
