@@ -3,7 +3,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative, sep } from "node:path";
 import { type DataSet } from "../lib/dicom/dataset.ts";
@@ -57,6 +57,7 @@ describe("generateClinic", () => {
     const ha = hashes(dirA), hb = hashes(dirB);
     assert.equal(ha.size, a.files + 1); // + manifest.json
     assert.deepEqual([...ha.entries()], [...hb.entries()]);
+    assert.deepEqual(a, b);
   });
 
   it("gives different UIDs for a different seed", () => {
@@ -268,6 +269,24 @@ describe("generateClinic", () => {
       assert.equal(r.stderr, "");
       assert.match(r.stdout, /\(3253,0010\) LO \[RTEXPORT TEST 1\.0\]/);
     }
+  });
+
+  it("leaves only the files the new manifest lists when re-run with other options", async () => {
+    const out = join(root, "rerun");
+    await generateClinic({ out, patients: 3, slices: 4, size: 8, seed: 1 });
+    const m = await generateClinic({ out, patients: 2, slices: 2, size: 8, seed: 2 });
+    const listed = allInstances(m).map((i) => i.path).sort();
+    const written = listFiles(out).map((f) => relative(out, f).split(sep).join("/")).filter((p) => p !== "manifest.json");
+    assert.deepEqual(written, listed);
+    assert.equal(existsSync(join(out, "RTX0003")), false);
+  });
+
+  it("refuses a non-empty directory that holds no clinic", async () => {
+    const out = join(root, "occupied");
+    mkdirSync(out);
+    writeFileSync(join(out, "notes.txt"), "mine");
+    await assert.rejects(generateClinic({ out, patients: 1 }), new RegExp(`Cannot generate a clinic into ".*occupied": the directory is not empty and has no manifest.json of a previous clinic`));
+    assert.deepEqual(readdirSync(out), ["notes.txt"]);
   });
 
   it("rejects impossible options with a clear message", async () => {
