@@ -15,7 +15,8 @@ function humanRecord(record: RtRecord): string | undefined {
   switch (record.type) {
     case "file": {
       const tags = (record as unknown as SearchFileRecord).tags ?? {};
-      const parts = Object.entries(tags).map(([k, v]) => `${k}=${v.join("\\")}`);
+      // One value per sequence item is kept in the record; a person reads each distinct value once.
+      const parts = Object.entries(tags).map(([k, v]) => `${k}=${[...new Set(v)].join("\\")}`);
       return [record.path as string, ...parts].join("  ");
     }
     case "directory":

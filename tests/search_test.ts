@@ -39,6 +39,7 @@ async function run(args: string[], input?: string): Promise<{ status: number; st
   return { status, stdout, stderr };
 }
 
+// deno-lint-ignore no-explicit-any -- test records are checked field by field against the manifest
 function records(stdout: string): Record<string, any>[] {
   return stdout.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
 }
