@@ -7,7 +7,7 @@
  */
 import process from "node:process";
 import { errorMessage, ExitCode } from "./lib/cli/errors.ts";
-import { exitAfterFlush, invocationNames, isMainModule } from "./lib/runtime/mod.ts";
+import { exitAfterFlush, ignoreBrokenPipe, invocationNames, isMainModule } from "./lib/runtime/mod.ts";
 import packageJson from "./package.json" with { type: "json" };
 
 /** A command module: `main(argv)` resolves to the exit code. */
@@ -146,6 +146,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (isMainModule(import.meta)) {
+  ignoreBrokenPipe();
   main(process.argv.slice(2)).then(exitAfterFlush, (error) => {
     process.stderr.write(`rtexport: ${errorMessage(error)}\n`);
     return exitAfterFlush(ExitCode.FATAL);

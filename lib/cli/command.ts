@@ -10,7 +10,7 @@ import process from "node:process";
 import { readRecords } from "../records/ndjson.ts";
 import { type WritableLike, RecordWriter } from "../records/ndjson.ts";
 import type { RtRecord } from "../records/types.ts";
-import { exitAfterFlush, isMainModule, type ModuleMeta } from "../runtime/mod.ts";
+import { exitAfterFlush, ignoreBrokenPipe, isMainModule, type ModuleMeta } from "../runtime/mod.ts";
 import { envVarName, loadConfig, parseBooleanEnv, type RtexportConfig } from "./config.ts";
 import { errorMessage, ExitCode, UsageError } from "./errors.ts";
 import { type LogFormat, Logger, Reporter } from "./log.ts";
@@ -107,6 +107,9 @@ export interface CommandSpec {
 export type CommandMain = (argv: string[], io?: Partial<CommandIO>) => Promise<number>;
 
 const COMMON = "Common options:";
+
+/** How long a command may take to stop after SIGINT/SIGTERM before the process is ended. */
+const SIGNAL_GRACE_MS = 5000;
 
 function defaultIO(): CommandIO {
   return {
@@ -319,11 +322,20 @@ export function defineCommand(spec: CommandSpec): CommandMain {
       return reportError(error, spec.name, io, format);
     }
     const controller = new AbortController();
-    const onSignal = () => controller.abort(new Error("Interrupted"));
+    let forceExit: ReturnType<typeof setTimeout> | undefined;
+    // First SIGINT/SIGTERM aborts ctx.signal so the command can stop cleanly; a command that does
+    // not stop within the grace period, or a second signal, ends the process (128 + signal number).
+    const onSignal = (signal: string) => {
+      const code = signal === "SIGTERM" ? 143 : 130;
+      if (controller.signal.aborted) process.exit(code);
+      controller.abort(new Error("Interrupted"));
+      forceExit = setTimeout(() => process.exit(code), SIGNAL_GRACE_MS);
+      (forceExit as { unref?: () => void }).unref?.();
+    };
     const listening = ioOverrides.stdin === undefined;
     if (listening) {
-      process.once("SIGINT", onSignal);
-      process.once("SIGTERM", onSignal);
+      process.on("SIGINT", onSignal);
+      process.on("SIGTERM", onSignal);
     }
     let output: Output | undefined;
     try {
@@ -387,6 +399,7 @@ export function defineCommand(spec: CommandSpec): CommandMain {
       output?.finish();
       return reportError(error, spec.name, io, format);
     } finally {
+      if (forceExit !== undefined) clearTimeout(forceExit);
       if (listening) {
         process.removeListener("SIGINT", onSignal);
         process.removeListener("SIGTERM", onSignal);
@@ -407,6 +420,7 @@ export function defineCommand(spec: CommandSpec): CommandMain {
  */
 export function runMain(meta: ModuleMeta, main: (argv: string[]) => Promise<number>): void {
   if (!isMainModule(meta)) return;
+  ignoreBrokenPipe();
   main(process.argv.slice(2)).then(
     (code) => exitAfterFlush(code),
     (error) => {

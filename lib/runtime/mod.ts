@@ -67,6 +67,7 @@ export function isTerminal(stream: { isTTY?: boolean }): boolean {
  * entry points, so pending timers or sockets a library forgot cannot keep the process alive.
  */
 export async function exitAfterFlush(code: number): Promise<never> {
+  ignoreBrokenPipe();
   process.exitCode = code;
   await Promise.all([flush(process.stdout), flush(process.stderr)]);
   process.exit(code);
@@ -86,4 +87,22 @@ function flush(stream: NodeJS.WritableStream & { destroyed?: boolean; writableEn
       done();
     }
   });
+}
+
+let guarded = false;
+
+/**
+ * Keep a closed pipe on stdout or stderr (`rtexport … | head`) from crashing the process with an
+ * unhandled "error" event: EPIPE is ignored here; the record writer notices it and stops output.
+ * Called by entry points; harmless to call twice.
+ */
+export function ignoreBrokenPipe(): void {
+  if (guarded) return;
+  guarded = true;
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (error: NodeJS.ErrnoException) => {
+      if (error?.code === "EPIPE" || error?.code === "ERR_STREAM_DESTROYED") return;
+      throw error;
+    });
+  }
 }
