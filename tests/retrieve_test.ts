@@ -1,6 +1,6 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateClinic, type ClinicManifest } from "../lib/fixtures/mod.ts";
@@ -10,6 +10,11 @@ import { ArrivalStore } from "../lib/retrieve/arrivals.ts";
 import { type RetrieveTransport, retrievePlans } from "../lib/retrieve/planner.ts";
 import { placeObject } from "../lib/retrieve/output.ts";
 import { readDicomFile } from "../lib/dicom/reader.ts";
+import { main as retrieveMain } from "../commands/retrieve.ts";
+import { compareRows, runDcmdump } from "./_dcmdump.ts";
+import { dcmtkEnv, freePort, type OrthancPeer, runDcmtk, runMainCaptured, startOrthanc, waitForPort } from "./_peers.ts";
+import { spawn } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
 
 const root = mkdtempSync(join(tmpdir(), "rtexport-retrieve-"));
 const clinicDir = join(root, "clinic");
@@ -143,5 +148,173 @@ describe("retrievePlans (selective retrieval planner over the real index)", () =
     }
     assert.equal(existsSync(plan.object.path), false);
     arrivals.cleanup();
+  });
+});
+
+// ---- interop: retrieve ← real Q/R peers ----
+
+function dicomFilesUnder(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile() && e.name.endsWith(".dcm"))
+    .map((e) => join(e.parentPath ?? (e as unknown as { path: string }).path, e.name));
+}
+
+function sourceOf(uid: string): string {
+  for (const p of manifest.patients) {
+    for (const st of p.studies) for (const se of st.series) for (const i of se.instances) if (i.sopInstanceUid === uid) return join(clinicDir, i.path);
+  }
+  throw new Error(`not in the clinic: ${uid}`);
+}
+
+/** Runs `retrieve` and checks: exit 0, exactly the plan's objects written, each identical to its source. */
+async function retrieveAndCheck(peer: { port: number; aeTitle: string }, extra: string[], out: string, patient = 0, label = "Plan1") {
+  const p = manifest.patients[patient];
+  const r = await runMainCaptured(retrieveMain, [
+    "--host", "127.0.0.1", "--port", String(peer.port), "--aec", peer.aeTitle, "--aet", "RTX",
+    "--patient-id", p.patientId, "--plan", label, "--out", out, "--dimse-timeout", "20", ...extra,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const files = r.records.filter((x) => x.type === "file");
+  const want = expectedUids(manifest, patient, label);
+  assert.deepEqual(files.map((f) => f.sopInstanceUid).sort(), want);
+  // Only those files are on disk: nothing else of the patient arrived or was left behind.
+  const onDisk = dicomFilesUnder(out);
+  assert.deepEqual(onDisk.map((f) => readDicomFile(f).dataset.string("SOPInstanceUID")).sort(), want);
+  assert.deepEqual(readdirSync(out).filter((n) => n.startsWith(".")), []); // staging removed
+  const summary = r.records.find((x) => x.type === "retrieve-summary")!;
+  assert.equal(summary.complete, true);
+  assert.equal(summary.plans[0].expected, want.length);
+  assert.equal(summary.plans[0].arrived, want.length);
+  const plan = p.plans.find((x) => x.label === label)!;
+  for (const f of files) {
+    assert.equal(f.planUid, plan.planUid);
+    assert.match(f.sha256, /^[0-9a-f]{64}$/);
+  }
+  assert.match(r.stderr, new RegExp(`plan "${label}" \\(APPROVED\\): ${want.length} of ${want.length} expected objects arrived`));
+  return { files, summary, stderr: r.stderr };
+}
+
+function assertIdentical(files: { path: string; sopInstanceUid: string }[]) {
+  for (const f of files) {
+    const diff = compareRows(runDcmdump(sourceOf(f.sopInstanceUid)).dataset, runDcmdump(f.path).dataset);
+    assert.deepEqual(diff, [], f.path);
+  }
+}
+
+describe("retrieve ← Orthanc", () => {
+  let orthanc: OrthancPeer;
+  let movePort: number;
+  before(async () => {
+    movePort = await freePort();
+    orthanc = await startOrthanc({ modalities: [{ aeTitle: "RTX", host: "127.0.0.1", port: movePort }] });
+    for (const f of dicomFilesUnder(clinicDir)) {
+      const r = await fetch(`http://127.0.0.1:${orthanc.httpPort}/instances`, { method: "POST", body: readFileSync(f) });
+      assert.ok(r.ok, `upload ${f}: HTTP ${r.status}`);
+      await r.body?.cancel();
+    }
+    const n = (await orthanc.rest("/instances")).length;
+    assert.equal(n, manifest.files);
+  });
+  after(async () => {
+    await orthanc?.stop();
+  });
+
+  test("C-MOVE: only Plan1's plan, structure set, CT series, doses, records and RT image arrive, unchanged", async () => {
+    const out = join(root, "orthanc-move");
+    const { files } = await retrieveAndCheck(orthanc, ["--move-port", String(movePort), "--move-host", "127.0.0.1"], out);
+    assertIdentical(files);
+  });
+
+  test("C-GET: the same selection on the query association, unchanged", async () => {
+    const out = join(root, "orthanc-get");
+    const { files } = await retrieveAndCheck(orthanc, ["--get"], out, 1, "Tomo_HN");
+    assertIdentical(files);
+  });
+
+  test("a label the patient does not have: exit 3 and the gap in the summary", async () => {
+    const r = await runMainCaptured(retrieveMain, [
+      "--host", "127.0.0.1", "--port", String(orthanc.port), "--aec", orthanc.aeTitle, "--aet", "RTX", "--get",
+      "--patient-id", manifest.patients[0].patientId, "--plan", "NoSuchPlan", "--out", join(root, "orthanc-none"),
+    ]);
+    assert.equal(r.code, 3, r.stderr);
+    const summary = r.records.find((x) => x.type === "retrieve-summary")!;
+    assert.deepEqual(summary.missingLabels, ["NoSuchPlan"]);
+    assert.equal(r.records.filter((x) => x.type === "file").length, 0);
+    assert.match(r.stderr, /no plan labelled "NoSuchPlan" found/);
+  });
+});
+
+/**
+ * dcmqrscp in its default (forking) mode: tests/_peers.ts starts it with --single-process, in
+ * which DCMTK 3.6.7 here segfaults when the first association ends (measured: echoscu twice →
+ * the second is refused). Our own temporary config, our receiving AE in its host table.
+ */
+async function startForkingDcmqrscp(dest: { aeTitle: string; port: number }) {
+  const dir = join(root, "dcmqrscp");
+  mkdirSync(join(dir, "db"), { recursive: true });
+  const port = await freePort();
+  writeFileSync(join(dir, "dcmqrscp.cfg"), [
+    `NetworkTCPPort = ${port}`, "MaxPDUSize = 16384", "MaxAssociations = 16",
+    "HostTable BEGIN", `dest = (${dest.aeTitle}, 127.0.0.1, ${dest.port})`, "HostTable END",
+    "VendorTable BEGIN", "VendorTable END",
+    "AETable BEGIN", `DCMQRSCP ${join(dir, "db")} RW (200, 1024mb) ANY`, "AETable END", "",
+  ].join("\n"));
+  const proc = spawn("dcmqrscp", ["--config", join(dir, "dcmqrscp.cfg"), "--disable-host-lookup"], { cwd: dir, env: dcmtkEnv(), stdio: "ignore" });
+  await waitForPort(port, "127.0.0.1", 15000, proc);
+  return {
+    port,
+    aeTitle: "DCMQRSCP",
+    stop: async () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGTERM");
+      const t = setTimeout(() => proc.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+describe("retrieve ← dcmqrscp (DCMTK)", () => {
+  let qr: Awaited<ReturnType<typeof startForkingDcmqrscp>>;
+  let movePort: number;
+  before(async () => {
+    movePort = await freePort();
+    qr = await startForkingDcmqrscp({ aeTitle: "RTX", port: movePort });
+    const r = await runDcmtk("storescu", ["-aec", qr.aeTitle, "127.0.0.1", String(qr.port), ...dicomFilesUnder(clinicDir)]);
+    assert.equal(r.code, 0, r.stderr);
+  });
+  after(async () => {
+    await qr?.stop();
+  });
+
+  test("C-MOVE from a peer that does not index RT attributes: plans are read to select them; only Plan1's objects are kept", async () => {
+    const out = join(root, "dcmqrscp-move");
+    const { files, summary } = await retrieveAndCheck(qr, ["--move-port", String(movePort), "--move-host", "127.0.0.1"], out);
+    assert.ok(summary.inspectedAndDropped > 0);
+    assertIdentical(files);
+  });
+
+  test("--new-patient-id/--new-patient-name rewrite only those two elements", async () => {
+    const out = join(root, "dcmqrscp-rename");
+    const p = manifest.patients[1];
+    const r = await runMainCaptured(retrieveMain, [
+      "--host", "127.0.0.1", "--port", String(qr.port), "--aec", qr.aeTitle, "--aet", "RTX", "--move-port", String(movePort),
+      "--move-host", "127.0.0.1", "--patient-id", p.patientId, "--plan", "CK_Lung", "--out", out,
+      "--new-patient-id", "RES001", "--new-patient-name", "Research^One",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const files = r.records.filter((x) => x.type === "file");
+    assert.deepEqual(files.map((f) => f.sopInstanceUid).sort(), expectedUids(manifest, 1, "CK_Lung"));
+    for (const f of files) {
+      assert.equal(f.patientId, "RES001");
+      assert.ok(f.path.startsWith(join(out, "RES001")));
+      const diff = compareRows(runDcmdump(sourceOf(f.sopInstanceUid), { utf8: true }).dataset, runDcmdump(f.path, { utf8: true }).dataset);
+      assert.deepEqual(diff.filter((d) => !/\(0010,00[12]0\)/.test(d)), [], f.path);
+      const ds = readDicomFile(f.path).dataset;
+      assert.equal(ds.string("PatientID"), "RES001");
+      assert.equal(ds.string("PatientName"), "Research^One");
+    }
   });
 });
