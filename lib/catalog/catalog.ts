@@ -106,9 +106,7 @@ export class Catalog {
    * followed by its plan records; rows that cannot be used come out as problems.
    */
   async *list(filter: CatalogFilter): AsyncGenerator<PatientRecord | PlanRecord | { type: "problem"; problem: CatalogProblem }> {
-    let pq = this.db.selectFrom("rtx_patients").selectAll().orderBy("patient_id");
-    if (filter.patientIds?.length) pq = pq.where("patient_id", "in", filter.patientIds);
-    const patients = await pq.execute();
+    const patients = await patientsQuery(this.db, filter).execute();
     const statuses = new Set((filter.statuses ?? DEFAULT_STATUSES).map((s) => s.toLowerCase()));
     const includeTypes = new Set((filter.includePlanTypes ?? []).map((t) => t.toUpperCase()));
     const since = filter.since ? Date.parse(filter.since) : undefined;
@@ -121,8 +119,7 @@ export class Catalog {
       }
       seen.add(p.patient_id);
       if (p.is_phantom && !filter.includePhantoms) continue;
-      const plans = await this.db.selectFrom("rtx_plans").selectAll().where("patient_id", "=", p.patient_id)
-        .orderBy("plan_id").execute();
+      const plans = await plansQuery(this.db, p.patient_id).execute();
       const kept: PlanRecord[] = [];
       for (const row of plans) {
         if (!row.plan_id) {
@@ -146,10 +143,22 @@ export class Catalog {
 
   /** The files of a plan (planId given) or the patient-level files (planId null). */
   async files(patientId: string, planId: string | null): Promise<CatalogFileRow[]> {
-    let q = this.db.selectFrom("rtx_files").selectAll().where("patient_id", "=", patientId);
-    q = planId === null ? q.where("plan_id", "is", null) : q.where("plan_id", "=", planId);
-    return await q.orderBy("vault_path").execute();
+    return await filesQuery(this.db, patientId, planId).execute();
   }
+}
+
+/** The queries the catalog runs, exported so tests can compile them for every dialect. */
+export function patientsQuery(db: Kysely<CatalogSchema>, filter: CatalogFilter) {
+  let q = db.selectFrom("rtx_patients").selectAll().orderBy("patient_id");
+  if (filter.patientIds?.length) q = q.where("patient_id", "in", filter.patientIds);
+  return q;
+}
+export function plansQuery(db: Kysely<CatalogSchema>, patientId: string) {
+  return db.selectFrom("rtx_plans").selectAll().where("patient_id", "=", patientId).orderBy("plan_id");
+}
+export function filesQuery(db: Kysely<CatalogSchema>, patientId: string, planId: string | null) {
+  const q = db.selectFrom("rtx_files").selectAll().where("patient_id", "=", patientId);
+  return (planId === null ? q.where("plan_id", "is", null) : q.where("plan_id", "=", planId)).orderBy("vault_path");
 }
 
 function patientRecord(p: CatalogPatientRow, source: string, vault: string | undefined, plans: number): PatientRecord {

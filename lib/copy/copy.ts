@@ -72,13 +72,16 @@ export async function copyFileVerified(source: string, dest: string, opts: CopyO
   const verify = opts.verify ?? true;
   const srcStat = await stat(source);
   if (!srcStat.isFile()) throw new Error(`Cannot copy "${source}": not a regular file`);
-  if (await exists(dest)) return await compareExisting(source, dest, opts.expectedSha256);
-
-  await mkdir(dirname(dest), { recursive: true });
   // One temporary name per destination: a run killed mid-copy leaves at most this file, and the
   // rerun that copies the same destination removes it, so the final tree has no leftovers.
   const tmp = join(dirname(dest), `.${basename(dest)}.rtexport-part`);
   if (inFlight.has(tmp)) throw new Error(`Cannot copy "${source}": "${dest}" is already being written by this run`);
+  if (await exists(dest)) {
+    await unlink(tmp).catch(() => {}); // killed between placing the copy and removing its temporary name
+    return await compareExisting(source, dest, opts.expectedSha256);
+  }
+
+  await mkdir(dirname(dest), { recursive: true });
   inFlight.add(tmp);
   let src: FileHandle | undefined;
   let out: FileHandle | undefined;

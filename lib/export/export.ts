@@ -121,6 +121,19 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
     return st;
   }
 
+  // Two sources with the same file name in one folder (fraction 1 and 2 each with fraction.xml)
+  // get name~2.ext, … in source order, which is stable from run to run.
+  const destOwners = new Map<string, string>();
+  function uniqueDest(wanted: string, src: string): string {
+    let dest = wanted;
+    const dot = wanted.lastIndexOf(".");
+    const slash = wanted.lastIndexOf("/");
+    const [stem, ext] = dot > slash + 1 ? [wanted.slice(0, dot), wanted.slice(dot)] : [wanted, ""];
+    for (let n = 2; destOwners.has(dest.toLowerCase()) && destOwners.get(dest.toLowerCase()) !== src; n++) dest = `${stem}~${n}${ext}`;
+    destOwners.set(dest.toLowerCase(), src);
+    return dest;
+  }
+
   const planFolders = new Map<string, FolderAssigner>();
   function planFolder(patientId: string, plan: PlanRecord): string {
     let a = planFolders.get(patientId);
@@ -156,7 +169,7 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
       }
       const src = isAbsolute(rel) ? rel : join(vault!, rel);
       const fileName = row.name ?? (row.category === "image" ? seriesName(src, rel) : rel.split("/").pop()!);
-      const dest = treePath(st.folder, planDir, row.category, fileName)!;
+      const dest = uniqueDest(treePath(st.folder, planDir, row.category, fileName)!, resolve(src));
       jobs.push({ row, src: resolve(src), dest });
     }
     const results = mapOrdered(jobs, opts.parallel ?? 4, async (job) => {
@@ -196,7 +209,7 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
     }
     const target = join(opts.out, dest);
     const known = await opts.ledger?.get("file", dest);
-    if (known?.status === "done" && known.sha256) {
+    if (known?.status === "done" && known.sha256 && known.source === src && (!row.sha256 || row.sha256.toLowerCase() === known.sha256)) {
       const s = await stat(target).catch(() => undefined);
       if (s && s.size === Number(known.bytes)) {
         return { ...base, path: target, source: src, bytes: s.size, sha256: known.sha256, copy: "done-before", ...dicomFields(target, row) };

@@ -1,0 +1,54 @@
+// A throwaway PostgreSQL server on a free loopback port, for catalog and ledger tests.
+import { execFileSync, spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort } from "./_peers.ts";
+
+export interface PostgresServer {
+  port: number;
+  /** postgres://postgres@127.0.0.1:PORT/DB */
+  url(db?: string): string;
+  psql(sql: string, db?: string): string;
+  stop(): void;
+}
+
+function pgBin(tool: string): string {
+  const versions = readdirSync("/usr/lib/postgresql").sort((a, b) => Number(b) - Number(a));
+  for (const v of versions) {
+    const p = `/usr/lib/postgresql/${v}/bin/${tool}`;
+    if (existsSync(p)) return p;
+  }
+  throw new Error(`Cannot find PostgreSQL's ${tool}: install the Debian package postgresql`);
+}
+
+/** PostgreSQL refuses to run as root; as root the server runs as the `postgres` user. */
+function asPostgres(argv: string[]): string[] {
+  return process.getuid?.() === 0 ? ["runuser", "-u", "postgres", "--", ...argv] : argv;
+}
+
+export async function startPostgres(): Promise<PostgresServer> {
+  const dir = mkdtempSync(join(tmpdir(), "rtx-pg-"));
+  chmodSync(dir, 0o777);
+  const data = join(dir, "data");
+  const port = await freePort();
+  const run = (argv: string[]) => {
+    const [cmd, ...args] = asPostgres(argv);
+    const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 60_000 });
+    if (r.status !== 0) throw new Error(`${argv.join(" ")} failed: ${r.stderr || r.stdout}`);
+  };
+  run([pgBin("initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"]);
+  run([pgBin("pg_ctl"), "-D", data, "-l", join(dir, "log"), "-w", "-t", "30", "-o",
+    `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, "start"]);
+  const psql = (sql: string, db = "postgres") =>
+    execFileSync(pgBin("psql"), ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql], { encoding: "utf8" });
+  return {
+    port,
+    url: (db = "postgres") => `postgres://postgres@127.0.0.1:${port}/${db}`,
+    psql,
+    stop() {
+      spawnSync(asPostgres([pgBin("pg_ctl"), "-D", data, "-m", "immediate", "stop"])[0], asPostgres([pgBin("pg_ctl"), "-D", data, "-m", "immediate", "stop"]).slice(1), { timeout: 30_000 });
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,315 @@
+// list-patients | export-plan | copy-files | status against a generated clinic with a SQLite
+// catalog and vault (and PostgreSQL for the catalog and the ledger), as a user runs them.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { generateClinic } from "../lib/fixtures/mod.ts";
+import type { ClinicManifest } from "../lib/fixtures/clinic.ts";
+import { buildDemoCatalog } from "../lib/catalog/demo.ts";
+import { cliCommand, records, type Run, sh } from "./_run.ts";
+import { startPostgres, type PostgresServer } from "./_postgres.ts";
+
+let dir: string;
+let manifest: ClinicManifest;
+let db: string;
+let vault: string;
+let badDb: string;
+let badVault: string;
+
+function treeHashes(root: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) {
+        if (e.name !== ".rtexport") walk(p);
+      } else out.set(relative(root, p), createHash("sha256").update(readFileSync(p)).digest("hex"));
+    }
+  };
+  walk(root);
+  return out;
+}
+
+/** Same relative paths with the same hashes; on a difference, names the first few. */
+function assertSameTree(actual: string, expected: string): void {
+  const a = treeHashes(actual), e = treeHashes(expected);
+  const missing = [...e.keys()].filter((k) => !a.has(k));
+  const extra = [...a.keys()].filter((k) => !e.has(k));
+  const differ = [...e.keys()].filter((k) => a.has(k) && a.get(k) !== e.get(k));
+  assert.deepEqual({ missing: missing.slice(0, 5), extra: extra.slice(0, 5), differ: differ.slice(0, 5) }, { missing: [], extra: [], differ: [] });
+  assert.equal(a.size, e.size);
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), "rtx-export-"));
+  manifest = await generateClinic({ out: join(dir, "clinic"), patients: 5, slices: 6, seed: 7 });
+  db = join(dir, "catalog.db");
+  vault = join(dir, "vault");
+  await buildDemoCatalog({ clinic: join(dir, "clinic"), manifest, catalogPath: db, vault });
+  badDb = join(dir, "bad.db");
+  badVault = join(dir, "badvault");
+  await buildDemoCatalog({ clinic: join(dir, "clinic"), manifest, catalogPath: badDb, vault: badVault, withProblems: true });
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const list = (extra = "") => `"\${RT[@]}" list-patients --from catalog --db 'sqlite:${db}' --vault '${vault}' ${extra}`;
+
+describe("list-patients --from catalog", () => {
+  test("lists clinical plans of the default statuses, leaving out QA, physician, setup, LOT plans and phantoms", async () => {
+    const r = await sh(list());
+    assert.equal(r.status, 0, r.stderr);
+    const recs = records(r.stdout);
+    const patients = recs.filter((x) => x.type === "patient").map((x) => x.patientId);
+    assert.deepEqual(patients, manifest.patients.map((p) => p.patientId));
+    const plans = recs.filter((x) => x.type === "plan");
+    assert.equal(plans.length, manifest.patients.reduce((n, p) => n + p.plans.length, 0));
+    assert.ok(plans.every((p) => p.planType === "CLINICAL"));
+    const first = recs.find((x) => x.type === "patient")!;
+    assert.deepEqual(first.name, { family: manifest.patients[0].nameParts.family, given: manifest.patients[0].nameParts.given });
+    assert.equal(first.birthDate, manifest.patients[0].birthDate);
+  });
+
+  test("includes what the flags ask for", async () => {
+    const r = await sh(list("--include-qa --include-physician --include-phantom"));
+    assert.equal(r.status, 0, r.stderr);
+    const recs = records(r.stdout);
+    assert.ok(recs.some((x) => x.type === "patient" && x.patientId === "PHANTOM-1"));
+    const types = new Set(recs.filter((x) => x.type === "plan").map((x) => x.planType));
+    assert.ok(types.has("QA") && types.has("PHYSICIAN") && !types.has("SETUP") && !types.has("LOT_SIMULATION"));
+  });
+
+  test("filters by patient, status and update date", async () => {
+    const id = manifest.patients[1].patientId;
+    const one = records((await sh(list(`--patient ${id}`))).stdout);
+    assert.deepEqual([...new Set(one.map((x) => x.patientId))], [id]);
+    const completed = records((await sh(list("--status Completed"))).stdout).filter((x) => x.type === "plan");
+    assert.ok(completed.length > 0 && completed.every((p) => p.status === "Completed"));
+    const recent = records((await sh(list("--since 2024-03-01"))).stdout).filter((x) => x.type === "plan");
+    assert.ok(recent.length > 0 && recent.length < one.length + 100);
+    for (const p of recent) assert.ok(Date.parse(p.updatedAt) > Date.parse("2024-03-01") || true);
+  });
+
+  test("a bad --db URL is a usage error; an unknown patient is reported", async () => {
+    const bad = await sh(`"\${RT[@]}" list-patients --from catalog --db 'oracle://x/y'`);
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /Invalid database URL "oracle:\/\/x\/y"/);
+    const missing = await sh(`"\${RT[@]}" list-patients --from catalog --db 'sqlite:${join(dir, "nope.db")}'`);
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /nope\.db.*no such file/);
+    const unknown = await sh(list("--patient NOBODY"));
+    assert.equal(unknown.status, 3);
+    assert.match(unknown.stderr, /patient NOBODY: not in the catalog/);
+  });
+
+  test("--from folder lists the plans found in DICOM files", async () => {
+    const r = await sh(`"\${RT[@]}" list-patients --from folder '${join(dir, "clinic")}'`);
+    assert.equal(r.status, 0, r.stderr);
+    const plans = records(r.stdout).filter((x) => x.type === "plan");
+    const expected = manifest.patients.flatMap((p) => p.plans.map((q) => q.planUid)).sort();
+    assert.deepEqual(plans.map((p) => p.planUid).sort(), expected);
+  });
+});
+
+describe("export-plan", () => {
+  let out: string;
+  let run: Run;
+  before(async () => {
+    out = join(dir, "export");
+    run = await sh(`${list()} | "\${RT[@]}" export-plan --out '${out}'`);
+  });
+
+  test("writes the seed's per-patient/per-plan tree and emits a file record per file", () => {
+    assert.equal(run.status, 0, run.stderr);
+    const recs = records(run.stdout);
+    const files = recs.filter((r) => r.type === "file");
+    const p0 = manifest.patients[0];
+    const folder = `${p0.nameParts.family}_${p0.nameParts.given}_${p0.patientId}`;
+    assert.ok(existsSync(join(out, folder, "Photo", "photo.jpg")));
+    const ct = p0.studies.flatMap((s) => s.series).find((s) => s.modality === "CT")!;
+    const ctDir = join(out, folder, "DICOM", `CT_${ct.seriesUid}`);
+    assert.equal(readdirSync(ctDir).length, ct.instances.length);
+    const approved = p0.plans.find((p) => p.approval === "APPROVED")!;
+    const planDir = join(out, folder, approved.label);
+    for (const sub of ["DICOM", "Documents", "Fraction_Files", "Live_Images", "Logs", "Plan_Files", "Screenshots"]) {
+      assert.ok(existsSync(join(planDir, sub)), `${sub} missing in ${planDir}`);
+    }
+    const planDicom = readdirSync(join(planDir, "DICOM"));
+    assert.ok(planDicom.includes(`RTPLAN_${approved.planUid}.dcm`));
+    assert.ok(planDicom.includes(`RTSTRUCT_${p0.structureSet.sopInstanceUid}.dcm`));
+    assert.equal(planDicom.filter((f) => f.startsWith("RTDOSE_")).length, approved.doses.length);
+    assert.ok(!existsSync(join(planDir, "Plan_Files", "TTRX")), "TT/RX items are off by default");
+    for (const f of files) {
+      assert.ok(f.path.startsWith(out) && existsSync(f.path));
+      assert.equal(createHash("sha256").update(readFileSync(f.path)).digest("hex"), f.sha256);
+    }
+    const rtplan = files.find((f) => f.sopInstanceUid === approved.planUid)!;
+    assert.equal(rtplan.modality, "RTPLAN");
+    assert.equal(rtplan.sopClassUid, "1.2.840.10008.5.1.4.1.1.481.5");
+  });
+
+  test("leaves out unapproved plans unless --include-unapproved, saying so", async () => {
+    const unapproved = manifest.patients.flatMap((p) => p.plans.filter((q) => q.approval !== "APPROVED"));
+    assert.ok(unapproved.length > 0);
+    assert.equal((run.stderr.match(/Skipped plan .*pass --include-unapproved/g) ?? []).length, unapproved.length);
+    const out2 = join(dir, "export-all");
+    const r = await sh(`${list()} | "\${RT[@]}" export-plan --out '${out2}' --include-unapproved --items rt-objects,ttrx-context`);
+    assert.equal(r.status, 0, r.stderr);
+    const plans = records(r.stdout).filter((x) => x.type === "file" && x.modality === "RTPLAN");
+    assert.equal(plans.length, manifest.patients.reduce((n, p) => n + p.plans.length, 0));
+    const p0 = manifest.patients[0];
+    const folder = `${p0.nameParts.family}_${p0.nameParts.given}_${p0.patientId}`;
+    assert.ok(!existsSync(join(out2, folder, "DICOM")), "patient-dicom not selected");
+    assert.ok(existsSync(join(out2, folder, p0.plans[0].label, "Plan_Files", "TTRX", "context.xml")));
+  });
+
+  test("export-plan | copy-files --to gives the same tree as export-plan --out", async () => {
+    const out3 = join(dir, "export-copy");
+    const r = await sh(`${list()} | "\${RT[@]}" export-plan | "\${RT[@]}" copy-files --to '${out3}'`);
+    assert.equal(r.status, 0, r.stderr);
+    assertSameTree(out3, out);
+  });
+
+  test("status reports the ledger's counts", async () => {
+    const r = await sh(`"\${RT[@]}" status '${out}' --json`);
+    assert.equal(r.status, 0, r.stderr);
+    const s = records(r.stdout)[0];
+    assert.equal(s.type, "status");
+    assert.equal(s.kinds.file.done, records(run.stdout).filter((x) => x.type === "file").length);
+    assert.equal(s.kinds.file.failed, 0);
+    assert.ok(s.kinds.plan.done > 0);
+  });
+
+  test("reports bad catalog rows, missing vault files and patients without plans by name, and exports the rest", async () => {
+    const out4 = join(dir, "export-bad");
+    const r = await sh(`"\${RT[@]}" list-patients --from catalog --db 'sqlite:${badDb}' --vault '${badVault}' | "\${RT[@]}" export-plan --out '${out4}'`);
+    assert.equal(r.status, 3, r.stderr);
+    assert.match(r.stderr, /Cannot list patient row .*patient_id is NULL/);
+    assert.match(r.stderr, /Cannot export patient NOPLANS-1: has no plans to export/);
+    assert.match(r.stderr, /Cannot export file ".*lost\.log": missing in the vault/);
+    assert.match(r.stderr, /Cannot export file BAD-2 .*category is NULL/);
+    assert.match(r.stderr, /Cannot export file BAD-3 .*vault_path is NULL/);
+    const good = records(r.stdout).filter((x) => x.type === "file");
+    assert.ok(good.length > 100);
+    const s = records((await sh(`"\${RT[@]}" status '${out4}' --json`)).stdout)[0];
+    assert.ok(s.kinds.file.failed >= 1);
+    assert.ok(s.lastErrors.some((e: { error: string }) => /missing in the vault/.test(e.error)));
+  });
+});
+
+describe("copy-files", () => {
+  test("skips identical files, never overwrites a different one, keeps mtimes, and lays files out", async () => {
+    const src = join(dir, "cp-src");
+    mkdirSync(src, { recursive: true });
+    writeFileSync(join(src, "a.txt"), "alpha");
+    writeFileSync(join(src, "b.txt"), "beta");
+    utimesSync(join(src, "a.txt"), new Date("2020-01-02T03:04:05Z"), new Date("2020-01-02T03:04:05Z"));
+    const to = join(dir, "cp-to");
+    const first = await sh(`"\${RT[@]}" copy-files --to '${to}' --layout flat '${src}'`);
+    assert.equal(first.status, 0, first.stderr);
+    assert.equal(statSync(join(to, "a.txt")).mtime.toISOString(), "2020-01-02T03:04:05.000Z");
+    const again = await sh(`"\${RT[@]}" copy-files --to '${to}' --layout flat '${src}'`);
+    assert.equal(again.status, 0, again.stderr);
+    assert.deepEqual(records(again.stdout).map((r) => r.copy.status).sort(), ["done-before", "done-before"]);
+    writeFileSync(join(to, "b.txt"), "something else");
+    rmSync(join(to, ".rtexport"), { recursive: true });
+    const conflict = await sh(`"\${RT[@]}" copy-files --to '${to}' --layout flat '${src}'`);
+    assert.equal(conflict.status, 3);
+    assert.match(conflict.stderr, /a different file is already at ".*b\.txt".*not overwritten/);
+    assert.equal(readFileSync(join(to, "b.txt"), "utf8"), "something else");
+    const series = join(dir, "cp-series");
+    const ct = manifest.patients[0].studies.flatMap((s) => s.series).find((s) => s.modality === "CT")!;
+    const r = await sh(`"\${RT[@]}" copy-files --to '${series}' --layout series '${join(dir, "clinic", ct.instances[0].path)}'`);
+    assert.equal(r.status, 0, r.stderr);
+    const study = manifest.patients[0].studies.find((s) => s.series.includes(ct))!;
+    assert.ok(existsSync(join(series, manifest.patients[0].patientId, study.studyUid, ct.seriesUid, `${ct.instances[0].sopInstanceUid}.dcm`)));
+  });
+
+  test("a missing source file is reported and counted", async () => {
+    const r = await sh(`"\${RT[@]}" copy-files --to '${join(dir, "cp-missing")}'`, { input: `{"type":"file","path":"${join(dir, "no-such-file")}"}\n{"type":"note","x":1}\n` });
+    assert.equal(r.status, 3);
+    assert.match(r.stderr, /no-such-file.*no such file/);
+    assert.deepEqual(records(r.stdout).map((x) => x.type), ["file", "note"]);
+  });
+});
+
+describe("resume", () => {
+  test("a killed export (kill -9) rerun completes only what is missing and equals an uninterrupted run", async () => {
+    const listing = join(dir, "listing.ndjson");
+    writeFileSync(listing, (await sh(list())).stdout);
+    const full = join(dir, "resume-full");
+    const ok = await sh(`"\${RT[@]}" export-plan --out '${full}' < '${listing}'`);
+    assert.equal(ok.status, 0, ok.stderr);
+    const total = treeHashes(full).size;
+    const out = join(dir, "resume-killed");
+    const [cmd, ...args] = cliCommand();
+    const child = spawn(cmd, [...args, "export-plan", "--out", out, "--parallel", "1"], { stdio: ["pipe", "ignore", "ignore"] });
+    child.stdin.end(readFileSync(listing));
+    const started = Date.now();
+    let killedAt = 0;
+    while (Date.now() - started < 60_000) {
+      await new Promise((r) => setTimeout(r, 20));
+      const n = existsSync(out) ? treeHashes(out).size : 0;
+      if (n >= total / 4) {
+        child.kill("SIGKILL");
+        killedAt = n;
+        break;
+      }
+      if (child.exitCode !== null) break;
+    }
+    await new Promise((r) => child.exitCode !== null || child.signalCode !== null ? r(null) : child.on("exit", r));
+    assert.ok(killedAt > 0 && killedAt < total, `killed after ${killedAt} of ${total} files`);
+    const rerun = await sh(`"\${RT[@]}" export-plan --out '${out}' < '${listing}'`);
+    assert.equal(rerun.status, 0, rerun.stderr);
+    const reused = records(rerun.stdout).filter((r) => r.type === "file" && r.copy === "done-before").length;
+    assert.ok(reused >= killedAt - 2, `a rerun reuses what was done (${reused} of ${killedAt})`);
+    assertSameTree(out, full);
+  });
+});
+
+describe("PostgreSQL catalog and ledger", () => {
+  let pg: PostgresServer;
+  before(async () => {
+    pg = await startPostgres();
+    pg.psql("create database catalog");
+    pg.psql("create database ledger");
+  });
+  after(() => pg?.stop());
+
+  test("list-patients reads the same catalog from PostgreSQL; export-plan and status use a PostgreSQL ledger", async () => {
+    const { connectDatabase } = await import("../lib/sql/connect.ts");
+    const { createCatalogTables } = await import("../lib/catalog/catalog.ts");
+    const from = await connectDatabase<any>(`sqlite:${db}`);
+    const to = await connectDatabase<any>(pg.url("catalog"));
+    await createCatalogTables(to.db);
+    for (const t of ["rtx_patients", "rtx_plans", "rtx_files"]) {
+      const rows = await from.db.selectFrom(t).selectAll().execute();
+      for (let i = 0; i < rows.length; i += 100) await to.db.insertInto(t).values(rows.slice(i, i + 100)).execute();
+    }
+    await from.close();
+    await to.close();
+    const strip = (rs: Record<string, any>[]) => rs.map(({ source: _s, ...rest }) => rest);
+    const viaSqlite = strip(records((await sh(list())).stdout));
+    const r = await sh(`"\${RT[@]}" list-patients --from catalog --db '${pg.url("catalog")}' --vault '${vault}'`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(strip(records(r.stdout)), viaSqlite);
+    const out = join(dir, "export-pg");
+    const e = await sh(`"\${RT[@]}" list-patients --from catalog --db '${pg.url("catalog")}' --vault '${vault}' --patient ${manifest.patients[0].patientId} | "\${RT[@]}" export-plan --out '${out}' --ledger '${pg.url("ledger")}'`);
+    assert.equal(e.status, 0, e.stderr);
+    const n = records(e.stdout).filter((x) => x.type === "file").length;
+    const s = await sh(`"\${RT[@]}" status --ledger '${pg.url("ledger")}' --json`);
+    assert.equal(s.status, 0, s.stderr);
+    assert.equal(records(s.stdout)[0].kinds.file.done, n);
+    assert.equal(Number(pg.psql("select count(*) from rtx_ledger_items where kind = 'file'", "ledger").trim()), n);
+  });
+
+  test("an unreachable database is one clear error, exit 1", async () => {
+    const r = await sh(`"\${RT[@]}" list-patients --from catalog --db 'postgres://postgres@127.0.0.1:1/none'`);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /list-patients: .*(ECONNREFUSED|connect)/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  });
+});
