@@ -14,8 +14,8 @@
 //   - dcmdump's floating point printer is its own (e.g. it prints the double 1.234e-05 as
 //     1.2340000000000004e-05), so FL/OF/FD/OD values are compared numerically with a relative
 //     tolerance instead of as text;
-//   - `+U8` makes dcmdump insert (0008,0005) ISO_IR 192 at the top level; that row is dropped
-//     from dcmdump's side in UTF-8 mode;
+//   - `+U8` makes dcmdump replace or insert (0008,0005) ISO_IR 192 at the top level; in UTF-8
+//     mode the top-level (0008,0005) row is dropped from both sides (compare it in raw mode);
 //   - item and delimitation lines are not rows; a sequence row carries its item count.
 
 import { spawnSync } from "node:child_process";
@@ -61,8 +61,33 @@ export function runDcmdump(file: string, opts: DumpOptions = {}): Dump {
   const text = opts.utf8 ? new TextDecoder("utf-8").decode(r.stdout) : latin1(r.stdout);
   const dump = parseDcmdump(text);
   dump.stderr = stderr;
-  if (opts.utf8) dump.dataset = dump.dataset.filter((row) => row.path !== "(0008,0005)" || row.value !== "[ISO_IR 192]");
+  if (opts.utf8) dump.dataset = dump.dataset.filter((row) => row.path !== "(0008,0005)");
   return dump;
+}
+
+/**
+ * Runs one dcmdump (`+F`) over many files, so process start-up doesn't dominate; returns each
+ * file's dump by the path given. Throws when dcmdump reports an error for any of them.
+ */
+export function runDcmdumpMany(files: string[], opts: DumpOptions = {}): Map<string, Dump> {
+  const out = new Map<string, Dump>();
+  for (let start = 0; start < files.length; start += 200) {
+    const batch = files.slice(start, start + 200);
+    const args = ["+F", "+L", "-Un", ...(opts.utf8 ? ["+U8"] : []), ...(opts.loadShort ? ["-M"] : []), ...(opts.args ?? []), ...batch];
+    const r = spawnSync("dcmdump", args, { maxBuffer: 1 << 30, timeout: 120_000 });
+    if (r.error) throw new Error(`Cannot run dcmdump: ${r.error.message}`);
+    const stderr = new TextDecoder("latin1").decode(r.stderr);
+    if (r.status !== 0) throw new Error(`dcmdump failed (exit ${r.status}): ${stderr.trim()}`);
+    const text = opts.utf8 ? new TextDecoder("utf-8").decode(r.stdout) : latin1(r.stdout);
+    const parts = text.split(/^# dcmdump \(\d+\/\d+\): /m).slice(1);
+    if (parts.length !== batch.length) throw new Error(`dcmdump printed ${parts.length} dumps for ${batch.length} files`);
+    parts.forEach((part, i) => {
+      const dump = parseDcmdump(part.slice(part.indexOf("\n") + 1));
+      if (opts.utf8) dump.dataset = dump.dataset.filter((row) => row.path !== "(0008,0005)");
+      out.set(batch[i], dump);
+    });
+  }
+  return out;
 }
 
 /** Parses dcmdump's indented output (`-T` default, `+L`) into rows. */
@@ -149,6 +174,8 @@ export interface RowOptions {
 export function rowsOf(ds: DataSet, opts: RowOptions = {}, prefix = ""): DumpRow[] {
   const rows: DumpRow[] = [];
   for (const el of ds.sorted()) {
+    // `+U8` replaces the top-level character set with its own ISO_IR 192 (or adds it): not compared.
+    if (opts.utf8 && prefix === "" && el.tag === 0x00080005) continue;
     const path = prefix + formatTag(el.tag);
     if (el.items) {
       rows.push({ path, vr: "SQ", value: `#=${el.items.length}` });

@@ -4,14 +4,15 @@
 // dcmdump prints. Plus header-only semantics, hand-made edge cases and bad input.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, closeSync, ftruncateSync, writeSync } from "node:fs";
+import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DicomParseError, parseDicom, readDicomFile, readSkippedValue } from "../lib/dicom/reader.ts";
 import { PIXEL_DATA } from "../lib/dicom/tag.ts";
 import { encodeDataSet } from "../lib/dicom/writer.ts";
 import { EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from "../lib/dicom/uids.ts";
-import { compareRows, type Dump, rowsOf, runDcmdump } from "./_dcmdump.ts";
+import { compareRows, type Dump, rowsOf, runDcmdump, runDcmdumpMany } from "./_dcmdump.ts";
+import { type ClinicManifest, generateClinic } from "../lib/fixtures/mod.ts";
 import { BIG_OB_TAG, bigObBytes, type Sample, writeSamples } from "./_dicom_samples.ts";
 
 let dir = "";
@@ -318,5 +319,52 @@ describe("bad input", () => {
     writeSync(fd, readFileSync(s.path), 0, 1001, 0); // 1000 is an element boundary
     closeSync(fd);
     assert.throws(() => readDicomFile(path), (e: unknown) => e instanceof DicomParseError && /unexpected end of data at offset \d+|extends beyond/.test(e.message));
+  });
+});
+
+describe("reader vs dcmdump on every file of the synthetic clinic", () => {
+  let clinic = "";
+  let manifest: ClinicManifest;
+  let files: string[] = [];
+  before(async () => {
+    clinic = join(dir, "clinic");
+    manifest = await generateClinic({ out: clinic, patients: 5, seed: 1 });
+    files = (readdirSync(clinic, { recursive: true }) as string[])
+      .filter((f) => f.endsWith(".dcm")).sort().map((f) => join(clinic, f));
+  });
+
+  it("full and header-only reads give dcmdump's rows for every file", () => {
+    assert.equal(files.length, manifest.files);
+    const dumps = runDcmdumpMany(files);
+    const diffs: string[] = [];
+    for (const path of files) {
+      const dump = dumps.get(path)!;
+      const full = readDicomFile(path, { full: true });
+      for (const d of compareRows(rowsOf(full.dataset), dump.dataset)) diffs.push(`${path} full: ${d}`);
+      for (const d of compareRows(rowsOf(full.meta), dump.meta)) diffs.push(`${path} meta: ${d}`);
+      // Header-only: identical except values not loaded (Pixel Data) and what follows Pixel Data.
+      const header = readDicomFile(path);
+      for (const d of compareRows(rowsOf(header.dataset), dump.dataset)) diffs.push(`${path} header-only: ${d}`);
+    }
+    assert.deepEqual(diffs, []);
+  });
+
+  it("decodes every patient's name as dcmdump +U8 does, and as the standard's examples say", () => {
+    const diffs: string[] = [];
+    // One file per patient and modality; dcmdump's iconv cannot convert ISO 2022 IR 87 here,
+    // so those patients' names are checked against the PS3.5 H.3.1 text the manifest carries.
+    const chosen = new Map<string, string>();
+    for (const path of files) chosen.set(path.slice(0, path.lastIndexOf("/")), path);
+    const byIconv = [...chosen.values()].filter((p) => !readDicomFile(p).dataset.charset.terms.includes("ISO 2022 IR 87"));
+    const dumps = runDcmdumpMany(byIconv, { utf8: true });
+    for (const path of chosen.values()) {
+      const ds = readDicomFile(path).dataset;
+      const patient = manifest.patients.find((p) => p.patientId === ds.string("PatientID"))!;
+      if (ds.string("PatientName") !== patient.name) diffs.push(`${path}: ${ds.string("PatientName")} vs manifest ${patient.name}`);
+      const dump = dumps.get(path);
+      if (dump) for (const d of compareRows(rowsOf(ds, { utf8: true }), dump.dataset, { ignoreLengths: true })) diffs.push(`${path}: ${d}`);
+    }
+    assert.ok(byIconv.length < chosen.size, "some names are ISO 2022 IR 87");
+    assert.deepEqual(diffs, []);
   });
 });
