@@ -43,13 +43,9 @@ export const main = defineCommand({
   summary: "show the RT reference tree: plan, structure set, images, doses, records",
   usage: "[PATH...]",
   description: [
-    "Reads the header of every file under PATH (files and directories, recursively; or `file` records",
-    "from stdin) and shows, per patient, each RTPLAN with its RTSTRUCT and the image series it references",
-    "(instances found / referenced), its RTDOSEs, treatment records, RT images and registrations, then",
-    "what no plan references. A referenced object missing from the input is listed as MISSING.",
-    "On a terminal: a tree (or --format flat); piped or with --json: one `plan` record per plan and one",
-    "`unconnected` record per patient. Other input records pass through unchanged.",
-  ].join("\n"),
+    "Reads the header of every file under PATH (files and directories, recursively; or `file` records from stdin) and shows, per patient, each RTPLAN with its RTSTRUCT and the image series it references (instances found / referenced), its RTDOSEs, treatment records, RT images and registrations, then what no plan references. A referenced object missing from the input is listed as MISSING.",
+    "On a terminal: a tree (or --format flat). Piped or with --json: one `plan` record per plan and one `unconnected` record per patient. Other input records pass through unchanged.",
+  ].join("\n\n"),
   examples: [
     "rtexport show export/",
     "rtexport show --format flat --pattern '*.dcm' X/Data",
