@@ -4,7 +4,9 @@ import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PassThrough, Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
+import { type CommandContext, type CommandSpec, defineCommand } from "../lib/cli/mod.ts";
 
 const isDeno = "Deno" in globalThis;
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -339,5 +341,77 @@ runMain(import.meta, main);
     const r = await runScript(probe, [], { cwd: dir, input: '{"type":"file"}\n{"type":\n' });
     assert.equal(r.status, 1);
     assert.match(r.stderr, /^probe: Cannot parse NDJSON line 2 of stdin: /);
+  });
+});
+
+describe("defineCommand in-process", () => {
+  async function runInProcess(
+    spec: CommandSpec,
+    argv: string[],
+    tty: boolean,
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
+    const stdout = new PassThrough();
+    let out = "";
+    stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+    let err = "";
+    const code = await defineCommand(spec)(argv, {
+      stdin: Object.assign(Readable.from([]), { isTTY: true }),
+      stdout: Object.assign(stdout, { isTTY: tty }),
+      stderr: { write: (t: string) => (err += t) },
+      env: {},
+      cwd: tmpdir(),
+    });
+    await new Promise((r) => setTimeout(r, 0));
+    return { code, stdout: out, stderr: err };
+  }
+  const rows = [{ type: "patient", patientId: "1" }, { type: "patient", patientId: "2" }];
+
+  test("terminal: per-record human view; --json forces NDJSON; pipe: NDJSON", async () => {
+    const spec: CommandSpec = {
+      name: "rows",
+      summary: "rows",
+      human: { record: (r) => `patient ${r.patientId}` },
+      async run(ctx: CommandContext) {
+        assert.equal(ctx.hasStdinRecords, false); // stdin is a terminal
+        for (const r of rows) await ctx.out.write(r);
+      },
+    };
+    assert.equal((await runInProcess(spec, [], true)).stdout, "patient 1\npatient 2\n");
+    assert.equal((await runInProcess(spec, ["--json"], true)).stdout, rows.map((r) => JSON.stringify(r) + "\n").join(""));
+    assert.equal((await runInProcess(spec, [], false)).stdout, rows.map((r) => JSON.stringify(r) + "\n").join(""));
+  });
+
+  test("terminal: whole-set human view rendered at the end", async () => {
+    const spec: CommandSpec = {
+      name: "table",
+      summary: "table",
+      human: { all: (rs) => `${rs.length} patients` },
+      async run(ctx: CommandContext) {
+        await ctx.out.writeAll(rows);
+      },
+    };
+    assert.equal((await runInProcess(spec, [], true)).stdout, "2 patients\n");
+  });
+
+  test("reporter summary, quiet and verbose", async () => {
+    const spec: CommandSpec = {
+      name: "sum",
+      summary: "sum",
+      run(ctx: CommandContext) {
+        ctx.log.debug("details");
+        ctx.log.info("working");
+        ctx.reporter.done(2);
+        ctx.reporter.skipped();
+        ctx.reporter.summary("files");
+      },
+    };
+    assert.deepEqual(await runInProcess(spec, [], false), { code: 0, stdout: "", stderr: "sum: working\nsum: 2 files done, 1 skipped, 0 failed\n" });
+    assert.equal((await runInProcess(spec, ["-q"], false)).stderr, "");
+    assert.equal((await runInProcess(spec, ["-v"], false)).stderr, "sum: debug: details\nsum: working\nsum: 2 files done, 1 skipped, 0 failed\n");
+  });
+
+  test("a returned exit code wins", async () => {
+    const r = await runInProcess({ name: "x", summary: "x", run: () => 3 }, [], false);
+    assert.equal(r.code, 3);
   });
 });
