@@ -217,8 +217,9 @@ async function demo() {
   const out = join(".tmp", "demo-clinic");
   say(`generating the synthetic clinic in ${out}`);
   runOrFail(NODE, [generator, "--out", out]);
-  say(`rtexport show ${out}`);
-  const result = spawnSync(NODE, [join(root, "cli.ts"), "show", out], { cwd: root, stdio: "inherit" });
+  // The generator also writes manifest.json; show only the DICOM files.
+  say(`rtexport show --pattern '*.dcm' ${out}`);
+  const result = spawnSync(NODE, [join(root, "cli.ts"), "show", "--pattern", "*.dcm", out], { cwd: root, stdio: "inherit" });
   return result.status ?? 1;
 }
 
