@@ -76,7 +76,15 @@ export const main = defineCommand({
       for (const r of scanDicomSync(roots, scanOpts)) {
         if (r.error !== undefined) reporter.failed(r.error, { item: r.path });
         else {
-          builder.add(summarizeObject(r.file, r.path));
+          let summary;
+          try {
+            summary = summarizeObject(r.file, r.path);
+          } catch (e) {
+            // A value that cannot be decoded fails this file only.
+            reporter.failed(`Cannot read DICOM file "${r.path}": ${(e as Error).message}`, { item: r.path });
+            continue;
+          }
+          builder.add(summary);
           reporter.done();
         }
       }

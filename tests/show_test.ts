@@ -4,14 +4,19 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { main as showMain } from "../commands/show.ts";
 import { type ClinicManifest, generateClinic } from "../lib/fixtures/clinic.ts";
-import type { ShowPlanRecord, UnconnectedRecord } from "../lib/rt/tree.ts";
+import { Prng } from "../lib/fixtures/_prng.ts";
+import { scanDicomSync } from "../lib/fs/scan.ts";
+import { summarizeObject } from "../lib/rt/summary.ts";
+import { ReferenceTreeBuilder, type ShowPlanRecord, treeRecords, type UnconnectedRecord } from "../lib/rt/tree.ts";
+import { parseTagExpression } from "../lib/search/expression.ts";
+import { searchFile } from "../lib/search/search.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const CLI = join(ROOT, "cli.ts");
@@ -246,5 +251,52 @@ describe("show input and output forms", () => {
     const { code, stderr } = await runHuman(["--format", "fancy", clinic]);
     assert.equal(code, 2);
     assert.match(stderr, /fancy/);
+  });
+});
+
+describe("bounded fuzz: mutated, truncated and random files through the scan, show and search", () => {
+  // Every input must end in a result or a one-line per-file error; a hang fails on the test's timeout.
+  test("300 deterministic mutations of clinic files", { timeout: 60_000 }, () => {
+    const fuzz = join(dir, "fuzz");
+    mkdirSync(fuzz, { recursive: true });
+    const rng = new Prng("show-search-fuzz");
+    const p = manifest.patients[2]; // its RTSTRUCT is implicit VR; its MR has big endian and implicit slices
+    const sources = p.studies.flatMap((s) => s.series.flatMap((se) => se.instances.map((i) => i.path)));
+    let n = 0;
+    for (const src of sources) {
+      const bytes = new Uint8Array(readFileSync(join(clinic, src)));
+      for (let k = 0; k < Math.ceil(300 / sources.length); k++) {
+        let out: Uint8Array;
+        const kind = k % 3;
+        if (kind === 0) out = bytes.subarray(0, rng.int(0, bytes.length - 1));
+        else if (kind === 1) {
+          out = bytes.slice();
+          for (let f = rng.int(1, 8); f > 0; f--) out[rng.int(128, out.length - 1)] = rng.int(0, 255);
+        } else out = Uint8Array.from({ length: rng.int(0, 2048) }, () => rng.int(0, 255));
+        writeFileSync(join(fuzz, `f${String(n++).padStart(4, "0")}.dcm`), out);
+      }
+    }
+    const exprs = ["PatientID=?", "BeamSequence/TreatmentMachineName=?", "PatientName=*", "(3253,1010)=?"].map(parseTagExpression);
+    const builder = new ReferenceTreeBuilder();
+    let files = 0, errors = 0;
+    for (const r of scanDicomSync([fuzz])) {
+      if (r.error !== undefined) {
+        errors++;
+        assert.match(r.error, /^Cannot read DICOM file ".*f\d{4}\.dcm": \S/);
+        assert.ok(!r.error.includes("\n"));
+        continue;
+      }
+      files++;
+      const res = searchFile(r.path, r.file, exprs);
+      if (res?.error !== undefined) assert.match(res.error, /^Cannot read DICOM file /);
+      try {
+        builder.add(summarizeObject(r.file, r.path));
+      } catch (e) {
+        assert.match((e as Error).message, /\S/); // show reports these as per-file errors
+      }
+    }
+    assert.equal(files + errors, n);
+    assert.ok(errors > 0 && files > 0, `${files} read, ${errors} errors`);
+    for (const rec of treeRecords(builder.build())) assert.ok(rec.type === "plan" || rec.type === "unconnected");
   });
 });

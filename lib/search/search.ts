@@ -139,8 +139,13 @@ export function searchFile(path: string, file: DicomFile, expressions: readonly 
       return { path, error: `Cannot read DICOM file "${path}": ${(e as Error).message}` };
     }
   }
-  const tags = matchFile(f, expressions);
-  return tags ? { path, record: fileRecord(path, f, tags) } : undefined;
+  try {
+    const tags = matchFile(f, expressions);
+    return tags ? { path, record: fileRecord(path, f, tags) } : undefined;
+  } catch (e) {
+    // A value that cannot be decoded (a broken character set escape…) fails this file only.
+    return { path, error: `Cannot read DICOM file "${path}": ${(e as Error).message}` };
+  }
 }
 
 /**
