@@ -9,8 +9,9 @@ import { parseDataSet, readDicomFile } from "../dicom/reader.ts";
 import { encodeDataSet } from "../dicom/writer.ts";
 import {
   DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
-  TRANSFER_SYNTAX_NAMES, VERIFICATION_SOP_CLASS,
+  SOP_CLASS_NAMES, TRANSFER_SYNTAX_NAMES, VERIFICATION_SOP_CLASS,
 } from "../dicom/uids.ts";
+import { contextResultText } from "./pdu.ts";
 import type { Association, DimseMessage, NegotiatedContext, ReceivedFile } from "./association.ts";
 import {
   C_CANCEL_RQ, C_ECHO_RQ, C_ECHO_RSP, C_FIND_RQ, C_FIND_RSP, C_GET_RQ, C_GET_RSP, C_MOVE_RQ, C_MOVE_RSP,
@@ -101,11 +102,16 @@ export interface StoreResult {
 /** Picks the accepted context for an object; says why none fits. */
 export function chooseStoreContext(assoc: Association, sopClassUid: string, transferSyntaxUid: string, reencode: boolean): { context: NegotiatedContext; transcode: boolean } {
   const candidates = assoc.acceptedContexts().filter((c) => c.abstractSyntax === sopClassUid);
+  const tsName = (uid: string) => TRANSFER_SYNTAX_NAMES[uid] ?? uid;
+  const className = SOP_CLASS_NAMES.get(sopClassUid) ?? sopClassUid;
   if (candidates.length === 0) {
-    const rejected = [...assoc.contexts.values()].some((c) => c.abstractSyntax === sopClassUid);
-    throw new DicomNetError("NO_CONTEXT", rejected
-      ? `${assoc.peer} rejected the SOP class ${sopClassUid}`
-      : `No presentation context was proposed for the SOP class ${sopClassUid}`);
+    const rejected = [...assoc.contexts.values()].filter((c) => c.abstractSyntax === sopClassUid);
+    if (rejected.length === 0) throw new DicomNetError("NO_CONTEXT", `No presentation context was proposed for ${className}`);
+    if (rejected.some((c) => c.result === 4)) {
+      const proposed = assoc.request?.contexts.filter((c) => c.abstractSyntax === sopClassUid).flatMap((c) => c.transferSyntaxes) ?? [];
+      throw new DicomNetError("NO_CONTEXT", `${assoc.peer} does not accept ${className} in ${[...new Set(proposed)].map(tsName).join(" or ")}${NATIVE.has(transferSyntaxUid) ? "" : ", and the file's compressed transfer syntax cannot be transcoded losslessly here"}`);
+    }
+    throw new DicomNetError("NO_CONTEXT", `${assoc.peer} does not support ${className} (${contextResultText(rejected[0].result)})`);
   }
   const exact = candidates.find((c) => c.transferSyntax === transferSyntaxUid);
   if (exact && !(reencode && transferSyntaxUid === DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN)) return { context: exact, transcode: false };
@@ -116,9 +122,8 @@ export function chooseStoreContext(assoc: Association, sopClassUid: string, tran
       if (c) return { context: c, transcode: true };
     }
   }
-  const name = TRANSFER_SYNTAX_NAMES[transferSyntaxUid] ?? transferSyntaxUid;
-  const offered = candidates.map((c) => TRANSFER_SYNTAX_NAMES[c.transferSyntax] ?? c.transferSyntax).join(", ");
-  throw new DicomNetError("NO_CONTEXT", `${assoc.peer} does not accept ${name} for this object (accepted: ${offered}), and it cannot be transcoded losslessly`);
+  const offered = candidates.map((c) => tsName(c.transferSyntax)).join(", ");
+  throw new DicomNetError("NO_CONTEXT", `${assoc.peer} does not accept ${className} in ${tsName(transferSyntaxUid)} (it accepted ${offered}), and the file's compressed transfer syntax cannot be transcoded losslessly here`);
 }
 
 async function response(assoc: Association, expected: number, messageId: number): Promise<DimseMessage> {

@@ -1,0 +1,447 @@
+/**
+ * The push engine: C-STORE `file` records to a peer in dependency order (per patient: images,
+ * other objects, RTSTRUCT, RTPLAN, RTDOSE/RTIMAGE, treatment records), over N associations,
+ * skipping what a status file says the peer already acknowledged, optionally rewriting
+ * treatment machine names. Each file record comes back with `push: {status, peer, …}`.
+ */
+import { closeSync, existsSync, openSync, readFileSync, writeSync } from "node:fs";
+import type { DataSet } from "../dicom/dataset.ts";
+import { type DicomFile, readDicomFile } from "../dicom/reader.ts";
+import { RT_SOP_CLASSES } from "../dicom/uids.ts";
+import type { RtRecord } from "../records/types.ts";
+import { type Association, connect } from "./association.ts";
+import { formatStatus, statusCategory, statusText } from "./dimse.ts";
+import { DicomNetError } from "./errors.ts";
+import { connectOptions, peerLabel, type PeerSettings } from "./peer.ts";
+import { storageContexts, store, type StoreSource } from "./scu.ts";
+
+/** The `push` field added to each file record. */
+export interface PushOutcome {
+  status: "stored" | "skipped" | "failed";
+  peer: string;
+  /** The C-STORE response status, hex ("0x0000", "0xA700"), when the peer answered. */
+  dimseStatus?: string;
+  /** Why it failed or was skipped. */
+  error?: string;
+  /** For stored objects: how the data set went out. */
+  mode?: "streamed" | "transcoded" | "encoded";
+  /** Machine names rewritten in this object, `OLD=NEW`. */
+  machines?: string[];
+}
+
+export interface PushOptions {
+  peer: PeerSettings;
+  /** Associations in parallel (default 1). */
+  parallel?: number;
+  /** NDJSON file of acknowledged objects; those are skipped on a rerun; appended as objects are stored. */
+  statusFile?: string;
+  /** OLD → NEW treatment machine names (RTPLAN, RT Ion Plan, treatment records). */
+  mapMachine?: Record<string, string>;
+  /** MODEL → NAME: fills empty/missing TreatmentMachineName where ManufacturerModelName (or Modality) is MODEL ("*" = any). */
+  defaultMachine?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+const TREATMENT_MACHINE_NAME = 0x300a00b2;
+const BEAM_SEQUENCE = 0x300a00b0;
+const ION_BEAM_SEQUENCE = 0x300a03a2;
+const TREATMENT_MACHINE_SEQUENCE = 0x300a0206;
+const MANUFACTURER_MODEL_NAME = 0x00081090;
+const MODALITY = 0x00080060;
+
+const PLAN_CLASSES = new Set<string>([RT_SOP_CLASSES.RTPlan, RT_SOP_CLASSES.RTIonPlan]);
+const RECORD_CLASSES = new Set<string>([
+  RT_SOP_CLASSES.RTBeamsTreatmentRecord, RT_SOP_CLASSES.RTBrachyTreatmentRecord,
+  RT_SOP_CLASSES.RTTreatmentSummaryRecord, RT_SOP_CLASSES.RTIonBeamsTreatmentRecord,
+]);
+const MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10";
+
+/**
+ * Dependency rank inside a patient: 0 images, 1 other non-RT objects (registrations, …),
+ * 2 RTSTRUCT, 3 RTPLAN / RT Ion Plan, 4 RTDOSE and RTIMAGE (they reference the plan),
+ * 5 treatment records.
+ */
+export function pushRank(sopClassUid: string, hasPixelData: boolean): number {
+  if (sopClassUid === RT_SOP_CLASSES.RTStructureSet) return 2;
+  if (PLAN_CLASSES.has(sopClassUid) || sopClassUid === "1.2.840.10008.5.1.4.1.1.481.10" || sopClassUid === "1.2.840.10008.5.1.4.1.1.481.11") return 3;
+  if (sopClassUid === RT_SOP_CLASSES.RTDose || sopClassUid === RT_SOP_CLASSES.RTImage) return 4;
+  if (RECORD_CLASSES.has(sopClassUid)) return 5;
+  return hasPixelData ? 0 : 1;
+}
+
+function encodeSh(text: string): Uint8Array {
+  const b = new TextEncoder().encode(text);
+  if (b.length % 2 === 0) return b;
+  const out = new Uint8Array(b.length + 1);
+  out.set(b);
+  out[b.length] = 0x20;
+  return out;
+}
+
+function setString(ds: DataSet, tag: number, vr: string, text: string): void {
+  const value = encodeSh(text);
+  ds.set({ tag, vr, value, offset: 0, length: value.length });
+}
+
+/**
+ * Rewrites TreatmentMachineName (300A,00B2) wherever it occurs in an RTPLAN / RT Ion Plan /
+ * treatment record (beam sequences, treatment machine sequence). Returns the changes as
+ * `OLD=NEW` (empty when nothing changed).
+ */
+export function rewriteMachines(ds: DataSet, sopClassUid: string, map: Record<string, string>, defaults: Record<string, string>): string[] {
+  if (!PLAN_CLASSES.has(sopClassUid) && !RECORD_CLASSES.has(sopClassUid)) return [];
+  const changes: string[] = [];
+  const topModel = ds.string(MANUFACTURER_MODEL_NAME);
+  const modality = ds.string(MODALITY);
+  const defaultFor = (model: string | undefined): string | undefined => {
+    for (const [k, v] of Object.entries(defaults)) {
+      if (k === "*" || (model !== undefined && k === model) || (modality !== undefined && k === modality)) return v;
+    }
+    return undefined;
+  };
+  const visit = (item: DataSet, inMachineContainer: boolean): void => {
+    const el = item.get(TREATMENT_MACHINE_NAME);
+    const current = el ? item.string(TREATMENT_MACHINE_NAME) : undefined;
+    if (current !== undefined && Object.hasOwn(map, current)) {
+      setString(item, TREATMENT_MACHINE_NAME, "SH", map[current]);
+      changes.push(`${current}=${map[current]}`);
+    } else if (current === undefined && (el || inMachineContainer)) {
+      const name = defaultFor(item.string(MANUFACTURER_MODEL_NAME) ?? topModel);
+      if (name !== undefined) {
+        setString(item, TREATMENT_MACHINE_NAME, "SH", name);
+        changes.push(`=${name}`);
+      }
+    }
+    for (const e of item.elements.values()) {
+      if (!e.items) continue;
+      const container = e.tag === BEAM_SEQUENCE || e.tag === ION_BEAM_SEQUENCE || e.tag === TREATMENT_MACHINE_SEQUENCE;
+      for (const sub of e.items) visit(sub, container);
+    }
+  };
+  visit(ds, false);
+  return changes;
+}
+
+/** Acknowledged objects from a status file: keys `peer|sopInstanceUid`. Unparsable lines (a torn last write) are ignored. */
+export function readStatusFile(path: string): Set<string> {
+  const done = new Set<string>();
+  if (!existsSync(path)) return done;
+  for (const line of readFileSync(path, "utf8").split("\n")) {
+    if (!line.trim()) continue;
+    try {
+      const r = JSON.parse(line);
+      if (r.status === "stored" && typeof r.sopInstanceUid === "string" && typeof r.peer === "string") done.add(`${r.peer}|${r.sopInstanceUid}`);
+    } catch { /* torn line from an interrupted run */ }
+  }
+  return done;
+}
+
+/** Appends one line per acknowledged object (single write with O_APPEND: lines never interleave). */
+class StatusFile {
+  private fd: number;
+  constructor(path: string) {
+    this.fd = openSync(path, "a");
+    // A torn last line (killed mid-write) must not glue onto the next record.
+    const text = readFileSync(path, "utf8");
+    if (text.length > 0 && !text.endsWith("\n")) writeSync(this.fd, "\n");
+  }
+  append(entry: Record<string, unknown>): void {
+    writeSync(this.fd, JSON.stringify(entry) + "\n");
+  }
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+interface Item {
+  record: RtRecord;
+  source: StoreSource;
+  file: DicomFile;
+  patient: string;
+  rank: number;
+  seq: number;
+}
+
+/** Hands out items so that, per patient, a rank starts only once every lower rank is acknowledged. */
+class Scheduler {
+  private readonly patients: { buckets: Item[][]; inflight: number }[] = [];
+  private readonly byKey = new Map<string, { buckets: Item[][]; inflight: number }>();
+  private waiting: (() => void)[] = [];
+  remaining = 0;
+
+  constructor(items: Item[]) {
+    for (const it of items) {
+      let p = this.byKey.get(it.patient);
+      if (!p) {
+        p = { buckets: [], inflight: 0 };
+        this.byKey.set(it.patient, p);
+        this.patients.push(p);
+      }
+      (p.buckets[it.rank] ??= []).push(it);
+    }
+    for (const p of this.patients) p.buckets = p.buckets.filter((b) => b && b.length > 0);
+    this.remaining = items.length;
+  }
+
+  /** The next item that may go now; undefined when everything has been handed out. */
+  async next(): Promise<Item | undefined> {
+    for (;;) {
+      if (this.remaining === 0) return undefined;
+      for (const p of this.patients) {
+        const bucket = p.buckets[0];
+        if (bucket && bucket.length > 0) {
+          p.inflight++;
+          this.remaining--;
+          return bucket.shift();
+        }
+      }
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+  }
+
+  done(item: Item): void {
+    const p = this.byKey.get(item.patient)!;
+    p.inflight--;
+    if (p.inflight === 0 && p.buckets[0]?.length === 0) p.buckets.shift();
+    for (const w of this.waiting.splice(0)) w();
+  }
+
+  /** Puts an item handed out back at the front (its worker could not send it). */
+  requeue(item: Item): void {
+    const p = this.byKey.get(item.patient)!;
+    p.inflight--;
+    p.buckets[0].unshift(item);
+    this.remaining++;
+    for (const w of this.waiting.splice(0)) w();
+  }
+
+  /** Drains everything not yet handed out. */
+  drain(): Item[] {
+    const out: Item[] = [];
+    for (const p of this.patients) for (const b of p.buckets) out.push(...b.splice(0));
+    this.remaining = 0;
+    for (const w of this.waiting.splice(0)) w();
+    return out;
+  }
+}
+
+function errorText(e: unknown): string {
+  return ((e as Error)?.message ?? String(e)).split("\n")[0];
+}
+
+function readFailure(path: string, e: unknown): string {
+  const err = e as { code?: string; message?: string };
+  const why = err.code === "ENOENT" ? "no such file" : err.code === "EACCES" ? "permission denied" : err.code === "EISDIR" ? "is a directory" : errorText(e);
+  return `Cannot read DICOM file "${path}": ${why}`;
+}
+
+/** Fills a file record's DICOM fields from a header read (keeps what the record already has). */
+function describe(record: RtRecord, f: DicomFile): RtRecord {
+  const ds = f.dataset;
+  const add = (k: string, v: string | number | undefined) => {
+    if (v !== undefined && record[k] === undefined) record[k] = v;
+  };
+  add("bytes", f.size);
+  add("category", "dicom");
+  add("sopClassUid", f.meta.string(0x00020002) ?? ds.string(0x00080016));
+  add("sopInstanceUid", f.meta.string(0x00020003) ?? ds.string(0x00080018));
+  add("modality", ds.string(MODALITY));
+  add("patientId", ds.string(0x00100020));
+  add("studyUid", ds.string(0x0020000d));
+  add("seriesUid", ds.string(0x0020000e));
+  add("transferSyntaxUid", f.transferSyntaxUid);
+  return record;
+}
+
+/** An async queue of results (workers push, the generator pulls). */
+class Results {
+  private items: RtRecord[] = [];
+  private wake: (() => void) | undefined;
+  closed = false;
+  push(r: RtRecord): void {
+    this.items.push(r);
+    this.wake?.();
+  }
+  close(): void {
+    this.closed = true;
+    this.wake?.();
+  }
+  async *drain(): AsyncGenerator<RtRecord> {
+    for (;;) {
+      while (this.items.length) yield this.items.shift()!;
+      if (this.closed) return;
+      await new Promise<void>((r) => (this.wake = r));
+      this.wake = undefined;
+    }
+  }
+}
+
+/**
+ * Pushes the `file` records of `input` (other records pass through unchanged, first). Collects
+ * the input (to order it), reads each file's header, then stores over `parallel` associations.
+ * Yields every record; file records carry `push`. Never throws for a per-object problem.
+ */
+export async function* pushRecords(input: AsyncIterable<RtRecord> | Iterable<RtRecord>, opts: PushOptions): AsyncGenerator<RtRecord> {
+  const peer = peerLabel(opts.peer);
+  const done = opts.statusFile ? readStatusFile(opts.statusFile) : new Set<string>();
+  const mapMachine = opts.mapMachine ?? {};
+  const defaultMachine = opts.defaultMachine ?? {};
+  const rewriting = Object.keys(mapMachine).length > 0 || Object.keys(defaultMachine).length > 0;
+  const items: Item[] = [];
+  let seq = 0;
+  const withPush = (record: RtRecord, push: PushOutcome): RtRecord => ({ ...record, push });
+
+  for await (const record of input) {
+    if (record.type !== "file" || typeof record.path !== "string") {
+      yield record;
+      continue;
+    }
+    if (record.category !== undefined && record.category !== "dicom") {
+      yield record; // documents, plan files…: not for a DICOM peer
+      continue;
+    }
+    const path = record.path;
+    let file: DicomFile;
+    try {
+      file = readDicomFile(path);
+    } catch (e) {
+      const notDicom = (e as Error).name === "DicomParseError" && /^not a DICOM file/.test((e as Error).message);
+      yield withPush(record, { status: notDicom ? "skipped" : "failed", peer, error: readFailure(path, e) });
+      continue;
+    }
+    const rec = describe({ ...record }, file);
+    const sopClassUid = rec.sopClassUid as string | undefined;
+    const sopInstanceUid = rec.sopInstanceUid as string | undefined;
+    if (!sopClassUid || !sopInstanceUid) {
+      yield withPush(rec, { status: "failed", peer, error: `Cannot push "${path}": it has no SOP Class UID or SOP Instance UID` });
+      continue;
+    }
+    if (sopClassUid === MEDIA_STORAGE_DIRECTORY) {
+      yield withPush(rec, { status: "skipped", peer, error: `"${path}" is a DICOMDIR, not an object to store` });
+      continue;
+    }
+    if (done.has(`${peer}|${sopInstanceUid}`)) {
+      yield withPush(rec, { status: "skipped", peer, error: "already stored (status file)" });
+      continue;
+    }
+    const hasPixelData = !file.complete || file.dataset.has(0x7fe00010);
+    items.push({
+      record: rec,
+      file,
+      source: { sopClassUid, sopInstanceUid, transferSyntaxUid: file.transferSyntaxUid, path, datasetOffset: file.datasetOffset, size: file.size },
+      patient: String(rec.patientId ?? ""),
+      rank: pushRank(sopClassUid, hasPixelData),
+      seq: seq++,
+    });
+  }
+  if (items.length === 0) return;
+
+  const contexts = storageContexts(items.map((i) => i.source));
+  if (contexts.length > 128) {
+    for (const it of items) {
+      yield withPush(it.record, { status: "failed", peer, error: `Too many SOP class / transfer syntax combinations (${contexts.length}) for one association (at most 128); push in smaller batches` });
+    }
+    return;
+  }
+  const sched = new Scheduler(items);
+  const results = new Results();
+  const status = opts.statusFile ? new StatusFile(opts.statusFile) : undefined;
+  let peerDown: string | undefined;
+  let connected = 0;
+  const connectOpts = connectOptions(opts.peer, contexts);
+
+  const finish = (it: Item, push: PushOutcome) => {
+    if (push.status === "stored" && status) {
+      status.append({ status: "stored", peer, sopInstanceUid: it.source.sopInstanceUid, path: it.source.path, at: new Date().toISOString() });
+    }
+    sched.done(it);
+    results.push(withPush(it.record, push));
+  };
+
+  const prepare = (it: Item): { source: StoreSource; machines?: string[] } => {
+    if (!rewriting || (!PLAN_CLASSES.has(it.source.sopClassUid) && !RECORD_CLASSES.has(it.source.sopClassUid))) return { source: it.source };
+    const full = readDicomFile(it.source.path!, { full: true });
+    const machines = rewriteMachines(full.dataset, it.source.sopClassUid, mapMachine, defaultMachine);
+    if (machines.length === 0) return { source: it.source };
+    return { source: { ...it.source, dataset: full.dataset }, machines };
+  };
+
+  const worker = async () => {
+    let assoc: Association | undefined;
+    let reconnects = 0;
+    try {
+      for (;;) {
+        const it = await sched.next();
+        if (!it) break;
+        if (opts.signal?.aborted) {
+          finish(it, { status: "failed", peer, error: "not sent: interrupted" });
+          continue;
+        }
+        if (peerDown !== undefined) {
+          finish(it, { status: "failed", peer, error: `not sent: ${peerDown}` });
+          continue;
+        }
+        let prepared: { source: StoreSource; machines?: string[] };
+        try {
+          prepared = prepare(it);
+        } catch (e) {
+          finish(it, { status: "failed", peer, error: readFailure(it.source.path!, e) });
+          continue;
+        }
+        if (!assoc?.established) {
+          try {
+            assoc = await connect(connectOpts);
+            connected++;
+          } catch (e) {
+            if (connected > 0) {
+              // Others are connected (the peer takes fewer associations than --parallel): leave it to them.
+              sched.requeue(it);
+              return;
+            }
+            peerDown = errorText(e);
+            finish(it, { status: "failed", peer, error: peerDown });
+            continue;
+          }
+        }
+        try {
+          const r = await store(assoc, prepared.source);
+          const cat = statusCategory(r.status);
+          const push: PushOutcome = { status: cat === "success" || cat === "warning" ? "stored" : "failed", peer, dimseStatus: formatStatus(r.status), mode: r.mode };
+          if (push.status === "failed") push.error = `${statusText(r.status)}${r.errorComment ? `: ${r.errorComment}` : ""}`;
+          else if (cat === "warning") push.error = `${statusText(r.status)}${r.errorComment ? `: ${r.errorComment}` : ""}`;
+          if (prepared.machines) push.machines = prepared.machines;
+          finish(it, push);
+          reconnects = 0;
+        } catch (e) {
+          if (e instanceof DicomNetError && e.code === "NO_CONTEXT") {
+            finish(it, { status: "failed", peer, error: e.message });
+            continue;
+          }
+          // The association broke while this object was in flight: it was not acknowledged.
+          finish(it, { status: "failed", peer, error: errorText(e) });
+          assoc?.abort();
+          assoc = undefined;
+          connected--;
+          if (++reconnects > 3) peerDown = `gave up after repeated connection failures: ${errorText(e)}`;
+        }
+      }
+    } finally {
+      if (assoc) {
+        connected--;
+        await assoc.release();
+      }
+    }
+  };
+
+  const n = Math.max(1, Math.min(opts.parallel ?? 1, items.length));
+  const all = Promise.all(Array.from({ length: n }, () => worker())).then(() => {
+    // Items a worker handed back when no other worker was left to take them.
+    for (const it of sched.drain()) results.push(withPush(it.record, { status: "failed", peer, error: "not sent: the peer accepted no further association" }));
+  }).finally(() => {
+    status?.close();
+    results.close();
+  });
+  yield* results.drain();
+  await all;
+}
+
