@@ -13,9 +13,11 @@
  * The Windows binary is unsigned: Node's Authenticode signature is removed before injection (the
  * injection would invalidate it anyway); sign it with signtool on Windows if your site requires it.
  *
- *   node scripts/build_bin.ts [--target linux|win|all] [--if-stale]
+ *   node scripts/build_bin.ts [--target linux|win|all] [--if-stale] [--no-code-cache] [--no-strip]
  *
  * `--if-stale` rebuilds only a binary older than the sources (the test suite uses it).
+ * `--no-code-cache` leaves V8's code cache out of the Linux blob; `--no-strip` keeps the Linux
+ * Node binary's debug symbols (stripped by default when binutils' `strip` is installed).
  */
 import { spawnSync } from "node:child_process";
 import {
@@ -52,6 +54,15 @@ export interface BinaryInfo {
   path: string;
   bytes: number;
   nodeVersion: string;
+  /** Symbols removed from the Linux Node binary (binutils `strip`). */
+  stripped: boolean;
+}
+
+export interface BuildOptions {
+  /** V8 code cache in the Linux blob (faster start-up; default true). */
+  codeCache?: boolean;
+  /** Strip the Linux Node binary's symbols when `strip` is available (default true). */
+  strip?: boolean;
 }
 
 const DIST = join(ROOT, "dist");
@@ -191,8 +202,22 @@ function checkFuse(path: string, state: "0" | "1"): void {
   }
 }
 
+/**
+ * Removes the static symbol table and debug sections from an ELF file with binutils' strip, if
+ * installed (~17 MB of Node's official Linux binary); the dynamic symbols add-ons link against
+ * stay. Returns false when strip is not available.
+ */
+function stripElf(path: string): boolean {
+  const result = spawnSync("strip", ["--strip-all", path], { encoding: "utf8", timeout: 120_000 });
+  if ((result.error as NodeJS.ErrnoException | undefined)?.code === "ENOENT") return false;
+  if (result.error || result.status !== 0) {
+    throw new Error(`strip "${rel(path)}" failed: ${result.error?.message ?? result.stderr.trim()}`);
+  }
+  return true;
+}
+
 /** Builds one binary; returns what was built. */
-export async function buildBinary(target: Target, script: string): Promise<BinaryInfo> {
+export async function buildBinary(target: Target, script: string, options: BuildOptions = {}): Promise<BinaryInfo> {
   const node = linuxNode();
   const source = target === "linux" ? node.path : windowsNode(WINDOWS_NODE_VERSION);
   const nodeVersion = target === "linux" ? node.version : WINDOWS_NODE_VERSION;
@@ -200,23 +225,26 @@ export async function buildBinary(target: Target, script: string): Promise<Binar
 
   const blob = join(WORK, `${target}.blob`);
   const config = join(WORK, `${target}.sea.json`);
-  writeFileSync(config, JSON.stringify(seaConfig(script, blob, target === "linux"), null, 2));
+  const codeCache = target === "linux" && options.codeCache !== false;
+  writeFileSync(config, JSON.stringify(seaConfig(script, blob, codeCache), null, 2));
   run(node.path, ["--experimental-sea-config", config], { cwd: WORK });
 
   const out = binaryPath(target);
   const temp = join(WORK, `${target}.bin`);
   rmSync(temp, { force: true });
+  let stripped = false;
   if (target === "win") {
     writeFileSync(temp, stripPeSignature(readFileSync(source)));
   } else {
     copyFileSync(source, temp);
     chmodSync(temp, 0o755);
+    if (options.strip !== false) stripped = stripElf(temp);
   }
   inject(node.path, temp, blob);
   checkFuse(temp, "1");
   mkdirSync(dirname(out), { recursive: true });
   renameSync(temp, out);
-  return { target, path: out, bytes: statSync(out).size, nodeVersion };
+  return { target, path: out, bytes: statSync(out).size, nodeVersion, stripped };
 }
 
 /** True when the binary is missing or older than any source file. */
@@ -226,7 +254,7 @@ export function isStale(target: Target): boolean {
 }
 
 /** Bundles once and builds the binaries for `targets`. */
-export async function buildBinaries(targets: Target[]): Promise<BinaryInfo[]> {
+export async function buildBinaries(targets: Target[], options: BuildOptions = {}): Promise<BinaryInfo[]> {
   mkdirSync(WORK, { recursive: true });
   const script = join(WORK, "rtexport.cjs");
   const { metafile, warnings } = await bundleSea(script);
@@ -238,7 +266,7 @@ export async function buildBinaries(targets: Target[]): Promise<BinaryInfo[]> {
     }, …\n`,
   );
   const built: BinaryInfo[] = [];
-  for (const target of targets) built.push(await buildBinary(target, script));
+  for (const target of targets) built.push(await buildBinary(target, script, options));
   return built;
 }
 
@@ -255,9 +283,12 @@ function smokeTestLinux(path: string): void {
 async function cli(argv: string[]): Promise<number> {
   let targets: Target[] = ["linux", "win"];
   let ifStale = false;
+  const options: BuildOptions = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === "--if-stale") ifStale = true;
+    else if (arg === "--no-code-cache") options.codeCache = false;
+    else if (arg === "--no-strip") options.strip = false;
     else if (arg === "--target" || arg.startsWith("--target=")) {
       const value = arg.includes("=") ? arg.slice(9) : argv[++i];
       if (value === "all") targets = ["linux", "win"];
@@ -267,7 +298,7 @@ async function cli(argv: string[]): Promise<number> {
         return 2;
       }
     } else {
-      process.stderr.write(`build_bin: unknown argument "${arg}"\nUsage: node scripts/build_bin.ts [--target linux|win|all] [--if-stale]\n`);
+      process.stderr.write(`build_bin: unknown argument "${arg}"\nUsage: node scripts/build_bin.ts [--target linux|win|all] [--if-stale] [--no-code-cache] [--no-strip]\n`);
       return 2;
     }
   }
@@ -276,10 +307,11 @@ async function cli(argv: string[]): Promise<number> {
     process.stderr.write("build_bin: binaries are up to date\n");
     return 0;
   }
-  const built = await buildBinaries(targets);
+  const built = await buildBinaries(targets, options);
   for (const b of built) {
     if (b.target === "linux" && process.platform === "linux" && process.arch === "x64") smokeTestLinux(b.path);
-    process.stderr.write(`Built ${rel(b.path)}: ${(b.bytes / 1048576).toFixed(1)} MiB, Node ${b.nodeVersion}\n`);
+    const notes = [`Node ${b.nodeVersion}`, b.target === "win" ? "unsigned" : b.stripped ? "symbols stripped" : "not stripped"];
+    process.stderr.write(`Built ${rel(b.path)}: ${(b.bytes / 1048576).toFixed(1)} MiB (${notes.join(", ")})\n`);
   }
   return 0;
 }
