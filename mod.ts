@@ -374,3 +374,187 @@ export const splitRecords: typeof passThrough.splitRecords = passThrough.splitRe
  * ```
  */
 export const collectRecords: typeof passThrough.collectRecords = passThrough.collectRecords;
+
+// ---- Files, RT reference tree, search, anonymization ---------------------------------------
+
+import * as scan from "./lib/fs/scan.ts";
+import * as walk from "./lib/fs/walk.ts";
+import * as rtTree from "./lib/rt/tree.ts";
+import * as rtSummary from "./lib/rt/summary.ts";
+import * as rtRender from "./lib/rt/render.ts";
+import * as searchLib from "./lib/search/search.ts";
+import * as searchExpr from "./lib/search/expression.ts";
+import * as anonymizeLib from "./lib/anonymize/anonymize.ts";
+import * as anonymizeFilesLib from "./lib/anonymize/files.ts";
+
+export type { ScanOptions, ScanResult } from "./lib/fs/scan.ts";
+export type { WalkEntry, WalkOptions } from "./lib/fs/walk.ts";
+export type { RtObjectKind, RtObjectSummary } from "./lib/rt/summary.ts";
+export type {
+  PatientTree,
+  ReferenceTree,
+  ShowPlanRecord,
+  UnconnectedRecord,
+} from "./lib/rt/tree.ts";
+export type { SearchFileRecord, SearchResult } from "./lib/search/search.ts";
+export type { TagExpression } from "./lib/search/expression.ts";
+export type { AnonymizeOptions } from "./lib/anonymize/anonymize.ts";
+export type { AnonymizeFilesOptions } from "./lib/anonymize/files.ts";
+
+/**
+ * Walk files and directories recursively (with `pattern`), yielding paths or per-path errors.
+ *
+ * @example
+ * ```ts
+ * for await (const entry of walkFiles(["export/"], { pattern: "*.dcm" })) console.log(entry);
+ * ```
+ */
+export const walkFiles: typeof walk.walkFiles = walk.walkFiles;
+
+/**
+ * Read the header of every DICOM file under the given paths; each result has `file` or `error`.
+ *
+ * @example
+ * ```ts
+ * for await (const r of scanDicom(["export/"])) if (r.file) console.log(r.path, r.file.transferSyntaxUid);
+ * ```
+ */
+export const scanDicom: typeof scan.scanDicom = scan.scanDicom;
+
+/**
+ * Summarize a DICOM object for the reference tree (kind, UIDs, references, plan label/approval).
+ *
+ * @example
+ * ```ts
+ * const summary = summarizeObject(readDicomFile("RP1.dcm"));
+ * ```
+ */
+export const summarizeObject: typeof rtSummary.summarizeObject = rtSummary.summarizeObject;
+
+/**
+ * Build the RT reference tree (RTPLAN → RTSTRUCT → image series; doses, records, RT images,
+ * registrations; what no plan references; missing references) from object summaries.
+ *
+ * @example
+ * ```ts
+ * const summaries = [];
+ * for await (const r of scanDicom(["export/"])) if (r.file) summaries.push(summarizeObject(r.file, r.path));
+ * const tree = buildReferenceTree(summaries);
+ * ```
+ */
+export const buildReferenceTree: typeof rtTree.buildReferenceTree = rtTree.buildReferenceTree;
+
+/**
+ * Build the reference tree one object at a time (streaming scans keep only series counts for images).
+ *
+ * @example
+ * ```ts
+ * const builder = new ReferenceTreeBuilder();
+ * for await (const r of scanDicom(["export/"])) if (r.file) builder.add(summarizeObject(r.file, r.path));
+ * const tree = builder.build();
+ * ```
+ */
+export const ReferenceTreeBuilder: typeof rtTree.ReferenceTreeBuilder = rtTree.ReferenceTreeBuilder;
+/** Streaming reference tree builder. */
+export type ReferenceTreeBuilder = rtTree.ReferenceTreeBuilder;
+
+/**
+ * The `plan` and `unconnected` records of a reference tree (what `show` writes as NDJSON).
+ *
+ * @example
+ * ```ts
+ * await writeRecords(treeRecords(tree), process.stdout);
+ * ```
+ */
+export const treeRecords: typeof rtTree.treeRecords = rtTree.treeRecords;
+
+/**
+ * Render a reference tree as text lines (`tree` or `flat`).
+ *
+ * @example
+ * ```ts
+ * console.log(renderTree(tree, "tree").join("\n"));
+ * ```
+ */
+export const renderTree: typeof rtRender.renderTree = rtRender.renderTree;
+
+/**
+ * Parse a tag expression: `(gggg,eeee)=value`, `Keyword=value`, `=?` to report, `*`/`?` wildcards,
+ * sequence paths `(300A,00B0)/(300A,00B2)=?`.
+ *
+ * @example
+ * ```ts
+ * const expr = parseTagExpression("BeamSequence/TreatmentMachineName=?");
+ * ```
+ */
+export const parseTagExpression: typeof searchExpr.parseTagExpression = searchExpr.parseTagExpression;
+
+/**
+ * Search DICOM files by tag expressions (all must match); yields `file` records with the reported values.
+ *
+ * @example
+ * ```ts
+ * for await (const r of searchFiles(["export/"], ["PatientID=?", "Modality=RTPLAN"])) {
+ *   if (r.record) console.log(r.record.path, r.record.tags["PatientID"]);
+ * }
+ * ```
+ */
+export const searchFiles: typeof searchLib.searchFiles = searchLib.searchFiles;
+
+/**
+ * Distinct values with counts per expression (`search --stats`).
+ *
+ * @example
+ * ```ts
+ * const stats = new ValueStats(["Modality"]);
+ * stats.add({ Modality: ["RTPLAN"] });
+ * ```
+ */
+export const ValueStats: typeof searchLib.ValueStats = searchLib.ValueStats;
+/** Distinct values with counts per expression. */
+export type ValueStats = searchLib.ValueStats;
+
+/**
+ * De-identify a data set in place per PS3.15 Annex E, keeping RT references consistent through
+ * the shared context (UID and date remapping).
+ *
+ * @example
+ * ```ts
+ * const ctx = createAnonymizeContext(options);
+ * anonymizeDataSet(file.dataset, options, ctx);
+ * ```
+ */
+export const anonymizeDataSet: typeof anonymizeLib.anonymizeDataSet = anonymizeLib.anonymizeDataSet;
+
+/**
+ * Create the shared state (UID map, date shift, patient map) for anonymizing several files consistently.
+ *
+ * @example
+ * ```ts
+ * const ctx = createAnonymizeContext(options);
+ * ```
+ */
+export const createAnonymizeContext: typeof anonymizeLib.createAnonymizeContext = anonymizeLib.createAnonymizeContext;
+
+/**
+ * Anonymize files into an output tree (atomic writes), yielding one result per input.
+ *
+ * @example
+ * ```ts
+ * const ctx = createAnonymizeContext({ key: process.env.KEY! });
+ * for await (const r of anonymizeFiles(walkInputs(["in/"]), ctx.options, { out: "anon/" }, ctx)) {
+ *   if (!r.ok) console.error(r.message);
+ * }
+ * ```
+ */
+export const anonymizeFiles: typeof anonymizeFilesLib.anonymizeFiles = anonymizeFilesLib.anonymizeFiles;
+
+/**
+ * The inputs (files under the given paths) for {@linkcode anonymizeFiles}.
+ *
+ * @example
+ * ```ts
+ * const inputs = walkInputs(["in/"]);
+ * ```
+ */
+export const walkInputs: typeof anonymizeFilesLib.walkInputs = anonymizeFilesLib.walkInputs;
