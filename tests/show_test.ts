@@ -15,6 +15,7 @@ import { Prng } from "../lib/fixtures/_prng.ts";
 import { scanDicomSync } from "../lib/fs/scan.ts";
 import { summarizeObject } from "../lib/rt/summary.ts";
 import { ReferenceTreeBuilder, type ShowPlanRecord, treeRecords, type UnconnectedRecord } from "../lib/rt/tree.ts";
+import { showRecords } from "../lib/rt/show.ts";
 import { parseTagExpression } from "../lib/search/expression.ts";
 import { searchFile } from "../lib/search/search.ts";
 
@@ -205,6 +206,25 @@ describe("show with objects missing and bad files", () => {
 });
 
 describe("show input and output forms", () => {
+  test("the library function yields what the command writes; errors go to onError or throw", async () => {
+    const p = manifest.patients[1];
+    const cli = runCli(["show", "--json", join(clinic, p.patientId)]);
+    assert.equal(cli.status, 0);
+    const got: unknown[] = [];
+    for await (const r of showRecords([join(clinic, p.patientId)])) got.push(r);
+    assert.deepEqual(got, records(cli.stdout));
+    const errors: string[] = [];
+    const bad = join(dir, "bad-lib.dcm");
+    writeFileSync(bad, "nope");
+    const withBad: unknown[] = [];
+    for await (const r of showRecords([{ path: bad }, join(clinic, p.patientId)], { onError: (_p, m) => errors.push(m) })) withBad.push(r);
+    assert.deepEqual(withBad, got);
+    assert.deepEqual(errors, [`Cannot read DICOM file "${bad}": not a DICOM file: too short`]);
+    await assert.rejects(async () => {
+      for await (const _ of showRecords([bad])) { /* drain */ }
+    }, { message: `Cannot read DICOM file "${bad}": not a DICOM file: too short` });
+  });
+
   test("file records on stdin; other records pass through unchanged", () => {
     const p = manifest.patients[3];
     const lines = [

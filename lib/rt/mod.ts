@@ -20,3 +20,4 @@ export {
   type UnconnectedRecord,
 } from "./tree.ts";
 export { renderTree } from "./render.ts";
+export { type ShowOptions, showRecords } from "./show.ts";
