@@ -12,7 +12,8 @@ import { placeObject } from "../lib/retrieve/output.ts";
 import { readDicomFile } from "../lib/dicom/reader.ts";
 import { main as retrieveMain } from "../commands/retrieve.ts";
 import { compareRows, runDcmdump } from "./_dcmdump.ts";
-import { dcmtkEnv, freePort, type OrthancPeer, runDcmtk, runMainCaptured, startOrthanc, waitForPort } from "./_peers.ts";
+import { startQrScp } from "../lib/qr/scp.ts";
+import { dcmtkEnv, freePort, makeTlsCert, type OrthancPeer, runDcmtk, runMainCaptured, startOrthanc, waitForPort } from "./_peers.ts";
 import { spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 
@@ -315,6 +316,31 @@ describe("retrieve ← dcmqrscp (DCMTK)", () => {
       const ds = readDicomFile(f.path).dataset;
       assert.equal(ds.string("PatientID"), "RES001");
       assert.equal(ds.string("PatientName"), "Research^One");
+    }
+  });
+});
+
+describe("retrieve ← serve (our own node) over TLS", () => {
+  test("C-GET with --tls --ca: the plan's objects arrive; without --ca the certificate is refused", async () => {
+    const certDir = join(root, "tls");
+    mkdirSync(certDir, { recursive: true });
+    const tls = await makeTlsCert(certDir);
+    const node = await startQrScp({ dir: join(root, "served-tls"), aeTitle: "RTSERVE", host: "127.0.0.1", port: 0, tls: { cert: tls.cert, key: tls.key } });
+    try {
+      for (const f of dicomFilesUnder(clinicDir)) copyFileSync(f, join(node.index.dir, `${readDicomFile(f).dataset.string("SOPInstanceUID")}.dcm`));
+      await node.index.indexFolder();
+      const out = join(root, "serve-tls");
+      const { files } = await retrieveAndCheck({ port: node.port, aeTitle: "RTSERVE" }, ["--get", "--tls", "--ca", tls.certPath], out, 1, "Plan1");
+      assertIdentical(files);
+      const r = await runMainCaptured(retrieveMain, [
+        "--host", "127.0.0.1", "--port", String(node.port), "--aec", "RTSERVE", "--aet", "RTX", "--get", "--tls",
+        "--patient-id", manifest.patients[1].patientId, "--out", join(root, "serve-tls-untrusted"),
+      ]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /TLS|certificate/i);
+      assert.doesNotMatch(r.stderr, /\n\s+at /);
+    } finally {
+      await node.close();
     }
   });
 });
