@@ -2,7 +2,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -36,6 +36,15 @@ describe("make_fixtures", () => {
     assert.equal(manifest.seed, "abc");
     assert.deepEqual(manifest.options, { patients: 2, slices: 3, size: 16 });
     assert.ok(existsSync(join(out, manifest.patients[1].plans[0].path)));
+  });
+
+  it("fails with one line naming the file it cannot write (exit 1)", () => {
+    const out = join(root, "blocked");
+    mkdirSync(join(out, "RTX0001", "CT", "CT0002.dcm", "in-the-way"), { recursive: true });
+    writeFileSync(join(out, "manifest.json"), JSON.stringify({ patients: [] }));
+    const r = run("--out", out, "--patients", "1", "--slices", "3", "--size", "8");
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /^make_fixtures: Cannot write ".*CT0002\.dcm": EISDIR[^\n]*\n$/);
   });
 
   it("prints help", () => {
