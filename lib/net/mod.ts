@@ -19,3 +19,4 @@ export {
   type RetrievePlan, type Scp, type ScpEvent, type ScpHandlers, type ScpOptions, type StoreRequest,
 } from "./scp.ts";
 export { connectOptions, peerLabel, type PeerSettings, tlsFromFiles } from "./peer.ts";
+export { type PushOptions, type PushOutcome, pushRank, pushRecords, readStatusFile, rewriteMachines } from "./push.ts";

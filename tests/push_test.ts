@@ -1,0 +1,307 @@
+// `rtexport push` against real peers: Orthanc (REST confirms arrival), DCMTK storescp (dcmdump
+// fidelity), our own SCP (arrival order), and a peer process killed in the middle of a transfer.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { main } from "../commands/push.ts";
+import { readDicomFile } from "../lib/dicom/reader.ts";
+import { encodeFile } from "../lib/dicom/writer.ts";
+import { generateClinic } from "../lib/fixtures/mod.ts";
+import { createScp, pushRank, type Scp } from "../lib/net/mod.ts";
+import { compareRows, runDcmdumpMany } from "./_dcmdump.ts";
+import { freePort, type OrthancPeer, runMainCaptured, startOrthanc, startStorescp, type StorescpPeer, waitForPort } from "./_peers.ts";
+import { records, sh } from "./_run.ts";
+
+const isDeno = "Deno" in globalThis;
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+function dicomFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile() && e.name.endsWith(".dcm")) out.push(join(e.parentPath ?? (e as unknown as { path: string }).path, e.name));
+  }
+  return out.sort();
+}
+
+/** Our SCP recording what arrives, in order, and keeping the files. */
+async function recordingScp(dir: string): Promise<{ scp: Scp; arrived: { sopClassUid: string; sopInstanceUid: string; path: string }[] }> {
+  const arrived: { sopClassUid: string; sopInstanceUid: string; path: string }[] = [];
+  mkdirSync(dir, { recursive: true });
+  const scp = await createScp({
+    aeTitle: "RECORDER",
+    host: "127.0.0.1",
+    storeDir: dir,
+    handlers: {
+      store: ({ file }) => {
+        const path = join(dir, `${file.sopInstanceUid}.dcm`);
+        renameSync(file.path, path);
+        arrived.push({ sopClassUid: file.sopClassUid, sopInstanceUid: file.sopInstanceUid, path });
+        return { status: 0 };
+      },
+    },
+  });
+  return { scp, arrived };
+}
+
+describe("push", () => {
+  let dir: string;
+  let clinic: string;
+  let files: string[];
+  let orthanc: OrthancPeer;
+  let storescp: StorescpPeer;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "rtexport-push-"));
+    clinic = join(dir, "clinic");
+    await generateClinic({ out: clinic, patients: 2, slices: 4 });
+    files = dicomFiles(clinic);
+    [orthanc, storescp] = await Promise.all([startOrthanc(), startStorescp()]);
+  });
+
+  after(async () => {
+    await Promise.all([orthanc?.stop(), storescp?.stop()]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("to Orthanc: every object arrives (REST API), one stored record each, exit 0", async () => {
+    const r = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(orthanc.port), "--aec", orthanc.aeTitle, "--parallel", "2", clinic, "--pattern", "*.dcm"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.records.length, files.length);
+    for (const rec of r.records) {
+      assert.equal(rec.type, "file");
+      assert.deepEqual(rec.push.status, "stored", JSON.stringify(rec));
+      assert.equal(rec.push.peer, `ORTHANC@127.0.0.1:${orthanc.port}`);
+      assert.equal(rec.push.dimseStatus, "0x0000");
+    }
+    const stored: string[] = await orthanc.rest("/instances");
+    assert.equal(stored.length, files.length);
+    const uids = new Set<string>();
+    for (const id of stored) uids.add((await orthanc.rest(`/instances/${id}/simplified-tags`)).SOPInstanceUID);
+    assert.deepEqual([...uids].sort(), r.records.map((x) => x.sopInstanceUid).sort());
+    // Fidelity through Orthanc too: a plan with private tags and sequences comes back unchanged.
+    const plan = r.records.find((x) => x.modality === "RTPLAN")!;
+    const found: string[] = await orthanc.rest("/tools/lookup", plan.sopInstanceUid).then((l: { ID: string }[]) => l.map((x) => x.ID));
+    const copy = join(dir, "orthanc-plan.dcm");
+    writeFileSync(copy, await orthanc.restBytes(`/instances/${found[0]}/file`));
+    const dumps = runDcmdumpMany([plan.path, copy]);
+    assert.deepEqual(compareRows(dumps.get(copy)!.dataset, dumps.get(plan.path)!.dataset), []);
+  });
+
+  test("to storescp: dcmdump of every stored copy equals the source (private tags, sequences)", async () => {
+    const r = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(storescp.port), "--aec", storescp.aeTitle, clinic, "--pattern", "*.dcm"]);
+    assert.equal(r.code, 0, r.stderr);
+    const received = readdirSync(storescp.outDir).map((n) => join(storescp.outDir, n));
+    assert.equal(received.length, files.length);
+    const byUid = new Map(received.map((p) => [p.slice(p.indexOf(".", storescp.outDir.length + 1) + 1), p]));
+    const dumps = runDcmdumpMany([...files, ...received]);
+    let privateRows = 0, sequenceRows = 0;
+    for (const rec of r.records) {
+      const copy = byUid.get(rec.sopInstanceUid);
+      assert.ok(copy, `not received: ${rec.path}`);
+      const src = dumps.get(rec.path)!.dataset;
+      assert.deepEqual(compareRows(dumps.get(copy)!.dataset, src), [], rec.path);
+      privateRows += src.filter((row) => /^\(3253,/.test(row.path)).length;
+      sequenceRows += src.filter((row) => row.vr === "SQ").length;
+      // Little endian files go out as they are; only other byte orders are transcoded.
+      if (rec.transferSyntaxUid === "1.2.840.10008.1.2.1") assert.equal(rec.push.mode, "streamed");
+    }
+    assert.ok(privateRows > 0 && sequenceRows > 0, "fixtures carry private tags and sequences");
+  });
+
+  test("dependency order per patient with --parallel 3: images, others, RTSTRUCT, RTPLAN, RTDOSE/RTIMAGE, records", async () => {
+    const { scp, arrived } = await recordingScp(join(dir, "order"));
+    try {
+      const r = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(scp.port), "--aec", "RECORDER", "--parallel", "3", clinic, "--pattern", "*.dcm"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(arrived.length, files.length);
+      const patientOf = new Map(r.records.map((x) => [x.sopInstanceUid, x.patientId]));
+      const lastRank = new Map<string, number>();
+      for (const a of arrived) {
+        const f = readDicomFile(a.path);
+        const rank = pushRank(a.sopClassUid, !f.complete || f.dataset.has(0x7fe00010));
+        const p = patientOf.get(a.sopInstanceUid)!;
+        assert.ok(rank >= (lastRank.get(p) ?? 0), `${a.sopClassUid} arrived after a higher rank for ${p}`);
+        lastRank.set(p, rank);
+      }
+      assert.equal(lastRank.size, 2);
+    } finally {
+      await scp.close();
+    }
+  });
+
+  test("a non-DICOM file is reported and skipped; the rest is stored", async () => {
+    const mixed = join(dir, "mixed");
+    mkdirSync(mixed);
+    copyFileSync(files[0], join(mixed, "a.dcm"));
+    writeFileSync(join(mixed, "notes.txt"), "not DICOM at all\n");
+    const { scp, arrived } = await recordingScp(join(dir, "mixed-in"));
+    try {
+      const r = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(scp.port), "--aec", "RECORDER", mixed]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(arrived.length, 1);
+      const txt = r.records.find((x) => x.path.endsWith("notes.txt"))!;
+      assert.equal(txt.push.status, "skipped");
+      assert.match(txt.push.error, /^Cannot read DICOM file ".*notes\.txt": not a DICOM file/);
+      assert.match(r.stderr, /push: warning: Skipped: Cannot read DICOM file ".*notes\.txt": not a DICOM file/);
+    } finally {
+      await scp.close();
+    }
+  });
+
+  test("peer down: every object is reported failed with the reason, exit 3", async () => {
+    const port = await freePort();
+    const r = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(port), files[0], files[1]]);
+    assert.equal(r.code, 3);
+    assert.equal(r.records.length, 2);
+    for (const rec of r.records) {
+      assert.equal(rec.push.status, "failed");
+      assert.match(rec.push.error, /connection refused/);
+    }
+    assert.match(r.stderr, new RegExp(`Cannot store ".*" at ANY-SCP@127\\.0\\.0\\.1:${port}: Cannot connect to 127\\.0\\.0\\.1:${port}: connection refused`));
+  });
+
+  test("peer killed mid-transfer: exit 3, failures reported; a rerun with the status file sends exactly the missing ones", async () => {
+    const killDir = join(dir, "kill");
+    mkdirSync(killDir);
+    const port = await freePort();
+    // A peer process that dies (SIGKILL) when the 6th object arrives, before answering it.
+    const script = join(killDir, "peer.ts");
+    writeFileSync(script, `
+      import { createScp } from ${JSON.stringify(join(root, "lib/net/mod.ts"))};
+      import process from "node:process";
+      let n = 0;
+      await createScp({ aeTitle: "DYING", host: "127.0.0.1", port: ${port}, storeDir: ${JSON.stringify(killDir)}, handlers: {
+        store: () => { if (++n === 6) process.kill(process.pid, "SIGKILL"); return { status: 0 }; },
+      } });
+    `);
+    const child = spawn(process.execPath, isDeno ? ["run", "-A", script] : [script], { stdio: "ignore" });
+    try {
+      await waitForPort(port, "127.0.0.1", 15000, child);
+      const statusFile = join(dir, "status.ndjson");
+      const first = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(port), "--aec", "DYING", "--status-file", statusFile, clinic, "--pattern", "*.dcm"]);
+      assert.equal(first.code, 3);
+      const stored1 = first.records.filter((x) => x.push.status === "stored").map((x) => x.sopInstanceUid);
+      const failed1 = first.records.filter((x) => x.push.status === "failed").map((x) => x.sopInstanceUid);
+      assert.equal(stored1.length, 5);
+      assert.equal(failed1.length, files.length - 5);
+      assert.match(first.stderr, /Cannot store ".*" at DYING@127\.0\.0\.1:\d+: (Connection to .* (reset|closed) by the peer|.*connection refused)/);
+      // The status file lists exactly the acknowledged objects.
+      const lines = readFileSync(statusFile, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+      assert.deepEqual(lines.map((l) => l.sopInstanceUid).sort(), [...stored1].sort());
+
+      // Rerun against a live peer at the same address: only the missing ones go.
+      const { scp, arrived } = await recordingScp(join(dir, "rerun-in"));
+      await scp.close();
+      const revived = await createScp({ aeTitle: "DYING", host: "127.0.0.1", port, storeDir: join(dir, "rerun-in"), handlers: { store: ({ file }) => {
+        arrived.push({ sopClassUid: file.sopClassUid, sopInstanceUid: file.sopInstanceUid, path: file.path });
+        return { status: 0 };
+      } } });
+      try {
+        const second = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(port), "--aec", "DYING", "--status-file", statusFile, clinic, "--pattern", "*.dcm"]);
+        assert.equal(second.code, 0, second.stderr);
+        assert.deepEqual(arrived.map((a) => a.sopInstanceUid).sort(), [...failed1].sort());
+        assert.equal(second.records.filter((x) => x.push.status === "skipped").length, 5);
+        assert.equal(second.records.filter((x) => x.push.status === "stored").length, files.length - 5);
+        // A third run sends nothing.
+        arrived.length = 0;
+        const third = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(port), "--aec", "DYING", "--status-file", statusFile, clinic, "--pattern", "*.dcm"]);
+        assert.equal(third.code, 0);
+        assert.equal(arrived.length, 0);
+        assert.ok(third.records.every((x) => x.push.status === "skipped"));
+      } finally {
+        await revived.close();
+      }
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+
+  test("--map-machine rewrites plans and records; --default-machine fills empty names", async () => {
+    const { scp, arrived } = await recordingScp(join(dir, "machines"));
+    try {
+      const patientDir = join(clinic, readdirSync(clinic).filter((n) => n.startsWith("RTX")).sort()[0]);
+      const plans = dicomFiles(join(patientDir, "RTPLAN"));
+      const recs = dicomFiles(join(patientDir, "RTRECORD"));
+      const names = (p: string) => {
+        const ds = readDicomFile(p, { full: true }).dataset;
+        const out: string[] = [];
+        const walk = (d: typeof ds) => {
+          for (const el of d.elements.values()) {
+            if (el.tag === 0x300a00b2) out.push(d.string(0x300a00b2) ?? "");
+            for (const it of el.items ?? []) walk(it);
+          }
+        };
+        walk(ds);
+        return out;
+      };
+      const before = [...plans, ...recs].flatMap(names);
+      const old = before.find((n) => n !== "")!;
+      assert.ok(old, "fixtures name their machines");
+      // A plan copy whose machine names are emptied, for --default-machine.
+      const emptied = join(dir, "emptied.dcm");
+      const f = readDicomFile(plans[0], { full: true });
+      const sop = f.dataset.get(0x00080018)!;
+      const uid = new TextEncoder().encode("1.2.3.999.1\0");
+      f.dataset.set({ ...sop, value: uid, length: uid.length });
+      for (const beam of f.dataset.items(0x300a00b0)) beam.set({ tag: 0x300a00b2, vr: "SH", value: new Uint8Array(0), offset: 0, length: 0 });
+      writeFileSync(emptied, encodeFile(f.dataset, { transferSyntaxUid: f.transferSyntaxUid }));
+
+      const r = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(scp.port), "--aec", "RECORDER", "--map-machine", `${old}=NEWLINAC`, "--default-machine", "RTPLAN=FILLED", ...plans, ...recs, emptied]);
+      assert.equal(r.code, 0, r.stderr);
+      for (const a of arrived) {
+        const got = names(a.path);
+        const rec = r.records.find((x) => x.sopInstanceUid === a.sopInstanceUid)!;
+        if (rec.path === emptied) {
+          assert.ok(got.length > 0 && got.every((n) => n === "FILLED"), got.join(","));
+          assert.equal(rec.push.mode, "encoded");
+        } else {
+          const src = names(rec.path);
+          assert.deepEqual(got, src.map((n) => (n === old ? "NEWLINAC" : n)));
+          if (src.includes(old)) assert.ok(rec.push.machines.includes(`${old}=NEWLINAC`));
+        }
+      }
+      assert.ok(arrived.some((a) => names(a.path).includes("NEWLINAC")));
+    } finally {
+      await scp.close();
+    }
+  });
+
+  test("a compressed file the peer does not accept fails with the reason; the others are stored", async () => {
+    const jpegDir = join(dir, "jpeg");
+    mkdirSync(jpegDir);
+    const ct = files.find((p) => p.includes("/CT/"))!;
+    const f = readDicomFile(ct, { full: true });
+    const px = f.dataset.get(0x7fe00010)!;
+    f.dataset.set({ tag: 0x7fe00010, vr: "OB", fragments: [new Uint8Array(0), Uint8Array.of(0xff, 0xd8, 0xff, 0xd9)], undefinedLength: true, offset: 0, length: 0 });
+    void px;
+    const uid = new TextEncoder().encode("1.2.3.999.2\0");
+    f.dataset.set({ tag: 0x00080018, vr: "UI", value: uid, offset: 0, length: uid.length });
+    const jpeg = join(jpegDir, "jpeg.dcm");
+    writeFileSync(jpeg, encodeFile(f.dataset, { transferSyntaxUid: "1.2.840.10008.1.2.4.70" }));
+    const r = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(storescp.port), "--aec", storescp.aeTitle, jpeg, ct]);
+    assert.equal(r.code, 3);
+    const bad = r.records.find((x) => x.path === jpeg)!;
+    assert.equal(bad.push.status, "failed");
+    assert.match(bad.push.error, /does not accept CT Image Storage in JPEG Lossless.*cannot be transcoded losslessly/);
+    assert.equal(r.records.find((x) => x.path === ct)!.push.status, "stored");
+  });
+
+  test("reads file records from stdin through the CLI and passes other records through", async () => {
+    const input = [
+      JSON.stringify({ type: "patient", patientId: "X" }),
+      JSON.stringify({ type: "file", path: files[0], category: "dicom" }),
+      JSON.stringify({ type: "file", path: join(dir, "doc.pdf"), category: "document" }),
+    ].join("\n") + "\n";
+    const r = await sh(`"\${RT[@]}" push --host 127.0.0.1 --port ${orthanc.port} --aec ${orthanc.aeTitle}`, { input });
+    assert.equal(r.status, 0, r.stderr);
+    const out = records(r.stdout);
+    assert.deepEqual(out[0], { type: "patient", patientId: "X" });
+    assert.deepEqual(out[1], { type: "file", path: join(dir, "doc.pdf"), category: "document" });
+    assert.equal(out[2].push.status, "stored");
+  });
+});
