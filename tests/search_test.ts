@@ -132,6 +132,9 @@ describe("matchValue", () => {
     ["180", "180", "FD", true],
     ["18*", "180", "DS", true],
     ["1-2", "1-2", "LO", true],
+    ["1.50", "1.5", "UN", true],
+    ["abc", "abc", "UN", true],
+    ["1.50", "1.5", "LO", false],
   ];
   for (const [pattern, value, vr, expected] of cases) {
     test(`${vr}: ${JSON.stringify(pattern)} ${expected ? "matches" : "does not match"} ${JSON.stringify(value)}`, () => {
@@ -214,6 +217,17 @@ describe("search end to end", () => {
     const out = records(seq.stdout);
     assert.equal(out.length, manifest.patients.length);
     for (const x of out) assert.match(x.tags[manifest.private.sequence][0], /^\(\d+ items?\)$/);
+  });
+
+  test("a private sequence at any depth, in big endian, implicit and explicit VR files", async () => {
+    const p = manifest.patients[0];
+    const mr = p.studies.flatMap((s) => s.series).find((s) => s.modality === "MR")!;
+    const r = await run(["--json", "--pattern", "MR*.dcm", "--tag", "(3253,1002)/(3253,1004)/CodeValue=RTX001", "--tag", "(3253,1002)/(3253,1005)=1.50", join(clinic, p.patientId)]);
+    assert.equal(r.status, 0);
+    const out = records(r.stdout);
+    assert.deepEqual(out.map((x) => [x.path, x.transferSyntaxUid]), mr.instances.map((i) => [join(clinic, i.path), i.transferSyntaxUid]));
+    assert.deepEqual(new Set(out.map((x) => x.transferSyntaxUid)).size, 3);
+    for (const x of out) assert.deepEqual(x.tags, { "(3253,1002)/(3253,1004)/CodeValue": ["RTX001"], "(3253,1002)/(3253,1005)": ["1.5"] });
   });
 
   test("wild cards, person names ignoring case, and non-ASCII names", async () => {

@@ -44,7 +44,8 @@ export function wildcardMatch(pattern: string, value: string, ignoreCase = false
  *   names are typed in every case), everything else is case-sensitive.
  * - UI with `\`: list of UID matching (any of the UIDs).
  * - DA and TM with `-`: range matching (`20240101-20241231`, `-20240101`, `20240101-`), inclusive.
- * - numeric VRs (DS, IS, US, FD, …): equal as numbers (`2.5` matches `2.50`) unless wild cards are used.
+ * - numeric VRs (DS, IS, US, FD, …) and UN: equal as numbers (`2.5` matches `2.50`) when both are numbers
+ *   and no wild cards are used.
  * - an empty value matches a present but empty element.
  */
 export function matchValue(pattern: string, value: string, vr: string): boolean {
@@ -54,7 +55,8 @@ export function matchValue(pattern: string, value: string, vr: string): boolean 
   if ((vr === "DA" || vr === "TM") && !hasWildcard && pattern.includes("-")) {
     return rangeMatch(pattern, value, vr);
   }
-  if (NUMERIC_VRS.has(vr) && !hasWildcard) {
+  // UN: a private element of an implicit VR file, whose VR nobody knows; numbers still compare as numbers.
+  if ((NUMERIC_VRS.has(vr) || vr === "UN") && !hasWildcard) {
     const a = Number(pattern.trim()), b = Number(value.trim());
     if (pattern.trim() !== "" && !Number.isNaN(a) && !Number.isNaN(b)) return a === b;
   }
