@@ -8,13 +8,14 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { type ClinicManifest, generateClinic } from "../lib/fixtures/mod.ts";
+import { freePort, type OrthancPeer, startOrthanc } from "./_peers.ts";
 
 const isDeno = "Deno" in globalThis;
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -103,6 +104,26 @@ if (isDeno) {
         second.on("close", (code) => {
           statuses.b = code;
           done();
+        });
+      });
+    }
+
+    /** Like runBinary, without blocking the event loop (for commands talking to a peer in this process). */
+    function runBinaryAsync(args: string[]): Promise<Run> {
+      return new Promise((resolve, reject) => {
+        const child = spawn(binary, args, { cwd: work, env, stdio: ["ignore", "pipe", "pipe"] });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+        child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+        const timer = setTimeout(() => {
+          child.kill("SIGKILL");
+          reject(new Error(`timed out: rtexport ${args.join(" ")}`));
+        }, 60_000);
+        child.on("error", reject);
+        child.on("close", (status) => {
+          clearTimeout(timer);
+          resolve({ status, stdout, stderr });
         });
       });
     }
@@ -218,6 +239,107 @@ if (isDeno) {
       assert.equal(show.status, 0, show.stderr);
       const plans = records(show.stdout).filter((x) => x.type === "plan");
       assert.equal(plans.length, manifest.patients.reduce((n, p) => n + p.plans.length, 0));
+    });
+    describe("against Orthanc", () => {
+      let orthanc: OrthancPeer;
+      let movePort = 0;
+      before(async () => {
+        movePort = await freePort();
+        orthanc = await startOrthanc({ modalities: [{ aeTitle: "RTXBIN", host: "127.0.0.1", port: movePort }] });
+      });
+      after(async () => {
+        await orthanc?.stop();
+      });
+
+      test("push: every object of a patient is stored in Orthanc", async () => {
+        const patient = manifest.patients[0];
+        const r = await runBinaryAsync([
+          "push", "--json", "--host", "127.0.0.1", "--port", String(orthanc.port), "--aec", orthanc.aeTitle,
+          "--aet", "RTXBIN", "--pattern", "*.dcm", join(clinic, patient.patientId),
+        ]);
+        assert.equal(r.status, 0, r.stderr);
+        const pushed = records(r.stdout).filter((x) => x.type === "file");
+        assert.ok(pushed.length > 0);
+        assert.ok(pushed.every((f) => (f.push as { status?: string }).status === "stored"), r.stdout.slice(0, 500));
+        const ids: string[] = await orthanc.rest("/instances");
+        const stored = await Promise.all(
+          ids.map(async (id) => (await orthanc.rest(`/instances/${id}`)).MainDicomTags.SOPInstanceUID as string),
+        );
+        assert.deepEqual(stored.sort(), pushed.map((f) => String(f.sopInstanceUid)).sort());
+      });
+
+      test("retrieve: C-MOVE of one plan from Orthanc into the binary's own storage SCP", async () => {
+        const patient = manifest.patients[0];
+        const out = join(work, "moved");
+        const r = await runBinaryAsync([
+          "retrieve", "--json", "--host", "127.0.0.1", "--port", String(orthanc.port), "--aec", orthanc.aeTitle,
+          "--aet", "RTXBIN", "--move-port", String(movePort), "--move-host", "127.0.0.1", "--dimse-timeout", "20",
+          "--patient-id", patient.patientId, "--plan", patient.plans[0].label, "--out", out,
+        ]);
+        assert.equal(r.status, 0, r.stderr);
+        const output = records(r.stdout);
+        const summary = output.find((x) => x.type === "retrieve-summary") as { complete?: boolean; kept?: number };
+        assert.equal(summary.complete, true, r.stderr);
+        const files = output.filter((x) => x.type === "file");
+        assert.equal(files.length, summary.kept);
+        assert.ok(files.every((f) => existsSync(String(f.path))));
+      });
+    });
+
+    describe("serve", () => {
+      let server: ChildProcess | undefined;
+      let serverOut = "";
+      let serverErr = "";
+      let port = 0;
+      const served = () => join(work, "served");
+
+      before(async () => {
+        port = await freePort();
+        server = spawn(binary, ["serve", "--dir", served(), "--port", String(port), "--host", "127.0.0.1", "--aet", "RTXSERVE"], {
+          cwd: work,
+          env,
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        server.stdout!.setEncoding("utf8").on("data", (d: string) => (serverOut += d));
+        server.stderr!.setEncoding("utf8").on("data", (d: string) => (serverErr += d));
+        const deadline = Date.now() + 15_000;
+        while (!/listening on/.test(serverErr) && server.exitCode === null && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        assert.match(serverErr, new RegExp(`listening on 127\\.0\\.0\\.1:${port} as RTXSERVE`));
+      });
+      after(() => {
+        if (server && server.exitCode === null) server.kill("SIGKILL");
+      });
+
+      test("echo, push to it, retrieve (C-GET) from it, stop on SIGTERM: all from the binary, SQLite index included", async () => {
+        const peer = ["--host", "127.0.0.1", "--port", String(port), "--aec", "RTXSERVE"];
+        const echo = await runBinaryAsync(["echo", "--json", ...peer]);
+        assert.equal(echo.status, 0, echo.stderr);
+        assert.equal(records(echo.stdout)[0].status, "ok");
+
+        const patient = manifest.patients[1];
+        const push = await runBinaryAsync(["push", "--json", ...peer, "--pattern", "*.dcm", join(clinic, patient.patientId)]);
+        assert.equal(push.status, 0, push.stderr);
+        const pushed = records(push.stdout).filter((x) => x.type === "file");
+
+        const out = join(work, "from-serve");
+        const get = await runBinaryAsync([
+          "retrieve", "--json", ...peer, "--get", "--patient-id", patient.patientId, "--plan", patient.plans[0].label,
+          "--out", out, "--dimse-timeout", "20",
+        ]);
+        assert.equal(get.status, 0, get.stderr);
+        const summary = records(get.stdout).find((x) => x.type === "retrieve-summary") as { complete?: boolean };
+        assert.equal(summary.complete, true, get.stderr);
+
+        const exited = new Promise<number | null>((resolve) => server!.on("close", resolve));
+        server!.kill("SIGTERM");
+        assert.equal(await exited, 0, serverErr);
+        const stored = records(serverOut).filter((x) => x.type === "file");
+        assert.deepEqual(stored.map((f) => f.sopInstanceUid).sort(), pushed.map((f) => f.sopInstanceUid).sort());
+        assert.ok(existsSync(join(served(), ".rtexport-index.sqlite")), "the SQLite index exists");
+        assert.doesNotMatch(serverErr, /ExperimentalWarning|\n\s+at /, "no runtime warning or stack trace");
+      });
     });
   });
 }
