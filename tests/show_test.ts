@@ -14,8 +14,15 @@ import { type ClinicManifest, generateClinic } from "../lib/fixtures/clinic.ts";
 import { Prng } from "../lib/fixtures/_prng.ts";
 import { scanDicomSync } from "../lib/fs/scan.ts";
 import { summarizeObject } from "../lib/rt/summary.ts";
+import { renderTree } from "../lib/rt/render.ts";
 import { ReferenceTreeBuilder, type ShowPlanRecord, treeRecords, type UnconnectedRecord } from "../lib/rt/tree.ts";
 import { showRecords } from "../lib/rt/show.ts";
+import { DEFAULT_CHARSET } from "../lib/dicom/charset.ts";
+import type { DataSet } from "../lib/dicom/dataset.ts";
+import { parseDicom } from "../lib/dicom/reader.ts";
+import { encodeFile } from "../lib/dicom/writer.ts";
+import { dataSet, type ElementValue, item, put } from "../lib/fixtures/_build.ts";
+import { buildReferenceTree } from "../lib/rt/tree.ts";
 import { parseTagExpression } from "../lib/search/expression.ts";
 import { searchFile } from "../lib/search/search.ts";
 
@@ -318,5 +325,101 @@ describe("bounded fuzz: mutated, truncated and random files through the scan, sh
     assert.equal(files + errors, n);
     assert.ok(errors > 0 && files > 0, `${files} read, ${errors} errors`);
     for (const rec of treeRecords(builder.build())) assert.ok(rec.type === "plan" || rec.type === "unconnected");
+  });
+});
+
+describe("reference tree rules on hand-built objects (ion, brachy, summary record, deformable registration)", () => {
+  const CLASS = {
+    ct: "1.2.840.10008.5.1.4.1.1.2",
+    ss: "1.2.840.10008.5.1.4.1.1.481.3",
+    ionPlan: "1.2.840.10008.5.1.4.1.1.481.8",
+    plan: "1.2.840.10008.5.1.4.1.1.481.5",
+    ionRecord: "1.2.840.10008.5.1.4.1.1.481.9",
+    summary: "1.2.840.10008.5.1.4.1.1.481.7",
+    dose: "1.2.840.10008.5.1.4.1.1.481.2",
+    deformable: "1.2.840.10008.5.1.4.1.1.66.3",
+    reg: "1.2.840.10008.5.1.4.1.1.66.1",
+  };
+  const it = (fields: Record<string, ElementValue>) => item(DEFAULT_CHARSET, fields);
+  /** Builds an object, encodes it as a file and reads it back, as show would. */
+  function object(sopClass: string, uid: string, modality: string, series: string, fields: Record<string, ElementValue>) {
+    const ds: DataSet = dataSet();
+    put(ds, "SOPClassUID", sopClass);
+    put(ds, "SOPInstanceUID", uid);
+    put(ds, "Modality", modality);
+    put(ds, "PatientID", "P1");
+    put(ds, "PatientName", "Test^Hand");
+    put(ds, "SeriesInstanceUID", series);
+    for (const [k, v] of Object.entries(fields)) put(ds, k, v);
+    return summarizeObject(parseDicom(encodeFile(ds)), `${uid}.dcm`);
+  }
+  const refPlan = (uid: string) => ({ ReferencedRTPlanSequence: [it({ ReferencedSOPClassUID: CLASS.ionPlan, ReferencedSOPInstanceUID: uid })] });
+
+  test("plans, references and what is missing", () => {
+    const objects = [
+      object(CLASS.ct, "1.1", "CT", "9.1", { FrameOfReferenceUID: "5.1" }),
+      object(CLASS.ct, "1.2", "CT", "9.1", { FrameOfReferenceUID: "5.1" }),
+      // Older structure sets list contour images only per contour; 1.3 is not in the input.
+      object(CLASS.ss, "2.1", "RTSTRUCT", "9.2", {
+        StructureSetLabel: "SS",
+        ReferencedFrameOfReferenceSequence: [it({ FrameOfReferenceUID: "5.1" })],
+        ROIContourSequence: [it({
+          ReferencedROINumber: 1,
+          ContourSequence: ["1.1", "1.2", "1.3"].map((u) => it({ ContourImageSequence: [it({ ReferencedSOPClassUID: CLASS.ct, ReferencedSOPInstanceUID: u })] })),
+        })],
+      }),
+      object(CLASS.ionPlan, "3.1", "RTPLAN", "9.3", {
+        RTPlanLabel: "Proton",
+        ApprovalStatus: "APPROVED",
+        IonBeamSequence: [1, 2].map((n) => it({ BeamNumber: n, TreatmentMachineName: "ProtonGantry1" })),
+        ReferencedStructureSetSequence: [it({ ReferencedSOPClassUID: CLASS.ss, ReferencedSOPInstanceUID: "2.1" })],
+      }),
+      object(CLASS.plan, "3.2", "RTPLAN", "9.4", {
+        RTPlanLabel: "Brachy",
+        ApprovalStatus: "UNAPPROVED",
+        TreatmentMachineSequence: [it({ TreatmentMachineName: "Flexitron" })],
+      }),
+      object(CLASS.ionRecord, "4.1", "RTRECORD", "9.5", {
+        ...refPlan("3.1"),
+        TreatmentDate: "20250301",
+        TreatmentMachineSequence: [it({ TreatmentMachineName: "ProtonGantry1" })],
+        TreatmentSessionIonBeamSequence: [it({ CurrentFractionNumber: 3 })],
+      }),
+      object(CLASS.summary, "4.2", "RTRECORD", "9.6", refPlan("3.2")),
+      object(CLASS.deformable, "6.1", "REG", "9.7", {
+        FrameOfReferenceUID: "5.2",
+        DeformableRegistrationSequence: [it({ SourceFrameOfReferenceUID: "5.1" })],
+      }),
+      object(CLASS.reg, "6.2", "REG", "9.8", { FrameOfReferenceUID: "5.9" }),
+      object(CLASS.dose, "7.1", "RTDOSE", "9.9", { ...refPlan("3.9"), DoseSummationType: "PLAN" }),
+    ];
+    const tree = buildReferenceTree(objects);
+    assert.deepEqual([...treeRecords(tree)], [
+      {
+        type: "plan", patientId: "P1", patientName: "Test^Hand", sopInstanceUid: "3.2", planUid: "3.2", label: "Brachy",
+        approval: "UNAPPROVED", machines: ["Flexitron"], beams: 0, path: "3.2.dcm", structureSet: null, doses: [],
+        records: [{ sopInstanceUid: "4.2", kind: "RT Treatment Summary Record", path: "4.2.dcm" }],
+        images: [], registrations: [], missing: [],
+      },
+      {
+        type: "plan", patientId: "P1", patientName: "Test^Hand", sopInstanceUid: "3.1", planUid: "3.1", label: "Proton",
+        approval: "APPROVED", machines: ["ProtonGantry1"], beams: 2, path: "3.1.dcm",
+        structureSet: { sopInstanceUid: "2.1", label: "SS", imageSeries: [{ seriesUid: "9.1", modality: "CT", count: 2, referenced: 2 }], path: "2.1.dcm" },
+        doses: [],
+        records: [{ sopInstanceUid: "4.1", kind: "RT Ion Beams Treatment Record", date: "2025-03-01", fraction: 3, machine: "ProtonGantry1", path: "4.1.dcm" }],
+        images: [],
+        registrations: [{ sopInstanceUid: "6.1", kind: "Deformable Spatial Registration", frameOfReferenceUids: ["5.2", "5.1"], path: "6.1.dcm" }],
+        missing: [{ kind: "image", sopInstanceUids: ["1.3"], referencedBy: "2.1" }],
+      },
+      {
+        type: "unconnected", patientId: "P1", patientName: "Test^Hand",
+        objects: [{ seriesUid: "9.8", modality: "REG", count: 1 }, { seriesUid: "9.9", modality: "RTDOSE", count: 1 }],
+        missing: [{ kind: "RTPLAN", sopInstanceUid: "3.9", referencedBy: "7.1" }],
+      },
+    ]);
+    const text = renderTree(tree).join("\n");
+    assert.match(text, /MISSING 1 image: 1\.3 \(referenced by 2\.1\)/);
+    assert.match(text, /└── MISSING RTPLAN 3\.9 \(referenced by 7\.1\)/);
+    assert.match(text, /RTPLAN "Brachy" UNAPPROVED · machine Flexitron · 0 beams · 3\.2\n│   ├── no structure set referenced/);
   });
 });

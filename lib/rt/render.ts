@@ -14,7 +14,8 @@ function missingText(m: MissingReference): string {
   if (m.kind === "image" && m.sopInstanceUids) {
     const n = m.sopInstanceUids.length;
     const shown = m.sopInstanceUids.slice(0, 3).join(", ") + (n > 3 ? `, … (${n - 3} more)` : "");
-    return `MISSING ${n} image${n === 1 ? "" : "s"} of series ${m.seriesUid}: ${shown} (referenced by ${m.referencedBy})`;
+    const of = m.seriesUid ? ` of series ${m.seriesUid}` : "";
+    return `MISSING ${n} image${n === 1 ? "" : "s"}${of}: ${shown} (referenced by ${m.referencedBy})`;
   }
   const uid = m.sopInstanceUid ?? m.seriesUid ?? "";
   return `MISSING ${m.kind} ${uid} (referenced by ${m.referencedBy})`;

@@ -252,7 +252,12 @@ function assemble(
         const refs = structureSetSeries(ss, instanceSeries);
         const imageSeries: ImageSeriesNode[] = [];
         for (const { seriesUid, instanceUids } of refs) {
-          const found = seriesUid === NO_SERIES ? undefined : series.get(seriesUid);
+          if (seriesUid === NO_SERIES) {
+            // Contour images listed only per contour, and not in the input: their series is unknown.
+            missing.push({ kind: "image", sopInstanceUids: instanceUids, referencedBy: ssUid });
+            continue;
+          }
+          const found = series.get(seriesUid);
           planSeries.add(seriesUid);
           if (found) {
             connectedSeries.add(seriesUid);
