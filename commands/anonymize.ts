@@ -3,8 +3,8 @@ import { type Command, Option } from "commander";
 import { readFileSync } from "node:fs";
 import { type CommandContext, defineCommand, runMain, UsageError } from "../lib/cli/mod.ts";
 import {
-  type AnonymizeContext, anonymizeFile, type AnonymizeFilesOptions, type AnonymizeOptions, createAnonymizeContext,
-  type FileInput, type PatientIdentity, readPatientMap, readProfileCsv, walkInputs, writePatientMap,
+  type AnonymizeContext, anonymizeFileAsync, type AnonymizeFileResult, type AnonymizeFilesOptions, type AnonymizeOptions, createAnonymizeContext,
+  type FileInput, orderedMap, type PatientIdentity, readPatientMap, readProfileCsv, walkInputs, writePatientMap,
 } from "../lib/anonymize/mod.ts";
 import { type FileRecord, isFileRecord, type RtRecord } from "../lib/records/types.ts";
 
@@ -22,6 +22,7 @@ function configure(cmd: Command): void {
   add(id, new Option("--write-map <file.csv>", "write the mapping used (PHI: store it safely)"));
   add(out, new Option("-o, --out <dir>", "output directory"));
   add(out, new Option("--in-place", "overwrite the input files instead of writing to --out"));
+  add(out, new Option("--concurrency <n>", "files in flight at once (reads and writes overlap with work on others)").default("4"));
   add(out, new Option("--layout <layout>", "uid: <patient>/<series UID>/<SOP UID>.dcm; mirror: input paths (may carry PHI)").choices(["uid", "mirror"]).default("uid"));
   add(opt, new Option("--retain-safe-private", "keep private attributes on the safe-private list (113111)"));
   add(opt, new Option("--retain-uids", "keep UIDs as they are (113110)"));
@@ -128,40 +129,49 @@ async function run(c: CommandContext): Promise<number | void> {
   if (c.args.length === 0 && !c.hasStdinRecords) throw new UsageError("No input: give files or directories, or pipe file records on stdin");
   const ctx = createAnonymizeContext(options);
   const files: AnonymizeFilesOptions = { out: o.out, inPlace: o.inPlace === true, layout: o.layout };
+  const concurrency = Number(o.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
+    throw new UsageError(`Invalid value for --concurrency: "${o.concurrency}" (expected 1 to 64)`);
+  }
 
-  const handle = async (input: FileInput) => {
-    const r = anonymizeFile(input, ctx, files);
-    if (r.ok) {
-      c.reporter.done();
-      await c.out.write(r.record);
-    } else if (r.reason === "skipped") {
-      c.reporter.skipped();
-      c.log.warn(r.message);
-    } else {
-      c.reporter.failed(r.message, { item: input.path });
+  type Item =
+    | { kind: "file"; input: FileInput }
+    | { kind: "record"; record: RtRecord }
+    | { kind: "not-dicom"; path: string; category: string };
+  async function* items(): AsyncGenerator<Item> {
+    if (c.args.length > 0) {
+      for (const input of walkInputs(c.args)) yield { kind: "file", input };
+      return;
     }
-  };
-
-  if (c.args.length > 0) {
-    for (const input of walkInputs(c.args)) {
-      if (c.signal.aborted || c.out.closed) break;
-      await handle(input);
-    }
-  } else {
     for await (const record of c.stdinRecords()!) {
-      if (c.signal.aborted || c.out.closed) break;
       if (isFileRecord(record)) {
         const category = record.category;
-        if (category !== undefined && category !== "dicom") {
-          c.reporter.failed(`Not anonymized "${record.path}": a ${category} file is not DICOM, so it is left out of the anonymized output`, { item: record.path });
-          continue;
-        }
-        await handle({ path: record.path, record: record as FileRecord });
+        if (category !== undefined && category !== "dicom") yield { kind: "not-dicom", path: record.path, category };
+        else yield { kind: "file", input: { path: record.path, record: record as FileRecord } };
       } else {
-        const out = anonymizeRecord(record, ctx);
-        if (out) await c.out.write(out);
+        yield { kind: "record", record };
       }
     }
+  }
+  const work = async (item: Item): Promise<{ item: Item; result?: AnonymizeFileResult }> =>
+    item.kind === "file" ? { item, result: await anonymizeFileAsync(item.input, ctx, files) } : { item };
+
+  for await (const { item, result } of orderedMap(items(), concurrency, work)) {
+    if (item.kind === "record") {
+      const out = anonymizeRecord(item.record, ctx);
+      if (out) await c.out.write(out);
+    } else if (item.kind === "not-dicom") {
+      c.reporter.failed(`Not anonymized "${item.path}": a ${item.category} file is not DICOM, so it is left out of the anonymized output`, { item: item.path });
+    } else if (result!.ok) {
+      c.reporter.done();
+      await c.out.write(result!.record);
+    } else if (result!.reason === "skipped") {
+      c.reporter.skipped();
+      c.log.warn(result!.message);
+    } else {
+      c.reporter.failed(result!.message, { item: item.input.path });
+    }
+    if (c.signal.aborted || c.out.closed) break;
   }
   if (o.writeMap) {
     try {

@@ -4,11 +4,12 @@
  * describe it as a `file` record.
  */
 import { createHash } from "node:crypto";
-import { closeSync, mkdirSync, openSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync as readFileSyncNode, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import process from "node:process";
-import { readDicomFile } from "../dicom/reader.ts";
-import { buildMeta, encodeFile } from "../dicom/writer.ts";
+import { type DicomFile, parseDicom } from "../dicom/reader.ts";
+import { buildMeta, encodeDataSet, encodeMeta } from "../dicom/writer.ts";
 import type { FileRecord } from "../records/types.ts";
 import {
   type AnonymizeContext, type AnonymizedIds, anonymizeDataSet, type AnonymizeOptions, BurnedInAnnotationError,
@@ -108,15 +109,25 @@ function errorDetail(e: unknown): string {
   return err.message ?? String(e);
 }
 
-/**
- * Anonymizes one file and writes the result; never throws for a per-file problem (the result says
- * what went wrong).
- */
-export function anonymizeFile(input: FileInput, ctx: AnonymizeContext, files: AnonymizeFilesOptions): AnonymizeFileResult {
+/** The encoded parts of a Part 10 file: preamble + `DICM`, meta information, data set. */
+function encodeParts(file: DicomFile, sopClass: string, sopInstance: string): Uint8Array[] {
+  const ts = file.transferSyntaxUid;
+  const head = new Uint8Array(132);
+  head.set([0x44, 0x49, 0x43, 0x4d], 128);
+  // The data set is encoded as it was read (same transfer syntax); only the meta header is new.
+  return [head, encodeMeta(buildMeta(sopClass, sopInstance, ts)), encodeDataSet(file.dataset, ts)];
+}
+
+type Prepared =
+  | { ok: true; dest: string; parts: Uint8Array[]; bytes: number; record: FileRecord; ids: AnonymizedIds }
+  | (AnonymizeFileResult & { ok: false });
+
+/** Parses, anonymizes and encodes one file held in memory (the CPU part; no I/O). */
+function prepare(input: FileInput, data: Uint8Array, ctx: AnonymizeContext, files: AnonymizeFilesOptions): Prepared {
   const src = input.path;
-  let file;
+  let file: DicomFile;
   try {
-    file = readDicomFile(src, { full: true });
+    file = parseDicom(data, { full: true });
   } catch (e) {
     return { ok: false, input, reason: "unreadable", message: `Cannot read DICOM file "${src}": ${errorDetail(e)}` };
   }
@@ -148,18 +159,19 @@ export function anonymizeFile(input: FileInput, ctx: AnonymizeContext, files: An
       return { ok: false, input, reason: "write", message: `Cannot write "${dest}": it is the input file; use --in-place to overwrite inputs` };
     }
   }
-  let bytes: Uint8Array;
+  let parts: Uint8Array[];
   try {
-    bytes = encodeFile(file.dataset, { meta: buildMeta(sopClass, sopInstance, ts), transferSyntaxUid: ts });
-    writeFileAtomic(dest, bytes);
+    parts = encodeParts(file, sopClass, sopInstance);
   } catch (e) {
     return { ok: false, input, reason: "write", message: `Cannot write "${dest}": ${errorDetail(e)}` };
   }
+  let bytes = 0;
+  for (const p of parts) bytes += p.length;
   const record: FileRecord = {
     type: "file",
     path: dest,
-    bytes: bytes.length,
-    sha256: createHash("sha256").update(bytes).digest("hex"),
+    bytes,
+    sha256: "", // filled in by the caller, which hashes the bytes it writes
     category: "dicom",
     sopClassUid: sopClass || undefined,
     sopInstanceUid: sopInstance || undefined,
@@ -170,15 +182,109 @@ export function anonymizeFile(input: FileInput, ctx: AnonymizeContext, files: An
     transferSyntaxUid: ts,
     planUid: sopClass === "1.2.840.10008.5.1.4.1.1.481.5" || sopClass === "1.2.840.10008.5.1.4.1.1.481.8"
       ? sopInstance
-      : typeof input.record?.planUid === "string" ? ctx.uid(input.record.planUid) : undefined,
+      : typeof input.record?.planUid === "string" ? (ctx.options.retainUids ? input.record.planUid : ctx.uid(input.record.planUid)) : undefined,
     anonymized: { from: src },
   };
   for (const k of Object.keys(record)) if (record[k] === undefined) delete record[k];
-  return { ok: true, input, record, ids };
+  return { ok: true, dest, parts, bytes, record, ids };
 }
 
 /**
- * Anonymizes files one after another, yielding one result per input. Use in pipelines:
+ * Anonymizes one file and writes the result synchronously; never throws for a per-file problem
+ * (the result says what went wrong).
+ */
+export function anonymizeFile(input: FileInput, ctx: AnonymizeContext, files: AnonymizeFilesOptions): AnonymizeFileResult {
+  let data: Uint8Array;
+  try {
+    const b = readFileSyncBytes(input.path);
+    data = b;
+  } catch (e) {
+    return { ok: false, input, reason: "unreadable", message: `Cannot read DICOM file "${input.path}": ${errorDetail(e)}` };
+  }
+  const p = prepare(input, data, ctx, files);
+  if (!p.ok) return p;
+  const bytes = concat(p.parts, p.bytes);
+  p.record.sha256 = createHash("sha256").update(bytes).digest("hex");
+  try {
+    writeFileAtomic(p.dest, bytes);
+  } catch (e) {
+    return { ok: false, input, reason: "write", message: `Cannot write "${p.dest}": ${errorDetail(e)}` };
+  }
+  return { ok: true, input, record: p.record, ids: p.ids };
+}
+
+/** The same as `anonymizeFile`, with reading and writing done asynchronously (overlaps with other files' CPU work). */
+export async function anonymizeFileAsync(input: FileInput, ctx: AnonymizeContext, files: AnonymizeFilesOptions): Promise<AnonymizeFileResult> {
+  let data: Uint8Array;
+  try {
+    const b = await readFile(input.path);
+    data = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  } catch (e) {
+    return { ok: false, input, reason: "unreadable", message: `Cannot read DICOM file "${input.path}": ${errorDetail(e)}` };
+  }
+  const p = prepare(input, data, ctx, files);
+  if (!p.ok) return p;
+  const bytes = concat(p.parts, p.bytes);
+  // Web Crypto digests off the main thread (in both runtimes), overlapping with the write.
+  const digest = crypto.subtle.digest("SHA-256", bytes);
+  try {
+    await writeBytesAtomic(p.dest, bytes);
+  } catch (e) {
+    return { ok: false, input, reason: "write", message: `Cannot write "${p.dest}": ${errorDetail(e)}` };
+  }
+  p.record.sha256 = hex(new Uint8Array(await digest));
+  return { ok: true, input, record: p.record, ids: p.ids };
+}
+
+function hex(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i++) s += bytes[i].toString(16).padStart(2, "0");
+  return s;
+}
+
+function readFileSyncBytes(path: string): Uint8Array {
+  const b = readFileSyncNode(path);
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
+function concat(parts: Uint8Array[], length: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(length);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+const madeDirs = new Set<string>();
+
+async function writeBytesAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  const dir = dirname(path);
+  if (!madeDirs.has(dir)) {
+    await mkdir(dir, { recursive: true });
+    if (madeDirs.size > 10_000) madeDirs.clear();
+    madeDirs.add(dir);
+  }
+  const tmp = `${path}.rtexport-tmp-${process.pid}-${++tempCounter}`;
+  try {
+    await writeFile(tmp, bytes, { flag: "wx" });
+  } catch (e) {
+    await unlink(tmp).catch(() => {});
+    throw e;
+  }
+  try {
+    await rename(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * Anonymizes files, yielding one result per input in input order. Up to `concurrency` files
+ * (default 4) are in flight, so reading and writing overlap with the CPU work on other files;
+ * the keyed results do not depend on the order.
  *
  * @example
  * ```ts
@@ -191,12 +297,27 @@ export function anonymizeFile(input: FileInput, ctx: AnonymizeContext, files: An
 export async function* anonymizeFiles(
   inputs: AsyncIterable<FileInput> | Iterable<FileInput>,
   options: AnonymizeOptions,
-  files: AnonymizeFilesOptions,
+  files: AnonymizeFilesOptions & { concurrency?: number },
   context?: AnonymizeContext,
 ): AsyncGenerator<AnonymizeFileResult> {
   const ctx = context ?? createAnonymizeContext(options);
   if (!files.inPlace && !files.out) throw new Error("An output directory (--out) or --in-place is required");
-  for await (const input of inputs as AsyncIterable<FileInput>) {
-    yield anonymizeFile(input, ctx, files);
+  yield* orderedMap(inputs, files.concurrency ?? 4, (input) => anonymizeFileAsync(input, ctx, files));
+}
+
+/**
+ * Maps an iterable through an async function with up to `limit` calls in flight, yielding results
+ * in input order. Stops pulling input when the consumer stops.
+ */
+export async function* orderedMap<T, R>(
+  source: AsyncIterable<T> | Iterable<T>,
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): AsyncGenerator<R> {
+  const pending: Promise<R>[] = [];
+  for await (const item of source as AsyncIterable<T>) {
+    pending.push(fn(item));
+    if (pending.length >= Math.max(1, limit)) yield await pending.shift()!;
   }
+  while (pending.length > 0) yield await pending.shift()!;
 }
