@@ -16,6 +16,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { type ClinicManifest, generateClinic } from "../lib/fixtures/mod.ts";
 import { freePort, type OrthancPeer, startOrthanc } from "./_peers.ts";
+import { type PostgresServer, startPostgres } from "./_postgres.ts";
 
 const isDeno = "Deno" in globalThis;
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -240,6 +241,37 @@ if (isDeno) {
       const plans = records(show.stdout).filter((x) => x.type === "plan");
       assert.equal(plans.length, manifest.patients.reduce((n, p) => n + p.plans.length, 0));
     });
+    describe("ledger", () => {
+      let pg: PostgresServer | undefined;
+      after(() => pg?.stop());
+
+      /** copy-files one patient into `to`, then `status`; returns status's record. */
+      async function copyThenStatus(patient: number, to: string, ledger: string[]): Promise<Record<string, unknown>> {
+        const p = manifest.patients[patient];
+        const copy = await runBinaryAsync(["copy-files", "--json", "--to", to, ...ledger, join(clinic, p.patientId)]);
+        assert.equal(copy.status, 0, copy.stderr);
+        const copied = records(copy.stdout).filter((x) => x.type === "file");
+        assert.equal(copied.length, p.studies.reduce((n, st) => n + st.series.reduce((m, se) => m + se.instances.length, 0), 0));
+        const status = await runBinaryAsync(["status", "--json", ...(ledger.length ? ledger : [to])]);
+        assert.equal(status.status, 0, status.stderr);
+        assert.doesNotMatch(copy.stderr + status.stderr, /ExperimentalWarning/);
+        const record = records(status.stdout).find((x) => x.type === "status")!;
+        assert.equal((record.kinds as { file: { done: number } }).file.done, copied.length);
+        return record;
+      }
+
+      test("copy-files then status, with the embedded SQLite ledger (node:sqlite inside the binary)", async () => {
+        const record = await copyThenStatus(0, join(work, "copy-sqlite"), []);
+        assert.match(String(record.ledger), /^sqlite:/);
+      });
+
+      test("copy-files then status, with a PostgreSQL ledger (the bundled pg driver)", async () => {
+        pg = await startPostgres();
+        const record = await copyThenStatus(1, join(work, "copy-pg"), ["--ledger", pg.url()]);
+        assert.match(String(record.ledger), /^postgres:/);
+      });
+    });
+
     describe("against Orthanc", () => {
       let orthanc: OrthancPeer;
       let movePort = 0;
