@@ -184,7 +184,7 @@ export class CharacterSet {
 
   /** Encodes text for this character set; characters it cannot represent become `?`. */
   encode(text: string, isPersonName = false): Uint8Array {
-    if (/^[\x00-\x7f]*$/.test(text)) return asciiBytes(text);
+    if (isAsciiText(text)) return asciiBytes(text);
     const first = this.terms[0] ?? "";
     if (!this.iso2022) {
       if (this.label === "utf-8") return new TextEncoder().encode(text);
@@ -192,6 +192,11 @@ export class CharacterSet {
     }
     return encodeIso2022(text, this.terms, isPersonName, first);
   }
+}
+
+function isAsciiText(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
 }
 
 function asciiBytes(text: string): Uint8Array {

@@ -96,9 +96,11 @@ class Source {
     return true;
   }
 
-  need(pos: number, n: number, what: string): void {
+  /** Like ensure, but throws; `what` and `tag` name the part (formatted only on failure: hot path). */
+  need(pos: number, n: number, what: string, tag?: Tag): void {
     if (!this.ensure(pos, n)) {
-      throw new DicomParseError(`unexpected end of data at offset ${pos} (${what})`, pos);
+      const detail = tag === undefined ? what : `${what} ${formatTag(tag)}`;
+      throw new DicomParseError(`unexpected end of data at offset ${pos} (${detail})`, pos);
     }
   }
 
@@ -131,6 +133,12 @@ function signedPixels(ds: DataSet): boolean {
   return (ds.littleEndian ? v[0] | (v[1] << 8) : (v[0] << 8) | v[1]) === 1;
 }
 
+// Interned VR strings by their two bytes, so the hot loop doesn't build a string per element.
+const VR_STRINGS: Record<number, string> = {};
+for (const vr of ["AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF", "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US", "UT", "UV"]) {
+  VR_STRINGS[(vr.charCodeAt(0) << 8) | vr.charCodeAt(1)] = vr;
+}
+
 function isVrChars(a: number, b: number): boolean {
   return a >= 0x41 && a <= 0x5a && b >= 0x41 && b <= 0x5a;
 }
@@ -154,12 +162,10 @@ function parseElements(st: ParseState, ds: DataSet, pos: number, end: number, de
     const element = src.u16(pos + 2, le);
     const tag = ((group << 16) | element) >>> 0;
     if (group === 0xfffe) {
-      const len = src.u32(pos + 4, le);
       if (tag === ITEM_DELIMITATION && inItem) return pos + 8;
       if (tag === SEQUENCE_DELIMITATION || tag === ITEM_DELIMITATION) {
         // Stray delimiter (seen in the wild after defined-length content): skip it.
         pos += 8;
-        if (len !== 0 && len !== 0xffffffff) pos += 0;
         continue;
       }
       throw new DicomParseError(`unexpected item tag ${formatTag(tag)} at offset ${pos}`, pos);
@@ -172,9 +178,9 @@ function parseElements(st: ParseState, ds: DataSet, pos: number, end: number, de
       if (!isVrChars(a, b)) {
         throw new DicomParseError(`invalid VR bytes 0x${a.toString(16)} 0x${b.toString(16)} for ${formatTag(tag)} at offset ${pos + 4}`, pos + 4);
       }
-      vr = String.fromCharCode(a, b);
+      vr = VR_STRINGS[(a << 8) | b] ?? String.fromCharCode(a, b);
       if (LONG_LENGTH_VRS.has(vr) || !isKnownVr(vr)) {
-        src.need(pos, 12, `length of ${formatTag(tag)}`);
+        src.need(pos, 12, "length of", tag);
         len = src.u32(pos + 8, le);
         valuePos = pos + 12;
         if (!isKnownVr(vr)) vr = "UN"; // unknown VR with a 4-byte length, as PS3.5 6.2 advises
@@ -241,7 +247,7 @@ function parseElements(st: ParseState, ds: DataSet, pos: number, end: number, de
     if (!st.full && len > st.bulkThreshold && BULK_VRS.has(vr)) {
       el.skipped = true;
     } else {
-      src.need(valuePos, len, `value of ${formatTag(tag)}`);
+      src.need(valuePos, len, "value of", tag);
       el.value = src.bytes(valuePos, len);
       if (tag === SPECIFIC_CHARACTER_SET) {
         ds.set(el);
@@ -265,7 +271,7 @@ function parseSequence(
   const items: DataSet[] = [];
   el.items = items;
   while (pos < end) {
-    src.need(pos, 8, `item header in ${formatTag(el.tag)}`);
+    src.need(pos, 8, "item header in", el.tag);
     const tag = ((src.u16(pos, le) << 16) | src.u16(pos + 2, le)) >>> 0;
     const len = src.u32(pos + 4, le);
     if (tag === SEQUENCE_DELIMITATION) {
@@ -299,7 +305,7 @@ function parseFragments(st: ParseState, el: DicomElement, pos: number, le: boole
   const src = st.src;
   const fragments: Uint8Array[] = [];
   for (;;) {
-    src.need(pos, 8, `fragment header in ${formatTag(el.tag)}`);
+    src.need(pos, 8, "fragment header in", el.tag);
     const tag = ((src.u16(pos, le) << 16) | src.u16(pos + 2, le)) >>> 0;
     const len = src.u32(pos + 4, le);
     if (tag === SEQUENCE_DELIMITATION) {
@@ -312,7 +318,7 @@ function parseFragments(st: ParseState, el: DicomElement, pos: number, le: boole
     if (pos + 8 + len > src.size) {
       throw new DicomParseError(`fragment of ${len} bytes at offset ${pos} extends beyond the end of the data`, pos);
     }
-    src.need(pos + 8, len, `fragment in ${formatTag(el.tag)}`);
+    src.need(pos + 8, len, "fragment in", el.tag);
     fragments.push(src.bytes(pos + 8, len));
     pos += 8 + len;
   }
