@@ -8,7 +8,7 @@ import { FolderIndex } from "../lib/index/index.ts";
 import { findMatches, selectInstances } from "../lib/qr/find.ts";
 import { ArrivalStore } from "../lib/retrieve/arrivals.ts";
 import { type RetrieveTransport, retrievePlans } from "../lib/retrieve/planner.ts";
-import { placeObject } from "../lib/retrieve/output.ts";
+import { placeObject, sha256File } from "../lib/retrieve/output.ts";
 import { readDicomFile } from "../lib/dicom/reader.ts";
 import { main as retrieveMain } from "../commands/retrieve.ts";
 import { compareRows, runDcmdump } from "./_dcmdump.ts";
@@ -92,8 +92,9 @@ describe("retrievePlans (selective retrieval planner over the real index)", () =
       if (indexRtAttributes) assert.equal(result.summary.inspectedAndDropped, 0);
       else assert.ok(result.summary.inspectedAndDropped > 0); // other plans and their doses were read, then dropped
       // Dropped objects leave nothing behind in staging.
+      await arrivals.settled();
       assert.equal(readdirSync(arrivals.dir).length, kept.length);
-      arrivals.cleanup();
+      await arrivals.cleanup();
     });
   }
 
@@ -104,7 +105,7 @@ describe("retrievePlans (selective retrieval planner over the real index)", () =
     assert.deepEqual(result.summary.plans.map((x) => x.label), ["Plan1"]);
     assert.deepEqual(result.summary.missingLabels, ["Plan2_Alt", "NoSuchPlan"]);
     assert.equal(result.summary.complete, false);
-    arrivals.cleanup();
+    await arrivals.cleanup();
   });
 
   test("objects that never arrive are reported per plan", async () => {
@@ -125,7 +126,7 @@ describe("retrievePlans (selective retrieval planner over the real index)", () =
     const r = result.summary.plans[0];
     assert.equal(r.arrived, r.expected - 1);
     assert.deepEqual(r.missing, [{ kind: "RTDOSE", sopInstanceUid: lostDose, reason: "retrieve status 0xa702" }]);
-    arrivals.cleanup();
+    await arrivals.cleanup();
   });
 
   test("placeObject writes the layout, hashes, and rewrites only PatientID/PatientName", async () => {
@@ -135,7 +136,7 @@ describe("retrievePlans (selective retrieval planner over the real index)", () =
     const out = join(root, "out");
     const plan = result.objects.find((o) => o.object.modality === "RTPLAN")!;
     const source = readDicomFile(join(clinicDir, p.plans[0].path), { full: true });
-    const rec = placeObject(plan.object, out, plan.planUids[0], { patientId: "ANON1", patientName: "Anon^One" });
+    const rec = await placeObject(plan.object, out, plan.planUids[0], { patientId: "ANON1", patientName: "Anon^One" });
     assert.equal(rec.path, join(out, "ANON1", plan.object.studyUid, plan.object.seriesUid, `${plan.object.sopInstanceUid}.dcm`));
     assert.match(rec.sha256!, /^[0-9a-f]{64}$/);
     assert.equal(rec.planUid, p.plans[0].planUid);
@@ -147,8 +148,8 @@ describe("retrievePlans (selective retrieval planner over the real index)", () =
       assert.ok(copy.dataset.has(el.tag), `element ${el.tag.toString(16)} kept`);
       if (el.value) assert.deepEqual(copy.dataset.get(el.tag)!.value, el.value);
     }
-    assert.equal(existsSync(plan.object.path), false);
-    arrivals.cleanup();
+    assert.equal(plan.object.path, rec.path);
+    await arrivals.cleanup();
   });
 });
 
@@ -190,7 +191,8 @@ async function retrieveAndCheck(peer: { port: number; aeTitle: string }, extra: 
   const plan = p.plans.find((x) => x.label === label)!;
   for (const f of files) {
     assert.equal(f.planUid, plan.planUid);
-    assert.match(f.sha256, /^[0-9a-f]{64}$/);
+    assert.equal(f.sha256, sha256File(f.path));
+    assert.equal(f.bytes, readFileSync(f.path).length);
   }
   assert.match(r.stderr, new RegExp(`plan "${label}" \\(APPROVED\\): ${want.length} of ${want.length} expected objects arrived`));
   return { files, summary, stderr: r.stderr };

@@ -2,11 +2,16 @@
  * Objects received during a retrieve (by C-MOVE into the in-process SCP, or by C-GET on the
  * query association), kept in a staging folder until the planner decides which ones belong to
  * the selected plans.
+ *
+ * The peer waits for our C-STORE-RSP before it sends the next object, so `accept` does as
+ * little as possible: one rename. The header is parsed when first needed, and the SHA-256 of
+ * the bytes is computed off the main thread (WebCrypto) while the next objects arrive.
  */
 import { mkdirSync, renameSync, rmSync, unlinkSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { DataSet } from "../dicom/dataset.ts";
-import { readDicomFile } from "../dicom/reader.ts";
+import { type DicomFile, readDicomFile } from "../dicom/reader.ts";
 
 /** What the network layer hands over for each received object (a temporary Part 10 file). */
 export interface IncomingFile {
@@ -17,23 +22,59 @@ export interface IncomingFile {
   size: number;
 }
 
-export interface ArrivedObject {
+/** A received object in staging; header fields are read on first use. */
+export class ArrivedObject {
   /** Staging path (a complete Part 10 file). */
   path: string;
-  bytes: number;
-  sopClassUid: string;
-  sopInstanceUid: string;
-  transferSyntaxUid: string;
-  studyUid: string;
-  seriesUid: string;
-  modality: string;
-  /** The header (bulk data not read). */
-  dataset: DataSet;
+  readonly bytes: number;
+  readonly sopInstanceUid: string;
+  private readonly incoming: IncomingFile;
+  private file: DicomFile | undefined;
+  /** SHA-256 (hex) of the staged bytes, computed in the background. */
+  sha256: Promise<string> | undefined;
+
+  constructor(path: string, incoming: IncomingFile) {
+    this.path = path;
+    this.incoming = incoming;
+    this.bytes = incoming.size;
+    this.sopInstanceUid = incoming.sopInstanceUid;
+  }
+
+  /** Parses the header (throws a DicomParseError for a damaged object). */
+  header(): DicomFile {
+    this.file ??= readDicomFile(this.path);
+    return this.file;
+  }
+  get dataset(): DataSet {
+    return this.header().dataset;
+  }
+  get sopClassUid(): string {
+    return this.incoming.sopClassUid || (this.dataset.string(0x00080016) ?? "");
+  }
+  get transferSyntaxUid(): string {
+    return this.incoming.transferSyntaxUid || this.header().transferSyntaxUid;
+  }
+  get studyUid(): string {
+    return this.dataset.string(0x0020000d) ?? "";
+  }
+  get seriesUid(): string {
+    return this.dataset.string(0x0020000e) ?? "";
+  }
+  get modality(): string {
+    return this.dataset.string(0x00080060) ?? "";
+  }
 }
 
 const STATUS_SUCCESS = 0x0000;
-/** PS3.4 B.2.3: Error — cannot understand. */
-const STATUS_CANNOT_UNDERSTAND = 0xc000;
+/** PS3.4 B.2.2: Refused — out of resources. */
+const STATUS_OUT_OF_RESOURCES = 0xa700;
+const HASHES_IN_FLIGHT = 4;
+
+async function sha256Of(path: string): Promise<string> {
+  const bytes = await readFile(path);
+  const digest = await crypto.subtle.digest("SHA-256", bytes);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 export class ArrivalStore {
   readonly dir: string;
@@ -41,6 +82,9 @@ export class ArrivalStore {
   private counter = 0;
   /** Objects that could not be read (reported, not kept). */
   readonly rejected: { sopInstanceUid: string; error: string }[] = [];
+  private hashing = 0;
+  private readonly hashQueue: (() => void)[] = [];
+  private readonly dropping = new Set<Promise<void>>();
 
   constructor(dir: string) {
     this.dir = dir;
@@ -52,28 +96,28 @@ export class ArrivalStore {
     const dest = join(this.dir, `${(this.counter++).toString(36).padStart(6, "0")}.dcm`);
     try {
       renameSync(file.path, dest);
-      const f = readDicomFile(dest);
-      const ds = f.dataset;
-      const uid = ds.string(0x00080018) ?? file.sopInstanceUid;
-      const previous = this.objects.get(uid);
-      if (previous) unlinkQuiet(previous.path); // a second copy of the same object replaces the first
-      this.objects.set(uid, {
-        path: dest,
-        bytes: f.size,
-        sopClassUid: ds.string(0x00080016) ?? file.sopClassUid,
-        sopInstanceUid: uid,
-        transferSyntaxUid: f.transferSyntaxUid,
-        studyUid: ds.string(0x0020000d) ?? "",
-        seriesUid: ds.string(0x0020000e) ?? "",
-        modality: ds.string(0x00080060) ?? "",
-        dataset: ds,
-      });
-      return { status: STATUS_SUCCESS };
     } catch (e) {
-      unlinkQuiet(dest);
       const error = (e as Error).message;
       this.rejected.push({ sopInstanceUid: file.sopInstanceUid, error });
-      return { status: STATUS_CANNOT_UNDERSTAND, errorComment: error.slice(0, 64) };
+      return { status: STATUS_OUT_OF_RESOURCES, errorComment: error.slice(0, 64) };
+    }
+    const previous = this.objects.get(file.sopInstanceUid);
+    if (previous) this.drop(previous); // a second copy of the same object replaces the first
+    const o = new ArrivedObject(dest, file);
+    o.sha256 = this.hash(dest);
+    o.sha256.catch(() => {}); // failures surface when the hash is awaited
+    this.objects.set(file.sopInstanceUid, o);
+    return { status: STATUS_SUCCESS };
+  }
+
+  private async hash(path: string): Promise<string> {
+    if (this.hashing >= HASHES_IN_FLIGHT) await new Promise<void>((r) => this.hashQueue.push(r));
+    this.hashing++;
+    try {
+      return await sha256Of(path);
+    } finally {
+      this.hashing--;
+      this.hashQueue.shift()?.();
     }
   }
 
@@ -81,12 +125,22 @@ export class ArrivalStore {
     return this.objects.has(sopInstanceUid);
   }
 
+  /** The object, when it arrived and its header can be read (damaged ones are dropped and recorded). */
   get(sopInstanceUid: string): ArrivedObject | undefined {
-    return this.objects.get(sopInstanceUid);
+    const o = this.objects.get(sopInstanceUid);
+    if (!o) return undefined;
+    try {
+      o.header();
+      return o;
+    } catch (e) {
+      this.rejected.push({ sopInstanceUid, error: (e as Error).message });
+      this.drop(o);
+      return undefined;
+    }
   }
 
   all(): ArrivedObject[] {
-    return [...this.objects.values()];
+    return [...this.objects.keys()].map((uid) => this.get(uid)).filter((o): o is ArrivedObject => o !== undefined);
   }
 
   inSeries(seriesUid: string): ArrivedObject[] {
@@ -96,13 +150,30 @@ export class ArrivalStore {
   /** Drops an object that turned out not to belong to the selection. */
   discard(sopInstanceUid: string): void {
     const o = this.objects.get(sopInstanceUid);
-    if (!o) return;
-    unlinkQuiet(o.path);
-    this.objects.delete(sopInstanceUid);
+    if (o) this.drop(o);
   }
 
-  /** Removes the staging folder and whatever is left in it. */
-  cleanup(): void {
+  private drop(o: ArrivedObject): void {
+    // Let a running hash finish before the file goes (it reads by path).
+    const path = o.path;
+    this.objects.delete(o.sopInstanceUid);
+    const p: Promise<void> = (o.sha256 ?? Promise.resolve("")).then(() => {}, () => {}).finally(() => {
+      unlinkQuiet(path);
+      this.dropping.delete(p);
+    });
+    this.dropping.add(p);
+  }
+
+  /** Resolves once dropped objects are deleted from staging. */
+  async settled(): Promise<void> {
+    await Promise.all([...this.dropping]);
+  }
+
+  /** Removes the staging folder and whatever is left in it (after running hashes finish). */
+  async cleanup(): Promise<void> {
+    await Promise.all([...this.objects.values()].map((o) => o.sha256?.catch(() => {})));
+    await this.settled();
+    while (this.hashing > 0) await new Promise((r) => setTimeout(r, 10));
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

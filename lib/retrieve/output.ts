@@ -56,21 +56,26 @@ export function rewritePatient(src: string, dest: string, rewrite: PatientRewrit
 }
 
 /** Moves (or rewrites) one kept object into `outDir`; returns its `file` record. */
-export function placeObject(o: ArrivedObject, outDir: string, planUid: string | undefined, rewrite: PatientRewrite = {}): FileRecord {
+export async function placeObject(o: ArrivedObject, outDir: string, planUid: string | undefined, rewrite: PatientRewrite = {}): Promise<FileRecord> {
   const patientId = rewrite.patientId ?? o.dataset.string(0x00100020) ?? "";
   const dest = storagePath(outDir, { patientId, studyUid: o.studyUid, seriesUid: o.seriesUid, sopInstanceUid: o.sopInstanceUid });
   mkdirSync(dirname(dest), { recursive: true });
+  let sha256: string;
   if (rewrite.patientId !== undefined || rewrite.patientName !== undefined) {
+    await o.sha256?.catch(() => {}); // the background hash reads the staged file
     rewritePatient(o.path, dest, rewrite);
     unlinkSync(o.path);
+    sha256 = sha256File(dest);
   } else {
-    renameSync(o.path, dest);
+    sha256 = o.sha256 ? await o.sha256 : sha256File(o.path);
+    renameSync(o.path, dest); // same bytes: the staged hash is the written file's hash
   }
+  o.path = dest;
   const record: FileRecord = {
     type: "file",
     path: dest,
     bytes: statSync(dest).size,
-    sha256: sha256File(dest),
+    sha256,
     category: "dicom",
     sopClassUid: o.sopClassUid,
     sopInstanceUid: o.sopInstanceUid,
