@@ -203,6 +203,20 @@ function checkFuse(path: string, state: "0" | "1"): void {
 }
 
 /**
+ * The Windows binary cannot be run here; check at least that the blob went in as a resource
+ * named NODE_SEA_BLOB (PE resource names are UTF-16LE) and that no signature is left.
+ */
+function checkPeResource(path: string): void {
+  const bytes = readFileSync(path);
+  if (bytes.indexOf(Buffer.from("NODE_SEA_BLOB", "utf16le")) < 0) {
+    throw new Error(`The Windows binary "${rel(path)}" has no NODE_SEA_BLOB resource after injection`);
+  }
+  if (stripPeSignature(new Uint8Array(bytes)).length !== bytes.length) {
+    throw new Error(`The Windows binary "${rel(path)}" still carries a signature`);
+  }
+}
+
+/**
  * Removes the static symbol table and debug sections from an ELF file with binutils' strip, if
  * installed (~17 MB of Node's official Linux binary); the dynamic symbols add-ons link against
  * stay. Returns false when strip is not available.
@@ -217,7 +231,7 @@ function stripElf(path: string): boolean {
 }
 
 /** Builds one binary; returns what was built. */
-export async function buildBinary(target: Target, script: string, options: BuildOptions = {}): Promise<BinaryInfo> {
+export function buildBinary(target: Target, script: string, options: BuildOptions = {}): BinaryInfo {
   const node = linuxNode();
   const source = target === "linux" ? node.path : windowsNode(WINDOWS_NODE_VERSION);
   const nodeVersion = target === "linux" ? node.version : WINDOWS_NODE_VERSION;
@@ -242,6 +256,7 @@ export async function buildBinary(target: Target, script: string, options: Build
   }
   inject(node.path, temp, blob);
   checkFuse(temp, "1");
+  if (target === "win") checkPeResource(temp);
   mkdirSync(dirname(out), { recursive: true });
   renameSync(temp, out);
   return { target, path: out, bytes: statSync(out).size, nodeVersion, stripped };
@@ -266,7 +281,7 @@ export async function buildBinaries(targets: Target[], options: BuildOptions = {
     }, …\n`,
   );
   const built: BinaryInfo[] = [];
-  for (const target of targets) built.push(await buildBinary(target, script, options));
+  for (const target of targets) built.push(buildBinary(target, script, options));
   return built;
 }
 
