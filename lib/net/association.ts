@@ -205,6 +205,8 @@ interface Waiter {
 }
 
 const MAX_ACCEPTED_PDU = 64 * 1024 * 1024;
+/** Bytes read from a file per read when streaming a data set. */
+const SEND_BLOCK = 1024 * 1024;
 
 /**
  * An established association. One DIMSE operation at a time (no asynchronous operations
@@ -241,6 +243,7 @@ export class Association {
   private closeWaiters: (() => void)[] = [];
   private messageId = 0;
   private hold = false;
+  private sendBuffers: { buf: Buffer; flushed: Promise<void> }[] = [];
   private readonly tls: boolean;
   /** The A-ASSOCIATE-RQ received (acceptors) or sent (requestors). */
   request: AssociateRq | undefined;
@@ -550,6 +553,12 @@ export class Association {
     return this.socket.write(b);
   }
 
+  /** Writes and calls `done` once the bytes left for the kernel, or the connection ended. */
+  private writeThen(b: Uint8Array, done: () => void): void {
+    if (this.socket.destroyed || !this.socket.writable) return done();
+    this.socket.write(b, () => done());
+  }
+
   private flushDrain(): void {
     for (const f of this.drainWaiters.splice(0)) f();
   }
@@ -590,22 +599,55 @@ export class Association {
       for (const p of fragment(contextId, false, data, this.peerMaxPdu)) await this.send(p);
       return;
     }
+    // Read blocks of whole PDVs (about 1 MB) with one read each into one of two reused buffers,
+    // then hand the socket each PDV header and a view of the block while corked, so Node writes
+    // them with one writev. A buffer is refilled only after the socket flushed what it held,
+    // so memory stays at two blocks per association whatever the object size.
     const max = maxPduPayload(this.peerMaxPdu);
+    const block = Math.max(max, Math.floor(SEND_BLOCK / max) * max);
+    if (this.sendBuffers.length === 0 || this.sendBuffers[0].buf.length < block) {
+      this.sendBuffers = [0, 1].map(() => ({ buf: Buffer.allocUnsafe(block), flushed: Promise.resolve() }));
+    }
     const fd = openSync(data.path, "r");
     try {
       let pos = 0;
+      let k = 0;
       do {
-        const n = Math.min(max, data.length - pos);
-        const buf = Buffer.allocUnsafe(PDV_HEADER_LENGTH + n);
+        const slot = this.sendBuffers[k];
+        k ^= 1;
+        await slot.flushed;
+        if (this.closedError) throw this.closedError;
+        const n = Math.min(block, data.length - pos);
+        const buf = slot.buf;
         let got = 0;
         while (got < n) {
-          const r = readSync(fd, buf, PDV_HEADER_LENGTH + got, n - got, data.offset + pos + got);
+          const r = readSync(fd, buf, got, n - got, data.offset + pos + got);
           if (r === 0) throw new Error(`Cannot read "${data.path}": file ended at offset ${data.offset + pos + got}`);
           got += r;
         }
+        const pdus = Math.ceil(n / max) || 1;
+        const headers = Buffer.allocUnsafe(PDV_HEADER_LENGTH * pdus);
+        let onFlushed!: () => void;
+        slot.flushed = new Promise<void>((resolve) => {
+          onFlushed = () => {
+            this.closeWaiters.splice(this.closeWaiters.indexOf(onFlushed) >>> 0, 1);
+            resolve();
+          };
+          this.closeWaiters.push(onFlushed);
+        });
+        this.socket.cork();
+        for (let i = 0, o = 0; i < pdus; i++, o += max) {
+          const len = Math.min(max, n - o);
+          const h = headers.subarray(i * PDV_HEADER_LENGTH, (i + 1) * PDV_HEADER_LENGTH);
+          writePdvHeader(h, contextId, false, pos + o + len >= data.length, len);
+          this.write(h);
+          if (i === pdus - 1) this.writeThen(buf.subarray(o, o + len), onFlushed);
+          else this.write(buf.subarray(o, o + len));
+        }
+        this.socket.uncork();
         pos += n;
-        writePdvHeader(buf, contextId, false, pos >= data.length, n);
-        await this.send(buf);
+        if (this.socket.writableNeedDrain) await this.drain();
+        else if (this.closedError) throw this.closedError;
       } while (pos < data.length);
     } finally {
       closeSync(fd);
