@@ -208,6 +208,15 @@ describe("generateClinic", () => {
     }
   });
 
+  it("states the Frame of Reference each series' files carry", () => {
+    for (const p of a.patients) {
+      for (const se of p.studies.flatMap((s) => s.series)) {
+        assert.equal(se.frameOfReferenceUid === undefined, se.modality === "RTRECORD", `${p.patientId} ${se.modality}`);
+        for (const i of se.instances) assert.equal(readDicomFile(join(dirA, i.path)).dataset.string("FrameOfReferenceUID"), se.frameOfReferenceUid, i.path);
+      }
+    }
+  });
+
   it("puts path-unsafe characters in a patient name and a plan label", () => {
     assert.ok(a.patients.some((p) => /[/:]/.test(p.name) && p.name.includes("..")));
     assert.ok(a.patients.flatMap((p) => p.plans).some((p) => /[/:]/.test(p.label) && p.label.includes("..")));
