@@ -8,10 +8,12 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { main } from "../commands/anonymize.ts";
-import { anonymizeDataSet, createAnonymizeContext, parseProfileCsv, ProfileError, resolveCombined } from "../lib/anonymize/mod.ts";
+import {
+  anonymizeDataSet, createAnonymizeContext, encodeParts, parseProfileCsv, ProfileError, resolveCombined,
+} from "../lib/anonymize/mod.ts";
 import { DataSet } from "../lib/dicom/dataset.ts";
 import { readDicomFile } from "../lib/dicom/reader.ts";
-import { encodeFile } from "../lib/dicom/writer.ts";
+import { buildMeta, encodeFile } from "../lib/dicom/writer.ts";
 import { generateClinic } from "../lib/fixtures/mod.ts";
 import { buildReferenceTree, summarizeObject } from "../lib/rt/mod.ts";
 
@@ -491,6 +493,20 @@ describe("anonymizeDataSet: profile details", () => {
     assert.equal(ds.string(0x00081030), "Study of XXX for ANON"); // kept, identifying values removed
     const codes = ds.items("DeidentificationMethodCodeSequence").map((i) => i.string("CodeValue"));
     assert.deepEqual(codes, ["113100", "113105", "113111"]);
+  });
+
+  it("writes the same bytes as encodeFile when it passes pixel data through without copying", () => {
+    const syntaxes = new Set<string>();
+    for (const path of inputFiles) {
+      const file = readDicomFile(path, { full: true });
+      const sop = file.dataset.string("SOPClassUID")!, inst = file.dataset.string("SOPInstanceUID")!;
+      const parts = encodeParts(file, sop, inst);
+      const joined = Buffer.concat(parts);
+      const expected = encodeFile(file.dataset, { meta: buildMeta(sop, inst, file.transferSyntaxUid), transferSyntaxUid: file.transferSyntaxUid });
+      assert.ok(Buffer.from(expected).equals(joined), `different bytes for ${path}`);
+      if (file.dataset.has("PixelData")) syntaxes.add(file.transferSyntaxUid);
+    }
+    assert.ok(syntaxes.size >= 2, `pixel data in only ${[...syntaxes]}`);
   });
 
   it("rejects a short key", () => {
