@@ -371,6 +371,17 @@ describe("anonymize: bad input", () => {
     assert.equal(allowed.records.length, 2);
   });
 
+  it("refuses to write two inputs to one output path", async () => {
+    const dir = join(root, "dupes");
+    spawnSync("mkdir", ["-p", join(dir, "a"), join(dir, "b")]);
+    writeFileSync(join(dir, "a", "x.dcm"), readFileSync(inputFiles[0]));
+    writeFileSync(join(dir, "b", "x.dcm"), readFileSync(inputFiles[0])); // same SOP Instance UID
+    const run = await anonymize(["--key", KEY, "--out", join(root, "dupes-out"), dir]);
+    assert.equal(run.code, 3);
+    assert.equal(run.records.length, 1);
+    assert.match(run.stderr, /Cannot write ".*": ".*b\/x\.dcm" has the same SOP Instance UID as ".*a\/x\.dcm"/);
+  });
+
   it("writes to the input only with --in-place", async () => {
     const dir = join(root, "inplace");
     spawnSync("mkdir", ["-p", dir]);

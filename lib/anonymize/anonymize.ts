@@ -72,6 +72,8 @@ export class AnonymizeContext {
   readonly key: Uint8Array;
   /** Old patient ID → identity used, for every patient seen. */
   readonly patients: Map<string, PatientIdentity> = new Map();
+  /** Output path → input path, for every file written in this run (two inputs must not land on one output). */
+  readonly outputs: Map<string, string> = new Map();
   private readonly uids = new Map<string, string>();
 
   constructor(options: AnonymizeOptions) {

@@ -196,6 +196,12 @@ function prepare(input: FileInput, data: Uint8Array, ctx: AnonymizeContext, file
       return { ok: false, input, reason: "write", message: `Cannot write "${dest}": it is the input file; use --in-place to overwrite inputs` };
     }
   }
+  const earlier = ctx.outputs.get(resolve(dest));
+  if (earlier !== undefined && earlier !== resolve(src)) {
+    const why = (files.layout ?? "uid") === "uid" && !files.inPlace ? "has the same SOP Instance UID as" : "would be written to the same path as";
+    return { ok: false, input, reason: "write", message: `Cannot write "${dest}": "${src}" ${why} "${earlier}", which was written there in this run` };
+  }
+  ctx.outputs.set(resolve(dest), resolve(src));
   let parts: Uint8Array[];
   try {
     parts = encodeParts(file, sopClass, sopInstance);
