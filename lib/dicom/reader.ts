@@ -54,6 +54,8 @@ export class DicomParseError extends Error {
 
 const MAX_DEPTH = 64;
 const CHUNK = 16384;
+// Most headers end within 2 KiB (CT slices); a smaller first read copies less from the page cache.
+const FIRST_CHUNK = 4096;
 
 /**
  * Byte access for the parser: a window over a file that grows on demand, or a whole buffer.
@@ -80,7 +82,7 @@ class Source {
     if (pos >= this.start && pos + n <= this.end) return true;
     if (pos + n > this.size) return false;
     if (this.fd === undefined) return false;
-    const want = Math.min(Math.max(n, CHUNK), this.size - pos);
+    const want = Math.min(Math.max(n, this.end === 0 ? FIRST_CHUNK : CHUNK), this.size - pos);
     const buf = new Uint8Array(want);
     let got = 0;
     while (got < want) {
