@@ -42,12 +42,37 @@ function ensureNodeModules() {
   const lock = join(root, "package-lock.json");
   const marker = join(root, "node_modules", ".package-lock.json");
   const installed = Math.max(mtime(marker), existsSync(marker) ? -1 : mtime(join(root, "node_modules")));
-  if (installed >= 0 && installed >= mtime(lock) && existsSync(NODE) && existsSync(DENO)) return;
+  const present = installed >= 0 && existsSync(NODE) && existsSync(DENO);
+  if (present && (installed >= mtime(lock) || installedMatchesLock(lock, marker))) return;
   say(existsSync(join(root, "node_modules")) ? "package-lock.json changed: npm ci" : "node_modules missing: npm ci");
   const npm = process.platform === "win32" ? "npm.cmd" : "npm";
   runOrFail(npm, ["ci", "--no-audit", "--no-fund"]);
   if (!existsSync(NODE) || !existsSync(DENO)) {
     throw new TaskError("npm ci did not install node_modules/.bin/node and node_modules/.bin/deno");
+  }
+}
+
+/**
+ * True when npm's record of what is installed (node_modules/.package-lock.json) has every package
+ * of package-lock.json at the same version: a lock file that is only newer (a checkout) needs no
+ * reinstall. Optional packages for other platforms are never installed and are not required.
+ */
+function installedMatchesLock(lockPath, markerPath) {
+  try {
+    const lock = JSON.parse(readFileSync(lockPath, "utf8")).packages ?? {};
+    const installed = JSON.parse(readFileSync(markerPath, "utf8")).packages ?? {};
+    for (const [key, entry] of Object.entries(lock)) {
+      if (key === "") continue;
+      const have = installed[key];
+      if (!have) {
+        if (entry.optional) continue;
+        return false;
+      }
+      if (have.version !== entry.version) return false;
+    }
+    return true;
+  } catch {
+    return false;
   }
 }
 
