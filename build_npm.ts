@@ -3,6 +3,7 @@
  *
  *   node build_npm.ts            build, pack, install the tarball in a temporary project, run it
  *   node build_npm.ts --no-test  build only
+ *   node build_npm.ts --node /path/to/node22/bin/node   smoke-test under that Node (repeatable)
  *
  * The package: ESM JavaScript bundled by esbuild per entry point (cli.js, mod.js and one file per
  * command, shared code in chunks/, npm dependencies left as imports), `.d.ts` declarations for the
@@ -28,7 +29,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, dirname, join } from "node:path";
+import { delimiter, dirname, join, resolve } from "node:path";
 import process from "node:process";
 import { bundleNpm, readRootPackage, rel, ROOT } from "./scripts/_bundle.ts";
 
@@ -257,7 +258,7 @@ function expect(condition: unknown, what: string, detail: string): void {
 }
 
 /** Packs npm/, installs the tarball into a temporary project and runs it as a user would. */
-export async function smokeTest(pkg: Record<string, unknown>): Promise<void> {
+export async function smokeTest(pkg: Record<string, unknown>, node: string = currentNode()): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), "rtexport-npm-"));
   try {
     const packed = runOrFail("npm", ["pack", "--silent", "--pack-destination", work], { cwd: OUT }).trim().split("\n").pop()!;
@@ -275,7 +276,6 @@ export async function smokeTest(pkg: Record<string, unknown>): Promise<void> {
       timeout: 600_000,
     });
 
-    const node = currentNode();
     // Only this Node on PATH before the rest: the bin's `#!/usr/bin/env node` must find it.
     const env: NodeJS.ProcessEnv = {
       ...process.env,
@@ -380,18 +380,24 @@ function shownPlanPath(records: { type: string }[], clinic: string): string {
   return plan.path.startsWith("/") ? plan.path : join(clinic, "..", plan.path);
 }
 
+const USAGE = "Usage: node build_npm.ts [--no-test] [--node PATH]...\n";
+
 async function cli(argv: string[]): Promise<number> {
-  const test = !argv.includes("--no-test");
-  const unknown = argv.filter((a) => a !== "--no-test");
-  if (unknown.length) {
-    process.stderr.write(`build_npm: unknown argument "${unknown[0]}"\nUsage: node build_npm.ts [--no-test]\n`);
-    return 2;
+  let test = true;
+  const nodes: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--no-test") test = false;
+    else if (argv[i] === "--node" && argv[i + 1]) nodes.push(resolve(argv[++i]));
+    else {
+      process.stderr.write(`build_npm: unknown argument "${argv[i]}"\n${USAGE}`);
+      return 2;
+    }
   }
   const pkg = await buildNpm();
   const files = readdirSync(OUT, { recursive: true }).length;
   say(`built ${rel(OUT)}/ (${files} entries): ${pkg.name}@${pkg.version}`);
   if (test) {
-    await smokeTest(pkg);
+    for (const node of nodes.length ? nodes : [currentNode()]) await smokeTest(pkg, node);
     say("smoke test passed");
   }
   return 0;
