@@ -155,6 +155,38 @@ describe("push", () => {
     }
   });
 
+  test("DIMSE failure and warning statuses are recorded in hex with the peer's comment", async () => {
+    const scp = await createScp({
+      aeTitle: "PICKY",
+      host: "127.0.0.1",
+      storeDir: dir,
+      handlers: {
+        store: ({ file }) => {
+          if (file.sopClassUid === "1.2.840.10008.5.1.4.1.1.481.5") return { status: 0xa700, errorComment: "disk full" };
+          if (file.sopClassUid === "1.2.840.10008.5.1.4.1.1.481.3") return { status: 0xb007, errorComment: "coerced" };
+          return { status: 0 };
+        },
+      },
+    });
+    try {
+      const plan = files.find((p) => p.includes("/RTPLAN/"))!;
+      const rs = files.find((p) => p.includes("/RTSTRUCT/"))!;
+      const ct = files.find((p) => p.includes("/CT/"))!;
+      const r = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(scp.port), "--aec", "PICKY", plan, rs, ct]);
+      assert.equal(r.code, 3);
+      const byPath = new Map(r.records.map((x) => [x.path, x.push]));
+      assert.deepEqual(byPath.get(plan), { status: "failed", peer: `PICKY@127.0.0.1:${scp.port}`, dimseStatus: "0xA700", mode: "streamed", error: "refused: out of resources: disk full" });
+      assert.equal(byPath.get(rs).status, "stored");
+      assert.equal(byPath.get(rs).dimseStatus, "0xB007");
+      assert.equal(byPath.get(ct).status, "stored");
+      assert.ok(r.stderr.includes(`push: Cannot store "${plan}" at PICKY@127.0.0.1:${scp.port} (status 0xA700): refused: out of resources: disk full\n`), r.stderr);
+      assert.ok(r.stderr.includes(`push: warning: "${rs}" stored with a warning: 0xB007`), r.stderr);
+      assert.match(r.stderr, /push: 2 objects done, 1 failed\n$/);
+    } finally {
+      await scp.close();
+    }
+  });
+
   test("peer down: every object is reported failed with the reason, exit 3", async () => {
     const port = await freePort();
     const r = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(port), files[0], files[1]]);
