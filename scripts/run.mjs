@@ -46,7 +46,19 @@ function ensureNodeModules() {
   if (present && (installed >= mtime(lock) || installedMatchesLock(lock, marker))) return;
   say(existsSync(join(root, "node_modules")) ? "package-lock.json changed: npm ci" : "node_modules missing: npm ci");
   const npm = process.platform === "win32" ? "npm.cmd" : "npm";
-  runOrFail(npm, ["ci", "--no-audit", "--no-fund"]);
+  const ci = spawnSync(npm, ["ci", "--no-audit", "--no-fund"], { cwd: root, encoding: "utf8", shell: process.platform === "win32" });
+  if (ci.status !== 0) {
+    // A registry that lacks some platform's optional packages (here: @deno/darwin-*) yields a lock
+    // file without them, which `npm ci` refuses as "not in sync"; `npm install` accepts it and
+    // installs the same versions.
+    say("npm ci failed; trying npm install");
+    const install = spawnSync(npm, ["install", "--no-audit", "--no-fund"], { cwd: root, stdio: "inherit", shell: process.platform === "win32" });
+    if (install.status !== 0) {
+      process.stderr.write(ci.stdout ?? "");
+      process.stderr.write(ci.stderr ?? "");
+      throw new TaskError(`npm ci and npm install failed (exit status ${ci.status} and ${install.status})`);
+    }
+  }
   if (!existsSync(NODE) || !existsSync(DENO)) {
     throw new TaskError("npm ci did not install node_modules/.bin/node and node_modules/.bin/deno");
   }
