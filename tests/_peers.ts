@@ -105,6 +105,7 @@ function stopper(proc: ChildProcess, dir: string, keepDir = false): () => Promis
 export interface OrthancPeer extends Peer {
   httpPort: number;
   /** GET (or with `body`, POST) on Orthanc's REST API; resolves with the parsed JSON. */
+  // deno-lint-ignore no-explicit-any
   rest(path: string, body?: unknown): Promise<any>;
   /** Raw bytes of GET `path` (e.g. `/instances/{id}/file`). */
   restBytes(path: string): Promise<Uint8Array>;
@@ -299,6 +300,7 @@ export async function runMainCaptured(
   main: (argv: string[], io?: Record<string, unknown>) => Promise<number>,
   argv: string[],
   opts: { stdin?: string; env?: Record<string, string>; cwd?: string } = {},
+  // deno-lint-ignore no-explicit-any
 ): Promise<{ code: number; stdout: string; stderr: string; records: Record<string, any>[] }> {
   const { PassThrough, Readable } = await import("node:stream");
   const out = new PassThrough();

@@ -320,7 +320,7 @@ async function serveFind(assoc: Association, m: Message, info: RequestInfo, h: S
   let rq: QueryRequest;
   try {
     rq = queryRequest(assoc, m, info);
-  } catch (e) {
+  } catch {
     await assoc.sendMessage(m.contextId, { ...base, status: STATUS_CANNOT_UNDERSTAND, errorComment: "Cannot parse identifier", hasDataSet: false });
     return;
   }
