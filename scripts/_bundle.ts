@@ -41,15 +41,10 @@ export function commandNames(): string[] {
     .sort();
 }
 
-/** Commands listed in cli.ts's dispatch table (the names a `rtexport <command>` accepts). */
-export function dispatchedCommandNames(): string[] {
-  const source = readFileSync(join(ROOT, "cli.ts"), "utf8");
-  return [...source.matchAll(/import\("\.\/commands\/([a-z0-9-]+)\.ts"\)/g)].map((m) => m[1]);
-}
-
 /**
- * Every source file a build depends on: .ts files outside tests/, bench/, node_modules/ and the
- * outputs, plus package.json. Used to decide whether an output is out of date.
+ * Every source file a build depends on: .ts and .json files outside tests/, bench/, docs/,
+ * node_modules/ and the outputs (the build scripts included), plus package.json and
+ * package-lock.json. Used to decide whether an output is out of date.
  */
 export function sourceFiles(): string[] {
   const out: string[] = [join(ROOT, "package.json"), join(ROOT, "package-lock.json")];
