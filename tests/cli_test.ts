@@ -165,6 +165,7 @@ export const main = defineCommand({
     cmd.option("--limit <n>", "how many", (v) => { const n = Number(v); if (!Number.isInteger(n)) throw new Error("expected an integer"); return n; }, 10);
     cmd.option("--pattern <glob>", "file pattern", "*");
     cmd.option("--dry-run", "do nothing");
+    cmd.option("--no-verify", "skip hash verification");
     cmd.argument("[path...]");
   },
   async run(ctx) {
@@ -182,6 +183,7 @@ export const main = defineCommand({
       limit: ctx.options.limit, limitFrom: ctx.optionSource("limit"),
       pattern: ctx.options.pattern, patternFrom: ctx.optionSource("pattern"),
       dryRun: ctx.options.dryRun ?? false,
+      verify: ctx.options.verify,
       peer: ctx.peer, args: ctx.args, stdin, json: ctx.out.json,
     });
   },
@@ -235,6 +237,22 @@ runMain(import.meta, main);
   test("boolean from environment", async () => {
     assert.equal(record(await probeRun([], { RTEXPORT_DRY_RUN: "1" })).dryRun, true);
     assert.equal(record(await probeRun([], { RTEXPORT_DRY_RUN: "false" })).dryRun, false);
+  });
+
+  test("a --no-X option: RTEXPORT_X and config \"x\" set the value itself", async () => {
+    assert.equal(record(await probeRun([])).verify, true);
+    assert.equal(record(await probeRun(["--no-verify"])).verify, false);
+    assert.equal(record(await probeRun([], { RTEXPORT_VERIFY: "false" })).verify, false);
+    assert.equal(record(await probeRun([], { RTEXPORT_VERIFY: "true" })).verify, true);
+    writeFileSync(join(dir, "other", "noverify.json"), JSON.stringify({ commands: { probe: { verify: false } } }));
+    assert.equal(record(await probeRun(["--config", join(dir, "other", "noverify.json")])).verify, false);
+  });
+
+  test("an unknown option in the command's config section is a usage error naming it", async () => {
+    writeFileSync(join(dir, "other", "typo.json"), JSON.stringify({ commands: { probe: { limt: 5 } } }));
+    const r = await probeRun(["--config", join(dir, "other", "typo.json")]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /^probe: Unknown option "limt" for probe in config file ".*typo\.json"\n/);
   });
 
   test("--config names another file", async () => {

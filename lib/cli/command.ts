@@ -171,14 +171,26 @@ export function buildCommand(spec: CommandSpec, io: CommandIO): Command {
   return cmd;
 }
 
-/** Apply `RTEXPORT_*` environment variables and config values to options not given as flags. */
+/**
+ * Apply `RTEXPORT_*` environment variables and config values to options not given as flags.
+ * Both are named after the option's attribute (`--no-color` and `--color` → `RTEXPORT_COLOR`,
+ * `"color": false`), so their value is the attribute's value, never negated.
+ */
 function layerOptions(cmd: Command, env: CommandIO["env"], config: RtexportConfig, name: string): void {
-  const fromConfig = { ...config.defaults, ...(config.commands[name] ?? {}) };
+  const section = config.commands[name] ?? {};
+  const known = new Set(cmd.options.map((o) => o.attributeName()));
+  for (const key of Object.keys(section)) {
+    if (!known.has(key)) {
+      throw new UsageError(`Unknown option "${key}" for ${name} in config file "${config.path}"`);
+    }
+  }
+  const fromConfig = { ...config.defaults, ...section };
+  const done = new Set<string>();
   for (const option of cmd.options) {
     const key = option.attributeName();
-    if (key === "help" || key === "config") continue;
+    if (key === "help" || key === "config" || done.has(key)) continue;
+    done.add(key);
     if (cmd.getOptionValueSource(key) === "cli") continue;
-    const flag = option.long ?? option.short ?? key;
     const envName = envVarName(key);
     const raw = env[envName];
     if (raw !== undefined) {
@@ -190,16 +202,12 @@ function layerOptions(cmd: Command, env: CommandIO["env"], config: RtexportConfi
       const where = `"${key}" in config file "${config.path}"`;
       cmd.setOptionValueWithSource(key, convertConfig(option, value, where), "config");
     }
-    void flag;
   }
 }
 
 function convert(option: Option, raw: string, where: string): unknown {
   const takesValue = option.required || option.optional;
-  if (!takesValue) {
-    const value = parseBooleanEnv(where, raw);
-    return option.negate ? !value : value;
-  }
+  if (!takesValue) return parseBooleanEnv(where, raw);
   if (option.argChoices && !option.argChoices.includes(raw)) {
     throw new UsageError(`Invalid value "${raw}" for ${where}: expected one of ${option.argChoices.join(", ")}`);
   }
@@ -216,7 +224,7 @@ function convertConfig(option: Option, value: unknown, where: string): unknown {
   const takesValue = option.required || option.optional;
   if (!takesValue) {
     if (typeof value !== "boolean") throw new UsageError(`Invalid value ${JSON.stringify(value)} for ${where}: expected true or false`);
-    return option.negate ? !value : value;
+    return value;
   }
   if (Array.isArray(value)) {
     if (!option.variadic) throw new UsageError(`Invalid value ${JSON.stringify(value)} for ${where}: expected a single value`);
