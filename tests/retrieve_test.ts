@@ -198,10 +198,11 @@ async function retrieveAndCheck(peer: { port: number; aeTitle: string }, extra: 
   return { files, summary, stderr: r.stderr };
 }
 
-function assertIdentical(files: { path: string; sopInstanceUid: string }[]) {
+function assertIdentical(files: Record<string, unknown>[]) {
   for (const f of files) {
-    const diff = compareRows(runDcmdump(sourceOf(f.sopInstanceUid)).dataset, runDcmdump(f.path).dataset);
-    assert.deepEqual(diff, [], f.path);
+    const path = String(f.path);
+    const diff = compareRows(runDcmdump(sourceOf(String(f.sopInstanceUid))).dataset, runDcmdump(path).dataset);
+    assert.deepEqual(diff, [], path);
   }
 }
 

@@ -172,7 +172,7 @@ function responseOf(row: IndexRow, keys: QueryKey[], level: QueryLevel): DataSet
   const ds = new DataSet({ littleEndian: true, explicitVR: true }, characterSet(["ISO_IR 192"]));
   let nonAscii = false;
   const put = (tag: Tag, vr: string, text: string) => {
-    if (/[^\x00-\x7f]/.test(text)) nonAscii = true;
+    if (/[\u0080-\uffff]/.test(text)) nonAscii = true;
     ds.set(element(tag, vr, text));
   };
   put(QUERY_RETRIEVE_LEVEL, "CS", level);

@@ -88,7 +88,7 @@ export async function startQrScp(opts: QrScpOptions): Promise<QrScp> {
   const emit = (e: QrScpEvent) => opts.onEvent?.(e);
   const destinations = new Map(Object.entries(opts.moveDestinations ?? {}).map(([ae, d]) => [ae.trim(), d]));
 
-  const sources = async (files: { path: string }[]): Promise<StoreSource[]> => {
+  const sources = (files: { path: string }[]): StoreSource[] => {
     const out: StoreSource[] = [];
     for (const f of files) {
       try {
@@ -159,7 +159,7 @@ export async function startQrScp(opts: QrScpOptions): Promise<QrScp> {
           } catch (e) {
             throw statusError(e, STATUS_CANNOT_UNDERSTAND);
           }
-          const instances = await sources(files);
+          const instances = sources(files);
           emit({ type: "move", callingAet: rq.callingAet, destination: rq.destination, instances: instances.length });
           const destination: MoveDestination = { host: d.host, port: d.port, aeTitle: rq.destination.trim() };
           if (d.tls) destination.tls = d.tls;
@@ -172,7 +172,7 @@ export async function startQrScp(opts: QrScpOptions): Promise<QrScp> {
           } catch (e) {
             throw statusError(e, STATUS_CANNOT_UNDERSTAND);
           }
-          const instances = await sources(files);
+          const instances = sources(files);
           emit({ type: "get", callingAet: rq.callingAet, instances: instances.length });
           return { instances };
         },

@@ -19,7 +19,7 @@ export function identifier(fields: Record<string, string | DataSet[]>): DataSet 
     }
     const vr = e.vr.split(/[ /]/)[0];
     let bytes = encoder.encode(value);
-    if (/[^\x00-\x7f]/.test(value)) utf8 = true;
+    if (/[\u0080-\uffff]/.test(value)) utf8 = true;
     if (bytes.length % 2) bytes = Uint8Array.from([...bytes, vr === "UI" ? 0 : 0x20]);
     ds.set({ tag: e.tag, vr, value: bytes, offset: 0, length: bytes.length });
   }

@@ -7,7 +7,7 @@ import { SOP_CLASSES } from "../dicom/_sop_classes.ts";
 import type { DataSet } from "../dicom/dataset.ts";
 import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from "../dicom/uids.ts";
 import {
-  type Association, connect, createScp, DicomNetError, find, get, move, QR_MODELS, type RetrieveProgress, type Scp,
+  type Association, connect, type RoleSelection, createScp, DicomNetError, find, get, move, QR_MODELS, type RetrieveProgress, type Scp,
   type Timeouts, type TlsOptions,
 } from "../net/mod.ts";
 import type { ArrivalStore } from "./arrivals.ts";
@@ -68,11 +68,11 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
       handlers: { store: ({ file }) => arrivals.accept(file) },
     });
   }
-  const contexts = [
+  const contexts: { abstractSyntax: string; transferSyntaxes: string[] }[] = [
     { abstractSyntax: model.find, transferSyntaxes: TS },
     { abstractSyntax: opts.mode === "move" ? model.move : model.get, transferSyntaxes: TS },
   ];
-  const roles = [];
+  const roles: RoleSelection[] = [];
   if (opts.mode === "get") {
     for (const uid of GET_STORAGE_CLASSES) {
       contexts.push({ abstractSyntax: uid, transferSyntaxes: TS });
