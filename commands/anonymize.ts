@@ -3,8 +3,8 @@ import { type Command, Option } from "commander";
 import { readFileSync } from "node:fs";
 import { type CommandContext, defineCommand, runMain, UsageError } from "../lib/cli/mod.ts";
 import {
-  type AnonymizeContext, anonymizeFileAsync, type AnonymizeFileResult, type AnonymizeFilesOptions, type AnonymizeOptions, createAnonymizeContext,
-  type FileInput, orderedMap, type PatientIdentity, readPatientMap, readProfileCsv, walkInputs, writePatientMap,
+  type AnonymizeContext, type AnonymizeFilesOptions, anonymizeStream, type AnonymizeOptions, createAnonymizeContext,
+  type FileInput, type PatientIdentity, readPatientMap, readProfileCsv, walkInputs, writePatientMap,
 } from "../lib/anonymize/mod.ts";
 import { type FileRecord, isFileRecord, type RtRecord } from "../lib/records/types.ts";
 
@@ -153,10 +153,8 @@ async function run(c: CommandContext): Promise<number | void> {
       }
     }
   }
-  const work = async (item: Item): Promise<{ item: Item; result?: AnonymizeFileResult }> =>
-    item.kind === "file" ? { item, result: await anonymizeFileAsync(item.input, ctx, files) } : { item };
-
-  for await (const { item, result } of orderedMap(items(), concurrency, work)) {
+  const fileOf = (item: Item) => (item.kind === "file" ? item.input : undefined);
+  for await (const { item, result } of anonymizeStream(items(), fileOf, ctx, files, concurrency)) {
     if (item.kind === "record") {
       const out = anonymizeRecord(item.record, ctx);
       if (out) await c.out.write(out);

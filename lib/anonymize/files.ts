@@ -301,29 +301,71 @@ async function readPooled(path: string): Promise<{ buffer: Uint8Array; data: Uin
   }
 }
 
-/** The same as `anonymizeFile`, with reading and writing done asynchronously (overlaps with other files' CPU work). */
-export async function anonymizeFileAsync(input: FileInput, ctx: AnonymizeContext, files: AnonymizeFilesOptions): Promise<AnonymizeFileResult> {
-  let read: { buffer: Uint8Array; data: Uint8Array };
+type ReadResult = { ok: true; buffer: Uint8Array; data: Uint8Array } | { ok: false; result: AnonymizeFileResult };
+
+async function readInput(input: FileInput): Promise<ReadResult> {
   try {
-    read = await readPooled(input.path);
+    const r = await readPooled(input.path);
+    return { ok: true, ...r };
   } catch (e) {
-    return { ok: false, input, reason: "unreadable", message: `Cannot read DICOM file "${input.path}": ${errorDetail(e)}` };
+    return { ok: false, result: { ok: false, input, reason: "unreadable", message: `Cannot read DICOM file "${input.path}": ${errorDetail(e)}` } };
   }
+}
+
+/** The CPU part in input order, then the write in the background; resolves when the file is written. */
+function processRead(input: FileInput, read: ReadResult, ctx: AnonymizeContext, files: AnonymizeFilesOptions): Promise<AnonymizeFileResult> {
+  if (!read.ok) return Promise.resolve(read.result);
+  let p: Prepared;
   try {
-    const p = prepare(input, read.data, ctx, files);
-    if (!p.ok) return p;
-    const hash = createHash("sha256");
-    for (const part of p.parts) hash.update(part);
-    p.record.sha256 = hash.digest("hex");
-    try {
-      await writePartsAtomic(p.dest, p.parts);
-    } catch (e) {
-      return { ok: false, input, reason: "write", message: `Cannot write "${p.dest}": ${errorDetail(e)}` };
-    }
-    return { ok: true, input, record: p.record, ids: p.ids };
-  } finally {
-    readBuffers.give(read.buffer); // nothing refers to it any more: the output is written
+    p = prepare(input, read.data, ctx, files);
+  } catch (e) {
+    readBuffers.give(read.buffer);
+    throw e;
   }
+  if (!p.ok) {
+    readBuffers.give(read.buffer);
+    return Promise.resolve(p);
+  }
+  const hash = createHash("sha256");
+  for (const part of p.parts) hash.update(part);
+  p.record.sha256 = hash.digest("hex");
+  const dest = p.dest;
+  return writePartsAtomic(dest, p.parts).then(
+    (): AnonymizeFileResult => ({ ok: true, input, record: p.record, ids: p.ids }),
+    (e): AnonymizeFileResult => ({ ok: false, input, reason: "write", message: `Cannot write "${dest}": ${errorDetail(e)}` }),
+  ).finally(() => readBuffers.give(read.buffer)); // nothing refers to it any more: the output is written
+}
+
+/** The same as `anonymizeFile`, with reading and writing done asynchronously. */
+export async function anonymizeFileAsync(input: FileInput, ctx: AnonymizeContext, files: AnonymizeFilesOptions): Promise<AnonymizeFileResult> {
+  return await processRead(input, await readInput(input), ctx, files);
+}
+
+/**
+ * The pipeline behind `anonymizeFiles` and the command, for streams that mix files with other
+ * items (records passed through): files are read up to `limit` ahead, anonymized one at a time
+ * **in input order** (so which of two colliding inputs wins, and everything else, does not depend
+ * on I/O timing), and written up to `limit` at a time while the next ones are anonymized.
+ * Yields every item with its result (none for items that are not files), in input order.
+ */
+export async function* anonymizeStream<T>(
+  items: AsyncIterable<T> | Iterable<T>,
+  fileOf: (item: T) => FileInput | undefined,
+  ctx: AnonymizeContext,
+  files: AnonymizeFilesOptions,
+  limit = 4,
+): AsyncGenerator<{ item: T; result?: AnonymizeFileResult }> {
+  const reads = orderedMap(items, limit, async (item) => {
+    const input = fileOf(item);
+    return { item, input, read: input ? await readInput(input) : undefined };
+  });
+  const writes: Promise<{ item: T; result?: AnonymizeFileResult }>[] = [];
+  for await (const { item, input, read } of reads) {
+    if (input && read) writes.push(processRead(input, read, ctx, files).then((result) => ({ item, result })));
+    else writes.push(Promise.resolve({ item }));
+    if (writes.length >= Math.max(1, limit)) yield await writes.shift()!;
+  }
+  while (writes.length > 0) yield await writes.shift()!;
 }
 
 function readFileSyncBytes(path: string): Uint8Array {
@@ -379,8 +421,8 @@ async function writePartsAtomic(path: string, parts: Uint8Array[]): Promise<void
 
 /**
  * Anonymizes files, yielding one result per input in input order. Up to `concurrency` files
- * (default 4) are in flight, so reading and writing overlap with the CPU work on other files;
- * the keyed results do not depend on the order.
+ * (default 4) are read ahead and as many written behind, so I/O overlaps with the CPU work,
+ * which runs in input order (see `anonymizeStream`).
  *
  * @example
  * ```ts
@@ -398,7 +440,7 @@ export async function* anonymizeFiles(
 ): AsyncGenerator<AnonymizeFileResult> {
   const ctx = context ?? createAnonymizeContext(options);
   if (!files.inPlace && !files.out) throw new Error("An output directory (--out) or --in-place is required");
-  yield* orderedMap(inputs, files.concurrency ?? 4, (input) => anonymizeFileAsync(input, ctx, files));
+  for await (const { result } of anonymizeStream(inputs, (input) => input, ctx, files, files.concurrency ?? 4)) yield result!;
 }
 
 /**
