@@ -204,7 +204,6 @@ export async function buildNpm(): Promise<Record<string, unknown>> {
     },
     engines: root.engines ?? { node: ">=22" },
     dependencies: root.dependencies ?? {},
-    sideEffects: ["./cli.js", "./commands/*.js"],
   };
   writeFileSync(join(STAGE, "package.json"), JSON.stringify(pkg, null, 2) + "\n");
   rmSync(OUT, { recursive: true, force: true });
