@@ -122,6 +122,7 @@ export async function runCommand(name: string, argv: string[], programName = `rt
 
 /** `rtexport …` with the process's arguments; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  ignoreBrokenPipe(); // also in the single binary, whose entry calls main() directly
   const invokedAs = invocationNames().find((n) => Object.hasOwn(COMMANDS, n));
   if (invokedAs) return await runCommand(invokedAs, argv, invokedAs);
   const [first, ...rest] = argv;
