@@ -379,6 +379,16 @@ describe("anonymize: bad input", () => {
     assert.equal(allowed.records.length, 2);
   });
 
+  it("mirrors input paths with --layout mirror, and names a missing input", async () => {
+    const out = join(root, "mirror-out");
+    const missing = join(root, "no-such-file.dcm");
+    const run = await anonymize(["--key", KEY, "--layout", "mirror", "--out", out, input, missing]);
+    assert.equal(run.code, 3);
+    assert.match(run.stderr, /Cannot read DICOM file ".*no-such-file\.dcm": no such file/);
+    const rel = (p: string, base: string) => p.slice(base.length + 1);
+    assert.deepEqual(run.records.map((r) => rel(r.path, out)).sort(), inputFiles.map((p) => rel(p, input)).sort());
+  });
+
   it("refuses to write two inputs to one output path", async () => {
     const dir = join(root, "dupes");
     spawnSync("mkdir", ["-p", join(dir, "a"), join(dir, "b")]);
