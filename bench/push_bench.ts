@@ -109,13 +109,34 @@ const runtime = RUNTIME === "deno"
 const target = ["--host", "127.0.0.1", "--port", String(peer.port), "--aec", peer.aeTitle];
 // Node's compile cache keeps the type-stripped modules between runs (startup 0.7 s → 0.05 s here);
 // rows marked "cached" set NODE_COMPILE_CACHE, as `cli.ts` could do with module.enableCompileCache().
+// Rows marked "bundled" run commands/push.ts bundled to one ESM file by esbuild (dependencies
+// inlined), which is what the npm package and the binary run: no type stripping at start-up.
 const cache = { NODE_COMPILE_CACHE: join(tmpdir(), "rtexport-push-bench-compile-cache") };
+const bundle = join(tmpdir(), "rtexport-push-bench-push.mjs");
+await new Promise<void>((resolve, reject) =>
+  execFile(join(root, "node_modules/.bin/esbuild"), [
+    join(root, "commands/push.ts"), "--bundle", "--platform=node", "--format=esm", "--target=node22", `--outfile=${bundle}`,
+    "--log-level=warning", "--banner:js=import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+  ], (err) => (err ? reject(err) : resolve()))
+);
+const node = join(root, "node_modules/.bin/node");
+const p4 = ["--parallel", "4"];
 const cases: { name: string; cmd: string; args: string[]; env?: Record<string, string> }[] = [
   { name: "storescu (DCMTK), 1 association", cmd: "storescu", args: ["-aec", peer.aeTitle, "127.0.0.1", String(peer.port), ...files] },
-  { name: `rtexport push (${RUNTIME}), 1 association`, cmd: runtime[0], args: [...runtime.slice(1), ...target, "--json", dir] },
-  { name: `rtexport push (${RUNTIME}), 1 association, cached`, cmd: runtime[0], args: [...runtime.slice(1), ...target, "--json", dir], env: cache },
-  { name: `rtexport push (${RUNTIME}) --parallel 4`, cmd: runtime[0], args: [...runtime.slice(1), ...target, "--json", "--parallel", "4", dir] },
-  { name: `rtexport push (${RUNTIME}) --parallel 4, cached`, cmd: runtime[0], args: [...runtime.slice(1), ...target, "--json", "--parallel", "4", dir], env: cache },
+  { name: `rtexport push (${RUNTIME}, .ts), 1 association`, cmd: runtime[0], args: [...runtime.slice(1), ...target, "--json", dir] },
+  ...(RUNTIME === "node"
+    ? [
+      { name: "rtexport push (node, .ts cached), 1 association", cmd: runtime[0], args: [...runtime.slice(1), ...target, "--json", dir], env: cache },
+      { name: "rtexport push (node, bundled), 1 association", cmd: node, args: [bundle, ...target, "--json", dir] },
+    ]
+    : []),
+  { name: `rtexport push (${RUNTIME}, .ts) --parallel 4`, cmd: runtime[0], args: [...runtime.slice(1), ...target, "--json", ...p4, dir] },
+  ...(RUNTIME === "node"
+    ? [
+      { name: "rtexport push (node, .ts cached) --parallel 4", cmd: runtime[0], args: [...runtime.slice(1), ...target, "--json", ...p4, dir], env: cache },
+      { name: "rtexport push (node, bundled) --parallel 4", cmd: node, args: [bundle, ...target, "--json", ...p4, dir] },
+    ]
+    : []),
 ];
 const best = new Map<string, { seconds: number; cpu: number; rssKb: number }>();
 try {

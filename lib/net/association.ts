@@ -593,12 +593,17 @@ export class Association {
     if (this.closedError) throw this.closedError;
     if (this.state !== "established") throw new DicomNetError("CLOSED", `Association with ${this.peer} is not established`);
     command.hasDataSet = data !== undefined;
-    for (const p of fragment(contextId, true, encodeCommand(command), this.peerMaxPdu)) await this.send(p);
-    if (data === undefined) return;
-    if (data instanceof Uint8Array) {
-      for (const p of fragment(contextId, false, data, this.peerMaxPdu)) await this.send(p);
+    const commandPdus = fragment(contextId, true, encodeCommand(command), this.peerMaxPdu);
+    if (data === undefined || data instanceof Uint8Array) {
+      for (const p of commandPdus) await this.send(p);
+      if (data !== undefined) for (const p of fragment(contextId, false, data, this.peerMaxPdu)) await this.send(p);
       return;
     }
+    const fd = openSync(data.path, "r"); // before anything is written: a missing file leaves the association usable
+    // The command goes out in the same writev as the first block of the data set.
+    this.socket.cork();
+    let corked = true;
+    for (const p of commandPdus) this.write(p);
     // Read blocks of whole PDVs (about 1 MB) with one read each into one of two reused buffers,
     // then hand the socket each PDV header and a view of the block while corked, so Node writes
     // them with one writev. A buffer is refilled only after the socket flushed what it held,
@@ -608,14 +613,13 @@ export class Association {
     if (this.sendBuffers.length === 0 || this.sendBuffers[0].buf.length < block) {
       this.sendBuffers = [0, 1].map(() => ({ buf: Buffer.allocUnsafe(block), flushed: Promise.resolve() }));
     }
-    const fd = openSync(data.path, "r");
     try {
       let pos = 0;
       let k = 0;
       do {
         const slot = this.sendBuffers[k];
         k ^= 1;
-        await slot.flushed;
+        if (!corked) await slot.flushed;
         if (this.closedError) throw this.closedError;
         const n = Math.min(block, data.length - pos);
         const buf = slot.buf;
@@ -635,7 +639,8 @@ export class Association {
           };
           this.closeWaiters.push(onFlushed);
         });
-        this.socket.cork();
+        if (!corked) this.socket.cork();
+        corked = false;
         for (let i = 0, o = 0; i < pdus; i++, o += max) {
           const len = Math.min(max, n - o);
           const h = headers.subarray(i * PDV_HEADER_LENGTH, (i + 1) * PDV_HEADER_LENGTH);
@@ -649,6 +654,11 @@ export class Association {
         if (this.socket.writableNeedDrain) await this.drain();
         else if (this.closedError) throw this.closedError;
       } while (pos < data.length);
+    } catch (e) {
+      // Half a message went out: the association cannot carry on.
+      if (corked) this.socket.uncork();
+      if (e !== this.closedError) this.abort();
+      throw e;
     } finally {
       closeSync(fd);
     }

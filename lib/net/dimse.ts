@@ -3,7 +3,6 @@
  * Command Group Length first, through lib/dicom.
  */
 import { DataSet } from "../dicom/dataset.ts";
-import { parseDataSet } from "../dicom/reader.ts";
 import { encodeDataSet } from "../dicom/writer.ts";
 import { IMPLICIT_VR_LITTLE_ENDIAN } from "../dicom/uids.ts";
 
@@ -128,19 +127,34 @@ export function encodeCommand(cmd: DimseCommand): Uint8Array {
   return out;
 }
 
-/** Decodes a command set. Throws on malformed bytes or a missing Command Field. */
+/**
+ * Decodes a command set (implicit VR little endian, flat: command sets have no sequences).
+ * Hand-written rather than through the general reader: it runs once per response, on the hot
+ * path of every C-STORE. Throws on malformed bytes or a missing Command Field.
+ */
 export function decodeCommand(bytes: Uint8Array): DimseCommand {
-  const ds = parseDataSet(bytes, IMPLICIT_VR_LITTLE_ENDIAN);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const values = new Map<number, Uint8Array>();
+  let p = 0;
+  while (p + 8 <= bytes.length) {
+    const tag = ((dv.getUint16(p, true) << 16) | dv.getUint16(p + 2, true)) >>> 0;
+    const len = dv.getUint32(p + 4, true);
+    if (len === 0xffffffff || p + 8 + len > bytes.length) {
+      throw new Error(`element (${(tag >>> 16).toString(16).padStart(4, "0")},${(tag & 0xffff).toString(16).padStart(4, "0")}) runs past the end of the command set`);
+    }
+    values.set(tag, bytes.subarray(p + 8, p + 8 + len));
+    p += 8 + len;
+  }
+  if (p !== bytes.length) throw new Error("command set ends inside an element header");
   const n = (tag: number): number | undefined => {
-    const el = ds.get(tag);
-    if (!el?.value || el.value.length < 2) return undefined;
-    return el.value[0] | (el.value[1] << 8);
+    const v = values.get(tag);
+    return v && v.length >= 2 ? v[0] | (v[1] << 8) : undefined;
   };
   const s = (tag: number): string | undefined => {
-    const el = ds.get(tag);
-    if (!el?.value) return undefined;
+    const v = values.get(tag);
+    if (!v) return undefined;
     let out = "";
-    for (const b of el.value) out += String.fromCharCode(b);
+    for (let i = 0; i < v.length; i++) out += String.fromCharCode(v[i]);
     return out.replace(/[\0 ]+$/, "").replace(/^ +/, "");
   };
   const field = n(0x00000100);
@@ -166,11 +180,11 @@ export function decodeCommand(bytes: Uint8Array): DimseCommand {
   set("warning", n(0x00001023));
   set("moveOriginatorAet", s(0x00001030));
   set("moveOriginatorMessageId", n(0x00001031));
-  const oe = ds.get(0x00000901)?.value;
+  const oe = values.get(0x00000901);
   if (oe && oe.length >= 4) {
-    const dv = new DataView(oe.buffer, oe.byteOffset, oe.byteLength);
+    const odv = new DataView(oe.buffer, oe.byteOffset, oe.byteLength);
     const tags: number[] = [];
-    for (let i = 0; i + 4 <= oe.length; i += 4) tags.push(((dv.getUint16(i, true) << 16) | dv.getUint16(i + 2, true)) >>> 0);
+    for (let i = 0; i + 4 <= oe.length; i += 4) tags.push(((odv.getUint16(i, true) << 16) | odv.getUint16(i + 2, true)) >>> 0);
     cmd.offendingElement = tags;
   }
   return cmd;
