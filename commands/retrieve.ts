@@ -125,7 +125,7 @@ export const main = defineCommand({
         if (ctx.out.closed) break;
         let record: FileRecord;
         try {
-          record = await placeObject(object, outDir, object.modality === "RTPLAN" ? object.sopInstanceUid : planUids[0], rewrite);
+          record = placeObject(object, outDir, object.modality === "RTPLAN" ? object.sopInstanceUid : planUids[0], rewrite);
         } catch (e) {
           ctx.reporter.failed(`Cannot write object ${object.sopInstanceUid}: ${(e as Error).message}`);
           continue;
@@ -141,7 +141,7 @@ export const main = defineCommand({
       return ExitCode.OK;
     } finally {
       await session?.close();
-      await arrivals.cleanup();
+      arrivals.cleanup();
     }
   },
 });

@@ -92,9 +92,8 @@ describe("retrievePlans (selective retrieval planner over the real index)", () =
       if (indexRtAttributes) assert.equal(result.summary.inspectedAndDropped, 0);
       else assert.ok(result.summary.inspectedAndDropped > 0); // other plans and their doses were read, then dropped
       // Dropped objects leave nothing behind in staging.
-      await arrivals.settled();
       assert.equal(readdirSync(arrivals.dir).length, kept.length);
-      await arrivals.cleanup();
+      arrivals.cleanup();
     });
   }
 
@@ -105,7 +104,7 @@ describe("retrievePlans (selective retrieval planner over the real index)", () =
     assert.deepEqual(result.summary.plans.map((x) => x.label), ["Plan1"]);
     assert.deepEqual(result.summary.missingLabels, ["Plan2_Alt", "NoSuchPlan"]);
     assert.equal(result.summary.complete, false);
-    await arrivals.cleanup();
+    arrivals.cleanup();
   });
 
   test("objects that never arrive are reported per plan", async () => {
@@ -126,7 +125,7 @@ describe("retrievePlans (selective retrieval planner over the real index)", () =
     const r = result.summary.plans[0];
     assert.equal(r.arrived, r.expected - 1);
     assert.deepEqual(r.missing, [{ kind: "RTDOSE", sopInstanceUid: lostDose, reason: "retrieve status 0xa702" }]);
-    await arrivals.cleanup();
+    arrivals.cleanup();
   });
 
   test("placeObject writes the layout, hashes, and rewrites only PatientID/PatientName", async () => {
@@ -136,7 +135,7 @@ describe("retrievePlans (selective retrieval planner over the real index)", () =
     const out = join(root, "out");
     const plan = result.objects.find((o) => o.object.modality === "RTPLAN")!;
     const source = readDicomFile(join(clinicDir, p.plans[0].path), { full: true });
-    const rec = await placeObject(plan.object, out, plan.planUids[0], { patientId: "ANON1", patientName: "Anon^One" });
+    const rec = placeObject(plan.object, out, plan.planUids[0], { patientId: "ANON1", patientName: "Anon^One" });
     assert.equal(rec.path, join(out, "ANON1", plan.object.studyUid, plan.object.seriesUid, `${plan.object.sopInstanceUid}.dcm`));
     assert.match(rec.sha256!, /^[0-9a-f]{64}$/);
     assert.equal(rec.planUid, p.plans[0].planUid);
@@ -149,7 +148,7 @@ describe("retrievePlans (selective retrieval planner over the real index)", () =
       if (el.value) assert.deepEqual(copy.dataset.get(el.tag)!.value, el.value);
     }
     assert.equal(plan.object.path, rec.path);
-    await arrivals.cleanup();
+    arrivals.cleanup();
   });
 });
 

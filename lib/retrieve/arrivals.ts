@@ -4,11 +4,11 @@
  * the selected plans.
  *
  * The peer waits for our C-STORE-RSP before it sends the next object, so `accept` does as
- * little as possible: one rename. The header is parsed when first needed, and the SHA-256 of
- * the bytes is computed off the main thread (WebCrypto) while the next objects arrive.
+ * little as possible: one rename. The header is parsed when first needed. (Hashing in the
+ * background with WebCrypto while objects arrive was measured slower on a loaded 2-CPU host:
+ * the promise-based reads and the per-object buffers cost more than they overlapped.)
  */
 import { mkdirSync, renameSync, rmSync, unlinkSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { DataSet } from "../dicom/dataset.ts";
 import { type DicomFile, readDicomFile } from "../dicom/reader.ts";
@@ -30,8 +30,6 @@ export class ArrivedObject {
   readonly sopInstanceUid: string;
   private readonly incoming: IncomingFile;
   private file: DicomFile | undefined;
-  /** SHA-256 (hex) of the staged bytes, computed in the background. */
-  sha256: Promise<string> | undefined;
 
   constructor(path: string, incoming: IncomingFile) {
     this.path = path;
@@ -68,23 +66,12 @@ export class ArrivedObject {
 const STATUS_SUCCESS = 0x0000;
 /** PS3.4 B.2.2: Refused — out of resources. */
 const STATUS_OUT_OF_RESOURCES = 0xa700;
-const HASHES_IN_FLIGHT = 4;
-
-async function sha256Of(path: string): Promise<string> {
-  const bytes = await readFile(path);
-  const digest = await crypto.subtle.digest("SHA-256", bytes);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 export class ArrivalStore {
   readonly dir: string;
   private readonly objects = new Map<string, ArrivedObject>();
   private counter = 0;
   /** Objects that could not be read (reported, not kept). */
   readonly rejected: { sopInstanceUid: string; error: string }[] = [];
-  private hashing = 0;
-  private readonly hashQueue: (() => void)[] = [];
-  private readonly dropping = new Set<Promise<void>>();
 
   constructor(dir: string) {
     this.dir = dir;
@@ -103,22 +90,8 @@ export class ArrivalStore {
     }
     const previous = this.objects.get(file.sopInstanceUid);
     if (previous) this.drop(previous); // a second copy of the same object replaces the first
-    const o = new ArrivedObject(dest, file);
-    o.sha256 = this.hash(dest);
-    o.sha256.catch(() => {}); // failures surface when the hash is awaited
-    this.objects.set(file.sopInstanceUid, o);
+    this.objects.set(file.sopInstanceUid, new ArrivedObject(dest, file));
     return { status: STATUS_SUCCESS };
-  }
-
-  private async hash(path: string): Promise<string> {
-    if (this.hashing >= HASHES_IN_FLIGHT) await new Promise<void>((r) => this.hashQueue.push(r));
-    this.hashing++;
-    try {
-      return await sha256Of(path);
-    } finally {
-      this.hashing--;
-      this.hashQueue.shift()?.();
-    }
   }
 
   has(sopInstanceUid: string): boolean {
@@ -154,26 +127,12 @@ export class ArrivalStore {
   }
 
   private drop(o: ArrivedObject): void {
-    // Let a running hash finish before the file goes (it reads by path).
-    const path = o.path;
     this.objects.delete(o.sopInstanceUid);
-    const p: Promise<void> = (o.sha256 ?? Promise.resolve("")).then(() => {}, () => {}).finally(() => {
-      unlinkQuiet(path);
-      this.dropping.delete(p);
-    });
-    this.dropping.add(p);
+    unlinkQuiet(o.path);
   }
 
-  /** Resolves once dropped objects are deleted from staging. */
-  async settled(): Promise<void> {
-    await Promise.all([...this.dropping]);
-  }
-
-  /** Removes the staging folder and whatever is left in it (after running hashes finish). */
-  async cleanup(): Promise<void> {
-    await Promise.all([...this.objects.values()].map((o) => o.sha256?.catch(() => {})));
-    await this.settled();
-    while (this.hashing > 0) await new Promise((r) => setTimeout(r, 10));
+  /** Removes the staging folder and whatever is left in it. */
+  cleanup(): void {
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

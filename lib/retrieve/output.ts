@@ -20,11 +20,13 @@ export interface PatientRewrite {
 }
 
 /** Lower-case hex SHA-256 of a file, read in chunks. */
+let hashBuffer: Uint8Array | undefined;
+
 export function sha256File(path: string): string {
   const hash = createHash("sha256");
   const fd = openSync(path, "r");
   try {
-    const buf = new Uint8Array(1 << 20);
+    const buf = (hashBuffer ??= new Uint8Array(1 << 20)); // reused: no garbage per file
     for (;;) {
       const n = readSync(fd, buf, 0, buf.length, null);
       if (n === 0) break;
@@ -56,25 +58,27 @@ export function rewritePatient(src: string, dest: string, rewrite: PatientRewrit
 }
 
 /** Moves (or rewrites) one kept object into `outDir`; returns its `file` record. */
-export async function placeObject(o: ArrivedObject, outDir: string, planUid: string | undefined, rewrite: PatientRewrite = {}): Promise<FileRecord> {
+export function placeObject(o: ArrivedObject, outDir: string, planUid: string | undefined, rewrite: PatientRewrite = {}): FileRecord {
   const patientId = rewrite.patientId ?? o.dataset.string(0x00100020) ?? "";
   const dest = storagePath(outDir, { patientId, studyUid: o.studyUid, seriesUid: o.seriesUid, sopInstanceUid: o.sopInstanceUid });
   mkdirSync(dirname(dest), { recursive: true });
   let sha256: string;
+  let bytes: number;
   if (rewrite.patientId !== undefined || rewrite.patientName !== undefined) {
-    await o.sha256?.catch(() => {}); // the background hash reads the staged file
     rewritePatient(o.path, dest, rewrite);
     unlinkSync(o.path);
     sha256 = sha256File(dest);
+    bytes = statSync(dest).size;
   } else {
-    sha256 = o.sha256 ? await o.sha256 : sha256File(o.path);
-    renameSync(o.path, dest); // same bytes: the staged hash is the written file's hash
+    sha256 = sha256File(o.path);
+    bytes = o.bytes;
+    renameSync(o.path, dest); // a rename keeps the bytes just hashed
   }
   o.path = dest;
   const record: FileRecord = {
     type: "file",
     path: dest,
-    bytes: statSync(dest).size,
+    bytes,
     sha256,
     category: "dicom",
     sopClassUid: o.sopClassUid,
