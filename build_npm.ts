@@ -4,6 +4,7 @@
  *   node build_npm.ts            build, pack, install the tarball in a temporary project, run it
  *   node build_npm.ts --no-test  build only
  *   node build_npm.ts --node /path/to/node22/bin/node   smoke-test under that Node (repeatable)
+ *   node build_npm.ts --out DIR  build into DIR instead of npm/
  *
  * The package: ESM JavaScript bundled by esbuild per entry point (cli.js, mod.js and one file per
  * command, shared code in chunks/, npm dependencies left as imports), `.d.ts` declarations for the
@@ -31,11 +32,10 @@ import {
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
 import process from "node:process";
-import { bundleNpm, readRootPackage, rel, ROOT } from "./scripts/_bundle.ts";
+import { bundleNpm, readRootPackage, rel, ROOT, type RootPackage } from "./scripts/_bundle.ts";
 
-const OUT = join(ROOT, "npm");
-/** Built here, then renamed to npm/, so an interrupted build never leaves a half package. */
-const STAGE = join(ROOT, ".tmp", "npm-build");
+/** Where the package goes by default. */
+export const NPM_DIR: string = join(ROOT, "npm");
 
 function say(text: string): void {
   process.stderr.write(`build_npm: ${text}\n`);
@@ -140,36 +140,47 @@ OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
 SOFTWARE.
 `;
 
-/** Builds npm/; returns the package.json written. */
-export async function buildNpm(): Promise<Record<string, unknown>> {
+/**
+ * Builds the package into `out` (default npm/); returns the package.json written. It is built
+ * beside `out` and renamed into place, so an interrupted build never leaves half a package.
+ */
+export async function buildNpm(out: string = NPM_DIR): Promise<Record<string, unknown>> {
   const root = readRootPackage();
-  rmSync(STAGE, { recursive: true, force: true });
-  mkdirSync(STAGE, { recursive: true });
+  const stage = `${out}.partial-${process.pid}`;
+  rmSync(stage, { recursive: true, force: true });
+  mkdirSync(stage, { recursive: true });
+  try {
+    return await buildInto(stage, out, root);
+  } finally {
+    rmSync(stage, { recursive: true, force: true });
+  }
+}
 
-  const { warnings } = await bundleNpm(STAGE);
+async function buildInto(stage: string, out: string, root: RootPackage): Promise<Record<string, unknown>> {
+  const { warnings } = await bundleNpm(stage);
   for (const w of warnings) say(`warning: ${w}`);
 
   // esbuild keeps cli.ts's hashbang; make sure it is the Node one, whatever the source says.
-  const cli = join(STAGE, "cli.js");
+  const cli = join(stage, "cli.js");
   const code = readFileSync(cli, "utf8").replace(/^#!.*\n/, "");
   writeFileSync(cli, `#!/usr/bin/env node\n${code}`);
   chmodSync(cli, 0o755);
 
-  emitDeclarations(STAGE);
+  emitDeclarations(stage);
 
   if (!existsSync(join(ROOT, "LICENSE"))) {
     // The project is MIT (package.json); the file belongs in the repository too.
     writeFileSync(join(ROOT, "LICENSE"), MIT(new Date().getUTCFullYear()));
     say("created LICENSE (MIT) at the repository root");
   }
-  copyFileSync(join(ROOT, "LICENSE"), join(STAGE, "LICENSE"));
+  copyFileSync(join(ROOT, "LICENSE"), join(stage, "LICENSE"));
   const readme = join(ROOT, "README.md");
   if (existsSync(readme)) {
-    copyFileSync(readme, join(STAGE, "README.md"));
+    copyFileSync(readme, join(stage, "README.md"));
   } else {
     say("warning: no README.md at the repository root; the package gets a short one");
     writeFileSync(
-      join(STAGE, "README.md"),
+      join(stage, "README.md"),
       `# rtexport\n\n${root.description ?? ""}\n\n\`\`\`sh\nnpm i -g rtexport\nrtexport --help\n\`\`\`\n`,
     );
   }
@@ -177,14 +188,14 @@ export async function buildNpm(): Promise<Record<string, unknown>> {
     // Third-party data the generated modules came from: its licence travels with it.
     const license = join(ROOT, dir, "LICENSE.txt");
     if (existsSync(license)) {
-      mkdirSync(join(STAGE, "licenses"), { recursive: true });
-      copyFileSync(license, join(STAGE, "licenses", `${dir.replace(/\//g, "-")}.txt`));
+      mkdirSync(join(stage, "licenses"), { recursive: true });
+      copyFileSync(license, join(stage, "licenses", `${dir.replace(/\//g, "-")}.txt`));
     }
   }
   const dcmtkLicense = join(ROOT, "fixtures", "LICENSE-dcmtk-dictionary.txt");
   if (existsSync(dcmtkLicense)) {
-    mkdirSync(join(STAGE, "licenses"), { recursive: true });
-    copyFileSync(dcmtkLicense, join(STAGE, "licenses", "dcmtk-dictionary.txt"));
+    mkdirSync(join(stage, "licenses"), { recursive: true });
+    copyFileSync(dcmtkLicense, join(stage, "licenses", "dcmtk-dictionary.txt"));
   }
 
   const pkg: Record<string, unknown> = {
@@ -205,9 +216,9 @@ export async function buildNpm(): Promise<Record<string, unknown>> {
     engines: root.engines ?? { node: ">=22" },
     dependencies: root.dependencies ?? {},
   };
-  writeFileSync(join(STAGE, "package.json"), JSON.stringify(pkg, null, 2) + "\n");
-  rmSync(OUT, { recursive: true, force: true });
-  renameSync(STAGE, OUT);
+  writeFileSync(join(stage, "package.json"), JSON.stringify(pkg, null, 2) + "\n");
+  rmSync(out, { recursive: true, force: true });
+  renameSync(stage, out);
   return pkg;
 }
 
@@ -257,10 +268,10 @@ function expect(condition: unknown, what: string, detail: string): void {
 }
 
 /** Packs npm/, installs the tarball into a temporary project and runs it as a user would. */
-export async function smokeTest(pkg: Record<string, unknown>, node: string = currentNode()): Promise<void> {
+export async function smokeTest(pkg: Record<string, unknown>, node: string = currentNode(), dir: string = NPM_DIR): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), "rtexport-npm-"));
   try {
-    const packed = runOrFail("npm", ["pack", "--silent", "--pack-destination", work], { cwd: OUT }).trim().split("\n").pop()!;
+    const packed = runOrFail("npm", ["pack", "--silent", "--pack-destination", work], { cwd: dir }).trim().split("\n").pop()!;
     const tarball = join(work, packed);
     expect(existsSync(tarball), `npm pack wrote ${packed}`, packed);
 
@@ -379,24 +390,26 @@ function shownPlanPath(records: { type: string }[], clinic: string): string {
   return plan.path.startsWith("/") ? plan.path : join(clinic, "..", plan.path);
 }
 
-const USAGE = "Usage: node build_npm.ts [--no-test] [--node PATH]...\n";
+const USAGE = "Usage: node build_npm.ts [--no-test] [--node PATH]... [--out DIR]\n";
 
 async function cli(argv: string[]): Promise<number> {
   let test = true;
   const nodes: string[] = [];
+  let out = NPM_DIR;
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--no-test") test = false;
+    else if (argv[i] === "--out" && argv[i + 1]) out = resolve(argv[++i]);
     else if (argv[i] === "--node" && argv[i + 1]) nodes.push(resolve(argv[++i]));
     else {
       process.stderr.write(`build_npm: unknown argument "${argv[i]}"\n${USAGE}`);
       return 2;
     }
   }
-  const pkg = await buildNpm();
-  const files = readdirSync(OUT, { recursive: true }).length;
-  say(`built ${rel(OUT)}/ (${files} entries): ${pkg.name}@${pkg.version}`);
+  const pkg = await buildNpm(out);
+  const files = readdirSync(out, { recursive: true }).length;
+  say(`built ${rel(out)}/ (${files} entries): ${pkg.name}@${pkg.version}`);
   if (test) {
-    for (const node of nodes.length ? nodes : [currentNode()]) await smokeTest(pkg, node);
+    for (const node of nodes.length ? nodes : [currentNode()]) await smokeTest(pkg, node, out);
     say("smoke test passed");
   }
   return 0;

@@ -9,7 +9,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import process from "node:process";
@@ -53,9 +53,9 @@ function dispatchTable(): string[] {
 }
 
 if (isDeno) {
-  test("single binary (built and run under Node's run of the suite only)", { skip: "runs under Node" }, () => {});
+  test("shipping: single binary and npm build (built and run under Node's run of the suite only)", { skip: "runs under Node" }, () => {});
 } else {
-  describe("single binary dist/rtexport-linux-x64", { skip: supported ? false : "Linux x64 only" }, () => {
+  describe("shipping: the single binary dist/rtexport-linux-x64 and the npm build", { skip: supported ? false : "Linux x64 only" }, () => {
     let work = "";
     let clinic = "";
     let manifest: ClinicManifest;
@@ -241,6 +241,76 @@ if (isDeno) {
       const plans = records(show.stdout).filter((x) => x.type === "plan");
       assert.equal(plans.length, manifest.patients.reduce((n, p) => n + p.plans.length, 0));
     });
+    describe("npm build, imported as a user would", () => {
+      let pkgDir = "";
+      const node = join(root, "node_modules", ".bin", "node");
+
+      before(() => {
+        pkgDir = join(work, "pkg");
+        const build = spawnSync(node, [join(root, "build_npm.ts"), "--no-test", "--out", pkgDir], {
+          cwd: root,
+          encoding: "utf8",
+          timeout: 300_000,
+        });
+        assert.equal(build.status, 0, `building the npm package failed:\n${build.stderr}`);
+        // A project whose node_modules holds the package and its dependencies, as npm would lay it out.
+        const modules = join(work, "node_modules");
+        mkdirSync(modules, { recursive: true });
+        symlinkSync(pkgDir, join(modules, "rtexport"), "dir");
+        const deps = Object.keys((JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8")) as {
+          dependencies: Record<string, string>;
+        }).dependencies);
+        for (const dep of deps) symlinkSync(join(root, "node_modules", dep), join(modules, dep), "dir");
+      });
+
+      test("package.json: bin, exports with types, engines, the files they name exist", () => {
+        const pkg = JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8")) as {
+          bin: unknown;
+          type: string;
+          exports: Record<string, { types?: string }>;
+          engines: { node: string };
+        };
+        assert.deepEqual(pkg.bin, { rtexport: "cli.js" });
+        assert.equal(pkg.type, "module");
+        assert.equal(pkg.exports["."].types, "./mod.d.ts");
+        assert.equal(pkg.engines.node, ">=22");
+        for (const file of ["cli.js", "mod.js", "mod.d.ts", "LICENSE", "README.md"]) {
+          assert.ok(existsSync(join(pkgDir, file)), file);
+        }
+        assert.match(readFileSync(join(pkgDir, "cli.js"), "utf8"), /^#!\/usr\/bin\/env node\n/);
+        for (const name of commandModules()) assert.ok(existsSync(join(pkgDir, "commands", `${name}.js`)), name);
+      });
+
+      test("an ESM script imports the library from \"rtexport\" and reads an RT plan", () => {
+        const patient = manifest.patients[0];
+        const plan = patient.plans[0];
+        const script = join(work, "read_plan.mjs");
+        const planPath = runBinary(["search", "--json", "--pattern", "*.dcm", "--tag", `RTPlanLabel=${plan.label}`, join(clinic, patient.patientId)]);
+        const file = String(records(planPath.stdout)[0].path);
+        writeFileSync(script, [
+          `import { readDicomFile, SOP_CLASS_NAMES } from "rtexport";`,
+          `const { dataset } = readDicomFile(process.argv[2]);`,
+          `console.log(JSON.stringify({ sopClass: SOP_CLASS_NAMES.get(dataset.string("SOPClassUID")), label: dataset.string("RTPlanLabel") }));`,
+        ].join("\n"));
+        const r = spawnSync(node, [script, file], { cwd: work, encoding: "utf8", timeout: 60_000 });
+        assert.equal(r.status, 0, r.stderr);
+        assert.deepEqual(JSON.parse(r.stdout), { sopClass: "RT Plan Storage", label: plan.label });
+      });
+
+      test("cli.js under Node 24: --version, and show on the clinic", () => {
+        const printed = spawnSync(node, [join(pkgDir, "cli.js"), "--version"], { cwd: work, encoding: "utf8", timeout: 60_000 });
+        assert.equal(printed.stdout, `rtexport ${version}\n`);
+        const show = spawnSync(node, [join(pkgDir, "cli.js"), "show", "--json", "--pattern", "*.dcm", clinic], {
+          cwd: work,
+          encoding: "utf8",
+          timeout: 60_000,
+        });
+        assert.equal(show.status, 0, show.stderr);
+        const plans = records(show.stdout).filter((x) => x.type === "plan");
+        assert.equal(plans.length, manifest.patients.reduce((n, p) => n + p.plans.length, 0));
+      });
+    });
+
     describe("ledger", () => {
       let pg: PostgresServer | undefined;
       after(() => pg?.stop());
