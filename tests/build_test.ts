@@ -1,7 +1,9 @@
 /**
- * The Linux single binary (dist/rtexport-linux-x64) as a user on a server without Node or Deno
- * runs it. The binary is rebuilt only when it is missing or older than the sources
- * (`scripts/build_bin.ts --if-stale`), so the suite stays fast.
+ * What users get: the Linux single binary (dist/rtexport-linux-x64) run as on a server without
+ * Node or Deno — every command's help, show/search, links, ledgers, push/retrieve against
+ * Orthanc, serve — and the npm build imported as a user would. The binary is rebuilt only when
+ * it is missing or older than the sources (`scripts/build_bin.ts --if-stale`), so the suite
+ * stays fast.
  *
  * Building once is enough: this file runs under Node's run of the suite and is skipped under
  * Deno's (the binary does not depend on the runtime running the tests).
