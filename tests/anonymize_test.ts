@@ -389,6 +389,25 @@ describe("anonymize: bad input", () => {
     assert.deepEqual(run.records.map((r) => rel(r.path, out)).sort(), inputFiles.map((p) => rel(p, input)).sort());
   });
 
+  it("copies encapsulated (compressed) pixel data fragment by fragment", async () => {
+    const dir = join(root, "jpeg");
+    spawnSync("mkdir", ["-p", dir]);
+    const ct = readDicomFile(inputFiles.find((p) => readDicomFile(p).dataset.string("Modality") === "CT")!, { full: true });
+    const ds = ct.dataset;
+    const fragments = [new Uint8Array(0), Uint8Array.from({ length: 301 }, (_, i) => (i * 7) & 0xff), Uint8Array.of(0xff, 0xd9)];
+    ds.set({ tag: 0x7fe00010, vr: "OB", fragments, undefinedLength: true, offset: 0, length: 0 });
+    const jpeg = "1.2.840.10008.1.2.4.50";
+    writeFileSync(join(dir, "ct.dcm"), encodeFile(ds, { transferSyntaxUid: jpeg }));
+    const run = await anonymize(["--key", KEY, "--out", join(root, "jpeg-out"), dir]);
+    assert.equal(run.code, 0, run.stderr);
+    const out = readDicomFile(run.records[0].path, { full: true });
+    assert.equal(out.transferSyntaxUid, jpeg);
+    const got = out.dataset.get("PixelData")!.fragments!;
+    assert.equal(got.length, 3);
+    assert.deepEqual([...got[1].subarray(0, 301)], [...fragments[1]]);
+    assert.deepEqual([...got[2]], [0xff, 0xd9]);
+  });
+
   it("refuses to write two inputs to one output path", async () => {
     const dir = join(root, "dupes");
     spawnSync("mkdir", ["-p", join(dir, "a"), join(dir, "b")]);
