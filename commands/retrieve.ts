@@ -9,7 +9,7 @@ import type { TlsOptions } from "../lib/net/mod.ts";
 import type { FileRecord } from "../lib/records/types.ts";
 import { ArrivalStore } from "../lib/retrieve/arrivals.ts";
 import { placeObject } from "../lib/retrieve/output.ts";
-import { type RetrieveSummary, retrievePlans } from "../lib/retrieve/planner.ts";
+import { type RetrieveSummary, retrievePlans, retrieveSeriesByUid } from "../lib/retrieve/planner.ts";
 import { openRetrieveSession } from "../lib/retrieve/session.ts";
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -35,8 +35,12 @@ export function formatSummary(s: RetrieveSummary): string[] {
       lines.push(`  missing ${what}${g.sopInstanceUid && g.seriesUid ? ` (series ${g.seriesUid})` : ""}: ${g.reason}`);
     }
   }
+  for (const r of s.series ?? []) {
+    lines.push(`series ${r.seriesUid}${r.modality ? ` (${r.modality})` : ""}: ${r.arrived}${r.expected !== undefined ? ` of ${r.expected}` : ""} instances arrived`);
+    for (const g of r.missing) lines.push(`  missing: ${g.reason}`);
+  }
   for (const l of s.missingLabels) lines.push(`no plan labelled "${l}" found for patient "${s.patientId}"`);
-  if (s.plans.length === 0 && s.missingLabels.length === 0) lines.push(`no plan selected for patient "${s.patientId}"`);
+  if (s.plans.length === 0 && s.missingLabels.length === 0 && !s.series) lines.push(`no plan selected for patient "${s.patientId}"`);
   lines.push(
     `${s.kept} objects written; ${s.inspectedAndDropped} fetched only to read their references, ${s.unexpected} unrequested dropped; ` +
       `${s.requests.find} C-FIND and ${s.requests.retrieve} retrieve requests; ${s.complete ? "complete" : "INCOMPLETE"}`,
@@ -67,6 +71,7 @@ export const main = defineCommand({
     cmd.addOption(new Option("--patient-id <id>", "PatientID (0010,0020) to retrieve").makeOptionMandatory());
     cmd.addOption(new Option("--plan <label>", "RT Plan Label to retrieve (repeatable; default: all plans)").argParser(collect));
     cmd.addOption(new Option("--only-approved", "only plans whose Approval Status is APPROVED"));
+    cmd.addOption(new Option("--series <uid>", "retrieve this whole series of the patient instead of plans (repeatable)").argParser(collect));
     cmd.addOption(new Option("--get", "use C-GET instead of C-MOVE"));
     cmd.addOption(new Option("--move-aet <ae>", "C-MOVE destination AE title (default: the calling AE title)").argParser(parseAeTitle));
     cmd.addOption(new Option("--move-port <port>", "port of the receiving SCP for C-MOVE").argParser(parsePort).default(11113));
@@ -92,6 +97,7 @@ export const main = defineCommand({
       if (peer.cert) tls.cert = readPem(peer.cert, "certificate");
       if (peer.key) tls.key = readPem(peer.key, "private key");
     }
+    if (o.series && (o.plan || o.onlyApproved)) throw new UsageError("--series cannot be combined with --plan or --only-approved");
     const outDir = resolve(o.out as string);
     try {
       mkdirSync(outDir, { recursive: true });
@@ -116,11 +122,13 @@ export const main = defineCommand({
         tls,
       }, arrivals);
       if (!o.get) ctx.log.info(`receiving C-MOVE objects as ${o.moveAet ?? peer.callingAet} on port ${session.receiverPort}`);
-      const result = await retrievePlans(session.transport, arrivals, {
-        patientId: o.patientId,
-        planLabels: o.plan,
-        onlyApproved: o.onlyApproved === true,
-      });
+      const result = o.series
+        ? await retrieveSeriesByUid(session.transport, arrivals, o.patientId, o.series)
+        : await retrievePlans(session.transport, arrivals, {
+          patientId: o.patientId,
+          planLabels: o.plan,
+          onlyApproved: o.onlyApproved === true,
+        });
       for (const { object, planUids } of result.objects) {
         if (ctx.out.closed) break;
         let record: FileRecord;

@@ -235,6 +235,29 @@ describe("retrieve ← Orthanc", () => {
     assertIdentical(files);
   });
 
+  test("--series: a whole series by UID (the MR no plan references), counted against NumberOfSeriesRelatedInstances", async () => {
+    const p = manifest.patients[0];
+    const mr = p.unreferenced.find((u) => u.modality === "MR")!;
+    const out = join(root, "orthanc-series");
+    const r = await runMainCaptured(retrieveMain, [
+      "--host", "127.0.0.1", "--port", String(orthanc.port), "--aec", orthanc.aeTitle, "--aet", "RTX", "--get",
+      "--patient-id", p.patientId, "--series", mr.seriesUid, "--out", out,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const files = r.records.filter((x) => x.type === "file");
+    assert.equal(files.length, mr.count);
+    assert.ok(files.every((f) => f.seriesUid === mr.seriesUid && f.modality === "MR"));
+    const summary = r.records.find((x) => x.type === "retrieve-summary")!;
+    assert.deepEqual(summary.series, [{ seriesUid: mr.seriesUid, studyUid: mr.studyUid, modality: "MR", expected: mr.count, arrived: mr.count, missing: [] }]);
+    assertIdentical(files);
+    const bad = await runMainCaptured(retrieveMain, [
+      "--host", "127.0.0.1", "--port", String(orthanc.port), "--aec", orthanc.aeTitle, "--aet", "RTX", "--get",
+      "--patient-id", p.patientId, "--series", "1.2.3.4.5.404", "--out", join(root, "orthanc-series-404"),
+    ]);
+    assert.equal(bad.code, 3);
+    assert.match(bad.stderr, /series 1\.2\.3\.4\.5\.404: 0 instances arrived\n.*missing: series not found for patient/);
+  });
+
   test("a label the patient does not have: exit 3 and the gap in the summary", async () => {
     const r = await runMainCaptured(retrieveMain, [
       "--host", "127.0.0.1", "--port", String(orthanc.port), "--aec", orthanc.aeTitle, "--aet", "RTX", "--get",

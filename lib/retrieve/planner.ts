@@ -48,6 +48,16 @@ export interface PlanReport {
   missing: Gap[];
 }
 
+export interface SeriesReport {
+  seriesUid: string;
+  studyUid?: string;
+  modality?: string;
+  /** NumberOfSeriesRelatedInstances from the peer, when it answered it. */
+  expected?: number;
+  arrived: number;
+  missing: Gap[];
+}
+
 /** The `retrieve-summary` record's body. */
 export interface RetrieveSummary {
   type: "retrieve-summary";
@@ -62,6 +72,8 @@ export interface RetrieveSummary {
   unexpected: number;
   /** C-FIND/C-MOVE/C-GET requests sent. */
   requests: { find: number; retrieve: number };
+  /** With `--series`: expected vs arrived per series. */
+  series?: SeriesReport[];
   /** Every expected object arrived, every requested label was found, and at least one plan was selected. */
   complete: boolean;
 }
@@ -342,6 +354,71 @@ export async function retrievePlans(transport: RetrieveTransport, arrivals: Arri
     objects,
     summary: {
       type: "retrieve-summary", patientId: selection.patientId, plans, missingLabels, kept: objects.length, inspectedAndDropped, unexpected, requests, complete,
+    },
+  };
+}
+
+/**
+ * Retrieves whole series by Series Instance UID (of the patient): the direct route when the
+ * series is known, e.g. an image series for a plan made elsewhere. Expected counts come from
+ * NumberOfSeriesRelatedInstances when the peer answers it.
+ */
+export async function retrieveSeriesByUid(transport: RetrieveTransport, arrivals: ArrivalStore, patientId: string, seriesUids: string[]): Promise<RetrieveResult> {
+  const requests = { find: 0, retrieve: 0 };
+  const reports: SeriesReport[] = [];
+  const kept = new Set<string>();
+  for (const seriesUid of seriesUids) {
+    requests.find++;
+    const studies = await transport.find(identifier({ QueryRetrieveLevel: "STUDY", PatientID: patientId, StudyInstanceUID: "" }));
+    let found: { studyUid: string; modality?: string; count?: number } | undefined;
+    for (const st of studies) {
+      const studyUid = st.string(0x0020000d);
+      if (!studyUid) continue;
+      requests.find++;
+      const answers = await transport.find(identifier({
+        QueryRetrieveLevel: "SERIES", StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, Modality: "", NumberOfSeriesRelatedInstances: "",
+      }));
+      const a = answers.find((x) => x.string(0x0020000e) === seriesUid);
+      if (a) {
+        found = { studyUid, modality: a.string(0x00080060), count: a.number(0x00201209) };
+        break;
+      }
+    }
+    const report: SeriesReport = { seriesUid, arrived: 0, missing: [] };
+    reports.push(report);
+    if (!found) {
+      report.missing.push({ kind: "IMAGE", seriesUid, reason: `series not found for patient "${patientId}" (C-FIND)` });
+      continue;
+    }
+    report.studyUid = found.studyUid;
+    if (found.modality) report.modality = found.modality;
+    if (found.count !== undefined) report.expected = found.count;
+    requests.retrieve++;
+    const outcome = await transport.retrieve(identifier({ QueryRetrieveLevel: "SERIES", StudyInstanceUID: found.studyUid, SeriesInstanceUID: seriesUid }));
+    const arrived = arrivals.inSeries(seriesUid);
+    for (const o of arrived) kept.add(o.sopInstanceUid);
+    report.arrived = arrived.length;
+    const want = Math.max(found.count ?? 0, outcome.completed + outcome.failed + outcome.warning);
+    if (arrived.length < want || arrived.length === 0) {
+      const why = outcome.failed > 0 || (outcome.status !== 0 && (outcome.status & 0xf000) !== 0xb000)
+        ? `retrieve status 0x${outcome.status.toString(16).padStart(4, "0")}${outcome.errorComment ? ` (${outcome.errorComment})` : ""}`
+        : "did not arrive";
+      report.missing.push({ kind: "IMAGE", seriesUid, reason: `${Math.max(want - arrived.length, 1)} of ${Math.max(want, 1)} instances: ${why}` });
+    }
+  }
+  let unexpected = 0;
+  for (const o of arrivals.all()) {
+    if (!kept.has(o.sopInstanceUid)) {
+      arrivals.discard(o.sopInstanceUid);
+      unexpected++;
+    }
+  }
+  const objects = [...kept].map((uid) => ({ object: arrivals.get(uid)!, planUids: [] as string[] })).filter((o) => o.object);
+  return {
+    objects,
+    summary: {
+      type: "retrieve-summary", patientId, plans: [], missingLabels: [], kept: objects.length, inspectedAndDropped: 0, unexpected,
+      requests, series: reports, complete: reports.every((r) => r.missing.length === 0),
     },
   };
 }
