@@ -9,10 +9,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { main } from "../commands/anonymize.ts";
 import {
-  anonymizeDataSet, createAnonymizeContext, encodeParts, parseProfileCsv, ProfileError, resolveCombined,
+  anonymizeDataSet, anonymizeToParts, createAnonymizeContext, encodeParts, parseProfileCsv, ProfileError, resolveCombined,
 } from "../lib/anonymize/mod.ts";
 import { DataSet } from "../lib/dicom/dataset.ts";
-import { readDicomFile } from "../lib/dicom/reader.ts";
+import { parseDicom, readDicomFile } from "../lib/dicom/reader.ts";
 import { buildMeta, encodeFile } from "../lib/dicom/writer.ts";
 import { generateClinic } from "../lib/fixtures/mod.ts";
 import { buildReferenceTree, summarizeObject } from "../lib/rt/mod.ts";
@@ -576,6 +576,16 @@ describe("anonymizeDataSet: profile details", () => {
     assert.equal(content.string(0x0040a160), "Seen by Dr ANON for ANON");
     const codes = ds.items("DeidentificationMethodCodeSequence").map((i) => i.string("CodeValue"));
     assert.deepEqual(codes, ["113100", "113103", "113104"]);
+  });
+
+  it("anonymizes a data set received over the network into file bytes (for retrieve --anonymize)", () => {
+    const file = readDicomFile(inputFiles[0], { full: true });
+    const ctx = createAnonymizeContext({ key: KEY });
+    const { ids, parts } = anonymizeToParts(file.dataset, file.transferSyntaxUid, ctx);
+    const back = parseDicom(Buffer.concat(parts), { full: true });
+    assert.equal(back.meta.string("MediaStorageSOPInstanceUID"), ids.sopInstanceUid);
+    assert.equal(back.dataset.string("PatientID"), ids.patientId);
+    assert.equal(back.transferSyntaxUid, file.transferSyntaxUid);
   });
 
   it("rejects a short key", () => {

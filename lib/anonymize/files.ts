@@ -120,7 +120,7 @@ function errorDetail(e: unknown): string {
  * it is, so a 512×512 CT slice costs one copy instead of three. Concatenated, the parts are the
  * bytes `encodeFile` writes (the tests check this).
  */
-export function encodeParts(file: DicomFile, sopClass: string, sopInstance: string): Uint8Array[] {
+export function encodeParts(file: Pick<DicomFile, "dataset" | "transferSyntaxUid">, sopClass: string, sopInstance: string): Uint8Array[] {
   const ts = file.transferSyntaxUid;
   const enc = transferSyntaxEncoding(ts);
   const head = new Uint8Array(132);
@@ -153,6 +153,22 @@ export function encodeParts(file: DicomFile, sopClass: string, sopInstance: stri
   const parts = [head, meta, encodeDataSet(before, ts), h, value];
   if (afterPixel.size > 0) parts.push(encodeDataSet(afterPixel, ts));
   return parts;
+}
+
+/**
+ * Anonymizes a data set that did not come from a file (e.g. received by C-MOVE/C-GET, for
+ * `retrieve --anonymize`) and encodes it as a Part 10 file in the same transfer syntax. Returns
+ * the parts to write (with `writev`, or concatenated). Throws `BurnedInAnnotationError` when the
+ * object is refused.
+ */
+export function anonymizeToParts(
+  dataset: DataSet,
+  transferSyntaxUid: string,
+  ctx: AnonymizeContext,
+): { ids: AnonymizedIds; parts: Uint8Array[] } {
+  const ids = anonymizeDataSet(dataset, ctx.options, ctx);
+  const parts = encodeParts({ dataset, transferSyntaxUid }, ids.sopClassUid ?? "", ids.sopInstanceUid ?? "");
+  return { ids, parts };
 }
 
 type Prepared =

@@ -4,7 +4,7 @@ export {
   createAnonymizeContext, methodCodes, type PatientIdentity,
 } from "./anonymize.ts";
 export {
-  anonymizeFile, anonymizeFileAsync, type AnonymizeFileResult, anonymizeFiles, anonymizeStream, encodeParts, orderedMap, type AnonymizeFilesOptions, type FileInput, walkInputs,
+  anonymizeFile, anonymizeFileAsync, type AnonymizeFileResult, anonymizeFiles, anonymizeStream, anonymizeToParts, encodeParts, orderedMap, type AnonymizeFilesOptions, type FileInput, walkInputs,
   writeFileAtomic,
 } from "./files.ts";
 export { parsePatientMap, PatientMapError, readPatientMap, writePatientMap } from "./patient_map.ts";
