@@ -381,7 +381,7 @@ const DUMMY_TEXT: Readonly<Record<string, string>> = {
 
 function setDummy(el: DicomElement, job: Job): void {
   const vr = effectiveVr(el);
-  if (vr === "UI") { remapUids(el, job); return; }
+  if (vr === "UI") { if (!job.keepUids) remapUids(el, job); return; }
   if (STRING_VRS.has(vr)) {
     setValue(el, ascii(DUMMY_TEXT[vr] ?? "", vr));
     return;
