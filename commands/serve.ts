@@ -110,8 +110,12 @@ export const main = defineCommand({
         case "stored": {
           const rec: FileRecord = {
             type: "file", path: e.path, bytes: e.bytes, sha256: sha256File(e.path), category: "dicom",
-            sopClassUid: e.sopClassUid, sopInstanceUid: e.sopInstanceUid,
+            sopClassUid: e.sopClassUid, sopInstanceUid: e.sopInstanceUid, transferSyntaxUid: e.transferSyntaxUid,
           };
+          if (e.modality) rec.modality = e.modality;
+          if (e.patientId !== undefined) rec.patientId = e.patientId;
+          if (e.studyUid) rec.studyUid = e.studyUid;
+          if (e.seriesUid) rec.seriesUid = e.seriesUid;
           if (!ctx.out.closed) {
             const p = ctx.out.write(rec).catch(() => {}).finally(() => pending.delete(p));
             pending.add(p);

@@ -158,13 +158,26 @@ describe("serve command", () => {
     const [cmd, ...args] = cliCommand();
     proc = spawn(cmd, [...args, "serve", "--dir", served, "--port", String(port), "--host", "127.0.0.1", "--aet", "RTSERVE"], { cwd: repoRoot, env: { ...process.env, ...dcmtkEnv() }, stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";
+    let stdout = "";
     proc.stderr!.on("data", (b) => (stderr += b));
+    proc.stdout!.on("data", (b) => (stdout += b));
     const deadline = Date.now() + 20000;
     while (!/listening on/.test(stderr) && Date.now() < deadline && proc.exitCode === null) await new Promise((r) => setTimeout(r, 50));
     assert.match(stderr, new RegExp(`listening on 127\\.0\\.0\\.1:${port} as RTSERVE`));
     assert.match(stderr, new RegExp(`indexed .*: 0 new, 0 changed, ${manifest.files} unchanged`));
     const echo = await runDcmtk("echoscu", ["-aet", "ANY", "-aec", "RTSERVE", "127.0.0.1", String(port)]);
     assert.equal(echo.code, 0, echo.stderr);
+    // A stored object comes out on stdout as a file record.
+    const plan = manifest.patients[1].plans[0];
+    const store = await runDcmtk("storescu", ["-aet", "ANY", "-aec", "RTSERVE", "127.0.0.1", String(port), join(src, plan.path)]);
+    assert.equal(store.code, 0, store.stderr);
+    while (!stdout.includes("\n") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const rec = JSON.parse(stdout.split("\n")[0]);
+    assert.deepEqual({ ...rec, sha256: typeof rec.sha256, bytes: typeof rec.bytes }, {
+      type: "file", path: storagePath(served, { patientId: manifest.patients[1].patientId, studyUid: plan.studyUid, seriesUid: plan.seriesUid, sopInstanceUid: plan.planUid }),
+      bytes: "number", sha256: "string", category: "dicom", sopClassUid: "1.2.840.10008.5.1.4.1.1.481.5", sopInstanceUid: plan.planUid,
+      transferSyntaxUid: "1.2.840.10008.1.2.1", modality: "RTPLAN", patientId: manifest.patients[1].patientId, studyUid: plan.studyUid, seriesUid: plan.seriesUid,
+    });
     const exited = new Promise<number | null>((resolve) => proc!.once("exit", (code) => resolve(code)));
     // process.kill, not proc.kill: Deno's ChildProcess reports a child it signalled as killed
     // (exit code null) even when the child handled the signal and exited 0.

@@ -38,7 +38,10 @@ export interface QrScpOptions {
 
 export type QrScpEvent =
   | ScpEvent
-  | { type: "stored"; callingAet: string; path: string; sopClassUid: string; sopInstanceUid: string; bytes: number }
+  | {
+    type: "stored"; callingAet: string; path: string; sopClassUid: string; sopInstanceUid: string; bytes: number;
+    transferSyntaxUid: string; modality?: string; patientId?: string; studyUid?: string; seriesUid?: string;
+  }
   | { type: "store-failed"; callingAet: string; sopInstanceUid: string; message: string }
   | { type: "find"; callingAet: string; model: QueryModel; level: string; matches: number }
   | { type: "move"; callingAet: string; destination: string; instances: number }
@@ -133,7 +136,11 @@ export async function startQrScp(opts: QrScpOptions): Promise<QrScp> {
           renameSync(file.path, dest);
           parsed.path = dest;
           await index.addInstance(dest, parsed);
-          emit({ type: "stored", callingAet, path: dest, sopClassUid: file.sopClassUid, sopInstanceUid: file.sopInstanceUid, bytes: file.size });
+          emit({
+            type: "stored", callingAet, path: dest, sopClassUid: file.sopClassUid, sopInstanceUid: file.sopInstanceUid, bytes: file.size,
+            transferSyntaxUid: file.transferSyntaxUid, modality: ds.string(0x00080060), patientId: ds.string(0x00100020),
+            studyUid: ds.string(0x0020000d), seriesUid: ds.string(0x0020000e),
+          });
           return { status: 0 };
         },
         find: async function* (rq) {
