@@ -45,7 +45,6 @@ const SC = t([[0x00080023, 2], [0x00080033, 2]]);
 /** SOP class UID → types of the combined-action attributes in its IOD. */
 export const IOD_TYPES: ReadonlyMap<string, Types> = new Map<string, Types>([
   [RT_SOP_CLASSES.CTImage, CT_MR],
-  ["1.2.840.10008.5.1.4.1.1.2.1", CT_MR], // Enhanced CT: treated like CT for these attributes
   [RT_SOP_CLASSES.MRImage, CT_MR],
   [RT_SOP_CLASSES.RTStructureSet, RTSTRUCT],
   [RT_SOP_CLASSES.RTPlan, RTPLAN],
