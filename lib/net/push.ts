@@ -156,7 +156,6 @@ class StatusFile {
 interface Item {
   record: RtRecord;
   source: StoreSource;
-  file: DicomFile;
   patient: string;
   rank: number;
   seq: number;
@@ -327,7 +326,6 @@ export async function* pushRecords(input: AsyncIterable<RtRecord> | Iterable<RtR
     const hasPixelData = !file.complete || file.dataset.has(0x7fe00010);
     items.push({
       record: rec,
-      file,
       source: { sopClassUid, sopInstanceUid, transferSyntaxUid: file.transferSyntaxUid, path, datasetOffset: file.datasetOffset, size: file.size },
       patient: String(rec.patientId ?? ""),
       rank: pushRank(sopClassUid, hasPixelData),
