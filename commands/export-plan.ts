@@ -1,5 +1,8 @@
 /** `rtexport export-plan`: each plan with everything it references into the per-patient/per-plan tree. */
-import { resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import process from "node:process";
+import { dicomPlanSource } from "../lib/export/dicom_source.ts";
 import { defineCommand, errorMessage, FatalError, runMain, UsageError } from "../lib/cli/mod.ts";
 import { exportPlans } from "../lib/export/export.ts";
 import { DEFAULT_ITEMS, ITEMS, parseItems } from "../lib/export/layout.ts";
@@ -22,8 +25,11 @@ export const main = defineCommand({
     `Items (--items, comma-separated or repeated): ${Object.keys(ITEMS).join(", ")}, all.`,
     `Default items: ${DEFAULT_ITEMS.join(", ")}.`,
   ].join("\n"),
+  peer: "optional",
   examples: [
     "rtexport list-patients --from catalog --db sqlite:catalog.db --vault vault | rtexport export-plan --out export",
+    "rtexport list-patients --from dicom --peer aria | rtexport export-plan --peer aria --get --out export",
+    "rtexport list-patients --from catalog --db sqlite:catalog.db --vault vault | rtexport export-plan --host 127.0.0.1 --port 11112 --called-aet RTEXPORT-SCP --get --out export",
     "rtexport list-patients --from folder old/ | rtexport export-plan | rtexport copy-files --to export",
   ],
   configure(cmd) {
@@ -34,6 +40,10 @@ export const main = defineCommand({
     cmd.option("--vault <dir>", "storage vault, overriding the one on the records");
     cmd.option("--ledger <url>", "ledger database (default: sqlite:<out>/.rtexport/ledger.sqlite)");
     cmd.option("--parallel <n>", "files copied at once", parsePositiveInt, 4);
+    cmd.option("--staging <dir>", "with a DICOM peer and no --out: where retrieved objects wait for copy-files (it removes each once copied)", ".rtexport-staging");
+    cmd.option("--get", "with a DICOM peer: retrieve by C-GET (default C-MOVE to an in-process receiver)");
+    cmd.option("--move-aet <ae>", "with a DICOM peer: C-MOVE destination AE title (default: the calling AE title)");
+    cmd.option("--move-port <port>", "with a DICOM peer: port of the C-MOVE receiver", parsePositiveInt, 11113);
   },
   human: {
     record(r: RtRecord) {
@@ -71,9 +81,19 @@ export const main = defineCommand({
     }
     const progress = new Progress(ctx.io.stderr as { write(s: string): unknown; isTTY?: boolean });
     const patients = new Set<string>();
+    let dicom: ReturnType<typeof dicomPlanSource> | undefined;
+    if (ctx.peer?.host) {
+      const peer = ctx.peer;
+      const tls = peer.tls ? { ca: peer.ca && readFileSync(peer.ca), cert: peer.cert && readFileSync(peer.cert), key: peer.key && readFileSync(peer.key) } : undefined;
+      dicom = dicomPlanSource(peer, {
+        mode: o.get ? "get" : "move", moveAet: o.moveAet, movePort: o.movePort,
+        stagingDir: out ? join(out, ".rtexport", `staging-${process.pid}`) : resolve(ctx.io.cwd, o.staging),
+        keepStaged: !out, tls: tls as never,
+      });
+    }
     try {
       const stream = exportPlans(input, {
-        out, items, includeUnapproved: !!o.includeUnapproved, db: o.db, vault: o.vault, ledger, parallel: o.parallel,
+        out, items, includeUnapproved: !!o.includeUnapproved, db: o.db, vault: o.vault, ledger, parallel: o.parallel, dicom,
         onProblem: (p) => {
           progress.update({ failed: 1 });
           ctx.reporter.failed(`Cannot export ${p.item}: ${p.reason}`, { item: p.item });
@@ -103,6 +123,7 @@ export const main = defineCommand({
       await ledger?.finish("failed").catch(() => {});
       throw new FatalError(errorMessage(e));
     } finally {
+      await dicom?.close().catch(() => {});
       await ledger?.close();
     }
     ctx.log.info(`export: ${progress.summary()}`);

@@ -1,4 +1,4 @@
-import { stat } from "node:fs/promises";
+import { stat, unlink } from "node:fs/promises";
 import { basename, join, relative, resolve, sep } from "node:path";
 import { readDicomFile } from "../dicom/reader.ts";
 import { patientFolderName, personNameParts, sanitizeName } from "../layout/sanitize.ts";
@@ -59,6 +59,11 @@ export function layoutPath(rec: FileRecord, layout: CopyLayout): string {
   return join(patient, "DICOM", sanitizeName(`${modality}_${info.series ?? "series"}`), file);
 }
 
+/** A staged file (retrieved by export-plan for this pipeline) is consumed once its copy is in place. */
+async function consumeStaged(f: FileRecord, src: string): Promise<void> {
+  if (f.staged === true) await unlink(src).catch(() => {});
+}
+
 /**
  * The copy stage: copies every `file` record's file into `to` (at its `dest` when the record has
  * one, else where the layout puts it), atomically and verified; other records pass through.
@@ -83,7 +88,9 @@ export async function* copyFiles(input: AsyncIterable<RtRecord>, opts: CopyFiles
       if (known?.status === "done" && known.sha256 && (!f.sha256 || f.sha256 === known.sha256)) {
         const s = await stat(target).catch(() => undefined);
         if (s && s.size === Number(known.bytes)) {
-          return { ...rec, path: target, bytes: s.size, sha256: known.sha256, copy: { status: "done-before", from: src } };
+          await consumeStaged(f, src);
+          const { staged: _staged, ...rest } = rec;
+          return { ...rest, path: target, bytes: s.size, sha256: known.sha256, copy: { status: "done-before", from: src } };
         }
       }
       const o = await copyFileVerified(src, target, { expectedSha256: typeof f.sha256 === "string" ? f.sha256 : undefined, verify: opts.verify });
@@ -93,7 +100,9 @@ export async function* copyFiles(input: AsyncIterable<RtRecord>, opts: CopyFiles
         return { ...rec, copy: { status: "conflict", from: src, to: target, error } };
       }
       await opts.ledger?.record({ kind: "file", key, status: "done", source: src, dest: key, bytes: o.bytes, sha256: o.sha256, patientId: f.patientId });
-      return { ...rec, path: target, bytes: o.bytes, sha256: o.sha256, copy: { status: o.status, from: src } };
+      await consumeStaged(f, src);
+      const { staged: _staged, ...rest } = rec;
+      return { ...rest, path: target, bytes: o.bytes, sha256: o.sha256, copy: { status: o.status, from: src } };
     } catch (e) {
       const error = (e as NodeJS.ErrnoException).code === "ENOENT" ? `Cannot copy "${src}": no such file` : (e as Error).message;
       await opts.ledger?.record({ kind: "file", key, status: "failed", source: src, dest: key, error }).catch(() => {});

@@ -9,6 +9,7 @@ import type { FileRecord, PatientRecord, PlanRecord, RtRecord } from "../records
 import { mapOrdered } from "../util/pool.ts";
 import { type FolderFile, folderPatientFiles, folderPlanFiles, listFolder } from "../sources/folder.ts";
 import { DEFAULT_ITEMS, type Item, placementOf, treePath } from "./layout.ts";
+import type { DicomPlanFiles } from "./dicom_source.ts";
 
 /** A problem with one item: reported, counted, recorded in the ledger; the export goes on. */
 export interface ExportProblem {
@@ -33,6 +34,12 @@ export interface ExportPlanOptions {
   onProblem?: (p: ExportProblem) => void;
   /** Called for every item left out on purpose (an unapproved plan without --include-unapproved). */
   onSkip?: (p: ExportProblem) => void;
+  /**
+   * Fetches a plan's DICOM from a Q/R peer (selective retrieval). Used for plans listed from a
+   * peer, and for catalog plans when given (their DICOM then comes from the peer, the other
+   * items from the vault).
+   */
+  dicom?: { fetch(plan: PlanRecord): Promise<DicomPlanFiles> };
   /** Called after each file, for progress displays. */
   onFile?: (f: { bytes: number; status: string }) => void;
 }
@@ -50,14 +57,18 @@ interface SourceFile {
   sha256?: string | null;
   sopInstanceUid?: string | null;
   modality?: string | null;
+  /** A temporary copy (retrieved from a peer) that the next stage may consume. */
+  staged?: boolean;
 }
 
-/** `CT_<SeriesInstanceUID>/<file>` for an image, so series keep their own folders in the tree. */
-function seriesName(path: string, rel: string): string {
+/** The tree name of a catalog's DICOM file, from its header (series folders for images). */
+function catalogDicomName(path: string, category: string, rel: string): string {
   const file = rel.split("/").pop()!;
   try {
     const d = readDicomFile(path).dataset;
-    return `${d.string("Modality") ?? "OT"}_${d.string("SeriesInstanceUID") ?? "series"}/${file}`;
+    return dicomName({
+      category, modality: d.string("Modality"), seriesUid: d.string("SeriesInstanceUID"), sopInstanceUid: d.string("SOPInstanceUID"),
+    }, file);
   } catch {
     return file; // unreadable here: the copy still goes ahead, and dicomFields reports it
   }
@@ -70,12 +81,24 @@ function fromCatalog(rows: CatalogFileRow[]): SourceFile[] {
   }));
 }
 
+/**
+ * Tree names of DICOM files, the same whatever the source: `<Modality>_<SeriesUID>/<SOPInstanceUID>.dcm`
+ * for images, `<Modality>_<SOPInstanceUID>.dcm` for a plan's RT objects.
+ */
+function dicomName(f: { category: string; modality?: string; seriesUid?: string; sopInstanceUid?: string }, fallback: string): string {
+  const file = f.sopInstanceUid ? `${f.sopInstanceUid}.dcm` : fallback;
+  if (f.category === "image") return `${f.modality ?? "OT"}_${f.seriesUid ?? "series"}/${file}`;
+  return f.sopInstanceUid ? `${f.modality ?? "RT"}_${file}` : fallback;
+}
+
 function fromFolder(files: FolderFile[], patientId: string): SourceFile[] {
   return files.map((f) => ({
     id: f.path, patientId, category: f.category, path: f.path, sopInstanceUid: f.sopInstanceUid, modality: f.modality,
-    name: f.category === "image" ? `${f.modality ?? "OT"}_${f.seriesUid ?? "series"}/${basename(f.path)}` : basename(f.path),
+    name: dicomName(f, basename(f.path)),
   }));
 }
+
+const DICOM_CATEGORIES = new Set(["image", "rt-object", "dicom"]);
 
 interface PatientState {
   folder: string;
@@ -168,7 +191,7 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
         continue;
       }
       const src = isAbsolute(rel) ? rel : join(vault!, rel);
-      const fileName = row.name ?? (row.category === "image" ? seriesName(src, rel) : rel.split("/").pop()!);
+      const fileName = row.name ?? (DICOM_CATEGORIES.has(row.category) ? catalogDicomName(src, row.category, rel) : rel.split("/").pop()!);
       const dest = uniqueDest(treePath(st.folder, planDir, row.category, fileName)!, resolve(src));
       jobs.push({ row, src: resolve(src), dest });
     }
@@ -205,6 +228,7 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
       if (!s) throw new Error("missing in the vault");
       base.bytes = s.size;
       if (row.sha256) base.sha256 = row.sha256.toLowerCase();
+      if (row.staged) base.staged = true;
       return base;
     }
     const target = join(opts.out, dest);
@@ -259,8 +283,14 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
     }
     const planName = `plan "${plan.label ?? plan.planId ?? plan.planUid}" of patient ${plan.patientId}`;
     const folderRoot = folderOf(plan);
-    const catalog = folderRoot ? undefined : await catalogFor(plan);
-    if (!folderRoot && (!catalog || plan.planId === undefined)) {
+    const fromPeer = isDicomSource(plan);
+    const catalog = folderRoot || fromPeer ? undefined : await catalogFor(plan);
+    if (fromPeer && !opts.dicom) {
+      problem(planName, "listed from a DICOM peer: give export-plan the peer (--host/--port/--called-aet or --peer) and --out");
+      yield { ...plan, export: { status: "failed", reason: "no peer" } };
+      return;
+    }
+    if (!folderRoot && !fromPeer && (!catalog || plan.planId === undefined)) {
       problem(planName, "no source on the record (give --db, or pipe list-patients --from catalog or --from folder)");
       yield { ...plan, export: { status: "failed", reason: "no source" } };
       return;
@@ -282,14 +312,42 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
         }
         rows = fromFolder(found.files, plan.patientId);
       }
-    } else {
-      rows = fromCatalog(await catalog!.files(plan.patientId, String(plan.planId)));
+    } else if (catalog) {
+      rows = fromCatalog(await catalog.files(plan.patientId, String(plan.planId)));
       if (rows.length === 0) problem(planName, "the catalog lists no files for it");
+      if (opts.dicom) rows = rows.filter((r) => !DICOM_CATEGORIES.has(r.category ?? ""));
+    } else {
+      rows = [];
     }
-    yield* exportRows(rows, catalog?.vault, st, dir, plan, tally);
+    let staged: DicomPlanFiles | undefined;
+    if (opts.dicom && (fromPeer || catalog)) {
+      const wanted = [...items].some((i) => i === "rt-objects" || i === "patient-dicom");
+      if (wanted) {
+        try {
+          staged = await opts.dicom.fetch(plan);
+        } catch (e) {
+          problem(planName, `cannot retrieve its DICOM: ${(e as Error).message}`);
+          tally.failed++;
+        }
+        for (const m of staged?.missing ?? []) {
+          problem(planName, `references ${m}, which did not arrive`);
+          tally.failed++;
+        }
+        if (staged) rows = [...fromFolder(staged.files, plan.patientId).map((r) => ({ ...r, staged: true })), ...rows];
+      }
+    }
+    try {
+      yield* exportRows(rows, catalog?.vault, st, dir, plan, tally);
+    } finally {
+      staged?.done();
+    }
     const status = tally.failed ? "partial" : "done";
     await opts.ledger?.record({ kind: "plan", key: planKey, status: tally.failed ? "failed" : "done", patientId: plan.patientId, bytes: tally.bytes, error: tally.failed ? `${tally.failed} file(s) failed` : undefined });
     yield { ...plan, export: { status, files: tally.files, bytes: tally.bytes, failed: tally.failed, folder: `${st.folder}/${dir}` } };
+  }
+
+  function isDicomSource(rec: PatientRecord | PlanRecord): boolean {
+    return typeof rec.source === "string" && rec.source.startsWith("dicom:");
   }
 
   function folderOf(rec: PatientRecord | PlanRecord): string | undefined {
@@ -304,8 +362,12 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
       yield* exportRows(fromFolder(folderPatientFiles(root, rec.patientId), rec.patientId), undefined, st, undefined, undefined, tally);
       return;
     }
-    const catalog = await catalogFor(rec);
-    if (catalog) yield* exportRows(fromCatalog(await catalog.files(rec.patientId, null)), catalog.vault, st, undefined, undefined, tally);
+    const catalog = isDicomSource(rec) ? undefined : await catalogFor(rec);
+    if (!catalog) return;
+    let rows = fromCatalog(await catalog.files(rec.patientId, null));
+    // With a DICOM peer, image series come with the plans that reference them.
+    if (opts.dicom) rows = rows.filter((r) => !DICOM_CATEGORIES.has(r.category ?? ""));
+    yield* exportRows(rows, catalog.vault, st, undefined, undefined, tally);
   }
 
   try {
@@ -313,7 +375,7 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
       if (rec.type === "patient") {
         const p = rec as PatientRecord;
         const root = folderOf(p);
-        const catalog = root ? undefined : await catalogFor(p);
+        const catalog = root || isDicomSource(p) ? undefined : await catalogFor(p);
         const st = await patientState(p, p.name);
         if (!catalog && !root) {
           yield rec;

@@ -14,6 +14,7 @@ export interface FolderIndex {
   patients: Map<string, { name?: string; birthDate?: string; sex?: string }>;
   /** Files that could not be read, with the reason. */
   errors: string[];
+  byPath: Map<string, RtObjectSummary>;
 }
 
 const cache = new Map<string, FolderIndex>();
@@ -39,7 +40,8 @@ export function indexFolder(root: string): FolderIndex {
       patients.set(id, { name: d.string("PatientName"), birthDate: d.string("PatientBirthDate"), sex: d.string("PatientSex") });
     }
   }
-  const index = { root: abs, objects, tree: buildReferenceTree(objects), patients, errors };
+  const byPath = new Map(objects.filter((o) => o.path).map((o) => [o.path!, o]));
+  const index = { root: abs, objects, tree: buildReferenceTree(objects), patients, errors, byPath };
   cache.set(abs, index);
   return index;
 }
@@ -82,9 +84,13 @@ export interface FolderFile {
   modality?: string;
 }
 
-function planObjectPaths(plan: ReferenceTree["patients"][number]["plans"][number]): FolderFile[] {
+function planObjectPaths(index: FolderIndex, plan: ReferenceTree["patients"][number]["plans"][number]): FolderFile[] {
   const files: FolderFile[] = [];
-  const add = (path: string | undefined, uid: string) => { if (path) files.push({ path, category: "rt-object", sopInstanceUid: uid }); };
+  const add = (path: string | undefined, uid: string) => {
+    if (!path) return;
+    const o = index.byPath.get(path);
+    files.push({ path, category: "rt-object", sopInstanceUid: uid, seriesUid: o?.seriesUid, modality: o?.modality });
+  };
   add(plan.path, plan.sopInstanceUid);
   if (plan.structureSet && !plan.structureSet.missing) add(plan.structureSet.path, plan.structureSet.sopInstanceUid);
   for (const d of plan.doses) add(d.path, d.sopInstanceUid);
@@ -104,7 +110,7 @@ export function folderPlanFiles(root: string, planUid: string): { files: FolderF
     const plan = p.plans.find((x) => x.sopInstanceUid === planUid);
     if (!plan) continue;
     const missing = plan.missing.map((m) => `${m.kind} ${m.sopInstanceUid ?? m.seriesUid ?? ""} (referenced by ${m.referencedBy})`);
-    return { files: planObjectPaths(plan), missing };
+    return { files: planObjectPaths(index, plan), missing };
   }
   return undefined;
 }
@@ -117,7 +123,7 @@ export function folderPatientFiles(root: string, patientId: string): FolderFile[
   const index = indexFolder(root);
   const patient = index.tree.patients.find((p) => (p.patientId ?? "") === patientId);
   const claimed = new Set<string>();
-  for (const plan of patient?.plans ?? []) for (const f of planObjectPaths(plan)) claimed.add(f.path);
+  for (const plan of patient?.plans ?? []) for (const f of planObjectPaths(index, plan)) claimed.add(f.path);
   const out: FolderFile[] = [];
   for (const o of index.objects) {
     if ((o.patientId ?? "") !== patientId || !o.path || claimed.has(o.path)) continue;
