@@ -309,13 +309,25 @@ describe("anonymize: options", () => {
 
   it("applies a profile CSV that overrides rows", async () => {
     const profile = join(root, "profile.csv");
-    writeFileSync(profile, "tag,action\n# keep the manufacturer's model, drop the manufacturer\n(0008,0070),X\nStudyDescription,K\n");
+    writeFileSync(profile, [
+      "tag,action",
+      "# drop the manufacturer, keep the study description",
+      "(0008,0070),X",
+      "StudyDescription,K",
+      "# a private attribute that repeats the patient ID: keep it, cleaned",
+      '(3253,xx01),C,"RTEXPORT TEST 1.0"',
+    ].join("\n"));
     const run = await anonymize(["--key", KEY, "--profile", profile, "--out", join(root, "profiled"), inputFiles[0]]);
     assert.equal(run.code, 0, run.stderr);
     const src = readDicomFile(inputFiles[0]).dataset;
     const out = readDicomFile(run.records[0].path).dataset;
     assert.equal(out.has("Manufacturer"), false);
     assert.equal(out.string("StudyDescription"), src.string("StudyDescription"));
+    const pid = src.string("PatientID")!;
+    assert.ok(src.string(0x32531001)!.includes(pid));
+    assert.equal(out.string(0x32530010), "RTEXPORT TEST 1.0");
+    assert.equal(out.string(0x32531001), src.string(0x32531001)!.replace(pid, "ANON"));
+    assert.equal(out.has(0x32531002), false); // other elements of the block still removed
   });
 });
 
