@@ -57,22 +57,33 @@ export function rewritePatient(src: string, dest: string, rewrite: PatientRewrit
   renameSync(tmp, dest);
 }
 
+/** Runs `write`; when it fails because the folder is missing, creates it and runs it again (one mkdir per folder, not per file). */
+function inFolder(dir: string, write: () => void): void {
+  try {
+    write();
+  } catch (e) {
+    if ((e as { code?: string }).code !== "ENOENT") throw e;
+    mkdirSync(dir, { recursive: true });
+    write();
+  }
+}
+
 /** Moves (or rewrites) one kept object into `outDir`; returns its `file` record. */
 export function placeObject(o: ArrivedObject, outDir: string, planUid: string | undefined, rewrite: PatientRewrite = {}): FileRecord {
   const patientId = rewrite.patientId ?? o.dataset.string(0x00100020) ?? "";
   const dest = storagePath(outDir, { patientId, studyUid: o.studyUid, seriesUid: o.seriesUid, sopInstanceUid: o.sopInstanceUid });
-  mkdirSync(dirname(dest), { recursive: true });
+  const dir = dirname(dest);
   let sha256: string;
   let bytes: number;
   if (rewrite.patientId !== undefined || rewrite.patientName !== undefined) {
-    rewritePatient(o.path, dest, rewrite);
+    inFolder(dir, () => rewritePatient(o.path, dest, rewrite));
     unlinkSync(o.path);
     sha256 = sha256File(dest);
     bytes = statSync(dest).size;
   } else {
     sha256 = sha256File(o.path);
     bytes = o.bytes;
-    renameSync(o.path, dest); // a rename keeps the bytes just hashed
+    inFolder(dir, () => renameSync(o.path, dest)); // a rename keeps the bytes just hashed
   }
   o.path = dest;
   const record: FileRecord = {
