@@ -9,7 +9,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import * as esbuild from "esbuild";
+import type * as esbuild from "esbuild";
 
 /** The repository root. */
 export const ROOT: string = resolve(fileURLToPath(new URL("..", import.meta.url)));
@@ -114,10 +114,21 @@ function formatMessage(m: esbuild.Message): string {
   return m.location ? `${m.location.file}:${m.location.line}:${m.location.column}: ${m.text}` : m.text;
 }
 
+/** esbuild, loaded when first needed, with a clear error when the dev dependency is missing. */
+async function loadEsbuild(): Promise<typeof esbuild> {
+  try {
+    return await import("esbuild");
+  } catch (error) {
+    const detail = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    throw new Error(`Cannot load esbuild (a dev dependency): run npm install (${detail})`);
+  }
+}
+
 async function build(what: string, options: esbuild.BuildOptions): Promise<BundleResult> {
+  const { build: runEsbuild } = await loadEsbuild();
   let result: esbuild.BuildResult;
   try {
-    result = await esbuild.build({ logLevel: "silent", metafile: true, plugins: [missingCommands], ...options });
+    result = await runEsbuild({ logLevel: "silent", metafile: true, plugins: [missingCommands], ...options });
   } catch (error) {
     const errors = (error as { errors?: esbuild.Message[] }).errors;
     if (errors) throw new BundleError(what, errors);
