@@ -6,6 +6,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { DicomParseError, parseDicom, readDicomFile, readSkippedValue } from "../lib/dicom/reader.ts";
 import { PIXEL_DATA } from "../lib/dicom/tag.ts";
@@ -366,5 +367,65 @@ describe("reader vs dcmdump on every file of the synthetic clinic", () => {
     }
     assert.ok(byIconv.length < chosen.size, "some names are ISO 2022 IR 87");
     assert.deepEqual(diffs, []);
+  });
+});
+
+// Real-world oddities collected by pydicom (Debian python3-pydicom ships them): big endian
+// without meta, JPEG/JPEG 2000/RLE fragments, a sequence delimiter inside JPEG 2000, private
+// sequences, UN sequences, a bad VR, odd lengths, a missing Transfer Syntax UID, deflate, and
+// dclunie's character set files (PS3.5 Annex H/I/J and more).
+const PYDICOM_DATA = "/usr/lib/python3/dist-packages/pydicom/data";
+describe("real-world files: pydicom's test data", { skip: !existsSync(PYDICOM_DATA) && "python3-pydicom not installed" }, () => {
+  const list = (sub: string) => readdirSync(join(PYDICOM_DATA, sub)).filter((f) => f.endsWith(".dcm")).sort().map((f) => join(PYDICOM_DATA, sub, f));
+
+  it("every file dcmdump can read, we read to the same rows; the rest end in a DicomParseError or a result", () => {
+    const diffs: string[] = [];
+    let compared = 0;
+    const paths = [...list("test_files"), ...list("charset_files")];
+    // Files DCMTK cannot read either (truncated, garbage) have no dump: ours must fail cleanly or succeed.
+    const dumps = runDcmdumpMany(paths, { allowFailures: true });
+    for (const path of paths) {
+      const dump = dumps.get(path);
+      let file;
+      try {
+        file = readDicomFile(path, { full: true });
+        readDicomFile(path);
+      } catch (e) {
+        if (!(e instanceof DicomParseError)) diffs.push(`${path}: ${(e as Error).message}`);
+        else if (dump) diffs.push(`${path}: dcmdump reads it, we fail: ${e.message}`);
+        continue;
+      }
+      if (!dump) continue;
+      compared++;
+      for (const d of compareRows(rowsOf(file.dataset), dump.dataset)) diffs.push(`${path}: ${d}`);
+      for (const d of compareRows(rowsOf(file.meta), dump.meta)) diffs.push(`${path} meta: ${d}`);
+    }
+    assert.deepEqual(diffs, []);
+    assert.ok(compared >= 80, `compared ${compared}`);
+  });
+
+  it("decodes the text of every character set file as pydicom does (ISO 2022 IR 87 included)", () => {
+    const script = [
+      "import json, os, sys",
+      "from pydicom import dcmread",
+      "out = {}",
+      "for p in sys.argv[1:]:",
+      "    ds = dcmread(p)",
+      "    v = ds.get('PatientName')",
+      "    out[p] = [] if v is None else [str(x) for x in (v if type(v).__name__ == 'MultiValue' else [v])]",
+      "print(json.dumps(out, ensure_ascii=False))",
+    ].join("\n");
+    const files = list("charset_files");
+    const r = spawnSync("/usr/bin/python3", ["-c", script, ...files], { encoding: "utf8", timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const theirs = JSON.parse(r.stdout) as Record<string, string[]>;
+    const diffs: string[] = [];
+    for (const path of files) {
+      // pydicom drops empty trailing component groups ("…=王^小東=" → "…=王^小東"); the bytes have them.
+      const ours = readDicomFile(path).dataset.strings("PatientName").map((v) => v.replace(/=+$/, ""));
+      if (JSON.stringify(ours) !== JSON.stringify(theirs[path])) diffs.push(`${path}: ${JSON.stringify(ours)} vs pydicom ${JSON.stringify(theirs[path])}`);
+    }
+    assert.deepEqual(diffs, []);
+    assert.ok(files.length >= 15);
   });
 });

@@ -1,4 +1,5 @@
 import { REPEATING, STANDARD } from "./_dictionary_data.ts";
+import { RETIRED } from "./_dictionary_retired.ts";
 import { elementOf, groupOf, isPrivateCreator, parseTag, type Tag } from "./tag.ts";
 
 /** One data dictionary entry (PS3.6). `vr` may list alternatives ("US|SS", "OB|OW"). */
@@ -7,6 +8,8 @@ export interface DictionaryEntry {
   vr: string;
   keyword: string;
   vm: string;
+  /** Retired from the standard (PS3.6 keeps listing it; old systems still write it). */
+  retired?: boolean;
 }
 
 let byTag: Map<Tag, DictionaryEntry> | undefined;
@@ -21,6 +24,12 @@ function load(): void {
     const entry: DictionaryEntry = { tag: parseInt(hex, 16) >>> 0, vr, keyword, vm };
     byTag.set(entry.tag, entry);
     byKeyword.set(keyword, entry);
+  }
+  for (const line of RETIRED.split("\n")) {
+    const [hex, vr, keyword, vm] = line.split("\t");
+    const entry: DictionaryEntry = { tag: parseInt(hex, 16) >>> 0, vr, keyword, vm, retired: true };
+    if (!byTag.has(entry.tag)) byTag.set(entry.tag, entry);
+    if (!byKeyword.has(keyword)) byKeyword.set(keyword, entry);
   }
   repeating = [];
   for (const line of REPEATING.split("\n")) {

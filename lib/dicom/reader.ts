@@ -350,7 +350,7 @@ function startsWithDicm(src: Source, pos: number): boolean {
 }
 
 /** Guesses the encoding of a data set without meta information from its first element. */
-function detectEncoding(src: Source, pos: number): string {
+function detectEncoding(src: Source, pos: number, hasMeta: boolean): string {
   if (!src.ensure(pos, 8)) throw new DicomParseError("not a DICOM file: too short", 0);
   const leGroup = src.u16(pos, true);
   const beGroup = src.u16(pos, false);
@@ -359,7 +359,9 @@ function detectEncoding(src: Source, pos: number): string {
   const littleEndian = leGroup <= beGroup;
   const group = littleEndian ? leGroup : beGroup;
   // A data set starts with a low, even group (0008 usually; 0000–0028 seen in ACR-NEMA-like files).
-  if (group > 0x0100 || (group & 1) === 1 && group !== 0x0009) {
+  // With meta information already read (but no Transfer Syntax UID in it) the source is DICOM:
+  // only the encoding is in question, whatever the first group is.
+  if (!hasMeta && (group > 0x0100 || (group & 1) === 1 && group !== 0x0009)) {
     throw new DicomParseError("not a DICOM file: no preamble, no meta information, and no recognisable first element", 0);
   }
   if (!littleEndian) {
@@ -389,7 +391,7 @@ function parse(src: Source, opts: ReadOptions, path?: string): DicomFile {
     throw new DicomParseError("file meta information missing after DICM", pos);
   }
   const datasetOffset = pos;
-  if (!transferSyntaxUid) transferSyntaxUid = detectEncoding(src, pos);
+  if (!transferSyntaxUid) transferSyntaxUid = detectEncoding(src, pos, meta.size > 0);
   const enc = transferSyntaxEncoding(transferSyntaxUid);
   let dataSrc = src;
   let dataPos = pos;

@@ -117,7 +117,8 @@ function encodeElement(el: DicomElement, ds: DataSet, t: Target, out: Chunks): v
     if (t.encapsulated === false) {
       throw new Error(`Cannot write encapsulated ${formatTag(el.tag)} in transfer syntax ${t.uid}: decompressing pixel data is not supported`);
     }
-    out.push(header(el.tag, vr === "OW" ? "OW" : "OB", 0xffffffff, t));
+    // Encapsulated pixel data is OB (PS3.5 A.4), also when the source said OW.
+    out.push(header(el.tag, "OB", 0xffffffff, t));
     for (const f of el.fragments) {
       out.push(itemHeader(ITEM, f.length + (f.length & 1), t.littleEndian));
       out.push(padded(f, "OB"));
