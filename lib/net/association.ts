@@ -9,7 +9,7 @@ import { closeSync, openSync, readSync, renameSync, unlinkSync, writeSync } from
 import { join } from "node:path";
 import process from "node:process";
 import * as net from "node:net";
-import * as tls from "node:tls";
+import type * as tlsTypes from "node:tls";
 import { buildMeta, encodeMeta } from "../dicom/writer.ts";
 import { type DimseCommand, decodeCommand, encodeCommand } from "./dimse.ts";
 import { DicomNetError, socketError } from "./errors.ts";
@@ -828,6 +828,8 @@ export async function connect(opts: ConnectOptions): Promise<Association> {
   const peer = `${opts.calledAet}@${opts.host}:${opts.port}`;
   const connectTimeout = opts.timeouts?.connect ?? 10000;
   const useTls = opts.tls !== undefined;
+  // node:tls costs ~60 ms to load (cipher tables): only when TLS is asked for.
+  const tls = useTls ? await import("node:tls") : undefined;
   const socket = await new Promise<net.Socket>((resolve, reject) => {
     let s: net.Socket;
     const timer = connectTimeout > 0
@@ -843,7 +845,7 @@ export async function connect(opts: ConnectOptions): Promise<Association> {
     };
     if (useTls) {
       const t = opts.tls!;
-      const tlsOpts: tls.ConnectionOptions = {
+      const tlsOpts: tlsTypes.ConnectionOptions = {
         host: opts.host,
         port: opts.port,
         rejectUnauthorized: t.rejectUnauthorized ?? true,
@@ -854,9 +856,9 @@ export async function connect(opts: ConnectOptions): Promise<Association> {
       if (t.key) tlsOpts.key = toPem(t.key);
       if (net.isIP(opts.host) && t.servername === undefined) {
         // Certificates for loopback/IP peers are checked against the IP SANs.
-        tlsOpts.checkServerIdentity = (host, cert) => tls.checkServerIdentity(host, cert);
+        tlsOpts.checkServerIdentity = (host, cert) => tls!.checkServerIdentity(host, cert);
       }
-      s = tls.connect(tlsOpts, () => {
+      s = tls!.connect(tlsOpts, () => {
         if (timer) clearTimeout(timer);
         s.off("error", onError);
         resolve(s);

@@ -6,7 +6,7 @@
  */
 import * as net from "node:net";
 import * as os from "node:os";
-import * as tls from "node:tls";
+import type * as tlsTypes from "node:tls";
 import { Buffer } from "node:buffer";
 import { DataSet } from "../dicom/dataset.ts";
 import { parseDataSet } from "../dicom/reader.ts";
@@ -179,13 +179,14 @@ export async function createScp(opts: ScpOptions): Promise<Scp> {
   };
   let server: net.Server;
   if (opts.tls) {
+    const tls = await import("node:tls"); // loaded only when needed (~60 ms)
     const t = opts.tls;
-    const o: tls.TlsOptions = { requestCert: t.requestCert ?? false, rejectUnauthorized: t.requestCert ?? false };
+    const o: tlsTypes.TlsOptions = { requestCert: t.requestCert ?? false, rejectUnauthorized: t.requestCert ?? false };
     if (t.cert) o.cert = pem(t.cert);
     if (t.key) o.key = pem(t.key);
     if (t.ca) o.ca = pem(t.ca);
     server = tls.createServer(o, (s) => onSocket(s, true));
-    server.on("tlsClientError", (e: Error, s: tls.TLSSocket) => {
+    server.on("tlsClientError", (e: Error, s: tlsTypes.TLSSocket) => {
       emit({ type: "error", remoteAddress: `${s.remoteAddress}:${s.remotePort}`, message: `TLS failure: ${e.message}` });
     });
   } else {
