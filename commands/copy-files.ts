@@ -70,6 +70,7 @@ export const main = defineCommand({
       for await (const r of copyFiles(input, {
         to, layout: o.layout, parallel: o.parallel, ledger, verify: o.verify,
         onProblem: (p) => {
+          progress.clearLine();
           progress.update({ failed: 1 });
           ctx.reporter.failed(`Cannot copy ${p.item}: ${p.reason}`, { item: p.item });
         },

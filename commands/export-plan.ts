@@ -14,6 +14,43 @@ import { parsePositiveInt } from "../lib/cli/peer.ts";
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
+/**
+ * Passes records through while reading ahead of the export (records are small), so that once the
+ * input has ended the number of patients is known and the progress line can show an ETA.
+ */
+async function* countingPatients(input: AsyncIterable<RtRecord>, onTotal: (n: number) => void): AsyncGenerator<RtRecord> {
+  const queue: RtRecord[] = [];
+  let ended = false;
+  let failure: unknown;
+  let wake: (() => void) | undefined;
+  const patients = new Set<string>();
+  void (async () => {
+    try {
+      for await (const r of input) {
+        queue.push(r);
+        if ((r.type === "patient" || r.type === "plan") && typeof r.patientId === "string") patients.add(r.patientId);
+        wake?.();
+      }
+      onTotal(patients.size);
+    } catch (e) {
+      failure = e;
+    } finally {
+      ended = true;
+      wake?.();
+    }
+  })();
+  for (;;) {
+    if (queue.length) {
+      yield queue.shift()!;
+      continue;
+    }
+    if (failure) throw failure;
+    if (ended) return;
+    await new Promise<void>((r) => (wake = r));
+    wake = undefined;
+  }
+}
+
 export const main = defineCommand({
   name: "export-plan",
   summary: "export each plan with everything it references into the per-patient/per-plan tree",
@@ -92,14 +129,16 @@ export const main = defineCommand({
       });
     }
     try {
-      const stream = exportPlans(input, {
+      const stream = exportPlans(countingPatients(input, (n) => progress.update({ patientsTotal: n })), {
         out, items, includeUnapproved: !!o.includeUnapproved, db: o.db, vault: o.vault, ledger, parallel: o.parallel, dicom,
         onProblem: (p) => {
+          progress.clearLine();
           progress.update({ failed: 1 });
           ctx.reporter.failed(`Cannot export ${p.item}: ${p.reason}`, { item: p.item });
         },
         onSkip: (p) => {
           ctx.reporter.skipped();
+          progress.clearLine();
           ctx.log.warn(`Skipped ${p.item}: ${p.reason}`, { item: p.item });
         },
         onFile: (f) => {

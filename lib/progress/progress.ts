@@ -78,6 +78,14 @@ export class Progress {
     return parts.join(" · ");
   }
 
+  /** Clears the progress line so a log line can be written; the next update draws it again. */
+  clearLine(): void {
+    if (!this.drawn) return;
+    this.sink.write("\r\x1b[K");
+    this.drawn = false;
+    this.last = 0;
+  }
+
   /** Clears the progress line; returns the summary text for the log. */
   summary(): string {
     if (this.drawn) this.sink.write("\r\x1b[K");
