@@ -5,8 +5,9 @@
  *
  * The corpus (one synthetic patient: a CT series of N slices plus its plans, doses, records)
  * is generated into bench/.corpus and uploaded to a temporary Orthanc. rtexport retrieves one
- * plan (its CT series + the RT objects that reference it) with C-GET; getscu retrieves the same
- * CT series at SERIES level. Both run as child processes under /usr/bin/time for peak RSS.
+ * CT series with `retrieve --get --series UID` (like for like with getscu at SERIES level), and
+ * one plan with `--plan LABEL` (its CT series plus the RT objects that reference it, found by
+ * C-FIND and read references: more requests than getscu makes, shown for information). Both run as child processes under /usr/bin/time for peak RSS.
  * Orthanc (started with TCP_NODELAY=1, as DCMTK needs) is warmed up by one untimed getscu of the
  * series first; then the two tools alternate, `--runs` times each; the best run of each counts.
  */
@@ -68,11 +69,13 @@ try {
   const scratch = join(root, "bench", ".corpus", "retrieve-out");
   const env = dcmtkEnv();
   const [node, ...cliArgs] = cliCommand();
-  const ours = () => {
+  const ours = (what: string[]) => () => {
     rmSync(scratch, { recursive: true, force: true });
     return timed(node, [...cliArgs, "retrieve", "--host", "127.0.0.1", "--port", String(orthanc.port), "--aec", orthanc.aeTitle, "--aet", "RTX", "--get",
-      "--patient-id", patient.patientId, "--plan", plan.label, "--out", scratch, "--max-pdu", "131072", "-q"], env);
+      "--patient-id", patient.patientId, ...what, "--out", scratch, "--max-pdu", "131072", "-q"], env);
   };
+  const SERIES = "rtexport retrieve --get --series (the CT series)";
+  const PLAN = "rtexport retrieve --get --plan (CT series + the plan's RT objects, selective)";
   const theirs = () => {
     rmSync(scratch, { recursive: true, force: true });
     mkdirSync(scratch, { recursive: true });
@@ -83,7 +86,7 @@ try {
   await theirs(); // warm-up: Orthanc's caches and the page cache
   const rows: { tool: string; files: number; ms: number; filesPerS: number; rssMb: number }[] = [];
   for (let i = 0; i < runs; i++) {
-    for (const [tool, run] of [["rtexport retrieve --get", ours], ["getscu", theirs]] as const) {
+    for (const [tool, run] of [[SERIES, ours(["--series", ct.series.seriesUid])], ["getscu", theirs], [PLAN, ours(["--plan", plan.label])]] as const) {
       const r = await run();
       if (r.code !== 0) throw new Error(`${tool} failed (exit ${r.code}): ${r.stderr.slice(-1000)}`);
       const n = countFiles(scratch);
@@ -92,9 +95,9 @@ try {
     }
   }
   const best = (tool: string) => Math.max(...rows.filter((r) => r.tool === tool).map((r) => r.filesPerS));
-  const ratio = best("rtexport retrieve --get") / best("getscu");
+  const ratio = best(SERIES) / best("getscu");
   const load = (await import("node:os")).loadavg()[0];
-  console.log(JSON.stringify({ slices, size, runs, loadAverage1m: Number(load.toFixed(1)), cpus: (await import("node:os")).cpus().length, rows, bestFilesPerS: { rtexport: best("rtexport retrieve --get"), getscu: best("getscu") }, ratio: Number(ratio.toFixed(2)) }, null, 2));
+  console.log(JSON.stringify({ slices, size, runs, loadAverage1m: Number(load.toFixed(1)), cpus: (await import("node:os")).cpus().length, rows, bestFilesPerS: { series: best(SERIES), plan: best(PLAN), getscu: best("getscu") }, ratio: Number(ratio.toFixed(2)) }, null, 2));
   rmSync(scratch, { recursive: true, force: true });
 } finally {
   await orthanc.stop();

@@ -122,6 +122,7 @@ export const main = defineCommand({
         tls,
       }, arrivals);
       if (!o.get) ctx.log.info(`receiving C-MOVE objects as ${o.moveAet ?? peer.callingAet} on port ${session.receiverPort}`);
+      const started = performance.now();
       const result = o.series
         ? await retrieveSeriesByUid(session.transport, arrivals, o.patientId, o.series)
         : await retrievePlans(session.transport, arrivals, {
@@ -129,6 +130,8 @@ export const main = defineCommand({
           planLabels: o.plan,
           onlyApproved: o.onlyApproved === true,
         });
+      const received = performance.now();
+      ctx.log.debug(`queried and received ${result.objects.length} objects in ${Math.round(received - started)} ms`);
       for (const { object, planUids } of result.objects) {
         if (ctx.out.closed) break;
         let record: FileRecord;
@@ -140,6 +143,7 @@ export const main = defineCommand({
         }
         await ctx.out.write(record);
       }
+      ctx.log.debug(`hashed and wrote ${result.objects.length} files in ${Math.round(performance.now() - received)} ms`);
       for (const line of formatSummary(result.summary)) {
         if (result.summary.complete) ctx.log.info(line);
         else ctx.log.warn(line);
