@@ -3,7 +3,7 @@ import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { type Kysely, sql } from "kysely";
-import { connectDatabase, type SqlConnection } from "../sql/connect.ts";
+import { connectDatabase, type SqlConnection, type SqlDialectName } from "../sql/connect.ts";
 
 /** What the ledger tracks: one row per item and kind, updated as work proceeds. */
 export type LedgerKind = "patient" | "plan" | "file" | "push" | "anonymize";
@@ -99,35 +99,11 @@ export class Ledger {
   }
 
   private async migrate(): Promise<void> {
-    const text = this.conn.dialect === "mssql" ? "nvarchar(900)" : "varchar(1024)";
-    const long = this.conn.dialect === "mssql" ? "nvarchar(max)" : "text";
-    await this.db.schema.createTable("rtx_ledger_runs").ifNotExists()
-      .addColumn("id", "varchar(64)", (c) => c.primaryKey())
-      .addColumn("command", "varchar(64)", (c) => c.notNull())
-      .addColumn("host", "varchar(255)", (c) => c.notNull())
-      .addColumn("started_at", "varchar(32)", (c) => c.notNull())
-      .addColumn("finished_at", "varchar(32)")
-      .addColumn("outcome", "varchar(32)")
-      .execute();
-    await this.db.schema.createTable("rtx_ledger_items").ifNotExists()
-      .addColumn("kind", "varchar(16)", (c) => c.notNull())
-      .addColumn("key", sql.raw(text), (c) => c.notNull())
-      .addColumn("status", "varchar(16)", (c) => c.notNull())
-      .addColumn("patient_id", "varchar(255)")
-      .addColumn("plan_key", sql.raw(text))
-      .addColumn("source", sql.raw(long))
-      .addColumn("dest", sql.raw(long))
-      .addColumn("bytes", "bigint")
-      .addColumn("sha256", "varchar(64)")
-      .addColumn("error", sql.raw(long))
-      .addColumn("run_id", "varchar(64)", (c) => c.notNull())
-      .addColumn("updated_at", "varchar(32)", (c) => c.notNull())
-      .addPrimaryKeyConstraint("rtx_ledger_items_pk", ["kind", "key"])
-      .execute();
-    await this.db.schema.createTable("rtx_ledger_folders").ifNotExists()
-      .addColumn("patient_key", sql.raw(text), (c) => c.primaryKey())
-      .addColumn("folder", sql.raw(text), (c) => c.notNull())
-      .execute();
+    // Introspection instead of CREATE TABLE IF NOT EXISTS, which SQL Server does not have.
+    const existing = new Set((await this.db.introspection.getTables()).map((t) => t.name));
+    for (const [name, builder] of ledgerTables(this.db, this.conn.dialect)) {
+      if (!existing.has(name)) await builder.execute();
+    }
   }
 
   /** Records an item's outcome (insert or update). */
@@ -185,6 +161,39 @@ export class Ledger {
   async close(): Promise<void> {
     await this.conn.close();
   }
+}
+
+/** The ledger's CREATE TABLE statements for a dialect (exported so tests can compile them for each). */
+export function ledgerTables(db: Kysely<LedgerSchema>, dialect: SqlDialectName) {
+  // SQL Server limits index keys to 900 bytes: the primary key columns stay below that there.
+  const key = dialect === "mssql" ? "nvarchar(400)" : "varchar(1024)";
+  const long = dialect === "mssql" ? "nvarchar(max)" : "text";
+  return [
+    ["rtx_ledger_runs", db.schema.createTable("rtx_ledger_runs")
+      .addColumn("id", "varchar(64)", (c) => c.primaryKey())
+      .addColumn("command", "varchar(64)", (c) => c.notNull())
+      .addColumn("host", "varchar(255)", (c) => c.notNull())
+      .addColumn("started_at", "varchar(32)", (c) => c.notNull())
+      .addColumn("finished_at", "varchar(32)")
+      .addColumn("outcome", "varchar(32)")],
+    ["rtx_ledger_items", db.schema.createTable("rtx_ledger_items")
+      .addColumn("kind", "varchar(16)", (c) => c.notNull())
+      .addColumn("key", sql.raw(key), (c) => c.notNull())
+      .addColumn("status", "varchar(16)", (c) => c.notNull())
+      .addColumn("patient_id", "varchar(255)")
+      .addColumn("plan_key", sql.raw(long))
+      .addColumn("source", sql.raw(long))
+      .addColumn("dest", sql.raw(long))
+      .addColumn("bytes", "bigint")
+      .addColumn("sha256", "varchar(64)")
+      .addColumn("error", sql.raw(long))
+      .addColumn("run_id", "varchar(64)", (c) => c.notNull())
+      .addColumn("updated_at", "varchar(32)", (c) => c.notNull())
+      .addPrimaryKeyConstraint("rtx_ledger_items_pk", ["kind", "key"])],
+    ["rtx_ledger_folders", db.schema.createTable("rtx_ledger_folders")
+      .addColumn("patient_key", sql.raw(key), (c) => c.primaryKey())
+      .addColumn("folder", sql.raw(long), (c) => c.notNull())],
+  ] as const;
 }
 
 /** Counts and recent errors for `status`. */
