@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { main } from "../commands/echo.ts";
 import { createScp, type Scp } from "../lib/net/mod.ts";
-import { freePort, makeTlsCert, runMainCaptured, startStorescp, type StorescpPeer } from "./_peers.ts";
+import { freePort, makeTlsCert, type OrthancPeer, runMainCaptured, startOrthanc, startStorescp, type StorescpPeer } from "./_peers.ts";
 import { records, sh } from "./_run.ts";
 
 describe("echo", () => {
@@ -18,6 +18,7 @@ describe("echo", () => {
   let silentPort: number;
   const silentSockets = new Set<net.Socket>();
   let storescp: StorescpPeer;
+  let orthanc: OrthancPeer;
   let dir: string;
   let certPath: string;
 
@@ -31,7 +32,7 @@ describe("echo", () => {
     silent = net.createServer((s) => silentSockets.add(s));
     await new Promise<void>((r) => silent.listen(0, "127.0.0.1", () => r()));
     silentPort = (silent.address() as net.AddressInfo).port;
-    storescp = await startStorescp();
+    [storescp, orthanc] = await Promise.all([startStorescp(), startOrthanc()]);
   });
 
   after(async () => {
@@ -39,7 +40,7 @@ describe("echo", () => {
     await tlsScp?.close();
     for (const s of silentSockets) s.destroy();
     await new Promise((r) => silent?.close(r));
-    await storescp?.stop();
+    await Promise.all([storescp?.stop(), orthanc?.stop()]);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -58,6 +59,12 @@ describe("echo", () => {
     const r = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(storescp.port), "--aec", storescp.aeTitle]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.records[0].status, "ok");
+  });
+
+  test("ok against Orthanc", async () => {
+    const r = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(orthanc.port), "--aec", orthanc.aeTitle]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual({ ...r.records[0], ms: 0 }, { type: "echo", peer: `ORTHANC@127.0.0.1:${orthanc.port}`, status: "ok", ms: 0 });
   });
 
   test("connection refused", async () => {
