@@ -202,8 +202,9 @@ async function test() {
   ensureDebianTools();
   const files = findTests(join(root, "tests")).map((f) => relative(root, f));
   if (files.length === 0) throw new TaskError("No tests found under tests/");
-  const env = { ...process.env, TCP_NODELAY: "1", NO_COLOR: "1", FORCE_COLOR: "0" };
+  const env = { ...process.env, TCP_NODELAY: "1", NO_COLOR: "1" };
   delete env.NODE_OPTIONS;
+  delete env.FORCE_COLOR; // Deno forces colours when it is set at all
 
   const scratch = mkdtempSync(join(tmpdir(), "rtexport-run-"));
   const tap = join(scratch, "node.tap");
@@ -241,6 +242,10 @@ async function test() {
     }
     const deno = await runEcho(DENO, ["test", "-A", "--no-check", `--junit-path=${junit}`, "tests/"], env);
     let { passed: denoPass, failed: denoFail } = junitLeaves(existsSync(junit) ? readFileSync(junit, "utf8") : "");
+    // A test file that fails to load is not in the JUnit report, only in the output.
+    const plain = deno.output.replace(/\x1b\[[0-9;]*m/g, "");
+    const failures = plain.slice(plain.lastIndexOf(" FAILURES "));
+    denoFail += plain.includes(" FAILURES ") ? (failures.match(/^\S+_test\.ts \(uncaught error\)$/gm) ?? []).length : 0;
     if (deno.status !== 0 && denoFail === 0) denoFail = 1; // e.g. a test file that does not load
     passed += denoPass;
     failed += denoFail;
