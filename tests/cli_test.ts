@@ -1,7 +1,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
@@ -431,5 +431,32 @@ describe("defineCommand in-process", () => {
   test("a returned exit code wins", async () => {
     const r = await runInProcess({ name: "x", summary: "x", run: () => 3 }, [], false);
     assert.equal(r.code, 3);
+  });
+});
+
+describe("library code", () => {
+  // STYLE: lib/ never prints; only entry points (cli.ts, commands/, runMain in lib/cli) write to
+  // the process's stdout/stderr. Comments and JSDoc examples are allowed to show console use.
+  test("lib/ has no console.* or process.stdout/stderr writes outside lib/cli and lib/runtime", () => {
+    const offenders: string[] = [];
+    const libDir = join(root, "lib");
+    const visit = (dir: string) => {
+      for (const entry of readdirSync(dir, { withFileTypes: true })) {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) {
+          if (path !== join(libDir, "cli") && path !== join(libDir, "runtime")) visit(path);
+        } else if (entry.name.endsWith(".ts")) {
+          readFileSync(path, "utf8").split("\n").forEach((line, i) => {
+            const code = line.replace(/\/\/.*$/, "");
+            if (/^\s*(\*|\/\*\*)/.test(line)) return;
+            if (/\bconsole\.(log|error|warn|info|debug)\(|process\.(stdout|stderr)\.write\(/.test(code)) {
+              offenders.push(`${path.slice(root.length)}:${i + 1}: ${line.trim()}`);
+            }
+          });
+        }
+      }
+    };
+    visit(libDir);
+    assert.deepEqual(offenders, []);
   });
 });
