@@ -12,7 +12,7 @@ import { DicomParseError, parseDicom, readDicomFile, readSkippedValue } from "..
 import { PIXEL_DATA } from "../lib/dicom/tag.ts";
 import { encodeDataSet } from "../lib/dicom/writer.ts";
 import { EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from "../lib/dicom/uids.ts";
-import { compareRows, type Dump, rowsOf, runDcmdump, runDcmdumpMany } from "./_dcmdump.ts";
+import { compareRows, type Dump, rowsOf, runDcmdumpMany } from "./_dcmdump.ts";
 import { type ClinicManifest, generateClinic } from "../lib/fixtures/mod.ts";
 import { BIG_OB_TAG, bigObBytes, type Sample, writeSamples } from "./_dicom_samples.ts";
 
@@ -22,19 +22,27 @@ const reference = new Map<string, Dump>();
 
 /** dcmdump of the sample (of the original for files dcmdump itself cannot read). */
 function dumpOf(s: Sample, loadShort = false): Dump {
-  const key = `${s.name}:${loadShort}`;
-  let d = reference.get(key);
-  if (!d) {
-    const path = s.name.startsWith("no_preamble") ? join(dir, "dump2dcm_te_deflen.dcm") : s.path;
-    d = runDcmdump(path, { args: s.dumpArgs, loadShort });
-    reference.set(key, d);
-  }
+  const d = reference.get(`${s.name}:${loadShort}`);
+  if (!d) throw new Error(`no dump of ${s.name}`);
   return d;
 }
 
 before(() => {
   dir = mkdtempSync(join(tmpdir(), "rtexport-reader-"));
   samples = writeSamples(dir);
+  // One dcmdump process per argument set and mode, not one per file.
+  const dumpPath = (s: Sample) => s.name.startsWith("no_preamble") ? join(dir, "dump2dcm_te_deflen.dcm") : s.path;
+  const groups = new Map<string, Sample[]>();
+  for (const s of samples) {
+    const key = s.dumpArgs.join(" ");
+    groups.set(key, [...(groups.get(key) ?? []), s]);
+  }
+  for (const group of groups.values()) {
+    for (const loadShort of [false, true]) {
+      const dumps = runDcmdumpMany([...new Set(group.map(dumpPath))], { args: group[0].dumpArgs, loadShort });
+      for (const s of group) reference.set(`${s.name}:${loadShort}`, dumps.get(dumpPath(s))!);
+    }
+  }
 });
 after(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
