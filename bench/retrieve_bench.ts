@@ -27,13 +27,13 @@ const slices = arg("slices", 500);
 const size = arg("size", 512);
 const runs = arg("runs", 3);
 
-function timed(cmd: string, args: string[], env: Record<string, string>): Promise<{ ms: number; rssKb: number; code: number; stderr: string }> {
+function timed(cmd: string, args: string[], env: Record<string, string>): Promise<{ ms: number; rssKb: number; cpuS: number; code: number; stderr: string }> {
   return new Promise((resolve) => {
     const t0 = performance.now();
-    execFile("/usr/bin/time", ["-f", "RSS_KB=%M", cmd, ...args], { env, maxBuffer: 256 << 20, timeout: 600000 }, (err, _stdout, stderr) => {
+    execFile("/usr/bin/time", ["-f", "RSS_KB=%M CPU=%U+%S", cmd, ...args], { env, maxBuffer: 256 << 20, timeout: 600000 }, (err, _stdout, stderr) => {
       const ms = performance.now() - t0;
-      const m = /RSS_KB=(\d+)/.exec(String(stderr));
-      resolve({ ms, rssKb: m ? Number(m[1]) : NaN, code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr: String(stderr) });
+      const m = /RSS_KB=(\d+) CPU=([\d.]+)\+([\d.]+)/.exec(String(stderr));
+      resolve({ ms, rssKb: m ? Number(m[1]) : NaN, cpuS: m ? Number(m[2]) + Number(m[3]) : NaN, code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr: String(stderr) });
     });
   });
 }
@@ -84,14 +84,14 @@ try {
       "127.0.0.1", String(orthanc.port)], env);
   };
   await theirs(); // warm-up: Orthanc's caches and the page cache
-  const rows: { tool: string; files: number; ms: number; filesPerS: number; rssMb: number }[] = [];
+  const rows: { tool: string; files: number; ms: number; filesPerS: number; cpuS: number; rssMb: number }[] = [];
   for (let i = 0; i < runs; i++) {
     for (const [tool, run] of [[SERIES, ours(["--series", ct.series.seriesUid])], ["getscu", theirs], [PLAN, ours(["--plan", plan.label])]] as const) {
       const r = await run();
       if (r.code !== 0) throw new Error(`${tool} failed (exit ${r.code}): ${r.stderr.slice(-1000)}`);
       const n = countFiles(scratch);
-      rows.push({ tool, files: n, ms: Math.round(r.ms), filesPerS: Math.round((n / r.ms) * 1000), rssMb: Math.round(r.rssKb / 1024) });
-      console.error(`${tool}: ${n} files in ${Math.round(r.ms)} ms, peak RSS ${Math.round(r.rssKb / 1024)} MB`);
+      rows.push({ tool, files: n, ms: Math.round(r.ms), filesPerS: Math.round((n / r.ms) * 1000), cpuS: r.cpuS, rssMb: Math.round(r.rssKb / 1024) });
+      console.error(`${tool}: ${n} files in ${Math.round(r.ms)} ms, CPU ${r.cpuS.toFixed(2)} s, peak RSS ${Math.round(r.rssKb / 1024)} MB`);
     }
   }
   const best = (tool: string) => Math.max(...rows.filter((r) => r.tool === tool).map((r) => r.filesPerS));
