@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { defineCommand, parsePositiveInt, runMain, UsageError } from "../lib/cli/mod.ts";
 import { walkEntriesSync } from "../lib/fs/walk.ts";
+import { Ledger } from "../lib/ledger/ledger.ts";
 import { peerLabel } from "../lib/net/peer.ts";
 import { type PushOutcome, pushRecords } from "../lib/net/push.ts";
 import type { RtRecord } from "../lib/records/types.ts";
@@ -56,6 +57,7 @@ export const main = defineCommand({
     cmd.option("--pattern <glob>", "only files whose name matches (e.g. '*.dcm')");
     cmd.option("--parallel <n>", "associations in parallel", parsePositiveInt, 1);
     cmd.option("--status-file <file>", "NDJSON log of acknowledged objects; objects in it are skipped on a rerun");
+    cmd.option("--ledger <url>", "also record outcomes in a ledger (sqlite:FILE, postgres://…); objects it lists as pushed are skipped");
     cmd.option("--map-machine <old=new>", "rewrite TreatmentMachineName OLD to NEW in RTPLAN and treatment records (repeatable)", collectPair);
     cmd.option(
       "--default-machine <model=name>",
@@ -80,7 +82,10 @@ export const main = defineCommand({
     if (!input) throw new UsageError("No input: give files or directories, or pipe file records on stdin");
     const label = peerLabel(peer);
     let stored = 0, skipped = 0, failed = 0;
+    const ledger = o.ledger ? await Ledger.open(o.ledger, "push") : undefined;
+    const alreadyStored = ledger ? await ledger.keys("push", "done") : undefined;
     const results = pushRecords(input, {
+      alreadyStored,
       peer,
       parallel: o.parallel,
       statusFile: o.statusFile,
@@ -88,25 +93,46 @@ export const main = defineCommand({
       defaultMachine: pairs(o.defaultMachine),
       signal: ctx.signal,
     });
-    for await (const r of results) {
-      const p = r.push as PushOutcome | undefined;
-      if (r.type === "file" && p) {
-        if (p.status === "stored") {
-          stored++;
-          ctx.reporter.done();
-          if (p.error) ctx.log.warn(`"${r.path}" stored with a warning: ${p.dimseStatus} ${p.error}`, { item: r.path });
-        } else if (p.status === "skipped") {
-          skipped++;
-          ctx.reporter.skipped();
-          if (p.error && !p.error.startsWith("already stored")) ctx.log.warn(`Skipped: ${p.error}`, { item: r.path });
-        } else {
-          failed++;
-          const status = p.dimseStatus ? ` (status ${p.dimseStatus})` : "";
-          ctx.reporter.failed(`Cannot store "${r.path}" at ${label}${status}: ${p.error}`, { item: r.path, dimseStatus: p.dimseStatus });
+    try {
+      for await (const r of results) {
+        const p = r.push as PushOutcome | undefined;
+        if (r.type === "file" && p) {
+          if (p.status === "stored") {
+            stored++;
+            ctx.reporter.done();
+            if (p.error) ctx.log.warn(`"${r.path}" stored with a warning: ${p.dimseStatus} ${p.error}`, { item: r.path });
+          } else if (p.status === "skipped") {
+            skipped++;
+            ctx.reporter.skipped();
+            if (p.error && !p.error.startsWith("already stored")) ctx.log.warn(`Skipped: ${p.error}`, { item: r.path });
+          } else {
+            failed++;
+            const status = p.dimseStatus ? ` (status ${p.dimseStatus})` : "";
+            ctx.reporter.failed(`Cannot store "${r.path}" at ${label}${status}: ${p.error}`, { item: r.path, dimseStatus: p.dimseStatus });
+          }
         }
+        if (ledger && r.type === "file" && p && typeof r.sopInstanceUid === "string") {
+          const entry: Parameters<Ledger["record"]>[0] = {
+            kind: "push",
+            key: `${p.peer}|${r.sopInstanceUid}`,
+            status: p.status === "stored" ? "done" : p.status,
+            source: String(r.path),
+            dest: p.peer,
+          };
+          if (typeof r.patientId === "string") entry.patientId = r.patientId;
+          if (typeof r.bytes === "number") entry.bytes = r.bytes;
+          if (p.error) entry.error = p.dimseStatus ? `${p.dimseStatus} ${p.error}` : p.error;
+          // A skip because the ledger already has it must not overwrite its "done" row.
+          if (!(p.status === "skipped" && alreadyStored?.has(entry.key))) await ledger.record(entry);
+        }
+        await ctx.out.write(r);
+        if (ctx.out.closed) break;
       }
-      await ctx.out.write(r);
-      if (ctx.out.closed) break;
+    } finally {
+      if (ledger) {
+        await ledger.finish(failed > 0 ? "partial" : "ok").catch(() => {});
+        await ledger.close();
+      }
     }
     if (stored + skipped + failed > 0) ctx.reporter.summary("objects");
   },

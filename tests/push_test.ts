@@ -13,6 +13,7 @@ import { main } from "../commands/push.ts";
 import { readDicomFile } from "../lib/dicom/reader.ts";
 import { encodeFile } from "../lib/dicom/writer.ts";
 import { generateClinic } from "../lib/fixtures/mod.ts";
+import { Ledger } from "../lib/ledger/ledger.ts";
 import { createScp, type Scp } from "../lib/net/mod.ts";
 import { compareRows, runDcmdumpMany } from "./_dcmdump.ts";
 import { freePort, type OrthancPeer, runMainCaptured, startOrthanc, startStorescp, type StorescpPeer, waitForPort } from "./_peers.ts";
@@ -285,6 +286,30 @@ describe("push", () => {
       }
     } finally {
       child.kill("SIGKILL");
+    }
+  });
+
+  test("--ledger records each outcome and a rerun skips what the ledger has as pushed", async () => {
+    const { scp, arrived } = await recordingScp(join(dir, "ledger-in"));
+    const url = `sqlite:${join(dir, "ledger", "ledger.sqlite")}`;
+    try {
+      const some = files.slice(0, 3);
+      const first = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(scp.port), "--aec", "RECORDER", "--ledger", url, ...some]);
+      assert.equal(first.code, 0, first.stderr);
+      assert.equal(arrived.length, 3);
+      const ledger = await Ledger.open(url, "test");
+      try {
+        const done = await ledger.keys("push", "done");
+        assert.deepEqual([...done].sort(), first.records.map((x) => `RECORDER@127.0.0.1:${scp.port}|${x.sopInstanceUid}`).sort());
+      } finally {
+        await ledger.close();
+      }
+      const second = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(scp.port), "--aec", "RECORDER", "--ledger", url, ...files.slice(0, 4)]);
+      assert.equal(second.code, 0, second.stderr);
+      assert.equal(arrived.length, 4);
+      assert.deepEqual(second.records.map((x) => x.push.status).sort(), ["skipped", "skipped", "skipped", "stored"]);
+    } finally {
+      await scp.close();
     }
   });
 

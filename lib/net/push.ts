@@ -40,6 +40,8 @@ export interface PushOptions {
   /** MODEL → NAME: fills empty/missing TreatmentMachineName where ManufacturerModelName (or Modality) is MODEL ("*" = any). */
   defaultMachine?: Record<string, string>;
   signal?: AbortSignal;
+  /** More acknowledged objects to skip (from a ledger), as `peer|sopInstanceUid` keys. */
+  alreadyStored?: Set<string>;
 }
 
 const TREATMENT_MACHINE_NAME = 0x300a00b2;
@@ -283,6 +285,7 @@ class Results {
 export async function* pushRecords(input: AsyncIterable<RtRecord> | Iterable<RtRecord>, opts: PushOptions): AsyncGenerator<RtRecord> {
   const peer = peerLabel(opts.peer);
   const done = opts.statusFile ? readStatusFile(opts.statusFile) : new Set<string>();
+  for (const k of opts.alreadyStored ?? []) done.add(k);
   const mapMachine = opts.mapMachine ?? {};
   const defaultMachine = opts.defaultMachine ?? {};
   const rewriting = Object.keys(mapMachine).length > 0 || Object.keys(defaultMachine).length > 0;
@@ -320,7 +323,7 @@ export async function* pushRecords(input: AsyncIterable<RtRecord> | Iterable<RtR
       continue;
     }
     if (done.has(`${peer}|${sopInstanceUid}`)) {
-      yield withPush(rec, { status: "skipped", peer, error: "already stored (status file)" });
+      yield withPush(rec, { status: "skipped", peer, error: "already stored (status file or ledger)" });
       continue;
     }
     const hasPixelData = !file.complete || file.dataset.has(0x7fe00010);
