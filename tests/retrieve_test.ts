@@ -369,3 +369,33 @@ describe("retrieve ← serve (our own node) over TLS", () => {
     }
   });
 });
+
+describe("retrieve faults", () => {
+  test("peer down: exit 1, one line naming the peer; rejected association: the reason", async () => {
+    const port = await freePort();
+    const down = await runMainCaptured(retrieveMain, [
+      "--host", "127.0.0.1", "--port", String(port), "--aec", "NOBODY", "--get", "--patient-id", "X", "--out", join(root, "down"),
+    ]);
+    assert.equal(down.code, 1);
+    assert.equal(down.stderr.trim().split("\n").length, 1, down.stderr);
+    assert.match(down.stderr, new RegExp(`127\\.0\\.0\\.1:${port}.*connection refused`, "i"));
+    const node = await startQrScp({ dir: join(root, "served-reject"), aeTitle: "RTSERVE", host: "127.0.0.1", port: 0, allowedCallingAets: ["FRIEND"] });
+    try {
+      const rejected = await runMainCaptured(retrieveMain, [
+        "--host", "127.0.0.1", "--port", String(node.port), "--aec", "RTSERVE", "--aet", "STRANGER", "--get", "--patient-id", "X", "--out", join(root, "rejected"),
+      ]);
+      assert.equal(rejected.code, 1);
+      assert.match(rejected.stderr, /rejected.*calling AE title not recognized/i);
+      assert.doesNotMatch(rejected.stderr, /\n\s+at /);
+      // A patient the peer does not have: nothing selected, exit 3, nothing written.
+      const none = await runMainCaptured(retrieveMain, [
+        "--host", "127.0.0.1", "--port", String(node.port), "--aec", "RTSERVE", "--aet", "FRIEND", "--get", "--patient-id", "NOBODY", "--out", join(root, "nobody"),
+      ]);
+      assert.equal(none.code, 3, none.stderr);
+      assert.match(none.stderr, /no plan selected for patient "NOBODY"/);
+      assert.deepEqual(dicomFilesUnder(join(root, "nobody")), []);
+    } finally {
+      await node.close();
+    }
+  });
+});
