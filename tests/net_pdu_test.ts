@@ -6,6 +6,7 @@ import {
   PDU_ASSOCIATE_RQ, rejectReasonText,
 } from "../lib/net/pdu.ts";
 import { C_MOVE_RSP, C_STORE_RQ, decodeCommand, encodeCommand, formatStatus, statusCategory } from "../lib/net/dimse.ts";
+import { negotiateContexts } from "../lib/net/scp.ts";
 
 describe("PDUs", () => {
   test("A-ASSOCIATE-RQ round trip with contexts, max PDU, role selection, implementation", () => {
@@ -127,6 +128,37 @@ describe("DIMSE command sets", () => {
     test(`status ${hex} is ${cat}`, () => {
       assert.equal(statusCategory(s), cat);
       assert.equal(formatStatus(s), hex);
+    });
+  }
+});
+
+describe("SCP context negotiation", () => {
+  const rq = (contexts: { id: number; abstractSyntax: string; transferSyntaxes: string[] }[]) => ({
+    type: PDU_ASSOCIATE_RQ,
+    protocolVersion: 1,
+    calledAet: "A",
+    callingAet: "B",
+    applicationContext: "1.2.840.10008.3.1.1.1",
+    contexts,
+    user: { maxPduLength: 0, implementationClassUid: "1", roles: [], other: [] },
+  } as const);
+  const ILE = "1.2.840.10008.1.2", ELE = "1.2.840.10008.1.2.1", JPEG = "1.2.840.10008.1.2.4.70";
+  const cases: [string, { abstractSyntax: string; transferSyntaxes: string[] }, boolean, number, string][] = [
+    // name, proposed, acceptUnknown, expected result, expected transfer syntax
+    ["verification", { abstractSyntax: "1.2.840.10008.1.1", transferSyntaxes: [ILE] }, false, 0, ILE],
+    ["CT storage takes the first proposed syntax", { abstractSyntax: "1.2.840.10008.5.1.4.1.1.2", transferSyntaxes: [JPEG, ELE] }, false, 0, JPEG],
+    ["RT plan storage", { abstractSyntax: "1.2.840.10008.5.1.4.1.1.481.5", transferSyntaxes: [ELE, ILE] }, false, 0, ELE],
+    ["private class rejected by default", { abstractSyntax: "1.2.246.352.70.1.70", transferSyntaxes: [ELE] }, false, 3, ""],
+    ["private class accepted with acceptUnknownSopClasses", { abstractSyntax: "1.2.246.352.70.1.70", transferSyntaxes: [ELE] }, true, 0, ELE],
+    ["worklist is never storage", { abstractSyntax: "1.2.840.10008.5.1.4.31", transferSyntaxes: [ELE] }, true, 3, ""],
+    ["Study Root FIND with a find handler, native syntax preferred", { abstractSyntax: "1.2.840.10008.5.1.4.1.2.2.1", transferSyntaxes: [JPEG, ILE, ELE] }, false, 0, ELE],
+    ["Study Root FIND offered only compressed", { abstractSyntax: "1.2.840.10008.5.1.4.1.2.2.1", transferSyntaxes: [JPEG] }, false, 4, ""],
+    ["Study Root MOVE without a move handler", { abstractSyntax: "1.2.840.10008.5.1.4.1.2.2.2", transferSyntaxes: [ELE] }, false, 3, ""],
+  ];
+  for (const [name, pc, unknown, result, ts] of cases) {
+    test(name, () => {
+      const [c] = negotiateContexts(rq([{ id: 1, ...pc }]) as never, { store: () => ({ status: 0 }), find: () => [] }, undefined, unknown);
+      assert.deepEqual([c.result, c.transferSyntax, c.accepted], [result, ts, result === 0]);
     });
   }
 });

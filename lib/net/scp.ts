@@ -112,6 +112,11 @@ export interface ScpOptions {
   checkCalledAet?: boolean;
   /** Extra check; return a rejection to refuse (result, source, reason per PS3.8 Table 9-21). */
   accept?: (rq: AssociationRequest) => { reject?: { result: number; source: number; reason: number } } | void;
+  /**
+   * Also accept SOP classes that are not standard storage classes (vendors' private ones, e.g.
+   * Varian's 1.2.246.352.*) for storage, as Orthanc's UnknownSopClassAccepted does. Default false.
+   */
+  acceptUnknownSopClasses?: boolean;
   /** Transfer syntaxes accepted for storage, in preference order; default: whatever the requestor proposes first. */
   storageTransferSyntaxes?: string[];
   /** Directory for incoming objects' temporary files (default the OS temp dir); same file system as their final home, so the rename is atomic. */
@@ -138,8 +143,13 @@ function isStorageClass(uid: string): boolean {
   return STORAGE.has(uid) || uid.startsWith("1.2.840.10008.5.1.4.1.1.");
 }
 
+/** Standard service classes that are not storage (Q/R, worklist, MPPS, commitment, print, …). */
+function isKnownNonStorage(uid: string): boolean {
+  return uid.startsWith("1.2.840.10008.") && !uid.startsWith("1.2.840.10008.5.1.4.1.1.");
+}
+
 /** Negotiates presentation contexts for an SCP with the given handlers. */
-export function negotiateContexts(rq: AssociateRq, handlers: ScpHandlers, storageTs?: string[]): NegotiatedContext[] {
+export function negotiateContexts(rq: AssociateRq, handlers: ScpHandlers, storageTs?: string[], acceptUnknown = false): NegotiatedContext[] {
   const qr = new Set<string>();
   if (handlers.find) qr.add(QR_MODELS.patientRoot.find).add(QR_MODELS.studyRoot.find);
   if (handlers.move) qr.add(QR_MODELS.patientRoot.move).add(QR_MODELS.studyRoot.move);
@@ -150,7 +160,7 @@ export function negotiateContexts(rq: AssociateRq, handlers: ScpHandlers, storag
     let ts: string | undefined;
     if (pc.abstractSyntax === VERIFICATION_SOP_CLASS || qr.has(pc.abstractSyntax)) {
       ts = NATIVE_PREFERENCE.slice(0, 3).find((t) => pc.transferSyntaxes.includes(t));
-    } else if (storageOk && isStorageClass(pc.abstractSyntax)) {
+    } else if (storageOk && (isStorageClass(pc.abstractSyntax) || (acceptUnknown && !isKnownNonStorage(pc.abstractSyntax)))) {
       ts = storageTs ? storageTs.find((t) => pc.transferSyntaxes.includes(t)) : pc.transferSyntaxes[0];
     } else {
       return { ...base, transferSyntax: "", accepted: false, result: PC_ABSTRACT_SYNTAX_NOT_SUPPORTED };
@@ -246,7 +256,7 @@ async function serveAssociation(socket: net.Socket, secure: boolean, remoteAddre
   }
   const custom = opts.accept?.({ callingAet: rq.callingAet, calledAet: rq.calledAet, remoteAddress, request: rq });
   if (custom?.reject) return reject(custom.reject.result, custom.reject.source, custom.reject.reason, "refused by the accept hook");
-  const contexts = negotiateContexts(rq, opts.handlers, opts.storageTransferSyntaxes);
+  const contexts = negotiateContexts(rq, opts.handlers, opts.storageTransferSyntaxes, opts.acceptUnknownSopClasses);
   const roles: RoleSelection[] = rq.user.roles.map((r) => ({ sopClassUid: r.sopClassUid, scu: r.scu, scp: r.scp }));
   assoc.acceptAssociation(rq, contexts, roles, opts.maxPdu ?? DEFAULT_MAX_PDU);
   emit({ type: "association", callingAet: rq.callingAet, calledAet: rq.calledAet, remoteAddress, accepted: contexts.filter((c) => c.accepted).length });
