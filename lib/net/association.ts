@@ -15,7 +15,7 @@ import { type DimseCommand, decodeCommand, encodeCommand } from "./dimse.ts";
 import { DicomNetError, socketError } from "./errors.ts";
 import {
   abortReasonText, APPLICATION_CONTEXT_NAME, type AssociateAc, type AssociateRq, decodePdu, DEFAULT_MAX_PDU,
-  encodeAbort, encodeAssociate, encodeReleaseRp, encodeReleaseRq, fragment, maxPduPayload, PC_ACCEPTANCE, type PData,
+  encodeAbort, encodeAssociate, encodeAssociateRj, encodeReleaseRp, encodeReleaseRq, fragment, maxPduPayload, PC_ACCEPTANCE, type PData,
   type Pdu, PDU_ABORT, PDU_ASSOCIATE_AC, PDU_ASSOCIATE_RJ, PDU_ASSOCIATE_RQ, PDU_P_DATA_TF, PDU_RELEASE_RP,
   PDU_RELEASE_RQ, PDV_HEADER_LENGTH, type PresentationContextRq, rejectReasonText, type RoleSelection,
   writePdvHeader,
@@ -777,8 +777,8 @@ export class Association {
   }
 
   /** Acceptor: sends A-ASSOCIATE-RJ and closes. */
-  rejectAssociation(result: number, source: number, reason: number, encodeRj: (a: number, b: number, c: number) => Uint8Array): void {
-    this.write(encodeRj(result, source, reason));
+  rejectAssociation(result: number, source: number, reason: number): void {
+    this.write(encodeAssociateRj(result, source, reason));
     this.state = "closed";
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 1000).unref?.();

@@ -23,7 +23,7 @@ import {
 } from "./dimse.ts";
 import { DicomNetError, DimseStatusError } from "./errors.ts";
 import {
-  type AssociateRq, DEFAULT_MAX_PDU, encodeAssociateRj, PC_ABSTRACT_SYNTAX_NOT_SUPPORTED, PC_ACCEPTANCE,
+  type AssociateRq, DEFAULT_MAX_PDU, PC_ABSTRACT_SYNTAX_NOT_SUPPORTED, PC_ACCEPTANCE,
   PC_TRANSFER_SYNTAXES_NOT_SUPPORTED, PDU_ASSOCIATE_RQ, type RoleSelection,
 } from "./pdu.ts";
 import { answerStore, QR_MODELS, type StoreSource, storageContexts, store } from "./scu.ts";
@@ -245,7 +245,7 @@ async function serveAssociation(socket: net.Socket, secure: boolean, remoteAddre
   assoc.setAets(rq.callingAet, rq.calledAet);
   const reject = (result: number, source: number, reason: number, why: string) => {
     emit({ type: "rejected", callingAet: rq.callingAet, calledAet: rq.calledAet, remoteAddress, reason: why });
-    assoc.rejectAssociation(result, source, reason, encodeAssociateRj);
+    assoc.rejectAssociation(result, source, reason);
   };
   if (rq.protocolVersion !== 1 && (rq.protocolVersion & 1) === 0) return reject(1, 2, 2, "protocol version not supported");
   if (opts.checkCalledAet !== false && rq.calledAet !== opts.aeTitle) {
