@@ -60,7 +60,7 @@ export const main = defineCommand({
     "Files are written atomically to OUT/<PatientID>/<Study>/<Series>/<SOP>.dcm, one `file` record each;",
     "then expected and arrived objects are compared per plan (stderr, and a `retrieve-summary` record).",
     "Exit status 3 when anything expected is missing.",
-  ].join("\n"),
+  ].join(" "),
   examples: [
     "rtexport retrieve --host pacs --port 104 --aec ORTHANC --aet RTEXPORT --move-port 11113 --patient-id 123 --out export/",
     "rtexport retrieve --peer aria --get --patient-id 123 --plan 'Prostate' --only-approved --out export/",

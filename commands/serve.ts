@@ -44,7 +44,7 @@ export const main = defineCommand({
     "DIR/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm and indexed in",
     "DIR/.rtexport-index.sqlite; files already in DIR are indexed at start (incrementally).",
     "Each stored object is written to stdout as a `file` record. Stops cleanly on SIGINT/SIGTERM.",
-  ].join("\n"),
+  ].join(" "),
   examples: [
     "rtexport serve --dir ./pacs --port 11112 --aet RTEXPORT",
     "rtexport serve --dir ./pacs --port 11112 --allow MIM --allow ARIA --move-dest MIM=10.0.0.5:104",
