@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { main } from "../commands/anonymize.ts";
 import {
   anonymizeDataSet, anonymizeToParts, createAnonymizeContext, encodeParts, parseProfileCsv, ProfileError, resolveCombined,
+  resolveProfile,
 } from "../lib/anonymize/mod.ts";
 import { DataSet } from "../lib/dicom/dataset.ts";
 import { parseDicom, readDicomFile } from "../lib/dicom/reader.ts";
@@ -502,6 +503,28 @@ describe("anonymizeDataSet: profile details", () => {
     ds.set({ tag: 0x00200000, vr: "UL", value: Uint8Array.of(1, 2, 3, 4), offset: 0, length: 4 });
     return ds;
   }
+
+  it("carries every row of Table E.1-1 and applies options to it", () => {
+    const basic = resolveProfile({});
+    assert.equal(basic.byTag.size + 4, 621); // 617 tags + curves, overlay data, overlay comments, private
+    assert.equal(basic.byTag.get(0x00100010), "Z");
+    assert.equal(basic.byTag.get(0x00080018), "U");
+    assert.equal(basic.privateDefault, "X");
+    const all = resolveProfile({
+      retainSafePrivate: true, retainUids: true, retainDeviceIdentity: true, retainInstitutionIdentity: true,
+      retainPatientCharacteristics: true, retainLongitudinal: "modified", cleanDescriptors: true,
+      cleanStructuredContent: true, cleanGraphics: true,
+    });
+    assert.equal(all.byTag.get(0x00080018), "K"); // retain UIDs
+    assert.equal(all.byTag.get(0x00080020), "C"); // Study Date: modified
+    assert.equal(all.byTag.get(0x00080080), "K"); // Institution Name
+    assert.equal(all.byTag.get(0x300a00b2), "K"); // Treatment Machine Name: device identity
+    assert.equal(all.byTag.get(0x30060026), "C"); // ROI Name: clean descriptors
+    assert.equal(all.byTag.get(0x00101010), "K"); // Patient's Age
+    assert.equal(all.byTag.get(0x00100010), "Z"); // Patient's Name: no option keeps it
+    assert.equal(all.privateDefault, "C");
+    assert.equal(all.overlayData, "C");
+  });
 
   it("resolves combined actions per IOD type", () => {
     const CT = "1.2.840.10008.5.1.4.1.1.2", PLAN = "1.2.840.10008.5.1.4.1.1.481.5", REG = "1.2.840.10008.5.1.4.1.1.66.1";
