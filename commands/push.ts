@@ -4,6 +4,7 @@ import { InvalidArgumentError } from "commander";
 import { defineCommand, parsePositiveInt, runMain, UsageError } from "../lib/cli/mod.ts";
 import { walkEntriesSync } from "../lib/fs/walk.ts";
 import { Ledger } from "../lib/ledger/ledger.ts";
+import { Progress } from "../lib/progress/progress.ts";
 import { peerLabel } from "../lib/net/peer.ts";
 import { type PushOutcome, pushRecords } from "../lib/net/push.ts";
 import type { RtRecord } from "../lib/records/types.ts";
@@ -83,6 +84,9 @@ export const main = defineCommand({
     const label = peerLabel(peer);
     let stored = 0, skipped = 0, failed = 0;
     const ledger = o.ledger ? await Ledger.open(o.ledger, "push") : undefined;
+    // A progress line on a terminal's stderr (files, bytes, rate); nothing when redirected.
+    const progress = new Progress(ctx.io.stderr as { write(s: string): unknown; isTTY?: boolean });
+    const patients = new Set<string>();
     const alreadyStored = ledger ? await ledger.keys("push", "done") : undefined;
     const results = pushRecords(input, {
       alreadyStored,
@@ -97,6 +101,13 @@ export const main = defineCommand({
       for await (const r of results) {
         const p = r.push as PushOutcome | undefined;
         if (r.type === "file" && p) {
+          progress.clearLine();
+          if (p.status !== "skipped" && typeof r.patientId === "string" && !patients.has(r.patientId)) {
+            patients.add(r.patientId);
+            progress.update({ patients: 1 });
+          }
+          if (p.status === "stored") progress.update({ files: 1, bytes: typeof r.bytes === "number" ? r.bytes : 0 });
+          else if (p.status === "failed") progress.update({ failed: 1 });
           if (p.status === "stored") {
             stored++;
             ctx.reporter.done();
@@ -134,6 +145,7 @@ export const main = defineCommand({
         await ledger.close();
       }
     }
+    if (stored + failed > 0) ctx.log.info(`Sent to ${label}: ${progress.summary()}`);
     if (stored + skipped + failed > 0) ctx.reporter.summary("objects");
   },
 });
