@@ -21,19 +21,21 @@ const DENO = join(ROOT, "node_modules/.bin/deno");
 
 interface Measure {
   seconds: number;
+  /** User + system CPU seconds (less sensitive than wall time to other load on the machine). */
+  cpu: number;
   rssKiB: number;
 }
 
 function timed(cmd: string, args: string[], opts: { shell?: boolean; env?: Record<string, string> } = {}): Measure {
-  const r = spawnSync("/usr/bin/time", ["-f", "TIME %e %M", cmd, ...args], {
+  const r = spawnSync("/usr/bin/time", ["-f", "TIME %e %M %U %S", cmd, ...args], {
     encoding: "utf8",
     maxBuffer: 1 << 30,
     timeout: 30 * 60_000,
     env: { ...process.env, ...opts.env },
   });
-  const m = /TIME ([\d.]+) (\d+)\s*$/.exec(r.stderr ?? "");
+  const m = /TIME ([\d.]+) (\d+) ([\d.]+) ([\d.]+)\s*$/.exec(r.stderr ?? "");
   if (r.status !== 0 || !m) throw new Error(`${cmd} ${args.slice(0, 6).join(" ")} … failed (${r.status}): ${(r.stderr ?? "").slice(-500)}`);
-  return { seconds: Number(m[1]), rssKiB: Number(m[2]) };
+  return { seconds: Number(m[1]), rssKiB: Number(m[2]), cpu: Number(m[3]) + Number(m[4]) };
 }
 
 function median(xs: number[]): number {
@@ -116,6 +118,7 @@ async function main(): Promise<void> {
     { name: "reader loop (Node 24, readDicomFile)", run: (dir) => timed(NODE, [join(ROOT, "bench/scan_bench.ts"), "--loop", dir]) },
     { name: "reader loop (Deno 2, readDicomFile)", run: (dir) => timed(DENO, ["run", "-A", join(ROOT, "bench/scan_bench.ts"), "--loop", dir]) },
     { name: "rtexport search --tag PatientID=? --tag Modality=? (Node)", run: (dir) => timed("sh", ["-c", `"$0" "$1" search --json --pattern "*.dcm" --tag PatientID=? --tag Modality=? "$2" > /dev/null`, NODE, join(ROOT, "cli.ts"), dir]) },
+    { name: "rtexport search … (Node, NODE_COMPILE_CACHE set)", run: (dir) => timed("sh", ["-c", `"$0" "$1" search --json --pattern "*.dcm" --tag PatientID=? --tag Modality=? "$2" > /dev/null`, NODE, join(ROOT, "cli.ts"), dir], { env: { NODE_COMPILE_CACHE: join(corpus, "node-compile-cache") } }) },
     { name: "rtexport search … (Deno)", run: (dir) => timed("sh", ["-c", `"$0" run -A "$1" search --json --pattern "*.dcm" --tag PatientID=? --tag Modality=? "$2" > /dev/null`, DENO, join(ROOT, "cli.ts"), dir]) },
     { name: "rtexport show (Node)", run: (dir) => timed("sh", ["-c", `"$0" "$1" show --json --pattern "*.dcm" "$2" > /dev/null`, NODE, join(ROOT, "cli.ts"), dir]) },
     { name: "dcmdump -q -s --search PatientID --search Modality (xargs)", run: xargsDcmdump([]) },
@@ -126,7 +129,7 @@ async function main(): Promise<void> {
 
   const rows: string[] = [];
   const reference = new Map<number, number>();
-  const wall = new Map<string, Map<number, { files: number; seconds: number }>>();
+  const wall = new Map<string, Map<number, { files: number; seconds: number; cpu: number }>>();
   for (const n of sizes) {
     const dir = n >= all.length ? clinic : subset(clinic, all, n, join(corpus, `n${n}`));
     const files = listDicom(dir);
@@ -137,36 +140,38 @@ async function main(): Promise<void> {
       try {
         for (let i = 0; i < runs; i++) ms.push(tool.run(dir, files));
       } catch (e) {
-        rows.push(`| ${files.length} | ${tool.name} | failed: ${(e as Error).message.split("\n")[0].slice(0, 120)} | | |`);
+        rows.push(`| ${files.length} | ${tool.name} | failed: ${(e as Error).message.split("\n")[0].slice(0, 120)} | | | | |`);
         continue;
       }
       const secs = median(ms.map((m) => m.seconds));
       const rate = files.length / secs;
       const rss = median(ms.map((m) => m.rssKiB)) / 1024;
+      const cpu = median(ms.map((m) => m.cpu));
       if (tool.name.startsWith("dcmdump -q -s --search")) reference.set(n, rate);
       if (!wall.has(tool.name)) wall.set(tool.name, new Map());
-      wall.get(tool.name)!.set(n, { files: files.length, seconds: secs });
-      rows.push(`| ${files.length} | ${tool.name} | ${secs.toFixed(2)} s | ${Math.round(rate)} | ${rss.toFixed(0)} MiB |`);
+      wall.get(tool.name)!.set(n, { files: files.length, seconds: secs, cpu });
+      rows.push(`| ${files.length} | ${tool.name} | ${secs.toFixed(2)} s | ${Math.round(rate)} | ${cpu.toFixed(2)} s | ${Math.round(files.length / cpu)} | ${rss.toFixed(0)} MiB |`);
       console.error(rows[rows.length - 1]);
     }
   }
   const bytes = Number(JSON.parse(readFileSync(join(clinic, "manifest.json"), "utf8")).bytes);
   console.log(`Corpus: ${relative(process.cwd(), clinic) || clinic}, ${all.length} files, ${(bytes / 2 ** 30).toFixed(2)} GiB; runs: ${runs} (median)\n`);
-  console.log("| files | tool | wall | files/s | peak RSS |");
-  console.log("|---:|---|---:|---:|---:|");
+  console.log("| files | tool | wall | files/s (wall) | CPU (user+sys) | files per CPU-second | peak RSS |");
+  console.log("|---:|---|---:|---:|---:|---:|---:|");
   for (const r of rows) console.log(r);
   for (const [n, rate] of reference) console.log(`\ndcmdump reference at ${n} files: ${Math.round(rate)} files/s`);
   // Start-up (runtime, TypeScript stripping, module loading) is paid once per process; the rate
   // between the two sizes is what a long scan runs at.
   if (sizes.length >= 2) {
     const [a, b] = [Math.min(...sizes), Math.max(...sizes)];
-    console.log(`\n| tool | files/s between ${a} and ${b} files (start-up excluded) | start-up estimate |`);
-    console.log("|---|---:|---:|");
+    console.log(`\n| tool | files/s between ${a} and ${b} files, wall (start-up excluded) | same, per CPU-second | start-up CPU estimate |`);
+    console.log("|---|---:|---:|---:|");
     for (const [name, m] of wall) {
       const x = m.get(a), y = m.get(b);
-      if (!x || !y || y.seconds <= x.seconds) continue;
+      if (!x || !y || y.seconds <= x.seconds || y.cpu <= x.cpu) continue;
       const rate = (y.files - x.files) / (y.seconds - x.seconds);
-      console.log(`| ${name} | ${Math.round(rate)} | ${Math.max(0, x.seconds - x.files / rate).toFixed(2)} s |`);
+      const cpuRate = (y.files - x.files) / (y.cpu - x.cpu);
+      console.log(`| ${name} | ${Math.round(rate)} | ${Math.round(cpuRate)} | ${Math.max(0, x.cpu - x.files / cpuRate).toFixed(2)} s |`);
     }
   }
 }

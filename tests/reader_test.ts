@@ -10,6 +10,7 @@ import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { DicomParseError, parseDicom, readDicomFile, readSkippedValue } from "../lib/dicom/reader.ts";
 import { PIXEL_DATA } from "../lib/dicom/tag.ts";
+import { lookupKeyword, lookupTag } from "../lib/dicom/dictionary.ts";
 import { encodeDataSet } from "../lib/dicom/writer.ts";
 import { EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from "../lib/dicom/uids.ts";
 import { compareRows, type Dump, rowsOf, runDcmdumpMany } from "./_dcmdump.ts";
@@ -235,6 +236,17 @@ const concat = (...xs: Uint8Array[]) => {
 const itemTag = (e: number) => Uint8Array.of(0xfe, 0xff, e & 0xff, e >>> 8);
 
 describe("edge cases", () => {
+  it("knows retired elements (old RT plans use them) without letting them shadow current keywords", () => {
+    assert.deepEqual(lookupTag(0x300a0082), { tag: 0x300a0082, vr: "DS", keyword: "BeamDoseSpecificationPoint", vm: "3", retired: true });
+    assert.equal(lookupKeyword("PatientID")?.tag, 0x00100020);
+    // Read in implicit VR, a retired element decodes by its VR instead of staying UN.
+    const implicit = concat(Uint8Array.of(0x08, 0, 0x60, 0), u32(2), new TextEncoder().encode("RT"),
+      Uint8Array.of(0x0a, 0x30, 0x82, 0), u32(6), new TextEncoder().encode("1\\2\\3 "));
+    const ds = parseDicom(implicit).dataset;
+    assert.equal(ds.get(0x300a0082)?.vr, "DS");
+    assert.deepEqual(ds.strings(0x300a0082), ["1", "2", "3"]);
+  });
+
   it("reads odd-length values as they are", () => {
     const f = parseDicom(explicitLE([0x00080060, "CS", "CT"], [0x00100020, "LO", "ABC"], [0x00100030, "DA", "19700101"]));
     assert.equal(f.dataset.string("PatientID"), "ABC");
