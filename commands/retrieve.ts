@@ -1,16 +1,13 @@
 /** `rtexport retrieve`: selective retrieval of a patient's plans from a Q/R peer (C-MOVE or C-GET). */
 import { mkdirSync, readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
-import process from "node:process";
+import { resolve } from "node:path";
 import type { Command } from "commander";
 import { Option } from "commander";
 import { defineCommand, ExitCode, parseAeTitle, parsePort, runMain, UsageError } from "../lib/cli/mod.ts";
 import type { TlsOptions } from "../lib/net/mod.ts";
 import type { FileRecord } from "../lib/records/types.ts";
-import { ArrivalStore } from "../lib/retrieve/arrivals.ts";
-import { placeObject } from "../lib/retrieve/output.ts";
-import { type RetrieveSummary, retrievePlans, retrieveSeriesByUid } from "../lib/retrieve/planner.ts";
-import { openRetrieveSession } from "../lib/retrieve/session.ts";
+import type { RetrieveSummary } from "../lib/retrieve/planner.ts";
+import { retrieveFiles } from "../lib/retrieve/retrieve.ts";
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -98,63 +95,46 @@ export const main = defineCommand({
       if (peer.key) tls.key = readPem(peer.key, "private key");
     }
     if (o.series && (o.plan || o.onlyApproved)) throw new UsageError("--series cannot be combined with --plan or --only-approved");
-    const outDir = resolve(o.out as string);
     try {
-      mkdirSync(outDir, { recursive: true });
+      mkdirSync(resolve(o.out as string), { recursive: true });
     } catch (e) {
       throw new UsageError(`Cannot create output folder "${o.out}": ${(e as Error).message}`);
     }
-    const arrivals = new ArrivalStore(join(outDir, `.rtexport-staging-${process.pid}`));
-    const rewrite = { patientId: o.newPatientId as string | undefined, patientName: o.newPatientName as string | undefined };
-    let session;
-    try {
-      session = await openRetrieveSession({
-        host: peer.host,
-        port: peer.port,
-        callingAet: peer.callingAet,
-        calledAet: peer.calledAet,
-        mode: o.get ? "get" : "move",
-        moveAet: o.moveAet,
-        movePort: o.movePort,
-        moveHost: o.moveHost,
-        maxPdu: peer.maxPdu,
-        timeouts: { connect: peer.connectTimeout * 1000, association: peer.assocTimeout * 1000, dimse: peer.dimseTimeout * 1000 },
-        tls,
-      }, arrivals);
-      if (!o.get) ctx.log.info(`receiving C-MOVE objects as ${o.moveAet ?? peer.callingAet} on port ${session.receiverPort}`);
-      const started = performance.now();
-      const result = o.series
-        ? await retrieveSeriesByUid(session.transport, arrivals, o.patientId, o.series)
-        : await retrievePlans(session.transport, arrivals, {
-          patientId: o.patientId,
-          planLabels: o.plan,
-          onlyApproved: o.onlyApproved === true,
-        });
-      const received = performance.now();
-      ctx.log.debug(`queried and received ${result.objects.length} objects in ${Math.round(received - started)} ms`);
-      for (const { object, planUids } of result.objects) {
-        if (ctx.out.closed) break;
-        let record: FileRecord;
-        try {
-          record = placeObject(object, outDir, object.modality === "RTPLAN" ? object.sopInstanceUid : planUids[0], rewrite);
-        } catch (e) {
-          ctx.reporter.failed(`Cannot write object ${object.sopInstanceUid}: ${(e as Error).message}`);
-          continue;
+    let summary: RetrieveSummary | undefined;
+    for await (const r of retrieveFiles({
+      host: peer.host,
+      port: peer.port,
+      callingAet: peer.callingAet,
+      calledAet: peer.calledAet,
+      patientId: o.patientId,
+      plans: o.plan,
+      onlyApproved: o.onlyApproved === true,
+      series: o.series,
+      get: o.get === true,
+      moveAet: o.moveAet,
+      movePort: o.movePort,
+      moveHost: o.moveHost,
+      out: o.out,
+      rewrite: { patientId: o.newPatientId as string | undefined, patientName: o.newPatientName as string | undefined },
+      maxPdu: peer.maxPdu,
+      timeouts: { connect: peer.connectTimeout * 1000, association: peer.assocTimeout * 1000, dimse: peer.dimseTimeout * 1000 },
+      tls,
+      onReceiver: (port) => {
+        if (!o.get) ctx.log.info(`receiving C-MOVE objects as ${o.moveAet ?? peer.callingAet} on port ${port}`);
+      },
+      onError: (uid, message) => ctx.reporter.failed(`Cannot write object ${uid}: ${message}`),
+    })) {
+      if (r.type === "retrieve-summary") {
+        summary = r as RetrieveSummary;
+        for (const line of formatSummary(summary)) {
+          if (summary.complete) ctx.log.info(line);
+          else ctx.log.warn(line);
         }
-        await ctx.out.write(record);
       }
-      ctx.log.debug(`hashed and wrote ${result.objects.length} files in ${Math.round(performance.now() - received)} ms`);
-      for (const line of formatSummary(result.summary)) {
-        if (result.summary.complete) ctx.log.info(line);
-        else ctx.log.warn(line);
-      }
-      await ctx.out.write(result.summary as unknown as FileRecord);
-      if (!result.summary.complete || ctx.reporter.failures > 0) return ExitCode.PARTIAL;
-      return ExitCode.OK;
-    } finally {
-      await session?.close();
-      arrivals.cleanup();
+      if (!ctx.out.closed) await ctx.out.write(r as FileRecord);
     }
+    if (!summary?.complete || ctx.reporter.failures > 0) return ExitCode.PARTIAL;
+    return ExitCode.OK;
   },
 });
 
