@@ -221,6 +221,18 @@ describe("push", () => {
     }
   });
 
+  test("a peer that never answers a C-STORE: DIMSE timeout, no hang", async () => {
+    const scp = await createScp({ aeTitle: "STUCK", host: "127.0.0.1", storeDir: dir, handlers: { store: () => new Promise(() => {}) } });
+    try {
+      const r = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(scp.port), "--aec", "STUCK", "--dimse-timeout", "0.5", files[0]]);
+      assert.equal(r.code, 3);
+      assert.equal(r.records[0].push.status, "failed");
+      assert.equal(r.records[0].push.error, `No response from STUCK@127.0.0.1:${scp.port} within 0.5 s (DIMSE timeout)`);
+    } finally {
+      await scp.close();
+    }
+  });
+
   test("peer down: every object is reported failed with the reason, exit 3", async () => {
     const port = await freePort();
     const r = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(port), files[0], files[1]]);
