@@ -333,6 +333,14 @@ describe("bad input", () => {
     assert.throws(() => parseDicom(concat(explicitLE([0x00080060, "CS", "CT"]), body)), (e: unknown) => e instanceof DicomParseError && /nested deeper/.test(e.message));
   });
 
+  it("a corrupt deflated data set: a DicomParseError saying it cannot be inflated", () => {
+    const s = sample("dump2dcm_td_deflen");
+    const bytes = new Uint8Array(readFileSync(s.path));
+    const at = readDicomFile(s.path).datasetOffset;
+    bytes.fill(0xff, at, at + 16);
+    assert.throws(() => parseDicom(bytes), (e: unknown) => e instanceof DicomParseError && /deflated data set cannot be inflated/.test(e.message));
+  });
+
   it("a truncated file read from disk: a DicomParseError with the offset", () => {
     const s = sample("dump2dcm_te_deflen");
     const path = join(dir, "truncated.dcm");

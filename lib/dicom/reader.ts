@@ -326,6 +326,19 @@ function parseFragments(st: ParseState, el: DicomElement, pos: number, le: boole
   }
 }
 
+/** Deflated data sets are small in practice; a cap keeps a "zip bomb" from allocating gigabytes. */
+const MAX_INFLATED = 1 << 30;
+
+function inflate(bytes: Uint8Array, offset: number): Uint8Array {
+  try {
+    const out = inflateRawSync(bytes, { maxOutputLength: MAX_INFLATED });
+    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  } catch (e) {
+    const reason = /larger than/.test((e as Error).message) ? "it inflates to more than 1 GiB" : (e as Error).message;
+    throw new DicomParseError(`deflated data set cannot be inflated: ${reason}`, offset);
+  }
+}
+
 function readMeta(src: Source, pos: number): { meta: DataSet; end: number } {
   const meta = new DataSet({ littleEndian: true, explicitVR: true });
   const st: ParseState = { src, full: true, bulkThreshold: Infinity, stopped: false };
@@ -397,12 +410,7 @@ function parse(src: Source, opts: ReadOptions, path?: string): DicomFile {
   let dataPos = pos;
   if (enc.deflated) {
     src.need(pos, src.size - pos, "deflated data set");
-    let inflated: Uint8Array;
-    try {
-      inflated = inflateRawSync(src.bytes(pos, src.size - pos));
-    } catch (e) {
-      throw new DicomParseError(`deflated data set cannot be inflated: ${(e as Error).message}`, pos);
-    }
+    const inflated = inflate(src.bytes(pos, src.size - pos), pos);
     dataSrc = new Source(inflated, undefined, inflated.length);
     dataPos = 0;
   } else if (enc.explicitVR && src.ensure(pos, 6) && !isVrChars(src.byte(pos + 4), src.byte(pos + 5)) &&
@@ -427,14 +435,7 @@ export function parseDicom(bytes: Uint8Array, opts: ReadOptions = {}): DicomFile
 /** Parses a bare data set in a known transfer syntax (as received over the network). */
 export function parseDataSet(bytes: Uint8Array, transferSyntaxUid: string, opts: ReadOptions = { full: true }): DataSet {
   const enc = transferSyntaxEncoding(transferSyntaxUid);
-  let data = bytes;
-  if (enc.deflated) {
-    try {
-      data = inflateRawSync(bytes);
-    } catch (e) {
-      throw new DicomParseError(`deflated data set cannot be inflated: ${(e as Error).message}`, 0);
-    }
-  }
+  const data = enc.deflated ? inflate(bytes, 0) : bytes;
   const ds = new DataSet({ littleEndian: enc.littleEndian, explicitVR: enc.explicitVR });
   const st: ParseState = { src: new Source(data, undefined, data.length), full: opts.full ?? true, bulkThreshold: opts.bulkThreshold ?? 4096, stopped: false };
   parseElements(st, ds, 0, Infinity, 0, false);
