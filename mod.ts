@@ -558,3 +558,185 @@ export const anonymizeFiles: typeof anonymizeFilesLib.anonymizeFiles = anonymize
  * ```
  */
 export const walkInputs: typeof anonymizeFilesLib.walkInputs = anonymizeFilesLib.walkInputs;
+
+// ---- One async-iterable function per command ------------------------------------------------
+
+import * as sourcesList from "./lib/sources/list.ts";
+import * as exportLib from "./lib/export/export.ts";
+import * as copyFilesLib from "./lib/copy/copy_files.ts";
+import * as copyLib from "./lib/copy/copy.ts";
+import * as ledgerLib from "./lib/ledger/ledger.ts";
+import * as pushLib from "./lib/net/push.ts";
+import * as retrieveLib from "./lib/retrieve/retrieve.ts";
+import * as qrScp from "./lib/qr/scp.ts";
+import * as net from "./lib/net/mod.ts";
+import * as fixtures from "./lib/fixtures/clinic.ts";
+import * as sqlite from "./lib/db/sqlite.ts";
+
+export type { ListProblem, ListSource } from "./lib/sources/list.ts";
+export type { CatalogFilter } from "./lib/catalog/catalog.ts";
+export type { ExportPlanOptions } from "./lib/export/export.ts";
+export type { CopyFilesOptions, CopyLayout } from "./lib/copy/copy_files.ts";
+export type { CopyOptions, CopyOutcome } from "./lib/copy/copy.ts";
+export type { LedgerEntry, LedgerSummary } from "./lib/ledger/ledger.ts";
+export type { PushOptions } from "./lib/net/push.ts";
+export type { RetrieveFilesOptions } from "./lib/retrieve/retrieve.ts";
+export type { RetrieveSummary } from "./lib/retrieve/planner.ts";
+export type { QrScpOptions } from "./lib/qr/scp.ts";
+export type { ClinicManifest, ClinicOptions } from "./lib/fixtures/clinic.ts";
+
+/**
+ * `list-patients`: patient records, each followed by its plan records, from a catalog database,
+ * a folder or a Q/R peer.
+ *
+ * @example
+ * ```ts
+ * for await (const r of listPatients({ from: "folder", paths: ["old-export/"] })) console.log(r.type, r.patientId);
+ * ```
+ */
+export const listPatients: typeof sourcesList.listPatients = sourcesList.listPatients;
+
+/**
+ * `export-plan`: takes patient/plan records and yields a `file` record per file of each plan,
+ * written into the per-patient/per-plan tree under `out` (other records pass through).
+ *
+ * @example
+ * ```ts
+ * const plans = listPatients({ from: "catalog", db: "sqlite:catalog.db", vault: "vault" });
+ * for await (const r of exportPlans(plans, { out: "export" })) if (r.type === "file") console.log(r.path);
+ * ```
+ */
+export const exportPlans: typeof exportLib.exportPlans = exportLib.exportPlans;
+
+/**
+ * `copy-files`: copies each `file` record's file into a folder, atomically and verified by hash;
+ * never overwrites a different file.
+ *
+ * @example
+ * ```ts
+ * for await (const r of copyFiles([{ type: "file", path: "a.dcm" }], { to: "backup", layout: "series" })) console.log(r.copy);
+ * ```
+ */
+export const copyFiles: typeof copyFilesLib.copyFiles = copyFilesLib.copyFiles;
+
+/**
+ * One verified, atomic copy: temp file, fsync, read-back hash, link into place.
+ *
+ * @example
+ * ```ts
+ * const { status, sha256 } = await copyFileVerified("vault/plan.xml", "export/P/Plan/Plan_Files/plan.xml");
+ * ```
+ */
+export const copyFileVerified: typeof copyLib.copyFileVerified = copyLib.copyFileVerified;
+
+/**
+ * The migration ledger (SQLite, PostgreSQL or SQL Server through kysely).
+ *
+ * @example
+ * ```ts
+ * const ledger = await Ledger.open("sqlite:export/.rtexport/ledger.sqlite", "my-script");
+ * await ledger.record({ kind: "file", key: "P/DICOM/x.dcm", status: "done", bytes: 1234 });
+ * await ledger.close();
+ * ```
+ */
+export const Ledger: typeof ledgerLib.Ledger = ledgerLib.Ledger;
+export type Ledger = ledgerLib.Ledger;
+
+/**
+ * `status`: counts per kind and status, bytes, the last errors and runs of a ledger.
+ *
+ * @example
+ * ```ts
+ * const ledger = await Ledger.open("sqlite:export/.rtexport/ledger.sqlite", "status");
+ * console.log((await summarizeLedger(ledger.db)).kinds);
+ * ```
+ */
+export const summarizeLedger: typeof ledgerLib.summarizeLedger = ledgerLib.summarizeLedger;
+
+/**
+ * `push`: C-STORE of `file` records to a peer in dependency order; each record comes back with
+ * `push: {status, peer, …}`.
+ *
+ * @example
+ * ```ts
+ * const files = [{ type: "file", path: "export/P/Plan/DICOM/RTPLAN_1.dcm" }];
+ * for await (const r of pushRecords(files, { peer: { host: "pacs", port: 104, callingAet: "RTEXPORT", calledAet: "PACS" } })) console.log(r.push);
+ * ```
+ */
+export const pushRecords: typeof pushLib.pushRecords = pushLib.pushRecords;
+
+/**
+ * `retrieve`: selective retrieval of a patient's plans by C-GET or C-MOVE; yields `file` records
+ * and a closing `retrieve-summary` record.
+ *
+ * @example
+ * ```ts
+ * for await (const r of retrieveFiles({ host: "pacs", port: 104, callingAet: "RTEXPORT", calledAet: "PACS", patientId: "123", get: true, out: "export" })) console.log(r.type);
+ * ```
+ */
+export const retrieveFiles: typeof retrieveLib.retrieveFiles = retrieveLib.retrieveFiles;
+
+/**
+ * `serve`: a DICOM node over a folder (Verification, Storage, Q/R with C-FIND/C-MOVE/C-GET).
+ *
+ * @example
+ * ```ts
+ * const scp = await startQrScp({ dir: "store", aeTitle: "RTEXPORT-SCP", port: 11112 });
+ * // … later: await scp.close();
+ * ```
+ */
+export const startQrScp: typeof qrScp.startQrScp = qrScp.startQrScp;
+
+// ---- DIMSE client and SCP framework ---------------------------------------------------------
+
+export type { Association, ConnectOptions, ScpOptions } from "./lib/net/mod.ts";
+
+/**
+ * Opens an association (TCP or TLS) and negotiates presentation contexts.
+ *
+ * @example
+ * ```ts
+ * const assoc = await connect({ host: "pacs", port: 104, callingAet: "RTEXPORT", calledAet: "PACS",
+ *   contexts: [{ abstractSyntax: "1.2.840.10008.1.1", transferSyntaxes: ["1.2.840.10008.1.2"] }] });
+ * await echo(assoc);
+ * await assoc.release();
+ * ```
+ */
+export const connect: typeof net.connect = net.connect;
+/** C-ECHO on an open association; resolves with the DIMSE status. See {@linkcode connect}. */
+export const echo: typeof net.echo = net.echo;
+/** C-STORE of one object (streamed unchanged when the transfer syntax matches). See {@linkcode connect}. */
+export const store: typeof net.store = net.store;
+/** C-FIND: yields each matching identifier. See {@linkcode connect}. */
+export const find: typeof net.find = net.find;
+/** C-MOVE: yields sub-operation progress. See {@linkcode connect}. */
+export const move: typeof net.move = net.move;
+/** C-GET: objects arrive on the same association (role selection). See {@linkcode connect}. */
+export const get: typeof net.get = net.get;
+/** The SCP framework `serve` is built on (accept rules, handlers for echo/store/find/move/get). */
+export const createScp: typeof net.createScp = net.createScp;
+/** Query/Retrieve information model UIDs (Patient Root, Study Root). */
+export const QR_MODELS: typeof net.QR_MODELS = net.QR_MODELS;
+
+// ---- Test data and storage --------------------------------------------------------------------
+
+/**
+ * Generates the deterministic synthetic RT clinic (CT, MR, RTSTRUCT, RTPLANs, RTDOSEs, records,
+ * RT images, registrations) and returns its manifest.
+ *
+ * @example
+ * ```ts
+ * const manifest = await generateClinic({ out: "clinic", patients: 5, seed: 1 });
+ * ```
+ */
+export const generateClinic: typeof fixtures.generateClinic = fixtures.generateClinic;
+
+/**
+ * Kysely over the SQLite built into Node ≥ 22 and Deno (no native module).
+ *
+ * @example
+ * ```ts
+ * const db = openSqlite<{ t: { a: number } }>(":memory:");
+ * ```
+ */
+export const openSqlite: typeof sqlite.openSqlite = sqlite.openSqlite;

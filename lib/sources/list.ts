@@ -1,0 +1,45 @@
+import { Catalog, type CatalogFilter } from "../catalog/catalog.ts";
+import type { PeerOptions } from "../cli/peer.ts";
+import type { PatientRecord, PlanRecord } from "../records/types.ts";
+import { listDicomPeer } from "./dicom.ts";
+import { listFolder } from "./folder.ts";
+
+/** Where {@link listPatients} lists from. */
+export type ListSource =
+  | { from: "catalog"; db: string; vault?: string }
+  | { from: "folder"; paths: string[] }
+  | { from: "dicom"; peer: PeerOptions };
+
+/** A catalog row that could not be used, reported rather than dropped. */
+export interface ListProblem {
+  type: "problem";
+  problem: { what: string; reason: string };
+}
+
+/**
+ * `list-patients` as an async iterable: each patient record followed by its plan records, from a
+ * catalog database, a folder of DICOM files or a Q/R peer, filtered as the command documents.
+ *
+ * @example
+ * ```ts
+ * for await (const r of listPatients({ from: "catalog", db: "sqlite:catalog.db", vault: "vault" }, {})) {
+ *   if (r.type === "plan") console.log(r.patientId, r.label, r.status);
+ * }
+ * ```
+ */
+export async function* listPatients(source: ListSource, filter: CatalogFilter = {}): AsyncGenerator<PatientRecord | PlanRecord | ListProblem> {
+  if (source.from === "folder") {
+    for (const root of source.paths) yield* listFolder(root, filter);
+    return;
+  }
+  if (source.from === "dicom") {
+    yield* listDicomPeer(source.peer, filter);
+    return;
+  }
+  const catalog = await Catalog.open(source.db, source.vault);
+  try {
+    yield* catalog.list(filter) as AsyncGenerator<PatientRecord | PlanRecord | ListProblem>;
+  } finally {
+    await catalog.close();
+  }
+}
