@@ -128,7 +128,13 @@ export function rewriteMachines(ds: DataSet, sopClassUid: string, map: Record<st
 export function readStatusFile(path: string): Set<string> {
   const done = new Set<string>();
   if (!existsSync(path)) return done;
-  for (const line of readFileSync(path, "utf8").split("\n")) {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new Error(`Cannot read status file "${path}": ${fsReason(e)}`);
+  }
+  for (const line of text.split("\n")) {
     if (!line.trim()) continue;
     try {
       const r = JSON.parse(line);
@@ -142,10 +148,14 @@ export function readStatusFile(path: string): Set<string> {
 class StatusFile {
   private fd: number;
   constructor(path: string) {
-    this.fd = openSync(path, "a");
-    // A torn last line (killed mid-write) must not glue onto the next record.
-    const text = readFileSync(path, "utf8");
-    if (text.length > 0 && !text.endsWith("\n")) writeSync(this.fd, "\n");
+    try {
+      this.fd = openSync(path, "a");
+      // A torn last line (killed mid-write) must not glue onto the next record.
+      const text = readFileSync(path, "utf8");
+      if (text.length > 0 && !text.endsWith("\n")) writeSync(this.fd, "\n");
+    } catch (e) {
+      throw new Error(`Cannot open status file "${path}": ${fsReason(e)}`);
+    }
   }
   append(entry: Record<string, unknown>): void {
     writeSync(this.fd, JSON.stringify(entry) + "\n");
@@ -230,10 +240,20 @@ function errorText(e: unknown): string {
   return ((e as Error)?.message ?? String(e)).split("\n")[0];
 }
 
-function readFailure(path: string, e: unknown): string {
+function fsReason(e: unknown): string {
   const err = e as { code?: string; message?: string };
-  const why = err.code === "ENOENT" ? "no such file" : err.code === "EACCES" ? "permission denied" : err.code === "EISDIR" ? "is a directory" : errorText(e);
-  return `Cannot read DICOM file "${path}": ${why}`;
+  switch (err.code) {
+    case "ENOENT": return "no such file or directory";
+    case "EACCES": case "EPERM": return "permission denied";
+    case "EISDIR": return "is a directory";
+    case "ENOTDIR": return "a parent is not a directory";
+    case "ENOSPC": return "no space left on device";
+  }
+  return errorText(e);
+}
+
+function readFailure(path: string, e: unknown): string {
+  return `Cannot read DICOM file "${path}": ${fsReason(e)}`;
 }
 
 /** Fills a file record's DICOM fields from a header read (keeps what the record already has). */
@@ -286,6 +306,8 @@ export async function* pushRecords(input: AsyncIterable<RtRecord> | Iterable<RtR
   const peer = peerLabel(opts.peer);
   const done = opts.statusFile ? readStatusFile(opts.statusFile) : new Set<string>();
   for (const k of opts.alreadyStored ?? []) done.add(k);
+  // Opened first, so a wrong path fails before any file is read.
+  const status = opts.statusFile ? new StatusFile(opts.statusFile) : undefined;
   const mapMachine = opts.mapMachine ?? {};
   const defaultMachine = opts.defaultMachine ?? {};
   const rewriting = Object.keys(mapMachine).length > 0 || Object.keys(defaultMachine).length > 0;
@@ -335,10 +357,14 @@ export async function* pushRecords(input: AsyncIterable<RtRecord> | Iterable<RtR
       seq: seq++,
     });
   }
-  if (items.length === 0) return;
+  if (items.length === 0) {
+    status?.close();
+    return;
+  }
 
   const contexts = storageContexts(items.map((i) => i.source));
   if (contexts.length > 128) {
+    status?.close();
     for (const it of items) {
       yield withPush(it.record, { status: "failed", peer, error: `Too many SOP class / transfer syntax combinations (${contexts.length}) for one association (at most 128); push in smaller batches` });
     }
@@ -346,7 +372,6 @@ export async function* pushRecords(input: AsyncIterable<RtRecord> | Iterable<RtR
   }
   const sched = new Scheduler(items);
   const results = new Results();
-  const status = opts.statusFile ? new StatusFile(opts.statusFile) : undefined;
   let peerDown: string | undefined;
   let connected = 0;
   const connectOpts = connectOptions(opts.peer, contexts);
