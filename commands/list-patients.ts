@@ -1,12 +1,11 @@
 /** `rtexport list-patients`: patients and their plans from a catalog database, a folder or a Q/R peer. */
 import { Option } from "commander";
 import { resolve } from "node:path";
-import { Catalog, DEFAULT_STATUSES, EXCLUDED_PLAN_TYPES } from "../lib/catalog/catalog.ts";
+import { DEFAULT_STATUSES } from "../lib/catalog/catalog.ts";
 import { defineCommand, errorMessage, FatalError, runMain, UsageError } from "../lib/cli/mod.ts";
 import type { PatientRecord, PlanRecord, RtRecord } from "../lib/records/types.ts";
 import { DatabaseUrlError, parseDatabaseUrl } from "../lib/sql/connect.ts";
-import { listFolder } from "../lib/sources/folder.ts";
-import { listDicomPeer } from "../lib/sources/dicom.ts";
+import { type ListProblem, listPatients, type ListSource } from "../lib/sources/list.ts";
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -64,13 +63,13 @@ export const main = defineCommand({
     const includePlanTypes = [
       o.includePhysician && "PHYSICIAN", o.includeQa && "QA", o.includeLot && "LOT_SIMULATION", o.includeSetup && "SETUP",
     ].filter(Boolean) as string[];
-    void EXCLUDED_PLAN_TYPES;
     const filter = { patientIds: o.patient, since: o.since, statuses: o.status, includePlanTypes, includePhantoms: !!o.includePhantom };
     let patients = 0;
     const emit = async (r: RtRecord) => {
       if (r.type === "patient") patients++;
       await ctx.out.write(r);
     };
+    let source: ListSource;
     if (o.from === "catalog") {
       if (!o.db) throw new UsageError("list-patients --from catalog needs --db URL (sqlite:PATH, postgres://… or mssql://…)");
       try {
@@ -79,47 +78,28 @@ export const main = defineCommand({
         if (e instanceof DatabaseUrlError) throw new UsageError(e.message);
         throw e;
       }
-      let catalog: Catalog;
-      try {
-        // Absolute paths on the records, so a later stage may run elsewhere.
-        const db = o.db.startsWith("sqlite:") && o.db !== "sqlite::memory:" ? `sqlite:${resolve(ctx.io.cwd, o.db.slice(7))}` : o.db;
-        catalog = await Catalog.open(db, o.vault ? resolve(ctx.io.cwd, o.vault) : undefined);
-      } catch (e) {
-        throw new FatalError(errorMessage(e));
-      }
-      try {
-        for await (const r of catalog.list(filter)) {
-          if (ctx.out.closed) break;
-          if (r.type === "problem") {
-            const pr = r as unknown as { problem: { what: string; reason: string } };
-            ctx.reporter.failed(`Cannot list ${pr.problem.what}: ${pr.problem.reason}`, { item: pr.problem.what });
-            continue;
-          }
-          await emit(r);
-        }
-      } catch (e) {
-        throw new FatalError(`Cannot read catalog "${catalog.source}": ${errorMessage(e)}`);
-      } finally {
-        await catalog.close();
-      }
+      // Absolute paths on the records, so a later stage may run elsewhere.
+      const db = o.db.startsWith("sqlite:") && o.db !== "sqlite::memory:" ? `sqlite:${resolve(ctx.io.cwd, o.db.slice(7))}` : o.db;
+      source = { from: "catalog", db, vault: o.vault ? resolve(ctx.io.cwd, o.vault) : undefined };
     } else if (o.from === "folder") {
       if (ctx.args.length === 0) throw new UsageError("list-patients --from folder needs at least one PATH");
-      for (const root of ctx.args) {
-        for (const r of listFolder(resolve(ctx.io.cwd, root), filter)) {
-          if (ctx.out.closed) break;
-          await emit(r);
-        }
-      }
+      source = { from: "folder", paths: ctx.args.map((p) => resolve(ctx.io.cwd, p)) };
     } else {
       if (!ctx.peer?.host) throw new UsageError("list-patients --from dicom needs --host (or --peer NAME)");
-      try {
-        for await (const r of listDicomPeer(ctx.peer, filter)) {
-          if (ctx.out.closed) break;
-          await emit(r);
+      source = { from: "dicom", peer: ctx.peer };
+    }
+    try {
+      for await (const r of listPatients(source, filter)) {
+        if (ctx.out.closed) break;
+        if (r.type === "problem") {
+          const { what, reason } = (r as ListProblem).problem;
+          ctx.reporter.failed(`Cannot list ${what}: ${reason}`, { item: what });
+          continue;
         }
-      } catch (e) {
-        throw new FatalError(errorMessage(e));
+        await emit(r);
       }
+    } catch (e) {
+      throw new FatalError(errorMessage(e));
     }
     ctx.reporter.done(patients);
     ctx.log.info(`${patients} patient(s) listed`);
