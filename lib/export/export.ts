@@ -192,7 +192,11 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
       }
       const src = isAbsolute(rel) ? rel : join(vault!, rel);
       const fileName = row.name ?? (DICOM_CATEGORIES.has(row.category) ? catalogDicomName(src, row.category, rel) : rel.split("/").pop()!);
-      const dest = uniqueDest(treePath(st.folder, planDir, row.category, fileName)!, resolve(src));
+      // A staged object is identified by its SOP Instance UID, not its staging path: a later plan of
+      // the patient that fetches the same CT again must land on the same tree file (found identical),
+      // not on a "~2" duplicate of every slice.
+      const owner = row.staged && row.sopInstanceUid ? `sop:${row.sopInstanceUid}` : resolve(src);
+      const dest = uniqueDest(treePath(st.folder, planDir, row.category, fileName)!, owner);
       jobs.push({ row, src: resolve(src), dest });
     }
     const results = mapOrdered(jobs, opts.parallel ?? 4, async (job) => {
