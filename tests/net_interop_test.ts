@@ -151,6 +151,47 @@ describe("network interop", () => {
     assert.match(r.stderr, /Final Move Response \(Refused: MoveDestinationUnknown\)/);
   });
 
+  test("breaking out of find() sends C-CANCEL; the association stays usable", async () => {
+    let yielded = 0;
+    const many = await createScp({
+      aeTitle: "MANY",
+      host: "127.0.0.1",
+      handlers: {
+        find: async function* ({ cancelled }) {
+          for (let i = 0; i < 1000; i++) {
+            if (cancelled()) return;
+            yielded++;
+            await new Promise((r) => setTimeout(r, 1));
+            yield studyQuery("STUDY", { 0x0020000d: ["UI", `1.2.3.${i}`] });
+          }
+        },
+      },
+    });
+    try {
+      const assoc = await connect({
+        host: "127.0.0.1", port: many.port, callingAet: "ME", calledAet: "MANY",
+        contexts: [
+          { abstractSyntax: VERIFICATION_SOP_CLASS, transferSyntaxes: [IMPLICIT_VR_LITTLE_ENDIAN] },
+          { abstractSyntax: QR_MODELS.studyRoot.find, transferSyntaxes: [EXPLICIT_VR_LITTLE_ENDIAN] },
+        ],
+      });
+      try {
+        let n = 0;
+        for await (const _ of find(assoc, QR_MODELS.studyRoot.find, studyQuery("STUDY", { 0x0020000d: ["UI", ""] }))) {
+          if (++n === 3) break;
+        }
+        // The SCP handles one request at a time: once the echo is answered, the find is over,
+        // and it stopped early only if the C-CANCEL arrived (the framework or the handler saw it).
+        assert.equal(await echo(assoc), 0);
+        assert.ok(yielded < 1000, `the SCP produced ${yielded} matches`);
+      } finally {
+        await assoc.release();
+      }
+    } finally {
+      await many.close();
+    }
+  });
+
   test("our SCU → Orthanc: echo, store, find, move back to us, get", async () => {
     const assoc = await connect({
       host: "127.0.0.1", port: orthanc.port, callingAet: "OURSCP", calledAet: orthanc.aeTitle,
