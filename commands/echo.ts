@@ -8,9 +8,10 @@ export const main = defineCommand({
   name: "echo",
   summary: "C-ECHO a DICOM peer (verify host, port, AE titles, TLS)",
   description: [
-    "Opens an association, sends C-ECHO, releases. Prints one `echo` record:",
-    '{"type":"echo","peer":"AE@host:port","status":"ok","ms":3}; on failure status "failed" with',
-    "the reason (connection refused, association rejected and why, timeout, TLS failure) and exit 1.",
+    "Opens an association, sends C-ECHO, releases. Writes one `echo` record:",
+    '{"type":"echo","peer":"AE@host:port","status":"ok","ms":3}. On failure the',
+    'status is "failed" with the reason (connection refused, association rejected',
+    "and why, timeout, TLS failure) and the exit status is 1.",
   ].join("\n"),
   examples: [
     "rtexport echo --host pacs.example.org --port 104 --aec PACS",
