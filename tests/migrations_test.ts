@@ -7,7 +7,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import process from "node:process";
@@ -30,12 +30,18 @@ interface ScriptRun {
   stderr: string;
 }
 
-/** Runs a migration script with Node (no RTEXPORT_* or RTEXPORT from the environment), 120 s bound. */
-function runScript(name: string, args: string[]): Promise<ScriptRun> {
+/**
+ * Runs a migration script (no RTEXPORT_* or RTEXPORT from the environment), 120 s bound:
+ * `node script.mjs` by default; `zx: true` runs it with the zx command instead; `path` runs a copy
+ * placed elsewhere (then rtexport must come from PATH or RTEXPORT, given in `env`).
+ */
+function runScript(name: string, args: string[], opts: { zx?: boolean; path?: string; env?: Record<string, string> } = {}): Promise<ScriptRun> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("RTEXPORT")) env[k] = v;
+  const file = opts.path ?? script(name);
+  const [cmd, argv] = opts.zx ? [join(root, "node_modules", ".bin", "zx"), [file, ...args]] : [node, [file, ...args]];
   return new Promise((resolve, reject) => {
-    const child = spawn(node, [script(name), ...args], { cwd: dir, env: { ...env, NO_COLOR: "1", TCP_NODELAY: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(cmd, argv, { cwd: dir, env: { ...env, NO_COLOR: "1", TCP_NODELAY: "1", ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "", stderr = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
     child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
@@ -52,6 +58,22 @@ function runScript(name: string, args: string[]): Promise<ScriptRun> {
       resolve({ status, stdout, stderr });
     });
   });
+}
+
+/**
+ * A copy of a script outside the checkout, as a user keeps it (with _rtexport.mjs beside it and zx
+ * resolvable), and a PATH whose `rtexport` is the checkout's CLI (as `npm install -g` provides).
+ */
+function installedElsewhere(name: string): { path: string; env: Record<string, string> } {
+  const base = join(dir, "elsewhere");
+  mkdirSync(join(base, "migrations"), { recursive: true });
+  mkdirSync(join(base, "bin"), { recursive: true });
+  for (const f of [name, "_rtexport.mjs"]) copyFileSync(script(f), join(base, "migrations", f));
+  if (!existsSync(join(base, "node_modules"))) symlinkSync(join(root, "node_modules"), join(base, "node_modules"));
+  const shim = join(base, "bin", "rtexport");
+  writeFileSync(shim, `#!/bin/sh\nexec '${node}' '${join(root, "cli.ts")}' "$@"\n`);
+  chmodSync(shim, 0o755);
+  return { path: join(base, "migrations", name), env: { PATH: `${join(base, "bin")}:${process.env.PATH}` } };
 }
 
 function filesUnder(d: string, skip = ".rtexport"): string[] {
@@ -156,10 +178,10 @@ describe("idms_to_pacs.mjs: catalog → tree → PACS (our serve)", () => {
     assert.equal(status?.kinds?.file?.pending, 0);
   });
 
-  test("a rerun resumes: no file copied again, no object sent twice", async () => {
+  test("a rerun resumes: no file copied again, no object sent twice (run by zx, a copy of the script, rtexport from PATH)", async () => {
     const treeBefore = new Map(filesUnder(out).map((f) => [f, sha(f)]));
     const storedBefore = storedByServe().length;
-    const r = await runScript("idms_to_pacs.mjs", args());
+    const r = await runScript("idms_to_pacs.mjs", args(), { zx: true, ...installedElsewhere("idms_to_pacs.mjs") });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(storedByServe().length, storedBefore, "the PACS received objects again");
     const pushed = records(readFileSync(join(out, ".rtexport", "migration", "pushed.ndjson"), "utf8")).filter((x) => x.type === "file");
@@ -176,13 +198,24 @@ describe("idms_to_pacs.mjs: catalog → tree → PACS (our serve)", () => {
     assert.match(r.stderr, /^idms_to_pacs: Unknown option '--pacs-aec'/);
   });
 
-  test("an unreachable PACS: exit 3 (partial), the tree still complete, and every object named", async () => {
+  test("an unreachable PACS: exit 3 (partial), the tree complete, every object named; a rerun sends only those", async () => {
     const deadPort = await freePort();
     const out2 = join(dir, "export-dead-pacs");
-    const r = await runScript("idms_to_pacs.mjs", ["--db", `sqlite:${db}`, "--vault", vault, "--out", out2, "--pacs-host", "127.0.0.1", "--pacs-port", String(deadPort), "--pacs-aet", "PACS"]);
+    const args2 = (p: number) => ["--db", `sqlite:${db}`, "--vault", vault, "--out", out2, "--pacs-host", "127.0.0.1", "--pacs-port", String(p), "--pacs-aet", "PACS"];
+    const r = await runScript("idms_to_pacs.mjs", args2(deadPort));
     assert.equal(r.status, 3, r.stderr);
+    const objects = [...new Set(sopUids(out2))].sort();
+    assert.deepEqual(objects, [...new Set(sopUids(out))].sort());
+    const named = r.stderr.split("\n").filter((l) => l.startsWith(`push: Cannot store "${out2}/`) && l.includes(`Cannot connect to 127.0.0.1:${deadPort}`));
+    assert.equal(named.length, objects.length, r.stderr);
+    assert.match(r.stderr, new RegExp(`: ${objects.length} DICOM object\\(s\\) \\(${objects.length} failed\\)\n`));
     assert.match(r.stderr, /idms_to_pacs: done with failures/);
-    assert.deepEqual([...new Set(sopUids(out2))].sort(), [...new Set(sopUids(out))].sort());
+
+    const storedBefore = storedByServe().length;
+    const again = await runScript("idms_to_pacs.mjs", args2(port));
+    assert.equal(again.status, 0, again.stderr);
+    await waitFor(() => storedByServe().length >= storedBefore + objects.length);
+    assert.deepEqual(storedByServe().slice(storedBefore).sort(), objects);
   });
 });
 
