@@ -179,7 +179,7 @@ export function rowsOf(ds: DataSet, opts: RowOptions = {}, prefix = ""): DumpRow
     // `+U8` replaces the top-level character set with its own ISO_IR 192 (or adds it): not compared.
     if (opts.utf8 && prefix === "" && el.tag === 0x00080005) continue;
     const path = prefix + formatTag(el.tag);
-    if (el.items) {
+    if (el.items && !(el.vr === "UN" && el.value)) { // a UN sequence with its bytes kept prints as UN
       rows.push({ path, vr: "SQ", value: `#=${el.items.length}` });
       el.items.forEach((item, i) => rows.push(...rowsOf(item, opts, `${path}[${i}]/`)));
       continue;

@@ -274,6 +274,35 @@ describe("edge cases", () => {
     assert.deepEqual(ds.values(0x00209165), ["(0020,0032)"]);
   });
 
+  it("reads the items of a known sequence stored as UN with a defined length, and writes it as SQ from them", () => {
+    const uid = new TextEncoder().encode("1.2.3.4\0");
+    const item = concat(Uint8Array.of(0x08, 0, 0x55, 0x11), u32(uid.length), uid);
+    const seq = concat(itemTag(0xe000), u32(item.length), item);
+    const bytes = concat(
+      explicitLE([0x00080060, "CS", "CT"]),
+      Uint8Array.of(0x08, 0x00, 0x40, 0x11, 0x55, 0x4e, 0, 0), u32(seq.length), seq,
+      explicitLE([0x00100020, "LO", "AFTER "]),
+    );
+    const ds = parseDicom(bytes).dataset;
+    const el = ds.get("ReferencedImageSequence")!;
+    assert.equal(el.vr, "UN");
+    assert.deepEqual(el.value, seq);
+    assert.equal(ds.items("ReferencedImageSequence")[0].string("ReferencedSOPInstanceUID"), "1.2.3.4");
+    assert.equal(ds.string("PatientID"), "AFTER");
+    // Written as SQ from the items, so edits to them are written (content otherwise unchanged).
+    ds.items("ReferencedImageSequence")[0].delete("ReferencedSOPInstanceUID");
+    const back = parseDicom(encodeDataSet(ds)).dataset;
+    assert.equal(back.get("ReferencedImageSequence")!.vr, "SQ");
+    assert.equal(back.items("ReferencedImageSequence").length, 1);
+    assert.equal(back.items("ReferencedImageSequence")[0].has("ReferencedSOPInstanceUID"), false);
+    assert.equal(back.string("PatientID"), "AFTER");
+    // Not a sequence after all: the bytes stay, no items.
+    const junk = concat(explicitLE([0x00080060, "CS", "CT"]), Uint8Array.of(0x08, 0x00, 0x40, 0x11, 0x55, 0x4e, 0, 0), u32(4), Uint8Array.of(1, 2, 3, 4));
+    const j = parseDicom(junk).dataset.get("ReferencedImageSequence")!;
+    assert.equal(j.items, undefined);
+    assert.deepEqual(j.value, Uint8Array.of(1, 2, 3, 4));
+  });
+
   it("decodes the values of a UN element of a known tag by the dictionary's VR", () => {
     const ds = parseDicom(explicitLE([0x00080060, "CS", "CT"], [0x00100020, "UN", "PID42 "])).dataset;
     assert.equal(ds.get("PatientID")?.vr, "UN");

@@ -12,7 +12,11 @@ export interface DicomElement {
   vr: string;
   /** Raw value bytes. Absent for SQ, for encapsulated pixel data, and for values not read (`skipped`). */
   value?: Uint8Array;
-  /** Items of a sequence (VR SQ, or UN with undefined length read as a sequence). */
+  /**
+   * Items of a sequence (VR SQ; UN with undefined length, read as a sequence; or a UN element
+   * with a defined length whose tag the dictionary knows as SQ — then `value` keeps its bytes,
+   * and the writer writes the element as SQ from these items).
+   */
   items?: DataSet[];
   /** Encapsulated pixel data: the basic offset table item first, then each fragment. */
   fragments?: Uint8Array[];

@@ -246,6 +246,22 @@ function parseElements(st: ParseState, ds: DataSet, pos: number, end: number, de
       pos = after;
       continue;
     }
+    if (vr === "UN" && explicit && len > 0 && dictionaryVr(tag) === "SQ") {
+      // A sequence that a converter did not know, stored as UN with a defined length: keep the
+      // bytes (as dcmdump shows them), and also read its items as implicit VR little endian
+      // (PS3.5 6.2.2) so searches and reference trees see into it; the writer writes it as SQ.
+      src.need(valuePos, len, "value of", tag);
+      el.value = src.bytes(valuePos, len);
+      try {
+        parseSequence(st, ds, el, valuePos, valuePos + len, depth, { littleEndian: true, explicitVR: false });
+      } catch (e) {
+        if (!(e instanceof DicomParseError)) throw e;
+        el.items = undefined; // not a sequence after all: the bytes stay
+      }
+      ds.set(el);
+      pos = valuePos + len;
+      continue;
+    }
     if (!st.full && len > st.bulkThreshold && BULK_VRS.has(vr)) {
       el.skipped = true;
     } else {

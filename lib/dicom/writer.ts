@@ -89,6 +89,8 @@ function encodeElement(el: DicomElement, ds: DataSet, t: Target, out: Chunks): v
     throw new Error(`Cannot write ${formatTag(el.tag)}: its value was not read (read the file in full to write it)`);
   }
   let vr = el.vr;
+  // A known sequence stored as UN whose items were read is written as SQ from its items (so
+  // changes made to them, e.g. by de-identification, are what is written), as DCMTK's +uc does.
   if (el.items) {
     const body = new Chunks();
     for (const item of el.items) {
