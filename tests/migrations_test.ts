@@ -176,6 +176,7 @@ describe("idms_to_pacs.mjs: catalog → tree → PACS (our serve)", () => {
     const status = records(r.stdout).find((x) => x.type === "status");
     assert.equal(status?.kinds?.file?.failed, 0);
     assert.equal(status?.kinds?.file?.pending, 0);
+    assert.deepEqual([status?.kinds?.push?.done, status?.kinds?.push?.failed], [inTree.length, 0]);
   });
 
   test("a rerun resumes: no file copied again, no object sent twice (run by zx, a copy of the script, rtexport from PATH)", async () => {
@@ -240,12 +241,23 @@ describe("aria_to_research.mjs: Q/R peer (Orthanc) → anonymized research set",
   ];
 
   /** What each plan has, without names and UIDs (from `show --json` records). */
-  function shapes(recs: Record<string, any>[]): string[] {
-    return recs.filter((r) => r.type === "plan").map((r) => JSON.stringify({
+  interface ShowPlan {
+    type: string;
+    approval: string;
+    beams: number;
+    structureSet: { imageSeries: { modality: string; count: number; referenced: number }[] };
+    doses: { summation: string; beams?: number[] }[];
+    records: unknown[];
+    images: unknown[];
+    registrations: unknown[];
+    missing: unknown[];
+  }
+  function shapes(recs: Record<string, unknown>[]): string[] {
+    return (recs as unknown as ShowPlan[]).filter((r) => r.type === "plan").map((r) => JSON.stringify({
       approval: r.approval,
       beams: r.beams,
-      imageSeries: r.structureSet.imageSeries.map((s: any) => [s.modality, s.count, s.referenced]),
-      doses: r.doses.map((d: any) => [d.summation, d.beams ?? []]).map(String).sort(),
+      imageSeries: r.structureSet.imageSeries.map((s) => [s.modality, s.count, s.referenced]),
+      doses: r.doses.map((d) => [d.summation, d.beams ?? []]).map(String).sort(),
       records: r.records.length,
       images: r.images.length,
       registrations: r.registrations.length,

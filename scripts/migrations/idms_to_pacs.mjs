@@ -9,8 +9,9 @@
 //   1. rtexport list-patients --from catalog --db DB --vault VAULT          → patients.ndjson
 //   2. rtexport export-plan --out OUT  < patients.ndjson                    → exported.ndjson
 //   3. the DICOM file records of the tree, each object once                 → to-pacs.ndjson
-//      rtexport push --host … --status-file OUT/.rtexport/push-status.ndjson → pushed.ndjson
-//   4. rtexport status OUT
+//      rtexport push --host … --status-file OUT/.rtexport/push-status.ndjson \
+//        --ledger sqlite:OUT/.rtexport/ledger.sqlite                        → pushed.ndjson
+//   4. rtexport status OUT (the ledger: exported files, plans and pushed objects)
 // Resumable: rerun the same command after an interruption or a failure. export-plan's ledger
 // (OUT/.rtexport/ledger.sqlite) skips files already in the tree; push's status file skips objects
 // the PACS already acknowledged, so nothing is sent twice.
@@ -92,7 +93,7 @@ writeRecords(join(work, "to-pacs.ndjson"), dicomRecords(exported));
 const pacs = `${o["pacs-aet"]}@${o["pacs-host"]}:${o["pacs-port"]}`;
 await step(
   `sending DICOM objects to ${pacs}`,
-  run`${rt} push --json --host ${o["pacs-host"]} --port ${o["pacs-port"]} --called-aet ${o["pacs-aet"]} --calling-aet ${o.aet} --parallel ${o.parallel} --status-file ${join(out, ".rtexport", "push-status.ndjson")} < ${join(work, "to-pacs.ndjson")} > ${join(work, "pushed.ndjson")}`,
+  run`${rt} push --json --host ${o["pacs-host"]} --port ${o["pacs-port"]} --called-aet ${o["pacs-aet"]} --calling-aet ${o.aet} --parallel ${o.parallel} --status-file ${join(out, ".rtexport", "push-status.ndjson")} --ledger ${`sqlite:${join(out, ".rtexport", "ledger.sqlite")}`} < ${join(work, "to-pacs.ndjson")} > ${join(work, "pushed.ndjson")}`,
 );
 
 // 4. Summary: ours from the records, then the ledger's view (stdout: a table on a terminal, NDJSON when piped).
