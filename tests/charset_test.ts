@@ -68,6 +68,29 @@ describe("Specific Character Set, standard examples", () => {
     assert.equal(cs.decode(Uint8Array.of(0x81, 0x5c, 0x5c, 0x41)), `${ch}\\A`);
   });
 
+  // Encoding then decoding gives the text back, across value and component delimiters, for
+  // every ISO 2022 combination the standard's examples use and the single-byte sets.
+  const ROUND_TRIPS: [string[], string[]][] = [
+    [["", "ISO 2022 IR 87"], ["山田\\Taro\\やまだ", "Yamada^Tarou=山田^太郎=やまだ^たろう", "A\r\n山\t田"]],
+    [["ISO 2022 IR 13", "ISO 2022 IR 87"], ["ﾔﾏﾀﾞ^ﾀﾛｳ=山田^太郎", "ｱ\\山\\x"]],
+    [["", "ISO 2022 IR 149"], ["홍\\길동\\Kim", "Hong^Gildong=洪^吉洞=홍^길동"]],
+    [["", "ISO 2022 IR 58"], ["张\\小东", "Zhang^XiaoDong=张^小东="]],
+    [["ISO 2022 IR 100", "ISO 2022 IR 144"], ["Jérôme\\Люксембург", "Buc^Jérôme=Люк^сембург"]],
+    [["ISO_IR 192"], ["Ødegård^Åse=王^小東"]],
+    [["GB18030"], ["王^小东\\张"]],
+  ];
+  for (const [terms, texts] of ROUND_TRIPS) {
+    it(`encode → decode gives the text back (${terms.join("\\")})`, () => {
+      const cs = characterSet(terms);
+      for (const text of texts) {
+        const isPN = text.includes("^") || text.includes("=");
+        assert.equal(cs.decode(cs.encode(text, isPN), isPN), text);
+        // Each value of a multi-valued string decodes on its own as well (the decoder resets at "\\").
+        if (!isPN) assert.deepEqual(cs.decode(cs.encode(text)).split("\\"), text.split("\\"));
+      }
+    });
+  }
+
   it("replaces characters outside the repertoire with ? when encoding", () => {
     assert.equal(str(characterSet(["ISO_IR 100"]).encode("Łukasz")), "?ukasz");
   });
