@@ -64,7 +64,7 @@ export function writeRecords(path, records) {
 
 /**
  * The DICOM `file` records (those with a SOP Instance UID), each object once: export-plan writes
- * an object every plan shares (structure set, planning CT) into each plan's folder.
+ * an object several plans share (their structure set) into each plan's folder.
  * `category` becomes "dicom" because push and anonymize act only on file records whose category
  * is "dicom" (or absent), while export-plan says "image" or "rt-object".
  */
