@@ -102,7 +102,7 @@ const sha = (f: string) => createHash("sha256").update(readFileSync(f)).digest("
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "rtx-migrations-"));
-  manifest = await generateClinic({ out: join(dir, "clinic"), patients: 2, slices: 3, seed: 11 });
+  manifest = await generateClinic({ out: join(dir, "clinic"), patients: 3, slices: 3, seed: 11 });
 });
 after(() => process.env.RTX_KEEP || rmSync(dir, { recursive: true, force: true }));
 
