@@ -287,3 +287,18 @@ function floatsAgree(a: string, b: string, single: boolean): boolean {
 function clip(s: string): string {
   return s.length > 80 ? s.slice(0, 77) + "..." : s;
 }
+
+/**
+ * Differences between what dcmdump prints for two files (data set and, unless `metaToo` is
+ * false, meta information), e.g. an original and its copy, anonymized version or received
+ * object. `ignore` drops rows whose path starts with one of the given prefixes
+ * ("(0008,0018)", "(0002,"). Empty when the files dump the same.
+ */
+export function diffFiles(a: string, b: string, opts: { ignore?: string[]; metaToo?: boolean } = {}): string[] {
+  const dumps = runDcmdumpMany([a, b]);
+  const keep = (rows: DumpRow[]) => rows.filter((r) => !(opts.ignore ?? []).some((p) => r.path.startsWith(p)));
+  const da = dumps.get(a)!, db = dumps.get(b)!;
+  const diffs = compareRows(keep(da.dataset), keep(db.dataset));
+  if (opts.metaToo !== false) diffs.push(...compareRows(keep(da.meta), keep(db.meta)).map((d) => `meta ${d}`));
+  return diffs.map((d) => d.replace(/ vs dcmdump /g, " vs ").replace(/only in ours/g, `only in "${a}"`).replace(/only in dcmdump/g, `only in "${b}"`));
+}
