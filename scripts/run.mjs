@@ -2,7 +2,7 @@
 // rtexport task runner, plain JavaScript so it runs on any Node (also the machine's old one),
 // with no dependencies. `node scripts/run.mjs test` installs what the suite needs (npm packages,
 // Debian peers such as dcmtk and orthanc) and runs it under Node 24 and Deno;
-// `node scripts/run.mjs demo` generates the synthetic clinic and shows it.
+// `node scripts/run.mjs demo` runs the end-to-end export demo (scripts/demo.ts) into ./export.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -259,16 +259,10 @@ async function test() {
 
 async function demo() {
   ensureNodeModules();
-  const generator = join(root, "scripts", "make_fixtures.ts");
-  if (!existsSync(generator)) {
-    throw new TaskError("Cannot run the demo: scripts/make_fixtures.ts (the synthetic clinic generator) does not exist yet");
-  }
-  const out = join(".tmp", "demo-clinic");
-  say(`generating the synthetic clinic in ${out}`);
-  runOrFail(NODE, [generator, "--out", out]);
-  // The generator also writes manifest.json; show only the DICOM files.
-  say(`rtexport show --pattern '*.dcm' ${out}`);
-  const result = spawnSync(NODE, [join(root, "cli.ts"), "show", "--pattern", "*.dcm", out], { cwd: root, stdio: "inherit" });
+  // scripts/demo.ts: synthetic clinic + catalog + vault, DICOM served by `rtexport serve`, then
+  // list-patients | export-plan | copy-files into ./export, the tree and the ledger's summary.
+  const result = spawnSync(NODE, [join(root, "scripts", "demo.ts"), ...process.argv.slice(3)], { cwd: process.cwd(), stdio: "inherit" });
+  if (result.error) throw new TaskError(`Cannot run the demo: ${result.error.message}`);
   return result.status ?? 1;
 }
 

@@ -378,6 +378,12 @@ describe("DICOM sources", () => {
     assert.ok(expected.size > 20);
     assert.deepEqual(planDicom(viaGet), expected);
     assert.deepEqual(planDicom(viaMove), expected);
+    // Patient level: every image series of the patient, the MR no plan references included.
+    const images = (root: string) => [...treeHashes(root).keys()].filter((k) => /^[^/]+\/DICOM\/(CT|MR)_/.test(k)).sort();
+    const allImages = manifest.patients.reduce((n, p) => n + p.studies.flatMap((s) => s.series).filter((x) => x.modality === "CT" || x.modality === "MR").reduce((m, x) => m + x.instances.length, 0), 0);
+    assert.equal(images(viaFolder).length, allImages);
+    assert.deepEqual(images(viaGet), images(viaFolder));
+    assert.deepEqual(images(viaMove), images(viaFolder));
   });
 
   test("the demo pipeline: catalog for plans and vault files, DICOM from the peer, copy-files consumes the staged objects", async () => {

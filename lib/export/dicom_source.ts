@@ -5,11 +5,15 @@ import type { PeerOptions } from "../cli/peer.ts";
 import type { TlsOptions } from "../net/mod.ts";
 import type { PlanRecord } from "../records/types.ts";
 import { ArrivalStore } from "../retrieve/arrivals.ts";
-import { retrievePlans } from "../retrieve/planner.ts";
+import type { ArrivedObject } from "../retrieve/arrivals.ts";
+import { identifier } from "../retrieve/_identifier.ts";
+import { retrievePlans, retrieveSeriesByUid } from "../retrieve/planner.ts";
 import { openRetrieveSession, type RetrieveSession } from "../retrieve/session.ts";
 import type { FolderFile } from "../sources/folder.ts";
 
 const RT = new Set(["RTPLAN", "RTSTRUCT", "RTDOSE", "RTRECORD", "RTIMAGE", "REG"]);
+/** Modalities that belong to a plan (fetched with it); every other series is patient-level. */
+const PLAN_OWN = new Set(["RTPLAN", "RTSTRUCT", "RTDOSE", "RTRECORD", "RTIMAGE"]);
 
 /** What a DICOM source hands the export for one plan: staged files, gaps, and a clean-up. */
 export interface DicomPlanFiles {
@@ -30,36 +34,72 @@ export function dicomPlanSource(
     /** Leave staged files for a later stage (copy-files) instead of removing them after each plan. */
     keepStaged?: boolean;
   },
-): { fetch(plan: PlanRecord): Promise<DicomPlanFiles>; close(): Promise<void> } {
+): {
+  fetch(plan: PlanRecord, opts?: { images?: boolean }): Promise<DicomPlanFiles>;
+  fetchPatientSeries(patientId: string): Promise<DicomPlanFiles>;
+  close(): Promise<void>;
+} {
   let session: RetrieveSession | undefined;
   let store: ArrivalStore | undefined;
   let handoffs = 0;
+  async function open(): Promise<{ session: RetrieveSession; store: ArrivalStore }> {
+    store ??= new ArrivalStore(opts.keepStaged ? join(opts.stagingDir, `incoming-${process.pid}`) : opts.stagingDir);
+    session ??= await openRetrieveSession({
+      host: peer.host, port: peer.port, callingAet: peer.callingAet, calledAet: peer.calledAet, mode: opts.mode,
+      moveAet: opts.moveAet, movePort: opts.movePort ?? 0, maxPdu: peer.maxPdu, tls: opts.tls,
+      timeouts: { connect: peer.connectTimeout * 1000, association: peer.assocTimeout * 1000, dimse: peer.dimseTimeout * 1000 },
+    }, store);
+    return { session, store };
+  }
+  function handOver(objects: { object: ArrivedObject }[]): FolderFile[] {
+    const files: FolderFile[] = [];
+    for (const { object } of objects) {
+      let path = object.path;
+      if (opts.keepStaged) {
+        // Handed to the next stage under a name of its own: a later fetch of the same object
+        // must not replace or remove a file the next stage has yet to read.
+        path = join(opts.stagingDir, `${process.pid}-${handoffs++}-${object.sopInstanceUid}.dcm`);
+        renameSync(object.path, path);
+      }
+      files.push({
+        path, category: RT.has(object.modality) ? "rt-object" : "image",
+        sopInstanceUid: object.sopInstanceUid, seriesUid: object.seriesUid, modality: object.modality,
+      });
+    }
+    return files;
+  }
   return {
-    async fetch(plan) {
-      store ??= new ArrivalStore(opts.keepStaged ? join(opts.stagingDir, `incoming-${process.pid}`) : opts.stagingDir);
-      session ??= await openRetrieveSession({
-        host: peer.host, port: peer.port, callingAet: peer.callingAet, calledAet: peer.calledAet, mode: opts.mode,
-        moveAet: opts.moveAet, movePort: opts.movePort ?? 0, maxPdu: peer.maxPdu, tls: opts.tls,
-        timeouts: { connect: peer.connectTimeout * 1000, association: peer.assocTimeout * 1000, dimse: peer.dimseTimeout * 1000 },
-      }, store);
+    /**
+     * The patient-level DICOM: every series of the patient that is not a plan's own RT object
+     * (CT, MR, PET, registrations, …), whether a plan references it or not.
+     */
+    async fetchPatientSeries(patientId) {
+      const { session, store } = await open();
+      const seriesUids: string[] = [];
+      for (const st of await session.transport.find(identifier({ QueryRetrieveLevel: "STUDY", PatientID: patientId, StudyInstanceUID: "" }))) {
+        const studyUid = st.string("StudyInstanceUID");
+        if (!studyUid) continue;
+        for (const se of await session.transport.find(identifier({ QueryRetrieveLevel: "SERIES", StudyInstanceUID: studyUid, SeriesInstanceUID: "", Modality: "" }))) {
+          const uid = se.string("SeriesInstanceUID");
+          if (uid && !PLAN_OWN.has(se.string("Modality") ?? "")) seriesUids.push(uid);
+        }
+      }
+      const result = seriesUids.length ? await retrieveSeriesByUid(session.transport, store, patientId, seriesUids) : undefined;
+      const files = handOver(result?.objects ?? []).map((f) => ({ ...f, category: "image" as const }));
+      const missing = (result?.summary.series ?? []).flatMap((s) => s.missing.map((g) => `${g.kind} series ${g.seriesUid ?? ""} (${g.reason})`));
+      const kept = (result?.objects ?? []).map((o) => o.object.sopInstanceUid);
+      return { files, missing, done: () => kept.forEach((uid) => store.discard(uid)) };
+    },
+    /** A plan's own RT objects, and with `images` (default true) the image series it references. */
+    async fetch(plan, fetchOpts = {}) {
+      const { session, store } = await open();
       const label = String(plan.label ?? "");
       const result = await retrievePlans(session.transport, store, { patientId: plan.patientId, planLabels: label ? [label] : [] });
       const planUid = plan.planUid;
-      const files: FolderFile[] = [];
-      for (const { object, planUids } of result.objects) {
-        if (planUid && !planUids.includes(planUid) && object.sopInstanceUid !== planUid) continue;
-        let path = object.path;
-        if (opts.keepStaged) {
-          // Handed to the next stage under a name of its own: a later plan that fetches the same
-          // object again must not replace or remove a file the next stage has yet to read.
-          path = join(opts.stagingDir, `${process.pid}-${handoffs++}-${object.sopInstanceUid}.dcm`);
-          renameSync(object.path, path);
-        }
-        files.push({
-          path, category: RT.has(object.modality) ? "rt-object" : "image",
-          sopInstanceUid: object.sopInstanceUid, seriesUid: object.seriesUid, modality: object.modality,
-        });
-      }
+      const files = handOver(result.objects.filter(({ object, planUids }) =>
+        (!planUid || planUids.includes(planUid) || object.sopInstanceUid === planUid) &&
+        (fetchOpts.images !== false || RT.has(object.modality))
+      ));
       const missing: string[] = [];
       for (const p of result.summary.plans) {
         if (planUid && p.planUid !== planUid) continue;
@@ -69,7 +109,7 @@ export function dicomPlanSource(
       const kept = result.objects.map((o) => o.object.sopInstanceUid);
       // Staged copies go once the export has put them in the tree; a later plan fetches again what it shares.
       // The store's copies go once the export has them (in the tree, or handed on).
-      return { files, missing, done: () => kept.forEach((uid) => store!.discard(uid)) };
+      return { files, missing, done: () => kept.forEach((uid) => store.discard(uid)) };
     },
     async close() {
       await session?.close();

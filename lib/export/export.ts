@@ -39,7 +39,10 @@ export interface ExportPlanOptions {
    * peer, and for catalog plans when given (their DICOM then comes from the peer, the other
    * items from the vault).
    */
-  dicom?: { fetch(plan: PlanRecord): Promise<DicomPlanFiles> };
+  dicom?: {
+    fetch(plan: PlanRecord, opts?: { images?: boolean }): Promise<DicomPlanFiles>;
+    fetchPatientSeries?(patientId: string): Promise<DicomPlanFiles>;
+  };
   /** Called after each file, for progress displays. */
   onFile?: (f: { bytes: number; status: string }) => void;
 }
@@ -328,7 +331,8 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
       const wanted = [...items].some((i) => i === "rt-objects" || i === "patient-dicom");
       if (wanted) {
         try {
-          staged = await opts.dicom.fetch(plan);
+          // Image series come with the patient (every series, referenced or not), not again per plan.
+          staged = await opts.dicom.fetch(plan, { images: !opts.dicom.fetchPatientSeries });
         } catch (e) {
           problem(planName, `cannot retrieve its DICOM: ${(e as Error).message}`);
           tally.failed++;
@@ -367,11 +371,30 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
       return;
     }
     const catalog = isDicomSource(rec) ? undefined : await catalogFor(rec);
-    if (!catalog) return;
-    let rows = fromCatalog(await catalog.files(rec.patientId, null));
-    // With a DICOM peer, image series come with the plans that reference them.
-    if (opts.dicom) rows = rows.filter((r) => !DICOM_CATEGORIES.has(r.category ?? ""));
-    yield* exportRows(rows, catalog.vault, st, undefined, undefined, tally);
+    let rows = catalog ? fromCatalog(await catalog.files(rec.patientId, null)) : [];
+    let staged: DicomPlanFiles | undefined;
+    if (opts.dicom?.fetchPatientSeries && (catalog || isDicomSource(rec))) {
+      // With a DICOM peer, the patient's series come from the peer, the rest from the vault.
+      rows = rows.filter((r) => !DICOM_CATEGORIES.has(r.category ?? ""));
+      if (items.has("patient-dicom")) {
+        try {
+          staged = await opts.dicom.fetchPatientSeries(rec.patientId);
+          rows = [...fromFolder(staged.files, rec.patientId).map((r) => ({ ...r, staged: true })), ...rows];
+        } catch (e) {
+          problem(`patient ${rec.patientId}`, `cannot retrieve its image series: ${(e as Error).message}`);
+          tally.failed++;
+        }
+        for (const m of staged?.missing ?? []) {
+          problem(`patient ${rec.patientId}`, `${m} did not arrive`);
+          tally.failed++;
+        }
+      }
+    }
+    try {
+      yield* exportRows(rows, catalog?.vault, st, undefined, undefined, tally);
+    } finally {
+      staged?.done();
+    }
   }
 
   try {
