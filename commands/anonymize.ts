@@ -6,7 +6,7 @@ import {
   type AnonymizeContext, type AnonymizeFilesOptions, anonymizeStream, type AnonymizeOptions, createAnonymizeContext,
   type FileInput, type PatientIdentity, readPatientMap, readProfileCsv, walkInputs, writePatientMap,
 } from "../lib/anonymize/mod.ts";
-import { type FileRecord, isFileRecord, type RtRecord } from "../lib/records/types.ts";
+import { type FileRecord, isDicomFileRecord, isFileRecord, type RtRecord } from "../lib/records/types.ts";
 
 function configure(cmd: Command): void {
   cmd.argument("[path...]", "DICOM files or directories (default: file records on stdin)");
@@ -146,7 +146,7 @@ async function run(c: CommandContext): Promise<number | void> {
     for await (const record of c.stdinRecords()!) {
       if (isFileRecord(record)) {
         const category = record.category;
-        if (category !== undefined && category !== "dicom") yield { kind: "not-dicom", path: record.path, category };
+        if (!isDicomFileRecord(record)) yield { kind: "not-dicom", path: record.path, category: String(category) };
         else yield { kind: "file", input: { path: record.path, record: record as FileRecord } };
       } else {
         yield { kind: "record", record };

@@ -3,7 +3,7 @@ import { dirname } from "node:path";
 import type { Command } from "commander";
 import { defineCommand, runMain, UsageError } from "../lib/cli/mod.ts";
 import { scanDicomSync, scanFile } from "../lib/fs/scan.ts";
-import type { RtRecord } from "../lib/records/types.ts";
+import { isDicomFileRecord, type RtRecord } from "../lib/records/types.ts";
 import { parseTagExpression, type TagExpression, TagExpressionError } from "../lib/search/expression.ts";
 import { type SearchFileRecord, searchFile, ValueStats } from "../lib/search/search.ts";
 
@@ -101,7 +101,7 @@ export const main = defineCommand({
       for await (const rec of ctx.stdinRecords()!) {
         if (rec.type !== "file" || typeof rec.path !== "string") {
           if (!dirs) await out.write(rec);
-        } else if (rec.category !== undefined && rec.category !== "dicom") {
+        } else if (!isDicomFileRecord(rec)) {
           // Non-DICOM files (documents, plan files) cannot match a tag: they leave the stream.
         } else {
           for (const r of scanDicomSync([rec.path], scanOpts)) {

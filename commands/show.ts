@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { defineCommand, runMain, UsageError } from "../lib/cli/mod.ts";
 import { scanDicomSync } from "../lib/fs/scan.ts";
-import type { RtRecord } from "../lib/records/types.ts";
+import { isDicomFileRecord, type RtRecord } from "../lib/records/types.ts";
 import { renderTree } from "../lib/rt/render.ts";
 import { summarizeObject } from "../lib/rt/summary.ts";
 import {
@@ -93,7 +93,7 @@ export const main = defineCommand({
     else {
       for await (const rec of ctx.stdinRecords()!) {
         if (rec.type === "file" && typeof rec.path === "string") {
-          if (rec.category === undefined || rec.category === "dicom") take([rec.path]);
+          if (isDicomFileRecord(rec)) take([rec.path]);
         } else {
           await out.write(rec);
           if (out.closed) return;

@@ -8,7 +8,7 @@ import { closeSync, existsSync, openSync, readFileSync, writeSync } from "node:f
 import type { DataSet } from "../dicom/dataset.ts";
 import { type DicomFile, readDicomFile } from "../dicom/reader.ts";
 import { RT_SOP_CLASSES } from "../dicom/uids.ts";
-import type { RtRecord } from "../records/types.ts";
+import { isDicomFileRecord, type RtRecord } from "../records/types.ts";
 import { type Association, connect } from "./association.ts";
 import { formatStatus, statusCategory, statusText } from "./dimse.ts";
 import { DicomNetError } from "./errors.ts";
@@ -320,7 +320,7 @@ export async function* pushRecords(input: AsyncIterable<RtRecord> | Iterable<RtR
       yield record;
       continue;
     }
-    if (record.category !== undefined && record.category !== "dicom") {
+    if (!isDicomFileRecord(record)) {
       yield record; // documents, plan files…: not for a DICOM peer
       continue;
     }

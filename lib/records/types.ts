@@ -112,3 +112,15 @@ export function isPlanRecord(record: RtRecord): record is PlanRecord {
 export function isFileRecord(record: RtRecord): record is FileRecord {
   return record.type === "file" && typeof record.path === "string";
 }
+
+/** File categories that hold DICOM objects (`export-plan` tells images and a plan's RT objects apart). */
+export const DICOM_CATEGORIES: ReadonlySet<string> = new Set(["dicom", "image", "rt-object"]);
+
+/**
+ * True when a `file` record's file is (or may be) DICOM: no category, a DICOM category, or a SOP
+ * class on the record. Documents, plan files, logs… are not.
+ */
+export function isDicomFileRecord(record: RtRecord): boolean {
+  const category = record.category;
+  return category === undefined || DICOM_CATEGORIES.has(String(category)) || typeof record.sopClassUid === "string";
+}
