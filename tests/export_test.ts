@@ -368,6 +368,12 @@ describe("DICOM sources", () => {
     const viaGet = join(dir, "dicom-get");
     const g = await sh(`"\${RT[@]}" export-plan ${peer} --get --out '${viaGet}'`, { input: listed.stdout });
     assert.equal(g.status, 0, g.stderr);
+    // A rerun reuses what the ledger says was retrieved and is still in the tree: no retrieval.
+    const again = await sh(`"\${RT[@]}" export-plan ${peer} --get --out '${viaGet}'`, { input: listed.stdout });
+    assert.equal(again.status, 0, again.stderr);
+    const key = (rs: Record<string, any>[]) => rs.filter((r) => r.type === "file").map((r) => `${r.path}|${r.sha256}|${r.sopInstanceUid}|${r.category}`).sort();
+    assert.deepEqual(key(records(again.stdout)), key(records(g.stdout)));
+    assert.ok(records(again.stdout).filter((r) => r.type === "file").every((r) => r.copy === "done-before"));
     const viaMove = join(dir, "dicom-move");
     const m = await sh(`"\${RT[@]}" export-plan ${peer} --move-port ${process.env.RTX_TEST_MOVE_PORT} --out '${viaMove}'`, { input: listed.stdout });
     assert.equal(m.status, 0, m.stderr);

@@ -62,6 +62,8 @@ interface SourceFile {
   modality?: string | null;
   /** A temporary copy (retrieved from a peer) that the next stage may consume. */
   staged?: boolean;
+  /** The ledger group of a retrieved file (so a rerun can reuse the whole group). */
+  group?: string;
 }
 
 /** The tree name of a catalog's DICOM file, from its header (series folders for images). */
@@ -170,7 +172,7 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
 
   async function* exportRows(
     rows: SourceFile[], vault: string | undefined, st: PatientState, planDir: string | undefined, plan: PlanRecord | undefined,
-    tally: { files: number; bytes: number; failed: number },
+    tally: { files: number; bytes: number; failed: number }, group?: (row: SourceFile) => string | undefined,
   ): AsyncGenerator<FileRecord> {
     const jobs: { row: SourceFile; src: string; dest: string }[] = [];
     for (const row of rows) {
@@ -204,7 +206,7 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
     }
     const results = mapOrdered(jobs, opts.parallel ?? 4, async (job) => {
       try {
-        return { job, rec: await exportOne(job.row, job.src, job.dest, plan) };
+        return { job, rec: await exportOne(job.row, job.src, job.dest, plan, group?.(job.row)) };
       } catch (e) {
         return { job, error: (e as Error).message };
       }
@@ -224,7 +226,7 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
     }
   }
 
-  async function exportOne(row: SourceFile, src: string, dest: string, plan: PlanRecord | undefined): Promise<FileRecord> {
+  async function exportOne(row: SourceFile, src: string, dest: string, plan: PlanRecord | undefined, group: string | undefined): Promise<FileRecord> {
     const base: FileRecord = { type: "file", path: src, dest, category: row.category!, patientId: row.patientId };
     if (plan?.planUid) base.planUid = plan.planUid;
     if (plan?.label) base.planLabel = plan.label;
@@ -254,7 +256,7 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
     }
     await opts.ledger?.record({
       kind: "file", key: dest, status: "done", source: src, dest, bytes: outcome.bytes, sha256: outcome.sha256,
-      patientId: row.patientId, planKey: plan ? String(plan.planId ?? plan.planUid) : undefined,
+      patientId: row.patientId, planKey: group ?? (plan ? planKeyOf(plan) : undefined),
     });
     return { ...base, path: target, source: src, bytes: outcome.bytes, sha256: outcome.sha256, copy: outcome.status, ...dicomFields(target, row) };
   }
@@ -281,7 +283,7 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
 
   async function* exportPlan(plan: PlanRecord): AsyncGenerator<RtRecord> {
     const tally = { files: 0, bytes: 0, failed: 0 };
-    const planKey = `${plan.source ?? ""}|${plan.planId ?? plan.planUid ?? plan.label}`;
+    const planKey = planKeyOf(plan);
     if (plan.approval && plan.approval !== "APPROVED" && !opts.includeUnapproved) {
       opts.onSkip?.({ item: `plan "${plan.label ?? plan.planId}" of patient ${plan.patientId}`, reason: `approval is ${plan.approval}; pass --include-unapproved to export it` });
       await opts.ledger?.record({ kind: "plan", key: planKey, status: "skipped", patientId: plan.patientId, error: `approval ${plan.approval}` });
@@ -327,9 +329,18 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
       rows = [];
     }
     let staged: DicomPlanFiles | undefined;
+    const group = `plan|${planKey}`;
     if (opts.dicom && (fromPeer || catalog)) {
       const wanted = [...items].some((i) => i === "rt-objects" || i === "patient-dicom");
-      if (wanted) {
+      const reused = wanted ? await reuseRetrieved(group) : undefined;
+      if (reused) {
+        for (const r of reused) {
+          tally.files++;
+          tally.bytes += r.bytes ?? 0;
+          opts.onFile?.({ bytes: r.bytes ?? 0, status: "done-before" });
+          yield { ...r, planUid: plan.planUid, planLabel: plan.label };
+        }
+      } else if (wanted) {
         try {
           // Image series come with the patient (every series, referenced or not), not again per plan.
           staged = await opts.dicom.fetch(plan, { images: !opts.dicom.fetchPatientSeries });
@@ -341,13 +352,17 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
           problem(planName, `references ${m}, which did not arrive`);
           tally.failed++;
         }
-        if (staged) rows = [...fromFolder(staged.files, plan.patientId).map((r) => ({ ...r, staged: true })), ...rows];
+        if (staged) rows = [...fromFolder(staged.files, plan.patientId).map((r) => ({ ...r, staged: true, group })), ...rows];
       }
     }
+    const failedBefore = tally.failed;
     try {
-      yield* exportRows(rows, catalog?.vault, st, dir, plan, tally);
+      yield* exportRows(rows, catalog?.vault, st, dir, plan, tally, (r) => r.group);
     } finally {
       staged?.done();
+    }
+    if (staged && tally.failed === failedBefore && opts.out) {
+      await opts.ledger?.record({ kind: "retrieval", key: group, status: "done", patientId: plan.patientId });
     }
     const status = tally.failed ? "partial" : "done";
     await opts.ledger?.record({ kind: "plan", key: planKey, status: tally.failed ? "failed" : "done", patientId: plan.patientId, bytes: tally.bytes, error: tally.failed ? `${tally.failed} file(s) failed` : undefined });
@@ -356,6 +371,33 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
 
   function isDicomSource(rec: PatientRecord | PlanRecord): boolean {
     return typeof rec.source === "string" && rec.source.startsWith("dicom:");
+  }
+
+  function planKeyOf(plan: PlanRecord): string {
+    return `${plan.source ?? ""}|${plan.planId ?? plan.planUid ?? plan.label}`;
+  }
+
+  /**
+   * Files a previous run retrieved from a peer for this group and put in the tree, when every one
+   * is still there: a rerun then skips the retrieval (the expensive part) for that group.
+   */
+  async function reuseRetrieved(group: string): Promise<FileRecord[] | undefined> {
+    if (!opts.out || !opts.ledger) return undefined;
+    if ((await opts.ledger.get("retrieval", group))?.status !== "done") return undefined;
+    const out: FileRecord[] = [];
+    for (const row of await opts.ledger.doneFilesOf(group)) {
+      const target = join(opts.out, row.dest ?? row.key);
+      const s = await stat(target).catch(() => undefined);
+      if (!s || s.size !== Number(row.bytes)) return undefined;
+      const rec: FileRecord = {
+        type: "file", path: target, dest: row.key, bytes: s.size, sha256: row.sha256 ?? undefined,
+        // Patient/DICOM/… holds the patient's series; Patient/Plan/DICOM/… a plan's own objects.
+        category: row.key.split("/")[1] === "DICOM" ? "image" : "rt-object",
+        patientId: row.patient_id ?? undefined, copy: "done-before",
+      };
+      out.push({ ...rec, ...dicomFields(target, { id: target, patientId: rec.patientId ?? "", category: "rt-object", path: target }) });
+    }
+    return out;
   }
 
   function folderOf(rec: PatientRecord | PlanRecord): string | undefined {
@@ -376,10 +418,19 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
     if (opts.dicom?.fetchPatientSeries && (catalog || isDicomSource(rec))) {
       // With a DICOM peer, the patient's series come from the peer, the rest from the vault.
       rows = rows.filter((r) => !DICOM_CATEGORIES.has(r.category ?? ""));
-      if (items.has("patient-dicom")) {
+      const group = `series|${rec.source ?? ""}|${rec.patientId}`;
+      const reused = items.has("patient-dicom") ? await reuseRetrieved(group) : undefined;
+      if (reused) {
+        for (const r of reused) {
+          tally.files++;
+          tally.bytes += r.bytes ?? 0;
+          opts.onFile?.({ bytes: r.bytes ?? 0, status: "done-before" });
+          yield r;
+        }
+      } else if (items.has("patient-dicom")) {
         try {
           staged = await opts.dicom.fetchPatientSeries(rec.patientId);
-          rows = [...fromFolder(staged.files, rec.patientId).map((r) => ({ ...r, staged: true })), ...rows];
+          rows = [...fromFolder(staged.files, rec.patientId).map((r) => ({ ...r, staged: true, group })), ...rows];
         } catch (e) {
           problem(`patient ${rec.patientId}`, `cannot retrieve its image series: ${(e as Error).message}`);
           tally.failed++;
@@ -390,10 +441,14 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
         }
       }
     }
+    const failedBefore = tally.failed;
     try {
-      yield* exportRows(rows, catalog?.vault, st, undefined, undefined, tally);
+      yield* exportRows(rows, catalog?.vault, st, undefined, undefined, tally, (r) => r.group);
     } finally {
       staged?.done();
+    }
+    if (staged && tally.failed === failedBefore && opts.out) {
+      await opts.ledger?.record({ kind: "retrieval", key: `series|${rec.source ?? ""}|${rec.patientId}`, status: "done", patientId: rec.patientId });
     }
   }
 

@@ -6,7 +6,7 @@ import { type Kysely, sql } from "kysely";
 import { connectDatabase, type SqlConnection, type SqlDialectName } from "../sql/connect.ts";
 
 /** What the ledger tracks: one row per item and kind, updated as work proceeds. */
-export type LedgerKind = "patient" | "plan" | "file" | "push" | "anonymize";
+export type LedgerKind = "patient" | "plan" | "file" | "push" | "anonymize" | "retrieval";
 export type LedgerStatus = "pending" | "done" | "failed" | "skipped";
 
 export interface LedgerItemRow {
@@ -140,6 +140,12 @@ export class Ledger {
     const rows = await this.db.selectFrom("rtx_ledger_items").select("key").where("kind", "=", kind)
       .where("status", "=", status).execute();
     return new Set(rows.map((r) => r.key));
+  }
+
+  /** Files recorded as done under a plan key (the group an export stage filed them under). */
+  async doneFilesOf(planKey: string): Promise<LedgerItemRow[]> {
+    return await this.db.selectFrom("rtx_ledger_items").selectAll().where("kind", "=", "file").where("plan_key", "=", planKey)
+      .where("status", "=", "done").orderBy("key").execute();
   }
 
   async folders(): Promise<[string, string][]> {
