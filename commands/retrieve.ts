@@ -1,9 +1,10 @@
 /** `rtexport retrieve`: selective retrieval of a patient's plans from a Q/R peer (C-MOVE or C-GET). */
 import { mkdirSync, readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { relative, resolve, sep } from "node:path";
 import type { Command } from "commander";
 import { Option } from "commander";
-import { defineCommand, ExitCode, parseAeTitle, parsePort, runMain, UsageError } from "../lib/cli/mod.ts";
+import { defineCommand, ExitCode, FatalError, parseAeTitle, parsePort, runMain, UsageError } from "../lib/cli/mod.ts";
+import { defaultLedgerUrl, Ledger } from "../lib/ledger/ledger.ts";
 import type { TlsOptions } from "../lib/net/mod.ts";
 import type { FileRecord } from "../lib/records/types.ts";
 import type { RetrieveSummary } from "../lib/retrieve/planner.ts";
@@ -26,21 +27,31 @@ export function formatSummary(s: RetrieveSummary): string[] {
   const lines: string[] = [];
   for (const p of s.plans) {
     const name = p.label !== undefined ? `"${p.label}"` : p.planUid;
-    lines.push(`plan ${name}${p.approval ? ` (${p.approval})` : ""}: ${p.arrived} of ${p.expected} expected objects arrived`);
+    lines.push(
+      `plan ${name}${p.approval ? ` (${p.approval})` : ""}: ${p.arrived} of ${p.expected} expected objects arrived`,
+    );
     for (const g of p.missing) {
       const what = g.sopInstanceUid ? `${g.kind} ${g.sopInstanceUid}` : `${g.kind} series ${g.seriesUid}`;
       lines.push(`  missing ${what}${g.sopInstanceUid && g.seriesUid ? ` (series ${g.seriesUid})` : ""}: ${g.reason}`);
     }
   }
   for (const r of s.series ?? []) {
-    lines.push(`series ${r.seriesUid}${r.modality ? ` (${r.modality})` : ""}: ${r.arrived}${r.expected !== undefined ? ` of ${r.expected}` : ""} instances arrived`);
+    lines.push(
+      `series ${r.seriesUid}${r.modality ? ` (${r.modality})` : ""}: ${r.arrived}${
+        r.expected !== undefined ? ` of ${r.expected}` : ""
+      } instances arrived`,
+    );
     for (const g of r.missing) lines.push(`  missing: ${g.reason}`);
   }
   for (const l of s.missingLabels) lines.push(`no plan labelled "${l}" found for patient "${s.patientId}"`);
-  if (s.plans.length === 0 && s.missingLabels.length === 0 && !s.series) lines.push(`no plan selected for patient "${s.patientId}"`);
+  if (s.plans.length === 0 && s.missingLabels.length === 0 && !s.series) {
+    lines.push(`no plan selected for patient "${s.patientId}"`);
+  }
   lines.push(
     `${s.kept} objects written; ${s.inspectedAndDropped} fetched only to read their references, ${s.unexpected} unrequested dropped; ` +
-      `${s.requests.find} C-FIND and ${s.requests.retrieve} retrieve requests; ${s.complete ? "complete" : "INCOMPLETE"}`,
+      `${s.requests.find} C-FIND and ${s.requests.retrieve} retrieve requests; ${
+        s.complete ? "complete" : "INCOMPLETE"
+      }`,
   );
   return lines;
 }
@@ -66,16 +77,31 @@ export const main = defineCommand({
   peer: true,
   configure(cmd: Command) {
     cmd.addOption(new Option("--patient-id <id>", "PatientID (0010,0020) to retrieve").makeOptionMandatory());
-    cmd.addOption(new Option("--plan <label>", "RT Plan Label to retrieve (repeatable; default: all plans)").argParser(collect));
+    cmd.addOption(
+      new Option("--plan <label>", "RT Plan Label to retrieve (repeatable; default: all plans)").argParser(collect),
+    );
     cmd.addOption(new Option("--only-approved", "only plans whose Approval Status is APPROVED"));
-    cmd.addOption(new Option("--series <uid>", "retrieve this whole series of the patient instead of plans (repeatable)").argParser(collect));
+    cmd.addOption(
+      new Option("--series <uid>", "retrieve this whole series of the patient instead of plans (repeatable)").argParser(
+        collect,
+      ),
+    );
     cmd.addOption(new Option("--get", "use C-GET instead of C-MOVE"));
-    cmd.addOption(new Option("--move-aet <ae>", "C-MOVE destination AE title (default: the calling AE title)").argParser(parseAeTitle));
-    cmd.addOption(new Option("--move-port <port>", "port of the receiving SCP for C-MOVE").argParser(parsePort).default(11113));
+    cmd.addOption(
+      new Option("--move-aet <ae>", "C-MOVE destination AE title (default: the calling AE title)").argParser(
+        parseAeTitle,
+      ),
+    );
+    cmd.addOption(
+      new Option("--move-port <port>", "port of the receiving SCP for C-MOVE").argParser(parsePort).default(11113),
+    );
     cmd.addOption(new Option("--move-host <address>", "listen address of the receiving SCP").default("0.0.0.0"));
     cmd.addOption(new Option("--out <dir>", "output folder").makeOptionMandatory());
+    cmd.addOption(new Option("--ledger <url>", "ledger database (default: sqlite:<out>/.rtexport/ledger.sqlite)"));
     cmd.addOption(new Option("--new-patient-id <id>", "write this PatientID into the copies"));
-    cmd.addOption(new Option("--new-patient-name <name>", "write this PatientName into the copies (DICOM PN, e.g. Family^Given)"));
+    cmd.addOption(
+      new Option("--new-patient-name <name>", "write this PatientName into the copies (DICOM PN, e.g. Family^Given)"),
+    );
   },
   human: {
     record(r) {
@@ -94,44 +120,95 @@ export const main = defineCommand({
       if (peer.cert) tls.cert = readPem(peer.cert, "certificate");
       if (peer.key) tls.key = readPem(peer.key, "private key");
     }
-    if (o.series && (o.plan || o.onlyApproved)) throw new UsageError("--series cannot be combined with --plan or --only-approved");
+    if (o.series && (o.plan || o.onlyApproved)) {
+      throw new UsageError("--series cannot be combined with --plan or --only-approved");
+    }
     try {
       mkdirSync(resolve(o.out as string), { recursive: true });
     } catch (e) {
       throw new UsageError(`Cannot create output folder "${o.out}": ${(e as Error).message}`);
     }
+    const outDir = resolve(o.out as string);
+    let ledger: Ledger | undefined;
+    try {
+      ledger = await Ledger.open((o.ledger as string | undefined) ?? defaultLedgerUrl(outDir), "retrieve");
+    } catch (e) {
+      throw new FatalError((e as Error).message);
+    }
+    const source = `dicom:${peer.calledAet}@${peer.host}:${peer.port}`;
     let summary: RetrieveSummary | undefined;
-    for await (const r of retrieveFiles({
-      host: peer.host,
-      port: peer.port,
-      callingAet: peer.callingAet,
-      calledAet: peer.calledAet,
-      patientId: o.patientId,
-      plans: o.plan,
-      onlyApproved: o.onlyApproved === true,
-      series: o.series,
-      get: o.get === true,
-      moveAet: o.moveAet,
-      movePort: o.movePort,
-      moveHost: o.moveHost,
-      out: o.out,
-      rewrite: { patientId: o.newPatientId as string | undefined, patientName: o.newPatientName as string | undefined },
-      maxPdu: peer.maxPdu,
-      timeouts: { connect: peer.connectTimeout * 1000, association: peer.assocTimeout * 1000, dimse: peer.dimseTimeout * 1000 },
-      tls,
-      onReceiver: (port) => {
-        if (!o.get) ctx.log.info(`receiving C-MOVE objects as ${o.moveAet ?? peer.callingAet} on port ${port}`);
-      },
-      onError: (uid, message) => ctx.reporter.failed(`Cannot write object ${uid}: ${message}`),
-    })) {
-      if (r.type === "retrieve-summary") {
-        summary = r as RetrieveSummary;
-        for (const line of formatSummary(summary)) {
-          if (summary.complete) ctx.log.info(line);
-          else ctx.log.warn(line);
+    try {
+      for await (
+        const r of retrieveFiles({
+          host: peer.host,
+          port: peer.port,
+          callingAet: peer.callingAet,
+          calledAet: peer.calledAet,
+          patientId: o.patientId,
+          plans: o.plan,
+          onlyApproved: o.onlyApproved === true,
+          series: o.series,
+          get: o.get === true,
+          moveAet: o.moveAet,
+          movePort: o.movePort,
+          moveHost: o.moveHost,
+          out: o.out,
+          rewrite: {
+            patientId: o.newPatientId as string | undefined,
+            patientName: o.newPatientName as string | undefined,
+          },
+          maxPdu: peer.maxPdu,
+          timeouts: {
+            connect: peer.connectTimeout * 1000,
+            association: peer.assocTimeout * 1000,
+            dimse: peer.dimseTimeout * 1000,
+          },
+          tls,
+          onReceiver: (port) => {
+            if (!o.get) ctx.log.info(`receiving C-MOVE objects as ${o.moveAet ?? peer.callingAet} on port ${port}`);
+          },
+          onError: (uid, message) => ctx.reporter.failed(`Cannot write object ${uid}: ${message}`),
+        })
+      ) {
+        if (r.type === "retrieve-summary") {
+          summary = r as RetrieveSummary;
+          for (const line of formatSummary(summary)) {
+            if (summary.complete) ctx.log.info(line);
+            else ctx.log.warn(line);
+          }
+          // Every gap is an item of the ledger, so `status` lists what did not arrive.
+          for (const plan of summary.plans) {
+            for (const g of plan.missing) {
+              await ledger.record({
+                kind: "retrieval",
+                key: `${summary.patientId}|${plan.planUid}|${g.sopInstanceUid ?? g.seriesUid ?? g.kind}`,
+                status: "failed",
+                patientId: summary.patientId,
+                planKey: plan.planUid,
+                source,
+                error: `${g.kind}: ${g.reason}`,
+              });
+            }
+          }
+        } else {
+          const f = r as FileRecord;
+          await ledger.record({
+            kind: "file",
+            key: relative(outDir, f.path).split(sep).join("/"),
+            status: "done",
+            source,
+            dest: f.path,
+            bytes: f.bytes,
+            sha256: f.sha256,
+            patientId: f.patientId,
+            planKey: f.planUid,
+          });
         }
+        if (!ctx.out.closed) await ctx.out.write(r as FileRecord);
       }
-      if (!ctx.out.closed) await ctx.out.write(r as FileRecord);
+      await ledger.finish(!summary?.complete || ctx.reporter.failures > 0 ? "partial" : "ok");
+    } finally {
+      await ledger.close();
     }
     if (!summary?.complete || ctx.reporter.failures > 0) return ExitCode.PARTIAL;
     return ExitCode.OK;

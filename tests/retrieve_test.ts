@@ -182,7 +182,8 @@ async function retrieveAndCheck(peer: { port: number; aeTitle: string }, extra: 
   // Only those files are on disk: nothing else of the patient arrived or was left behind.
   const onDisk = dicomFilesUnder(out);
   assert.deepEqual(onDisk.map((f) => readDicomFile(f).dataset.string("SOPInstanceUID")).sort(), want);
-  assert.deepEqual(readdirSync(out).filter((n) => n.startsWith(".")), []); // staging removed
+  assert.deepEqual(readdirSync(out).filter((n) => n.startsWith(".rtexport-staging")), []); // staging removed
+  assert.ok(existsSync(join(out, ".rtexport", "ledger.sqlite")), "the ledger records what arrived");
   const summary = r.records.find((x) => x.type === "retrieve-summary")!;
   assert.equal(summary.complete, true);
   assert.equal(summary.plans[0].expected, want.length);
