@@ -12,16 +12,24 @@ function findDic(): string {
 
 const path = process.argv[2] ?? findDic();
 const lines: string[] = [];
+const retired: string[] = [];
 const repeating: string[] = [];
 for (const line of readFileSync(path, "latin1").split("\n")) {
   if (!line || line.startsWith("#")) continue;
-  const [tag, vr, keyword, vm, version] = line.split("\t");
-  if (version?.trim() !== "DICOM") continue; // retired ACR-NEMA entries only in acrnema.dic
+  const [tag, vr, rawKeyword, vm, version] = line.split("\t");
+  const kind = version?.trim();
+  if (kind !== "DICOM" && kind !== "DICOM/retired") continue; // DICONDE, DICOS, private: not ours
+  const keyword = rawKeyword.replace(/^RETIRED_/, ""); // PS3.6 spells retired keywords without it
   const m = /^\(([0-9A-Fa-f]{4})(?:-([ou]-)?([0-9A-Fa-f]{4}))?,([0-9A-Fa-f]{4})(?:-([ou]-)?([0-9A-Fa-f]{4}))?\)$/.exec(tag);
   if (!m) continue;
   const [, g1, gpar, g2, e1, epar, e2] = m;
   const normVr = vr === "xs" ? "US|SS" : vr === "ox" ? "OB|OW" : vr === "lt" ? "OW|LT"
     : vr === "up" ? "UL" : vr === "px" ? "OB|OW" : vr === "na" ? "" : vr;
+  if (kind === "DICOM/retired") {
+    // Old planning systems still write retired elements (e.g. (300A,0082) in RT plans).
+    if (!g2 && !e2) retired.push(`${g1.toUpperCase()}${e1.toUpperCase()}\t${normVr}\t${keyword}\t${vm}`);
+    continue;
+  }
   if (!g2 && !e2) {
     lines.push(`${g1.toUpperCase()}${e1.toUpperCase()}\t${normVr}\t${keyword}\t${vm}`);
   } else {
@@ -39,4 +47,14 @@ export const STANDARD = \`${lines.join("\n")}\`;
 export const REPEATING = \`${repeating.join("\n")}\`;
 `;
 writeFileSync(new URL("../lib/dicom/_dictionary_data.ts", import.meta.url), out);
-console.error(`Wrote ${lines.length} entries and ${repeating.length} repeating-group entries`);
+const retiredOut = `// Retired data elements of DICOM PS3.6 (DCMTK's dicom.dic entries marked DICOM/retired;
+// Copyright OFFIS e.V., BSD licence; see fixtures/LICENSE-dcmtk-dictionary.txt). Do not edit.
+// Old planning and oncology systems still write them (e.g. (300A,0082) Beam Dose Specification
+// Point in RT plans); without them an implicit VR file would show those values as UN.
+// Generated with the same normalisation as scripts/gen_dictionary.ts (keywords without
+// DCMTK's RETIRED_ prefix, as PS3.6 spells them), for "DICOM/retired" lines with a single tag.
+// Lines: tag (8 hex digits) TAB VR TAB keyword TAB VM.
+export const RETIRED = \`${retired.join("\n")}\`;
+`;
+writeFileSync(new URL("../lib/dicom/_dictionary_retired.ts", import.meta.url), retiredOut);
+console.error(`Wrote ${lines.length} entries, ${retired.length} retired and ${repeating.length} repeating-group entries`);
