@@ -5,7 +5,8 @@
  * acceptors. Service operations (echo, store, find, move, get) live in scu.ts on top of this.
  */
 import { Buffer } from "node:buffer";
-import { closeSync, openSync, readSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { createHash, type Hash } from "node:crypto";
+import { closeSync, open as openAsync, openSync, readSync, renameSync, unlinkSync, writeSync, writevSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import * as net from "node:net";
@@ -15,7 +16,7 @@ import { type DimseCommand, decodeCommand, encodeCommand } from "./dimse.ts";
 import { DicomNetError, socketError } from "./errors.ts";
 import {
   abortReasonText, APPLICATION_CONTEXT_NAME, type AssociateAc, type AssociateRq, decodePdu, DEFAULT_MAX_PDU,
-  encodeAbort, encodeAssociate, encodeAssociateRj, encodeReleaseRp, encodeReleaseRq, fragment, maxPduPayload, PC_ACCEPTANCE, type PData,
+  encodeAbort, encodeAssociate, encodeAssociateRj, encodeReleaseRp, encodeReleaseRq, fragment, maxPduPayload, PC_ACCEPTANCE,
   type Pdu, PDU_ABORT, PDU_ASSOCIATE_AC, PDU_ASSOCIATE_RJ, PDU_ASSOCIATE_RQ, PDU_P_DATA_TF, PDU_RELEASE_RP,
   PDU_RELEASE_RQ, PDV_HEADER_LENGTH, type PresentationContextRq, rejectReasonText, type RoleSelection,
   writePdvHeader,
@@ -80,6 +81,8 @@ export interface ReceivedFile {
   transferSyntaxUid: string;
   /** Size of the file in bytes. */
   size: number;
+  /** Lower-case hex SHA-256 of the file, computed while it was written (when `hashReceived` is set). */
+  sha256?: string;
 }
 
 export interface DimseMessage {
@@ -96,7 +99,10 @@ export interface DimseMessage {
 
 /** Where a message's data set bytes go while they arrive. */
 interface Sink {
+  /** Takes bytes that may be a view into a reused read buffer: copy or consume them before `flush`. */
   write(b: Uint8Array): void;
+  /** Called before the bytes given to `write` may change (end of each socket read). */
+  flush(): void;
   end(): { dataset?: Uint8Array; file?: ReceivedFile; error?: string };
   discard(): void;
 }
@@ -108,6 +114,7 @@ class MemorySink implements Sink {
     this.parts.push(b.slice());
     this.length += b.length;
   }
+  flush(): void {}
   end(): { dataset: Uint8Array } {
     if (this.parts.length === 1) return { dataset: this.parts[0] };
     const out = new Uint8Array(this.length);
@@ -125,33 +132,127 @@ class MemorySink implements Sink {
 
 let tempCounter = 0;
 
-/** Writes a received data set to a temporary file as its PDVs arrive, behind a meta header. */
+function tempPath(dir: string): string {
+  return join(dir, `.rtexport-rx-${process.pid}-${Date.now().toString(36)}-${(tempCounter++).toString(36)}.part`);
+}
+
+/** Temporary files opened ahead of time. */
+const TEMP_FILES_AHEAD = 2;
+
+/**
+ * Opens the temporary files received objects are written to one or two objects ahead, in the
+ * background (creating a file costs 0.2–0.5 ms here; done while the peer is still sending, it
+ * is off the path between an object's last byte and our C-STORE-RSP).
+ */
+class TempFiles {
+  readonly dir: string;
+  private readonly ready: { fd: number; path: string }[] = [];
+  private opening = 0;
+  private stopped = false;
+  private idle: (() => void)[] = [];
+
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  /** A new, empty file opened for writing (synchronously when none is ready; that throws on failure). */
+  take(): { fd: number; path: string } {
+    let f = this.ready.shift();
+    if (!f) {
+      const path = tempPath(this.dir);
+      f = { fd: openSync(path, "wx"), path };
+    }
+    this.refill();
+    return f;
+  }
+
+  private refill(): void {
+    while (!this.stopped && this.ready.length + this.opening < TEMP_FILES_AHEAD) {
+      const path = tempPath(this.dir);
+      this.opening++;
+      openAsync(path, "wx", (err, fd) => {
+        this.opening--;
+        if (err) this.stopped = true; // the synchronous open in take() reports the problem
+        else if (this.stopped) discardTemp(fd, path);
+        else this.ready.push({ fd, path });
+        if (this.opening === 0) for (const f of this.idle.splice(0)) f();
+      });
+    }
+  }
+
+  /** Closes and removes the files opened ahead; resolves when no open is in flight any more. */
+  dispose(): Promise<void> {
+    this.stopped = true;
+    for (const f of this.ready.splice(0)) discardTemp(f.fd, f.path);
+    if (this.opening === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, 2000); // an open never takes that long; never hang a close on it
+      this.idle.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}
+
+function discardTemp(fd: number, path: string): void {
+  try {
+    closeSync(fd);
+    unlinkSync(path);
+  } catch { /* already gone (staging removed) */ }
+}
+
+/** Writes all of `parts` at the file's current position (writev; the rest with write if it was short). */
+function writeAllv(fd: number, parts: Uint8Array[], total: number): void {
+  let done = parts.length === 1 ? writeSync(fd, parts[0]) : writevSync(fd, parts);
+  if (done === total) return;
+  for (const p of parts) {
+    if (done >= p.length) {
+      done -= p.length;
+      continue;
+    }
+    let o = done;
+    while (o < p.length) o += writeSync(fd, p, o, p.length - o);
+    done = 0;
+  }
+}
+
+/**
+ * Writes a received data set to a temporary file as its PDVs arrive, behind a meta header: the
+ * pieces of one socket read go out with one writev, optionally hashed on the way.
+ */
 class FileSink implements Sink {
   private fd: number | undefined;
   private size = 0;
   private error: string | undefined;
   readonly path: string;
   private readonly info: Omit<ReceivedFile, "path" | "size">;
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+  private readonly hash: Hash | undefined;
 
-  constructor(dir: string, info: Omit<ReceivedFile, "path" | "size">, sourceAet: string) {
+  constructor(files: TempFiles, info: Omit<ReceivedFile, "path" | "size">, sourceAet: string, hash: boolean) {
     this.info = info;
-    this.path = join(dir, `.rtexport-rx-${process.pid}-${Date.now().toString(36)}-${(tempCounter++).toString(36)}.part`);
+    this.hash = hash ? createHash("sha256") : undefined;
+    let f: { fd: number; path: string };
     try {
-      this.fd = openSync(this.path, "wx");
+      f = files.take();
+    } catch (e) {
+      this.path = join(files.dir, ".rtexport-rx-*.part");
+      this.error = `Cannot write "${this.path}": ${(e as Error).message ?? e}`;
+      return;
+    }
+    this.path = f.path;
+    this.fd = f.fd;
+    try {
       const meta = encodeMeta(buildMeta(info.sopClassUid, info.sopInstanceUid, info.transferSyntaxUid, sourceAet));
       const head = new Uint8Array(132 + meta.length);
       head.set([0x44, 0x49, 0x43, 0x4d], 128);
       head.set(meta, 132);
-      this.writeAll(head);
+      this.write(head);
     } catch (e) {
       this.fail(e);
     }
-  }
-
-  private writeAll(b: Uint8Array): void {
-    let o = 0;
-    while (o < b.length) o += writeSync(this.fd!, b, o, b.length - o);
-    this.size += b.length;
   }
 
   private fail(e: unknown): void {
@@ -161,14 +262,25 @@ class FileSink implements Sink {
 
   write(b: Uint8Array): void {
     if (this.fd === undefined) return;
+    this.pending.push(b);
+    this.pendingBytes += b.length;
+    this.hash?.update(b);
+  }
+
+  flush(): void {
+    if (this.fd === undefined || this.pendingBytes === 0) return;
     try {
-      this.writeAll(b);
+      writeAllv(this.fd, this.pending, this.pendingBytes);
+      this.size += this.pendingBytes;
     } catch (e) {
       this.fail(e);
     }
+    this.pending = [];
+    this.pendingBytes = 0;
   }
 
   end(): { file?: ReceivedFile; error?: string } {
+    this.flush();
     if (this.error || this.fd === undefined) return { error: this.error ?? "data set discarded" };
     try {
       closeSync(this.fd);
@@ -177,10 +289,14 @@ class FileSink implements Sink {
       this.fail(e);
       return { error: this.error };
     }
-    return { file: { ...this.info, path: this.path, size: this.size } };
+    const file: ReceivedFile = { ...this.info, path: this.path, size: this.size };
+    if (this.hash) file.sha256 = this.hash.digest("hex");
+    return { file };
   }
 
   discard(): void {
+    this.pending = [];
+    this.pendingBytes = 0;
     if (this.fd !== undefined) {
       try {
         closeSync(this.fd);
@@ -188,7 +304,7 @@ class FileSink implements Sink {
       this.fd = undefined;
     }
     try {
-      unlinkSync(this.path);
+      if (this.path) unlinkSync(this.path);
     } catch { /* not created */ }
   }
 }
@@ -205,6 +321,12 @@ interface Waiter {
 }
 
 const MAX_ACCEPTED_PDU = 64 * 1024 * 1024;
+/**
+ * Size of the buffer a requestor's plain TCP socket reads into (net `onread`): reused for every
+ * read, so receiving allocates nothing per chunk (the default path allocates a 64 KB buffer
+ * per read), and reads are larger (fewer system calls).
+ */
+const READ_BUFFER = 512 * 1024;
 /** Bytes read from a file per read when streaming a data set. */
 const SEND_BLOCK = 1024 * 1024;
 
@@ -228,6 +350,8 @@ export class Association {
   peerImplementationVersionName = "";
   /** Where C-STORE-RQ data sets are streamed (a directory); unset = kept in memory. */
   storeDir: string | undefined;
+  /** Compute the SHA-256 of each file received into `storeDir` while writing it (`ReceivedFile.sha256`). */
+  hashReceived = false;
   timeouts: Required<Timeouts>;
 
   private state: State;
@@ -236,6 +360,11 @@ export class Association {
   private readonly queue: DimseMessage[] = [];
   private readonly waiters: Waiter[] = [];
   private cmdParts: Uint8Array[] = [];
+  /** Bytes of the P-DATA-TF PDU being streamed that have not arrived yet (0: between PDUs). */
+  private pduLeft = 0;
+  /** The PDV being streamed: its header, and how many of its data bytes are still to come. */
+  private pdv: { contextId: number; command: boolean; last: boolean; left: number } | undefined;
+  private tempFiles: TempFiles | undefined;
   private current: { contextId: number; command: DimseCommand; sink: Sink } | undefined;
   private closedError: DicomNetError | undefined;
   private pduWaiter: { resolve: (p: Pdu) => void; reject: (e: Error) => void } | undefined;
@@ -285,16 +414,37 @@ export class Association {
   // ---- receiving ----
 
   private onData(chunk: Uint8Array): void {
+    this.feed(chunk, false);
+  }
+
+  /**
+   * Handles bytes read from the socket. `borrowed`: `chunk` is a view into a read buffer that is
+   * reused once this returns (net `onread`), so nothing may keep a reference to it: sinks are
+   * flushed, and what stays buffered (a partial header) is copied.
+   */
+  feed(chunk: Uint8Array, borrowed: boolean): void {
     if (chunk.length > 0) {
       this.chunks.push(chunk);
       this.buffered += chunk.length;
     }
     this.pump();
+    this.current?.sink.flush();
+    if (borrowed) {
+      for (let i = 0; i < this.chunks.length; i++) if (this.chunks[i].buffer === chunk.buffer) this.chunks[i] = this.chunks[i].slice();
+    }
   }
 
-  /** Parses and handles the complete PDUs buffered (until negotiation holds it). */
+  /**
+   * Parses and handles the buffered PDUs (until negotiation holds it). P-DATA-TF PDUs are not
+   * reassembled: their PDVs' bytes go to the message being received as they arrive.
+   */
   private pump(): void {
-    while (!this.hold && this.buffered >= 6 && this.state !== "closed") {
+    while (!this.hold && this.state !== "closed") {
+      if (this.pduLeft > 0) {
+        if (!this.streamPData()) return;
+        continue;
+      }
+      if (this.buffered < 6) return;
       const first = this.chunks[0];
       const head = first.length >= 6 ? first : this.take(6, false);
       const len = ((head[2] << 24) >>> 0) + (head[3] << 16) + (head[4] << 8) + head[5];
@@ -307,7 +457,12 @@ export class Association {
         this.protocolAbort(`PDU of ${len} bytes is larger than allowed`);
         return;
       }
-      if (this.buffered < len + 6) break;
+      if (head[0] === PDU_P_DATA_TF && !this.pduWaiter && (this.state === "established" || this.state === "awaiting-rp")) {
+        this.take(6, true);
+        this.pduLeft = len;
+        continue;
+      }
+      if (this.buffered < len + 6) return;
       const bytes = this.take(len + 6, true);
       let pdu: Pdu;
       try {
@@ -318,6 +473,78 @@ export class Association {
       }
       this.onPdu(pdu);
     }
+  }
+
+  /** Consumes the buffered bytes of the P-DATA-TF PDU being streamed; false when it needs more (or the association ended). */
+  private streamPData(): boolean {
+    let pdv = this.pdv;
+    if (!pdv) {
+      if (this.pduLeft < 6) {
+        this.protocolAbort("truncated PDV header");
+        return false;
+      }
+      if (this.buffered < 6) return false;
+      const h = this.take(6, true);
+      const n = ((h[0] << 24) >>> 0) + (h[1] << 16) + (h[2] << 8) + h[3];
+      if (n < 2 || 4 + n > this.pduLeft) {
+        this.protocolAbort(`PDV length ${n} runs past its PDU`);
+        return false;
+      }
+      this.pduLeft -= 6;
+      pdv = { contextId: h[4], command: (h[5] & 1) === 1, last: (h[5] & 2) === 2, left: n - 2 };
+      if (pdv.command && this.current) {
+        this.protocolAbort("command fragment while a data set was expected");
+        return false;
+      }
+      if (!pdv.command && !this.current) {
+        this.protocolAbort("data set fragment without a command");
+        return false;
+      }
+      this.pdv = pdv;
+    }
+    while (pdv.left > 0 && this.buffered > 0) {
+      const c = this.chunks[0];
+      const k = Math.min(c.length, pdv.left);
+      const piece = k === c.length ? c : c.subarray(0, k);
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+      this.buffered -= k;
+      this.pduLeft -= k;
+      pdv.left -= k;
+      if (pdv.command) this.cmdParts.push(piece.slice());
+      else this.current!.sink.write(piece);
+    }
+    if (pdv.left > 0) return false;
+    this.pdv = undefined;
+    this.endPdv(pdv);
+    return this.state !== "closed";
+  }
+
+  /** A PDV has arrived whole: completes the command or the data set when it was the last fragment. */
+  private endPdv(pdv: { contextId: number; command: boolean; last: boolean }): void {
+    if (!pdv.last) return;
+    if (pdv.command) {
+      let command: DimseCommand;
+      try {
+        command = decodeCommand(concat(this.cmdParts));
+      } catch (e) {
+        return this.protocolAbort(`malformed command set: ${(e as Error).message}`);
+      } finally {
+        this.cmdParts = [];
+      }
+      const context = this.contexts.get(pdv.contextId);
+      if (!context?.accepted) return this.protocolAbort(`message on presentation context ${pdv.contextId}, which was not accepted`);
+      if (command.hasDataSet) {
+        this.current = { contextId: pdv.contextId, command, sink: this.sinkFor(command, context) };
+      } else {
+        this.deliver({ contextId: pdv.contextId, context, command });
+      }
+      return;
+    }
+    const cur = this.current!;
+    this.current = undefined;
+    const r = cur.sink.end();
+    this.deliver({ contextId: cur.contextId, context: this.contexts.get(cur.contextId)!, command: cur.command, ...r });
   }
 
   /** Takes n bytes from the buffered chunks (without consuming unless `consume`). */
@@ -362,15 +589,16 @@ export class Association {
     }
     switch (pdu.type) {
       case PDU_P_DATA_TF:
-        if (this.state !== "established" && this.state !== "awaiting-rp") return this.protocolAbort("unexpected P-DATA-TF");
-        this.onPData(pdu);
-        return;
+        // Streamed by pump() when established; anywhere else it is out of place.
+        return this.protocolAbort("unexpected P-DATA-TF");
       case PDU_RELEASE_RQ:
         if (this.state !== "established") return this.protocolAbort("unexpected A-RELEASE-RQ");
-        this.write(encodeReleaseRp());
         this.state = "closed";
         this.fail(new DicomNetError("CLOSED", `Association with ${this.peer} released by the peer`));
-        this.socket.end();
+        if (this.tempFiles) {
+          // The temporary files opened ahead are removed before the peer hears that the release is done.
+          void this.tempFiles.dispose().then(() => this.answerRelease());
+        } else this.answerRelease();
         return;
       case PDU_RELEASE_RP:
         if (this.state === "awaiting-rp") {
@@ -390,47 +618,17 @@ export class Association {
     }
   }
 
-  private onPData(pdu: PData): void {
-    for (const pdv of pdu.pdvs) {
-      if (pdv.command) {
-        if (this.current) return this.protocolAbort("command fragment while a data set was expected");
-        this.cmdParts.push(pdv.data.slice());
-        if (!pdv.last) continue;
-        let command: DimseCommand;
-        try {
-          command = decodeCommand(concat(this.cmdParts));
-        } catch (e) {
-          return this.protocolAbort(`malformed command set: ${(e as Error).message}`);
-        } finally {
-          this.cmdParts = [];
-        }
-        const context = this.contexts.get(pdv.contextId);
-        if (!context?.accepted) return this.protocolAbort(`message on presentation context ${pdv.contextId}, which was not accepted`);
-        if (command.hasDataSet) {
-          this.current = { contextId: pdv.contextId, command, sink: this.sinkFor(command, context) };
-        } else {
-          this.deliver({ contextId: pdv.contextId, context, command });
-        }
-      } else {
-        const cur = this.current;
-        if (!cur) return this.protocolAbort("data set fragment without a command");
-        cur.sink.write(pdv.data);
-        if (pdv.last) {
-          this.current = undefined;
-          const r = cur.sink.end();
-          this.deliver({ contextId: cur.contextId, context: this.contexts.get(cur.contextId)!, command: cur.command, ...r });
-        }
-      }
-    }
-  }
-
   private sinkFor(command: DimseCommand, context: NegotiatedContext): Sink {
     if (command.commandField === 0x0001 && this.storeDir !== undefined) {
-      return new FileSink(this.storeDir, {
+      if (this.tempFiles?.dir !== this.storeDir) {
+        void this.tempFiles?.dispose();
+        this.tempFiles = new TempFiles(this.storeDir);
+      }
+      return new FileSink(this.tempFiles, {
         sopClassUid: command.affectedSopClassUid ?? context.abstractSyntax,
         sopInstanceUid: command.affectedSopInstanceUid ?? "",
         transferSyntaxUid: context.transferSyntax,
-      }, this.isRequestor ? this.calledAet : this.callingAet);
+      }, this.isRequestor ? this.calledAet : this.callingAet, this.hashReceived);
     }
     return new MemorySink();
   }
@@ -441,6 +639,11 @@ export class Association {
       if (w.timer) clearTimeout(w.timer);
       w.resolve(m);
     } else this.queue.push(m);
+  }
+
+  private answerRelease(): void {
+    this.write(encodeReleaseRp());
+    this.socket.end();
   }
 
   /** Removes a queued C-CANCEL-RQ for `messageId`; true when there was one. */
@@ -495,7 +698,14 @@ export class Association {
     const wasOpen = this.state !== "closed";
     this.state = "closed";
     this.fail(wasOpen ? err : this.closedError ?? err);
-    for (const f of this.closeWaiters.splice(0)) f();
+    const waiters = this.closeWaiters.splice(0);
+    const notify = () => {
+      for (const f of waiters) f();
+    };
+    // Those waiting for the close (release(), then removing a staging folder) also wait for the
+    // temporary files opened ahead to be removed.
+    if (this.tempFiles) void this.tempFiles.dispose().then(notify);
+    else notify();
   }
 
   /** Why the association ended, once it has. */
@@ -827,6 +1037,8 @@ export function numberContexts(list: { abstractSyntax: string; transferSyntaxes:
 export async function connect(opts: ConnectOptions): Promise<Association> {
   const peer = `${opts.calledAet}@${opts.host}:${opts.port}`;
   const connectTimeout = opts.timeouts?.connect ?? 10000;
+  let assoc: Association | undefined;
+  const early: Uint8Array[] = [];
   const useTls = opts.tls !== undefined;
   // node:tls costs ~60 ms to load (cipher tables): only when TLS is asked for.
   const tls = useTls ? await import("node:tls") : undefined;
@@ -864,7 +1076,18 @@ export async function connect(opts: ConnectOptions): Promise<Association> {
         resolve(s);
       });
     } else {
-      s = net.connect({ host: opts.host, port: opts.port }, () => {
+      const buffer = Buffer.allocUnsafe(READ_BUFFER);
+      const onread = {
+        buffer,
+        callback: (n: number, buf: Uint8Array): boolean => {
+          // A plain Uint8Array view: its slice() copies (Buffer's slice() would alias the reused buffer).
+          const bytes = new Uint8Array(buf.buffer, buf.byteOffset, n);
+          if (assoc) assoc.feed(bytes, true);
+          else early.push(bytes.slice()); // nothing is expected before A-ASSOCIATE-RQ; keep it for the association
+          return true;
+        },
+      };
+      s = net.connect({ host: opts.host, port: opts.port, onread }, () => {
         if (timer) clearTimeout(timer);
         s.off("error", onError);
         resolve(s);
@@ -872,7 +1095,8 @@ export async function connect(opts: ConnectOptions): Promise<Association> {
     }
     s.once("error", onError);
   });
-  const assoc = new Association(socket, { requestor: true, peer, tls: useTls, timeouts: opts.timeouts });
+  assoc = new Association(socket, { requestor: true, peer, tls: useTls, timeouts: opts.timeouts });
+  for (const b of early.splice(0)) assoc.feed(b, false);
   const rq: AssociateRq = {
     type: PDU_ASSOCIATE_RQ,
     protocolVersion: 1,

@@ -121,6 +121,8 @@ export interface ScpOptions {
   storageTransferSyntaxes?: string[];
   /** Directory for incoming objects' temporary files (default the OS temp dir); same file system as their final home, so the rename is atomic. */
   storeDir?: string;
+  /** Hash each received object while writing it (`ReceivedFile.sha256`), so nobody reads it again to hash it. */
+  hashReceived?: boolean;
   maxPdu?: number;
   timeouts?: Timeouts;
   handlers: ScpHandlers;
@@ -230,6 +232,7 @@ function pem(v: string | Uint8Array): string | Buffer {
 async function serveAssociation(socket: net.Socket, secure: boolean, remoteAddress: string, opts: ScpOptions, emit: (e: ScpEvent) => void): Promise<void> {
   const assoc = new Association(socket, { requestor: false, peer: remoteAddress, tls: secure, timeouts: opts.timeouts });
   assoc.storeDir = opts.storeDir ?? os.tmpdir();
+  assoc.hashReceived = opts.hashReceived === true;
   let rq;
   try {
     rq = await assoc.waitPdu(assoc.timeouts.association, "association request");

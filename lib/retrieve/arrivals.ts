@@ -20,6 +20,8 @@ export interface IncomingFile {
   sopInstanceUid: string;
   transferSyntaxUid: string;
   size: number;
+  /** SHA-256 of the file, when the network layer hashed it while writing it. */
+  sha256?: string;
 }
 
 /** A received object in staging; header fields are read on first use. */
@@ -28,6 +30,8 @@ export class ArrivedObject {
   path: string;
   readonly bytes: number;
   readonly sopInstanceUid: string;
+  /** SHA-256 of the file as received (unset when it was not hashed on arrival). */
+  readonly sha256: string | undefined;
   private readonly incoming: IncomingFile;
   private file: DicomFile | undefined;
 
@@ -36,6 +40,7 @@ export class ArrivedObject {
     this.incoming = incoming;
     this.bytes = incoming.size;
     this.sopInstanceUid = incoming.sopInstanceUid;
+    this.sha256 = incoming.sha256;
   }
 
   /** Parses the header (throws a DicomParseError for a damaged object). */

@@ -63,6 +63,7 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
       host: opts.moveHost,
       tls: serverTls,
       storeDir: arrivals.dir,
+      hashReceived: true,
       maxPdu: opts.maxPdu,
       timeouts: opts.timeouts,
       handlers: { store: ({ file }) => arrivals.accept(file) },
@@ -86,7 +87,10 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
       host: opts.host, port: opts.port, callingAet: opts.callingAet, calledAet: opts.calledAet,
       contexts, roles, maxPdu: opts.maxPdu, timeouts: opts.timeouts, tls: opts.tls,
     });
-    if (opts.mode === "get") assoc.storeDir = arrivals.dir;
+    if (opts.mode === "get") {
+      assoc.storeDir = arrivals.dir;
+      assoc.hashReceived = true; // the file records need it: hashed while written, not read again
+    }
     return assoc;
   };
   const finish = (last: RetrieveProgress | undefined): RetrieveOutcome => {
