@@ -88,3 +88,23 @@ export function worstExit(codes) {
   if (bad.length === 0) return 0;
   return bad.find((c) => c !== 3) ?? 3;
 }
+
+/**
+ * The step runner both scripts use: `step(name, command)` says what runs, awaits a zx command,
+ * keeps its exit status, and stops the migration on anything worse than "partial" (3).
+ * `codes` feeds {@link worstExit} at the end.
+ */
+export function migrationSteps(scriptName) {
+  const say = (s) => process.stderr.write(`${scriptName}: ${s}\n`);
+  const codes = [];
+  async function step(name, command) {
+    say(name);
+    const { exitCode } = await command.nothrow();
+    codes.push(exitCode);
+    if (exitCode !== 0 && exitCode !== 3) {
+      say(`stopped: ${name} failed (exit status ${exitCode})`);
+      process.exit(exitCode);
+    }
+  }
+  return { say, step, codes };
+}

@@ -27,7 +27,7 @@ import { $ } from "zx";
 import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import process from "node:process";
-import { dicomRecords, readRecords, rtexportCommand, scriptOptions, usageError, worstExit, writeRecords } from "./_rtexport.mjs";
+import { dicomRecords, migrationSteps, readRecords, rtexportCommand, scriptOptions, usageError, worstExit, writeRecords } from "./_rtexport.mjs";
 
 // De-identification options beyond PS3.15 Table E.1-1 (see docs/anonymize.md). Edit for your
 // protocol, e.g. ["--retain-dates", "modified", "--clean-descriptors"].
@@ -79,18 +79,8 @@ if (out === staging) usageError("aria_to_research: --out and --staging must be d
 const rt = rtexportCommand();
 const work = join(staging, ".rtexport", "migration");
 mkdirSync(work, { recursive: true });
-const say = (s) => process.stderr.write(`aria_to_research: ${s}\n`);
 const run = $({ stdio: ["ignore", "pipe", "inherit"], verbose: false });
-const codes = [];
-async function step(name, command) {
-  say(name);
-  const { exitCode } = await command.nothrow();
-  codes.push(exitCode);
-  if (exitCode !== 0 && exitCode !== 3) {
-    say(`stopped: ${name} failed (exit status ${exitCode})`);
-    process.exit(exitCode);
-  }
-}
+const { say, step, codes } = migrationSteps("aria_to_research");
 const peer = ["--host", o.host, "--port", o.port, "--called-aet", o.aec, "--calling-aet", o.aet];
 const retrieveBy = o.get ? ["--get"] : o["move-port"] ? ["--move-port", o["move-port"]] : [];
 const patientFlags = o.patient.flatMap((id) => ["--patient", id]);

@@ -21,7 +21,7 @@ import { $ } from "zx";
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import process from "node:process";
-import { dicomRecords, readRecords, rtexportCommand, scriptOptions, usageError, worstExit, writeRecords } from "./_rtexport.mjs";
+import { dicomRecords, migrationSteps, readRecords, rtexportCommand, scriptOptions, usageError, worstExit, writeRecords } from "./_rtexport.mjs";
 
 const usage = `Usage: zx idms_to_pacs.mjs --db URL --vault DIR --out DIR --pacs-host HOST --pacs-port PORT --pacs-aet AE [options]
 
@@ -59,19 +59,9 @@ const rt = rtexportCommand();
 const out = resolve(o.out);
 const work = join(out, ".rtexport", "migration");
 mkdirSync(work, { recursive: true });
-const say = (s) => process.stderr.write(`idms_to_pacs: ${s}\n`);
 // rtexport's messages (warnings, failures, progress) go straight to our stderr; records to files.
 const run = $({ stdio: ["ignore", "pipe", "inherit"], verbose: false });
-const codes = [];
-async function step(name, command) {
-  say(name);
-  const { exitCode } = await command.nothrow();
-  codes.push(exitCode);
-  if (exitCode !== 0 && exitCode !== 3) {
-    say(`stopped: ${name} failed (exit status ${exitCode})`);
-    process.exit(exitCode);
-  }
-}
+const { say, step, codes } = migrationSteps("idms_to_pacs");
 
 // 1. Patients and their plans from the catalog.
 const patientFlags = o.patient.flatMap((id) => ["--patient", id]);
