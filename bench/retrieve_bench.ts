@@ -10,12 +10,16 @@
  * C-FIND and read references: more requests than getscu makes, shown for information). Both run as child processes under /usr/bin/time for peak RSS.
  * Orthanc (started with TCP_NODELAY=1, as DCMTK needs) is warmed up by one untimed getscu of the
  * series first; then the two tools alternate, `--runs` times each; the best run of each counts.
+ * With `--serve` (default on; `--no-serve` skips it) the same series is also fetched by both tools
+ * from our own `serve` (lib/qr, in this process, over the corpus folder): that separates the
+ * source's cost from the receiver's.
  */
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { type ClinicManifest, generateClinic } from "../lib/fixtures/mod.ts";
+import { startQrScp } from "../lib/qr/scp.ts";
 import { dcmtkEnv, startOrthanc } from "../tests/_peers.ts";
 import { cliCommand, root } from "../tests/_run.ts";
 
@@ -26,6 +30,7 @@ function arg(name: string, fallback: number): number {
 const slices = arg("slices", 500);
 const size = arg("size", 512);
 const runs = arg("runs", 3);
+const withServe = !process.argv.includes("--no-serve");
 
 function timed(cmd: string, args: string[], env: Record<string, string>): Promise<{ ms: number; rssKb: number; cpuS: number; code: number; stderr: string }> {
   return new Promise((resolve) => {
@@ -57,6 +62,8 @@ const ct = patient.studies.flatMap((study) => study.series.map((series) => ({ st
 // on Nagle + delayed ACK (measured here: getscu of 100 CT from Orthanc 4.8 s without, 0.2-0.6 s with).
 process.env.TCP_NODELAY = "1";
 const orthanc = await startOrthanc();
+const serveDb = join(root, "bench", ".corpus", `retrieve-serve-index-${process.pid}.sqlite`);
+const served = withServe ? await startQrScp({ dir: corpus, aeTitle: "RTSERVE", host: "127.0.0.1", port: 0, dbPath: serveDb }) : undefined;
 try {
   const files = readdirSync(corpus, { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile() && e.name.endsWith(".dcm"))
@@ -69,24 +76,32 @@ try {
   const scratch = join(root, "bench", ".corpus", "retrieve-out");
   const env = dcmtkEnv();
   const [node, ...cliArgs] = cliCommand();
-  const ours = (what: string[]) => () => {
+  const ours = (what: string[], peer: { port: number; aeTitle: string } = orthanc) => () => {
     rmSync(scratch, { recursive: true, force: true });
-    return timed(node, [...cliArgs, "retrieve", "--host", "127.0.0.1", "--port", String(orthanc.port), "--aec", orthanc.aeTitle, "--aet", "RTX", "--get",
+    return timed(node, [...cliArgs, "retrieve", "--host", "127.0.0.1", "--port", String(peer.port), "--aec", peer.aeTitle, "--aet", "RTX", "--get",
       "--patient-id", patient.patientId, ...what, "--out", scratch, "--max-pdu", "131072", "-q"], env);
   };
   const SERIES = "rtexport retrieve --get --series (the CT series)";
   const PLAN = "rtexport retrieve --get --plan (CT series + the plan's RT objects, selective)";
-  const theirs = () => {
+  const theirs = (peer: { port: number; aeTitle: string } = orthanc) => () => {
     rmSync(scratch, { recursive: true, force: true });
     mkdirSync(scratch, { recursive: true });
-    return timed("getscu", ["-aet", "GETSCU", "-aec", orthanc.aeTitle, "-S", "-od", scratch, "--max-pdu", "131072",
+    return timed("getscu", ["-aet", "GETSCU", "-aec", peer.aeTitle, "-S", "-od", scratch, "--max-pdu", "131072",
       "-k", "QueryRetrieveLevel=SERIES", "-k", `StudyInstanceUID=${ct.study.studyUid}`, "-k", `SeriesInstanceUID=${ct.series.seriesUid}`,
-      "127.0.0.1", String(orthanc.port)], env);
+      "127.0.0.1", String(peer.port)], env);
   };
-  await theirs(); // warm-up: Orthanc's caches and the page cache
+  const SERVE_SERIES = "rtexport retrieve --get --series ← our serve";
+  const SERVE_GETSCU = "getscu ← our serve";
+  await theirs()(); // warm-up: Orthanc's caches and the page cache
+  if (served) await theirs({ port: served.port, aeTitle: "RTSERVE" })();
   const rows: { tool: string; files: number; ms: number; filesPerS: number; cpuS: number; rssMb: number }[] = [];
   for (let i = 0; i < runs; i++) {
-    for (const [tool, run] of [[SERIES, ours(["--series", ct.series.seriesUid])], ["getscu", theirs], [PLAN, ours(["--plan", plan.label])]] as const) {
+    const cases: [string, () => ReturnType<typeof timed>][] = [[SERIES, ours(["--series", ct.series.seriesUid])], ["getscu", theirs()], [PLAN, ours(["--plan", plan.label])]];
+    if (served) {
+      const peer = { port: served.port, aeTitle: "RTSERVE" };
+      cases.push([SERVE_SERIES, ours(["--series", ct.series.seriesUid], peer)], [SERVE_GETSCU, theirs(peer)]);
+    }
+    for (const [tool, run] of cases) {
       const r = await run();
       if (r.code !== 0) throw new Error(`${tool} failed (exit ${r.code}): ${r.stderr.slice(-1000)}`);
       const n = countFiles(scratch);
@@ -96,9 +111,12 @@ try {
   }
   const best = (tool: string) => Math.max(...rows.filter((r) => r.tool === tool).map((r) => r.filesPerS));
   const ratio = best(SERIES) / best("getscu");
+  const serveRatio = served ? Number((best(SERVE_SERIES) / best(SERVE_GETSCU)).toFixed(2)) : undefined;
   const load = (await import("node:os")).loadavg()[0];
-  console.log(JSON.stringify({ slices, size, runs, loadAverage1m: Number(load.toFixed(1)), cpus: (await import("node:os")).cpus().length, rows, bestFilesPerS: { series: best(SERIES), plan: best(PLAN), getscu: best("getscu") }, ratio: Number(ratio.toFixed(2)) }, null, 2));
+  console.log(JSON.stringify({ slices, size, runs, loadAverage1m: Number(load.toFixed(1)), cpus: (await import("node:os")).cpus().length, rows, bestFilesPerS: { series: best(SERIES), plan: best(PLAN), getscu: best("getscu"), ...(served ? { seriesFromServe: best(SERVE_SERIES), getscuFromServe: best(SERVE_GETSCU) } : {}) }, ratio: Number(ratio.toFixed(2)), serveRatio }, null, 2));
   rmSync(scratch, { recursive: true, force: true });
 } finally {
+  await served?.close();
+  rmSync(serveDb, { force: true });
   await orthanc.stop();
 }
