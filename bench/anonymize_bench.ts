@@ -8,6 +8,7 @@
 // manifest). Each tool runs as its own process under /usr/bin/time, which reports wall time and
 // peak RSS; outputs go to fresh directories on the same file system. The page cache is warmed
 // with a read of every file before the first tool, so no tool pays for the first read alone.
+// Before each tool, the previous outputs are deleted and `sync` waits for writeback to finish.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -119,7 +120,10 @@ print(n)
 interface Result { tool: string; seconds: number; maxRssMb: number; outputs: number; code: number }
 
 function timed(tool: string, cmd: string, args: string[], out: string, env: Record<string, string> = {}): Result {
-  rmSync(out, { recursive: true, force: true });
+  // Same start for every tool: no earlier output left, and nothing dirty still being written back
+  // (each tool writes 2.4 GB; without this the next tool pays for the previous one's writeback).
+  for (const e of readdirSync(work)) if (e.startsWith("out-")) rmSync(join(work, e), { recursive: true, force: true });
+  sh("sync", []);
   mkdirSync(out, { recursive: true });
   const r = sh("/usr/bin/time", ["-f", "TIME %e %M", cmd, ...args], env);
   const m = /TIME ([\d.]+) (\d+)/.exec(r.err);
