@@ -455,7 +455,7 @@ describe("anonymize: records on stdin", () => {
     const lines = [
       JSON.stringify({ type: "patient", patientId: pid, name: { family: "Müller", given: "Jörg" }, birthDate: "1982-02-10", sex: "M" }),
       JSON.stringify({ type: "plan", patientId: pid, planUid: "1.2.3.4", label: "SMITH PLAN", approval: "APPROVED", machines: ["TB1"] }),
-      JSON.stringify({ type: "file", path: inputFiles[0], category: "dicom" }),
+      JSON.stringify({ type: "file", path: inputFiles[0], category: "rt-object" }),
       JSON.stringify({ type: "file", path: "/nowhere/report.pdf", category: "document" }),
       JSON.stringify({ type: "note", text: "kept" }),
     ];
@@ -471,6 +471,7 @@ describe("anonymize: records on stdin", () => {
     assert.equal(plan.machines, undefined);
     assert.equal(plan.approval, "APPROVED");
     assert.equal(file.type, "file");
+    assert.equal(file.category, "rt-object"); // export-plan's category rides through
     assert.deepEqual(note, { type: "note", text: "kept" });
     assert.equal(run.records.length, 4);
   });

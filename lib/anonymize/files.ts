@@ -14,7 +14,7 @@ import { DataSet } from "../dicom/dataset.ts";
 import { PIXEL_DATA } from "../dicom/tag.ts";
 import { NATIVE_TRANSFER_SYNTAXES, transferSyntaxEncoding } from "../dicom/uids.ts";
 import { buildMeta, encodeDataSet, encodeMeta } from "../dicom/writer.ts";
-import type { FileRecord } from "../records/types.ts";
+import { DICOM_CATEGORIES, type FileRecord } from "../records/types.ts";
 import {
   type AnonymizeContext, type AnonymizedIds, anonymizeDataSet, type AnonymizeOptions, BurnedInAnnotationError,
   createAnonymizeContext,
@@ -231,7 +231,8 @@ function prepare(input: FileInput, data: Uint8Array, ctx: AnonymizeContext, file
     path: dest,
     bytes,
     sha256: "", // filled in by the caller, which hashes the bytes it writes
-    category: "dicom",
+    // export-plan's finer DICOM categories (image, rt-object) ride through
+    category: typeof input.record?.category === "string" && DICOM_CATEGORIES.has(input.record.category) ? input.record.category : "dicom",
     sopClassUid: sopClass || undefined,
     sopInstanceUid: sopInstance || undefined,
     modality: ids.modality,
