@@ -1,11 +1,11 @@
 /** `rtexport anonymize`: de-identify DICOM files per PS3.15 Annex E, keeping RT references intact. */
 import { type Command, Option } from "commander";
-import { readFileSync } from "node:fs";
 import { type CommandContext, defineCommand, runMain, UsageError } from "../lib/cli/mod.ts";
 import {
   type AnonymizeContext, type AnonymizeFilesOptions, anonymizeStream, type AnonymizeOptions, createAnonymizeContext,
   type FileInput, type PatientIdentity, readPatientMap, readProfileCsv, walkInputs, writePatientMap,
 } from "../lib/anonymize/mod.ts";
+import { KeyError, resolveAnonymizationKey } from "../lib/anonymize/key.ts";
 import { type FileRecord, isDicomFileRecord, isFileRecord, type RtRecord } from "../lib/records/types.ts";
 
 function configure(cmd: Command): void {
@@ -39,27 +39,12 @@ function configure(cmd: Command): void {
 }
 
 function readKey(o: Record<string, unknown>): string | Uint8Array {
-  if (typeof o.key === "string" && o.key !== "" && typeof o.keyFile === "string") {
-    throw new UsageError("Give either --key or --key-file, not both");
+  try {
+    return resolveAnonymizationKey(o);
+  } catch (e) {
+    if (e instanceof KeyError) throw new UsageError(e.message);
+    throw e;
   }
-  if (typeof o.keyFile === "string") {
-    let bytes: Uint8Array;
-    try {
-      bytes = new Uint8Array(readFileSync(o.keyFile));
-    } catch (e) {
-      throw new UsageError(`Cannot read key file "${o.keyFile}": ${(e as { code?: string }).code ?? (e as Error).message}`);
-    }
-    let end = bytes.length;
-    while (end > 0 && (bytes[end - 1] === 0x0a || bytes[end - 1] === 0x0d || bytes[end - 1] === 0x20)) end--;
-    const key = bytes.subarray(0, end);
-    if (key.length < 16) throw new UsageError(`The key in "${o.keyFile}" is too short: use at least 16 bytes`);
-    return key;
-  }
-  if (typeof o.key === "string" && o.key !== "") {
-    if (new TextEncoder().encode(o.key).length < 16) throw new UsageError("The key is too short: use at least 16 bytes (e.g. 32 random hex digits)");
-    return o.key;
-  }
-  throw new UsageError("A key is required: give --key-file FILE, --key SECRET or RTEXPORT_KEY (the same key gives the same UIDs and pseudonyms)");
 }
 
 // deno-lint-ignore no-explicit-any -- commander option values

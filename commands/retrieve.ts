@@ -1,6 +1,11 @@
 /** `rtexport retrieve`: selective retrieval of a patient's plans from a Q/R peer (C-MOVE or C-GET). */
-import { mkdirSync, readFileSync } from "node:fs";
-import { relative, resolve, sep } from "node:path";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
+
+import { join, relative, resolve, sep } from "node:path";
+import process from "node:process";
+import { createAnonymizeContext } from "../lib/anonymize/anonymize.ts";
+import { anonymizeFiles } from "../lib/anonymize/files.ts";
+import { KeyError, resolveAnonymizationKey } from "../lib/anonymize/key.ts";
 import type { Command } from "commander";
 import { Option } from "commander";
 import { defineCommand, ExitCode, FatalError, parseAeTitle, parsePort, runMain, UsageError } from "../lib/cli/mod.ts";
@@ -20,6 +25,33 @@ function readPem(path: string, what: string): string {
   } catch (e) {
     throw new UsageError(`Cannot read ${what} "${path}": ${(e as Error).message}`);
   }
+}
+
+/**
+ * Passes the retrieved records through the anonymizer: each object is de-identified (default
+ * profile, keyed UIDs and pseudonyms, `--new-patient-id/--new-patient-name` as the new identity)
+ * into `outDir`; the summary record passes through as it is.
+ */
+async function* anonymized(
+  retrieved: AsyncIterable<FileRecord | RetrieveSummary>,
+  key: string | Uint8Array,
+  outDir: string,
+  o: { newPatientId?: string; newPatientName?: string },
+  fail: (message: string) => void,
+): AsyncGenerator<FileRecord | RetrieveSummary> {
+  const ctx = createAnonymizeContext({ key, newPatientId: o.newPatientId, newPatientName: o.newPatientName });
+  let summary: RetrieveSummary | undefined;
+  async function* inputs() {
+    for await (const r of retrieved) {
+      if (r.type === "retrieve-summary") summary = r as RetrieveSummary;
+      else yield { path: (r as FileRecord).path, record: r as FileRecord };
+    }
+  }
+  for await (const res of anonymizeFiles(inputs(), ctx.options, { out: outDir }, ctx)) {
+    if (res.ok) yield res.record;
+    else fail(`Cannot anonymize object "${res.input.record?.sopInstanceUid ?? res.input.path}": ${res.message}`);
+  }
+  if (summary) yield summary;
 }
 
 /** The gap report, for stderr and the human view. */
@@ -98,6 +130,14 @@ export const main = defineCommand({
     cmd.addOption(new Option("--move-host <address>", "listen address of the receiving SCP").default("0.0.0.0"));
     cmd.addOption(new Option("--out <dir>", "output folder").makeOptionMandatory());
     cmd.addOption(new Option("--ledger <url>", "ledger database (default: sqlite:<out>/.rtexport/ledger.sqlite)"));
+    cmd.addOption(
+      new Option(
+        "--anonymize",
+        "de-identify what arrives (PS3.15 Annex E default profile, keyed UIDs) before it is written under --out; needs --anonymize-key or --anonymize-key-file",
+      ),
+    );
+    cmd.addOption(new Option("--anonymize-key <secret>", "with --anonymize: the anonymization key (at least 16 bytes)"));
+    cmd.addOption(new Option("--anonymize-key-file <file>", "with --anonymize: read the anonymization key from this file"));
     cmd.addOption(new Option("--new-patient-id <id>", "write this PatientID into the copies"));
     cmd.addOption(
       new Option("--new-patient-name <name>", "write this PatientName into the copies (DICOM PN, e.g. Family^Given)"),
@@ -129,6 +169,22 @@ export const main = defineCommand({
       throw new UsageError(`Cannot create output folder "${o.out}": ${(e as Error).message}`);
     }
     const outDir = resolve(o.out as string);
+    // --anonymize: objects are retrieved into a private staging folder and only their
+    // de-identified versions are written under --out, so no identifying copy ever sits there.
+    let anonymize: { key: string | Uint8Array; staging: string } | undefined;
+    if (o.anonymize) {
+      try {
+        anonymize = {
+          key: resolveAnonymizationKey({ key: o.anonymizeKey, keyFile: o.anonymizeKeyFile }, { key: "--anonymize-key", keyFile: "--anonymize-key-file" }),
+          staging: join(outDir, ".rtexport", `retrieve-staging-${process.pid}`),
+        };
+      } catch (e) {
+        if (e instanceof KeyError) throw new UsageError(e.message);
+        throw e;
+      }
+    } else if (o.anonymizeKey || o.anonymizeKeyFile) {
+      throw new UsageError("--anonymize-key and --anonymize-key-file go with --anonymize");
+    }
     let ledger: Ledger | undefined;
     try {
       ledger = await Ledger.open((o.ledger as string | undefined) ?? defaultLedgerUrl(outDir), "retrieve");
@@ -138,38 +194,41 @@ export const main = defineCommand({
     const source = `dicom:${peer.calledAet}@${peer.host}:${peer.port}`;
     let summary: RetrieveSummary | undefined;
     try {
-      for await (
-        const r of retrieveFiles({
-          host: peer.host,
-          port: peer.port,
-          callingAet: peer.callingAet,
-          calledAet: peer.calledAet,
-          patientId: o.patientId,
-          plans: o.plan,
-          onlyApproved: o.onlyApproved === true,
-          series: o.series,
-          get: o.get === true,
-          moveAet: o.moveAet,
-          movePort: o.movePort,
-          moveHost: o.moveHost,
-          out: o.out,
-          rewrite: {
-            patientId: o.newPatientId as string | undefined,
-            patientName: o.newPatientName as string | undefined,
-          },
-          maxPdu: peer.maxPdu,
-          timeouts: {
-            connect: peer.connectTimeout * 1000,
-            association: peer.assocTimeout * 1000,
-            dimse: peer.dimseTimeout * 1000,
-          },
-          tls,
-          onReceiver: (port) => {
-            if (!o.get) ctx.log.info(`receiving C-MOVE objects as ${o.moveAet ?? peer.callingAet} on port ${port}`);
-          },
-          onError: (uid, message) => ctx.reporter.failed(`Cannot write object ${uid}: ${message}`),
-        })
-      ) {
+      const retrieved = retrieveFiles({
+        host: peer.host,
+        port: peer.port,
+        callingAet: peer.callingAet,
+        calledAet: peer.calledAet,
+        patientId: o.patientId,
+        plans: o.plan,
+        onlyApproved: o.onlyApproved === true,
+        series: o.series,
+        get: o.get === true,
+        moveAet: o.moveAet,
+        movePort: o.movePort,
+        moveHost: o.moveHost,
+        out: anonymize?.staging ?? outDir,
+        // With --anonymize the new identity is the anonymizer's to set.
+        rewrite: anonymize ? {} : {
+          patientId: o.newPatientId as string | undefined,
+          patientName: o.newPatientName as string | undefined,
+        },
+        maxPdu: peer.maxPdu,
+        timeouts: {
+          connect: peer.connectTimeout * 1000,
+          association: peer.assocTimeout * 1000,
+          dimse: peer.dimseTimeout * 1000,
+        },
+        tls,
+        onReceiver: (port) => {
+          if (!o.get) ctx.log.info(`receiving C-MOVE objects as ${o.moveAet ?? peer.callingAet} on port ${port}`);
+        },
+        onError: (uid, message) => ctx.reporter.failed(`Cannot write object ${uid}: ${message}`),
+      });
+      const stream = anonymize
+        ? anonymized(retrieved, anonymize.key, outDir, o, (m) => ctx.reporter.failed(m))
+        : retrieved;
+      for await (const r of stream) {
         if (r.type === "retrieve-summary") {
           summary = r as RetrieveSummary;
           for (const line of formatSummary(summary)) {
@@ -209,6 +268,7 @@ export const main = defineCommand({
       await ledger.finish(!summary?.complete || ctx.reporter.failures > 0 ? "partial" : "ok");
     } finally {
       await ledger.close();
+      if (anonymize) rmSync(anonymize.staging, { recursive: true, force: true });
     }
     if (!summary?.complete || ctx.reporter.failures > 0) return ExitCode.PARTIAL;
     return ExitCode.OK;

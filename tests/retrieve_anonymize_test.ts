@@ -1,0 +1,77 @@
+// retrieve --anonymize: objects fetched from a Q/R peer (our serve) land under --out only
+// de-identified, with the plan's references intact.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { generateClinic } from "../lib/fixtures/mod.ts";
+import type { ClinicManifest } from "../lib/fixtures/clinic.ts";
+import { cliCommand, records, sh } from "./_run.ts";
+import { freePort, waitForPort } from "./_peers.ts";
+
+let dir: string;
+let manifest: ClinicManifest;
+let serve: ReturnType<typeof spawn>;
+let port: number;
+const aet = "RTX-ANON-SCP";
+const KEY = "0123456789abcdef0123456789abcdef";
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), "rtx-retrieve-anon-"));
+  manifest = await generateClinic({ out: join(dir, "clinic"), patients: 2, slices: 4, seed: 11 });
+  port = await freePort();
+  const [cmd, ...args] = cliCommand();
+  serve = spawn(cmd, [...args, "serve", "--dir", join(dir, "clinic"), "--port", String(port), "--aet", aet, "-q"], { stdio: "ignore" });
+  await waitForPort(port, "127.0.0.1", 30_000);
+});
+after(() => {
+  serve?.kill("SIGTERM");
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function filesUnder(d: string): string[] {
+  return readdirSync(d, { withFileTypes: true, recursive: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+}
+
+test("retrieve --anonymize writes only de-identified objects, with the plan's tree intact", async () => {
+  const p = manifest.patients[0];
+  const plan = p.plans.find((x) => x.approval === "APPROVED")!;
+  const out = join(dir, "research");
+  const r = await sh(`"\${RT[@]}" retrieve --host 127.0.0.1 --port ${port} --called-aet ${aet} --get --patient-id ${p.patientId} --plan '${plan.label}' --anonymize --anonymize-key ${KEY} --new-patient-id RES-001 --out '${out}'`);
+  assert.equal(r.status, 0, r.stderr);
+  const files = records(r.stdout).filter((x) => x.type === "file");
+  const expected = 1 + 1 + plan.doses.length + plan.records.length + plan.rtImages.length + plan.imageSeries.reduce((n, s) => n + s.count, 0);
+  assert.equal(files.length, expected);
+  assert.ok(files.every((f) => f.patientId === "RES-001" && f.path.startsWith(out)));
+  // No identifying value of the source anywhere under --out (staging included: it is gone).
+  const written = filesUnder(out).filter((f) => f.endsWith(".dcm"));
+  assert.equal(written.length, expected);
+  const nameBytes = Buffer.from(p.nameBytesHex, "hex");
+  for (const f of written) {
+    const bytes = readFileSync(f);
+    assert.equal(bytes.indexOf(p.patientId), -1, `${f} holds the patient ID`);
+    assert.equal(bytes.indexOf(nameBytes), -1, `${f} holds the patient name`);
+    assert.equal(bytes.indexOf(plan.planUid), -1, `${f} holds an original UID`);
+  }
+  assert.deepEqual(readdirSync(join(out, ".rtexport")).filter((n) => n.startsWith("retrieve-staging")), []);
+  // The references survive: show finds the plan with its structure set, images and doses.
+  const show = records((await sh(`"\${RT[@]}" show --json --pattern '*.dcm' '${out}'`)).stdout);
+  const shown = show.find((x) => x.type === "plan")!;
+  assert.ok(shown.structureSet && !shown.structureSet.missing);
+  assert.equal(shown.structureSet.imageSeries[0].count, plan.imageSeries[0].count);
+  assert.equal(shown.doses.length, plan.doses.length);
+  assert.deepEqual(shown.missing, []);
+  assert.ok(existsSync(join(out, ".rtexport", "ledger.sqlite")));
+});
+
+test("retrieve --anonymize without a key is a usage error; a key without --anonymize too", async () => {
+  const p = manifest.patients[0];
+  const noKey = await sh(`"\${RT[@]}" retrieve --host 127.0.0.1 --port ${port} --called-aet ${aet} --get --patient-id ${p.patientId} --anonymize --out '${join(dir, "x")}'`);
+  assert.equal(noKey.status, 2);
+  assert.match(noKey.stderr, /A key is required: give --anonymize-key-file FILE, --anonymize-key SECRET/);
+  const stray = await sh(`"\${RT[@]}" retrieve --host 127.0.0.1 --port ${port} --called-aet ${aet} --get --patient-id ${p.patientId} --anonymize-key ${KEY} --out '${join(dir, "y")}'`);
+  assert.equal(stray.status, 2);
+  assert.match(stray.stderr, /go with --anonymize/);
+});
