@@ -195,44 +195,49 @@ describe("receive path: PDUs split anywhere between reads", () => {
       assert.equal(ac.type, PDU_ASSOCIATE_AC);
       assert.equal(ac.type === PDU_ASSOCIATE_AC && ac.contexts[0].result, 0);
 
-      const uid = "2.25.4242";
-      const data = encodeDataSet(ctDataSet(uid, 300_000), EXPLICIT_VR_LITTLE_ENDIAN);
-      const command = encodeCommand({ commandField: C_STORE_RQ, messageId: 7, affectedSopClassUid: CT_IMAGE_STORAGE, affectedSopInstanceUid: uid, priority: 0, hasDataSet: true });
-      // The command in two fragments; the first data PDV in the same PDU as the end of the
-      // command; two data PDVs in one PDU; a zero-length-data PDV in the middle.
-      const a = 1000;
-      const b = 150_000;
-      const c = 80_000;
-      const pdus = [
-        pdata([{ contextId: 1, command: true, last: false, data: command.subarray(0, 20) }]),
-        pdata([
-          { contextId: 1, command: true, last: true, data: command.subarray(20) },
-          { contextId: 1, command: false, last: false, data: data.subarray(0, a) },
-        ]),
-        pdata([{ contextId: 1, command: false, last: false, data: data.subarray(a, b) }]),
-        pdata([{ contextId: 1, command: false, last: false, data: new Uint8Array(0) }]),
-        pdata([
-          { contextId: 1, command: false, last: false, data: data.subarray(b, b + c) },
-          { contextId: 1, command: false, last: true, data: data.subarray(b + c) },
-        ]),
-      ];
-      await writeSplit(socket, concat(pdus), awkwardCuts(pdus));
-      const rsp = await reader.next();
-      assert.equal(rsp.type, PDU_P_DATA_TF);
-      const rspCommand = decodeCommand(concat(rsp.type === PDU_P_DATA_TF ? rsp.pdvs.map((p) => p.data) : []));
-      assert.equal(rspCommand.commandField, C_STORE_RSP);
-      assert.equal(rspCommand.messageIdBeingRespondedTo, 7);
-      assert.equal(rspCommand.status, 0);
+      // Two objects: from the second on, the file for the next one is opened ahead, so one
+      // exists when the release comes.
+      for (const [n, uid] of ["2.25.4242", "2.25.4343"].entries()) {
+        const data = encodeDataSet(ctDataSet(uid, 300_000), EXPLICIT_VR_LITTLE_ENDIAN);
+        const command = encodeCommand({ commandField: C_STORE_RQ, messageId: 7 + n, affectedSopClassUid: CT_IMAGE_STORAGE, affectedSopInstanceUid: uid, priority: 0, hasDataSet: true });
+        // The command in two fragments; the first data PDV in the same PDU as the end of the
+        // command; two data PDVs in one PDU; a PDV without data in the middle.
+        const a = 1000;
+        const b = 150_000;
+        const c = 80_000;
+        const pdus = [
+          pdata([{ contextId: 1, command: true, last: false, data: command.subarray(0, 20) }]),
+          pdata([
+            { contextId: 1, command: true, last: true, data: command.subarray(20) },
+            { contextId: 1, command: false, last: false, data: data.subarray(0, a) },
+          ]),
+          pdata([{ contextId: 1, command: false, last: false, data: data.subarray(a, b) }]),
+          pdata([{ contextId: 1, command: false, last: false, data: new Uint8Array(0) }]),
+          pdata([
+            { contextId: 1, command: false, last: false, data: data.subarray(b, b + c) },
+            { contextId: 1, command: false, last: true, data: data.subarray(b + c) },
+          ]),
+        ];
+        await writeSplit(socket, concat(pdus), awkwardCuts(pdus));
+        const rsp = await reader.next();
+        assert.equal(rsp.type, PDU_P_DATA_TF);
+        const rspCommand = decodeCommand(concat(rsp.type === PDU_P_DATA_TF ? rsp.pdvs.map((p) => p.data) : []));
+        assert.equal(rspCommand.commandField, C_STORE_RSP);
+        assert.equal(rspCommand.messageIdBeingRespondedTo, 7 + n);
+        assert.equal(rspCommand.status, 0);
 
-      assert.equal(stored.length, 1);
-      const bytes = readFileSync(stored[0].path);
-      assert.equal(stored[0].size, bytes.length);
-      assert.deepEqual(new Uint8Array(bytes.subarray(bytes.length - data.length)), data, "the data set bytes as sent");
-      assert.equal(stored[0].sha256, createHash("sha256").update(bytes).digest("hex"));
-      const f = readDicomFile(stored[0].path, { full: true });
-      assert.equal(f.meta.string(0x00020003), uid);
-      assert.equal(f.dataset.string(0x00291010), "private value");
-      assert.equal(f.dataset.get(0x7fe00010)?.value?.length, 300_000);
+        assert.equal(stored.length, n + 1);
+        const bytes = readFileSync(stored[n].path);
+        assert.equal(stored[n].size, bytes.length);
+        assert.deepEqual(new Uint8Array(bytes.subarray(bytes.length - data.length)), data, "the data set bytes as sent");
+        assert.equal(stored[n].sha256, createHash("sha256").update(bytes).digest("hex"));
+        const f = readDicomFile(stored[n].path, { full: true });
+        assert.equal(f.meta.string(0x00020003), uid);
+        assert.equal(f.dataset.string(0x00291010), "private value");
+        assert.equal(f.dataset.get(0x7fe00010)?.value?.length, 300_000);
+      }
+      await sleep(20); // let the file opened ahead be created
+      assert.equal(readdirSync(storeDir).filter((n) => n.endsWith(".part")).length, 1, "one file opened ahead");
 
       socket.write(encodeReleaseRq());
       const rp = await reader.next();

@@ -136,18 +136,20 @@ function tempPath(dir: string): string {
   return join(dir, `.rtexport-rx-${process.pid}-${Date.now().toString(36)}-${(tempCounter++).toString(36)}.part`);
 }
 
-/** Temporary files opened ahead of time. */
-const TEMP_FILES_AHEAD = 2;
+/** Temporary files opened ahead of time (objects arrive one after the other: one is enough). */
+const TEMP_FILES_AHEAD = 1;
 
 /**
- * Opens the temporary files received objects are written to one or two objects ahead, in the
- * background (creating a file costs 0.2–0.5 ms here; done while the peer is still sending, it
- * is off the path between an object's last byte and our C-STORE-RSP).
+ * Opens the temporary file for the next received object in the background once an association
+ * has received two (creating a file costs 0.2–0.5 ms here; done while the peer is still
+ * sending, it is off the path between an object's last byte and our C-STORE-RSP). An
+ * association that carries a single object (a storescu per file) opens nothing ahead.
  */
 class TempFiles {
   readonly dir: string;
   private readonly ready: { fd: number; path: string }[] = [];
   private opening = 0;
+  private taken = 0;
   private stopped = false;
   private idle: (() => void)[] = [];
 
@@ -162,7 +164,7 @@ class TempFiles {
       const path = tempPath(this.dir);
       f = { fd: openSync(path, "wx"), path };
     }
-    this.refill();
+    if (++this.taken >= 2) this.refill();
     return f;
   }
 
