@@ -4,7 +4,7 @@
  * side by side in one run.
  *
  *   node_modules/.bin/node bench/export_bench.ts [--patients 20] [--slices 180] [--size 512]
- *     [--runs 1] [--small 5] [--peers serve,orthanc] [--modes get,move] [--runtime node|deno] [--keep]
+ *     [--runs 1] [--small 5,10] [--peers serve,orthanc] [--modes get,move] [--runtime node|deno] [--keep]
  *
  * - Corpus: the synthetic clinic (`scripts/make_fixtures.ts`), generated into
  *   bench/.corpus/export-PxSxZ when missing. `serve` serves a hard-linked copy of it (its index
@@ -17,8 +17,8 @@
  *   one query file per image series (SERIES level) and one per RT object (IMAGE level), Study Root,
  *   `getscu -S -od DIR q…` or `movescu -S -aem MOVESCU q…` with DCMTK `storescp -od DIR` as the receiver. DCMTK is given the
  *   list: it does not query for patients, plans or references as ours does.
- * - Memory in patient count: export-plan --get from serve over the first --small patients and
- *   over all of them; peak RSS of both.
+ * - Memory in patient count: export-plan --get from serve over the first --small patients
+ *   (5 and 10) and over all of them; peak RSS of each.
  * - Warm-up: one untimed getscu of everything from each peer. Best of --runs per case.
  */
 import { execFile, spawn, spawnSync } from "node:child_process";
@@ -38,7 +38,7 @@ const PATIENTS = Number(arg("patients", "20"));
 const SLICES = Number(arg("slices", "180"));
 const SIZE = Number(arg("size", "512"));
 const RUNS = Number(arg("runs", "1"));
-const SMALL = Number(arg("small", "5"));
+const SMALL = arg("small", "5,10").split(",").map(Number);
 const PEERS = arg("peers", "serve,orthanc").split(",");
 const MODES = arg("modes", "get,move").split(",");
 const RUNTIME = arg("runtime", "node");
@@ -210,6 +210,13 @@ async function theirs(p: PeerInfo, mode: string, queries: string[]): Promise<{ t
     : ["movescu", "-S", "-aet", "MOVESCU", "-aec", p.aet, "-aem", "MOVESCU", "127.0.0.1", String(p.port), ...queries];
   const t = await run("/usr/bin/time", [...TIME, ...args]);
   if (receiver) {
+    // The receiver's work is part of the C-MOVE: add its CPU, and take the larger peak RSS.
+    try {
+      const stat = readFileSync(`/proc/${receiver.pid}/stat`, "utf8").split(") ")[1].split(" ");
+      t.cpu += (Number(stat[11]) + Number(stat[12])) / 100;
+      const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${receiver.pid}/status`, "utf8"));
+      if (hwm) t.rssKb = Math.max(t.rssKb, Number(hwm[1]));
+    } catch { /* not Linux: movescu's figures only */ }
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => receiver!.kill("SIGKILL"), 10_000);
       receiver!.once("exit", () => (clearTimeout(timer), resolve()));
@@ -266,7 +273,7 @@ try {
   // Memory in patient count (serve, C-GET): the first SMALL patients, then all.
   const s = peers.find((p) => p.name === "serve") ?? peers[0];
   const ids = manifest.patients.map((p: { patientId: string }) => p.patientId);
-  for (const subset of [ids.slice(0, SMALL), ids]) {
+  for (const subset of [...SMALL.filter((n) => n < ids.length).map((n) => ids.slice(0, n)), ids]) {
     const a = await ours(s, "get", subset);
     const o = outputFiles(a.out);
     memory.push({ patients: subset.length, files: o.files, seconds: a.t.seconds, rssKb: a.t.rssKb });
