@@ -105,28 +105,23 @@ async function hashHandle(fh: FileHandle): Promise<{ sha256: string; bytes: numb
 
 /**
  * The read-back check: the copy must hold exactly the bytes written. A copy that fit in one
- * buffer is compared with that buffer; a longer one chunk by chunk with a new read of the source
- * (memcmp instead of a second SHA-256 pass on the main thread; it also catches a source that
- * changed while it was being copied).
+ * buffer is compared byte for byte with that buffer (no second SHA-256 pass); a longer one is
+ * hashed again and compared with the hash taken while copying. (Comparing it with a second read
+ * of the source would save the hash, but reads a vault on a file server twice.)
  */
-async function sameContent(copy: FileHandle, written: Buffer | undefined, source: FileHandle, bytes: number): Promise<boolean> {
+async function sameContent(copy: FileHandle, written: Buffer | undefined, bytes: number, sha256: string): Promise<boolean> {
+  if (!written) {
+    const check = await hashHandle(copy);
+    return check.bytes === bytes && check.sha256 === sha256;
+  }
   const a = takeBuffer();
-  const b = written ? undefined : takeBuffer();
   try {
-    if (written) {
-      // One byte more than written fits, so a copy that grew is caught too.
-      const r = a.length > bytes ? a : Buffer.allocUnsafe(bytes + 1);
-      const n = await readFull(copy, r, 0);
-      return n === bytes && r.subarray(0, n).equals(written.subarray(0, bytes));
-    }
-    for (let pos = 0;; pos += CHUNK) {
-      const [n, m] = await Promise.all([readFull(copy, a, pos), readFull(source, b!, pos)]);
-      if (n !== m || !a.subarray(0, n).equals(b!.subarray(0, m))) return false;
-      if (n < CHUNK) return pos + n === bytes;
-    }
+    // One byte more than written fits, so a copy that grew is caught too.
+    const r = a.length > bytes ? a : Buffer.allocUnsafe(bytes + 1);
+    const n = await readFull(copy, r, 0);
+    return n === bytes && r.subarray(0, n).equals(written.subarray(0, bytes));
   } finally {
     giveBuffer(a);
-    if (b) giveBuffer(b);
   }
 }
 
@@ -189,8 +184,8 @@ export async function copyFileVerified(source: string, dest: string, opts: CopyO
       throw new Error(`Cannot copy "${source}": its sha256 ${sha256} differs from the expected ${opts.expectedSha256}`);
     }
     await out.sync();
-    if (verify && !(await sameContent(out, chunks <= 1 ? buf : undefined, src, bytes))) {
-      throw new Error(`Cannot copy "${source}": the copy read back differs from the source (disk or file system fault, or the source changed while it was copied)`);
+    if (verify && !(await sameContent(out, chunks <= 1 ? buf : undefined, bytes, sha256))) {
+      throw new Error(`Cannot copy "${source}": the copy read back differs from the source (disk or file system fault)`);
     }
     await out.close();
     out = undefined;
