@@ -206,6 +206,40 @@ export async function copyFileVerified(source: string, dest: string, opts: CopyO
   }
 }
 
+/**
+ * Puts a file this run staged (a received object) into place without copying it, when the
+ * staging folder is on the destination's file system: the file is hashed, flushed to disk and
+ * linked at `dest` — never replacing a file there (the same content is "identical", a different
+ * one a conflict, as with `copyFileVerified`). The staged name stays for its owner to remove.
+ * Across file systems, or where hard links are refused, the file is copied instead.
+ */
+export async function placeStagedFile(source: string, dest: string, opts: CopyOptions = {}): Promise<CopyOutcome> {
+  if (await exists(dest)) return await compareExisting(source, dest, opts.expectedSha256);
+  await ensureDir(dirname(dest));
+  // Opened for writing only so that the flush also works on Windows; nothing is written.
+  const fh = await open(source, "r+");
+  let sha256: string;
+  let bytes: number;
+  try {
+    ({ sha256, bytes } = await hashHandle(fh));
+    if (opts.expectedSha256 && opts.expectedSha256.toLowerCase() !== sha256) {
+      throw new Error(`Cannot copy "${source}": its sha256 ${sha256} differs from the expected ${opts.expectedSha256}`);
+    }
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await link(source, dest);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") return await compareExisting(source, dest, sha256);
+    if (code === "EXDEV" || code === "EPERM" || code === "ENOTSUP" || code === "EMLINK") return await copyFileVerified(source, dest, { ...opts, expectedSha256: sha256 });
+    throw e;
+  }
+  return { status: "copied", source, dest, bytes, sha256 };
+}
+
 async function compareExisting(source: string, dest: string, knownSha?: string): Promise<CopyOutcome> {
   const [s, d] = await Promise.all([knownSha ? Promise.resolve(undefined) : hashFile(source), hashFile(dest)]);
   const sha256 = knownSha?.toLowerCase() ?? s!.sha256;

@@ -1,7 +1,7 @@
 import { stat } from "node:fs/promises";
 import { basename, isAbsolute, join, resolve } from "node:path";
 import { Catalog, type CatalogFileRow } from "../catalog/catalog.ts";
-import { copyFileVerified } from "../copy/copy.ts";
+import { copyFileVerified, placeStagedFile } from "../copy/copy.ts";
 import { readDicomFile } from "../dicom/reader.ts";
 import { FolderAssigner, patientFolderName, sanitizeName } from "../layout/sanitize.ts";
 import type { Ledger } from "../ledger/ledger.ts";
@@ -250,7 +250,10 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
     }
     const s = await stat(src).catch(() => undefined);
     if (!s) throw new Error("missing in the vault");
-    const outcome = await copyFileVerified(src, target, { expectedSha256: row.sha256 ?? undefined });
+    // A retrieved object staged under --out is linked into the tree (hashed and flushed first)
+    // instead of being written a second time.
+    const place = row.staged ? placeStagedFile : copyFileVerified;
+    const outcome = await place(src, target, { expectedSha256: row.sha256 ?? undefined });
     if (outcome.status === "conflict") {
       throw new Error(`a different file is already at "${target}" (sha256 ${outcome.existingSha256}); not overwritten`);
     }
