@@ -1,5 +1,8 @@
 import { createHash } from "node:crypto";
-import { constants as fsConstants } from "node:fs";
+import {
+  closeSync, constants as fsConstants, fsync as fsyncCb, futimesSync, linkSync, open as openCb, openSync, readSync, unlinkSync,
+  writeSync,
+} from "node:fs";
 import { link, mkdir, open, stat, unlink, utimes, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
@@ -24,6 +27,12 @@ export interface CopyOptions {
 }
 
 const CHUNK = 1 << 20;
+/**
+ * Files up to this size are copied with synchronous reads and writes (page-cache copies of a few
+ * microseconds) and only the flush to disk runs on the thread pool: measured on 10,000 files of
+ * 1–64 KiB, each asynchronous call cost more CPU than the copy itself.
+ */
+const SMALL = 256 * 1024;
 const inFlight = new Set<string>();
 
 // Copy buffers are reused: a fresh 1 MiB buffer per file (two with the read-back) kept the garbage
@@ -156,6 +165,7 @@ export async function copyFileVerified(source: string, dest: string, opts: CopyO
   }
 
   await ensureDir(dirname(dest));
+  if (srcStat.size <= SMALL) return await copySmallFile(source, dest, tmp, srcStat, verify, opts);
   inFlight.add(tmp);
   let src: FileHandle | undefined;
   let out: FileHandle | undefined;
@@ -202,6 +212,83 @@ export async function copyFileVerified(source: string, dest: string, opts: CopyO
     await src?.close();
     if (out) await out.close().catch(() => {});
     await unlink(tmp).catch(() => {});
+    inFlight.delete(tmp);
+  }
+}
+
+function openFd(path: string, flags: number): Promise<number> {
+  return new Promise((resolve, reject) => openCb(path, flags, 0o644, (e, fd) => (e ? reject(e) : resolve(fd))));
+}
+
+function fsyncFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fsyncCb(fd, (e) => (e ? reject(e) : resolve())));
+}
+
+function readAllSync(fd: number, buf: Buffer): number {
+  let n = 0;
+  for (;;) {
+    const r = readSync(fd, buf, n, buf.length - n, n);
+    if (r === 0 || n + r === buf.length) return n + r;
+    n += r;
+  }
+}
+
+/** `copyFileVerified` for a small file: the same steps and guarantees, fewer thread-pool trips. */
+async function copySmallFile(
+  source: string, dest: string, tmp: string, srcStat: { size: number; atime: Date; mtime: Date }, verify: boolean, opts: CopyOptions,
+): Promise<CopyOutcome> {
+  inFlight.add(tmp);
+  const buf = takeBuffer();
+  const back = verify ? takeBuffer() : undefined;
+  let out: number | undefined;
+  try {
+    const fdIn = openSync(source, "r");
+    let bytes: number;
+    try {
+      bytes = readAllSync(fdIn, buf);
+    } finally {
+      closeSync(fdIn);
+    }
+    if (bytes === buf.length) throw new Error(`Cannot copy "${source}": it grew while it was being copied`);
+    const sha256 = createHash("sha256").update(buf.subarray(0, bytes)).digest("hex");
+    if (opts.expectedSha256 && opts.expectedSha256.toLowerCase() !== sha256) {
+      throw new Error(`Cannot copy "${source}": its sha256 ${sha256} differs from the expected ${opts.expectedSha256}`);
+    }
+    // Creating a file is a journaled metadata change: it stays on the thread pool, in parallel.
+    const flags = fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_TRUNC; // a leftover of a killed run is replaced
+    try {
+      out = await openFd(tmp, flags);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+      knownDirs.delete(dirname(tmp));
+      await ensureDir(dirname(tmp));
+      out = await openFd(tmp, flags);
+    }
+    for (let w = 0; w < bytes;) w += writeSync(out, buf, w, bytes - w, w);
+    await fsyncFd(out);
+    if (back) {
+      const n = readAllSync(out, back);
+      if (n !== bytes || !back.subarray(0, n).equals(buf.subarray(0, bytes))) {
+        throw new Error(`Cannot copy "${source}": the copy read back differs from the source (disk or file system fault)`);
+      }
+    }
+    if (opts.keepMtime ?? true) futimesSync(out, srcStat.atime, srcStat.mtime);
+    closeSync(out);
+    out = undefined;
+    try {
+      linkSync(tmp, dest);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      return await compareExisting(source, dest, sha256); // someone else put a file there meanwhile
+    }
+    return { status: "copied", source, dest, bytes, sha256 };
+  } finally {
+    giveBuffer(buf);
+    if (back) giveBuffer(back);
+    if (out !== undefined) closeSync(out);
+    try {
+      unlinkSync(tmp);
+    } catch { /* not there */ }
     inFlight.delete(tmp);
   }
 }
