@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import type { PatientIdentity } from "./anonymize.ts";
 import { writeFileAtomic } from "./files.ts";
+import { splitCsvLine } from "./profile.ts";
 
 /** A patient map CSV could not be read; the message names the file and line. */
 export class PatientMapError extends Error {
@@ -14,23 +15,6 @@ export class PatientMapError extends Error {
   }
 }
 
-function splitCsv(line: string): string[] {
-  const out: string[] = [];
-  let cur = "";
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (quoted) {
-      if (c === '"' && line[i + 1] === '"') { cur += '"'; i++; }
-      else if (c === '"') quoted = false;
-      else cur += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ",") { out.push(cur); cur = ""; }
-    else cur += c;
-  }
-  out.push(cur);
-  return out.map((f) => f.trim());
-}
 
 function csvField(s: string): string {
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
@@ -43,7 +27,7 @@ export function parsePatientMap(text: string, name = "map"): Map<string, Patient
   for (let i = 0; i < lines.length; i++) {
     const raw = lines[i];
     if (raw.trim() === "" || raw.trim().startsWith("#")) continue;
-    const f = splitCsv(raw);
+    const f = splitCsvLine(raw);
     if (i === 0 && /^(old|patientid|patient_id|original)/i.test(f[0])) continue;
     if (f.length < 2 || f.length > 3 || f[0] === "" || f[1] === "") {
       throw new PatientMapError(`Cannot read patient map "${name}": line ${i + 1}: expected "old id,new id[,new name]"`);

@@ -166,7 +166,8 @@ export function parseProfileCsv(text: string, name = "profile"): ProfileOverride
   return out;
 }
 
-function splitCsvLine(line: string): string[] {
+/** One CSV line split into trimmed fields (double quotes, "" for a quote inside). */
+export function splitCsvLine(line: string): string[] {
   const out: string[] = [];
   let cur = "";
   let quoted = false;

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import {
-  closeSync, constants as fsConstants, fsync as fsyncCb, futimesSync, linkSync, open as openCb, openSync, readSync, unlinkSync,
+  closeSync, constants as fsConstants, fsync as fsyncCb, futimesSync, open as openCb, openSync, readSync, unlinkSync,
   writeSync,
 } from "node:fs";
 import { link, mkdir, open, stat, unlink, utimes, type FileHandle } from "node:fs/promises";
@@ -200,13 +200,7 @@ export async function copyFileVerified(source: string, dest: string, opts: CopyO
     await out.close();
     out = undefined;
     if (opts.keepMtime ?? true) await utimes(tmp, srcStat.atime, srcStat.mtime);
-    try {
-      await link(tmp, dest);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-      return await compareExisting(source, dest, sha256); // someone else put a file there meanwhile
-    }
-    return { status: "copied", source, dest, bytes, sha256 };
+    return await linkIntoPlace(tmp, dest, source, bytes, sha256);
   } finally {
     giveBuffer(buf);
     await src?.close();
@@ -214,6 +208,20 @@ export async function copyFileVerified(source: string, dest: string, opts: CopyO
     await unlink(tmp).catch(() => {});
     inFlight.delete(tmp);
   }
+}
+
+/**
+ * Links the finished temporary file at `dest`. A link fails rather than replace a file, so one
+ * that appeared meanwhile is compared instead: the same content is "identical", else a conflict.
+ */
+async function linkIntoPlace(tmp: string, dest: string, source: string, bytes: number, sha256: string): Promise<CopyOutcome> {
+  try {
+    await link(tmp, dest);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    return await compareExisting(source, dest, sha256);
+  }
+  return { status: "copied", source, dest, bytes, sha256 };
 }
 
 function openFd(path: string, flags: number): Promise<number> {
@@ -275,13 +283,7 @@ async function copySmallFile(
     if (opts.keepMtime ?? true) futimesSync(out, srcStat.atime, srcStat.mtime);
     closeSync(out);
     out = undefined;
-    try {
-      linkSync(tmp, dest);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-      return await compareExisting(source, dest, sha256); // someone else put a file there meanwhile
-    }
-    return { status: "copied", source, dest, bytes, sha256 };
+    return await linkIntoPlace(tmp, dest, source, bytes, sha256);
   } finally {
     giveBuffer(buf);
     if (back) giveBuffer(back);

@@ -11,18 +11,11 @@
 import { mkdirSync, renameSync, rmSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import type { DataSet } from "../dicom/dataset.ts";
+import type { ReceivedFile } from "../net/association.ts";
 import { type DicomFile, readDicomFile } from "../dicom/reader.ts";
 
 /** What the network layer hands over for each received object (a temporary Part 10 file). */
-export interface IncomingFile {
-  path: string;
-  sopClassUid: string;
-  sopInstanceUid: string;
-  transferSyntaxUid: string;
-  size: number;
-  /** SHA-256 of the file, when the network layer hashed it while writing it. */
-  sha256?: string;
-}
+export type IncomingFile = ReceivedFile;
 
 /** A received object in staging; header fields are read on first use. */
 export class ArrivedObject {
