@@ -1,3 +1,4 @@
+import { concatBytes } from "../util/bytes.ts";
 import { DataSet, type DicomElement } from "./dataset.ts";
 import { deflateRawSync } from "node:zlib";
 import { formatTag, ITEM, ITEM_DELIMITATION, SEQUENCE_DELIMITATION } from "./tag.ts";
@@ -17,13 +18,7 @@ class Chunks {
     this.length += b.length;
   }
   concat(): Uint8Array {
-    const out = new Uint8Array(this.length);
-    let o = 0;
-    for (const p of this.parts) {
-      out.set(p, o);
-      o += p.length;
-    }
-    return out;
+    return concatBytes(this.parts, this.length);
   }
 }
 

@@ -4,6 +4,7 @@
  * Used by both sides: `connect()` makes a requestor (SCU); the SCP framework (scp.ts) makes
  * acceptors. Service operations (echo, store, find, move, get) live in scu.ts on top of this.
  */
+import { concatBytes } from "../util/bytes.ts";
 import { Buffer } from "node:buffer";
 import { createHash, type Hash } from "node:crypto";
 import { closeSync, open as openAsync, openSync, readSync, renameSync, unlinkSync, writeSync, writevSync } from "node:fs";
@@ -528,7 +529,7 @@ export class Association {
     if (pdv.command) {
       let command: DimseCommand;
       try {
-        command = decodeCommand(concat(this.cmdParts));
+        command = decodeCommand(concatBytes(this.cmdParts));
       } catch (e) {
         return this.protocolAbort(`malformed command set: ${(e as Error).message}`);
       } finally {
@@ -1008,18 +1009,6 @@ export class Association {
   }
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 export function seconds(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;

@@ -2,6 +2,7 @@
  * Upper-layer PDUs (DICOM PS3.8 section 9.3): encoding and decoding of the association PDUs, and
  * the P-DATA-TF framing. Pure functions over bytes; no I/O.
  */
+import { concatBytes } from "../util/bytes.ts";
 
 export const PDU_ASSOCIATE_RQ = 0x01;
 export const PDU_ASSOCIATE_AC = 0x02;
@@ -166,13 +167,7 @@ class Builder {
     return this.u8(type).u8(0).u16(b.length).bytes(b);
   }
   concat(): Uint8Array {
-    const out = new Uint8Array(this.length);
-    let o = 0;
-    for (const p of this.parts) {
-      out.set(p, o);
-      o += p.length;
-    }
-    return out;
+    return concatBytes(this.parts, this.length);
   }
 }
 
