@@ -562,6 +562,7 @@ export const walkInputs: typeof anonymizeFilesLib.walkInputs = anonymizeFilesLib
 // ---- One async-iterable function per command ------------------------------------------------
 
 import * as sourcesList from "./lib/sources/list.ts";
+import * as rtShow from "./lib/rt/show.ts";
 import * as exportLib from "./lib/export/export.ts";
 import * as copyFilesLib from "./lib/copy/copy_files.ts";
 import * as copyLib from "./lib/copy/copy.ts";
@@ -652,6 +653,17 @@ export type Ledger = ledgerLib.Ledger;
  * ```
  */
 export const summarizeLedger: typeof ledgerLib.summarizeLedger = ledgerLib.summarizeLedger;
+
+/**
+ * `show`: the RT reference tree of files (paths or `file` records) as `plan` and `unconnected`
+ * records.
+ *
+ * @example
+ * ```ts
+ * for await (const r of showRecords(["old-export/"])) console.log(r.type, r.patientId);
+ * ```
+ */
+export const showRecords: typeof rtShow.showRecords = rtShow.showRecords;
 
 /**
  * `push`: C-STORE of `file` records to a peer in dependency order; each record comes back with

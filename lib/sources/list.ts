@@ -1,6 +1,6 @@
 import { Catalog, type CatalogFilter } from "../catalog/catalog.ts";
 import type { PeerOptions } from "../cli/peer.ts";
-import type { PatientRecord, PlanRecord } from "../records/types.ts";
+import type { PatientRecord, PlanRecord, RtRecord } from "../records/types.ts";
 import { listDicomPeer } from "./dicom.ts";
 import { listFolder } from "./folder.ts";
 
@@ -11,7 +11,7 @@ export type ListSource =
   | { from: "dicom"; peer: PeerOptions };
 
 /** A catalog row that could not be used, reported rather than dropped. */
-export interface ListProblem {
+export interface ListProblem extends RtRecord {
   type: "problem";
   problem: { what: string; reason: string };
 }
