@@ -1,5 +1,5 @@
 // Runs rtexport commands the way a user does, under the runtime running the test suite.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -65,4 +65,12 @@ export function sh(script: string, opts: { cwd?: string; env?: Record<string, st
 /** Parses NDJSON output into records. */
 export function records(stdout: string): Record<string, any>[] {
   return stdout.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+}
+
+/** Runs `cli.ts ARGS` synchronously under this runtime (60 s bound); spawn errors fail loudly. */
+export function runCliSync(args: string[], input = ""): { status: number | null; stdout: string; stderr: string } {
+  const [cmd, ...pre] = cliCommand();
+  const r = spawnSync(cmd, [...pre, ...args], { cwd: root, input, encoding: "utf8", timeout: 60_000, env: { ...process.env, NO_COLOR: "1" } });
+  if (r.error) throw new Error(`spawn failed: ${r.error}`);
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }

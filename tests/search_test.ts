@@ -2,7 +2,6 @@
 // synthetic clinic: matches, sequence paths, private tags, --stats, --dirs, stdin records, bad input.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -12,16 +11,11 @@ import { main as searchMain } from "../commands/search.ts";
 import { type ClinicManifest, generateClinic } from "../lib/fixtures/clinic.ts";
 import { parseTagExpression, type TagExpression } from "../lib/search/expression.ts";
 import { matchValue, wildcardMatch } from "../lib/search/match.ts";
+import { runCliSync } from "./_run.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const CLI = join(ROOT, "cli.ts");
 
-function runCli(args: string[], input = ""): { status: number | null; stdout: string; stderr: string } {
-  const argv = "Deno" in globalThis ? ["run", "-A", CLI, ...args] : [CLI, ...args];
-  const r = spawnSync(process.execPath, argv, { cwd: ROOT, input, encoding: "utf8", timeout: 60_000, env: { ...process.env, NO_COLOR: "1" } });
-  assert.equal(r.error, undefined, `spawn failed: ${r.error}`);
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const runCli = runCliSync;
 
 /** Runs search in this process (fast); stdout is not a terminal, so it writes NDJSON. */
 async function run(args: string[], input?: string): Promise<{ status: number; stdout: string; stderr: string }> {

@@ -3,7 +3,6 @@
 // objects reported as missing; bad files as one stderr line each and exit 3.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,17 +24,11 @@ import { dataSet, type ElementValue, item, put } from "../lib/fixtures/_build.ts
 import { buildReferenceTree } from "../lib/rt/tree.ts";
 import { parseTagExpression } from "../lib/search/expression.ts";
 import { searchFile } from "../lib/search/search.ts";
+import { runCliSync } from "./_run.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const CLI = join(ROOT, "cli.ts");
 
-/** Runs `cli.ts ARGS` under the runtime running the tests (Deno or Node). */
-function runCli(args: string[], input = ""): { status: number | null; stdout: string; stderr: string } {
-  const argv = "Deno" in globalThis ? ["run", "-A", CLI, ...args] : [CLI, ...args];
-  const r = spawnSync(process.execPath, argv, { cwd: ROOT, input, encoding: "utf8", timeout: 60_000, env: { ...process.env, NO_COLOR: "1" } });
-  assert.equal(r.error, undefined, `spawn failed: ${r.error}`);
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const runCli = runCliSync;
 
 function records(stdout: string): Record<string, unknown>[] {
   return stdout.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
