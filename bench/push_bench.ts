@@ -12,7 +12,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { DataSet } from "../lib/dicom/dataset.ts";
+import { DataSet, textElement } from "../lib/dicom/dataset.ts";
 import { encodeFile } from "../lib/dicom/writer.ts";
 import { startStorescp } from "../tests/_peers.ts";
 
@@ -26,14 +26,7 @@ const RUNS = Number(arg("runs", "3"));
 const RUNTIME = arg("runtime", "node");
 
 function put(ds: DataSet, tag: number, vr: string, text: string): void {
-  let b = new TextEncoder().encode(text);
-  if (b.length % 2) {
-    const c = new Uint8Array(b.length + 1);
-    c.set(b);
-    c[b.length] = vr === "UI" ? 0 : 0x20;
-    b = c;
-  }
-  ds.set({ tag, vr, value: b, offset: 0, length: b.length });
+  ds.set(textElement(tag, vr, text));
 }
 
 function us(ds: DataSet, tag: number, v: number): void {

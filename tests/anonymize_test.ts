@@ -12,7 +12,7 @@ import {
   anonymizeDataSet, anonymizeToParts, createAnonymizeContext, encodeParts, parseProfileCsv, ProfileError, resolveCombined,
   resolveProfile,
 } from "../lib/anonymize/mod.ts";
-import { DataSet } from "../lib/dicom/dataset.ts";
+import { DataSet, textElement } from "../lib/dicom/dataset.ts";
 import { parseDicom, readDicomFile } from "../lib/dicom/reader.ts";
 import { buildMeta, encodeFile } from "../lib/dicom/writer.ts";
 import { generateClinic } from "../lib/fixtures/mod.ts";
@@ -55,9 +55,7 @@ function text(ds: DataSet, tag: string): string | undefined {
 }
 
 function putText(ds: DataSet, tag: number, vr: string, value: string): void {
-  let bytes = new TextEncoder().encode(value);
-  if (bytes.length % 2) bytes = Uint8Array.from([...bytes, vr === "UI" ? 0 : 0x20]);
-  ds.set({ tag, vr, value: bytes, offset: 0, length: bytes.length });
+  ds.set(textElement(tag, vr, value));
 }
 
 /** dciodvfy's error lines for a file, without the value-specific tail. */

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DataSet } from "../lib/dicom/dataset.ts";
+import { DataSet, textElement } from "../lib/dicom/dataset.ts";
 import { readDicomFile } from "../lib/dicom/reader.ts";
 import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, VERIFICATION_SOP_CLASS } from "../lib/dicom/uids.ts";
 import { generateClinic } from "../lib/fixtures/mod.ts";
@@ -26,14 +26,7 @@ function dicomFiles(dir: string): string[] {
 }
 
 function text(ds: DataSet, tag: number, vr: string, value: string): void {
-  let b = new TextEncoder().encode(value);
-  if (b.length % 2) {
-    const c = new Uint8Array(b.length + 1);
-    c.set(b);
-    c[b.length] = vr === "UI" ? 0 : 0x20;
-    b = c;
-  }
-  ds.set({ tag, vr, value: b, offset: 0, length: b.length });
+  ds.set(textElement(tag, vr, value));
 }
 
 function studyQuery(level: string, fields: Record<number, [string, string]>): DataSet {

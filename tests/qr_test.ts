@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DataSet } from "../lib/dicom/dataset.ts";
+import { DataSet, textElement } from "../lib/dicom/dataset.ts";
 import { lookupKeyword } from "../lib/dicom/dictionary.ts";
 import { encodeFile } from "../lib/dicom/writer.ts";
 import { FolderIndex } from "../lib/index/index.ts";
@@ -65,9 +65,7 @@ function dataset(values: Record<string, string | DataSet[]>): DataSet {
       ds.set({ tag: e.tag, vr: "SQ", items: v, offset: 0, length: 0 });
       continue;
     }
-    let b = enc.encode(v);
-    if (b.length % 2) b = Uint8Array.from([...b, vr === "UI" ? 0 : 0x20]);
-    ds.set({ tag: e.tag, vr, value: b, offset: 0, length: b.length });
+    ds.set(textElement(e.tag, vr, v));
   }
   return ds;
 }

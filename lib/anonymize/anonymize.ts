@@ -4,7 +4,7 @@
  * the same keyed function, so references between plans, structure sets, doses and images still
  * resolve after anonymization.
  */
-import { DataSet, type DicomElement } from "../dicom/dataset.ts";
+import { DataSet, type DicomElement, padValue } from "../dicom/dataset.ts";
 import { dictionaryVr } from "../dicom/dictionary.ts";
 import type { Tag } from "../dicom/tag.ts";
 import { CHARSET_VRS, STRING_VRS } from "../dicom/vr.ts";
@@ -361,7 +361,7 @@ function cleanValue(ds: DataSet, el: DicomElement, job: Job): void {
     if (!job.scrub.test(text)) return;
     job.scrub.lastIndex = 0;
     const cleaned = text.replace(/[\0 ]+$/, "").replace(job.scrub, (m) => m.length >= 4 ? "ANON" : "X".repeat(m.length));
-    setValue(el, pad(ds.charset.encode(cleaned, vr === "PN"), vr));
+    setValue(el, padValue(ds.charset.encode(cleaned, vr === "PN"), vr));
   }
 }
 
@@ -397,18 +397,11 @@ function setValue(el: DicomElement, bytes: Uint8Array): void {
   el.skipped = undefined;
 }
 
-function pad(bytes: Uint8Array, vr: string): Uint8Array {
-  if (bytes.length % 2 === 0) return bytes;
-  const out = new Uint8Array(bytes.length + 1);
-  out.set(bytes);
-  out[bytes.length] = vr === "UI" ? 0 : 0x20;
-  return out;
-}
 
 function ascii(text: string, vr: string): Uint8Array {
   const b = new Uint8Array(text.length);
   for (let i = 0; i < text.length; i++) b[i] = text.charCodeAt(i) & 0xff;
-  return pad(b, vr);
+  return padValue(b, vr);
 }
 
 function latin1(bytes: Uint8Array): string {
@@ -419,7 +412,7 @@ function latin1(bytes: Uint8Array): string {
 
 /** Sets (creating when absent) a text element of the data set. */
 function setString(ds: DataSet, tag: Tag, vr: string, text: string): void {
-  const bytes = pad(CHARSET_VRS.has(vr) ? ds.charset.encode(text, vr === "PN") : ascii(text, vr), vr);
+  const bytes = padValue(CHARSET_VRS.has(vr) ? ds.charset.encode(text, vr === "PN") : ascii(text, vr), vr);
   const el = ds.elements.get(tag);
   if (el && !el.items) {
     setValue(el, bytes);

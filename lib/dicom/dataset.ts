@@ -178,3 +178,18 @@ export function tagForKeyword(keyword: string): Tag {
   if (!e) throw new Error(`Unknown DICOM keyword "${keyword}"`);
   return e.tag;
 }
+
+/** Pads a value to the even length PS3.5 requires: NUL for UI, OB and UN, a space for text. */
+export function padValue(value: Uint8Array, vr: string): Uint8Array {
+  if (value.length % 2 === 0) return value;
+  const out = new Uint8Array(value.length + 1);
+  out.set(value);
+  out[value.length] = vr === "UI" || vr === "OB" || vr === "UN" ? 0 : 0x20;
+  return out;
+}
+
+/** An element holding `text` (ASCII or UTF-8 bytes), padded to even length. */
+export function textElement(tag: Tag, vr: string, text: string): DicomElement {
+  const value = padValue(new TextEncoder().encode(text), vr);
+  return { tag, vr, value, offset: 0, length: value.length };
+}

@@ -1,5 +1,5 @@
 import { concatBytes } from "../util/bytes.ts";
-import { DataSet, type DicomElement } from "./dataset.ts";
+import { DataSet, type DicomElement, padValue } from "./dataset.ts";
 import { deflateRawSync } from "node:zlib";
 import { formatTag, ITEM, ITEM_DELIMITATION, SEQUENCE_DELIMITATION } from "./tag.ts";
 import { EXPLICIT_VR_LITTLE_ENDIAN, NATIVE_TRANSFER_SYNTAXES, transferSyntaxEncoding } from "./uids.ts";
@@ -67,14 +67,6 @@ function swapped(value: Uint8Array, vr: string): Uint8Array {
   return out;
 }
 
-function padded(value: Uint8Array, vr: string): Uint8Array {
-  if (value.length % 2 === 0) return value;
-  const out = new Uint8Array(value.length + 1);
-  out.set(value);
-  out[value.length] = vr === "UI" || vr === "OB" || vr === "UN" ? 0 : 0x20;
-  return out;
-}
-
 function encodeElements(ds: DataSet, t: Target, out: Chunks): void {
   for (const el of ds.sorted()) encodeElement(el, ds, t, out);
 }
@@ -118,14 +110,14 @@ function encodeElement(el: DicomElement, ds: DataSet, t: Target, out: Chunks): v
     out.push(header(el.tag, "OB", 0xffffffff, t));
     for (const f of el.fragments) {
       out.push(itemHeader(ITEM, f.length + (f.length & 1), t.littleEndian));
-      out.push(padded(f, "OB"));
+      out.push(padValue(f, "OB"));
     }
     out.push(itemHeader(SEQUENCE_DELIMITATION, 0, t.littleEndian));
     return;
   }
   let value = el.value ?? new Uint8Array(0);
   if (ds.littleEndian !== t.littleEndian) value = swapped(value, vr);
-  value = padded(value, vr);
+  value = padValue(value, vr);
   if (t.explicitVR && !LONG_LENGTH_VRS.has(vr) && value.length > 0xffff) vr = "UN"; // too long for a 16-bit length
   out.push(header(el.tag, vr, value.length, t));
   out.push(value);
@@ -143,7 +135,7 @@ export function encodeDataSet(ds: DataSet, transferSyntaxUid: string = EXPLICIT_
 
 function uiValue(text: string): Uint8Array {
   const b = new TextEncoder().encode(text);
-  return padded(b, "UI");
+  return padValue(b, "UI");
 }
 
 /** Builds file meta information (group 0002) for a data set. */
@@ -155,8 +147,8 @@ export function buildMeta(sopClassUid: string, sopInstanceUid: string, transferS
   put(0x00020003, "UI", uiValue(sopInstanceUid));
   put(0x00020010, "UI", uiValue(transferSyntaxUid));
   put(0x00020012, "UI", uiValue(IMPLEMENTATION_CLASS_UID));
-  put(0x00020013, "SH", padded(new TextEncoder().encode(IMPLEMENTATION_VERSION_NAME), "SH"));
-  if (sourceAet) put(0x00020016, "AE", padded(new TextEncoder().encode(sourceAet), "AE"));
+  put(0x00020013, "SH", padValue(new TextEncoder().encode(IMPLEMENTATION_VERSION_NAME), "SH"));
+  if (sourceAet) put(0x00020016, "AE", padValue(new TextEncoder().encode(sourceAet), "AE"));
   return meta;
 }
 

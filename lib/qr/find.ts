@@ -3,7 +3,7 @@
  * in the Patient Root and Study Root models, and the instance selection of C-MOVE/C-GET.
  */
 import { sql } from "kysely";
-import { DataSet, type DicomElement } from "../dicom/dataset.ts";
+import { DataSet, textElement } from "../dicom/dataset.ts";
 import { dictionaryVr } from "../dicom/dictionary.ts";
 import { characterSet } from "../dicom/charset.ts";
 import { isPrivateTag, type Tag } from "../dicom/tag.ts";
@@ -155,18 +155,8 @@ async function addComputed(index: FolderIndex, level: QueryLevel, rows: IndexRow
   }
 }
 
-const encoder = new TextEncoder();
 
-function element(tag: Tag, vr: string, text: string): DicomElement {
-  let bytes = encoder.encode(text);
-  if (bytes.length % 2) {
-    const padded = new Uint8Array(bytes.length + 1);
-    padded.set(bytes);
-    padded[bytes.length] = vr === "UI" ? 0 : 0x20;
-    bytes = padded;
-  }
-  return { tag, vr, value: bytes, offset: 0, length: bytes.length };
-}
+const element = textElement;
 
 function responseOf(row: IndexRow, keys: QueryKey[], level: QueryLevel): DataSet {
   const ds = new DataSet({ littleEndian: true, explicitVR: true }, characterSet(["ISO_IR 192"]));

@@ -1,4 +1,4 @@
-import { DataSet } from "../dicom/dataset.ts";
+import { DataSet, padValue } from "../dicom/dataset.ts";
 import { lookupKeyword } from "../dicom/dictionary.ts";
 
 const encoder = new TextEncoder();
@@ -18,9 +18,8 @@ export function identifier(fields: Record<string, string | DataSet[]>): DataSet 
       continue;
     }
     const vr = e.vr.split(/[ /]/)[0];
-    let bytes = encoder.encode(value);
+    const bytes = padValue(encoder.encode(value), vr);
     if (/[\u0080-\uffff]/.test(value)) utf8 = true;
-    if (bytes.length % 2) bytes = Uint8Array.from([...bytes, vr === "UI" ? 0 : 0x20]);
     ds.set({ tag: e.tag, vr, value: bytes, offset: 0, length: bytes.length });
   }
   if (utf8) {
