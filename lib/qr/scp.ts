@@ -10,7 +10,7 @@ import { readDicomFile } from "../dicom/reader.ts";
 import { FolderIndex, type IndexReport } from "../index/index.ts";
 import { storagePath } from "../index/layout.ts";
 import {
-  createScp, DimseStatusError, type MoveDestination, QR_MODELS, type Scp, type ScpEvent, type StoreSource,
+  createScp, DimseStatusError, type MoveDestination, QR_MODELS, type QueryRequest, type Scp, type ScpEvent, type StoreSource,
   storeSourceFromFile, type Timeouts, type TlsOptions,
 } from "../net/mod.ts";
 import { findMatches, QueryError, type QueryModel, selectInstances } from "./find.ts";
@@ -102,6 +102,16 @@ export async function startQrScp(opts: QrScpOptions): Promise<QrScp> {
     }
     return out;
   };
+  // The instances a C-MOVE or C-GET identifier selects; an identifier that cannot be matched is 0xC000.
+  const selected = async (rq: Pick<QueryRequest, "identifier" | "model">): Promise<StoreSource[]> => {
+    let files;
+    try {
+      files = await selectInstances(index, rq.identifier, modelOf(rq.model));
+    } catch (e) {
+      throw statusError(e, STATUS_CANNOT_UNDERSTAND);
+    }
+    return sources(files);
+  };
 
   let scp: Scp;
   try {
@@ -160,26 +170,14 @@ export async function startQrScp(opts: QrScpOptions): Promise<QrScp> {
         move: async (rq) => {
           const d = destinations.get(rq.destination.trim());
           if (!d) throw new DimseStatusError(STATUS_MOVE_DESTINATION_UNKNOWN, `Move destination "${rq.destination}" is not configured`);
-          let files;
-          try {
-            files = await selectInstances(index, rq.identifier, modelOf(rq.model));
-          } catch (e) {
-            throw statusError(e, STATUS_CANNOT_UNDERSTAND);
-          }
-          const instances = sources(files);
+          const instances = await selected(rq);
           emit({ type: "move", callingAet: rq.callingAet, destination: rq.destination, instances: instances.length });
           const destination: MoveDestination = { host: d.host, port: d.port, aeTitle: rq.destination.trim() };
           if (d.tls) destination.tls = d.tls;
           return { destination, instances };
         },
         get: async (rq) => {
-          let files;
-          try {
-            files = await selectInstances(index, rq.identifier, modelOf(rq.model));
-          } catch (e) {
-            throw statusError(e, STATUS_CANNOT_UNDERSTAND);
-          }
-          const instances = sources(files);
+          const instances = await selected(rq);
           emit({ type: "get", callingAet: rq.callingAet, instances: instances.length });
           return { instances };
         },
