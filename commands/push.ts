@@ -136,7 +136,7 @@ export const main = defineCommand({
           if (typeof r.bytes === "number") entry.bytes = r.bytes;
           if (p.error) entry.error = p.dimseStatus ? `${p.dimseStatus} ${p.error}` : p.error;
           // A skip because the ledger already has it must not overwrite its "done" row.
-          if (!(p.status === "skipped" && alreadyStored?.has(entry.key))) await ledger.record(entry);
+          if (!(p.status === "skipped" && alreadyStored?.has(entry.key))) await ledger.queue(entry);
         }
         await ctx.out.write(r);
         if (ctx.out.closed) break;

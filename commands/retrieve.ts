@@ -251,7 +251,7 @@ export const main = defineCommand({
           }
         } else {
           const f = r as FileRecord;
-          await ledger.record({
+          await ledger.queue({
             kind: "file",
             key: relative(outDir, f.path).split(sep).join("/"),
             status: "done",

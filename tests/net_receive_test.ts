@@ -236,8 +236,8 @@ describe("receive path: PDUs split anywhere between reads", () => {
         assert.equal(f.dataset.string(0x00291010), "private value");
         assert.equal(f.dataset.get(0x7fe00010)?.value?.length, 300_000);
       }
-      await sleep(20); // let the file opened ahead be created
-      assert.equal(readdirSync(storeDir).filter((n) => n.endsWith(".part")).length, 1, "one file opened ahead");
+      await sleep(50); // let the files opened ahead be created
+      assert.ok(readdirSync(storeDir).filter((n) => n.endsWith(".part")).length >= 1, "files opened ahead");
 
       socket.write(encodeReleaseRq());
       const rp = await reader.next();

@@ -96,16 +96,16 @@ export async function* copyFiles(input: AsyncIterable<RtRecord>, opts: CopyFiles
       const o = await copyFileVerified(src, target, { expectedSha256: typeof f.sha256 === "string" ? f.sha256 : undefined, verify: opts.verify });
       if (o.status === "conflict") {
         const error = `a different file is already at "${target}" (sha256 ${o.existingSha256}); not overwritten`;
-        await opts.ledger?.record({ kind: "file", key, status: "failed", source: src, dest: key, error });
+        await opts.ledger?.queue({ kind: "file", key, status: "failed", source: src, dest: key, error });
         return { ...rec, copy: { status: "conflict", from: src, to: target, error } };
       }
-      await opts.ledger?.record({ kind: "file", key, status: "done", source: src, dest: key, bytes: o.bytes, sha256: o.sha256, patientId: f.patientId });
+      await opts.ledger?.queue({ kind: "file", key, status: "done", source: src, dest: key, bytes: o.bytes, sha256: o.sha256, patientId: f.patientId });
       await consumeStaged(f, src);
       const { staged: _staged, ...rest } = rec;
       return { ...rest, path: target, bytes: o.bytes, sha256: o.sha256, copy: { status: o.status, from: src } };
     } catch (e) {
       const error = (e as NodeJS.ErrnoException).code === "ENOENT" ? `Cannot copy "${src}": no such file` : (e as Error).message;
-      await opts.ledger?.record({ kind: "file", key, status: "failed", source: src, dest: key, error }).catch(() => {});
+      await opts.ledger?.queue({ kind: "file", key, status: "failed", source: src, dest: key, error }).catch(() => {});
       return { ...rec, copy: { status: "failed", from: src, error } };
     }
   });

@@ -215,7 +215,7 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
       if ("error" in r && r.error !== undefined) {
         tally.failed++;
         problem(`file "${r.job.src}"`, r.error);
-        await opts.ledger?.record({ kind: "file", key: r.job.dest, status: "failed", source: r.job.src, dest: r.job.dest, patientId: r.job.row.patientId, error: r.error });
+        await opts.ledger?.queue({ kind: "file", key: r.job.dest, status: "failed", source: r.job.src, dest: r.job.dest, patientId: r.job.row.patientId, error: r.error });
         continue;
       }
       const rec = r.rec!;
@@ -257,7 +257,7 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
     if (outcome.status === "conflict") {
       throw new Error(`a different file is already at "${target}" (sha256 ${outcome.existingSha256}); not overwritten`);
     }
-    await opts.ledger?.record({
+    await opts.ledger?.queue({
       kind: "file", key: dest, status: "done", source: src, dest, bytes: outcome.bytes, sha256: outcome.sha256,
       patientId: row.patientId, planKey: group ?? (plan ? planKeyOf(plan) : undefined),
     });

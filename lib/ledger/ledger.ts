@@ -62,12 +62,21 @@ export function defaultLedgerUrl(outDir: string): string {
 /**
  * The record of a migration: what was listed, exported, copied and pushed, with hashes and
  * outcomes. SQLite inside the output by default; PostgreSQL or SQL Server when several
- * machines share one migration. Every write is a single-row upsert, so a killed run leaves a
- * consistent ledger and a rerun continues from it.
+ * machines share one migration. `record` is a single-row upsert; `queue` collects outcomes and
+ * writes them in one transaction per batch (per-file statements cost ~0.1–0.2 ms each, a
+ * tenth of a copied file). Either way a killed run leaves a consistent ledger and a rerun
+ * continues from it: what a killed run had queued but not written is simply done again
+ * (every acting command skips or repeats an item idempotently).
  */
 export class Ledger {
   readonly runId: string = randomUUID();
   private readonly conn: SqlConnection<LedgerSchema>;
+  private queued = new Map<string, LedgerEntry>();
+  private queuedSince = 0;
+  private writing: Promise<void> = Promise.resolve();
+  /** Queued entries written per batch, and the longest an entry waits (ms). */
+  static readonly BATCH = 256;
+  static readonly BATCH_MS = 1000;
   private constructor(conn: SqlConnection<LedgerSchema>) {
     this.conn = conn;
   }
@@ -106,9 +115,79 @@ export class Ledger {
     }
   }
 
-  /** Records an item's outcome (insert or update). */
+  /** Records an item's outcome now (insert or update). */
   async record(e: LedgerEntry): Promise<void> {
-    const row = {
+    await this.flush();
+    const row = this.row(e);
+    // Update-then-insert works the same on SQLite, PostgreSQL and SQL Server.
+    await this.db.transaction().execute(async (tx) => {
+      const r = await tx.updateTable("rtx_ledger_items").set(row).where("kind", "=", e.kind).where("key", "=", e.key)
+        .executeTakeFirst();
+      if (Number(r.numUpdatedRows) === 0) {
+        await tx.insertInto("rtx_ledger_items").values({ kind: e.kind, key: e.key, ...row }).execute();
+      }
+    });
+  }
+
+  /**
+   * Records an item's outcome in the next batch: written when {@link Ledger.BATCH} entries
+   * are queued, when the oldest has waited {@link Ledger.BATCH_MS}, and by `flush`, `finish`,
+   * `record` and `close`. A later entry for the same item replaces a queued one.
+   */
+  async queue(e: LedgerEntry): Promise<void> {
+    if (this.queued.size === 0) this.queuedSince = Date.now();
+    const id = `${e.kind}\u0000${e.key}`;
+    this.queued.delete(id); // keeps the order of the last outcome
+    this.queued.set(id, e);
+    if (this.queued.size >= Ledger.BATCH || Date.now() - this.queuedSince >= Ledger.BATCH_MS) await this.flush();
+  }
+
+  /** Writes the queued entries in one transaction (batches in the order they were queued). */
+  async flush(): Promise<void> {
+    if (this.queued.size > 0) {
+      const entries = [...this.queued.values()];
+      this.queued = new Map();
+      this.writing = this.writing.catch(() => {}).then(() => this.recordMany(entries));
+    }
+    await this.writing;
+  }
+
+  /**
+   * Records many outcomes in one transaction: existing items are updated, new ones inserted
+   * with multi-row INSERTs (in chunks that stay under SQL Server's 2,100 parameters).
+   */
+  async recordMany(entries: LedgerEntry[]): Promise<void> {
+    const last = new Map<string, LedgerEntry>();
+    for (const e of entries) last.set(`${e.kind}\u0000${e.key}`, e);
+    const byKind = new Map<LedgerKind, LedgerEntry[]>();
+    for (const e of last.values()) {
+      let list = byKind.get(e.kind);
+      if (!list) byKind.set(e.kind, list = []);
+      list.push(e);
+    }
+    await this.db.transaction().execute(async (tx) => {
+      for (const [kind, list] of byKind) {
+        const existing = new Set<string>();
+        for (let i = 0; i < list.length; i += 500) {
+          const keys = list.slice(i, i + 500).map((e) => e.key);
+          const rows = await tx.selectFrom("rtx_ledger_items").select("key").where("kind", "=", kind).where("key", "in", keys).execute();
+          for (const r of rows) existing.add(r.key);
+        }
+        const fresh: LedgerItemRow[] = [];
+        for (const e of list) {
+          if (existing.has(e.key)) {
+            await tx.updateTable("rtx_ledger_items").set(this.row(e)).where("kind", "=", kind).where("key", "=", e.key).execute();
+          } else fresh.push({ kind, key: e.key, ...this.row(e) });
+        }
+        for (let i = 0; i < fresh.length; i += 150) {
+          await tx.insertInto("rtx_ledger_items").values(fresh.slice(i, i + 150)).execute();
+        }
+      }
+    });
+  }
+
+  private row(e: LedgerEntry): Omit<LedgerItemRow, "kind" | "key"> {
+    return {
       status: e.status,
       patient_id: e.patientId ?? null,
       plan_key: e.planKey ?? null,
@@ -120,23 +199,17 @@ export class Ledger {
       run_id: this.runId,
       updated_at: new Date().toISOString(),
     };
-    // Update-then-insert works the same on SQLite, PostgreSQL and SQL Server.
-    await this.db.transaction().execute(async (tx) => {
-      const r = await tx.updateTable("rtx_ledger_items").set(row).where("kind", "=", e.kind).where("key", "=", e.key)
-        .executeTakeFirst();
-      if (Number(r.numUpdatedRows) === 0) {
-        await tx.insertInto("rtx_ledger_items").values({ kind: e.kind, key: e.key, ...row }).execute();
-      }
-    });
   }
 
   async get(kind: LedgerKind, key: string): Promise<LedgerItemRow | undefined> {
+    await this.flush(); // queued outcomes count
     return await this.db.selectFrom("rtx_ledger_items").selectAll().where("kind", "=", kind).where("key", "=", key)
       .executeTakeFirst();
   }
 
   /** Keys of items of a kind with a given status (for resume). */
   async keys(kind: LedgerKind, status: LedgerStatus): Promise<Set<string>> {
+    await this.flush(); // queued outcomes count
     const rows = await this.db.selectFrom("rtx_ledger_items").select("key").where("kind", "=", kind)
       .where("status", "=", status).execute();
     return new Set(rows.map((r) => r.key));
@@ -144,6 +217,7 @@ export class Ledger {
 
   /** Files recorded as done under a plan key (the group an export stage filed them under). */
   async doneFilesOf(planKey: string): Promise<LedgerItemRow[]> {
+    await this.flush(); // queued outcomes count
     return await this.db.selectFrom("rtx_ledger_items").selectAll().where("kind", "=", "file").where("plan_key", "=", planKey)
       .where("status", "=", "done").orderBy("key").execute();
   }
@@ -160,11 +234,14 @@ export class Ledger {
   }
 
   async finish(outcome: "ok" | "partial" | "failed"): Promise<void> {
+    await this.flush();
     await this.db.updateTable("rtx_ledger_runs").set({ finished_at: new Date().toISOString(), outcome })
       .where("id", "=", this.runId).execute();
   }
 
+  /** Writes what is queued (best effort) and closes the connection. */
   async close(): Promise<void> {
+    await this.flush().catch(() => {});
     await this.conn.close();
   }
 }

@@ -11,7 +11,7 @@ export { DicomNetError, DimseStatusError, type NetErrorCode } from "./errors.ts"
 export { type RoleSelection, rejectReasonText } from "./pdu.ts";
 export {
   answerStore, chooseStoreContext, echo, find, get, isNativeTransferSyntax, move, QR_MODELS, QueryError, type QueryLevel,
-  type ReceiveHandler, type RetrieveProgress, storageContexts, store, type StoreResult, type StoreSource,
+  type ReceiveHandler, type RetrieveProgress, storageContexts, store, type StoreAnswer, type StoreResult, type StoreSource,
   storeSourceFromFile,
 } from "./scu.ts";
 export {

@@ -26,7 +26,7 @@ import {
   type AssociateRq, DEFAULT_MAX_PDU, PC_ABSTRACT_SYNTAX_NOT_SUPPORTED, PC_ACCEPTANCE,
   PC_TRANSFER_SYNTAXES_NOT_SUPPORTED, PDU_ASSOCIATE_RQ, type RoleSelection,
 } from "./pdu.ts";
-import { answerStore, QR_MODELS, type StoreSource, storageContexts, store } from "./scu.ts";
+import { answerStore, QR_MODELS, type StoreAnswer, type StoreSource, storageContexts, store } from "./scu.ts";
 
 /** Who is asking, for handlers. */
 export interface RequestInfo {
@@ -76,7 +76,7 @@ export interface ScpHandlers {
   /** C-ECHO; default answers success. */
   echo?: (rq: RequestInfo) => number | Promise<number>;
   /** C-STORE; returns the status (0 success). Throw DimseStatusError for a specific failure status. */
-  store?: (rq: StoreRequest) => { status: number; errorComment?: string } | Promise<{ status: number; errorComment?: string }>;
+  store?: (rq: StoreRequest) => StoreAnswer | Promise<StoreAnswer>;
   /** C-FIND; yields the matches. */
   find?: (rq: QueryRequest) => AsyncIterable<DataSet> | Iterable<DataSet>;
   move?: (rq: MoveRequest) => RetrievePlan | Promise<RetrievePlan>;

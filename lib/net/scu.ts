@@ -298,8 +298,18 @@ export async function* move(assoc: Association, model: string, identifier: DataS
   }
 }
 
+/**
+ * The answer of a store handler: the C-STORE-RSP status, and `kept` when the handler keeps the
+ * received file where it is (otherwise it is deleted once the handler returns, unless moved).
+ */
+export interface StoreAnswer {
+  status: number;
+  errorComment?: string;
+  kept?: boolean;
+}
+
 /** Handles an object received by C-GET; its answer is the C-STORE-RSP status. */
-export type ReceiveHandler = (file: ReceivedFile, message: DimseMessage) => Promise<{ status: number; errorComment?: string }> | { status: number; errorComment?: string };
+export type ReceiveHandler = (file: ReceivedFile, message: DimseMessage) => Promise<StoreAnswer> | StoreAnswer;
 
 /**
  * C-GET: the peer sends the objects back as C-STOREs on this association. Set
@@ -340,6 +350,7 @@ export async function* get(assoc: Association, model: string, identifier: DataSe
 export async function answerStore(assoc: Association, m: DimseMessage, onStore: ReceiveHandler): Promise<void> {
   let status: number = STATUS_PROCESSING_FAILURE;
   let errorComment: string | undefined;
+  let kept = false;
   try {
     if (m.error) {
       status = STATUS_OUT_OF_RESOURCES;
@@ -349,12 +360,13 @@ export async function answerStore(assoc: Association, m: DimseMessage, onStore: 
       const r = await onStore(m.file, m);
       status = r.status;
       errorComment = r.errorComment;
+      kept = r.kept === true;
     }
   } catch (e) {
     status = (e as { status?: number }).status ?? STATUS_PROCESSING_FAILURE;
     errorComment = (e as Error).message?.slice(0, 64);
   } finally {
-    if (m.file) {
+    if (m.file && !kept) {
       try {
         unlinkSync(m.file.path);
       } catch { /* moved away by the handler */ }

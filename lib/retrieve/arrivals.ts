@@ -4,15 +4,18 @@
  * the selected plans.
  *
  * The peer waits for our C-STORE-RSP before it sends the next object, so `accept` does as
- * little as possible: one rename. The header is parsed when first needed. (Hashing in the
- * background with WebCrypto while objects arrive was measured slower on a loaded 2-CPU host:
- * the promise-based reads and the per-object buffers cost more than they overlapped.)
+ * little as possible: the network layer wrote the object into a temporary file in the staging
+ * folder (hashing it on the way when the store asks for hashes), and that file stays where it
+ * is: no rename, no unlink. The header is parsed when first needed. (Measured and not kept:
+ * hashing in the background with WebCrypto, and on a worker thread that read each finished file
+ * back — neither was faster than hashing while writing on a 2-CPU host; bench/README.md.)
  */
 import { mkdirSync, renameSync, rmSync, unlinkSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { DataSet } from "../dicom/dataset.ts";
 import type { ReceivedFile } from "../net/association.ts";
 import { type DicomFile, readDicomFile } from "../dicom/reader.ts";
+import type { StoreAnswer } from "../net/scu.ts";
 
 /** What the network layer hands over for each received object (a temporary Part 10 file). */
 export type IncomingFile = ReceivedFile;
@@ -67,29 +70,41 @@ const STATUS_OUT_OF_RESOURCES = 0xa700;
 export class ArrivalStore {
   readonly dir: string;
   private readonly objects = new Map<string, ArrivedObject>();
+  /** Whether received objects are to be hashed while they are written. */
+  readonly hash: boolean;
   private counter = 0;
   /** Objects that could not be read (reported, not kept). */
   readonly rejected: { sopInstanceUid: string; error: string }[] = [];
 
-  constructor(dir: string) {
-    this.dir = dir;
+  /**
+   * @param dir the staging folder; the network layer must write received objects into it
+   *   (`storeDir`), because they stay where they were written.
+   * @param opts.hash ask the network layer to hash each object as it writes it (`ArrivedObject.sha256`).
+   */
+  constructor(dir: string, opts: { hash?: boolean } = {}) {
+    this.dir = resolve(dir);
+    this.hash = opts.hash === true;
     mkdirSync(dir, { recursive: true });
   }
 
-  /** Takes a received file (moves it into staging); the returned status answers the C-STORE. */
-  accept(file: IncomingFile): { status: number; errorComment?: string } {
-    const dest = join(this.dir, `${(this.counter++).toString(36).padStart(6, "0")}.dcm`);
-    try {
-      renameSync(file.path, dest);
-    } catch (e) {
-      const error = (e as Error).message;
-      this.rejected.push({ sopInstanceUid: file.sopInstanceUid, error });
-      return { status: STATUS_OUT_OF_RESOURCES, errorComment: error.slice(0, 64) };
+  /** Takes a received file (it stays where it was written); the answer goes into the C-STORE-RSP. */
+  accept(file: IncomingFile): StoreAnswer {
+    let path = file.path;
+    if (dirname(resolve(path)) !== this.dir) {
+      // Written elsewhere (a network layer without storeDir): moved into staging.
+      path = join(this.dir, `${(this.counter++).toString(36).padStart(6, "0")}.dcm`);
+      try {
+        renameSync(file.path, path);
+      } catch (e) {
+        const error = (e as Error).message;
+        this.rejected.push({ sopInstanceUid: file.sopInstanceUid, error });
+        return { status: STATUS_OUT_OF_RESOURCES, errorComment: error.slice(0, 64) };
+      }
     }
     const previous = this.objects.get(file.sopInstanceUid);
     if (previous) this.drop(previous); // a second copy of the same object replaces the first
-    this.objects.set(file.sopInstanceUid, new ArrivedObject(dest, file));
-    return { status: STATUS_SUCCESS };
+    this.objects.set(file.sopInstanceUid, new ArrivedObject(path, file));
+    return { status: STATUS_SUCCESS, kept: true };
   }
 
   has(sopInstanceUid: string): boolean {

@@ -50,7 +50,8 @@ export interface RetrieveFilesOptions {
 export async function* retrieveFiles(opts: RetrieveFilesOptions): AsyncGenerator<FileRecord | RetrieveSummary> {
   const outDir = resolve(opts.out);
   mkdirSync(outDir, { recursive: true });
-  const arrivals = new ArrivalStore(join(outDir, `.rtexport-staging-${process.pid}`));
+  // The file records carry each object's SHA-256: hashed as it is received, never read again.
+  const arrivals = new ArrivalStore(join(outDir, `.rtexport-staging-${process.pid}`), { hash: true });
   let session;
   try {
     session = await openRetrieveSession({

@@ -63,7 +63,7 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
       host: opts.moveHost,
       tls: serverTls,
       storeDir: arrivals.dir,
-      hashReceived: true,
+      hashReceived: arrivals.hash,
       maxPdu: opts.maxPdu,
       timeouts: opts.timeouts,
       handlers: { store: ({ file }) => arrivals.accept(file) },
@@ -88,8 +88,8 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
       contexts, roles, maxPdu: opts.maxPdu, timeouts: opts.timeouts, tls: opts.tls,
     });
     if (opts.mode === "get") {
-      assoc.storeDir = arrivals.dir;
-      assoc.hashReceived = true; // the file records need it: hashed while written, not read again
+      assoc.storeDir = arrivals.dir; // received files stay there (ArrivalStore.accept)
+      assoc.hashReceived = arrivals.hash;
     }
     return assoc;
   };
