@@ -32,6 +32,10 @@ export function layoutPath(rec: FileRecord, layout: CopyLayout): string {
     planLabel: typeof rec.planLabel === "string" ? rec.planLabel : undefined,
   };
   if (!info.patientId || !info.series || layout === "seed") {
+    // Most files of a vault are not DICOM: their parse error is expected, so it is made
+    // without a stack trace (capturing one cost ~14 µs per file, 1/10 of a small file's copy).
+    const stackTraceLimit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     try {
       const d = readDicomFile(rec.path).dataset;
       info = {
@@ -42,6 +46,8 @@ export function layoutPath(rec: FileRecord, layout: CopyLayout): string {
       };
     } catch {
       // not DICOM: it keeps its name under the patient (seed) or a Misc folder
+    } finally {
+      Error.stackTraceLimit = stackTraceLimit;
     }
   }
   const file = info.sop ? `${sanitizeName(info.sop)}.dcm` : name;
@@ -72,6 +78,8 @@ async function consumeStaged(f: FileRecord, src: string): Promise<void> {
 export async function* copyFiles(input: AsyncIterable<RtRecord>, opts: CopyFilesOptions): AsyncGenerator<RtRecord> {
   const to = resolve(opts.to);
   const layout = opts.layout ?? "seed";
+  // What earlier runs finished, read once: only those items need a look-up in the ledger.
+  const doneBefore = await opts.ledger?.keys("file", "done");
   const results = mapOrdered(input, opts.parallel ?? 4, async (rec): Promise<RtRecord> => {
     if (rec.type !== "file" || typeof rec.path !== "string") return rec;
     const f = rec as FileRecord;
@@ -84,7 +92,7 @@ export async function* copyFiles(input: AsyncIterable<RtRecord>, opts: CopyFiles
     if (src === target) return { ...rec, copy: { status: "in-place" } };
     const key = relative(to, target).split(sep).join("/");
     try {
-      const known = await opts.ledger?.get("file", key);
+      const known = doneBefore?.has(key) ? await opts.ledger?.get("file", key) : undefined;
       if (known?.status === "done" && known.sha256 && (!f.sha256 || f.sha256 === known.sha256)) {
         const s = await stat(target).catch(() => undefined);
         if (s && s.size === Number(known.bytes)) {

@@ -202,7 +202,9 @@ export class Ledger {
   }
 
   async get(kind: LedgerKind, key: string): Promise<LedgerItemRow | undefined> {
-    await this.flush(); // queued outcomes count
+    const queued = this.queued.get(`${kind}\u0000${key}`);
+    if (queued) return { kind, key, ...this.row(queued) }; // not flushed for one look-up: batches stay batches
+    await this.writing; // a batch being written counts
     return await this.db.selectFrom("rtx_ledger_items").selectAll().where("kind", "=", kind).where("key", "=", key)
       .executeTakeFirst();
   }
