@@ -87,6 +87,7 @@ try {
   };
   const SERIES = "rtexport retrieve --get --series (the CT series)";
   const SERIES_BIN = "rtexport retrieve --get --series, single binary";
+  const SERIES_BIN_P2 = "rtexport retrieve --get --series --parallel 2, single binary";
   const PLAN = "rtexport retrieve --get --plan (CT series + the plan's RT objects, selective)";
   const theirs = (peer: { port: number; aeTitle: string } = orthanc) => () => {
     rmSync(scratch, { recursive: true, force: true });
@@ -105,6 +106,7 @@ try {
       [SERIES, ours(["--series", ct.series.seriesUid])],
       ["getscu", theirs()],
       [SERIES_BIN, ours(["--series", ct.series.seriesUid], orthanc, [bin])],
+      [SERIES_BIN_P2, ours(["--series", ct.series.seriesUid, "--parallel", "2"], orthanc, [bin])],
       [PLAN, ours(["--plan", plan.label])],
     ];
     if (served) {
@@ -131,6 +133,7 @@ try {
     checkoutMedian: Number((median(SERIES) / median("getscu")).toFixed(2)),
     binaryBest: Number((best(SERIES_BIN) / best("getscu")).toFixed(2)),
     binaryMedian: Number((median(SERIES_BIN) / median("getscu")).toFixed(2)),
+    binaryParallel2Median: Number((median(SERIES_BIN_P2) / median("getscu")).toFixed(2)),
   };
   const serveRatio = served ? Number((best(SERVE_SERIES) / best(SERVE_GETSCU)).toFixed(2)) : undefined;
   const load = (await import("node:os")).loadavg()[0];

@@ -8,7 +8,7 @@ import { anonymizeFiles } from "../lib/anonymize/files.ts";
 import { KeyError, resolveAnonymizationKey } from "../lib/anonymize/key.ts";
 import type { Command } from "commander";
 import { Option } from "commander";
-import { defineCommand, ExitCode, FatalError, parseAeTitle, parsePort, runMain, UsageError } from "../lib/cli/mod.ts";
+import { defineCommand, ExitCode, FatalError, parseAeTitle, parsePort, parsePositiveInt, runMain, UsageError } from "../lib/cli/mod.ts";
 import { defaultLedgerUrl, Ledger } from "../lib/ledger/ledger.ts";
 import type { TlsOptions } from "../lib/net/mod.ts";
 import type { FileRecord } from "../lib/records/types.ts";
@@ -119,6 +119,12 @@ export const main = defineCommand({
       ),
     );
     cmd.addOption(new Option("--get", "use C-GET instead of C-MOVE"));
+    cmd.option(
+      "--parallel <n>",
+      "retrieve a large series over n associations at once (its instances listed by C-FIND, asked for in n parts by UID list; a peer that refuses UID lists gets one request)",
+      parsePositiveInt,
+      1,
+    );
     cmd.addOption(
       new Option("--move-aet <ae>", "C-MOVE destination AE title (default: the calling AE title)").argParser(
         parseAeTitle,
@@ -207,6 +213,7 @@ export const main = defineCommand({
         moveAet: o.moveAet,
         movePort: o.movePort,
         moveHost: o.moveHost,
+        parallel: o.parallel as number,
         out: anonymize?.staging ?? outDir,
         // With --anonymize the new identity is the anonymizer's to set.
         rewrite: anonymize ? {} : {

@@ -250,8 +250,10 @@ export interface DcmqrscpPeer extends Peer {
  * Starts DCMTK `dcmqrscp` (Q/R SCP with C-FIND, C-MOVE, C-GET and storage) with a temporary
  * config: one AE (`aeTitle`, default DCMQRSCP) with read/write storage, any calling AE allowed,
  * and `moveDestinations` in its host table. Fill it with `storescu` (see `runDcmtk`).
+ * `forking`: one process per association, so several can be open at once (and DCMTK 3.6.7's
+ * `--single-process` mode crashes when an association that carried a C-MOVE ends).
  */
-export async function startDcmqrscp(opts: { aeTitle?: string; moveDestinations?: KnownAe[] } = {}): Promise<DcmqrscpPeer> {
+export async function startDcmqrscp(opts: { aeTitle?: string; moveDestinations?: KnownAe[]; forking?: boolean } = {}): Promise<DcmqrscpPeer> {
   const dir = mkdtempSync(join(tmpdir(), "rtexport-dcmqrscp-"));
   const storageDir = join(dir, "db");
   mkdirSync(storageDir);
@@ -274,7 +276,7 @@ export async function startDcmqrscp(opts: { aeTitle?: string; moveDestinations?:
   ].join("\n");
   const configPath = join(dir, "dcmqrscp.cfg");
   writeFileSync(configPath, config);
-  const { proc, output } = launch("dcmqrscp", ["--single-process", "--config", configPath, "--disable-host-lookup"], dir, dcmtkEnv());
+  const { proc, output } = launch("dcmqrscp", [...(opts.forking ? [] : ["--single-process"]), "--config", configPath, "--disable-host-lookup"], dir, dcmtkEnv());
   const stop = stopper(proc, dir);
   try {
     await waitForPort(port, "127.0.0.1", 15000, proc);

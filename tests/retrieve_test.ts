@@ -13,9 +13,8 @@ import { readDicomFile } from "../lib/dicom/reader.ts";
 import { main as retrieveMain } from "../commands/retrieve.ts";
 import { compareRows, runDcmdump } from "./_dcmdump.ts";
 import { startQrScp } from "../lib/qr/scp.ts";
-import { dcmtkEnv, freePort, makeTlsCert, type OrthancPeer, runDcmtk, runMainCaptured, startOrthanc, waitForPort } from "./_peers.ts";
-import { spawn } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { type DcmqrscpPeer, freePort, makeTlsCert, type OrthancPeer, runDcmtk, runMainCaptured, startDcmqrscp, startOrthanc } from "./_peers.ts";
+import { mkdirSync } from "node:fs";
 
 const root = mkdtempSync(join(tmpdir(), "rtexport-retrieve-"));
 const clinicDir = join(root, "clinic");
@@ -277,38 +276,12 @@ describe("retrieve ← Orthanc", () => {
  * which DCMTK 3.6.7 here segfaults when the first association ends (measured: echoscu twice →
  * the second is refused). Our own temporary config, our receiving AE in its host table.
  */
-async function startForkingDcmqrscp(dest: { aeTitle: string; port: number }) {
-  const dir = join(root, "dcmqrscp");
-  mkdirSync(join(dir, "db"), { recursive: true });
-  const port = await freePort();
-  writeFileSync(join(dir, "dcmqrscp.cfg"), [
-    `NetworkTCPPort = ${port}`, "MaxPDUSize = 16384", "MaxAssociations = 16",
-    "HostTable BEGIN", `dest = (${dest.aeTitle}, 127.0.0.1, ${dest.port})`, "HostTable END",
-    "VendorTable BEGIN", "VendorTable END",
-    "AETable BEGIN", `DCMQRSCP ${join(dir, "db")} RW (200, 1024mb) ANY`, "AETable END", "",
-  ].join("\n"));
-  const proc = spawn("dcmqrscp", ["--config", join(dir, "dcmqrscp.cfg"), "--disable-host-lookup"], { cwd: dir, env: dcmtkEnv(), stdio: "ignore" });
-  await waitForPort(port, "127.0.0.1", 15000, proc);
-  return {
-    port,
-    aeTitle: "DCMQRSCP",
-    stop: async () => {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      const exited = new Promise((r) => proc.once("exit", r));
-      proc.kill("SIGTERM");
-      const t = setTimeout(() => proc.kill("SIGKILL"), 5000);
-      await exited;
-      clearTimeout(t);
-    },
-  };
-}
-
 describe("retrieve ← dcmqrscp (DCMTK)", () => {
-  let qr: Awaited<ReturnType<typeof startForkingDcmqrscp>>;
+  let qr: DcmqrscpPeer;
   let movePort: number;
   before(async () => {
     movePort = await freePort();
-    qr = await startForkingDcmqrscp({ aeTitle: "RTX", port: movePort });
+    qr = await startDcmqrscp({ forking: true, moveDestinations: [{ aeTitle: "RTX", host: "127.0.0.1", port: movePort }] });
     const r = await runDcmtk("storescu", ["-aec", qr.aeTitle, "127.0.0.1", String(qr.port), ...dicomFilesUnder(clinicDir)]);
     assert.equal(r.code, 0, r.stderr);
   });

@@ -72,6 +72,11 @@ export class ArrivalStore {
   private readonly objects = new Map<string, ArrivedObject>();
   /** Whether received objects are to be hashed while they are written. */
   readonly hash: boolean;
+  /**
+   * Called for each arrived object whose header could be read, after its C-STORE-RSP went out
+   * (in the wait for the peer's next object). An object it moves must get its new `path`.
+   */
+  onArrival: ((o: ArrivedObject) => void) | undefined;
   private counter = 0;
   /** Objects that could not be read (reported, not kept). */
   readonly rejected: { sopInstanceUid: string; error: string }[] = [];
@@ -112,7 +117,10 @@ export class ArrivalStore {
       if (this.objects.get(o.sopInstanceUid) !== o) return;
       try {
         o.header();
-      } catch { /* get() reports it */ }
+      } catch {
+        return; // get() reports it
+      }
+      this.onArrival?.(o);
     });
     return { status: STATUS_SUCCESS, kept: true };
   }

@@ -30,6 +30,8 @@ export interface RetrieveFilesOptions {
   maxPdu?: number;
   timeouts?: Timeouts;
   tls?: TlsOptions;
+  /** Associations a large series may be retrieved over at once (default 1; see `RetrieveSessionOptions.parallel`). */
+  parallel?: number;
   /** Told where the C-MOVE receiver listens. */
   onReceiver?: (port: number | undefined) => void;
   /** Called for each object that could not be written (the rest go on). */
@@ -52,20 +54,49 @@ export async function* retrieveFiles(opts: RetrieveFilesOptions): AsyncGenerator
   mkdirSync(outDir, { recursive: true });
   // The file records carry each object's SHA-256: hashed as it is received, never read again.
   const arrivals = new ArrivalStore(join(outDir, `.rtexport-staging-${process.pid}`), { hash: true });
+  // Whole series: every object of a requested series is kept, so each is put in place as soon as
+  // its header is read, in the wait between two objects, not all after the last one (~50 ms for
+  // 500 CT slices here). Plans: the planner decides what is kept once everything arrived.
+  const placed = new Map<string, FileRecord | Error>();
+  let placing = true;
+  if (opts.series?.length) {
+    const wanted = new Set(opts.series);
+    arrivals.onArrival = (o) => {
+      if (!placing || !wanted.has(o.seriesUid)) return;
+      try {
+        placed.set(o.sopInstanceUid, placeObject(o, outDir, undefined, opts.rewrite ?? {}));
+      } catch (e) {
+        placed.set(o.sopInstanceUid, e as Error);
+      }
+    };
+  }
   let session;
   try {
     session = await openRetrieveSession({
       host: opts.host, port: opts.port, callingAet: opts.callingAet, calledAet: opts.calledAet,
       mode: opts.get ? "get" : "move", moveAet: opts.moveAet, movePort: opts.movePort, moveHost: opts.moveHost,
-      maxPdu: opts.maxPdu, timeouts: opts.timeouts, tls: opts.tls,
+      maxPdu: opts.maxPdu, timeouts: opts.timeouts, tls: opts.tls, parallel: opts.parallel,
     }, arrivals);
     opts.onReceiver?.(session.receiverPort);
-    const result = opts.series?.length
-      ? await retrieveSeriesByUid(session.transport, arrivals, opts.patientId, opts.series)
-      : await retrievePlans(session.transport, arrivals, { patientId: opts.patientId, planLabels: opts.plans, onlyApproved: opts.onlyApproved === true });
+    let result;
+    try {
+      result = opts.series?.length
+        ? await retrieveSeriesByUid(session.transport, arrivals, opts.patientId, opts.series)
+        : await retrievePlans(session.transport, arrivals, { patientId: opts.patientId, planLabels: opts.plans, onlyApproved: opts.onlyApproved === true });
+    } catch (e) {
+      // What arrived whole before the failure is in place already: it is reported, not orphaned.
+      placing = false;
+      for (const r of placed.values()) if (!(r instanceof Error)) yield r;
+      throw e;
+    }
+    placing = false;
+    result.summary.requests.find += session.extraRequests.find;
+    result.summary.requests.retrieve += session.extraRequests.retrieve;
     for (const { object, planUids } of result.objects) {
       try {
-        yield placeObject(object, outDir, object.modality === "RTPLAN" ? object.sopInstanceUid : planUids[0], opts.rewrite ?? {});
+        const early = placed.get(object.sopInstanceUid);
+        if (early instanceof Error) throw early;
+        yield early ?? placeObject(object, outDir, object.modality === "RTPLAN" ? object.sopInstanceUid : planUids[0], opts.rewrite ?? {});
       } catch (e) {
         opts.onError?.(object.sopInstanceUid, (e as Error).message);
       }

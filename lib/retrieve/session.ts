@@ -10,6 +10,7 @@ import {
   type Association, connect, type RoleSelection, createScp, DicomNetError, find, get, move, QR_MODELS, type RetrieveProgress, type Scp,
   type Timeouts, type TlsOptions,
 } from "../net/mod.ts";
+import { identifier } from "./_identifier.ts";
 import type { ArrivalStore } from "./arrivals.ts";
 import type { RetrieveOutcome, RetrieveTransport } from "./planner.ts";
 
@@ -29,12 +30,25 @@ export interface RetrieveSessionOptions {
   maxPdu?: number;
   /** TLS to the peer; with `cert`/`key`, the receiving SCP also accepts TLS with them. */
   tls?: TlsOptions;
+  /**
+   * Associations a series may be retrieved over at once (default 1). With more than one, a
+   * series of at least {@link PARALLEL_MIN_PER_ASSOCIATION} instances per association is listed
+   * by a C-FIND at IMAGE level and its instances are asked for in equal parts, each by one
+   * IMAGE-level C-GET/C-MOVE with a list of SOP Instance UIDs (PS3.4 C.4.2.2.1) on its own
+   * association. A peer that refuses such a list gets the whole series in one request instead.
+   */
+  parallel?: number;
 }
+
+/** Below this many instances per association a series is retrieved by one request. */
+export const PARALLEL_MIN_PER_ASSOCIATION = 8;
 
 export interface RetrieveSession {
   transport: RetrieveTransport;
   /** Port the receiving SCP listens on (C-MOVE). */
   readonly receiverPort?: number;
+  /** Requests the session made beyond the planner's own: the IMAGE-level listing and the parts of split series. */
+  readonly extraRequests: { find: number; retrieve: number };
   close(): Promise<void>;
 }
 
@@ -80,18 +94,86 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
       roles.push({ sopClassUid: uid, scu: false, scp: true });
     }
   }
-  let assoc: Association | undefined;
-  const open = async (): Promise<Association> => {
-    if (assoc?.established) return assoc;
-    assoc = await connect({
+  const associate = async (): Promise<Association> => {
+    const a = await connect({
       host: opts.host, port: opts.port, callingAet: opts.callingAet, calledAet: opts.calledAet,
       contexts, roles, maxPdu: opts.maxPdu, timeouts: opts.timeouts, tls: opts.tls,
     });
     if (opts.mode === "get") {
-      assoc.storeDir = arrivals.dir; // received files stay there (ArrivalStore.accept)
-      assoc.hashReceived = arrivals.hash;
+      a.storeDir = arrivals.dir; // received files stay there (ArrivalStore.accept)
+      a.hashReceived = arrivals.hash;
     }
+    return a;
+  };
+  let assoc: Association | undefined;
+  const open = async (): Promise<Association> => {
+    if (assoc?.established) return assoc;
+    assoc = await associate();
     return assoc;
+  };
+  // Further associations for parallel retrieval, opened when first needed and kept.
+  const extra: Association[] = [];
+  const openExtra = async (n: number): Promise<Association[]> => {
+    for (let i = extra.length - 1; i >= 0; i--) if (!extra[i].established) extra.splice(i, 1);
+    while (extra.length < n) {
+      try {
+        extra.push(await associate());
+      } catch {
+        break; // the peer takes fewer associations: the ones open do the work
+      }
+    }
+    return extra.slice(0, n);
+  };
+  const retrieveOn = async (a: Association, id: DataSet): Promise<RetrieveOutcome> => {
+    let last: RetrieveProgress | undefined;
+    if (opts.mode === "move") {
+      for await (const p of move(a, model.move, id, moveAet)) last = p;
+    } else {
+      for await (const p of get(a, model.get, id, (file) => arrivals.accept(file))) last = p;
+    }
+    return finish(last);
+  };
+  const parallel = Math.max(1, Math.floor(opts.parallel ?? 1));
+  const extraRequests = { find: 0, retrieve: 0 };
+  /** A SERIES-level request split over several associations; undefined when it is not worth it. */
+  const retrieveSplit = async (id: DataSet): Promise<RetrieveOutcome | undefined> => {
+    const studyUid = id.string(0x0020000d);
+    const seriesUid = id.string(0x0020000e);
+    if (!studyUid || !seriesUid) return undefined;
+    const main = await open();
+    const listed: string[] = [];
+    extraRequests.find++;
+    for await (const m of find(main, model.find, identifier({ QueryRetrieveLevel: "IMAGE", StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, SOPInstanceUID: "" }))) {
+      const uid = m.string(0x00080018);
+      if (uid) listed.push(uid);
+    }
+    const uids = [...new Set(listed)];
+    const n = Math.min(parallel, Math.floor(uids.length / PARALLEL_MIN_PER_ASSOCIATION));
+    if (n < 2) return undefined;
+    const assocs = [main, ...await openExtra(n - 1)];
+    extraRequests.retrieve += assocs.length - 1; // the planner counts one
+    const per = Math.ceil(uids.length / assocs.length);
+    const outcomes = await Promise.all(assocs.map((a, i) =>
+      retrieveOn(a, identifier({
+        QueryRetrieveLevel: "IMAGE", StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid,
+        SOPInstanceUID: uids.slice(i * per, (i + 1) * per).join("\\"),
+      })).catch((e: Error) => ({ status: 0xc000, completed: 0, failed: 0, warning: 0, errorComment: e.message } as RetrieveOutcome))
+    ));
+    // A peer that does not take a list of UIDs (nothing completed, a failure status): the
+    // whole series in one request, as without --parallel.
+    if (outcomes.some((o) => o.completed === 0 && o.warning === 0 && o.status !== 0 && (o.status & 0xf000) !== 0xb000)) {
+      extraRequests.retrieve += 1;
+      return undefined;
+    }
+    const worst = outcomes.find((o) => o.failed > 0 || o.status !== 0) ?? outcomes[0];
+    const r: RetrieveOutcome = {
+      status: worst.status,
+      completed: outcomes.reduce((s, o) => s + o.completed, 0),
+      failed: outcomes.reduce((s, o) => s + o.failed, 0),
+      warning: outcomes.reduce((s, o) => s + o.warning, 0),
+    };
+    if (worst.errorComment) r.errorComment = worst.errorComment;
+    return r;
   };
   const finish = (last: RetrieveProgress | undefined): RetrieveOutcome => {
     if (!last) throw new DicomNetError("PROTOCOL", `No final response from ${opts.calledAet}@${opts.host}:${opts.port}`);
@@ -106,21 +188,20 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
       for await (const m of find(a, model.find, identifier)) out.push(m);
       return out;
     },
-    async retrieve(identifier: DataSet): Promise<RetrieveOutcome> {
-      const a = await open();
-      let last: RetrieveProgress | undefined;
-      if (opts.mode === "move") {
-        for await (const p of move(a, model.move, identifier, moveAet)) last = p;
-      } else {
-        for await (const p of get(a, model.get, identifier, (file) => arrivals.accept(file))) last = p;
+    async retrieve(id: DataSet): Promise<RetrieveOutcome> {
+      if (parallel > 1 && id.string(0x00080052)?.trim() === "SERIES") {
+        const split = await retrieveSplit(id);
+        if (split) return split;
       }
-      return finish(last);
+      return await retrieveOn(await open(), id);
     },
   };
   return {
     transport,
     receiverPort: receiver?.port,
+    extraRequests,
     async close() {
+      await Promise.all(extra.splice(0).filter((a) => a.established).map((a) => a.release()));
       if (assoc?.established) await assoc.release();
       await receiver?.close();
     },
