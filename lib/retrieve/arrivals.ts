@@ -5,10 +5,11 @@
  *
  * The peer waits for our C-STORE-RSP before it sends the next object, so `accept` does as
  * little as possible: the network layer wrote the object into a temporary file in the staging
- * folder (hashing it on the way when the store asks for hashes), and that file stays where it
- * is: no rename, no unlink. The header is parsed when first needed. (Measured and not kept:
- * hashing in the background with WebCrypto, and on a worker thread that read each finished file
- * back — neither was faster than hashing while writing on a 2-CPU host; bench/README.md.)
+ * folder, and that file stays where it is: no rename, no unlink. Its header is read, and with
+ * `hash` its SHA-256 computed, right after the C-STORE-RSP went out, while the peer prepares the
+ * next object. (Measured, bench/README.md `## retrieve`: hashing there is 8–10 % faster than
+ * hashing while the object is written, which is on the path the peer waits on; hashing on a
+ * worker thread, or with WebCrypto, was slower on a 2-CPU host.)
  */
 import { mkdirSync, renameSync, rmSync, unlinkSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -16,6 +17,7 @@ import type { DataSet } from "../dicom/dataset.ts";
 import type { ReceivedFile } from "../net/association.ts";
 import { type DicomFile, readDicomFile } from "../dicom/reader.ts";
 import type { StoreAnswer } from "../net/scu.ts";
+import { sha256File } from "./output.ts";
 
 /** What the network layer hands over for each received object (a temporary Part 10 file). */
 export type IncomingFile = ReceivedFile;
@@ -26,8 +28,8 @@ export class ArrivedObject {
   path: string;
   readonly bytes: number;
   readonly sopInstanceUid: string;
-  /** SHA-256 of the file as received (unset when it was not hashed on arrival). */
-  readonly sha256: string | undefined;
+  /** SHA-256 of the file as received (unset until it is hashed; `placeObject` hashes it then). */
+  sha256: string | undefined;
   private readonly incoming: IncomingFile;
   private file: DicomFile | undefined;
 
@@ -70,7 +72,7 @@ const STATUS_OUT_OF_RESOURCES = 0xa700;
 export class ArrivalStore {
   readonly dir: string;
   private readonly objects = new Map<string, ArrivedObject>();
-  /** Whether received objects are to be hashed while they are written. */
+  /** Whether arrived objects are hashed (after their C-STORE-RSP, see `accept`). */
   readonly hash: boolean;
   /**
    * Called for each arrived object whose header could be read, after its C-STORE-RSP went out
@@ -84,7 +86,7 @@ export class ArrivalStore {
   /**
    * @param dir the staging folder; the network layer must write received objects into it
    *   (`storeDir`), because they stay where they were written.
-   * @param opts.hash ask the network layer to hash each object as it writes it (`ArrivedObject.sha256`).
+   * @param opts.hash hash each object after its C-STORE-RSP went out (`ArrivedObject.sha256`).
    */
   constructor(dir: string, opts: { hash?: boolean } = {}) {
     this.dir = resolve(dir);
@@ -117,6 +119,7 @@ export class ArrivalStore {
       if (this.objects.get(o.sopInstanceUid) !== o) return;
       try {
         o.header();
+        if (this.hash && o.sha256 === undefined) o.sha256 = sha256File(o.path);
       } catch {
         return; // get() reports it
       }

@@ -81,7 +81,7 @@ export function placeObject(o: ArrivedObject, outDir: string, planUid: string | 
     sha256 = sha256File(dest);
     bytes = statSync(dest).size;
   } else {
-    sha256 = o.sha256 ?? sha256File(o.path); // hashed while it was received: its bytes have not changed since
+    sha256 = o.sha256 ?? sha256File(o.path); // hashed after it arrived (ArrivalStore): its bytes have not changed since
     bytes = o.bytes;
     inFolder(dir, () => renameSync(o.path, dest)); // a rename keeps the bytes just hashed
   }

@@ -52,7 +52,7 @@ export interface RetrieveFilesOptions {
 export async function* retrieveFiles(opts: RetrieveFilesOptions): AsyncGenerator<FileRecord | RetrieveSummary> {
   const outDir = resolve(opts.out);
   mkdirSync(outDir, { recursive: true });
-  // The file records carry each object's SHA-256: hashed as it is received, never read again.
+  // The file records carry each object's SHA-256: hashed once, right after it arrived.
   const arrivals = new ArrivalStore(join(outDir, `.rtexport-staging-${process.pid}`), { hash: true });
   // Whole series: every object of a requested series is kept, so each is put in place as soon as
   // its header is read, in the wait between two objects, not all after the last one (~50 ms for

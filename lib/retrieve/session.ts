@@ -77,7 +77,6 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
       host: opts.moveHost,
       tls: serverTls,
       storeDir: arrivals.dir,
-      hashReceived: arrivals.hash,
       maxPdu: opts.maxPdu,
       timeouts: opts.timeouts,
       handlers: { store: ({ file }) => arrivals.accept(file) },
@@ -100,8 +99,7 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
       contexts, roles, maxPdu: opts.maxPdu, timeouts: opts.timeouts, tls: opts.tls,
     });
     if (opts.mode === "get") {
-      a.storeDir = arrivals.dir; // received files stay there (ArrivalStore.accept)
-      a.hashReceived = arrivals.hash;
+      a.storeDir = arrivals.dir; // received files stay there (ArrivalStore.accept hashes them)
     }
     return a;
   };
