@@ -259,9 +259,16 @@ async function test() {
       failed += 1;
       say("deno check: type errors (counted as 1 failure)");
     }
+    // The lint rules of deno.json (unused names, `any`, …) over the whole tree, as one check.
+    const lint = await runEcho(DENO, ["lint"], env);
+    if (lint.status !== 0) {
+      failed += 1;
+      say("deno lint: problems (counted as 1 failure)");
+    }
     const deno = await runEcho(DENO, ["test", "-A", "--no-check", `--junit-path=${junit}`, "tests/"], env, 30 * 60_000);
     let { passed: denoPass, failed: denoFail } = junitLeaves(existsSync(junit) ? readFileSync(junit, "utf8") : "");
     // A test file that fails to load is not in the JUnit report, only in the output.
+    // deno-lint-ignore no-control-regex -- ANSI colour codes in deno test's output
     const plain = deno.output.replace(/\x1b\[[0-9;]*m/g, "");
     const failures = plain.slice(plain.lastIndexOf(" FAILURES "));
     denoFail += plain.includes(" FAILURES ") ? (failures.match(/^\S+_test\.ts \(uncaught error\)$/gm) ?? []).length : 0;
@@ -276,6 +283,7 @@ async function test() {
   return failed === 0 ? 0 : 1;
 }
 
+// deno-lint-ignore require-await -- every task returns a promise
 async function demo() {
   ensureNodeModules();
   // scripts/demo.ts: synthetic clinic + catalog + vault, DICOM served by `rtexport serve`, then

@@ -63,6 +63,7 @@ export function sh(script: string, opts: { cwd?: string; env?: Record<string, st
 }
 
 /** Parses NDJSON output into records. */
+// deno-lint-ignore no-explicit-any -- records are untyped JSON; tests read their fields freely
 export function records(stdout: string): Record<string, any>[] {
   return stdout.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
 }

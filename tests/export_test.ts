@@ -305,7 +305,9 @@ describe("PostgreSQL catalog and ledger", () => {
   test("list-patients reads the same catalog from PostgreSQL; export-plan and status use a PostgreSQL ledger", async () => {
     const { connectDatabase } = await import("../lib/sql/connect.ts");
     const { createCatalogTables } = await import("../lib/catalog/catalog.ts");
+    // deno-lint-ignore no-explicit-any -- the catalog's rows, copied as they are
     const from = await connectDatabase<any>(`sqlite:${db}`);
+    // deno-lint-ignore no-explicit-any -- the catalog's rows, copied as they are
     const to = await connectDatabase<any>(pg.url("catalog"));
     await createCatalogTables(to.db);
     for (const t of ["rtx_patients", "rtx_plans", "rtx_files"]) {
@@ -314,6 +316,7 @@ describe("PostgreSQL catalog and ledger", () => {
     }
     await from.close();
     await to.close();
+    // deno-lint-ignore no-explicit-any -- rows of any view
     const strip = (rs: Record<string, any>[]) => rs.map(({ source: _s, ...rest }) => rest);
     const viaSqlite = strip(records((await sh(list())).stdout));
     const r = await sh(`"\${RT[@]}" list-patients --from catalog --db '${pg.url("catalog")}' --vault '${vault}'`);
@@ -377,7 +380,7 @@ describe("DICOM sources", () => {
     // A rerun reuses what the ledger says was retrieved and is still in the tree: no retrieval.
     const again = await sh(`"\${RT[@]}" export-plan ${peer} --get --out '${viaGet}'`, { input: listed.stdout });
     assert.equal(again.status, 0, again.stderr);
-    const key = (rs: Record<string, any>[]) => rs.filter((r) => r.type === "file").map((r) => `${r.path}|${r.sha256}|${r.sopInstanceUid}|${r.category}`).sort();
+    const key = (rs: Record<string, unknown>[]) => rs.filter((r) => r.type === "file").map((r) => `${r.path}|${r.sha256}|${r.sopInstanceUid}|${r.category}`).sort();
     assert.deepEqual(key(records(again.stdout)), key(records(g.stdout)));
     assert.ok(records(again.stdout).filter((r) => r.type === "file").every((r) => r.copy === "done-before"));
     const viaMove = join(dir, "dicom-move");

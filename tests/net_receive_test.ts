@@ -14,7 +14,7 @@ import { parseDataSet, readDicomFile } from "../lib/dicom/reader.ts";
 import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from "../lib/dicom/uids.ts";
 import { encodeDataSet } from "../lib/dicom/writer.ts";
 import { connect } from "../lib/net/association.ts";
-import { C_FIND_RQ, C_FIND_RSP, C_STORE_RQ, C_STORE_RSP, decodeCommand, encodeCommand } from "../lib/net/dimse.ts";
+import { C_FIND_RSP, C_STORE_RQ, C_STORE_RSP, decodeCommand, encodeCommand } from "../lib/net/dimse.ts";
 import {
   type AssociateRq, decodePdu, encodeAssociate, encodeReleaseRp, encodeReleaseRq, type Pdu, PDU_ASSOCIATE_AC,
   PDU_ASSOCIATE_RQ, PDU_P_DATA_TF, PDU_RELEASE_RP, PDU_RELEASE_RQ,

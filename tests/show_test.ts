@@ -413,6 +413,6 @@ describe("reference tree rules on hand-built objects (ion, brachy, summary recor
     const text = renderTree(tree).join("\n");
     assert.match(text, /MISSING 1 image: 1\.3 \(referenced by 2\.1\)/);
     assert.match(text, /└── MISSING RTPLAN 3\.9 \(referenced by 7\.1\)/);
-    assert.match(text, /RTPLAN "Brachy" UNAPPROVED · machine Flexitron · 0 beams · 3\.2\n│   ├── no structure set referenced/);
+    assert.match(text, /RTPLAN "Brachy" UNAPPROVED · machine Flexitron · 0 beams · 3\.2\n│ {3}├── no structure set referenced/);
   });
 });

@@ -1037,6 +1037,8 @@ export function numberContexts(list: { abstractSyntax: string; transferSyntaxes:
 export async function connect(opts: ConnectOptions): Promise<Association> {
   const peer = `${opts.calledAet}@${opts.host}:${opts.port}`;
   const connectTimeout = opts.timeouts?.connect ?? 10000;
+  // Assigned once, below: the read callback set up before it must see it unset until then.
+  // deno-lint-ignore prefer-const
   let assoc: Association | undefined;
   const early: Uint8Array[] = [];
   const useTls = opts.tls !== undefined;
