@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { defineCommand, parsePositiveInt, runMain, UsageError } from "../lib/cli/mod.ts";
 import { walkEntriesSync } from "../lib/fs/walk.ts";
-import { Ledger } from "../lib/ledger/ledger.ts";
+import type { Ledger } from "../lib/ledger/ledger.ts";
 import { Progress } from "../lib/progress/progress.ts";
 import { peerLabel } from "../lib/net/peer.ts";
 import { type PushOutcome, pushRecords } from "../lib/net/push.ts";
@@ -85,7 +85,8 @@ export const main = defineCommand({
     if (!input) throw new UsageError("No input: give files or directories, or pipe file records on stdin");
     const label = peerLabel(peer);
     let stored = 0, skipped = 0, failed = 0;
-    const ledger = o.ledger ? await Ledger.open(o.ledger, "push") : undefined;
+    // Loaded only when asked for: kysely and the SQL layer are a third of push's start-up.
+    const ledger = o.ledger ? await (await import("../lib/ledger/ledger.ts")).Ledger.open(o.ledger, "push") : undefined;
     // A progress line on a terminal's stderr (files, bytes, rate); nothing when redirected.
     const progress = new Progress(ctx.io.stderr as { write(s: string): unknown; isTTY?: boolean });
     const patients = new Set<string>();
