@@ -3,9 +3,6 @@ import { mkdirSync, readFileSync, rmSync } from "node:fs";
 
 import { join, relative, resolve, sep } from "node:path";
 import process from "node:process";
-import { createAnonymizeContext } from "../lib/anonymize/anonymize.ts";
-import { anonymizeFiles } from "../lib/anonymize/files.ts";
-import { KeyError, resolveAnonymizationKey } from "../lib/anonymize/key.ts";
 import type { Command } from "commander";
 import { Option } from "commander";
 import { defineCommand, ExitCode, FatalError, parseAeTitle, parsePort, parsePositiveInt, runMain, UsageError } from "../lib/cli/mod.ts";
@@ -39,6 +36,11 @@ async function* anonymized(
   o: { newPatientId?: string; newPatientName?: string },
   fail: (message: string) => void,
 ): AsyncGenerator<FileRecord | RetrieveSummary> {
+  // The anonymizer (its profile tables) is loaded only with --anonymize: it would double retrieve's start-up.
+  const [{ createAnonymizeContext }, { anonymizeFiles }] = await Promise.all([
+    import("../lib/anonymize/anonymize.ts"),
+    import("../lib/anonymize/files.ts"),
+  ]);
   const ctx = createAnonymizeContext({ key, newPatientId: o.newPatientId, newPatientName: o.newPatientName });
   let summary: RetrieveSummary | undefined;
   async function* inputs() {
@@ -179,6 +181,7 @@ export const main = defineCommand({
     // de-identified versions are written under --out, so no identifying copy ever sits there.
     let anonymize: { key: string | Uint8Array; staging: string } | undefined;
     if (o.anonymize) {
+      const { KeyError, resolveAnonymizationKey } = await import("../lib/anonymize/key.ts");
       try {
         anonymize = {
           key: resolveAnonymizationKey({ key: o.anonymizeKey, keyFile: o.anonymizeKeyFile }, { key: "--anonymize-key", keyFile: "--anonymize-key-file" }),
