@@ -279,6 +279,10 @@ describe("resume", () => {
     }
     await new Promise((r) => child.exitCode !== null || child.signalCode !== null ? r(null) : child.on("exit", r));
     assert.ok(killedAt > 0 && killedAt < total, `killed after ${killedAt} of ${total} files`);
+    // What the killed run's ledger holds as done (its last batch may be missing).
+    const before = await sh(`"\${RT[@]}" status '${out}' --json`);
+    assert.equal(before.status, 0, before.stderr);
+    const inLedger = Number(records(before.stdout)[0].kinds.file?.done ?? 0);
     const rerun = await sh(`"\${RT[@]}" export-plan --out '${out}' < '${listing}'`);
     assert.equal(rerun.status, 0, rerun.stderr);
     // What the killed run finished is not written again: known from the ledger ("done-before"),
@@ -289,6 +293,8 @@ describe("resume", () => {
     const copied = files.filter((r) => r.copy === "copied").length;
     assert.ok(reused >= killedAt - 2, `a rerun reuses what was done (${reused} of ${killedAt})`);
     assert.ok(copied <= total - killedAt + 2, `a rerun copies only what is missing (${copied} copied, ${total - killedAt} missing)`);
+    // Every file the ledger knew is reused on the ledger's word, not hashed again.
+    assert.equal(files.filter((r) => r.copy === "done-before").length, inLedger, "files the ledger had recorded");
     assertSameTree(out, full);
   });
 });

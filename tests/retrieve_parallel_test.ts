@@ -8,7 +8,9 @@ import { join } from "node:path";
 import { generateClinic, type ClinicManifest } from "../lib/fixtures/mod.ts";
 import { readDicomFile } from "../lib/dicom/reader.ts";
 import { type QrScpEvent, startQrScp } from "../lib/qr/scp.ts";
-import { PARALLEL_MIN_PER_ASSOCIATION } from "../lib/retrieve/session.ts";
+import { createScp, storeSourceFromFile } from "../lib/net/mod.ts";
+import { identifier } from "../lib/retrieve/_identifier.ts";
+import { chunked, PARALLEL_MIN_PER_ASSOCIATION, splitEvenly, UIDS_PER_REQUEST } from "../lib/retrieve/session.ts";
 import { main as retrieveMain } from "../commands/retrieve.ts";
 import { compareRows, runDcmdump } from "./_dcmdump.ts";
 import { type DcmqrscpPeer, freePort, type OrthancPeer, runDcmtk, runMainCaptured, startDcmqrscp, startOrthanc } from "./_peers.ts";
@@ -93,13 +95,79 @@ describe("retrieve --parallel ← serve (our own node)", () => {
       for (const f of files) copyFileSync(f, join(node.index.dir, `${readDicomFile(f).dataset.string("SOPInstanceUID")}.dcm`));
       await node.index.indexFolder();
       const { r } = await retrieveSeries({ port: node.port, aeTitle: "RTSERVE" }, ["--get"], join(root, "serve-get"), 4);
-      // The study and series look-ups, the listing of the instances; one request per association.
-      assert.deepEqual(r.records.find((x) => x.type === "retrieve-summary")!.requests, { find: 3, retrieve: 4 });
+      // The planner's study and series look-ups, then the series count and the listing of its
+      // instances; one request per association.
+      assert.deepEqual(r.records.find((x) => x.type === "retrieve-summary")!.requests, { find: 4, retrieve: 4 });
       assert.equal(events.filter((e) => e.type === "association").length, 4, "four associations");
       assert.deepEqual(events.filter((e) => e.type === "get").map((e) => (e as { instances: number }).instances), [10, 10, 10, 10]);
+      // Uneven: 40 over 3 associations.
+      events.length = 0;
+      await retrieveSeries({ port: node.port, aeTitle: "RTSERVE" }, ["--get"], join(root, "serve-get-3"), 3);
+      assert.deepEqual(events.filter((e) => e.type === "get").map((e) => (e as { instances: number }).instances).sort(), [13, 13, 14]);
     } finally {
       await node.close();
     }
+  });
+});
+
+describe("retrieve --parallel ← a peer that reads a UID list literally", () => {
+  test("its list requests bring nothing (Success, 0 sub-operations): the whole series comes in one request", async () => {
+    const p = manifest.patients[0];
+    const byUid = new Map(ct.instances.map((i) => [i.sopInstanceUid, join(clinicDir, i.path)]));
+    const gets: string[] = [];
+    const scp = await createScp({
+      aeTitle: "LITERAL", host: "127.0.0.1", port: 0,
+      handlers: {
+        *find(rq) {
+          const id = rq.identifier;
+          if (rq.level === "STUDY") yield identifier({ QueryRetrieveLevel: "STUDY", PatientID: p.patientId, StudyInstanceUID: ct.studyUid });
+          if (rq.level === "SERIES" && id.string("SeriesInstanceUID") === ct.seriesUid) {
+            yield identifier({ QueryRetrieveLevel: "SERIES", StudyInstanceUID: ct.studyUid, SeriesInstanceUID: ct.seriesUid, Modality: "CT", NumberOfSeriesRelatedInstances: String(SLICES) });
+          }
+          if (rq.level === "IMAGE") {
+            for (const uid of byUid.keys()) yield identifier({ QueryRetrieveLevel: "IMAGE", StudyInstanceUID: ct.studyUid, SeriesInstanceUID: ct.seriesUid, SOPInstanceUID: uid });
+          }
+        },
+        get(rq) {
+          const uids = rq.identifier.strings("SOPInstanceUID");
+          gets.push(`${rq.level} ${uids.length > 1 ? "list" : uids.length ? "one" : "series"}`);
+          if (rq.level === "SERIES") return { instances: [...byUid.values()].map(storeSourceFromFile) };
+          // Matches the list as one value: no instance has that UID.
+          const literal = uids.join("\\");
+          return { instances: byUid.has(literal) ? [storeSourceFromFile(byUid.get(literal)!)] : [] };
+        },
+      },
+    });
+    try {
+      await retrieveSeries({ port: scp.port, aeTitle: "LITERAL" }, ["--get"], join(root, "literal-get"), 2);
+      assert.deepEqual(gets, ["IMAGE list", "IMAGE list", "SERIES series"]);
+    } finally {
+      await scp.close();
+    }
+  });
+});
+
+describe("splitting a series", () => {
+  test("splitEvenly: contiguous parts, sizes within one, none empty, nothing lost", () => {
+    for (let n = 0; n <= 120; n++) {
+      const items = Array.from({ length: n }, (_, i) => i);
+      for (let k = 1; k <= 16; k++) {
+        const parts = splitEvenly(items, k);
+        assert.deepEqual(parts.flat(), items, `n=${n} k=${k}`);
+        assert.equal(parts.length, Math.max(1, Math.min(k, n)));
+        if (n > 0) {
+          const sizes = parts.map((p) => p.length);
+          assert.ok(Math.min(...sizes) >= 1 && Math.max(...sizes) - Math.min(...sizes) <= 1, `n=${n} k=${k}: ${sizes}`);
+        }
+      }
+    }
+    // The case that left a part empty with ceil-sized parts: 81 over 10.
+    assert.deepEqual(splitEvenly(Array.from({ length: 81 }, (_, i) => i), 10).map((p) => p.length), [8, 8, 8, 8, 8, 8, 8, 8, 8, 9]);
+  });
+  test("chunked: consecutive chunks of at most the size", () => {
+    assert.deepEqual(chunked([1, 2, 3, 4, 5], 2), [[1, 2], [3, 4], [5]]);
+    assert.deepEqual(chunked([], 3), []);
+    assert.equal(chunked(Array.from({ length: 1000 }), UIDS_PER_REQUEST).length, 4);
   });
 });
 

@@ -78,8 +78,9 @@ async function consumeStaged(f: FileRecord, src: string): Promise<void> {
 export async function* copyFiles(input: AsyncIterable<RtRecord>, opts: CopyFilesOptions): AsyncGenerator<RtRecord> {
   const to = resolve(opts.to);
   const layout = opts.layout ?? "seed";
-  // What earlier runs finished, read once: only those items need a look-up in the ledger.
-  const doneBefore = await opts.ledger?.keys("file", "done");
+  // What earlier runs finished, read once (up to 200,000 keys, ~30 MB): only those items need a
+  // look-up in the ledger. A larger ledger is asked item by item.
+  const doneBefore = await opts.ledger?.keysIfAtMost("file", "done", 200_000);
   const results = mapOrdered(input, opts.parallel ?? 4, async (rec): Promise<RtRecord> => {
     if (rec.type !== "file" || typeof rec.path !== "string") return rec;
     const f = rec as FileRecord;
@@ -92,7 +93,7 @@ export async function* copyFiles(input: AsyncIterable<RtRecord>, opts: CopyFiles
     if (src === target) return { ...rec, copy: { status: "in-place" } };
     const key = relative(to, target).split(sep).join("/");
     try {
-      const known = doneBefore?.has(key) ? await opts.ledger?.get("file", key) : undefined;
+      const known = !doneBefore || doneBefore.has(key) ? await opts.ledger?.get("file", key) : undefined;
       if (known?.status === "done" && known.sha256 && (!f.sha256 || f.sha256 === known.sha256)) {
         const s = await stat(target).catch(() => undefined);
         if (s && s.size === Number(known.bytes)) {

@@ -54,6 +54,17 @@ export interface LedgerEntry {
   error?: string;
 }
 
+/** Ledger rows that could not be written (`failed`), with the database's reason. */
+export class LedgerWriteError extends Error {
+  readonly failed: LedgerEntry[];
+  constructor(display: string, failed: LedgerEntry[], cause: Error) {
+    const names = failed.slice(0, 3).map((e) => `${e.kind} "${e.key}"`).join(", ");
+    super(`Cannot write ${failed.length} ledger row(s) to ${display} (${names}${failed.length > 3 ? ", …" : ""}): ${cause.message}`);
+    this.name = "LedgerWriteError";
+    this.failed = failed;
+  }
+}
+
 /** The default ledger location inside an output folder. */
 export function defaultLedgerUrl(outDir: string): string {
   return `sqlite:${join(outDir, ".rtexport", "ledger.sqlite")}`;
@@ -72,8 +83,12 @@ export class Ledger {
   readonly runId: string = randomUUID();
   private readonly conn: SqlConnection<LedgerSchema>;
   private queued = new Map<string, LedgerEntry>();
-  private queuedSince = 0;
   private writing: Promise<void> = Promise.resolve();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  /** Rows that failed to be written once, by kind and key. */
+  private readonly failures = new Map<string, number>();
+  /** The error of a flush the timer started, for the next caller of flush to see. */
+  private background: unknown;
   /** Queued entries written per batch, and the longest an entry waits (ms). */
   static readonly BATCH = 256;
   static readonly BATCH_MS = 1000;
@@ -118,8 +133,12 @@ export class Ledger {
   /** Records an item's outcome now (insert or update). */
   async record(e: LedgerEntry): Promise<void> {
     await this.flush();
+    await this.upsert(e);
+  }
+
+  /** One item, in its own transaction. Update-then-insert works the same on SQLite, PostgreSQL and SQL Server. */
+  private async upsert(e: LedgerEntry): Promise<void> {
     const row = this.row(e);
-    // Update-then-insert works the same on SQLite, PostgreSQL and SQL Server.
     await this.db.transaction().execute(async (tx) => {
       const r = await tx.updateTable("rtx_ledger_items").set(row).where("kind", "=", e.kind).where("key", "=", e.key)
         .executeTakeFirst();
@@ -131,32 +150,96 @@ export class Ledger {
 
   /**
    * Records an item's outcome in the next batch: written when {@link Ledger.BATCH} entries
-   * are queued, when the oldest has waited {@link Ledger.BATCH_MS}, and by `flush`, `finish`,
-   * `record` and `close`. A later entry for the same item replaces a queued one.
+   * are queued, {@link Ledger.BATCH_MS} after the first was queued (a timer, so a stalled
+   * input does not hold them), and by `flush`, `finish`, `record` and `close`. A later entry
+   * for the same item replaces a queued one.
    */
   async queue(e: LedgerEntry): Promise<void> {
-    if (this.queued.size === 0) this.queuedSince = Date.now();
     const id = `${e.kind}\u0000${e.key}`;
     this.queued.delete(id); // keeps the order of the last outcome
     this.queued.set(id, e);
-    if (this.queued.size >= Ledger.BATCH || Date.now() - this.queuedSince >= Ledger.BATCH_MS) await this.flush();
+    if (this.queued.size >= Ledger.BATCH) {
+      await this.flush();
+      return;
+    }
+    if (!this.timer) {
+      // A failure here is kept for the next flush, finish or close to report (and its rows retried).
+      this.timer = setTimeout(() => void this.flush().catch((e) => (this.background ??= e)), Ledger.BATCH_MS);
+      (this.timer as { unref?: () => void }).unref?.();
+    }
   }
 
-  /** Writes the queued entries in one transaction (batches in the order they were queued). */
+  /**
+   * Writes the queued entries (batches one after the other, in the order they were queued).
+   * Rows that cannot be written go back into the queue once (unless a newer outcome for the
+   * same item was queued meanwhile), for the next flush to try again; the error, naming them,
+   * is thrown to this caller. Rows that fail twice are given up (and were named twice).
+   */
   async flush(): Promise<void> {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
     if (this.queued.size > 0) {
       const entries = [...this.queued.values()];
       this.queued = new Map();
-      this.writing = this.writing.catch(() => {}).then(() => this.recordMany(entries));
+      const batch = this.writing.then(() => this.recordMany(entries)).catch((e: unknown) => {
+        const failed = e instanceof LedgerWriteError ? e.failed : entries;
+        const newer = this.queued;
+        this.queued = new Map();
+        for (const x of failed) {
+          const id = `${x.kind}\u0000${x.key}`;
+          const tries = (this.failures.get(id) ?? 0) + 1;
+          if (tries >= 2) {
+            this.failures.delete(id);
+            continue;
+          }
+          this.failures.set(id, tries);
+          this.queued.set(id, x);
+        }
+        for (const [id, x] of newer) {
+          this.queued.delete(id);
+          this.queued.set(id, x);
+        }
+        throw e;
+      });
+      // The chain stays usable after a failure: only this flush's caller sees the error.
+      this.writing = batch.catch(() => {});
+      await batch;
+    } else await this.writing;
+    if (this.background !== undefined) {
+      const e = this.background;
+      this.background = undefined;
+      throw e;
     }
-    await this.writing;
   }
 
   /**
    * Records many outcomes in one transaction: existing items are updated, new ones inserted
-   * with multi-row INSERTs (in chunks that stay under SQL Server's 2,100 parameters).
+   * with multi-row INSERTs (in chunks that stay under SQL Server's 2,100 parameters). When that
+   * transaction fails (a row another machine inserted meanwhile, a value a column refuses), each
+   * outcome is written on its own; the ones that still fail are named in the error.
    */
   async recordMany(entries: LedgerEntry[]): Promise<void> {
+    try {
+      await this.recordBatch(entries);
+    } catch (batchError) {
+      const failed: LedgerEntry[] = [];
+      let first: unknown;
+      for (const e of entries) {
+        try {
+          await this.upsert(e);
+          this.failures.delete(`${e.kind}\u0000${e.key}`);
+        } catch (rowError) {
+          first ??= rowError;
+          failed.push(e);
+        }
+      }
+      if (failed.length) throw new LedgerWriteError(this.display, failed, (first ?? batchError) as Error);
+    }
+  }
+
+  private async recordBatch(entries: LedgerEntry[]): Promise<void> {
     const last = new Map<string, LedgerEntry>();
     for (const e of entries) last.set(`${e.kind}\u0000${e.key}`, e);
     const byKind = new Map<LedgerKind, LedgerEntry[]>();
@@ -217,6 +300,17 @@ export class Ledger {
     return new Set(rows.map((r) => r.key));
   }
 
+  /**
+   * Like `keys`, when there are at most `limit` such items (a shared migration ledger can hold
+   * millions: then undefined, and the caller looks items up one by one).
+   */
+  async keysIfAtMost(kind: LedgerKind, status: LedgerStatus, limit: number): Promise<Set<string> | undefined> {
+    await this.flush();
+    const r = await this.db.selectFrom("rtx_ledger_items").select((eb) => eb.fn.countAll().as("n")).where("kind", "=", kind)
+      .where("status", "=", status).executeTakeFirstOrThrow();
+    return Number(r.n) <= limit ? await this.keys(kind, status) : undefined;
+  }
+
   /** Files recorded as done under a plan key (the group an export stage filed them under). */
   async doneFilesOf(planKey: string): Promise<LedgerItemRow[]> {
     await this.flush(); // queued outcomes count
@@ -241,10 +335,16 @@ export class Ledger {
       .where("id", "=", this.runId).execute();
   }
 
-  /** Writes what is queued (best effort) and closes the connection. */
+  /** Writes what is queued and closes the connection; throws (after closing) when rows could not be written. */
   async close(): Promise<void> {
-    await this.flush().catch(() => {});
+    let error: unknown;
+    try {
+      await this.flush();
+    } catch (e) {
+      error = e;
+    }
     await this.conn.close();
+    if (error) throw error;
   }
 }
 

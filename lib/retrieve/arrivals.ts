@@ -24,8 +24,10 @@ export type IncomingFile = ReceivedFile;
 
 /** A received object in staging; header fields are read on first use. */
 export class ArrivedObject {
-  /** Staging path (a complete Part 10 file). */
+  /** Staging path (a complete Part 10 file); its place in the output tree once `placed`. */
   path: string;
+  /** Set when the file was put into the output tree: the store then never deletes it. */
+  placed = false;
   readonly bytes: number;
   readonly sopInstanceUid: string;
   /** SHA-256 of the file as received (unset until it is hashed; `placeObject` hashes it then). */
@@ -162,7 +164,7 @@ export class ArrivalStore {
 
   private drop(o: ArrivedObject): void {
     this.objects.delete(o.sopInstanceUid);
-    unlinkQuiet(o.path);
+    if (!o.placed) unlinkQuiet(o.path); // a placed file belongs to the output tree
   }
 
   /** Removes the staging folder and whatever is left in it. */

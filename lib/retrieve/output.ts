@@ -86,6 +86,7 @@ export function placeObject(o: ArrivedObject, outDir: string, planUid: string | 
     inFolder(dir, () => renameSync(o.path, dest)); // a rename keeps the bytes just hashed
   }
   o.path = dest;
+  o.placed = true;
   const record: FileRecord = {
     type: "file",
     path: dest,

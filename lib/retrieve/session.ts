@@ -42,6 +42,23 @@ export interface RetrieveSessionOptions {
 
 /** Below this many instances per association a series is retrieved by one request. */
 export const PARALLEL_MIN_PER_ASSOCIATION = 8;
+/** SOP Instance UIDs per request: ~17 KB of UIDs, well under the 64 KB a value may have in an identifier. */
+export const UIDS_PER_REQUEST = 256;
+
+/** `items` in `parts` contiguous parts whose sizes differ by at most one (none empty when parts ≤ items). */
+export function splitEvenly<T>(items: readonly T[], parts: number): T[][] {
+  const k = Math.max(1, Math.min(parts, items.length));
+  const out: T[][] = [];
+  for (let i = 0; i < k; i++) out.push(items.slice(Math.floor((i * items.length) / k), Math.floor(((i + 1) * items.length) / k)));
+  return out;
+}
+
+/** `items` in consecutive chunks of at most `size`. */
+export function chunked<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
 
 export interface RetrieveSession {
   transport: RetrieveTransport;
@@ -139,39 +156,50 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
     const seriesUid = id.string(0x0020000e);
     if (!studyUid || !seriesUid) return undefined;
     const main = await open();
-    const listed: string[] = [];
-    extraRequests.find++;
-    for await (const m of find(main, model.find, identifier({ QueryRetrieveLevel: "IMAGE", StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, SOPInstanceUID: "" }))) {
-      const uid = m.string(0x00080018);
-      if (uid) listed.push(uid);
+    // The instances, listed; a peer that refuses the listing, or lists fewer instances than it
+    // counts for the series (a capped C-FIND), gets the whole series in one request.
+    const listed = new Set<string>();
+    let counted: number | undefined;
+    try {
+      extraRequests.find++;
+      for await (const m of find(main, model.find, identifier({ QueryRetrieveLevel: "SERIES", StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, NumberOfSeriesRelatedInstances: "" }))) {
+        if (m.string(0x0020000e) === seriesUid) counted = m.number(0x00201209);
+      }
+      extraRequests.find++;
+      for await (const m of find(main, model.find, identifier({ QueryRetrieveLevel: "IMAGE", StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, SOPInstanceUID: "" }))) {
+        const uid = m.string(0x00080018);
+        if (uid) listed.add(uid);
+      }
+    } catch {
+      return undefined;
     }
-    const uids = [...new Set(listed)];
+    if (counted !== undefined && counted > listed.size) return undefined;
+    const uids = [...listed];
     const n = Math.min(parallel, Math.floor(uids.length / PARALLEL_MIN_PER_ASSOCIATION));
     if (n < 2) return undefined;
     const assocs = [main, ...await openExtra(n - 1)];
-    extraRequests.retrieve += assocs.length - 1; // the planner counts one
-    const per = Math.ceil(uids.length / assocs.length);
-    const outcomes = await Promise.all(assocs.map((a, i) =>
-      retrieveOn(a, identifier({
-        QueryRetrieveLevel: "IMAGE", StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid,
-        SOPInstanceUID: uids.slice(i * per, (i + 1) * per).join("\\"),
-      })).catch((e: Error) => ({ status: 0xc000, completed: 0, failed: 0, warning: 0, errorComment: e.message } as RetrieveOutcome))
-    ));
-    // A peer that does not take a list of UIDs (nothing completed, a failure status): the
-    // whole series in one request, as without --parallel.
-    if (outcomes.some((o) => o.completed === 0 && o.warning === 0 && o.status !== 0 && (o.status & 0xf000) !== 0xb000)) {
-      extraRequests.retrieve += 1;
+    const outcomes: RetrieveOutcome[] = [];
+    // Each association asks for its part in requests of at most UIDS_PER_REQUEST UIDs.
+    const askFor = async (a: Association, part: string[]) => {
+      for (const chunk of chunked(part, UIDS_PER_REQUEST)) {
+        extraRequests.retrieve++;
+        outcomes.push(
+          await retrieveOn(a, identifier({ QueryRetrieveLevel: "IMAGE", StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, SOPInstanceUID: chunk.join("\\") }))
+            .catch((e: Error) => ({ status: 0xc000, completed: 0, failed: 0, warning: 0, errorComment: e.message })),
+        );
+      }
+    };
+    await Promise.all(splitEvenly(uids, assocs.length).map((part, i) => askFor(assocs[i], part)));
+    extraRequests.retrieve--; // the planner counts one request for the series
+    // Anything listed that did not arrive (a peer that refuses UID lists, matches them
+    // literally or only by their first value, or a part whose association failed): the whole
+    // series once more in one request, as without --parallel; what arrived twice is kept once.
+    if (uids.some((uid) => !arrivals.has(uid))) {
+      extraRequests.retrieve++;
       return undefined;
     }
-    const worst = outcomes.find((o) => o.failed > 0 || o.status !== 0) ?? outcomes[0];
-    const r: RetrieveOutcome = {
-      status: worst.status,
-      completed: outcomes.reduce((s, o) => s + o.completed, 0),
-      failed: outcomes.reduce((s, o) => s + o.failed, 0),
-      warning: outcomes.reduce((s, o) => s + o.warning, 0),
-    };
-    if (worst.errorComment) r.errorComment = worst.errorComment;
-    return r;
+    const warning = outcomes.reduce((s, o) => s + o.warning, 0);
+    return { status: warning > 0 ? 0xb000 : 0, completed: uids.length, failed: 0, warning };
   };
   const finish = (last: RetrieveProgress | undefined): RetrieveOutcome => {
     if (!last) throw new DicomNetError("PROTOCOL", `No final response from ${opts.calledAet}@${opts.host}:${opts.port}`);
