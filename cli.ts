@@ -152,10 +152,13 @@ export async function main(argv: string[]): Promise<number> {
   return await runCommand(first, rest);
 }
 
-if (isMainModule(import.meta)) {
+/** Runs this process's command line and exits with its status: what every entry script calls. */
+export function start(argv: string[] = process.argv.slice(2)): void {
   ignoreBrokenPipe();
-  main(process.argv.slice(2)).then(exitAfterFlush, (error) => {
+  main(argv).then(exitAfterFlush, (error) => {
     process.stderr.write(`rtexport: ${errorMessage(error)}\n`);
     return exitAfterFlush(ExitCode.FATAL);
   });
 }
+
+if (isMainModule(import.meta)) start();

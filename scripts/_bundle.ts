@@ -175,17 +175,8 @@ export async function bundleNpm(outdir: string): Promise<BundleResult> {
  * `main` once.
  */
 export async function bundleSea(outfile: string): Promise<BundleResult> {
-  // The same as cli.ts's own "run when executed directly" block, which the define below turns off.
-  const entry = [
-    `import process from "node:process";`,
-    `import { main } from "./cli.ts";`,
-    `import { errorMessage, ExitCode } from "./lib/cli/errors.ts";`,
-    `import { exitAfterFlush } from "./lib/runtime/mod.ts";`,
-    `main(process.argv.slice(2)).then(exitAfterFlush, (error) => {`,
-    `  process.stderr.write("rtexport: " + errorMessage(error) + "\\n");`,
-    `  return exitAfterFlush(ExitCode.FATAL);`,
-    `});`,
-  ].join("\n");
+  // What cli.ts's own "run when executed directly" block does, which the define below turns off.
+  const entry = [`import { start } from "./cli.ts";`, `start();`].join("\n");
   return await build("the single-executable script", {
     absWorkingDir: ROOT,
     stdin: { contents: entry, resolveDir: ROOT, sourcefile: "sea_entry.ts", loader: "ts" },

@@ -18,7 +18,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const { values } = parseArgs({ options: { out: { type: "string", default: "export" }, patients: { type: "string", default: "5" } } });
 const out = resolve(values.out!);
 const work = resolve(root, ".tmp", "demo");
-const runtime = "Deno" in globalThis ? [process.execPath, "run", "-A", join(root, "cli.ts")] : [process.execPath, join(root, "cli.ts")];
+const runtime = "Deno" in globalThis ? [process.execPath, "run", "-A", join(root, "cli.ts")] : [process.execPath, join(root, "cli.mjs")];
 const say = (s: string) => process.stderr.write(`demo: ${s}\n`);
 
 function freePort(): Promise<number> {

@@ -6,10 +6,12 @@ import { fileURLToPath } from "node:url";
 export const isDeno = "Deno" in globalThis;
 export const root = fileURLToPath(new URL("..", import.meta.url));
 export const cli = join(root, "cli.ts");
+/** Node's entry from a checkout (cli.mjs: the compile cache on before any TypeScript loads). */
+export const cliNode = join(root, "cli.mjs");
 
-/** The argv prefix that runs cli.ts under this runtime. */
+/** The argv prefix that runs rtexport from the checkout under this runtime (Deno: cli.ts; Node: cli.mjs, which runs cli.ts). */
 export function cliCommand(): string[] {
-  return isDeno ? [process.execPath, "run", "-A", `--config=${join(root, "deno.json")}`, cli] : [process.execPath, cli];
+  return isDeno ? [process.execPath, "run", "-A", `--config=${join(root, "deno.json")}`, cli] : [process.execPath, cliNode];
 }
 
 function quote(s: string): string {

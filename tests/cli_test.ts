@@ -11,6 +11,7 @@ import { type CommandContext, type CommandSpec, defineCommand } from "../lib/cli
 const isDeno = "Deno" in globalThis;
 const root = fileURLToPath(new URL("..", import.meta.url));
 const cli = join(root, "cli.ts");
+const cliNode = join(root, "cli.mjs");
 const nodeBin = join(root, "node_modules", ".bin", "node");
 const version = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version as string;
 
@@ -118,6 +119,17 @@ describe("rtexport", { concurrency: true }, () => {
     const r = await runScript(cli, ["status", "--no-such-flag"]);
     assert.equal(r.status, 2);
     assert.equal(r.stderr, "status: unknown option '--no-such-flag'\nTry 'rtexport status --help' for more information.\n");
+  });
+
+  test("cli.mjs (Node's fast entry) runs the same command line, exit statuses included", () => {
+    const run = (args: string[]) => spawnSync(nodeBin, [cliNode, ...args], { encoding: "utf8", timeout: 60_000 });
+    assert.equal(run(["--version"]).stdout, `rtexport ${version}\n`);
+    const help = run(["status", "--help"]);
+    assert.equal(help.status, 0, help.stderr);
+    assert.match(help.stdout, /^Usage: rtexport status \[options\]/);
+    const bad = run(["frobnicate"]);
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /^rtexport: unknown command "frobnicate"\n/);
   });
 });
 
