@@ -125,6 +125,7 @@ const cases: { name: string; cmd: string; args: string[]; env?: Record<string, s
     ? [
       { name: "rtexport push (node, .ts cached), 1 association", cmd: runtime[0], args: [...runtime.slice(1), ...target, "--json", dir], env: cache },
       { name: "rtexport push (node, bundled), 1 association", cmd: node, args: [bundle, ...target, "--json", dir] },
+      { name: "rtexport push (node cli.mjs, checkout), 1 association", cmd: node, args: [join(root, "cli.mjs"), "push", ...target, "--json", dir] },
       { name: "rtexport push (single binary), 1 association", cmd: bin, args: ["push", ...target, "--json", dir] },
     ]
     : []),
@@ -133,6 +134,7 @@ const cases: { name: string; cmd: string; args: string[]; env?: Record<string, s
     ? [
       { name: "rtexport push (node, .ts cached) --parallel 4", cmd: runtime[0], args: [...runtime.slice(1), ...target, "--json", ...p4, dir], env: cache },
       { name: "rtexport push (node, bundled) --parallel 4", cmd: node, args: [bundle, ...target, "--json", ...p4, dir] },
+      { name: "rtexport push (node cli.mjs, checkout) --parallel 4", cmd: node, args: [join(root, "cli.mjs"), "push", ...target, "--json", ...p4, dir] },
       { name: "rtexport push (single binary) --parallel 4", cmd: bin, args: ["push", ...target, "--json", ...p4, dir] },
     ]
     : []),
