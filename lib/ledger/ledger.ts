@@ -65,6 +65,11 @@ export class LedgerWriteError extends Error {
   }
 }
 
+/** One item's identity (kind and key) as a map key, for the queue and its bookkeeping. */
+function itemId(kind: LedgerKind, key: string): string {
+  return `${kind}\u0000${key}`;
+}
+
 /** The default ledger location inside an output folder. */
 export function defaultLedgerUrl(outDir: string): string {
   return `sqlite:${join(outDir, ".rtexport", "ledger.sqlite")}`;
@@ -155,7 +160,7 @@ export class Ledger {
    * for the same item replaces a queued one.
    */
   async queue(e: LedgerEntry): Promise<void> {
-    const id = `${e.kind}\u0000${e.key}`;
+    const id = itemId(e.kind, e.key);
     this.queued.delete(id); // keeps the order of the last outcome
     this.queued.set(id, e);
     if (this.queued.size >= Ledger.BATCH) {
@@ -188,7 +193,7 @@ export class Ledger {
         const newer = this.queued;
         this.queued = new Map();
         for (const x of failed) {
-          const id = `${x.kind}\u0000${x.key}`;
+          const id = itemId(x.kind, x.key);
           const tries = (this.failures.get(id) ?? 0) + 1;
           if (tries >= 2) {
             this.failures.delete(id);
@@ -223,13 +228,15 @@ export class Ledger {
   async recordMany(entries: LedgerEntry[]): Promise<void> {
     try {
       await this.recordBatch(entries);
+      // Written: rows that had failed once start afresh.
+      if (this.failures.size) for (const e of entries) this.failures.delete(itemId(e.kind, e.key));
     } catch (batchError) {
       const failed: LedgerEntry[] = [];
       let first: unknown;
       for (const e of entries) {
         try {
           await this.upsert(e);
-          this.failures.delete(`${e.kind}\u0000${e.key}`);
+          this.failures.delete(itemId(e.kind, e.key));
         } catch (rowError) {
           first ??= rowError;
           failed.push(e);
@@ -241,7 +248,7 @@ export class Ledger {
 
   private async recordBatch(entries: LedgerEntry[]): Promise<void> {
     const last = new Map<string, LedgerEntry>();
-    for (const e of entries) last.set(`${e.kind}\u0000${e.key}`, e);
+    for (const e of entries) last.set(itemId(e.kind, e.key), e);
     const byKind = new Map<LedgerKind, LedgerEntry[]>();
     for (const e of last.values()) {
       let list = byKind.get(e.kind);
@@ -285,7 +292,7 @@ export class Ledger {
   }
 
   async get(kind: LedgerKind, key: string): Promise<LedgerItemRow | undefined> {
-    const queued = this.queued.get(`${kind}\u0000${key}`);
+    const queued = this.queued.get(itemId(kind, key));
     if (queued) return { kind, key, ...this.row(queued) }; // not flushed for one look-up: batches stay batches
     await this.writing; // a batch being written counts
     return await this.db.selectFrom("rtx_ledger_items").selectAll().where("kind", "=", kind).where("key", "=", key)
