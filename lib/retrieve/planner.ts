@@ -11,8 +11,11 @@ import { identifier } from "./_identifier.ts";
 /** The Q/R operations the planner needs (Study Root); implemented over lib/net by `session.ts`. */
 export interface RetrieveTransport {
   find(identifier: DataSet): Promise<DataSet[]>;
-  /** C-MOVE or C-GET of what the identifier selects; objects arrive in the ArrivalStore before it resolves. */
-  retrieve(identifier: DataSet): Promise<RetrieveOutcome>;
+  /**
+   * C-MOVE or C-GET of what the identifier selects; objects arrive in the ArrivalStore before it
+   * resolves. `known.instances`: the series' instance count, when a C-FIND already said it.
+   */
+  retrieve(identifier: DataSet, known?: { instances?: number }): Promise<RetrieveOutcome>;
 }
 
 export interface RetrieveOutcome {
@@ -394,7 +397,7 @@ export async function retrieveSeriesByUid(transport: RetrieveTransport, arrivals
     if (found.modality) report.modality = found.modality;
     if (found.count !== undefined) report.expected = found.count;
     requests.retrieve++;
-    const outcome = await transport.retrieve(identifier({ QueryRetrieveLevel: "SERIES", StudyInstanceUID: found.studyUid, SeriesInstanceUID: seriesUid }));
+    const outcome = await transport.retrieve(identifier({ QueryRetrieveLevel: "SERIES", StudyInstanceUID: found.studyUid, SeriesInstanceUID: seriesUid }), { instances: found.count });
     const arrived = arrivals.inSeries(seriesUid);
     for (const o of arrived) kept.add(o.sopInstanceUid);
     report.arrived = arrived.length;

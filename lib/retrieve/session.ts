@@ -33,9 +33,10 @@ export interface RetrieveSessionOptions {
   /**
    * Associations a series may be retrieved over at once (default 1). With more than one, a
    * series of at least {@link PARALLEL_MIN_PER_ASSOCIATION} instances per association is listed
-   * by a C-FIND at IMAGE level and its instances are asked for in equal parts, each by one
-   * IMAGE-level C-GET/C-MOVE with a list of SOP Instance UIDs (PS3.4 C.4.2.2.1) on its own
-   * association. A peer that refuses such a list gets the whole series in one request instead.
+   * by a C-FIND at IMAGE level and its instances are asked for in even parts, one per
+   * association, by IMAGE-level C-GET/C-MOVEs with lists of at most {@link UIDS_PER_REQUEST}
+   * SOP Instance UIDs (PS3.4 C.4.2.2.1). When anything listed does not arrive (a peer that
+   * refuses such lists), the whole series comes in one request instead.
    */
   parallel?: number;
 }
@@ -150,8 +151,8 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
   };
   const parallel = Math.max(1, Math.floor(opts.parallel ?? 1));
   const extraRequests = { find: 0, retrieve: 0 };
-  /** A SERIES-level request split over several associations; undefined when it is not worth it. */
-  const retrieveSplit = async (id: DataSet): Promise<RetrieveOutcome | undefined> => {
+  /** A SERIES-level request split over several associations; undefined when it is not worth it, or did not work. */
+  const retrieveSplit = async (id: DataSet, known?: { instances?: number }): Promise<RetrieveOutcome | undefined> => {
     const studyUid = id.string(0x0020000d);
     const seriesUid = id.string(0x0020000e);
     if (!studyUid || !seriesUid) return undefined;
@@ -159,11 +160,13 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
     // The instances, listed; a peer that refuses the listing, or lists fewer instances than it
     // counts for the series (a capped C-FIND), gets the whole series in one request.
     const listed = new Set<string>();
-    let counted: number | undefined;
+    let counted = known?.instances;
     try {
-      extraRequests.find++;
-      for await (const m of find(main, model.find, identifier({ QueryRetrieveLevel: "SERIES", StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, NumberOfSeriesRelatedInstances: "" }))) {
-        if (m.string(0x0020000e) === seriesUid) counted = m.number(0x00201209);
+      if (counted === undefined) {
+        extraRequests.find++;
+        for await (const m of find(main, model.find, identifier({ QueryRetrieveLevel: "SERIES", StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, NumberOfSeriesRelatedInstances: "" }))) {
+          if (m.string(0x0020000e) === seriesUid) counted = m.number(0x00201209);
+        }
       }
       extraRequests.find++;
       for await (const m of find(main, model.find, identifier({ QueryRetrieveLevel: "IMAGE", StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, SOPInstanceUID: "" }))) {
@@ -182,7 +185,6 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
     // Each association asks for its part in requests of at most UIDS_PER_REQUEST UIDs.
     const askFor = async (a: Association, part: string[]) => {
       for (const chunk of chunked(part, UIDS_PER_REQUEST)) {
-        extraRequests.retrieve++;
         outcomes.push(
           await retrieveOn(a, identifier({ QueryRetrieveLevel: "IMAGE", StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, SOPInstanceUID: chunk.join("\\") }))
             .catch((e: Error) => ({ status: 0xc000, completed: 0, failed: 0, warning: 0, errorComment: e.message })),
@@ -190,14 +192,13 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
       }
     };
     await Promise.all(splitEvenly(uids, assocs.length).map((part, i) => askFor(assocs[i], part)));
-    extraRequests.retrieve--; // the planner counts one request for the series
     // Anything listed that did not arrive (a peer that refuses UID lists, matches them
     // literally or only by their first value, or a part whose association failed): the whole
     // series once more in one request, as without --parallel; what arrived twice is kept once.
-    if (uids.some((uid) => !arrivals.has(uid))) {
-      extraRequests.retrieve++;
-      return undefined;
-    }
+    // The planner counts one request for the series: that one, or one of the parts.
+    const fallBack = uids.some((uid) => !arrivals.has(uid));
+    extraRequests.retrieve += fallBack ? outcomes.length : outcomes.length - 1;
+    if (fallBack) return undefined;
     const warning = outcomes.reduce((s, o) => s + o.warning, 0);
     return { status: warning > 0 ? 0xb000 : 0, completed: uids.length, failed: 0, warning };
   };
@@ -214,9 +215,9 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
       for await (const m of find(a, model.find, identifier)) out.push(m);
       return out;
     },
-    async retrieve(id: DataSet): Promise<RetrieveOutcome> {
+    async retrieve(id: DataSet, known?: { instances?: number }): Promise<RetrieveOutcome> {
       if (parallel > 1 && id.string(0x00080052)?.trim() === "SERIES") {
-        const split = await retrieveSplit(id);
+        const split = await retrieveSplit(id, known);
         if (split) return split;
       }
       return await retrieveOn(await open(), id);
