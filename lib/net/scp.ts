@@ -329,15 +329,22 @@ function failure(e: unknown, fallback: number): { status: number; errorComment: 
   return { status, errorComment: ((e as Error).message ?? String(e)).slice(0, 64) };
 }
 
-async function serveFind(assoc: Association, m: Message, info: RequestInfo, h: ScpHandlers): Promise<void> {
-  const base = { commandField: C_FIND_RSP, messageIdBeingRespondedTo: m.command.messageId, affectedSopClassUid: m.context.abstractSyntax };
-  let rq: QueryRequest;
+/** The request's query; when its identifier does not parse, answers "cannot understand" (with `base`) and gives undefined. */
+async function readQuery(
+  assoc: Association, m: Message, info: RequestInfo, base: Pick<DimseCommand, "commandField" | "messageIdBeingRespondedTo" | "affectedSopClassUid">,
+): Promise<QueryRequest | undefined> {
   try {
-    rq = queryRequest(assoc, m, info);
+    return queryRequest(assoc, m, info);
   } catch {
     await assoc.sendMessage(m.contextId, { ...base, status: STATUS_CANNOT_UNDERSTAND, errorComment: "Cannot parse identifier", hasDataSet: false });
-    return;
+    return undefined;
   }
+}
+
+async function serveFind(assoc: Association, m: Message, info: RequestInfo, h: ScpHandlers): Promise<void> {
+  const base = { commandField: C_FIND_RSP, messageIdBeingRespondedTo: m.command.messageId, affectedSopClassUid: m.context.abstractSyntax };
+  const rq = await readQuery(assoc, m, info, base);
+  if (!rq) return;
   try {
     for await (const match of h.find!(rq)) {
       if (rq.cancelled()) {
@@ -358,13 +365,8 @@ async function serveRetrieve(assoc: Association, m: Message, info: RequestInfo, 
   const isMove = m.command.commandField === C_MOVE_RQ;
   const rspField = isMove ? C_MOVE_RSP : C_GET_RSP;
   const base = { commandField: rspField, messageIdBeingRespondedTo: m.command.messageId, affectedSopClassUid: m.context.abstractSyntax };
-  let rq: QueryRequest;
-  try {
-    rq = queryRequest(assoc, m, info);
-  } catch {
-    await assoc.sendMessage(m.contextId, { ...base, status: STATUS_CANNOT_UNDERSTAND, errorComment: "Cannot parse identifier", hasDataSet: false });
-    return;
-  }
+  const rq = await readQuery(assoc, m, info, base);
+  if (!rq) return;
   let plan: RetrievePlan;
   try {
     plan = isMove ? await h.move!({ ...rq, destination: m.command.moveDestination ?? "" }) : await h.get!(rq);
