@@ -107,6 +107,7 @@ export const main = defineCommand({
     "rtexport retrieve --host pacs --port 104 --aec ORTHANC --aet RTEXPORT --move-port 11113 --patient-id 123 --out export/",
     "rtexport retrieve --peer aria --get --patient-id 123 --plan 'Prostate' --only-approved --out export/",
     "rtexport retrieve --peer aria --get --patient-id 123 --new-patient-id RES001 --new-patient-name Research^001 --out study/",
+    "rtexport retrieve --peer remote-pacs --get --patient-id 123 --series 1.2.826.0.1.3680043.2.1125.1 --parallel 4 --out export/",
   ],
   peer: true,
   configure(cmd: Command) {
