@@ -8,7 +8,7 @@ import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, readdirSyn
 import { tmpdir } from "node:os";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { DicomParseError, parseDicom, readDicomFile, readSkippedValue } from "../lib/dicom/reader.ts";
+import { DicomParseError, parseDicom, parseDicomHeader, readDicomFile, readSkippedValue } from "../lib/dicom/reader.ts";
 import { PIXEL_DATA } from "../lib/dicom/tag.ts";
 import { lookupKeyword, lookupTag } from "../lib/dicom/dictionary.ts";
 import { encodeDataSet } from "../lib/dicom/writer.ts";
@@ -166,6 +166,25 @@ describe("header-only reading", () => {
     const px = readDicomFile(s.path).dataset.get(PIXEL_DATA)!;
     assert.equal(px.length, 32);
     assert.deepEqual(readSkippedValue(s.path, px), readDicomFile(s.path, { full: true }).dataset.get(PIXEL_DATA)!.value);
+  });
+
+  it("parseDicomHeader: a prefix holding the header parses as readDicomFile does; a shorter one throws, never a shorter header", () => {
+    for (const name of ["dump2dcm_te_deflen", "dump2dcm_tb_undeflen", "no_preamble_no_dicm", "dcmcrle_rle"]) {
+      const s = sample(name);
+      const bytes = new Uint8Array(readFileSync(s.path));
+      const fromFile = readDicomFile(s.path);
+      const px = fromFile.dataset.get(PIXEL_DATA);
+      // Everything the header-only read looks at: up to Pixel Data's value, or the whole file.
+      const need = px ? px.offset : bytes.length;
+      const h = parseDicomHeader(bytes.slice(0, need), bytes.length, s.path);
+      assert.deepEqual([...h.dataset.elements.keys()], [...fromFile.dataset.elements.keys()], name);
+      assert.equal(h.transferSyntaxUid, fromFile.transferSyntaxUid, name);
+      assert.equal(h.complete, fromFile.complete, name);
+      assert.equal(h.path, s.path, name);
+      for (const cut of [need - 1, Math.floor(need / 2), 200]) {
+        assert.throws(() => parseDicomHeader(bytes.slice(0, cut), bytes.length), DicomParseError, `${name} cut at ${cut}`);
+      }
+    }
   });
 
   it("reads encapsulated pixel data as fragments in full mode only", () => {

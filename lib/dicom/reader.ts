@@ -459,6 +459,16 @@ export function parseDataSet(bytes: Uint8Array, transferSyntaxUid: string, opts:
 }
 
 /**
+ * Parses the header of a Part 10 file of `size` bytes from its first bytes, already in memory
+ * (what `readDicomFile` returns without `full`, for a file it need not read back). Values are
+ * views into `prefix`. Throws a DicomParseError when the header runs past `prefix`: the caller
+ * then reads the file, which also tells a short prefix from a damaged file.
+ */
+export function parseDicomHeader(prefix: Uint8Array, size: number, path?: string): DicomFile {
+  return parse(new Source(prefix, undefined, size), {}, path);
+}
+
+/**
  * Reads a DICOM file. By default it reads the header only: it stops before Pixel Data and does
  * not read large bulk values, so scanning thousands of files reads a few kilobytes of each.
  * Throws a `DicomParseError` (or a file system error) naming what is wrong.
