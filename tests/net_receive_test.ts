@@ -4,6 +4,7 @@
 // The peers are raw TCP endpoints on loopback that write hand-made PDUs in small pieces.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import * as net from "node:net";
@@ -13,7 +14,7 @@ import { DataSet } from "../lib/dicom/dataset.ts";
 import { parseDataSet, readDicomFile } from "../lib/dicom/reader.ts";
 import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from "../lib/dicom/uids.ts";
 import { encodeDataSet } from "../lib/dicom/writer.ts";
-import { connect } from "../lib/net/association.ts";
+import { connect, type ReceivedFile } from "../lib/net/association.ts";
 import { C_FIND_RSP, C_STORE_RQ, C_STORE_RSP, decodeCommand, encodeCommand } from "../lib/net/dimse.ts";
 import {
   type AssociateRq, decodePdu, encodeAssociate, encodeReleaseRp, encodeReleaseRq, type Pdu, PDU_ASSOCIATE_AC,
@@ -245,6 +246,82 @@ describe("receive path: PDUs split anywhere between reads", () => {
       assert.equal(rp.type, PDU_RELEASE_RP);
       // Files opened ahead for further objects are gone by the time the release is answered.
       assert.deepEqual(readdirSync(storeDir).filter((n) => n.endsWith(".part")), []);
+    } finally {
+      socket.destroy();
+      await scp.close();
+    }
+  });
+
+  test("SCP with keepReceived: each file's in-memory copy equals it; held copies are never reused; none past the limit or while both are held", async () => {
+    const storeDir = tempDir();
+    const seen: { uid: string; bytes?: Uint8Array; file: ReceivedFile }[] = [];
+    const held: ReceivedFile[] = [];
+    const sameAsFile = (f: ReceivedFile) => Buffer.from(f.bytes!).equals(readFileSync(f.path));
+    const checks: string[] = [];
+    const scp: Scp = await createScp({
+      aeTitle: "RXTEST",
+      host: "127.0.0.1",
+      port: 0,
+      storeDir,
+      keepReceived: 400_000,
+      handlers: {
+        store: ({ file }) => {
+          const uid = file.sopInstanceUid;
+          seen.push({ uid, bytes: file.bytes, file });
+          if (file.bytes) checks.push(`${uid} ${sameAsFile(file)}`);
+          if (uid.endsWith(".1") || uid.endsWith(".2")) {
+            held.push(file); // kept, copy not given back yet
+            return { status: 0, kept: true };
+          }
+          if (uid.endsWith(".3")) {
+            // Both copies are still intact after a third object arrived (it got none).
+            for (const f of held) checks.push(`${f.sopInstanceUid} still ${sameAsFile(f)}`);
+            for (const f of held) f.release!();
+          }
+          return { status: 0, kept: true };
+        },
+      },
+    });
+    const socket = net.connect({ host: "127.0.0.1", port: scp.port });
+    socket.setNoDelay(true);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once("connect", resolve);
+        socket.once("error", reject);
+      });
+      const reader = new PduReader(socket);
+      socket.write(encodeAssociate({
+        type: PDU_ASSOCIATE_RQ, protocolVersion: 1, calledAet: "RXTEST", callingAet: "RAWSCU",
+        applicationContext: "1.2.840.10008.3.1.1.1",
+        contexts: [{ id: 1, abstractSyntax: CT_IMAGE_STORAGE, transferSyntaxes: [EXPLICIT_VR_LITTLE_ENDIAN] }],
+        user: { maxPduLength: 65536, implementationClassUid: "1.2.3.4", roles: [], other: [] },
+      }));
+      assert.equal((await reader.next()).type, PDU_ASSOCIATE_AC);
+      // .1 and .2 are held; .3 finds both buffers held and releases them; .4 is larger than the
+      // limit; .5 gets a copy again (a buffer given back).
+      const sizes = [300_000, 200_000, 300_000, 500_000, 250_000];
+      for (const [n, size] of sizes.entries()) {
+        const uid = `2.25.777.${n + 1}`;
+        const data = encodeDataSet(ctDataSet(uid, size), EXPLICIT_VR_LITTLE_ENDIAN);
+        const command = encodeCommand({ commandField: C_STORE_RQ, messageId: n + 1, affectedSopClassUid: CT_IMAGE_STORAGE, affectedSopInstanceUid: uid, priority: 0, hasDataSet: true });
+        const pdus = [pdata([{ contextId: 1, command: true, last: true, data: command }])];
+        for (let o = 0; o < data.length; o += 60_000) {
+          pdus.push(pdata([{ contextId: 1, command: false, last: o + 60_000 >= data.length, data: data.subarray(o, o + 60_000) }]));
+        }
+        socket.write(concat(pdus));
+        const rsp = await reader.next();
+        const rspCommand = decodeCommand(concat(rsp.type === PDU_P_DATA_TF ? rsp.pdvs.map((p) => p.data) : []));
+        assert.equal(rspCommand.status, 0);
+      }
+      assert.deepEqual(seen.map((x) => x.uid), sizes.map((_, n) => `2.25.777.${n + 1}`));
+      assert.deepEqual(seen.map((x) => x.bytes !== undefined), [true, true, false, false, true]);
+      assert.deepEqual(checks, ["2.25.777.1 true", "2.25.777.2 true", "2.25.777.1 still true", "2.25.777.2 still true", "2.25.777.5 true"]);
+      assert.ok(sameAsFile(seen[4].file), "the last copy, never given back, is intact at the end");
+      assert.equal(held[0].bytes, undefined, "release() drops the reference");
+      // The fifth object reused a buffer given back by the first two.
+      assert.ok(seen[4].bytes!.buffer === seen[0].bytes!.buffer || seen[4].bytes!.buffer === seen[1].bytes!.buffer);
+      socket.write(encodeReleaseRq());
+      assert.equal((await reader.next()).type, PDU_RELEASE_RP);
     } finally {
       socket.destroy();
       await scp.close();

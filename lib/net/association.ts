@@ -84,6 +84,13 @@ export interface ReceivedFile {
   size: number;
   /** Lower-case hex SHA-256 of the file, computed while it was written (when `hashReceived` is set). */
   sha256?: string;
+  /**
+   * The whole file (meta header and data set) as written, when the association keeps copies
+   * (`keepReceived`) and it fit. Valid until `release()`: the buffer then serves a later object.
+   */
+  bytes?: Uint8Array;
+  /** Gives `bytes` back to the association (idempotent). Whoever keeps the file must call it. */
+  release?: () => void;
 }
 
 export interface DimseMessage {
@@ -214,6 +221,50 @@ function discardTemp(fd: number, path: string): void {
   } catch { /* already gone (staging removed) */ }
 }
 
+/** The first buffer a kept copy gets (grown by doubling up to the association's limit). */
+const COPY_INITIAL = 1024 * 1024;
+
+/**
+ * Buffers that hold in-memory copies of received files (`Association.keepReceived`), so the
+ * consumer hashes and parses an object without reading its file back. Two per association: one
+ * being filled, one waiting for the consumer. When neither is free (a consumer that holds on to
+ * them, or a peer that sends before our C-STORE-RSP) an object simply gets no copy.
+ */
+class CopyPool {
+  readonly limit: number;
+  private readonly free: Uint8Array[] = [];
+  private live = 0;
+
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+
+  take(): Uint8Array | undefined {
+    const b = this.free.pop();
+    if (b) return b;
+    if (this.live >= 2) return undefined;
+    this.live++;
+    return new Uint8Array(Math.min(COPY_INITIAL, this.limit));
+  }
+
+  /** A larger buffer holding the first `used` bytes of `b`, or undefined past the limit (`b` is dropped). */
+  grow(b: Uint8Array, used: number, need: number): Uint8Array | undefined {
+    if (need > this.limit) {
+      this.live--;
+      return undefined;
+    }
+    let size = b.length;
+    while (size < need) size *= 2;
+    const n = new Uint8Array(Math.min(size, this.limit));
+    n.set(b.subarray(0, used));
+    return n;
+  }
+
+  give(b: Uint8Array): void {
+    this.free.push(b);
+  }
+}
+
 /** Writes all of `parts` at the file's current position (writev; the rest with write if it was short). */
 function writeAllv(fd: number, parts: Uint8Array[], total: number): void {
   let done = parts.length === 1 ? writeSync(fd, parts[0]) : writevSync(fd, parts);
@@ -242,10 +293,16 @@ class FileSink implements Sink {
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
   private readonly hash: Hash | undefined;
+  private readonly copies: CopyPool | undefined;
+  /** The in-memory copy being filled (`copies`), and how much of it is used. */
+  private copy: Uint8Array | undefined;
+  private copied = 0;
 
-  constructor(files: TempFiles, info: Omit<ReceivedFile, "path" | "size">, sourceAet: string, hash: boolean) {
+  constructor(files: TempFiles, info: Omit<ReceivedFile, "path" | "size">, sourceAet: string, hash: boolean, copies?: CopyPool) {
     this.info = info;
     this.hash = hash ? createHash("sha256") : undefined;
+    this.copies = copies;
+    this.copy = copies?.take();
     let f: { fd: number; path: string };
     try {
       f = files.take();
@@ -277,6 +334,13 @@ class FileSink implements Sink {
     this.pending.push(b);
     this.pendingBytes += b.length;
     this.hash?.update(b);
+    if (this.copy) {
+      if (this.copied + b.length > this.copy.length) this.copy = this.copies!.grow(this.copy, this.copied, this.copied + b.length);
+      if (this.copy) {
+        this.copy.set(b, this.copied);
+        this.copied += b.length;
+      }
+    }
   }
 
   flush(): void {
@@ -293,7 +357,10 @@ class FileSink implements Sink {
 
   end(): { file?: ReceivedFile; error?: string } {
     this.flush();
-    if (this.error || this.fd === undefined) return { error: this.error ?? "data set discarded" };
+    if (this.error || this.fd === undefined) {
+      this.discard();
+      return { error: this.error ?? "data set discarded" };
+    }
     try {
       closeSync(this.fd);
       this.fd = undefined;
@@ -303,12 +370,26 @@ class FileSink implements Sink {
     }
     const file: ReceivedFile = { ...this.info, path: this.path, size: this.size };
     if (this.hash) file.sha256 = this.hash.digest("hex");
+    const copy = this.copy;
+    if (copy) {
+      this.copy = undefined;
+      let released = false;
+      file.bytes = copy.subarray(0, this.copied);
+      file.release = () => {
+        if (released) return;
+        released = true;
+        file.bytes = undefined;
+        this.copies!.give(copy);
+      };
+    }
     return { file };
   }
 
   discard(): void {
     this.pending = [];
     this.pendingBytes = 0;
+    if (this.copy) this.copies!.give(this.copy);
+    this.copy = undefined;
     if (this.fd !== undefined) {
       try {
         closeSync(this.fd);
@@ -364,6 +445,13 @@ export class Association {
   storeDir: string | undefined;
   /** Compute the SHA-256 of each file received into `storeDir` while writing it (`ReceivedFile.sha256`). */
   hashReceived = false;
+  /**
+   * Also keep an in-memory copy of each file received into `storeDir` up to this many bytes
+   * (`ReceivedFile.bytes`; 0 = none): the consumer then hashes and parses it without reading the
+   * file back. At most two such buffers per association.
+   */
+  keepReceived = 0;
+  private copyPool: CopyPool | undefined;
   timeouts: Required<Timeouts>;
 
   private state: State;
@@ -630,6 +718,12 @@ export class Association {
     }
   }
 
+  private copies(): CopyPool | undefined {
+    if (this.keepReceived <= 0) return undefined;
+    if (this.copyPool?.limit !== this.keepReceived) this.copyPool = new CopyPool(this.keepReceived);
+    return this.copyPool;
+  }
+
   private sinkFor(command: DimseCommand, context: NegotiatedContext): Sink {
     if (command.commandField === 0x0001 && this.storeDir !== undefined) {
       if (this.tempFiles?.dir !== this.storeDir) {
@@ -640,7 +734,7 @@ export class Association {
         sopClassUid: command.affectedSopClassUid ?? context.abstractSyntax,
         sopInstanceUid: command.affectedSopInstanceUid ?? "",
         transferSyntaxUid: context.transferSyntax,
-      }, this.isRequestor ? this.calledAet : this.callingAet, this.hashReceived);
+      }, this.isRequestor ? this.calledAet : this.callingAet, this.hashReceived, this.copies());
     }
     return new MemorySink();
   }

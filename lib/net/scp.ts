@@ -123,6 +123,8 @@ export interface ScpOptions {
   storeDir?: string;
   /** Hash each received object while writing it (`ReceivedFile.sha256`), so nobody reads it again to hash it. */
   hashReceived?: boolean;
+  /** Keep an in-memory copy of each received object up to this many bytes (`ReceivedFile.bytes`; the handler must `release()` it). */
+  keepReceived?: number;
   maxPdu?: number;
   timeouts?: Timeouts;
   handlers: ScpHandlers;
@@ -233,6 +235,7 @@ async function serveAssociation(socket: net.Socket, secure: boolean, remoteAddre
   const assoc = new Association(socket, { requestor: false, peer: remoteAddress, tls: secure, timeouts: opts.timeouts });
   assoc.storeDir = opts.storeDir ?? os.tmpdir();
   assoc.hashReceived = opts.hashReceived === true;
+  assoc.keepReceived = opts.keepReceived ?? 0;
   let rq;
   try {
     rq = await assoc.waitPdu(assoc.timeouts.association, "association request");

@@ -301,6 +301,7 @@ export async function* move(assoc: Association, model: string, identifier: DataS
 /**
  * The answer of a store handler: the C-STORE-RSP status, and `kept` when the handler keeps the
  * received file where it is (otherwise it is deleted once the handler returns, unless moved).
+ * A handler that keeps a file with `bytes` must call its `release()` once done with them.
  */
 export interface StoreAnswer {
   status: number;
@@ -367,6 +368,7 @@ export async function answerStore(assoc: Association, m: DimseMessage, onStore: 
     errorComment = (e as Error).message?.slice(0, 64);
   } finally {
     if (m.file && !kept) {
+      m.file.release?.();
       try {
         unlinkSync(m.file.path);
       } catch { /* moved away by the handler */ }
