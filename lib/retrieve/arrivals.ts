@@ -15,7 +15,8 @@ import { mkdirSync, renameSync, rmSync, unlinkSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { DataSet } from "../dicom/dataset.ts";
 import type { ReceivedFile } from "../net/association.ts";
-import { type DicomFile, readDicomFile } from "../dicom/reader.ts";
+import { createHash } from "node:crypto";
+import { type DicomFile, parseDicomHeader, readDicomFile } from "../dicom/reader.ts";
 import type { StoreAnswer } from "../net/scu.ts";
 import { sha256File } from "./output.ts";
 
@@ -45,8 +46,32 @@ export class ArrivedObject {
 
   /** Parses the header (throws a DicomParseError for a damaged object). */
   header(): DicomFile {
+    if (!this.file && this.incoming.bytes) {
+      // From the copy the network layer kept: the header of an image is in its first kilobytes.
+      // The prefix is copied (the copy's buffer serves a later object); a longer header, or a
+      // damaged one, is read from the file below.
+      const bytes = this.incoming.bytes;
+      for (const n of HEADER_PREFIXES) {
+        try {
+          this.file = parseDicomHeader(bytes.slice(0, Math.min(bytes.length, n)), bytes.length, this.path);
+          break;
+        } catch { /* a longer prefix, then the file */ }
+      }
+    }
     this.file ??= readDicomFile(this.path);
     return this.file;
+  }
+
+  /** SHA-256 of the file as received: from the in-memory copy when there is one, else read back. */
+  hashNow(): string {
+    const bytes = this.incoming.bytes;
+    this.sha256 ??= bytes ? createHash("sha256").update(bytes).digest("hex") : sha256File(this.path);
+    return this.sha256;
+  }
+
+  /** Gives the in-memory copy back to the network layer (it serves a later object). */
+  release(): void {
+    this.incoming.release?.();
   }
   get dataset(): DataSet {
     return this.header().dataset;
@@ -67,6 +92,13 @@ export class ArrivedObject {
     return this.dataset.string(0x00080060) ?? "";
   }
 }
+
+/**
+ * Prefixes of a kept copy tried for the header, shortest first: the values parsed stay views into
+ * it for as long as the object is kept, so a CT slice (a header of 1–3 KB) keeps 4 KB, as a
+ * header read from its file does.
+ */
+const HEADER_PREFIXES = [4096, 65536];
 
 const STATUS_SUCCESS = 0x0000;
 /** PS3.4 B.2.2: Refused — out of resources. */
@@ -118,12 +150,14 @@ export class ArrivalStore {
     // object, instead of all at once after the last one (~40 ms for 500 CT slices here). A
     // damaged object is reported when the planner asks for it (get()).
     setImmediate(() => {
-      if (this.objects.get(o.sopInstanceUid) !== o) return;
       try {
+        if (this.objects.get(o.sopInstanceUid) !== o) return;
         o.header();
-        if (this.hash && o.sha256 === undefined) o.sha256 = sha256File(o.path);
+        if (this.hash) o.hashNow();
       } catch {
         return; // get() reports it
+      } finally {
+        o.release();
       }
       this.onArrival?.(o);
     });
