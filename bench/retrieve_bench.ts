@@ -1,7 +1,7 @@
 /**
  * `retrieve --get` from Orthanc vs DCMTK `getscu`, same Orthanc, same CT series, one run.
  *
- *   node_modules/.bin/node bench/retrieve_bench.ts [--slices 500] [--size 512] [--runs 3]
+ *   node_modules/.bin/node bench/retrieve_bench.ts [--slices 500] [--size 512] [--runs 3] [--scratch DIR]
  *
  * The corpus (one synthetic patient: a CT series of N slices plus its plans, doses, records)
  * is generated into bench/.corpus and uploaded to a temporary Orthanc. rtexport retrieves one
@@ -73,7 +73,10 @@ try {
     execFile("storescu", ["-aec", orthanc.aeTitle, "127.0.0.1", String(orthanc.port), ...files], { env: dcmtkEnv(), timeout: 600000 }, (err, _o, stderr) =>
       err ? reject(new Error(`storescu into Orthanc failed: ${String(stderr).slice(-500)}`)) : resolve());
   });
-  const scratch = join(root, "bench", ".corpus", "retrieve-out");
+  // Where both tools write (`--scratch DIR`, e.g. /dev/shm: on this VM's journal-less root ext4
+  // every round's creates get slower after the previous round's deletes, for both tools).
+  const scratchAt = process.argv.indexOf("--scratch");
+  const scratch = scratchAt >= 0 ? join(process.argv[scratchAt + 1], `rtexport-retrieve-bench-${process.pid}`) : join(root, "bench", ".corpus", "retrieve-out");
   const env = dcmtkEnv();
   const [node, ...cliArgs] = cliCommand();
   // The single binary (what the README tells a hospital to install): built from this checkout
