@@ -157,6 +157,33 @@ function ctDataSet(uid: string, pixelBytes: number): DataSet {
   return ds;
 }
 
+/** A raw TCP association to the SCP "RXTEST" at `port` with one CT Image Storage context (accepted). */
+async function rawStoreAssociation(port: number, maxPduLength: number): Promise<{ socket: net.Socket; reader: PduReader }> {
+  const socket = net.connect({ host: "127.0.0.1", port });
+  socket.setNoDelay(true);
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("error", reject);
+  });
+  try {
+    const reader = new PduReader(socket);
+    const rq: AssociateRq = {
+      type: PDU_ASSOCIATE_RQ, protocolVersion: 1, calledAet: "RXTEST", callingAet: "RAWSCU",
+      applicationContext: "1.2.840.10008.3.1.1.1",
+      contexts: [{ id: 1, abstractSyntax: CT_IMAGE_STORAGE, transferSyntaxes: [EXPLICIT_VR_LITTLE_ENDIAN] }],
+      user: { maxPduLength, implementationClassUid: "1.2.3.4", roles: [], other: [] },
+    };
+    socket.write(encodeAssociate(rq));
+    const ac = await reader.next();
+    assert.equal(ac.type, PDU_ASSOCIATE_AC);
+    assert.equal(ac.type === PDU_ASSOCIATE_AC && ac.contexts[0].result, 0);
+    return { socket, reader };
+  } catch (e) {
+    socket.destroy();
+    throw e;
+  }
+}
+
 describe("receive path: PDUs split anywhere between reads", () => {
   test("SCP: a C-STORE whose PDU and PDV headers are split across reads is stored byte for byte, hashed, and no temporary file outlives the release", async () => {
     const storeDir = tempDir();
@@ -177,24 +204,11 @@ describe("receive path: PDUs split anywhere between reads", () => {
         },
       },
     });
-    const socket = net.connect({ host: "127.0.0.1", port: scp.port });
-    socket.setNoDelay(true);
+    let socket: net.Socket | undefined;
     try {
-      await new Promise<void>((resolve, reject) => {
-        socket.once("connect", resolve);
-        socket.once("error", reject);
-      });
-      const reader = new PduReader(socket);
-      const rq: AssociateRq = {
-        type: PDU_ASSOCIATE_RQ, protocolVersion: 1, calledAet: "RXTEST", callingAet: "RAWSCU",
-        applicationContext: "1.2.840.10008.3.1.1.1",
-        contexts: [{ id: 1, abstractSyntax: CT_IMAGE_STORAGE, transferSyntaxes: [EXPLICIT_VR_LITTLE_ENDIAN] }],
-        user: { maxPduLength: 16384, implementationClassUid: "1.2.3.4", roles: [], other: [] },
-      };
-      socket.write(encodeAssociate(rq));
-      const ac = await reader.next();
-      assert.equal(ac.type, PDU_ASSOCIATE_AC);
-      assert.equal(ac.type === PDU_ASSOCIATE_AC && ac.contexts[0].result, 0);
+      const raw = await rawStoreAssociation(scp.port, 16384);
+      socket = raw.socket;
+      const reader = raw.reader;
 
       // Two objects: from the second on, the file for the next one is opened ahead, so one
       // exists when the release comes.
@@ -247,7 +261,7 @@ describe("receive path: PDUs split anywhere between reads", () => {
       // Files opened ahead for further objects are gone by the time the release is answered.
       assert.deepEqual(readdirSync(storeDir).filter((n) => n.endsWith(".part")), []);
     } finally {
-      socket.destroy();
+      socket?.destroy();
       await scp.close();
     }
   });
@@ -282,21 +296,11 @@ describe("receive path: PDUs split anywhere between reads", () => {
         },
       },
     });
-    const socket = net.connect({ host: "127.0.0.1", port: scp.port });
-    socket.setNoDelay(true);
+    let socket: net.Socket | undefined;
     try {
-      await new Promise<void>((resolve, reject) => {
-        socket.once("connect", resolve);
-        socket.once("error", reject);
-      });
-      const reader = new PduReader(socket);
-      socket.write(encodeAssociate({
-        type: PDU_ASSOCIATE_RQ, protocolVersion: 1, calledAet: "RXTEST", callingAet: "RAWSCU",
-        applicationContext: "1.2.840.10008.3.1.1.1",
-        contexts: [{ id: 1, abstractSyntax: CT_IMAGE_STORAGE, transferSyntaxes: [EXPLICIT_VR_LITTLE_ENDIAN] }],
-        user: { maxPduLength: 65536, implementationClassUid: "1.2.3.4", roles: [], other: [] },
-      }));
-      assert.equal((await reader.next()).type, PDU_ASSOCIATE_AC);
+      const raw = await rawStoreAssociation(scp.port, 65536);
+      socket = raw.socket;
+      const reader = raw.reader;
       // .1 and .2 are held; .3 finds both buffers held and releases them; .4 is larger than the
       // limit; .5 gets a copy again (a buffer given back).
       const sizes = [300_000, 200_000, 300_000, 500_000, 250_000];
@@ -323,7 +327,7 @@ describe("receive path: PDUs split anywhere between reads", () => {
       socket.write(encodeReleaseRq());
       assert.equal((await reader.next()).type, PDU_RELEASE_RP);
     } finally {
-      socket.destroy();
+      socket?.destroy();
       await scp.close();
     }
   });
