@@ -277,7 +277,7 @@ describe("receive path: PDUs split anywhere between reads", () => {
       host: "127.0.0.1",
       port: 0,
       storeDir,
-      keepReceived: 400_000,
+      keepReceived: 2_000_000,
       handlers: {
         store: ({ file }) => {
           const uid = file.sopInstanceUid;
@@ -302,8 +302,9 @@ describe("receive path: PDUs split anywhere between reads", () => {
       socket = raw.socket;
       const reader = raw.reader;
       // .1 and .2 are held; .3 finds both buffers held and releases them; .4 is larger than the
-      // limit; .5 gets a copy again (a buffer given back).
-      const sizes = [300_000, 200_000, 300_000, 500_000, 250_000];
+      // limit (its buffer goes back); .5 needs a buffer grown past the first 1 MB; .6 takes the
+      // other free buffer; .5 and .6 are held, so .7 gets none.
+      const sizes = [300_000, 200_000, 300_000, 2_500_000, 1_500_000, 250_000, 100_000];
       for (const [n, size] of sizes.entries()) {
         const uid = `2.25.777.${n + 1}`;
         const data = encodeDataSet(ctDataSet(uid, size), EXPLICIT_VR_LITTLE_ENDIAN);
@@ -318,12 +319,15 @@ describe("receive path: PDUs split anywhere between reads", () => {
         assert.equal(rspCommand.status, 0);
       }
       assert.deepEqual(seen.map((x) => x.uid), sizes.map((_, n) => `2.25.777.${n + 1}`));
-      assert.deepEqual(seen.map((x) => x.bytes !== undefined), [true, true, false, false, true]);
-      assert.deepEqual(checks, ["2.25.777.1 true", "2.25.777.2 true", "2.25.777.1 still true", "2.25.777.2 still true", "2.25.777.5 true"]);
-      assert.ok(sameAsFile(seen[4].file), "the last copy, never given back, is intact at the end");
+      assert.deepEqual(seen.map((x) => x.bytes !== undefined), [true, true, false, false, true, true, false]);
+      assert.deepEqual(checks, [
+        "2.25.777.1 true", "2.25.777.2 true", "2.25.777.1 still true", "2.25.777.2 still true", "2.25.777.5 true", "2.25.777.6 true",
+      ]);
+      assert.ok(sameAsFile(seen[4].file) && sameAsFile(seen[5].file), "copies never given back are intact at the end");
+      assert.equal(seen[4].bytes!.length, seen[4].file.size);
       assert.equal(held[0].bytes, undefined, "release() drops the reference");
-      // The fifth object reused a buffer given back by the first two.
-      assert.ok(seen[4].bytes!.buffer === seen[0].bytes!.buffer || seen[4].bytes!.buffer === seen[1].bytes!.buffer);
+      // The sixth object reused a buffer given back by the first two.
+      assert.ok(seen[5].bytes!.buffer === seen[0].bytes!.buffer || seen[5].bytes!.buffer === seen[1].bytes!.buffer);
       socket.write(encodeReleaseRq());
       assert.equal((await reader.next()).type, PDU_RELEASE_RP);
     } finally {

@@ -168,20 +168,24 @@ describe("header-only reading", () => {
     assert.deepEqual(readSkippedValue(s.path, px), readDicomFile(s.path, { full: true }).dataset.get(PIXEL_DATA)!.value);
   });
 
-  it("parseDicomHeader: a prefix holding the header parses as readDicomFile does; a shorter one throws, never a shorter header", () => {
-    for (const name of ["dump2dcm_te_deflen", "dump2dcm_tb_undeflen", "no_preamble_no_dicm", "dcmcrle_rle"]) {
+  it("parseDicomHeader: a prefix holding the header parses as readDicomFile does; every shorter one throws, never a shorter header", () => {
+    const summary = (f: ReturnType<typeof readDicomFile>) =>
+      [...f.dataset.elements.values()].map((e) => `${e.tag.toString(16)} ${e.vr} ${e.length} ${e.value ? Array.from(e.value).join(",") : `skipped@${e.offset}`}`);
+    for (const name of ["dump2dcm_te_deflen", "dump2dcm_tb_undeflen", "dump2dcm_ti_deflen", "dump2dcm_td_deflen", "no_preamble_dicm", "no_preamble_no_dicm", "dcmcrle_rle"]) {
       const s = sample(name);
       const bytes = new Uint8Array(readFileSync(s.path));
       const fromFile = readDicomFile(s.path);
       const px = fromFile.dataset.get(PIXEL_DATA);
-      // Everything the header-only read looks at: up to Pixel Data's value, or the whole file.
-      const need = px ? px.offset : bytes.length;
+      // Everything the header-only read looks at: up to Pixel Data's value, or the whole file
+      // (a deflated data set is inflated whole).
+      const deflated = fromFile.transferSyntaxUid === "1.2.840.10008.1.2.1.99";
+      const need = px && !deflated ? px.offset : bytes.length;
       const h = parseDicomHeader(bytes.slice(0, need), bytes.length, s.path);
-      assert.deepEqual([...h.dataset.elements.keys()], [...fromFile.dataset.elements.keys()], name);
+      assert.deepEqual(summary(h), summary(fromFile), name);
       assert.equal(h.transferSyntaxUid, fromFile.transferSyntaxUid, name);
       assert.equal(h.complete, fromFile.complete, name);
       assert.equal(h.path, s.path, name);
-      for (const cut of [need - 1, Math.floor(need / 2), 200]) {
+      for (let cut = 0; cut < need; cut++) {
         assert.throws(() => parseDicomHeader(bytes.slice(0, cut), bytes.length), DicomParseError, `${name} cut at ${cut}`);
       }
     }

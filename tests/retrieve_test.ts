@@ -1,12 +1,13 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateClinic, type ClinicManifest } from "../lib/fixtures/mod.ts";
 import { FolderIndex } from "../lib/index/index.ts";
 import { findMatches, selectInstances } from "../lib/qr/find.ts";
 import { ArrivalStore } from "../lib/retrieve/arrivals.ts";
+import type { ReceivedFile } from "../lib/net/association.ts";
 import { type RetrieveTransport, retrievePlans } from "../lib/retrieve/planner.ts";
 import { placeObject, sha256File } from "../lib/retrieve/output.ts";
 import { readDicomFile } from "../lib/dicom/reader.ts";
@@ -204,6 +205,52 @@ function assertIdentical(files: Record<string, unknown>[]) {
     assert.deepEqual(diff, [], path);
   }
 }
+
+describe("ArrivalStore with in-memory copies (ReceivedFile.bytes)", () => {
+  test("hashes and parses each object from its copy, gives every copy back exactly once (replaced and damaged objects too), and reads back what has none", async () => {
+    const store = new ArrivalStore(join(root, "arrivals-copies"), { hash: true });
+    const files = readdirSync(clinicDir, { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile() && e.name.endsWith(".dcm")).map((e) => join(e.parentPath, e.name)).sort();
+    // RT objects (no Pixel Data) whose header runs past the first 4 KB: parsed from a longer prefix.
+    assert.ok(files.some((f) => !readDicomFile(f).dataset.get(0x7fe00010) && statSync(f).size > 4096), "an RT object over 4 KB");
+    const released = new Map<string, number>();
+    let n = 0;
+    const arrive = (src: string, uid: string, opts: { copy: boolean; bytes?: Uint8Array }) => {
+      const path = join(store.dir, `in-${n++}.part`);
+      const bytes = opts.bytes ?? new Uint8Array(readFileSync(src));
+      if (opts.bytes) writeFileSync(path, opts.bytes);
+      else copyFileSync(src, path);
+      const file: ReceivedFile = { path, sopClassUid: "", sopInstanceUid: uid, transferSyntaxUid: "", size: bytes.length };
+      if (opts.copy) {
+        file.bytes = bytes;
+        file.release = () => {
+          released.set(path, (released.get(path) ?? 0) + 1);
+          file.bytes = undefined;
+        };
+      }
+      return store.accept(file);
+    };
+    const uids = files.map((f) => readDicomFile(f).dataset.string(0x00080018)!);
+    for (const [i, f] of files.entries()) arrive(f, uids[i], { copy: i % 5 !== 4 }); // every fifth has no copy
+    arrive(files[1], uids[1], { copy: true }); // the same object again: it replaces the first copy
+    arrive(files[0], "2.25.999", { copy: true, bytes: new TextEncoder().encode("not DICOM at all") });
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    const withCopy = files.filter((_, i) => i % 5 !== 4).length + 2;
+    assert.equal(released.size, withCopy, "every copy given back");
+    assert.ok([...released.values()].every((k) => k === 1), "each exactly once");
+    for (const [i, f] of files.entries()) {
+      const o = store.get(uids[i])!;
+      assert.ok(o, uids[i]);
+      assert.equal(o.sha256, sha256File(f), `sha256 of ${f}`);
+      assert.equal(o.seriesUid, readDicomFile(f).dataset.string(0x0020000e), `series of ${f}`);
+      assert.deepEqual([...o.dataset.elements.keys()], [...readDicomFile(f).dataset.elements.keys()], `header of ${f}`);
+    }
+    assert.equal(store.get("2.25.999"), undefined, "the damaged object is not kept");
+    assert.equal(store.rejected.length, 1);
+    store.cleanup();
+  });
+});
 
 describe("retrieve ← Orthanc", () => {
   let orthanc: OrthancPeer;

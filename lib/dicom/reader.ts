@@ -465,6 +465,8 @@ export function parseDataSet(bytes: Uint8Array, transferSyntaxUid: string, opts:
  * then reads the file, which also tells a short prefix from a damaged file.
  */
 export function parseDicomHeader(prefix: Uint8Array, size: number, path?: string): DicomFile {
+  // Fewer bytes than a preamble and "DICM" would be taken for a file without them.
+  if (prefix.length < Math.min(size, 132)) throw new DicomParseError(`a header prefix of ${prefix.length} bytes is too short`, prefix.length);
   return parse(new Source(prefix, undefined, size), {}, path);
 }
 

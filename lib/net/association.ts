@@ -234,12 +234,14 @@ class CopyPool {
   readonly limit: number;
   private readonly free: Uint8Array[] = [];
   private live = 0;
+  private closed = false;
 
   constructor(limit: number) {
     this.limit = limit;
   }
 
   take(): Uint8Array | undefined {
+    if (this.closed) return undefined;
     const b = this.free.pop();
     if (b) return b;
     if (this.live >= 2) return undefined;
@@ -247,10 +249,10 @@ class CopyPool {
     return new Uint8Array(Math.min(COPY_INITIAL, this.limit));
   }
 
-  /** A larger buffer holding the first `used` bytes of `b`, or undefined past the limit (`b` is dropped). */
+  /** A larger buffer holding the first `used` bytes of `b`, or undefined past the limit (`b` is given back). */
   grow(b: Uint8Array, used: number, need: number): Uint8Array | undefined {
     if (need > this.limit) {
-      this.live--;
+      this.give(b);
       return undefined;
     }
     let size = b.length;
@@ -261,7 +263,13 @@ class CopyPool {
   }
 
   give(b: Uint8Array): void {
-    this.free.push(b);
+    if (!this.closed) this.free.push(b);
+  }
+
+  /** The association ended: buffers given back from now on are dropped, not kept. */
+  close(): void {
+    this.closed = true;
+    this.free.length = 0;
   }
 }
 
@@ -370,16 +378,17 @@ class FileSink implements Sink {
     }
     const file: ReceivedFile = { ...this.info, path: this.path, size: this.size };
     if (this.hash) file.sha256 = this.hash.digest("hex");
-    const copy = this.copy;
-    if (copy) {
+    if (this.copy) {
+      // The closure holds the buffer until it is given back, and the pool (not this sink) after.
+      let copy: Uint8Array | undefined = this.copy;
+      const pool = this.copies!;
       this.copy = undefined;
-      let released = false;
       file.bytes = copy.subarray(0, this.copied);
       file.release = () => {
-        if (released) return;
-        released = true;
+        if (!copy) return;
+        pool.give(copy);
+        copy = undefined;
         file.bytes = undefined;
-        this.copies!.give(copy);
       };
     }
     return { file };
@@ -804,6 +813,7 @@ export class Association {
     const wasOpen = this.state !== "closed";
     this.state = "closed";
     this.fail(wasOpen ? err : this.closedError ?? err);
+    this.copyPool?.close(); // copies still held are dropped when released, not pooled
     const waiters = this.closeWaiters.splice(0);
     const notify = () => {
       for (const f of waiters) f();
