@@ -7,7 +7,7 @@
  */
 import module from "node:module";
 import process from "node:process";
-import { errorMessage, ExitCode } from "./lib/cli/errors.ts";
+import { errorMessage, ExitCode } from "./cli/errors.ts";
 import { exitAfterFlush, ignoreBrokenPipe, invocationNames, isMainModule } from "./lib/runtime/mod.ts";
 import packageJson from "./package.json" with { type: "json" };
 

@@ -1,6 +1,6 @@
 /** `rtexport anonymize`: de-identify DICOM files per PS3.15 Annex E, keeping RT references intact. */
 import { type Command, Option } from "commander";
-import { type CommandContext, defineCommand, runMain, UsageError } from "../lib/cli/mod.ts";
+import { type CommandContext, defineCommand, runMain, UsageError } from "../cli/mod.ts";
 import {
   type AnonymizeContext, type AnonymizeFilesOptions, anonymizeStream, type AnonymizeOptions, createAnonymizeContext,
   type FileInput, type PatientIdentity, readPatientMap, readProfileCsv, walkInputs, writePatientMap,

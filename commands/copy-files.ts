@@ -1,12 +1,12 @@
 /** `rtexport copy-files`: atomic, sha256-verified, resumable, parallel copies into a tree. */
 import { Option } from "commander";
 import { resolve } from "node:path";
-import { defineCommand, errorMessage, FatalError, runMain, UsageError } from "../lib/cli/mod.ts";
-import { parsePositiveInt } from "../lib/cli/peer.ts";
+import { defineCommand, errorMessage, FatalError, runMain, UsageError } from "../cli/mod.ts";
+import { parsePositiveInt } from "../cli/peer.ts";
 import { COPY_LAYOUTS, copyFiles } from "../lib/copy/copy_files.ts";
 import { walkFiles } from "../lib/fs/walk.ts";
 import { defaultLedgerUrl, Ledger } from "../lib/ledger/ledger.ts";
-import { Progress } from "../lib/progress/progress.ts";
+import { Progress } from "../cli/progress.ts";
 import type { FileRecord, RtRecord } from "../lib/records/types.ts";
 import { DatabaseUrlError, parseDatabaseUrl } from "../lib/sql/connect.ts";
 

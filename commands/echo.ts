@@ -1,5 +1,5 @@
 /** `rtexport echo`: C-ECHO a DICOM peer and say clearly what failed when it does. */
-import { defineCommand, ExitCode, runMain } from "../lib/cli/mod.ts";
+import { defineCommand, ExitCode, runMain } from "../cli/mod.ts";
 import type { RtRecord } from "../lib/records/types.ts";
 import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, VERIFICATION_SOP_CLASS } from "../lib/dicom/uids.ts";
 import { connect, connectOptions, DicomNetError, echo, formatStatus, peerLabel } from "../lib/net/mod.ts";

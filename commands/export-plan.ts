@@ -1,16 +1,15 @@
 /** `rtexport export-plan`: each plan with everything it references into the per-patient/per-plan tree. */
-import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import process from "node:process";
 import { dicomPlanSource } from "../lib/export/dicom_source.ts";
-import { defineCommand, errorMessage, FatalError, runMain, UsageError } from "../lib/cli/mod.ts";
+import { defineCommand, errorMessage, FatalError, runMain, UsageError } from "../cli/mod.ts";
 import { exportPlans } from "../lib/export/export.ts";
 import { DEFAULT_ITEMS, ITEMS, parseItems } from "../lib/export/layout.ts";
 import { defaultLedgerUrl, Ledger } from "../lib/ledger/ledger.ts";
-import { Progress } from "../lib/progress/progress.ts";
+import { Progress } from "../cli/progress.ts";
 import type { FileRecord, RtRecord } from "../lib/records/types.ts";
 import { DatabaseUrlError, parseDatabaseUrl } from "../lib/sql/connect.ts";
-import { parsePositiveInt } from "../lib/cli/peer.ts";
+import { parsePositiveInt } from "../cli/peer.ts";
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -121,11 +120,10 @@ export const main = defineCommand({
     let dicom: ReturnType<typeof dicomPlanSource> | undefined;
     if (ctx.peer?.host) {
       const peer = ctx.peer;
-      const tls = peer.tls ? { ca: peer.ca && readFileSync(peer.ca), cert: peer.cert && readFileSync(peer.cert), key: peer.key && readFileSync(peer.key) } : undefined;
       dicom = dicomPlanSource(peer, {
         mode: o.get ? "get" : "move", moveAet: o.moveAet, movePort: o.movePort,
         stagingDir: out ? join(out, ".rtexport", `staging-${process.pid}`) : resolve(ctx.io.cwd, o.staging),
-        keepStaged: !out, tls: tls as never,
+        keepStaged: !out,
       });
     }
     try {

@@ -2,7 +2,7 @@
 import { Option } from "commander";
 import { resolve } from "node:path";
 import { DEFAULT_STATUSES } from "../lib/catalog/catalog.ts";
-import { defineCommand, errorMessage, FatalError, runMain, UsageError } from "../lib/cli/mod.ts";
+import { defineCommand, errorMessage, FatalError, runMain, UsageError } from "../cli/mod.ts";
 import type { PatientRecord, PlanRecord, RtRecord } from "../lib/records/types.ts";
 import { DatabaseUrlError, parseDatabaseUrl } from "../lib/sql/connect.ts";
 import { type ListProblem, listPatients, type ListSource } from "../lib/sources/list.ts";

@@ -1,10 +1,10 @@
 /** `rtexport push`: C-STORE files to a PACS/TPS/OIS in dependency order, resumable, in parallel. */
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
-import { defineCommand, parsePositiveInt, runMain, UsageError } from "../lib/cli/mod.ts";
+import { defineCommand, parsePositiveInt, runMain, UsageError } from "../cli/mod.ts";
 import { walkEntriesSync } from "../lib/fs/walk.ts";
 import type { Ledger } from "../lib/ledger/ledger.ts";
-import { Progress } from "../lib/progress/progress.ts";
+import { Progress } from "../cli/progress.ts";
 import { peerLabel } from "../lib/net/peer.ts";
 import { type PushOutcome, pushRecords } from "../lib/net/push.ts";
 import type { RtRecord } from "../lib/records/types.ts";

@@ -1,27 +1,19 @@
 /** `rtexport retrieve`: selective retrieval of a patient's plans from a Q/R peer (C-MOVE or C-GET). */
-import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 
 import { join, relative, resolve, sep } from "node:path";
 import process from "node:process";
 import type { Command } from "commander";
 import { Option } from "commander";
-import { defineCommand, ExitCode, FatalError, parseAeTitle, parsePort, parsePositiveInt, runMain, UsageError } from "../lib/cli/mod.ts";
+import { defineCommand, errorMessage, ExitCode, FatalError, parseAeTitle, parsePort, parsePositiveInt, runMain, UsageError } from "../cli/mod.ts";
 import { defaultLedgerUrl, Ledger } from "../lib/ledger/ledger.ts";
-import type { TlsOptions } from "../lib/net/mod.ts";
+import { peerTimeouts, tlsFromFiles, type TlsOptions } from "../lib/net/mod.ts";
 import type { FileRecord } from "../lib/records/types.ts";
 import type { RetrieveSummary } from "../lib/retrieve/planner.ts";
 import { retrieveFiles } from "../lib/retrieve/retrieve.ts";
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
-}
-
-function readPem(path: string, what: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (e) {
-    throw new UsageError(`Cannot read ${what} "${path}": ${(e as Error).message}`);
-  }
 }
 
 /**
@@ -163,11 +155,10 @@ export const main = defineCommand({
     const o = ctx.options;
     const peer = ctx.peer!;
     let tls: TlsOptions | undefined;
-    if (peer.tls) {
-      tls = {};
-      if (peer.ca) tls.ca = readPem(peer.ca, "CA certificate");
-      if (peer.cert) tls.cert = readPem(peer.cert, "certificate");
-      if (peer.key) tls.key = readPem(peer.key, "private key");
+    try {
+      tls = tlsFromFiles(peer);
+    } catch (e) {
+      throw new UsageError(errorMessage(e));
     }
     if (o.series && (o.plan || o.onlyApproved)) {
       throw new UsageError("--series cannot be combined with --plan or --only-approved");
@@ -225,11 +216,7 @@ export const main = defineCommand({
           patientName: o.newPatientName as string | undefined,
         },
         maxPdu: peer.maxPdu,
-        timeouts: {
-          connect: peer.connectTimeout * 1000,
-          association: peer.assocTimeout * 1000,
-          dimse: peer.dimseTimeout * 1000,
-        },
+        timeouts: peerTimeouts(peer),
         tls,
         onReceiver: (port) => {
           if (!o.get) ctx.log.info(`receiving C-MOVE objects as ${o.moveAet ?? peer.callingAet} on port ${port}`);

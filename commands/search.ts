@@ -1,7 +1,7 @@
 /** `rtexport search`: find DICOM files by tag values, as DicomTools' search does. */
 import { dirname } from "node:path";
 import type { Command } from "commander";
-import { defineCommand, runMain, UsageError } from "../lib/cli/mod.ts";
+import { defineCommand, runMain, UsageError } from "../cli/mod.ts";
 import { scanDicomSync, scanFile } from "../lib/fs/scan.ts";
 import { isDicomFileRecord, type RtRecord } from "../lib/records/types.ts";
 import { parseTagExpression, type TagExpression, TagExpressionError } from "../lib/search/expression.ts";

@@ -1,13 +1,12 @@
 /** `rtexport serve`: the project's own DICOM node (Verification, Storage, Q/R) over a folder. */
-import { readFileSync } from "node:fs";
 import process from "node:process";
 import type { Command } from "commander";
 import { InvalidArgumentError, Option } from "commander";
-import { defineCommand, parseAeTitle, parsePort, runMain, UsageError } from "../lib/cli/mod.ts";
+import { defineCommand, errorMessage, parseAeTitle, parsePort, runMain, UsageError } from "../cli/mod.ts";
 import { parseMoveDestination, type QrScpEvent, startQrScp } from "../lib/qr/scp.ts";
 import { sha256File } from "../lib/retrieve/output.ts";
 import type { FileRecord } from "../lib/records/types.ts";
-import type { TlsOptions } from "../lib/net/mod.ts";
+import { readPem, type TlsOptions } from "../lib/net/mod.ts";
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -26,11 +25,11 @@ function collectDestination(value: string, previous: string[] | undefined): stri
   return collect(value, previous);
 }
 
-function readPem(path: string, what: string): string {
+function readPemOption(path: string, what: string): string {
   try {
-    return readFileSync(path, "utf8");
+    return readPem(path, what);
   } catch (e) {
-    throw new UsageError(`Cannot read ${what} "${path}": ${(e as Error).message}`);
+    throw new UsageError(errorMessage(e));
   }
 }
 
@@ -73,8 +72,8 @@ export const main = defineCommand({
     let tls: TlsOptions | undefined;
     if (o.tls) {
       if (!o.cert || !o.key) throw new UsageError("--tls needs --cert and --key");
-      tls = { cert: readPem(o.cert, "certificate"), key: readPem(o.key, "private key") };
-      if (o.ca) Object.assign(tls, { ca: readPem(o.ca, "CA certificate"), requestCert: true, rejectUnauthorized: true });
+      tls = { cert: readPemOption(o.cert, "certificate"), key: readPemOption(o.key, "private key") };
+      if (o.ca) Object.assign(tls, { ca: readPemOption(o.ca, "CA certificate"), requestCert: true, rejectUnauthorized: true });
     } else if (o.cert || o.key || o.ca) {
       throw new UsageError("--cert, --key and --ca need --tls");
     }

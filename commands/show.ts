@@ -1,7 +1,7 @@
 /** `rtexport show`: the RT reference tree of the files found, as DicomTools' show draws it. */
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
-import { defineCommand, runMain, UsageError } from "../lib/cli/mod.ts";
+import { defineCommand, runMain, UsageError } from "../cli/mod.ts";
 import { scanDicomSync } from "../lib/fs/scan.ts";
 import { isDicomFileRecord, type RtRecord } from "../lib/records/types.ts";
 import { renderTree } from "../lib/rt/render.ts";

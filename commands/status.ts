@@ -1,9 +1,9 @@
 /** `rtexport status`: a migration's progress from its ledger. */
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { defineCommand, errorMessage, FatalError, runMain, UsageError } from "../lib/cli/mod.ts";
+import { defineCommand, errorMessage, FatalError, runMain, UsageError } from "../cli/mod.ts";
 import { defaultLedgerUrl, type LedgerSchema, summarizeLedger } from "../lib/ledger/ledger.ts";
-import { formatBytes } from "../lib/progress/progress.ts";
+import { formatBytes } from "../cli/progress.ts";
 import type { RtRecord } from "../lib/records/types.ts";
 import { connectDatabase, DatabaseUrlError, parseDatabaseUrl } from "../lib/sql/connect.ts";
 

@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { delimiter, dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { type ClinicManifest, generateClinic } from "../lib/fixtures/mod.ts";
@@ -264,7 +264,10 @@ if (isDeno) {
         const deps = Object.keys((JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8")) as {
           dependencies: Record<string, string>;
         }).dependencies);
-        for (const dep of deps) symlinkSync(join(root, "node_modules", dep), join(modules, dep), "dir");
+        for (const dep of deps) {
+          mkdirSync(dirname(join(modules, dep)), { recursive: true }); // scoped packages: @scope/name
+          symlinkSync(join(root, "node_modules", dep), join(modules, dep), "dir");
+        }
       }, { timeout: BUILD_TIMEOUT });
 
       test("package.json: bin, exports with types, engines, the files they name exist", () => {

@@ -3,10 +3,10 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, relative, sep } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
-import { type CommandContext, type CommandSpec, defineCommand } from "../lib/cli/mod.ts";
+import { type CommandContext, type CommandSpec, defineCommand } from "../cli/mod.ts";
 
 const isDeno = "Deno" in globalThis;
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -164,7 +164,7 @@ describe("defineCommand: config, environment, flags", { concurrency: true }, () 
     mkdirSync(join(dir, "broken"));
     writeFileSync(join(dir, "broken", "rtexport.json"), "{ not json");
     probe = join(dir, "probe.ts");
-    const cliUrl = new URL("../lib/cli/mod.ts", import.meta.url).href;
+    const cliUrl = new URL("../cli/mod.ts", import.meta.url).href;
     writeFileSync(
       probe,
       `import { defineCommand, runMain, UsageError } from ${JSON.stringify(cliUrl)};
@@ -447,16 +447,16 @@ describe("defineCommand in-process", () => {
 });
 
 describe("library code", () => {
-  // STYLE: lib/ never prints; only entry points (cli.ts, commands/, runMain in lib/cli) write to
-  // the process's stdout/stderr. Comments and JSDoc examples are allowed to show console use.
-  test("lib/ has no console.* or process.stdout/stderr writes outside lib/cli and lib/runtime", () => {
+  // STYLE: lib/ never prints; only entry points (cli.ts, commands/, cli/) write to the process's
+  // stdout/stderr. Comments and JSDoc examples are allowed to show console use.
+  test("lib/ has no console.* or process.stdout/stderr writes outside lib/runtime", () => {
     const offenders: string[] = [];
     const libDir = join(root, "lib");
     const visit = (dir: string) => {
       for (const entry of readdirSync(dir, { withFileTypes: true })) {
         const path = join(dir, entry.name);
         if (entry.isDirectory()) {
-          if (path !== join(libDir, "cli") && path !== join(libDir, "runtime")) visit(path);
+          if (path !== join(libDir, "runtime")) visit(path);
         } else if (entry.name.endsWith(".ts")) {
           readFileSync(path, "utf8").split("\n").forEach((line, i) => {
             const code = line.replace(/\/\/.*$/, "");
@@ -469,6 +469,28 @@ describe("library code", () => {
       }
     };
     visit(libDir);
+    assert.deepEqual(offenders, []);
+  });
+
+  // The library is what the CLI, scripts and the web UI share: it must not depend on any front end.
+  test("no file under lib/ imports from cli/, commands/, ui/ or the entry points", () => {
+    const offenders: string[] = [];
+    const visit = (dir: string) => {
+      for (const entry of readdirSync(dir, { withFileTypes: true })) {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) visit(path);
+        else if (entry.name.endsWith(".ts")) {
+          const text = readFileSync(path, "utf8");
+          for (const m of text.matchAll(/(?:from|import)\s*\(?\s*["']([^"']+)["']/g)) {
+            const spec = m[1];
+            if (!spec.startsWith(".")) continue;
+            const target = relative(root, join(dirname(path), spec)).split(sep).join("/");
+            if (!target.startsWith("lib/")) offenders.push(`${relative(root, path)} imports ${spec}`);
+          }
+        }
+      }
+    };
+    visit(join(root, "lib"));
     assert.deepEqual(offenders, []);
   });
 });

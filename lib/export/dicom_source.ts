@@ -1,8 +1,7 @@
 import { renameSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import type { PeerOptions } from "../cli/peer.ts";
-import type { TlsOptions } from "../net/mod.ts";
+import { type PeerSettings, peerTimeouts, tlsFromFiles } from "../net/peer.ts";
 import type { PlanRecord } from "../records/types.ts";
 import { ArrivalStore } from "../retrieve/arrivals.ts";
 import type { ArrivedObject } from "../retrieve/arrivals.ts";
@@ -28,9 +27,9 @@ export interface DicomPlanFiles {
  * has copied them into the tree. One association serves the whole export.
  */
 export function dicomPlanSource(
-  peer: PeerOptions,
+  peer: PeerSettings,
   opts: {
-    mode: "move" | "get"; moveAet?: string; movePort?: number; stagingDir: string; tls?: TlsOptions;
+    mode: "move" | "get"; moveAet?: string; movePort?: number; stagingDir: string;
     /** Leave staged files for a later stage (copy-files) instead of removing them after each plan. */
     keepStaged?: boolean;
   },
@@ -46,8 +45,8 @@ export function dicomPlanSource(
     store ??= new ArrivalStore(opts.keepStaged ? join(opts.stagingDir, `incoming-${process.pid}`) : opts.stagingDir);
     session ??= await openRetrieveSession({
       host: peer.host, port: peer.port, callingAet: peer.callingAet, calledAet: peer.calledAet, mode: opts.mode,
-      moveAet: opts.moveAet, movePort: opts.movePort ?? 0, maxPdu: peer.maxPdu, tls: opts.tls,
-      timeouts: { connect: peer.connectTimeout * 1000, association: peer.assocTimeout * 1000, dimse: peer.dimseTimeout * 1000 },
+      moveAet: opts.moveAet, movePort: opts.movePort ?? 0, maxPdu: peer.maxPdu, tls: tlsFromFiles(peer),
+      timeouts: peerTimeouts(peer),
     }, store);
     return { session, store };
   }

@@ -18,5 +18,5 @@ export {
   createScp, type MoveDestination, type MoveRequest, negotiateContexts, type QueryRequest, type RequestInfo,
   type RetrievePlan, type Scp, type ScpEvent, type ScpHandlers, type ScpOptions, type StoreRequest,
 } from "./scp.ts";
-export { connectOptions, peerLabel, type PeerSettings, tlsFromFiles } from "./peer.ts";
+export { connectOptions, peerLabel, peerTimeouts, readPem, type PeerSettings, tlsFromFiles } from "./peer.ts";
 export { type PushOptions, type PushOutcome, pushRank, pushRecords, readStatusFile, rewriteMachines } from "./push.ts";

@@ -1,13 +1,16 @@
 /**
- * From resolved peer options (as lib/cli's `PeerOptions` gives them: timeouts in seconds, TLS
- * file paths) to `connect()` options.
+ * The one peer settings type (what `--host/--port/--aet/--aec`, timeouts and TLS flags, or a named
+ * peer in rtexport.json, resolve to), and the one place that turns it into `connect()` options:
+ * PEM files are read and seconds become milliseconds here and nowhere else.
  */
 import { readFileSync } from "node:fs";
 import type { ConnectOptions, Timeouts, TlsOptions } from "./association.ts";
 import type { RoleSelection } from "./pdu.ts";
 
-/** The peer fields a network command resolves (structurally lib/cli's PeerOptions). */
+/** A DICOM peer: where to connect and how. Timeouts in seconds; TLS material as PEM file paths. */
 export interface PeerSettings {
+  /** Name of the peer in `rtexport.json`, when it was chosen by name. */
+  name?: string;
   host: string;
   port: number;
   callingAet: string;
@@ -27,7 +30,8 @@ export function peerLabel(p: { host: string; port: number; calledAet: string }):
   return `${p.calledAet}@${p.host}:${p.port}`;
 }
 
-function readPem(path: string, what: string): string {
+/** Reads a PEM file; throws one line naming the file and what it was for. */
+export function readPem(path: string, what: string): string {
   try {
     return readFileSync(path, "utf8");
   } catch (e) {
@@ -45,17 +49,29 @@ export function tlsFromFiles(p: { tls?: boolean; cert?: string; key?: string; ca
   return t;
 }
 
+/** The peer's timeouts (seconds) as `connect()` wants them (milliseconds); unset ones stay unset. */
+export function peerTimeouts(p: Pick<PeerSettings, "connectTimeout" | "assocTimeout" | "dimseTimeout">): Timeouts {
+  const timeouts: Timeouts = {};
+  if (p.connectTimeout !== undefined) timeouts.connect = p.connectTimeout * 1000;
+  if (p.assocTimeout !== undefined) timeouts.association = p.assocTimeout * 1000;
+  if (p.dimseTimeout !== undefined) timeouts.dimse = p.dimseTimeout * 1000;
+  return timeouts;
+}
+
 /** Builds `connect()` options for a peer. */
 export function connectOptions(
   p: PeerSettings,
   contexts: ConnectOptions["contexts"],
   roles?: RoleSelection[],
 ): ConnectOptions {
-  const timeouts: Timeouts = {};
-  if (p.connectTimeout !== undefined) timeouts.connect = p.connectTimeout * 1000;
-  if (p.assocTimeout !== undefined) timeouts.association = p.assocTimeout * 1000;
-  if (p.dimseTimeout !== undefined) timeouts.dimse = p.dimseTimeout * 1000;
-  const o: ConnectOptions = { host: p.host, port: p.port, callingAet: p.callingAet, calledAet: p.calledAet, contexts, timeouts };
+  const o: ConnectOptions = {
+    host: p.host,
+    port: p.port,
+    callingAet: p.callingAet,
+    calledAet: p.calledAet,
+    contexts,
+    timeouts: peerTimeouts(p),
+  };
   if (p.maxPdu !== undefined) o.maxPdu = p.maxPdu;
   if (roles) o.roles = roles;
   const tls = tlsFromFiles(p);

@@ -1,25 +1,9 @@
-import type { PeerOptions } from "../cli/peer.ts";
 import type { DataSet } from "../dicom/dataset.ts";
 import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from "../dicom/uids.ts";
 import { personNameParts } from "../layout/sanitize.ts";
-import { connect, type ConnectOptions, find, QR_MODELS } from "../net/mod.ts";
+import { connect, connectOptions, find, type PeerSettings, QR_MODELS } from "../net/mod.ts";
 import type { PatientRecord, PlanRecord } from "../records/types.ts";
 import { identifier } from "../retrieve/_identifier.ts";
-
-/** Connection options for a resolved CLI peer, proposing the given abstract syntaxes. */
-export function peerConnectOptions(peer: PeerOptions, abstractSyntaxes: string[]): ConnectOptions {
-  const opts: ConnectOptions = {
-    host: peer.host,
-    port: peer.port,
-    callingAet: peer.callingAet,
-    calledAet: peer.calledAet,
-    maxPdu: peer.maxPdu,
-    contexts: abstractSyntaxes.map((a) => ({ abstractSyntax: a, transferSyntaxes: [EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN] })),
-    timeouts: { connect: peer.connectTimeout * 1000, association: peer.assocTimeout * 1000, dimse: peer.dimseTimeout * 1000 },
-  };
-  if (peer.tls) opts.tls = { cert: peer.cert, key: peer.key, ca: peer.ca };
-  return opts;
-}
 
 function isoDate(da: string | undefined): string | undefined {
   return da && /^\d{8}$/.test(da) ? `${da.slice(0, 4)}-${da.slice(4, 6)}-${da.slice(6)}` : undefined;
@@ -35,10 +19,11 @@ function dicomDate(iso: string): string {
  * `since` matches studies whose Study Date is on or after it.
  */
 export async function* listDicomPeer(
-  peer: PeerOptions, filter: { patientIds?: string[]; since?: string },
+  peer: PeerSettings, filter: { patientIds?: string[]; since?: string },
 ): AsyncGenerator<PatientRecord | PlanRecord> {
   const model = QR_MODELS.studyRoot.find;
-  const assoc = await connect(peerConnectOptions(peer, [model]));
+  const transferSyntaxes = [EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN];
+  const assoc = await connect(connectOptions(peer, [{ abstractSyntax: model, transferSyntaxes }]));
   const source = `dicom:${peer.calledAet}@${peer.host}:${peer.port}`;
   try {
     const studies = new Map<string, { ds: DataSet; studies: string[] }>();

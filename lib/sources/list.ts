@@ -1,5 +1,5 @@
 import { Catalog, type CatalogFilter } from "../catalog/catalog.ts";
-import type { PeerOptions } from "../cli/peer.ts";
+import type { PeerSettings } from "../net/peer.ts";
 import type { PatientRecord, PlanRecord, RtRecord } from "../records/types.ts";
 import { listDicomPeer } from "./dicom.ts";
 import { listFolder } from "./folder.ts";
@@ -8,7 +8,7 @@ import { listFolder } from "./folder.ts";
 export type ListSource =
   | { from: "catalog"; db: string; vault?: string }
   | { from: "folder"; paths: string[] }
-  | { from: "dicom"; peer: PeerOptions };
+  | { from: "dicom"; peer: PeerSettings };
 
 /** A catalog row that could not be used, reported rather than dropped. */
 export interface ListProblem extends RtRecord {

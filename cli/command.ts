@@ -7,10 +7,10 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import process from "node:process";
-import { readRecords } from "../records/ndjson.ts";
-import { type WritableLike, RecordWriter } from "../records/ndjson.ts";
-import type { RtRecord } from "../records/types.ts";
-import { exitAfterFlush, ignoreBrokenPipe, isMainModule, type ModuleMeta } from "../runtime/mod.ts";
+import { readRecords } from "../lib/records/ndjson.ts";
+import { type WritableLike, RecordWriter } from "../lib/records/ndjson.ts";
+import type { RtRecord } from "../lib/records/types.ts";
+import { exitAfterFlush, ignoreBrokenPipe, isMainModule, type ModuleMeta } from "../lib/runtime/mod.ts";
 import { envVarName, loadConfig, parseBooleanEnv, type RtexportConfig } from "./config.ts";
 import { errorMessage, ExitCode, UsageError } from "./errors.ts";
 import { type LogFormat, Logger, Reporter } from "./log.ts";

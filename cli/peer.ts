@@ -6,24 +6,10 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
 import type { PeerConfig, RtexportConfig } from "./config.ts";
 import { UsageError } from "./errors.ts";
+import type { PeerSettings } from "../lib/net/peer.ts";
 
-/** A fully resolved peer: where to connect and how. Timeouts in seconds. */
-export interface PeerOptions {
-  /** Name of the peer in `rtexport.json`, when `--peer` was used. */
-  name?: string;
-  host: string;
-  port: number;
-  callingAet: string;
-  calledAet: string;
-  connectTimeout: number;
-  assocTimeout: number;
-  dimseTimeout: number;
-  maxPdu: number;
-  tls: boolean;
-  cert?: string;
-  key?: string;
-  ca?: string;
-}
+/** A peer as the command line resolves it: every field set (defaults filled in). */
+export type PeerOptions = PeerSettings & Required<Pick<PeerSettings, "connectTimeout" | "assocTimeout" | "dimseTimeout" | "maxPdu" | "tls">>;
 
 /** Built-in peer defaults (shown in `--help`). */
 export const PEER_DEFAULTS = {
