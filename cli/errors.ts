@@ -10,6 +10,8 @@ export const ExitCode = {
   USAGE: 2,
   /** Partial: some items failed (each was reported on stderr); the others were done. */
   PARTIAL: 3,
+  /** Interrupted (Ctrl-C, SIGTERM): what finished is recorded; a rerun resumes. */
+  INTERRUPTED: 130,
 } as const;
 
 /** An exit status, see {@linkcode ExitCode}. */

@@ -1,18 +1,11 @@
 /** `rtexport copy-files`: atomic, sha256-verified, resumable, parallel copies into a tree. */
 import { Option } from "commander";
 import { resolve } from "node:path";
-import { defineCommand, errorMessage, FatalError, runMain, UsageError } from "../cli/mod.ts";
-import { parsePositiveInt } from "../cli/peer.ts";
+import { checkDatabaseUrl, defineCommand, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
 import { COPY_LAYOUTS, copyFiles } from "../lib/copy/copy_files.ts";
-import { walkFiles } from "../lib/fs/walk.ts";
-import { defaultLedgerUrl, Ledger } from "../lib/ledger/ledger.ts";
-import { Progress } from "../cli/progress.ts";
+import { pathRecords } from "../lib/fs/walk.ts";
+import { defaultLedgerUrl } from "../lib/ledger/ledger.ts";
 import type { FileRecord, RtRecord } from "../lib/records/types.ts";
-import { DatabaseUrlError, parseDatabaseUrl } from "../lib/sql/connect.ts";
-
-async function* pathRecords(paths: string[]): AsyncGenerator<RtRecord> {
-  for await (const p of walkFiles(paths)) yield { type: "file", path: typeof p === "string" ? p : (p as { path: string }).path };
-}
 
 export const main = defineCommand({
   name: "copy-files",
@@ -45,53 +38,19 @@ export const main = defineCommand({
       return `${c?.status ?? ""}\t${(r as FileRecord).path}`;
     },
   },
-  async run(ctx) {
+  run(ctx) {
     const o = ctx.options;
-    if (o.ledger) {
-      try {
-        parseDatabaseUrl(o.ledger);
-      } catch (e) {
-        if (e instanceof DatabaseUrlError) throw new UsageError(e.message);
-        throw e;
-      }
-    }
+    checkDatabaseUrl(o.ledger);
     const input = ctx.args.length ? pathRecords(ctx.args) : ctx.stdinRecords();
     if (!input) throw new UsageError("copy-files needs PATHs or file records on stdin");
     const to = resolve(ctx.io.cwd, o.to);
-    let ledger: Ledger | undefined;
-    try {
-      ledger = await Ledger.open(o.ledger ?? defaultLedgerUrl(to), "copy-files");
-    } catch (e) {
-      throw new FatalError(errorMessage(e));
-    }
-    const progress = new Progress(ctx.io.stderr as { write(s: string): unknown; isTTY?: boolean });
-    const patients = new Set<string>();
-    try {
-      for await (const r of copyFiles(input, {
-        to, layout: o.layout, parallel: o.parallel, ledger, verify: o.verify,
-        onProblem: (p) => {
-          progress.clearLine();
-          progress.update({ failed: 1 });
-          ctx.reporter.failed(`Cannot copy ${p.item}: ${p.reason}`, { item: p.item });
-        },
-        onFile: (f) => {
-          if (f.status === "identical" || f.status === "done-before" || f.status === "in-place") ctx.reporter.skipped();
-          else ctx.reporter.done();
-          progress.update({ files: 1, bytes: f.bytes });
-        },
-      })) {
-        if (r.type === "file" && r.patientId && !patients.has(String(r.patientId))) {
-          patients.add(String(r.patientId));
-          progress.update({ patients: 1 });
-        }
-        await ctx.out.write(r);
-        if (ctx.out.closed) break;
-      }
-      await ledger.finish(ctx.reporter.failures ? "partial" : "ok");
-    } finally {
-      await ledger.close();
-    }
-    ctx.log.info(`copy: ${progress.summary()}`);
+    return runStage(ctx, {
+      input,
+      stage: copyFiles,
+      options: { to, layout: o.layout, parallel: o.parallel, verify: o.verify },
+      ledger: o.ledger ?? defaultLedgerUrl(to),
+      verb: "copy",
+    });
   },
 });
 

@@ -2,53 +2,13 @@
 import { join, resolve } from "node:path";
 import process from "node:process";
 import { dicomPlanSource } from "../lib/export/dicom_source.ts";
-import { defineCommand, errorMessage, FatalError, runMain, UsageError } from "../cli/mod.ts";
+import { checkDatabaseUrl, defineCommand, errorMessage, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
 import { exportPlans } from "../lib/export/export.ts";
 import { DEFAULT_ITEMS, ITEMS, parseItems } from "../lib/export/layout.ts";
-import { defaultLedgerUrl, Ledger } from "../lib/ledger/ledger.ts";
-import { Progress } from "../cli/progress.ts";
+import { defaultLedgerUrl } from "../lib/ledger/ledger.ts";
 import type { FileRecord, RtRecord } from "../lib/records/types.ts";
-import { DatabaseUrlError, parseDatabaseUrl } from "../lib/sql/connect.ts";
-import { parsePositiveInt } from "../cli/peer.ts";
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
-
-/**
- * Passes records through while reading ahead of the export (records are small), so that once the
- * input has ended the number of patients is known and the progress line can show an ETA.
- */
-async function* countingPatients(input: AsyncIterable<RtRecord>, onTotal: (n: number) => void): AsyncGenerator<RtRecord> {
-  const queue: RtRecord[] = [];
-  let ended = false;
-  let failure: unknown;
-  let wake: (() => void) | undefined;
-  const patients = new Set<string>();
-  void (async () => {
-    try {
-      for await (const r of input) {
-        queue.push(r);
-        if ((r.type === "patient" || r.type === "plan") && typeof r.patientId === "string") patients.add(r.patientId);
-        wake?.();
-      }
-      onTotal(patients.size);
-    } catch (e) {
-      failure = e;
-    } finally {
-      ended = true;
-      wake?.();
-    }
-  })();
-  for (;;) {
-    if (queue.length) {
-      yield queue.shift()!;
-      continue;
-    }
-    if (failure) throw failure;
-    if (ended) return;
-    await new Promise<void>((r) => (wake = r));
-    wake = undefined;
-  }
-}
 
 export const main = defineCommand({
   name: "export-plan",
@@ -95,75 +55,30 @@ export const main = defineCommand({
     } catch (e) {
       throw new UsageError(errorMessage(e));
     }
-    for (const url of [o.db, o.ledger].filter(Boolean)) {
-      try {
-        parseDatabaseUrl(url);
-      } catch (e) {
-        if (e instanceof DatabaseUrlError) throw new UsageError(e.message);
-        throw e;
-      }
-    }
+    checkDatabaseUrl(o.db);
+    checkDatabaseUrl(o.ledger);
     const input = ctx.stdinRecords();
     if (!input) throw new UsageError("export-plan reads patient and plan records on stdin (pipe list-patients into it)");
     const out = o.out ? resolve(ctx.io.cwd, o.out) : undefined;
-    const ledgerUrl = o.ledger ?? (out ? defaultLedgerUrl(out) : undefined);
-    let ledger: Ledger | undefined;
-    if (ledgerUrl) {
-      try {
-        ledger = await Ledger.open(ledgerUrl, "export-plan");
-      } catch (e) {
-        throw new FatalError(errorMessage(e));
-      }
-    }
-    const progress = new Progress(ctx.io.stderr as { write(s: string): unknown; isTTY?: boolean });
-    const patients = new Set<string>();
     let dicom: ReturnType<typeof dicomPlanSource> | undefined;
     if (ctx.peer?.host) {
-      const peer = ctx.peer;
-      dicom = dicomPlanSource(peer, {
+      dicom = dicomPlanSource(ctx.peer, {
         mode: o.get ? "get" : "move", moveAet: o.moveAet, movePort: o.movePort,
         stagingDir: out ? join(out, ".rtexport", `staging-${process.pid}`) : resolve(ctx.io.cwd, o.staging),
         keepStaged: !out,
       });
     }
     try {
-      const stream = exportPlans(countingPatients(input, (n) => progress.update({ patientsTotal: n })), {
-        out, items, includeUnapproved: !!o.includeUnapproved, db: o.db, vault: o.vault, ledger, parallel: o.parallel, dicom,
-        onProblem: (p) => {
-          progress.clearLine();
-          progress.update({ failed: 1 });
-          ctx.reporter.failed(`Cannot export ${p.item}: ${p.reason}`, { item: p.item });
-        },
-        onSkip: (p) => {
-          ctx.reporter.skipped();
-          progress.clearLine();
-          ctx.log.warn(`Skipped ${p.item}: ${p.reason}`, { item: p.item });
-        },
-        onFile: (f) => {
-          ctx.reporter.done();
-          progress.update({ files: 1, bytes: f.bytes });
-        },
+      return await runStage(ctx, {
+        input,
+        stage: exportPlans,
+        options: { out, items, includeUnapproved: !!o.includeUnapproved, db: o.db, vault: o.vault, parallel: o.parallel, dicom },
+        ledger: o.ledger ?? (out ? defaultLedgerUrl(out) : undefined),
+        verb: "export",
       });
-      for await (const r of stream) {
-        if (r.type === "patient" || r.type === "plan") {
-          const id = String(r.patientId);
-          if (!patients.has(id)) {
-            patients.add(id);
-            progress.update({ patients: 1 });
-          }
-        }
-        await ctx.out.write(r);
-        if (ctx.out.closed) break;
-      }
-      await ledger?.finish(ctx.reporter.failures ? "partial" : "ok");
-    } catch (e) {
-      await ledger?.finish("failed").catch(() => {});
-      throw new FatalError(errorMessage(e));
     } finally {
       await dicom?.close().catch(() => {});
-      await ledger?.close();
     }
-    ctx.log.info(`export: ${progress.summary()}`);
   },
 });
 

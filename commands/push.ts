@@ -1,12 +1,9 @@
 /** `rtexport push`: C-STORE files to a PACS/TPS/OIS in dependency order, resumable, in parallel. */
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
-import { defineCommand, parsePositiveInt, runMain, UsageError } from "../cli/mod.ts";
-import { walkEntriesSync } from "../lib/fs/walk.ts";
-import type { Ledger } from "../lib/ledger/ledger.ts";
-import { Progress } from "../cli/progress.ts";
-import { peerLabel } from "../lib/net/peer.ts";
-import { type PushOutcome, pushRecords } from "../lib/net/push.ts";
+import { checkDatabaseUrl, defineCommand, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { pathRecords } from "../lib/fs/walk.ts";
+import { type PushOutcome, pushRecords } from "../lib/push/push.ts";
 import type { RtRecord } from "../lib/records/types.ts";
 
 function collectPair(value: string, previous: string[] | undefined): string[] {
@@ -24,13 +21,6 @@ function pairs(list: string[] | undefined): Record<string, string> {
     out[k] = v;
   }
   return out;
-}
-
-function* pathRecords(paths: string[], pattern: string | undefined, onError: (path: string, error: string) => void): Generator<RtRecord> {
-  for (const e of walkEntriesSync(paths, pattern ? { pattern } : {})) {
-    if (e.error !== undefined) onError(e.path, e.error);
-    else yield { type: "file", path: e.path };
-  }
 }
 
 export const main = defineCommand({
@@ -76,80 +66,25 @@ export const main = defineCommand({
       return `${p.status.padEnd(7)} ${r.path}${extra}`;
     },
   },
-  async run(ctx) {
-    const peer = ctx.peer!;
+  run(ctx) {
     const o = ctx.options;
-    const input: Iterable<RtRecord> | AsyncIterable<RtRecord> | undefined = ctx.args.length > 0
-      ? pathRecords(ctx.args, o.pattern, (path, error) => ctx.reporter.failed(error, { item: path }))
-      : ctx.stdinRecords();
+    checkDatabaseUrl(o.ledger);
+    const input = ctx.args.length > 0 ? pathRecords(ctx.args, o.pattern ? { pattern: o.pattern } : {}) : ctx.stdinRecords();
     if (!input) throw new UsageError("No input: give files or directories, or pipe file records on stdin");
-    const label = peerLabel(peer);
-    let stored = 0, skipped = 0, failed = 0;
-    // Loaded only when asked for: kysely and the SQL layer are a third of push's start-up.
-    const ledger = o.ledger ? await (await import("../lib/ledger/ledger.ts")).Ledger.open(o.ledger, "push") : undefined;
-    // A progress line on a terminal's stderr (files, bytes, rate); nothing when redirected.
-    const progress = new Progress(ctx.io.stderr as { write(s: string): unknown; isTTY?: boolean });
-    const patients = new Set<string>();
-    const alreadyStored = ledger ? await ledger.keys("push", "done") : undefined;
-    const results = pushRecords(input, {
-      alreadyStored,
-      peer,
-      parallel: o.parallel,
-      statusFile: o.statusFile,
-      mapMachine: pairs(o.mapMachine),
-      defaultMachine: pairs(o.defaultMachine),
-      signal: ctx.signal,
+    return runStage(ctx, {
+      input,
+      stage: pushRecords,
+      options: {
+        peer: ctx.peer!,
+        parallel: o.parallel,
+        statusFile: o.statusFile,
+        mapMachine: pairs(o.mapMachine),
+        defaultMachine: pairs(o.defaultMachine),
+      },
+      ledger: o.ledger,
+      verb: "store",
+      noun: "objects",
     });
-    try {
-      for await (const r of results) {
-        const p = r.push as PushOutcome | undefined;
-        if (r.type === "file" && p) {
-          progress.clearLine();
-          if (p.status !== "skipped" && typeof r.patientId === "string" && !patients.has(r.patientId)) {
-            patients.add(r.patientId);
-            progress.update({ patients: 1 });
-          }
-          if (p.status === "stored") progress.update({ files: 1, bytes: typeof r.bytes === "number" ? r.bytes : 0 });
-          else if (p.status === "failed") progress.update({ failed: 1 });
-          if (p.status === "stored") {
-            stored++;
-            ctx.reporter.done();
-            if (p.error) ctx.log.warn(`"${r.path}" stored with a warning: ${p.dimseStatus} ${p.error}`, { item: r.path });
-          } else if (p.status === "skipped") {
-            skipped++;
-            ctx.reporter.skipped();
-            if (p.error && !p.error.startsWith("already stored")) ctx.log.warn(`Skipped: ${p.error}`, { item: r.path });
-          } else {
-            failed++;
-            const status = p.dimseStatus ? ` (status ${p.dimseStatus})` : "";
-            ctx.reporter.failed(`Cannot store "${r.path}" at ${label}${status}: ${p.error}`, { item: r.path, dimseStatus: p.dimseStatus });
-          }
-        }
-        if (ledger && r.type === "file" && p && typeof r.sopInstanceUid === "string") {
-          const entry: Parameters<Ledger["record"]>[0] = {
-            kind: "push",
-            key: `${p.peer}|${r.sopInstanceUid}`,
-            status: p.status === "stored" ? "done" : p.status,
-            source: String(r.path),
-            dest: p.peer,
-          };
-          if (typeof r.patientId === "string") entry.patientId = r.patientId;
-          if (typeof r.bytes === "number") entry.bytes = r.bytes;
-          if (p.error) entry.error = p.dimseStatus ? `${p.dimseStatus} ${p.error}` : p.error;
-          // A skip because the ledger already has it must not overwrite its "done" row.
-          if (!(p.status === "skipped" && alreadyStored?.has(entry.key))) await ledger.queue(entry);
-        }
-        await ctx.out.write(r);
-        if (ctx.out.closed) break;
-      }
-    } finally {
-      if (ledger) {
-        await ledger.finish(failed > 0 ? "partial" : "ok").catch(() => {});
-        await ledger.close();
-      }
-    }
-    if (stored + failed > 0) ctx.log.info(`Sent to ${label}: ${progress.summary()}`);
-    if (stored + skipped + failed > 0) ctx.reporter.summary("objects");
   },
 });
 

@@ -1,4 +1,5 @@
 import { renameSync } from "node:fs";
+import { isRtObject, PLAN_OBJECT_MODALITIES } from "../dicom/rt.ts";
 import { join } from "node:path";
 import process from "node:process";
 import { type PeerSettings, peerTimeouts, tlsFromFiles } from "../net/peer.ts";
@@ -10,9 +11,6 @@ import { retrievePlans, retrieveSeriesByUid } from "../retrieve/planner.ts";
 import { openRetrieveSession, type RetrieveSession } from "../retrieve/session.ts";
 import type { FolderFile } from "../sources/folder.ts";
 
-const RT = new Set(["RTPLAN", "RTSTRUCT", "RTDOSE", "RTRECORD", "RTIMAGE", "REG"]);
-/** Modalities that belong to a plan (fetched with it); every other series is patient-level. */
-const PLAN_OWN = new Set(["RTPLAN", "RTSTRUCT", "RTDOSE", "RTRECORD", "RTIMAGE"]);
 
 /** What a DICOM source hands the export for one plan: staged files, gaps, and a clean-up. */
 export interface DicomPlanFiles {
@@ -61,7 +59,7 @@ export function dicomPlanSource(
         renameSync(object.path, path);
       }
       files.push({
-        path, category: RT.has(object.modality) ? "rt-object" : "image",
+        path, category: isRtObject(object.sopClassUid, object.modality) ? "rt-object" : "image",
         sopInstanceUid: object.sopInstanceUid, seriesUid: object.seriesUid, modality: object.modality,
       });
     }
@@ -80,7 +78,7 @@ export function dicomPlanSource(
         if (!studyUid) continue;
         for (const se of await session.transport.find(identifier({ QueryRetrieveLevel: "SERIES", StudyInstanceUID: studyUid, SeriesInstanceUID: "", Modality: "" }))) {
           const uid = se.string("SeriesInstanceUID");
-          if (uid && !PLAN_OWN.has(se.string("Modality") ?? "")) seriesUids.push(uid);
+          if (uid && !PLAN_OBJECT_MODALITIES.has(se.string("Modality") ?? "")) seriesUids.push(uid);
         }
       }
       const result = seriesUids.length ? await retrieveSeriesByUid(session.transport, store, patientId, seriesUids) : undefined;
@@ -97,7 +95,7 @@ export function dicomPlanSource(
       const planUid = plan.planUid;
       const files = handOver(result.objects.filter(({ object, planUids }) =>
         (!planUid || planUids.includes(planUid) || object.sopInstanceUid === planUid) &&
-        (fetchOpts.images !== false || RT.has(object.modality))
+        (fetchOpts.images !== false || isRtObject(object.sopClassUid, object.modality))
       ));
       const missing: string[] = [];
       for (const p of result.summary.plans) {

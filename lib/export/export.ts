@@ -4,20 +4,15 @@ import { Catalog, type CatalogFileRow } from "../catalog/catalog.ts";
 import { copyFileVerified, placeStagedFile } from "../copy/copy.ts";
 import { readDicomFile } from "../dicom/reader.ts";
 import { FolderAssigner, patientFolderName, sanitizeName } from "../layout/sanitize.ts";
-import type { Ledger } from "../ledger/ledger.ts";
 import type { FileRecord, PatientRecord, PlanRecord, RtRecord } from "../records/types.ts";
+import { type StageOptions, StageReport, untilAborted, withTotal } from "../stage/stage.ts";
 import { mapOrdered } from "../util/pool.ts";
 import { type FolderFile, folderPatientFiles, folderPlanFiles, listFolder } from "../sources/folder.ts";
 import { DEFAULT_ITEMS, type Item, placementOf, treePath } from "./layout.ts";
 import type { DicomPlanFiles } from "./dicom_source.ts";
 
-/** A problem with one item: reported, counted, recorded in the ledger; the export goes on. */
-export interface ExportProblem {
-  item: string;
-  reason: string;
-}
-
-export interface ExportPlanOptions {
+/** Options of the export stage. */
+export interface ExportPlanOptions extends StageOptions {
   /** Write the tree here. Without it, file records carry `dest` (the tree path) for `copy-files`. */
   out?: string;
   items?: Item[];
@@ -27,13 +22,8 @@ export interface ExportPlanOptions {
   db?: string;
   /** Overrides the vault folder carried by the records. */
   vault?: string;
-  ledger?: Ledger;
   /** Files copied at once (default 4). */
   parallel?: number;
-  /** Called for every item that could not be exported. */
-  onProblem?: (p: ExportProblem) => void;
-  /** Called for every item left out on purpose (an unapproved plan without --include-unapproved). */
-  onSkip?: (p: ExportProblem) => void;
   /**
    * Fetches a plan's DICOM from a Q/R peer (selective retrieval). Used for plans listed from a
    * peer, and for catalog plans when given (their DICOM then comes from the peer, the other
@@ -43,8 +33,6 @@ export interface ExportPlanOptions {
     fetch(plan: PlanRecord, opts?: { images?: boolean }): Promise<DicomPlanFiles>;
     fetchPatientSeries?(patientId: string): Promise<DicomPlanFiles>;
   };
-  /** Called after each file, for progress displays. */
-  onFile?: (f: { bytes: number; status: string }) => void;
 }
 
 /** One file a source offers for export (a catalog row, or a file found in a folder). */
@@ -121,7 +109,14 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
   const catalogs = new Map<string, Catalog>();
   const folders = new FolderAssigner(opts.ledger ? await opts.ledger.folders() : []);
   const patients = new Map<string, PatientState>();
-  const problem = (item: string, reason: string) => opts.onProblem?.({ item, reason });
+  const report = new StageReport("export-plan", opts);
+  const problem = (item: string, reason: string, patientId?: string) => report.failed(item, reason, { patientId });
+  const fileDone = (rec: FileRecord) => {
+    const fields = { bytes: rec.bytes ?? 0, patientId: rec.patientId, planKey: rec.planUid };
+    if (rec.copy === "done-before") report.skipped(`file "${rec.path}"`, "already-done", "exported by an earlier run", fields);
+    else if (rec.copy === "identical") report.skipped(`file "${rec.path}"`, "identical", "the same file is already in the tree", fields);
+    else report.done(`file "${rec.path}"`, fields);
+  };
 
   async function catalogFor(rec: PatientRecord | PlanRecord): Promise<Catalog | undefined> {
     const url = opts.db ?? (typeof rec.source === "string" ? rec.source : undefined);
@@ -178,20 +173,20 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
     for (const row of rows) {
       const what = `file ${row.id} of patient ${row.patientId}`;
       if (!row.category || !row.path) {
-        problem(what, `${!row.category ? "category" : "vault_path"} is NULL in the catalog`);
+        problem(what, `${!row.category ? "category" : "vault_path"} is NULL in the catalog`, row.patientId);
         tally.failed++;
         continue;
       }
       const placement = placementOf(row.category);
       if (!placement) {
-        problem(what, `unknown category "${row.category}"`);
+        problem(what, `unknown category "${row.category}"`, row.patientId);
         tally.failed++;
         continue;
       }
       if (!items.has(placement.item)) continue;
       const rel = row.path.replace(/\\/g, "/");
       if (!vault && !isAbsolute(rel)) {
-        problem(what, "no vault folder given (--vault) for a vault-relative path");
+        problem(what, "no vault folder given (--vault) for a vault-relative path", row.patientId);
         tally.failed++;
         continue;
       }
@@ -214,14 +209,14 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
     for await (const r of results) {
       if ("error" in r && r.error !== undefined) {
         tally.failed++;
-        problem(`file "${r.job.src}"`, r.error);
+        problem(`file "${r.job.src}"`, r.error, r.job.row.patientId);
         await opts.ledger?.queue({ kind: "file", key: r.job.dest, status: "failed", source: r.job.src, dest: r.job.dest, patientId: r.job.row.patientId, error: r.error });
         continue;
       }
       const rec = r.rec!;
       tally.files++;
       tally.bytes += rec.bytes ?? 0;
-      opts.onFile?.({ bytes: rec.bytes ?? 0, status: String(rec.copy ?? "listed") });
+      fileDone(rec);
       yield rec;
     }
   }
@@ -279,7 +274,7 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
       put("seriesUid", d.string("SeriesInstanceUID"));
       return out;
     } catch (e) {
-      problem(`file "${path}"`, `catalog says DICOM but it cannot be read: ${(e as Error).message}`);
+      problem(`file "${path}"`, `catalog says DICOM but it cannot be read: ${(e as Error).message}`, row.patientId);
       return {};
     }
   }
@@ -288,7 +283,7 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
     const tally = { files: 0, bytes: 0, failed: 0 };
     const planKey = planKeyOf(plan);
     if (plan.approval && plan.approval !== "APPROVED" && !opts.includeUnapproved) {
-      opts.onSkip?.({ item: `plan "${plan.label ?? plan.planId}" of patient ${plan.patientId}`, reason: `approval is ${plan.approval}; pass --include-unapproved to export it` });
+      report.skipped(`plan "${plan.label ?? plan.planId}" of patient ${plan.patientId}`, "unapproved", `approval is ${plan.approval}; pass --include-unapproved to export it`, { patientId: plan.patientId });
       await opts.ledger?.record({ kind: "plan", key: planKey, status: "skipped", patientId: plan.patientId, error: `approval ${plan.approval}` });
       yield { ...plan, export: { status: "skipped", reason: `approval ${plan.approval}` } };
       return;
@@ -298,12 +293,12 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
     const fromPeer = isDicomSource(plan);
     const catalog = folderRoot || fromPeer ? undefined : await catalogFor(plan);
     if (fromPeer && !opts.dicom) {
-      problem(planName, "listed from a DICOM peer: give export-plan the peer (--host/--port/--called-aet or --peer) and --out");
+      problem(planName, "listed from a DICOM peer: give export-plan the peer (--host/--port/--called-aet or --peer) and --out", plan.patientId);
       yield { ...plan, export: { status: "failed", reason: "no peer" } };
       return;
     }
     if (!folderRoot && !fromPeer && (!catalog || plan.planId === undefined)) {
-      problem(planName, "no source on the record (give --db, or pipe list-patients --from catalog or --from folder)");
+      problem(planName, "no source on the record (give --db, or pipe list-patients --from catalog or --from folder)", plan.patientId);
       yield { ...plan, export: { status: "failed", reason: "no source" } };
       return;
     }
@@ -314,19 +309,19 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
     if (folderRoot) {
       const found = plan.planUid ? folderPlanFiles(folderRoot, plan.planUid) : undefined;
       if (!found) {
-        problem(planName, `not found in folder "${folderRoot}"`);
+        problem(planName, `not found in folder "${folderRoot}"`, plan.patientId);
         rows = [];
         tally.failed++;
       } else {
         for (const m of found.missing) {
-          problem(planName, `references ${m}, which is not in the source`);
+          problem(planName, `references ${m}, which is not in the source`, plan.patientId);
           tally.failed++;
         }
         rows = fromFolder(found.files, plan.patientId);
       }
     } else if (catalog) {
       rows = fromCatalog(await catalog.files(plan.patientId, String(plan.planId)));
-      if (rows.length === 0) problem(planName, "the catalog lists no files for it");
+      if (rows.length === 0) problem(planName, "the catalog lists no files for it", plan.patientId);
       if (opts.dicom) rows = rows.filter((r) => !DICOM_CATEGORIES.has(r.category ?? ""));
     } else {
       rows = [];
@@ -340,19 +335,20 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
         for (const r of reused) {
           tally.files++;
           tally.bytes += r.bytes ?? 0;
-          opts.onFile?.({ bytes: r.bytes ?? 0, status: "done-before" });
-          yield { ...r, planUid: plan.planUid, planLabel: plan.label };
+          const rec = { ...r, planUid: plan.planUid, planLabel: plan.label };
+          fileDone(rec);
+          yield rec;
         }
       } else if (wanted) {
         try {
           // Image series come with the patient (every series, referenced or not), not again per plan.
           staged = await opts.dicom.fetch(plan, { images: !opts.dicom.fetchPatientSeries });
         } catch (e) {
-          problem(planName, `cannot retrieve its DICOM: ${(e as Error).message}`);
+          problem(planName, `cannot retrieve its DICOM: ${(e as Error).message}`, plan.patientId);
           tally.failed++;
         }
         for (const m of staged?.missing ?? []) {
-          problem(planName, `references ${m}, which did not arrive`);
+          problem(planName, `references ${m}, which did not arrive`, plan.patientId);
           tally.failed++;
         }
         if (staged) rows = [...fromFolder(staged.files, plan.patientId).map((r) => ({ ...r, staged: true, group })), ...rows];
@@ -427,7 +423,7 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
         for (const r of reused) {
           tally.files++;
           tally.bytes += r.bytes ?? 0;
-          opts.onFile?.({ bytes: r.bytes ?? 0, status: "done-before" });
+          fileDone(r);
           yield r;
         }
       } else if (items.has("patient-dicom")) {
@@ -435,11 +431,11 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
           staged = await opts.dicom.fetchPatientSeries(rec.patientId);
           rows = [...fromFolder(staged.files, rec.patientId).map((r) => ({ ...r, staged: true, group })), ...rows];
         } catch (e) {
-          problem(`patient ${rec.patientId}`, `cannot retrieve its image series: ${(e as Error).message}`);
+          problem(`patient ${rec.patientId}`, `cannot retrieve its image series: ${(e as Error).message}`, rec.patientId);
           tally.failed++;
         }
         for (const m of staged?.missing ?? []) {
-          problem(`patient ${rec.patientId}`, `${m} did not arrive`);
+          problem(`patient ${rec.patientId}`, `${m} did not arrive`, rec.patientId);
           tally.failed++;
         }
       }
@@ -455,8 +451,13 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
     }
   }
 
+  // Records are small: reading ahead of the export tells the number of patients once the input ends.
+  const patientIds = new Set<string>();
+  const records = withTotal(untilAborted(input, opts.signal), (r) => {
+    if ((r.type === "patient" || r.type === "plan") && typeof r.patientId === "string") patientIds.add(r.patientId);
+  }, () => report.progress({ patients: patientIds.size }));
   try {
-    for await (const rec of input) {
+    for await (const rec of records) {
       if (rec.type === "patient") {
         const p = rec as PatientRecord;
         const root = folderOf(p);
@@ -479,9 +480,9 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
               yield* exportPlan(r as PlanRecord);
             }
           }
-          if (!any) problem(`patient ${p.patientId}`, "has no plans to export");
+          if (!any) problem(`patient ${p.patientId}`, "has no plans to export", p.patientId);
         } else if (p.plans === 0) {
-          problem(`patient ${p.patientId}`, "has no plans to export");
+          problem(`patient ${p.patientId}`, "has no plans to export", p.patientId);
         }
         continue;
       }
@@ -493,5 +494,6 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
     }
   } finally {
     for (const c of catalogs.values()) await c.close().catch(() => {});
+    report.finish();
   }
 }

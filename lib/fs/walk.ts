@@ -1,5 +1,6 @@
 import { readdirSync, realpathSync, statSync } from "node:fs";
 import { join, relative, sep } from "node:path";
+import type { FileRecord } from "../records/types.ts";
 
 /** Options for walking a file tree. */
 export interface WalkOptions {
@@ -98,6 +99,22 @@ export async function* walkFiles(
     if (entry.error === undefined) yield entry.path;
     else if (opts.onError) opts.onError(entry.path, entry.error);
     else throw new Error(entry.error);
+  }
+}
+
+/**
+ * `file` records for the files under `paths`, as a stage's input when a command is given paths
+ * instead of records. A path that cannot be read (a dangling link, no permission) becomes a
+ * record with `error`, so the stage fails that item alone and goes on.
+ *
+ * @example
+ * ```ts
+ * for await (const r of pathRecords(["export/"], { pattern: "*.dcm" })) console.log(r.path, r.error ?? "");
+ * ```
+ */
+export async function* pathRecords(paths: Iterable<string>, opts: WalkOptions = {}): AsyncGenerator<FileRecord> {
+  for (const entry of walkEntriesSync(paths, opts)) {
+    yield entry.error === undefined ? { type: "file", path: entry.path } : { type: "file", path: entry.path, error: entry.error };
   }
 }
 

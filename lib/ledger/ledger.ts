@@ -336,7 +336,7 @@ export class Ledger {
     if (!existing) await this.db.insertInto("rtx_ledger_folders").values({ patient_key: patientKey, folder }).execute();
   }
 
-  async finish(outcome: "ok" | "partial" | "failed"): Promise<void> {
+  async finish(outcome: "ok" | "partial" | "failed" | "interrupted"): Promise<void> {
     await this.flush();
     await this.db.updateTable("rtx_ledger_runs").set({ finished_at: new Date().toISOString(), outcome })
       .where("id", "=", this.runId).execute();

@@ -19,4 +19,3 @@ export {
   type RetrievePlan, type Scp, type ScpEvent, type ScpHandlers, type ScpOptions, type StoreRequest,
 } from "./scp.ts";
 export { connectOptions, peerLabel, peerTimeouts, readPem, type PeerSettings, tlsFromFiles } from "./peer.ts";
-export { type PushOptions, type PushOutcome, pushRank, pushRecords, readStatusFile, rewriteMachines } from "./push.ts";

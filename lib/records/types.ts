@@ -90,6 +90,8 @@ export interface FileRecord extends RtRecord {
   seriesUid?: string;
   transferSyntaxUid?: string;
   planUid?: string;
+  /** Set when the producer could not read the path (a dangling link, no permission): stages fail this item alone. */
+  error?: string;
 }
 
 /** True when `value` is an object with a string `type` field. */

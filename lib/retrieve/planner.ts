@@ -4,6 +4,7 @@
  * treatment records and RT images that reference the plan), retrieve only those, and compare
  * what was expected with what arrived. Never asks for a whole study.
  */
+import { PLAN_DEPENDENT_MODALITIES, PLAN_OBJECT_MODALITIES, PLAN_SOP_CLASSES } from "../dicom/rt.ts";
 import type { DataSet } from "../dicom/dataset.ts";
 import type { ArrivalStore, ArrivedObject } from "./arrivals.ts";
 import { identifier } from "./_identifier.ts";
@@ -106,9 +107,6 @@ interface CatalogSeries {
   count?: number;
 }
 
-const RT_MODALITIES = new Set(["RTPLAN", "RTSTRUCT", "RTDOSE", "RTRECORD", "RTIMAGE"]);
-const DEPENDENT_MODALITIES = new Set(["RTDOSE", "RTRECORD", "RTIMAGE"]);
-const PLAN_CLASSES = new Set(["1.2.840.10008.5.1.4.1.1.481.5", "1.2.840.10008.5.1.4.1.1.481.8"]);
 
 const REFERENCED_SOP_INSTANCE_UID = 0x00081155;
 const REFERENCED_RT_PLAN_SEQUENCE = 0x300c0002;
@@ -139,7 +137,7 @@ function referencedSeries(struct: DataSet): { studyUid?: string; seriesUid: stri
 }
 
 function kindOf(modality: string): Gap["kind"] {
-  return (["RTPLAN", "RTSTRUCT", "RTDOSE", "RTRECORD", "RTIMAGE"].includes(modality) ? modality : "IMAGE") as Gap["kind"];
+  return (PLAN_OBJECT_MODALITIES.has(modality) ? modality : "IMAGE") as Gap["kind"];
 }
 
 /** Runs the selective retrieval; the caller writes the kept objects out. */
@@ -184,13 +182,13 @@ export async function retrievePlans(transport: RetrieveTransport, arrivals: Arri
       const count = s.number(0x00201209);
       const entry: CatalogSeries = { studyUid, seriesUid, modality: s.string(0x00080060) ?? "", count };
       series.push(entry);
-      if (!RT_MODALITIES.has(entry.modality)) continue;
+      if (!PLAN_OBJECT_MODALITIES.has(entry.modality)) continue;
       const keys: Record<string, string | DataSet[]> = {
         QueryRetrieveLevel: "IMAGE", StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, SOPInstanceUID: "", SOPClassUID: "",
       };
       if (entry.modality === "RTPLAN") Object.assign(keys, { RTPlanLabel: "", ApprovalStatus: "" });
       let answers: DataSet[];
-      if (DEPENDENT_MODALITIES.has(entry.modality)) {
+      if (PLAN_DEPENDENT_MODALITIES.has(entry.modality)) {
         try {
           answers = await find({ ...keys, ReferencedRTPlanSequence: [] });
         } catch {
@@ -219,7 +217,7 @@ export async function retrievePlans(transport: RetrieveTransport, arrivals: Arri
     (labels.length === 0 || (label !== undefined && labels.includes(label))) &&
     (!selection.onlyApproved || approval === "APPROVED");
   const undecided = (p: CatalogInstance) => (labels.length > 0 && p.label === undefined) || (selection.onlyApproved && p.approval === undefined);
-  const planCandidates = instances.filter((i) => i.modality === "RTPLAN" || (i.sopClassUid && PLAN_CLASSES.has(i.sopClassUid)));
+  const planCandidates = instances.filter((i) => i.modality === "RTPLAN" || (i.sopClassUid && PLAN_SOP_CLASSES.has(i.sopClassUid)));
   const planGaps = new Map<string, Gap[]>();
   const selectedPlans: CatalogInstance[] = [];
   let inspectedAndDropped = 0;
@@ -304,7 +302,7 @@ export async function retrievePlans(transport: RetrieveTransport, arrivals: Arri
 
   // 4. Doses, treatment records and RT images referencing a selected plan: decided from the
   //    C-FIND answer when the peer returned ReferencedRTPlanSequence, else fetched and read.
-  for (const c of instances.filter((i) => DEPENDENT_MODALITIES.has(i.modality))) {
+  for (const c of instances.filter((i) => PLAN_DEPENDENT_MODALITIES.has(i.modality))) {
     if (owners.has(c.sopInstanceUid)) continue;
     if (c.refPlans && !c.refPlans.some((u) => selectedUids.has(u))) continue;
     const outcome = await retrieveInstance(c);

@@ -1,9 +1,9 @@
 import type { DataSet } from "../dicom/dataset.ts";
 import type { DicomFile } from "../dicom/reader.ts";
+import { objectKind, type RtObjectKind } from "../dicom/rt.ts";
 import { SOP_CLASS_NAMES } from "../dicom/uids.ts";
 
-/** What an object is in the RT reference tree. */
-export type RtObjectKind = "plan" | "structureSet" | "dose" | "record" | "rtImage" | "registration" | "image";
+export { objectKind, type RtObjectKind };
 
 /**
  * The few fields of one DICOM object that the reference tree needs: identity, and the references
@@ -51,24 +51,6 @@ export interface RtObjectSummary {
   date?: string;
   fraction?: number;
 }
-
-const SOP = {
-  rtImage: "1.2.840.10008.5.1.4.1.1.481.1",
-  rtDose: "1.2.840.10008.5.1.4.1.1.481.2",
-  rtStruct: "1.2.840.10008.5.1.4.1.1.481.3",
-  rtPlan: "1.2.840.10008.5.1.4.1.1.481.5",
-  rtIonPlan: "1.2.840.10008.5.1.4.1.1.481.8",
-};
-const RECORD_CLASSES: ReadonlySet<string> = new Set([
-  "1.2.840.10008.5.1.4.1.1.481.4", // RT Beams Treatment Record
-  "1.2.840.10008.5.1.4.1.1.481.6", // RT Brachy Treatment Record
-  "1.2.840.10008.5.1.4.1.1.481.7", // RT Treatment Summary Record
-  "1.2.840.10008.5.1.4.1.1.481.9", // RT Ion Beams Treatment Record
-]);
-const REGISTRATION_CLASSES: ReadonlySet<string> = new Set([
-  "1.2.840.10008.5.1.4.1.1.66.1", // Spatial Registration
-  "1.2.840.10008.5.1.4.1.1.66.3", // Deformable Spatial Registration
-]);
 
 // Tags used below, by keyword for the reader.
 const T = {
@@ -160,29 +142,6 @@ function textOf(ds: DataSet, tag: number): string | undefined {
     return text.replace(/[\0 ]+$/, "").replace(/^ +/, "") || undefined;
   }
   return ds.string(tag);
-}
-
-/** Decides what an object is from its SOP class (modality as a fallback). */
-export function objectKind(sopClassUid: string | undefined, modality: string | undefined): RtObjectKind {
-  switch (sopClassUid) {
-    case SOP.rtPlan: case SOP.rtIonPlan: return "plan";
-    case SOP.rtStruct: return "structureSet";
-    case SOP.rtDose: return "dose";
-    case SOP.rtImage: return "rtImage";
-  }
-  if (sopClassUid && RECORD_CLASSES.has(sopClassUid)) return "record";
-  if (sopClassUid && REGISTRATION_CLASSES.has(sopClassUid)) return "registration";
-  if (sopClassUid === undefined) {
-    switch (modality) {
-      case "RTPLAN": return "plan";
-      case "RTSTRUCT": return "structureSet";
-      case "RTDOSE": return "dose";
-      case "RTIMAGE": return "rtImage";
-      case "RTRECORD": return "record";
-      case "REG": return "registration";
-    }
-  }
-  return "image";
 }
 
 /**

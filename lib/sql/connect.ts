@@ -1,8 +1,9 @@
 import { existsSync } from "node:fs";
 import { Kysely, MssqlDialect, PostgresDialect } from "kysely";
 import { openSqlite } from "../db/sqlite.ts";
+import { DatabaseUrlError, parseDatabaseUrl, type SqlDialectName } from "./url.ts";
 
-export type SqlDialectName = "sqlite" | "postgres" | "mssql";
+export { DatabaseUrlError, parseDatabaseUrl, type SqlDialectName };
 
 /** An open database: SQLite (built in), PostgreSQL (pg) or SQL Server (tedious). */
 export interface SqlConnection<DB> {
@@ -11,40 +12,6 @@ export interface SqlConnection<DB> {
   /** The URL with any password removed, for messages. */
   display: string;
   close(): Promise<void>;
-}
-
-/** A database URL that cannot be used; callers turn it into a usage error. */
-export class DatabaseUrlError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "DatabaseUrlError";
-  }
-}
-
-/** Parses `sqlite:PATH`, `postgres://user:pass@host:port/db` or `mssql://user:pass@host:port/db`. */
-export function parseDatabaseUrl(url: string): { dialect: SqlDialectName; path?: string; url?: URL; display: string } {
-  if (url.startsWith("sqlite:")) {
-    const path = url.slice("sqlite:".length).replace(/^\/\/(?=\/)/, "");
-    if (!path) throw new DatabaseUrlError(`Invalid database URL "${url}": sqlite: needs a file path, e.g. sqlite:catalog.db`);
-    return { dialect: "sqlite", path, display: url };
-  }
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new DatabaseUrlError(`Invalid database URL "${url}": expected sqlite:PATH, postgres://… or mssql://…`);
-  }
-  const display = u.password ? url.replace(`:${u.password}@`, ":***@") : url;
-  if (u.protocol === "postgres:" || u.protocol === "postgresql:") {
-    if (!u.hostname && !u.searchParams.get("host")) throw new DatabaseUrlError(`Invalid database URL "${display}": no host`);
-    return { dialect: "postgres", url: u, display };
-  }
-  if (u.protocol === "mssql:" || u.protocol === "sqlserver:") {
-    if (!u.hostname) throw new DatabaseUrlError(`Invalid database URL "${display}": no host`);
-    if (!u.pathname || u.pathname === "/") throw new DatabaseUrlError(`Invalid database URL "${display}": no database name`);
-    return { dialect: "mssql", url: u, display };
-  }
-  throw new DatabaseUrlError(`Invalid database URL "${display}": unsupported scheme "${u.protocol}" (use sqlite:, postgres: or mssql:)`);
 }
 
 /** Opens a database from its URL. SQLite opens at once; PostgreSQL and SQL Server connect on first query. */

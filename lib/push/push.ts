@@ -7,13 +7,16 @@
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from "node:fs";
 import type { DataSet } from "../dicom/dataset.ts";
 import { type DicomFile, readDicomFile } from "../dicom/reader.ts";
+import { PLAN_SOP_CLASSES, RECORD_SOP_CLASSES } from "../dicom/rt.ts";
 import { RT_SOP_CLASSES } from "../dicom/uids.ts";
 import { isDicomFileRecord, type RtRecord } from "../records/types.ts";
-import { type Association, connect } from "./association.ts";
-import { formatStatus, statusCategory, statusText } from "./dimse.ts";
-import { DicomNetError } from "./errors.ts";
-import { connectOptions, peerLabel, type PeerSettings } from "./peer.ts";
-import { storageContexts, store, type StoreSource } from "./scu.ts";
+import { type Association, connect } from "../net/association.ts";
+import { formatStatus, statusCategory, statusText } from "../net/dimse.ts";
+import { DicomNetError } from "../net/errors.ts";
+import { connectOptions, peerLabel, type PeerSettings } from "../net/peer.ts";
+import { storageContexts, store, type StoreSource } from "../net/scu.ts";
+import type { LedgerEntry } from "../ledger/ledger.ts";
+import { type StageOptions, StageReport, untilAborted } from "../stage/stage.ts";
 
 /** The `push` field added to each file record. */
 export interface PushOutcome {
@@ -29,7 +32,8 @@ export interface PushOutcome {
   machines?: string[];
 }
 
-export interface PushOptions {
+/** Options of the push stage. */
+export interface PushOptions extends StageOptions {
   peer: PeerSettings;
   /** Associations in parallel (default 1). */
   parallel?: number;
@@ -39,9 +43,6 @@ export interface PushOptions {
   mapMachine?: Record<string, string>;
   /** MODEL → NAME: fills empty/missing TreatmentMachineName where ManufacturerModelName (or Modality) is MODEL ("*" = any). */
   defaultMachine?: Record<string, string>;
-  signal?: AbortSignal;
-  /** More acknowledged objects to skip (from a ledger), as `peer|sopInstanceUid` keys. */
-  alreadyStored?: Set<string>;
 }
 
 const TREATMENT_MACHINE_NAME = 0x300a00b2;
@@ -51,11 +52,6 @@ const TREATMENT_MACHINE_SEQUENCE = 0x300a0206;
 const MANUFACTURER_MODEL_NAME = 0x00081090;
 const MODALITY = 0x00080060;
 
-const PLAN_CLASSES = new Set<string>([RT_SOP_CLASSES.RTPlan, RT_SOP_CLASSES.RTIonPlan]);
-const RECORD_CLASSES = new Set<string>([
-  RT_SOP_CLASSES.RTBeamsTreatmentRecord, RT_SOP_CLASSES.RTBrachyTreatmentRecord,
-  RT_SOP_CLASSES.RTTreatmentSummaryRecord, RT_SOP_CLASSES.RTIonBeamsTreatmentRecord,
-]);
 const MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10";
 
 /**
@@ -65,9 +61,9 @@ const MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10";
  */
 export function pushRank(sopClassUid: string, hasPixelData: boolean): number {
   if (sopClassUid === RT_SOP_CLASSES.RTStructureSet) return 2;
-  if (PLAN_CLASSES.has(sopClassUid) || sopClassUid === "1.2.840.10008.5.1.4.1.1.481.10" || sopClassUid === "1.2.840.10008.5.1.4.1.1.481.11") return 3;
+  if (PLAN_SOP_CLASSES.has(sopClassUid) || sopClassUid === "1.2.840.10008.5.1.4.1.1.481.10" || sopClassUid === "1.2.840.10008.5.1.4.1.1.481.11") return 3;
   if (sopClassUid === RT_SOP_CLASSES.RTDose || sopClassUid === RT_SOP_CLASSES.RTImage) return 4;
-  if (RECORD_CLASSES.has(sopClassUid)) return 5;
+  if (RECORD_SOP_CLASSES.has(sopClassUid)) return 5;
   return hasPixelData ? 0 : 1;
 }
 
@@ -91,7 +87,7 @@ function setString(ds: DataSet, tag: number, vr: string, text: string): void {
  * `OLD=NEW` (empty when nothing changed).
  */
 export function rewriteMachines(ds: DataSet, sopClassUid: string, map: Record<string, string>, defaults: Record<string, string>): string[] {
-  if (!PLAN_CLASSES.has(sopClassUid) && !RECORD_CLASSES.has(sopClassUid)) return [];
+  if (!PLAN_SOP_CLASSES.has(sopClassUid) && !RECORD_SOP_CLASSES.has(sopClassUid)) return [];
   const changes: string[] = [];
   const topModel = ds.string(MANUFACTURER_MODEL_NAME);
   const modality = ds.string(MODALITY);
@@ -302,10 +298,67 @@ class Results {
  * the input (to order it), reads each file's header, then stores over `parallel` associations.
  * Yields every record; file records carry `push`. Never throws for a per-object problem.
  */
+/**
+ * The push stage: sends every DICOM `file` record's object to the peer (see the module's summary)
+ * and yields it with `push: {status, peer, …}`; other records pass through. What the ledger (or
+ * the status file) lists as stored at this peer is skipped; outcomes go to the ledger and the
+ * event sink.
+ *
+ * @example
+ * ```ts
+ * const peer = { host: "127.0.0.1", port: 4242, callingAet: "RTEXPORT", calledAet: "ORTHANC" };
+ * for await (const r of pushRecords(pathRecords(["export/"]), { peer, parallel: 4 })) console.log(r.push);
+ * ```
+ */
 export async function* pushRecords(input: AsyncIterable<RtRecord> | Iterable<RtRecord>, opts: PushOptions): AsyncGenerator<RtRecord> {
+  const report = new StageReport("push", opts);
+  const ledger = opts.ledger;
+  try {
+    const alreadyStored = ledger ? await ledger.keys("push", "done") : undefined;
+    for await (const r of pushObjects(untilAborted(input, opts.signal), opts, alreadyStored)) {
+      const p = r.push as PushOutcome | undefined;
+      if (r.type === "file" && p) {
+        const item = `"${r.path}"`;
+        const fields = {
+          bytes: p.status === "stored" && typeof r.bytes === "number" ? r.bytes : undefined,
+          patientId: typeof r.patientId === "string" ? r.patientId : undefined,
+        };
+        const already = p.status === "skipped" && p.error?.startsWith("already stored");
+        if (p.status === "stored") {
+          report.done(item, fields);
+          if (p.error) report.message("warn", `${item} stored with a warning: ${p.dimseStatus} ${p.error}`, String(r.path));
+        } else if (p.status === "skipped") {
+          report.skipped(item, already ? "already-done" : p.error?.includes("not a DICOM file") ? "not-dicom" : "other", p.error ?? "skipped", fields);
+        } else {
+          const status = p.dimseStatus ? ` (status ${p.dimseStatus})` : "";
+          report.failed(item, `Cannot store ${item} at ${p.peer}${status}: ${p.error}`, fields);
+        }
+        if (ledger && typeof r.sopInstanceUid === "string" && !already) {
+          const entry: LedgerEntry = {
+            kind: "push",
+            key: `${p.peer}|${r.sopInstanceUid}`,
+            status: p.status === "stored" ? "done" : p.status,
+            source: String(r.path),
+            dest: p.peer,
+          };
+          if (typeof r.patientId === "string") entry.patientId = r.patientId;
+          if (typeof r.bytes === "number") entry.bytes = r.bytes;
+          if (p.error) entry.error = p.dimseStatus ? `${p.dimseStatus} ${p.error}` : p.error;
+          await ledger.queue(entry);
+        }
+      }
+      yield r;
+    }
+  } finally {
+    report.finish();
+  }
+}
+
+/** The push engine under the stage: sends and yields each file record with its outcome. */
+async function* pushObjects(input: AsyncIterable<RtRecord>, opts: PushOptions, alreadyStored: Set<string> | undefined): AsyncGenerator<RtRecord> {
   const peer = peerLabel(opts.peer);
   const done = opts.statusFile ? readStatusFile(opts.statusFile) : new Set<string>();
-  for (const k of opts.alreadyStored ?? []) done.add(k);
+  for (const k of alreadyStored ?? []) done.add(k);
   // Opened first, so a wrong path fails before any file is read.
   const status = opts.statusFile ? new StatusFile(opts.statusFile) : undefined;
   const mapMachine = opts.mapMachine ?? {};
@@ -325,6 +378,10 @@ export async function* pushRecords(input: AsyncIterable<RtRecord> | Iterable<RtR
       continue;
     }
     const path = record.path;
+    if (typeof record.error === "string") {
+      yield withPush(record, { status: "failed", peer, error: record.error });
+      continue;
+    }
     let file: DicomFile;
     try {
       file = readDicomFile(path);
@@ -385,7 +442,7 @@ export async function* pushRecords(input: AsyncIterable<RtRecord> | Iterable<RtR
   };
 
   const prepare = (it: Item): { source: StoreSource; machines?: string[] } => {
-    if (!rewriting || (!PLAN_CLASSES.has(it.source.sopClassUid) && !RECORD_CLASSES.has(it.source.sopClassUid))) return { source: it.source };
+    if (!rewriting || (!PLAN_SOP_CLASSES.has(it.source.sopClassUid) && !RECORD_SOP_CLASSES.has(it.source.sopClassUid))) return { source: it.source };
     const full = readDicomFile(it.source.path!, { full: true });
     const machines = rewriteMachines(full.dataset, it.source.sopClassUid, mapMachine, defaultMachine);
     if (machines.length === 0) return { source: it.source };

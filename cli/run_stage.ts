@@ -1,0 +1,140 @@
+/**
+ * `runStage`: how the command line runs a library stage. It opens and closes the ledger, passes
+ * the command's AbortSignal, turns the stage's events into the progress line, stderr messages,
+ * the summary and the exit code, and writes the stage's records to stdout. The stage itself does
+ * everything else, exactly as it does for a library user or the web UI.
+ */
+import type { Ledger } from "../lib/ledger/ledger.ts";
+import type { RtRecord } from "../lib/records/types.ts";
+import type { Stage, StageCounts, StageEvent, StageOptions } from "../lib/stage/stage.ts";
+import type { CommandContext } from "./command.ts";
+import { errorMessage, ExitCode, FatalError } from "./errors.ts";
+import { Progress } from "./progress.ts";
+
+/** Skip reasons that are expected in a normal run: counted, and named only with `-v`. */
+const QUIET_SKIPS = new Set(["already-done", "identical", "not-dicom", "filtered"]);
+
+const SKIP_WORDS: Record<string, string> = {
+  "already-done": "already done",
+  identical: "identical",
+  "not-dicom": "not DICOM",
+  filtered: "filtered out",
+  unapproved: "unapproved",
+  other: "other",
+};
+
+/** What `runStage` needs beside the command context. */
+export interface RunStageSpec<O extends StageOptions> {
+  /** The stage's input records. */
+  input: AsyncIterable<RtRecord>;
+  stage: Stage<O>;
+  /** The stage's own options; `ledger`, `signal` and `onEvent` are added here. */
+  options: Omit<O, keyof StageOptions>;
+  /** Ledger URL to open for the run (and close after it), when there is one. */
+  ledger?: string;
+  /** Verb for failure lines: `Cannot <verb> <item>: <reason>` (copy, export, store, anonymize…). */
+  verb: string;
+  /** Noun for the progress line and summary (files, objects, plans). */
+  noun?: string;
+  /** Called for every record before it is written (e.g. to log a retrieve's gap report). */
+  onRecord?: (record: RtRecord, ledger: Ledger | undefined) => void | Promise<void>;
+  /** The exit code from the counts, when the default (3 on any failure) is not enough. */
+  exitCode?: (counts: StageCounts) => number | undefined;
+}
+
+/** The summary line: `12 files done, 3 skipped (2 already done, 1 not DICOM), 1 failed`. */
+export function summaryLine(counts: StageCounts, noun: string): string {
+  const parts = [`${counts.done} ${noun} done`];
+  if (counts.skipped) {
+    const why = Object.entries(counts.skippedBy).filter(([, n]) => n).map(([k, n]) => `${n} ${SKIP_WORDS[k] ?? k}`);
+    parts.push(`${counts.skipped} skipped${why.length ? ` (${why.join(", ")})` : ""}`);
+  }
+  parts.push(`${counts.failed} failed`);
+  return parts.join(", ");
+}
+
+/**
+ * Runs `spec.stage` over `spec.input` for the command in `ctx`; resolves to the exit code
+ * (0 done, 3 some items failed, 130 interrupted). Errors that stop the whole stage become
+ * FatalError (exit 1) with one line.
+ */
+export async function runStage<O extends StageOptions>(ctx: CommandContext, spec: RunStageSpec<O>): Promise<number> {
+  const noun = spec.noun ?? "files";
+  let ledger: Ledger | undefined;
+  if (spec.ledger) {
+    try {
+      // Loaded only when a run has a ledger: kysely and the SQL layer are a third of a small command's start-up.
+      const { Ledger } = await import("../lib/ledger/ledger.ts");
+      ledger = await Ledger.open(spec.ledger, ctx.name);
+    } catch (e) {
+      throw new FatalError(errorMessage(e));
+    }
+  }
+  const progress = new Progress(ctx.io.stderr as { write(s: string): unknown; isTTY?: boolean }, { noun });
+  const stdoutIsTerminal = (ctx.io.stdout as { isTTY?: boolean }).isTTY === true;
+  const log = ctx.log;
+  let counts: StageCounts | undefined;
+  const onEvent = (e: StageEvent) => {
+    progress.onEvent(e);
+    switch (e.type) {
+      case "done":
+        ctx.reporter.done();
+        break;
+      case "skipped":
+        ctx.reporter.skipped();
+        progress.clearLine();
+        if (QUIET_SKIPS.has(e.why)) log.debug(`Skipped ${e.item}: ${e.reason}`, { item: e.item, why: e.why });
+        else log.warn(`Skipped ${e.item}: ${e.reason}`, { item: e.item, why: e.why });
+        break;
+      case "failed":
+        progress.clearLine();
+        ctx.reporter.failed(e.reason.startsWith("Cannot ") ? e.reason : `Cannot ${spec.verb} ${e.item}: ${e.reason}`, { item: e.item });
+        break;
+      case "message":
+        progress.clearLine();
+        log[e.level](e.text, e.item === undefined ? undefined : { item: e.item });
+        break;
+      case "finished":
+        counts = e.counts;
+        break;
+    }
+  };
+  const controller = new AbortController();
+  const signal = AbortSignal.any([ctx.signal, controller.signal]);
+  const options = { ...spec.options, ledger, signal, onEvent } as unknown as O;
+  let outcome: "ok" | "partial" | "failed" = "failed";
+  try {
+    for await (const record of spec.stage(spec.input, options)) {
+      await spec.onRecord?.(record, ledger);
+      if (stdoutIsTerminal) progress.clearLine();
+      await ctx.out.write(record);
+      if (ctx.out.closed) {
+        // The reader went away (`… | head`): stop the stage at its next item.
+        controller.abort(new Error("stdout closed"));
+        break;
+      }
+    }
+    outcome = (counts?.failed ?? ctx.reporter.failures) > 0 ? "partial" : "ok";
+  } catch (e) {
+    progress.clearLine();
+    throw e instanceof FatalError ? e : new FatalError(errorMessage(e));
+  } finally {
+    if (ledger) {
+      await ledger.finish(outcome).catch(() => {});
+      await ledger.close().catch((e) => log.error(errorMessage(e)));
+    }
+  }
+  const final = counts ?? { done: 0, skipped: 0, failed: ctx.reporter.failures, bytes: 0, patients: 0, skippedBy: {} };
+  const figures = progress.summary();
+  if (ctx.signal.aborted) {
+    const left = progress.total.items !== undefined ? `, ${Math.max(0, progress.total.items - final.done - final.skipped - final.failed)} left` : "";
+    log.error(`interrupted: ${final.done} done${left}; rerun to resume`);
+    return ExitCode.INTERRUPTED;
+  }
+  const line = `${summaryLine(final, noun)} (${figures})`;
+  if (final.failed > 0) log.error(line, { summary: true, ...final });
+  else log.info(line, { summary: true, ...final });
+  const custom = spec.exitCode?.(final);
+  if (custom !== undefined) return custom;
+  return final.failed > 0 ? ExitCode.PARTIAL : ExitCode.OK;
+}
