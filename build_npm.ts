@@ -213,7 +213,8 @@ async function buildInto(stage: string, out: string, root: RootPackage): Promise
       ".": { types: "./mod.d.ts", default: "./mod.js" },
       "./package.json": "./package.json",
     },
-    engines: root.engines ?? { node: ">=22" },
+    // Bundled JavaScript needs node:sqlite (Node 22), not the TypeScript stripping a checkout needs.
+    engines: { node: ">=22" },
     dependencies: root.dependencies ?? {},
   };
   writeFileSync(join(stage, "package.json"), JSON.stringify(pkg, null, 2) + "\n");

@@ -9,7 +9,15 @@
  * its first line runs.) The npm package and the binary run bundled JavaScript instead.
  */
 import module from "node:module";
+import process from "node:process";
 
+// Node runs TypeScript (type stripping) by default from 22.18 and 23.6; older versions would fail
+// with a stack trace about the ".ts" extension, so say what is needed instead.
+const [major, minor] = process.versions.node.split(".").map(Number);
+if (!("Deno" in globalThis) && (major < 22 || (major === 22 && minor < 18) || (major === 23 && minor < 6))) {
+  process.stderr.write(`rtexport needs Node >= 22.18 or Deno 2; found Node ${process.versions.node}\n`);
+  process.exit(1);
+}
 module.enableCompileCache?.();
 const { start } = await import("./cli.ts");
 start();

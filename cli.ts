@@ -8,6 +8,7 @@
 import module from "node:module";
 import process from "node:process";
 import { errorMessage, ExitCode } from "./cli/errors.ts";
+import { didYouMean } from "./cli/suggest.ts";
 import { exitAfterFlush, ignoreBrokenPipe, invocationNames, isMainModule } from "./lib/runtime/mod.ts";
 import packageJson from "./package.json" with { type: "json" };
 
@@ -109,7 +110,7 @@ function isModuleNotFound(error: unknown, name: string): boolean {
 export async function runCommand(name: string, argv: string[], programName = `rtexport ${name}`): Promise<number> {
   const entry = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!entry) {
-    process.stderr.write(`rtexport: unknown command "${name}"\nRun 'rtexport --help' for the list of commands.\n`);
+    process.stderr.write(`rtexport: unknown command "${name}"${didYouMean(name, Object.keys(COMMANDS))}\nRun 'rtexport --help' for the list of commands.\n`);
     return ExitCode.USAGE;
   }
   let module: CommandModule;
@@ -155,6 +156,11 @@ export async function main(argv: string[]): Promise<number> {
 /** Runs this process's command line and exits with its status: what every entry script calls. */
 export function start(argv: string[] = process.argv.slice(2)): void {
   ignoreBrokenPipe();
+  // The bundled npm package and the binary are JavaScript; they still need node:sqlite (Node 22).
+  if (!("Deno" in globalThis) && Number(process.versions.node.split(".")[0]) < 22) {
+    process.stderr.write(`rtexport needs Node >= 22 or Deno 2; found Node ${process.versions.node}\n`);
+    process.exit(ExitCode.FATAL);
+  }
   main(argv).then(exitAfterFlush, (error) => {
     process.stderr.write(`rtexport: ${errorMessage(error)}\n`);
     return exitAfterFlush(ExitCode.FATAL);

@@ -7,13 +7,15 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import process from "node:process";
-import { readRecords } from "../lib/records/ndjson.ts";
+import { readNulPaths, readRecords } from "../lib/records/ndjson.ts";
 import { type WritableLike, RecordWriter } from "../lib/records/ndjson.ts";
 import type { RtRecord } from "../lib/records/types.ts";
 import { exitAfterFlush, ignoreBrokenPipe, isMainModule, type ModuleMeta } from "../lib/runtime/mod.ts";
 import { envVarName, loadConfig, parseBooleanEnv, type RtexportConfig } from "./config.ts";
 import { errorMessage, ExitCode, UsageError } from "./errors.ts";
 import { type LogFormat, Logger, Reporter } from "./log.ts";
+import { COMMAND_NAMES, OPTION_NAMES } from "./option_names.ts";
+import { didYouMean } from "./suggest.ts";
 import { addPeerOptions, PEER_DEFAULTS, type PeerOptions, resolvePeer } from "./peer.ts";
 
 /** How a command renders records for a human when stdout is a terminal (and `--json` is not given). */
@@ -103,13 +105,13 @@ export interface CommandSpec {
   run(ctx: CommandContext): Promise<number | void> | number | void;
 }
 
-/** A command's entry point: argv without the command name → exit code. Never throws. */
-export type CommandMain = (argv: string[], io?: Partial<CommandIO>) => Promise<number>;
+/** A command's entry point: argv without the command name → exit code. Never throws. `spec` is its definition. */
+export type CommandMain = ((argv: string[], io?: Partial<CommandIO>) => Promise<number>) & { readonly spec: CommandSpec };
 
 const COMMON = "Common options:";
 
 /** How long a command may take to stop after SIGINT/SIGTERM before the process is ended. */
-const SIGNAL_GRACE_MS = 5000;
+const SIGNAL_GRACE_MS = 1000;
 
 function defaultIO(): CommandIO {
   return {
@@ -155,6 +157,7 @@ export function buildCommand(spec: CommandSpec, io: CommandIO): Command {
     new Option("-q, --quiet", "only report errors"),
     new Option("-v, --verbose", "also report details"),
     new Option("--config <file>", "config file (default: ./rtexport.json)"),
+    new Option("-0, --null", "stdin holds NUL-separated paths (find -print0) instead of records"),
   ];
   for (const option of common) cmd.addOption(option.helpGroup(COMMON));
   cmd.addHelpOption(new Option("-h, --help", "show this help").helpGroup(COMMON));
@@ -172,6 +175,23 @@ export function buildCommand(spec: CommandSpec, io: CommandIO): Command {
 }
 
 /**
+ * Warnings for keys of the config's `defaults` that no command has (a typo such as "parralel"
+ * would otherwise be ignored in silence), and for `commands` sections no command reads.
+ */
+function unknownDefaults(cmd: Command, config: RtexportConfig): string[] {
+  const own = cmd.options.map((o) => o.attributeName());
+  const every = new Set([...OPTION_NAMES, ...own]);
+  const warnings: string[] = [];
+  for (const key of Object.keys(config.defaults)) {
+    if (!every.has(key)) warnings.push(`Unknown option "${key}" in "defaults" of config file "${config.path}" is ignored${didYouMean(key, every)}`);
+  }
+  for (const name of Object.keys(config.commands)) {
+    if (!COMMAND_NAMES.includes(name) && name !== cmd.name()) warnings.push(`Unknown command "${name}" in "commands" of config file "${config.path}" is ignored${didYouMean(name, COMMAND_NAMES)}`);
+  }
+  return warnings;
+}
+
+/**
  * Apply `RTEXPORT_*` environment variables and config values to options not given as flags.
  * Both are named after the option's attribute (`--no-color` and `--color` → `RTEXPORT_COLOR`,
  * `"color": false`), so their value is the attribute's value, never negated.
@@ -181,7 +201,7 @@ function layerOptions(cmd: Command, env: CommandIO["env"], config: RtexportConfi
   const known = new Set(cmd.options.map((o) => o.attributeName()));
   for (const key of Object.keys(section)) {
     if (!known.has(key)) {
-      throw new UsageError(`Unknown option "${key}" for ${name} in config file "${config.path}"`);
+      throw new UsageError(`Unknown option "${key}" for ${name} in config file "${config.path}"${didYouMean(key, known)}`);
     }
   }
   const fromConfig = { ...config.defaults, ...section };
@@ -290,7 +310,10 @@ function debugEnabled(env: CommandIO["env"]): boolean {
 function reportError(error: unknown, name: string, io: CommandIO, format: LogFormat): number {
   const program = io.programName ?? name;
   const usage = error instanceof UsageError || error instanceof CommanderError;
-  const message = errorMessage(error).replace(/^error: /, "");
+  let message = errorMessage(error).replace(/^error: /, "");
+  // commander puts its "(Did you mean --parallel?)" on a second line: keep it, on the same line.
+  const suggestion = error instanceof CommanderError ? /\n\(Did you mean (.+)\?\)/.exec(error.message) : null;
+  if (suggestion) message += ` (did you mean ${suggestion[1]}?)`;
   const code = usage ? ExitCode.USAGE : ExitCode.FATAL;
   if (format === "json") {
     io.stderr.write(JSON.stringify({ time: new Date().toISOString(), level: "error", command: name, message, exitCode: code }) + "\n");
@@ -320,7 +343,7 @@ function reportError(error: unknown, name: string, io: CommandIO, format: LogFor
  * ```
  */
 export function defineCommand(spec: CommandSpec): CommandMain {
-  return async (argv: string[], ioOverrides: Partial<CommandIO> = {}): Promise<number> => {
+  const main = async (argv: string[], ioOverrides: Partial<CommandIO> = {}): Promise<number> => {
     const io: CommandIO = { ...defaultIO(), ...ioOverrides };
     let format: LogFormat = io.env.RTEXPORT_LOG_FORMAT === "json" ? "json" : "text";
     let cmd: Command;
@@ -333,11 +356,16 @@ export function defineCommand(spec: CommandSpec): CommandMain {
     let forceExit: ReturnType<typeof setTimeout> | undefined;
     // First SIGINT/SIGTERM aborts ctx.signal so the command can stop cleanly; a command that does
     // not stop within the grace period, or a second signal, ends the process (128 + signal number).
-    const onSignal = (signal: string) => {
-      const code = signal === "SIGTERM" ? 143 : 130;
+    // Ctrl-C and SIGTERM: the command stops at its next item boundary and says what finished
+    // (exit 130); one that has not stopped within a second, or a second signal, ends at once.
+    const onSignal = () => {
+      const code = ExitCode.INTERRUPTED;
       if (controller.signal.aborted) process.exit(code);
       controller.abort(new Error("Interrupted"));
-      forceExit = setTimeout(() => process.exit(code), SIGNAL_GRACE_MS);
+      forceExit = setTimeout(() => {
+        io.stderr.write(`${spec.name}: interrupted; what finished is recorded, rerun to resume\n`);
+        process.exit(code);
+      }, SIGNAL_GRACE_MS);
       (forceExit as { unref?: () => void }).unref?.();
     };
     const listening = ioOverrides.stdin === undefined;
@@ -367,6 +395,8 @@ export function defineCommand(spec: CommandSpec): CommandMain {
         verbose: options.verbose === true,
         sink: io.stderr,
       });
+      for (const warning of config.warnings) log.warn(warning);
+      for (const warning of unknownDefaults(cmd, config)) log.warn(warning);
       const reporter = new Reporter(log);
       const args = cmd.args.slice();
       const json = options.json === true || io.stdout.isTTY !== true;
@@ -391,7 +421,7 @@ export function defineCommand(spec: CommandSpec): CommandMain {
           if (!hasStdinRecords) return undefined;
           if (stdinUsed) throw new Error("stdin records can be read only once");
           stdinUsed = true;
-          return readRecords(io.stdin, { input: "stdin" });
+          return stdinInput(io, options.null === true, log);
         },
         out: output,
         log,
@@ -414,6 +444,23 @@ export function defineCommand(spec: CommandSpec): CommandMain {
       }
     }
   };
+  return Object.assign(main, { spec });
+}
+
+/**
+ * The records a command reads on stdin: NDJSON records, where a line that is not JSON is taken as
+ * a path (`find … | rtexport search …`), or NUL-separated paths with `-0` (`find … -print0`).
+ * When the input holds nothing at all, a warning says so: the command before this one in a
+ * pipeline most likely failed (`set -o pipefail` makes the shell say which).
+ */
+async function* stdinInput(io: CommandIO, nul: boolean, log: Logger): AsyncGenerator<RtRecord> {
+  let n = 0;
+  const records = nul ? readNulPaths(io.stdin) : readRecords(io.stdin, { input: "stdin", pathLines: true });
+  for await (const record of records) {
+    n++;
+    yield record;
+  }
+  if (n === 0) log.warn("No input on stdin: if a command before this one in a pipeline failed, nothing was passed on (use set -o pipefail)");
 }
 
 /**

@@ -17,6 +17,7 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { UsageError } from "./errors.ts";
+import { didYouMean } from "./suggest.ts";
 
 /** A named DICOM peer in `rtexport.json`. */
 export interface PeerConfig {
@@ -44,7 +45,19 @@ export interface RtexportConfig {
   defaults: Record<string, unknown>;
   /** Per-command defaults: `commands["push"].peer = "pacs"`. */
   commands: Record<string, Record<string, unknown>>;
+  /** Keys nobody reads (typos), as warnings to show once a logger exists. */
+  warnings: string[];
+  /** The parsed file as it was, unknown keys included (the web UI writes it back without losing them). */
+  raw: Record<string, unknown>;
 }
+
+/** The sections of rtexport.json that commands read. */
+export const CONFIG_SECTIONS = ["peers", "defaults", "commands"] as const;
+
+/** The fields of a named peer. */
+export const PEER_CONFIG_FIELDS = [
+  "host", "port", "calledAet", "callingAet", "tls", "cert", "key", "ca", "connectTimeout", "assocTimeout", "dimseTimeout", "maxPdu",
+] as const;
 
 /** The default config file name, looked up in the working directory. */
 export const CONFIG_FILE = "rtexport.json";
@@ -86,7 +99,7 @@ export function loadConfig(options: { path?: string; cwd?: string } = {}): Rtexp
     text = readFileSync(path, "utf8");
   } catch (error) {
     const code = (error as { code?: string }).code;
-    if (!explicit && (code === "ENOENT" || code === "ENOTDIR")) return { peers: {}, defaults: {}, commands: {} };
+    if (!explicit && (code === "ENOENT" || code === "ENOTDIR")) return { peers: {}, defaults: {}, commands: {}, warnings: [], raw: {} };
     throw new UsageError(`Cannot read config file "${path}": ${code ?? (error as Error).message}`);
   }
   let data: unknown;
@@ -96,12 +109,23 @@ export function loadConfig(options: { path?: string; cwd?: string } = {}): Rtexp
     throw new UsageError(`Cannot parse config file "${path}": ${(error as Error).message}`);
   }
   if (!isObject(data)) throw new UsageError(`Cannot use config file "${path}": expected a JSON object`);
+  const warnings: string[] = [];
+  for (const key of Object.keys(data)) {
+    if (!(CONFIG_SECTIONS as readonly string[]).includes(key)) {
+      warnings.push(`Unknown key "${key}" in config file "${path}" is ignored${didYouMean(key, CONFIG_SECTIONS)}`);
+    }
+  }
   const peers: Record<string, PeerConfig> = {};
   if (data.peers !== undefined) {
     if (!isObject(data.peers)) throw new UsageError(`Cannot use config file "${path}": "peers" must be an object`);
     for (const [name, peer] of Object.entries(data.peers)) {
       if (!isObject(peer)) throw new UsageError(`Cannot use config file "${path}": peer "${name}" must be an object`);
       peers[name] = normalizeKeys(peer) as PeerConfig;
+      for (const field of Object.keys(peers[name])) {
+        if (!(PEER_CONFIG_FIELDS as readonly string[]).includes(field)) {
+          warnings.push(`Unknown field "${field}" of peer "${name}" in config file "${path}" is ignored${didYouMean(field, PEER_CONFIG_FIELDS)}`);
+        }
+      }
     }
   }
   let defaults: Record<string, unknown> = {};
@@ -123,7 +147,7 @@ export function loadConfig(options: { path?: string; cwd?: string } = {}): Rtexp
       commands[name] = normalizeKeys(section);
     }
   }
-  return { path, peers, defaults, commands };
+  return { path, peers, defaults, commands, warnings, raw: data };
 }
 
 /** Parse a boolean from an environment variable: 1/true/yes/on and 0/false/no/off/"" (case-insensitive). */

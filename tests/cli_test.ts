@@ -100,6 +100,35 @@ describe("rtexport", { concurrency: true }, () => {
     assert.match(r.stderr, /^rtexport: unknown command "frobnicate"\n/);
   });
 
+  test("a mistyped command or option: exit 2 with what was probably meant", async () => {
+    const command = await runScript(cli, ["shwo", "x"]);
+    assert.equal(command.status, 2);
+    assert.match(command.stderr, /^rtexport: unknown command "shwo" \(did you mean "show"\?\)\n/);
+    const option = await runScript(cli, ["copy-files", "--parralel", "3", "--to", "x"]);
+    assert.equal(option.status, 2);
+    assert.match(option.stderr, /^copy-files: unknown option '--parralel' \(did you mean --parallel\?\)\n/);
+  });
+
+  test("cli/option_names.ts lists every command and option (node scripts/gen_option_names.ts)", async () => {
+    const { optionNamesSource } = await import("../scripts/gen_option_names.ts");
+    assert.equal(readFileSync(join(root, "cli", "option_names.ts"), "utf8"), await optionNamesSource());
+  });
+
+  test("an old Node gets one line naming the version needed, not a stack trace", () => {
+    // The machine's own Node (Debian's, 20 here) next to the project's Node 24.
+    const system = spawnSync("node", ["--version"], { encoding: "utf8" });
+    const [major, minor] = (system.stdout ?? "v0.0").slice(1).split(".").map(Number);
+    const r = spawnSync("node", [cliNode, "--version"], { encoding: "utf8" });
+    if (major < 22 || (major === 22 && minor < 18)) {
+      assert.equal(r.status, 1);
+      assert.equal(r.stderr, `rtexport needs Node >= 22.18 or Deno 2; found Node ${system.stdout.trim().slice(1)}\n`);
+      assert.equal(r.stdout, "");
+    } else {
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout, `rtexport ${version}\n`);
+    }
+  });
+
   test("unknown top-level option: exit 2 naming it", async () => {
     const r = await runScript(cli, ["--frob"]);
     assert.equal(r.status, 2);
@@ -264,7 +293,7 @@ runMain(import.meta, main);
     writeFileSync(join(dir, "other", "typo.json"), JSON.stringify({ commands: { probe: { limt: 5 } } }));
     const r = await probeRun(["--config", join(dir, "other", "typo.json")]);
     assert.equal(r.status, 2);
-    assert.match(r.stderr, /^probe: Unknown option "limt" for probe in config file ".*typo\.json"\n/);
+    assert.match(r.stderr, /^probe: Unknown option "limt" for probe in config file ".*typo\.json" \(did you mean "limit"\?\)\n/);
   });
 
   test("--config names another file", async () => {
@@ -365,6 +394,39 @@ runMain(import.meta, main);
     const withArgs = record(await runScript(probe, ["x.dcm"], { cwd: dir, input: '{"type":"file","path":"a.dcm"}\n' }));
     assert.deepEqual(withArgs.stdin, []);
     assert.deepEqual(withArgs.args, ["x.dcm"]);
+  });
+
+  test("stdin: a line that is not JSON is a path; -0 reads NUL-separated paths", async () => {
+    const lines = record(await runScript(probe, [], { cwd: dir, input: "a.dcm\r\n{\"type\":\"plan\",\"patientId\":\"1\"}\n/x y/b.dcm\n" }));
+    assert.deepEqual(lines.stdin, [{ type: "file", path: "a.dcm" }, { type: "plan", patientId: "1" }, { type: "file", path: "/x y/b.dcm" }]);
+    const nul = record(await runScript(probe, ["-0"], { cwd: dir, input: "a.dcm\0with\nnewline.dcm\0" }));
+    assert.deepEqual(nul.stdin, [{ type: "file", path: "a.dcm" }, { type: "file", path: "with\nnewline.dcm" }]);
+  });
+
+  test("empty stdin: a warning that the command before it may have failed", async () => {
+    const r = await runScript(probe, [], { cwd: dir, input: "" });
+    assert.equal(r.status, 0);
+    assert.match(r.stderr, /^probe: warning: No input on stdin: if a command before this one in a pipeline failed, nothing was passed on \(use set -o pipefail\)\n$/);
+  });
+
+  test("typos in rtexport.json are warned about with what was probably meant", async () => {
+    const cwd = join(dir, "typos");
+    mkdirSync(cwd);
+    writeFileSync(join(cwd, "rtexport.json"), JSON.stringify({
+      peer: {},
+      peers: { pacs: { host: "h", calledAE: "X" } },
+      defaults: { parralel: 3, limit: 5 },
+      commands: { shwo: {} },
+    }));
+    const r = await runScript(probe, [], { cwd, input: '{"type":"x"}\n' });
+    assert.equal(record(r).limit, 5);
+    const file = join(cwd, "rtexport.json");
+    assert.deepEqual(r.stderr.split("\n").filter(Boolean), [
+      `probe: warning: Unknown key "peer" in config file "${file}" is ignored (did you mean "peers"?)`,
+      `probe: warning: Unknown field "calledAE" of peer "pacs" in config file "${file}" is ignored (did you mean "calledAet"?)`,
+      `probe: warning: Unknown option "parralel" in "defaults" of config file "${file}" is ignored (did you mean "parallel"?)`,
+      `probe: warning: Unknown command "shwo" in "commands" of config file "${file}" is ignored (did you mean "show"?)`,
+    ]);
   });
 
   test("bad stdin record: exit 1 naming the line", async () => {

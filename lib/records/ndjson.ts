@@ -31,6 +31,11 @@ export class RecordParseError extends Error {
 export interface ReadRecordsOptions {
   /** Name of the input used in error messages (default `stdin`). */
   input?: string;
+  /**
+   * Take a line that does not start with `{` as a path, `{"type":"file","path":…}`, so that a list
+   * of paths (`find … | rtexport search`) works where records are expected (default false).
+   */
+  pathLines?: boolean;
 }
 
 /**
@@ -55,7 +60,7 @@ export async function* readRecords(source: RecordSource, options: ReadRecordsOpt
     let newline: number;
     while ((newline = pending.indexOf("\n", start)) !== -1) {
       lineNumber++;
-      const record = parseLine(pending.slice(start, newline), lineNumber, input);
+      const record = parseLine(pending.slice(start, newline), lineNumber, input, options.pathLines === true);
       start = newline + 1;
       if (record !== undefined) yield record;
     }
@@ -64,15 +69,16 @@ export async function* readRecords(source: RecordSource, options: ReadRecordsOpt
   pending += decoder.decode();
   if (pending.length > 0) {
     lineNumber++;
-    const record = parseLine(pending, lineNumber, input);
+    const record = parseLine(pending, lineNumber, input, options.pathLines === true);
     if (record !== undefined) yield record;
   }
 }
 
-function parseLine(line: string, lineNumber: number, input: string): RtRecord | undefined {
+function parseLine(line: string, lineNumber: number, input: string, pathLines: boolean): RtRecord | undefined {
   if (lineNumber === 1 && line.charCodeAt(0) === 0xfeff) line = line.slice(1);
   if (line.endsWith("\r")) line = line.slice(0, -1);
   if (line.trim() === "") return undefined;
+  if (pathLines && !line.trimStart().startsWith("{")) return { type: "file", path: line };
   let value: unknown;
   try {
     value = JSON.parse(line);
@@ -83,6 +89,27 @@ function parseLine(line: string, lineNumber: number, input: string): RtRecord | 
     throw new RecordParseError(input, lineNumber, 'expected a JSON object with a string "type" field');
   }
   return value;
+}
+
+/**
+ * Read NUL-separated paths (`find … -print0`) as `file` records; empty names are skipped.
+ *
+ * @example
+ * ```ts
+ * for await (const r of readNulPaths(process.stdin)) console.error(r.path);
+ * ```
+ */
+export async function* readNulPaths(source: RecordSource): AsyncGenerator<RtRecord> {
+  const decoder = new TextDecoder("utf-8");
+  let pending = "";
+  for await (const chunk of source as AsyncIterable<Uint8Array | string>) {
+    pending += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
+    const parts = pending.split("\0");
+    pending = parts.pop()!;
+    for (const path of parts) if (path !== "") yield { type: "file", path };
+  }
+  pending += decoder.decode();
+  if (pending !== "") yield { type: "file", path: pending };
 }
 
 /** The part of a Node writable stream (e.g. `process.stdout`) the writer uses. */
