@@ -1,10 +1,9 @@
 /** `rtexport export-plan`: each plan with everything it references into the per-patient/per-plan tree. */
-import { join, resolve } from "node:path";
-import process from "node:process";
-import { dicomPlanSource } from "../lib/export/dicom_source.ts";
+import { resolve } from "node:path";
 import { checkDatabaseUrl, defineCommand, errorMessage, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { DEFAULT_MOVE_PORT } from "../lib/export/dicom_source.ts";
 import { exportPlans } from "../lib/export/export.ts";
-import { DEFAULT_ITEMS, ITEMS, parseItems } from "../lib/export/layout.ts";
+import { DEFAULT_ITEMS, ITEMS, parseItems } from "../lib/layout/tree.ts";
 import { defaultLedgerUrl } from "../lib/ledger/ledger.ts";
 import type { FileRecord, RtRecord } from "../lib/records/types.ts";
 
@@ -39,7 +38,7 @@ export const main = defineCommand({
     cmd.option("--staging <dir>", "with a DICOM peer and no --out: where retrieved objects wait for copy-files (it removes each once copied)", ".rtexport-staging");
     cmd.option("--get", "with a DICOM peer: retrieve by C-GET (default C-MOVE to an in-process receiver)");
     cmd.option("--move-aet <ae>", "with a DICOM peer: C-MOVE destination AE title (default: the calling AE title)");
-    cmd.option("--move-port <port>", "with a DICOM peer: port of the C-MOVE receiver", parsePositiveInt, 11113);
+    cmd.option("--move-port <port>", "with a DICOM peer: port of the C-MOVE receiver", parsePositiveInt, DEFAULT_MOVE_PORT);
   },
   human: {
     record(r: RtRecord) {
@@ -47,7 +46,7 @@ export const main = defineCommand({
       return undefined;
     },
   },
-  async run(ctx) {
+  run(ctx) {
     const o = ctx.options;
     let items;
     try {
@@ -60,25 +59,17 @@ export const main = defineCommand({
     const input = ctx.stdinRecords();
     if (!input) throw new UsageError("export-plan reads patient and plan records on stdin (pipe list-patients into it)");
     const out = o.out ? resolve(ctx.io.cwd, o.out) : undefined;
-    let dicom: ReturnType<typeof dicomPlanSource> | undefined;
-    if (ctx.peer?.host) {
-      dicom = dicomPlanSource(ctx.peer, {
-        mode: o.get ? "get" : "move", moveAet: o.moveAet, movePort: o.movePort,
-        stagingDir: out ? join(out, ".rtexport", `staging-${process.pid}`) : resolve(ctx.io.cwd, o.staging),
-        keepStaged: !out,
-      });
-    }
-    try {
-      return await runStage(ctx, {
-        input,
-        stage: exportPlans,
-        options: { out, items, includeUnapproved: !!o.includeUnapproved, db: o.db, vault: o.vault, parallel: o.parallel, dicom },
-        ledger: o.ledger ?? (out ? defaultLedgerUrl(out) : undefined),
-        verb: "export",
-      });
-    } finally {
-      await dicom?.close().catch(() => {});
-    }
+    return runStage(ctx, {
+      input,
+      stage: exportPlans,
+      options: {
+        out, items, includeUnapproved: !!o.includeUnapproved, db: o.db, vault: o.vault, parallel: o.parallel,
+        peer: ctx.peer?.host ? ctx.peer : undefined,
+        retrieve: { mode: o.get ? "get" : "move", moveAet: o.moveAet, movePort: o.movePort, staging: resolve(ctx.io.cwd, o.staging) },
+      },
+      ledger: o.ledger ?? (out ? defaultLedgerUrl(out) : undefined),
+      verb: "export",
+    });
   },
 });
 

@@ -3,7 +3,9 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Kysely } from "kysely";
 import { FolderAssigner, patientFolderName, sanitizeName } from "../lib/layout/sanitize.ts";
-import { parseItems, treePath } from "../lib/export/layout.ts";
+import { parseItems, treePlace } from "../lib/layout/tree.ts";
+import { seriesPath } from "../lib/layout/series.ts";
+import { RT_SOP_CLASSES } from "../lib/dicom/uids.ts";
 import { filesQuery, patientsQuery, plansQuery, type CatalogSchema } from "../lib/catalog/catalog.ts";
 import { ledgerTables, type LedgerSchema } from "../lib/ledger/ledger.ts";
 import { mssqlDialect, parseDatabaseUrl } from "../lib/sql/connect.ts";
@@ -54,12 +56,37 @@ describe("folders", () => {
     assert.equal(resumed.assign("src|A:1", "X_Y_A_1"), f2);
   });
   test("tree paths per category", () => {
-    assert.equal(treePath("P", "Plan", "image", "CT_1/a.dcm"), "P/DICOM/CT_1/a.dcm");
-    assert.equal(treePath("P", "Plan", "rt-object", "RTPLAN_1.dcm"), "P/Plan/DICOM/RTPLAN_1.dcm");
-    assert.equal(treePath("P", "Plan", "live-image", "x.png"), "P/Plan/Live_Images/x.png");
-    assert.equal(treePath("P", undefined, "document", "c.pdf"), "P/Documents/c.pdf");
-    assert.equal(treePath("P", "Plan", "log", "../../etc/passwd"), "P/Plan/Logs/etc/passwd");
-    assert.equal(treePath("P", "Plan", "nonsense", "x"), undefined);
+    const path = (plan: string | undefined, category: string, name: string) => treePlace("P", plan, { category, name })?.path;
+    assert.equal(path("Plan", "live-image", "x.png"), "P/Plan/Live_Images/x.png");
+    assert.equal(path(undefined, "document", "c.pdf"), "P/Documents/c.pdf");
+    assert.equal(path("Plan", "photo", "p.jpg"), "P/Photo/p.jpg");
+    assert.equal(path("Plan", "log", "../../etc/passwd"), "P/Plan/Logs/etc/passwd");
+    assert.equal(path("Plan", "nonsense", "x"), undefined);
+    assert.equal(treePlace("P", "Plan", { category: "plan-file", name: "plan.xml" })?.item, "plan-files");
+  });
+  test("DICOM objects are placed by what they are and whether a plan is exported, whatever their category", () => {
+    const ct = { name: "x.dcm", sopClassUid: "1.2.840.10008.5.1.4.1.1.2", modality: "CT", seriesUid: "1.9", sopInstanceUid: "1.9.1" };
+    const plan = { name: "x.dcm", sopClassUid: RT_SOP_CLASSES.RTPlan, modality: "RTPLAN", seriesUid: "2.9", sopInstanceUid: "2.9.1" };
+    // A structure set whose Modality says RTDOSE (a real TPS bug) is named for what it is.
+    const ss = { name: "x.dcm", sopClassUid: RT_SOP_CLASSES.RTStructureSet, modality: "RTDOSE", seriesUid: "3.9", sopInstanceUid: "3.9.1" };
+    const cases: [string | undefined, object, string, string][] = [
+      ["Plan", ct, "P/DICOM/CT_1.9/1.9.1.dcm", "patient-dicom"],
+      [undefined, ct, "P/DICOM/CT_1.9/1.9.1.dcm", "patient-dicom"],
+      ["Plan", plan, "P/Plan/DICOM/RTPLAN_2.9.1.dcm", "rt-objects"],
+      [undefined, plan, "P/DICOM/RTPLAN_2.9/2.9.1.dcm", "patient-dicom"],
+      ["Plan", ss, "P/Plan/DICOM/RTSTRUCT_3.9.1.dcm", "rt-objects"],
+      ["Plan", { name: "a.dcm", modality: "REG" }, "P/Plan/DICOM/a.dcm", "rt-objects"],
+    ];
+    for (const [planFolder, obj, path, item] of cases) {
+      for (const category of ["dicom", "image", "rt-object"]) {
+        assert.deepEqual(treePlace("P", planFolder, { category, ...obj } as never), { path, item }, `${category} ${JSON.stringify(obj)} in ${planFolder}`);
+      }
+    }
+  });
+  test("series layout: one sanitizer, a named folder for what is missing", () => {
+    assert.equal(seriesPath({ patientId: "A/1", studyUid: "1.2", seriesUid: "1.2.3", sopInstanceUid: "1.2.3.4" }), "A_1/1.2/1.2.3/1.2.3.4.dcm");
+    assert.equal(seriesPath({ patientId: " ", sopInstanceUid: "9" }), "NO_PATIENT_ID/NO_STUDY_UID/NO_SERIES_UID/9.dcm");
+    assert.equal(seriesPath({ patientId: "CON", studyUid: "..", seriesUid: "s" }, "x.dcm"), "_CON/_/s/x.dcm");
   });
   test("items", () => {
     assert.deepEqual(parseItems(["rt-objects,documents"]), ["rt-objects", "documents"]);

@@ -1,15 +1,14 @@
 import { stat, unlink } from "node:fs/promises";
-import { basename, join, relative, resolve, sep } from "node:path";
-import { readDicomFile } from "../dicom/reader.ts";
-import { RT_MODALITIES } from "../dicom/rt.ts";
-import { patientFolderName, personNameParts, sanitizeName } from "../layout/sanitize.ts";
+import { relative, resolve, sep } from "node:path";
+import { type DicomHeader, type Layout, LAYOUTS, readHeader, recordPath } from "../layout/record_path.ts";
 import type { FileRecord, RtRecord } from "../records/types.ts";
 import { type StageOptions, StageReport, untilAborted } from "../stage/stage.ts";
 import { mapOrdered } from "../util/pool.ts";
 import { copyFileVerified } from "./copy.ts";
 
-export type CopyLayout = "seed" | "flat" | "series";
-export const COPY_LAYOUTS: CopyLayout[] = ["seed", "flat", "series"];
+/** Where `copyFiles` puts a file record that has no `dest` (see lib/layout/record_path.ts). */
+export type CopyLayout = Layout;
+export const COPY_LAYOUTS: CopyLayout[] = LAYOUTS;
 
 /** Options of the copy stage. */
 export interface CopyFilesOptions extends StageOptions {
@@ -22,47 +21,11 @@ export interface CopyFilesOptions extends StageOptions {
   verify?: boolean;
 }
 
-
-/** The tree path of a file record that carries no `dest`, for the chosen layout. */
-export function layoutPath(rec: FileRecord, layout: CopyLayout): string {
-  const name = sanitizeName(basename(rec.path), { maxBytes: 128 });
-  if (layout === "flat") return name;
-  let info: { patientId?: string; patientName?: string; study?: string; series?: string; sop?: string; modality?: string; planLabel?: string } = {
-    patientId: rec.patientId, study: rec.studyUid, series: rec.seriesUid, sop: rec.sopInstanceUid, modality: rec.modality,
-    planLabel: typeof rec.planLabel === "string" ? rec.planLabel : undefined,
-  };
-  if (!info.patientId || !info.series || layout === "seed") {
-    // Most files of a vault are not DICOM: their parse error is expected, so it is made
-    // without a stack trace (capturing one cost ~14 µs per file, 1/10 of a small file's copy).
-    const stackTraceLimit = Error.stackTraceLimit;
-    Error.stackTraceLimit = 0;
-    try {
-      const d = readDicomFile(rec.path).dataset;
-      info = {
-        patientId: d.string("PatientID") ?? info.patientId, patientName: d.string("PatientName"),
-        study: d.string("StudyInstanceUID") ?? info.study, series: d.string("SeriesInstanceUID") ?? info.series,
-        sop: d.string("SOPInstanceUID") ?? info.sop, modality: d.string("Modality") ?? info.modality,
-        planLabel: info.planLabel ?? (d.string("Modality") === "RTPLAN" ? d.string("RTPlanLabel") : undefined),
-      };
-    } catch {
-      // not DICOM: it keeps its name under the patient (seed) or a Misc folder
-    } finally {
-      Error.stackTraceLimit = stackTraceLimit;
-    }
-  }
-  const file = info.sop ? `${sanitizeName(info.sop)}.dcm` : name;
-  if (layout === "series") {
-    if (!info.patientId || !info.study || !info.series) return join("Misc", name);
-    return join(sanitizeName(info.patientId), sanitizeName(info.study), sanitizeName(info.series), file);
-  }
-  if (!info.patientId) return join("Misc", name);
-  const pn = personNameParts(info.patientName);
-  const patient = patientFolderName({ family: pn.family, given: pn.given, patientId: info.patientId });
-  const modality = info.modality ?? "OT";
-  if (RT_MODALITIES.has(modality)) {
-    return join(patient, info.planLabel ? sanitizeName(info.planLabel) : "RT", "DICOM", file);
-  }
-  return join(patient, "DICOM", sanitizeName(`${modality}_${info.series ?? "series"}`), file);
+/** The record with the header's `file` fields it lacks (what it already says is kept). */
+function describe(f: FileRecord, header: DicomHeader): FileRecord {
+  const out: Record<string, unknown> = { ...f };
+  for (const [k, v] of Object.entries(header.fields)) if (out[k] === undefined) out[k] = v;
+  return out as FileRecord;
 }
 
 /** A staged file (retrieved by export-plan for this pipeline) is consumed once its copy is in place. */
@@ -117,10 +80,15 @@ export async function* copyFiles(input: AsyncIterable<RtRecord>, opts: CopyFiles
 /** Copies one record's file (or passes a record that is not a file through). */
 async function copyOne(rec: RtRecord, to: string, layout: CopyLayout, doneBefore: Set<string> | undefined, opts: CopyFilesOptions): Promise<RtRecord> {
   if (rec.type !== "file" || typeof rec.path !== "string") return rec;
-  const f = rec as FileRecord;
-  const src = resolve(f.path);
-  if (typeof f.error === "string") return { ...rec, copy: { status: "failed", from: src, error: f.error } };
-  const dest = typeof f.dest === "string" ? f.dest : layoutPath(f, layout);
+  const src = resolve(rec.path);
+  if (typeof rec.error === "string") return { ...rec, copy: { status: "failed", from: src, error: rec.error } };
+  // A record that does not say what its file is learns it here, so a DICOM file comes out with the
+  // same category and fields as on every other route; the seed layout needs the header anyway.
+  const hasDest = typeof rec.dest === "string";
+  const header = rec.category === undefined || (!hasDest && layout === "seed") ? readHeader(src) ?? null : undefined;
+  const f = header ? describe(rec as FileRecord, header) : rec as FileRecord;
+  rec = f;
+  const dest = hasDest ? String(f.dest) : recordPath(f, layout, header);
   const target = resolve(to, dest);
   if (target !== to && !target.startsWith(to + sep)) {
     return { ...rec, copy: { status: "failed", error: `destination "${dest}" leaves the target folder` } };

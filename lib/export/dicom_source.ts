@@ -11,12 +11,38 @@ import { retrievePlans, retrieveSeriesByUid } from "../retrieve/planner.ts";
 import { openRetrieveSession, type RetrieveSession } from "../retrieve/session.ts";
 import type { FolderFile } from "../sources/folder.ts";
 
+/** Port of the in-process C-MOVE receiver when none is given. */
+export const DEFAULT_MOVE_PORT = 11113;
+
+/** How export-plan retrieves DICOM from a Q/R peer (`ExportPlanOptions.retrieve`). */
+export interface RetrieveSettings {
+  /** C-MOVE to an in-process receiver (default) or C-GET. */
+  mode?: "move" | "get";
+  /** C-MOVE destination AE title (default: the calling AE title). */
+  moveAet?: string;
+  /** Port of the C-MOVE receiver (default 11113). */
+  movePort?: number;
+  /**
+   * Without `out`: where retrieved objects wait for copy-files, which removes each once copied
+   * (default `.rtexport-staging`). With `out` they are staged under `<out>/.rtexport/`.
+   */
+  staging?: string;
+}
 
 /** What a DICOM source hands the export for one plan: staged files, gaps, and a clean-up. */
 export interface DicomPlanFiles {
   files: FolderFile[];
   missing: string[];
   done(): void;
+}
+
+/** A plan's DICOM (and a patient's series) fetched from a peer; one association for the whole export. */
+export interface DicomPlanSource {
+  /** A plan's own RT objects, and with `images` (default true) the image series it references. */
+  fetch(plan: PlanRecord, opts?: { images?: boolean }): Promise<DicomPlanFiles>;
+  /** Every series of the patient that is not a plan's own RT object (CT, MR, PET, registrations, …). */
+  fetchPatientSeries(patientId: string): Promise<DicomPlanFiles>;
+  close(): Promise<void>;
 }
 
 /**
@@ -31,11 +57,7 @@ export function dicomPlanSource(
     /** Leave staged files for a later stage (copy-files) instead of removing them after each plan. */
     keepStaged?: boolean;
   },
-): {
-  fetch(plan: PlanRecord, opts?: { images?: boolean }): Promise<DicomPlanFiles>;
-  fetchPatientSeries(patientId: string): Promise<DicomPlanFiles>;
-  close(): Promise<void>;
-} {
+): DicomPlanSource {
   let session: RetrieveSession | undefined;
   let store: ArrivalStore | undefined;
   let handoffs = 0;
@@ -43,7 +65,7 @@ export function dicomPlanSource(
     store ??= new ArrivalStore(opts.keepStaged ? join(opts.stagingDir, `incoming-${process.pid}`) : opts.stagingDir);
     session ??= await openRetrieveSession({
       host: peer.host, port: peer.port, callingAet: peer.callingAet, calledAet: peer.calledAet, mode: opts.mode,
-      moveAet: opts.moveAet, movePort: opts.movePort ?? 0, maxPdu: peer.maxPdu, tls: tlsFromFiles(peer),
+      moveAet: opts.moveAet, movePort: opts.movePort ?? DEFAULT_MOVE_PORT, maxPdu: peer.maxPdu, tls: tlsFromFiles(peer),
       timeouts: peerTimeouts(peer),
     }, store);
     return { session, store };
@@ -58,18 +80,11 @@ export function dicomPlanSource(
         path = join(opts.stagingDir, `${process.pid}-${handoffs++}-${object.sopInstanceUid}.dcm`);
         renameSync(object.path, path);
       }
-      files.push({
-        path, category: isRtObject(object.sopClassUid, object.modality) ? "rt-object" : "image",
-        sopInstanceUid: object.sopInstanceUid, seriesUid: object.seriesUid, modality: object.modality,
-      });
+      files.push({ path, sopClassUid: object.sopClassUid, sopInstanceUid: object.sopInstanceUid, seriesUid: object.seriesUid, modality: object.modality });
     }
     return files;
   }
   return {
-    /**
-     * The patient-level DICOM: every series of the patient that is not a plan's own RT object
-     * (CT, MR, PET, registrations, …), whether a plan references it or not.
-     */
     async fetchPatientSeries(patientId) {
       const { session, store } = await open();
       const seriesUids: string[] = [];
@@ -82,12 +97,11 @@ export function dicomPlanSource(
         }
       }
       const result = seriesUids.length ? await retrieveSeriesByUid(session.transport, store, patientId, seriesUids) : undefined;
-      const files = handOver(result?.objects ?? []).map((f) => ({ ...f, category: "image" as const }));
+      const files = handOver(result?.objects ?? []);
       const missing = (result?.summary.series ?? []).flatMap((s) => s.missing.map((g) => `${g.kind} series ${g.seriesUid ?? ""} (${g.reason})`));
       const kept = (result?.objects ?? []).map((o) => o.object.sopInstanceUid);
       return { files, missing, done: () => kept.forEach((uid) => store.discard(uid)) };
     },
-    /** A plan's own RT objects, and with `images` (default true) the image series it references. */
     async fetch(plan, fetchOpts = {}) {
       const { session, store } = await open();
       const label = String(plan.label ?? "");

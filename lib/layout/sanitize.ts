@@ -1,3 +1,7 @@
+/**
+ * The one sanitizer: every name that becomes a path component (patient and plan folders, file
+ * names, UIDs in the series layout) goes through `sanitizeName`.
+ */
 import { createHash } from "node:crypto";
 
 const WINDOWS_RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/i;
@@ -50,9 +54,13 @@ export function personNameParts(pn: string | undefined): { family: string; given
   return { family: family.trim(), given: given.trim() };
 }
 
-/** The patient folder of the export tree: `Last_First_MRN` (seed 000 §1.1), sanitized. */
+/**
+ * The patient folder of the export tree: `Last_First_MRN` (seed 000 §1.1), sanitized;
+ * `NO_PATIENT_ID` when there is neither a name nor an ID (as in the series layout).
+ */
 export function patientFolderName(p: { family?: string; given?: string; patientId: string }, opts?: SanitizeOptions): string {
   const parts = [p.family, p.given, p.patientId].map((x) => (x ?? "").trim()).filter((x) => x !== "");
+  if (parts.length === 0) return "NO_PATIENT_ID";
   return sanitizeName(parts.join("_").replace(/ /g, "_"), { maxBytes: 96, ...opts });
 }
 

@@ -5,12 +5,12 @@
  */
 import { createHash } from "node:crypto";
 import { closeSync, mkdirSync, openSync, readSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import process from "node:process";
 import { readDicomFile } from "../dicom/reader.ts";
 import { encodeFile } from "../dicom/writer.ts";
 import type { DataSet } from "../dicom/dataset.ts";
-import { storagePath } from "../index/layout.ts";
+import { seriesPath } from "../layout/series.ts";
 import type { FileRecord } from "../records/types.ts";
 import type { ArrivedObject } from "./arrivals.ts";
 
@@ -71,7 +71,7 @@ function inFolder(dir: string, write: () => void): void {
 /** Moves (or rewrites) one kept object into `outDir`; returns its `file` record. */
 export function placeObject(o: ArrivedObject, outDir: string, planUid: string | undefined, rewrite: PatientRewrite = {}): FileRecord {
   const patientId = rewrite.patientId ?? o.dataset.string(0x00100020) ?? "";
-  const dest = storagePath(outDir, { patientId, studyUid: o.studyUid, seriesUid: o.seriesUid, sopInstanceUid: o.sopInstanceUid });
+  const dest = join(outDir, seriesPath({ patientId, studyUid: o.studyUid, seriesUid: o.seriesUid, sopInstanceUid: o.sopInstanceUid }));
   const dir = dirname(dest);
   let sha256: string;
   let bytes: number;

@@ -74,14 +74,20 @@ export function* listFolder(root: string, filter: { patientIds?: string[] } = {}
   }
 }
 
-/** One file found in a folder, and where it belongs in the tree. */
+/**
+ * One DICOM object found in a folder (or retrieved from a peer). Whether it is filed with a plan
+ * is not said here: the export asks the layout, from the object's kind and the plan it exports.
+ */
 export interface FolderFile {
   path: string;
-  /** `image` (patient-level series, and RT objects no plan claims) or `rt-object` (a plan's own DICOM). */
-  category: "image" | "rt-object";
+  sopClassUid?: string;
   sopInstanceUid?: string;
   seriesUid?: string;
   modality?: string;
+}
+
+function folderFile(o: RtObjectSummary, path: string): FolderFile {
+  return { path, sopClassUid: o.sopClassUid, sopInstanceUid: o.sopInstanceUid, seriesUid: o.seriesUid, modality: o.modality };
 }
 
 function planObjectPaths(index: FolderIndex, plan: ReferenceTree["patients"][number]["plans"][number]): FolderFile[] {
@@ -89,7 +95,7 @@ function planObjectPaths(index: FolderIndex, plan: ReferenceTree["patients"][num
   const add = (path: string | undefined, uid: string) => {
     if (!path) return;
     const o = index.byPath.get(path);
-    files.push({ path, category: "rt-object", sopInstanceUid: uid, seriesUid: o?.seriesUid, modality: o?.modality });
+    files.push(o ? folderFile(o, path) : { path, sopInstanceUid: uid });
   };
   add(plan.path, plan.sopInstanceUid);
   if (plan.structureSet && !plan.structureSet.missing) add(plan.structureSet.path, plan.structureSet.sopInstanceUid);
@@ -127,7 +133,7 @@ export function folderPatientFiles(root: string, patientId: string): FolderFile[
   const out: FolderFile[] = [];
   for (const o of index.objects) {
     if ((o.patientId ?? "") !== patientId || !o.path || claimed.has(o.path)) continue;
-    out.push({ path: o.path, category: "image", sopInstanceUid: o.sopInstanceUid, seriesUid: o.seriesUid, modality: o.modality });
+    out.push(folderFile(o, o.path));
   }
   return out;
 }
