@@ -6,13 +6,14 @@ import { createHash } from "node:crypto";
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { join } from "node:path";
 import { generateClinic } from "../lib/fixtures/mod.ts";
 import type { ClinicManifest } from "../lib/fixtures/clinic.ts";
 import { buildDemoCatalog } from "../lib/catalog/demo.ts";
 import { readDicomFile } from "../lib/dicom/reader.ts";
 import type { DataSet } from "../lib/dicom/dataset.ts";
 import { cliCommand, records, type Run, sh } from "./_run.ts";
+import { assertSameTree, treeHashes } from "./_tree.ts";
 import { startPostgres, type PostgresServer } from "./_postgres.ts";
 
 let dir: string;
@@ -21,20 +22,6 @@ let db: string;
 let vault: string;
 let badDb: string;
 let badVault: string;
-
-function treeHashes(root: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) {
-        if (e.name !== ".rtexport") walk(p);
-      } else out.set(relative(root, p), createHash("sha256").update(readFileSync(p)).digest("hex"));
-    }
-  };
-  walk(root);
-  return out;
-}
 
 /** A data set's values in a form independent of transfer syntax (tag, decoded values, items). */
 function canonical(ds: DataSet): string {
@@ -49,16 +36,6 @@ function countFiles(root: string): number {
   let n = 0;
   for (const e of readdirSync(root, { withFileTypes: true, recursive: true })) if (e.isFile() && !e.name.endsWith(".sqlite") && !e.name.includes("sqlite-")) n++;
   return n;
-}
-
-/** Same relative paths with the same hashes; on a difference, names the first few. */
-function assertSameTree(actual: string, expected: string): void {
-  const a = treeHashes(actual), e = treeHashes(expected);
-  const missing = [...e.keys()].filter((k) => !a.has(k));
-  const extra = [...a.keys()].filter((k) => !e.has(k));
-  const differ = [...e.keys()].filter((k) => a.has(k) && a.get(k) !== e.get(k));
-  assert.deepEqual({ missing: missing.slice(0, 5), extra: extra.slice(0, 5), differ: differ.slice(0, 5) }, { missing: [], extra: [], differ: [] });
-  assert.equal(a.size, e.size);
 }
 
 before(async () => {
@@ -166,6 +143,10 @@ describe("export-plan", () => {
     const rtplan = files.find((f) => f.sopInstanceUid === approved.planUid)!;
     assert.equal(rtplan.modality, "RTPLAN");
     assert.equal(rtplan.sopClassUid, "1.2.840.10008.5.1.4.1.1.481.5");
+    // The catalog says rt-object and image; the records say what the files are.
+    assert.equal(rtplan.category, "dicom");
+    assert.ok(files.filter((f) => f.sopInstanceUid).every((f) => f.category === "dicom"));
+    assert.equal(files.find((f) => f.path.endsWith("photo.jpg"))!.category, "photo");
   });
 
   test("leaves out unapproved plans unless --include-unapproved, saying so", async () => {

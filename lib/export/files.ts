@@ -145,7 +145,9 @@ function planJob(ctx: ExportContext, row: SourceFile, vault: string | undefined,
 /** The record of one job: copied into the tree under `out`, or (without `out`) resolved for copy-files. */
 async function exportOne(ctx: ExportContext, job: Job, plan: PlanRecord | undefined): Promise<FileRecord> {
   const { row, src, dest } = job;
-  const base: FileRecord = { type: "file", path: src, dest, category: row.category!, patientId: row.patientId };
+  // A DICOM object's category is `dicom` whatever the source called it (catalog views say image, rt-object…).
+  const category = isDicomCategory(row.category) ? DICOM_CATEGORY : row.category!;
+  const base: FileRecord = { type: "file", path: src, dest, category, patientId: row.patientId };
   if (plan?.planUid) base.planUid = plan.planUid;
   if (plan?.label) base.planLabel = plan.label;
   if (row.sopInstanceUid) base.sopInstanceUid = row.sopInstanceUid;
