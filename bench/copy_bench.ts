@@ -7,7 +7,7 @@
  *
  * - Corpus (deterministic, generated into bench/.corpus/copy-S-M-L when missing): --small files of
  *   1–64 KiB, --medium files of 512 KiB, --large files of 50–200 MB; unique names (copy-files
- *   without records puts non-DICOM files under Misc/<name>). Default ≈ 2 GB.
+ *   without records puts files that are not DICOM under Not_DICOM/<name>). Default ≈ 2 GB.
  * - Warm cache: every source file is read once before the runs; after every case `sync` runs
  *   (outside the timing) so that no case pays for the previous one's dirty pages.
  * - Each case is one process (bash -c for the cp pipeline) under GNU time: wall time including

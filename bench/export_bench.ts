@@ -28,6 +28,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { dcmtkEnv, freePort, startOrthanc, waitForPort } from "../tests/_peers.ts";
+import { objectKind } from "../lib/dicom/rt.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const arg = (name: string, def: string) => {
@@ -174,7 +175,7 @@ function queryFiles(recordsFile: string, dir: string): string[] {
     if (!line.trim()) continue;
     const r = JSON.parse(line);
     if (r.type !== "file" || !r.sopInstanceUid || !r.studyUid || !r.seriesUid) continue;
-    if (r.category === "image") series.set(r.seriesUid, r.studyUid);
+    if (objectKind(r.sopClassUid, r.modality) === "image") series.set(r.seriesUid, r.studyUid);
     else instances.set(r.sopInstanceUid, { study: r.studyUid, series: r.seriesUid });
   }
   const files: string[] = [];

@@ -64,9 +64,8 @@ export function writeRecords(path, records) {
 
 /**
  * The DICOM `file` records (those with a SOP Instance UID), each object once: export-plan writes
- * an object several plans share (their structure set) into each plan's folder.
- * `category` becomes "dicom" because push and anonymize act only on file records whose category
- * is "dicom" (or absent), while export-plan says "image" or "rt-object".
+ * an object several plans share (their structure set) into each plan's folder. (Their `category`
+ * is "dicom" already; records saved by earlier versions said "image" or "rt-object".)
  */
 export function dicomRecords(records) {
   const seen = new Set();
