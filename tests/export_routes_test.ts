@@ -21,7 +21,7 @@ import type { RtRecord } from "../lib/records/types.ts";
 import type { Stage, StageCounts, StageEvent, StageOptions } from "../lib/stage/stage.ts";
 import { summaryLine } from "../cli/run_stage.ts";
 import { cliCommand, records, sh } from "./_run.ts";
-import { dcmtkEnv, freePort, type OrthancPeer, runDcmtk, startOrthanc, waitForPort } from "./_peers.ts";
+import { dcmtkEnv, freePort, type OrthancPeer, runDcmtk, startOrthanc, startStorescp, waitForPort } from "./_peers.ts";
 import { assertSameTree, ledgerRows } from "./_tree.ts";
 
 let dir: string;
@@ -159,7 +159,6 @@ describe("copy-files --layout seed puts a record where export-plan puts it", () 
   });
 
   test("files given by path: images and plans where export-plan puts them; RT objects no record ties to a plan with the patient", async () => {
-    const exported = join(dir, "seed-export-folder");
     const byPath = join(dir, "seed-paths");
     const c = await sh(`"\${RT[@]}" copy-files --layout seed --to '${byPath}' '${clinic}'`);
     assert.equal(c.status, 0, c.stderr);
@@ -230,6 +229,19 @@ describe("a DICOM object's record has category dicom and the same identity on ev
     }
     assert.equal(seen.size, clinicFiles.length, "every object was seen");
   });
+});
+
+test("export-plan | push: every object export-plan found reaches DCMTK's storescp", async () => {
+  const storescp = await startStorescp();
+  try {
+    const r = await sh(`"\${RT[@]}" list-patients --from folder '${clinic}' | "\${RT[@]}" export-plan --include-unapproved | "\${RT[@]}" push --host 127.0.0.1 --port ${storescp.port} --called-aet ${storescp.aeTitle}`);
+    assert.equal(r.status, 0, r.stderr);
+    // storescp names what it receives <Modality>.<SOPInstanceUID>
+    const stored = new Set(readdirSync(storescp.outDir).map((n) => n.slice(n.indexOf(".") + 1)));
+    assert.equal(stored.size, clinicFiles.length);
+  } finally {
+    await storescp.stop();
+  }
 });
 
 /** Starts `serve`, stores `paths` into it with DCMTK's storescu, and returns the file records it wrote. */
