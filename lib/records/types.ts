@@ -115,7 +115,10 @@ export function isFileRecord(record: RtRecord): record is FileRecord {
   return record.type === "file" && typeof record.path === "string";
 }
 
-/** File categories that hold DICOM objects (`export-plan` tells images and a plan's RT objects apart). */
+/**
+ * File categories that hold DICOM objects: `dicom`, the category of every DICOM object's record,
+ * and `image`/`rt-object`, which catalog views and records of earlier versions use for the same.
+ */
 export const DICOM_CATEGORIES: ReadonlySet<string> = new Set(["dicom", "image", "rt-object"]);
 
 /**
