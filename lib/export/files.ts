@@ -11,11 +11,10 @@ import { DICOM_CATEGORY } from "../dicom/file_record.ts";
 import { readDicomFile } from "../dicom/reader.ts";
 import { type DicomHeader, headerOf } from "../layout/record_path.ts";
 import { isDicomCategory, isTreeCategory, treePlace } from "../layout/tree.ts";
-import type { FileRecord } from "../records/types.ts";
+import type { FileRecord, PlanRecord } from "../records/types.ts";
 import type { FolderFile } from "../sources/folder.ts";
 import { mapOrdered } from "../util/pool.ts";
 import { type ExportContext, fileDone, type PatientState, planKeyOf, problem, type Tally, uniqueDest } from "./context.ts";
-import type { PlanRecord } from "../records/types.ts";
 
 /** One file a source offers for export (a catalog row, a file found in a folder, an object retrieved from a peer). */
 export interface SourceFile {
