@@ -112,9 +112,12 @@ function planJob(ctx: ExportContext, row: SourceFile, vault: string | undefined,
   if (!row.category || !row.path) return fail(`${!row.category ? "category" : "vault_path"} is NULL in the catalog`);
   if (!isTreeCategory(row.category)) return fail(`unknown category "${row.category}"`);
   const dicom = isDicomCategory(row.category);
-  // Without a plan every DICOM object is patient-level: nothing to read when those are not wanted.
-  if (dicom && planDir === undefined && !ctx.items.has("patient-dicom")) return undefined;
   const rel = row.path.replace(/\\/g, "/");
+  const name = rel.split("/").pop()!;
+  // What is not selected is left alone before anything is read: other files by category, DICOM
+  // when no item it could fall under is (without a plan, every DICOM object is patient-level).
+  if (!dicom && !ctx.items.has(treePlace(st.folder, planDir, { category: row.category, name })!.item)) return undefined;
+  if (dicom && !ctx.items.has("patient-dicom") && (planDir === undefined || !ctx.items.has("rt-objects"))) return undefined;
   if (!vault && !isAbsolute(rel)) return fail("no vault folder given (--vault) for a vault-relative path");
   const src = resolve(isAbsolute(rel) ? rel : join(vault!, rel));
   const job: Job = { row, src, dest: "" };
@@ -128,7 +131,7 @@ function planJob(ctx: ExportContext, row: SourceFile, vault: string | undefined,
   }
   const h = job.header;
   const place = treePlace(st.folder, planDir, {
-    category: row.category, name: rel.split("/").pop()!,
+    category: row.category, name,
     sopClassUid: h ? h.fields.sopClassUid : row.sopClassUid ?? undefined, modality: h ? h.fields.modality : row.modality ?? undefined,
     seriesUid: h ? h.fields.seriesUid : row.seriesUid ?? undefined, sopInstanceUid: h ? h.fields.sopInstanceUid : row.sopInstanceUid ?? undefined,
   })!;
