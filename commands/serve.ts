@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { InvalidArgumentError, Option } from "commander";
 import { defineCommand, errorMessage, parseAeTitle, parsePort, runMain, UsageError } from "../cli/mod.ts";
 import { parseMoveDestination, type QrScpEvent, startQrScp } from "../lib/qr/scp.ts";
-import { sha256File } from "../lib/retrieve/output.ts";
+import { sha256File } from "../lib/fs/hash.ts";
 import type { FileRecord } from "../lib/records/types.ts";
 import { readPem, type TlsOptions } from "../lib/net/mod.ts";
 
