@@ -7,7 +7,7 @@
 import { PLAN_DEPENDENT_MODALITIES, PLAN_OBJECT_MODALITIES, PLAN_SOP_CLASSES } from "../dicom/rt.ts";
 import type { DataSet } from "../dicom/dataset.ts";
 import type { ArrivalStore, ArrivedObject } from "./arrivals.ts";
-import { identifier } from "./_identifier.ts";
+import { identifier } from "../qr/identifier.ts";
 
 /** The Q/R operations the planner needs (Study Root); implemented over lib/net by `session.ts`. */
 export interface RetrieveTransport {
