@@ -386,6 +386,7 @@ import * as searchLib from "./lib/search/search.ts";
 import * as searchExpr from "./lib/search/expression.ts";
 import * as anonymizeLib from "./lib/anonymize/anonymize.ts";
 import * as anonymizeFilesLib from "./lib/anonymize/files.ts";
+import * as anonymizeStage from "./lib/anonymize/stage.ts";
 
 export type { ScanOptions, ScanResult } from "./lib/fs/scan.ts";
 export type { WalkEntry, WalkOptions } from "./lib/fs/walk.ts";
@@ -400,6 +401,7 @@ export type { SearchFileRecord, SearchResult } from "./lib/search/search.ts";
 export type { TagExpression } from "./lib/search/expression.ts";
 export type { AnonymizeOptions } from "./lib/anonymize/anonymize.ts";
 export type { AnonymizeFilesOptions } from "./lib/anonymize/files.ts";
+export type { AnonymizeRecordsOptions } from "./lib/anonymize/stage.ts";
 
 /**
  * Walk files and directories recursively (with `pattern`), yielding paths or per-path errors.
@@ -537,12 +539,13 @@ export const anonymizeDataSet: typeof anonymizeLib.anonymizeDataSet = anonymizeL
 export const createAnonymizeContext: typeof anonymizeLib.createAnonymizeContext = anonymizeLib.createAnonymizeContext;
 
 /**
- * Anonymize files into an output tree (atomic writes), yielding one result per input.
+ * Anonymize files into an output tree (atomic writes), yielding one result per input. Files only:
+ * {@linkcode anonymizeRecords} is the stage (records in and out, patient and plan records too).
  *
  * @example
  * ```ts
  * const ctx = createAnonymizeContext({ key: process.env.KEY! });
- * for await (const r of anonymizeFiles(walkInputs(["in/"]), ctx.options, { out: "anon/" }, ctx)) {
+ * for await (const r of anonymizeFiles([{ path: "in/plan.dcm" }], ctx.options, { out: "anon/" }, ctx)) {
  *   if (!r.ok) console.error(r.message);
  * }
  * ```
@@ -550,14 +553,16 @@ export const createAnonymizeContext: typeof anonymizeLib.createAnonymizeContext 
 export const anonymizeFiles: typeof anonymizeFilesLib.anonymizeFiles = anonymizeFilesLib.anonymizeFiles;
 
 /**
- * The inputs (files under the given paths) for {@linkcode anonymizeFiles}.
+ * `anonymize`: the stage. De-identifies the DICOM files of `file` records into `out`, and
+ * `patient` and `plan` records with them; other records pass through; outcomes go to the ledger.
  *
  * @example
  * ```ts
- * const inputs = walkInputs(["in/"]);
+ * const input = [{ type: "patient", patientId: "123" }, { type: "file", path: "export/plan.dcm" }];
+ * for await (const r of anonymizeRecords(input, { key: process.env.KEY!, out: "anon/" })) console.log(r);
  * ```
  */
-export const walkInputs: typeof anonymizeFilesLib.walkInputs = anonymizeFilesLib.walkInputs;
+export const anonymizeRecords: typeof anonymizeStage.anonymizeRecords = anonymizeStage.anonymizeRecords;
 
 // ---- One async-iterable function per command ------------------------------------------------
 
