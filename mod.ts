@@ -574,6 +574,7 @@ import * as copyLib from "./lib/copy/copy.ts";
 import * as ledgerLib from "./lib/ledger/ledger.ts";
 import * as pushLib from "./lib/push/push.ts";
 import * as retrieveLib from "./lib/retrieve/retrieve.ts";
+import * as retrieveStage from "./lib/retrieve/stage.ts";
 import * as qrScp from "./lib/qr/scp.ts";
 import * as net from "./lib/net/mod.ts";
 import * as fixtures from "./lib/fixtures/clinic.ts";
@@ -587,6 +588,7 @@ export type { CopyOptions, CopyOutcome } from "./lib/copy/copy.ts";
 export type { LedgerEntry, LedgerSummary } from "./lib/ledger/ledger.ts";
 export type { PushOptions } from "./lib/push/push.ts";
 export type { RetrieveFilesOptions } from "./lib/retrieve/retrieve.ts";
+export type { RetrieveRecordsOptions } from "./lib/retrieve/stage.ts";
 export type { RetrieveSummary } from "./lib/retrieve/planner.ts";
 export type { QrScpOptions } from "./lib/qr/scp.ts";
 export type { ClinicManifest, ClinicOptions } from "./lib/fixtures/clinic.ts";
@@ -692,6 +694,19 @@ export const pushRecords: typeof pushLib.pushRecords = pushLib.pushRecords;
  * ```
  */
 export const retrieveFiles: typeof retrieveLib.retrieveFiles = retrieveLib.retrieveFiles;
+
+/**
+ * `retrieve`: the stage. Input records pass through; then the selected plans (or series) are
+ * retrieved into `out`, one `file` record each, then the `retrieve-summary` record; each gap is a
+ * failed event and a ledger row.
+ *
+ * @example
+ * ```ts
+ * const peer = { host: "pacs", port: 104, callingAet: "RTEXPORT", calledAet: "PACS" };
+ * for await (const r of retrieveRecords([], { peer, patientId: "123", get: true, out: "export" })) console.log(r.type);
+ * ```
+ */
+export const retrieveRecords: typeof retrieveStage.retrieveRecords = retrieveStage.retrieveRecords;
 
 /**
  * `serve`: a DICOM node over a folder (Verification, Storage, Q/R with C-FIND/C-MOVE/C-GET).

@@ -6,6 +6,7 @@
  */
 import { PLAN_DEPENDENT_MODALITIES, PLAN_OBJECT_MODALITIES, PLAN_SOP_CLASSES } from "../dicom/rt.ts";
 import type { DataSet } from "../dicom/dataset.ts";
+import type { RtRecord } from "../records/types.ts";
 import type { ArrivalStore, ArrivedObject } from "./arrivals.ts";
 import { identifier } from "../qr/identifier.ts";
 
@@ -62,8 +63,8 @@ export interface SeriesReport {
   missing: Gap[];
 }
 
-/** The `retrieve-summary` record's body. */
-export interface RetrieveSummary {
+/** The `retrieve-summary` record. */
+export interface RetrieveSummary extends RtRecord {
   type: "retrieve-summary";
   patientId: string;
   plans: PlanReport[];
