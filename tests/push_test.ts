@@ -424,6 +424,27 @@ describe("push", () => {
     assert.deepEqual([finished.counts.done, finished.counts.skipped, finished.counts.failed], [6, 1, 1]);
   });
 
+  test("a library user who stops reading stops the sending; objects in flight finish", async () => {
+    const { scp, arrived } = await recordingScp(join(dir, "stopped"));
+    try {
+      const peer = { host: "127.0.0.1", port: scp.port, callingAet: "RTEXPORT", calledAet: "RECORDER" };
+      const statusFile = join(dir, "stopped-status.ndjson");
+      for await (const r of pushRecords(files.map((path) => ({ type: "file", path })), { peer, statusFile })) {
+        assert.equal((r.push as { status: string }).status, "stored");
+        break;
+      }
+      // The loop's end waited for the object in flight: nothing more arrives afterwards.
+      const now = arrived.length;
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(arrived.length, now);
+      assert.ok(now <= 2, `${now} of ${files.length} objects sent after the consumer stopped at the first`);
+      const acknowledged = readFileSync(statusFile, "utf8").trim().split("\n").map((l) => JSON.parse(l).sopInstanceUid);
+      assert.deepEqual(acknowledged, arrived.map((a) => a.sopInstanceUid));
+    } finally {
+      await scp.close();
+    }
+  });
+
   test("reads file records from stdin through the CLI and passes other records through", async () => {
     const input = [
       JSON.stringify({ type: "patient", patientId: "X" }),
