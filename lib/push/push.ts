@@ -6,6 +6,7 @@
  */
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from "node:fs";
 import type { DataSet } from "../dicom/dataset.ts";
+import { dicomRecordFields } from "../dicom/file_record.ts";
 import { type DicomFile, readDicomFile } from "../dicom/reader.ts";
 import { PLAN_SOP_CLASSES, RECORD_SOP_CLASSES } from "../dicom/rt.ts";
 import { RT_SOP_CLASSES } from "../dicom/uids.ts";
@@ -255,19 +256,8 @@ function readFailure(path: string, e: unknown): string {
 
 /** Fills a file record's DICOM fields from a header read (keeps what the record already has). */
 function describe(record: RtRecord, f: DicomFile): RtRecord {
-  const ds = f.dataset;
-  const add = (k: string, v: string | number | undefined) => {
-    if (v !== undefined && record[k] === undefined) record[k] = v;
-  };
-  add("bytes", f.size);
-  add("category", "dicom");
-  add("sopClassUid", f.meta.string(0x00020002) ?? ds.string(0x00080016));
-  add("sopInstanceUid", f.meta.string(0x00020003) ?? ds.string(0x00080018));
-  add("modality", ds.string(MODALITY));
-  add("patientId", ds.string(0x00100020));
-  add("studyUid", ds.string(0x0020000d));
-  add("seriesUid", ds.string(0x0020000e));
-  add("transferSyntaxUid", f.transferSyntaxUid);
+  const fields: Record<string, string | number> = { bytes: f.size, ...dicomRecordFields(f) };
+  for (const [k, v] of Object.entries(fields)) if (record[k] === undefined) record[k] = v;
   return record;
 }
 
