@@ -50,7 +50,15 @@ export type AnonymizeFileResult =
 
 const MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10";
 
-/** Files under the given paths (directories walked, in name order); each remembers the path it was found under. */
+/**
+ * The inputs of {@linkcode anonymizeFiles}: files under the given paths (directories walked, in
+ * name order); each remembers the path it was found under, for the mirror layout.
+ *
+ * @example
+ * ```ts
+ * for (const input of walkInputs(["in/"])) console.log(input.path, input.root);
+ * ```
+ */
 export function* walkInputs(paths: readonly string[]): Generator<FileInput> {
   for (const p of paths) {
     let st;

@@ -221,7 +221,17 @@ export async function* searchFiles(
   }
 }
 
-/** Distinct values with counts, per expression: what `--stats` prints. */
+/**
+ * Distinct values with counts, per expression: what `search --stats` prints.
+ *
+ * @example
+ * ```ts
+ * const stats = new ValueStats(["Modality"]);
+ * stats.add({ Modality: ["RTPLAN"] });
+ * stats.add({ Modality: ["RTPLAN", "RTPLAN"] });
+ * stats.records(); // [{ type: "stats", tag: "Modality", values: [{ value: "RTPLAN", count: 2 }] }]
+ * ```
+ */
 export class ValueStats {
   private readonly counts = new Map<string, Map<string, number>>();
 
