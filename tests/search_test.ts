@@ -311,6 +311,17 @@ describe("search end to end", () => {
     assert.match(lines[2] + "\n", summary(1, "2 skipped (2 not DICOM), 0 failed"));
   });
 
+  test("paths on stdin, as find writes them (folders included): the files are searched, the folders skipped", async () => {
+    const p = manifest.patients[3];
+    const base = join(clinic, p.patientId);
+    const lines = [base, ...readdirSync(base, { recursive: true, encoding: "utf8" }).sort().map((f) => join(base, f))];
+    const folders = lines.filter((l) => !l.endsWith(".dcm")).length;
+    const r = await run(["--tag", "Modality=RTPLAN"], lines.join("\n") + "\n");
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(records(r.stdout).map((x) => x.path), p.plans.map((x) => join(clinic, x.path)).sort());
+    assert.match(r.stderr, summary(lines.length - folders, `${folders} skipped (${folders} not DICOM), 0 failed`));
+  });
+
   test("the library stage: the same records as the command, outcomes as events, --dirs and --stats as options", async () => {
     const p = manifest.patients[0];
     const base = join(clinic, p.patientId);

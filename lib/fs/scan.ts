@@ -5,8 +5,9 @@ import { pathRecords, walkEntriesSync, type WalkOptions } from "./walk.ts";
 
 /**
  * The outcome of reading one file: its parsed header, or one line saying why it could not be read.
- * `notDicom` is set when the file is not DICOM at all (a PDF, a PNG, a database), as opposed to a
- * DICOM file that is damaged (`DICM` present, then truncated): callers skip the first and fail the second.
+ * `notDicom` is set when the path is not DICOM at all (a PDF, a PNG, a database, a directory), as
+ * opposed to a DICOM file that is damaged (`DICM` present, then truncated): callers skip the first
+ * and fail the second.
  */
 export type ScanResult =
   | { path: string; file: DicomFile; error?: undefined; notDicom?: undefined }
@@ -27,7 +28,9 @@ export function scanFile(path: string, read: ReadOptions = {}): ScanResult {
     return { path, file: readDicomFile(path, read) };
   } catch (e) {
     const error = `Cannot read DICOM file "${path}": ${reasonOf(e)}`;
-    return isNotDicom(e) ? { path, error, notDicom: true } : { path, error };
+    // A directory among the paths (`find DIR | rtexport search` lists the folders too) holds no
+    // object itself; its files come on their own lines.
+    return isNotDicom(e) || (e as { code?: string }).code === "EISDIR" ? { path, error, notDicom: true } : { path, error };
   }
 }
 
