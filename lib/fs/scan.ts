@@ -124,7 +124,7 @@ export async function* fileInputs(
   options: WalkOptions & StageOptions,
 ): AsyncGenerator<RtRecord> {
   for await (const item of untilAborted(input, options.signal)) {
-    if (typeof item === "string") yield* pathRecords([item], options.pattern ? { pattern: options.pattern } : {});
+    if (typeof item === "string") yield* untilAborted(pathRecords([item], options.pattern ? { pattern: options.pattern } : {}), options.signal);
     else yield item;
   }
 }
