@@ -292,6 +292,20 @@ describe("show input and output forms", () => {
     assert.equal(events[0].type, "started");
   });
 
+  test("an aborted signal stops the stage at the next file, with no tree of half the input", async () => {
+    const controller = new AbortController();
+    const events: StageEvent[] = [];
+    const out: unknown[] = [];
+    const onEvent = (e: StageEvent) => {
+      events.push(e);
+      if (e.type === "done" && events.filter((x) => x.type === "done").length === 3) controller.abort();
+    };
+    for await (const r of showRecords([clinic], { signal: controller.signal, onEvent })) out.push(r);
+    assert.deepEqual(out, []);
+    const finished = events.at(-1) as Extract<StageEvent, { type: "finished" }>;
+    assert.deepEqual([finished.type, finished.interrupted, finished.counts.done], ["finished", true, 3]);
+  });
+
   test("file records on stdin; other records pass through unchanged", () => {
     const p = manifest.patients[3];
     const lines = [
