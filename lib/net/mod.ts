@@ -7,7 +7,11 @@ export {
   type ReceivedFile, type Timeouts, type TlsOptions,
 } from "./association.ts";
 export * from "./dimse.ts";
-export { DicomNetError, DimseStatusError, type NetErrorCode } from "./errors.ts";
+export { DicomNetError, DimseStatusError, type NetErrorCode, tlsFailureText } from "./errors.ts";
+export { type AllowEntry, allowedBy, formatAllowEntry, inNetwork, isValidAeTitle, parseAllowEntry, printable } from "./allow.ts";
+export {
+  type AssociationLimits, DEFAULT_ASSOCIATION_LIMITS, DEFAULT_SCP_IDLE_MS, DEFAULT_SCP_LIMITS, type ScpLimits,
+} from "./limits.ts";
 export { type RoleSelection, rejectReasonText } from "./pdu.ts";
 export {
   answerStore, chooseStoreContext, echo, find, get, isNativeTransferSyntax, move, QR_MODELS, QueryError, type QueryLevel,

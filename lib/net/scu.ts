@@ -306,6 +306,8 @@ export async function* move(assoc: Association, model: string, identifier: DataS
 export interface StoreAnswer {
   status: number;
   errorComment?: string;
+  /** The whole reason, for the receiver's log (the Error Comment on the wire is cut to 64 characters). */
+  detail?: string;
   kept?: boolean;
 }
 
