@@ -120,7 +120,7 @@ describe("idms_to_pacs.mjs: catalog → tree → PACS (our serve)", () => {
     await buildDemoCatalog({ clinic: join(dir, "clinic"), manifest, catalogPath: db, vault });
     port = await freePort();
     const [cmd, ...args] = cliCommand();
-    serve = spawn(cmd, [...args, "serve", "--dir", pacsDir, "--port", String(port), "--host", "127.0.0.1", "--aet", "PACS", "-q"], {
+    serve = spawn(cmd, [...args, "serve", "--dir", pacsDir, "--port", String(port), "--host", "127.0.0.1", "--aet", "PACS", "--allow", "RTEXPORT", "-q"], {
       stdio: ["ignore", "pipe", "inherit"],
     });
     serve.stdout!.setEncoding("utf8").on("data", (d: string) => (served += d));
