@@ -5,15 +5,32 @@ import { join, relative, resolve, sep } from "node:path";
 import process from "node:process";
 import type { Command } from "commander";
 import { Option } from "commander";
+import { InvalidArgumentError } from "commander";
 import { defineCommand, errorMessage, ExitCode, FatalError, parseAeTitle, parsePort, parsePositiveInt, runMain, UsageError } from "../cli/mod.ts";
+import { removeStale } from "../lib/fs/stale.ts";
 import { defaultLedgerUrl, Ledger } from "../lib/ledger/ledger.ts";
-import { peerTimeouts, tlsFromFiles, type TlsOptions } from "../lib/net/mod.ts";
+import { type AllowEntry, parseAllowEntry, peerTimeouts, tlsFromFiles, type TlsOptions } from "../lib/net/mod.ts";
+import { DEFAULT_MAX_FIND_RESULTS } from "../lib/retrieve/session.ts";
 import type { FileRecord } from "../lib/records/types.ts";
 import type { RetrieveSummary } from "../lib/retrieve/planner.ts";
 import { retrieveFiles } from "../lib/retrieve/retrieve.ts";
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
+}
+
+function collectAllow(value: string, previous: AllowEntry[] | undefined): AllowEntry[] {
+  try {
+    return [...(previous ?? []), parseAllowEntry(value)];
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message.replace(/^Invalid allow entry "[^"]*": /, "") + ".");
+  }
+}
+
+/** A message for a ledger write that failed: SQLite hides a full disk behind its rollback error. */
+function ledgerFailure(e: unknown, diskFull: boolean): string {
+  const m = errorMessage(e);
+  return diskFull || /ENOSPC|disk is full|database or disk/i.test(m) ? "no space left on device" : m;
 }
 
 /**
@@ -128,7 +145,19 @@ export const main = defineCommand({
     cmd.addOption(
       new Option("--move-port <port>", "port of the receiving SCP for C-MOVE").argParser(parsePort).default(11113),
     );
-    cmd.addOption(new Option("--move-host <address>", "listen address of the receiving SCP").default("0.0.0.0"));
+    cmd.addOption(
+      new Option("--move-host <address>", "listen address of the receiving SCP (default: the local address of the connection to the peer)"),
+    );
+    cmd.addOption(
+      new Option(
+        "--move-from <AE[@address[/bits]]>",
+        "caller the receiving SCP accepts C-MOVE sub-operations from (repeatable; default: the peer's AE title from the peer's address)",
+      ).argParser(collectAllow),
+    );
+    cmd.addOption(
+      new Option("--max-find-results <n>", "C-FIND matches kept per query; a peer that sends more fails the query").argParser(parsePositiveInt)
+        .default(DEFAULT_MAX_FIND_RESULTS),
+    );
     cmd.addOption(new Option("--out <dir>", "output folder").makeOptionMandatory());
     cmd.addOption(new Option("--ledger <url>", "ledger database (default: sqlite:<out>/.rtexport/ledger.sqlite)"));
     cmd.addOption(
@@ -160,6 +189,9 @@ export const main = defineCommand({
     } catch (e) {
       throw new UsageError(errorMessage(e));
     }
+    if (!o.get && tls && !(tls.cert && tls.key)) {
+      throw new UsageError("C-MOVE with --tls receives over TLS: give --cert and --key for the receiving SCP, or use --get");
+    }
     if (o.series && (o.plan || o.onlyApproved)) {
       throw new UsageError("--series cannot be combined with --plan or --only-approved");
     }
@@ -169,6 +201,7 @@ export const main = defineCommand({
       throw new UsageError(`Cannot create output folder "${o.out}": ${(e as Error).message}`);
     }
     const outDir = resolve(o.out as string);
+    removeStale(join(outDir, ".rtexport"), /^retrieve-staging-(\d+)$/); // left by a run that was killed
     // --anonymize: objects are retrieved into a private staging folder and only their
     // de-identified versions are written under --out, so no identifying copy ever sits there.
     let anonymize: { key: string | Uint8Array; staging: string } | undefined;
@@ -194,6 +227,19 @@ export const main = defineCommand({
     }
     const source = `dicom:${peer.calledAet}@${peer.host}:${peer.port}`;
     let summary: RetrieveSummary | undefined;
+    // A full disk fails the objects being written and then the ledger (inside --out): both are
+    // reported with the cause and the run ends partial (3), not as a crash of the ledger.
+    let diskFull = false;
+    let ledgerBroken = false;
+    const record = async (what: string, write: () => Promise<unknown>) => {
+      if (ledgerBroken) return;
+      try {
+        await write();
+      } catch (e) {
+        ledgerBroken = true;
+        ctx.reporter.failed(`Cannot record ${what} in the ledger (no further rows are written): ${ledgerFailure(e, diskFull)}`);
+      }
+    };
     try {
       const retrieved = retrieveFiles({
         host: peer.host,
@@ -208,6 +254,8 @@ export const main = defineCommand({
         moveAet: o.moveAet,
         movePort: o.movePort,
         moveHost: o.moveHost,
+        moveFrom: o.moveFrom,
+        maxFindResults: o.maxFindResults,
         parallel: o.parallel as number,
         out: anonymize?.staging ?? outDir,
         // With --anonymize the new identity is the anonymizer's to set.
@@ -218,17 +266,20 @@ export const main = defineCommand({
         maxPdu: peer.maxPdu,
         timeouts: peerTimeouts(peer),
         tls,
-        onReceiver: (port) => {
-          if (!o.get) ctx.log.info(`receiving C-MOVE objects as ${o.moveAet ?? peer.callingAet} on port ${port}`);
+        onReceiver: (port, host) => {
+          if (!o.get) ctx.log.info(`receiving C-MOVE objects as ${o.moveAet ?? peer.callingAet} on ${host}:${port}${tls ? " (TLS)" : ""}`);
         },
-        onError: (uid, message) => ctx.reporter.failed(`Cannot write object ${uid}: ${message}`),
+        onError: (uid, message) => {
+          if (/ENOSPC|no space left/i.test(message)) diskFull = true;
+          ctx.reporter.failed(`Cannot write object ${uid}: ${message}`);
+        },
       });
       const stream = anonymize
         ? anonymized(retrieved, anonymize.key, outDir, o, (m) => ctx.reporter.failed(m))
         : retrieved;
       for await (const r of stream) {
         if (r.type === "retrieve-summary") {
-          summary = r as RetrieveSummary;
+          const sum = summary = r as RetrieveSummary;
           for (const line of formatSummary(summary)) {
             if (summary.complete) ctx.log.info(line);
             else ctx.log.warn(line);
@@ -236,20 +287,20 @@ export const main = defineCommand({
           // Every gap is an item of the ledger, so `status` lists what did not arrive.
           for (const plan of summary.plans) {
             for (const g of plan.missing) {
-              await ledger.record({
+              await record("a missing object", () => ledger!.record({
                 kind: "retrieval",
-                key: `${summary.patientId}|${plan.planUid}|${g.sopInstanceUid ?? g.seriesUid ?? g.kind}`,
+                key: `${sum.patientId}|${plan.planUid}|${g.sopInstanceUid ?? g.seriesUid ?? g.kind}`,
                 status: "failed",
-                patientId: summary.patientId,
+                patientId: sum.patientId,
                 planKey: plan.planUid,
                 source,
                 error: `${g.kind}: ${g.reason}`,
-              });
+              }));
             }
           }
         } else {
           const f = r as FileRecord;
-          await ledger.queue({
+          await record(`"${f.path}"`, () => ledger!.queue({
             kind: "file",
             key: relative(outDir, f.path).split(sep).join("/"),
             status: "done",
@@ -259,13 +310,17 @@ export const main = defineCommand({
             sha256: f.sha256,
             patientId: f.patientId,
             planKey: f.planUid,
-          });
+          }));
         }
         if (!ctx.out.closed) await ctx.out.write(r as FileRecord);
       }
-      await ledger.finish(!summary?.complete || ctx.reporter.failures > 0 ? "partial" : "ok");
+      await record("the end of the run", () => ledger!.finish(!summary?.complete || ctx.reporter.failures > 0 ? "partial" : "ok"));
     } finally {
-      await ledger.close();
+      try {
+        await ledger.close();
+      } catch (e) {
+        if (!ledgerBroken) ctx.reporter.failed(`Cannot close the ledger: ${ledgerFailure(e, diskFull)}`);
+      }
       if (anonymize) rmSync(anonymize.staging, { recursive: true, force: true });
     }
     if (!summary?.complete || ctx.reporter.failures > 0) return ExitCode.PARTIAL;

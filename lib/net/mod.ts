@@ -15,7 +15,7 @@ export {
 export { type RoleSelection, rejectReasonText } from "./pdu.ts";
 export {
   answerStore, chooseStoreContext, echo, find, get, isNativeTransferSyntax, move, QR_MODELS, QueryError, type QueryLevel,
-  type ReceiveHandler, type RetrieveProgress, storageContexts, store, type StoreAnswer, type StoreResult, type StoreSource,
+  type ReceiveErrorHandler, type ReceiveHandler, type RetrieveProgress, storageContexts, store, type StoreAnswer, type StoreResult, type StoreSource,
   storeSourceFromFile,
 } from "./scu.ts";
 export {

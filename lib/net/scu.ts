@@ -314,12 +314,17 @@ export interface StoreAnswer {
 /** Handles an object received by C-GET; its answer is the C-STORE-RSP status. */
 export type ReceiveHandler = (file: ReceivedFile, message: DimseMessage) => Promise<StoreAnswer> | StoreAnswer;
 
+/** Told about an object that arrived but could not be written (disk full, …); it was answered 0xA700. */
+export type ReceiveErrorHandler = (error: string, message: DimseMessage) => void;
+
 /**
  * C-GET: the peer sends the objects back as C-STOREs on this association. Set
  * `assoc.storeDir` so they stream to temporary files; `onStore` must move each file away (or it
  * is deleted). Yields every C-GET response; the last has `final`.
  */
-export async function* get(assoc: Association, model: string, identifier: DataSet, onStore: ReceiveHandler): AsyncGenerator<RetrieveProgress> {
+export async function* get(
+  assoc: Association, model: string, identifier: DataSet, onStore: ReceiveHandler, onError?: ReceiveErrorHandler,
+): AsyncGenerator<RetrieveProgress> {
   const ctx = qrContext(assoc, model, "the C-GET information model");
   const id = assoc.nextMessageId();
   await assoc.sendMessage(ctx.id, { commandField: C_GET_RQ, messageId: id, affectedSopClassUid: model, priority: 0, hasDataSet: true }, encodeDataSet(identifier, ctx.transferSyntax));
@@ -328,7 +333,7 @@ export async function* get(assoc: Association, model: string, identifier: DataSe
     for (;;) {
       const m = await assoc.receive();
       if (m.command.commandField === C_STORE_RQ) {
-        await answerStore(assoc, m, onStore);
+        await answerStore(assoc, m, onStore, onError);
         continue;
       }
       if (m.command.commandField !== C_GET_RSP) {
@@ -350,7 +355,7 @@ export async function* get(assoc: Association, model: string, identifier: DataSe
 }
 
 /** Runs a store handler for a received C-STORE-RQ and sends the C-STORE-RSP. */
-export async function answerStore(assoc: Association, m: DimseMessage, onStore: ReceiveHandler): Promise<void> {
+export async function answerStore(assoc: Association, m: DimseMessage, onStore: ReceiveHandler, onError?: ReceiveErrorHandler): Promise<void> {
   let status: number = STATUS_PROCESSING_FAILURE;
   let errorComment: string | undefined;
   let kept = false;
@@ -358,6 +363,7 @@ export async function answerStore(assoc: Association, m: DimseMessage, onStore: 
     if (m.error) {
       status = STATUS_OUT_OF_RESOURCES;
       errorComment = "Cannot write the object";
+      onError?.(m.error, m);
     } else {
       if (!m.file) throw new Error("received data set was not streamed to a file (storeDir unset)");
       const r = await onStore(m.file, m);
