@@ -907,6 +907,11 @@ export async function connect(opts: ConnectOptions): Promise<Association> {
   // deno-lint-ignore prefer-const
   let assoc: Association | undefined;
   const early: Uint8Array[] = [];
+  // An error between the connect and the Association taking over the socket (a TLS 1.3 server
+  // refusing our certificate sends its alert just then): kept and handed over, never uncaught.
+  let settled = false;
+  let earlyError: Error | undefined;
+  let onError!: (e: Error) => void;
   const useTls = opts.tls !== undefined;
   // node:tls costs ~60 ms to load (cipher tables): only when TLS is asked for.
   const tls = useTls ? await import("node:tls") : undefined;
@@ -918,7 +923,12 @@ export async function connect(opts: ConnectOptions): Promise<Association> {
         reject(new DicomNetError("TIMEOUT", `Cannot connect to ${opts.host}:${opts.port}: no answer within ${seconds(connectTimeout)} (connect timeout)`));
       }, connectTimeout)
       : undefined;
-    const onError = (e: Error) => {
+    onError = (e: Error) => {
+      if (settled) {
+        earlyError ??= e;
+        return;
+      }
+      settled = true;
       if (timer) clearTimeout(timer);
       s.destroy();
       reject(socketError(e, `${opts.host}:${opts.port}`, useTls));
@@ -940,7 +950,7 @@ export async function connect(opts: ConnectOptions): Promise<Association> {
       }
       s = tls!.connect(tlsOpts, () => {
         if (timer) clearTimeout(timer);
-        s.off("error", onError);
+        settled = true;
         resolve(s);
       });
     } else {
@@ -957,13 +967,15 @@ export async function connect(opts: ConnectOptions): Promise<Association> {
       };
       s = net.connect({ host: opts.host, port: opts.port, onread }, () => {
         if (timer) clearTimeout(timer);
-        s.off("error", onError);
+        settled = true;
         resolve(s);
       });
     }
-    s.once("error", onError);
+    s.on("error", onError);
   });
   assoc = new Association(socket, { requestor: true, peer, tls: useTls, timeouts: opts.timeouts, limits: opts.limits });
+  socket.off("error", onError);
+  if (earlyError) socket.emit("error", earlyError);
   for (const b of early.splice(0)) assoc.feed(b, false);
   const rq: AssociateRq = {
     type: PDU_ASSOCIATE_RQ,

@@ -62,15 +62,15 @@ export function tlsFailureText(code: string, message: string): string {
     case "ERR_SSL_HTTP_REQUEST":
       return "it does not speak TLS on this port";
   }
-  if (/certificate required|peer did not return a certificate|no certificate returned/.test(m)) {
+  if (/certificate ?required|peer did not return a certificate|no certificate returned/.test(m)) {
     return "it requires a client certificate (give ours with --cert and --key)";
   }
-  if (/unknown ca|bad certificate|certificate unknown|unsupported certificate|decrypt error/.test(m)) {
+  if (/unknown ?ca|bad ?certificate|certificate ?unknown|unsupported ?certificate|decrypt ?error/.test(m)) {
     return "it did not accept our client certificate";
   }
   if (/certificate verify failed|unable to get local issuer/.test(m)) return "its certificate could not be verified (give the CA with --ca)";
   if (/wrong version number|unknown protocol|http request/.test(m)) return "it does not speak TLS on this port";
-  if (/no shared cipher|handshake failure|unsupported protocol|version too low|protocol version/.test(m)) {
+  if (/no shared cipher|handshake ?failure|unsupported protocol|version too low|protocol ?version/.test(m)) {
     return "it has no TLS version or cipher in common with us";
   }
   if (/socket hang up|econnreset|disconnected before secure/.test(m) || code === "ECONNRESET") {

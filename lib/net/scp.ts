@@ -196,9 +196,10 @@ export function negotiateContexts(rq: AssociateRq, handlers: ScpHandlers, storag
   });
 }
 
-/** Connections and associations open at once, per host and per calling AE title. */
+/** Connections open at once (per host too), and associations established, in total, per host and per calling AE title. */
 class Occupancy {
-  total = 0;
+  associations = 0;
+  readonly connectionsByHost = new Map<string, number>();
   readonly byHost = new Map<string, number>();
   readonly byAe = new Map<string, number>();
   static add(map: Map<string, number>, key: string, d: number): void {
@@ -233,19 +234,22 @@ export async function createScp(opts: ScpOptions): Promise<Scp> {
   const onSocket = (socket: net.Socket, secure: boolean) => {
     const host = hostOf(socket);
     const remoteAddress = `${socket.remoteAddress}:${socket.remotePort}`;
-    // Beyond twice the cap nothing is read at all: a flood of connections costs a socket each, briefly.
-    if (sockets.size >= limits.maxAssociations * 2) {
-      emit({ type: "rejected", callingAet: "?", calledAet: "?", remoteAddress, reason: `more than ${limits.maxAssociations * 2} connections open; closed at once` });
+    // Beyond twice the caps nothing is read at all: a flood of connections (that may never send
+    // an A-ASSOCIATE-RQ) costs a socket each, briefly, and cannot crowd out other hosts.
+    const fromHost = occupancy.connectionsByHost.get(host) ?? 0;
+    if (sockets.size >= limits.maxAssociations * 2 || fromHost >= limits.maxAssociationsPerPeer * 2) {
+      const why = sockets.size >= limits.maxAssociations * 2
+        ? `more than ${limits.maxAssociations * 2} connections open`
+        : `more than ${limits.maxAssociationsPerPeer * 2} connections open from ${host}`;
+      emit({ type: "rejected", callingAet: "?", calledAet: "?", remoteAddress, reason: `${why}; closed at once` });
       socket.destroy();
       return;
     }
     sockets.add(socket);
-    occupancy.total++;
-    Occupancy.add(occupancy.byHost, host, 1);
+    Occupancy.add(occupancy.connectionsByHost, host, 1);
     socket.on("close", () => {
       sockets.delete(socket);
-      occupancy.total--;
-      Occupancy.add(occupancy.byHost, host, -1);
+      Occupancy.add(occupancy.connectionsByHost, host, -1);
     });
     const ctx: AssociationContext = { opts, limits, allow, occupancy, emit, secure, remoteAddress, host };
     serveAssociation(socket, ctx).catch((e) => {
@@ -371,14 +375,15 @@ async function serveAssociation(socket: net.Socket, ctx: AssociationContext): Pr
       services = "storage";
     }
   }
-  // Limits, once the caller is known: per host (counted from the connection) and per AE title.
+  // Limits, once the caller is known: associations in total, from its host, and as its AE title.
   const { occupancy } = ctx;
-  const perAe = (occupancy.byAe.get(rq.callingAet) ?? 0) + 1;
-  if (occupancy.total > limits.maxAssociations) return reject(2, 3, 2, `more than ${limits.maxAssociations} associations open`);
-  if ((occupancy.byHost.get(ctx.host) ?? 0) > limits.maxAssociationsPerPeer) {
-    return reject(2, 3, 2, `more than ${limits.maxAssociationsPerPeer} associations open from ${ctx.host}`);
+  if (occupancy.associations >= limits.maxAssociations) return reject(2, 3, 2, `${limits.maxAssociations} associations are open already`);
+  if ((occupancy.byHost.get(ctx.host) ?? 0) >= limits.maxAssociationsPerPeer) {
+    return reject(2, 3, 2, `${limits.maxAssociationsPerPeer} associations from ${ctx.host} are open already`);
   }
-  if (perAe > limits.maxAssociationsPerPeer) return reject(2, 3, 2, `more than ${limits.maxAssociationsPerPeer} associations open as "${callingAet}"`);
+  if ((occupancy.byAe.get(rq.callingAet) ?? 0) >= limits.maxAssociationsPerPeer) {
+    return reject(2, 3, 2, `${limits.maxAssociationsPerPeer} associations as "${callingAet}" are open already`);
+  }
   const custom = opts.accept?.({ callingAet: rq.callingAet, calledAet: rq.calledAet, remoteAddress, subjectCn, request: rq });
   if (custom?.reject) return reject(custom.reject.result, custom.reject.source, custom.reject.reason, "refused by the accept hook");
   const handlers: ScpHandlers = services === "all" ? opts.handlers : { echo: opts.handlers.echo, store: opts.handlers.store };
@@ -387,9 +392,16 @@ async function serveAssociation(socket: net.Socket, ctx: AssociationContext): Pr
     services === "storage" && !c.accepted && isQrModel(c.abstractSyntax) ? { ...c, result: PC_USER_REJECTION } : c
   );
   const roles: RoleSelection[] = rq.user.roles.map((r) => ({ sopClassUid: r.sopClassUid, scu: r.scu, scp: r.scp }));
+  if (socket.destroyed) return; // gone while we decided: nothing to count
   assoc.acceptAssociation(rq, contexts, roles, limits.maxPdu);
+  occupancy.associations++;
   Occupancy.add(occupancy.byAe, rq.callingAet, 1);
-  socket.once("close", () => Occupancy.add(occupancy.byAe, rq.callingAet, -1));
+  Occupancy.add(occupancy.byHost, ctx.host, 1);
+  socket.once("close", () => {
+    occupancy.associations--;
+    Occupancy.add(occupancy.byAe, rq.callingAet, -1);
+    Occupancy.add(occupancy.byHost, ctx.host, -1);
+  });
   emit({ type: "association", callingAet, calledAet, remoteAddress, accepted: contexts.filter((c) => c.accepted).length, services });
 
   const info: RequestInfo = { callingAet: rq.callingAet, calledAet: rq.calledAet, remoteAddress, association: assoc };

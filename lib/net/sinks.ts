@@ -76,6 +76,26 @@ export class MemorySink implements Sink {
   }
 }
 
+const IO_ERRORS: Record<string, string> = {
+  ENOSPC: "no space left on device",
+  EDQUOT: "disk quota exceeded",
+  EROFS: "read-only file system",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  EMFILE: "too many open files",
+  EIO: "input/output error",
+};
+
+/** A file system error in the same words under Node and Deno ("no space left on device (ENOSPC)"). */
+export function ioErrorText(e: unknown): string {
+  const err = e as { code?: string; message?: string };
+  let code = err?.code;
+  // Deno may give only the OS message: "No space left on device (os error 28)".
+  if (!code && /os error 28\b/.test(err?.message ?? "")) code = "ENOSPC";
+  if (code && IO_ERRORS[code]) return `${IO_ERRORS[code]} (${code})`;
+  return err?.message ?? String(e);
+}
+
 let tempCounter = 0;
 
 function tempPath(dir: string): string {
@@ -254,7 +274,7 @@ export class FileSink implements Sink {
       f = files.take();
     } catch (e) {
       this.path = join(files.dir, ".rtexport-rx-*.part");
-      this.error = `Cannot write "${this.path}": ${(e as Error).message ?? e}`;
+      this.error = `Cannot write "${this.path}": ${ioErrorText(e)}`;
       return;
     }
     this.path = f.path;
@@ -271,7 +291,7 @@ export class FileSink implements Sink {
   }
 
   private fail(e: unknown): void {
-    this.error = `Cannot write "${this.path}": ${(e as Error).message ?? e}`;
+    this.error = `Cannot write "${this.path}": ${ioErrorText(e)}`;
     this.discard();
   }
 

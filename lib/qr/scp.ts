@@ -22,7 +22,7 @@ import {
   type QueryRequest, type ReceivedFile, type Scp, type ScpEvent, type ScpLimits, type StoreAnswer, type StoreSource,
   storeSourceFromFile, type Timeouts, type TlsOptions,
 } from "../net/mod.ts";
-import { TEMP_FILE_PATTERN } from "../net/sinks.ts";
+import { ioErrorText, TEMP_FILE_PATTERN } from "../net/sinks.ts";
 import { DEFAULT_MAX_FIND_MATCHES, findMatches, QueryError, type QueryModel, selectInstances } from "./find.ts";
 
 export interface QrScpOptions {
@@ -302,7 +302,10 @@ export async function startQrScp(opts: QrScpOptions): Promise<QrScp> {
             return await store(file, callingAet);
           } catch (e) {
             // Disk full, permissions, a damaged index: the object is refused and the cause logged.
-            return refuse(STATUS_PROCESSING_FAILURE, "Cannot store the object", (e as Error).message ?? String(e));
+            const why = /database or disk is full/i.test((e as Error).message ?? "")
+              ? "no space left on device (the index could not be written)"
+              : ioErrorText(e);
+            return refuse(STATUS_PROCESSING_FAILURE, "Cannot store the object", why);
           }
         },
         find: async function* (rq) {

@@ -39,6 +39,8 @@ export interface RetrieveSessionOptions {
   moveFrom?: (string | AllowEntry)[];
   /** C-FIND matches kept per query (default 50,000); a peer that sends more fails the query. */
   maxFindResults?: number;
+  /** Bytes of C-FIND answers kept per query (default 128 MiB); more fail the query. */
+  maxFindBytes?: number;
   timeouts?: Timeouts;
   maxPdu?: number;
   /** TLS to the peer; with `cert`/`key`, the receiving SCP also accepts TLS with them. */
@@ -107,6 +109,18 @@ const KEEP_RECEIVED = 8 * 1024 * 1024;
 
 /** Default of `maxFindResults`. */
 export const DEFAULT_MAX_FIND_RESULTS = 50_000;
+/**
+ * Bytes of C-FIND answers kept per query: the count alone does not bound memory when each
+ * answer carries up to a mebibyte (lib/net's identifier limit).
+ */
+export const DEFAULT_MAX_FIND_BYTES = 128 * 1024 * 1024;
+
+/** Size of a data set's values (what keeping it costs, near enough). */
+function valueBytes(ds: DataSet): number {
+  let n = 0;
+  for (const el of ds.elements.values()) n += 16 + el.length + (el.items ? el.items.reduce((s, i) => s + valueBytes(i), 0) : 0);
+  return n;
+}
 
 /** An IPv4-mapped IPv6 address as IPv4; others unchanged. */
 function plainAddress(a: string | undefined): string {
@@ -119,6 +133,7 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
   let receiver: Scp | undefined;
   const moveAet = opts.moveAet ?? opts.callingAet;
   const maxFind = opts.maxFindResults ?? DEFAULT_MAX_FIND_RESULTS;
+  const maxFindBytes = opts.maxFindBytes ?? DEFAULT_MAX_FIND_BYTES;
   const peerLabel = `${opts.calledAet}@${opts.host}:${opts.port}`;
   if (opts.mode === "move" && opts.tls && !(opts.tls.cert && opts.tls.key)) {
     throw new Error("C-MOVE over TLS needs a certificate and key for the receiving SCP (the peer connects to it with TLS): give them, or retrieve with C-GET");
@@ -183,9 +198,13 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
   /** Matches of one C-FIND, at most `maxFind` of them (more: the query is cancelled and fails). */
   const findAll = async function* (a: Association, id: DataSet): AsyncGenerator<DataSet> {
     let n = 0;
+    let bytes = 0;
     for await (const m of find(a, model.find, id)) {
       if (++n > maxFind) {
         throw new DicomNetError("PROTOCOL", `C-FIND at ${peerLabel} returned more than ${maxFind} matches; the query was cancelled (raise the limit with --max-find-results)`);
+      }
+      if ((bytes += valueBytes(m)) > maxFindBytes) {
+        throw new DicomNetError("PROTOCOL", `C-FIND at ${peerLabel} returned more than ${maxFindBytes >> 20} MiB of answers; the query was cancelled`);
       }
       yield m;
     }
