@@ -36,11 +36,13 @@ export interface ScpLimits extends AssociationLimits {
   maxAssociationsPerPeer: number;
 }
 
+import { DEFAULT_MAX_PDU } from "./pdu.ts";
+
 /** Bytes in a mebibyte, for readable defaults. */
 const MiB = 1024 * 1024;
 
 export const DEFAULT_ASSOCIATION_LIMITS: Readonly<AssociationLimits> = Object.freeze({
-  maxPdu: 262144,
+  maxPdu: DEFAULT_MAX_PDU,
   maxAssociatePdu: 256 * 1024,
   maxCommand: 64 * 1024,
   maxIdentifier: 1 * MiB,
