@@ -1,0 +1,82 @@
+/** `rtexport transcode`: rewrite DICOM files in another transfer syntax, decoding lossless compressed pixel data. */
+import { Option } from "commander";
+import { basename, relative } from "node:path";
+import { defineCommand, runMain, UsageError } from "../cli/mod.ts";
+import { resolveSyntax, SYNTAX_ALIASES } from "../lib/codec/syntaxes.ts";
+import { transcodeFiles } from "../lib/codec/transcode.ts";
+import { walkEntriesSync } from "../lib/fs/walk.ts";
+import type { RtRecord } from "../lib/records/types.ts";
+import { statSync } from "node:fs";
+
+/** File records for the paths given: a file found under a directory keeps its path relative to it. */
+function* pathRecords(paths: string[], onError: (message: string) => void): Generator<RtRecord> {
+  for (const root of paths) {
+    let isDir = false;
+    try {
+      isDir = statSync(root).isDirectory();
+    } catch { /* reported by the walk */ }
+    for (const entry of walkEntriesSync([root])) {
+      if (entry.error !== undefined) onError(entry.error);
+      else yield { type: "file", path: entry.path, dest: isDir ? relative(root, entry.path) : basename(entry.path) };
+    }
+  }
+}
+
+export const main = defineCommand({
+  name: "transcode",
+  summary: "rewrite DICOM files in another transfer syntax, decoding lossless compressed pixel data",
+  usage: "--to SYNTAX (--out DIR | --in-place) [PATH...]",
+  description: [
+    "Decodes JPEG Lossless (Process 14 and SV1), JPEG-LS lossless, JPEG 2000 lossless and RLE Lossless pixel data,",
+    "encodes RLE Lossless, and converts between the native syntaxes. Every other element is kept byte for byte;",
+    "the meta header gets the new Transfer Syntax UID. Lossy objects (JPEG baseline/extended, JPEG 2000 .91,",
+    "JPEG-LS near-lossless) are never decoded to be stored: each fails with the reason, and the command exits 3.",
+    "A file under a directory given keeps its path relative to it under --out; with records on stdin, a record's",
+    `\`dest\` (export-plan's tree path) is kept. SYNTAX: ${Object.keys(SYNTAX_ALIASES).join(", ")} or a transfer syntax UID.`,
+  ].join("\n"),
+  examples: [
+    "rtexport transcode --to explicit-le --out raw/ incoming/",
+    "rtexport transcode --to implicit-le --in-place export/Smith_John_123/",
+    "rtexport search --tag TransferSyntaxUID=1.2.840.10008.1.2.4.70 export/ | rtexport transcode --to explicit-le --in-place",
+  ],
+  configure(cmd) {
+    cmd.argument("[path...]", "DICOM files or directories (default: file records on stdin)");
+    cmd.addOption(new Option("--to <syntax>", `target transfer syntax: ${Object.keys(SYNTAX_ALIASES).join(", ")} or a UID`).makeOptionMandatory());
+    cmd.option("-o, --out <dir>", "output directory");
+    cmd.option("--in-place", "overwrite the input files (atomically) instead of writing to --out");
+  },
+  human: {
+    record: (r) => (r.type === "file" ? `${(r.transcode as { status?: string } | undefined)?.status ?? ""}\t${r.path}` : undefined),
+  },
+  async run(ctx) {
+    const o = ctx.options;
+    const to = resolveSyntax(String(o.to));
+    if (!to) throw new UsageError(`Invalid value for --to: "${o.to}" (expected ${Object.keys(SYNTAX_ALIASES).join(", ")} or a transfer syntax UID)`);
+    if (o.inPlace && o.out) throw new UsageError("Give either --out or --in-place, not both");
+    if (!o.inPlace && !o.out) throw new UsageError("An output directory is required: give --out DIR (or --in-place to overwrite the inputs)");
+    const input = ctx.args.length
+      ? pathRecords(ctx.args, (message) => ctx.reporter.failed(message))
+      : ctx.stdinRecords();
+    if (!input) throw new UsageError("No input: give files or directories, or pipe file records on stdin");
+    const records = transcodeFiles(input, {
+      to,
+      out: o.out,
+      inPlace: o.inPlace === true,
+      signal: ctx.signal,
+      onEvent(e) {
+        if (e.type === "done") ctx.reporter.done();
+        else if (e.type === "skipped") {
+          ctx.reporter.skipped();
+          ctx.log.debug(`Skipped ${e.item}: ${e.reason}`);
+        } else if (e.type === "failed") ctx.reporter.failed(e.reason, { item: e.item });
+      },
+    });
+    for await (const r of records) {
+      await ctx.out.write(r);
+      if (ctx.out.closed) break;
+    }
+    ctx.reporter.summary("files");
+  },
+});
+
+runMain(import.meta, main);
