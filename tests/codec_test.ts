@@ -22,6 +22,7 @@ import { PIXEL_DATA } from "../lib/dicom/tag.ts";
 import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from "../lib/dicom/uids.ts";
 import { buildCodecCorpus, type CodecSample, PYDICOM } from "./_codec_corpus.ts";
 import { records, root, sh } from "./_run.ts";
+import { buildReferenceTree, renderTree, summarizeObject } from "../lib/rt/mod.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "rtexport-codec-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -267,6 +268,32 @@ function dciodvfyErrors(path: string): string[] {
   assert.ok(!/Assertion .* failed/.test(r.stderr), `dciodvfy aborted on ${path}: ${r.stderr.slice(-300)}`);
   return (r.stderr + r.stdout).split("\n").filter((l) => l.startsWith("Error")).map((l) => l.replace(/ - "[^"]*"$/, "").trim());
 }
+
+describe("show and search report the transfer syntax", () => {
+  test("a clinic whose CT series GDCM compressed to JPEG-LS: show's series says so (record and tree), search matches it", async () => {
+    const clinic = join(dir, "corpus", "clinic", "RTX0001");
+    const work = join(dir, "show");
+    for (const sub of ["CT", "RTSTRUCT", "RTPLAN"]) {
+      mkdirSync(join(work, sub), { recursive: true });
+      for (const f of readdirSync(join(clinic, sub))) {
+        if (sub === "CT") assert.equal(spawnSync("gdcmconv", ["--jpegls", join(clinic, sub, f), join(work, sub, f)]).status, 0);
+        else writeFileSync(join(work, sub, f), readFileSync(join(clinic, sub, f)));
+      }
+    }
+    const shown = await sh(`"\${RT[@]}" show --json ${work}`);
+    assert.equal(shown.status, 0, shown.stderr);
+    const plans = records(shown.stdout).filter((r) => r.type === "plan" && r.structureSet);
+    assert.ok(plans.length > 0);
+    for (const p of plans) {
+      assert.equal(p.transferSyntaxUid, EXPLICIT_VR_LITTLE_ENDIAN);
+      assert.deepEqual(p.structureSet.imageSeries.map((s: { transferSyntaxUids: string[] }) => s.transferSyntaxUids), [["1.2.840.10008.1.2.4.80"]]);
+    }
+    const objects = ["CT", "RTSTRUCT", "RTPLAN"].flatMap((sub) => readdirSync(join(work, sub)).map((f) => summarizeObject(readDicomFile(join(work, sub, f)))));
+    assert.match(renderTree(buildReferenceTree(objects)).join("\n"), /CT series [0-9.]+: 4 found, 4 referenced \[JPEG-LS Lossless\]/);
+    const found = await sh(`"\${RT[@]}" search --json --tag TransferSyntaxUID=1.2.840.10008.1.2.4.8? ${work}`);
+    assert.deepEqual(records(found.stdout).map((r) => r.transferSyntaxUid), Array(4).fill("1.2.840.10008.1.2.4.80"));
+  });
+});
 
 describe("RLE encoding", () => {
   const natives = () => readdirSync(join(dir, "corpus", "src")).map((n) => join(dir, "corpus", "src", n))
