@@ -752,3 +752,79 @@ export const generateClinic: typeof fixtures.generateClinic = fixtures.generateC
  * ```
  */
 export const openSqlite: typeof sqlite.openSqlite = sqlite.openSqlite;
+
+// ---- Compressed images ----------------------------------------------------------------------
+// The codecs themselves load on first use: importing these costs nothing until an object is decoded.
+
+import * as codecDecode from "./lib/codec/decode.ts";
+import * as codecTranscode from "./lib/codec/transcode.ts";
+import * as codecPixel from "./lib/codec/pixel.ts";
+export type { TranscodeEvent, TranscodeOptions, TranscodeResult } from "./lib/codec/transcode.ts";
+
+/**
+ * The transcode stage: DICOM `file` records' files rewritten in another transfer syntax
+ * (lossless decoding, RLE encoding, native to native); one `file` record per file written.
+ *
+ * @example
+ * ```ts
+ * for await (const r of transcodeFiles([{ type: "file", path: "ct_jpegls.dcm" }], { to: "1.2.840.10008.1.2.1", out: "raw/" })) {
+ *   console.log(r.path);
+ * }
+ * ```
+ */
+export const transcodeFiles: typeof codecTranscode.transcodeFiles = codecTranscode.transcodeFiles;
+
+/**
+ * A Part 10 file read in full, as the bytes of the same object in a native transfer syntax
+ * (Explicit VR Little Endian by default). Lossy objects are refused with a `CodecError`.
+ *
+ * @example
+ * ```ts
+ * writeFileSync("ct.dcm", await decodeToNative(readDicomFile("ct_j2k.dcm", { full: true })));
+ * ```
+ */
+export const decodeToNative: typeof codecDecode.decodeToNative = codecDecode.decodeToNative;
+
+/**
+ * A Part 10 file read in full, transcoded to any supported syntax (native ones and RLE Lossless).
+ *
+ * @example
+ * ```ts
+ * writeFileSync("ct_rle.dcm", await transcodeFile(readDicomFile("ct.dcm", { full: true }), "1.2.840.10008.1.2.5"));
+ * ```
+ */
+export const transcodeFile: typeof codecDecode.transcodeFile = codecDecode.transcodeFile;
+
+/**
+ * A copy of a data set with its encapsulated pixel data decoded to native.
+ *
+ * @example
+ * ```ts
+ * const f = readDicomFile("ct_jpeg.dcm", { full: true });
+ * const native = await decodeDataSet(f.dataset, f.transferSyntaxUid);
+ * ```
+ */
+export const decodeDataSet: typeof codecDecode.decodeDataSet = codecDecode.decodeDataSet;
+
+/**
+ * Why converting transfer syntax `from` to `to` would lose information or is not supported, or
+ * undefined when it can be done.
+ *
+ * @example
+ * ```ts
+ * transcodeRefusal("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.1"); // "JPEG Baseline (Process 1) (…) is lossy: …"
+ * ```
+ */
+export const transcodeRefusal: typeof codecDecode.transcodeRefusal = codecDecode.transcodeRefusal;
+
+/**
+ * A decoding failure; the message says what is wrong with which frame.
+ *
+ * @example
+ * ```ts
+ * try { await decodeDataSet(ds, ts); } catch (e) { if (e instanceof CodecError) console.error(e.message); }
+ * ```
+ */
+export const CodecError: typeof codecPixel.CodecError = codecPixel.CodecError;
+/** A decoding failure. */
+export type CodecError = codecPixel.CodecError;

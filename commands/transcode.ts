@@ -33,7 +33,7 @@ export const main = defineCommand({
     "JPEG-LS near-lossless) are never decoded to be stored: each fails with the reason, and the command exits 3.",
     "A file under a directory given keeps its path relative to it under --out; with records on stdin, a record's",
     `\`dest\` (export-plan's tree path) is kept. SYNTAX: ${Object.keys(SYNTAX_ALIASES).join(", ")} or a transfer syntax UID.`,
-  ].join("\n"),
+  ].join(" "),
   examples: [
     "rtexport transcode --to explicit-le --out raw/ incoming/",
     "rtexport transcode --to implicit-le --in-place export/Smith_John_123/",
