@@ -759,7 +759,7 @@ export const openSqlite: typeof sqlite.openSqlite = sqlite.openSqlite;
 import * as codecDecode from "./lib/codec/decode.ts";
 import * as codecTranscode from "./lib/codec/transcode.ts";
 import * as codecPixel from "./lib/codec/pixel.ts";
-export type { TranscodeEvent, TranscodeOptions, TranscodeResult } from "./lib/codec/transcode.ts";
+export type { TranscodeOptions, TranscodeResult } from "./lib/codec/transcode.ts";
 
 /**
  * The transcode stage: DICOM `file` records' files rewritten in another transfer syntax

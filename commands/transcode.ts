@@ -1,24 +1,21 @@
 /** `rtexport transcode`: rewrite DICOM files in another transfer syntax, decoding lossless compressed pixel data. */
 import { Option } from "commander";
 import { basename, relative } from "node:path";
-import { defineCommand, runMain, UsageError } from "../cli/mod.ts";
+import { defineCommand, runMain, runStage, UsageError } from "../cli/mod.ts";
 import { resolveSyntax, SYNTAX_ALIASES } from "../lib/codec/syntaxes.ts";
 import { transcodeFiles } from "../lib/codec/transcode.ts";
-import { walkEntriesSync } from "../lib/fs/walk.ts";
+import { pathRecords } from "../lib/fs/walk.ts";
 import type { RtRecord } from "../lib/records/types.ts";
 import { statSync } from "node:fs";
 
-/** File records for the paths given: a file found under a directory keeps its path relative to it. */
-function* pathRecords(paths: string[], onError: (message: string) => void): Generator<RtRecord> {
+/** File records for the paths given: a file found under a directory keeps its path relative to it as `dest`. */
+async function* inputRecords(paths: string[]): AsyncGenerator<RtRecord> {
   for (const root of paths) {
     let isDir = false;
     try {
       isDir = statSync(root).isDirectory();
-    } catch { /* reported by the walk */ }
-    for (const entry of walkEntriesSync([root])) {
-      if (entry.error !== undefined) onError(entry.error);
-      else yield { type: "file", path: entry.path, dest: isDir ? relative(root, entry.path) : basename(entry.path) };
-    }
+    } catch { /* pathRecords reports it */ }
+    for await (const r of pathRecords([root])) yield { ...r, dest: isDir ? relative(root, r.path) : basename(r.path) };
   }
 }
 
@@ -48,34 +45,20 @@ export const main = defineCommand({
   human: {
     record: (r) => (r.type === "file" ? `${(r.transcode as { status?: string } | undefined)?.status ?? ""}\t${r.path}` : undefined),
   },
-  async run(ctx) {
+  run(ctx) {
     const o = ctx.options;
     const to = resolveSyntax(String(o.to));
     if (!to) throw new UsageError(`Invalid value for --to: "${o.to}" (expected ${Object.keys(SYNTAX_ALIASES).join(", ")} or a transfer syntax UID)`);
     if (o.inPlace && o.out) throw new UsageError("Give either --out or --in-place, not both");
     if (!o.inPlace && !o.out) throw new UsageError("An output directory is required: give --out DIR (or --in-place to overwrite the inputs)");
-    const input = ctx.args.length
-      ? pathRecords(ctx.args, (message) => ctx.reporter.failed(message))
-      : ctx.stdinRecords();
+    const input = ctx.args.length ? inputRecords(ctx.args) : ctx.stdinRecords();
     if (!input) throw new UsageError("No input: give files or directories, or pipe file records on stdin");
-    const records = transcodeFiles(input, {
-      to,
-      out: o.out,
-      inPlace: o.inPlace === true,
-      signal: ctx.signal,
-      onEvent(e) {
-        if (e.type === "done") ctx.reporter.done();
-        else if (e.type === "skipped") {
-          ctx.reporter.skipped();
-          ctx.log.debug(`Skipped ${e.item}: ${e.reason}`);
-        } else if (e.type === "failed") ctx.reporter.failed(e.reason, { item: e.item });
-      },
+    return runStage(ctx, {
+      input,
+      stage: transcodeFiles,
+      options: { to, out: o.out, inPlace: o.inPlace === true },
+      verb: "transcode",
     });
-    for await (const r of records) {
-      await ctx.out.write(r);
-      if (ctx.out.closed) break;
-    }
-    ctx.reporter.summary("files");
   },
 });
 

@@ -122,6 +122,7 @@ async function decodeElement(owner: DataSet, el: DicomElement, codec: CodecName,
   for (let k = 0; k < frames.length; k++) {
     let native: Uint8Array;
     try {
+      checkComplete(frames[k], codec);
       native = decode(frames[k], px);
     } catch (e) {
       const detail = e instanceof CodecError ? e.message : `${e instanceof Error ? e.message : String(e)}`;
@@ -136,6 +137,21 @@ async function decodeElement(owner: DataSet, el: DicomElement, codec: CodecName,
     signExtend(out, px);
   }
   return { px, value: out };
+}
+
+/**
+ * A JPEG-LS or JPEG 2000 codestream must end with its EOI/EOC marker (FFD9), after the padding
+ * DICOM allows (a trailing 00, or FF fill bytes before the marker). Checked before decoding
+ * because CharLS, given a truncated codestream, can take a minute to fail (measured: 63 s for a
+ * 296-byte CT slice cut at 223 bytes); JPEG Lossless and RLE find truncation themselves.
+ */
+function checkComplete(frame: Uint8Array, codec: CodecName): void {
+  if (codec !== "jpeg-ls" && codec !== "jpeg-2000") return;
+  let end = frame.length;
+  while (end > 0 && frame[end - 1] === 0x00) end--;
+  if (end < 2 || frame[end - 2] !== 0xff || frame[end - 1] !== 0xd9) {
+    throw new CodecError(`${codec === "jpeg-ls" ? "JPEG-LS" : "JPEG 2000"} codestream is truncated: it does not end with its end-of-image marker (FFD9)`);
+  }
 }
 
 /**

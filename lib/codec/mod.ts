@@ -16,4 +16,4 @@ export {
   type CodecName, DECODABLE_SYNTAXES, isNativeSyntax, type PixelEncoding, resolveSyntax, SYNTAX_ALIASES, syntaxInfo,
   type SyntaxInfo, syntaxName,
 } from "./syntaxes.ts";
-export { type TranscodeEvent, transcodeFiles, type TranscodeOptions, type TranscodeResult } from "./transcode.ts";
+export { transcodeFiles, type TranscodeOptions, type TranscodeResult } from "./transcode.ts";

@@ -10,29 +10,18 @@ import { basename, isAbsolute, join, normalize, resolve } from "node:path";
 import { writeFileAtomic } from "../anonymize/files.ts";
 import { type DicomFile, parseDicom } from "../dicom/reader.ts";
 import { type FileRecord, isDicomFileRecord, isFileRecord, type RtRecord } from "../records/types.ts";
+import { StageReport, type StageOptions, untilAborted } from "../stage/stage.ts";
 import { transcodeFile } from "./decode.ts";
 import { syntaxName } from "./syntaxes.ts";
 
-/** A stage event (the shape of the shared stage contract's events). */
-export type TranscodeEvent =
-  | { type: "started"; stage: "transcode" }
-  | { type: "done"; stage: "transcode"; item: string; bytes?: number; patientId?: string }
-  | { type: "skipped"; stage: "transcode"; item: string; why: "not-dicom" | "identical" | "other"; reason: string; patientId?: string }
-  | { type: "failed"; stage: "transcode"; item: string; reason: string; patientId?: string }
-  | { type: "finished"; stage: "transcode"; counts: { done: number; skipped: number; failed: number; bytes: number }; interrupted: boolean };
-
-/** Options of {@linkcode transcodeFiles}. */
-export interface TranscodeOptions {
+/** Options of {@linkcode transcodeFiles}: the stage contract's (signal, event sink; no ledger rows yet) and these. */
+export interface TranscodeOptions extends StageOptions {
   /** Target transfer syntax UID (native syntaxes or RLE Lossless). */
   to: string;
   /** Output directory; each file goes to its record's `dest` (a relative tree path) under it, else to its name. */
   out?: string;
   /** Overwrite each input instead (atomically). */
   inPlace?: boolean;
-  /** Stops at the next file boundary. */
-  signal?: AbortSignal;
-  /** Receives the stage's events. */
-  onEvent?: (event: TranscodeEvent) => void;
 }
 
 /** What a transcoded file's record carries about it. */
@@ -64,7 +53,8 @@ function destination(record: FileRecord, out: string): string {
  * Transcodes the DICOM files of `file` records to `options.to` and yields a `file` record for
  * each file written (path, bytes, sha256, the new transferSyntaxUid, `transcode: {status, from,
  * fromTransferSyntaxUid}`). A file that cannot be transcoded (lossy, damaged, unreadable, an
- * unsupported syntax) yields nothing: a `failed` event says why. Records of other types, and
+ * unsupported syntax) yields nothing: a `failed` event says why. The stage writes no ledger rows
+ * (transcoding is idempotent and cheap to repeat). Records of other types, and
  * file records of non-DICOM files, pass through unchanged.
  *
  * @example
@@ -75,42 +65,38 @@ function destination(record: FileRecord, out: string): string {
  * }
  * ```
  */
-export async function* transcodeFiles(
-  input: AsyncIterable<RtRecord> | Iterable<RtRecord>, options: TranscodeOptions,
-): AsyncGenerator<RtRecord> {
+export async function* transcodeFiles(input: AsyncIterable<RtRecord> | Iterable<RtRecord>, options: TranscodeOptions): AsyncGenerator<RtRecord> {
   if (!options.inPlace && !options.out) throw new Error("An output directory or in-place writing is required");
-  const emit = options.onEvent ?? (() => {});
-  const counts = { done: 0, skipped: 0, failed: 0, bytes: 0 };
+  const report = new StageReport("transcode", options);
   // Output path → input path, so two inputs never land on one output in a run.
   const written = new Map<string, string>();
-  emit({ type: "started", stage: "transcode" });
   try {
-    for await (const record of input) {
-      if (options.signal?.aborted) break;
+    for await (const record of untilAborted(input, options.signal)) {
       if (!isFileRecord(record)) {
         yield record;
         continue;
       }
       const item = `file "${record.path}"`;
+      const fields = { patientId: typeof record.patientId === "string" ? record.patientId : undefined };
+      if (typeof record.error === "string") {
+        report.failed(item, record.error, fields);
+        continue;
+      }
       if (!isDicomFileRecord(record)) {
-        counts.skipped++;
-        emit({ type: "skipped", stage: "transcode", item, why: "not-dicom", reason: `a ${String(record.category)} file is not DICOM` });
+        report.skipped(item, "not-dicom", `a ${String(record.category)} file is not DICOM`, fields);
         yield record;
         continue;
       }
       const outcome = await transcodeOne(record, options, written);
       if (!outcome.ok) {
-        counts.failed++;
-        emit({ type: "failed", stage: "transcode", item, reason: outcome.reason, patientId: record.patientId });
+        report.failed(item, outcome.reason, fields);
         continue;
       }
-      counts.done++;
-      counts.bytes += outcome.record.bytes ?? 0;
-      emit({ type: "done", stage: "transcode", item, bytes: outcome.record.bytes, patientId: outcome.record.patientId });
+      report.done(item, { bytes: outcome.record.bytes, patientId: outcome.record.patientId });
       yield outcome.record;
     }
   } finally {
-    emit({ type: "finished", stage: "transcode", counts: { ...counts }, interrupted: options.signal?.aborted === true });
+    report.finish();
   }
 }
 
