@@ -107,3 +107,9 @@ export type { ScpOptions } from "./lib/net/scp.ts";
 export { generateClinic } from "./lib/fixtures/clinic.ts";
 export type { ClinicManifest, ClinicOptions } from "./lib/fixtures/clinic.ts";
 export { openSqlite } from "./lib/db/sqlite.ts";
+
+// transcode: lossless decoding and transfer syntax changes (codecs load on first use).
+export { transcodeFiles } from "./lib/codec/transcode.ts";
+export type { TranscodeOptions, TranscodeResult } from "./lib/codec/transcode.ts";
+export { decodeDataSet, decodeToNative, transcodeFile, transcodeRefusal } from "./lib/codec/decode.ts";
+export { CodecError } from "./lib/codec/pixel.ts";

@@ -13,6 +13,7 @@ export const COMMAND_NAMES: readonly string[] = [
   "serve",
   "show",
   "status",
+  "transcode",
 ];
 
 /** Every option any command has, by attribute name (what rtexport.json keys are). */
