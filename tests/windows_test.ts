@@ -18,12 +18,13 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   closeSync, copyFileSync, cpSync, existsSync, linkSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync,
-  statSync, writeFileSync,
+  symlinkSync, writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { buildDemoCatalog } from "../lib/catalog/demo.ts";
 import { type ClinicManifest, generateClinic } from "../lib/fixtures/mod.ts";
 import { dcmtkEnv, freePort, type OrthancPeer, startOrthanc } from "./_peers.ts";
 
@@ -88,6 +89,15 @@ function winPath(unixPath: string): string {
 function unixify<T>(value: T): T {
   return JSON.parse(JSON.stringify(value), (_key, v) =>
     typeof v === "string" && v.includes("Z:\\") ? v.replace(/Z:(\\[^\s"]*)/g, (_m, p: string) => p.replaceAll("\\", "/")) : v);
+}
+
+/** `text` as PowerShell 5's `>` writes it: UTF-16LE with a byte order mark, CRLF line ends. */
+function powershell5(text: string): Uint8Array {
+  const withBom = `\ufeff${text.replace(/\r?\n/g, "\r\n")}`;
+  const out = new Uint8Array(withBom.length * 2);
+  const view = new DataView(out.buffer);
+  for (let i = 0; i < withBom.length; i++) view.setUint16(2 * i, withBom.charCodeAt(i), true);
+  return out;
 }
 
 /** Names Windows reserves for devices (any case, with or without an extension), per Microsoft's "Naming Files". */
@@ -277,6 +287,54 @@ if (isDeno) {
       assert.deepEqual(treeHashes(driveC(out)), linTree);
     });
 
+    test("files PowerShell 5 writes: rtexport.json and records in UTF-16LE with CRLF", async () => {
+      const folder = join(work, "ps5");
+      mkdirSync(folder, { recursive: true });
+      // `'{…}' > rtexport.json` in PowerShell 5: the config applies in the working folder.
+      writeFileSync(join(folder, "rtexport.json"), powershell5('{\n  "commands": { "search": { "pattern": "RP*.dcm" } }\n}\n'));
+      const found = await rtx(["search", "--json", "--tag", "Modality=?", winPath(clinic)], { cwd: folder });
+      assert.equal(found.status, 0, found.stderr);
+      const plans = records(found.stdout);
+      assert.equal(plans.length, manifest.counts.RTPLAN, "the config's --pattern RP*.dcm applied");
+      // `rtexport search … > plans.ndjson`, then `cmd /c "rtexport show < plans.ndjson"`.
+      writeFileSync(join(folder, "plans.ndjson"), powershell5(found.stdout));
+      const shown = await rtx(["show", "--json"], { stdin: join(folder, "plans.ndjson") });
+      assert.equal(shown.status, 0, shown.stderr);
+      const plain = await rtx(["show", "--json", "--pattern", "RP*.dcm", winPath(clinic)]);
+      assert.deepEqual(records(shown.stdout).filter((r) => r.type === "plan"), records(plain.stdout).filter((r) => r.type === "plan"));
+    });
+
+    test("list-patients --from catalog with the vault on a UNC path, export-plan: the Linux binary's tree", async () => {
+      // Wine resolves \\server\share through the prefix's dosdevices/unc folder.
+      const vault = join(work, "vault");
+      const db = join(work, "catalog.db");
+      await buildDemoCatalog({ clinic, manifest, catalogPath: db, vault });
+      mkdirSync(join(prefix, "dosdevices", "unc", "vault"), { recursive: true });
+      symlinkSync(vault, join(prefix, "dosdevices", "unc", "vault", "share"));
+      const unc = "\\\\vault\\share";
+
+      const list = await rtx(["list-patients", "--json", "--from", "catalog", "--db", `sqlite:${winPath(db)}`, "--vault", unc]);
+      assert.equal(list.status, 0, list.stderr);
+      assert.ok(records(list.stdout).some((r) => r.type === "patient" && String(r.vault).startsWith(unc)), list.stdout.slice(0, 300));
+      writeFileSync(join(work, "catalog.ndjson"), list.stdout);
+      const out = "C:\\rtx\\from-vault";
+      const exported = await rtx(["export-plan", "--json", "--out", out], { stdin: join(work, "catalog.ndjson") });
+      assert.equal(exported.status, 0, exported.stderr);
+      const files = records(exported.stdout).filter((r) => r.type === "file");
+      const categories = new Set(files.map((f) => f.category));
+      for (const c of ["image", "rt-object", "document", "plan-file", "photo"]) assert.ok(categories.has(c), `${c} in ${[...categories]}`);
+
+      const linList = linux(["list-patients", "--json", "--from", "catalog", "--db", `sqlite:${db}`, "--vault", vault]);
+      assert.equal(linList.status, 0, linList.stderr);
+      writeFileSync(join(work, "catalog-linux.ndjson"), linList.stdout);
+      const linOut = join(work, "from-vault-linux");
+      const lin = linux(["export-plan", "--json", "--out", linOut], { stdin: join(work, "catalog-linux.ndjson") });
+      assert.equal(lin.status, 0, lin.stderr);
+      const tree = treeHashes(driveC(out), [".rtexport"]);
+      assert.equal(Object.keys(tree).length, files.length);
+      assert.deepEqual(tree, treeHashes(linOut, [".rtexport"]));
+    });
+
     describe("copy-files and export-plan into Windows paths", () => {
       let hostile = "";
       /** An output root of 115 characters: the long patient's files end past 260. */
@@ -356,14 +414,19 @@ if (isDeno) {
         const paths = records(found.stdout).filter((r) => r.type === "file").map((r) => String(r.path));
         assert.deepEqual(paths.map((p) => p.slice(deep.length + 1).replaceAll("\\", "/")).sort(), Object.keys(expected));
 
-        // cmd's COPY takes the paths as Windows programs usually do (no \\?\): a name Windows
-        // reserves would read a device there (NUL: nothing; COM1: a serial port), a trailing dot
-        // would not be found. It refuses paths past MAX_PATH even with \\?\ under Wine ("File
-        // name is too long"), so those are left to the .exe above.
+        // cmd's DIR and COPY take paths as Windows programs usually do (no \\?\): there a folder
+        // named CON or with a trailing dot cannot be listed, a file named NUL.txt reads the null
+        // device. COPY refuses paths past MAX_PATH even with \\?\ under Wine ("File name is too
+        // long"), so those are left to the .exe above.
         const short = paths.filter((p) => p.length < 260);
-        assert.ok(short.length >= 20 && short.some((p) => p.includes("\\_CON\\_NUL.txt\\")));
+        assert.ok(short.length >= 20 && short.some((p) => /\\_?CON\\_?NUL\.txt\\/.test(p)));
+        const folders = new Set(short.flatMap((p) => {
+          const parts = p.slice(deep.length + 1).split("\\").slice(0, -1);
+          return parts.map((_, i) => `${deep}\\${parts.slice(0, i + 1).join("\\")}`);
+        }));
         const lines = ["@echo off", "mkdir C:\\readback"];
-        short.forEach((p, i) => lines.push(`copy /b "${p}" "C:\\readback\\${i}.dcm" > nul`, `if errorlevel 1 echo copy ${i} failed 1>&2`));
+        for (const folder of folders) lines.push(`dir /b "${folder}" > nul`, `if errorlevel 1 echo dir "${folder}" failed 1>&2`);
+        short.forEach((p, i) => lines.push(`copy /b "${p}" "C:\\readback\\${i}.dcm" > nul`, `if errorlevel 1 echo copy "${p}" failed 1>&2`));
         writeFileSync(join(work, "readback.bat"), lines.join("\r\n") + "\r\n");
         const r = await wine("cmd", ["/c", winPath(join(work, "readback.bat"))], { timeoutMs: 120_000 });
         assert.equal(r.status, 0, r.stderr);
