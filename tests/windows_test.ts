@@ -649,5 +649,22 @@ if (isDeno) {
       assert.match(readFileSync(driveC("C:\\rtx\\echo.log"), "utf8"), /127\.0\.0\.1:1/);
       assert.doesNotMatch(readFileSync(driveC("C:\\rtx\\echo.log"), "utf8"), /\n\s+at /);
     });
+
+    test("docs/windows.md's .bat example, run by Wine's cmd.exe (its D: as C:)", async () => {
+      const doc = readFileSync(join(root, "docs", "windows.md"), "utf8");
+      const example = /```bat\n(@echo off\n[\s\S]*?)```/.exec(doc);
+      assert.ok(example, "docs/windows.md has a .bat example starting with @echo off");
+      const bat = example[1].replaceAll("C:\\Tools\\rtexport\\rtexport.exe", winPath(exe)).replaceAll("D:\\", "C:\\");
+      writeFileSync(join(work, "doc.bat"), `${bat.replace(/\r?\n/g, "\r\n")}exit /b %ERRORLEVEL%\r\n`);
+      cpSync(join(clinic, manifest.patients[1].patientId), driveC("C:\\Old Export\\patient"), { recursive: true });
+      mkdirSync(driveC("C:\\Migration"), { recursive: true });
+      const r = await wine("cmd", ["/c", winPath(join(work, "doc.bat"))]);
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      const files = records(readFileSync(driveC("C:\\Migration\\files.ndjson"), "utf8")).filter((x) => x.type === "file");
+      assert.ok(files.length > 0 && files.every((f) => String(f.path).startsWith("C:\\Migration\\tree\\")));
+      const stats = records(readFileSync(driveC("C:\\Migration\\machines.ndjson"), "utf8")).find((x) => x.type === "stats");
+      const machines = manifest.patients[1].plans.filter((p) => p.machinesFrom === "BeamSequence").flatMap((p) => p.machines);
+      assert.deepEqual((stats!.values as { value: string }[]).map((v) => v.value).sort(), [...new Set(machines)].sort());
+    });
   });
 }
