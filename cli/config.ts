@@ -15,7 +15,7 @@
  * ```
  */
 import { resolve } from "node:path";
-import { readTextFile } from "../fs/text.ts";
+import { readTextFile } from "../lib/fs/text.ts";
 import { UsageError } from "./errors.ts";
 import { didYouMean } from "./suggest.ts";
 

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bomEncoding, decodeText } from "../lib/fs/text.ts";
-import { loadConfig } from "../lib/cli/config.ts";
+import { loadConfig } from "../cli/config.ts";
 import { readPatientMap } from "../lib/anonymize/patient_map.ts";
 import { readProfileCsv } from "../lib/anonymize/profile.ts";
 
