@@ -455,7 +455,7 @@ if (isDeno) {
         assert.doesNotMatch(copy.stderr + status.stderr, /ExperimentalWarning|\n\s+at /);
       });
 
-      test("copy-files killed mid-copy, then rerun: only what was missing is copied, the tree is complete", async () => {
+      test("copy-files stopped by Ctrl+C (exit 130), then killed, mid-copy; the rerun copies only what was missing", async () => {
         const big = join(work, "big");
         await generateClinic({ out: big, patients: 1, slices: 200, size: 256, seed: 7 });
         rmSync(join(big, "manifest.json"));
@@ -463,23 +463,37 @@ if (isDeno) {
         const to = "C:\\rtx\\killed";
         const dest = driveC(to);
         const args = ["copy-files", "--json", "--parallel", "1", "--to", to, winPath(big)];
+        const finished = () => existsSync(dest) ? treeFiles(dest, [".rtexport"]).filter((f) => !f.endsWith(".rtexport-part")) : [];
 
-        const outPath = join(work, "io", "killed.out");
-        const out = openSync(outPath, "w");
-        const child = spawn(WINE, [exe, ...args], { cwd: work, env: wineEnv, stdio: ["ignore", out, out] });
-        closeSync(out);
-        background.push(child);
-        const exited = new Promise<void>((resolve) => child.on("close", () => resolve()));
-        const finished = () => treeFiles(dest, [".rtexport"]).filter((f) => !f.endsWith(".rtexport-part"));
-        const deadline = Date.now() + 60_000;
-        while (child.exitCode === null && Date.now() < deadline && (!existsSync(dest) || finished().length < 20)) {
-          await new Promise((r) => setTimeout(r, 10));
+        /** Starts copy-files and sends `signal` once `count` files are in place; resolves with what it wrote. */
+        async function stopAt(count: number, signal: "SIGINT" | "SIGKILL"): Promise<{ code: number | null; signal: string | null; output: string }> {
+          const outPath = join(work, "io", `stopped-${signal}.out`);
+          const out = openSync(outPath, "w");
+          const child = spawn(WINE, [exe, ...args], { cwd: work, env: wineEnv, stdio: ["ignore", out, out] });
+          closeSync(out);
+          background.push(child);
+          const exited = new Promise<void>((resolve) => child.on("close", () => resolve()));
+          const deadline = Date.now() + 60_000;
+          while (child.exitCode === null && Date.now() < deadline && finished().length < count) {
+            await new Promise((r) => setTimeout(r, 10));
+          }
+          child.kill(signal);
+          await exited;
+          return { code: child.exitCode, signal: child.signalCode, output: readFileSync(outPath, "utf8") };
         }
-        child.kill("SIGKILL"); // as a crash, or `taskkill /F`, would
-        await exited;
-        assert.equal(child.signalCode, "SIGKILL", `copy-files ended before it was killed:\n${readFileSync(outPath, "utf8").slice(-500)}`);
+
+        // Ctrl+C (Wine turns SIGINT into the console's Ctrl+C event): a clean stop, exit 130.
+        const interrupted = await stopAt(20, "SIGINT");
+        assert.equal(interrupted.code, 130, interrupted.output.slice(-500));
+        assert.match(interrupted.output, /interrupted: \d+ done; rerun to resume/);
+        const afterInterrupt = finished().length;
+        assert.ok(afterInterrupt >= 20 && afterInterrupt < total, `${afterInterrupt} of ${total}`);
+
+        // Killed, as a crash or `taskkill /F` would.
+        const killed = await stopAt(afterInterrupt + 20, "SIGKILL");
+        assert.equal(killed.signal, "SIGKILL", `copy-files ended before it was killed:\n${killed.output.slice(-500)}`);
         const before = new Set(finished());
-        assert.ok(before.size >= 20 && before.size < total, `${before.size} of ${total} copied before the kill`);
+        assert.ok(before.size >= afterInterrupt + 20 && before.size < total, `${before.size} of ${total} copied before the kill`);
 
         const rerun = await rtx(args);
         assert.equal(rerun.status, 0, rerun.stderr);
