@@ -21,8 +21,8 @@
  * `--if-stale` rebuilds only a binary whose inputs changed: a SHA-256 of the sources, the build
  * scripts, the lock file and the options is kept beside the binary (`dist/.<name>.inputs`), so a
  * checkout or rebase that touches no input does not rebuild (the test suite uses it).
- * `--no-code-cache` leaves V8's code cache out of the blobs; `--no-strip` keeps the Linux Node
- * binary's debug symbols (stripped by default when binutils' `strip` is installed).
+ * `--no-code-cache` leaves V8's code cache out of the Linux blob (the Windows one has none);
+ * `--no-strip` keeps the Linux Node binary's debug symbols (stripped by default when binutils' `strip` is installed).
  */
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -144,17 +144,22 @@ function npmPackageFile(pkg: string, version: string, file: string, name: string
   const dir = join(CACHE, `${pkg}-${version}`);
   const out = join(dir, name);
   if (existsSync(out)) return out;
-  mkdirSync(dir, { recursive: true });
+  // A folder of this process's own: two builds fetching at once must not share the tarball.
+  const pack = join(dir, `.pack-${process.pid}`);
+  mkdirSync(pack, { recursive: true });
   process.stderr.write(`Fetching ${pkg}@${version} through npm (once; kept in ${rel(dir)})\n`);
-  run("npm", ["pack", `${pkg}@${version}`, "--prefer-offline", "--silent", "--pack-destination", dir], {
-    timeout: 600_000,
-  });
-  const tgz = readdirSync(dir).find((f) => f.endsWith(".tgz"));
-  if (!tgz) throw new Error(`npm pack ${pkg}@${version} produced no tarball in "${rel(dir)}"`);
-  const bytes = extractFromTgz(join(dir, tgz), `package/${file}`);
-  writeFileSync(`${out}.partial`, bytes, { mode: 0o755 });
-  renameSync(`${out}.partial`, out);
-  rmSync(join(dir, tgz));
+  try {
+    run("npm", ["pack", `${pkg}@${version}`, "--prefer-offline", "--silent", "--pack-destination", pack], {
+      timeout: 600_000,
+    });
+    const tgz = readdirSync(pack).find((f) => f.endsWith(".tgz"));
+    if (!tgz) throw new Error(`npm pack ${pkg}@${version} produced no tarball in "${rel(pack)}"`);
+    const bytes = extractFromTgz(join(pack, tgz), `package/${file}`);
+    writeFileSync(`${out}.${process.pid}.partial`, bytes, { mode: 0o755 });
+    renameSync(`${out}.${process.pid}.partial`, out);
+  } finally {
+    rmSync(pack, { recursive: true, force: true });
+  }
   return out;
 }
 
@@ -259,6 +264,8 @@ function stripElf(path: string): boolean {
 
 /** Builds one binary; returns what was built. */
 export function buildBinary(target: Target, script: string, options: BuildOptions = {}): BinaryInfo {
+  // Taken before building, so a source edited meanwhile makes the binary stale, not current.
+  const inputs = inputsHash(target, options);
   const node = blobMaker(target);
   const source = target === "linux" ? node.path : windowsNode(WINDOWS_NODE_VERSION);
   const nodeVersion = node.version;
@@ -289,7 +296,8 @@ export function buildBinary(target: Target, script: string, options: BuildOption
   if (target === "win") checkPeResource(temp);
   mkdirSync(dirname(out), { recursive: true });
   renameSync(temp, out);
-  writeFileSync(stampPath(target), `${inputsHash(target, options)}\n`);
+  writeFileSync(`${stampPath(target)}.partial`, `${inputs}\n`);
+  renameSync(`${stampPath(target)}.partial`, stampPath(target));
   return { target, path: out, bytes: statSync(out).size, nodeVersion, stripped };
 }
 
