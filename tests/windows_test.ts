@@ -339,6 +339,8 @@ if (isDeno) {
       assert.deepEqual(tree, treeHashes(linOut, [".rtexport"]));
     });
 
+    // The tests of each describe run in order and build on each other (the tree read back is the
+    // one exported; Orthanc holds what was pushed).
     describe("copy-files and export-plan into Windows paths", () => {
       let hostile = "";
       /** An output root of 115 characters: the long patient's files end past 260. */
@@ -561,6 +563,7 @@ if (isDeno) {
           assert.equal(files.length, summary.kept);
           return files;
         };
+        assert.ok((await orthanc.rest("/instances")).length > 0, "Orthanc holds what the push test before this one stored");
         const expected = 1 + 1 + plan.imageSeries.reduce((n, s) => n + s.count, 0) + plan.doses.length + plan.records.length + plan.rtImages.length;
         const first = await get("C:\\rtx\\got", ["--get"]);
         assert.equal(first.length, expected);
@@ -657,6 +660,7 @@ if (isDeno) {
         "",
       ].join("\r\n");
       writeFileSync(join(work, "pipeline.bat"), bat);
+      mkdirSync(driveC("C:\\rtx"), { recursive: true });
       const r = await wine("cmd", ["/c", winPath(join(work, "pipeline.bat"))]);
       assert.equal(r.status, 0, r.stdout + r.stderr);
       const plans = records(readFileSync(driveC("C:\\rtx\\plans.ndjson"), "utf8")).filter((x) => x.type === "plan");
