@@ -99,6 +99,18 @@ function untrackTemp(tmp: string): void {
   liveTemps.delete(tmp);
 }
 
+/** Processes of other machines known to be gone (`<host tag>-<pid>`): their temporary files are removed at once. */
+const goneOwners = new Set<string>();
+
+/**
+ * Tells the copy layer that a process of another machine is gone (the ledger says its lease ran
+ * out and its work was taken over): its temporary files are removed when this process next
+ * writes into their folders, without waiting for {@link STALE_TEMP_MS}.
+ */
+export function markProcessGone(host: string, pid: number): void {
+  goneOwners.add(`${hostTag(host)}-${pid}`);
+}
+
 /**
  * How old (by change time) another machine's temporary file must be before it counts as left
  * behind: a copy in progress changes its file at least once per megabyte written, and sets its
@@ -108,7 +120,8 @@ export const STALE_TEMP_MS = 15 * 60_000;
 
 /**
  * Removes temporary files that dead processes left in `dir`: this machine's when their process
- * is gone, another machine's when unchanged for {@link STALE_TEMP_MS}, and the single
+ * is gone, another machine's when it is known gone ({@link markProcessGone}) or its file is
+ * unchanged for {@link STALE_TEMP_MS}, and the single
  * `.<name>.rtexport-part` names of older versions likewise after that time. Returns the names removed.
  * Called once per folder per process before the first copy into it.
  */
@@ -127,6 +140,7 @@ export function sweepStaleTemps(dir: string, now = Date.now()): string[] {
     const t = parseTempName(name);
     let stale: boolean;
     if (t && t.host === HOST) stale = t.pid === process.pid || !processAlive(t.pid);
+    else if (t && goneOwners.has(`${t.host}-${t.pid}`)) stale = true;
     else if (t || name.endsWith(".rtexport-part")) {
       const s = statSync(path, { throwIfNoEntry: false });
       stale = s !== undefined && now - s.ctimeMs > STALE_TEMP_MS;
@@ -270,7 +284,12 @@ export async function copyFileVerified(source: string, dest: string, opts: CopyO
   if (inFlight.has(dest)) throw new Error(`Cannot copy "${source}": "${dest}" is already being written by this run`);
   if (exists(dest)) {
     sweepOnce(dirname(dest)); // a killed run may have left a temporary file beside it
-    return await compareExisting(source, dest, opts.expectedSha256);
+    // The source is read: an expected hash is a claim about the source (a catalog's), not its bytes.
+    const s = await hashFile(source);
+    if (opts.expectedSha256 && opts.expectedSha256.toLowerCase() !== s.sha256) {
+      throw new Error(`Cannot copy "${source}": its sha256 ${s.sha256} differs from the expected ${opts.expectedSha256}`);
+    }
+    return await compareExisting(source, dest, s.sha256);
   }
 
   await ensureDir(dirname(dest));
@@ -435,7 +454,11 @@ async function copySmallFile(
 export async function placeStagedFile(source: string, dest: string, opts: CopyOptions = {}): Promise<CopyOutcome> {
   if (exists(dest)) {
     sweepOnce(dirname(dest));
-    return await compareExisting(source, dest, opts.expectedSha256);
+    const s = await hashFile(source);
+    if (opts.expectedSha256 && opts.expectedSha256.toLowerCase() !== s.sha256) {
+      throw new Error(`Cannot copy "${source}": its sha256 ${s.sha256} differs from the expected ${opts.expectedSha256}`);
+    }
+    return await compareExisting(source, dest, s.sha256);
   }
   await ensureDir(dirname(dest));
   // Opened for writing only so that the flush also works on Windows; nothing is written.

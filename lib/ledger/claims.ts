@@ -41,6 +41,9 @@ export interface ClaimedItem {
   attempts: number;
   /** The run whose lease ran out on this item, when it is taken over. */
   reclaimedFrom?: string;
+  /** That run's machine and process. */
+  reclaimedFromHost?: string;
+  reclaimedFromPid?: number;
 }
 
 /** How a claimed item ended. */
@@ -245,10 +248,17 @@ export class WorkQueue {
     const r = rows[0];
     if (!r) return undefined;
     const attempts = num(r.attempts);
+    let from: { host: string; pid: number | null } | undefined;
+    if (r.previous_owner && r.previous_owner !== this.ledger.runId) {
+      await this.db.updateTable("rtx_ledger_runs").set({ taken_over: sql`coalesce(${sql.ref("taken_over")}, 0) + 1` } as never)
+        .where("id", "=", r.previous_owner).execute();
+      from = await this.db.selectFrom("rtx_ledger_runs").select(["host", "pid"]).where("id", "=", r.previous_owner).executeTakeFirst();
+    }
     return {
       id: r.id, key: r.key, kind: r.kind as LedgerKind, patientId: r.patient_id ?? undefined,
       payload: r.payload === null ? undefined : JSON.parse(r.payload), attempts,
-      reclaimedFrom: r.previous_owner && r.previous_owner !== this.ledger.runId ? r.previous_owner : undefined,
+      reclaimedFrom: from ? r.previous_owner! : undefined,
+      reclaimedFromHost: from?.host, reclaimedFromPid: from?.pid === null || from === undefined ? undefined : num(from.pid),
     };
   }
 
@@ -257,22 +267,30 @@ export class WorkQueue {
    * out and another worker took it over (the item is then that worker's to finish).
    */
   async complete(item: ClaimedItem, outcome: ItemOutcome): Promise<boolean> {
-    const r = await this.db.updateTable("rtx_ledger_work").set({
-      status: outcome.status, lease_until: null, files: outcome.files ?? null, bytes: outcome.bytes ?? null, error: outcome.error ?? null,
-      updated_at: new Date().toISOString(),
-    }).where("id", "=", item.id).where("owner", "=", this.ledger.runId).where("status", "=", "claimed").executeTakeFirst();
-    const held = Number(r.numUpdatedRows) > 0;
-    if (!held) return false;
-    await this.db.updateTable("rtx_ledger_runs").set({
-      items_done: sql`coalesce(${sql.ref("items_done")}, 0) + ${sql.lit(outcome.status === "done" ? 1 : 0)}`,
-      items_failed: sql`coalesce(${sql.ref("items_failed")}, 0) + ${sql.lit(outcome.status === "failed" ? 1 : 0)}`,
-      files: sql`coalesce(${sql.ref("files")}, 0) + ${sql.lit(Math.floor(outcome.files ?? 0))}`,
-      bytes: sql`coalesce(${sql.ref("bytes")}, 0) + ${sql.lit(Math.floor(outcome.bytes ?? 0))}`,
-    } as never).where("id", "=", this.ledger.runId).execute();
+    let held: boolean;
+    try {
+      const r = await this.db.updateTable("rtx_ledger_work").set({
+        status: outcome.status, lease_until: null, files: outcome.files ?? null, bytes: outcome.bytes ?? null, error: outcome.error ?? null,
+        updated_at: new Date().toISOString(),
+      }).where("id", "=", item.id).where("owner", "=", this.ledger.runId).where("status", "=", "claimed").executeTakeFirst();
+      held = Number(r.numUpdatedRows) > 0;
+      if (!held) return false;
+      await this.db.updateTable("rtx_ledger_runs").set({
+        items_done: sql`coalesce(${sql.ref("items_done")}, 0) + ${sql.lit(outcome.status === "done" ? 1 : 0)}`,
+        items_failed: sql`coalesce(${sql.ref("items_failed")}, 0) + ${sql.lit(outcome.status === "failed" ? 1 : 0)}`,
+        files: sql`coalesce(${sql.ref("files")}, 0) + ${sql.lit(Math.floor(outcome.files ?? 0))}`,
+        bytes: sql`coalesce(${sql.ref("bytes")}, 0) + ${sql.lit(Math.floor(outcome.bytes ?? 0))}`,
+        heartbeat_ms: dbNowMs(this.ledger.dialect),
+      } as never).where("id", "=", this.ledger.runId).execute();
+    } catch {
+      // The ledger cannot be written (a full disk, a lost server): the item's outcome goes to the
+      // journal below, and `status` counts it from there.
+      held = true;
+    }
     await this.ledger.record({
       kind: item.kind, key: item.key, status: outcome.status, patientId: item.patientId, bytes: outcome.bytes, error: outcome.error,
     });
-    return true;
+    return held;
   }
 
   /** Gives an item back (this run stops before finishing it): pending again, for any worker. */

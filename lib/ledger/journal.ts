@@ -6,7 +6,7 @@
  * meanwhile. So a failure is never lost because the place failures are written to failed too.
  */
 import { createHash } from "node:crypto";
-import { appendFileSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseDatabaseUrl } from "../sql/url.ts";
@@ -63,12 +63,19 @@ export function appendJournal(dirs: string[], identity: string, runId: string, l
   const errors: string[] = [];
   for (const dir of dirs) {
     const path = join(dir, fileName(identity, runId));
+    const existed = existsSync(path);
     try {
       mkdirSync(dir, { recursive: true });
       appendFileSync(path, text);
       return path;
     } catch (e) {
       errors.push(`"${path}": ${(e as Error).message}`);
+      // A full disk may leave the file created but empty: not a journal.
+      if (!existed) {
+        try {
+          if (statSync(path).size === 0) unlinkSync(path);
+        } catch { /* not created */ }
+      }
     }
   }
   throw new Error(`Cannot write the ledger's journal of unwritten outcomes: ${errors.join("; ")}`);
@@ -99,7 +106,7 @@ export function readJournals(dirs: string[], identity: string): JournalFile[] {
       } catch {
         continue;
       }
-      out.push({ path, runId: name.slice(prefix.length, -".ndjson".length), lines });
+      if (lines.length) out.push({ path, runId: name.slice(prefix.length, -".ndjson".length), lines });
     }
   }
   return out;

@@ -51,6 +51,8 @@ export interface RunRow {
   items_failed: number | null;
   files: number | null;
   bytes: number | null;
+  /** Items other workers took over from this run after its lease ran out. */
+  taken_over: number | null;
 }
 interface FolderRow {
   patient_key: string;
@@ -595,7 +597,7 @@ export class Ledger {
     await this.settle();
     const finishedAt = new Date().toISOString();
     try {
-      await this.db.updateTable("rtx_ledger_runs").set({ finished_at: finishedAt, outcome, lease_until: null } as never)
+      await this.db.updateTable("rtx_ledger_runs").set({ finished_at: finishedAt, outcome, lease_until: null, heartbeat_ms: dbNowMs(this.dialect) } as never)
         .where("id", "=", this.runId).execute();
     } catch (e) {
       const journal = this.journal([{ runId: this.runId, at: finishedAt, run: { finishedAt, outcome } }]);

@@ -78,6 +78,7 @@ export function ledgerV2Statements(db: AnyDb, dialect: SqlDialectName) {
     add("rtx_ledger_runs", "items_failed", "integer"),
     add("rtx_ledger_runs", "files", "bigint"),
     add("rtx_ledger_runs", "bytes", "bigint"),
+    add("rtx_ledger_runs", "taken_over", "integer"),
     // What the source was when it was exported: a source that changed since is exported again.
     add("rtx_ledger_items", "source_bytes", "bigint"),
     add("rtx_ledger_items", "source_mtime_ms", "bigint"),

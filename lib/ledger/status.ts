@@ -156,11 +156,13 @@ export async function summarizeLedger(db: Kysely<LedgerSchema>, options: number 
   const recent = await db.selectFrom("rtx_ledger_runs").selectAll().orderBy("started_at", "desc").limit(opts.runLimit ?? 10).execute();
   const runRows = [...new Map([...current, ...recent].map((r) => [r.id, r])).values()]
     .sort((a, b) => (a.started_at < b.started_at ? 1 : a.started_at > b.started_at ? -1 : 0));
-  const reclaimedRows = await db.selectFrom("rtx_ledger_work").select(["previous_owner", (eb) => eb.fn.countAll().as("n")])
-    .where("previous_owner", "is not", null).groupBy("previous_owner").execute();
-  const reclaimedFrom = new Map(reclaimedRows.map((r) => [r.previous_owner!, num(r.n)]));
+  // How runs ended that could not write it (journaled).
+  const endedInJournal = new Map<string, { finishedAt: string; outcome: string }>();
+  for (const j of opts.journals ?? []) for (const l of j.lines) if (l.run) endedInJournal.set(l.runId, l.run);
   const here = hostname();
   const runs: WorkerStatus[] = runRows.map((r) => {
+    const ended = endedInJournal.get(r.id);
+    if (ended && !r.finished_at) Object.assign(r, { finished_at: ended.finishedAt, outcome: ended.outcome });
     const lease = r.lease_until === null ? null : num(r.lease_until);
     const localGone = r.host === here && r.pid !== null && !processAlive(num(r.pid));
     const state: WorkerStatus["state"] = r.finished_at
@@ -180,21 +182,24 @@ export async function summarizeLedger(db: Kysely<LedgerSchema>, options: number 
       startedAt: r.started_at, finishedAt: r.finished_at, lastHeartbeat: last === null ? null : new Date(last).toISOString(),
       workers: r.workers === null ? null : num(r.workers), items, itemsFailed: num(r.items_failed), files: num(r.files), bytes,
       itemsPerMinute: seconds === null ? null : round(items / seconds * 60), bytesPerSecond: seconds === null ? null : Math.round(bytes / seconds),
-      reclaimed: reclaimedFrom.get(r.id) ?? 0,
+      reclaimed: num(r.taken_over),
     };
   });
-  const dead = new Set(runs.filter((r) => r.state === "dead").map((r) => r.id));
+  const running = new Set(runs.filter((r) => r.state === "running").map((r) => r.id));
   const jobs: JobStatus[] = [];
   for (const j of jobRows) {
-    const work = await db.selectFrom("rtx_ledger_work").select(["status", "owner", "lease_until", "previous_owner"])
+    const work = await db.selectFrom("rtx_ledger_work").select(["kind", "key", "status", "owner", "lease_until", "previous_owner"])
       .where("job", "=", j.job).where("pass", "=", j.pass).execute();
     const items = { total: work.length, pending: 0, running: 0, done: 0, failed: 0 };
     let reclaimed = 0;
     for (const w of work) {
       if (w.previous_owner) reclaimed++;
+      // An item whose end its worker could not write is counted by its journaled outcome.
+      const journaled = latest.get(`${w.kind}\u0000${w.key}`);
+      if (journaled && w.status === "claimed" && !running.has(w.owner ?? "")) w.status = journaled.status;
       if (w.status === "done") items.done++;
       else if (w.status === "failed") items.failed++;
-      else if (w.status === "claimed" && num(w.lease_until) >= now && !dead.has(w.owner ?? "")) items.running++;
+      else if (w.status === "claimed" && num(w.lease_until) >= now && running.has(w.owner ?? "")) items.running++;
       else items.pending++; // pending, or held by a worker that is gone
     }
     jobs.push({ job: j.job, pass: j.pass, items, reclaimed });
@@ -246,4 +251,13 @@ function hashOrUndefined(path: string): Promise<string | undefined> {
     const h = createHash("sha256");
     createReadStream(path).on("data", (d) => h.update(d)).on("error", () => resolve(undefined)).on("end", () => resolve(h.digest("hex")));
   });
+}
+
+/** Runs the ledger holds alive now: not finished, lease not run out (their host and process id). */
+export async function liveRuns(db: Kysely<LedgerSchema>): Promise<{ id: string; host: string; pid: number }[]> {
+  if ((await ledgerSchemaVersion(db)) < 2) return [];
+  const now = dbNowMs(dialectOf(db as Kysely<unknown>));
+  const rows = await db.selectFrom("rtx_ledger_runs").select(["id", "host", "pid"]).where("finished_at", "is", null)
+    .where("lease_until", ">", now).execute();
+  return rows.map((r) => ({ id: r.id, host: r.host, pid: num(r.pid) }));
 }

@@ -109,10 +109,11 @@ export async function* runClaimed(input: AsyncIterable<RtRecord>, spec: ClaimedW
   const say = opts.onMessage ?? (() => {});
 
   async function claimer(worker: number): Promise<void> {
+    const ledgerError = (e: unknown) => new Error(`Cannot claim work in the ledger ${opts.ledger.display}: ${(e as Error).message}`);
     while (!opts.signal?.aborted && !channel.closed) {
-      const item = await queue.claim();
+      const item = await queue.claim().catch((e) => Promise.reject(ledgerError(e)));
       if (!item) {
-        const s = await queue.state();
+        const s = await queue.state().catch((e) => Promise.reject(ledgerError(e)));
         if (s.claimable > 0) continue; // another worker holds the row for an instant: look again
         if (s.othersActive === 0) return; // the pass is done, or what is left is this process's
         // Others still hold items: wait for them to finish, or for a lease to run out.

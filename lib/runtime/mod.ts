@@ -109,12 +109,12 @@ export function ignoreBrokenPipe(): void {
 }
 
 /**
- * This machine's name as it goes into file names other machines see (temporary files, staging
+ * This machine's name (or `name`) as it goes into file names other machines see (temporary files, staging
  * folders on a shared tree): the host name with every character but letters, digits and `-`
  * replaced by `_`, at most 40 characters, so it never holds a dot or a path separator.
  */
-export function hostTag(): string {
-  return (hostname().replace(/[^A-Za-z0-9-]/g, "_").slice(0, 40)) || "host";
+export function hostTag(name: string = hostname()): string {
+  return (name.replace(/[^A-Za-z0-9-]/g, "_").slice(0, 40)) || "host";
 }
 
 /**
