@@ -24,11 +24,13 @@ export const main = defineCommand({
   name: "status",
   summary: "show a migration's progress from its ledger: done, failed, pending, workers, last errors",
   description: [
-    "Opens the ledger read-only (a read-only export or ledger works). Items listed for export but not done",
-    "are pending; a run whose lease ran out (or whose process is gone from this machine) is dead, and",
-    "the items it held are taken over by the other workers; outcomes a run could not write to the ledger",
-    "(kept in its journal until the next run records them) are counted. --verify rehashes the tree",
-    "against the ledger and reports changed and missing files (exit status 3 when there are any).",
+    "Opens the ledger read-only (a read-only export or ledger works). Items listed",
+    "for export but not done are pending; a run whose lease ran out (or whose",
+    "process is gone from this machine) is dead, and the items it held are taken",
+    "over by the other workers; outcomes a run could not write to the ledger (kept",
+    "in its journal until the next run records them) are counted. --verify rehashes",
+    "the tree against the ledger and reports changed and missing files (exit status",
+    "3 when there are any).",
   ].join("\n"),
   usage: "[DIR]",
   examples: [
