@@ -387,11 +387,14 @@ describe("SQL Server statements (compiled by kysely)", () => {
     const claim = claimQuery(db, { dialect: "mssql", runId: "RUN", leaseMs: 60_000 }, "export-plan", "PASS").compile();
     assert.equal(
       claim.sql,
-      'with "next" as (select top(1) "w"."id" from "rtx_ledger_work" as "w" with (updlock, readpast, rowlock) where ("w"."job" = @1 and "w"."pass" = @2 and ("w"."status" = @3 or ("w"."status" = @4 and "w"."lease_until" < datediff_big(millisecond, \'19700101\', sysutcdatetime())))) order by "w"."seq") ' +
-        'update "rtx_ledger_work" set "status" = @5, "owner" = @6, "previous_owner" = case when "rtx_ledger_work"."status" = \'claimed\' then "rtx_ledger_work"."owner" else "rtx_ledger_work"."previous_owner" end, "lease_until" = (datediff_big(millisecond, \'19700101\', sysutcdatetime()) + 60000), "attempts" = "rtx_ledger_work"."attempts" + 1, "updated_at" = @7 ' +
+      'with "next" as (select top(1) "w"."id" from "rtx_ledger_work" as "w" with (updlock, readpast, rowlock) where ("w"."job" = @1 and "w"."pass" = @2 and "w"."status" = @3) order by "w"."seq") ' +
+        'update "rtx_ledger_work" set "status" = @4, "owner" = @5, "previous_owner" = case when "rtx_ledger_work"."status" = \'claimed\' then "rtx_ledger_work"."owner" else "rtx_ledger_work"."previous_owner" end, "lease_until" = (datediff_big(millisecond, \'19700101\', sysutcdatetime()) + 60000), "attempts" = "rtx_ledger_work"."attempts" + 1, "updated_at" = @6 ' +
         'output "inserted"."id", "inserted"."key", "inserted"."kind", "inserted"."patient_id", "inserted"."payload", "inserted"."attempts", "inserted"."previous_owner" from "next" where "rtx_ledger_work"."id" = "next"."id"',
     );
-    assert.deepEqual(claim.parameters.slice(0, 6), ["export-plan", "PASS", "pending", "claimed", "claimed", "RUN"]);
+    assert.deepEqual(claim.parameters.slice(0, 5), ["export-plan", "PASS", "pending", "claimed", "RUN"]);
+    // Items whose worker's lease ran out: the same statement, another condition.
+    const expired = claimQuery(db, { dialect: "mssql", runId: "RUN", leaseMs: 60_000 }, "export-plan", "PASS", "expired").compile();
+    assert.match(expired.sql, /where \("w"\."job" = @1 and "w"\."pass" = @2 and "w"\."status" = @3 and "w"\."lease_until" < datediff_big\(millisecond, '19700101', sysutcdatetime\(\)\)\) order by "w"\."seq"\)/);
     // deno-lint-ignore no-explicit-any -- the schema statements are typed for any version
     const v2 = ledgerV2Statements(db as Kysely<any>, "mssql").map((s) => s.compile().sql);
     assert.ok(v2.every((s) => !/add column|if not exists/i.test(s)), "T-SQL adds columns with ADD and has no IF NOT EXISTS");

@@ -77,8 +77,15 @@ const SEED_BATCH = 100;
  * evaluated once, that locks it and skips rows other sessions hold (an `IN (subquery)` with the
  * database's clock in it is re-run per row by PostgreSQL, and then claims every row); SQLite has
  * one writer, and an UPDATE of the first claimable row is atomic.
+ *
+ * `which` picks pending items (the index on job, pass, status, seq finds the next in one step)
+ * or items held by a run whose lease ran out; one condition for both (`pending or expired`) made
+ * every claim scan the whole pass: 125 claims/s at 20,000 items against 450 at 2,000.
  */
-export function claimQuery(db: Kysely<LedgerSchema>, ledger: { dialect: Ledger["dialect"]; runId: string; leaseMs: number }, job: string, pass: string) {
+export function claimQuery(
+  db: Kysely<LedgerSchema>, ledger: { dialect: Ledger["dialect"]; runId: string; leaseMs: number }, job: string, pass: string,
+  which: "pending" | "expired" = "pending",
+) {
   const dialect = ledger.dialect;
   const now = dbNowMs(dialect);
   const leaseEnd = sql<number>`(${now} + ${sql.lit(Math.floor(ledger.leaseMs))})`;
@@ -87,10 +94,9 @@ export function claimQuery(db: Kysely<LedgerSchema>, ledger: { dialect: Ledger["
     eb.and([
       eb(`${prefix}job`, "=", job),
       eb(`${prefix}pass`, "=", pass),
-      eb.or([
-        eb(`${prefix}status`, "=", "pending"),
-        eb.and([eb(`${prefix}status`, "=", "claimed"), eb(`${prefix}lease_until`, "<", now)]),
-      ]),
+      ...(which === "pending"
+        ? [eb(`${prefix}status`, "=", "pending")]
+        : [eb(`${prefix}status`, "=", "claimed"), eb(`${prefix}lease_until`, "<", now)]),
     ]);
   const t = (c: string) => sql.ref(`rtx_ledger_work.${c}`);
   const set = {
@@ -241,10 +247,9 @@ export class WorkQueue {
 
   /** Claims the next item of the pass (pending, or held by a run whose lease ran out); undefined when there is none now. */
   async claim(): Promise<ClaimedItem | undefined> {
-    const rows = await claimQuery(this.db, this.ledger, this.job, this.pass).execute() as unknown as Pick<
-      WorkRow,
-      "id" | "key" | "kind" | "patient_id" | "payload" | "attempts" | "previous_owner"
-    >[];
+    type Claimed = Pick<WorkRow, "id" | "key" | "kind" | "patient_id" | "payload" | "attempts" | "previous_owner">;
+    let rows = await claimQuery(this.db, this.ledger, this.job, this.pass, "pending").execute() as unknown as Claimed[];
+    if (!rows.length) rows = await claimQuery(this.db, this.ledger, this.job, this.pass, "expired").execute() as unknown as Claimed[];
     const r = rows[0];
     if (!r) return undefined;
     const attempts = num(r.attempts);
