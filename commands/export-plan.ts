@@ -1,4 +1,5 @@
 /** `rtexport export-plan`: each plan with everything it references into the per-patient/per-plan tree. */
+import { InvalidArgumentError } from "commander";
 import { join, resolve } from "node:path";
 import { checkDatabaseUrl, defineCommand, errorMessage, ExitCode, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
 import { DEFAULT_MOVE_PORT } from "../lib/export/dicom_source.ts";
@@ -10,6 +11,13 @@ import { defaultLedgerUrl } from "../lib/ledger/ledger.ts";
 import type { FileRecord, RtRecord } from "../lib/records/types.ts";
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+function parseName(value: string): string {
+  const name = value.trim();
+  // deno-lint-ignore no-control-regex
+  if (name === "" || /[\x00-\x1f\x7f]/.test(name)) throw new InvalidArgumentError("expected the name of the person who authorized the export.");
+  return name;
+}
 
 export const main = defineCommand({
   name: "export-plan",
@@ -36,6 +44,7 @@ export const main = defineCommand({
     cmd.option("--out <dir>", "write the tree here (default: only resolve, for copy-files)");
     cmd.option("--items <list>", "what to export (comma-separated; repeatable)", collect);
     cmd.option("--include-unapproved", "also export plans whose approval is not APPROVED (an explicit authorization)");
+    cmd.option("--authorized-by <name>", "export plans whose approval is not APPROVED on the authorization of this person, recorded in the ledger for each such plan", parseName);
     cmd.option("--db <url>", "catalog database, when the records do not carry a usable one (e.g. a password)");
     cmd.option("--vault <dir>", "storage vault, overriding the one on the records");
     cmd.option("--ledger <url>", "ledger database (default: sqlite:<out>/.rtexport/ledger.sqlite)");
@@ -83,7 +92,7 @@ export const main = defineCommand({
       input,
       stage: exportPlans,
       options: {
-        out, items, includeUnapproved: !!o.includeUnapproved, db: o.db, vault: o.vault, parallel: o.parallel, peer,
+        out, items, includeUnapproved: !!o.includeUnapproved, authorizedBy: o.authorizedBy, db: o.db, vault: o.vault, parallel: o.parallel, peer,
         retrieve: { mode: o.get ? "get" : "move", moveAet: o.moveAet, movePort: o.movePort, staging: stagingRoot },
         workers, job: o.job, verify: !!o.verify,
       },
