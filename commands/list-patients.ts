@@ -29,6 +29,7 @@ export const main = defineCommand({
   examples: [
     "rtexport list-patients --from catalog --db sqlite:clinic/catalog.db --vault clinic/vault",
     "rtexport list-patients --from folder /data/old-export --patient 12345",
+    "rtexport list-patients --from catalog --db sqlite:clinic/catalog.db --vault clinic/vault --patient 12345 --plan P-0042",
     "rtexport list-patients --from dicom --host aria --port 105 --called-aet VMSDBD --since 2024-01-01",
   ],
   configure(cmd) {
@@ -36,6 +37,7 @@ export const main = defineCommand({
     cmd.option("--db <url>", "catalog database: sqlite:PATH, postgres://user:pass@host/db or mssql://user:pass@host/db");
     cmd.option("--vault <dir>", "the storage vault the catalog's file paths are relative to");
     cmd.option("--patient <id>", "only this patient (repeatable; default all)", collect);
+    cmd.option("--plan <id>", "only the plan with this plan ID, UID or label, and its patient (repeatable; default all)", collect);
     cmd.option("--since <date>", "only patients or plans updated after this date (ISO 8601)", parseSince);
     cmd.option("--status <status>", `plan statuses to list (repeatable; default: ${DEFAULT_STATUSES.join(", ")})`, collect);
     cmd.option("--include-physician", "also list physician (contour-only) plans");
@@ -63,7 +65,7 @@ export const main = defineCommand({
     const includePlanTypes = [
       o.includePhysician && "PHYSICIAN", o.includeQa && "QA", o.includeLot && "LOT_SIMULATION", o.includeSetup && "SETUP",
     ].filter(Boolean) as string[];
-    const filter = { patientIds: o.patient, since: o.since, statuses: o.status, includePlanTypes, includePhantoms: !!o.includePhantom };
+    const filter = { patientIds: o.patient, since: o.since, statuses: o.status, includePlanTypes, includePhantoms: !!o.includePhantom, plans: o.plan };
     let patients = 0;
     const emit = async (r: RtRecord) => {
       if (r.type === "patient") patients++;

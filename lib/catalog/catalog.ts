@@ -72,6 +72,8 @@ export interface CatalogFilter {
   statuses?: string[];
   includePlanTypes?: string[];
   includePhantoms?: boolean;
+  /** Only plans with one of these plan IDs, plan UIDs or labels (and their patients); applied by {@link listPatients}. */
+  plans?: string[];
 }
 
 /** A catalog row that cannot be used, reported by name rather than dropped. */
