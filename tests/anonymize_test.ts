@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { main } from "../commands/anonymize.ts";
 import {
   anonymizeDataSet, anonymizeToParts, createAnonymizeContext, encodeParts, parseProfileCsv, ProfileError, resolveCombined,
-  resolveProfile,
+  resolveProfile, SUPPLEMENT_ROWS,
 } from "../lib/anonymize/mod.ts";
 import { DataSet, textElement } from "../lib/dicom/dataset.ts";
 import { parseDicom, readDicomFile } from "../lib/dicom/reader.ts";
@@ -505,7 +505,8 @@ describe("anonymizeDataSet: profile details", () => {
 
   it("carries every row of Table E.1-1 and applies options to it", () => {
     const basic = resolveProfile({});
-    assert.equal(basic.byTag.size + 4, 621); // 617 tags + curves, overlay data, overlay comments, private
+    // 617 tags + curves, overlay data, overlay comments, private; and rtexport's supplement rows
+    assert.equal(basic.byTag.size + 4, 621 + SUPPLEMENT_ROWS.length);
     assert.equal(basic.byTag.get(0x00100010), "Z");
     assert.equal(basic.byTag.get(0x00080018), "U");
     assert.equal(basic.privateDefault, "X");

@@ -3,6 +3,7 @@ import { inflateRawSync } from "node:zlib";
 import { characterSet } from "./charset.ts";
 import { DataSet, type DicomElement } from "./dataset.ts";
 import { dictionaryVr, isUsOrSs } from "./dictionary.ts";
+import { privateVr } from "./private_dictionary.ts";
 import {
   DOUBLE_PIXEL_DATA, FLOAT_PIXEL_DATA, formatTag, ITEM, ITEM_DELIMITATION, PIXEL_DATA,
   SEQUENCE_DELIMITATION, SPECIFIC_CHARACTER_SET, type Tag,
@@ -141,6 +142,19 @@ for (const vr of ["AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "L
   VR_STRINGS[(vr.charCodeAt(0) << 8) | vr.charCodeAt(1)] = vr;
 }
 
+/** The VR of a private element in an implicit VR data set: from the private dictionary by its creator, else UN. */
+function privateElementVr(ds: DataSet, tag: Tag): string {
+  const creator = ds.elements.get(((tag & 0xffff0000) | ((tag & 0xff00) >>> 8)) >>> 0);
+  if (!creator?.value) return "UN";
+  return privateVr(latin1Text(creator.value), tag) ?? "UN";
+}
+
+function latin1Text(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]);
+  return s;
+}
+
 function isVrChars(a: number, b: number): boolean {
   return a >= 0x41 && a <= 0x5a && b >= 0x41 && b <= 0x5a;
 }
@@ -191,7 +205,7 @@ function parseElements(st: ParseState, ds: DataSet, pos: number, end: number, de
         valuePos = pos + 8;
       }
     } else {
-      vr = dictionaryVr(tag);
+      vr = (group & 1) === 1 && element >= 0x1000 ? privateElementVr(ds, tag) : dictionaryVr(tag);
       len = src.u32(pos + 4, le);
       valuePos = pos + 8;
       // US|SS elements (smallest/largest pixel value, padding value …) follow Pixel
