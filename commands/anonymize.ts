@@ -1,84 +1,26 @@
 /** `rtexport anonymize`: de-identify DICOM files per PS3.15 Annex E, keeping RT references intact. */
 import { type Command, Option } from "commander";
+import { addAnonymizeOptions, anonymizeOptionsFrom } from "../cli/anonymize_options.ts";
 import { type CommandContext, defineCommand, runMain, UsageError } from "../cli/mod.ts";
 import {
-  type AnonymizeContext, type AnonymizeFilesOptions, anonymizeStream, type AnonymizeOptions, createAnonymizeContext,
-  type FileInput, type PatientIdentity, readPatientMap, readProfileCsv, walkInputs, writePatientMap,
+  type AnonymizeContext, type AnonymizeFilesOptions, anonymizeStream, createAnonymizeContext, type FileInput,
+  walkInputs, writePatientMap,
 } from "../lib/anonymize/mod.ts";
-import { KeyError, resolveAnonymizationKey } from "../lib/anonymize/key.ts";
+import { replacementLines, ReplacementTally } from "../lib/anonymize/report.ts";
 import { type FileRecord, isDicomFileRecord, isFileRecord, type RtRecord } from "../lib/records/types.ts";
+
+const OPTION_SPEC = { keyFlags: "key" } as const;
 
 function configure(cmd: Command): void {
   cmd.argument("[path...]", "DICOM files or directories (default: file records on stdin)");
-  const id = "Identity and key:";
   const out = "Output:";
-  const opt = "Profile options (PS3.15 E.3), combinable:";
   const add = (group: string, o: Option) => cmd.addOption(o.helpGroup(group));
-  add(id, new Option("-k, --key <secret>", "secret for UIDs, pseudonyms and date shifts (16+ bytes; prefer --key-file or RTEXPORT_KEY)"));
-  add(id, new Option("--key-file <file>", "read the secret from a file (trailing newline ignored)"));
-  add(id, new Option("--new-patient-id <id>", "Patient ID for every patient not in --map"));
-  add(id, new Option("--new-patient-name <name>", "Patient's Name (DICOM PN, e.g. Study^Subject 7) for every patient not in --map"));
-  add(id, new Option("--map <file.csv>", "patient map: old id,new id[,new name] per line"));
-  add(id, new Option("--write-map <file.csv>", "write the mapping used (PHI: store it safely)"));
+  addAnonymizeOptions(cmd, OPTION_SPEC);
+  add(out, new Option("--write-map <file.csv>", "write the mapping used (PHI: store it safely)"));
   add(out, new Option("-o, --out <dir>", "output directory"));
   add(out, new Option("--in-place", "overwrite the input files instead of writing to --out"));
   add(out, new Option("--concurrency <n>", "files in flight at once (reads and writes overlap with work on others)").default("4"));
   add(out, new Option("--layout <layout>", "uid: <patient>/<series UID>/<SOP UID>.dcm; mirror: input paths (may carry PHI)").choices(["uid", "mirror"]).default("uid"));
-  add(opt, new Option("--retain-safe-private", "keep private attributes on the safe-private list (113111)"));
-  add(opt, new Option("--retain-uids", "keep UIDs as they are (113110)"));
-  add(opt, new Option("--retain-device-identity", "keep station names, serial numbers, machine names (113109)"));
-  add(opt, new Option("--retain-institution-identity", "keep institution names and addresses (113112)"));
-  add(opt, new Option("--retain-patient-characteristics", "keep age, sex, size, weight… (113108)"));
-  add(opt, new Option("--retain-dates <how>", "keep dates: full (113106) or modified, shifted per patient (113107)").choices(["full", "modified"]));
-  add(opt, new Option("--clean-descriptors", "keep descriptions, labels and ROI names, with identifying values removed (113105)"));
-  add(opt, new Option("--clean-structured-content", "keep structured content, cleaned (113104)"));
-  add(opt, new Option("--clean-graphics", "keep curves, overlays and graphic annotations, cleaned (113103)"));
-  add(opt, new Option("--profile <file.csv>", "rows tag,action[,private creator] that add to or override Table E.1-1"));
-  add(opt, new Option("--allow-burned-in", "anonymize objects whose pixels may show identifying text (header only)"));
-  add(opt, new Option("--no-scrub", "do not remove identifying values copied into kept free text"));
-}
-
-function readKey(o: Record<string, unknown>): string | Uint8Array {
-  try {
-    return resolveAnonymizationKey(o);
-  } catch (e) {
-    if (e instanceof KeyError) throw new UsageError(e.message);
-    throw e;
-  }
-}
-
-// deno-lint-ignore no-explicit-any -- commander option values
-function buildOptions(o: Record<string, any>): AnonymizeOptions {
-  const key = readKey(o);
-  let patientMap: Map<string, PatientIdentity> | undefined;
-  let profile;
-  try {
-    if (o.map) patientMap = readPatientMap(o.map);
-    if (o.profile) profile = readProfileCsv(o.profile);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  if (o.newPatientId !== undefined && (o.newPatientId === "" || o.newPatientId.length > 64)) {
-    throw new UsageError(`Invalid value for --new-patient-id: "${o.newPatientId}" (1 to 64 characters)`);
-  }
-  return {
-    key,
-    profile,
-    patientMap,
-    newPatientId: o.newPatientId,
-    newPatientName: o.newPatientName,
-    allowBurnedIn: o.allowBurnedIn === true,
-    scrubIdentifiers: o.scrub !== false,
-    retainSafePrivate: o.retainSafePrivate === true,
-    retainUids: o.retainUids === true,
-    retainDeviceIdentity: o.retainDeviceIdentity === true,
-    retainInstitutionIdentity: o.retainInstitutionIdentity === true,
-    retainPatientCharacteristics: o.retainPatientCharacteristics === true,
-    retainLongitudinal: o.retainDates,
-    cleanDescriptors: o.cleanDescriptors === true,
-    cleanStructuredContent: o.cleanStructuredContent === true,
-    cleanGraphics: o.cleanGraphics === true,
-  };
 }
 
 /** Patient and plan records are PHI too: they leave with the new identity, or not at all. */
@@ -107,7 +49,7 @@ function anonymizeRecord(record: RtRecord, ctx: AnonymizeContext): RtRecord | un
 
 async function run(c: CommandContext): Promise<number | void> {
   const o = c.options;
-  const options = buildOptions(o);
+  const options = anonymizeOptionsFrom(o, OPTION_SPEC);
   if (o.inPlace && o.out) throw new UsageError("Give either --out or --in-place, not both");
   if (!o.inPlace && !o.out) throw new UsageError("An output directory is required: give --out DIR (or --in-place to overwrite the inputs)");
   if (o.inPlace && o.layout !== "uid" && c.optionSource("layout") === "cli") throw new UsageError("--layout has no effect with --in-place");
@@ -139,6 +81,7 @@ async function run(c: CommandContext): Promise<number | void> {
     }
   }
   const fileOf = (item: Item) => (item.kind === "file" ? item.input : undefined);
+  const tally = new ReplacementTally();
   for await (const { item, result } of anonymizeStream(items(), fileOf, ctx, files, concurrency)) {
     if (item.kind === "record") {
       const out = anonymizeRecord(item.record, ctx);
@@ -147,6 +90,8 @@ async function run(c: CommandContext): Promise<number | void> {
       c.reporter.failed(`Not anonymized "${item.path}": a ${item.category} file is not DICOM, so it is left out of the anonymized output`, { item: item.path });
     } else if (result!.ok) {
       c.reporter.done();
+      tally.add(result!.ids.replacements);
+      for (const line of replacementLines(result!.ids.replacements, item.input.path)) c.log.debug(line, { item: item.input.path });
       await c.out.write(result!.record);
     } else if (result!.reason === "skipped") {
       c.reporter.skipped();
@@ -163,6 +108,7 @@ async function run(c: CommandContext): Promise<number | void> {
       c.reporter.failed(`Cannot write patient map "${o.writeMap}": ${(e as { code?: string }).code ?? (e as Error).message}`);
     }
   }
+  for (const line of tally.lines()) c.log.info(line);
   c.reporter.summary("files");
 }
 

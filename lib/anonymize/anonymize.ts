@@ -9,7 +9,7 @@ import { dictionaryVr, lookupTag } from "../dicom/dictionary.ts";
 import { privateVr } from "../dicom/private_dictionary.ts";
 import { formatTag, type Tag } from "../dicom/tag.ts";
 import { CHARSET_VRS, STRING_VRS } from "../dicom/vr.ts";
-import { isStructuredReport, resolveCombined } from "./iod_types.ts";
+import { attributeType, isStructuredReport, resolveCombined } from "./iod_types.ts";
 import { keyBytes, keyedDateShiftDays, keyedPseudonym, keyedUid, shiftDateValue } from "./keyed.ts";
 import { type Action, privateKey, type ProfileOptions, type ProfileOverride, type ResolvedProfile, resolveProfile } from "./profile.ts";
 import { SAFE_PRIVATE_VRS, safePrivateKeeps } from "./safe_private.ts";
@@ -358,6 +358,10 @@ const CONTENT_SEQUENCE = 0x0040a730;
 function applyAction(ds: DataSet, el: DicomElement, action: Action | undefined, job: Job): void {
   let a: Action | undefined = action;
   if (a !== undefined && a.includes("/")) a = resolveCombined(a, el.tag, job.sopClassUid);
+  // Outside an SR document the Content Sequence is Type 3 and nobody's report: removed whatever
+  // the options (Clean Structured Content is about documents), not kept with another patient's
+  // name and MRN in its text values.
+  if (el.tag === CONTENT_SEQUENCE && !job.structured && a !== "K") a = "X";
   switch (a) {
     case "X":
       ds.elements.delete(el.tag);
@@ -369,9 +373,6 @@ function applyAction(ds: DataSet, el: DicomElement, action: Action | undefined, 
       return;
     case "D":
       if (el.items) {
-        // Outside an SR document the Content Sequence is Type 3 and nobody's report: removed, not
-        // kept with another patient's name and MRN in its text values.
-        if (el.tag === CONTENT_SEQUENCE && !job.structured) { ds.elements.delete(el.tag); return; }
         processItems(el, job, true);
         return;
       }
@@ -464,8 +465,10 @@ function shiftDates(ds: DataSet, el: DicomElement, job: Job): void {
   const values = latin1(el.value).replace(/[\0 ]+$/, "").split("\\");
   const shifted = values.map((v) => shiftDateValue(v, vr, job.shiftDays!));
   if (shifted.some((v) => v === undefined)) {
-    // Kept unshifted it would give the offset away (or be a real date): emptied, never kept.
-    setValue(el, new Uint8Array(0));
+    // Kept unshifted it would give the offset away (or be a real date): emptied, never kept; a
+    // dummy where the IOD requires a value (an SR's Content Date is Type 1).
+    const required = job.path.length === 0 && attributeType(el.tag, job.sopClassUid) === 1;
+    setValue(el, required ? ascii(DUMMY_TEXT[vr], vr) : new Uint8Array(0));
     note(job, el.tag, "date", 1);
     return;
   }

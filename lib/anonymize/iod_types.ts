@@ -97,6 +97,11 @@ function typesOf(sopClassUid: string | undefined): Types | undefined {
   return undefined;
 }
 
+/** The type (1 or 2) of an attribute in an IOD the table knows; undefined when Type 3 or unknown. */
+export function attributeType(tag: Tag, sopClassUid: string | undefined): 1 | 2 | undefined {
+  return typesOf(sopClassUid)?.get(tag);
+}
+
 /**
  * Resolves a combined action for one attribute of one IOD.
  *
