@@ -1,19 +1,21 @@
 /**
- * Anonymizing files: read each in full, anonymize its data set, write the result atomically
- * (temporary file + rename, so a partially anonymized file never appears at a final path) and
- * describe it as a `file` record.
+ * Anonymizing files: read each one's header (large values stay in the file), anonymize its data
+ * set, write the result atomically (temporary file + rename, so a partially anonymized file never
+ * appears at a final path) copying the large values from the input as it goes, and describe it
+ * as a `file` record.
  */
 import { createHash } from "node:crypto";
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync as readFileSyncNode, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { close as fsClose, fstatSync, open as fsOpen, readSync, writev as fsWritev } from "node:fs";
 import { mkdir, rename, unlink } from "node:fs/promises";
+import { hostname } from "node:os";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import process from "node:process";
-import { type DicomFile, parseDicom } from "../dicom/reader.ts";
+import { type DicomFile, readDicomFd } from "../dicom/reader.ts";
 import { DataSet } from "../dicom/dataset.ts";
 import { PIXEL_DATA } from "../dicom/tag.ts";
-import { NATIVE_TRANSFER_SYNTAXES, transferSyntaxEncoding } from "../dicom/uids.ts";
-import { buildMeta, encodeDataSet, encodeMeta } from "../dicom/writer.ts";
+import { EXPLICIT_VR_BIG_ENDIAN, NATIVE_TRANSFER_SYNTAXES, transferSyntaxEncoding } from "../dicom/uids.ts";
+import { buildMeta, encodeDataSet, encodeDataSetParts, type EncodedPart, encodeMeta } from "../dicom/writer.ts";
 import { DICOM_CATEGORIES, type FileRecord } from "../records/types.ts";
 import {
   type AnonymizeContext, type AnonymizedIds, anonymizeDataSet, type AnonymizeOptions, BurnedInAnnotationError,
@@ -83,10 +85,83 @@ function safeComponent(text: string): string {
 
 let tempCounter = 0;
 
+// Temporary names say which host and process write them (several machines may write one shared
+// tree): `<name>.rtexport-tmp-<host>-<pid>-<n>`. Older runs wrote `<name>.rtexport-tmp-<pid>-<n>`.
+const HOST_TAG = createHash("sha256").update(hostname()).digest("hex").slice(0, 8);
+const TEMP = /\.rtexport-tmp-(?:([0-9a-f]{8})-)?(\d+)-\d+$/;
+
+/** A temporary name beside `path`, unique to this process. */
+function tempName(path: string): string {
+  return `${path}.rtexport-tmp-${HOST_TAG}-${process.pid}-${++tempCounter}`;
+}
+
+/** True for a temporary file a dead process of this host left (a killed run). */
+function isStaleTemporaryFile(name: string): boolean {
+  const m = TEMP.exec(name);
+  if (!m || (m[1] !== undefined && m[1] !== HOST_TAG)) return false;
+  const pid = Number(m[2]);
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false; // alive (or its pid was reused: left alone either way)
+  } catch (e) {
+    return (e as { code?: string }).code === "ESRCH";
+  }
+}
+
+/** Removes the temporary files dead processes left in one directory. */
+function sweepDirectory(dir: string): number {
+  let removed = 0;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    if (!name.includes(".rtexport-tmp-") || !isStaleTemporaryFile(name)) continue;
+    try {
+      unlinkSync(join(dir, name));
+      removed++;
+    } catch { /* gone meanwhile, or not ours to remove */ }
+  }
+  return removed;
+}
+
+/**
+ * Removes the temporary files that killed runs left anywhere under `root` (an output folder):
+ * files named `*.rtexport-tmp-*` of processes of this host that no longer run. Returns how many.
+ */
+export function removeStaleTemporaryFiles(root: string): number {
+  let removed = 0;
+  const walk = (dir: string, depth: number) => {
+    if (depth > 32) return;
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (e.isDirectory()) walk(join(dir, e.name), depth + 1);
+      else if (e.name.includes(".rtexport-tmp-") && isStaleTemporaryFile(e.name)) {
+        try {
+          unlinkSync(join(dir, e.name));
+          removed++;
+        } catch { /* gone meanwhile */ }
+      }
+    }
+  };
+  try {
+    if (statSync(root).isDirectory()) walk(root, 0);
+  } catch { /* no output folder yet */ }
+  return removed;
+}
+
 /** Writes bytes to `path` atomically: a temporary file in the same directory, then a rename. */
 export function writeFileAtomic(path: string, bytes: Uint8Array): void {
   mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.rtexport-tmp-${process.pid}-${++tempCounter}`;
+  const tmp = tempName(path);
   const fd = openSync(tmp, "wx");
   try {
     let off = 0;
@@ -172,18 +247,12 @@ export function anonymizeToParts(
 }
 
 type Prepared =
-  | { ok: true; dest: string; parts: Uint8Array[]; bytes: number; record: FileRecord; ids: AnonymizedIds }
+  | { ok: true; dest: string; parts: EncodedPart[]; bytes: number; record: FileRecord; ids: AnonymizedIds }
   | (AnonymizeFileResult & { ok: false });
 
-/** Parses, anonymizes and encodes one file held in memory (the CPU part; no I/O). */
-function prepare(input: FileInput, data: Uint8Array, ctx: AnonymizeContext, files: AnonymizeFilesOptions): Prepared {
+/** Anonymizes and encodes one parsed file (the CPU part; no I/O). Values left in the file become source ranges. */
+function prepare(input: FileInput, file: DicomFile, ctx: AnonymizeContext, files: AnonymizeFilesOptions): Prepared {
   const src = input.path;
-  let file: DicomFile;
-  try {
-    file = parseDicom(data, { full: true });
-  } catch (e) {
-    return { ok: false, input, reason: "unreadable", message: `Cannot read DICOM file "${src}": ${errorDetail(e)}` };
-  }
   if (file.meta.string(0x00020002) === MEDIA_STORAGE_DIRECTORY || basename(src).toUpperCase() === "DICOMDIR") {
     return { ok: false, input, reason: "skipped", message: `Skipped "${src}": a DICOMDIR is not anonymized; build a new one from the output` };
   }
@@ -218,9 +287,13 @@ function prepare(input: FileInput, data: Uint8Array, ctx: AnonymizeContext, file
     return { ok: false, input, reason: "write", message: `Cannot write "${dest}": "${src}" ${why} "${earlier}", which was written there in this run` };
   }
   ctx.outputs.set(resolve(dest), resolve(src));
-  let parts: Uint8Array[];
+  let parts: EncodedPart[];
   try {
-    parts = encodeParts(file, sopClass, sopInstance);
+    const head = new Uint8Array(132);
+    head.set([0x44, 0x49, 0x43, 0x4d], 128);
+    const meta = encodeMeta(buildMeta(sopClass, sopInstance, ts));
+    const body = transferSyntaxEncoding(ts).deflated ? [encodeDataSet(file.dataset, ts)] : encodeDataSetParts(file.dataset, ts);
+    parts = [head, meta, ...body];
   } catch (e) {
     return { ok: false, input, reason: "write", message: `Cannot write "${dest}": ${errorDetail(e)}` };
   }
@@ -230,7 +303,7 @@ function prepare(input: FileInput, data: Uint8Array, ctx: AnonymizeContext, file
     type: "file",
     path: dest,
     bytes,
-    sha256: "", // filled in by the caller, which hashes the bytes it writes
+    sha256: "", // filled in by the writer, which hashes the bytes as it writes them
     // export-plan's finer DICOM categories (image, rt-object) ride through
     category: typeof input.record?.category === "string" && DICOM_CATEGORIES.has(input.record.category) ? input.record.category : "dicom",
     sopClassUid: sopClass || undefined,
@@ -249,118 +322,177 @@ function prepare(input: FileInput, data: Uint8Array, ctx: AnonymizeContext, file
   return { ok: true, dest, parts, bytes, record, ids };
 }
 
+// Values up to this size are read with the header; larger bulk values (pixel data, big OB/OW/UN)
+// stay in the input file and are copied to the output in chunks, so a 1 GiB object costs a chunk
+// of memory, not a gigabyte.
+const DEFER_THRESHOLD = 64 * 1024;
+
+/** An input file open for reading: its descriptor (for copying the values left in it) and its parsed form. */
+interface OpenInput {
+  fd: number;
+  file: DicomFile;
+}
+
+/**
+ * Opens and parses an input, leaving its bulk values in the file. Synchronous on purpose: reads
+ * of files in the page cache are a memory copy, and measured here the asynchronous calls cost
+ * three times the CPU (thread pool hand-offs) and overlapped with nothing useful. Writes, which
+ * can block on the disk, stay asynchronous.
+ */
+function openInput(input: FileInput): { ok: true; open: OpenInput } | { ok: false; result: AnonymizeFileResult } {
+  let fd: number | undefined;
+  try {
+    fd = openSync(input.path, "r");
+    const size = fstatSync(fd).size;
+    // Big endian (retired) files are read whole: their values may have to change byte order.
+    const file = readDicomFd(fd, size, { full: true, deferBulk: true, bulkThreshold: DEFER_THRESHOLD }, input.path);
+    if (file.transferSyntaxUid === EXPLICIT_VR_BIG_ENDIAN) return { ok: true, open: { fd, file: readDicomFd(fd, size, { full: true }, input.path) } };
+    return { ok: true, open: { fd, file } };
+  } catch (e) {
+    if (fd !== undefined) closeSync(fd);
+    return { ok: false, result: { ok: false, input, reason: "unreadable", message: `Cannot read DICOM file "${input.path}": ${errorDetail(e)}` } };
+  }
+}
+
+/**
+ * Buffers for copying values from input to output (one per file being written), reused: a fresh
+ * buffer per file was the largest cost of the garbage collector in the benchmark.
+ */
+class CopyBuffers {
+  private free: Uint8Array[] = [];
+  take(): Uint8Array {
+    return this.free.pop() ?? new Uint8Array(COPY_CHUNK);
+  }
+  give(b: Uint8Array): void {
+    if (this.free.length < 16) this.free.push(b);
+  }
+}
+const COPY_CHUNK = 1 << 20;
+const copyBuffers = new CopyBuffers();
+
+function readRange(fd: number, buf: Uint8Array, length: number, position: number): void {
+  let got = 0;
+  while (got < length) {
+    const r = readSync(fd, buf, got, length - got, position + got);
+    if (r === 0) throw new Error(`the input file ended at offset ${position + got} while its value was being copied (changed while anonymized?)`);
+    got += r;
+  }
+}
+
+/**
+ * The bytes of an encoded file in batches to write, source ranges read from `srcFd` into `buf`:
+ * each batch holds at most one buffer of source bytes, and the buffer is reused once the caller
+ * has written the batch and asks for the next.
+ */
+function* batches(parts: readonly EncodedPart[], srcFd: number, buf: Uint8Array): Generator<Uint8Array[]> {
+  let batch: Uint8Array[] = [];
+  let used = 0; // bytes of `buf` in the batch
+  for (const p of parts) {
+    if (p instanceof Uint8Array) {
+      if (p.length > 0) batch.push(p);
+      continue;
+    }
+    let pos = p.offset;
+    let left = p.length;
+    while (left > 0) {
+      if (used === buf.length) {
+        yield batch;
+        batch = [];
+        used = 0;
+      }
+      const n = Math.min(left, buf.length - used);
+      const chunk = buf.subarray(used, used + n);
+      readRange(srcFd, chunk, n, pos);
+      batch.push(chunk);
+      used += n;
+      pos += n;
+      left -= n;
+    }
+  }
+  if (batch.length > 0) yield batch;
+}
+
 /**
  * Anonymizes one file and writes the result synchronously; never throws for a per-file problem
  * (the result says what went wrong).
  */
 export function anonymizeFile(input: FileInput, ctx: AnonymizeContext, files: AnonymizeFilesOptions): AnonymizeFileResult {
-  let data: Uint8Array;
+  const opened = openInput(input);
+  if (!opened.ok) return opened.result;
+  const { fd, file } = opened.open;
   try {
-    const b = readFileSyncBytes(input.path);
-    data = b;
-  } catch (e) {
-    return { ok: false, input, reason: "unreadable", message: `Cannot read DICOM file "${input.path}": ${errorDetail(e)}` };
-  }
-  const p = prepare(input, data, ctx, files);
-  if (!p.ok) return p;
-  const bytes = concat(p.parts, p.bytes);
-  p.record.sha256 = createHash("sha256").update(bytes).digest("hex");
-  try {
-    writeFileAtomic(p.dest, bytes);
-  } catch (e) {
-    return { ok: false, input, reason: "write", message: `Cannot write "${p.dest}": ${errorDetail(e)}` };
-  }
-  return { ok: true, input, record: p.record, ids: p.ids };
-}
-
-/**
- * Buffers for reading input files, reused once a file's output is written: a full read of a CT
- * slice would otherwise allocate half a megabyte per file, and the garbage collector's work on
- * those was the largest cost in the benchmark.
- */
-class ReadBuffers {
-  private free: Uint8Array[] = [];
-  take(n: number): Uint8Array {
-    for (let i = 0; i < this.free.length; i++) {
-      if (this.free[i].byteLength >= n) return this.free.splice(i, 1)[0];
+    const p = prepare(input, file, ctx, files);
+    if (!p.ok) return p;
+    const dest = p.dest;
+    let sha256 = "";
+    try {
+      mkdirSync(dirname(dest), { recursive: true });
+      sweepDirectory(dirname(dest));
+      const tmp = tempName(dest);
+      const out = openSync(tmp, "wx");
+      const buf = copyBuffers.take();
+      try {
+        const hash = createHash("sha256");
+        for (const batch of batches(p.parts, fd, buf)) {
+          for (const b of batch) {
+            hash.update(b);
+            let off = 0;
+            while (off < b.length) off += writeSync(out, b, off, b.length - off);
+          }
+        }
+        sha256 = hash.digest("hex");
+      } catch (e) {
+        closeSync(out);
+        try { unlinkSync(tmp); } catch { /* already gone */ }
+        throw e;
+      } finally {
+        copyBuffers.give(buf);
+      }
+      closeSync(out);
+      renameSync(tmp, dest);
+    } catch (e) {
+      return { ok: false, input, reason: "write", message: `Cannot write "${dest}": ${errorDetail(e)}` };
     }
-    return new Uint8Array(Math.max(n, 1 << 20));
-  }
-  give(b: Uint8Array): void {
-    if (this.free.length < 16 && b.byteLength <= 64 << 20) this.free.push(b);
-  }
-}
-const readBuffers = new ReadBuffers();
-
-function cb<T>(fn: (done: (err: Error | null, value: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))));
-}
-
-/**
- * Reads a whole file into a pooled buffer; the caller gives the buffer back. Synchronous on
- * purpose: reads of files in the page cache are a memory copy, and measured here a synchronous
- * open/fstat/read/close cost 0.07 ms of CPU per CT slice where the asynchronous calls cost 0.2 ms
- * (thread pool hand-offs) and did not overlap with anything useful. Writes, which can block on
- * the disk, stay asynchronous.
- */
-function readPooled(path: string): { buffer: Uint8Array; data: Uint8Array } {
-  const fd = openSync(path, "r");
-  let buffer: Uint8Array | undefined;
-  try {
-    const size = fstatSync(fd).size;
-    buffer = readBuffers.take(size);
-    let got = 0;
-    while (got < size) {
-      const r = readSync(fd, buffer, got, size - got, got);
-      if (r === 0) break;
-      got += r;
-    }
-    return { buffer, data: buffer.subarray(0, got) };
-  } catch (e) {
-    if (buffer) readBuffers.give(buffer);
-    throw e;
+    p.record.sha256 = sha256;
+    return { ok: true, input, record: p.record, ids: p.ids };
   } finally {
     closeSync(fd);
   }
 }
 
-type ReadResult = { ok: true; buffer: Uint8Array; data: Uint8Array } | { ok: false; result: AnonymizeFileResult };
-
-function readInput(input: FileInput): ReadResult {
-  try {
-    return { ok: true, ...readPooled(input.path) };
-  } catch (e) {
-    return { ok: false, result: { ok: false, input, reason: "unreadable", message: `Cannot read DICOM file "${input.path}": ${errorDetail(e)}` } };
-  }
+function cb<T>(fn: (done: (err: Error | null, value: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))));
 }
 
 /** The CPU part in input order, then the write in the background; resolves when the file is written. */
-function processRead(input: FileInput, read: ReadResult, ctx: AnonymizeContext, files: AnonymizeFilesOptions): Promise<AnonymizeFileResult> {
-  if (!read.ok) return Promise.resolve(read.result);
+function processInput(input: FileInput, ctx: AnonymizeContext, files: AnonymizeFilesOptions): Promise<AnonymizeFileResult> {
+  const opened = openInput(input);
+  if (!opened.ok) return Promise.resolve(opened.result);
+  const { fd, file } = opened.open;
   let p: Prepared;
   try {
-    p = prepare(input, read.data, ctx, files);
+    p = prepare(input, file, ctx, files);
   } catch (e) {
-    readBuffers.give(read.buffer);
+    closeSync(fd);
     throw e;
   }
   if (!p.ok) {
-    readBuffers.give(read.buffer);
+    closeSync(fd);
     return Promise.resolve(p);
   }
-  const hash = createHash("sha256");
-  for (const part of p.parts) hash.update(part);
-  p.record.sha256 = hash.digest("hex");
-  const dest = p.dest;
-  return writePartsAtomic(dest, p.parts).then(
-    (): AnonymizeFileResult => ({ ok: true, input, record: p.record, ids: p.ids }),
+  const { dest, record, ids, parts } = p;
+  return writePartsAtomic(dest, parts, fd).then(
+    (sha256): AnonymizeFileResult => {
+      record.sha256 = sha256;
+      return { ok: true, input, record, ids };
+    },
     (e): AnonymizeFileResult => ({ ok: false, input, reason: "write", message: `Cannot write "${dest}": ${errorDetail(e)}` }),
-  ).finally(() => readBuffers.give(read.buffer)); // nothing refers to it any more: the output is written
+  ).finally(() => closeSync(fd)); // the values left in the input are copied: nothing refers to it any more
 }
 
-/** The same as `anonymizeFile`, with reading and writing done asynchronously. */
+/** The same as `anonymizeFile`, with the writing done asynchronously. */
 export async function anonymizeFileAsync(input: FileInput, ctx: AnonymizeContext, files: AnonymizeFilesOptions): Promise<AnonymizeFileResult> {
-  return await processRead(input, readInput(input), ctx, files);
+  return await processInput(input, ctx, files);
 }
 
 /**
@@ -368,7 +500,9 @@ export async function anonymizeFileAsync(input: FileInput, ctx: AnonymizeContext
  * items (records passed through): files are read and anonymized one at a time **in input order**
  * (so which of two colliding inputs wins, and everything else, does not depend on I/O timing),
  * and written up to `limit` at a time in the runtime's I/O threads while the next ones are
- * anonymized.
+ * anonymized. Each file in flight holds its header and one copy buffer (1 MiB), whatever its
+ * size: pixel data and other large values are copied from the input as they are written.
+ * Temporary files that a killed run left in the output folder are removed first.
  * Yields every item with its result (none for items that are not files), in input order.
  */
 export async function* anonymizeStream<T>(
@@ -378,57 +512,53 @@ export async function* anonymizeStream<T>(
   files: AnonymizeFilesOptions,
   limit = 4,
 ): AsyncGenerator<{ item: T; result?: AnonymizeFileResult }> {
+  if (files.out && !files.inPlace) removeStaleTemporaryFiles(files.out);
   const writes: Promise<{ item: T; result?: AnonymizeFileResult }>[] = [];
   for await (const item of items as AsyncIterable<T>) {
     const input = fileOf(item);
-    if (input) writes.push(processRead(input, readInput(input), ctx, files).then((result) => ({ item, result })));
+    if (input) writes.push(processInput(input, ctx, files).then((result) => ({ item, result })));
     else writes.push(Promise.resolve({ item }));
     if (writes.length >= Math.max(1, limit)) yield await writes.shift()!;
   }
   while (writes.length > 0) yield await writes.shift()!;
 }
 
-function readFileSyncBytes(path: string): Uint8Array {
-  const b = readFileSyncNode(path);
-  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-}
-
-function concat(parts: Uint8Array[], length: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(length);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 const madeDirs = new Set<string>();
 
-async function writePartsAtomic(path: string, parts: Uint8Array[]): Promise<void> {
+async function writePartsAtomic(path: string, parts: EncodedPart[], srcFd: number): Promise<string> {
   const dir = dirname(path);
   if (!madeDirs.has(dir)) {
     await mkdir(dir, { recursive: true });
+    sweepDirectory(dir);
     if (madeDirs.size > 10_000) madeDirs.clear();
     madeDirs.add(dir);
   }
-  const tmp = `${path}.rtexport-tmp-${process.pid}-${++tempCounter}`;
+  const tmp = tempName(path);
   const fd = await cb<number>((d) => fsOpen(tmp, "wx", d));
+  let sha256: string;
+  const buf = copyBuffers.take();
   try {
-    let pending = parts.filter((p) => p.length > 0);
-    while (pending.length > 0) {
-      let n = await cb<number>((d) => fsWritev(fd, pending, (err, written) => d(err, written)));
-      const rest: Uint8Array[] = [];
-      for (const part of pending) {
-        if (n >= part.length) n -= part.length;
-        else { rest.push(part.subarray(n)); n = 0; }
+    const hash = createHash("sha256");
+    for (const batch of batches(parts, srcFd, buf)) {
+      for (const b of batch) hash.update(b);
+      let pending = batch;
+      while (pending.length > 0) {
+        let n = await cb<number>((d) => fsWritev(fd, pending, (err, written) => d(err, written)));
+        const rest: Uint8Array[] = [];
+        for (const part of pending) {
+          if (n >= part.length) n -= part.length;
+          else { rest.push(part.subarray(n)); n = 0; }
+        }
+        pending = rest;
       }
-      pending = rest;
     }
+    sha256 = hash.digest("hex");
   } catch (e) {
     await cb<void>((d) => fsClose(fd, (err) => d(err, undefined))).catch(() => {});
     await unlink(tmp).catch(() => {});
     throw e;
+  } finally {
+    copyBuffers.give(buf);
   }
   await cb<void>((d) => fsClose(fd, (err) => d(err, undefined)));
   try {
@@ -437,6 +567,7 @@ async function writePartsAtomic(path: string, parts: Uint8Array[]): Promise<void
     await unlink(tmp).catch(() => {});
     throw e;
   }
+  return sha256;
 }
 
 /**

@@ -28,6 +28,11 @@ export interface DicomElement {
   length: number;
   /** The value was not read (header-only read of bulk data); `offset`/`length` say where it is. */
   skipped?: boolean;
+  /**
+   * Encapsulated pixel data whose fragments were left in the source (a deferred read): where each
+   * fragment item's value is, basic offset table first.
+   */
+  fragmentRanges?: { offset: number; length: number }[];
 }
 
 /** Byte order and VR explicitness of an encoded data set. */

@@ -41,6 +41,13 @@ export interface ReadOptions {
    * recording only where they are. Default 4096 bytes.
    */
   bulkThreshold?: number;
+  /**
+   * Read every element, pixel data and what follows it included, but leave values of bulk VRs
+   * longer than `bulkThreshold` in the source: they are `skipped`, with `offset`/`length` (and
+   * `fragmentRanges` for encapsulated pixel data), so a writer can copy them from the file without
+   * ever holding them (de-identification of gigabyte objects). Ignored for deflated data sets.
+   */
+  deferBulk?: boolean;
 }
 
 /** A parse failure: says what was wrong and where. */
@@ -124,6 +131,8 @@ class Source {
 interface ParseState {
   src: Source;
   full: boolean;
+  /** Leave large bulk values in the source even in a full read (`ReadOptions.deferBulk`). */
+  defer: boolean;
   bulkThreshold: number;
   /** Set when a header-only parse stops at Pixel Data. */
   stopped: boolean;
@@ -243,7 +252,7 @@ function parseElements(st: ParseState, ds: DataSet, pos: number, end: number, de
         continue;
       }
       if (isPixel || vr === "OB" || vr === "OW") {
-        const after = parseFragments(st, el, valuePos, le);
+        const after = st.defer ? fragmentRanges(st, el, valuePos, le) : parseFragments(st, el, valuePos, le);
         el.length = after - valuePos;
         ds.set(el);
         pos = after;
@@ -276,7 +285,7 @@ function parseElements(st: ParseState, ds: DataSet, pos: number, end: number, de
       pos = valuePos + len;
       continue;
     }
-    if (!st.full && len > st.bulkThreshold && BULK_VRS.has(vr)) {
+    if ((!st.full || st.defer) && len > st.bulkThreshold && BULK_VRS.has(vr)) {
       el.skipped = true;
     } else {
       src.need(valuePos, len, "value of", tag);
@@ -356,6 +365,33 @@ function parseFragments(st: ParseState, el: DicomElement, pos: number, le: boole
   }
 }
 
+/**
+ * Encapsulated pixel data in a deferred read: only the item headers are read, the fragments are
+ * recorded as ranges of the source (`fragmentRanges`) and the element is `skipped`.
+ */
+function fragmentRanges(st: ParseState, el: DicomElement, pos: number, le: boolean): number {
+  const src = st.src;
+  const ranges: { offset: number; length: number }[] = [];
+  for (;;) {
+    src.need(pos, 8, "fragment header in", el.tag);
+    const tag = ((src.u16(pos, le) << 16) | src.u16(pos + 2, le)) >>> 0;
+    const len = src.u32(pos + 4, le);
+    if (tag === SEQUENCE_DELIMITATION) {
+      el.fragmentRanges = ranges;
+      el.skipped = true;
+      return pos + 8;
+    }
+    if (tag !== ITEM || len === 0xffffffff) {
+      throw new DicomParseError(`expected a fragment item in ${formatTag(el.tag)} but found ${formatTag(tag)} at offset ${pos}`, pos);
+    }
+    if (pos + 8 + len > src.size) {
+      throw new DicomParseError(`fragment of ${len} bytes at offset ${pos} extends beyond the end of the data`, pos);
+    }
+    ranges.push({ offset: pos + 8, length: len });
+    pos += 8 + len;
+  }
+}
+
 /** Deflated data sets are small in practice; a cap keeps a "zip bomb" from allocating gigabytes. */
 const MAX_INFLATED = 1 << 30;
 
@@ -371,7 +407,7 @@ function inflate(bytes: Uint8Array, offset: number): Uint8Array {
 
 function readMeta(src: Source, pos: number): { meta: DataSet; end: number } {
   const meta = new DataSet({ littleEndian: true, explicitVR: true });
-  const st: ParseState = { src, full: true, bulkThreshold: Infinity, stopped: false };
+  const st: ParseState = { src, full: true, defer: false, bulkThreshold: Infinity, stopped: false };
   // Group 0002 is always explicit VR little endian; read elements while the group is 0002.
   while (src.ensure(pos, 8) && src.u16(pos, true) === 0x0002) {
     const vr0 = src.byte(pos + 4), vr1 = src.byte(pos + 5);
@@ -451,7 +487,10 @@ function parse(src: Source, opts: ReadOptions, path?: string): DicomFile {
   const dataset = new DataSet({ littleEndian: enc.littleEndian, explicitVR: enc.explicitVR });
   // A deflated data set is inflated whole, so nothing is skipped: offsets of skipped values
   // would point into the inflated stream, not into the file.
-  const st: ParseState = { src: dataSrc, full: !!opts.full || enc.deflated, bulkThreshold: opts.bulkThreshold ?? 4096, stopped: false };
+  const defer = !!opts.deferBulk && !enc.deflated;
+  const st: ParseState = {
+    src: dataSrc, full: !!opts.full || enc.deflated || defer, defer, bulkThreshold: opts.bulkThreshold ?? 4096, stopped: false,
+  };
   parseElements(st, dataset, dataPos, Infinity, 0, false);
   if (dataset.size === 0 && meta.size === 0) throw new DicomParseError("not a DICOM file: no elements", 0);
   return { path, preamble, meta, dataset, transferSyntaxUid, datasetOffset, size: src.size, complete: !st.stopped };
@@ -467,7 +506,9 @@ export function parseDataSet(bytes: Uint8Array, transferSyntaxUid: string, opts:
   const enc = transferSyntaxEncoding(transferSyntaxUid);
   const data = enc.deflated ? inflate(bytes, 0) : bytes;
   const ds = new DataSet({ littleEndian: enc.littleEndian, explicitVR: enc.explicitVR });
-  const st: ParseState = { src: new Source(data, undefined, data.length), full: opts.full ?? true, bulkThreshold: opts.bulkThreshold ?? 4096, stopped: false };
+  const st: ParseState = {
+    src: new Source(data, undefined, data.length), full: opts.full ?? true, defer: false, bulkThreshold: opts.bulkThreshold ?? 4096, stopped: false,
+  };
   parseElements(st, ds, 0, Infinity, 0, false);
   return ds;
 }
@@ -485,12 +526,21 @@ export function parseDicomHeader(prefix: Uint8Array, size: number, path?: string
 }
 
 /**
+ * Parses a DICOM file from an open file descriptor of a file of `size` bytes, reading windows of
+ * it as needed (with `deferBulk`, large values stay in the file; the caller copies them from the
+ * same descriptor, so a file replaced meanwhile cannot mix into the output).
+ */
+export function readDicomFd(fd: number, size: number, opts: ReadOptions = {}, path?: string): DicomFile {
+  return parse(new Source(undefined, fd, size), opts, path);
+}
+
+/**
  * Reads a DICOM file. By default it reads the header only: it stops before Pixel Data and does
  * not read large bulk values, so scanning thousands of files reads a few kilobytes of each.
  * Throws a `DicomParseError` (or a file system error) naming what is wrong.
  */
 export function readDicomFile(path: string, opts: ReadOptions = {}): DicomFile {
-  if (opts.full) {
+  if (opts.full && !opts.deferBulk) {
     const bytes = readFileSync(path);
     const u8 = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     return parse(new Source(u8, undefined, u8.length), opts, path);

@@ -1,0 +1,206 @@
+// anonymize on large objects (issue 15, points 11 and 12): pixel data is copied from the input
+// file to the output without being held, so memory stays flat in object size; a run killed
+// mid-write leaves temporary files that the next run removes. Each run is its own process,
+// measured by GNU time (/usr/bin/time, "Maximum resident set size").
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { DataSet, textElement } from "../lib/dicom/dataset.ts";
+import { readDicomFile } from "../lib/dicom/reader.ts";
+import { encodeFile } from "../lib/dicom/writer.ts";
+
+const ROOT = resolve(import.meta.dirname ?? ".", "..");
+const NODE = join(ROOT, "node_modules/.bin/node");
+const KEY = "stream-test-key-0123456789abcdef";
+const MiB = 1 << 20;
+
+let dir: string;
+
+/**
+ * Writes a CT-like object whose native pixel data is `bytes` long (a pattern that differs per
+ * MiB, so a shifted or truncated copy shows), streaming it to disk. `encapsulated`: the same
+ * bytes as fragments of 16 MiB (odd last one) in a JPEG transfer syntax.
+ */
+function writeBigObject(path: string, bytes: number, n: number, encapsulated = false): void {
+  const ds = new DataSet();
+  const put = (tag: number, vr: string, v: string) => ds.set(textElement(tag, vr, v));
+  put(0x00080016, "UI", "1.2.840.10008.5.1.4.1.1.2");
+  put(0x00080018, "UI", `1.2.826.0.1.3680043.10.1467.99.15.${n}`);
+  put(0x00080060, "CS", "CT");
+  put(0x00100010, "PN", "Big^Object");
+  put(0x00100020, "LO", `BIG-${n}-4471902`);
+  put(0x0020000d, "UI", "1.2.826.0.1.3680043.10.1467.99.15.100");
+  put(0x0020000e, "UI", "1.2.826.0.1.3680043.10.1467.99.15.101");
+  const us = (tag: number, v: number) => ds.set({ tag, vr: "US", value: Uint8Array.of(v & 0xff, v >> 8), offset: 0, length: 2 });
+  us(0x00280002, 1);
+  put(0x00280004, "CS", "MONOCHROME2");
+  us(0x00280010, 16384); // rows
+  us(0x00280011, Math.max(1, Math.floor(bytes / 16384 / 2))); // columns
+  us(0x00280100, 16);
+  us(0x00280101, 16);
+  us(0x00280102, 15);
+  us(0x00280103, 0);
+  const ts = encapsulated ? "1.2.840.10008.1.2.4.50" : "1.2.840.10008.1.2.1";
+  const head = encodeFile(ds, { transferSyntaxUid: ts });
+  const fd = openSync(path, "w");
+  try {
+    writeSync(fd, head);
+    const chunk = new Uint8Array(MiB);
+    const h = (tag: number, vr: string, len: number) => {
+      const b = new Uint8Array(encapsulated && vr === "" ? 8 : 12);
+      const dv = new DataView(b.buffer);
+      dv.setUint16(0, tag >>> 16, true);
+      dv.setUint16(2, tag & 0xffff, true);
+      if (vr === "") dv.setUint32(4, len, true);
+      else {
+        b[4] = vr.charCodeAt(0);
+        b[5] = vr.charCodeAt(1);
+        dv.setUint32(8, len, true);
+      }
+      return b;
+    };
+    const fill = (i: number) => {
+      for (let k = 0; k < MiB; k += 4) chunk[k] = (i * 31 + k) & 0xff;
+      chunk[0] = i & 0xff;
+      chunk[1] = (i >> 8) & 0xff;
+    };
+    if (!encapsulated) {
+      writeSync(fd, h(0x7fe00010, "OW", bytes));
+      for (let i = 0; i < bytes / MiB; i++) { fill(i); writeSync(fd, chunk); }
+    } else {
+      writeSync(fd, h(0x7fe00010, "OB", 0xffffffff));
+      writeSync(fd, h(0xfffee000, "", 0)); // empty basic offset table
+      const fragment = 16 * MiB;
+      let i = 0;
+      for (let left = bytes; left > 0;) {
+        const len = Math.min(fragment, left) - (left <= fragment ? 1 : 0); // the last fragment is odd
+        writeSync(fd, h(0xfffee000, "", len));
+        for (let done = 0; done < len; done += MiB) {
+          fill(i++);
+          writeSync(fd, chunk.subarray(0, Math.min(MiB, len - done)));
+        }
+        left -= Math.min(fragment, left);
+      }
+      writeSync(fd, h(0xfffee0dd, "", 0));
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** SHA-256 of a file's pixel data value (or its fragments' values, padded to even length), read in chunks. */
+function pixelHash(path: string): string {
+  const f = readDicomFile(path); // header only: Pixel Data is skipped, its offset and length known
+  const px = f.dataset.get(0x7fe00010)!;
+  const hash = createHash("sha256");
+  const fd = openSync(path, "r");
+  const buf = new Uint8Array(4 * MiB);
+  const feed = (offset: number, length: number) => {
+    for (let done = 0; done < length;) {
+      const n = readSync(fd, buf, 0, Math.min(buf.length, length - done), offset + done);
+      if (n === 0) throw new Error(`short read in ${path}`);
+      hash.update(buf.subarray(0, n));
+      done += n;
+    }
+  };
+  try {
+    if (!px.undefinedLength) feed(px.offset, px.length);
+    else {
+      // fragments: walk the item headers from the value's start
+      let pos = px.offset;
+      const hb = new Uint8Array(8);
+      for (;;) {
+        readSync(fd, hb, 0, 8, pos);
+        const dv = new DataView(hb.buffer);
+        const tag = ((dv.getUint16(0, true) << 16) | dv.getUint16(2, true)) >>> 0;
+        const len = dv.getUint32(4, true);
+        if (tag === 0xfffee0dd) break;
+        // an odd fragment is written padded with a NUL to an even length (PS3.5 A.4): compare that form
+        hash.update(String(len + (len & 1)));
+        feed(pos + 8, len);
+        if (len & 1) hash.update(Uint8Array.of(0));
+        pos += 8 + len;
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest("hex");
+}
+
+function walk(d: string): string[] {
+  return readdirSync(d, { withFileTypes: true }).flatMap((e) => e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)]);
+}
+
+/** Runs the anonymize command as its own process under GNU time; returns exit code, records, stderr and peak RSS. */
+function timedRun(runtime: "node" | "deno", args: string[]) {
+  const cmd = runtime === "node" ? [NODE, join(ROOT, "commands/anonymize.ts")] : [join(ROOT, "node_modules/.bin/deno"), "run", "-A", join(ROOT, "commands/anonymize.ts")];
+  const r = spawnSync("/usr/bin/time", ["-f", "MAXRSS %M", ...cmd, ...args], { encoding: "utf8", maxBuffer: 1 << 26, timeout: 600_000 });
+  const m = /MAXRSS (\d+)/.exec(r.stderr);
+  assert.ok(m, `no measurement: ${r.stderr.slice(-500)}`);
+  return {
+    code: r.status,
+    records: r.stdout.split("\n").filter((l) => l).map((l) => JSON.parse(l)),
+    stderr: r.stderr,
+    rssMb: Number(m[1]) / 1024,
+  };
+}
+
+before(() => {
+  // tmpfs when there is one: the test is about memory, not about the disk (4 × 128 MiB in, as much out).
+  dir = mkdtempSync(join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "rtexport-stream-"));
+  mkdirSync(join(dir, "in"));
+  // Four objects of 128 MiB (three native, one encapsulated with an odd last fragment): before
+  // streaming, each file in flight cost its size in memory (four at the default concurrency, so
+  // over 512 MB here). bench/anonymize_bench.ts --big measures four 1 GiB objects.
+  for (let n = 0; n < 4; n++) writeBigObject(join(dir, "in", `big${n}.dcm`), 128 * MiB, n, n === 3);
+});
+
+after(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("anonymize: large objects", () => {
+  for (const runtime of ["node", "deno"] as const) {
+    it(`copies pixel data through without holding it: four 128 MiB objects in under 200 MB (${runtime})`, () => {
+      const out = join(dir, `out-${runtime}`);
+      const run = timedRun(runtime, ["--key", KEY, "--out", out, "--concurrency", "4", join(dir, "in")]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.records.length, 4);
+      assert.ok(run.rssMb < 200, `peak RSS ${run.rssMb.toFixed(0)} MB`);
+      for (const r of run.records) {
+        assert.equal(pixelHash(r.path), pixelHash(r.anonymized.from), `pixel data of ${r.anonymized.from}`);
+        const h = createHash("sha256");
+        const fd = openSync(r.path, "r");
+        const buf = new Uint8Array(4 * MiB);
+        let n: number, total = 0;
+        while ((n = readSync(fd, buf, 0, buf.length, null)) > 0) { h.update(buf.subarray(0, n)); total += n; }
+        closeSync(fd);
+        assert.equal(r.sha256, h.digest("hex"));
+        assert.equal(r.bytes, total);
+        const ds = readDicomFile(r.path).dataset;
+        assert.match(ds.string("PatientID")!, /^ANON-/);
+      }
+    });
+  }
+
+  it("removes the temporary files of a killed run on the next run", async () => {
+    const out = join(dir, "out-killed");
+    const child = spawn(NODE, [join(ROOT, "commands/anonymize.ts"), "--key", KEY, "--out", out, "--concurrency", "2", join(dir, "in")], { stdio: "ignore" });
+    const temps = () => { try { return walk(out).filter((p) => p.includes(".rtexport-tmp-")); } catch { return []; } };
+    const deadline = Date.now() + 120_000;
+    while (temps().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    child.kill("SIGKILL");
+    await new Promise((r) => child.once("exit", r));
+    const left = temps();
+    assert.ok(left.length > 0, "the killed run left no temporary file (it was too fast to catch)");
+    const again = timedRun("node", ["--key", KEY, "--out", out, join(dir, "in")]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(temps(), []);
+    assert.equal(walk(out).length, 4);
+  });
+});
