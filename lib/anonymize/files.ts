@@ -4,19 +4,20 @@
  * appears at a final path) copying the large values from the input as it goes, and describe it
  * as a `file` record.
  */
-import { createHash } from "node:crypto";
-import { closeSync, mkdirSync, openSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
-import { close as fsClose, fstatSync, open as fsOpen, readSync, writev as fsWritev } from "node:fs";
-import { mkdir, rename, unlink } from "node:fs/promises";
-import { hostname } from "node:os";
+import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
-import process from "node:process";
+import { Worker } from "node:worker_threads";
+import { workersShareFds } from "../runtime/mod.ts";
+import { removeStaleTemporaryFiles, tempName, writeOutputSync } from "./_output.ts";
+import type { WriteAnswer, WriteJob } from "./_write_worker.ts";
 import { type DicomFile, readDicomFd } from "../dicom/reader.ts";
 import { DataSet } from "../dicom/dataset.ts";
 import { PIXEL_DATA } from "../dicom/tag.ts";
 import { EXPLICIT_VR_BIG_ENDIAN, NATIVE_TRANSFER_SYNTAXES, transferSyntaxEncoding } from "../dicom/uids.ts";
 import { buildMeta, encodeDataSet, encodeDataSetParts, type EncodedPart, encodeMeta } from "../dicom/writer.ts";
 import { DICOM_CATEGORIES, type FileRecord } from "../records/types.ts";
+
+export { removeStaleTemporaryFiles };
 import {
   type AnonymizeContext, type AnonymizedIds, anonymizeDataSet, type AnonymizeOptions, BurnedInAnnotationError,
   createAnonymizeContext,
@@ -81,81 +82,6 @@ function safeComponent(text: string): string {
   let s = text.replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 100);
   if (s === "" || s === "." || s === "..") s = "_";
   return s;
-}
-
-let tempCounter = 0;
-
-// Temporary names say which host and process write them (several machines may write one shared
-// tree): `<name>.rtexport-tmp-<host>-<pid>-<n>`. Older runs wrote `<name>.rtexport-tmp-<pid>-<n>`.
-const HOST_TAG = createHash("sha256").update(hostname()).digest("hex").slice(0, 8);
-const TEMP = /\.rtexport-tmp-(?:([0-9a-f]{8})-)?(\d+)-\d+$/;
-
-/** A temporary name beside `path`, unique to this process. */
-function tempName(path: string): string {
-  return `${path}.rtexport-tmp-${HOST_TAG}-${process.pid}-${++tempCounter}`;
-}
-
-/** True for a temporary file a dead process of this host left (a killed run). */
-function isStaleTemporaryFile(name: string): boolean {
-  const m = TEMP.exec(name);
-  if (!m || (m[1] !== undefined && m[1] !== HOST_TAG)) return false;
-  const pid = Number(m[2]);
-  if (pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return false; // alive (or its pid was reused: left alone either way)
-  } catch (e) {
-    return (e as { code?: string }).code === "ESRCH";
-  }
-}
-
-/** Removes the temporary files dead processes left in one directory. */
-function sweepDirectory(dir: string): number {
-  let removed = 0;
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return 0;
-  }
-  for (const name of names) {
-    if (!name.includes(".rtexport-tmp-") || !isStaleTemporaryFile(name)) continue;
-    try {
-      unlinkSync(join(dir, name));
-      removed++;
-    } catch { /* gone meanwhile, or not ours to remove */ }
-  }
-  return removed;
-}
-
-/**
- * Removes the temporary files that killed runs left anywhere under `root` (an output folder):
- * files named `*.rtexport-tmp-*` of processes of this host that no longer run. Returns how many.
- */
-export function removeStaleTemporaryFiles(root: string): number {
-  let removed = 0;
-  const walk = (dir: string, depth: number) => {
-    if (depth > 32) return;
-    let entries;
-    try {
-      entries = readdirSync(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      if (e.isDirectory()) walk(join(dir, e.name), depth + 1);
-      else if (e.name.includes(".rtexport-tmp-") && isStaleTemporaryFile(e.name)) {
-        try {
-          unlinkSync(join(dir, e.name));
-          removed++;
-        } catch { /* gone meanwhile */ }
-      }
-    }
-  };
-  try {
-    if (statSync(root).isDirectory()) walk(root, 0);
-  } catch { /* no output folder yet */ }
-  return removed;
 }
 
 /** Writes bytes to `path` atomically: a temporary file in the same directory, then a rename. */
@@ -355,64 +281,6 @@ function openInput(input: FileInput): { ok: true; open: OpenInput } | { ok: fals
 }
 
 /**
- * Buffers for copying values from input to output (one per file being written), reused: a fresh
- * buffer per file was the largest cost of the garbage collector in the benchmark.
- */
-class CopyBuffers {
-  private free: Uint8Array[] = [];
-  take(): Uint8Array {
-    return this.free.pop() ?? new Uint8Array(COPY_CHUNK);
-  }
-  give(b: Uint8Array): void {
-    if (this.free.length < 16) this.free.push(b);
-  }
-}
-const COPY_CHUNK = 1 << 20;
-const copyBuffers = new CopyBuffers();
-
-function readRange(fd: number, buf: Uint8Array, length: number, position: number): void {
-  let got = 0;
-  while (got < length) {
-    const r = readSync(fd, buf, got, length - got, position + got);
-    if (r === 0) throw new Error(`the input file ended at offset ${position + got} while its value was being copied (changed while anonymized?)`);
-    got += r;
-  }
-}
-
-/**
- * The bytes of an encoded file in batches to write, source ranges read from `srcFd` into `buf`:
- * each batch holds at most one buffer of source bytes, and the buffer is reused once the caller
- * has written the batch and asks for the next.
- */
-function* batches(parts: readonly EncodedPart[], srcFd: number, buf: Uint8Array): Generator<Uint8Array[]> {
-  let batch: Uint8Array[] = [];
-  let used = 0; // bytes of `buf` in the batch
-  for (const p of parts) {
-    if (p instanceof Uint8Array) {
-      if (p.length > 0) batch.push(p);
-      continue;
-    }
-    let pos = p.offset;
-    let left = p.length;
-    while (left > 0) {
-      if (used === buf.length) {
-        yield batch;
-        batch = [];
-        used = 0;
-      }
-      const n = Math.min(left, buf.length - used);
-      const chunk = buf.subarray(used, used + n);
-      readRange(srcFd, chunk, n, pos);
-      batch.push(chunk);
-      used += n;
-      pos += n;
-      left -= n;
-    }
-  }
-  if (batch.length > 0) yield batch;
-}
-
-/**
  * Anonymizes one file and writes the result synchronously; never throws for a per-file problem
  * (the result says what went wrong).
  */
@@ -423,45 +291,15 @@ export function anonymizeFile(input: FileInput, ctx: AnonymizeContext, files: An
   try {
     const p = prepare(input, file, ctx, files);
     if (!p.ok) return p;
-    const dest = p.dest;
-    let sha256 = "";
     try {
-      mkdirSync(dirname(dest), { recursive: true });
-      sweepDirectory(dirname(dest));
-      const tmp = tempName(dest);
-      const out = openSync(tmp, "wx");
-      const buf = copyBuffers.take();
-      try {
-        const hash = createHash("sha256");
-        for (const batch of batches(p.parts, fd, buf)) {
-          for (const b of batch) {
-            hash.update(b);
-            let off = 0;
-            while (off < b.length) off += writeSync(out, b, off, b.length - off);
-          }
-        }
-        sha256 = hash.digest("hex");
-      } catch (e) {
-        closeSync(out);
-        try { unlinkSync(tmp); } catch { /* already gone */ }
-        throw e;
-      } finally {
-        copyBuffers.give(buf);
-      }
-      closeSync(out);
-      renameSync(tmp, dest);
+      p.record.sha256 = writeOutputSync(p.dest, p.parts, fd);
     } catch (e) {
-      return { ok: false, input, reason: "write", message: `Cannot write "${dest}": ${errorDetail(e)}` };
+      return { ok: false, input, reason: "write", message: `Cannot write "${p.dest}": ${errorDetail(e)}` };
     }
-    p.record.sha256 = sha256;
     return { ok: true, input, record: p.record, ids: p.ids };
   } finally {
     closeSync(fd);
   }
-}
-
-function cb<T>(fn: (done: (err: Error | null, value: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))));
 }
 
 /** The CPU part in input order, then the write in the background; resolves when the file is written. */
@@ -481,13 +319,82 @@ function processInput(input: FileInput, ctx: AnonymizeContext, files: AnonymizeF
     return Promise.resolve(p);
   }
   const { dest, record, ids, parts } = p;
-  return writePartsAtomic(dest, parts, fd).then(
+  let written: Promise<string>;
+  if (workersShareFds) {
+    written = writerPool().write({ dest, parts, source: input.path, size: file.size, fd }).finally(() => closeSync(fd));
+  } else {
+    closeSync(fd); // the worker opens the input itself: descriptors are per thread here
+    written = writerPool().write({ dest, parts, source: input.path, size: file.size });
+  }
+  return written.then(
     (sha256): AnonymizeFileResult => {
       record.sha256 = sha256;
       return { ok: true, input, record, ids };
     },
     (e): AnonymizeFileResult => ({ ok: false, input, reason: "write", message: `Cannot write "${dest}": ${errorDetail(e)}` }),
-  ).finally(() => closeSync(fd)); // the values left in the input are copied: nothing refers to it any more
+  );
+}
+
+/**
+ * Worker threads that write outputs where the runtime's file-system calls would block the main
+ * thread (`fsCallsBlock`): two, so one can write while the other waits on the disk. They hold
+ * the process open only while they have work.
+ */
+class WriterPool {
+  readonly #workers: { worker: Worker; busy: number }[] = [];
+  readonly #pending = new Map<number, { resolve: (sha256: string) => void; reject: (e: Error) => void; worker: { worker: Worker; busy: number } }>();
+  #nextId = 0;
+
+  write(job: Omit<WriteJob, "id">): Promise<string> {
+    if (this.#workers.length < 2) this.#start();
+    const w = this.#workers.reduce((a, b) => (b.busy < a.busy ? b : a));
+    const id = ++this.#nextId;
+    if (w.busy++ === 0) w.worker.ref();
+    // Byte parts go over as buffers of their own, moved rather than copied (a view would copy
+    // the whole buffer it is a window of).
+    const parts: EncodedPart[] = [];
+    const transfer: ArrayBuffer[] = [];
+    for (const p of job.parts) {
+      if (p instanceof Uint8Array) {
+        const own = p.slice();
+        parts.push(own);
+        transfer.push(own.buffer);
+      } else parts.push(p);
+    }
+    return new Promise<string>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, worker: w });
+      w.worker.postMessage({ ...job, parts, id } satisfies WriteJob, transfer);
+    });
+  }
+
+  #start(): void {
+    const worker = new Worker(new URL("./_write_worker.ts", import.meta.url));
+    const entry = { worker, busy: 0 };
+    worker.unref();
+    worker.on("message", (a: WriteAnswer) => {
+      const p = this.#pending.get(a.id);
+      if (!p) return;
+      this.#pending.delete(a.id);
+      if (--p.worker.busy === 0) p.worker.worker.unref();
+      if ("sha256" in a) p.resolve(a.sha256);
+      else p.reject(Object.assign(new Error(a.error), a.code ? { code: a.code } : {}));
+    });
+    worker.on("error", (e) => {
+      // A dead writer fails what it held; the next write starts another.
+      this.#workers.splice(this.#workers.indexOf(entry), 1);
+      for (const [id, p] of this.#pending) {
+        if (p.worker !== entry) continue;
+        this.#pending.delete(id);
+        p.reject(e instanceof Error ? e : new Error(String(e)));
+      }
+    });
+    this.#workers.push(entry);
+  }
+}
+
+let pool: WriterPool | undefined;
+function writerPool(): WriterPool {
+  return pool ??= new WriterPool();
 }
 
 /** The same as `anonymizeFile`, with the writing done asynchronously. */
@@ -510,7 +417,7 @@ export async function* anonymizeStream<T>(
   fileOf: (item: T) => FileInput | undefined,
   ctx: AnonymizeContext,
   files: AnonymizeFilesOptions,
-  limit = 4,
+  limit = 16,
 ): AsyncGenerator<{ item: T; result?: AnonymizeFileResult }> {
   if (files.out && !files.inPlace) removeStaleTemporaryFiles(files.out);
   const writes: Promise<{ item: T; result?: AnonymizeFileResult }>[] = [];
@@ -521,53 +428,6 @@ export async function* anonymizeStream<T>(
     if (writes.length >= Math.max(1, limit)) yield await writes.shift()!;
   }
   while (writes.length > 0) yield await writes.shift()!;
-}
-
-const madeDirs = new Set<string>();
-
-async function writePartsAtomic(path: string, parts: EncodedPart[], srcFd: number): Promise<string> {
-  const dir = dirname(path);
-  if (!madeDirs.has(dir)) {
-    await mkdir(dir, { recursive: true });
-    sweepDirectory(dir);
-    if (madeDirs.size > 10_000) madeDirs.clear();
-    madeDirs.add(dir);
-  }
-  const tmp = tempName(path);
-  const fd = await cb<number>((d) => fsOpen(tmp, "wx", d));
-  let sha256: string;
-  const buf = copyBuffers.take();
-  try {
-    const hash = createHash("sha256");
-    for (const batch of batches(parts, srcFd, buf)) {
-      for (const b of batch) hash.update(b);
-      let pending = batch;
-      while (pending.length > 0) {
-        let n = await cb<number>((d) => fsWritev(fd, pending, (err, written) => d(err, written)));
-        const rest: Uint8Array[] = [];
-        for (const part of pending) {
-          if (n >= part.length) n -= part.length;
-          else { rest.push(part.subarray(n)); n = 0; }
-        }
-        pending = rest;
-      }
-    }
-    sha256 = hash.digest("hex");
-  } catch (e) {
-    await cb<void>((d) => fsClose(fd, (err) => d(err, undefined))).catch(() => {});
-    await unlink(tmp).catch(() => {});
-    throw e;
-  } finally {
-    copyBuffers.give(buf);
-  }
-  await cb<void>((d) => fsClose(fd, (err) => d(err, undefined)));
-  try {
-    await rename(tmp, path);
-  } catch (e) {
-    await unlink(tmp).catch(() => {});
-    throw e;
-  }
-  return sha256;
 }
 
 /**
@@ -591,7 +451,7 @@ export async function* anonymizeFiles(
 ): AsyncGenerator<AnonymizeFileResult> {
   const ctx = context ?? createAnonymizeContext(options);
   if (!files.inPlace && !files.out) throw new Error("An output directory (--out) or --in-place is required");
-  for await (const { result } of anonymizeStream(inputs, (input) => input, ctx, files, files.concurrency ?? 4)) yield result!;
+  for await (const { result } of anonymizeStream(inputs, (input) => input, ctx, files, files.concurrency ?? 16)) yield result!;
 }
 
 /**

@@ -50,11 +50,11 @@ const ID_TAGS: ReadonlySet<Tag> = new Set([
   0x00100030, // Patient's Birth Date (also written as YYYY-MM-DD and DD.MM.YYYY)
 ]);
 
-const PHRASE_TAGS: readonly [Tag, "always" | "institution" | "device"][] = [
+const PHRASE_TAGS: ReadonlyMap<Tag, "always" | "institution" | "device"> = new Map([
   [0x00101040, "always"], // Patient's Address
   [0x00080080, "institution"], [0x00080081, "institution"], [0x00081040, "institution"],
   [0x00081010, "device"], [0x00181000, "device"],
-];
+]);
 
 const WORD = "[\\p{L}\\p{N}_]";
 const UID_TOKEN = /(?<![\d.])[0-2](?:\.\d+){3,}(?!\.?\d)/g;
@@ -127,7 +127,11 @@ export function buildScrubber(ds: DataSet, o: ScrubOptions, uid?: (uid: string) 
   const found = new Map<string, ReplacementKind>();
   const lower = new Set<string>();
   collect(ds, o, found, lower, 0);
-  const key = [...found].map(([k, v]) => `${v}:${k}`).sort().join("\u0000") + "\u0001" + [...lower].sort().join("\u0000");
+  // In collection order: the files of a series give the same order, so the cache hits without a sort.
+  let key = "";
+  for (const [k, v] of found) key += `${v}:${k}\u0000`;
+  key += "\u0001";
+  for (const k of lower) key += `${k}\u0000`;
   if (cache?.key !== key) {
     const alternatives = [...found.keys()].sort((a, b) => b.length - a.length || (a < b ? -1 : 1)).map(escapeRegExp);
     const pattern = alternatives.length === 0
@@ -185,13 +189,11 @@ function collect(ds: DataSet, o: ScrubOptions, found: Map<string, ReplacementKin
       }
       continue;
     }
-    for (const [t, kind] of PHRASE_TAGS) {
-      if (t !== tag) continue;
-      if (kind === "institution" && o.retainInstitutionIdentity) break;
-      if (kind === "device" && o.retainDeviceIdentity) break;
-      for (const v of ds.strings(tag)) if (v.trim().length >= 4) add(found, v.trim(), "id");
-      break;
-    }
+    const kind = PHRASE_TAGS.get(tag);
+    if (kind === undefined) continue;
+    if (kind === "institution" && o.retainInstitutionIdentity) continue;
+    if (kind === "device" && o.retainDeviceIdentity) continue;
+    for (const v of ds.strings(tag)) if (v.trim().length >= 4) add(found, v.trim(), "id");
   }
 }
 

@@ -80,7 +80,10 @@ export class DataSet {
 
   /** Elements in ascending tag order. */
   sorted(): DicomElement[] {
-    return [...this.elements.values()].sort((a, b) => a.tag - b.tag);
+    const all = [...this.elements.values()];
+    // Read data sets are in order already (and stay so when values change): sort only when needed.
+    for (let i = 1; i < all.length; i++) if (all[i - 1].tag > all[i].tag) return all.sort((a, b) => a.tag - b.tag);
+    return all;
   }
 
   /** All values of an element, decoded (strings for text VRs, numbers for binary ones). */

@@ -43,19 +43,30 @@ interface Target {
 
 const PAD_ZERO = Uint8Array.of(0);
 
+// Byte by byte rather than through a DataView: a header is written per element, and creating a
+// DataView for each was a tenth of the time anonymize spends encoding.
+function put16(out: Uint8Array, at: number, v: number, le: boolean): void {
+  if (le) { out[at] = v & 0xff; out[at + 1] = (v >>> 8) & 0xff; }
+  else { out[at] = (v >>> 8) & 0xff; out[at + 1] = v & 0xff; }
+}
+
+function put32(out: Uint8Array, at: number, v: number, le: boolean): void {
+  if (le) { out[at] = v & 0xff; out[at + 1] = (v >>> 8) & 0xff; out[at + 2] = (v >>> 16) & 0xff; out[at + 3] = (v >>> 24) & 0xff; }
+  else { out[at] = (v >>> 24) & 0xff; out[at + 1] = (v >>> 16) & 0xff; out[at + 2] = (v >>> 8) & 0xff; out[at + 3] = v & 0xff; }
+}
+
 function header(tag: number, vr: string, length: number, t: Target): Uint8Array {
   const long = !t.explicitVR || LONG_LENGTH_VRS.has(vr);
   const out = new Uint8Array(t.explicitVR && long ? 12 : 8);
-  const dv = new DataView(out.buffer);
-  dv.setUint16(0, tag >>> 16, t.littleEndian);
-  dv.setUint16(2, tag & 0xffff, t.littleEndian);
+  put16(out, 0, tag >>> 16, t.littleEndian);
+  put16(out, 2, tag & 0xffff, t.littleEndian);
   if (!t.explicitVR) {
-    dv.setUint32(4, length, t.littleEndian);
+    put32(out, 4, length, t.littleEndian);
   } else {
     out[4] = vr.charCodeAt(0);
     out[5] = vr.charCodeAt(1);
-    if (long) dv.setUint32(8, length, t.littleEndian);
-    else dv.setUint16(6, length, t.littleEndian);
+    if (long) put32(out, 8, length, t.littleEndian);
+    else put16(out, 6, length, t.littleEndian);
   }
   return out;
 }
