@@ -6,6 +6,7 @@
  */
 import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { workersShareFds } from "../runtime/mod.ts";
 import { removeStaleTemporaryFiles, tempName, writeOutputSync } from "./_output.ts";
@@ -320,7 +321,16 @@ function processInput(input: FileInput, ctx: AnonymizeContext, files: AnonymizeF
   }
   const { dest, record, ids, parts } = p;
   let written: Promise<string>;
-  if (workersShareFds) {
+  if (!writerThreadsAvailable()) {
+    // A bundle (npm package, single binary) has no worker module beside it: write here.
+    try {
+      written = Promise.resolve(writeOutputSync(dest, parts, fd));
+    } catch (e) {
+      written = Promise.reject(e);
+    } finally {
+      closeSync(fd);
+    }
+  } else if (workersShareFds) {
     written = writerPool().write({ dest, parts, source: input.path, size: file.size, fd }).finally(() => closeSync(fd));
   } else {
     closeSync(fd); // the worker opens the input itself: descriptors are per thread here
@@ -368,7 +378,7 @@ class WriterPool {
   }
 
   #start(): void {
-    const worker = new Worker(new URL("./_write_worker.ts", import.meta.url));
+    const worker = new Worker(WRITER_MODULE);
     const entry = { worker, busy: 0 };
     worker.unref();
     worker.on("message", (a: WriteAnswer) => {
@@ -390,6 +400,21 @@ class WriterPool {
     });
     this.#workers.push(entry);
   }
+}
+
+const WRITER_MODULE = new URL("./_write_worker.ts", import.meta.url);
+let threads: boolean | undefined;
+
+/** True when the writer module is there to start threads from (a checkout; not a bundle). */
+function writerThreadsAvailable(): boolean {
+  if (threads === undefined) {
+    try {
+      threads = WRITER_MODULE.protocol === "file:" && statSync(fileURLToPath(WRITER_MODULE)).isFile();
+    } catch {
+      threads = false;
+    }
+  }
+  return threads;
 }
 
 let pool: WriterPool | undefined;
