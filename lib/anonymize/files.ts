@@ -17,6 +17,7 @@ import { PIXEL_DATA } from "../dicom/tag.ts";
 import { EXPLICIT_VR_BIG_ENDIAN, NATIVE_TRANSFER_SYNTAXES, transferSyntaxEncoding } from "../dicom/uids.ts";
 import { buildMeta, encodeDataSet, encodeDataSetParts, type EncodedPart, encodeMeta } from "../dicom/writer.ts";
 import { DICOM_CATEGORIES, type FileRecord } from "../records/types.ts";
+import { concatBytes } from "../util/bytes.ts";
 
 export { removeStaleTemporaryFiles };
 import {
@@ -204,16 +205,17 @@ function prepare(input: FileInput, file: DicomFile, ctx: AnonymizeContext, files
     } else {
       dest = join(files.out, safeComponent(ids.patientId), safeComponent(ids.seriesUid ?? "no-series"), `${safeComponent(sopInstance)}.dcm`);
     }
-    if (resolve(dest) === resolve(src)) {
-      return { ok: false, input, reason: "write", message: `Cannot write "${dest}": it is the input file; use --in-place to overwrite inputs` };
-    }
   }
-  const earlier = ctx.outputs.get(resolve(dest));
-  if (earlier !== undefined && earlier !== resolve(src)) {
+  const destKey = resolve(dest), srcKey = resolve(src);
+  if (!files.inPlace && destKey === srcKey) {
+    return { ok: false, input, reason: "write", message: `Cannot write "${dest}": it is the input file; use --in-place to overwrite inputs` };
+  }
+  const earlier = ctx.outputs.get(destKey);
+  if (earlier !== undefined && earlier !== srcKey) {
     const why = (files.layout ?? "uid") === "uid" && !files.inPlace ? "has the same SOP Instance UID as" : "would be written to the same path as";
     return { ok: false, input, reason: "write", message: `Cannot write "${dest}": "${src}" ${why} "${earlier}", which was written there in this run` };
   }
-  ctx.outputs.set(resolve(dest), resolve(src));
+  ctx.outputs.set(destKey, srcKey);
   let parts: EncodedPart[];
   try {
     const head = new Uint8Array(132);
@@ -226,6 +228,9 @@ function prepare(input: FileInput, file: DicomFile, ctx: AnonymizeContext, files
   }
   let bytes = 0;
   for (const p of parts) bytes += p.length;
+  const planUid = sopClass === "1.2.840.10008.5.1.4.1.1.481.5" || sopClass === "1.2.840.10008.5.1.4.1.1.481.8"
+    ? sopInstance
+    : typeof input.record?.planUid === "string" ? (ctx.options.retainUids ? input.record.planUid : ctx.uid(input.record.planUid)) : undefined;
   const record: FileRecord = {
     type: "file",
     path: dest,
@@ -233,19 +238,19 @@ function prepare(input: FileInput, file: DicomFile, ctx: AnonymizeContext, files
     sha256: "", // filled in by the writer, which hashes the bytes as it writes them
     // export-plan's finer DICOM categories (image, rt-object) ride through
     category: typeof input.record?.category === "string" && DICOM_CATEGORIES.has(input.record.category) ? input.record.category : "dicom",
-    sopClassUid: sopClass || undefined,
-    sopInstanceUid: sopInstance || undefined,
-    modality: ids.modality,
-    patientId: ids.patientId,
-    studyUid: ids.studyUid,
-    seriesUid: ids.seriesUid,
-    transferSyntaxUid: ts,
-    planUid: sopClass === "1.2.840.10008.5.1.4.1.1.481.5" || sopClass === "1.2.840.10008.5.1.4.1.1.481.8"
-      ? sopInstance
-      : typeof input.record?.planUid === "string" ? (ctx.options.retainUids ? input.record.planUid : ctx.uid(input.record.planUid)) : undefined,
-    anonymized: { from: src },
   };
-  for (const k of Object.keys(record)) if (record[k] === undefined) delete record[k];
+  // Absent fields are left out (assigned as undefined they would be written as nothing, but an
+  // object with deleted keys is slow to serialize).
+  const put = (k: string, v: unknown) => { if (v !== undefined && v !== "") record[k] = v; };
+  put("sopClassUid", sopClass);
+  put("sopInstanceUid", sopInstance);
+  put("modality", ids.modality);
+  put("patientId", ids.patientId);
+  put("studyUid", ids.studyUid);
+  put("seriesUid", ids.seriesUid);
+  put("transferSyntaxUid", ts);
+  put("planUid", planUid);
+  record.anonymized = { from: src };
   return { ok: true, dest, parts, bytes, record, ids };
 }
 
@@ -360,17 +365,27 @@ class WriterPool {
     const w = this.#workers.reduce((a, b) => (b.busy < a.busy ? b : a));
     const id = ++this.#nextId;
     if (w.busy++ === 0) w.worker.ref();
-    // Byte parts go over as buffers of their own, moved rather than copied (a view would copy
-    // the whole buffer it is a window of).
+    // Runs of byte parts go over joined into buffers of their own, moved rather than copied (a
+    // view would copy the whole buffer it is a window of).
     const parts: EncodedPart[] = [];
     const transfer: ArrayBuffer[] = [];
+    let run: Uint8Array[] = [];
+    const flush = () => {
+      if (run.length === 0) return;
+      const own = concatBytes(run) as Uint8Array<ArrayBuffer>;
+      const fresh = run.length === 1 ? own.slice() : own; // concatBytes may return its only input
+      parts.push(fresh);
+      transfer.push(fresh.buffer);
+      run = [];
+    };
     for (const p of job.parts) {
-      if (p instanceof Uint8Array) {
-        const own = p.slice();
-        parts.push(own);
-        transfer.push(own.buffer);
-      } else parts.push(p);
+      if (p instanceof Uint8Array) run.push(p);
+      else {
+        flush();
+        parts.push(p);
+      }
     }
+    flush();
     return new Promise<string>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, worker: w });
       w.worker.postMessage({ ...job, parts, id } satisfies WriteJob, transfer);

@@ -116,14 +116,40 @@ export interface ScrubOptions {
 }
 
 // The last data set's pattern: the files of one series carry the same identifiers, and building
-// the expression costs more than anonymizing a CT slice's header.
-let cache: { key: string; pattern: RegExp | undefined; kinds: Map<string, ReplacementKind>; lower: Set<string> } | undefined;
+// the expression costs more than anonymizing a CT slice's header. `raw` is the undecoded bytes of
+// the elements identifiers come from (and the character set): when they are the same as the last
+// data set's, nothing needs decoding again.
+let cache: { raw: string; key: string; pattern: RegExp | undefined; kinds: Map<string, ReplacementKind>; lower: Set<string> } | undefined;
+
+/** The bytes of every element identifiers are collected from, with their tags and character sets, as one string. */
+function rawKey(ds: DataSet, o: ScrubOptions): string {
+  let key = `${o.retainInstitutionIdentity ? 1 : 0}${o.retainDeviceIdentity ? 1 : 0}`;
+  const walk = (d: DataSet, depth: number) => {
+    if (depth > 32) return;
+    for (const el of d.elements.values()) {
+      if (el.items) {
+        key += `[${el.tag}:${el.items.length}`;
+        for (const item of el.items) walk(item, depth + 1);
+        key += "]";
+        continue;
+      }
+      if (!el.value || (el.vr !== "PN" && !ID_TAGS.has(el.tag) && !PHRASE_TAGS.has(el.tag))) continue;
+      key += `|${el.tag}:${d.charset.terms.join("\\")}:`;
+      const v = el.value;
+      for (let i = 0; i < v.length; i++) key += String.fromCharCode(v[i]);
+    }
+  };
+  walk(ds, 0);
+  return key;
+}
 
 /**
  * Collects the identifying values of a data set (every depth) and returns the scrubber for its
  * text. `uid` maps a UID-shaped token to its replacement (absent: UIDs are retained).
  */
 export function buildScrubber(ds: DataSet, o: ScrubOptions, uid?: (uid: string) => string): Scrubber {
+  const raw = rawKey(ds, o);
+  if (cache?.raw === raw) return new Scrubber(cache.pattern, cache.kinds, cache.lower, uid);
   const found = new Map<string, ReplacementKind>();
   const lower = new Set<string>();
   collect(ds, o, found, lower, 0);
@@ -137,8 +163,8 @@ export function buildScrubber(ds: DataSet, o: ScrubOptions, uid?: (uid: string) 
     const pattern = alternatives.length === 0
       ? undefined
       : new RegExp(`(?<!${WORD})(?:${alternatives.join("|")})(?!${WORD})`, "giu");
-    cache = { key, pattern, kinds: found, lower };
-  }
+    cache = { raw, key, pattern, kinds: found, lower };
+  } else cache.raw = raw;
   return new Scrubber(cache.pattern, cache.kinds, cache.lower, uid);
 }
 
