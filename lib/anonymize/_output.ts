@@ -1,19 +1,16 @@
 /**
  * Writing anonymize's outputs: temporary names, the removal of temporary files killed runs left,
  * and the copy of an encoded file (bytes and ranges of its input) to a temporary file renamed
- * into place, hashed as it is written. Shared by lib/anonymize/files.ts and the writer worker
- * (_write_worker.ts), so it imports nothing heavy.
+ * into place, hashed as it is written.
  */
 import { createHash } from "node:crypto";
 import { closeSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
-import { threadId } from "node:worker_threads";
 import type { EncodedPart } from "../dicom/writer.ts";
 
-// Counters of worker threads start apart, so no two threads of the process pick one name.
-let tempCounter = threadId * 1_000_000_000;
+let tempCounter = 0;
 
 // Temporary names say which host and process write them (several machines may write one shared
 // tree): `<name>.rtexport-tmp-<host>-<pid>-<n>`. Older runs wrote `<name>.rtexport-tmp-<pid>-<n>`.

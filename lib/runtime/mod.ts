@@ -10,9 +10,6 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 /** `"deno"` or `"node"`. */
 export const runtimeName: "deno" | "node" = "Deno" in globalThis ? "deno" : "node";
 
-/** True where worker threads share the process's file descriptors (Node; Deno's are per thread). */
-export const workersShareFds: boolean = runtimeName === "node";
-
 /** The part of `import.meta` used to decide whether a module is the program's entry point. */
 export interface ModuleMeta {
   url: string;
