@@ -9,7 +9,7 @@ import { generateClinic, type ClinicManifest } from "../lib/fixtures/mod.ts";
 import { readDicomFile } from "../lib/dicom/reader.ts";
 import { type QrScpEvent, startQrScp } from "../lib/qr/scp.ts";
 import { createScp, storeSourceFromFile } from "../lib/net/mod.ts";
-import { identifier } from "../lib/retrieve/_identifier.ts";
+import { identifier } from "../lib/qr/identifier.ts";
 import { chunked, PARALLEL_MIN_PER_ASSOCIATION, splitEvenly, UIDS_PER_REQUEST } from "../lib/retrieve/session.ts";
 import { main as retrieveMain } from "../commands/retrieve.ts";
 import { compareRows, runDcmdump } from "./_dcmdump.ts";
@@ -90,7 +90,7 @@ describe("retrieve --parallel ← Orthanc", () => {
 describe("retrieve --parallel ← serve (our own node)", () => {
   test("C-GET --parallel 4 opens four associations, each asking for a quarter of the instances", async () => {
     const events: QrScpEvent[] = [];
-    const node = await startQrScp({ dir: join(root, "served"), aeTitle: "RTSERVE", host: "127.0.0.1", port: 0, onEvent: (e) => events.push(e) });
+    const node = await startQrScp({ dir: join(root, "served"), aeTitle: "RTSERVE", host: "127.0.0.1", port: 0, allow: ["RTX@127.0.0.1"], onEvent: (e) => events.push(e) });
     try {
       for (const f of files) copyFileSync(f, join(node.index.dir, `${readDicomFile(f).dataset.string("SOPInstanceUID")}.dcm`));
       await node.index.indexFolder();

@@ -9,50 +9,26 @@ import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import type { EncodedPart } from "../dicom/writer.ts";
+import { removeStale } from "../fs/stale.ts";
 
 let tempCounter = 0;
 
 // Temporary names say which host and process write them (several machines may write one shared
 // tree): `<name>.rtexport-tmp-<host>-<pid>-<n>`. Older runs wrote `<name>.rtexport-tmp-<pid>-<n>`.
 const HOST_TAG = createHash("sha256").update(hostname()).digest("hex").slice(0, 8);
-const TEMP = /\.rtexport-tmp-(?:([0-9a-f]{8})-)?(\d+)-\d+$/;
 
 /** A temporary name beside `path`, unique to this process. */
 export function tempName(path: string): string {
   return `${path}.rtexport-tmp-${HOST_TAG}-${process.pid}-${++tempCounter}`;
 }
 
-/** True for a temporary file a dead process of this host left (a killed run). */
-function isStaleTemporaryFile(name: string): boolean {
-  const m = TEMP.exec(name);
-  if (!m || (m[1] !== undefined && m[1] !== HOST_TAG)) return false;
-  const pid = Number(m[2]);
-  if (pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return false; // alive (or its pid was reused: left alone either way)
-  } catch (e) {
-    return (e as { code?: string }).code === "ESRCH";
-  }
-}
+// This host's temporary files (and those of runs before names carried the host); the pid is the
+// first group, as lib/fs/stale.ts's removeStale expects. Other hosts' are theirs to remove.
+const STALE = new RegExp(`\\.rtexport-tmp-(?:${HOST_TAG}-)?(\\d+)-\\d+$`);
 
-/** Removes the temporary files dead processes left in one directory. */
+/** Removes the temporary files dead processes of this host left in one directory. */
 export function sweepDirectory(dir: string): number {
-  let removed = 0;
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return 0;
-  }
-  for (const name of names) {
-    if (!name.includes(".rtexport-tmp-") || !isStaleTemporaryFile(name)) continue;
-    try {
-      unlinkSync(join(dir, name));
-      removed++;
-    } catch { /* gone meanwhile, or not ours to remove */ }
-  }
-  return removed;
+  return removeStale(dir, STALE).length;
 }
 
 /**
@@ -71,13 +47,8 @@ export function removeStaleTemporaryFiles(root: string): number {
     }
     for (const e of entries) {
       if (e.isDirectory()) walk(join(dir, e.name), depth + 1);
-      else if (e.name.includes(".rtexport-tmp-") && isStaleTemporaryFile(e.name)) {
-        try {
-          unlinkSync(join(dir, e.name));
-          removed++;
-        } catch { /* gone meanwhile */ }
-      }
     }
+    if (entries.some((e) => e.name.includes(".rtexport-tmp-"))) removed += sweepDirectory(dir);
   };
   try {
     if (statSync(root).isDirectory()) walk(root, 0);

@@ -26,7 +26,15 @@ export function isNativeTransferSyntax(uid: string): boolean {
   return NATIVE.has(uid);
 }
 
-/** Query/Retrieve information models (SOP class UIDs). */
+/**
+ * Query/Retrieve information models (SOP class UIDs of C-FIND, C-MOVE and C-GET): Patient Root
+ * and Study Root.
+ *
+ * @example
+ * ```ts
+ * for await (const match of find(assoc, QR_MODELS.studyRoot.find, identifier)) console.log(match.string("StudyInstanceUID"));
+ * ```
+ */
 export const QR_MODELS = {
   patientRoot: {
     find: "1.2.840.10008.5.1.4.1.2.1.1",
@@ -136,7 +144,14 @@ async function response(assoc: Association, expected: number, messageId: number)
   }
 }
 
-/** C-ECHO; resolves with the status (0 on success). */
+/**
+ * C-ECHO on an open association; resolves with the status (0 on success).
+ *
+ * @example
+ * ```ts
+ * const status = await echo(assoc); // see connect
+ * ```
+ */
 export async function echo(assoc: Association): Promise<number> {
   const ctx = assoc.acceptedContexts().find((c) => c.abstractSyntax === VERIFICATION_SOP_CLASS);
   if (!ctx) throw new DicomNetError("NO_CONTEXT", `${assoc.peer} did not accept the Verification SOP class`);
@@ -150,6 +165,12 @@ export async function echo(assoc: Association): Promise<number> {
  * C-STORE one object. Streams the file's data set unchanged when the negotiated transfer syntax
  * is the file's; transcodes between native syntaxes otherwise; throws `DicomNetError`
  * (code NO_CONTEXT) when no accepted context fits. A non-success status is returned, not thrown.
+ *
+ * @example
+ * ```ts
+ * const result = await store(assoc, storeSourceFromFile("RP1.dcm"));
+ * console.log(result.status);
+ * ```
  */
 export async function store(assoc: Association, src: StoreSource, opts: { moveOriginatorAet?: string; moveOriginatorMessageId?: number; priority?: number } = {}): Promise<StoreResult> {
   const { context, transcode } = chooseStoreContext(assoc, src.sopClassUid, src.transferSyntaxUid, src.dataset !== undefined);
@@ -201,6 +222,13 @@ function qrContext(assoc: Association, sopClass: string, what: string): Negotiat
 /**
  * C-FIND: yields each match (pending response identifier), decoded. The identifier must
  * contain QueryRetrieveLevel (0008,0052). Breaking out of the loop sends C-CANCEL.
+ *
+ * @example
+ * ```ts
+ * const id = new DataSet();
+ * // … QueryRetrieveLevel=PATIENT, PatientID=*, PatientName (empty: return it)
+ * for await (const match of find(assoc, QR_MODELS.patientRoot.find, id)) console.log(match.string("PatientID"));
+ * ```
  */
 export async function* find(assoc: Association, model: string, identifier: DataSet): AsyncGenerator<DataSet, number> {
   const ctx = qrContext(assoc, model, "the C-FIND information model");
@@ -280,7 +308,14 @@ function progress(m: DimseMessage, ts: string): RetrieveProgress {
   return p;
 }
 
-/** C-MOVE to `destination` (an AE title the peer knows). Yields every response; the last has `final`. */
+/**
+ * C-MOVE to `destination` (an AE title the peer knows). Yields every response; the last has `final`.
+ *
+ * @example
+ * ```ts
+ * for await (const p of move(assoc, QR_MODELS.studyRoot.move, identifier, "RTEXPORT")) if (p.final) console.log(p.completed, p.failed);
+ * ```
+ */
 export async function* move(assoc: Association, model: string, identifier: DataSet, destination: string): AsyncGenerator<RetrieveProgress> {
   const ctx = qrContext(assoc, model, "the C-MOVE information model");
   const id = assoc.nextMessageId();
@@ -306,18 +341,35 @@ export async function* move(assoc: Association, model: string, identifier: DataS
 export interface StoreAnswer {
   status: number;
   errorComment?: string;
+  /** The whole reason, for the receiver's log (the Error Comment on the wire is cut to 64 characters). */
+  detail?: string;
   kept?: boolean;
 }
 
 /** Handles an object received by C-GET; its answer is the C-STORE-RSP status. */
 export type ReceiveHandler = (file: ReceivedFile, message: DimseMessage) => Promise<StoreAnswer> | StoreAnswer;
 
+/** Told about an object that arrived but could not be written (disk full, …); it was answered 0xA700. */
+export type ReceiveErrorHandler = (error: string, message: DimseMessage) => void;
+
 /**
  * C-GET: the peer sends the objects back as C-STOREs on this association. Set
  * `assoc.storeDir` so they stream to temporary files; `onStore` must move each file away (or it
  * is deleted). Yields every C-GET response; the last has `final`.
+ *
+ * @example
+ * ```ts
+ * import { renameSync } from "node:fs";
+ * const onStore = (f: { path: string; sopInstanceUid: string }) => {
+ *   renameSync(f.path, `in/${f.sopInstanceUid}.dcm`);
+ *   return { status: 0 };
+ * };
+ * for await (const p of get(assoc, QR_MODELS.studyRoot.get, identifier, onStore)) if (p.final) console.log(p.completed);
+ * ```
  */
-export async function* get(assoc: Association, model: string, identifier: DataSet, onStore: ReceiveHandler): AsyncGenerator<RetrieveProgress> {
+export async function* get(
+  assoc: Association, model: string, identifier: DataSet, onStore: ReceiveHandler, onError?: ReceiveErrorHandler,
+): AsyncGenerator<RetrieveProgress> {
   const ctx = qrContext(assoc, model, "the C-GET information model");
   const id = assoc.nextMessageId();
   await assoc.sendMessage(ctx.id, { commandField: C_GET_RQ, messageId: id, affectedSopClassUid: model, priority: 0, hasDataSet: true }, encodeDataSet(identifier, ctx.transferSyntax));
@@ -326,7 +378,7 @@ export async function* get(assoc: Association, model: string, identifier: DataSe
     for (;;) {
       const m = await assoc.receive();
       if (m.command.commandField === C_STORE_RQ) {
-        await answerStore(assoc, m, onStore);
+        await answerStore(assoc, m, onStore, onError);
         continue;
       }
       if (m.command.commandField !== C_GET_RSP) {
@@ -348,7 +400,7 @@ export async function* get(assoc: Association, model: string, identifier: DataSe
 }
 
 /** Runs a store handler for a received C-STORE-RQ and sends the C-STORE-RSP. */
-export async function answerStore(assoc: Association, m: DimseMessage, onStore: ReceiveHandler): Promise<void> {
+export async function answerStore(assoc: Association, m: DimseMessage, onStore: ReceiveHandler, onError?: ReceiveErrorHandler): Promise<void> {
   let status: number = STATUS_PROCESSING_FAILURE;
   let errorComment: string | undefined;
   let kept = false;
@@ -356,6 +408,7 @@ export async function answerStore(assoc: Association, m: DimseMessage, onStore: 
     if (m.error) {
       status = STATUS_OUT_OF_RESOURCES;
       errorComment = "Cannot write the object";
+      onError?.(m.error, m);
     } else {
       if (!m.file) throw new Error("received data set was not streamed to a file (storeDir unset)");
       const r = await onStore(m.file, m);

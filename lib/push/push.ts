@@ -6,6 +6,7 @@
  */
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from "node:fs";
 import type { DataSet } from "../dicom/dataset.ts";
+import { dicomRecordFields } from "../dicom/file_record.ts";
 import { type DicomFile, readDicomFile } from "../dicom/reader.ts";
 import { PLAN_SOP_CLASSES, RECORD_SOP_CLASSES } from "../dicom/rt.ts";
 import { RT_SOP_CLASSES } from "../dicom/uids.ts";
@@ -13,6 +14,7 @@ import { isDicomFileRecord, type RtRecord } from "../records/types.ts";
 import { type Association, connect } from "../net/association.ts";
 import { formatStatus, statusCategory, statusText } from "../net/dimse.ts";
 import { DicomNetError } from "../net/errors.ts";
+import type { ConnectOptions } from "../net/association.ts";
 import { connectOptions, peerLabel, type PeerSettings } from "../net/peer.ts";
 import { storageContexts, store, type StoreSource } from "../net/scu.ts";
 import type { LedgerEntry } from "../ledger/ledger.ts";
@@ -254,19 +256,8 @@ function readFailure(path: string, e: unknown): string {
 
 /** Fills a file record's DICOM fields from a header read (keeps what the record already has). */
 function describe(record: RtRecord, f: DicomFile): RtRecord {
-  const ds = f.dataset;
-  const add = (k: string, v: string | number | undefined) => {
-    if (v !== undefined && record[k] === undefined) record[k] = v;
-  };
-  add("bytes", f.size);
-  add("category", "dicom");
-  add("sopClassUid", f.meta.string(0x00020002) ?? ds.string(0x00080016));
-  add("sopInstanceUid", f.meta.string(0x00020003) ?? ds.string(0x00080018));
-  add("modality", ds.string(MODALITY));
-  add("patientId", ds.string(0x00100020));
-  add("studyUid", ds.string(0x0020000d));
-  add("seriesUid", ds.string(0x0020000e));
-  add("transferSyntaxUid", f.transferSyntaxUid);
+  const fields: Record<string, string | number> = { bytes: f.size, ...dicomRecordFields(f) };
+  for (const [k, v] of Object.entries(fields)) if (record[k] === undefined) record[k] = v;
   return record;
 }
 
@@ -294,13 +285,9 @@ class Results {
 }
 
 /**
- * Pushes the `file` records of `input` (other records pass through unchanged, first). Collects
- * the input (to order it), reads each file's header, then stores over `parallel` associations.
- * Yields every record; file records carry `push`. Never throws for a per-object problem.
- */
-/**
  * The push stage: sends every DICOM `file` record's object to the peer (see the module's summary)
- * and yields it with `push: {status, peer, …}`; other records pass through. What the ledger (or
+ * and yields it with `push: {status, peer, …}`; other records pass through, first (the input is
+ * read whole, to order it). Never throws for a per-object problem. What the ledger (or
  * the status file) lists as stored at this peer is skipped; outcomes go to the ledger and the
  * event sink.
  *
@@ -354,177 +341,226 @@ export async function* pushRecords(input: AsyncIterable<RtRecord> | Iterable<RtR
   }
 }
 
+/** What the push engine's parts share for one run. */
+interface PushRun {
+  opts: PushOptions;
+  /** The peer as records name it (`AE@host:port`). */
+  peer: string;
+  /** `peer|sopInstanceUid` of the objects the peer already acknowledged (status file, ledger). */
+  acknowledged: Set<string>;
+  status?: StatusFile;
+  mapMachine: Record<string, string>;
+  defaultMachine: Record<string, string>;
+  rewriting: boolean;
+}
+
+/** One worker's view of the sending: the shared queue, the results, and the peer's state. */
+interface Sending {
+  run: PushRun;
+  sched: Scheduler;
+  results: Results;
+  connect: ConnectOptions;
+  /** Associations open now. */
+  connected: number;
+  /** Set once the peer is taken to be unreachable: what is left fails with this reason, unsent. */
+  peerDown?: string;
+  /** Set when the consumer stopped reading: what is left is not sent. */
+  stopped: boolean;
+}
+
 /** The push engine under the stage: sends and yields each file record with its outcome. */
 async function* pushObjects(input: AsyncIterable<RtRecord>, opts: PushOptions, alreadyStored: Set<string> | undefined): AsyncGenerator<RtRecord> {
-  const peer = peerLabel(opts.peer);
-  const done = opts.statusFile ? readStatusFile(opts.statusFile) : new Set<string>();
-  for (const k of alreadyStored ?? []) done.add(k);
-  // Opened first, so a wrong path fails before any file is read.
-  const status = opts.statusFile ? new StatusFile(opts.statusFile) : undefined;
+  const acknowledged = opts.statusFile ? readStatusFile(opts.statusFile) : new Set<string>();
+  for (const k of alreadyStored ?? []) acknowledged.add(k);
   const mapMachine = opts.mapMachine ?? {};
   const defaultMachine = opts.defaultMachine ?? {};
-  const rewriting = Object.keys(mapMachine).length > 0 || Object.keys(defaultMachine).length > 0;
-  const items: Item[] = [];
-  let seq = 0;
-  const withPush = (record: RtRecord, push: PushOutcome): RtRecord => ({ ...record, push });
+  const run: PushRun = {
+    opts, peer: peerLabel(opts.peer), acknowledged, mapMachine, defaultMachine,
+    rewriting: Object.keys(mapMachine).length > 0 || Object.keys(defaultMachine).length > 0,
+    // Opened first, so a wrong path fails before any file is read.
+    status: opts.statusFile ? new StatusFile(opts.statusFile) : undefined,
+  };
+  try {
+    // The whole input is read first: the dependency order needs every object's rank.
+    const items: Item[] = [];
+    for await (const record of input) {
+      const t = triage(run, record, items.length);
+      if ("item" in t) items.push(t.item);
+      else yield t.now;
+    }
+    if (items.length > 0) yield* sendAll(run, items);
+  } finally {
+    run.status?.close();
+  }
+}
 
-  for await (const record of input) {
-    if (record.type !== "file" || typeof record.path !== "string") {
-      yield record;
-      continue;
-    }
-    if (!isDicomFileRecord(record)) {
-      yield record; // documents, plan files…: not for a DICOM peer
-      continue;
-    }
-    const path = record.path;
-    if (typeof record.error === "string") {
-      yield withPush(record, { status: "failed", peer, error: record.error });
-      continue;
-    }
-    let file: DicomFile;
-    try {
-      file = readDicomFile(path);
-    } catch (e) {
-      const notDicom = (e as Error).name === "DicomParseError" && /^not a DICOM file/.test((e as Error).message);
-      yield withPush(record, { status: notDicom ? "skipped" : "failed", peer, error: readFailure(path, e) });
-      continue;
-    }
-    const rec = describe({ ...record }, file);
-    const sopClassUid = rec.sopClassUid as string | undefined;
-    const sopInstanceUid = rec.sopInstanceUid as string | undefined;
-    if (!sopClassUid || !sopInstanceUid) {
-      yield withPush(rec, { status: "failed", peer, error: `Cannot push "${path}": it has no SOP Class UID or SOP Instance UID` });
-      continue;
-    }
-    if (sopClassUid === MEDIA_STORAGE_DIRECTORY) {
-      yield withPush(rec, { status: "skipped", peer, error: `"${path}" is a DICOMDIR, not an object to store` });
-      continue;
-    }
-    if (done.has(`${peer}|${sopInstanceUid}`)) {
-      yield withPush(rec, { status: "skipped", peer, error: "already stored (status file or ledger)" });
-      continue;
-    }
-    const hasPixelData = !file.complete || file.dataset.has(0x7fe00010);
-    items.push({
+/** A record with its outcome. */
+function withPush(record: RtRecord, push: PushOutcome): RtRecord {
+  return { ...record, push };
+}
+
+/**
+ * What to do with one input record: an object to send (`item`), or a record to yield now
+ * (passed through, skipped, or failed before anything was sent).
+ */
+function triage(run: PushRun, record: RtRecord, seq: number): { item: Item } | { now: RtRecord } {
+  const peer = run.peer;
+  // Not a file, or not DICOM (documents, plan files…): not for a DICOM peer.
+  if (record.type !== "file" || typeof record.path !== "string" || !isDicomFileRecord(record)) return { now: record };
+  const path = record.path;
+  if (typeof record.error === "string") return { now: withPush(record, { status: "failed", peer, error: record.error }) };
+  let file: DicomFile;
+  try {
+    file = readDicomFile(path);
+  } catch (e) {
+    const notDicom = (e as Error).name === "DicomParseError" && /^not a DICOM file/.test((e as Error).message);
+    return { now: withPush(record, { status: notDicom ? "skipped" : "failed", peer, error: readFailure(path, e) }) };
+  }
+  const rec = describe({ ...record }, file);
+  const sopClassUid = rec.sopClassUid as string | undefined;
+  const sopInstanceUid = rec.sopInstanceUid as string | undefined;
+  if (!sopClassUid || !sopInstanceUid) {
+    return { now: withPush(rec, { status: "failed", peer, error: `Cannot push "${path}": it has no SOP Class UID or SOP Instance UID` }) };
+  }
+  if (sopClassUid === MEDIA_STORAGE_DIRECTORY) {
+    return { now: withPush(rec, { status: "skipped", peer, error: `"${path}" is a DICOMDIR, not an object to store` }) };
+  }
+  if (run.acknowledged.has(`${peer}|${sopInstanceUid}`)) {
+    return { now: withPush(rec, { status: "skipped", peer, error: "already stored (status file or ledger)" }) };
+  }
+  const hasPixelData = !file.complete || file.dataset.has(0x7fe00010);
+  return {
+    item: {
       record: rec,
       source: { sopClassUid, sopInstanceUid, transferSyntaxUid: file.transferSyntaxUid, path, datasetOffset: file.datasetOffset, size: file.size },
       patient: String(rec.patientId ?? ""),
       rank: pushRank(sopClassUid, hasPixelData),
-      seq: seq++,
-    });
-  }
-  if (items.length === 0) {
-    status?.close();
-    return;
-  }
-
-  const contexts = storageContexts(items.map((i) => i.source));
-  if (contexts.length > 128) {
-    status?.close();
-    for (const it of items) {
-      yield withPush(it.record, { status: "failed", peer, error: `Too many SOP class / transfer syntax combinations (${contexts.length}) for one association (at most 128); push in smaller batches` });
-    }
-    return;
-  }
-  const sched = new Scheduler(items);
-  const results = new Results();
-  let peerDown: string | undefined;
-  let connected = 0;
-  const connectOpts = connectOptions(opts.peer, contexts);
-
-  const finish = (it: Item, push: PushOutcome) => {
-    if (push.status === "stored" && status) {
-      status.append({ status: "stored", peer, sopInstanceUid: it.source.sopInstanceUid, path: it.source.path, at: new Date().toISOString() });
-    }
-    sched.done(it);
-    results.push(withPush(it.record, push));
+      seq,
+    },
   };
-
-  const prepare = (it: Item): { source: StoreSource; machines?: string[] } => {
-    if (!rewriting || (!PLAN_SOP_CLASSES.has(it.source.sopClassUid) && !RECORD_SOP_CLASSES.has(it.source.sopClassUid))) return { source: it.source };
-    const full = readDicomFile(it.source.path!, { full: true });
-    const machines = rewriteMachines(full.dataset, it.source.sopClassUid, mapMachine, defaultMachine);
-    if (machines.length === 0) return { source: it.source };
-    return { source: { ...it.source, dataset: full.dataset }, machines };
-  };
-
-  const worker = async () => {
-    let assoc: Association | undefined;
-    let reconnects = 0;
-    try {
-      for (;;) {
-        const it = await sched.next();
-        if (!it) break;
-        if (opts.signal?.aborted) {
-          finish(it, { status: "failed", peer, error: "not sent: interrupted" });
-          continue;
-        }
-        if (peerDown !== undefined) {
-          finish(it, { status: "failed", peer, error: `not sent: ${peerDown}` });
-          continue;
-        }
-        let prepared: { source: StoreSource; machines?: string[] };
-        try {
-          prepared = prepare(it);
-        } catch (e) {
-          finish(it, { status: "failed", peer, error: readFailure(it.source.path!, e) });
-          continue;
-        }
-        if (!assoc?.established) {
-          try {
-            assoc = await connect(connectOpts);
-            connected++;
-          } catch (e) {
-            if (connected > 0) {
-              // Others are connected (the peer takes fewer associations than --parallel): leave it to them.
-              sched.requeue(it);
-              return;
-            }
-            peerDown = errorText(e);
-            finish(it, { status: "failed", peer, error: peerDown });
-            continue;
-          }
-        }
-        try {
-          const r = await store(assoc, prepared.source);
-          const cat = statusCategory(r.status);
-          const push: PushOutcome = { status: cat === "success" || cat === "warning" ? "stored" : "failed", peer, dimseStatus: formatStatus(r.status), mode: r.mode };
-          if (push.status === "failed") push.error = `${statusText(r.status)}${r.errorComment ? `: ${r.errorComment}` : ""}`;
-          else if (cat === "warning") push.error = `${statusText(r.status)}${r.errorComment ? `: ${r.errorComment}` : ""}`;
-          if (prepared.machines) push.machines = prepared.machines;
-          finish(it, push);
-          reconnects = 0;
-        } catch (e) {
-          if (e instanceof DicomNetError && e.code === "NO_CONTEXT") {
-            finish(it, { status: "failed", peer, error: e.message });
-            continue;
-          }
-          // The association broke while this object was in flight: it was not acknowledged.
-          finish(it, { status: "failed", peer, error: errorText(e) });
-          assoc?.abort();
-          assoc = undefined;
-          connected--;
-          if (++reconnects > 3) peerDown = `gave up after repeated connection failures: ${errorText(e)}`;
-        }
-      }
-    } finally {
-      if (assoc) {
-        connected--;
-        await assoc.release();
-      }
-    }
-  };
-
-  const n = Math.max(1, Math.min(opts.parallel ?? 1, items.length));
-  const all = Promise.all(Array.from({ length: n }, () => worker())).then(() => {
-    // Items a worker handed back when no other worker was left to take them.
-    for (const it of sched.drain()) results.push(withPush(it.record, { status: "failed", peer, error: "not sent: the peer accepted no further association" }));
-  }).finally(() => {
-    status?.close();
-    results.close();
-  });
-  yield* results.drain();
-  await all;
 }
 
+/** Sends the items over up to `parallel` associations, in dependency order; yields each record with its outcome as it is known. */
+async function* sendAll(run: PushRun, items: Item[]): AsyncGenerator<RtRecord> {
+  const contexts = storageContexts(items.map((i) => i.source));
+  if (contexts.length > 128) {
+    for (const it of items) {
+      yield withPush(it.record, { status: "failed", peer: run.peer, error: `Too many SOP class / transfer syntax combinations (${contexts.length}) for one association (at most 128); push in smaller batches` });
+    }
+    return;
+  }
+  const sending: Sending = {
+    run, sched: new Scheduler(items), results: new Results(), connect: connectOptions(run.opts.peer, contexts), connected: 0, stopped: false,
+  };
+  const n = Math.max(1, Math.min(run.opts.parallel ?? 1, items.length));
+  const all = Promise.all(Array.from({ length: n }, () => worker(sending))).then(() => {
+    // Items a worker handed back when no other worker was left to take them.
+    for (const it of sending.sched.drain()) {
+      sending.results.push(withPush(it.record, { status: "failed", peer: run.peer, error: "not sent: the peer accepted no further association" }));
+    }
+  }).finally(() => sending.results.close());
+  try {
+    yield* sending.results.drain();
+  } finally {
+    // A consumer that stops reading stops the sending: objects in flight finish (their
+    // associations are released, the status file gets their lines), the rest stay unsent.
+    sending.stopped = true;
+    await all;
+  }
+}
+
+/** Records an item's outcome: the status file for what was stored, the scheduler, and the results. */
+function finish(s: Sending, it: Item, push: PushOutcome): void {
+  if (push.status === "stored" && s.run.status) {
+    s.run.status.append({ status: "stored", peer: s.run.peer, sopInstanceUid: it.source.sopInstanceUid, path: it.source.path, at: new Date().toISOString() });
+  }
+  s.sched.done(it);
+  s.results.push(withPush(it.record, push));
+}
+
+/** The data set to send: the file as it is, or (plans and records, with machine names to rewrite) re-encoded with the new names. */
+function prepare(run: PushRun, it: Item): { source: StoreSource; machines?: string[] } {
+  const sop = it.source.sopClassUid;
+  if (!run.rewriting || (!PLAN_SOP_CLASSES.has(sop) && !RECORD_SOP_CLASSES.has(sop))) return { source: it.source };
+  const full = readDicomFile(it.source.path!, { full: true });
+  const machines = rewriteMachines(full.dataset, sop, run.mapMachine, run.defaultMachine);
+  if (machines.length === 0) return { source: it.source };
+  return { source: { ...it.source, dataset: full.dataset }, machines };
+}
+
+/** The outcome of a C-STORE response. */
+function storedOutcome(peer: string, r: Awaited<ReturnType<typeof store>>, machines: string[] | undefined): PushOutcome {
+  const cat = statusCategory(r.status);
+  const push: PushOutcome = { status: cat === "success" || cat === "warning" ? "stored" : "failed", peer, dimseStatus: formatStatus(r.status), mode: r.mode };
+  if (push.status === "failed" || cat === "warning") push.error = `${statusText(r.status)}${r.errorComment ? `: ${r.errorComment}` : ""}`;
+  if (machines) push.machines = machines;
+  return push;
+}
+
+/**
+ * One association's worth of sending: takes items from the scheduler until none is left, on an
+ * association of its own (opened when first needed, opened again after a break, at most three
+ * times in a row). When it cannot connect while others are connected (the peer takes fewer
+ * associations than asked), it hands its item back and stops.
+ */
+async function worker(s: Sending): Promise<void> {
+  const peer = s.run.peer;
+  let assoc: Association | undefined;
+  let reconnects = 0;
+  try {
+    for (;;) {
+      const it = await s.sched.next();
+      if (!it) break;
+      if (s.run.opts.signal?.aborted || s.stopped) {
+        finish(s, it, { status: "failed", peer, error: "not sent: interrupted" });
+        continue;
+      }
+      if (s.peerDown !== undefined) {
+        finish(s, it, { status: "failed", peer, error: `not sent: ${s.peerDown}` });
+        continue;
+      }
+      let prepared: { source: StoreSource; machines?: string[] };
+      try {
+        prepared = prepare(s.run, it);
+      } catch (e) {
+        finish(s, it, { status: "failed", peer, error: readFailure(it.source.path!, e) });
+        continue;
+      }
+      if (!assoc?.established) {
+        try {
+          assoc = await connect(s.connect);
+          s.connected++;
+        } catch (e) {
+          if (s.connected > 0) {
+            // Others are connected (the peer takes fewer associations than --parallel): leave it to them.
+            s.sched.requeue(it);
+            return;
+          }
+          s.peerDown = errorText(e);
+          finish(s, it, { status: "failed", peer, error: s.peerDown });
+          continue;
+        }
+      }
+      try {
+        finish(s, it, storedOutcome(peer, await store(assoc, prepared.source), prepared.machines));
+        reconnects = 0;
+      } catch (e) {
+        if (e instanceof DicomNetError && e.code === "NO_CONTEXT") {
+          finish(s, it, { status: "failed", peer, error: e.message });
+          continue;
+        }
+        // The association broke while this object was in flight: it was not acknowledged.
+        finish(s, it, { status: "failed", peer, error: errorText(e) });
+        assoc?.abort();
+        assoc = undefined;
+        s.connected--;
+        if (++reconnects > 3) s.peerDown = `gave up after repeated connection failures: ${errorText(e)}`;
+      }
+    }
+  } finally {
+    if (assoc) {
+      s.connected--;
+      await assoc.release();
+    }
+  }
+}

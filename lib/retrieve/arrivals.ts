@@ -18,7 +18,7 @@ import type { ReceivedFile } from "../net/association.ts";
 import { createHash } from "node:crypto";
 import { type DicomFile, parseDicomHeader, readDicomFile } from "../dicom/reader.ts";
 import type { StoreAnswer } from "../net/scu.ts";
-import { sha256File } from "./output.ts";
+import { sha256File } from "../fs/hash.ts";
 
 /** What the network layer hands over for each received object (a temporary Part 10 file). */
 export type IncomingFile = ReceivedFile;
@@ -116,6 +116,13 @@ export class ArrivalStore {
   private counter = 0;
   /** Objects that could not be read (reported, not kept). */
   readonly rejected: { sopInstanceUid: string; error: string }[] = [];
+  /** Objects that arrived but could not be written (disk full, …), with the cause; at most one entry per UID. */
+  readonly writeFailures: { sopInstanceUid: string; error: string }[] = [];
+
+  /** Records an object the network layer could not write (it answered the peer 0xA700). */
+  failedToWrite(sopInstanceUid: string, error: string): void {
+    if (!this.writeFailures.some((f) => f.sopInstanceUid === sopInstanceUid)) this.writeFailures.push({ sopInstanceUid, error });
+  }
 
   /**
    * @param dir the staging folder; the network layer must write received objects into it

@@ -20,6 +20,8 @@ export interface RtObjectSummary {
   studyUid?: string;
   seriesUid?: string;
   frameOfReferenceUid?: string;
+  /** The transfer syntax the object is stored in (from its meta header, or detected). */
+  transferSyntaxUid?: string;
   /** RTPLAN: RT Plan Label; RTSTRUCT: Structure Set Label; RTIMAGE: RT Image Label. */
   label?: string;
   /** RTPLAN: RT Plan Name. */
@@ -145,12 +147,19 @@ function textOf(ds: DataSet, tag: number): string | undefined {
 }
 
 /**
- * Extracts from a parsed file what the reference tree needs (a header-only read is enough).
+ * Extracts from a parsed file what the reference tree needs (a header-only read is enough): kind,
+ * UIDs, references, plan label, approval and machines.
  *
  * Treatment machines of a plan come from BeamSequence and IonBeamSequence (Treatment Machine Name
  * per beam), and from TreatmentMachineSequence (brachytherapy). A skeleton plan without beams
  * (CyberKnife-like exports) may still carry a Treatment Machine Name at the top level of the plan,
  * which is taken too.
+ *
+ * @example
+ * ```ts
+ * const summary = summarizeObject(readDicomFile("RP1.dcm"));
+ * console.log(summary.kind, summary.label, summary.machines);
+ * ```
  */
 export function summarizeObject(file: DicomFile, path: string | undefined = file.path): RtObjectSummary {
   const ds = file.dataset;
@@ -167,6 +176,7 @@ export function summarizeObject(file: DicomFile, path: string | undefined = file
     studyUid: ds.string(T.StudyInstanceUID),
     seriesUid: ds.string(T.SeriesInstanceUID),
     frameOfReferenceUid: ds.string(T.FrameOfReferenceUID),
+    transferSyntaxUid: file.transferSyntaxUid,
   };
   if (kind !== "image") s.patientName = ds.string(T.PatientName);
   switch (kind) {
