@@ -18,7 +18,8 @@ function configure(cmd: Command): void {
   // Accepted for scripts written for the pipelined writer; files are now written one at a time (faster, measured).
   add(out, new Option("--concurrency <n>", "no effect: files are anonymized and written one at a time").default("1").hideHelp());
   add(out, new Option("--layout <layout>", "uid: <patient>/<series UID>/<SOP UID>.dcm; mirror: input paths (may carry PHI)").choices(["uid", "mirror"]).default("uid"));
-  add(out, new Option("--ledger <url>", "record each file's outcome in a ledger (sqlite:FILE, postgres://…); it lists input paths"));
+  add(out, new Option("--ledger <url>", "record each file's outcome in a ledger (sqlite:FILE, postgres://…; keep it outside --out: it lists input paths); a rerun with it skips files already done"));
+  add(out, new Option("--force", "with --ledger: anonymize every file again, also those an earlier run wrote"));
 }
 
 async function run(c: CommandContext): Promise<number> {
@@ -37,7 +38,7 @@ async function run(c: CommandContext): Promise<number> {
   return await runStage(c, {
     input,
     stage: anonymizeRecords,
-    options: { ...options, out: o.out, inPlace: o.inPlace === true, layout: o.layout, roots: c.args, concurrency, writeMap: o.writeMap },
+    options: { ...options, out: o.out, inPlace: o.inPlace === true, layout: o.layout, roots: c.args, concurrency, writeMap: o.writeMap, force: o.force === true },
     ledger: o.ledger,
     verb: "anonymize",
   });

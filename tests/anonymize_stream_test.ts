@@ -6,9 +6,10 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmSync } from "node:fs";
+import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { main as anonymizeMain } from "../commands/anonymize.ts";
 import { readDicomFile } from "../lib/dicom/reader.ts";
 import { writeBigObject } from "./_big_object.ts";
 
@@ -129,5 +130,56 @@ describe("anonymize: large objects", () => {
     assert.equal(again.code, 0, again.stderr);
     assert.deepEqual(temps(), []);
     assert.equal(walk(out).length, 4);
+  });
+});
+
+describe("anonymize: reruns (with a ledger)", () => {
+  it("skips files whose output is there with the ledger's hash, redoes a changed one; --force or another key redo all", async () => {
+    const input = join(dir, "rerun-in");
+    mkdirSync(input);
+    for (const f of ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "rtstruct.dcm", "rtdose.dcm"]) {
+      copyFileSync(join("/usr/lib/python3/dist-packages/pydicom/data/test_files", f), join(input, f));
+    }
+    const out = join(dir, "rerun-out");
+    const ledger = `sqlite:${join(dir, "rerun-ledger.sqlite")}`; // outside the output: it lists input paths
+    const run = async (key: string, ...extra: string[]) => {
+      let stdout = "", stderr = "";
+      const io = {
+        stdout: { isTTY: false, write(c: string) { stdout += c; return true; }, once() {}, on() {}, removeListener() {} },
+        stderr: { write: (t: string) => { stderr += t; return true; } },
+        stdin: Object.assign((async function* () {})(), { isTTY: true }), env: {}, cwd: process.cwd(),
+      };
+      const code = await anonymizeMain(["--key", key, "--ledger", ledger, "--out", out, ...extra, input], io);
+      // deno-lint-ignore no-explicit-any -- parsed NDJSON
+      const records = stdout.split("\n").filter((l) => l).map((l) => JSON.parse(l)) as Record<string, any>[];
+      return { code, records, stderr };
+    };
+    const stamp = (p: string) => { const s = statSync(p); return `${s.ino}:${s.mtimeMs}`; };
+    const first = await run(KEY);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.records.length, 5);
+    const stamps = new Map(first.records.map((r) => [r.path as string, stamp(r.path)]));
+
+    const again = await run(KEY);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /0 files done, 5 skipped \(5 already done\)/);
+    const strip = (r: Record<string, unknown>) => JSON.stringify(r, Object.keys(r).sort());
+    assert.deepEqual(again.records.map(strip).sort(), first.records.map(strip).sort(), "the same records as the run that wrote them");
+    for (const r of again.records) assert.equal(stamp(r.path), stamps.get(r.path), `${r.path} was written again`);
+
+    const changed = first.records[1].path as string;
+    appendFileSync(changed, Uint8Array.of(0, 0));
+    const repaired = await run(KEY);
+    assert.match(repaired.stderr, /1 files done, 4 skipped \(4 already done\)/);
+    assert.equal(readFileSync(changed).length, first.records[1].bytes);
+
+    const forced = await run(KEY, "--force");
+    assert.match(forced.stderr, /5 files done, 0 failed/);
+    for (const r of forced.records) assert.notEqual(stamp(r.path), stamps.get(r.path), `${r.path} not written again with --force`);
+
+    // Another key writes other outputs (other pseudonym and UIDs): nothing of the earlier run is reused.
+    const otherKey = await run("another-rerun-key-0123456789");
+    assert.match(otherKey.stderr, /5 files done, 0 failed/);
+    assert.equal(otherKey.records.filter((r) => stamps.has(r.path)).length, 0);
   });
 });

@@ -145,6 +145,37 @@ export function anonymizeToParts(
   return { ids, parts };
 }
 
+/**
+ * Where `prepare` would write an input, from its header alone (no de-identification): for a rerun
+ * to tell whether the output an earlier run recorded is the one this run would write (same key,
+ * layout and output folder). Undefined when that cannot be told without anonymizing.
+ */
+export function expectedOutput(input: FileInput, header: DicomFile, ctx: AnonymizeContext, files: AnonymizeFilesOptions): string | undefined {
+  const src = input.path;
+  if (files.inPlace) return src;
+  if (!files.out) return undefined;
+  if ((files.layout ?? "uid") === "mirror") {
+    const rel = relative(input.root ?? dirname(src), src);
+    return join(files.out, rel.startsWith("..") || rel === "" ? basename(src) : rel);
+  }
+  const ds = header.dataset;
+  const sop = ds.string(0x00080018) ?? header.meta.string(0x00020003);
+  const series = ds.string(0x0020000e);
+  if (!sop || ctx.profile.byTag.get(0x00100020) === "K") return undefined;
+  const keep = ctx.options.retainUids === true;
+  const patient = ctx.patient(ds.string(0x00100020) ?? "").id;
+  const seriesUid = series === undefined ? "no-series" : keep ? series : ctx.uid(series);
+  return join(files.out, safeComponent(patient), safeComponent(seriesUid), `${safeComponent(keep ? sop : ctx.uid(sop))}.dcm`);
+}
+
+/** Notes an output written by an earlier run, so this run still refuses a second input for it. */
+export function claimOutput(ctx: AnonymizeContext, dest: string, src: string): boolean {
+  const earlier = ctx.outputs.get(resolve(dest));
+  if (earlier !== undefined && earlier !== resolve(src)) return false;
+  ctx.outputs.set(resolve(dest), resolve(src));
+  return true;
+}
+
 type Prepared =
   | { ok: true; dest: string; parts: EncodedPart[]; bytes: number; record: FileRecord; ids: AnonymizedIds }
   | (AnonymizeFileResult & { ok: false });
