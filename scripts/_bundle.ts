@@ -192,8 +192,8 @@ export async function bundleNpm(outdir: string): Promise<BundleResult> {
 }
 
 /**
- * One CommonJS file for a Node 24 single executable application (whose main script must be
- * CommonJS). Everything is inlined: commands, data modules and npm dependencies. `import.meta`
+ * One CommonJS file for a Node single executable application (whose main script must be
+ * CommonJS), for the Node 24 Linux binary and the Node 22 Windows one alike. Everything is inlined: commands, data modules and npm dependencies. `import.meta`
  * does not exist in CommonJS; every module sees `{ main: false, url: <file URL of the binary> }`,
  * so no module's "run when executed directly" guard fires, and the generated entry calls cli.ts's
  * `main` once.
@@ -208,7 +208,7 @@ export async function bundleSea(outfile: string): Promise<BundleResult> {
     bundle: true,
     format: "cjs",
     platform: "node",
-    target: "node24",
+    target: NODE_TARGET,
     // Optional native add-on of pg and a Cloudflare-only module: never used under Node.
     external: ["pg-native", "cloudflare:sockets"],
     define: { "import.meta": "__rtexport_import_meta" },
