@@ -7,9 +7,7 @@
 import { type Command, Option } from "commander";
 import type { AnonymizeOptions, PatientIdentity } from "../lib/anonymize/anonymize.ts";
 import { KeyError, resolveAnonymizationKey } from "../lib/anonymize/key.ts";
-import { readPatientMap } from "../lib/anonymize/patient_map.ts";
 import { PRESETS, withPreset } from "../lib/anonymize/presets.ts";
-import { readProfileCsv } from "../lib/anonymize/profile.ts";
 import { UsageError } from "./errors.ts";
 
 /** How a command spells the options it shares with `anonymize`. */
@@ -62,9 +60,13 @@ export function addAnonymizeOptions(cmd: Command, spec: AnonymizeOptionSpec): vo
   add(opt, new Option("--no-scrub", "do not remove identifiers copied into kept free text"));
 }
 
-/** The library options from parsed values; a usage error names what is wrong. */
+/**
+ * The library options from parsed values; a usage error names what is wrong. Asynchronous: the
+ * profile tables are loaded only here, so a command that anonymizes only on request (retrieve,
+ * export-plan) does not pay for them at start-up.
+ */
 // deno-lint-ignore no-explicit-any -- commander option values
-export function anonymizeOptionsFrom(o: Record<string, any>, spec: AnonymizeOptionSpec): AnonymizeOptions {
+export async function anonymizeOptionsFrom(o: Record<string, any>, spec: AnonymizeOptionSpec): Promise<AnonymizeOptions> {
   const k = KEY_FLAGS[spec.keyFlags];
   let key: string | Uint8Array;
   try {
@@ -76,8 +78,8 @@ export function anonymizeOptionsFrom(o: Record<string, any>, spec: AnonymizeOpti
   let patientMap: Map<string, PatientIdentity> | undefined;
   let profile;
   try {
-    if (o.map) patientMap = readPatientMap(o.map);
-    if (o.profile) profile = readProfileCsv(o.profile);
+    if (o.map) patientMap = (await import("../lib/anonymize/patient_map.ts")).readPatientMap(o.map);
+    if (o.profile) profile = (await import("../lib/anonymize/profile.ts")).readProfileCsv(o.profile);
   } catch (e) {
     throw new UsageError((e as Error).message);
   }

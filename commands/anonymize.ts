@@ -24,7 +24,7 @@ function configure(cmd: Command): void {
 
 async function run(c: CommandContext): Promise<number> {
   const o = c.options;
-  const options = anonymizeOptionsFrom(o, OPTION_SPEC);
+  const options = await anonymizeOptionsFrom(o, OPTION_SPEC);
   if (o.inPlace && o.out) throw new UsageError("Give either --out or --in-place, not both");
   if (!o.inPlace && !o.out) throw new UsageError("An output directory is required: give --out DIR (or --in-place to overwrite the inputs)");
   if (o.inPlace && o.layout !== "uid" && c.optionSource("layout") === "cli") throw new UsageError("--layout has no effect with --in-place");

@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import type { Command } from "commander";
 import { InvalidArgumentError, Option } from "commander";
 import { checkDatabaseUrl, defineCommand, errorMessage, parseAeTitle, parsePort, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { addAnonymizeOptions, type AnonymizeOptionSpec, anonymizeOptionsFrom, anonymizeOptionsGiven } from "../cli/anonymize_options.ts";
 import { defaultLedgerUrl } from "../lib/ledger/ledger.ts";
 import type { FileRecord, RtRecord } from "../lib/records/types.ts";
 import { type AllowEntry, parseAllowEntry, tlsFromFiles } from "../lib/net/mod.ts";
@@ -24,6 +25,9 @@ function collectAllow(value: string, previous: AllowEntry[] | undefined): AllowE
 
 /** Retrieve reads no records: its work is named by the options. */
 async function* nothing(): AsyncGenerator<RtRecord> {}
+
+/** The de-identification options, as `anonymize` has them; the key flags are --anonymize-key* (--key is TLS's). */
+const ANONYMIZE_OPTIONS: AnonymizeOptionSpec = { keyFlags: "anonymize-key", identity: false, headingPrefix: "With --anonymize, " };
 
 export const main = defineCommand({
   name: "retrieve",
@@ -89,15 +93,14 @@ export const main = defineCommand({
     cmd.addOption(
       new Option(
         "--anonymize",
-        "de-identify what arrives (PS3.15 Annex E default profile, keyed UIDs) before it is written under --out; needs --anonymize-key or --anonymize-key-file",
+        "de-identify what arrives (PS3.15 Annex E, keyed UIDs; the options below, as `anonymize` takes them) before it is written under --out; needs --anonymize-key or --anonymize-key-file",
       ),
     );
-    cmd.addOption(new Option("--anonymize-key <secret>", "with --anonymize: the anonymization key (at least 16 bytes)"));
-    cmd.addOption(new Option("--anonymize-key-file <file>", "with --anonymize: read the anonymization key from this file"));
-    cmd.addOption(new Option("--new-patient-id <id>", "write this PatientID into the copies"));
+    cmd.addOption(new Option("--new-patient-id <id>", "write this PatientID into the copies (with --anonymize: for every patient not in --map)"));
     cmd.addOption(
       new Option("--new-patient-name <name>", "write this PatientName into the copies (DICOM PN, e.g. Family^Given)"),
     );
+    addAnonymizeOptions(cmd, ANONYMIZE_OPTIONS);
   },
   human: {
     record(r) {
@@ -127,20 +130,10 @@ export const main = defineCommand({
     } catch (e) {
       throw new UsageError(`Cannot create output folder "${o.out}": ${(e as Error).message}`);
     }
-    let anonymize: { key: string | Uint8Array; newPatientId?: string; newPatientName?: string } | undefined;
-    if (o.anonymize) {
-      // Loaded only with --anonymize, as the anonymizer itself is (start-up time).
-      const { KeyError, resolveAnonymizationKey } = await import("../lib/anonymize/key.ts");
-      try {
-        const key = resolveAnonymizationKey({ key: o.anonymizeKey, keyFile: o.anonymizeKeyFile }, { key: "--anonymize-key", keyFile: "--anonymize-key-file" });
-        anonymize = { key, newPatientId: o.newPatientId, newPatientName: o.newPatientName };
-      } catch (e) {
-        if (e instanceof KeyError) throw new UsageError(e.message);
-        throw e;
-      }
-    } else if (o.anonymizeKey || o.anonymizeKeyFile) {
-      throw new UsageError("--anonymize-key and --anonymize-key-file go with --anonymize");
-    }
+    // The profile tables are loaded only with --anonymize (start-up time).
+    const anonymize = o.anonymize ? await anonymizeOptionsFrom(o, ANONYMIZE_OPTIONS) : undefined;
+    const stray = o.anonymize ? undefined : anonymizeOptionsGiven(o, ANONYMIZE_OPTIONS);
+    if (stray) throw new UsageError(`${stray} and the other de-identification options go with --anonymize`);
     return await runStage(ctx, {
       input: nothing(),
       stage: retrieveRecords,

@@ -107,3 +107,22 @@ test("retrieve --anonymize without a key is a usage error; a key without --anony
   assert.equal(stray.status, 2);
   assert.match(stray.stderr, /go with --anonymize/);
 });
+
+test("retrieve --anonymize takes anonymize's options: --preset rt-research keeps the plan's label and machines, shifts its dates", async () => {
+  const p = manifest.patients[0];
+  const plan = p.plans.find((x) => x.approval === "APPROVED")!;
+  const out = join(dir, "preset");
+  const r = await sh(`"\${RT[@]}" retrieve --host 127.0.0.1 --port ${port} --called-aet ${aet} --get --patient-id ${p.patientId} --plan '${plan.label}' --anonymize --anonymize-key ${KEY} --preset rt-research --out '${out}'`);
+  assert.equal(r.status, 0, r.stderr);
+  const rp = records(r.stdout).find((x) => x.type === "file" && x.modality === "RTPLAN")!;
+  const { readDicomFile } = await import("../lib/dicom/reader.ts");
+  const ds = readDicomFile(rp.path).dataset;
+  assert.equal(ds.string("RTPlanLabel"), plan.label); // clean descriptors: kept (it holds no identifier)
+  assert.ok(ds.items("BeamSequence").every((b) => (b.string("TreatmentMachineName") ?? "") !== ""), "machine names kept");
+  const codes = ds.items("DeidentificationMethodCodeSequence").map((i) => i.string("CodeValue"));
+  assert.deepEqual(codes, ["113100", "113105", "113107", "113109", "113111"]);
+  assert.equal(ds.string("LongitudinalTemporalInformationModified"), "MODIFIED");
+  const bad = await sh(`"\${RT[@]}" retrieve --host 127.0.0.1 --port ${port} --called-aet ${aet} --get --patient-id ${p.patientId} --preset rt-research --out '${join(dir, "z")}'`);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--preset and the other de-identification options go with --anonymize/);
+});
