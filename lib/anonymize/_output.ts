@@ -56,6 +56,9 @@ export function removeStaleTemporaryFiles(root: string): number {
   return removed;
 }
 
+/** Where the ranges of an encoded file are read: the input's bytes when it was read whole, else its descriptor. */
+export type Source = { bytes: Uint8Array; fd?: undefined } | { fd: number; bytes?: undefined };
+
 /**
  * Buffers for copying values from input to output (one per file being written), reused: a fresh
  * buffer per file was the largest cost of the garbage collector in the benchmark.
@@ -86,7 +89,7 @@ function readRange(fd: number, buf: Uint8Array, length: number, position: number
  * each batch holds at most one buffer of source bytes, and the buffer is reused once the caller
  * has written the batch and asks for the next.
  */
-export function* batches(parts: readonly EncodedPart[], srcFd: number, buf: Uint8Array): Generator<Uint8Array[]> {
+export function* batches(parts: readonly EncodedPart[], source: Source, buf: Uint8Array): Generator<Uint8Array[]> {
   let batch: Uint8Array[] = [];
   let used = 0; // bytes of `buf` in the batch
   for (const p of parts) {
@@ -94,6 +97,13 @@ export function* batches(parts: readonly EncodedPart[], srcFd: number, buf: Uint
       if (p.length > 0) batch.push(p);
       continue;
     }
+    if (source.bytes) {
+      // The whole input is in memory: its ranges are written from there, not copied again.
+      if (p.offset + p.length > source.bytes.length) throw new Error(`a value ends at offset ${p.offset + p.length}, past the end of the input`);
+      batch.push(source.bytes.subarray(p.offset, p.offset + p.length));
+      continue;
+    }
+    const srcFd = source.fd;
     let pos = p.offset;
     let left = p.length;
     while (left > 0) {
@@ -138,9 +148,9 @@ function writeAllSync(fd: number, batch: Uint8Array[]): void {
 
 /**
  * Writes an encoded file atomically with synchronous calls: a temporary file beside `dest`, the
- * parts in order (ranges read from `srcFd`), then a rename. Returns the SHA-256 of what was written.
+ * parts in order (ranges from `source`), then a rename. Returns the SHA-256 of what was written.
  */
-export function writeOutputSync(dest: string, parts: readonly EncodedPart[], srcFd: number): string {
+export function writeOutputSync(dest: string, parts: readonly EncodedPart[], source: Source): string {
   prepareDirectorySync(dirname(dest));
   const tmp = tempName(dest);
   const out = openSync(tmp, "wx");
@@ -148,7 +158,7 @@ export function writeOutputSync(dest: string, parts: readonly EncodedPart[], src
   let sha256: string;
   try {
     const hash = createHash("sha256");
-    for (const batch of batches(parts, srcFd, buf)) {
+    for (const batch of batches(parts, source, buf)) {
       for (const b of batch) hash.update(b);
       writeAllSync(out, batch);
     }

@@ -4,10 +4,10 @@
  * appears at a final path) copying the large values from the input as it goes, and describe it
  * as a `file` record.
  */
-import { closeSync, fstatSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
-import { removeStaleTemporaryFiles, tempName, writeOutputSync } from "./_output.ts";
-import { type DicomFile, readDicomFd } from "../dicom/reader.ts";
+import { CopyBuffers, removeStaleTemporaryFiles, type Source, tempName, writeOutputSync } from "./_output.ts";
+import { type DicomFile, parseDicom, readDicomFd } from "../dicom/reader.ts";
 import { DataSet } from "../dicom/dataset.ts";
 import { PIXEL_DATA } from "../dicom/tag.ts";
 import { EXPLICIT_VR_BIG_ENDIAN, NATIVE_TRANSFER_SYNTAXES, transferSyntaxEncoding } from "../dicom/uids.ts";
@@ -261,29 +261,59 @@ function prepare(input: FileInput, file: DicomFile, ctx: AnonymizeContext, files
 // of memory, not a gigabyte.
 const DEFER_THRESHOLD = 64 * 1024;
 
-/** An input file open for reading: its descriptor (for copying the values left in it) and its parsed form. */
+/**
+ * An input file open for reading: its descriptor, its parsed form, and where the values left in
+ * it are copied from: its bytes when it fitted one read buffer (`buffer`, given back after the
+ * write), else the descriptor.
+ */
 interface OpenInput {
   fd: number;
   file: DicomFile;
+  source: Source;
+  buffer?: Uint8Array;
 }
 
+// Most inputs (CT, MR slices, RT objects) fit one read: read whole, parsed from memory, their
+// pixel data written from the same buffer (one read system call, no second copy). Larger ones
+// are parsed from windows and their large values copied in chunks.
+const readBuffers = new CopyBuffers();
+
 /**
- * Opens and parses an input, leaving its bulk values in the file. Synchronous on purpose: reads
- * of files in the page cache are a memory copy, and measured here the asynchronous calls cost
- * three times the CPU (thread pool hand-offs) and overlapped with nothing useful. Writes, which
- * can block on the disk, stay asynchronous.
+ * Opens and parses an input, leaving its bulk values where they are. Synchronous on purpose:
+ * reads of files in the page cache are a memory copy, and the asynchronous calls cost more CPU
+ * and overlapped with nothing useful (see anonymizeStream).
  */
 function openInput(input: FileInput): { ok: true; open: OpenInput } | { ok: false; result: AnonymizeFileResult } {
   let fd: number | undefined;
+  let buffer: Uint8Array | undefined = readBuffers.take();
   try {
     fd = openSync(input.path, "r");
-    const size = fstatSync(fd).size;
+    let n = 0;
+    for (;;) {
+      const r = readSync(fd, buffer, n, buffer.length - n, n);
+      if (r === 0) break;
+      n += r;
+      if (n === buffer.length) break;
+    }
+    const opts = { full: true, deferBulk: true, bulkThreshold: DEFER_THRESHOLD };
+    let file: DicomFile, source: Source;
+    if (n < buffer.length) {
+      const bytes = buffer.subarray(0, n);
+      file = parseDicom(bytes, opts);
+      file.path = input.path;
+      source = { bytes };
+    } else {
+      readBuffers.give(buffer);
+      buffer = undefined;
+      file = readDicomFd(fd, fstatSync(fd).size, opts, input.path);
+      source = { fd };
+    }
     // Big endian (retired) files are read whole: their values may have to change byte order.
-    const file = readDicomFd(fd, size, { full: true, deferBulk: true, bulkThreshold: DEFER_THRESHOLD }, input.path);
-    if (file.transferSyntaxUid === EXPLICIT_VR_BIG_ENDIAN) return { ok: true, open: { fd, file: readDicomFd(fd, size, { full: true }, input.path) } };
-    return { ok: true, open: { fd, file } };
+    if (file.transferSyntaxUid === EXPLICIT_VR_BIG_ENDIAN) file = readDicomFd(fd, fstatSync(fd).size, { full: true }, input.path);
+    return { ok: true, open: { fd, file, source, buffer } };
   } catch (e) {
     if (fd !== undefined) closeSync(fd);
+    if (buffer) readBuffers.give(buffer);
     return { ok: false, result: { ok: false, input, reason: "unreadable", message: `Cannot read DICOM file "${input.path}": ${errorDetail(e)}` } };
   }
 }
@@ -295,18 +325,19 @@ function openInput(input: FileInput): { ok: true; open: OpenInput } | { ok: fals
 export function anonymizeFile(input: FileInput, ctx: AnonymizeContext, files: AnonymizeFilesOptions): AnonymizeFileResult {
   const opened = openInput(input);
   if (!opened.ok) return opened.result;
-  const { fd, file } = opened.open;
+  const { fd, file, source, buffer } = opened.open;
   try {
     const p = prepare(input, file, ctx, files);
     if (!p.ok) return p;
     try {
-      p.record.sha256 = writeOutputSync(p.dest, p.parts, fd);
+      p.record.sha256 = writeOutputSync(p.dest, p.parts, source);
     } catch (e) {
       return { ok: false, input, reason: "write", message: `Cannot write "${p.dest}": ${errorDetail(e)}` };
     }
     return { ok: true, input, record: p.record, ids: p.ids };
   } finally {
     closeSync(fd);
+    if (buffer) readBuffers.give(buffer); // nothing refers to it any more: the output is written
   }
 }
 
