@@ -113,6 +113,7 @@ describe("anonymize: large objects", () => {
         const ds = readDicomFile(r.path).dataset;
         assert.match(ds.string("PatientID")!, /^ANON-/);
       }
+      rmSync(out, { recursive: true, force: true }); // tmpfs is memory
     });
   }
 
@@ -130,6 +131,7 @@ describe("anonymize: large objects", () => {
     assert.equal(again.code, 0, again.stderr);
     assert.deepEqual(temps(), []);
     assert.equal(walk(out).length, 4);
+    rmSync(out, { recursive: true, force: true });
   });
 });
 
