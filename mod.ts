@@ -84,8 +84,10 @@ export { copyFiles } from "./lib/copy/copy_files.ts";
 export type { CopyFilesOptions, CopyLayout } from "./lib/copy/copy_files.ts";
 export { copyFileVerified } from "./lib/copy/copy.ts";
 export type { CopyOptions, CopyOutcome } from "./lib/copy/copy.ts";
-export { Ledger, summarizeLedger } from "./lib/ledger/ledger.ts";
-export type { LedgerEntry, LedgerSummary } from "./lib/ledger/ledger.ts";
+export { Ledger } from "./lib/ledger/ledger.ts";
+export { summarizeLedger } from "./lib/ledger/status.ts";
+export type { LedgerEntry } from "./lib/ledger/schema.ts";
+export type { LedgerSummary } from "./lib/ledger/status.ts";
 
 // push, retrieve, serve, and the DIMSE client and SCP framework under them.
 export { pushRecords } from "./lib/push/push.ts";

@@ -3,12 +3,14 @@ import { rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import process from "node:process";
 import { addAnonymizeOptions, type AnonymizeOptionSpec, anonymizeOptionsFrom, anonymizeOptionsGiven } from "../cli/anonymize_options.ts";
-import { checkDatabaseUrl, defineCommand, errorMessage, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { checkDatabaseUrl, defineCommand, errorMessage, ExitCode, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
 import type { AnonymizeOptions } from "../lib/anonymize/anonymize.ts";
 import { removeStale } from "../lib/fs/stale.ts";
 import { DEFAULT_MOVE_PORT } from "../lib/export/dicom_source.ts";
 import { exportPlans } from "../lib/export/export.ts";
+import { cleanStaging } from "../lib/export/staging.ts";
 import { DEFAULT_ITEMS, type Item, ITEMS, parseItems } from "../lib/layout/tree.ts";
+import { defaultJournalDirs } from "../lib/ledger/journal.ts";
 import { defaultLedgerUrl } from "../lib/ledger/ledger.ts";
 import type { FileRecord, RtRecord } from "../lib/records/types.ts";
 import type { StageOptions } from "../lib/stage/stage.ts";
@@ -39,10 +41,11 @@ async function* once(records: AsyncIterable<RtRecord>): AsyncGenerator<RtRecord>
 }
 
 /**
- * export-plan --anonymize: the export runs into a private staging folder under --out and the
- * anonymize stage writes only de-identified copies under --out (uid layout: no name, ID or folder
- * name of the source in any path); patient and plan records leave with the new identity. The
- * staging folder goes when the run ends, and a killed run's at the next start.
+ * export-plan --anonymize: the export runs into a private staging folder under --out (objects
+ * from a peer are staged there too) and the anonymize stage writes only de-identified copies
+ * under --out (uid layout: no name, ID or folder name of the source in any path); patient and
+ * plan records leave with the new identity. The staging folder goes when the run ends, and a
+ * killed run's at the next start.
  */
 function exportAnonymized(
   exportOptions: Parameters<typeof exportPlans>[1] & { out: string }, anonymize: AnonymizeOptions,
@@ -55,7 +58,10 @@ function exportAnonymized(
     const staging = join(work, `export-staging-${process.pid}`);
     try {
       // The export's ledger rows would name the patients' folders: only the anonymized outputs are recorded.
-      const exported = exportPlans(input, { ...exportOptions, out: staging, signal: stage.signal, onEvent: stage.onEvent });
+      const exported = exportPlans(input, {
+        ...exportOptions, out: staging, retrieve: exportOptions.retrieve && { ...exportOptions.retrieve, staging: join(staging, ".peer") },
+        signal: stage.signal, onEvent: stage.onEvent,
+      });
       yield* anonymizeRecords(once(exported), { ...anonymize, ...stage, out, layout: "uid" });
     } finally {
       rmSync(staging, { recursive: true, force: true });
@@ -80,6 +86,9 @@ export const main = defineCommand({
     "rtexport list-patients --from dicom --peer aria | rtexport export-plan --peer aria --get --out export",
     "rtexport list-patients --from catalog --db sqlite:catalog.db --vault vault | rtexport export-plan --host 127.0.0.1 --port 11112 --called-aet RTEXPORT-SCP --get --out export",
     "rtexport list-patients --from folder old/ | rtexport export-plan | rtexport copy-files --to export",
+    "rtexport list-patients --from dicom --peer aria | rtexport export-plan --peer aria --get --workers 4 --out export",
+    "rtexport list-patients --from catalog --db sqlite:catalog.db | rtexport export-plan --out /mnt/shared/export --ledger postgres://rtx@db/migration  # on every machine",
+    "rtexport list-patients --from catalog --db sqlite:catalog.db | rtexport export-plan --out export --verify",
     "rtexport list-patients --from catalog --db sqlite:catalog.db --vault vault | rtexport export-plan --out research --anonymize --anonymize-key-file site.key --preset rt-research",
   ],
   configure(cmd) {
@@ -89,14 +98,18 @@ export const main = defineCommand({
     cmd.option("--db <url>", "catalog database, when the records do not carry a usable one (e.g. a password)");
     cmd.option("--vault <dir>", "storage vault, overriding the one on the records");
     cmd.option("--ledger <url>", "ledger database (default: sqlite:<out>/.rtexport/ledger.sqlite)");
-    cmd.option("--parallel <n>", "files copied at once", parsePositiveInt, 4);
+    cmd.option("--parallel <n>", "files copied at once (per worker)", parsePositiveInt, 4);
+    cmd.option("--workers <n>", "patients exported at once in this process, each claimed in the ledger (processes on other machines with the same input and --ledger share the work)", parsePositiveInt, 1);
+    cmd.option("--job <name>", "the ledger job this run's workers share (give each migration sharing one ledger its own)", "export-plan");
+    cmd.option("--lease <seconds>", "how long a claimed patient stays this worker's without a heartbeat; a dead worker's patients are taken over after it", parsePositiveInt, 60);
+    cmd.option("--verify", "rehash files an earlier run exported before counting them as done: changed ones are reported, missing ones exported again");
     cmd.option("--staging <dir>", "with a DICOM peer and no --out: where retrieved objects wait for copy-files (it removes each once copied)", ".rtexport-staging");
     cmd.option("--get", "with a DICOM peer: retrieve by C-GET (default C-MOVE to an in-process receiver)");
     cmd.option("--move-aet <ae>", "with a DICOM peer: C-MOVE destination AE title (default: the calling AE title)");
     cmd.option("--move-port <port>", "with a DICOM peer: port of the C-MOVE receiver", parsePositiveInt, DEFAULT_MOVE_PORT);
     cmd.option(
       "--anonymize",
-      "write only de-identified copies under --out (PS3.15 Annex E, keyed UIDs, uid layout; the options below, as `anonymize` takes them); DICOM items only; no ledger unless --ledger (outside --out)",
+      "write only de-identified copies under --out (PS3.15 Annex E, keyed UIDs, uid layout; the options below, as `anonymize` takes them); DICOM items only; one worker; no ledger unless --ledger (outside --out)",
     );
     addAnonymizeOptions(cmd, ANONYMIZE_OPTIONS);
   },
@@ -118,6 +131,7 @@ export const main = defineCommand({
     if (stray) throw new UsageError(`${stray} and the other de-identification options go with --anonymize`);
     if (o.anonymize) {
       if (!o.out) throw new UsageError("--anonymize needs --out: the de-identified copies are written there");
+      if (o.workers > 1) throw new UsageError("--anonymize runs one worker (--workers 1)");
       const other = o.items ? items.filter((i) => !DICOM_ITEMS.includes(i)) : [];
       if (other.length > 0) throw new UsageError(`--anonymize writes DICOM only: ${other.join(", ")} cannot be de-identified (leave them out of --items)`);
       items = items.filter((i) => DICOM_ITEMS.includes(i));
@@ -127,28 +141,47 @@ export const main = defineCommand({
     const input = ctx.stdinRecords();
     if (!input) throw new UsageError("export-plan reads patient and plan records on stdin (pipe list-patients into it)");
     const out = o.out ? resolve(ctx.io.cwd, o.out) : undefined;
-    const exportOptions = {
-      out, items, includeUnapproved: !!o.includeUnapproved, db: o.db, vault: o.vault, parallel: o.parallel,
-      peer: ctx.peer?.host ? ctx.peer : undefined,
-      retrieve: { mode: o.get ? "get" as const : "move" as const, moveAet: o.moveAet, movePort: o.movePort, staging: resolve(ctx.io.cwd, o.staging) },
-    };
+    const workers: number = o.workers;
+    const peer = ctx.peer?.host ? ctx.peer : undefined;
     if (o.anonymize) {
       const anonymize = await anonymizeOptionsFrom(o, ANONYMIZE_OPTIONS);
       return await runStage(ctx, {
         input,
-        stage: exportAnonymized({ ...exportOptions, out: out! }, anonymize),
+        stage: exportAnonymized({
+          out: out!, items, includeUnapproved: !!o.includeUnapproved, db: o.db, vault: o.vault, parallel: o.parallel, peer,
+          retrieve: { mode: o.get ? "get" : "move", moveAet: o.moveAet, movePort: o.movePort },
+        }, anonymize),
         options: {},
         ledger: o.ledger,
         verb: "export",
       });
     }
-    return await runStage(ctx, {
+    if (peer && !o.get && workers > 1) {
+      throw new UsageError("--workers above 1 with a DICOM peer needs --get: C-MOVE sends every worker's objects to one receiver port");
+    }
+    const ledger: string | undefined = o.ledger ?? (out ? defaultLedgerUrl(out) : undefined);
+    // Objects staged by processes that are gone (killed runs) are removed before and after the run:
+    // after a run that completed the job, only the staging of workers still alive can remain.
+    const stagingRoot = out ? join(out, ".rtexport") : resolve(ctx.io.cwd, o.staging);
+    const clean = () => cleanStaging(stagingRoot, ledger).catch((e) => ctx.log.warn(`Cannot clean the staging folder "${stagingRoot}": ${errorMessage(e)}`));
+    if (peer) await clean();
+    const code = await runStage(ctx, {
       input,
       stage: exportPlans,
-      options: exportOptions,
-      ledger: o.ledger ?? (out ? defaultLedgerUrl(out) : undefined),
+      options: {
+        out, items, includeUnapproved: !!o.includeUnapproved, db: o.db, vault: o.vault, parallel: o.parallel, peer,
+        retrieve: { mode: o.get ? "get" : "move", moveAet: o.moveAet, movePort: o.movePort, staging: stagingRoot },
+        workers, job: o.job, verify: !!o.verify,
+      },
+      ledger,
+      ledgerOptions: {
+        leaseMs: o.lease * 1000, poolSize: workers + 3,
+        journalDirs: out && ledger ? defaultJournalDirs(ledger, [join(out, ".rtexport")]) : undefined,
+      },
       verb: "export",
     });
+    if (peer && code === ExitCode.OK) await clean();
+    return code;
   },
 });
 

@@ -123,7 +123,7 @@ export interface KnownAe {
  * without authentication, every storage class accepted (unknown ones too). `modalities` become
  * DicomModalities (for C-MOVE destinations), keyed by AE title.
  */
-export async function startOrthanc(opts: { aeTitle?: string; modalities?: KnownAe[] } = {}): Promise<OrthancPeer> {
+export async function startOrthanc(opts: { aeTitle?: string; modalities?: KnownAe[]; verbose?: boolean } = {}): Promise<OrthancPeer> {
   const dir = mkdtempSync(join(tmpdir(), "rtexport-orthanc-"));
   const port = await freePort();
   const httpPort = await freePort();
@@ -161,7 +161,7 @@ export async function startOrthanc(opts: { aeTitle?: string; modalities?: KnownA
   };
   const configPath = join(dir, "orthanc.json");
   writeFileSync(configPath, JSON.stringify(config, null, 2));
-  const { proc, output } = launch("/usr/sbin/Orthanc", [configPath], dir, { ...process.env as Record<string, string> });
+  const { proc, output } = launch("/usr/sbin/Orthanc", [...(opts.verbose ? ["--verbose"] : []), configPath], dir, { ...process.env as Record<string, string> });
   const base = `http://127.0.0.1:${httpPort}`;
   const stop = stopper(proc, dir);
   const deadline = Date.now() + 30000;
