@@ -308,17 +308,6 @@ function reportEntries(s: RetrieveSummary): ReportEntry[] {
     if (s.destination && moved.has(r.seriesUid)) continue;
     for (const g of r.missing) gap(`series ${r.seriesUid}${g.sopInstanceUid ? ` instance ${g.sopInstanceUid}` : ""}`, g, `${s.patientId}|${r.seriesUid}|${g.sopInstanceUid ?? "series"}`);
   }
-  if (s.mode === "patient") {
-    const series = s.series ?? [];
-    const expected = series.reduce((n, r) => n + Math.max(r.expected ?? 0, r.arrived), 0);
-    const arrived = series.reduce((n, r) => n + r.arrived, 0);
-    if (series.length) {
-      out.push({ type: "message", text: `patient "${s.patientId}": ${arrived} of ${expected} instances in ${series.length} series ${s.destination ? `sent to ${s.destination}` : "arrived"}` });
-    } else {
-      const reason = `nothing found for patient "${s.patientId}" (C-FIND)`;
-      out.push({ type: "gap", item: `patient "${s.patientId}"`, reason, key: `${s.patientId}|patient|none`, error: reason });
-    }
-  }
   for (const r of s.instances ?? []) {
     if (s.destination && moved.has(r.sopInstanceUid)) continue;
     for (const g of r.missing) gap(`${gapName(g)}`, g, `${s.patientId}|instance|${r.sopInstanceUid}`);
@@ -340,6 +329,17 @@ function reportEntries(s: RetrieveSummary): ReportEntry[] {
       const more = m.expected !== undefined && sent > m.expected ? ` (${sent - m.expected} more than C-FIND counted for the patient)` : "";
       out.push({ type: "message", level: more ? "warn" : "info", text: `${item}: ${counts}${more}` });
       out.push({ type: "done", item, key });
+    }
+  }
+  if (s.mode === "patient") {
+    const series = s.series ?? [];
+    const expected = series.reduce((n, r) => n + Math.max(r.expected ?? 0, r.arrived), 0);
+    const arrived = series.reduce((n, r) => n + r.arrived, 0);
+    if (series.length) {
+      out.push({ type: "message", text: `patient "${s.patientId}": ${arrived} of ${expected} instances in ${series.length} series ${s.destination ? `sent to ${s.destination}` : "arrived"}` });
+    } else {
+      const reason = `nothing found for patient "${s.patientId}" (C-FIND)`;
+      out.push({ type: "gap", item: `patient "${s.patientId}"`, reason, key: `${s.patientId}|patient|none`, error: reason });
     }
   }
   for (const l of s.missingLabels) {
