@@ -104,6 +104,7 @@ export const OPTION_NAMES: readonly string[] = [
   "scrub",
   "series",
   "since",
+  "sop",
   "staging",
   "stats",
   "status",

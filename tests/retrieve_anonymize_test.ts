@@ -44,7 +44,9 @@ test("retrieve --anonymize writes only de-identified objects, with the plan's tr
   const r = await sh(`"\${RT[@]}" retrieve --host 127.0.0.1 --port ${port} --called-aet ${aet} --get --patient-id ${p.patientId} --plan '${plan.label}' --anonymize --anonymize-key ${KEY} --new-patient-id RES-001 --out '${out}'`);
   assert.equal(r.status, 0, r.stderr);
   const files = records(r.stdout).filter((x) => x.type === "file");
-  const expected = 1 + 1 + plan.doses.length + plan.records.length + plan.rtImages.length + plan.imageSeries.reduce((n, s) => n + s.count, 0);
+  // The plan, its structure set, doses, records, RT images, CT; the registration and the MR it registers.
+  const expected = 1 + 1 + plan.doses.length + plan.records.length + plan.rtImages.length + plan.imageSeries.reduce((n, s) => n + s.count, 0) +
+    plan.registrations.length + p.unreferenced.reduce((n, u) => n + u.count, 0);
   assert.equal(files.length, expected);
   assert.ok(files.every((f) => f.patientId === "RES-001" && f.path.startsWith(out)));
   // No identifying value of the source anywhere under --out (staging included: it is gone).

@@ -570,7 +570,9 @@ if (isDeno) {
           return files;
         };
         assert.ok((await orthanc.rest("/instances")).length > 0, "Orthanc holds what the push test before this one stored");
-        const expected = 1 + 1 + plan.imageSeries.reduce((n, s) => n + s.count, 0) + plan.doses.length + plan.records.length + plan.rtImages.length;
+        // The plan and what it references, with the registration of its CT and the MR it registers.
+        const expected = 1 + 1 + plan.imageSeries.reduce((n, s) => n + s.count, 0) + plan.doses.length + plan.records.length + plan.rtImages.length +
+          plan.registrations.length + patient.unreferenced.reduce((n, u) => n + u.count, 0);
         const first = await get("C:\\rtx\\got", ["--get"]);
         assert.equal(first.length, expected);
         for (const f of first) assert.equal(sha256(driveC(String(f.path))), f.sha256);
