@@ -14,6 +14,7 @@ export const COMMAND_NAMES: readonly string[] = [
   "show",
   "status",
   "transcode",
+  "ui",
 ];
 
 /** Every option any command has, by attribute name (what rtexport.json keys are). */
@@ -26,6 +27,7 @@ export const OPTION_NAMES: readonly string[] = [
   "anonymizeKey",
   "anonymizeKeyFile",
   "assocTimeout",
+  "authorizedBy",
   "ca",
   "calledAet",
   "callingAet",
@@ -42,6 +44,7 @@ export const OPTION_NAMES: readonly string[] = [
   "dir",
   "dirs",
   "errors",
+  "force",
   "format",
   "from",
   "get",
@@ -56,6 +59,7 @@ export const OPTION_NAMES: readonly string[] = [
   "includeUnapproved",
   "items",
   "job",
+  "jobsDir",
   "json",
   "key",
   "keyFile",
@@ -91,6 +95,7 @@ export const OPTION_NAMES: readonly string[] = [
   "peer",
   "plan",
   "port",
+  "preset",
   "profile",
   "quiet",
   "retainDates",
@@ -102,6 +107,7 @@ export const OPTION_NAMES: readonly string[] = [
   "scrub",
   "series",
   "since",
+  "sop",
   "staging",
   "stats",
   "status",
