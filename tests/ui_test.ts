@@ -14,9 +14,11 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
+import { request as httpRequest } from "node:http";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
+import { Buffer } from "node:buffer";
 import process from "node:process";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { buildDemoCatalog } from "../lib/catalog/demo.ts";
@@ -72,6 +74,20 @@ function startUi(cwd: string, args: string[] = []): Promise<UiProcess> {
           }),
       });
     });
+  });
+}
+
+/** An HTTP request with exactly these headers (fetch will not send another Host); resolves to the status. */
+function rawStatus(url: string, method: string, headers: Record<string, string>, body?: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    // Node sends a DELETE's body without a length unless told it.
+    const length: Record<string, string> = body === undefined ? {} : { "Content-Length": String(Buffer.byteLength(body)) };
+    const req = httpRequest(url, { method, headers: { ...headers, ...length }, setHost: !("Host" in headers) }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode!));
+    });
+    req.on("error", reject);
+    req.end(body);
   });
 }
 
@@ -252,14 +268,14 @@ describe("rtexport ui in Chromium", () => {
     // The CLI reads the file the UI wrote: no warning about the UI's sections, the peer usable by name.
     const echo = await sh(`"\${RT[@]}" echo --peer pacs --json`, { cwd: dir });
     assert.equal(echo.status, 0, echo.stderr);
-    assert.equal(echo.stderr, "");
+    assert.doesNotMatch(echo.stderr, /"(catalogs|folders|outputs|peers)"/, "the UI's sections are known to every command");
   });
 
   test("patient list: two patients and one unapproved plan (authorized), exported by a job; the tree equals the CLI's", async () => {
     await page.click("#tab-patients");
     await page.selectOption("#list-source", "catalog:demo");
     await page.click("#list-button");
-    await page.waitForSelector("#patient-table");
+    await page.waitForSelector('#patient-table[data-source="catalog:demo"]');
     assert.equal(await page.locator("tr.patient").count(), 5);
     await page.check(`input[data-patient="${A}"]:not([data-plan])`);
     await page.check(`input[data-patient="${B}"]:not([data-plan])`);
@@ -316,7 +332,10 @@ describe("rtexport ui in Chromium", () => {
     assert.equal(zx.status, 0, zx.stderr);
     assertSameTree(zxOut, cliOut);
     await page.click("#script-bat");
-    const bat = await page.inputValue("#script-text");
+    // A textarea shows CRLF as LF: the downloaded file is what cmd.exe gets.
+    const [batDownload] = await Promise.all([page.waitForEvent("download"), page.click("#script-download")]);
+    assert.equal(batDownload.suggestedFilename(), "rtexport-export.bat");
+    const bat = readFileSync((await batDownload.path())!, "utf8");
     const lines = bat.split("\r\n");
     assert.ok(!/[^\r]\n/.test(bat), "CRLF line ends");
     const steps = lines.filter((l) => l.startsWith("%RTEXPORT% list-patients"));
@@ -340,7 +359,8 @@ describe("rtexport ui in Chromium", () => {
     writeFileSync(file, JSON.stringify({ Patients: [{ PatientId: "RTX0004", PlanIds: ["Boost/..:1"] }, { PatientId: "RTX0005" }] }));
     await page.setInputFiles("#handoff-import", file);
     await page.locator("#status-line", { hasText: "Imported" }).waitFor();
-    assert.equal(await page.locator("tr.patient").count(), 2, "the list is made again for the hand-off's patients");
+    assert.equal(await page.locator("tr.patient").count(), 5, "the hand-off's patients were listed already");
+    assert.equal(await page.isChecked(`input[data-patient="${A}"][data-plan="RTX0001-P1"]`), false, "the hand-off replaces the selection");
     assert.equal(await page.isChecked('input[data-patient="RTX0004"][data-plan="RTX0004-P1"]'), true);
     assert.equal(await page.isChecked('input[data-patient="RTX0004"][data-plan="RTX0004-P2"]'), false);
     assert.equal(await page.isChecked('input[data-patient="RTX0005"]:not([data-plan])'), true);
@@ -359,8 +379,8 @@ describe("rtexport ui in Chromium", () => {
     await page.check('input[data-option="stats"]');
     await page.fill('textarea[data-argument="paths"]', uiOut);
     assert.equal(await page.textContent("#builder-preview"), `rtexport search --tag Modality=RTPLAN --stats ${uiOut}`);
-    await page.fill('input[data-option="pattern"]', "RP*.dcm");
-    assert.equal(await page.textContent("#builder-preview"), `rtexport search --tag Modality=RTPLAN --pattern 'RP*.dcm' --stats ${uiOut}`);
+    await page.fill('input[data-option="pattern"]', "RTPLAN_*.dcm");
+    assert.equal(await page.textContent("#builder-preview"), `rtexport search --tag Modality=RTPLAN --pattern 'RTPLAN_*.dcm' --stats ${uiOut}`);
     await shot("commands");
     await page.click("#builder-run");
     await page.waitForURL(/#jobs\/[0-9a-f]{12}$/);
@@ -374,7 +394,8 @@ describe("rtexport ui in Chromium", () => {
     await page.fill("#list-patients-ids", "");
     await page.selectOption("#list-source", "catalog:hospital");
     await page.click("#list-button");
-    await page.waitForFunction("document.querySelectorAll('tr.patient').length === 5");
+    await page.waitForSelector('#patient-table[data-source="catalog:hospital"]');
+    assert.equal(await page.locator("tr.patient").count(), 5);
     for (const id of ["RTX0001", "RTX0002", "RTX0003", "RTX0004", "RTX0005"]) await page.check(`input[data-patient="${id}"]:not([data-plan])`);
     await page.selectOption("#export-output", "second");
     await page.click("#start-export");
@@ -399,7 +420,7 @@ describe("rtexport ui in Chromium", () => {
     await waitJob(id, "done");
     for (const row of await page.locator("#progress-table tr.patient").all()) assert.equal(await row.getAttribute("data-state"), "done");
     const snap = await jobSnapshot(id);
-    assert.equal(snap.runs.length, 4);
+    assert.equal(snap.runs.length, 3, "the start, the retry after the cancel, the retry after the kill");
     const input = await selectionRecords(pg.url("catalog"), Object.fromEntries(["RTX0001", "RTX0002", "RTX0003", "RTX0004", "RTX0005"].map((x) => [x, "approved"])));
     const reference = join(dir, "kill-reference");
     const cli = await sh(`"\${RT[@]}" export-plan --out '${reference}'`, { input });
@@ -421,6 +442,7 @@ describe("rtexport ui in Chromium", () => {
     assert.match(tree, /RTPLAN Plan1 APPROVED/);
     assert.match(tree, /RTPLAN Plan2_Alt UNAPPROVED/);
     assert.doesNotMatch(tree, /Plan3_Rev/, "the REJECTED plan was not selected");
+    await page.fill("#stats-tags", "Modality=?");
     await page.click("#stats-button");
     await page.waitForSelector('table.stats[data-tag="Modality"]');
     const shown = await page.locator('table.stats[data-tag="Modality"] tbody tr').evaluateAll((rows) =>
@@ -456,8 +478,17 @@ describe("rtexport ui in Chromium", () => {
     const noToken = await fetch(`${ui.url}api/config`);
     assert.equal(noToken.status, 401);
     assert.equal((await fetch(ui.url)).status, 200, "on loopback the page itself (no patient data) loads");
-    const rebound = await fetch(`${ui.url}api/config`, { headers: { Host: "evil.example", Authorization: `Bearer ${ui.token}` } });
-    assert.equal(rebound.status, 403);
+    const auth = { Authorization: `Bearer ${ui.token}` };
+    // DNS rebinding: a page of evil.example whose name now resolves to 127.0.0.1 sends its own Host.
+    assert.equal(await rawStatus(`${ui.url}api/config`, "GET", { ...auth, Host: `evil.example:${ui.port}` }), 403);
+    assert.equal(await rawStatus(`${ui.url}api/config`, "GET", { ...auth, Host: `localhost:${ui.port}` }), 200);
+    // Cross-site requests: another site's Origin, or a form's content type, changes nothing.
+    const body = JSON.stringify({ host: "10.9.9.9" });
+    assert.equal(await rawStatus(`${ui.url}api/config/peers/evil`, "PUT", { ...auth, Origin: "http://evil.example", "Content-Type": "application/json" }, body), 403);
+    assert.equal(await rawStatus(`${ui.url}api/config/peers/evil`, "PUT", { ...auth, "Content-Type": "application/x-www-form-urlencoded" }, "host=10.9.9.9"), 415);
+    assert.equal(await rawStatus(`${ui.url}api/config/peers/evil`, "PUT", { ...auth, Origin: `http://127.0.0.1:${ui.port}`, "Content-Type": "application/json" }, body), 200);
+    assert.equal(await rawStatus(`${ui.url}api/config/peers/evil`, "DELETE", { ...auth, "Content-Type": "application/json" }, "{}"), 200);
+    assert.equal(JSON.parse(readFileSync(join(dir, "rtexport.json"), "utf8")).peers.evil, undefined);
     const address = Object.values(networkInterfaces()).flat().find((a) => a && a.family === "IPv4" && !a.internal)?.address ?? "0.0.0.0";
     const off = await startUi(dir, ["--host", address]);
     try {

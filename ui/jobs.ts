@@ -249,8 +249,11 @@ export class Jobs {
     return this.#live.size;
   }
 
-  /** Interrupts every running job and waits (at most `ms`) for them to stop. */
-  async close(ms = 3000): Promise<void> {
+  /**
+   * Interrupts every running job and waits (at most `ms`) for them to stop, then kills what is
+   * left: within the second cli/command.ts gives a command after a signal (resumable either way).
+   */
+  async close(ms = 700): Promise<void> {
     const waits = [...this.#live.values()].map((l) => {
       l.running.interrupt();
       return l.running.done;

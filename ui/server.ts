@@ -141,6 +141,15 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
     if (needed && !ok) {
       return c.json({ error: "Access token required: open the URL rtexport ui printed (it ends with ?token=…)" }, 401);
     }
+    if (c.req.method !== "GET" && c.req.method !== "HEAD") {
+      // Cross-site request forgery: the cookie is SameSite=Strict already; a change must also come
+      // from this server's own page (Origin, when the browser sends one) and be JSON, which a form
+      // of another site cannot send without a preflight this server never answers.
+      const origin = c.req.header("origin");
+      const host = c.req.header("host") ?? "";
+      if (origin !== undefined && origin !== `http://${host}`) return c.json({ error: "Forbidden: the request comes from another site" }, 403);
+      if (!/^application\/json\b/i.test(c.req.header("content-type") ?? "")) return c.json({ error: "Expected a JSON request body (Content-Type: application/json)" }, 415);
+    }
     await next();
     c.header("X-Content-Type-Options", "nosniff");
     c.header("Referrer-Policy", "no-referrer");

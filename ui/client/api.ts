@@ -13,10 +13,13 @@ export class ApiError extends Error {
 
 /** Calls the API; resolves to the JSON answer or throws an ApiError with the server's message. */
 export async function api<T>(path: string, init: { method?: string; body?: unknown } = {}): Promise<T> {
+  const method = init.method ?? (init.body === undefined ? "GET" : "POST");
+  // Every change is JSON (the server refuses anything else: see its cross-site checks).
+  const body = method === "GET" ? undefined : JSON.stringify(init.body ?? {});
   const res = await fetch(path, {
-    method: init.method ?? (init.body === undefined ? "GET" : "POST"),
-    headers: init.body === undefined ? {} : { "Content-Type": "application/json" },
-    body: init.body === undefined ? undefined : JSON.stringify(init.body),
+    method,
+    headers: body === undefined ? {} : { "Content-Type": "application/json" },
+    body,
     credentials: "same-origin",
   });
   let data: unknown;

@@ -24,6 +24,8 @@ const state = {
   source: undefined as SourceRef | undefined,
   filters: { statuses: [...STATUSES] } as ListFilters,
   list: undefined as ListResult | undefined,
+  /** The source and filters the list was made with: the export of its selection uses them, whatever the form says now. */
+  listed: undefined as { source: SourceRef; filters: ListFilters } | undefined,
   selected: new Set<string>(),
   authorization: { by: "", confirmed: false },
   output: "",
@@ -63,10 +65,10 @@ function sources(): { ref: SourceRef; label: string }[] {
 
 function exportSpec(): ExportSpec | undefined {
   const output = app.config.outputs[state.output];
-  if (!state.source || !output) return undefined;
+  if (!state.listed || !output) return undefined;
   return {
-    listInfo: commandInfo("list-patients"), exportInfo: commandInfo("export-plan"), config: app.config, source: state.source,
-    filters: filtersForCommand(), output, exportValues: state.exportValues!, authorizedBy: state.authorization.by.trim() || undefined,
+    listInfo: commandInfo("list-patients"), exportInfo: commandInfo("export-plan"), config: app.config, source: state.listed.source,
+    filters: state.listed.filters, output, exportValues: state.exportValues!, authorizedBy: state.authorization.by.trim() || undefined,
   };
 }
 
@@ -169,16 +171,24 @@ function updatePreview(): void {
 async function listNow(filters: ListFilters = filtersForCommand()): Promise<boolean> {
   if (!state.source || state.busy) return false;
   state.busy = true;
+  const source = state.source;
+  // The list shown is of the source and filters it was made with; while another is made, none is.
+  const previous = { list: state.list, listed: state.listed };
+  state.list = undefined;
+  state.listed = undefined;
+  drawList();
   const button = document.getElementById("list-button") as HTMLButtonElement | null;
   if (button) button.disabled = true;
   announce("Listing patients…");
   try {
-    state.list = await api<ListResult>("/api/list", { body: { source: state.source, filters } });
+    state.list = await api<ListResult>("/api/list", { body: { source, filters } });
+    state.listed = { source, filters: structuredClone(filters) };
     const known = new Set(state.list.patients.flatMap((p) => p.plans.map((q) => q.planKey)));
     for (const k of [...state.selected]) if (!known.has(k)) state.selected.delete(k);
     announce(`${state.list.patients.length} patient(s) listed${state.list.problems.length ? `, ${state.list.problems.length} problem(s)` : ""}`);
     return true;
   } catch (e) {
+    ({ list: state.list, listed: state.listed } = previous);
     announce(`Cannot list patients: ${(e as Error).message}`, "error");
     return false;
   } finally {
@@ -263,7 +273,7 @@ function drawList(): void {
       h("p", { class: "muted" }, "Ran: ", h("code", {}, list.commandLine)),
       list.problems.length ? h("ul", { class: "problems", "aria-label": "Problems list-patients reported" }, list.problems.map((x) => h("li", {}, x))) : null,
       list.patients.length
-        ? h("div", { class: "table-wrap" }, h("table", { class: "patients", id: "patient-table" },
+        ? h("div", { class: "table-wrap" }, h("table", { class: "patients", id: "patient-table", "data-source": state.listed ? `${state.listed.source.kind}:${state.listed.source.name}` : undefined },
           h("caption", { class: "sr-only" }, "Patients and their plans; tick plans to export"),
           h("thead", {}, h("tr", {}, ...["Export", "Patient ID", "Name / plan", "Status", "Approval", "Machines", "Type"].map((t) => h("th", { scope: "col" }, t)))),
           h("tbody", {}, rows)))
@@ -406,14 +416,14 @@ function makeScript(kind: ScriptKind): void {
 
 async function startExport(): Promise<void> {
   const problem = exportProblem();
-  if (problem || !state.source) {
-    announce(problem ?? "Choose a source", "error");
+  if (problem || !state.listed) {
+    announce(problem ?? "List patients first", "error");
     return;
   }
   try {
     const { id } = await api<{ id: string }>("/api/jobs/export", {
       body: {
-        source: state.source, filters: filtersForCommand(), selection: selection(), output: state.output, exportValues: state.exportValues,
+        source: state.listed.source, filters: state.listed.filters, selection: selection(), output: state.output, exportValues: state.exportValues,
         authorization: state.authorization,
       },
     });
