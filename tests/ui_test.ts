@@ -68,9 +68,12 @@ function startUi(cwd: string, args: string[] = []): Promise<UiProcess> {
         stderr: () => err,
         stop: () =>
           new Promise((done) => {
-            if (proc.exitCode !== null) return done(proc.exitCode);
+            // Ended already (under Deno a process killed by a signal keeps exitCode null).
+            if (proc.exitCode !== null || proc.signalCode !== null) return done(proc.exitCode);
             proc.once("exit", (code) => done(code));
-            proc.kill("SIGTERM");
+            // process.kill, not proc.kill: Deno's ChildProcess reports a child it signalled as
+            // killed (exit code null) even when the child handled the signal and exited 0.
+            process.kill(proc.pid!, "SIGTERM");
           }),
       });
     });

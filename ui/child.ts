@@ -175,7 +175,16 @@ export function startPipeline(pipeline: string[][], opts: PipelineOptions): Runn
     pid: last.pid,
     done,
     interrupt() {
-      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGINT");
+      // process.kill, not c.kill: Deno's ChildProcess reports a child it signalled as killed by the
+      // signal even when the child handled it and exited 130.
+      for (const c of children) {
+        if (c.exitCode !== null || c.signalCode !== null || c.pid === undefined) continue;
+        try {
+          process.kill(c.pid, "SIGINT");
+        } catch {
+          // gone meanwhile
+        }
+      }
     },
     kill(signal: NodeJS.Signals = "SIGKILL") {
       for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill(signal);

@@ -93,10 +93,11 @@ export interface JobsOptions {
 function exitState(run: RunRecord | undefined): JobState {
   if (!run) return "starting";
   if (!run.ended) return run.pid && processAlive(run.pid) && run.host === hostname() ? "running" : "killed";
+  // Ctrl-C: the command exits 130 (under Deno its parent may see the SIGINT itself instead).
+  if (run.exitCode === 130 || run.signal === "SIGINT") return "cancelled";
   if (run.signal) return "killed";
   if (run.exitCode === 0) return "done";
   if (run.exitCode === 3) return "partial";
-  if (run.exitCode === 130) return "cancelled";
   return "failed";
 }
 
