@@ -130,7 +130,10 @@ const AUTHORIZER = "Dr. Jane Roe";
 async function shot(name: string): Promise<void> {
   const where = SHOTS ?? join(dir, "shots");
   mkdirSync(where, { recursive: true });
+  // The status line sticks to the bottom of the window; on a full-page picture it would cover the middle.
+  await page.evaluate(() => document.querySelector("footer")!.style.setProperty("position", "static"));
   await page.screenshot({ path: join(where, `ui-${name}.png`), fullPage: true });
+  await page.evaluate(() => document.querySelector("footer")!.style.removeProperty("position"));
 }
 
 /** `list-patients` records for some patients, trimmed to the plans wanted (what the CLI user would pipe). */
@@ -492,6 +495,18 @@ describe("rtexport ui in Chromium", () => {
     assert.equal(await rawStatus(`${ui.url}api/config/peers/evil`, "PUT", { ...auth, Origin: `http://127.0.0.1:${ui.port}`, "Content-Type": "application/json" }, body), 200);
     assert.equal(await rawStatus(`${ui.url}api/config/peers/evil`, "DELETE", { ...auth, "Content-Type": "application/json" }, "{}"), 200);
     assert.equal(JSON.parse(readFileSync(join(dir, "rtexport.json"), "utf8")).peers.evil, undefined);
+    // The approval gate holds on the server too: an unapproved plan without a ticked, named authorization starts nothing.
+    const unauthorized = await fetch(`${ui.url}api/jobs/export`, {
+      method: "POST",
+      headers: { ...auth, "Content-Type": "application/json" },
+      body: JSON.stringify({
+        source: { kind: "catalog", name: "demo" }, filters: {}, output: "export", exportValues: { options: {}, args: [] },
+        selection: [{ patientId: A, plans: [{ planKey: `sqlite:${db}|${U}`, planId: U, approval: "UNAPPROVED" }] }],
+        authorization: { by: "", confirmed: true },
+      }),
+    });
+    assert.equal(unauthorized.status, 400);
+    assert.match((await unauthorized.json()).error, /1 selected plan\(s\) are not approved: their export needs your authorization/);
     const address = Object.values(networkInterfaces()).flat().find((a) => a && a.family === "IPv4" && !a.internal)?.address ?? "0.0.0.0";
     const off = await startUi(dir, ["--host", address]);
     try {

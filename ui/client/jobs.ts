@@ -117,6 +117,12 @@ function update(s: JobSnapshot): void {
   if (s.state !== lastState) {
     lastState = s.state;
     announce(`Job ${s.state}`);
+    // The job list beside the dashboard says the same.
+    const listed = document.querySelector(`a[data-job="${s.id}"] .badge`);
+    if (listed) {
+      listed.textContent = s.state;
+      listed.className = `badge state-${s.state}`;
+    }
   }
   document.body.dataset.jobState = s.state;
   (document.getElementById("job-cancel") as HTMLButtonElement).disabled = !s.active;

@@ -87,7 +87,7 @@ async function start(): Promise<void> {
     announce((e as Error).message, "error");
     return;
   }
-  document.getElementById("version")!.textContent = `rtexport ${app.info.version}`;
+  document.getElementById("version")!.textContent = app.info.version;
   globalThis.addEventListener("hashchange", () => void show());
   await show();
   document.body.dataset.ready = "true";
