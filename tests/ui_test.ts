@@ -131,9 +131,9 @@ async function shot(name: string): Promise<void> {
   const where = SHOTS ?? join(dir, "shots");
   mkdirSync(where, { recursive: true });
   // The status line sticks to the bottom of the window; on a full-page picture it would cover the middle.
-  await page.evaluate(() => document.querySelector("footer")!.style.setProperty("position", "static"));
+  await page.evaluate(`document.querySelector("footer").style.position = "static"`);
   await page.screenshot({ path: join(where, `ui-${name}.png`), fullPage: true });
-  await page.evaluate(() => document.querySelector("footer")!.style.removeProperty("position"));
+  await page.evaluate(`document.querySelector("footer").style.position = ""`);
 }
 
 /** `list-patients` records for some patients, trimmed to the plans wanted (what the CLI user would pipe). */
