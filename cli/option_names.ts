@@ -92,6 +92,7 @@ export const OPTION_NAMES: readonly string[] = [
   "patientId",
   "pattern",
   "peer",
+  "phantomPattern",
   "plan",
   "port",
   "preset",

@@ -1,6 +1,7 @@
 import type { Kysely } from "kysely";
 import type { PatientRecord, PlanRecord } from "../records/types.ts";
 import { connectDatabase, type SqlConnection } from "../sql/connect.ts";
+import { DEFAULT_PHANTOM_PATTERNS, isPhantom } from "../sources/filter.ts";
 
 /**
  * The catalog views rtexport reads. A site maps its planning system's schema onto these once
@@ -72,6 +73,12 @@ export interface CatalogFilter {
   statuses?: string[];
   includePlanTypes?: string[];
   includePhantoms?: boolean;
+  /**
+   * Patient ID / name patterns of phantom records (`*`, `?`; case-insensitive), on top of what the
+   * source says (the catalog's is_phantom, DICOM's Quality Control Subject). Default
+   * `DEFAULT_PHANTOM_PATTERNS` (lib/sources/filter.ts); `[]` for none.
+   */
+  phantomPatterns?: string[];
 }
 
 /** A catalog row that cannot be used, reported by name rather than dropped. */
@@ -122,7 +129,9 @@ export class Catalog {
         continue;
       }
       seen.add(p.patient_id);
-      if (p.is_phantom && !filter.includePhantoms) continue;
+      const phantom = !!p.is_phantom ||
+        isPhantom({ patientId: p.patient_id, family: p.family_name ?? undefined, given: p.given_name ?? undefined }, filter.phantomPatterns ?? DEFAULT_PHANTOM_PATTERNS);
+      if (phantom && !filter.includePhantoms) continue;
       const plans = await plansQuery(this.db, p.patient_id).execute();
       const kept: PlanRecord[] = [];
       for (const row of plans) {

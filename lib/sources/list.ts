@@ -1,7 +1,8 @@
-import { Catalog, type CatalogFilter } from "../catalog/catalog.ts";
+import { Catalog } from "../catalog/catalog.ts";
 import type { PeerSettings } from "../net/peer.ts";
 import type { PatientRecord, PlanRecord, RtRecord } from "../records/types.ts";
 import { listDicomPeer } from "./dicom.ts";
+import { checkListFilter, type ListFilter } from "./filter.ts";
 import { listFolder } from "./folder.ts";
 
 /** Where {@link listPatients} lists from. */
@@ -18,7 +19,9 @@ export interface ListProblem extends RtRecord {
 
 /**
  * `list-patients` as an async iterable: each patient record followed by its plan records, from a
- * catalog database, a folder of DICOM files or a Q/R peer, filtered as the command documents.
+ * catalog database, a folder of DICOM files or a Q/R peer, filtered as the command documents
+ * (docs/export.md, "Filters per source"). A filter the source cannot apply throws a
+ * `ListFilterError` (lib/sources/filter.ts) before the source is opened.
  *
  * @example
  * ```ts
@@ -27,7 +30,9 @@ export interface ListProblem extends RtRecord {
  * }
  * ```
  */
-export async function* listPatients(source: ListSource, filter: CatalogFilter = {}): AsyncGenerator<PatientRecord | PlanRecord | ListProblem> {
+export async function* listPatients(source: ListSource, filter: ListFilter = {}): AsyncGenerator<PatientRecord | PlanRecord | ListProblem> {
+  // Before anything is opened: a filter the source cannot apply is an error, never ignored.
+  checkListFilter(source.from, filter);
   if (source.from === "folder") {
     for (const root of source.paths) yield* listFolder(root, filter);
     return;
