@@ -1,7 +1,7 @@
 import type { Kysely } from "kysely";
 import type { PatientRecord, PlanRecord } from "../records/types.ts";
 import { connectDatabase, type SqlConnection } from "../sql/connect.ts";
-import { DEFAULT_PHANTOM_PATTERNS, isPhantom } from "../sources/filter.ts";
+import { DEFAULT_PHANTOM_PATTERNS, isPhantom, type ListFilter } from "../sources/filter.ts";
 
 /**
  * The catalog views rtexport reads. A site maps its planning system's schema onto these once
@@ -62,24 +62,8 @@ export const EXCLUDED_PLAN_TYPES: Record<string, string> = {
   SETUP: "setup/alignment plan",
 };
 
-/**
- * Which patients and plans `list-patients --from catalog` reads: IDs, updated since, plan statuses,
- * plan types and phantoms to include.
- */
-export interface CatalogFilter {
-  patientIds?: string[];
-  /** ISO date or date-time: only patients or plans updated after it. */
-  since?: string;
-  statuses?: string[];
-  includePlanTypes?: string[];
-  includePhantoms?: boolean;
-  /**
-   * Patient ID / name patterns of phantom records (`*`, `?`; case-insensitive), on top of what the
-   * source says (the catalog's is_phantom, DICOM's Quality Control Subject). Default
-   * `DEFAULT_PHANTOM_PATTERNS` (lib/sources/filter.ts); `[]` for none.
-   */
-  phantomPatterns?: string[];
-}
+/** Which patients and plans `list-patients --from catalog` reads (the filters every source takes). */
+export type CatalogFilter = ListFilter;
 
 /** A catalog row that cannot be used, reported by name rather than dropped. */
 export interface CatalogProblem {

@@ -4,8 +4,7 @@ import { personNameParts } from "../layout/sanitize.ts";
 import { connect, connectOptions, find, type PeerSettings, QR_MODELS } from "../net/mod.ts";
 import type { PatientRecord, PlanRecord } from "../records/types.ts";
 import { identifier } from "../qr/identifier.ts";
-import { checkListFilter, DEFAULT_PHANTOM_PATTERNS, dicomPlanType, isPhantom, type ListFilter, planTypeIncluded } from "./filter.ts";
-import type { ListProblem } from "./list.ts";
+import { checkListFilter, DEFAULT_PHANTOM_PATTERNS, dicomPlanType, isPhantom, type ListFilter, type ListProblem, planTypeIncluded } from "./filter.ts";
 
 function isoDate(da: string | undefined): string | undefined {
   return da && /^\d{8}$/.test(da) ? `${da.slice(0, 4)}-${da.slice(4, 6)}-${da.slice(6)}` : undefined;

@@ -5,10 +5,32 @@
  * apply is refused ({@linkcode checkListFilter}), never ignored in silence.
  */
 import { wildcardMatch } from "../dicom/wildcard.ts";
-import type { CatalogFilter } from "../catalog/catalog.ts";
 
-/** The filters of {@linkcode listPatients}: the same for every source. */
-export type ListFilter = CatalogFilter;
+/**
+ * Which patients and plans `list-patients` lists, the same for every source: IDs, updated since,
+ * plan statuses, plan types and phantoms to include, phantom patterns.
+ */
+export interface ListFilter {
+  patientIds?: string[];
+  /** ISO date or date-time: only patients or plans updated since it (per source: docs/export.md). */
+  since?: string;
+  statuses?: string[];
+  includePlanTypes?: string[];
+  includePhantoms?: boolean;
+  /**
+   * Patient ID / name patterns of phantom records (`*`, `?`; case-insensitive), on top of what the
+   * source says (the catalog's is_phantom, DICOM's Quality Control Subject). Default
+   * {@linkcode DEFAULT_PHANTOM_PATTERNS}; `[""]` for none.
+   */
+  phantomPatterns?: string[];
+}
+
+/** A source's row or patient that could not be used or found, reported rather than dropped. */
+export interface ListProblem {
+  type: "problem";
+  problem: { what: string; reason: string };
+  [field: string]: unknown;
+}
 
 /** Plan Intent (300A,000A) values of QA plans: left out unless QA plans are included. */
 export const QA_PLAN_INTENTS: ReadonlySet<string> = new Set(["VERIFICATION", "MACHINE_QA", "QA"]);

@@ -2,8 +2,7 @@ import { resolve } from "node:path";
 import { scanDicomSync } from "../fs/scan.ts";
 import { personNameParts } from "../layout/sanitize.ts";
 import type { PatientRecord, PlanRecord } from "../records/types.ts";
-import { checkListFilter, DEFAULT_PHANTOM_PATTERNS, dicomPlanType, isPhantom, type ListFilter, planTypeIncluded } from "./filter.ts";
-import type { ListProblem } from "./list.ts";
+import { checkListFilter, DEFAULT_PHANTOM_PATTERNS, dicomPlanType, isPhantom, type ListFilter, type ListProblem, planTypeIncluded } from "./filter.ts";
 import { buildReferenceTree, type ReferenceTree } from "../rt/tree.ts";
 import { type RtObjectSummary, summarizeObject } from "../rt/summary.ts";
 

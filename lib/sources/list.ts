@@ -1,8 +1,8 @@
 import { Catalog } from "../catalog/catalog.ts";
 import type { PeerSettings } from "../net/peer.ts";
-import type { PatientRecord, PlanRecord, RtRecord } from "../records/types.ts";
+import type { PatientRecord, PlanRecord } from "../records/types.ts";
 import { listDicomPeer } from "./dicom.ts";
-import { checkListFilter, type ListFilter } from "./filter.ts";
+import { checkListFilter, type ListFilter, type ListProblem } from "./filter.ts";
 import { listFolder } from "./folder.ts";
 
 /** Where {@link listPatients} lists from. */
@@ -11,11 +11,8 @@ export type ListSource =
   | { from: "folder"; paths: string[] }
   | { from: "dicom"; peer: PeerSettings };
 
-/** A catalog row that could not be used, reported rather than dropped. */
-export interface ListProblem extends RtRecord {
-  type: "problem";
-  problem: { what: string; reason: string };
-}
+/** A row or patient that could not be used or found, reported rather than dropped. */
+export type { ListProblem } from "./filter.ts";
 
 /**
  * `list-patients` as an async iterable: each patient record followed by its plan records, from a
