@@ -4,13 +4,14 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { showRecords } from "../lib/rt/show.ts";
 import type { ShowPlanRecord, UnconnectedRecord } from "../lib/rt/tree.ts";
 import type { StageEvent } from "../lib/stage/stage.ts";
-import { runCliSync } from "./_run.ts";
+import { readDicomFile } from "../lib/dicom/reader.ts";
+import { records, runCliSync, sh } from "./_run.ts";
 
 const PLAN = "1.2.840.10008.5.1.4.1.1.481.5";
 const DOSE = "1.2.840.10008.5.1.4.1.1.481.2";
@@ -67,6 +68,8 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 describe("show keys everything by (patient, UID)", () => {
   const oneSeries = join(tmp, "one-series");
   const DOSES = `${U}.3`;
+  const shared = join(tmp, "shared-plan");
+  const sharedPlans: string[] = [];
   before(() => {
     // Three patients' doses in one series (a TPS that writes all doses of a day into one series):
     // P1 and P2 with their plans, P3's plan absent.
@@ -76,6 +79,10 @@ describe("show keys everything by (patient, UID)", () => {
     dose(oneSeries, "P2", `${U}.20.2`, DOSES, `${U}.10.2`);
     dose(oneSeries, "P3", `${U}.20.3`, DOSES, `${U}.10.3`);
     dose(oneSeries, "P3", `${U}.20.4`, DOSES, `${U}.10.3`);
+    // Two patients whose plans share a SOP Instance UID, each with a dose referencing it.
+    sharedPlans.push(plan(shared, "A", `${U}.11`, "A-plan"), plan(shared, "B", `${U}.11`, "B-plan"));
+    dose(shared, "A", `${U}.21.1`, `${U}.4.A`, `${U}.11`);
+    dose(shared, "B", `${U}.21.2`, `${U}.4.B`, `${U}.11`);
   });
 
   test("doses of several patients in one series: each under its own patient and plan", async () => {
@@ -93,12 +100,8 @@ describe("show keys everything by (patient, UID)", () => {
   });
 
   test("a plan UID two patients share, with other content: in both trees, each with its own dose, and a warning naming both files", async () => {
-    const dir = join(tmp, "shared-plan");
-    const a = plan(dir, "A", `${U}.11`, "A-plan");
-    const b = plan(dir, "B", `${U}.11`, "B-plan");
-    dose(dir, "A", `${U}.21.1`, `${U}.4.A`, `${U}.11`);
-    dose(dir, "B", `${U}.21.2`, `${U}.4.B`, `${U}.11`);
-    const { plans, warnings } = await show([a, b, join(dir)]);
+    const [a, b] = sharedPlans;
+    const { plans, warnings } = await show([a, b, shared]);
     assert.deepEqual(plans.map((p) => [p.patientId, p.label, p.path, p.doses.map((d) => d.sopInstanceUid)]), [
       ["A", "A-plan", a, [`${U}.21.1`]],
       ["B", "B-plan", b, [`${U}.21.2`]],
@@ -131,9 +134,25 @@ describe("show keys everything by (patient, UID)", () => {
     assert.deepEqual(unconnected[0].objects.map((o) => o.modality), ["RTSTRUCT"]);
   });
 
+  test("list-patients --from folder | export-plan: each patient's tree holds its own plan of the shared UID, nothing of the other", async () => {
+    const out = join(tmp, "shared-export");
+    const r = await sh(`"\${RT[@]}" list-patients --from folder '${shared}' | "\${RT[@]}" export-plan --include-unapproved --out '${out}'`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(records(r.stdout).filter((x) => x.type === "plan").map((x) => x.patientId), ["A", "B"]);
+    const files = readdirSync(out, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".dcm"));
+    const byPatient = new Map<string, string[]>();
+    for (const f of files) {
+      const top = f.split(/[\\/]/)[0];
+      const ds = readDicomFile(join(out, f)).dataset;
+      const list = byPatient.get(top) ?? [];
+      list.push(`${ds.string(0x00100020)}:${ds.string(0x300a0002) ?? ds.string(0x00080060)}`);
+      byPatient.set(top, list);
+    }
+    assert.deepEqual([...byPatient.values()].map((l) => l.sort()).sort(), [["A:A-plan", "A:RTDOSE"], ["B:B-plan", "B:RTDOSE"]]);
+  });
+
   test("rtexport show: the warning on stderr names both files, exit 0", () => {
-    const dir = join(tmp, "shared-plan");
-    const r = runCliSync(["show", "--json", dir]);
+    const r = runCliSync(["show", "--json", shared]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /SOP Instance UID [\d.]+ is in ".*" and in ".*", which belong to different patients/);
     assert.equal(r.stdout.trim().split("\n").map((l) => JSON.parse(l)).filter((x) => x.type === "plan").length, 2);
