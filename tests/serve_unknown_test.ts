@@ -2,7 +2,8 @@
 // the standard storage classes (Philips private CX 1.3.46.670589.2.4.1.1, the retired RT Beams
 // Delivery Instruction trial 1.2.840.10008.5.1.4.34.1) are stored when asked for, and answered in
 // Q/R like the others. Files written by DCMTK dump2dcm, sent by DCMTK dcmsend (storescu refuses
-// unknown classes), found with findscu, moved with movescu to a storescp in promiscuous mode.
+// unknown classes), found with findscu, moved with movescu to a storescp in promiscuous mode, and
+// retrieved by Orthanc (C-MOVE to itself).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
@@ -11,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { compareRows, runDcmdump } from "./_dcmdump.ts";
-import { dcmtkEnv, freePort, runDcmtk, startStorescp, type StorescpPeer } from "./_peers.ts";
+import { dcmtkEnv, freePort, runDcmtk, startOrthanc, startStorescp, type StorescpPeer } from "./_peers.ts";
 import { cliCommand } from "./_run.ts";
 
 const CX = "1.3.46.670589.2.4.1.1";
@@ -56,8 +57,8 @@ interface Served {
 }
 
 /** Runs `rtexport serve` (the real command, in its own process) in `cwd` until stop(). */
-async function serve(name: string, extra: string[], cwd = tmp): Promise<Served> {
-  const port = await freePort();
+async function serve(name: string, extra: string[], cwd = tmp, port?: number): Promise<Served> {
+  port ??= await freePort();
   const dir = join(tmp, name);
   const [cmd, ...args] = cliCommand();
   const proc = spawn(cmd, [
@@ -155,6 +156,28 @@ describe("serve: SOP classes it does not know", () => {
       }
     } finally {
       assert.equal(await s.stop(), 0);
+    }
+  });
+
+  test("Orthanc retrieves them by C-MOVE from serve --accept-unknown, identical to the source", async () => {
+    const port = await freePort();
+    const orthanc = await startOrthanc({ modalities: [{ aeTitle: "RTSERVE", host: "127.0.0.1", port }] });
+    const s = await serve("for-orthanc", ["--accept-unknown", "--allow", "ORTHANC@127.0.0.1", "--move-dest", `ORTHANC=127.0.0.1:${orthanc.port}`], tmp, port);
+    try {
+      assert.equal((await send(s, files.cx, files.bdi)).stored, 2);
+      await orthanc.rest("/modalities/RTSERVE/move", { Level: "Study", Resources: [{ StudyInstanceUID: "1.2.826.0.1.3680043.9.7777.2" }], TargetAet: "ORTHANC" });
+      const ids: string[] = await orthanc.rest("/instances");
+      assert.equal(ids.length, 2);
+      for (const id of ids) {
+        const got = join(tmp, `orthanc-${id}.dcm`);
+        writeFileSync(got, await orthanc.restBytes(`/instances/${id}/file`));
+        const dump = runDcmdump(got).dataset;
+        const src = dump.some((row) => row.value === `[${CX}]`) ? files.cx : files.bdi;
+        assert.deepEqual(compareRows(runDcmdump(src).dataset, dump), [], got);
+      }
+    } finally {
+      assert.equal(await s.stop(), 0);
+      await orthanc.stop();
     }
   });
 
