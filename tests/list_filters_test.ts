@@ -117,10 +117,15 @@ describe("list-patients --from folder: filters from what DICOM carries", () => {
     assert.deepEqual(Object.keys(r.shape).sort(), ["P-CT", "P-NEW", "P-OLD", "PH-7"]);
   });
 
-  test("a patient asked for that the folder does not hold: reported, exit 3", async () => {
-    const r = await list(["--from", "folder", folder, "--patient", "NOPE"]);
+  test("a patient asked for that no folder holds: reported once, exit 3; one that another folder holds, or a phantom left out, is not", async () => {
+    const empty = join(tmp, "empty");
+    mkdirSync(empty, { recursive: true });
+    let r = await list(["--from", "folder", folder, empty, "--patient", "NOPE", "--patient", "P-OLD", "--patient", "PH-7"]);
     assert.equal(r.code, 3);
-    assert.match(r.stderr, /Cannot list patient NOPE: not in folder/);
+    assert.deepEqual(r.shape, { "P-OLD": ["old-plan"] });
+    assert.deepEqual(r.stderr.match(/Cannot list [^\n]*/g), [`Cannot list patient NOPE: not in folder "${folder}", "${empty}"`]);
+    r = await list(["--from", "folder", empty, folder, "--patient", "P-OLD"]);
+    assert.equal(r.code, 0, r.stderr);
   });
 
   for (

@@ -31,7 +31,20 @@ export async function* listPatients(source: ListSource, filter: ListFilter = {})
   // Before anything is opened: a filter the source cannot apply is an error, never ignored.
   checkListFilter(source.from, filter);
   if (source.from === "folder") {
-    for (const root of source.paths) yield* listFolder(root, filter);
+    // A patient asked for is missing only when no folder holds it (listed or filtered out).
+    const missing = new Map<string, number>();
+    for (const root of source.paths) {
+      for (const r of listFolder(root, filter)) {
+        if (r.type === "problem") {
+          const what = (r as ListProblem).problem.what;
+          missing.set(what, (missing.get(what) ?? 0) + 1);
+        } else yield r;
+      }
+    }
+    const where = source.paths.map((p) => `"${p}"`).join(", ");
+    for (const [what, n] of missing) {
+      if (n === source.paths.length) yield { type: "problem", problem: { what, reason: `not in folder ${where}` } };
+    }
     return;
   }
   if (source.from === "dicom") {
