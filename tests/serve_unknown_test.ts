@@ -159,6 +159,23 @@ describe("serve: SOP classes it does not know", () => {
     }
   });
 
+  test("after a restart (without the flag) the stored ones are indexed from the folder and still found", async () => {
+    const s = await serve("open", []);
+    try {
+      assert.match(s.stderr(), /indexed .*: 0 new, 0 changed, 2 unchanged/);
+      const od = join(tmp, "find-again");
+      mkdirSync(od, { recursive: true });
+      const f = await runDcmtk("findscu", [
+        "-aet", "FINDSCU", "-aec", "RTSERVE", "-S", "-X", "-od", od, "-k", "QueryRetrieveLevel=IMAGE", "-k", "StudyInstanceUID=1.2.826.0.1.3680043.9.7777.2",
+        "-k", "SeriesInstanceUID", "-k", "SOPInstanceUID", "-k", "SOPClassUID", "127.0.0.1", String(s.port),
+      ]);
+      assert.equal(f.code, 0, f.stderr);
+      assert.equal(readdirSync(od).length, 2);
+    } finally {
+      assert.equal(await s.stop(), 0);
+    }
+  });
+
   test("Orthanc retrieves them by C-MOVE from serve --accept-unknown, identical to the source", async () => {
     const port = await freePort();
     const orthanc = await startOrthanc({ modalities: [{ aeTitle: "RTSERVE", host: "127.0.0.1", port }] });
