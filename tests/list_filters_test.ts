@@ -5,13 +5,14 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { main as listMain } from "../commands/list-patients.ts";
 import { createCatalogTables } from "../lib/catalog/catalog.ts";
 import { connectDatabase } from "../lib/sql/connect.ts";
 import { type OrthancPeer, runDcmtk, runMainCaptured, startOrthanc } from "./_peers.ts";
+import { type ServeChild, startServe } from "./_hostile.ts";
 
 const PLAN = "1.2.840.10008.5.1.4.1.1.481.5";
 const CT = "1.2.840.10008.5.1.4.1.1.2";
@@ -146,42 +147,59 @@ describe("list-patients --from folder: filters from what DICOM carries", () => {
   }
 });
 
-describe("list-patients --from dicom (Orthanc): filters from what the peer answers", () => {
-  before(async () => {
-    orthanc = await startOrthanc();
-    const files = readdirSync(folder).map((f) => join(folder, f));
-    const r = await runDcmtk("storescu", ["-aec", orthanc.aeTitle, orthanc.host, String(orthanc.port), ...files]);
-    assert.equal(r.code, 0, r.stderr);
-  });
-  const peer = () => ["--from", "dicom", "--host", orthanc.host, "--port", String(orthanc.port), "--called-aet", orthanc.aeTitle];
+// The same expectations from Orthanc (filled by storescu) and from our own serve over the folder.
+for (const peerName of ["Orthanc", "serve"] as const) {
+  describe(`list-patients --from dicom (${peerName}): filters from what the peer answers`, () => {
+    let peerArgs: string[] = [];
+    let served: ServeChild | undefined;
+    before(async () => {
+      if (peerName === "Orthanc") {
+        orthanc = await startOrthanc();
+        const files = readdirSync(folder).map((f) => join(folder, f));
+        const r = await runDcmtk("storescu", ["-aec", orthanc.aeTitle, orthanc.host, String(orthanc.port), ...files]);
+        assert.equal(r.code, 0, r.stderr);
+        peerArgs = ["--host", orthanc.host, "--port", String(orthanc.port), "--called-aet", orthanc.aeTitle];
+      } else {
+        // A copy: serve keeps its index in the folder it serves.
+        cpSync(folder, join(tmp, "served"), { recursive: true });
+        served = await startServe(["--dir", join(tmp, "served"), "--aet", "RTSERVE", "--allow", "RTEXPORT"]);
+        peerArgs = ["--host", served.host, "--port", String(served.port), "--called-aet", "RTSERVE", "--calling-aet", "RTEXPORT"];
+      }
+    });
+    after(async () => void await served?.stop());
+    const peer = () => ["--from", "dicom", ...peerArgs];
 
-  test("default: QA plans (Plan Intent) and phantoms left out; setup plans listed (C-FIND shows no beams)", async () => {
-    const r = await list(peer());
-    assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(Object.fromEntries(Object.entries(r.shape).map(([k, v]) => [k, v.sort()])), {
-      "P-CT": ["ct-plan"],
-      "P-NEW": ["earlier-plan", "new-plan", "setup-plan"],
-      "P-OLD": ["old-plan"],
-      "WT-1": ["tank-plan"],
+    test("default: QA plans (Plan Intent) and phantoms left out; setup plans listed (C-FIND shows no beams)", async () => {
+      const r = await list(peer());
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(Object.fromEntries(Object.entries(r.shape).map(([k, v]) => [k, v.sort()])), {
+        "P-CT": ["ct-plan"],
+        "P-NEW": ["earlier-plan", "new-plan", "setup-plan"],
+        "P-OLD": ["old-plan"],
+        "WT-1": ["tank-plan"],
+      });
+    });
+
+    test("--since by Study Date; --include-qa and --include-phantom bring them back; an unknown patient is reported", async () => {
+      let r = await list([...peer(), "--since", "2024-01-01"]);
+      assert.equal(r.code, 0, r.stderr);
+      // P-CT's study holds a plan of 2019 and a CT of 2024 that disagree on Study Date: Orthanc
+      // answers the first stored (2019), serve's index the one it indexed last (2024).
+      const ct = peerName === "serve" ? { "P-CT": ["ct-plan"] } : {};
+      assert.deepEqual(Object.fromEntries(Object.entries(r.shape).map(([k, v]) => [k, v.sort()])), { ...ct, "P-NEW": ["new-plan", "setup-plan"], "WT-1": ["tank-plan"] });
+      r = await list([...peer(), "--since", "2030-01-01"]);
+      assert.deepEqual(r.shape, {});
+      r = await list([...peer(), "--include-qa", "--include-phantom", "--patient", "P-NEW", "--patient", "QCS-1", "--patient", "PH-7", "--patient", "NOPE"]);
+      assert.equal(r.code, 3, r.stderr);
+      assert.deepEqual(Object.fromEntries(Object.entries(r.shape).map(([k, v]) => [k, v.sort()])), {
+        "P-NEW": ["earlier-plan", "new-plan", "qa-plan:QA", "setup-plan"],
+        "PH-7": ["phantom-plan"],
+        "QCS-1": ["qcs-plan"],
+      });
+      assert.match(r.stderr, /Cannot list patient NOPE: not found on dicom:/);
     });
   });
-
-  test("--since by Study Date; --include-qa and --include-phantom bring them back; an unknown patient is reported", async () => {
-    let r = await list([...peer(), "--since", "2024-01-01"]);
-    assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(Object.fromEntries(Object.entries(r.shape).map(([k, v]) => [k, v.sort()])), { "P-NEW": ["new-plan", "setup-plan"], "WT-1": ["tank-plan"] });
-    r = await list([...peer(), "--since", "2030-01-01"]);
-    assert.deepEqual(r.shape, {});
-    r = await list([...peer(), "--include-qa", "--include-phantom", "--patient", "P-NEW", "--patient", "QCS-1", "--patient", "PH-7", "--patient", "NOPE"]);
-    assert.equal(r.code, 3, r.stderr);
-    assert.deepEqual(Object.fromEntries(Object.entries(r.shape).map(([k, v]) => [k, v.sort()])), {
-      "P-NEW": ["earlier-plan", "new-plan", "qa-plan:QA", "setup-plan"],
-      "PH-7": ["phantom-plan"],
-      "QCS-1": ["qcs-plan"],
-    });
-    assert.match(r.stderr, /Cannot list patient NOPE: not found on dicom:/);
-  });
-});
+}
 
 describe("list-patients --from catalog: phantom patterns beside is_phantom", () => {
   test("a patient named like a phantom is left out by default, and by a configured pattern", async () => {
