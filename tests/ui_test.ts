@@ -460,6 +460,29 @@ describe("rtexport ui in Chromium", () => {
     await shot("data");
   });
 
+  test("keyboard and labels: the tabs move with the arrow keys, and every control on every screen has a name", async () => {
+    await page.click("#tab-sources");
+    await page.focus("#tab-sources");
+    await page.keyboard.press("ArrowRight");
+    await page.waitForFunction("location.hash === '#patients' && document.activeElement.id === 'tab-patients'");
+    await page.keyboard.press("End");
+    await page.waitForFunction("location.hash === '#data' && document.activeElement.id === 'tab-data'");
+    await page.keyboard.press("ArrowRight");
+    await page.waitForFunction("location.hash === '#sources' && document.activeElement.id === 'tab-sources'");
+    for (const tab of ["sources", "patients", "commands", "jobs", "data"]) {
+      await page.click(`#tab-${tab}`);
+      await page.waitForSelector(`body[data-screen="${tab}"]`);
+      await page.waitForTimeout(300);
+      const unnamed = await page.locator("input, select, textarea, button").evaluateAll((els) =>
+        els.filter((e) => {
+          const c = e as unknown as { type?: string; labels?: { length: number } | null; getAttribute(n: string): string | null; textContent: string | null };
+          return c.type !== "hidden" && !c.labels?.length && !c.getAttribute("aria-label") && !c.textContent?.trim();
+        }).map((e) => e.outerHTML.slice(0, 120))
+      );
+      assert.deepEqual(unnamed, [], `controls without a name on ${tab}`);
+    }
+  });
+
   test("a restarted server and a second browser show the same job from the ledger; the old token is refused", async () => {
     serverLogs.push(ui.stderr());
     assert.equal(await ui.stop(), 0);
