@@ -177,6 +177,7 @@ before(async () => {
   // `hang` (a catalog server that stops answering): a job that hangs mid-way, on purpose.
   pg = await startPostgres();
   pg.psql("create database catalog");
+  pg.psql("create database ledger");
   const { connectDatabase } = await import("../lib/sql/connect.ts");
   const { createCatalogTables } = await import("../lib/catalog/catalog.ts");
   // deno-lint-ignore no-explicit-any -- catalog rows copied as they are
@@ -257,7 +258,9 @@ describe("rtexport ui in Chromium", () => {
     await add("peers", "refusing", { host: "127.0.0.1", port: String(refusing.port), calledAet: "UI-REFUSE" });
     await add("peers", "closed", { host: "127.0.0.1", port: "1", calledAet: "NOBODY" });
     await add("outputs", "export", { path: uiOut });
-    await add("outputs", "second", { path: join(dir, "kill-export") });
+    // A shared ledger in PostgreSQL, as when several machines work one migration.
+    // Its URL holds a password (the server trusts loopback and ignores it): never on a command line.
+    await add("outputs", "second", { path: join(dir, "kill-export"), ledger: pg.url("ledger").replace("postgres@", "postgres:s3cret@") });
     assert.match(await probe("catalogs", "catalog", "demo"), /^ok\b.*6 patients, 17 plans; vault found/);
     assert.match(await probe("catalogs", "catalog", "hospital"), /^ok\b.*6 patients/);
     assert.match(await probe("catalogs", "catalog", "missing"), /^not-found\b.*nope\.db/);
@@ -427,6 +430,11 @@ describe("rtexport ui in Chromium", () => {
     for (const row of await page.locator("#progress-table tr.patient").all()) assert.equal(await row.getAttribute("data-state"), "done");
     const snap = await jobSnapshot(id);
     assert.equal(snap.runs.length, 3, "the start, the retry after the cancel, the retry after the kill");
+    for (const r of snap.runs as unknown as { commandLine: string }[]) assert.ok(!r.commandLine.includes("s3cret"), r.commandLine);
+    assert.ok(!(await page.textContent("#dash-log") ?? "").includes("s3cret"));
+    // The workers table comes from the shared ledger: each run's process with its pid.
+    const pids = await page.locator("#dash-workers tr[data-pid]").evaluateAll((rows) => rows.map((r) => Number(r.getAttribute("data-pid"))));
+    assert.deepEqual([...pids].sort(), snap.runs.map((r) => r.pid!).sort());
     const input = await selectionRecords(pg.url("catalog"), Object.fromEntries(["RTX0001", "RTX0002", "RTX0003", "RTX0004", "RTX0005"].map((x) => [x, "approved"])));
     const reference = join(dir, "kill-reference");
     const cli = await sh(`"\${RT[@]}" export-plan --out '${reference}'`, { input });

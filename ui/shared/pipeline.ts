@@ -129,12 +129,16 @@ export function exportCommand(spec: ExportSpec, patients: SelectedPatient[]): Bu
   const own: Record<string, OptionValue> = {};
   for (const [k, v] of Object.entries(spec.exportValues.options)) if (!EXPORT_OWN.includes(k)) own[k] = v;
   own.out = { var: "OUT" };
-  if (spec.output.ledger) own.ledger = spec.output.ledger;
+  const env = [...s.env];
+  if (spec.output.ledger && hasPassword(spec.output.ledger)) {
+    // A password never goes on a command line (ps, logs, scripts): the commands read RTEXPORT_LEDGER.
+    env.push({ name: "RTEXPORT_LEDGER", value: spec.output.ledger, why: "Set RTEXPORT_LEDGER to the ledger's URL (it holds a password, so it is not written here)" });
+  } else if (spec.output.ledger) own.ledger = spec.output.ledger;
   if (spec.job) own.job = spec.job;
   if (spec.authorizedBy && patients.some((p) => p.plans.some(isUnapproved))) own.authorizedBy = spec.authorizedBy;
   if (spec.source.kind === "peer") Object.assign(own, peerValues(sourceEntry(spec.config, spec.source) as PeerEntry));
   const exportArgv = commandArgs(spec.exportInfo, { options: own, args: [] }, ALWAYS);
-  return { pipeline: [["list-patients", ...commandArgs(spec.listInfo, listValues, ALWAYS)], ["export-plan", ...exportArgv]], env: s.env };
+  return { pipeline: [["list-patients", ...commandArgs(spec.listInfo, listValues, ALWAYS)], ["export-plan", ...exportArgv]], env };
 }
 
 function planNames(p: SelectedPatient): string {
