@@ -161,6 +161,23 @@ async function waitJob(id: string, state: string, timeout = 90_000): Promise<voi
   await page.waitForSelector(`body[data-job="${id}"][data-job-state="${state}"]`, { timeout });
 }
 
+/**
+ * Polls `check` from here (page.waitForFunction with a string would evaluate it in the page, which
+ * the UI's Content-Security-Policy refuses, as it should).
+ */
+async function waitUntil(check: () => Promise<boolean>, what: string, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Waits until screen `tab` is shown and its tab has the keyboard focus. */
+async function waitFocus(tab: string): Promise<void> {
+  await waitUntil(async () => page.url().endsWith(`#${tab}`) && (await page.locator(`#tab-${tab}:focus`).count()) === 1, `the ${tab} tab focused`);
+}
+
 function currentJob(): string {
   const m = /#jobs\/([0-9a-f]{12})/.exec(page.url());
   assert.ok(m, `not on a job's dashboard: ${page.url()}`);
@@ -283,9 +300,15 @@ describe("rtexport ui in Chromium", () => {
   test("patient list: two patients and one unapproved plan (authorized), exported by a job; the tree equals the CLI's", async () => {
     await page.click("#tab-patients");
     await page.selectOption("#list-source", "catalog:demo");
+    // Phantom patterns (--phantom-pattern) leave patients out, by ID or name.
+    await page.fill("#list-phantom-patterns", "RTX0003 *hong*");
+    assert.match(await page.textContent("#list-preview") ?? "", /--phantom-pattern RTX0003 --phantom-pattern '\*hong\*'$/);
     await page.click("#list-button");
     await page.waitForSelector('#patient-table[data-source="catalog:demo"]');
-    assert.equal(await page.locator("tr.patient").count(), 5);
+    assert.deepEqual(await page.locator("tr.patient th").allTextContents(), ["RTX0001", "RTX0002", "RTX0004"]);
+    await page.fill("#list-phantom-patterns", "");
+    await page.click("#list-button");
+    await waitUntil(async () => (await page.locator("tr.patient").count()) === 5, "5 patients listed");
     await page.check(`input[data-patient="${A}"]:not([data-plan])`);
     await page.check(`input[data-patient="${B}"]:not([data-plan])`);
     await page.check(`input[data-patient="${A}"][data-plan="${U}"]`);
@@ -446,7 +469,7 @@ describe("rtexport ui in Chromium", () => {
     await page.click("#tab-data");
     await page.fill("#data-path", uiOut);
     await page.dispatchEvent("#data-path", "change");
-    await page.waitForFunction("document.getElementById('data-patient').options.length === 3");
+    await waitUntil(async () => (await page.locator("#data-patient option").count()) === 3, "the export's two patient folders offered");
     const folder = await page.locator("#data-patient option").nth(1).getAttribute("value");
     await page.selectOption("#data-patient", folder!);
     await page.click("#tree-button");
@@ -472,11 +495,11 @@ describe("rtexport ui in Chromium", () => {
     await page.click("#tab-sources");
     await page.focus("#tab-sources");
     await page.keyboard.press("ArrowRight");
-    await page.waitForFunction("location.hash === '#patients' && document.activeElement.id === 'tab-patients'");
+    await waitFocus("patients");
     await page.keyboard.press("End");
-    await page.waitForFunction("location.hash === '#data' && document.activeElement.id === 'tab-data'");
+    await waitFocus("data");
     await page.keyboard.press("ArrowRight");
-    await page.waitForFunction("location.hash === '#sources' && document.activeElement.id === 'tab-sources'");
+    await waitFocus("sources");
     for (const tab of ["sources", "patients", "commands", "jobs", "data"]) {
       await page.click(`#tab-${tab}`);
       await page.waitForSelector(`body[data-screen="${tab}"]`);

@@ -133,6 +133,12 @@ function sourceForm(): HTMLElement {
     });
     return field(`Also list ${label}`, box);
   });
+  const phantoms = h("input", { type: "text", id: "list-phantom-patterns", spellcheck: "false", autocomplete: "off", placeholder: "*PHANTOM*" });
+  phantoms.value = (state.filters.phantomPatterns ?? []).join(" ");
+  phantoms.addEventListener("input", () => {
+    state.filters.phantomPatterns = phantoms.value.split(/\s+/).filter(Boolean);
+    updatePreview();
+  });
   const listButton = h("button", { type: "button", id: "list-button", class: "primary", disabled: !all.length }, "List patients");
   listButton.addEventListener("click", () => void listNow());
   const fileInput = h("input", { type: "file", id: "handoff-import", accept: ".json,application/json" });
@@ -150,7 +156,8 @@ function sourceForm(): HTMLElement {
       field("Updated since", since, "--since: only patients or plans updated after this date"),
     ),
     h("fieldset", { class: "inline" }, h("legend", {}, "Plan statuses (--status)"), statusBoxes),
-    h("fieldset", { class: "inline" }, h("legend", {}, "Left out unless ticked"), includeBoxes),
+    h("fieldset", { class: "inline" }, h("legend", {}, "Left out unless ticked"), includeBoxes,
+      field("Phantom patterns", phantoms, "--phantom-pattern: patient ID or name patterns of phantom records, separated by spaces (* and ?); empty: *PHANTOM*")),
     h("p", {}, h("span", { class: "label" }, "Command: "), h("code", { id: "list-preview", class: "preview" })),
     h("div", { class: "actions" }, listButton, field("Import hand-off JSON", fileInput, "A selection of patients and plans (DicomTools' hand-off shape)")),
   );

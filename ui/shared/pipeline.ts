@@ -80,6 +80,7 @@ function filterValues(filters: ListFilters): Record<string, OptionValue> {
   if (filters.since) v.since = filters.since;
   if (filters.statuses?.length) v.status = filters.statuses;
   for (const k of ["includePhysician", "includeQa", "includeLot", "includeSetup", "includePhantom"] as const) if (filters[k]) v[k] = true;
+  if (filters.phantomPatterns?.length) v.phantomPattern = filters.phantomPatterns;
   return v;
 }
 

@@ -148,6 +148,8 @@ export interface ListFilters {
   includeLot?: boolean;
   includeSetup?: boolean;
   includePhantom?: boolean;
+  /** `--phantom-pattern`: patient ID or name patterns of phantom records (empty: the command's default). */
+  phantomPatterns?: string[];
 }
 
 /** A plan as the patient list shows it (a list-patients `plan` record, trimmed). */
