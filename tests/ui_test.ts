@@ -414,6 +414,17 @@ describe("rtexport ui in Chromium", () => {
     await page.fill('input[data-option="pattern"]', "RTPLAN_*.dcm");
     assert.equal(await page.textContent("#builder-preview"), `rtexport search --tag Modality=RTPLAN --pattern 'RTPLAN_*.dcm' --stats ${uiOut}`);
     await shot("commands");
+    // retrieve's script: one step per patient and plan ticked on the Patients screen (the hand-off's), as DicomTools writes its batch files.
+    await page.selectOption("#builder-command", "retrieve");
+    await page.fill('input[data-option="out"]', "/data/retrieved");
+    await page.click("#builder-script-sh");
+    const steps = (await page.inputValue("#builder-script-text")).split("\n").filter((l) => l.startsWith("$RTEXPORT retrieve"));
+    assert.deepEqual(steps.map((l) => l.replace(/ --out \/data\/retrieved$/, "")), [
+      "$RTEXPORT retrieve --patient-id RTX0004 --plan Boost/..:1",
+      "$RTEXPORT retrieve --patient-id RTX0005 --plan Plan1",
+      "$RTEXPORT retrieve --patient-id RTX0005 --plan CK_Lung",
+    ]);
+    await page.selectOption("#builder-command", "search");
     await page.click("#builder-run");
     await page.waitForURL(/#jobs\/[0-9a-f]{12}$/);
     await waitJob(currentJob(), "done");
