@@ -448,6 +448,9 @@ describe("rtexport ui in Chromium", () => {
     await page.waitForSelector(hung, { timeout: 60_000 });
     await page.waitForSelector(`tr.patient[data-patient="RTX0002"][data-state="done"]`);
     assert.equal(await page.getAttribute(`tr.patient[data-patient="RTX0004"]`, "data-state"), "pending");
+    // While it runs: the current run's rate, and an ETA from its pace (two patients' plans done, the rest left).
+    await waitUntil(async () => /^[\d.]+ [kMG]?B\/s$/.test(await page.textContent("#t-rate") ?? ""), "a rate");
+    assert.match(await page.textContent("#t-eta") ?? "", /^\d+(h\d\dm|m\d\ds|s)$/);
     await page.click("#job-cancel");
     await waitJob(id, "cancelled", 30_000);
     assert.notEqual(await page.getAttribute(`tr.patient[data-patient="RTX0003"]`, "data-state"), "done");

@@ -140,8 +140,8 @@ function update(s: JobSnapshot): void {
         h("div", {}, h("dt", {}, "Pending"), h("dd", {}, String(t.plansPending))),
         h("div", {}, h("dt", {}, "Files"), h("dd", { id: "t-files" }, String(t.files))),
         h("div", {}, h("dt", {}, "Bytes"), h("dd", {}, formatBytes(t.bytes))),
-        h("div", {}, h("dt", {}, "Rate"), h("dd", {}, t.rate !== undefined ? `${formatBytes(t.rate)}/s` : "–")),
-        h("div", {}, h("dt", {}, "ETA"), h("dd", {}, t.eta !== undefined ? formatDuration(t.eta) : "–")))
+        h("div", {}, h("dt", {}, "Rate"), h("dd", { id: "t-rate" }, t.rate !== undefined ? `${formatBytes(t.rate)}/s` : "–")),
+        h("div", {}, h("dt", {}, "ETA"), h("dd", { id: "t-eta" }, t.eta !== undefined ? formatDuration(t.eta) : "–")))
       : h("dl", { class: "totals" },
         h("div", {}, h("dt", {}, "Records"), h("dd", {}, String(s.records ?? "–"))),
         ...Object.entries(s.kinds ?? {}).map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, `${v.done} done, ${v.failed} failed, ${v.skipped} skipped, ${v.pending} pending`)))),
