@@ -92,7 +92,7 @@ async function showTree(path: string): Promise<void> {
       h("p", { class: "muted" }, "Ran: ", h("code", {}, r.commandLine)),
       r.errors.length ? h("ul", { class: "problems" }, r.errors.map((e) => h("li", {}, e))) : null,
       h("ul", { class: "tree", id: "rt-tree" }, [...byPatient].map(([id, p]) =>
-        h("li", {}, h("strong", {}, `Patient ${id}`), p.name ? ` ${p.name}` : "",
+        h("li", {}, h("strong", {}, `Patient ${id}`), p.name ? ` ${String(p.name).replace(/\^+/g, ", ").replace(/, $/, "")}` : "",
           h("ul", {},
             p.plans.map(planItem),
             p.unconnected?.objects?.length
