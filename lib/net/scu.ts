@@ -11,6 +11,7 @@ import {
   DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
   SOP_CLASS_NAMES, TRANSFER_SYNTAX_NAMES, VERIFICATION_SOP_CLASS,
 } from "../dicom/uids.ts";
+import { syntaxInfo } from "../codec/syntaxes.ts";
 import { contextResultText } from "./pdu.ts";
 import type { Association, DimseMessage, NegotiatedContext, ReceivedFile } from "./association.ts";
 import {
@@ -65,73 +66,115 @@ export interface StoreSource {
   dataset?: DataSet;
 }
 
-/** Reads a file's header (not its pixel data) to make a StoreSource. Throws `DicomParseError`. */
+/**
+ * Reads a file's header (not its pixel data) to make a StoreSource; the data set's SOP Class and
+ * Instance UIDs name the object (the meta header's only when the data set lacks them). The file's
+ * structure is walked to its end (fragment headers, elements after the pixel data), so a
+ * truncated file is refused here. Throws `DicomParseError`.
+ */
 export function storeSourceFromFile(path: string): StoreSource {
-  const f = readDicomFile(path);
-  const sopClassUid = f.meta.string(0x00020002) ?? f.dataset.string(0x00080016);
-  const sopInstanceUid = f.meta.string(0x00020003) ?? f.dataset.string(0x00080018);
+  const f = readDicomFile(path, { checkEnd: true });
+  const sopClassUid = f.dataset.string(0x00080016) ?? f.meta.string(0x00020002);
+  const sopInstanceUid = f.dataset.string(0x00080018) ?? f.meta.string(0x00020003);
   if (!sopClassUid || !sopInstanceUid) {
     throw new Error(`Cannot send "${path}": it has no SOP Class UID or SOP Instance UID`);
   }
   return { sopClassUid, sopInstanceUid, transferSyntaxUid: f.transferSyntaxUid, path, datasetOffset: f.datasetOffset, size: f.size };
 }
 
+/** The native syntaxes offered when a peer takes none of an object's own, in our order of preference. */
+const FALLBACK_SYNTAXES = [EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN];
+
 /**
- * Presentation contexts for a set of objects: per SOP class and transfer syntax; native syntaxes
- * also offer explicit and implicit VR little endian as alternatives, compressed ones only
- * themselves (they cannot be transcoded losslessly here).
+ * Presentation contexts for a set of objects, as DCMTK's storescu proposes them: one per SOP class
+ * and transfer syntax, proposing that syntax alone, so a peer that accepts an object's own syntax
+ * gets its bytes unchanged (a context listing several syntaxes lets the peer pick another, and the
+ * object would be transcoded). One more per SOP class proposes Explicit and Implicit VR Little
+ * Endian, for when the peer takes none of the objects' own syntaxes: native objects are then
+ * transcoded, lossless compressed ones decoded (lib/codec).
+ *
+ * @example
+ * ```ts
+ * storageContexts([{ sopClassUid: CT, transferSyntaxUid: JPEG_LS }]);
+ * // [{ abstractSyntax: CT, transferSyntaxes: [JPEG_LS] }, { abstractSyntax: CT, transferSyntaxes: [EXPLICIT_LE, IMPLICIT_LE] }]
+ * ```
  */
 export function storageContexts(objects: Iterable<{ sopClassUid: string; transferSyntaxUid: string }>): { abstractSyntax: string; transferSyntaxes: string[] }[] {
-  const out = new Map<string, { abstractSyntax: string; transferSyntaxes: string[] }>();
+  const own = new Map<string, { abstractSyntax: string; transferSyntaxes: string[] }>();
+  const classes: string[] = [];
   for (const o of objects) {
-    const native = NATIVE.has(o.transferSyntaxUid);
-    const key = `${o.sopClassUid}|${native ? "native" : o.transferSyntaxUid}`;
-    const existing = out.get(key);
-    if (native) {
-      const list = existing?.transferSyntaxes ?? [];
-      for (const ts of [o.transferSyntaxUid, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN]) if (!list.includes(ts)) list.push(ts);
-      if (!existing) out.set(key, { abstractSyntax: o.sopClassUid, transferSyntaxes: list });
-    } else if (!existing) {
-      out.set(key, { abstractSyntax: o.sopClassUid, transferSyntaxes: [o.transferSyntaxUid] });
-    }
+    const key = `${o.sopClassUid}|${o.transferSyntaxUid}`;
+    if (own.has(key)) continue;
+    if (!classes.includes(o.sopClassUid)) classes.push(o.sopClassUid);
+    own.set(key, { abstractSyntax: o.sopClassUid, transferSyntaxes: [o.transferSyntaxUid] });
   }
-  return [...out.values()];
+  const out = [...own.values()];
+  for (const sopClassUid of classes) out.push({ abstractSyntax: sopClassUid, transferSyntaxes: [...FALLBACK_SYNTAXES] });
+  return out;
 }
 
 /** The outcome of a C-STORE. */
 export interface StoreResult {
   status: number;
   errorComment?: string;
-  /** How the data set was sent: streamed unchanged, or transcoded to another syntax. */
+  /**
+   * How the data set was sent: streamed unchanged, transcoded to another syntax (between native
+   * syntaxes, or decoded from a lossless compressed one), or encoded from a changed data set.
+   */
   mode: "streamed" | "transcoded" | "encoded";
   transferSyntaxUid: string;
 }
 
-/** Picks the accepted context for an object; says why none fits. */
+/**
+ * Picks the accepted context for an object: its own transfer syntax when the peer accepts it,
+ * else a native one (the object is transcoded, or decoded when compressed losslessly); says why
+ * none fits (a lossy object is never decoded to be sent).
+ */
 export function chooseStoreContext(assoc: Association, sopClassUid: string, transferSyntaxUid: string, reencode: boolean): { context: NegotiatedContext; transcode: boolean } {
   const candidates = assoc.acceptedContexts().filter((c) => c.abstractSyntax === sopClassUid);
   const tsName = (uid: string) => TRANSFER_SYNTAX_NAMES[uid] ?? uid;
   const className = SOP_CLASS_NAMES.get(sopClassUid) ?? sopClassUid;
+  const source = syntaxInfo(transferSyntaxUid);
   if (candidates.length === 0) {
     const rejected = [...assoc.contexts.values()].filter((c) => c.abstractSyntax === sopClassUid);
     if (rejected.length === 0) throw new DicomNetError("NO_CONTEXT", `No presentation context was proposed for ${className}`);
     if (rejected.some((c) => c.result === 4)) {
       const proposed = assoc.request?.contexts.filter((c) => c.abstractSyntax === sopClassUid).flatMap((c) => c.transferSyntaxes) ?? [];
-      throw new DicomNetError("NO_CONTEXT", `${assoc.peer} does not accept ${className} in ${[...new Set(proposed)].map(tsName).join(" or ")}${NATIVE.has(transferSyntaxUid) ? "" : ", and the file's compressed transfer syntax cannot be transcoded losslessly here"}`);
+      throw new DicomNetError("NO_CONTEXT", `${assoc.peer} does not accept ${className} in ${[...new Set(proposed)].map(tsName).join(" or ")}`);
     }
     throw new DicomNetError("NO_CONTEXT", `${assoc.peer} does not support ${className} (${contextResultText(rejected[0].result)})`);
   }
   const exact = candidates.find((c) => c.transferSyntax === transferSyntaxUid);
   if (exact && !(reencode && transferSyntaxUid === DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN)) return { context: exact, transcode: false };
-  if (NATIVE.has(transferSyntaxUid)) {
-    const pref = [EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN];
-    for (const ts of pref) {
+  const offered = [...new Set(candidates.map((c) => tsName(c.transferSyntax)))].join(", ");
+  // A changed data set of a compressed object keeps its encapsulated pixel data: only its own syntax will do.
+  const decodable = source.encoding === "native" || (source.encoding === "lossless" && !reencode);
+  if (decodable) {
+    for (const ts of [EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN]) {
       const c = candidates.find((x) => x.transferSyntax === ts);
       if (c) return { context: c, transcode: true };
     }
   }
-  const offered = candidates.map((c) => tsName(c.transferSyntax)).join(", ");
-  throw new DicomNetError("NO_CONTEXT", `${assoc.peer} does not accept ${className} in ${tsName(transferSyntaxUid)} (it accepted ${offered}), and the file's compressed transfer syntax cannot be transcoded losslessly here`);
+  const why = source.encoding === "lossy"
+    ? `, and ${source.name} is lossy: its pixels are never decoded to be sent`
+    : source.encoding === "unsupported" ? `, and no decoder here reads ${source.name}` : "";
+  throw new DicomNetError("NO_CONTEXT", `${assoc.peer} does not accept ${className} in ${tsName(transferSyntaxUid)} (it accepted ${offered})${why}`);
+}
+
+/** The object's data set in `to`: re-encoded between native syntaxes, or decoded (codecs load on first use). */
+async function transcodedBytes(src: StoreSource, className: string, peer: string, to: string): Promise<Uint8Array> {
+  const ds = src.bytes ? parseDataSet(src.bytes, src.transferSyntaxUid) : readDicomFile(src.path!, { full: true }).dataset;
+  if (isNativeTransferSyntax(src.transferSyntaxUid)) return encodeDataSet(ds, to);
+  const { transcodeDataSetBytes } = await import("../codec/decode.ts");
+  try {
+    return await transcodeDataSetBytes(ds, src.transferSyntaxUid, to);
+  } catch (e) {
+    // The association is fine: this object cannot go out in any syntax the peer accepted.
+    throw new DicomNetError(
+      "NO_CONTEXT",
+      `${peer} accepts ${className} only in syntaxes without compression, and decoding ${syntaxInfo(src.transferSyntaxUid).name} failed: ${(e as Error).message}`,
+    );
+  }
 }
 
 async function response(assoc: Association, expected: number, messageId: number): Promise<DimseMessage> {
@@ -163,8 +206,10 @@ export async function echo(assoc: Association): Promise<number> {
 
 /**
  * C-STORE one object. Streams the file's data set unchanged when the negotiated transfer syntax
- * is the file's; transcodes between native syntaxes otherwise; throws `DicomNetError`
- * (code NO_CONTEXT) when no accepted context fits. A non-success status is returned, not thrown.
+ * is the file's; transcodes between native syntaxes otherwise, and decodes a losslessly
+ * compressed object when the peer takes only native syntaxes; throws `DicomNetError` (code
+ * NO_CONTEXT) when no accepted context fits or the object cannot be decoded (lossy, damaged),
+ * before anything is sent. A non-success status is returned, not thrown.
  *
  * @example
  * ```ts
@@ -199,10 +244,8 @@ export async function store(assoc: Association, src: StoreSource, opts: { moveOr
     } else throw new Error("C-STORE source has neither a path nor bytes");
   } else {
     mode = "transcoded";
-    const ds = src.bytes
-      ? parseDataSet(src.bytes, src.transferSyntaxUid)
-      : readDicomFile(src.path!, { full: true }).dataset;
-    await assoc.sendMessage(context.id, cmd, encodeDataSet(ds, context.transferSyntax));
+    const className = SOP_CLASS_NAMES.get(src.sopClassUid) ?? src.sopClassUid;
+    await assoc.sendMessage(context.id, cmd, await transcodedBytes(src, className, assoc.peer, context.transferSyntax));
   }
   const rsp = await response(assoc, C_STORE_RSP, id);
   const r: StoreResult = { status: rsp.command.status ?? 0, mode, transferSyntaxUid: context.transferSyntax };

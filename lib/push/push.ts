@@ -6,7 +6,7 @@
  */
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from "node:fs";
 import type { DataSet } from "../dicom/dataset.ts";
-import { dicomRecordFields } from "../dicom/file_record.ts";
+import { dicomRecordFields, metaHeaderWarning } from "../dicom/file_record.ts";
 import { type DicomFile, readDicomFile } from "../dicom/reader.ts";
 import { PLAN_SOP_CLASSES, RECORD_SOP_CLASSES } from "../dicom/rt.ts";
 import { RT_SOP_CLASSES } from "../dicom/uids.ts";
@@ -254,10 +254,15 @@ function readFailure(path: string, e: unknown): string {
   return `Cannot read DICOM file "${path}": ${fsReason(e)}`;
 }
 
-/** Fills a file record's DICOM fields from a header read (keeps what the record already has). */
+/**
+ * Fills a file record's DICOM fields from a header read (keeps what the record already has, but
+ * the SOP Class and Instance UIDs are the data set's: they are what the C-STORE request carries).
+ */
 function describe(record: RtRecord, f: DicomFile): RtRecord {
   const fields: Record<string, string | number> = { bytes: f.size, ...dicomRecordFields(f) };
-  for (const [k, v] of Object.entries(fields)) if (record[k] === undefined) record[k] = v;
+  for (const [k, v] of Object.entries(fields)) {
+    if (record[k] === undefined || k === "sopClassUid" || k === "sopInstanceUid") record[k] = v;
+  }
   return record;
 }
 
@@ -302,7 +307,8 @@ export async function* pushRecords(input: AsyncIterable<RtRecord> | Iterable<RtR
   const ledger = opts.ledger;
   try {
     const alreadyStored = ledger ? await ledger.keys("push", "done") : undefined;
-    for await (const r of pushObjects(untilAborted(input, opts.signal), opts, alreadyStored)) {
+    const warn = (text: string, path: string) => report.message("warn", text, path);
+    for await (const r of pushObjects(untilAborted(input, opts.signal), opts, alreadyStored, warn)) {
       const p = r.push as PushOutcome | undefined;
       if (r.type === "file" && p) {
         const item = `"${r.path}"`;
@@ -352,6 +358,8 @@ interface PushRun {
   mapMachine: Record<string, string>;
   defaultMachine: Record<string, string>;
   rewriting: boolean;
+  /** A warning about one file (its path): a meta header that disagrees with the data set. */
+  warn: (text: string, path: string) => void;
 }
 
 /** One worker's view of the sending: the shared queue, the results, and the peer's state. */
@@ -369,13 +377,15 @@ interface Sending {
 }
 
 /** The push engine under the stage: sends and yields each file record with its outcome. */
-async function* pushObjects(input: AsyncIterable<RtRecord>, opts: PushOptions, alreadyStored: Set<string> | undefined): AsyncGenerator<RtRecord> {
+async function* pushObjects(
+  input: AsyncIterable<RtRecord>, opts: PushOptions, alreadyStored: Set<string> | undefined, warn: PushRun["warn"],
+): AsyncGenerator<RtRecord> {
   const acknowledged = opts.statusFile ? readStatusFile(opts.statusFile) : new Set<string>();
   for (const k of alreadyStored ?? []) acknowledged.add(k);
   const mapMachine = opts.mapMachine ?? {};
   const defaultMachine = opts.defaultMachine ?? {};
   const run: PushRun = {
-    opts, peer: peerLabel(opts.peer), acknowledged, mapMachine, defaultMachine,
+    opts, peer: peerLabel(opts.peer), acknowledged, mapMachine, defaultMachine, warn,
     rewriting: Object.keys(mapMachine).length > 0 || Object.keys(defaultMachine).length > 0,
     // Opened first, so a wrong path fails before any file is read.
     status: opts.statusFile ? new StatusFile(opts.statusFile) : undefined,
@@ -411,7 +421,9 @@ function triage(run: PushRun, record: RtRecord, seq: number): { item: Item } | {
   if (typeof record.error === "string") return { now: withPush(record, { status: "failed", peer, error: record.error }) };
   let file: DicomFile;
   try {
-    file = readDicomFile(path);
+    // Walked to its end (fragment headers, elements after the pixels): a truncated file is refused
+    // here, with the reason, instead of leaving the peer waiting for the rest until a timeout.
+    file = readDicomFile(path, { checkEnd: true });
   } catch (e) {
     const notDicom = (e as Error).name === "DicomParseError" && /^not a DICOM file/.test((e as Error).message);
     return { now: withPush(record, { status: notDicom ? "skipped" : "failed", peer, error: readFailure(path, e) }) };
@@ -428,6 +440,8 @@ function triage(run: PushRun, record: RtRecord, seq: number): { item: Item } | {
   if (run.acknowledged.has(`${peer}|${sopInstanceUid}`)) {
     return { now: withPush(rec, { status: "skipped", peer, error: "already stored (status file or ledger)" }) };
   }
+  const disagreement = metaHeaderWarning(file, path, "the data set's UIDs are sent in the C-STORE request");
+  if (disagreement) run.warn(disagreement, path);
   const hasPixelData = !file.complete || file.dataset.has(0x7fe00010);
   return {
     item: {
