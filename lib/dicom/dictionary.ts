@@ -138,7 +138,7 @@ export function lookupKeyword(keyword: string): DictionaryEntry | undefined {
  * ```
  */
 export function dictionaryVr(tag: Tag): string {
-  return implicitVr(lookupTag(tag)?.vr);
+  return implicitVr(lookupTag(tag)?.vr, tag);
 }
 
 /**
@@ -151,14 +151,22 @@ export function dictionaryVr(tag: Tag): string {
  * ```
  */
 export function privateDictionaryVr(tag: Tag, creator: string): string {
-  return implicitVr(lookupPrivateTag(tag, creator)?.vr);
+  return implicitVr(lookupPrivateTag(tag, creator)?.vr, tag);
 }
 
-function implicitVr(vr: string | undefined): string {
+/** Elements of VR OB|OW that are words in implicit VR: pixel, overlay and waveform data (PS3.5 A.1, 8.2, 8.3). */
+function isWordData(tag: Tag): boolean {
+  return tag === 0x7fe00010 || tag === 0x54001010 || ((tag & 0xff00ffff) >>> 0) === 0x60003000;
+}
+
+function implicitVr(vr: string | undefined, tag: Tag): string {
   if (!vr) return "UN";
   if (vr.length === 2) return vr;
-  // Implicit VR leaves a choice open: PS3.5 A.1 makes OB|OW data OW, and US|SS is read as US.
-  if (vr === "OB|OW" || vr === "OW|LT") return "OW";
+  // Implicit VR leaves a choice open. Pixel, overlay and waveform data are words (PS3.5 A.1);
+  // the other OB|OW elements (curve and audio data, channel and padding values, counts) are
+  // bytes, as DCMTK reads them and writes them once converted; OW|LT is OW; US|SS is read as US.
+  if (vr === "OB|OW") return isWordData(tag) ? "OW" : "OB";
+  if (vr === "OW|LT") return "OW";
   return vr.slice(0, 2);
 }
 

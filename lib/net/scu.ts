@@ -3,10 +3,10 @@
  * C-MOVE, C-GET, for the side that sends the request. Also used by the SCP framework for the
  * C-STORE sub-operations of C-MOVE and C-GET.
  */
-import { unlinkSync } from "node:fs";
+import { readFileSync, unlinkSync } from "node:fs";
 import type { DataSet } from "../dicom/dataset.ts";
 import { parseDataSet, readDicomFile } from "../dicom/reader.ts";
-import { encodeDataSet } from "../dicom/writer.ts";
+import { encodeDataSet, evenLength } from "../dicom/writer.ts";
 import {
   DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
   SOP_CLASS_NAMES, TRANSFER_SYNTAX_NAMES, VERIFICATION_SOP_CLASS,
@@ -236,11 +236,16 @@ export async function store(assoc: Association, src: StoreSource, opts: { moveOr
     await assoc.sendMessage(context.id, cmd, encodeDataSet(src.dataset, context.transferSyntax));
   } else if (!transcode) {
     mode = "streamed";
-    if (src.bytes) await assoc.sendMessage(context.id, cmd, src.bytes);
+    if (src.bytes) await assoc.sendMessage(context.id, cmd, evenLength(src.bytes));
     else if (src.path !== undefined) {
       const offset = src.datasetOffset ?? 0;
       const size = src.size ?? readDicomFile(src.path).size;
-      await assoc.sendMessage(context.id, cmd, { path: src.path, offset, length: size - offset });
+      if ((size - offset) % 2 === 1) {
+        // A deflated data set of odd length (files written before PS3.5 asked for the pad byte):
+        // small by nature, so read and padded here.
+        const file = readFileSync(src.path);
+        await assoc.sendMessage(context.id, cmd, evenLength(new Uint8Array(file.buffer, file.byteOffset + offset, file.byteLength - offset)));
+      } else await assoc.sendMessage(context.id, cmd, { path: src.path, offset, length: size - offset });
     } else throw new Error("C-STORE source has neither a path nor bytes");
   } else {
     mode = "transcoded";

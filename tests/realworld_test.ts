@@ -1,0 +1,368 @@
+// Real-world files and peers (issue 12), side by side with DCMTK: a corpus no one here wrote
+// (tests/_realworld_corpus.ts) pushed by rtexport to Orthanc and to DCMTK storescp, and by
+// storescu to a second instance of each. rtexport must store every object storescu stores, and
+// what arrives must be dcmdump-identical to what storescu delivered, transfer syntax included.
+//
+// storescu runs with the --propose option of each file's own transfer syntax (-xi for implicit VR,
+// -xr for RLE …): its default proposal ([Explicit LE] and [Explicit BE, Implicit LE] per class)
+// lets storescp pick big endian for the second context, and storescu then transcodes implicit VR
+// files that storescp would have taken as they are. rtexport proposes each object's syntax alone.
+//
+// Also: a peer that takes only Explicit VR Little Endian gets implicit VR objects transcoded with
+// DCMTK's dictionaries (nothing DCMTK knows becomes UN); truncated encapsulated files are refused
+// before sending; compressed objects reach a peer that takes only uncompressed syntaxes decoded
+// to gdcmconv --raw's pixels; retrieve --get fetches compressed objects from Orthanc; serve's
+// C-GET decodes for getscu, which proposes only uncompressed syntaxes.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { Buffer } from "node:buffer";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { main as push } from "../commands/push.ts";
+import { main as retrieve } from "../commands/retrieve.ts";
+import { readDicomFile } from "../lib/dicom/reader.ts";
+import { type QrScp, startQrScp } from "../lib/qr/scp.ts";
+import { compareRows, type Dump, runDcmdumpMany } from "./_dcmdump.ts";
+import {
+  type OrthancPeer, runDcmtk, runMainCaptured, startOrthanc, startStorescp, type StorescpPeer,
+} from "./_peers.ts";
+import { buildRealWorldCorpus, type CorpusFile, pixelBytes, type RealWorldCorpus, uniqueUidBatches } from "./_realworld_corpus.ts";
+
+/** storescu's option that proposes a transfer syntax (and the uncompressed ones after it). */
+const STORESCU_PROPOSE: Record<string, string> = {
+  "1.2.840.10008.1.2": "-xi",
+  "1.2.840.10008.1.2.1": "-xe",
+  "1.2.840.10008.1.2.2": "-xb",
+  "1.2.840.10008.1.2.1.99": "-xd",
+  "1.2.840.10008.1.2.4.70": "-xs",
+  "1.2.840.10008.1.2.4.50": "-xy",
+  "1.2.840.10008.1.2.4.51": "-xx",
+  "1.2.840.10008.1.2.4.90": "-xv",
+  "1.2.840.10008.1.2.4.91": "-xw",
+  "1.2.840.10008.1.2.4.80": "-xt",
+  "1.2.840.10008.1.2.4.81": "-xu",
+  "1.2.840.10008.1.2.5": "-xr",
+};
+
+interface Side {
+  name: string;
+  host: string;
+  port: number;
+  aeTitle: string;
+  /** Arrived objects by SOP Instance UID → a file holding each. */
+  arrived(): Promise<Map<string, string>>;
+  clear(): Promise<void>;
+}
+
+function storescpSide(name: string, p: StorescpPeer): Side {
+  return {
+    name, host: p.host, port: p.port, aeTitle: p.aeTitle,
+    arrived: () => {
+      // storescp names files <modality prefix>.<SOP Instance UID>.
+      const out = new Map<string, string>();
+      for (const n of readdirSync(p.outDir)) out.set(n.slice(n.indexOf(".") + 1), join(p.outDir, n));
+      return Promise.resolve(out);
+    },
+    clear: () => {
+      for (const n of readdirSync(p.outDir)) rmSync(join(p.outDir, n), { force: true });
+      return Promise.resolve();
+    },
+  };
+}
+
+function orthancSide(name: string, o: OrthancPeer, dir: string): Side {
+  const base = `http://127.0.0.1:${o.httpPort}`;
+  return {
+    name, host: o.host, port: o.port, aeTitle: o.aeTitle,
+    async arrived() {
+      const out = new Map<string, string>();
+      mkdirSync(dir, { recursive: true });
+      for (const id of await o.rest("/instances") as string[]) {
+        const uid = (await o.rest(`/instances/${id}/simplified-tags`)).SOPInstanceUID as string;
+        const path = join(dir, `${id}.dcm`);
+        writeFileSync(path, await o.restBytes(`/instances/${id}/file`));
+        out.set(uid, path);
+      }
+      return out;
+    },
+    async clear() {
+      for (const id of await o.rest("/patients") as string[]) {
+        const r = await fetch(`${base}/patients/${id}`, { method: "DELETE" });
+        await r.body?.cancel();
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function pushWithRtexport(side: Side, paths: string[]) {
+  return await runMainCaptured(push, ["--host", side.host, "--port", String(side.port), "--aec", side.aeTitle, "--aet", "RTEXPORT", ...paths]);
+}
+
+/** storescu, once per transfer syntax of the files, proposing that syntax; files it cannot propose are not sent. */
+async function pushWithStorescu(side: Side, files: CorpusFile[]): Promise<void> {
+  const bySyntax = new Map<string, string[]>();
+  for (const f of files) {
+    if (!STORESCU_PROPOSE[f.transferSyntaxUid]) continue;
+    bySyntax.set(f.transferSyntaxUid, [...bySyntax.get(f.transferSyntaxUid) ?? [], f.path]);
+  }
+  for (const [ts, paths] of bySyntax) {
+    // -nh: go on after a file it cannot send (no SOP UIDs in the data set, …); -R: only the files' classes.
+    await runDcmtk("storescu", ["-R", "-nh", STORESCU_PROPOSE[ts], "-aet", "STORESCU", "-aec", side.aeTitle, side.host, String(side.port), ...paths], 120_000);
+  }
+}
+
+/**
+ * Pushes `files` with rtexport to `ours` and with storescu to `theirs`, batch by batch (no SOP
+ * Instance UID twice in a batch: peers keep one object per UID), and compares what arrived.
+ */
+async function sideBySide(files: CorpusFile[], ours: Side, theirs: Side): Promise<{ diffs: string[]; compared: number; stderr: string }> {
+  const diffs: string[] = [];
+  let compared = 0;
+  let stderr = "";
+  for (const batch of uniqueUidBatches(files)) {
+    const [r] = await Promise.all([pushWithRtexport(ours, batch.map((f) => f.path)), pushWithStorescu(theirs, batch)]);
+    stderr += r.stderr;
+    const [mine, dcmtk] = await Promise.all([ours.arrived(), theirs.arrived()]);
+    const dumps = runDcmdumpMany([...mine.values(), ...dcmtk.values()]);
+    for (const [uid, theirPath] of dcmtk) {
+      const source = batch.find((f) => f.sopInstanceUid === uid);
+      const label = source ? `${source.name} (${source.path})` : uid;
+      const minePath = mine.get(uid);
+      if (!minePath) {
+        const rec = r.records.find((x) => x.sopInstanceUid === uid);
+        diffs.push(`${label}: storescu stored it at ${theirs.name}, rtexport did not (${rec?.push?.error ?? "no record"})`);
+        continue;
+      }
+      const a: Dump = dumps.get(minePath)!, b: Dump = dumps.get(theirPath)!;
+      compared++;
+      if (a.transferSyntax !== b.transferSyntax) diffs.push(`${label}: arrived in ${a.transferSyntax}, storescu's in ${b.transferSyntax}`);
+      // Data Set Trailing Padding (FFFC,FFFC) is streamed with the object; storescu leaves it out
+      // (DCMTK drops it when it writes a data set; PS3.5 7.7 gives it no meaning).
+      const padding = (rows: Dump["dataset"]) => rows.filter((row) => row.path !== "(FFFC,FFFC)");
+      for (const d of compareRows(padding(a.dataset), padding(b.dataset))) diffs.push(`${label}: ${d}`);
+    }
+    await Promise.all([ours.clear(), theirs.clear()]);
+  }
+  return { diffs, compared, stderr };
+}
+
+const tmp = mkdtempSync(join(tmpdir(), "rtexport-realworld-"));
+let corpus: RealWorldCorpus;
+let orthancA: OrthancPeer, orthancB: OrthancPeer;
+let scpA: StorescpPeer, scpB: StorescpPeer, scpExplicitA: StorescpPeer, scpExplicitB: StorescpPeer, scpNative: StorescpPeer;
+
+/** A storescp configuration whose every storage context accepts Explicit VR Little Endian only. */
+function explicitOnlyConfig(): string {
+  const sample = readFileSync(readdirSync("/etc/dcmtk").includes("storescp.cfg") ? "/etc/dcmtk/storescp.cfg" : "", "latin1");
+  const contexts = sample.slice(sample.indexOf("[[PresentationContexts]]"), sample.indexOf("[[Profiles]]"))
+    .replace(/\\(AnyTransferSyntax|UncompressedOrZlib|Uncompressed)\b/g, "\\ExplicitLittle");
+  const config = [
+    "[[TransferSyntaxes]]", "[ExplicitLittle]", "TransferSyntax1 = LittleEndianExplicit", "",
+    contexts,
+    "[[Profiles]]", "[ExplicitOnly]", "PresentationContexts = GenericStorageSCP", "",
+  ].join("\n");
+  const path = join(tmp, "storescp-explicit.cfg");
+  writeFileSync(path, config);
+  return path;
+}
+
+before(async () => {
+  corpus = buildRealWorldCorpus(join(tmp, "corpus"));
+  const cfg = explicitOnlyConfig();
+  const explicitArgs = ["-xf", cfg, "ExplicitOnly"];
+  [orthancA, orthancB, scpA, scpB, scpExplicitA, scpExplicitB, scpNative] = await Promise.all([
+    startOrthanc({ aeTitle: "ORTHANC_A" }), startOrthanc({ aeTitle: "ORTHANC_B" }),
+    startStorescp({ aeTitle: "SCP_A", acceptAll: true }), startStorescp({ aeTitle: "SCP_B", acceptAll: true }),
+    startStorescp({ aeTitle: "EXPLICIT_A", args: explicitArgs }), startStorescp({ aeTitle: "EXPLICIT_B", args: explicitArgs }),
+    startStorescp({ aeTitle: "NATIVE" }),
+  ]);
+});
+
+after(async () => {
+  await Promise.all([orthancA, orthancB, scpA, scpB, scpExplicitA, scpExplicitB, scpNative].map((p) => p?.stop()));
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe("real-world files, side by side with storescu", () => {
+  test("Orthanc: every object storescu stores arrives from rtexport too, dcmdump-identical, transfer syntax included", async () => {
+    const { diffs, compared, stderr } = await sideBySide(corpus.files, orthancSide("Orthanc A", orthancA, join(tmp, "oa")), orthancSide("Orthanc B", orthancB, join(tmp, "ob")));
+    assert.deepEqual(diffs, []);
+    assert.ok(compared >= 70, `compared ${compared}`);
+    // pydicom's rtplan.dcm carries a meta header UID the data set contradicts: a warning names it.
+    assert.match(stderr, /"[^"]*rtplan\.dcm": its meta header's Media Storage SOP Instance UID "1\.2\.999\.999\.99\.9\.9999\.9999\.20030903150023" differs from the data set's SOP Instance UID "1\.2\.777\.777\.77\.7\.7777\.7777\.20030903150023"; the data set's UIDs are sent/);
+  });
+
+  test("storescp: every object storescu stores arrives from rtexport too, dcmdump-identical, transfer syntax included", async () => {
+    const { diffs, compared } = await sideBySide(corpus.files, storescpSide("storescp A", scpA), storescpSide("storescp B", scpB));
+    assert.deepEqual(diffs, []);
+    assert.ok(compared >= 70, `compared ${compared}`);
+  });
+
+  test("objects in their own syntax go out unchanged: implicit VR, big endian, deflate and compressed ones are streamed", async () => {
+    const picks: CorpusFile[] = [];
+    for (const ts of ["1.2.840.10008.1.2", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.5"]) {
+      picks.push(corpus.files.find((f) => f.transferSyntaxUid === ts && f.sopInstanceUid && !picks.some((p) => p.sopInstanceUid === f.sopInstanceUid))!);
+    }
+    const side = orthancSide("Orthanc A", orthancA, join(tmp, "oa"));
+    const r = await pushWithRtexport(side, picks.map((f) => f.path));
+    assert.equal(r.code, 0, r.stderr);
+    for (const rec of r.records) assert.equal(rec.push.mode, "streamed", `${rec.path}: ${rec.push.mode}`);
+    const arrived = await side.arrived();
+    for (const f of picks) assert.equal(readDicomFile(arrived.get(f.sopInstanceUid!)!).transferSyntaxUid, f.transferSyntaxUid, f.name);
+    await side.clear();
+  });
+
+  test("a peer that takes only Explicit VR Little Endian: implicit VR objects transcoded as DCMTK does (curves, private elements DCMTK knows keep their VRs)", async () => {
+    const implicit = corpus.files.filter((f) => f.transferSyntaxUid === "1.2.840.10008.1.2");
+    assert.ok(implicit.some((f) => f.path === corpus.curves));
+    const ours = storescpSide("explicit-only A", scpExplicitA), theirs = storescpSide("explicit-only B", scpExplicitB);
+    const diffs: string[] = [];
+    for (const batch of uniqueUidBatches(implicit)) {
+      const r = await pushWithRtexport(ours, batch.map((f) => f.path));
+      for (const rec of r.records) if (rec.push.status === "stored") assert.equal(rec.push.mode, "transcoded", rec.path);
+      // storescu's default proposal: the peer takes Explicit LE and storescu converts with DCMTK's dictionaries.
+      await runDcmtk("storescu", ["-R", "-nh", "-aec", theirs.aeTitle, theirs.host, String(theirs.port), ...batch.map((f) => f.path)], 120_000);
+      const [mine, dcmtk] = await Promise.all([ours.arrived(), theirs.arrived()]);
+      const dumps = runDcmdumpMany([...mine.values(), ...dcmtk.values()]);
+      for (const [uid, p] of dcmtk) {
+        const m = mine.get(uid);
+        if (!m) diffs.push(`${uid}: storescu stored it, rtexport did not`);
+        else for (const d of compareRows(dumps.get(m)!.dataset, dumps.get(p)!.dataset)) diffs.push(`${uid}: ${d}`);
+      }
+      if (batch.some((f) => f.path === corpus.curves)) {
+        const rows = dumps.get(mine.get("1.2.826.0.1.3680043.10.1467.12.1")!)!.dataset;
+        const vr = (path: string) => rows.find((row) => row.path === path)?.vr;
+        assert.deepEqual(
+          ["(5000,3000)", "(5000,0030)", "(6000,0060)", "(0009,1001)", "(0009,1027)", "(0029,1001)"].map(vr),
+          ["OB", "SH", "CS", "LO", "SL", "UN"],
+          "curves and retired elements by the dictionary, GE's private elements by private.dic, an unknown private block UN",
+        );
+      }
+      await Promise.all([ours.clear(), theirs.clear()]);
+    }
+    assert.deepEqual(diffs, []);
+  });
+
+  test("a truncated encapsulated file is refused before sending, with the reason, in well under a second", async () => {
+    const side = storescpSide("storescp A", scpA);
+    for (const path of corpus.truncated) {
+      const started = performance.now();
+      const r = await pushWithRtexport(side, [path]);
+      const ms = performance.now() - started;
+      assert.equal(r.code, 3);
+      assert.equal(r.records[0].push.status, "failed");
+      assert.match(r.records[0].push.error, /^Cannot read DICOM file ".*ct_jpeg_(no_delimiter|cut_fragment)\.dcm": .*(without its sequence delimiter|extends beyond the end of the file).*truncated/);
+      assert.ok(ms < 500, `${ms} ms`);
+      assert.match(r.stderr, /truncated/);
+    }
+    assert.deepEqual([...(await side.arrived()).keys()], []);
+    // storescu refuses them too.
+    const dcmtk = await runDcmtk("storescu", ["-aec", side.aeTitle, side.host, String(side.port), corpus.truncated[0]]);
+    assert.notEqual(dcmtk.code, 0);
+    assert.deepEqual([...(await side.arrived()).keys()], []);
+  });
+});
+
+describe("compressed objects and peers that take only uncompressed syntaxes", () => {
+  test("push decodes JPEG Lossless, JPEG-LS, JPEG 2000 and RLE for storescp without compressed syntaxes: pixels equal gdcmconv --raw's; lossy objects fail with the reason", async () => {
+    const side = storescpSide("native-only storescp", scpNative);
+    const diffs: string[] = [];
+    for (const batch of uniqueUidBatches(corpus.compressed)) {
+      const r = await pushWithRtexport(side, batch.map((f) => f.path));
+      assert.equal(r.code, 0, r.stderr);
+      const arrived = await side.arrived();
+      for (const f of batch) {
+        const rec = r.records.find((x) => x.path === f.path)!;
+        assert.equal(rec.push.mode, "transcoded", f.name);
+        const copy = arrived.get(f.sopInstanceUid!);
+        if (!copy) {
+          diffs.push(`${f.name}: not received`);
+          continue;
+        }
+        const ts = readDicomFile(copy).transferSyntaxUid;
+        if (ts !== "1.2.840.10008.1.2.1" && ts !== "1.2.840.10008.1.2") diffs.push(`${f.name}: arrived in ${ts}`);
+        if (Buffer.compare(pixelBytes(copy), pixelBytes(f.reference)) !== 0) diffs.push(`${f.name}: decoded pixels differ from gdcmconv --raw's`);
+      }
+      await side.clear();
+    }
+    assert.deepEqual(diffs, []);
+    assert.ok(corpus.compressed.length >= 10);
+    const names = new Set(corpus.compressed.map((f) => f.origin));
+    for (const o of ["gdcmconv --jpeg", "gdcmconv --jpegls", "gdcmconv --j2k", "gdcmconv --rle"]) assert.ok(names.has(o), o);
+
+    const lossy = await pushWithRtexport(side, corpus.lossy.map((f) => f.path));
+    assert.equal(lossy.code, 3);
+    for (const rec of lossy.records) {
+      assert.equal(rec.push.status, "failed");
+      assert.match(rec.push.error, /does not accept .* in JPEG .* \(it accepted .*\), and JPEG .* is lossy: its pixels are never decoded to be sent/);
+    }
+    assert.deepEqual([...(await side.arrived()).keys()], []);
+  });
+
+  test("retrieve --get fetches compressed objects from Orthanc in their own syntax", async () => {
+    // Each variant as its own series and instance (GDCM keeps the source's UIDs).
+    const dir = join(tmp, "get-src");
+    mkdirSync(dir, { recursive: true });
+    const uploaded: { series: string; ts: string; reference: string; patientId: string }[] = [];
+    for (const [i, f] of corpus.compressed.filter((x) => x.name.includes("CT16s")).entries()) {
+      const copy = join(dir, `${i}.dcm`);
+      copyFileSync(f.path, copy);
+      const series = `1.2.826.0.1.3680043.10.1467.12.9.${i}`;
+      const r = await runDcmtk("dcmodify", ["-q", "-nb", "-m", `(0020,000E)=${series}`, "-m", `(0008,0018)=${series}.1`, copy]);
+      assert.equal(r.code, 0, r.stderr);
+      const res = await fetch(`http://127.0.0.1:${orthancA.httpPort}/instances`, { method: "POST", body: readFileSync(copy) });
+      assert.equal(res.status, 200, await res.text());
+      uploaded.push({ series, ts: f.transferSyntaxUid, reference: f.reference, patientId: readDicomFile(copy).dataset.string(0x00100020)! });
+    }
+    assert.equal(uploaded.length, 4);
+    const out = join(tmp, "get-out");
+    const args = ["--host", "127.0.0.1", "--port", String(orthancA.port), "--aec", orthancA.aeTitle, "--get", "--patient-id", uploaded[0].patientId, "--out", out];
+    for (const u of uploaded) args.push("--series", u.series);
+    const r = await runMainCaptured(retrieve, args);
+    assert.equal(r.code, 0, r.stderr);
+    const files = r.records.filter((x) => x.type === "file");
+    assert.equal(files.length, 4, r.stderr);
+    for (const u of uploaded) {
+      const rec = files.find((x) => x.seriesUid === u.series)!;
+      assert.ok(rec, u.series);
+      assert.equal(rec.transferSyntaxUid, u.ts);
+    }
+    await orthancSide("Orthanc A", orthancA, join(tmp, "oa")).clear();
+  });
+
+  test("serve's C-GET decodes for a peer that proposes only uncompressed syntaxes (getscu)", async () => {
+    const dir = join(tmp, "served");
+    mkdirSync(dir, { recursive: true });
+    const picks = uniqueUidBatches(corpus.compressed)[0];
+    for (const [i, f] of picks.entries()) copyFileSync(f.path, join(dir, `${i}.dcm`));
+    const node: QrScp = await startQrScp({ dir, aeTitle: "RTSERVE", host: "127.0.0.1", port: 0, allowedCallingAets: ["GETSCU"] });
+    try {
+      const out = join(tmp, "getscu-out");
+      mkdirSync(out, { recursive: true });
+      const diffs: string[] = [];
+      for (const f of picks) {
+        const r = await runDcmtk("getscu", [
+          "-S", "-aet", "GETSCU", "-aec", "RTSERVE", "-od", out, "-k", "0008,0052=IMAGE", "-k", `0008,0018=${f.sopInstanceUid}`,
+          "-k", `0020,000D=${readDicomFile(f.path).dataset.string(0x0020000d)}`, "-k", `0020,000E=${readDicomFile(f.path).dataset.string(0x0020000e)}`,
+          "127.0.0.1", String(node.port),
+        ]);
+        const got = readdirSync(out).filter((n) => n.includes(f.sopInstanceUid!));
+        if (got.length !== 1) {
+          diffs.push(`${f.name}: getscu received ${got.length} files (${r.stderr.trim().split("\n").slice(-2).join(" ")})`);
+          continue;
+        }
+        const copy = join(out, got[0]);
+        const ts = readDicomFile(copy).transferSyntaxUid;
+        if (ts !== "1.2.840.10008.1.2.1" && ts !== "1.2.840.10008.1.2") diffs.push(`${f.name}: arrived in ${ts}`);
+        else if (Buffer.compare(pixelBytes(copy), pixelBytes(f.reference)) !== 0) diffs.push(`${f.name}: pixels differ from gdcmconv --raw's`);
+        rmSync(copy);
+      }
+      assert.deepEqual(diffs, []);
+      assert.ok(picks.length >= 3);
+    } finally {
+      await node.close();
+    }
+  });
+});
