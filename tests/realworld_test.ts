@@ -21,13 +21,23 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { main as push } from "../commands/push.ts";
 import { main as retrieve } from "../commands/retrieve.ts";
+import { anonymizeRecords } from "../lib/anonymize/stage.ts";
+import { transcodeFiles } from "../lib/codec/transcode.ts";
 import { readDicomFile } from "../lib/dicom/reader.ts";
+import { pathRecords } from "../lib/fs/walk.ts";
+import type { RtRecord } from "../lib/records/types.ts";
+import { showRecords } from "../lib/rt/show.ts";
+import { summarizeObject } from "../lib/rt/summary.ts";
+import { searchFiles } from "../lib/search/search.ts";
+import type { StageEvent } from "../lib/stage/stage.ts";
 import { type QrScp, startQrScp } from "../lib/qr/scp.ts";
 import { compareRows, type Dump, runDcmdumpMany } from "./_dcmdump.ts";
 import {
   type OrthancPeer, runDcmtk, runMainCaptured, startOrthanc, startStorescp, type StorescpPeer,
 } from "./_peers.ts";
-import { buildRealWorldCorpus, type CorpusFile, pixelBytes, type RealWorldCorpus, uniqueUidBatches } from "./_realworld_corpus.ts";
+import {
+  buildRealWorldCorpus, type CorpusFile, pixelBytes, PYDICOM_DATA, type RealWorldCorpus, uniqueUidBatches,
+} from "./_realworld_corpus.ts";
 
 /** storescu's option that proposes a transfer syntax (and the uncompressed ones after it). */
 const STORESCU_PROPOSE: Record<string, string> = {
@@ -364,5 +374,94 @@ describe("compressed objects and peers that take only uncompressed syntaxes", ()
     } finally {
       await node.close();
     }
+  });
+});
+
+/** A stage's records and its warnings. */
+async function collect(run: (onEvent: (e: StageEvent) => void) => AsyncIterable<RtRecord>): Promise<{ records: RtRecord[]; warnings: string[] }> {
+  const warnings: string[] = [];
+  const records: RtRecord[] = [];
+  for await (const r of run((e) => e.type === "message" && e.level === "warn" && warnings.push(e.text))) records.push(r);
+  return { records, warnings };
+}
+
+describe("the data set is authoritative", () => {
+  const rtplan = join(PYDICOM_DATA, "test_files", "rtplan.dcm");
+  const dataSetUid = "1.2.777.777.77.7.7777.7777.20030903150023";
+  const warning = /"[^"]*rtplan\.dcm": its meta header's Media Storage SOP Instance UID "1\.2\.999[^"]*" differs from the data set's SOP Instance UID "1\.2\.777[^"]*"/;
+
+  test("show and search name the object by its data set and warn about the meta header", async () => {
+    const shown = await collect((onEvent) => showRecords([rtplan], { onEvent }));
+    assert.equal(shown.records.find((r) => r.type === "plan")?.sopInstanceUid, dataSetUid);
+    assert.match(shown.warnings.join("\n"), warning);
+    const found = await collect((onEvent) => searchFiles([rtplan], { tags: ["Modality=RTPLAN"], onEvent }));
+    assert.equal(found.records[0].sopInstanceUid, dataSetUid);
+    assert.match(found.warnings.join("\n"), warning);
+  });
+
+  test("transcode and anonymize correct the meta header in the file they write, and warn", async () => {
+    const out = join(tmp, "authoritative");
+    const t = await collect((onEvent) => transcodeFiles(pathRecords([rtplan]), { to: "1.2.840.10008.1.2.1", out, onEvent }));
+    const written = readDicomFile(String(t.records[0].path));
+    assert.equal(written.meta.string(0x00020003), dataSetUid);
+    assert.match(t.warnings.join("\n"), /rtplan\.dcm": its meta header's .* corrected in /);
+    const a = await collect((onEvent) => anonymizeRecords(pathRecords([rtplan]), { key: "a key of at least sixteen bytes", out: join(out, "anon"), onEvent }));
+    const anon = readDicomFile(String(a.records[0].path));
+    assert.equal(anon.meta.string(0x00020003), anon.dataset.string(0x00080018));
+    assert.match(a.warnings.join("\n"), /rtplan\.dcm": its meta header names another SOP class or instance than its data set/);
+    assert.doesNotMatch(a.warnings.join("\n"), /1\.2\.777|1\.2\.999/, "no original UIDs in anonymize's messages");
+  });
+});
+
+describe("show keys everything by patient and UID", () => {
+  /** Copies `src` into `dir` as `name` with elements changed by dcmodify (meta header updated). */
+  async function variant(dir: string, src: string, name: string, changes: Record<string, string>): Promise<string> {
+    mkdirSync(dir, { recursive: true });
+    const path = join(dir, name);
+    copyFileSync(src, path);
+    const r = await runDcmtk("dcmodify", ["-q", "-nb", ...Object.entries(changes).flatMap(([k, v]) => ["-i", `${k}=${v}`]), path]);
+    assert.equal(r.code, 0, r.stderr);
+    return path;
+  }
+
+  test("one SOP Instance UID in two patients with different content: each plan under its patient, a warning naming both files", async () => {
+    const [a, b] = corpus.sameUidTwoPatients;
+    const shown = await collect((onEvent) => showRecords([a, b], { onEvent }));
+    const records = shown.records, warnings = shown.warnings.filter((w) => /different content/.test(w));
+    const plans = records.filter((r) => r.type === "plan");
+    assert.deepEqual(plans.map((p) => [p.patientId, p.label]), [["RW-OTHER", "OtherPlan"], ["id00001", "Plan1"]].sort());
+    assert.equal(warnings.length, 1, warnings.join("\n"));
+    assert.ok(warnings[0].includes(`"${a}"`) && warnings[0].includes(`"${b}"`), warnings[0]);
+    assert.match(warnings[0], /SOP Instance UID 1\.2\.777\.777\.77\.7\.7777\.7777\.20030903150023 .* with different content \(another patient's object/);
+    // The same file twice is no conflict.
+    assert.deepEqual((await collect((onEvent) => showRecords([a, a], { onEvent }))).warnings.filter((w) => /different content/.test(w)), []);
+  });
+
+  test("doses of several patients in one series stay with their patients; a plan finds its structure set only in its own patient", async () => {
+    const dir = join(tmp, "show-keys");
+    const dose = join(PYDICOM_DATA, "test_files", "rtdose_1frame.dcm");
+    const doses = [];
+    for (const [i, pid] of ["P-A", "P-B", "P-C"].entries()) {
+      doses.push(await variant(dir, dose, `dose${i}.dcm`, { "(0010,0020)": pid, "(0008,0018)": `1.2.826.0.1.3680043.10.1467.12.5.${i}` }));
+    }
+    const ss = join(PYDICOM_DATA, "test_files", "rtstruct.dcm");
+    const planSs = "1.2.333.444.55.6.7777.88888";
+    // The plan's structure set UID, held by another patient, and (a structure set whose Modality says RTDOSE) by the plan's own.
+    const foreign = await variant(dir, ss, "ss_foreign.dcm", { "(0010,0020)": "P-A", "(0008,0018)": planSs });
+    const plan = join(PYDICOM_DATA, "test_files", "rtplan.dcm");
+    const lonely = await collect(() => showRecords([...doses, foreign, plan]));
+    const byPatient = new Map(lonely.records.filter((r) => r.type === "unconnected").map((r) => [r.patientId, r]));
+    for (const pid of ["P-A", "P-B", "P-C"]) {
+      const objects = (byPatient.get(pid)?.objects ?? []) as { modality?: string; count: number }[];
+      assert.deepEqual(objects.filter((o) => o.modality === "RTDOSE").map((o) => o.count), [1], pid);
+    }
+    const p1 = lonely.records.find((r) => r.type === "plan")!;
+    assert.equal((p1.structureSet as { missing?: boolean }).missing, true, "another patient's structure set is not this plan's");
+    const own = await variant(dir, ss, "ss_own.dcm", { "(0010,0020)": "id00001", "(0008,0018)": planSs, "(0008,0060)": "RTDOSE" });
+    assert.equal(summarizeObject(readDicomFile(own)).kind, "structureSet", "classified by SOP Class, not by Modality");
+    const found = await collect(() => showRecords([...doses, foreign, own, plan]));
+    const p2 = found.records.find((r) => r.type === "plan")!;
+    assert.equal((p2.structureSet as { missing?: boolean; sopInstanceUid: string }).missing, undefined);
+    assert.equal((p2.structureSet as { path?: string }).path, own);
   });
 });

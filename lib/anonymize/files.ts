@@ -9,6 +9,7 @@ import { close as fsClose, fstatSync, open as fsOpen, readSync, writev as fsWrit
 import { mkdir, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import process from "node:process";
+import { metaHeaderDisagreement } from "../dicom/file_record.ts";
 import { type DicomFile, parseDicom } from "../dicom/reader.ts";
 import { DataSet } from "../dicom/dataset.ts";
 import { PIXEL_DATA } from "../dicom/tag.ts";
@@ -45,7 +46,11 @@ export interface AnonymizeFilesOptions {
 
 /** The outcome for one input: a record for the written file, or why nothing was written. */
 export type AnonymizeFileResult =
-  | { ok: true; input: FileInput; record: FileRecord; ids: AnonymizedIds }
+  | {
+    ok: true; input: FileInput; record: FileRecord; ids: AnonymizedIds;
+    /** The input's meta header disagreed with its data set (the copy's meta header is built from the data set). */
+    metaDisagreed?: boolean;
+  }
   | { ok: false; input: FileInput; reason: "unreadable" | "refused" | "write" | "skipped"; message: string };
 
 const MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10";
@@ -148,7 +153,7 @@ export function anonymizeToParts(
 }
 
 type Prepared =
-  | { ok: true; dest: string; parts: Uint8Array[]; bytes: number; record: FileRecord; ids: AnonymizedIds }
+  | { ok: true; dest: string; parts: Uint8Array[]; bytes: number; record: FileRecord; ids: AnonymizedIds; metaDisagreed: boolean }
   | (AnonymizeFileResult & { ok: false });
 
 /** Parses, anonymizes and encodes one file held in memory (the CPU part; no I/O). */
@@ -163,6 +168,8 @@ function prepare(input: FileInput, data: Uint8Array, ctx: AnonymizeContext, file
   if (file.meta.string(0x00020002) === MEDIA_STORAGE_DIRECTORY || basename(src).toUpperCase() === "DICOMDIR") {
     return { ok: false, input, reason: "skipped", message: `Skipped "${src}": a DICOMDIR is not anonymized; build a new one from the output` };
   }
+  // Before the data set's UIDs are replaced.
+  const metaDisagreed = metaHeaderDisagreement(file) !== undefined;
   let ids: AnonymizedIds;
   try {
     ids = anonymizeDataSet(file.dataset, ctx.options, ctx);
@@ -222,7 +229,7 @@ function prepare(input: FileInput, data: Uint8Array, ctx: AnonymizeContext, file
     anonymized: { from: src },
   };
   for (const k of Object.keys(record)) if (record[k] === undefined) delete record[k];
-  return { ok: true, dest, parts, bytes, record, ids };
+  return { ok: true, dest, parts, bytes, record, ids, metaDisagreed };
 }
 
 /**
@@ -246,7 +253,7 @@ export function anonymizeFile(input: FileInput, ctx: AnonymizeContext, files: An
   } catch (e) {
     return { ok: false, input, reason: "write", message: `Cannot write "${p.dest}": ${errorDetail(e)}` };
   }
-  return { ok: true, input, record: p.record, ids: p.ids };
+  return { ok: true, input, record: p.record, ids: p.ids, metaDisagreed: p.metaDisagreed };
 }
 
 /**
@@ -329,7 +336,7 @@ function processRead(input: FileInput, read: ReadResult, ctx: AnonymizeContext, 
   p.record.sha256 = hash.digest("hex");
   const dest = p.dest;
   return writePartsAtomic(dest, p.parts).then(
-    (): AnonymizeFileResult => ({ ok: true, input, record: p.record, ids: p.ids }),
+    (): AnonymizeFileResult => ({ ok: true, input, record: p.record, ids: p.ids, metaDisagreed: p.metaDisagreed }),
     (e): AnonymizeFileResult => ({ ok: false, input, reason: "write", message: `Cannot write "${dest}": ${errorDetail(e)}` }),
   ).finally(() => readBuffers.give(read.buffer)); // nothing refers to it any more: the output is written
 }

@@ -281,12 +281,20 @@ function* pixelElements(ds: DataSet): Generator<{ owner: DataSet; el: DicomEleme
   }
 }
 
-/** File meta information for the transcoded object: the source's, with this implementation as the writer. */
+/**
+ * File meta information for the transcoded object: the source's, with this implementation as the
+ * writer and the data set's SOP Class and Instance UIDs.
+ */
 function transcodedMeta(file: DicomFile, to: string): DataSet {
   const sop = file.dataset.string(0x00080016) ?? file.meta.string(0x00020002) ?? "";
   const inst = file.dataset.string(0x00080018) ?? file.meta.string(0x00020003) ?? "";
   if (file.meta.size === 0) return buildMeta(sop, inst, to);
   const meta = copyDataSet(file.meta);
+  // The data set names the object: a meta header that disagrees is corrected in the copy.
+  for (const [tag, value] of [[0x00020002, sop], [0x00020003, inst]] as const) {
+    const v = padValue(new TextEncoder().encode(value), "UI");
+    if (value) meta.set({ tag, vr: "UI", value: v, offset: 0, length: v.length });
+  }
   const uid = padValue(new TextEncoder().encode(IMPLEMENTATION_CLASS_UID), "UI");
   meta.set({ tag: 0x00020012, vr: "UI", value: uid, offset: 0, length: uid.length });
   const name = textValue(IMPLEMENTATION_VERSION_NAME);

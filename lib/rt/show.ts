@@ -3,7 +3,15 @@ import type { WalkOptions } from "../fs/walk.ts";
 import type { RtRecord } from "../records/types.ts";
 import { type StageOptions, StageReport } from "../stage/stage.ts";
 import { summarizeObject } from "./summary.ts";
-import { ReferenceTreeBuilder, treeRecords } from "./tree.ts";
+import { ReferenceTreeBuilder, treeRecords, type UidConflict } from "./tree.ts";
+
+/** The warning for one SOP Instance UID met twice with different content. */
+function conflictText(c: UidConflict): string {
+  const where = c.otherPatient
+    ? "another patient's object: each is shown under its patient"
+    : "the first is shown, the second left out";
+  return `SOP Instance UID ${c.sopInstanceUid} is in "${c.first ?? "?"}" and in "${c.second ?? "?"}" with different content (${where})`;
+}
 
 /** Options of the show stage. */
 export interface ShowOptions extends StageOptions, WalkOptions {}
@@ -14,7 +22,10 @@ export interface ShowOptions extends StageOptions, WalkOptions {}
  * input has ended, yields one `plan` record per RTPLAN (RTSTRUCT, image series, doses, records,
  * RT images, registrations, what is missing), then one `unconnected` record per patient, patients
  * sorted by ID. Other records pass through as they come. Events: `done` per file read, `skipped`
- * (`not-dicom`) per file that is not DICOM, `failed` per unreadable or damaged file.
+ * (`not-dicom`) per file that is not DICOM, `failed` per unreadable or damaged file; a `warn`
+ * message naming both files when an SOP Instance UID comes again with other content (objects are
+ * keyed by patient and UID, so one of another patient is still shown, under its patient), and
+ * one naming a file whose meta header disagrees with its data set (the data set's UIDs are used).
  *
  * @example
  * ```ts
@@ -40,7 +51,8 @@ export async function* showRecords(
       }
       readFileRecord(record, report, (file, path) => {
         const summary = summarizeObject(file, path);
-        builder.add(summary);
+        const conflict = builder.add(summary);
+        if (conflict) report.message("warn", conflictText(conflict), path);
         return { patientId: summary.patientId };
       });
     }

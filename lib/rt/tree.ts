@@ -119,6 +119,8 @@ export interface ReferenceTree {
 
 interface SeriesInfo {
   patientId?: string;
+  /** The series' UID (NO_SERIES for objects without one); the map's key adds the patient. */
+  seriesUid: string;
   patientName?: string;
   modality?: string;
   frameUid?: string;
@@ -166,14 +168,50 @@ export function buildReferenceTree(objects: Iterable<RtObjectSummary>): Referenc
   return builder.build();
 }
 
+/** What `ReferenceTreeBuilder.add` says when an SOP Instance UID comes again with other content. */
+export interface UidConflict {
+  sopInstanceUid: string;
+  /** The file seen first, and the one now. */
+  first?: string;
+  second?: string;
+  /** True when the two belong to different patients (both are shown, each under its patient). */
+  otherPatient: boolean;
+}
+
+/** Two objects' content as the tree reads it: every summary field but where and how it is stored. */
+function contentKey(o: RtObjectSummary): string {
+  const { path: _path, transferSyntaxUid: _ts, ...rest } = o;
+  const text = JSON.stringify(rest);
+  // FNV-1a, 52 bits: a UID per image costs a few bytes more, not its summary.
+  let h1 = 0x811c9dc5, h2 = 0x01000193;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 0x01000193) >>> 0;
+    h2 = Math.imul(h2 ^ c, 0x5bd1e995) >>> 0;
+  }
+  return `${h1.toString(36)}.${(h2 & 0xfffff).toString(36)}`;
+}
+
+/** Keys of the tree: everything is per patient, so one UID in two patients stays two objects. */
+function key(patientId: string | undefined, uid: string): string {
+  return `${patientId ?? ""}\u0000${uid}`;
+}
+
 /**
  * Builds a reference tree from objects added one at a time (for streaming scans): images keep only
- * their series, patient and instance UID; RT objects keep their summary.
+ * their series, patient and instance UID; RT objects keep their summary. Everything is keyed by
+ * patient and UID: objects of two patients that share a UID (a study, a series, even an SOP
+ * instance copied between patients) are never mixed. `add` returns a conflict when an SOP
+ * Instance UID comes again with other content (the first object seen stays in the tree of its
+ * patient; one of another patient is shown under that patient too).
  *
  * @example
  * ```ts
  * const builder = new ReferenceTreeBuilder();
- * for await (const r of scanDicom(["export/"])) if (r.file) builder.add(summarizeObject(r.file, r.path));
+ * for await (const r of scanDicom(["export/"])) {
+ *   const conflict = r.file && builder.add(summarizeObject(r.file, r.path));
+ *   if (conflict) console.error(`${conflict.sopInstanceUid} in "${conflict.first}" and "${conflict.second}"`);
+ * }
  * const tree = builder.build();
  * ```
  */
@@ -183,27 +221,43 @@ export class ReferenceTreeBuilder {
   readonly #rt: RtObjectSummary[] = [];
   readonly #byUid = new Map<string, RtObjectSummary>();
   readonly #patientNames = new Map<string, string | undefined>();
+  /** Per SOP Instance UID (all patients): the first object's content and path. */
+  readonly #seen = new Map<string, { content: string; path?: string; patientId?: string }>();
 
-  /** Adds one object. */
-  add(o: RtObjectSummary): void {
-    const seriesUid = o.seriesUid ?? NO_SERIES;
-    let info = this.#series.get(seriesUid);
+  /** Adds one object; returns the conflict when its SOP Instance UID was seen with other content. */
+  add(o: RtObjectSummary): UidConflict | undefined {
+    let conflict: UidConflict | undefined;
+    if (o.sopInstanceUid) {
+      const content = contentKey(o);
+      const before = this.#seen.get(o.sopInstanceUid);
+      if (!before) this.#seen.set(o.sopInstanceUid, { content, path: o.path, patientId: o.patientId });
+      else if (before.content !== content) {
+        conflict = { sopInstanceUid: o.sopInstanceUid, first: before.path, second: o.path, otherPatient: (before.patientId ?? "") !== (o.patientId ?? "") };
+      }
+    }
+    const seriesKey = key(o.patientId, o.seriesUid ?? NO_SERIES);
+    let info = this.#series.get(seriesKey);
     if (!info) {
-      info = { patientId: o.patientId, modality: o.modality, frameUid: o.frameOfReferenceUid, instances: new Set(), anonymous: 0, transferSyntaxUids: new Set() };
-      this.#series.set(seriesUid, info);
+      info = {
+        patientId: o.patientId, seriesUid: o.seriesUid ?? NO_SERIES, modality: o.modality, frameUid: o.frameOfReferenceUid,
+        instances: new Set(), anonymous: 0, transferSyntaxUids: new Set(),
+      };
+      this.#series.set(seriesKey, info);
     }
     if (o.transferSyntaxUid) info.transferSyntaxUids.add(o.transferSyntaxUid);
     if (o.sopInstanceUid) {
       info.instances.add(o.sopInstanceUid);
-      this.#instanceSeries.set(o.sopInstanceUid, seriesUid);
+      const k = key(o.patientId, o.sopInstanceUid);
+      if (!this.#instanceSeries.has(k)) this.#instanceSeries.set(k, seriesKey);
     } else info.anonymous++;
     const pid = o.patientId ?? "";
     const names = this.#patientNames;
     if (!names.has(pid) || (names.get(pid) === undefined && o.patientName)) names.set(pid, o.patientName);
-    if (o.kind !== "image" && o.sopInstanceUid && !this.#byUid.has(o.sopInstanceUid)) {
+    if (o.kind !== "image" && o.sopInstanceUid && !this.#byUid.has(key(o.patientId, o.sopInstanceUid))) {
       this.#rt.push(o);
-      this.#byUid.set(o.sopInstanceUid, o);
+      this.#byUid.set(key(o.patientId, o.sopInstanceUid), o);
     }
+    return conflict;
   }
 
   /** The tree of everything added so far. */
@@ -219,14 +273,14 @@ function assemble(
   byUid: Map<string, RtObjectSummary>,
   patientNames: Map<string, string | undefined>,
 ): ReferenceTree {
-  // Who references each plan.
+  // Who references each plan (of the same patient).
   const byPlan = new Map<string, RtObjectSummary[]>();
   for (const o of rt) {
     if (o.kind === "dose" || o.kind === "record" || o.kind === "rtImage") {
       for (const p of o.referencedPlanUids ?? []) {
-        const list = byPlan.get(p) ?? [];
+        const list = byPlan.get(key(o.patientId, p)) ?? [];
         list.push(o);
-        byPlan.set(p, list);
+        byPlan.set(key(o.patientId, p), list);
       }
     }
   }
@@ -255,7 +309,8 @@ function assemble(
     .sort((a, b) => cmp(a.patientId, b.patientId) || cmp(a.label, b.label) || cmp(a.sopInstanceUid, b.sopInstanceUid));
   for (const plan of plans) {
     const uid = plan.sopInstanceUid!;
-    connectedUids.add(uid);
+    const pid = plan.patientId;
+    connectedUids.add(key(pid, uid));
     const missing: MissingReference[] = [];
     const planFrames = new Set<string>();
     const planSeries = new Set<string>();
@@ -264,14 +319,14 @@ function assemble(
     let structureSet: ShowPlanRecord["structureSet"] = null;
     const ssUid = plan.structureSetUids?.[0];
     if (ssUid) {
-      const ss = byUid.get(ssUid);
+      const ss = byUid.get(key(pid, ssUid));
       if (!ss || ss.kind !== "structureSet") {
         structureSet = { sopInstanceUid: ssUid, missing: true, imageSeries: [] };
         missing.push({ kind: "RTSTRUCT", sopInstanceUid: ssUid, referencedBy: uid });
       } else {
-        connectedUids.add(ssUid);
+        connectedUids.add(key(pid, ssUid));
         for (const f of ss.referencedFrameUids ?? []) planFrames.add(f);
-        const refs = structureSetSeries(ss, instanceSeries);
+        const refs = structureSetSeries(ss, instanceSeries, series);
         const imageSeries: ImageSeriesNode[] = [];
         for (const { seriesUid, instanceUids } of refs) {
           if (seriesUid === NO_SERIES) {
@@ -279,10 +334,10 @@ function assemble(
             missing.push({ kind: "image", sopInstanceUids: instanceUids, referencedBy: ssUid });
             continue;
           }
-          const found = series.get(seriesUid);
+          const found = series.get(key(pid, seriesUid));
           planSeries.add(seriesUid);
           if (found) {
-            connectedSeries.add(seriesUid);
+            connectedSeries.add(key(pid, seriesUid));
             if (found.frameUid) planFrames.add(found.frameUid);
           }
           imageSeries.push(clean({
@@ -303,15 +358,15 @@ function assemble(
       }
     }
     for (const extra of plan.structureSetUids?.slice(1) ?? []) {
-      if (!byUid.has(extra)) missing.push({ kind: "RTSTRUCT", sopInstanceUid: extra, referencedBy: uid });
-      else connectedUids.add(extra);
+      if (!byUid.has(key(pid, extra))) missing.push({ kind: "RTSTRUCT", sopInstanceUid: extra, referencedBy: uid });
+      else connectedUids.add(key(pid, extra));
     }
 
     const doses: DoseNode[] = [];
     const records: TreatmentRecordNode[] = [];
     const images: RtImageNode[] = [];
-    for (const o of byPlan.get(uid) ?? []) {
-      connectedUids.add(o.sopInstanceUid!);
+    for (const o of byPlan.get(key(pid, uid)) ?? []) {
+      connectedUids.add(key(pid, o.sopInstanceUid!));
       if (o.kind === "dose") {
         doses.push(clean({ sopInstanceUid: o.sopInstanceUid!, summation: o.summation, beams: o.beamNumbers, transferSyntaxUid: o.transferSyntaxUid, path: o.path }));
       } else if (o.kind === "record") {
@@ -330,11 +385,12 @@ function assemble(
 
     const regs: RegistrationNode[] = [];
     for (const r of registrations) {
+      if ((r.patientId ?? "") !== (pid ?? "")) continue;
       const touches = (r.referencedFrameUids ?? []).some((f) => planFrames.has(f)) ||
         (r.referencedSeriesUids ?? []).some((s) => planSeries.has(s)) ||
-        (r.referencedInstanceUids ?? []).some((i) => planSeries.has(instanceSeries.get(i) ?? NO_SERIES));
+        (r.referencedInstanceUids ?? []).some((i) => planSeries.has(seriesOf(instanceSeries, series, pid, i)));
       if (!touches) continue;
-      connectedUids.add(r.sopInstanceUid!);
+      connectedUids.add(key(pid, r.sopInstanceUid!));
       regs.push(clean({
         sopInstanceUid: r.sopInstanceUid!, kind: sopClassLabel(r.sopClassUid), frameOfReferenceUids: r.referencedFrameUids ?? [],
         transferSyntaxUid: r.transferSyntaxUid, path: r.path,
@@ -365,19 +421,19 @@ function assemble(
   }
 
   // What no plan reaches, per series; and the references such objects make to absent plans.
-  for (const [seriesUid, info] of series) {
-    if (connectedSeries.has(seriesUid)) continue;
+  for (const [seriesKey, info] of series) {
+    if (connectedSeries.has(seriesKey)) continue;
     let count = info.anonymous;
-    for (const i of info.instances) if (!connectedUids.has(i)) count++;
+    for (const i of info.instances) if (!connectedUids.has(key(info.patientId, i))) count++;
     if (count === 0) continue;
     patientOf(info.patientId).unconnected.objects.push(clean({
-      seriesUid: seriesUid === NO_SERIES ? undefined : seriesUid, modality: info.modality, count, transferSyntaxUids: syntaxList(info),
+      seriesUid: info.seriesUid === NO_SERIES ? undefined : info.seriesUid, modality: info.modality, count, transferSyntaxUids: syntaxList(info),
     }));
   }
   for (const o of rt) {
-    if (connectedUids.has(o.sopInstanceUid!)) continue;
+    if (connectedUids.has(key(o.patientId, o.sopInstanceUid!))) continue;
     for (const p of o.referencedPlanUids ?? []) {
-      if (!byUid.has(p)) {
+      if (!byUid.has(key(o.patientId, p))) {
         patientOf(o.patientId).unconnected.missing.push({ kind: "RTPLAN", sopInstanceUid: p, referencedBy: o.sopInstanceUid! });
       }
     }
@@ -390,15 +446,22 @@ function assemble(
   return { patients: list };
 }
 
+/** The series UID of a patient's instance (NO_SERIES when the instance is not in the input). */
+function seriesOf(instanceSeries: Map<string, string>, series: Map<string, SeriesInfo>, patientId: string | undefined, instanceUid: string): string {
+  const k = instanceSeries.get(key(patientId, instanceUid));
+  return (k !== undefined ? series.get(k)?.seriesUid : undefined) ?? NO_SERIES;
+}
+
 /** The image series a structure set references, with the instances it lists for each. */
 function structureSetSeries(
   ss: RtObjectSummary,
   instanceSeries: Map<string, string>,
+  series: Map<string, SeriesInfo>,
 ): { seriesUid: string; instanceUids: string[] }[] {
   if (ss.referencedSeries?.length) return ss.referencedSeries;
   const bySeries = new Map<string, string[]>();
   for (const i of ss.contourInstanceUids ?? []) {
-    const s = instanceSeries.get(i) ?? NO_SERIES;
+    const s = seriesOf(instanceSeries, series, ss.patientId, i);
     const list = bySeries.get(s) ?? [];
     list.push(i);
     bySeries.set(s, list);

@@ -108,11 +108,14 @@ function planObjectPaths(index: FolderIndex, plan: ReferenceTree["patients"][num
 
 /**
  * A plan's own DICOM in a folder: the plan, its structure set, doses, treatment records, RT images
- * and registrations; plus, as text, what the plan references but the folder lacks.
+ * and registrations; plus, as text, what the plan references but the folder lacks. With
+ * `patientId`, only that patient's plan of that UID.
  */
-export function folderPlanFiles(root: string, planUid: string): { files: FolderFile[]; missing: string[] } | undefined {
+export function folderPlanFiles(root: string, planUid: string, patientId?: string): { files: FolderFile[]; missing: string[] } | undefined {
   const index = indexFolder(root);
   for (const p of index.tree.patients) {
+    // One plan UID may be in two patients (a copied plan): the patient asked for decides.
+    if (patientId !== undefined && (p.patientId ?? "") !== patientId) continue;
     const plan = p.plans.find((x) => x.sopInstanceUid === planUid);
     if (!plan) continue;
     const missing = plan.missing.map((m) => `${m.kind} ${m.sopInstanceUid ?? m.seriesUid ?? ""} (referenced by ${m.referencedBy})`);
