@@ -440,7 +440,7 @@ describe("show keys everything by patient and UID", () => {
   test("doses of several patients in one series stay with their patients; a plan finds its structure set only in its own patient", async () => {
     const dir = join(tmp, "show-keys");
     const dose = join(PYDICOM_DATA, "test_files", "rtdose_1frame.dcm");
-    const doses = [];
+    const doses: string[] = [];
     for (const [i, pid] of ["P-A", "P-B", "P-C"].entries()) {
       doses.push(await variant(dir, dose, `dose${i}.dcm`, { "(0010,0020)": pid, "(0008,0018)": `1.2.826.0.1.3680043.10.1467.12.5.${i}` }));
     }
