@@ -43,7 +43,9 @@ for (const line of readFileSync(path, "latin1").split("\n")) {
     return `${gm}${em}\t${normVr}\t${keyword}\t${vm}\t${(gpar ?? epar ?? "e").charAt(0)}`;
   };
   if (kind === "DICOM/retired") {
-    // Old planning systems still write retired elements (e.g. (300A,0082) in RT plans, curves in 50xx).
+    // Old planning systems still write retired elements (e.g. (300A,0082) in RT plans), and old
+    // images carry curves (50xx) and overlay comments (60xx,4000): an implicit VR file needs their
+    // VRs to be read (and de-identified) as text rather than UN.
     if (single) retired.push(`${g1.toUpperCase()}${e1.toUpperCase()}\t${normVr}\t${keyword}\t${vm}`);
     else retiredRepeating.push(masked());
     continue;
@@ -67,8 +69,8 @@ const retiredOut = `// Retired data elements of DICOM PS3.6 (DCMTK's dicom.dic e
 // DCMTK's RETIRED_ prefix, as PS3.6 spells them).
 // Lines: tag (8 hex digits) TAB VR TAB keyword TAB VM.
 export const RETIRED = \`${retired.join("\n")}\`;
-// Retired repeating groups and ranges: curves (50xx), retired overlay elements (60xx), variable
-// pixel data (7Fxx), source image IDs (0020,31xx). Same columns as REPEATING.
+// Retired repeating groups (curves 50xx, retired overlay elements 60xx, variable pixel data 7Fxx,
+// source image IDs (0020,31xx)): masks with xx, last column e (even groups), o (odd) or u (both).
 export const RETIRED_REPEATING = \`${retiredRepeating.join("\n")}\`;
 `;
 writeFileSync(new URL("../lib/dicom/_dictionary_retired.ts", import.meta.url), retiredOut);

@@ -429,8 +429,8 @@ export const RETIRED = `00000001	UL	CommandLengthToEnd	1
 10000014	US	ShiftTableSize	1
 10000015	US	ShiftTableTriplet	3
 10100004	US	ZonalMap	1-n`;
-// Retired repeating groups and ranges: curves (50xx), retired overlay elements (60xx), variable
-// pixel data (7Fxx), source image IDs (0020,31xx). Same columns as REPEATING.
+// Retired repeating groups (curves 50xx, retired overlay elements 60xx, variable pixel data 7Fxx,
+// source image IDs (0020,31xx)): masks with xx, last column e (even groups), o (odd) or u (both).
 export const RETIRED_REPEATING = `002031xx	CS	SourceImageIDs	1-n	e
 50xx0005	US	CurveDimensions	1	e
 50xx0010	US	NumberOfPoints	1	e

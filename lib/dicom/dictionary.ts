@@ -33,22 +33,22 @@ function load(): void {
     if (!byKeyword.has(keyword)) byKeyword.set(keyword, entry);
   }
   repeating = [];
-  for (const [text, retired] of [[REPEATING, false], [RETIRED_REPEATING, true]] as const) {
-    for (const line of text.split("\n")) {
-      const [mask, vr, keyword, vm, parity] = line.split("\t");
-      const g = mask.slice(0, 4), e = mask.slice(4);
-      const entry: DictionaryEntry = { tag: parseInt(mask.replace(/x/g, "0"), 16) >>> 0, vr, keyword, vm };
-      if (retired) entry.retired = true;
-      repeating.push({
-        group: parseInt(g.replace(/x/g, "0"), 16),
-        groupMask: g.includes("x") ? 0xff00 : 0xffff,
-        element: parseInt(e.replace(/x/g, "0"), 16),
-        elementMask: e.includes("x") ? 0xff00 : 0xffff,
-        parity,
-        entry,
-      });
-      if (!byKeyword.has(keyword)) byKeyword.set(keyword, entry);
-    }
+  // Current entries first: a retired mask never shadows a current one.
+  const masks = [...REPEATING.split("\n").map((l) => [l, false] as const), ...RETIRED_REPEATING.split("\n").map((l) => [l, true] as const)];
+  for (const [line, retired] of masks) {
+    const [mask, vr, keyword, vm, parity] = line.split("\t");
+    const g = mask.slice(0, 4), e = mask.slice(4);
+    const entry: DictionaryEntry = { tag: parseInt(mask.replace(/x/g, "0"), 16) >>> 0, vr, keyword, vm };
+    if (retired) entry.retired = true;
+    repeating.push({
+      group: parseInt(g.replace(/x/g, "0"), 16),
+      groupMask: g.includes("x") ? 0xff00 : 0xffff,
+      element: parseInt(e.replace(/x/g, "0"), 16),
+      elementMask: e.includes("x") ? 0xff00 : 0xffff,
+      parity,
+      entry,
+    });
+    if (!retired || !byKeyword.has(keyword)) byKeyword.set(keyword, entry);
   }
 }
 
@@ -91,7 +91,8 @@ export function lookupPrivateTag(tag: Tag, creator: string): DictionaryEntry | u
 }
 
 /**
- * Looks up a tag in the standard dictionary (repeating groups such as 60xx included).
+ * Looks up a tag in the standard dictionary, repeating groups included: overlays (60xx), and the
+ * retired curves (50xx), overlay comments (60xx,4000) and variable pixel data (7Fxx).
  *
  * @example
  * ```ts
