@@ -7,7 +7,8 @@ import { hostTag } from "../runtime/mod.ts";
 import type { PlanRecord } from "../records/types.ts";
 import { ArrivalStore } from "../retrieve/arrivals.ts";
 import type { ArrivedObject } from "../retrieve/arrivals.ts";
-import { retrievePatient, retrievePlans } from "../retrieve/planner.ts";
+import { retrievePlans } from "../retrieve/planner.ts";
+import { retrievePatient } from "../retrieve/patient.ts";
 import { openRetrieveSession, type RetrieveSession } from "../retrieve/session.ts";
 import type { FolderFile } from "../sources/folder.ts";
 
