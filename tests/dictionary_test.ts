@@ -132,10 +132,12 @@ after(() => {
 
 describe("dictionary: repeating groups", () => {
   it("knows curves, overlay comments and other repeating groups (current and retired)", () => {
+    // OB|OW elements other than pixel, overlay and waveform data are bytes in implicit VR, as
+    // DCMTK reads them (dump2dcm +ti then dcmdump shows curve data as OB, dcmconv +te writes OB).
     const table: [number, string, string][] = [
-      [0x50000022, "LO", "CurveDescription"], [0x501e2500, "LO", "CurveLabel"], [0x50023000, "OW", "CurveData"],
+      [0x50000022, "LO", "CurveDescription"], [0x501e2500, "LO", "CurveLabel"], [0x50023000, "OB", "CurveData"],
       [0x60004000, "LT", "OverlayComments"], [0x601e0010, "US", "OverlayRows"], [0x60023000, "OW", "OverlayData"],
-      [0x7f000010, "OW", "VariablePixelData"], [0x00203105, "CS", "SourceImageIDs"],
+      [0x7f000010, "OB", "VariablePixelData"], [0x00203104, "CS", "SourceImageIDs"], // even elements only, as DCMTK reads the range
     ];
     for (const [tag, vr, keyword] of table) {
       assert.equal(dictionaryVr(tag), vr, tag.toString(16));
@@ -152,7 +154,7 @@ describe("dictionary: repeating groups", () => {
     assert.equal(ds.get(0x50000022)!.vr, "LO");
     assert.equal(ds.string(0x50000022), "curve text");
     assert.equal(ds.string(0x50002500), "curve label");
-    assert.equal(ds.get(0x50003000)!.vr, "OW");
+    assert.equal(ds.get(0x50003000)!.vr, "OB");
     assert.equal(ds.get(0x60004000)!.vr, "LT");
     assert.equal(ds.string(0x60004000), "overlay comment");
   });
