@@ -3,15 +3,16 @@
 // (implicit/explicit/big endian, deflate, RLE, JPEG, JPEG 2000, RT objects whose meta header
 // disagrees with the data set); DCMTK-written variants of the RT objects (dcmconv to implicit,
 // big endian and deflate; dump2dcm from dcmdump's text); GDCM's lossless compressions with the
-// reference decoding (`gdcmconv --raw`); and files written here for what none of those has (an
+// reference decoding (`gdcmconv --raw`, through tests/_codec_corpus.ts's helpers); and files written here for what none of those has (an
 // implicit VR RT image with curves and private elements, a truncated encapsulated file, one SOP
 // Instance UID in two patients).
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DataSet } from "../lib/dicom/dataset.ts";
 import { readDicomFile } from "../lib/dicom/reader.ts";
 import { encodeFile } from "../lib/dicom/writer.ts";
+import { codecSources, GDCM_LOSSLESS, gdcmEncode, gdcmReference } from "./_codec_corpus.ts";
 
 export const PYDICOM_DATA = "/usr/lib/python3/dist-packages/pydicom/data";
 
@@ -131,7 +132,7 @@ function writeCurvesFile(path: string): void {
 }
 
 /** Builds the corpus in `dir` (a few seconds: dcmconv, dump2dcm and gdcmconv runs). */
-export function buildRealWorldCorpus(dir: string): RealWorldCorpus {
+export async function buildRealWorldCorpus(dir: string): Promise<RealWorldCorpus> {
   mkdirSync(dir, { recursive: true });
   const files: CorpusFile[] = [];
   // pydicom's files, those DCMTK reads (the rest are damaged on purpose: truncated, no DICOM).
@@ -184,27 +185,27 @@ export function buildRealWorldCorpus(dir: string): RealWorldCorpus {
   copyFileSync(join(PYDICOM_DATA, "test_files", "rtplan.dcm"), other);
   must("dcmodify", ["-q", "-nb", "-nmu", "-m", "(0010,0020)=RW-OTHER", "-m", "(0010,0010)=Other^Patient", "-m", "(300A,0002)=OtherPlan", other]);
 
-  // GDCM's lossless compressions and its decoding of each (the reference).
+  // GDCM's lossless compressions of the codec corpus's explicit VR sources (the synthetic clinic's
+  // CT, MR, RT image and 32-bit dose; pydicom's CT, MR and odd-sized RGB) and of pydicom's big
+  // endian dose, each with GDCM's decoding of it (the reference). Not implicit VR sources: GDCM
+  // converts those with every element UN (pydicom's rtdose_rle.dcm is such a file), and no peer
+  // can read their SOP Class UID.
   const compressed: CompressedFile[] = [];
   const gdcm = join(dir, "gdcm");
   mkdirSync(join(gdcm, "raw"), { recursive: true });
-  // Explicit VR sources only: GDCM converts an implicit VR file with every element UN (pydicom's
-  // rtdose_rle.dcm is such a file), which no peer can read the SOP Class UID of.
+  const codec = await codecSources(join(dir, "codec"));
   const sources: Record<string, string> = {
-    CT16s: join(PYDICOM_DATA, "test_files", "CT_small.dcm"),
-    MR16s: join(PYDICOM_DATA, "test_files", "MR_small.dcm"),
-    RGB8: join(PYDICOM_DATA, "test_files", "SC_rgb_small_odd.dcm"),
-    dose32mf: join(PYDICOM_DATA, "test_files", "rtdose_expb.dcm"),
+    ct16u: codec.ct16u, mr12u: codec.mr12u, rtimage: codec.rtimage, dose32mf: codec.dose32mf,
+    pyCT16s: codec.pyCT16s, pyMR16s: codec.pyMR16s, pyRGB8odd: codec.pyRGB8odd,
+    pyDose32mfBE: join(PYDICOM_DATA, "test_files", "rtdose_expb.dcm"),
   };
   for (const [name, src] of Object.entries(sources)) {
-    for (const flag of ["--jpeg", "--jpegls", "--j2k", "--rle"]) {
-      const label = `${name}_${flag.slice(2)}`;
+    for (const [tag, flags] of GDCM_LOSSLESS) {
+      const label = `${name}_${tag}`;
       const out = join(gdcm, `${label}.dcm`);
-      // GDCM refuses some combinations (JPEG and JPEG-LS above 16 bits, RLE of odd RGB sizes).
-      if (!run("gdcmconv", [flag, src, out]).ok || !existsSync(out) || statSync(out).size === 0) continue;
       const reference = join(gdcm, "raw", `${label}.dcm`);
-      if (!run("gdcmconv", ["--raw", "-X", out, reference]).ok) continue;
-      compressed.push({ ...describe(`gdcmconv ${flag} ${name}`, out, `gdcmconv ${flag}`), reference });
+      if (!gdcmEncode(flags, src, out) || !gdcmReference(out, reference)) continue;
+      compressed.push({ ...describe(`gdcmconv ${flags.join(" ")} ${name}`, out, `gdcmconv ${flags.join(" ")}`), reference });
     }
   }
   const lossy = ["JPEG-lossy.dcm", "SC_rgb_jpeg_dcmtk.dcm", "JPEG2000.dcm"].map((f) => describe(`pydicom ${f}`, join(PYDICOM_DATA, "test_files", f), "pydicom"));

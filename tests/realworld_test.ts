@@ -179,7 +179,7 @@ function explicitOnlyConfig(): string {
 }
 
 before(async () => {
-  corpus = buildRealWorldCorpus(join(tmp, "corpus"));
+  corpus = await buildRealWorldCorpus(join(tmp, "corpus"));
   const cfg = explicitOnlyConfig();
   const explicitArgs = ["-xf", cfg, "ExplicitOnly"];
   [orthancA, orthancB, scpA, scpB, scpExplicitA, scpExplicitB, scpNative] = await Promise.all([
@@ -298,9 +298,11 @@ describe("compressed objects and peers that take only uncompressed syntaxes", ()
       await side.clear();
     }
     assert.deepEqual(diffs, []);
-    assert.ok(corpus.compressed.length >= 10);
-    const names = new Set(corpus.compressed.map((f) => f.origin));
-    for (const o of ["gdcmconv --jpeg", "gdcmconv --jpegls", "gdcmconv --j2k", "gdcmconv --rle"]) assert.ok(names.has(o), o);
+    // Each codec on the clinic's and pydicom's images (GDCM refuses a few combinations: 32-bit JPEG, odd RGB RLE …).
+    for (const o of ["gdcmconv --jpeg", "gdcmconv --jpegls", "gdcmconv --j2k", "gdcmconv --rle"]) {
+      const n = corpus.compressed.filter((f) => f.origin === o).length;
+      assert.ok(n >= 5, `${o}: ${n} files`);
+    }
 
     const lossy = await pushWithRtexport(side, corpus.lossy.map((f) => f.path));
     assert.equal(lossy.code, 3);
