@@ -11,8 +11,9 @@
 // Also: a peer that takes only Explicit VR Little Endian gets implicit VR objects transcoded with
 // DCMTK's dictionaries (nothing DCMTK knows becomes UN); truncated encapsulated files are refused
 // before sending; compressed objects reach a peer that takes only uncompressed syntaxes decoded
-// to gdcmconv --raw's pixels; retrieve --get fetches compressed objects from Orthanc; serve's
-// C-GET decodes for getscu, which proposes only uncompressed syntaxes.
+// to gdcmconv --raw's pixels; retrieve fetches compressed objects from Orthanc by C-GET and
+// C-MOVE in their own syntaxes; serve's C-GET decodes for getscu, which proposes only
+// uncompressed syntaxes.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -33,7 +34,7 @@ import type { StageEvent } from "../lib/stage/stage.ts";
 import { type QrScp, startQrScp } from "../lib/qr/scp.ts";
 import { compareRows, type Dump, runDcmdumpMany } from "./_dcmdump.ts";
 import {
-  type OrthancPeer, runDcmtk, runMainCaptured, startOrthanc, startStorescp, type StorescpPeer,
+  freePort, type OrthancPeer, runDcmtk, runMainCaptured, startOrthanc, startStorescp, type StorescpPeer,
 } from "./_peers.ts";
 import {
   buildRealWorldCorpus, type CorpusFile, pixelBytes, PYDICOM_DATA, type RealWorldCorpus, uniqueUidBatches,
@@ -161,6 +162,8 @@ async function sideBySide(files: CorpusFile[], ours: Side, theirs: Side): Promis
 const tmp = mkdtempSync(join(tmpdir(), "rtexport-realworld-"));
 let corpus: RealWorldCorpus;
 let orthancA: OrthancPeer, orthancB: OrthancPeer;
+/** Where retrieve's C-MOVE receiver listens (Orthanc A knows it as RTX). */
+let movePort: number;
 let scpA: StorescpPeer, scpB: StorescpPeer, scpExplicitA: StorescpPeer, scpExplicitB: StorescpPeer, scpNative: StorescpPeer;
 
 /** A storescp configuration whose every storage context accepts Explicit VR Little Endian only. */
@@ -182,8 +185,9 @@ before(async () => {
   corpus = await buildRealWorldCorpus(join(tmp, "corpus"));
   const cfg = explicitOnlyConfig();
   const explicitArgs = ["-xf", cfg, "ExplicitOnly"];
+  movePort = await freePort();
   [orthancA, orthancB, scpA, scpB, scpExplicitA, scpExplicitB, scpNative] = await Promise.all([
-    startOrthanc({ aeTitle: "ORTHANC_A" }), startOrthanc({ aeTitle: "ORTHANC_B" }),
+    startOrthanc({ aeTitle: "ORTHANC_A", modalities: [{ aeTitle: "RTX", host: "127.0.0.1", port: movePort }] }), startOrthanc({ aeTitle: "ORTHANC_B" }),
     startStorescp({ aeTitle: "SCP_A", acceptAll: true }), startStorescp({ aeTitle: "SCP_B", acceptAll: true }),
     startStorescp({ aeTitle: "EXPLICIT_A", args: explicitArgs }), startStorescp({ aeTitle: "EXPLICIT_B", args: explicitArgs }),
     startStorescp({ aeTitle: "NATIVE" }),
@@ -313,36 +317,42 @@ describe("compressed objects and peers that take only uncompressed syntaxes", ()
     assert.deepEqual([...(await side.arrived()).keys()], []);
   });
 
-  test("retrieve --get fetches compressed objects from Orthanc in their own syntax", async () => {
-    // Each variant as its own series and instance (GDCM keeps the source's UIDs).
-    const dir = join(tmp, "get-src");
-    mkdirSync(dir, { recursive: true });
-    const uploaded: { series: string; ts: string; reference: string; patientId: string }[] = [];
-    for (const [i, f] of corpus.compressed.filter((x) => x.name.includes("CT16s")).entries()) {
-      const copy = join(dir, `${i}.dcm`);
-      copyFileSync(f.path, copy);
-      const series = `1.2.826.0.1.3680043.10.1467.12.9.${i}`;
-      const r = await runDcmtk("dcmodify", ["-q", "-nb", "-m", `(0020,000E)=${series}`, "-m", `(0008,0018)=${series}.1`, copy]);
+  for (const how of ["C-GET", "C-MOVE"]) {
+    test(`retrieve by ${how} fetches every compressed variant from Orthanc in its own syntax`, async () => {
+      // Every variant as its own series and instance of one patient (GDCM keeps the source's UIDs).
+      const dir = join(tmp, `retrieve-src-${how}`);
+      mkdirSync(dir, { recursive: true });
+      const patientId = "RW-COMPRESSED";
+      const uploaded: { name: string; series: string; sop: string; ts: string }[] = [];
+      for (const [i, f] of corpus.compressed.entries()) {
+        const copy = join(dir, `${i}.dcm`);
+        copyFileSync(f.path, copy);
+        const series = `1.2.826.0.1.3680043.10.1467.12.9.${i}`;
+        const r = await runDcmtk("dcmodify", ["-q", "-nb", "-m", `(0010,0020)=${patientId}`, "-m", `(0020,000E)=${series}`, "-m", `(0008,0018)=${series}.1`, copy]);
+        assert.equal(r.code, 0, r.stderr);
+        const res = await fetch(`http://127.0.0.1:${orthancA.httpPort}/instances`, { method: "POST", body: readFileSync(copy) });
+        assert.equal(res.status, 200, await res.text());
+        uploaded.push({ name: f.name, series, sop: `${series}.1`, ts: f.transferSyntaxUid });
+      }
+      const out = join(tmp, `retrieve-out-${how}`);
+      const mode = how === "C-GET" ? ["--get"] : ["--move-port", String(movePort), "--move-host", "127.0.0.1"];
+      const r = await runMainCaptured(retrieve, [
+        "--host", "127.0.0.1", "--port", String(orthancA.port), "--aec", orthancA.aeTitle, "--aet", "RTX", ...mode, "--patient-id", patientId, "--out", out,
+      ]);
       assert.equal(r.code, 0, r.stderr);
-      const res = await fetch(`http://127.0.0.1:${orthancA.httpPort}/instances`, { method: "POST", body: readFileSync(copy) });
-      assert.equal(res.status, 200, await res.text());
-      uploaded.push({ series, ts: f.transferSyntaxUid, reference: f.reference, patientId: readDicomFile(copy).dataset.string(0x00100020)! });
-    }
-    assert.equal(uploaded.length, 4);
-    const out = join(tmp, "get-out");
-    const args = ["--host", "127.0.0.1", "--port", String(orthancA.port), "--aec", orthancA.aeTitle, "--get", "--patient-id", uploaded[0].patientId, "--out", out];
-    for (const u of uploaded) args.push("--series", u.series);
-    const r = await runMainCaptured(retrieve, args);
-    assert.equal(r.code, 0, r.stderr);
-    const files = r.records.filter((x) => x.type === "file");
-    assert.equal(files.length, 4, r.stderr);
-    for (const u of uploaded) {
-      const rec = files.find((x) => x.seriesUid === u.series)!;
-      assert.ok(rec, u.series);
-      assert.equal(rec.transferSyntaxUid, u.ts);
-    }
-    await orthancSide("Orthanc A", orthancA, join(tmp, "oa")).clear();
-  });
+      const files = r.records.filter((x) => x.type === "file");
+      const diffs: string[] = [];
+      for (const u of uploaded) {
+        const rec = files.find((x) => x.sopInstanceUid === u.sop);
+        if (!rec) diffs.push(`${u.name}: not retrieved`);
+        else if (rec.transferSyntaxUid !== u.ts) diffs.push(`${u.name}: arrived in ${rec.transferSyntaxUid}, not ${u.ts}`);
+        else if (readDicomFile(String(rec.path)).transferSyntaxUid !== u.ts) diffs.push(`${u.name}: written in another syntax`);
+      }
+      assert.deepEqual(diffs, []);
+      assert.equal(files.length, uploaded.length);
+      await orthancSide("Orthanc A", orthancA, join(tmp, "oa")).clear();
+    });
+  }
 
   test("serve's C-GET decodes for a peer that proposes only uncompressed syntaxes (getscu)", async () => {
     const dir = join(tmp, "served");
