@@ -1,3 +1,4 @@
+import { kindModality } from "../dicom/rt.ts";
 import { type RtObjectSummary, sopClassLabel } from "./summary.ts";
 
 /** An image series under a structure set: instances found, and how many the structure set lists. */
@@ -119,8 +120,6 @@ export interface ReferenceTree {
 
 interface SeriesInfo {
   patientId?: string;
-  /** The series' UID (NO_SERIES for objects without one); the map's key adds the patient. */
-  seriesUid: string;
   patientName?: string;
   modality?: string;
   frameUid?: string;
@@ -135,6 +134,15 @@ function syntaxList(info: SeriesInfo | undefined): string[] | undefined {
 }
 
 const NO_SERIES = "";
+
+/**
+ * Everything is keyed by (patient, UID): two patients whose objects share a UID (a series of
+ * doses of twelve patients, a plan UID a TPS reused) stay apart, and a reference resolves only
+ * within its own patient.
+ */
+function key(patientId: string | undefined, uid: string): string {
+  return `${patientId ?? ""}\u0000${uid}`;
+}
 
 function cmp(a: string | undefined, b: string | undefined): number {
   const x = a ?? "", y = b ?? "";
@@ -168,96 +176,56 @@ export function buildReferenceTree(objects: Iterable<RtObjectSummary>): Referenc
   return builder.build();
 }
 
-/** What `ReferenceTreeBuilder.add` says when an SOP Instance UID comes again with other content. */
-export interface UidConflict {
-  sopInstanceUid: string;
-  /** The file seen first, and the one now. */
-  first?: string;
-  second?: string;
-  /** True when the two belong to different patients (both are shown, each under its patient). */
-  otherPatient: boolean;
-}
-
-/** Two objects' content as the tree reads it: every summary field but where and how it is stored. */
-function contentKey(o: RtObjectSummary): string {
-  const { path: _path, transferSyntaxUid: _ts, ...rest } = o;
-  const text = JSON.stringify(rest);
-  // FNV-1a, 52 bits: a UID per image costs a few bytes more, not its summary.
-  let h1 = 0x811c9dc5, h2 = 0x01000193;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    h1 = Math.imul(h1 ^ c, 0x01000193) >>> 0;
-    h2 = Math.imul(h2 ^ c, 0x5bd1e995) >>> 0;
-  }
-  return `${h1.toString(36)}.${(h2 & 0xfffff).toString(36)}`;
-}
-
-/** Keys of the tree: everything is per patient, so one UID in two patients stays two objects. */
-function key(patientId: string | undefined, uid: string): string {
-  return `${patientId ?? ""}\u0000${uid}`;
-}
-
 /**
  * Builds a reference tree from objects added one at a time (for streaming scans): images keep only
- * their series, patient and instance UID; RT objects keep their summary. Everything is keyed by
- * patient and UID: objects of two patients that share a UID (a study, a series, even an SOP
- * instance copied between patients) are never mixed. `add` returns a conflict when an SOP
- * Instance UID comes again with other content (the first object seen stays in the tree of its
- * patient; one of another patient is shown under that patient too).
+ * their series, patient and instance UID; RT objects keep their summary.
  *
  * @example
  * ```ts
  * const builder = new ReferenceTreeBuilder();
- * for await (const r of scanDicom(["export/"])) {
- *   const conflict = r.file && builder.add(summarizeObject(r.file, r.path));
- *   if (conflict) console.error(`${conflict.sopInstanceUid} in "${conflict.first}" and "${conflict.second}"`);
- * }
+ * for await (const r of scanDicom(["export/"])) if (r.file) builder.add(summarizeObject(r.file, r.path));
  * const tree = builder.build();
  * ```
  */
 export class ReferenceTreeBuilder {
+  /** By key(patient, series UID). */
   readonly #series = new Map<string, SeriesInfo>();
+  /** key(patient, instance UID) → series UID. */
   readonly #instanceSeries = new Map<string, string>();
   readonly #rt: RtObjectSummary[] = [];
+  /** By key(patient, SOP Instance UID); the first of several copies is kept. */
   readonly #byUid = new Map<string, RtObjectSummary>();
   readonly #patientNames = new Map<string, string | undefined>();
-  /** Per SOP Instance UID (all patients): the first object's content and path. */
-  readonly #seen = new Map<string, { content: string; path?: string; patientId?: string }>();
 
-  /** Adds one object; returns the conflict when its SOP Instance UID was seen with other content. */
-  add(o: RtObjectSummary): UidConflict | undefined {
-    let conflict: UidConflict | undefined;
-    if (o.sopInstanceUid) {
-      const content = contentKey(o);
-      const before = this.#seen.get(o.sopInstanceUid);
-      if (!before) this.#seen.set(o.sopInstanceUid, { content, path: o.path, patientId: o.patientId });
-      else if (before.content !== content) {
-        conflict = { sopInstanceUid: o.sopInstanceUid, first: before.path, second: o.path, otherPatient: (before.patientId ?? "") !== (o.patientId ?? "") };
-      }
-    }
-    const seriesKey = key(o.patientId, o.seriesUid ?? NO_SERIES);
+  /**
+   * Adds one object. A second object with the UID of one already added for the same patient is
+   * not added again (the first is kept; `show` warns when their content differs).
+   */
+  add(o: RtObjectSummary): void {
+    if (o.sopInstanceUid && this.#instanceSeries.has(key(o.patientId, o.sopInstanceUid))) return;
+    const seriesUid = o.seriesUid ?? NO_SERIES;
+    const seriesKey = key(o.patientId, seriesUid);
     let info = this.#series.get(seriesKey);
     if (!info) {
+      // The kind comes from the SOP class: a structure set whose Modality says RTDOSE is listed as RTSTRUCT.
       info = {
-        patientId: o.patientId, seriesUid: o.seriesUid ?? NO_SERIES, modality: o.modality, frameUid: o.frameOfReferenceUid,
-        instances: new Set(), anonymous: 0, transferSyntaxUids: new Set(),
+        patientId: o.patientId, modality: kindModality(o.kind, o.modality), frameUid: o.frameOfReferenceUid, instances: new Set(), anonymous: 0,
+        transferSyntaxUids: new Set(),
       };
       this.#series.set(seriesKey, info);
     }
-    if (o.transferSyntaxUid) info.transferSyntaxUids.add(o.transferSyntaxUid);
     if (o.sopInstanceUid) {
       info.instances.add(o.sopInstanceUid);
-      const k = key(o.patientId, o.sopInstanceUid);
-      if (!this.#instanceSeries.has(k)) this.#instanceSeries.set(k, seriesKey);
+      this.#instanceSeries.set(key(o.patientId, o.sopInstanceUid), seriesUid);
     } else info.anonymous++;
+    if (o.transferSyntaxUid) info.transferSyntaxUids.add(o.transferSyntaxUid);
     const pid = o.patientId ?? "";
     const names = this.#patientNames;
     if (!names.has(pid) || (names.get(pid) === undefined && o.patientName)) names.set(pid, o.patientName);
-    if (o.kind !== "image" && o.sopInstanceUid && !this.#byUid.has(key(o.patientId, o.sopInstanceUid))) {
+    if (o.kind !== "image" && o.sopInstanceUid) {
       this.#rt.push(o);
       this.#byUid.set(key(o.patientId, o.sopInstanceUid), o);
     }
-    return conflict;
   }
 
   /** The tree of everything added so far. */
@@ -273,14 +241,15 @@ function assemble(
   byUid: Map<string, RtObjectSummary>,
   patientNames: Map<string, string | undefined>,
 ): ReferenceTree {
-  // Who references each plan (of the same patient).
+  // Who references each plan.
   const byPlan = new Map<string, RtObjectSummary[]>();
   for (const o of rt) {
     if (o.kind === "dose" || o.kind === "record" || o.kind === "rtImage") {
       for (const p of o.referencedPlanUids ?? []) {
-        const list = byPlan.get(key(o.patientId, p)) ?? [];
+        const k = key(o.patientId, p);
+        const list = byPlan.get(k) ?? [];
         list.push(o);
-        byPlan.set(key(o.patientId, p), list);
+        byPlan.set(k, list);
       }
     }
   }
@@ -326,7 +295,7 @@ function assemble(
       } else {
         connectedUids.add(key(pid, ssUid));
         for (const f of ss.referencedFrameUids ?? []) planFrames.add(f);
-        const refs = structureSetSeries(ss, instanceSeries, series);
+        const refs = structureSetSeries(ss, instanceSeries);
         const imageSeries: ImageSeriesNode[] = [];
         for (const { seriesUid, instanceUids } of refs) {
           if (seriesUid === NO_SERIES) {
@@ -388,7 +357,7 @@ function assemble(
       if ((r.patientId ?? "") !== (pid ?? "")) continue;
       const touches = (r.referencedFrameUids ?? []).some((f) => planFrames.has(f)) ||
         (r.referencedSeriesUids ?? []).some((s) => planSeries.has(s)) ||
-        (r.referencedInstanceUids ?? []).some((i) => planSeries.has(seriesOf(instanceSeries, series, pid, i)));
+        (r.referencedInstanceUids ?? []).some((i) => planSeries.has(instanceSeries.get(key(pid, i)) ?? NO_SERIES));
       if (!touches) continue;
       connectedUids.add(key(pid, r.sopInstanceUid!));
       regs.push(clean({
@@ -423,11 +392,12 @@ function assemble(
   // What no plan reaches, per series; and the references such objects make to absent plans.
   for (const [seriesKey, info] of series) {
     if (connectedSeries.has(seriesKey)) continue;
+    const seriesUid = seriesKey.slice(seriesKey.indexOf("\u0000") + 1);
     let count = info.anonymous;
     for (const i of info.instances) if (!connectedUids.has(key(info.patientId, i))) count++;
     if (count === 0) continue;
     patientOf(info.patientId).unconnected.objects.push(clean({
-      seriesUid: info.seriesUid === NO_SERIES ? undefined : info.seriesUid, modality: info.modality, count, transferSyntaxUids: syntaxList(info),
+      seriesUid: seriesUid === NO_SERIES ? undefined : seriesUid, modality: info.modality, count, transferSyntaxUids: syntaxList(info),
     }));
   }
   for (const o of rt) {
@@ -446,22 +416,15 @@ function assemble(
   return { patients: list };
 }
 
-/** The series UID of a patient's instance (NO_SERIES when the instance is not in the input). */
-function seriesOf(instanceSeries: Map<string, string>, series: Map<string, SeriesInfo>, patientId: string | undefined, instanceUid: string): string {
-  const k = instanceSeries.get(key(patientId, instanceUid));
-  return (k !== undefined ? series.get(k)?.seriesUid : undefined) ?? NO_SERIES;
-}
-
 /** The image series a structure set references, with the instances it lists for each. */
 function structureSetSeries(
   ss: RtObjectSummary,
   instanceSeries: Map<string, string>,
-  series: Map<string, SeriesInfo>,
 ): { seriesUid: string; instanceUids: string[] }[] {
   if (ss.referencedSeries?.length) return ss.referencedSeries;
   const bySeries = new Map<string, string[]>();
   for (const i of ss.contourInstanceUids ?? []) {
-    const s = seriesOf(instanceSeries, series, ss.patientId, i);
+    const s = instanceSeries.get(key(ss.patientId, i)) ?? NO_SERIES;
     const list = bySeries.get(s) ?? [];
     list.push(i);
     bySeries.set(s, list);
