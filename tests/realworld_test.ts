@@ -25,6 +25,7 @@ import { main as retrieve } from "../commands/retrieve.ts";
 import { anonymizeRecords } from "../lib/anonymize/stage.ts";
 import { transcodeFiles } from "../lib/codec/transcode.ts";
 import { readDicomFile } from "../lib/dicom/reader.ts";
+import { storageContexts } from "../lib/net/scu.ts";
 import { pathRecords } from "../lib/fs/walk.ts";
 import type { RtRecord } from "../lib/records/types.ts";
 import { showRecords } from "../lib/rt/show.ts";
@@ -276,6 +277,36 @@ describe("real-world files, side by side with storescu", () => {
     const dcmtk = await runDcmtk("storescu", ["-aec", side.aeTitle, side.host, String(side.port), corpus.truncated[0]]);
     assert.notEqual(dcmtk.code, 0);
     assert.deepEqual([...(await side.arrived()).keys()], []);
+  });
+});
+
+describe("presentation contexts", () => {
+  const IMPLICIT = "1.2.840.10008.1.2", EXPLICIT = "1.2.840.10008.1.2.1", JPEG_LS = "1.2.840.10008.1.2.4.80";
+  test("one per SOP class and transfer syntax, proposing it alone, plus Explicit and Implicit VR Little Endian per class", () => {
+    const ct = "1.2.840.10008.5.1.4.1.1.2", plan = "1.2.840.10008.5.1.4.1.1.481.5";
+    assert.deepEqual(storageContexts([
+      { sopClassUid: ct, transferSyntaxUid: IMPLICIT }, { sopClassUid: ct, transferSyntaxUid: JPEG_LS },
+      { sopClassUid: ct, transferSyntaxUid: IMPLICIT }, { sopClassUid: plan, transferSyntaxUid: EXPLICIT },
+    ]), [
+      { abstractSyntax: ct, transferSyntaxes: [IMPLICIT] }, { abstractSyntax: ct, transferSyntaxes: [JPEG_LS] },
+      { abstractSyntax: plan, transferSyntaxes: [EXPLICIT] },
+      { abstractSyntax: ct, transferSyntaxes: [EXPLICIT, IMPLICIT] }, { abstractSyntax: plan, transferSyntaxes: [EXPLICIT, IMPLICIT] },
+    ]);
+  });
+
+  test("a batch too mixed for 128 contexts still fits one association, every object with a context of its syntax", () => {
+    const objects = [];
+    for (let i = 0; i < 50; i++) {
+      for (const ts of [IMPLICIT, EXPLICIT]) objects.push({ sopClassUid: `1.2.826.0.1.3680043.10.1467.12.7.${i}`, transferSyntaxUid: ts });
+    }
+    objects.push({ sopClassUid: "1.2.826.0.1.3680043.10.1467.12.7.0", transferSyntaxUid: JPEG_LS });
+    const contexts = storageContexts(objects);
+    assert.equal(contexts.length, 51); // 150 one by one
+    for (const o of objects) {
+      assert.ok(contexts.some((c) => c.abstractSyntax === o.sopClassUid && c.transferSyntaxes.includes(o.transferSyntaxUid)), `${o.sopClassUid} ${o.transferSyntaxUid}`);
+    }
+    assert.deepEqual(contexts.find((c) => c.transferSyntaxes.includes(JPEG_LS))!.transferSyntaxes, [JPEG_LS]);
+    assert.deepEqual(contexts[0].transferSyntaxes, [IMPLICIT, EXPLICIT]);
   });
 });
 

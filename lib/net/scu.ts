@@ -91,7 +91,9 @@ const FALLBACK_SYNTAXES = [EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN]
  * gets its bytes unchanged (a context listing several syntaxes lets the peer pick another, and the
  * object would be transcoded). One more per SOP class proposes Explicit and Implicit VR Little
  * Endian, for when the peer takes none of the objects' own syntaxes: native objects are then
- * transcoded, lossless compressed ones decoded (lib/codec).
+ * transcoded, lossless compressed ones decoded (lib/codec). When that makes more than the 128
+ * contexts one association carries, a class's native syntaxes share one context (with the
+ * fallbacks after them) and each compressed syntax keeps its own.
  *
  * @example
  * ```ts
@@ -110,8 +112,33 @@ export function storageContexts(objects: Iterable<{ sopClassUid: string; transfe
   }
   const out = [...own.values()];
   for (const sopClassUid of classes) out.push({ abstractSyntax: sopClassUid, transferSyntaxes: [...FALLBACK_SYNTAXES] });
-  return out;
+  if (out.length <= MAX_PROPOSED_CONTEXTS) return out;
+  // Too many combinations for one association (a very mixed batch): fewer contexts, as before
+  // issue 12. Per class one context listing the objects' native syntaxes, then the fallbacks (the
+  // peer picks one of them, so a native object may be transcoded), and each compressed syntax
+  // alone (a class's native context can still take a decoded object).
+  const folded = new Map<string, { abstractSyntax: string; transferSyntaxes: string[] }>();
+  for (const c of own.values()) {
+    const ts = c.transferSyntaxes[0];
+    const native = isNativeTransferSyntax(ts);
+    const key = `${c.abstractSyntax}|${native ? "native" : ts}`;
+    const list = folded.get(key)?.transferSyntaxes ?? [];
+    if (!list.includes(ts)) list.push(ts);
+    if (!folded.has(key)) folded.set(key, { abstractSyntax: c.abstractSyntax, transferSyntaxes: list });
+  }
+  for (const sopClassUid of classes) {
+    const native = folded.get(`${sopClassUid}|native`);
+    if (!native) {
+      folded.set(`${sopClassUid}|native`, { abstractSyntax: sopClassUid, transferSyntaxes: [...FALLBACK_SYNTAXES] });
+      continue;
+    }
+    for (const ts of FALLBACK_SYNTAXES) if (!native.transferSyntaxes.includes(ts)) native.transferSyntaxes.push(ts);
+  }
+  return [...folded.values()];
 }
+
+/** Presentation contexts one association can carry (odd context IDs 1–255). */
+const MAX_PROPOSED_CONTEXTS = 128;
 
 /** The outcome of a C-STORE. */
 export interface StoreResult {
