@@ -103,10 +103,10 @@ function hasInitdb() {
   }
 }
 
-const DEBIAN_PACKAGES = ["dcmtk", "orthanc", "dicom3tools", "python3-pydicom", "libgdcm-tools", "postgresql"];
+const DEBIAN_PACKAGES = ["dcmtk", "orthanc", "dicom3tools", "python3-pydicom", "libgdcm-tools", "postgresql", "rsyslog"];
 
 function missingDebianTools() {
-  const missing = ["dcmdump", "storescp", "Orthanc", "dciodvfy", "gdcmanon", "pg_ctlcluster"].filter((t) => !onPath(t));
+  const missing = ["dcmdump", "storescp", "Orthanc", "dciodvfy", "gdcmanon", "pg_ctlcluster", "rsyslogd"].filter((t) => !onPath(t));
   if (!hasInitdb()) missing.push("initdb");
   const pydicom = spawnSync("/usr/bin/python3", ["-c", "import pydicom"], { stdio: "ignore" });
   if (pydicom.status !== 0) missing.push("pydicom");

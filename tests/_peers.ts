@@ -337,3 +337,46 @@ export async function makeTlsCert(dir: string): Promise<{ cert: string; key: str
   const { readFileSync } = await import("node:fs");
   return { cert: readFileSync(certPath, "utf8"), key: readFileSync(keyPath, "utf8"), certPath, keyPath };
 }
+
+export interface RsyslogPeer extends Peer {
+  /** The file rsyslog writes each message to: one line per message, `PRI|APP-NAME|MSGID|MSG`. */
+  logFile: string;
+  /** The lines written so far. */
+  lines(): string[];
+}
+
+/**
+ * Starts Debian's rsyslogd in the foreground as a TCP syslog collector (imtcp, octet-counted
+ * framing as RFC 6587 describes) on a free loopback port, writing every message to one file.
+ */
+export async function startRsyslog(): Promise<RsyslogPeer> {
+  const dir = mkdtempSync(join(tmpdir(), "rtexport-rsyslog-"));
+  const port = await freePort();
+  const logFile = join(dir, "audit.log");
+  const config = [
+    `global(workDirectory="${dir}" maxMessageSize="64k")`,
+    `module(load="imtcp")`,
+    `input(type="imtcp" port="${port}" address="127.0.0.1")`,
+    `template(name="audit" type="list") {`,
+    `  property(name="pri") constant(value="|") property(name="app-name") constant(value="|") property(name="msgid") constant(value="|")`,
+    `  property(name="msg" droplastlf="on") constant(value="\\n")`,
+    `}`,
+    `*.* action(type="omfile" file="${logFile}" template="audit")`,
+    "",
+  ].join("\n");
+  const configPath = join(dir, "rsyslog.conf");
+  writeFileSync(configPath, config);
+  const { proc, output } = launch("/usr/sbin/rsyslogd", ["-n", "-f", configPath, "-i", join(dir, "rsyslogd.pid")], dir, { ...process.env as Record<string, string> });
+  const stop = stopper(proc, dir);
+  try {
+    await waitForPort(port, "127.0.0.1", 15000, proc);
+  } catch (e) {
+    await stop();
+    throw new Error(`${(e as Error).message}: ${output()}`);
+  }
+  const { existsSync, readFileSync } = await import("node:fs");
+  return {
+    host: "127.0.0.1", port, aeTitle: "", dir, logFile, process: proc, stop, kill: () => proc.kill("SIGKILL"), output,
+    lines: () => existsSync(logFile) ? readFileSync(logFile, "utf8").split("\n").filter((l) => l !== "") : [],
+  };
+}

@@ -6,7 +6,7 @@ import { type Kysely, sql } from "kysely";
 import { connectDatabase, type SqlConnection, type SqlDialectName } from "../sql/connect.ts";
 
 /** What the ledger tracks: one row per item and kind, updated as work proceeds. */
-export type LedgerKind = "patient" | "plan" | "file" | "push" | "anonymize" | "retrieval";
+export type LedgerKind = "patient" | "plan" | "file" | "push" | "anonymize" | "retrieval" | "commit";
 export type LedgerStatus = "pending" | "done" | "failed" | "skipped";
 
 export interface LedgerItemRow {
@@ -35,10 +35,30 @@ interface FolderRow {
   patient_key: string;
   folder: string;
 }
+/** One audit event (lib/audit): who did what to which patient's data, from where to where, with what outcome. */
+export interface LedgerAuditRow {
+  id: string;
+  run_id: string;
+  at: string;
+  action: string;
+  user_name: string;
+  host: string;
+  patient_id: string | null;
+  /** JSON: `[{uid, sopClasses: {uid: count}}]`. */
+  studies: string;
+  objects: number;
+  failed: number;
+  bytes: number;
+  source: string;
+  dest: string;
+  outcome: string;
+  outcome_text: string | null;
+}
 export interface LedgerSchema {
   rtx_ledger_items: LedgerItemRow;
   rtx_ledger_runs: RunRow;
   rtx_ledger_folders: FolderRow;
+  rtx_ledger_audit: LedgerAuditRow;
 }
 
 export interface LedgerEntry {
@@ -336,6 +356,13 @@ export class Ledger {
     if (!existing) await this.db.insertInto("rtx_ledger_folders").values({ patient_key: patientKey, folder }).execute();
   }
 
+  /** Appends audit events (rows are never updated: the trail only grows). */
+  async appendAudit(rows: Omit<LedgerAuditRow, "id" | "run_id">[]): Promise<void> {
+    if (rows.length === 0) return;
+    const values = rows.map((r) => ({ ...r, id: randomUUID(), run_id: this.runId }));
+    for (let i = 0; i < values.length; i += 100) await this.db.insertInto("rtx_ledger_audit").values(values.slice(i, i + 100)).execute();
+  }
+
   async finish(outcome: "ok" | "partial" | "failed" | "interrupted"): Promise<void> {
     await this.flush();
     await this.db.updateTable("rtx_ledger_runs").set({ finished_at: new Date().toISOString(), outcome })
@@ -385,6 +412,22 @@ export function ledgerTables(db: Kysely<LedgerSchema>, dialect: SqlDialectName) 
     ["rtx_ledger_folders", db.schema.createTable("rtx_ledger_folders")
       .addColumn("patient_key", sql.raw(key), (c) => c.primaryKey())
       .addColumn("folder", sql.raw(long), (c) => c.notNull())],
+    ["rtx_ledger_audit", db.schema.createTable("rtx_ledger_audit")
+      .addColumn("id", "varchar(64)", (c) => c.primaryKey())
+      .addColumn("run_id", "varchar(64)", (c) => c.notNull())
+      .addColumn("at", "varchar(40)", (c) => c.notNull())
+      .addColumn("action", "varchar(16)", (c) => c.notNull())
+      .addColumn("user_name", "varchar(255)", (c) => c.notNull())
+      .addColumn("host", "varchar(255)", (c) => c.notNull())
+      .addColumn("patient_id", "varchar(255)")
+      .addColumn("studies", sql.raw(long), (c) => c.notNull())
+      .addColumn("objects", "integer", (c) => c.notNull())
+      .addColumn("failed", "integer", (c) => c.notNull())
+      .addColumn("bytes", "bigint", (c) => c.notNull())
+      .addColumn("source", sql.raw(long), (c) => c.notNull())
+      .addColumn("dest", sql.raw(long), (c) => c.notNull())
+      .addColumn("outcome", "varchar(32)", (c) => c.notNull())
+      .addColumn("outcome_text", sql.raw(long))],
   ] as const;
 }
 
