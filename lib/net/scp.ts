@@ -18,7 +18,7 @@ import {
 import { Association, connect, type NegotiatedContext, type ReceivedFile, type Timeouts, type TlsOptions } from "./association.ts";
 import {
   C_CANCEL_RQ, C_ECHO_RQ, C_ECHO_RSP, C_FIND_RQ, C_FIND_RSP, C_GET_RQ, C_GET_RSP, C_MOVE_RQ, C_MOVE_RSP, C_STORE_RQ,
-  type DimseCommand, STATUS_CANCEL, STATUS_CANNOT_UNDERSTAND, STATUS_MOVE_DESTINATION_UNKNOWN, STATUS_PENDING,
+  type DimseCommand, N_ACTION_RQ, N_ACTION_RSP, N_EVENT_REPORT_RQ, N_EVENT_REPORT_RSP, STATUS_CANCEL, STATUS_CANNOT_UNDERSTAND, STATUS_MOVE_DESTINATION_UNKNOWN, STATUS_PENDING,
   STATUS_PROCESSING_FAILURE, STATUS_QR_OUT_OF_RESOURCES, STATUS_SUBOPS_WARNING, STATUS_SUCCESS, statusCategory,
 } from "./dimse.ts";
 import { DicomNetError, DimseStatusError } from "./errors.ts";
@@ -27,6 +27,7 @@ import {
   PC_TRANSFER_SYNTAXES_NOT_SUPPORTED, PDU_ASSOCIATE_RQ, type RoleSelection,
 } from "./pdu.ts";
 import { answerStore, QR_MODELS, type StoreAnswer, type StoreSource, storageContexts, store } from "./scu.ts";
+import { answerReport, type CommitItem, type CommitmentResult, serveCommitmentRequest, STORAGE_COMMITMENT_PUSH } from "./commitment.ts";
 
 /** Who is asking, for handlers. */
 export interface RequestInfo {
@@ -81,6 +82,13 @@ export interface ScpHandlers {
   find?: (rq: QueryRequest) => AsyncIterable<DataSet> | Iterable<DataSet>;
   move?: (rq: MoveRequest) => RetrievePlan | Promise<RetrievePlan>;
   get?: (rq: QueryRequest) => RetrievePlan | Promise<RetrievePlan>;
+  /**
+   * Storage Commitment SCP (N-ACTION): which of the objects this node takes responsibility for.
+   * The report goes back on the same association.
+   */
+  commit?: (rq: RequestInfo & { transactionUid: string; items: CommitItem[] }) => CommitmentResult | Promise<CommitmentResult>;
+  /** Storage Commitment SCU: a report (N-EVENT-REPORT) the peer sent on an association it opened. */
+  commitReport?: (rq: RequestInfo & { result: CommitmentResult }) => void | Promise<void>;
 }
 
 /** What the `accept` hook sees. */
@@ -159,6 +167,7 @@ export function negotiateContexts(rq: AssociateRq, handlers: ScpHandlers, storag
   if (handlers.move) qr.add(QR_MODELS.patientRoot.move).add(QR_MODELS.studyRoot.move);
   if (handlers.get) qr.add(QR_MODELS.patientRoot.get).add(QR_MODELS.studyRoot.get);
   const storageOk = !!(handlers.store || handlers.get);
+  if (handlers.commit || handlers.commitReport) qr.add(STORAGE_COMMITMENT_PUSH);
   return rq.contexts.map((pc) => {
     const base = { id: pc.id, abstractSyntax: pc.abstractSyntax };
     let ts: string | undefined;
@@ -309,9 +318,32 @@ async function dispatch(assoc: Association, m: Message, info: RequestInfo, opts:
       return await serveRetrieve(assoc, m, info, h);
     case C_CANCEL_RQ:
       return; // nothing in progress
+    case N_ACTION_RQ:
+    case N_EVENT_REPORT_RQ:
+      return await serveCommitment(assoc, m, info, h);
     default:
       throw new DicomNetError("PROTOCOL", `Unsupported DIMSE command 0x${cmd.commandField.toString(16)} from ${info.callingAet}`);
   }
+}
+
+/** Storage Commitment: a request (we are the SCP) or a report (we asked, the peer reports on its own association). */
+async function serveCommitment(assoc: Association, m: Message, info: RequestInfo, h: ScpHandlers): Promise<void> {
+  const cmd = m.command;
+  if (m.context.abstractSyntax !== STORAGE_COMMITMENT_PUSH) {
+    const field = cmd.commandField === N_ACTION_RQ ? N_ACTION_RSP : N_EVENT_REPORT_RSP;
+    await assoc.sendMessage(m.contextId, { commandField: field, messageIdBeingRespondedTo: cmd.messageId, status: 0x0122, errorComment: "Not a storage commitment context", hasDataSet: false });
+    return;
+  }
+  if (cmd.commandField === N_EVENT_REPORT_RQ) {
+    const result = await answerReport(assoc, m);
+    await h.commitReport?.({ ...info, result });
+    return;
+  }
+  if (!h.commit) {
+    await assoc.sendMessage(m.contextId, { commandField: N_ACTION_RSP, messageIdBeingRespondedTo: cmd.messageId, status: 0x0122, errorComment: "Storage commitment not offered", hasDataSet: false });
+    return;
+  }
+  await serveCommitmentRequest(assoc, m, (transactionUid, items) => h.commit!({ ...info, transactionUid, items }));
 }
 
 function queryRequest(assoc: Association, m: Message, info: RequestInfo): QueryRequest {
