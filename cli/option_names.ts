@@ -3,6 +3,7 @@
 /** The names of every command. */
 export const COMMAND_NAMES: readonly string[] = [
   "anonymize",
+  "check",
   "copy-files",
   "echo",
   "export-plan",
@@ -40,6 +41,7 @@ export const OPTION_NAMES: readonly string[] = [
   "dir",
   "dirs",
   "errors",
+  "fix",
   "format",
   "from",
   "get",
@@ -58,6 +60,7 @@ export const OPTION_NAMES: readonly string[] = [
   "layout",
   "ledger",
   "logFormat",
+  "machines",
   "map",
   "mapMachine",
   "maxPdu",
@@ -94,6 +97,7 @@ export const OPTION_NAMES: readonly string[] = [
   "status",
   "statusFile",
   "tag",
+  "target",
   "tls",
   "to",
   "vault",

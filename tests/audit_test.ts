@@ -79,7 +79,7 @@ describe("audit messages (PS3.15 A.5)", () => {
 describe("AuditTrail", () => {
   test("one event per patient from stage events and records; failures make a minor failure", async () => {
     const got: AuditEvent[] = [];
-    const trail = new AuditTrail({ action: "push", source: "in/", destination: "X@h:1", user: "u", host: "h" }, [{ write: async (e) => void got.push(...e) }]);
+    const trail = new AuditTrail({ action: "push", source: "in/", destination: "X@h:1", user: "u", host: "h" }, [{ write: (e) => Promise.resolve(void got.push(...e)) }]);
     const file = (p: string, s: string, cls: string) => ({ type: "file", path: "x", patientId: p, studyUid: s, sopClassUid: cls, push: { status: "stored" } });
     trail.onEvent({ type: "done", stage: "push", item: "a", patientId: "A", bytes: 10 });
     trail.onRecord(file("A", "1.1", CT));
@@ -97,7 +97,7 @@ describe("AuditTrail", () => {
   });
   test("a run that failed before any patient leaves one serious failure", async () => {
     const got: AuditEvent[] = [];
-    const trail = new AuditTrail({ action: "retrieve", source: "ARIA@h:104", destination: "out/" }, [{ write: async (e) => void got.push(...e) }]);
+    const trail = new AuditTrail({ action: "retrieve", source: "ARIA@h:104", destination: "out/" }, [{ write: (e) => Promise.resolve(void got.push(...e)) }]);
     await trail.finish("Cannot connect to ARIA@h:104: connection refused");
     assert.equal(got.length, 1);
     assert.equal(got[0].outcome, "serious-failure");

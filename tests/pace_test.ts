@@ -171,22 +171,22 @@ describe("retry policy", () => {
   test("withRetries: transient failures retried with a notice each, permanent ones not", async () => {
     const notices: string[] = [];
     let calls = 0;
-    const v = await withRetries(async () => {
-      if (++calls < 3) throw new StatusFailure("busy", 0xa700);
-      return "ok";
+    const v = await withRetries(() => {
+      if (++calls < 3) return Promise.reject(new StatusFailure("busy", 0xa700));
+      return Promise.resolve("ok");
     }, { retries: 5, maxWaitMs: 10, baseMs: 1 }, { onRetry: (n) => notices.push(`${n.attempt}/${n.retries} ${n.why}`) });
     assert.equal(v, "ok");
     assert.deepEqual(notices, ["1/5 out of resources", "2/5 out of resources"]);
     calls = 0;
-    await assert.rejects(withRetries(async () => {
+    await assert.rejects(withRetries(() => {
       calls++;
-      throw new StatusFailure("no", 0xc000);
+      return Promise.reject(new StatusFailure("no", 0xc000));
     }, { retries: 5, maxWaitMs: 10, baseMs: 1 }), /no/);
     assert.equal(calls, 1);
     calls = 0;
-    await assert.rejects(withRetries(async () => {
+    await assert.rejects(withRetries(() => {
       calls++;
-      throw new DicomNetError("REFUSED", "down");
+      return Promise.reject(new DicomNetError("REFUSED", "down"));
     }, { retries: 2, maxWaitMs: 10, baseMs: 1 }), /down/);
     assert.equal(calls, 3);
   });
