@@ -9,7 +9,7 @@ import { characterSet } from "../dicom/charset.ts";
 import type { DataSet, DicomElement } from "../dicom/dataset.ts";
 import { lookupTag } from "../dicom/dictionary.ts";
 import { CHARSET_VRS } from "../dicom/vr.ts";
-import { rewriteMachines } from "../push/push.ts";
+import { rewriteMachines } from "../push/machines.ts";
 import type { FixKind, Violation } from "./rules.ts";
 import { latin1Bytes, toLatin1 } from "./transliterate.ts";
 

@@ -1,22 +1,33 @@
 /**
- * The push engine: C-STORE `file` records to a peer in dependency order (per patient: images,
- * other objects, RTSTRUCT, RTPLAN, RTDOSE/RTIMAGE, treatment records), over N associations,
- * skipping what a status file says the peer already acknowledged, optionally rewriting
- * treatment machine names. Each file record comes back with `push: {status, peer, …}`.
+ * The push engine: C-STORE `file` records to a peer in dependency order as they arrive (per
+ * patient: images, other objects, RTSTRUCT, RTPLAN, RTDOSE/RTIMAGE, treatment records; and an
+ * object after the objects it references), over N associations, skipping what a status file or
+ * the ledger says the peer already acknowledged, optionally rewriting treatment machine names.
+ * Optionally: a pre-flight check against the target's import rules (what it would refuse is held
+ * back), retries of transient failures with back-off, time windows and rate limits, and Storage
+ * Commitment for what was stored. Each file record comes back with `push: {status, peer, …}`.
  */
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from "node:fs";
 import type { DataSet } from "../dicom/dataset.ts";
+import { dicomRecordFields } from "../dicom/file_record.ts";
 import { type DicomFile, readDicomFile } from "../dicom/reader.ts";
 import { PLAN_SOP_CLASSES, RECORD_SOP_CLASSES } from "../dicom/rt.ts";
 import { RT_SOP_CLASSES } from "../dicom/uids.ts";
 import { isDicomFileRecord, type RtRecord } from "../records/types.ts";
 import { type Association, connect } from "../net/association.ts";
+import type { CommitListen } from "../net/commitment_scu.ts";
 import { formatStatus, statusCategory, statusText } from "../net/dimse.ts";
 import { DicomNetError } from "../net/errors.ts";
 import { connectOptions, peerLabel, type PeerSettings } from "../net/peer.ts";
+import { backoffDelay, classifyError, classifyStatus, type RetryPolicy, retryText } from "../net/retry.ts";
 import { storageContexts, store, type StoreSource } from "../net/scu.ts";
+import type { Checker, Reference, Violation } from "../check/rules.ts";
+import type { Profile } from "../check/profile.ts";
 import type { LedgerEntry } from "../ledger/ledger.ts";
+import type { Pacer } from "../stage/pace.ts";
 import { type StageOptions, StageReport, untilAborted } from "../stage/stage.ts";
+import { rewriteMachines } from "./machines.ts";
+import { DependencyScheduler, type SchedItem } from "./schedule.ts";
 
 /** The `push` field added to each file record. */
 export interface PushOutcome {
@@ -30,6 +41,8 @@ export interface PushOutcome {
   mode?: "streamed" | "transcoded" | "encoded";
   /** Machine names rewritten in this object, `OLD=NEW`. */
   machines?: string[];
+  /** Retries it took (transient failures tried again). */
+  retries?: number;
 }
 
 /** Options of the push stage. */
@@ -43,14 +56,37 @@ export interface PushOptions extends StageOptions {
   mapMachine?: Record<string, string>;
   /** MODEL → NAME: fills empty/missing TreatmentMachineName where ManufacturerModelName (or Modality) is MODEL ("*" = any). */
   defaultMachine?: Record<string, string>;
+  /** Check each object against the target's import rules first; what it would refuse is held back (a failed item, not sent). */
+  check?: { target: string | Profile; machines?: string[] };
+  /** Ask the peer to commit what was stored (Storage Commitment), and record the answer per object. */
+  commit?: {
+    /** Listen for reports the peer sends on an association it opens (its configuration must name us there). */
+    listen?: CommitListen;
+    /** How long to wait for a report, ms (default 60 s). */
+    timeoutMs?: number;
+    /** Objects per request (default 500). */
+    batch?: number;
+  };
+  /** Retries of transient failures (default: none). */
+  retry?: RetryPolicy;
+  /** Time windows and rate limits. */
+  pace?: Pacer;
+  /** Objects read ahead of the sending, beyond those waiting for objects not seen yet (default 256). */
+  readAhead?: number;
 }
 
-const TREATMENT_MACHINE_NAME = 0x300a00b2;
-const BEAM_SEQUENCE = 0x300a00b0;
-const ION_BEAM_SEQUENCE = 0x300a03a2;
-const TREATMENT_MACHINE_SEQUENCE = 0x300a0206;
-const MANUFACTURER_MODEL_NAME = 0x00081090;
-const MODALITY = 0x00080060;
+/** A `commitment` record: what the peer answered about one object pushed (Storage Commitment). */
+export interface CommitmentRecord extends RtRecord {
+  type: "commitment";
+  path?: string;
+  sopClassUid: string;
+  sopInstanceUid: string;
+  patientId?: string;
+  peer: string;
+  status: "committed" | "commit-failed";
+  reason?: string;
+}
+
 
 const MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10";
 
@@ -67,58 +103,7 @@ export function pushRank(sopClassUid: string, hasPixelData: boolean): number {
   return hasPixelData ? 0 : 1;
 }
 
-function encodeSh(text: string): Uint8Array {
-  const b = new TextEncoder().encode(text);
-  if (b.length % 2 === 0) return b;
-  const out = new Uint8Array(b.length + 1);
-  out.set(b);
-  out[b.length] = 0x20;
-  return out;
-}
-
-function setString(ds: DataSet, tag: number, vr: string, text: string): void {
-  const value = encodeSh(text);
-  ds.set({ tag, vr, value, offset: 0, length: value.length });
-}
-
-/**
- * Rewrites TreatmentMachineName (300A,00B2) wherever it occurs in an RTPLAN / RT Ion Plan /
- * treatment record (beam sequences, treatment machine sequence). Returns the changes as
- * `OLD=NEW` (empty when nothing changed).
- */
-export function rewriteMachines(ds: DataSet, sopClassUid: string, map: Record<string, string>, defaults: Record<string, string>): string[] {
-  if (!PLAN_SOP_CLASSES.has(sopClassUid) && !RECORD_SOP_CLASSES.has(sopClassUid)) return [];
-  const changes: string[] = [];
-  const topModel = ds.string(MANUFACTURER_MODEL_NAME);
-  const modality = ds.string(MODALITY);
-  const defaultFor = (model: string | undefined): string | undefined => {
-    for (const [k, v] of Object.entries(defaults)) {
-      if (k === "*" || (model !== undefined && k === model) || (modality !== undefined && k === modality)) return v;
-    }
-    return undefined;
-  };
-  const visit = (item: DataSet, inMachineContainer: boolean): void => {
-    const el = item.get(TREATMENT_MACHINE_NAME);
-    const current = el ? item.string(TREATMENT_MACHINE_NAME) : undefined;
-    if (current !== undefined && Object.hasOwn(map, current)) {
-      setString(item, TREATMENT_MACHINE_NAME, "SH", map[current]);
-      changes.push(`${current}=${map[current]}`);
-    } else if (current === undefined && (el || inMachineContainer)) {
-      const name = defaultFor(item.string(MANUFACTURER_MODEL_NAME) ?? topModel);
-      if (name !== undefined) {
-        setString(item, TREATMENT_MACHINE_NAME, "SH", name);
-        changes.push(`=${name}`);
-      }
-    }
-    for (const e of item.elements.values()) {
-      if (!e.items) continue;
-      const container = e.tag === BEAM_SEQUENCE || e.tag === ION_BEAM_SEQUENCE || e.tag === TREATMENT_MACHINE_SEQUENCE;
-      for (const sub of e.items) visit(sub, container);
-    }
-  };
-  visit(ds, false);
-  return changes;
-}
+export { rewriteMachines } from "./machines.ts";
 
 /** Acknowledged objects from a status file: keys `peer|sopInstanceUid`. Unparsable lines (a torn last write) are ignored. */
 export function readStatusFile(path: string): Set<string> {
@@ -161,75 +146,46 @@ class StatusFile {
   }
 }
 
-interface Item {
-  record: RtRecord;
-  source: StoreSource;
-  patient: string;
-  rank: number;
-  seq: number;
+
+const REFERENCED_SOP_INSTANCE_UID = 0x00081155;
+
+function refsIn(ds: DataSet, path: number[]): string[] {
+  let level: DataSet[] = [ds];
+  for (const tag of path) level = level.flatMap((d) => d.items(tag));
+  return level.map((d) => d.string(REFERENCED_SOP_INSTANCE_UID)).filter((u): u is string => !!u);
 }
 
-/** Hands out items so that, per patient, a rank starts only once every lower rank is acknowledged. */
-class Scheduler {
-  private readonly patients: { buckets: Item[][]; inflight: number }[] = [];
-  private readonly byKey = new Map<string, { buckets: Item[][]; inflight: number }>();
-  private waiting: (() => void)[] = [];
-  remaining = 0;
-
-  constructor(items: Item[]) {
-    for (const it of items) {
-      let p = this.byKey.get(it.patient);
-      if (!p) {
-        p = { buckets: [], inflight: 0 };
-        this.byKey.set(it.patient, p);
-        this.patients.push(p);
-      }
-      (p.buckets[it.rank] ??= []).push(it);
-    }
-    for (const p of this.patients) p.buckets = p.buckets.filter((b) => b && b.length > 0);
-    this.remaining = items.length;
+/**
+ * The objects an object must follow (seed 003's order: image, structure set, plan, dose): a
+ * structure set its contour images, a plan its structure set, a dose, RT image or treatment
+ * record its plan, a registration its images.
+ */
+export function dependencyRefs(ds: DataSet, sopClassUid: string): string[] {
+  const refs = new Set<string>();
+  const add = (list: string[]) => list.forEach((u) => refs.add(u));
+  if (sopClassUid === RT_SOP_CLASSES.RTStructureSet) {
+    add(refsIn(ds, [0x30060010, 0x30060012, 0x30060014, 0x30060016]));
+    add(refsIn(ds, [0x30060039, 0x30060040, 0x30060016]));
+  } else if (PLAN_SOP_CLASSES.has(sopClassUid)) {
+    add(refsIn(ds, [0x300c0060]));
+  } else if (sopClassUid === RT_SOP_CLASSES.RTDose || sopClassUid === RT_SOP_CLASSES.RTImage || RECORD_SOP_CLASSES.has(sopClassUid)) {
+    add(refsIn(ds, [0x300c0002]));
+  } else if (sopClassUid === RT_SOP_CLASSES.SpatialRegistration || sopClassUid === RT_SOP_CLASSES.DeformableSpatialRegistration) {
+    add(refsIn(ds, [0x00700308, 0x00081140]));
+    add(refsIn(ds, [0x00081115, 0x0008114a]));
+    add(refsIn(ds, [0x00081200, 0x00081115, 0x0008114a]));
   }
+  return [...refs];
+}
 
-  /** The next item that may go now; undefined when everything has been handed out. */
-  async next(): Promise<Item | undefined> {
-    for (;;) {
-      if (this.remaining === 0) return undefined;
-      for (const p of this.patients) {
-        const bucket = p.buckets[0];
-        if (bucket && bucket.length > 0) {
-          p.inflight++;
-          this.remaining--;
-          return bucket.shift();
-        }
-      }
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
-    }
-  }
-
-  done(item: Item): void {
-    const p = this.byKey.get(item.patient)!;
-    p.inflight--;
-    if (p.inflight === 0 && p.buckets[0]?.length === 0) p.buckets.shift();
-    for (const w of this.waiting.splice(0)) w();
-  }
-
-  /** Puts an item handed out back at the front (its worker could not send it). */
-  requeue(item: Item): void {
-    const p = this.byKey.get(item.patient)!;
-    p.inflight--;
-    p.buckets[0].unshift(item);
-    this.remaining++;
-    for (const w of this.waiting.splice(0)) w();
-  }
-
-  /** Drains everything not yet handed out. */
-  drain(): Item[] {
-    const out: Item[] = [];
-    for (const p of this.patients) for (const b of p.buckets) out.push(...b.splice(0));
-    this.remaining = 0;
-    for (const w of this.waiting.splice(0)) w();
-    return out;
-  }
+interface Item extends SchedItem {
+  record: RtRecord;
+  source: StoreSource;
+  /** The (SOP class, transfer syntax) its presentation context is keyed by. */
+  combo: string;
+  /** Reference rules of the target to check once it may go. */
+  checkRefs?: Reference[];
+  attempts: number;
 }
 
 function errorText(e: unknown): string {
@@ -254,30 +210,24 @@ function readFailure(path: string, e: unknown): string {
 
 /** Fills a file record's DICOM fields from a header read (keeps what the record already has). */
 function describe(record: RtRecord, f: DicomFile): RtRecord {
-  const ds = f.dataset;
-  const add = (k: string, v: string | number | undefined) => {
-    if (v !== undefined && record[k] === undefined) record[k] = v;
-  };
-  add("bytes", f.size);
-  add("category", "dicom");
-  add("sopClassUid", f.meta.string(0x00020002) ?? ds.string(0x00080016));
-  add("sopInstanceUid", f.meta.string(0x00020003) ?? ds.string(0x00080018));
-  add("modality", ds.string(MODALITY));
-  add("patientId", ds.string(0x00100020));
-  add("studyUid", ds.string(0x0020000d));
-  add("seriesUid", ds.string(0x0020000e));
-  add("transferSyntaxUid", f.transferSyntaxUid);
+  const fields: Record<string, string | number> = { bytes: f.size, ...dicomRecordFields(f) };
+  for (const [k, v] of Object.entries(fields)) if (record[k] === undefined) record[k] = v;
   return record;
 }
 
-/** An async queue of results (workers push, the generator pulls). */
+/** An async queue of results (the reader and the workers push, the generator pulls). */
 class Results {
   private items: RtRecord[] = [];
   private wake: (() => void) | undefined;
+  private error: { e: unknown } | undefined;
   closed = false;
   push(r: RtRecord): void {
     this.items.push(r);
     this.wake?.();
+  }
+  fail(e: unknown): void {
+    this.error ??= { e };
+    this.close();
   }
   close(): void {
     this.closed = true;
@@ -286,7 +236,10 @@ class Results {
   async *drain(): AsyncGenerator<RtRecord> {
     for (;;) {
       while (this.items.length) yield this.items.shift()!;
-      if (this.closed) return;
+      if (this.closed) {
+        if (this.error) throw this.error.e;
+        return;
+      }
       await new Promise<void>((r) => (this.wake = r));
       this.wake = undefined;
     }
@@ -294,15 +247,41 @@ class Results {
 }
 
 /**
- * Pushes the `file` records of `input` (other records pass through unchanged, first). Collects
- * the input (to order it), reads each file's header, then stores over `parallel` associations.
- * Yields every record; file records carry `push`. Never throws for a per-object problem.
+ * Presentation contexts for associations opened while the input still arrives: the objects seen
+ * so far (SOP class and transfer syntax), at most 128 (the most recent first after the one to send).
  */
+class ContextBook {
+  readonly #seen = new Map<string, { sopClassUid: string; transferSyntaxUid: string }>();
+  static key(sopClassUid: string, transferSyntaxUid: string): string {
+    return `${sopClassUid}|${transferSyntaxUid}`;
+  }
+  add(sopClassUid: string, transferSyntaxUid: string): string {
+    const key = ContextBook.key(sopClassUid, transferSyntaxUid);
+    this.#seen.delete(key);
+    this.#seen.set(key, { sopClassUid, transferSyntaxUid });
+    return key;
+  }
+  /** The contexts to propose, for an association that must carry `first`; and the combos they cover. */
+  contexts(first: string): { contexts: ReturnType<typeof storageContexts>; covers: Set<string> } {
+    const order = [this.#seen.get(first)!, ...[...this.#seen].reverse().filter(([k]) => k !== first).map(([, v]) => v)];
+    const covers = new Set<string>();
+    let contexts = storageContexts([]);
+    for (const o of order) {
+      const next = storageContexts([...[...covers].map((k) => this.#seen.get(k)!), o]);
+      if (next.length > 128) break;
+      contexts = next;
+      covers.add(ContextBook.key(o.sopClassUid, o.transferSyntaxUid));
+    }
+    return { contexts, covers };
+  }
+}
+
 /**
  * The push stage: sends every DICOM `file` record's object to the peer (see the module's summary)
- * and yields it with `push: {status, peer, …}`; other records pass through. What the ledger (or
- * the status file) lists as stored at this peer is skipped; outcomes go to the ledger and the
- * event sink.
+ * as records arrive, and yields it with `push: {status, peer, …}`; other records pass through at
+ * once. Never throws for a per-object problem. What the ledger (or the status file) lists as
+ * stored at this peer is skipped, unless the peer failed to commit it; outcomes go to the ledger
+ * and the event sink. With `commit`, `commitment` records follow for what was stored.
  *
  * @example
  * ```ts
@@ -314,8 +293,29 @@ export async function* pushRecords(input: AsyncIterable<RtRecord> | Iterable<RtR
   const report = new StageReport("push", opts);
   const ledger = opts.ledger;
   try {
-    const alreadyStored = ledger ? await ledger.keys("push", "done") : undefined;
-    for await (const r of pushObjects(untilAborted(input, opts.signal), opts, alreadyStored)) {
+    const alreadyStored = ledger ? await ledger.keys("push", "done") : new Set<string>();
+    // What the peer failed to commit is sent again.
+    if (ledger) for (const k of await ledger.keys("commit", "failed")) alreadyStored.delete(k);
+    const committed = ledger && opts.commit ? await ledger.keys("commit", "done") : new Set<string>();
+    let committedCount = 0;
+    let commitAsked = 0;
+    for await (const r of pushObjects(untilAborted(input, opts.signal), opts, alreadyStored, committed, report)) {
+      if (r.type === "commitment") {
+        const c = r as CommitmentRecord;
+        commitAsked++;
+        const item = `"${c.path ?? c.sopInstanceUid}"`;
+        if (c.status === "committed") committedCount++;
+        else report.failed(item, `Cannot commit ${item} at ${c.peer}: ${c.reason}`, { patientId: c.patientId });
+        if (ledger) {
+          const entry: LedgerEntry = { kind: "commit", key: `${c.peer}|${c.sopInstanceUid}`, status: c.status === "committed" ? "done" : "failed", dest: c.peer };
+          if (c.path) entry.source = c.path;
+          if (c.patientId) entry.patientId = c.patientId;
+          if (c.reason) entry.error = c.reason;
+          await ledger.queue(entry);
+        }
+        yield r;
+        continue;
+      }
       const p = r.push as PushOutcome | undefined;
       if (r.type === "file" && p) {
         const item = `"${r.path}"`;
@@ -349,182 +349,444 @@ export async function* pushRecords(input: AsyncIterable<RtRecord> | Iterable<RtR
       }
       yield r;
     }
+    if (commitAsked) report.message("info", `${committedCount} of ${commitAsked} objects committed by ${peerLabel(opts.peer)}`);
   } finally {
     report.finish();
   }
 }
 
-/** The push engine under the stage: sends and yields each file record with its outcome. */
-async function* pushObjects(input: AsyncIterable<RtRecord>, opts: PushOptions, alreadyStored: Set<string> | undefined): AsyncGenerator<RtRecord> {
-  const peer = peerLabel(opts.peer);
-  const done = opts.statusFile ? readStatusFile(opts.statusFile) : new Set<string>();
-  for (const k of alreadyStored ?? []) done.add(k);
-  // Opened first, so a wrong path fails before any file is read.
-  const status = opts.statusFile ? new StatusFile(opts.statusFile) : undefined;
-  const mapMachine = opts.mapMachine ?? {};
-  const defaultMachine = opts.defaultMachine ?? {};
-  const rewriting = Object.keys(mapMachine).length > 0 || Object.keys(defaultMachine).length > 0;
-  const items: Item[] = [];
-  let seq = 0;
-  const withPush = (record: RtRecord, push: PushOutcome): RtRecord => ({ ...record, push });
-
-  for await (const record of input) {
-    if (record.type !== "file" || typeof record.path !== "string") {
-      yield record;
-      continue;
-    }
-    if (!isDicomFileRecord(record)) {
-      yield record; // documents, plan files…: not for a DICOM peer
-      continue;
-    }
-    const path = record.path;
-    if (typeof record.error === "string") {
-      yield withPush(record, { status: "failed", peer, error: record.error });
-      continue;
-    }
-    let file: DicomFile;
-    try {
-      file = readDicomFile(path);
-    } catch (e) {
-      const notDicom = (e as Error).name === "DicomParseError" && /^not a DICOM file/.test((e as Error).message);
-      yield withPush(record, { status: notDicom ? "skipped" : "failed", peer, error: readFailure(path, e) });
-      continue;
-    }
-    const rec = describe({ ...record }, file);
-    const sopClassUid = rec.sopClassUid as string | undefined;
-    const sopInstanceUid = rec.sopInstanceUid as string | undefined;
-    if (!sopClassUid || !sopInstanceUid) {
-      yield withPush(rec, { status: "failed", peer, error: `Cannot push "${path}": it has no SOP Class UID or SOP Instance UID` });
-      continue;
-    }
-    if (sopClassUid === MEDIA_STORAGE_DIRECTORY) {
-      yield withPush(rec, { status: "skipped", peer, error: `"${path}" is a DICOMDIR, not an object to store` });
-      continue;
-    }
-    if (done.has(`${peer}|${sopInstanceUid}`)) {
-      yield withPush(rec, { status: "skipped", peer, error: "already stored (status file or ledger)" });
-      continue;
-    }
-    const hasPixelData = !file.complete || file.dataset.has(0x7fe00010);
-    items.push({
-      record: rec,
-      source: { sopClassUid, sopInstanceUid, transferSyntaxUid: file.transferSyntaxUid, path, datasetOffset: file.datasetOffset, size: file.size },
-      patient: String(rec.patientId ?? ""),
-      rank: pushRank(sopClassUid, hasPixelData),
-      seq: seq++,
-    });
-  }
-  if (items.length === 0) {
-    status?.close();
-    return;
-  }
-
-  const contexts = storageContexts(items.map((i) => i.source));
-  if (contexts.length > 128) {
-    status?.close();
-    for (const it of items) {
-      yield withPush(it.record, { status: "failed", peer, error: `Too many SOP class / transfer syntax combinations (${contexts.length}) for one association (at most 128); push in smaller batches` });
-    }
-    return;
-  }
-  const sched = new Scheduler(items);
-  const results = new Results();
-  let peerDown: string | undefined;
-  let connected = 0;
-  const connectOpts = connectOptions(opts.peer, contexts);
-
-  const finish = (it: Item, push: PushOutcome) => {
-    if (push.status === "stored" && status) {
-      status.append({ status: "stored", peer, sopInstanceUid: it.source.sopInstanceUid, path: it.source.path, at: new Date().toISOString() });
-    }
-    sched.done(it);
-    results.push(withPush(it.record, push));
-  };
-
-  const prepare = (it: Item): { source: StoreSource; machines?: string[] } => {
-    if (!rewriting || (!PLAN_SOP_CLASSES.has(it.source.sopClassUid) && !RECORD_SOP_CLASSES.has(it.source.sopClassUid))) return { source: it.source };
-    const full = readDicomFile(it.source.path!, { full: true });
-    const machines = rewriteMachines(full.dataset, it.source.sopClassUid, mapMachine, defaultMachine);
-    if (machines.length === 0) return { source: it.source };
-    return { source: { ...it.source, dataset: full.dataset }, machines };
-  };
-
-  const worker = async () => {
-    let assoc: Association | undefined;
-    let reconnects = 0;
-    try {
-      for (;;) {
-        const it = await sched.next();
-        if (!it) break;
-        if (opts.signal?.aborted) {
-          finish(it, { status: "failed", peer, error: "not sent: interrupted" });
-          continue;
-        }
-        if (peerDown !== undefined) {
-          finish(it, { status: "failed", peer, error: `not sent: ${peerDown}` });
-          continue;
-        }
-        let prepared: { source: StoreSource; machines?: string[] };
-        try {
-          prepared = prepare(it);
-        } catch (e) {
-          finish(it, { status: "failed", peer, error: readFailure(it.source.path!, e) });
-          continue;
-        }
-        if (!assoc?.established) {
-          try {
-            assoc = await connect(connectOpts);
-            connected++;
-          } catch (e) {
-            if (connected > 0) {
-              // Others are connected (the peer takes fewer associations than --parallel): leave it to them.
-              sched.requeue(it);
-              return;
-            }
-            peerDown = errorText(e);
-            finish(it, { status: "failed", peer, error: peerDown });
-            continue;
-          }
-        }
-        try {
-          const r = await store(assoc, prepared.source);
-          const cat = statusCategory(r.status);
-          const push: PushOutcome = { status: cat === "success" || cat === "warning" ? "stored" : "failed", peer, dimseStatus: formatStatus(r.status), mode: r.mode };
-          if (push.status === "failed") push.error = `${statusText(r.status)}${r.errorComment ? `: ${r.errorComment}` : ""}`;
-          else if (cat === "warning") push.error = `${statusText(r.status)}${r.errorComment ? `: ${r.errorComment}` : ""}`;
-          if (prepared.machines) push.machines = prepared.machines;
-          finish(it, push);
-          reconnects = 0;
-        } catch (e) {
-          if (e instanceof DicomNetError && e.code === "NO_CONTEXT") {
-            finish(it, { status: "failed", peer, error: e.message });
-            continue;
-          }
-          // The association broke while this object was in flight: it was not acknowledged.
-          finish(it, { status: "failed", peer, error: errorText(e) });
-          assoc?.abort();
-          assoc = undefined;
-          connected--;
-          if (++reconnects > 3) peerDown = `gave up after repeated connection failures: ${errorText(e)}`;
-        }
-      }
-    } finally {
-      if (assoc) {
-        connected--;
-        await assoc.release();
-      }
-    }
-  };
-
-  const n = Math.max(1, Math.min(opts.parallel ?? 1, items.length));
-  const all = Promise.all(Array.from({ length: n }, () => worker())).then(() => {
-    // Items a worker handed back when no other worker was left to take them.
-    for (const it of sched.drain()) results.push(withPush(it.record, { status: "failed", peer, error: "not sent: the peer accepted no further association" }));
-  }).finally(() => {
-    status?.close();
-    results.close();
-  });
-  yield* results.drain();
-  await all;
+/** What the push engine's parts share for one run. */
+interface Run {
+  opts: PushOptions;
+  report: StageReport;
+  /** The peer as records name it (`AE@host:port`). */
+  peer: string;
+  /** `peer|sopInstanceUid` of the objects the peer already acknowledged (status file, ledger). */
+  acknowledged: Set<string>;
+  status?: StatusFile;
+  mapMachine: Record<string, string>;
+  defaultMachine: Record<string, string>;
+  rewriting: boolean;
+  checker?: Checker;
+  sched: DependencyScheduler<Item>;
+  results: Results;
+  book: ContextBook;
+  retry: RetryPolicy;
+  /** UIDs this run stored (for the reference rules of the check). */
+  stored: Set<string>;
+  /** Objects to ask the peer to commit, in batches. */
+  commits?: CommitQueue;
+  /** `peer|sopInstanceUid` the peer committed in earlier runs (not asked again). */
+  committed: Set<string>;
+  /** Associations open now. */
+  connected: number;
+  /** Set once the peer is taken to be unreachable: what is left fails with this reason, unsent. */
+  peerDown?: string;
+  /** Set when the consumer stopped reading: what is left is not sent. */
+  stopped: boolean;
 }
 
+/** An object to ask the peer to commit. */
+interface CommitObject {
+  sopClassUid: string;
+  sopInstanceUid: string;
+  path?: string;
+  patientId?: string;
+}
+
+/** Storage Commitment requests for what was stored, a batch at a time, in the background. */
+class CommitQueue {
+  readonly #batch: CommitObject[] = [];
+  #chain: Promise<void> = Promise.resolve();
+  readonly #size: number;
+  readonly #send: (batch: CommitObject[]) => Promise<void>;
+  constructor(size: number, send: (batch: CommitObject[]) => Promise<void>) {
+    this.#size = size;
+    this.#send = send;
+  }
+  add(o: CommitObject): void {
+    this.#batch.push(o);
+    if (this.#batch.length >= this.#size) this.flush();
+  }
+  flush(): void {
+    if (this.#batch.length === 0) return;
+    const batch = this.#batch.splice(0);
+    this.#chain = this.#chain.then(() => this.#send(batch));
+  }
+  async done(): Promise<void> {
+    this.flush();
+    await this.#chain;
+  }
+}
+
+/** The push engine under the stage: reads the input as it comes, sends, yields each record with its outcome. */
+async function* pushObjects(
+  input: AsyncIterable<RtRecord>, opts: PushOptions, alreadyStored: Set<string>, committed: Set<string>, report: StageReport,
+): AsyncGenerator<RtRecord> {
+  const peer = peerLabel(opts.peer);
+  const acknowledged = opts.statusFile ? readStatusFile(opts.statusFile) : new Set<string>();
+  for (const k of alreadyStored) acknowledged.add(k);
+  const mapMachine = opts.mapMachine ?? {};
+  const defaultMachine = opts.defaultMachine ?? {};
+  // Opened first, so a wrong path fails before any file is read.
+  const status = opts.statusFile ? new StatusFile(opts.statusFile) : undefined;
+  const run: Run = {
+    opts, report, peer, acknowledged, status, mapMachine, defaultMachine,
+    rewriting: Object.keys(mapMachine).length > 0 || Object.keys(defaultMachine).length > 0,
+    sched: new DependencyScheduler<Item>((uid) => acknowledged.has(`${peer}|${uid}`)),
+    results: new Results(),
+    book: new ContextBook(),
+    retry: opts.retry ?? { retries: 0, maxWaitMs: 0 },
+    stored: new Set(),
+    committed,
+    connected: 0,
+    stopped: false,
+  };
+  let committer: { commit(items: readonly { sopClassUid: string; sopInstanceUid: string }[]): Promise<{ sopInstanceUid: string; committed: boolean; reason?: string }[]>; close(): Promise<void> } | undefined;
+  try {
+    if (opts.check) run.checker = await makeChecker(run, opts.check);
+    if (opts.commit) {
+      const { Committer } = await import("../net/commitment_scu.ts");
+      const c = await Committer.start({ peer: opts.peer, listen: opts.commit.listen, timeoutMs: opts.commit.timeoutMs, signal: opts.signal });
+      committer = c;
+      run.commits = new CommitQueue(opts.commit.batch ?? 500, (batch) => commitBatch(run, c, batch));
+    }
+  } catch (e) {
+    status?.close();
+    await committer?.close();
+    throw e;
+  }
+  const readAhead = Math.max(opts.readAhead ?? 256, (opts.parallel ?? 1) * 2);
+  const reader = (async () => {
+    try {
+      let seq = 0;
+      for await (const record of input) {
+        if (run.stopped) break;
+        const t = triage(run, record, seq++);
+        if ("item" in t) {
+          run.sched.add(t.item);
+          await run.sched.room(readAhead);
+        } else run.results.push(t.now);
+      }
+    } catch (e) {
+      run.results.fail(e);
+      run.stopped = true;
+      run.sched.stop();
+    } finally {
+      run.sched.inputEnded();
+    }
+  })();
+  const n = Math.max(1, opts.parallel ?? 1);
+  const all = Promise.all([reader, ...Array.from({ length: n }, () => worker(run))]).then(async () => {
+    // Items a worker handed back when no other worker was left to take them, or left by a stop.
+    for (const it of run.sched.drain()) {
+      const why = run.stopped || opts.signal?.aborted ? "not sent: interrupted" : "not sent: the peer accepted no further association";
+      run.results.push(withPush(it.record, { status: "failed", peer, error: why }));
+    }
+    await run.commits?.done();
+  }).catch((e) => run.results.fail(e)).finally(async () => {
+    status?.close();
+    await committer?.close();
+    run.results.close();
+  });
+  try {
+    yield* run.results.drain();
+  } finally {
+    // A consumer that stops reading stops the sending: objects in flight finish (their
+    // associations are released, the status file gets their lines), the rest stay unsent.
+    run.stopped = true;
+    run.sched.stop();
+    await all;
+  }
+}
+
+/** The checker for `--check`: the profile, and the machines the target knows (given, or asked for by C-FIND). */
+async function makeChecker(run: Run, check: NonNullable<PushOptions["check"]>): Promise<Checker> {
+  const [{ loadProfile }, { Checker }, { machinesAtTarget }] = await Promise.all([
+    import("../check/profile.ts"), import("../check/rules.ts"), import("../check/target.ts"),
+  ]);
+  const profile = typeof check.target === "string" ? loadProfile(check.target) : check.target;
+  const checker = new Checker(profile, { machines: check.machines });
+  if (checker.needsMachines) {
+    try {
+      const names = await machinesAtTarget(run.opts.peer);
+      if (names) checker.addMachines(names);
+    } catch { /* the target does not answer C-FIND: said below */ }
+    if (checker.needsMachines) {
+      run.report.message("warn", `Treatment machine names are not checked: ${profile.name} needs the machines it knows (--machines), and ${run.peer} named none by C-FIND`);
+    }
+  }
+  return checker;
+}
+
+/** One batch of commitment: asked (with retries of a request that could not be made), each object's answer a `commitment` record. */
+async function commitBatch(
+  run: Run,
+  committer: { commit(items: readonly { sopClassUid: string; sopInstanceUid: string }[]): Promise<{ sopInstanceUid: string; committed: boolean; reason?: string }[]> },
+  batch: CommitObject[],
+): Promise<void> {
+  let outcomes: { sopInstanceUid: string; committed: boolean; reason?: string }[] | undefined;
+  let why = "";
+  for (let attempt = 0; !outcomes; attempt++) {
+    try {
+      outcomes = await committer.commit(batch);
+    } catch (e) {
+      why = errorText(e);
+      const c = classifyError(e);
+      if (!c.transient || attempt >= run.retry.retries || run.opts.signal?.aborted) break;
+      const delayMs = backoffDelay(attempt + 1, run.retry);
+      run.report.message("warn", `Storage commitment request to ${run.peer}: ${retryText({ attempt: attempt + 1, retries: run.retry.retries, delayMs, why: c.why, error: why })}: ${why}`);
+      await new Promise((r) => setTimeout(r, delayMs));
+    }
+  }
+  const byUid = new Map((outcomes ?? []).map((o) => [o.sopInstanceUid, o]));
+  for (const b of batch) {
+    const o = byUid.get(b.sopInstanceUid);
+    const rec: CommitmentRecord = {
+      type: "commitment", sopClassUid: b.sopClassUid, sopInstanceUid: b.sopInstanceUid, peer: run.peer,
+      status: o?.committed ? "committed" : "commit-failed",
+    };
+    if (b.path) rec.path = b.path;
+    if (b.patientId) rec.patientId = b.patientId;
+    if (!o?.committed) rec.reason = o?.reason ?? `Cannot request storage commitment: ${why}`;
+    run.results.push(rec);
+  }
+}
+
+/** A record with its outcome. */
+function withPush(record: RtRecord, push: PushOutcome): RtRecord {
+  return { ...record, push };
+}
+
+/**
+ * What to do with one input record: an object to send (`item`), or a record to yield now
+ * (passed through, skipped, held back, or failed before anything was sent).
+ */
+function triage(run: Run, record: RtRecord, seq: number): { item: Item } | { now: RtRecord } {
+  const peer = run.peer;
+  // Not a file, or not DICOM (documents, plan files…): not for a DICOM peer.
+  if (record.type !== "file" || typeof record.path !== "string" || !isDicomFileRecord(record)) return { now: record };
+  const path = record.path;
+  if (typeof record.error === "string") return { now: withPush(record, { status: "failed", peer, error: record.error }) };
+  let file: DicomFile;
+  try {
+    file = readDicomFile(path);
+  } catch (e) {
+    const notDicom = (e as Error).name === "DicomParseError" && /^not a DICOM file/.test((e as Error).message);
+    return { now: withPush(record, { status: notDicom ? "skipped" : "failed", peer, error: readFailure(path, e) }) };
+  }
+  const rec = describe({ ...record }, file);
+  const sopClassUid = rec.sopClassUid as string | undefined;
+  const sopInstanceUid = rec.sopInstanceUid as string | undefined;
+  if (!sopClassUid || !sopInstanceUid) {
+    return { now: withPush(rec, { status: "failed", peer, error: `Cannot push "${path}": it has no SOP Class UID or SOP Instance UID` }) };
+  }
+  if (sopClassUid === MEDIA_STORAGE_DIRECTORY) {
+    return { now: withPush(rec, { status: "skipped", peer, error: `"${path}" is a DICOMDIR, not an object to store` }) };
+  }
+  if (run.acknowledged.has(`${peer}|${sopInstanceUid}`)) {
+    if (!run.committed.has(`${peer}|${sopInstanceUid}`)) run.commits?.add({ sopClassUid, sopInstanceUid, path, patientId: rec.patientId as string | undefined });
+    return { now: withPush(rec, { status: "skipped", peer, error: "already stored (status file or ledger)" }) };
+  }
+  let checkRefs: Reference[] | undefined;
+  if (run.checker) {
+    const violations = run.checker.check(file.dataset, sopClassUid);
+    if (violations.length) return { now: heldBack(run, rec, violations) };
+    checkRefs = run.checker.references(file.dataset, sopClassUid);
+  }
+  const hasPixelData = !file.complete || file.dataset.has(0x7fe00010);
+  const rank = pushRank(sopClassUid, hasPixelData);
+  const item: Item = {
+    record: rec,
+    source: { sopClassUid, sopInstanceUid, transferSyntaxUid: file.transferSyntaxUid, path, datasetOffset: file.datasetOffset, size: file.size },
+    combo: run.book.add(sopClassUid, file.transferSyntaxUid),
+    uid: sopInstanceUid,
+    patient: String(rec.patientId ?? ""),
+    rank,
+    // Images never wait for what they reference (a localizer, a prior): only RT objects and registrations do.
+    refs: rank === 0 ? [] : dependencyRefs(file.dataset, sopClassUid),
+    notBefore: 0,
+    seq,
+    attempts: 0,
+  };
+  if (checkRefs?.length) item.checkRefs = checkRefs;
+  return { item };
+}
+
+/** The record of an object the target would refuse: not sent. */
+function heldBack(run: Run, rec: RtRecord, violations: Violation[]): RtRecord {
+  const target = run.checker!.profile.name;
+  return {
+    ...rec,
+    push: { status: "failed", peer: run.peer, error: `held back: ${target} would refuse it: ${violations.map((v) => v.message).join("; ")}` } satisfies PushOutcome,
+    check: { target, status: "refused", violations },
+  };
+}
+
+/** Records an item's outcome: the status file for what was stored, the scheduler, commitment, and the results. */
+function finish(run: Run, it: Item, push: PushOutcome): void {
+  if (it.attempts > 0) push.retries = it.attempts;
+  if (push.status === "stored") {
+    run.status?.append({ status: "stored", peer: run.peer, sopInstanceUid: it.source.sopInstanceUid, path: it.source.path, at: new Date().toISOString() });
+    if (run.checker) run.stored.add(it.uid);
+    run.commits?.add({ sopClassUid: it.source.sopClassUid, sopInstanceUid: it.uid, path: it.source.path, patientId: it.record.patientId as string | undefined });
+  }
+  run.sched.finish(it);
+  run.results.push(withPush(it.record, push));
+}
+
+/**
+ * Puts an item back for another try after a back-off, when the failure is transient and tries
+ * are left; says so in a message. False when it is not to be tried again.
+ */
+function retry(run: Run, it: Item, failure: { transient: boolean; why: string }, error: string): boolean {
+  if (!failure.transient || it.attempts >= run.retry.retries || run.stopped || run.opts.signal?.aborted) return false;
+  it.attempts++;
+  const delayMs = backoffDelay(it.attempts, run.retry);
+  run.report.message("warn", `Retrying "${it.source.path}" at ${run.peer}: ${retryText({ attempt: it.attempts, retries: run.retry.retries, delayMs, why: failure.why, error })}: ${error}`, it.source.path);
+  run.sched.retryLater(it, Date.now() + delayMs);
+  return true;
+}
+
+/** The data set to send: the file as it is, or (plans and records, with machine names to rewrite) re-encoded with the new names. */
+function prepare(run: Run, it: Item): { source: StoreSource; machines?: string[] } {
+  const sop = it.source.sopClassUid;
+  if (!run.rewriting || (!PLAN_SOP_CLASSES.has(sop) && !RECORD_SOP_CLASSES.has(sop))) return { source: it.source };
+  const full = readDicomFile(it.source.path!, { full: true });
+  const machines = rewriteMachines(full.dataset, sop, run.mapMachine, run.defaultMachine);
+  if (machines.length === 0) return { source: it.source };
+  return { source: { ...it.source, dataset: full.dataset }, machines };
+}
+
+/** The outcome of a C-STORE response. */
+function storedOutcome(peer: string, r: Awaited<ReturnType<typeof store>>, machines: string[] | undefined): PushOutcome {
+  const cat = statusCategory(r.status);
+  const push: PushOutcome = { status: cat === "success" || cat === "warning" ? "stored" : "failed", peer, dimseStatus: formatStatus(r.status), mode: r.mode };
+  if (push.status === "failed" || cat === "warning") push.error = `${statusText(r.status)}${r.errorComment ? `: ${r.errorComment}` : ""}`;
+  if (machines) push.machines = machines;
+  return push;
+}
+
+/** The reference rules of the check, once an object may go: what it needs was stored, was there, or is at the target. */
+async function missingRefs(run: Run, it: Item): Promise<Violation[]> {
+  const { missingReference } = await import("../check/rules.ts");
+  const have = (u: string) => run.stored.has(u) || run.acknowledged.has(`${run.peer}|${u}`);
+  const out: Violation[] = [];
+  for (const ref of it.checkRefs ?? []) {
+    let missing = ref.uids.length ? ref.uids.filter((u) => !have(u)) : [];
+    if (missing.length) {
+      try {
+        const { instancesAtTarget } = await import("../check/target.ts");
+        const there = await instancesAtTarget(run.opts.peer, missing, ref.series);
+        missing = missing.filter((u) => !there.has(u));
+      } catch { /* the target does not answer C-FIND: what was not sent counts as missing */ }
+    }
+    if (missing.length) out.push(missingReference(ref, missing, run.checker!.profile.name));
+  }
+  return out;
+}
+
+/**
+ * One association's worth of sending: takes items from the scheduler until none is left, on an
+ * association of its own (opened when first needed, again after a break or when an object needs
+ * a context it did not propose). Transient failures are retried with back-off; when it cannot
+ * connect while others are connected (the peer takes fewer associations than asked), it hands its
+ * item back and stops.
+ */
+async function worker(run: Run): Promise<void> {
+  const peer = run.peer;
+  const pace = run.opts.pace;
+  let assoc: Association | undefined;
+  let covers = new Set<string>();
+  const release = async () => {
+    if (assoc?.established) {
+      run.connected--;
+      await assoc.release();
+    }
+    assoc = undefined;
+  };
+  try {
+    for (;;) {
+      const it = await run.sched.next();
+      if (!it) break;
+      if (run.opts.signal?.aborted || run.stopped) {
+        finish(run, it, { status: "failed", peer, error: "not sent: interrupted" });
+        continue;
+      }
+      if (run.peerDown !== undefined) {
+        finish(run, it, { status: "failed", peer, error: `not sent: ${run.peerDown}` });
+        continue;
+      }
+      if (it.checkRefs) {
+        const missing = await missingRefs(run, it);
+        if (missing.length) {
+          run.sched.finish(it);
+          run.results.push(heldBack(run, it.record, missing));
+          continue;
+        }
+      }
+      if (pace) {
+        await pace.waitForWindow({
+          signal: run.opts.signal,
+          // Nothing is held open against the peer while the window is closed.
+          beforePause: release,
+          onPause: (label) => run.report.progress(undefined, label),
+          onResume: () => run.report.progress(undefined, ""),
+        });
+        if (run.opts.signal?.aborted || run.stopped) {
+          finish(run, it, { status: "failed", peer, error: "not sent: interrupted" });
+          continue;
+        }
+        await pace.take(1, it.source.size ?? 0, run.opts.signal);
+      }
+      let prepared: { source: StoreSource; machines?: string[] };
+      try {
+        prepared = prepare(run, it);
+      } catch (e) {
+        finish(run, it, { status: "failed", peer, error: readFailure(it.source.path!, e) });
+        continue;
+      }
+      if (assoc?.established && !covers.has(it.combo)) await release(); // it needs a context this association did not propose
+      if (!assoc?.established) {
+        const proposal = run.book.contexts(it.combo);
+        try {
+          assoc = await connect(connectOptions(run.opts.peer, proposal.contexts));
+          covers = proposal.covers;
+          run.connected++;
+        } catch (e) {
+          assoc = undefined;
+          if (run.connected > 0) {
+            // Others are connected (the peer takes fewer associations than --parallel): leave it to them.
+            run.sched.retryLater(it, 0);
+            return;
+          }
+          if (retry(run, it, classifyError(e), errorText(e))) continue;
+          run.peerDown = errorText(e);
+          finish(run, it, { status: "failed", peer, error: run.peerDown });
+          continue;
+        }
+      }
+      try {
+        const outcome = storedOutcome(peer, await store(assoc, prepared.source), prepared.machines);
+        if (outcome.status === "failed") {
+          const status = parseInt(outcome.dimseStatus!.slice(2), 16);
+          if (retry(run, it, classifyStatus(status), `${outcome.dimseStatus} ${outcome.error}`)) continue;
+        }
+        finish(run, it, outcome);
+      } catch (e) {
+        if (e instanceof DicomNetError && e.code === "NO_CONTEXT") {
+          finish(run, it, { status: "failed", peer, error: e.message });
+          continue;
+        }
+        // The association broke while this object was in flight: it was not acknowledged.
+        assoc?.abort();
+        assoc = undefined;
+        run.connected--;
+        if (retry(run, it, classifyError(e), errorText(e))) continue;
+        finish(run, it, { status: "failed", peer, error: errorText(e) });
+      }
+    }
+  } finally {
+    await release();
+  }
+}
