@@ -49,6 +49,7 @@ export const OPTION_NAMES: readonly string[] = [
   "errors",
   "fix",
   "format",
+  "forward",
   "from",
   "get",
   "host",

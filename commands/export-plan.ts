@@ -1,6 +1,7 @@
 /** `rtexport export-plan`: each plan with everything it references into the per-patient/per-plan tree. */
 import { resolve } from "node:path";
 import { checkDatabaseUrl, defineCommand, errorMessage, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { addAuditOption, addPaceOptions, pacerFrom } from "../cli/pace.ts";
 import { DEFAULT_MOVE_PORT } from "../lib/export/dicom_source.ts";
 import { exportPlans } from "../lib/export/export.ts";
 import { DEFAULT_ITEMS, ITEMS, parseItems } from "../lib/layout/tree.ts";
@@ -39,6 +40,8 @@ export const main = defineCommand({
     cmd.option("--get", "with a DICOM peer: retrieve by C-GET (default C-MOVE to an in-process receiver)");
     cmd.option("--move-aet <ae>", "with a DICOM peer: C-MOVE destination AE title (default: the calling AE title)");
     cmd.option("--move-port <port>", "with a DICOM peer: port of the C-MOVE receiver", parsePositiveInt, DEFAULT_MOVE_PORT);
+    addPaceOptions(cmd);
+    addAuditOption(cmd);
   },
   human: {
     record(r: RtRecord) {
@@ -66,9 +69,15 @@ export const main = defineCommand({
         out, items, includeUnapproved: !!o.includeUnapproved, db: o.db, vault: o.vault, parallel: o.parallel,
         peer: ctx.peer?.host ? ctx.peer : undefined,
         retrieve: { mode: o.get ? "get" : "move", moveAet: o.moveAet, movePort: o.movePort, staging: resolve(ctx.io.cwd, o.staging) },
+        pace: pacerFrom(o, ctx.io.env),
       },
       ledger: o.ledger ?? (out ? defaultLedgerUrl(out) : undefined),
       verb: "export",
+      audit: {
+        action: "export",
+        source: ctx.peer?.host ? `${ctx.peer.calledAet}@${ctx.peer.host}:${ctx.peer.port}` : "the records' catalogs and folders",
+        destination: out ?? "records for copy-files",
+      },
     });
   },
 });

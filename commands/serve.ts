@@ -3,6 +3,11 @@ import process from "node:process";
 import type { Command } from "commander";
 import { InvalidArgumentError, Option } from "commander";
 import { defineCommand, errorMessage, parseAeTitle, parsePort, runMain, UsageError } from "../cli/mod.ts";
+import { addRetryOptions, retryPolicyFrom } from "../cli/pace.ts";
+import type { PeerSettings } from "../lib/net/peer.ts";
+import { pushRecords } from "../lib/push/push.ts";
+import type { RtRecord } from "../lib/records/types.ts";
+import type { StageEvent } from "../lib/stage/stage.ts";
 import { parseMoveDestination, type QrScpEvent, startQrScp } from "../lib/qr/scp.ts";
 import { sha256File } from "../lib/retrieve/output.ts";
 import type { FileRecord } from "../lib/records/types.ts";
@@ -25,6 +30,40 @@ function collectDestination(value: string, previous: string[] | undefined): stri
   return collect(value, previous);
 }
 
+/** Records handed from the storage handler to the forwarding push, as they arrive. */
+class RecordQueue implements AsyncIterable<RtRecord> {
+  #items: RtRecord[] = [];
+  #wake: (() => void) | undefined;
+  #closed = false;
+  push(r: RtRecord): void {
+    this.#items.push(r);
+    this.#wake?.();
+  }
+  close(): void {
+    this.#closed = true;
+    this.#wake?.();
+  }
+  async *[Symbol.asyncIterator](): AsyncGenerator<RtRecord> {
+    for (;;) {
+      while (this.#items.length) yield this.#items.shift()!;
+      if (this.#closed) return;
+      await new Promise<void>((r) => (this.#wake = r));
+      this.#wake = undefined;
+    }
+  }
+}
+
+/** `--forward`: a named peer from rtexport.json, or `AE@host:port`. */
+function forwardPeer(value: string, peers: Record<string, Partial<PeerSettings>>, callingAet: string): PeerSettings {
+  const m = /^([^@]+)@(.+):(\d+)$/.exec(value);
+  if (m) return { host: m[2], port: parsePort(m[3]), calledAet: parseAeTitle(m[1]), callingAet };
+  const named = peers[value];
+  if (!named || typeof named.host !== "string") {
+    throw new UsageError(`Unknown forward peer "${value}": give AE@host:port or a peer named in rtexport.json`);
+  }
+  return { port: 104, calledAet: "ANY-SCP", ...named, callingAet: named.callingAet ?? callingAet } as PeerSettings;
+}
+
 function readPemOption(path: string, what: string): string {
   try {
     return readPem(path, what);
@@ -43,11 +82,15 @@ export const main = defineCommand({
     "DIR/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm and indexed in",
     "DIR/.rtexport-index.sqlite; files already in DIR are indexed at start (incrementally).",
     "Each stored object is written to stdout as a `file` record. Stops cleanly on SIGINT/SIGTERM.",
+    "With --forward PEER every object is also sent on to PEER as it arrives (push's engine: dependency",
+    "order, retries); its record then carries the `push` outcome. Storage Commitment requests are answered",
+    "on the association they came on: an object is committed when it is in DIR and indexed.",
   ].join(" "),
   examples: [
     "rtexport serve --dir ./pacs --port 11112 --aet RTEXPORT",
     "rtexport serve --dir ./pacs --port 11112 --allow MIM --allow ARIA --move-dest MIM=10.0.0.5:104",
     "rtexport serve --dir ./pacs --port 2762 --tls --cert server.pem --key server.key --ca clients.pem",
+    "rtexport serve --dir ./relay --port 11112 --forward ORTHANC@pacs.local:4242",
   ],
   configure(cmd: Command) {
     cmd.addOption(new Option("--dir <dir>", "folder to serve (created when absent)").makeOptionMandatory());
@@ -60,6 +103,8 @@ export const main = defineCommand({
     cmd.addOption(new Option("--cert <file>", "TLS server certificate (PEM)"));
     cmd.addOption(new Option("--key <file>", "TLS private key (PEM)"));
     cmd.addOption(new Option("--ca <file>", "CA certificate(s); with it, clients must present a certificate it signed"));
+    cmd.addOption(new Option("--forward <peer>", "send each stored object on to this peer as it arrives: AE@host:port or a peer named in rtexport.json"));
+    addRetryOptions(cmd);
   },
   human: {
     record(r) {
@@ -77,9 +122,23 @@ export const main = defineCommand({
     } else if (o.cert || o.key || o.ca) {
       throw new UsageError("--cert, --key and --ca need --tls");
     }
+    const forwardTo = o.forward ? forwardPeer(o.forward, ctx.config.peers as Record<string, Partial<PeerSettings>>, o.aet) : undefined;
     const moveDestinations = Object.fromEntries((o.moveDest as string[] | undefined ?? []).map((d) => parseMoveDestination(d)));
     const log = ctx.log;
     const pending = new Set<Promise<void>>();
+    // Forwarding: what arrives goes into a queue that push's engine reads while the node serves.
+    const forward = forwardTo ? new RecordQueue() : undefined;
+    let forwardFailures = 0;
+    const forwarding = forward && (async () => {
+      const onEvent = (e: StageEvent) => {
+        if (e.type === "failed") forwardFailures++;
+        if (e.type === "failed") ctx.reporter.failed(e.reason.startsWith("Cannot ") ? e.reason : `Cannot forward ${e.item}: ${e.reason}`);
+        else if (e.type === "message" && e.level !== "debug") log[e.level](`forward: ${e.text}`);
+      };
+      for await (const r of pushRecords(forward, { peer: forwardTo!, retry: retryPolicyFrom(o), onEvent })) {
+        if (!ctx.out.closed) await ctx.out.write(r).catch(() => {});
+      }
+    })();
     const onEvent = (e: QrScpEvent) => {
       switch (e.type) {
         case "association":
@@ -106,6 +165,9 @@ export const main = defineCommand({
         case "get":
           log.info(`C-GET from ${e.callingAet}: ${e.instances} objects`);
           break;
+        case "commit":
+          log.info(`storage commitment for ${e.callingAet}: ${e.committed} committed, ${e.failed} not`);
+          break;
         case "stored": {
           const rec: FileRecord = {
             type: "file", path: e.path, bytes: e.bytes, sha256: sha256File(e.path), category: "dicom",
@@ -115,6 +177,10 @@ export const main = defineCommand({
           if (e.patientId !== undefined) rec.patientId = e.patientId;
           if (e.studyUid) rec.studyUid = e.studyUid;
           if (e.seriesUid) rec.seriesUid = e.seriesUid;
+          if (forward) {
+            forward.push(rec);
+            break;
+          }
           if (!ctx.out.closed) {
             const p = ctx.out.write(rec).catch(() => {}).finally(() => pending.delete(p));
             pending.add(p);
@@ -137,7 +203,7 @@ export const main = defineCommand({
     if (s) {
       log.info(`indexed ${o.dir}: ${s.added} new, ${s.updated} changed, ${s.unchanged} unchanged, ${s.removed} removed, ${s.failed.length} not DICOM`);
     }
-    log.info(`listening on ${node.host}:${node.port} as ${node.aeTitle}${tls ? " (TLS)" : ""}, serving ${node.index.dir}`);
+    log.info(`listening on ${node.host}:${node.port} as ${node.aeTitle}${tls ? " (TLS)" : ""}, serving ${node.index.dir}${forwardTo ? `, forwarding to ${forwardTo.calledAet}@${forwardTo.host}:${forwardTo.port}` : ""}`);
     // Our own signal listeners as well as ctx.signal: under Deno, when the command is loaded
     // through cli.ts, the platform's listeners were not called (measured: killed with 143).
     let stop: () => void = () => {};
@@ -155,7 +221,13 @@ export const main = defineCommand({
     log.info("stopping");
     await node.close();
     await Promise.all(pending);
-    return 0;
+    if (forward) {
+      // What arrived is forwarded before the command ends.
+      forward.close();
+      await forwarding;
+    }
+    // Exit 3 when something could not be forwarded (a rerun of push over DIR sends it).
+    return forwardFailures > 0 ? 3 : 0;
   },
 });
 

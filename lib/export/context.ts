@@ -9,6 +9,7 @@ import { FolderAssigner, patientFolderName } from "../layout/sanitize.ts";
 import { DEFAULT_ITEMS, type Item, planFolderName } from "../layout/tree.ts";
 import type { PeerSettings } from "../net/peer.ts";
 import type { FileRecord, PatientRecord, PlanRecord } from "../records/types.ts";
+import type { Pacer } from "../stage/pace.ts";
 import { type StageOptions, StageReport } from "../stage/stage.ts";
 import { type DicomPlanSource, dicomPlanSource, type RetrieveSettings } from "./dicom_source.ts";
 
@@ -33,6 +34,8 @@ export interface ExportPlanOptions extends StageOptions {
   peer?: PeerSettings;
   /** How DICOM is retrieved from `peer`: C-MOVE (default) or C-GET, and where objects are staged. */
   retrieve?: RetrieveSettings;
+  /** Time windows and rate limits: the export pauses between files (releasing the peer's association) outside the windows. */
+  pace?: Pacer;
 }
 
 /** A patient's folder, and whether its patient-level files have been exported in this run. */

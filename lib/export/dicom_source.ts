@@ -42,6 +42,8 @@ export interface DicomPlanSource {
   fetch(plan: PlanRecord, opts?: { images?: boolean }): Promise<DicomPlanFiles>;
   /** Every series of the patient that is not a plan's own RT object (CT, MR, PET, registrations, …). */
   fetchPatientSeries(patientId: string): Promise<DicomPlanFiles>;
+  /** Releases the association (a paced run outside its time window); the next fetch opens one again. */
+  release(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -121,6 +123,11 @@ export function dicomPlanSource(
       // Staged copies go once the export has put them in the tree; a later plan fetches again what it shares.
       // The store's copies go once the export has them (in the tree, or handed on).
       return { files, missing, done: () => kept.forEach((uid) => store.discard(uid)) };
+    },
+    async release() {
+      const s = session;
+      session = undefined;
+      await s?.close();
     },
     async close() {
       await session?.close();

@@ -4,6 +4,7 @@
  */
 import type { PatientRecord, PlanRecord, RtRecord } from "../records/types.ts";
 import { untilAborted, withTotal } from "../stage/stage.ts";
+import type { ExportContext } from "./context.ts";
 import { closeContext, type ExportPlanOptions, openContext } from "./context.ts";
 import { exportPatient, exportPlan } from "./plans.ts";
 
@@ -37,11 +38,31 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
   }, () => ctx.report.progress({ patients: patientIds.size }));
   try {
     for await (const rec of records) {
-      if (rec.type === "patient") yield* exportPatient(ctx, rec as PatientRecord);
-      else if (rec.type === "plan") yield* exportPlan(ctx, rec as PlanRecord);
+      if (rec.type === "patient") yield* paced(ctx, exportPatient(ctx, rec as PatientRecord));
+      else if (rec.type === "plan") yield* paced(ctx, exportPlan(ctx, rec as PlanRecord));
       else yield rec;
     }
   } finally {
     await closeContext(ctx);
+  }
+}
+
+/**
+ * Passes a patient's or plan's records on; with a pacer, each file waits for the time window and
+ * the rate and bandwidth limits before the next one is exported (the work is done as records are
+ * pulled). Outside the window the peer's association, if any, is released until it opens.
+ */
+async function* paced(ctx: ExportContext, records: AsyncIterable<RtRecord>): AsyncGenerator<RtRecord> {
+  const pace = ctx.opts.pace;
+  for await (const r of records) {
+    yield r;
+    if (!pace || r.type !== "file") continue;
+    await pace.waitForWindow({
+      signal: ctx.opts.signal,
+      beforePause: () => ctx.peer?.release(),
+      onPause: (label) => ctx.report.progress(undefined, label),
+      onResume: () => ctx.report.progress(undefined, ""),
+    });
+    await pace.take(1, typeof r.bytes === "number" ? r.bytes : 0, ctx.opts.signal);
   }
 }

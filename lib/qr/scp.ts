@@ -4,7 +4,7 @@
  * and indexed), and Q/R SCP (C-FIND Patient Root and Study Root at all levels, C-MOVE to
  * destinations configured by AE title, C-GET) answered from the folder index.
  */
-import { mkdirSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { readDicomFile } from "../dicom/reader.ts";
 import { FolderIndex, type IndexReport } from "../index/index.ts";
@@ -45,7 +45,9 @@ export type QrScpEvent =
   | { type: "store-failed"; callingAet: string; sopInstanceUid: string; message: string }
   | { type: "find"; callingAet: string; model: QueryModel; level: string; matches: number }
   | { type: "move"; callingAet: string; destination: string; instances: number }
-  | { type: "get"; callingAet: string; instances: number };
+  | { type: "get"; callingAet: string; instances: number }
+  /** A Storage Commitment request answered: how many objects this node committed, and how many not. */
+  | { type: "commit"; callingAet: string; committed: number; failed: number };
 
 export interface QrScp {
   readonly port: number;
@@ -180,6 +182,20 @@ export async function startQrScp(opts: QrScpOptions): Promise<QrScp> {
           const instances = await selected(rq);
           emit({ type: "get", callingAet: rq.callingAet, instances: instances.length });
           return { instances };
+        },
+        // Storage Commitment: an object is committed when it is indexed, of the class asked, and its file is there.
+        commit: async ({ transactionUid, items, callingAet }) => {
+          const files = new Map((await index.filesOf(items.map((i) => i.sopInstanceUid))).map((f) => [f.sopInstanceUid, f]));
+          const committed = [];
+          const failed = [];
+          for (const i of items) {
+            const f = files.get(i.sopInstanceUid);
+            if (!f || !existsSync(f.path)) failed.push({ ...i, reason: 0x0112 });
+            else if (f.sopClassUid !== i.sopClassUid) failed.push({ ...i, reason: 0x0119 });
+            else committed.push(i);
+          }
+          emit({ type: "commit", callingAet, committed: committed.length, failed: failed.length });
+          return { transactionUid, committed, failed, retrieveAet: opts.aeTitle };
         },
       },
     });
