@@ -19,6 +19,7 @@ export const COMMAND_NAMES: readonly string[] = [
 /** Every option any command has, by attribute name (what rtexport.json keys are). */
 export const OPTION_NAMES: readonly string[] = [
   "aet",
+  "all",
   "allow",
   "allowBurnedIn",
   "anonymize",

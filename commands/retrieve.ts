@@ -11,6 +11,8 @@ import { peerTimeouts, tlsFromFiles, type TlsOptions } from "../lib/net/mod.ts";
 import type { FileRecord } from "../lib/records/types.ts";
 import type { RetrieveSummary } from "../lib/retrieve/planner.ts";
 import { retrieveFiles } from "../lib/retrieve/retrieve.ts";
+import { addAuditOption, addPaceOptions, addRetryOptions, pacerFrom, retryPolicyFrom } from "../cli/pace.ts";
+import { AuditTrail, LedgerAuditSink, SyslogSink } from "../lib/audit/mod.ts";
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -75,7 +77,9 @@ export function formatSummary(s: RetrieveSummary): string[] {
   }
   lines.push(
     `${s.kept} objects written; ${s.inspectedAndDropped} fetched only to read their references, ${s.unexpected} unrequested dropped; ` +
-      `${s.requests.find} C-FIND and ${s.requests.retrieve} retrieve requests; ${
+      `${s.requests.find} C-FIND and ${s.requests.retrieve} retrieve requests${
+        s.resilience ? ` (${s.resilience.retries} retried, ${s.resilience.fallbacks} asked for in parts)` : ""
+      }; ${
         s.complete ? "complete" : "INCOMPLETE"
       }`,
   );
@@ -113,6 +117,7 @@ export const main = defineCommand({
         collect,
       ),
     );
+    cmd.addOption(new Option("--all", "everything of the patient, not selected by plan: a request per study (a study the peer fails as a whole is asked for by series, a series by instance)"));
     cmd.addOption(new Option("--get", "use C-GET instead of C-MOVE"));
     cmd.option(
       "--parallel <n>",
@@ -143,6 +148,9 @@ export const main = defineCommand({
     cmd.addOption(
       new Option("--new-patient-name <name>", "write this PatientName into the copies (DICOM PN, e.g. Family^Given)"),
     );
+    addRetryOptions(cmd);
+    addPaceOptions(cmd);
+    addAuditOption(cmd);
   },
   human: {
     record(r) {
@@ -163,6 +171,10 @@ export const main = defineCommand({
     if (o.series && (o.plan || o.onlyApproved)) {
       throw new UsageError("--series cannot be combined with --plan or --only-approved");
     }
+    if (o.all && (o.plan || o.onlyApproved || o.series)) {
+      throw new UsageError("--all cannot be combined with --plan, --only-approved or --series");
+    }
+    const pace = pacerFrom(o, ctx.io.env);
     try {
       mkdirSync(resolve(o.out as string), { recursive: true });
     } catch (e) {
@@ -194,6 +206,12 @@ export const main = defineCommand({
     }
     const source = `dicom:${peer.calledAet}@${peer.host}:${peer.port}`;
     let summary: RetrieveSummary | undefined;
+    // The audit trail (until retrieve runs through runStage, which keeps it for every stage).
+    const trail = new AuditTrail(
+      { action: "retrieve", source: `${peer.calledAet}@${peer.host}:${peer.port}`, destination: outDir, anonymized: !!anonymize, runId: ledger.runId },
+      [new LedgerAuditSink(ledger), ...(o.audit ? [new SyslogSink(o.audit as string)] : [])],
+    );
+    let fatal: string | undefined;
     try {
       const retrieved = retrieveFiles({
         host: peer.host,
@@ -204,6 +222,14 @@ export const main = defineCommand({
         plans: o.plan,
         onlyApproved: o.onlyApproved === true,
         series: o.series,
+        all: o.all === true,
+        retry: retryPolicyFrom(o),
+        pace,
+        signal: ctx.signal,
+        onMessage: (level, text) => ctx.log[level](text),
+        onPhase: (note) => {
+          if (note) ctx.log.info(`retrieve ${note}`);
+        },
         get: o.get === true,
         moveAet: o.moveAet,
         movePort: o.movePort,
@@ -236,6 +262,7 @@ export const main = defineCommand({
           // Every gap is an item of the ledger, so `status` lists what did not arrive.
           for (const plan of summary.plans) {
             for (const g of plan.missing) {
+              trail.onEvent({ type: "failed", stage: "retrieve", item: g.sopInstanceUid ?? g.seriesUid ?? g.kind, reason: `${g.kind}: ${g.reason}`, patientId: summary.patientId });
               await ledger.record({
                 kind: "retrieval",
                 key: `${summary.patientId}|${plan.planUid}|${g.sopInstanceUid ?? g.seriesUid ?? g.kind}`,
@@ -249,6 +276,8 @@ export const main = defineCommand({
           }
         } else {
           const f = r as FileRecord;
+          trail.onEvent({ type: "done", stage: "retrieve", item: f.path, patientId: f.patientId, bytes: f.bytes });
+          trail.onRecord(f);
           await ledger.queue({
             kind: "file",
             key: relative(outDir, f.path).split(sep).join("/"),
@@ -264,7 +293,11 @@ export const main = defineCommand({
         if (!ctx.out.closed) await ctx.out.write(r as FileRecord);
       }
       await ledger.finish(!summary?.complete || ctx.reporter.failures > 0 ? "partial" : "ok");
+    } catch (e) {
+      fatal = errorMessage(e);
+      throw e;
     } finally {
+      await trail.finish(fatal).catch((e) => ctx.log.warn(`Cannot record the audit trail: ${errorMessage(e)}`));
       await ledger.close();
       if (anonymize) rmSync(anonymize.staging, { recursive: true, force: true });
     }

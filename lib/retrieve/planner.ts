@@ -76,8 +76,10 @@ export interface RetrieveSummary {
   unexpected: number;
   /** C-FIND/C-MOVE/C-GET requests sent. */
   requests: { find: number; retrieve: number };
-  /** With `--series`: expected vs arrived per series. */
+  /** With `--series` or `--all`: expected vs arrived per series. */
   series?: SeriesReport[];
+  /** Requests tried again after a transient failure, and requests asked for in parts after failing as a whole. */
+  resilience?: { retries: number; fallbacks: number };
   /** Every expected object arrived, every requested label was found, and at least one plan was selected. */
   complete: boolean;
 }

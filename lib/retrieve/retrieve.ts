@@ -6,7 +6,11 @@ import type { FileRecord } from "../records/types.ts";
 import { ArrivalStore } from "./arrivals.ts";
 import { placeObject, type PatientRewrite } from "./output.ts";
 import { type RetrieveSummary, retrievePlans, retrieveSeriesByUid } from "./planner.ts";
+import type { RetryPolicy } from "../net/retry.ts";
+import type { Pacer } from "../stage/pace.ts";
+import { openResilientSession } from "./resilient.ts";
 import { openRetrieveSession } from "./session.ts";
+import { retrievePatient } from "./whole.ts";
 
 /** Options of {@link retrieveFiles}. */
 export interface RetrieveFilesOptions {
@@ -20,6 +24,18 @@ export interface RetrieveFilesOptions {
   onlyApproved?: boolean;
   /** Whole series by UID instead of plans. */
   series?: string[];
+  /** Everything of the patient (a request per study; by series, then by instance, when the peer fails one as a whole). */
+  all?: boolean;
+  /** Retries of transient failures (default none); a request that fails as a whole is asked for in parts either way. */
+  retry?: RetryPolicy;
+  /** Time windows and rate limits, applied between requests. */
+  pace?: Pacer;
+  /** Stops at the next request. */
+  signal?: AbortSignal;
+  /** Retries, fallbacks and pauses, in words. */
+  onMessage?: (level: "info" | "warn", text: string) => void;
+  /** The pace's phase ("paused until 19:00"; "" once it resumed). */
+  onPhase?: (note: string) => void;
   /** C-GET on the query association; otherwise C-MOVE to an in-process receiver. */
   get?: boolean;
   moveAet?: string;
@@ -72,16 +88,19 @@ export async function* retrieveFiles(opts: RetrieveFilesOptions): AsyncGenerator
   }
   let session;
   try {
-    session = await openRetrieveSession({
-      host: opts.host, port: opts.port, callingAet: opts.callingAet, calledAet: opts.calledAet,
-      mode: opts.get ? "get" : "move", moveAet: opts.moveAet, movePort: opts.movePort, moveHost: opts.moveHost,
-      maxPdu: opts.maxPdu, timeouts: opts.timeouts, tls: opts.tls, parallel: opts.parallel,
-    }, arrivals);
+    session = await openResilientSession(() =>
+      openRetrieveSession({
+        host: opts.host, port: opts.port, callingAet: opts.callingAet, calledAet: opts.calledAet,
+        mode: opts.get ? "get" : "move", moveAet: opts.moveAet, movePort: opts.movePort, moveHost: opts.moveHost,
+        maxPdu: opts.maxPdu, timeouts: opts.timeouts, tls: opts.tls, parallel: opts.parallel,
+      }, arrivals), arrivals, { retry: opts.retry ?? { retries: 0, maxWaitMs: 0 }, pace: opts.pace, signal: opts.signal, onMessage: opts.onMessage, onPhase: opts.onPhase });
     opts.onReceiver?.(session.receiverPort);
     let result;
     try {
       result = opts.series?.length
         ? await retrieveSeriesByUid(session.transport, arrivals, opts.patientId, opts.series)
+        : opts.all
+        ? await retrievePatient(session.transport, arrivals, opts.patientId)
         : await retrievePlans(session.transport, arrivals, { patientId: opts.patientId, planLabels: opts.plans, onlyApproved: opts.onlyApproved === true });
     } catch (e) {
       // What arrived whole before the failure is in place already: it is reported, not orphaned.
@@ -92,6 +111,7 @@ export async function* retrieveFiles(opts: RetrieveFilesOptions): AsyncGenerator
     placing = false;
     result.summary.requests.find += session.extraRequests.find;
     result.summary.requests.retrieve += session.extraRequests.retrieve;
+    if (session.stats.retries || session.stats.fallbacks) result.summary.resilience = { ...session.stats };
     for (const { object, planUids } of result.objects) {
       try {
         const early = placed.get(object.sopInstanceUid);
