@@ -436,6 +436,13 @@ export interface LedgerSummary {
   kinds: Record<string, { done: number; failed: number; pending: number; skipped: number; bytes: number }>;
   lastErrors: { kind: string; key: string; error: string; at: string }[];
   runs: { id: string; command: string; host: string; startedAt: string; finishedAt: string | null; outcome: string | null }[];
+  /**
+   * Storage Commitment, when a push asked for it: objects stored (C-STORE acknowledged), committed
+   * by the peer, not committed (sent again by the next push), and stored without an answer yet.
+   */
+  commitment?: { stored: number; committed: number; failed: number; unconfirmed: number };
+  /** Audit events recorded (one per patient and run). */
+  auditEvents?: number;
 }
 
 export async function summarizeLedger(db: Kysely<LedgerSchema>, errorLimit = 10): Promise<LedgerSummary> {
@@ -452,7 +459,22 @@ export async function summarizeLedger(db: Kysely<LedgerSchema>, errorLimit = 10)
   const errors = await db.selectFrom("rtx_ledger_items").select(["kind", "key", "error", "updated_at"])
     .where("status", "=", "failed").orderBy("updated_at", "desc").limit(errorLimit).execute();
   const runs = await db.selectFrom("rtx_ledger_runs").selectAll().orderBy("started_at", "desc").limit(10).execute();
+  let commitment: LedgerSummary["commitment"];
+  if (kinds.commit) {
+    const r = await db.selectFrom("rtx_ledger_items as p").select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("p.kind", "=", "push").where("p.status", "=", "done")
+      .where((eb) => eb.not(eb.exists(eb.selectFrom("rtx_ledger_items as c").select("c.key").where("c.kind", "=", "commit").whereRef("c.key", "=", "p.key"))))
+      .executeTakeFirst();
+    commitment = { stored: kinds.push?.done ?? 0, committed: kinds.commit.done, failed: kinds.commit.failed, unconfirmed: Number(r?.n ?? 0) };
+  }
+  let auditEvents: number | undefined;
+  if ((await db.introspection.getTables()).some((t) => t.name === "rtx_ledger_audit")) {
+    const a = await db.selectFrom("rtx_ledger_audit").select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
+    if (Number(a?.n ?? 0) > 0) auditEvents = Number(a!.n);
+  }
   return {
+    ...(commitment ? { commitment } : {}),
+    ...(auditEvents !== undefined ? { auditEvents } : {}),
     kinds,
     lastErrors: errors.map((e) => ({ kind: e.kind, key: e.key, error: e.error ?? "", at: e.updated_at })),
     runs: runs.map((r) => ({ id: r.id, command: r.command, host: r.host, startedAt: r.started_at, finishedAt: r.finished_at, outcome: r.outcome })),

@@ -31,11 +31,11 @@ export interface FailureClass {
 
 /** Classifies a DIMSE status (C-STORE-RSP, the final C-MOVE/C-GET response, N-ACTION-RSP). */
 export function classifyStatus(status: number, counts?: { failed?: number; completed?: number }): FailureClass {
+  if (status === 0xa702) return { transient: true, why: "out of resources for sub-operations" };
   if ((status & 0xff00) === 0xa700) return { transient: true, why: "out of resources" };
   if ((status & 0xff00) === 0xa900) return { transient: false, why: "data set does not match the SOP class" };
   if ((status & 0xf000) === 0xc000) return { transient: false, why: "the peer cannot understand the request" };
   if (status === 0xa801) return { transient: false, why: "move destination unknown" };
-  if (status === 0xa702) return { transient: true, why: "out of resources for sub-operations" };
   if ((status === 0xb000 || status === 0xfe00 || status === 0) && (counts?.failed ?? 0) > 0) {
     return { transient: true, why: `${counts!.failed} sub-operations failed` };
   }

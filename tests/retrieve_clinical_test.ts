@@ -1,0 +1,165 @@
+// retrieve against a live clinical system: a Q/R SCP that fails a whole-study C-MOVE the way
+// seed 004's ARIA does (the per-series fallback retrieves everything), one that fails a series
+// (per-instance fallback) or answers 0xA702 once (retried), and Orthanc killed and restarted in
+// the middle of a C-GET.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { main as retrieve } from "../commands/retrieve.ts";
+import { readDicomFile } from "../lib/dicom/reader.ts";
+import { generateClinic } from "../lib/fixtures/mod.ts";
+import { FolderIndex } from "../lib/index/index.ts";
+import { createScp, DimseStatusError, type Scp, storeSourceFromFile } from "../lib/net/mod.ts";
+import { findMatches, selectInstances } from "../lib/qr/find.ts";
+import { connect, connectOptions, storageContexts, store } from "../lib/net/mod.ts";
+import { freePort, type OrthancPeer, runMainCaptured, startOrthanc } from "./_peers.ts";
+
+function dicomFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && e.name.endsWith(".dcm"))
+    .map((e) => join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)).sort();
+}
+
+describe("retrieve on a live clinical system", () => {
+  let dir: string;
+  let clinic: string;
+  let index: FolderIndex;
+  let patientFiles: string[];
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "rtexport-retrieve-clinical-"));
+    clinic = join(dir, "clinic");
+    await generateClinic({ out: clinic, patients: 1, slices: 5 });
+    index = await FolderIndex.open(clinic, { dbPath: join(dir, "index.sqlite") });
+    await index.indexFolder();
+    patientFiles = dicomFiles(clinic);
+  });
+  after(async () => {
+    await index?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A Q/R SCP over the clinic; `refuse(level, request number of that level)` returns a status to fail a C-MOVE with. */
+  async function aria(movePort: number, refuse: (level: string, n: number) => number | undefined): Promise<{ scp: Scp; asked: string[] }> {
+    const asked: string[] = [];
+    const seen = new Map<string, number>();
+    const scp = await createScp({
+      aeTitle: "VMSDBD", host: "127.0.0.1",
+      handlers: {
+        find: async function* (rq) {
+          for (const m of await findMatches(index, rq.identifier, "STUDY")) yield m;
+        },
+        move: async (rq) => {
+          const n = (seen.get(rq.level) ?? 0) + 1;
+          seen.set(rq.level, n);
+          asked.push(rq.level);
+          const status = refuse(rq.level, n);
+          if (status !== undefined) throw new DimseStatusError(status, "Unexpected exception during MOVE");
+          const files = await selectInstances(index, rq.identifier, "STUDY");
+          return { destination: { host: "127.0.0.1", port: movePort, aeTitle: rq.destination }, instances: files.map((f) => storeSourceFromFile(f.path)) };
+        },
+      },
+    });
+    return { scp, asked };
+  }
+
+  const args = (scp: Scp, movePort: number, out: string) => [
+    "--host", "127.0.0.1", "--port", String(scp.port), "--aec", "VMSDBD", "--aet", "RTEXPORT", "--move-port", String(movePort), "--move-host", "127.0.0.1",
+    "--patient-id", "RTX0001", "--all", "--retry-max-wait", "0.2", "--out", out,
+  ];
+
+  test("a whole-patient C-MOVE that fails (0xC000): asked for by series, everything arrives", async () => {
+    const movePort = await freePort();
+    const { scp, asked } = await aria(movePort, (level) => (level === "STUDY" ? 0xc000 : undefined));
+    try {
+      const out = join(dir, "by-series");
+      const r = await runMainCaptured(retrieve, args(scp, movePort, out));
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(dicomFiles(out).length, patientFiles.length);
+      const studies = asked.filter((l) => l === "STUDY").length;
+      assert.ok(studies >= 1);
+      const series = new Set(patientFiles.map((p) => readDicomFile(p).dataset.string(0x0020000e)));
+      assert.equal(asked.filter((l) => l === "SERIES").length, series.size);
+      // A permanent failure is not tried again: one request per study, then its series.
+      assert.doesNotMatch(r.stderr, /retry \d of/);
+      assert.match(r.stderr, /C-MOVE\/C-GET of study .* failed as a whole \(0xC000: Unexpected exception during MOVE\): asking for its \d+ series one by one/);
+      const summary = r.records.find((x) => x.type === "retrieve-summary")!;
+      assert.equal(summary.complete, true);
+      assert.deepEqual(summary.resilience, { retries: 0, fallbacks: studies });
+    } finally {
+      await scp.close();
+    }
+  });
+
+  test("a series that fails too: asked for by instance; 0xA702 once: retried", async () => {
+    const movePort = await freePort();
+    let failedSeries = 0;
+    const { scp, asked } = await aria(movePort, (level, n) => {
+      if (level === "STUDY") return 0xc000;
+      if (level === "SERIES" && n === 1) return 0xa702; // out of resources once: transient
+      if (level === "SERIES" && n === 2) {
+        failedSeries++;
+        return 0xc001; // the same series again, now for good: by instance
+      }
+      return undefined;
+    });
+    try {
+      const out = join(dir, "by-instance");
+      const r = await runMainCaptured(retrieve, args(scp, movePort, out));
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(dicomFiles(out).length, patientFiles.length);
+      assert.equal(failedSeries, 1);
+      assert.ok(asked.includes("IMAGE"), asked.join(" "));
+      const summary = r.records.find((x) => x.type === "retrieve-summary")!;
+      assert.equal(summary.resilience.retries, 1);
+      assert.equal(summary.resilience.fallbacks, asked.filter((l) => l === "STUDY").length + 1);
+      assert.match(r.stderr, /retry 1 of 5 in [\d.]+ s \(out of resources for sub-operations\)/);
+    } finally {
+      await scp.close();
+    }
+  });
+
+  test("Orthanc killed and restarted in the middle of a C-GET: retried, everything arrives", async () => {
+    const orthanc: OrthancPeer = await startOrthanc();
+    try {
+      const big = join(dir, "big");
+      await generateClinic({ out: big, patients: 1, slices: 60, size: 256 });
+      const files = dicomFiles(big);
+      const peer = { host: "127.0.0.1", port: orthanc.port, callingAet: "LOADER", calledAet: orthanc.aeTitle };
+      const sources = files.map((f) => storeSourceFromFile(f));
+      const a = await connect(connectOptions(peer, storageContexts(sources)));
+      for (const s of sources) await store(a, s);
+      await a.release();
+      const out = join(dir, "orthanc-out");
+      const staging = join(out, `.rtexport-staging-${process.pid}`);
+      let restarted: Promise<void> | undefined;
+      const killer = setInterval(() => {
+        if (restarted || !existsSync(staging) || readdirSync(staging).length < 5) return;
+        clearInterval(killer);
+        orthanc.kill();
+        restarted = new Promise((r) => setTimeout(r, 300)).then(() => orthanc.restart());
+      }, 2);
+      try {
+        const r = await runMainCaptured(retrieve, [
+          "--host", "127.0.0.1", "--port", String(orthanc.port), "--aec", orthanc.aeTitle, "--get", "--patient-id", "RTX0001", "--all",
+          "--retries", "8", "--retry-max-wait", "2", "--out", out,
+        ]);
+        assert.ok(restarted, "Orthanc was killed while objects arrived");
+        await restarted;
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(dicomFiles(out).length, files.length);
+        const summary = r.records.find((x) => x.type === "retrieve-summary")!;
+        assert.ok(summary.resilience.retries >= 1, JSON.stringify(summary.resilience));
+        assert.match(r.stderr, /retry 1 of 8 in [\d.]+ s \((connection closed|association aborted|connection refused|timeout)\)/);
+      } finally {
+        clearInterval(killer);
+        await restarted;
+      }
+    } finally {
+      await orthanc.stop();
+    }
+  });
+});
