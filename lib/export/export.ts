@@ -57,12 +57,12 @@ async function* paced(ctx: ExportContext, records: AsyncIterable<RtRecord>): Asy
   for await (const r of records) {
     yield r;
     if (!pace || r.type !== "file") continue;
+    await pace.take(1, typeof r.bytes === "number" ? r.bytes : 0, ctx.opts.signal);
     await pace.waitForWindow({
       signal: ctx.opts.signal,
       beforePause: () => ctx.peer?.release(),
       onPause: (label) => ctx.report.progress(undefined, label),
       onResume: () => ctx.report.progress(undefined, ""),
     });
-    await pace.take(1, typeof r.bytes === "number" ? r.bytes : 0, ctx.opts.signal);
   }
 }

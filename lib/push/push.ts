@@ -698,12 +698,17 @@ async function worker(run: Run): Promise<void> {
   const pace = run.opts.pace;
   let assoc: Association | undefined;
   let covers = new Set<string>();
+  /** This worker's association counts in `run.connected` (until it is gone, whoever ended it). */
+  let counted = false;
+  const uncount = () => {
+    if (counted) run.connected--;
+    counted = false;
+  };
   const release = async () => {
-    if (assoc?.established) {
-      run.connected--;
-      await assoc.release();
-    }
+    uncount();
+    const a = assoc;
     assoc = undefined;
+    if (a?.established) await a.release();
   };
   try {
     for (;;) {
@@ -726,6 +731,8 @@ async function worker(run: Run): Promise<void> {
         }
       }
       if (pace) {
+        // The rate's wait first: the window is checked at the moment the object would go.
+        await pace.take(1, it.source.size ?? 0, run.opts.signal);
         await pace.waitForWindow({
           signal: run.opts.signal,
           // Nothing is held open against the peer while the window is closed.
@@ -737,7 +744,6 @@ async function worker(run: Run): Promise<void> {
           finish(run, it, { status: "failed", peer, error: "not sent: interrupted" });
           continue;
         }
-        await pace.take(1, it.source.size ?? 0, run.opts.signal);
       }
       let prepared: { source: StoreSource; machines?: string[] };
       try {
@@ -748,11 +754,13 @@ async function worker(run: Run): Promise<void> {
       }
       if (assoc?.established && !covers.has(it.combo)) await release(); // it needs a context this association did not propose
       if (!assoc?.established) {
+        uncount(); // ended by the peer since the last object
         const proposal = run.book.contexts(it.combo);
         try {
           assoc = await connect(connectOptions(run.opts.peer, proposal.contexts));
           covers = proposal.covers;
           run.connected++;
+          counted = true;
         } catch (e) {
           assoc = undefined;
           if (run.connected > 0) {
@@ -781,7 +789,7 @@ async function worker(run: Run): Promise<void> {
         // The association broke while this object was in flight: it was not acknowledged.
         assoc?.abort();
         assoc = undefined;
-        run.connected--;
+        uncount();
         if (retry(run, it, classifyError(e), errorText(e))) continue;
         finish(run, it, { status: "failed", peer, error: errorText(e) });
       }

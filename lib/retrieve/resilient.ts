@@ -78,6 +78,7 @@ export async function openResilientSession(
 
   const pace = async () => {
     if (!opts.pace) return;
+    await opts.pace.settle(opts.signal);
     await opts.pace.waitForWindow({
       signal: opts.signal,
       beforePause: closeSession,
@@ -87,7 +88,6 @@ export async function openResilientSession(
       },
       onResume: () => opts.onPhase?.(""),
     });
-    await opts.pace.settle(opts.signal);
   };
 
   const find = async (id: DataSet): Promise<DataSet[]> => {
