@@ -96,7 +96,8 @@ export async function runStage<O extends StageOptions>(ctx: CommandContext, spec
         break;
       case "failed":
         progress.clearLine();
-        ctx.reporter.failed(e.reason.startsWith("Cannot ") ? e.reason : `Cannot ${spec.verb} ${e.item}: ${e.reason}`, { item: e.item });
+        // A reason that is a sentence of its own (it says what failed, or names its item) is the line.
+        ctx.reporter.failed(e.reason.startsWith("Cannot ") || e.reason.includes(e.item) ? e.reason : `Cannot ${spec.verb} ${e.item}: ${e.reason}`, { item: e.item });
         break;
       case "message":
         progress.clearLine();

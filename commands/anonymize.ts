@@ -1,12 +1,12 @@
 /** `rtexport anonymize`: de-identify DICOM files per PS3.15 Annex E, keeping RT references intact. */
 import { type Command, Option } from "commander";
-import { type CommandContext, defineCommand, runMain, UsageError } from "../cli/mod.ts";
-import {
-  type AnonymizeContext, type AnonymizeFilesOptions, anonymizeStream, type AnonymizeOptions, createAnonymizeContext,
-  type FileInput, type PatientIdentity, readPatientMap, readProfileCsv, walkInputs, writePatientMap,
-} from "../lib/anonymize/mod.ts";
+import { checkDatabaseUrl, type CommandContext, defineCommand, runMain, runStage, UsageError } from "../cli/mod.ts";
+import type { AnonymizeOptions, PatientIdentity } from "../lib/anonymize/anonymize.ts";
 import { KeyError, resolveAnonymizationKey } from "../lib/anonymize/key.ts";
-import { type FileRecord, isDicomFileRecord, isFileRecord, type RtRecord } from "../lib/records/types.ts";
+import { readPatientMap } from "../lib/anonymize/patient_map.ts";
+import { readProfileCsv } from "../lib/anonymize/profile.ts";
+import { anonymizeRecords } from "../lib/anonymize/stage.ts";
+import { pathRecords } from "../lib/fs/walk.ts";
 
 function configure(cmd: Command): void {
   cmd.argument("[path...]", "DICOM files or directories (default: file records on stdin)");
@@ -24,6 +24,7 @@ function configure(cmd: Command): void {
   add(out, new Option("--in-place", "overwrite the input files instead of writing to --out"));
   add(out, new Option("--concurrency <n>", "files in flight at once (reads and writes overlap with work on others)").default("4"));
   add(out, new Option("--layout <layout>", "uid: <patient>/<series UID>/<SOP UID>.dcm; mirror: input paths (may carry PHI)").choices(["uid", "mirror"]).default("uid"));
+  add(out, new Option("--ledger <url>", "record each file's outcome in a ledger (sqlite:FILE, postgres://…); it lists input paths"));
   add(opt, new Option("--retain-safe-private", "keep private attributes on the safe-private list (113111)"));
   add(opt, new Option("--retain-uids", "keep UIDs as they are (113110)"));
   add(opt, new Option("--retain-device-identity", "keep station names, serial numbers, machine names (113109)"));
@@ -81,89 +82,26 @@ function buildOptions(o: Record<string, any>): AnonymizeOptions {
   };
 }
 
-/** Patient and plan records are PHI too: they leave with the new identity, or not at all. */
-function anonymizeRecord(record: RtRecord, ctx: AnonymizeContext): RtRecord | undefined {
-  const o = ctx.options;
-  if (record.type === "patient" && typeof record.patientId === "string") {
-    const p = ctx.patient(record.patientId);
-    const out: RtRecord = { type: "patient", patientId: p.id, name: { family: p.name ?? p.id } };
-    if (o.retainPatientCharacteristics && typeof record.sex === "string") out.sex = record.sex;
-    return out;
-  }
-  if (record.type === "plan" && typeof record.patientId === "string") {
-    const out: RtRecord = { type: "plan", patientId: ctx.patient(record.patientId).id };
-    if (typeof record.planUid === "string") out.planUid = o.retainUids ? record.planUid : ctx.uid(record.planUid);
-    if (o.cleanDescriptors) {
-      if (typeof record.label === "string") out.label = record.label;
-      if (typeof record.name === "string") out.name = record.name;
-    }
-    if (record.status !== undefined) out.status = record.status;
-    if (record.approval !== undefined) out.approval = record.approval;
-    if (o.retainDeviceIdentity && Array.isArray(record.machines)) out.machines = record.machines;
-    return out;
-  }
-  return record;
-}
-
-async function run(c: CommandContext): Promise<number | void> {
+async function run(c: CommandContext): Promise<number> {
   const o = c.options;
   const options = buildOptions(o);
   if (o.inPlace && o.out) throw new UsageError("Give either --out or --in-place, not both");
   if (!o.inPlace && !o.out) throw new UsageError("An output directory is required: give --out DIR (or --in-place to overwrite the inputs)");
   if (o.inPlace && o.layout !== "uid" && c.optionSource("layout") === "cli") throw new UsageError("--layout has no effect with --in-place");
-  if (c.args.length === 0 && !c.hasStdinRecords) throw new UsageError("No input: give files or directories, or pipe file records on stdin");
-  const ctx = createAnonymizeContext(options);
-  const files: AnonymizeFilesOptions = { out: o.out, inPlace: o.inPlace === true, layout: o.layout };
+  checkDatabaseUrl(o.ledger);
   const concurrency = Number(o.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
     throw new UsageError(`Invalid value for --concurrency: "${o.concurrency}" (expected 1 to 64)`);
   }
-
-  type Item =
-    | { kind: "file"; input: FileInput }
-    | { kind: "record"; record: RtRecord }
-    | { kind: "not-dicom"; path: string; category: string };
-  async function* items(): AsyncGenerator<Item> {
-    if (c.args.length > 0) {
-      for (const input of walkInputs(c.args)) yield { kind: "file", input };
-      return;
-    }
-    for await (const record of c.stdinRecords()!) {
-      if (isFileRecord(record)) {
-        const category = record.category;
-        if (!isDicomFileRecord(record)) yield { kind: "not-dicom", path: record.path, category: String(category) };
-        else yield { kind: "file", input: { path: record.path, record: record as FileRecord } };
-      } else {
-        yield { kind: "record", record };
-      }
-    }
-  }
-  const fileOf = (item: Item) => (item.kind === "file" ? item.input : undefined);
-  for await (const { item, result } of anonymizeStream(items(), fileOf, ctx, files, concurrency)) {
-    if (item.kind === "record") {
-      const out = anonymizeRecord(item.record, ctx);
-      if (out) await c.out.write(out);
-    } else if (item.kind === "not-dicom") {
-      c.reporter.failed(`Not anonymized "${item.path}": a ${item.category} file is not DICOM, so it is left out of the anonymized output`, { item: item.path });
-    } else if (result!.ok) {
-      c.reporter.done();
-      await c.out.write(result!.record);
-    } else if (result!.reason === "skipped") {
-      c.reporter.skipped();
-      c.log.warn(result!.message);
-    } else {
-      c.reporter.failed(result!.message, { item: item.input.path });
-    }
-    if (c.signal.aborted || c.out.closed) break;
-  }
-  if (o.writeMap) {
-    try {
-      writePatientMap(o.writeMap, ctx.patients);
-    } catch (e) {
-      c.reporter.failed(`Cannot write patient map "${o.writeMap}": ${(e as { code?: string }).code ?? (e as Error).message}`);
-    }
-  }
-  c.reporter.summary("files");
+  const input = c.args.length > 0 ? pathRecords(c.args) : c.stdinRecords();
+  if (!input) throw new UsageError("No input: give files or directories, or pipe file records on stdin");
+  return await runStage(c, {
+    input,
+    stage: anonymizeRecords,
+    options: { ...options, out: o.out, inPlace: o.inPlace === true, layout: o.layout, roots: c.args, concurrency, writeMap: o.writeMap },
+    ledger: o.ledger,
+    verb: "anonymize",
+  });
 }
 
 export const main = defineCommand({

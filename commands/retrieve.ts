@@ -1,90 +1,20 @@
 /** `rtexport retrieve`: selective retrieval of a patient's plans from a Q/R peer (C-MOVE or C-GET). */
-import { mkdirSync, rmSync } from "node:fs";
-
-import { join, relative, resolve, sep } from "node:path";
-import process from "node:process";
+import { mkdirSync } from "node:fs";
+import { resolve } from "node:path";
 import type { Command } from "commander";
 import { Option } from "commander";
-import { defineCommand, errorMessage, ExitCode, FatalError, parseAeTitle, parsePort, parsePositiveInt, runMain, UsageError } from "../cli/mod.ts";
-import { defaultLedgerUrl, Ledger } from "../lib/ledger/ledger.ts";
-import { peerTimeouts, tlsFromFiles, type TlsOptions } from "../lib/net/mod.ts";
-import type { FileRecord } from "../lib/records/types.ts";
-import type { RetrieveSummary } from "../lib/retrieve/planner.ts";
-import { retrieveFiles } from "../lib/retrieve/retrieve.ts";
+import { checkDatabaseUrl, defineCommand, parseAeTitle, parsePort, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { defaultLedgerUrl } from "../lib/ledger/ledger.ts";
+import type { FileRecord, RtRecord } from "../lib/records/types.ts";
+import { retrieveRecords } from "../lib/retrieve/stage.ts";
 import { addAuditOption, addPaceOptions, addRetryOptions, pacerFrom, retryPolicyFrom } from "../cli/pace.ts";
-import { AuditTrail, LedgerAuditSink, SyslogSink } from "../lib/audit/mod.ts";
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-/**
- * Passes the retrieved records through the anonymizer: each object is de-identified (default
- * profile, keyed UIDs and pseudonyms, `--new-patient-id/--new-patient-name` as the new identity)
- * into `outDir`; the summary record passes through as it is.
- */
-async function* anonymized(
-  retrieved: AsyncIterable<FileRecord | RetrieveSummary>,
-  key: string | Uint8Array,
-  outDir: string,
-  o: { newPatientId?: string; newPatientName?: string },
-  fail: (message: string) => void,
-): AsyncGenerator<FileRecord | RetrieveSummary> {
-  // The anonymizer (its profile tables) is loaded only with --anonymize: it would double retrieve's start-up.
-  const [{ createAnonymizeContext }, { anonymizeFiles }] = await Promise.all([
-    import("../lib/anonymize/anonymize.ts"),
-    import("../lib/anonymize/files.ts"),
-  ]);
-  const ctx = createAnonymizeContext({ key, newPatientId: o.newPatientId, newPatientName: o.newPatientName });
-  let summary: RetrieveSummary | undefined;
-  async function* inputs() {
-    for await (const r of retrieved) {
-      if (r.type === "retrieve-summary") summary = r as RetrieveSummary;
-      else yield { path: (r as FileRecord).path, record: r as FileRecord };
-    }
-  }
-  for await (const res of anonymizeFiles(inputs(), ctx.options, { out: outDir }, ctx)) {
-    if (res.ok) yield res.record;
-    else fail(`Cannot anonymize object "${res.input.record?.sopInstanceUid ?? res.input.path}": ${res.message}`);
-  }
-  if (summary) yield summary;
-}
-
-/** The gap report, for stderr and the human view. */
-export function formatSummary(s: RetrieveSummary): string[] {
-  const lines: string[] = [];
-  for (const p of s.plans) {
-    const name = p.label !== undefined ? `"${p.label}"` : p.planUid;
-    lines.push(
-      `plan ${name}${p.approval ? ` (${p.approval})` : ""}: ${p.arrived} of ${p.expected} expected objects arrived`,
-    );
-    for (const g of p.missing) {
-      const what = g.sopInstanceUid ? `${g.kind} ${g.sopInstanceUid}` : `${g.kind} series ${g.seriesUid}`;
-      lines.push(`  missing ${what}${g.sopInstanceUid && g.seriesUid ? ` (series ${g.seriesUid})` : ""}: ${g.reason}`);
-    }
-  }
-  for (const r of s.series ?? []) {
-    lines.push(
-      `series ${r.seriesUid}${r.modality ? ` (${r.modality})` : ""}: ${r.arrived}${
-        r.expected !== undefined ? ` of ${r.expected}` : ""
-      } instances arrived`,
-    );
-    for (const g of r.missing) lines.push(`  missing: ${g.reason}`);
-  }
-  for (const l of s.missingLabels) lines.push(`no plan labelled "${l}" found for patient "${s.patientId}"`);
-  if (s.plans.length === 0 && s.missingLabels.length === 0 && !s.series) {
-    lines.push(`no plan selected for patient "${s.patientId}"`);
-  }
-  lines.push(
-    `${s.kept} objects written; ${s.inspectedAndDropped} fetched only to read their references, ${s.unexpected} unrequested dropped; ` +
-      `${s.requests.find} C-FIND and ${s.requests.retrieve} retrieve requests${
-        s.resilience ? ` (${s.resilience.retries} retried, ${s.resilience.fallbacks} asked for in parts)` : ""
-      }; ${
-        s.complete ? "complete" : "INCOMPLETE"
-      }`,
-  );
-  return lines;
-}
+/** Retrieve reads no records: its work is named by the options. */
+async function* nothing(): AsyncGenerator<RtRecord> {}
 
 export const main = defineCommand({
   name: "retrieve",
@@ -161,36 +91,26 @@ export const main = defineCommand({
   },
   async run(ctx) {
     const o = ctx.options;
-    const peer = ctx.peer!;
-    let tls: TlsOptions | undefined;
-    try {
-      tls = tlsFromFiles(peer);
-    } catch (e) {
-      throw new UsageError(errorMessage(e));
-    }
     if (o.series && (o.plan || o.onlyApproved)) {
       throw new UsageError("--series cannot be combined with --plan or --only-approved");
     }
     if (o.all && (o.plan || o.onlyApproved || o.series)) {
       throw new UsageError("--all cannot be combined with --plan, --only-approved or --series");
     }
-    const pace = pacerFrom(o, ctx.io.env);
+    checkDatabaseUrl(o.ledger);
+    const out = resolve(ctx.io.cwd, o.out as string);
     try {
-      mkdirSync(resolve(o.out as string), { recursive: true });
+      mkdirSync(out, { recursive: true });
     } catch (e) {
       throw new UsageError(`Cannot create output folder "${o.out}": ${(e as Error).message}`);
     }
-    const outDir = resolve(o.out as string);
-    // --anonymize: objects are retrieved into a private staging folder and only their
-    // de-identified versions are written under --out, so no identifying copy ever sits there.
-    let anonymize: { key: string | Uint8Array; staging: string } | undefined;
+    let anonymize: { key: string | Uint8Array; newPatientId?: string; newPatientName?: string } | undefined;
     if (o.anonymize) {
+      // Loaded only with --anonymize, as the anonymizer itself is (start-up time).
       const { KeyError, resolveAnonymizationKey } = await import("../lib/anonymize/key.ts");
       try {
-        anonymize = {
-          key: resolveAnonymizationKey({ key: o.anonymizeKey, keyFile: o.anonymizeKeyFile }, { key: "--anonymize-key", keyFile: "--anonymize-key-file" }),
-          staging: join(outDir, ".rtexport", `retrieve-staging-${process.pid}`),
-        };
+        const key = resolveAnonymizationKey({ key: o.anonymizeKey, keyFile: o.anonymizeKeyFile }, { key: "--anonymize-key", keyFile: "--anonymize-key-file" });
+        anonymize = { key, newPatientId: o.newPatientId, newPatientName: o.newPatientName };
       } catch (e) {
         if (e instanceof KeyError) throw new UsageError(e.message);
         throw e;
@@ -198,111 +118,32 @@ export const main = defineCommand({
     } else if (o.anonymizeKey || o.anonymizeKeyFile) {
       throw new UsageError("--anonymize-key and --anonymize-key-file go with --anonymize");
     }
-    let ledger: Ledger | undefined;
-    try {
-      ledger = await Ledger.open((o.ledger as string | undefined) ?? defaultLedgerUrl(outDir), "retrieve");
-    } catch (e) {
-      throw new FatalError((e as Error).message);
-    }
-    const source = `dicom:${peer.calledAet}@${peer.host}:${peer.port}`;
-    let summary: RetrieveSummary | undefined;
-    // The audit trail (until retrieve runs through runStage, which keeps it for every stage).
-    const trail = new AuditTrail(
-      { action: "retrieve", source: `${peer.calledAet}@${peer.host}:${peer.port}`, destination: outDir, anonymized: !!anonymize, runId: ledger.runId },
-      [new LedgerAuditSink(ledger), ...(o.audit ? [new SyslogSink(o.audit as string)] : [])],
-    );
-    let fatal: string | undefined;
-    try {
-      const retrieved = retrieveFiles({
-        host: peer.host,
-        port: peer.port,
-        callingAet: peer.callingAet,
-        calledAet: peer.calledAet,
+    return await runStage(ctx, {
+      input: nothing(),
+      stage: retrieveRecords,
+      options: {
+        peer: ctx.peer!,
         patientId: o.patientId,
         plans: o.plan,
         onlyApproved: o.onlyApproved === true,
         series: o.series,
         all: o.all === true,
         retry: retryPolicyFrom(o),
-        pace,
-        signal: ctx.signal,
-        onMessage: (level, text) => ctx.log[level](text),
-        onPhase: (note) => {
-          if (note) ctx.log.info(`retrieve ${note}`);
-        },
+        pace: pacerFrom(o, ctx.io.env),
         get: o.get === true,
         moveAet: o.moveAet,
         movePort: o.movePort,
         moveHost: o.moveHost,
-        parallel: o.parallel as number,
-        out: anonymize?.staging ?? outDir,
-        // With --anonymize the new identity is the anonymizer's to set.
-        rewrite: anonymize ? {} : {
-          patientId: o.newPatientId as string | undefined,
-          patientName: o.newPatientName as string | undefined,
-        },
-        maxPdu: peer.maxPdu,
-        timeouts: peerTimeouts(peer),
-        tls,
-        onReceiver: (port) => {
-          if (!o.get) ctx.log.info(`receiving C-MOVE objects as ${o.moveAet ?? peer.callingAet} on port ${port}`);
-        },
-        onError: (uid, message) => ctx.reporter.failed(`Cannot write object ${uid}: ${message}`),
-      });
-      const stream = anonymize
-        ? anonymized(retrieved, anonymize.key, outDir, o, (m) => ctx.reporter.failed(m))
-        : retrieved;
-      for await (const r of stream) {
-        if (r.type === "retrieve-summary") {
-          summary = r as RetrieveSummary;
-          for (const line of formatSummary(summary)) {
-            if (summary.complete) ctx.log.info(line);
-            else ctx.log.warn(line);
-          }
-          // Every gap is an item of the ledger, so `status` lists what did not arrive.
-          for (const plan of summary.plans) {
-            for (const g of plan.missing) {
-              trail.onEvent({ type: "failed", stage: "retrieve", item: g.sopInstanceUid ?? g.seriesUid ?? g.kind, reason: `${g.kind}: ${g.reason}`, patientId: summary.patientId });
-              await ledger.record({
-                kind: "retrieval",
-                key: `${summary.patientId}|${plan.planUid}|${g.sopInstanceUid ?? g.seriesUid ?? g.kind}`,
-                status: "failed",
-                patientId: summary.patientId,
-                planKey: plan.planUid,
-                source,
-                error: `${g.kind}: ${g.reason}`,
-              });
-            }
-          }
-        } else {
-          const f = r as FileRecord;
-          trail.onEvent({ type: "done", stage: "retrieve", item: f.path, patientId: f.patientId, bytes: f.bytes });
-          trail.onRecord(f);
-          await ledger.queue({
-            kind: "file",
-            key: relative(outDir, f.path).split(sep).join("/"),
-            status: "done",
-            source,
-            dest: f.path,
-            bytes: f.bytes,
-            sha256: f.sha256,
-            patientId: f.patientId,
-            planKey: f.planUid,
-          });
-        }
-        if (!ctx.out.closed) await ctx.out.write(r as FileRecord);
-      }
-      await ledger.finish(!summary?.complete || ctx.reporter.failures > 0 ? "partial" : "ok");
-    } catch (e) {
-      fatal = errorMessage(e);
-      throw e;
-    } finally {
-      await trail.finish(fatal).catch((e) => ctx.log.warn(`Cannot record the audit trail: ${errorMessage(e)}`));
-      await ledger.close();
-      if (anonymize) rmSync(anonymize.staging, { recursive: true, force: true });
-    }
-    if (!summary?.complete || ctx.reporter.failures > 0) return ExitCode.PARTIAL;
-    return ExitCode.OK;
+        parallel: o.parallel,
+        out,
+        rewrite: { patientId: o.newPatientId, patientName: o.newPatientName },
+        anonymize,
+      },
+      ledger: (o.ledger as string | undefined) ?? defaultLedgerUrl(out),
+      verb: "retrieve",
+      noun: "objects",
+      audit: { action: "retrieve", source: `${ctx.peer!.calledAet}@${ctx.peer!.host}:${ctx.peer!.port}`, destination: out, anonymized: anonymize !== undefined },
+    });
   },
 });
 

@@ -9,7 +9,7 @@ import { pushRecords } from "../lib/push/push.ts";
 import type { RtRecord } from "../lib/records/types.ts";
 import type { StageEvent } from "../lib/stage/stage.ts";
 import { parseMoveDestination, type QrScpEvent, startQrScp } from "../lib/qr/scp.ts";
-import { sha256File } from "../lib/retrieve/output.ts";
+import { sha256File } from "../lib/fs/hash.ts";
 import type { FileRecord } from "../lib/records/types.ts";
 import { readPem, type TlsOptions } from "../lib/net/mod.ts";
 

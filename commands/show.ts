@@ -1,14 +1,12 @@
 /** `rtexport show`: the RT reference tree of the files found, as DicomTools' show draws it. */
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
-import { defineCommand, runMain, UsageError } from "../cli/mod.ts";
-import { scanDicomSync } from "../lib/fs/scan.ts";
-import { isDicomFileRecord, type RtRecord } from "../lib/records/types.ts";
+import { defineCommand, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { pathRecords } from "../lib/fs/walk.ts";
+import type { RtRecord } from "../lib/records/types.ts";
 import { renderTree } from "../lib/rt/render.ts";
-import { summarizeObject } from "../lib/rt/summary.ts";
-import {
-  type PatientTree, type ReferenceTree, ReferenceTreeBuilder, type ShowPlanRecord, treeRecords, type UnconnectedRecord,
-} from "../lib/rt/tree.ts";
+import { showRecords } from "../lib/rt/show.ts";
+import type { PatientTree, ReferenceTree, ShowPlanRecord, UnconnectedRecord } from "../lib/rt/tree.ts";
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -45,6 +43,7 @@ export const main = defineCommand({
   description: [
     "Reads the header of every file under PATH (files and directories, recursively; or `file` records from stdin) and shows, per patient, each RTPLAN with its RTSTRUCT and the image series it references (instances found / referenced), its RTDOSEs, treatment records, RT images and registrations, then what no plan references. A referenced object missing from the input is listed as MISSING.",
     "On a terminal: a tree (or --format flat). Piped or with --json: one `plan` record per plan and one `unconnected` record per patient. Other input records pass through unchanged.",
+    "Files that are not DICOM (documents, images, rtexport's own .rtexport folder, which is never walked) are counted as skipped (named with -v); a damaged DICOM file is an error (exit 3).",
   ].join("\n\n"),
   examples: [
     "rtexport show export/",
@@ -63,44 +62,13 @@ export const main = defineCommand({
       return [...others.map((r) => JSON.stringify(r)), ...renderTree(tree, humanFormat)].join("\n");
     },
   },
-  async run(ctx) {
-    const { options, out, reporter } = ctx;
+  run(ctx) {
+    const { options } = ctx;
     humanFormat = options.format === "flat" ? "flat" : "tree";
     const paths: string[] = [...ctx.args, ...(options.path ?? [])];
-    if (paths.length === 0 && !ctx.hasStdinRecords) {
-      throw new UsageError("No input: give files or directories to read, or pipe file records on stdin");
-    }
-    const builder = new ReferenceTreeBuilder();
-    const scanOpts = { pattern: options.pattern as string | undefined };
-    const take = (roots: string[]) => {
-      for (const r of scanDicomSync(roots, scanOpts)) {
-        if (r.error !== undefined) reporter.failed(r.error, { item: r.path });
-        else {
-          let summary;
-          try {
-            summary = summarizeObject(r.file, r.path);
-          } catch (e) {
-            // A value that cannot be decoded fails this file only.
-            reporter.failed(`Cannot read DICOM file "${r.path}": ${(e as Error).message}`, { item: r.path });
-            continue;
-          }
-          builder.add(summary);
-          reporter.done();
-        }
-      }
-    };
-    if (paths.length > 0) take(paths);
-    else {
-      for await (const rec of ctx.stdinRecords()!) {
-        if (rec.type === "file" && typeof rec.path === "string") {
-          if (isDicomFileRecord(rec)) take([rec.path]);
-        } else {
-          await out.write(rec);
-          if (out.closed) return;
-        }
-      }
-    }
-    await out.writeAll(treeRecords(builder.build()) as Iterable<RtRecord>);
+    const input = paths.length > 0 ? pathRecords(paths, options.pattern ? { pattern: options.pattern } : {}) : ctx.stdinRecords();
+    if (!input) throw new UsageError("No input: give files or directories to read, or pipe file records on stdin");
+    return runStage(ctx, { input, stage: showRecords, options: {}, verb: "read" });
   },
 });
 

@@ -17,6 +17,10 @@ import { parseDicom, readDicomFile } from "../lib/dicom/reader.ts";
 import { buildMeta, encodeFile } from "../lib/dicom/writer.ts";
 import { generateClinic } from "../lib/fixtures/mod.ts";
 import { buildReferenceTree, summarizeObject } from "../lib/rt/mod.ts";
+import { anonymizeRecords } from "../lib/anonymize/stage.ts";
+import { pathRecords } from "../lib/fs/walk.ts";
+import type { RtRecord } from "../lib/records/types.ts";
+import { ledgerItems, replacePaths, runLibraryStage } from "./_stage_compare.ts";
 
 const KEY = "test-key-0123456789abcdef";
 const OTHER_KEY = "another-key-0123456789abcdef";
@@ -472,6 +476,85 @@ describe("anonymize: records on stdin", () => {
     assert.equal(file.category, "rt-object"); // export-plan's category rides through
     assert.deepEqual(note, { type: "note", text: "kept" });
     assert.equal(run.records.length, 4);
+  });
+});
+
+describe("anonymize: the library stage is the command", () => {
+  // The same input through `rtexport anonymize` and through anonymizeRecords(): the same
+  // records (paths aside: each run writes under its own --out) and the same ledger rows.
+  it("gives the same records, ledger rows and patient map from stdin records as the CLI", async () => {
+    const src = readDicomFile(inputFiles[0]).dataset;
+    const pid = src.string("PatientID")!;
+    const dir = join(root, "same");
+    spawnSync("mkdir", ["-p", dir]);
+    const truncated = join(dir, "truncated.dcm");
+    writeFileSync(truncated, readFileSync(inputFiles[1]).subarray(0, 300));
+    const input = [
+      { type: "patient", patientId: pid, name: { family: "Müller", given: "Jörg" }, birthDate: "1982-02-10", sex: "M" },
+      { type: "plan", patientId: pid, planUid: "1.2.3.4", label: "SMITH PLAN", name: "Smith", approval: "APPROVED", machines: ["TB1"] },
+      ...inputFiles.slice(0, 6).map((path) => ({ type: "file", path })),
+      { type: "file", path: truncated },
+      { type: "file", path: "/nowhere/report.pdf", category: "document" },
+      { type: "note", text: "kept" },
+    ];
+    const flags = ["--key", KEY, "--clean-descriptors", "--retain-patient-characteristics"];
+    const cli = await anonymize([...flags, "--out", join(dir, "cli"), "--ledger", `sqlite:${join(dir, "cli.sqlite")}`, "--write-map", join(dir, "cli-map.csv")], input.map((r) => JSON.stringify(r)));
+    assert.equal(cli.code, 3, cli.stderr); // the truncated file and the document
+    const lib = await runLibraryStage(anonymizeRecords, input, {
+      key: KEY, cleanDescriptors: true, retainPatientCharacteristics: true, out: join(dir, "lib"), writeMap: join(dir, "lib-map.csv"),
+    }, `sqlite:${join(dir, "lib.sqlite")}`, "anonymize");
+    assert.equal(lib.records.length, 6 + 3);
+    assert.deepEqual(replacePaths(lib.records, [[join(dir, "lib"), "OUT"]]), replacePaths(cli.records, [[join(dir, "cli"), "OUT"]]));
+    const rows = await ledgerItems(`sqlite:${join(dir, "lib.sqlite")}`);
+    assert.equal(rows.filter((r) => r.kind === "anonymize" && r.status === "done").length, 6);
+    assert.equal(rows.filter((r) => r.kind === "anonymize" && r.status === "failed").length, 2);
+    assert.deepEqual(replacePaths(rows, [[join(dir, "lib"), "OUT"]]), replacePaths(await ledgerItems(`sqlite:${join(dir, "cli.sqlite")}`), [[join(dir, "cli"), "OUT"]]));
+    assert.equal(readFileSync(join(dir, "lib-map.csv"), "utf8"), readFileSync(join(dir, "cli-map.csv"), "utf8"));
+    const finished = lib.events.at(-1)!;
+    assert.ok(finished.type === "finished");
+    assert.deepEqual([finished.counts.done, finished.counts.failed], [6, 2]);
+  });
+
+  it("gives the same records and ledger rows from paths (mirror layout) as the CLI", async () => {
+    const dir = join(root, "same-paths");
+    spawnSync("mkdir", ["-p", join(dir, "elsewhere")]);
+    const single = join(dir, "elsewhere", "single.dcm");
+    writeFileSync(single, readFileSync(inputFiles[0]));
+    const cli = await anonymize(["--key", KEY, "--layout", "mirror", "--out", join(dir, "cli"), "--ledger", `sqlite:${join(dir, "cli.sqlite")}`, input, single]);
+    assert.equal(cli.code, 0, cli.stderr);
+    const lib = await runLibraryStage(anonymizeRecords, pathRecords([input, single]), {
+      key: KEY, layout: "mirror", roots: [input, single], out: join(dir, "lib"),
+    }, `sqlite:${join(dir, "lib.sqlite")}`, "anonymize");
+    assert.equal(lib.records.length, inputFiles.length + 1);
+    // The files under the folder keep their path under it; the file named itself its name only.
+    assert.deepEqual(lib.records.map((r) => String(r.path).slice(join(dir, "lib").length + 1)), [...inputFiles.map((f) => f.slice(input.length + 1)), "single.dcm"]);
+    assert.deepEqual(replacePaths(lib.records, [[join(dir, "lib"), "OUT"]]), replacePaths(cli.records, [[join(dir, "cli"), "OUT"]]));
+    const rows = await ledgerItems(`sqlite:${join(dir, "lib.sqlite")}`);
+    assert.equal(rows.length, inputFiles.length + 1);
+    assert.deepEqual(replacePaths(rows, [[join(dir, "lib"), "OUT"]]), replacePaths(await ledgerItems(`sqlite:${join(dir, "cli.sqlite")}`), [[join(dir, "cli"), "OUT"]]));
+  });
+
+  it("applies the PHI rule to patient and plan records for a library user", async () => {
+    const src = readDicomFile(inputFiles[0]).dataset;
+    const pid = src.string("PatientID")!;
+    const patient = { type: "patient", patientId: pid, name: { family: "Müller", given: "Jörg" }, birthDate: "1982-02-10", sex: "M", source: "catalog" };
+    const plan = { type: "plan", patientId: pid, planUid: "1.2.3.4", label: "SMITH PLAN", name: "Smith boost", status: "Completed", approval: "APPROVED", machines: ["TB1"] };
+    const run = async (options: Record<string, unknown>) => {
+      const out: RtRecord[] = [];
+      for await (const r of anonymizeRecords([patient, plan, { type: "file", path: inputFiles[0] }], { key: KEY, out: join(root, "phi-lib"), ...options })) out.push(r);
+      return out;
+    };
+    const [p, pl, file] = await run({});
+    const newId = String(file.patientId);
+    assert.match(newId, /^ANON-/);
+    assert.deepEqual(p, { type: "patient", patientId: newId, name: { family: newId } });
+    assert.deepEqual(pl, { type: "plan", patientId: newId, planUid: pl.planUid, status: "Completed", approval: "APPROVED" });
+    assert.match(String(pl.planUid), /^2\.25\./);
+    assert.ok(!JSON.stringify([p, pl]).includes(pid), "the original patient ID leaves with neither record");
+    // What the options keep, and only that.
+    const [p2, pl2] = await run({ retainPatientCharacteristics: true, cleanDescriptors: true, retainDeviceIdentity: true, retainUids: true, newPatientId: "STUDY-7" });
+    assert.deepEqual(p2, { type: "patient", patientId: "STUDY-7", name: { family: "STUDY-7" }, sex: "M" });
+    assert.deepEqual(pl2, { type: "plan", patientId: "STUDY-7", planUid: "1.2.3.4", label: "SMITH PLAN", name: "Smith boost", status: "Completed", approval: "APPROVED", machines: ["TB1"] });
   });
 });
 

@@ -555,4 +555,38 @@ describe("library code", () => {
     visit(join(root, "lib"));
     assert.deepEqual(offenders, []);
   });
+
+  // A circle (a.ts -> b.ts -> a.ts) means neither room says what it holds alone; type-only imports count too.
+  test("no import circle between files under lib/", () => {
+    const imports = new Map<string, string[]>();
+    const visit = (dir: string) => {
+      for (const entry of readdirSync(dir, { withFileTypes: true })) {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) visit(path);
+        else if (entry.name.endsWith(".ts")) {
+          const from = relative(root, path).split(sep).join("/");
+          const text = readFileSync(path, "utf8").split("\n").filter((l) => !/^\s*(\*|\/\/)/.test(l)).join("\n");
+          const targets = [...text.matchAll(/(?:from|import)\s*\(?\s*["'](\.[^"']+)["']/g)]
+            .map((m) => relative(root, join(dirname(path), m[1])).split(sep).join("/"));
+          imports.set(from, targets);
+        }
+      }
+    };
+    visit(join(root, "lib"));
+    const circles: string[] = [];
+    const state = new Map<string, "open" | "closed">();
+    const stack: string[] = [];
+    const walk = (file: string) => {
+      state.set(file, "open");
+      stack.push(file);
+      for (const next of imports.get(file) ?? []) {
+        if (state.get(next) === "open") circles.push([...stack.slice(stack.indexOf(next)), next].join(" -> "));
+        else if (!state.has(next)) walk(next);
+      }
+      stack.pop();
+      state.set(file, "closed");
+    };
+    for (const file of [...imports.keys()].sort()) if (!state.has(file)) walk(file);
+    assert.deepEqual(circles, []);
+  });
 });

@@ -44,18 +44,72 @@ test("anonymizeDataSet keeps the references consistent under one key", () => {
   assert.notEqual(plan.dataset.string("PatientID"), p.patientId);
 });
 
-test("every value export of mod.ts has a JSDoc comment", () => {
+/** One name mod.ts exports: its name, the module it comes from, and whether it is a type only. */
+interface ModExport {
+  name: string;
+  from: URL;
+  typeOnly: boolean;
+}
+
+/** The `export { … } from "…"` lists of a module, as (exported name, local name, source) triples. */
+function reExports(text: string, base: URL): { name: string; local: string; from: URL; typeOnly: boolean }[] {
+  const out: { name: string; local: string; from: URL; typeOnly: boolean }[] = [];
+  for (const m of text.matchAll(/^export (type )?\{([^}]*)\} from "([^"]+)";/gm)) {
+    for (const raw of m[2].split(",").map((x) => x.trim()).filter(Boolean)) {
+      const typeOnly = m[1] !== undefined || raw.startsWith("type ");
+      const [local, name = local] = raw.replace(/^type /, "").split(/\s+as\s+/);
+      out.push({ name, local, from: new URL(m[3], base), typeOnly });
+    }
+  }
+  return out;
+}
+
+/**
+ * The JSDoc comment right above the declaration of `name` in `file`, following re-exports
+ * (`export { x } from`, `export { x }` of an import) to where it is declared; undefined when there is none.
+ */
+function docAt(file: URL, name: string, seen = new Set<string>()): { doc?: string; where: string } {
+  const key = `${file.href}#${name}`;
+  if (seen.has(key)) return { where: key };
+  seen.add(key);
+  const text = readFileSync(file, "utf8");
+  const decl = new RegExp(`^export (?:declare )?(?:abstract )?(?:async )?(?:function\\*?|class|const|let|interface|type|enum) ${name}\\b`, "m").exec(text);
+  if (decl) {
+    const before = text.slice(0, decl.index).trimEnd();
+    const where = `${file.pathname.replace(/^.*?\/(lib\/)/, "$1")}:${text.slice(0, decl.index).split("\n").length}`;
+    if (!before.endsWith("*/")) return { where };
+    return { doc: before.slice(before.lastIndexOf("/**")), where };
+  }
+  const re = reExports(text, file).find((e) => e.name === name);
+  if (re) return docAt(re.from, re.local, seen);
+  // `export { x };` of something imported.
+  if (new RegExp(`^export (?:type )?\\{[^}]*\\b${name}\\b[^}]*\\};`, "m").test(text)) {
+    const imp = new RegExp(`^import \\{[^}]*\\b${name}\\b[^}]*\\} from "([^"]+)";`, "m").exec(text);
+    if (imp) return docAt(new URL(imp[1], file), name, seen);
+  }
+  return { where: `${file.pathname} (no declaration of ${name})` };
+}
+
+function modExports(): ModExport[] {
+  const mod = new URL("../mod.ts", import.meta.url);
+  return reExports(readFileSync(mod, "utf8"), mod).map(({ name, from, typeOnly, local }) => ({ name: local === name ? name : local, from, typeOnly }));
+}
+
+test("mod.ts is export-from lines only, and every export is documented at its definition with an @example", () => {
   const text = readFileSync(new URL("../mod.ts", import.meta.url), "utf8");
-  const undocumented: string[] = [];
-  const lines = text.split("\n");
-  lines.forEach((line, i) => {
-    const m = /^export const (\w+)/.exec(line);
-    if (!m) return;
-    let j = i - 1;
-    while (j >= 0 && lines[j].trim() === "") j--;
-    if (!lines[j].trim().endsWith("*/")) undocumented.push(m[1]);
-  });
-  assert.deepEqual(undocumented, []);
+  // Without its comments, mod.ts is nothing but `export { … } from "./lib/…";` lists.
+  const code = text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "").replace(/^export (type )?\{[^}]*\} from "\.\/lib\/[^"]+";$/gm, "").trim();
+  assert.equal(code, "", "mod.ts holds something other than export-from lines");
+  const exports = modExports();
+  assert.ok(exports.length > 100, `only ${exports.length} exports found`);
+  const missing: string[] = [];
+  for (const e of exports) {
+    const { doc, where } = docAt(e.from, e.name);
+    // Values (functions, classes, constants) show how they are called; types say what they are.
+    if (!doc) missing.push(`${e.name} (${where}): no JSDoc`);
+    else if (!e.typeOnly && !doc.includes("@example")) missing.push(`${e.name} (${where}): no @example`);
+  }
+  assert.deepEqual(missing, []);
   for (const name of ["listPatients", "exportPlans", "copyFiles", "anonymizeFiles", "pushRecords", "retrieveFiles", "showRecords", "searchFiles", "startQrScp", "summarizeLedger", "readDicomFile", "buildReferenceTree", "anonymizeDataSet", "connect"]) {
     assert.equal(typeof (rtexport as Record<string, unknown>)[name], "function", `mod.ts exports ${name}`);
   }

@@ -10,6 +10,9 @@ import process from "node:process";
 import { Buffer } from "node:buffer";
 import { fileURLToPath } from "node:url";
 import { main } from "../commands/push.ts";
+import { pathRecords } from "../lib/fs/walk.ts";
+import { pushRecords } from "../lib/push/push.ts";
+import { ledgerItems, runLibraryStage } from "./_stage_compare.ts";
 import { readDicomFile } from "../lib/dicom/reader.ts";
 import { encodeFile } from "../lib/dicom/writer.ts";
 import { generateClinic } from "../lib/fixtures/mod.ts";
@@ -395,6 +398,51 @@ describe("push", () => {
     assert.equal(bad.push.status, "failed");
     assert.match(bad.push.error, /does not accept CT Image Storage in JPEG Lossless.*cannot be transcoded losslessly/);
     assert.equal(r.records.find((x) => x.path === ct)!.push.status, "stored");
+  });
+
+  test("the library stage and the command give the same records and ledger rows (Orthanc, --parallel 2)", async () => {
+    const input = join(dir, "same");
+    mkdirSync(input, { recursive: true });
+    for (const f of files.slice(0, 6)) copyFileSync(f, join(input, f.split("/").slice(-2).join("_")));
+    writeFileSync(join(input, "notes.pdf"), "%PDF-1.4 not DICOM");
+    const missing = join(dir, "same-missing.dcm");
+    const cliUrl = `sqlite:${join(dir, "same-cli.sqlite")}`;
+    const libUrl = `sqlite:${join(dir, "same-lib.sqlite")}`;
+    const cli = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(orthanc.port), "--aec", orthanc.aeTitle, "--parallel", "2", "--ledger", cliUrl, input, missing]);
+    assert.equal(cli.code, 3, cli.stderr); // the missing path
+    const peer = { host: "127.0.0.1", port: orthanc.port, callingAet: "RTEXPORT", calledAet: orthanc.aeTitle };
+    const lib = await runLibraryStage(pushRecords, pathRecords([input, missing]), { peer, parallel: 2 }, libUrl, "push");
+    // With two associations the outcomes come in the order the peer answers: compared by path.
+    const byPath = (rs: Record<string, unknown>[]) => [...rs].sort((a, b) => (String(a.path) < String(b.path) ? -1 : 1));
+    assert.deepEqual(byPath(lib.records), byPath(cli.records));
+    assert.deepEqual(lib.records.map((r) => (r.push as { status: string }).status).sort(), ["failed", "skipped", ...Array(6).fill("stored")]);
+    const rows = await ledgerItems(libUrl);
+    assert.equal(rows.filter((r) => r.status === "done").length, 6);
+    assert.deepEqual(rows, await ledgerItems(cliUrl));
+    const finished = lib.events.at(-1)!;
+    assert.ok(finished.type === "finished");
+    assert.deepEqual([finished.counts.done, finished.counts.skipped, finished.counts.failed], [6, 1, 1]);
+  });
+
+  test("a library user who stops reading stops the sending; objects in flight finish", async () => {
+    const { scp, arrived } = await recordingScp(join(dir, "stopped"));
+    try {
+      const peer = { host: "127.0.0.1", port: scp.port, callingAet: "RTEXPORT", calledAet: "RECORDER" };
+      const statusFile = join(dir, "stopped-status.ndjson");
+      for await (const r of pushRecords(files.map((path) => ({ type: "file", path })), { peer, statusFile })) {
+        assert.equal((r.push as { status: string }).status, "stored");
+        break;
+      }
+      // The loop's end waited for the object in flight: nothing more arrives afterwards.
+      const now = arrived.length;
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(arrived.length, now);
+      assert.ok(now <= 2, `${now} of ${files.length} objects sent after the consumer stopped at the first`);
+      const acknowledged = readFileSync(statusFile, "utf8").trim().split("\n").map((l) => JSON.parse(l).sopInstanceUid);
+      assert.deepEqual(acknowledged, arrived.map((a) => a.sopInstanceUid));
+    } finally {
+      await scp.close();
+    }
   });
 
   test("reads file records from stdin through the CLI and passes other records through", async () => {

@@ -10,6 +10,8 @@ import { generateClinic } from "../lib/fixtures/mod.ts";
 import type { ClinicManifest } from "../lib/fixtures/clinic.ts";
 import { cliCommand, records, sh } from "./_run.ts";
 import { freePort, waitForPort } from "./_peers.ts";
+import { retrieveRecords } from "../lib/retrieve/stage.ts";
+import { ledgerItems, replacePaths, runLibraryStage } from "./_stage_compare.ts";
 
 let dir: string;
 let manifest: ClinicManifest;
@@ -64,6 +66,36 @@ test("retrieve --anonymize writes only de-identified objects, with the plan's tr
   assert.equal(shown.doses.length, plan.doses.length);
   assert.deepEqual(shown.missing, []);
   assert.ok(existsSync(join(out, ".rtexport", "ledger.sqlite")));
+});
+
+test("retrieve --anonymize: the library stage gives the command's records and ledger rows, none with the original identity", async () => {
+  const p = manifest.patients[1];
+  const plan = p.plans.find((x) => x.approval === "APPROVED")!;
+  const cliOut = join(dir, "same-cli");
+  const libOut = join(dir, "same-lib");
+  // A plan that is there and a label that is not: files, and a gap for the ledger and the summary.
+  const r = await sh(`"\${RT[@]}" retrieve --host 127.0.0.1 --port ${port} --called-aet ${aet} --get --patient-id ${p.patientId} --plan '${plan.label}' --plan NoSuchPlan --anonymize --anonymize-key ${KEY} --out '${cliOut}'`);
+  assert.equal(r.status, 3, r.stderr);
+  const cli = records(r.stdout);
+  const lib = await runLibraryStage(retrieveRecords, [], {
+    peer: { host: "127.0.0.1", port, callingAet: "RTEXPORT", calledAet: aet }, patientId: p.patientId, plans: [plan.label, "NoSuchPlan"],
+    get: true, out: libOut, anonymize: { key: KEY },
+  }, `sqlite:${join(libOut, ".rtexport", "ledger.sqlite")}`, "retrieve");
+  assert.deepEqual(replacePaths(lib.records, [[libOut, "OUT"]]), replacePaths(cli, [[cliOut, "OUT"]]));
+  const rows = await ledgerItems(`sqlite:${join(libOut, ".rtexport", "ledger.sqlite")}`);
+  assert.deepEqual(replacePaths(rows, [[libOut, "OUT"]]), replacePaths(await ledgerItems(`sqlite:${join(cliOut, ".rtexport", "ledger.sqlite")}`), [[cliOut, "OUT"]]));
+  // The summary and the ledger carry the new identity: no original patient ID, name or plan UID.
+  const summary = lib.records.at(-1)!;
+  assert.equal(summary.type, "retrieve-summary");
+  assert.match(String(summary.patientId), /^ANON-/);
+  assert.equal(summary.complete, false);
+  assert.deepEqual(summary.missingLabels, ["NoSuchPlan"]);
+  const files = lib.records.filter((x) => x.type === "file");
+  assert.ok(files.length > 0 && files.every((f) => f.patientId === summary.patientId));
+  assert.deepEqual((summary.plans as { planUid: string }[]).map((x) => x.planUid), [files.find((f) => f.modality === "RTPLAN")!.sopInstanceUid]);
+  const text = JSON.stringify([lib.records, rows]);
+  for (const original of [p.patientId, plan.planUid, plan.label]) assert.ok(!text.includes(original), `"${original}" in the records or the ledger`);
+  assert.deepEqual(rows.filter((x) => x.kind === "retrieval").map((x) => [x.key, x.patient_id]), [[`${summary.patientId}|label|NoSuchPlan`, summary.patientId]]);
 });
 
 test("retrieve --anonymize without a key is a usage error; a key without --anonymize too", async () => {

@@ -9,7 +9,7 @@ import { generateClinic, type ClinicManifest } from "../lib/fixtures/mod.ts";
 import { readDicomFile } from "../lib/dicom/reader.ts";
 import { type QrScpEvent, startQrScp } from "../lib/qr/scp.ts";
 import { createScp, storeSourceFromFile } from "../lib/net/mod.ts";
-import { identifier } from "../lib/retrieve/_identifier.ts";
+import { identifier } from "../lib/qr/identifier.ts";
 import { chunked, PARALLEL_MIN_PER_ASSOCIATION, splitEvenly, UIDS_PER_REQUEST } from "../lib/retrieve/session.ts";
 import { main as retrieveMain } from "../commands/retrieve.ts";
 import { compareRows, runDcmdump } from "./_dcmdump.ts";

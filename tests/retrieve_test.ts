@@ -9,9 +9,12 @@ import { findMatches, selectInstances } from "../lib/qr/find.ts";
 import { ArrivalStore } from "../lib/retrieve/arrivals.ts";
 import type { ReceivedFile } from "../lib/net/association.ts";
 import { type RetrieveTransport, retrievePlans } from "../lib/retrieve/planner.ts";
-import { placeObject, sha256File } from "../lib/retrieve/output.ts";
+import { sha256File } from "../lib/fs/hash.ts";
+import { placeObject } from "../lib/retrieve/output.ts";
 import { readDicomFile } from "../lib/dicom/reader.ts";
 import { main as retrieveMain } from "../commands/retrieve.ts";
+import { retrieveRecords } from "../lib/retrieve/stage.ts";
+import { ledgerItems, replacePaths, runLibraryStage } from "./_stage_compare.ts";
 import { compareRows, runDcmdump } from "./_dcmdump.ts";
 import { startQrScp } from "../lib/qr/scp.ts";
 import { type DcmqrscpPeer, freePort, makeTlsCert, type OrthancPeer, runDcmtk, runMainCaptured, startDcmqrscp, startOrthanc } from "./_peers.ts";
@@ -302,7 +305,41 @@ describe("retrieve ← Orthanc", () => {
       "--patient-id", p.patientId, "--series", "1.2.3.4.5.404", "--out", join(root, "orthanc-series-404"),
     ]);
     assert.equal(bad.code, 3);
-    assert.match(bad.stderr, /series 1\.2\.3\.4\.5\.404: 0 instances arrived\n.*missing: series not found for patient/);
+    // The gap report's headline, then the gap as a failed item (counted: 1 failed).
+    assert.match(bad.stderr, new RegExp(`series 1\\.2\\.3\\.4\\.5\\.404: 0 instances arrived\\nretrieve: Cannot retrieve series 1\\.2\\.3\\.4\\.5\\.404: series not found for patient "${p.patientId}" \\(C-FIND\\)\\n`));
+    assert.match(bad.stderr, /0 objects done, 1 failed/);
+  });
+
+  test("the library stage and the command give the same records and ledger rows (C-GET, a plan and a missing label)", async () => {
+    const p = manifest.patients[0];
+    const cliOut = join(root, "orthanc-same-cli");
+    const libOut = join(root, "orthanc-same-lib");
+    const cli = await runMainCaptured(retrieveMain, [
+      "--host", "127.0.0.1", "--port", String(orthanc.port), "--aec", orthanc.aeTitle, "--aet", "RTX", "--get",
+      "--patient-id", p.patientId, "--plan", "Plan1", "--plan", "NoSuchPlan", "--out", cliOut,
+    ]);
+    assert.equal(cli.code, 3, cli.stderr);
+    const peer = { host: "127.0.0.1", port: orthanc.port, callingAet: "RTX", calledAet: orthanc.aeTitle };
+    const lib = await runLibraryStage(retrieveRecords, [], {
+      peer, patientId: p.patientId, plans: ["Plan1", "NoSuchPlan"], get: true, out: libOut,
+    }, `sqlite:${join(libOut, ".rtexport", "ledger.sqlite")}`, "retrieve");
+    const files = lib.records.filter((r) => r.type === "file");
+    assert.deepEqual(files.map((f) => f.sopInstanceUid).sort(), expectedUids(manifest, 0, "Plan1"));
+    assert.equal(lib.records.at(-1)!.type, "retrieve-summary");
+    assert.deepEqual(replacePaths(lib.records, [[libOut, "OUT"]]), replacePaths(cli.records, [[cliOut, "OUT"]]));
+    const rows = await ledgerItems(`sqlite:${join(libOut, ".rtexport", "ledger.sqlite")}`);
+    assert.equal(rows.filter((r) => r.kind === "file" && r.status === "done").length, files.length);
+    assert.deepEqual(rows.filter((r) => r.kind === "retrieval"), [{
+      kind: "retrieval", key: `${p.patientId}|label|NoSuchPlan`, status: "failed", patient_id: p.patientId, plan_key: null,
+      source: `dicom:${orthanc.aeTitle}@127.0.0.1:${orthanc.port}`, dest: null, bytes: null, sha256: null,
+      error: `no plan labelled "NoSuchPlan" found for patient "${p.patientId}"`,
+    }]);
+    assert.deepEqual(replacePaths(rows, [[libOut, "OUT"]]), replacePaths(await ledgerItems(`sqlite:${join(cliOut, ".rtexport", "ledger.sqlite")}`), [[cliOut, "OUT"]]));
+    // The events count what the summary says: every object written done, the missing label failed.
+    const finished = lib.events.at(-1)!;
+    assert.ok(finished.type === "finished");
+    assert.deepEqual([finished.counts.done, finished.counts.failed], [files.length, 1]);
+    assert.match(cli.stderr, new RegExp(`${files.length} objects done, 1 failed`));
   });
 
   test("a label the patient does not have: exit 3 and the gap in the summary", async () => {

@@ -1,8 +1,9 @@
 // `search`: the tag expression parser and DICOM matching (table-driven), then end to end on the
-// synthetic clinic: matches, sequence paths, private tags, --stats, --dirs, stdin records, bad input.
+// synthetic clinic: matches, sequence paths, private tags, --stats, --dirs, stdin records, bad input
+// (damaged DICOM fails, a file that is not DICOM is a counted skip), and the library stage.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Writable } from "node:stream";
@@ -11,6 +12,8 @@ import { main as searchMain } from "../commands/search.ts";
 import { type ClinicManifest, generateClinic } from "../lib/fixtures/clinic.ts";
 import { parseTagExpression, type TagExpression } from "../lib/search/expression.ts";
 import { matchValue, wildcardMatch } from "../lib/search/match.ts";
+import { searchFiles } from "../lib/search/search.ts";
+import type { StageEvent } from "../lib/stage/stage.ts";
 import { runCliSync } from "./_run.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -31,6 +34,17 @@ async function run(args: string[], input?: string): Promise<{ status: number; st
   })(), { isTTY: input === undefined });
   const status = await searchMain(args, { stdout: out, stderr: { write: (t: string) => (stderr += t) }, stdin, env: {}, cwd: ROOT });
   return { status, stdout, stderr };
+}
+
+/** The summary line runStage writes, up to the figures (bytes and time vary). */
+function summary(done: number, rest: string): RegExp {
+  const esc = rest.replace(/[()]/g, "\\$&");
+  return new RegExp(`^search: ${done} files done, ${esc} \\(\\d+ patients?, [\\d.]+ [kMG]?B in \\d+s\\)\n$`);
+}
+
+/** The number of files under `d` (recursively) whose name matches `re`. */
+function fileCount(d: string, re: RegExp): number {
+  return readdirSync(d, { recursive: true, encoding: "utf8" }).filter((f) => re.test(f.split("/").at(-1)!)).length;
 }
 
 // deno-lint-ignore no-explicit-any -- test records are checked field by field against the manifest
@@ -160,7 +174,7 @@ function allInstances() {
 describe("search end to end", () => {
   test("a value expression and a report expression AND together; records carry the file's identity", async () => {
     const r = await run(["--json", "--pattern", "*.dcm", "--tag", "Modality=RTPLAN", "--tag", "BeamSequence/TreatmentMachineName=?", clinic]);
-    assert.equal(r.stderr, "");
+    assert.match(r.stderr, summary(fileCount(clinic, /\.dcm$/), "0 failed"));
     assert.equal(r.status, 0);
     const plans = manifest.patients.flatMap((p) => p.plans.map((plan) => ({ p, plan }))).filter(({ plan }) => plan.beams.length > 0)
       .sort((a, b) => (a.plan.path < b.plan.path ? -1 : 1));
@@ -252,7 +266,7 @@ describe("search end to end", () => {
       JSON.stringify({ type: "file", path: join(clinic, "manifest.json"), category: "document" }),
     ].join("\n") + "\n";
     const r = await run(["--tag", "Modality=RTDOSE", "--tag", "DoseSummationType=PLAN"], input);
-    assert.equal(r.stderr, "");
+    assert.match(r.stderr, summary(files.length, "1 skipped (1 not DICOM), 0 failed"));
     assert.equal(r.status, 0);
     const out = records(r.stdout);
     assert.deepEqual(out[0], { type: "plan", patientId: p.patientId, label: "x" });
@@ -261,18 +275,67 @@ describe("search end to end", () => {
       planDoses.map((d) => [join(clinic, d.path), "abc", { Modality: ["RTDOSE"], DoseSummationType: ["PLAN"] }]));
   });
 
-  test("garbage and missing files: one stderr line each, the others still found, exit 3", async () => {
+  test("damaged and missing files: one stderr line each, the others still found, exit 3; garbage is a counted skip", async () => {
     const r0 = await run(["--json", "--tag", "PatientID=?", join(clinic, manifest.patients[0].patientId, "RTPLAN")]);
     assert.equal(r0.status, 0);
     const good = records(r0.stdout);
     writeFileSync(join(dir, "garbage.dcm"), "this is not DICOM\n".repeat(20));
-    const r = runCli(["search", "--json", "--tag", "PatientID=?", join(dir, "garbage.dcm"), join(clinic, manifest.patients[0].patientId, "RTPLAN"), join(dir, "absent.dcm")]);
+    const plan = readFileSync(join(clinic, manifest.patients[0].plans[0].path));
+    writeFileSync(join(dir, "truncated.dcm"), plan.subarray(0, Math.floor(plan.length / 2)));
+    const r = runCli(["search", "--json", "--tag", "PatientID=?", join(dir, "garbage.dcm"), join(dir, "truncated.dcm"), join(clinic, manifest.patients[0].patientId, "RTPLAN"), join(dir, "absent.dcm")]);
     assert.equal(r.status, 3);
     assert.deepEqual(records(r.stdout), good);
     const lines = r.stderr.trim().split("\n");
-    assert.equal(lines.length, 2, r.stderr);
-    assert.match(lines[0], /^search: Cannot read DICOM file ".*garbage\.dcm": not a DICOM file/);
+    assert.equal(lines.length, 3, r.stderr);
+    assert.match(lines[0], /^search: Cannot read DICOM file ".*truncated\.dcm": .*(at offset \d+|extends beyond)/);
     assert.match(lines[1], /^search: Cannot read ".*absent\.dcm": no such file or directory$/);
+    assert.match(lines[2] + "\n", summary(good.length, "1 skipped (1 not DICOM), 2 failed"));
+  });
+
+  test("a tree with documents and the tool's own .rtexport folder: skips counted, exit 0", async () => {
+    const p = manifest.patients[1];
+    const tree = join(dir, "export-tree");
+    mkdirSync(join(tree, ".rtexport", "staging"), { recursive: true });
+    mkdirSync(join(tree, "Documents"), { recursive: true });
+    writeFileSync(join(tree, "Documents", "report.pdf"), "%PDF-1.4\n%%EOF\n");
+    writeFileSync(join(tree, "Documents", "notes.xml"), "<?xml version=\"1.0\"?><notes/>\n");
+    writeFileSync(join(tree, ".rtexport", "ledger.sqlite"), "SQLite format 3\0" + "\0".repeat(100));
+    writeFileSync(join(tree, ".rtexport", "staging", "RP.dcm"), readFileSync(join(clinic, p.plans[0].path)).subarray(0, 500));
+    writeFileSync(join(tree, "RP1.dcm"), readFileSync(join(clinic, p.plans[0].path)));
+    const r = await run(["--json", "-v", "--tag", "Modality=RTPLAN", tree]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(records(r.stdout).map((x) => x.path), [join(tree, "RP1.dcm")]);
+    const lines = r.stderr.trim().split("\n");
+    assert.deepEqual(lines.slice(0, 2).map((l) => /^search: debug: Skipped file "(.*?)": Cannot read DICOM file ".*": not a DICOM file: /.exec(l)?.[1]),
+      ["notes.xml", "report.pdf"].map((f) => join(tree, "Documents", f)));
+    assert.match(lines[2] + "\n", summary(1, "2 skipped (2 not DICOM), 0 failed"));
+  });
+
+  test("paths on stdin, as find writes them (folders included): the files are searched, the folders skipped", async () => {
+    const p = manifest.patients[3];
+    const base = join(clinic, p.patientId);
+    const lines = [base, ...readdirSync(base, { recursive: true, encoding: "utf8" }).sort().map((f) => join(base, f))];
+    const folders = lines.filter((l) => !l.endsWith(".dcm")).length;
+    const r = await run(["--tag", "Modality=RTPLAN"], lines.join("\n") + "\n");
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(records(r.stdout).map((x) => x.path), p.plans.map((x) => join(clinic, x.path)).sort());
+    assert.match(r.stderr, summary(lines.length - folders, `${folders} skipped (${folders} not DICOM), 0 failed`));
+  });
+
+  test("the library stage: the same records as the command, outcomes as events, --dirs and --stats as options", async () => {
+    const p = manifest.patients[0];
+    const base = join(clinic, p.patientId);
+    const cli = await run(["--json", "--tag", "Modality=CT", "--dirs", "--stats", base]);
+    assert.equal(cli.status, 0);
+    const events: StageEvent[] = [];
+    const got: unknown[] = [];
+    writeFileSync(join(dir, "lib-garbage.txt"), "plain text, not DICOM\n".repeat(5));
+    const input = [{ type: "plan", patientId: p.patientId }, base, { type: "file", path: join(dir, "lib-garbage.txt") }];
+    for await (const r of searchFiles(input, { tags: ["Modality=CT"], dirs: true, stats: true, onEvent: (e) => events.push(e) })) got.push(r);
+    assert.deepEqual(got, [{ type: "plan", patientId: p.patientId }, ...records(cli.stdout)]);
+    const finished = events.at(-1) as Extract<StageEvent, { type: "finished" }>;
+    assert.deepEqual([finished.counts.done, finished.counts.skippedBy, finished.counts.failed], [fileCount(base, /\.dcm$/), { "not-dicom": 1 }, 0]);
+    await assert.rejects(searchFiles([], { tags: ["Nope=1"] }).next(), { name: "TagExpressionError" });
   });
 
   test("a malformed expression or unknown keyword is a usage error naming it, exit 2", async () => {

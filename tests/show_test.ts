@@ -1,9 +1,10 @@
 // `show` end to end on the synthetic clinic: every plan with its structure set, image series, doses,
 // records, RT images and registrations as the generator's manifest says; the MR unconnected; deleted
-// objects reported as missing; bad files as one stderr line each and exit 3.
+// objects reported as missing; damaged files as one stderr line each and exit 3; files that are not
+// DICOM (and the tool's own .rtexport folder) counted as skipped, exit 0.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -16,6 +17,8 @@ import { summarizeObject } from "../lib/rt/summary.ts";
 import { renderTree } from "../lib/rt/render.ts";
 import { ReferenceTreeBuilder, type ShowPlanRecord, treeRecords, type UnconnectedRecord } from "../lib/rt/tree.ts";
 import { showRecords } from "../lib/rt/show.ts";
+import { Ledger } from "../lib/ledger/ledger.ts";
+import type { StageEvent } from "../lib/stage/stage.ts";
 import { DEFAULT_CHARSET } from "../lib/dicom/charset.ts";
 import type { DataSet } from "../lib/dicom/dataset.ts";
 import { parseDicom } from "../lib/dicom/reader.ts";
@@ -29,6 +32,17 @@ import { runCliSync } from "./_run.ts";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
 const runCli = runCliSync;
+
+/** The number of files under `d` (recursively) whose name ends with `.dcm`. */
+function dcmCount(d: string): number {
+  return readdirSync(d, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".dcm")).length;
+}
+
+/** The summary line runStage writes, up to the figures (bytes and time vary). */
+function summary(done: number, rest: string, patients: number): RegExp {
+  const esc = rest.replace(/[()]/g, "\\$&");
+  return new RegExp(`^show: ${done} files done, ${esc} \\(${patients} patients?, [\\d.]+ [kMG]?B in \\d+s\\)\n$`);
+}
 
 function records(stdout: string): Record<string, unknown>[] {
   return stdout.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
@@ -114,7 +128,7 @@ describe("show --json on the synthetic clinic", () => {
   let out: Record<string, unknown>[];
   before(() => {
     const r = runCli(["show", "--json", "--pattern", "*.dcm", clinic]);
-    assert.equal(r.stderr, "");
+    assert.match(r.stderr, summary(dcmCount(clinic), "0 failed", manifest.patients.length));
     assert.equal(r.status, 0);
     out = records(r.stdout);
   });
@@ -167,12 +181,12 @@ describe("show with objects missing and bad files", () => {
     r = runCli(["show", "--json", "--pattern", "*.dcm", damaged]);
   });
 
-  test("exit 3 with one stderr line per bad file, naming it", () => {
+  test("exit 3: a damaged DICOM file is one stderr line naming it; a file that is not DICOM is a counted skip", () => {
     assert.equal(r.status, 3);
     const lines = r.stderr.trim().split("\n");
     assert.equal(lines.length, 2, r.stderr);
-    assert.match(lines[0], new RegExp(`^show: Cannot read DICOM file ".*garbage\\.dcm": not a DICOM file`));
-    assert.match(lines[1], /^show: Cannot read DICOM file ".*truncated\.dcm": .*(at offset \d+|extends beyond)/);
+    assert.match(lines[0], /^show: Cannot read DICOM file ".*truncated\.dcm": .*(at offset \d+|extends beyond)/);
+    assert.match(lines[1] + "\n", summary(dcmCount(damaged) - 2, "1 skipped (1 not DICOM), 1 failed", manifest.patients.length));
   });
 
   test("a deleted CT slice shows as missing, with its UID and series", () => {
@@ -205,24 +219,91 @@ describe("show with objects missing and bad files", () => {
   });
 });
 
+describe("show on an export tree with documents, images and the tool's own .rtexport folder", () => {
+  let tree: string;
+  let patientDir: string;
+  before(async () => {
+    const p = manifest.patients[2];
+    tree = join(dir, "export");
+    patientDir = join(tree, p.patientId);
+    cpSync(join(clinic, p.patientId), patientDir, { recursive: true });
+    mkdirSync(join(patientDir, "Plan1", "Documents"), { recursive: true });
+    writeFileSync(join(patientDir, "Plan1", "Documents", "report.pdf"), "%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n");
+    writeFileSync(join(patientDir, "Plan1", "Documents", "photo.png"), new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, ...new Array(200).fill(7)]));
+    writeFileSync(join(patientDir, "Plan1", "plan.xml"), `<?xml version="1.0"?>\n<plan label="Plan1"/>\n`);
+    // What export-plan and copy-files leave in a tree: the ledger, and staging. A damaged DICOM
+    // file there fails the run if the folder is ever scanned.
+    const ledger = await Ledger.open(`sqlite:${join(tree, ".rtexport", "ledger.sqlite")}`, "show-test");
+    await ledger.record({ kind: "file", key: "x", status: "done", bytes: 1 });
+    await ledger.close();
+    mkdirSync(join(tree, ".rtexport", "staging"), { recursive: true });
+    const plan = readFileSync(join(clinic, p.plans[0].path));
+    writeFileSync(join(tree, ".rtexport", "staging", "part.dcm"), plan.subarray(0, 700));
+  });
+
+  test("files that are not DICOM are counted, named with -v, and the exit status is 0", () => {
+    const r = runCli(["show", "--json", tree]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, summary(dcmCount(patientDir), "3 skipped (3 not DICOM), 0 failed", 1));
+    const alone = runCli(["show", "--json", "--pattern", "*.dcm", patientDir]);
+    assert.equal(r.stdout, alone.stdout);
+    const v = runCli(["show", "--json", "-v", tree]);
+    assert.equal(v.status, 0);
+    const skipped = v.stderr.split("\n").filter((l) => l.startsWith("show: debug: Skipped"));
+    assert.deepEqual(skipped.map((l) => /file "(.*?)"/.exec(l)![1]).sort(), ["photo.png", "report.pdf"].map((f) => join(patientDir, "Plan1", "Documents", f)).concat(join(patientDir, "Plan1", "plan.xml")).sort());
+    for (const l of skipped) assert.match(l, /: Cannot read DICOM file ".*": not a DICOM file: /);
+    assert.ok(!v.stderr.includes(".rtexport"), v.stderr);
+  });
+
+  test("a .rtexport folder named on the command line is read like any other", () => {
+    const r = runCli(["show", "--json", join(tree, ".rtexport")]);
+    assert.equal(r.status, 3);
+    assert.match(r.stderr, /^show: Cannot read DICOM file ".*part\.dcm": /);
+    assert.match(r.stderr, /1 skipped \(1 not DICOM\), 1 failed/);
+  });
+});
+
 describe("show input and output forms", () => {
-  test("the library function yields what the command writes; errors go to onError or throw", async () => {
+  test("the library stage yields what the command writes; per-file outcomes are events", async () => {
     const p = manifest.patients[1];
     const cli = runCli(["show", "--json", join(clinic, p.patientId)]);
     assert.equal(cli.status, 0);
     const got: unknown[] = [];
     for await (const r of showRecords([join(clinic, p.patientId)])) got.push(r);
     assert.deepEqual(got, records(cli.stdout));
-    const errors: string[] = [];
     const bad = join(dir, "bad-lib.dcm");
     writeFileSync(bad, "nope");
+    const damagedPlan = join(dir, "damaged-lib.dcm");
+    writeFileSync(damagedPlan, readFileSync(join(clinic, p.plans[0].path)).subarray(0, 600));
+    const events: StageEvent[] = [];
     const withBad: unknown[] = [];
-    for await (const r of showRecords([{ path: bad }, join(clinic, p.patientId)], { onError: (_p, m) => errors.push(m) })) withBad.push(r);
-    assert.deepEqual(withBad, got);
-    assert.deepEqual(errors, [`Cannot read DICOM file "${bad}": not a DICOM file: too short`]);
-    await assert.rejects(async () => {
-      for await (const _ of showRecords([bad])) { /* drain */ }
-    }, { message: `Cannot read DICOM file "${bad}": not a DICOM file: too short` });
+    const input = [{ type: "file", path: bad }, { type: "note", text: "kept" }, { type: "file", path: damagedPlan }, join(clinic, p.patientId)];
+    for await (const r of showRecords(input, { onEvent: (e) => events.push(e) })) withBad.push(r);
+    assert.deepEqual(withBad, [{ type: "note", text: "kept" }, ...got]);
+    assert.deepEqual(events.filter((e) => e.type === "skipped"), [{
+      type: "skipped", stage: "show", item: `file "${bad}"`, why: "not-dicom", reason: `Cannot read DICOM file "${bad}": not a DICOM file: too short`,
+    }]);
+    const failed = events.filter((e) => e.type === "failed");
+    assert.equal(failed.length, 1);
+    assert.match((failed[0] as { reason: string }).reason, new RegExp(`^Cannot read DICOM file "${damagedPlan}": `));
+    const finished = events.at(-1) as Extract<StageEvent, { type: "finished" }>;
+    assert.equal(finished.type, "finished");
+    assert.deepEqual({ ...finished.counts, bytes: 0 }, { done: got.length > 0 ? dcmCount(join(clinic, p.patientId)) : 0, skipped: 1, failed: 1, bytes: 0, patients: 1, skippedBy: { "not-dicom": 1 } });
+    assert.equal(events[0].type, "started");
+  });
+
+  test("an aborted signal stops the stage at the next file, with no tree of half the input", async () => {
+    const controller = new AbortController();
+    const events: StageEvent[] = [];
+    const out: unknown[] = [];
+    const onEvent = (e: StageEvent) => {
+      events.push(e);
+      if (e.type === "done" && events.filter((x) => x.type === "done").length === 3) controller.abort();
+    };
+    for await (const r of showRecords([clinic], { signal: controller.signal, onEvent })) out.push(r);
+    assert.deepEqual(out, []);
+    const finished = events.at(-1) as Extract<StageEvent, { type: "finished" }>;
+    assert.deepEqual([finished.type, finished.interrupted, finished.counts.done], ["finished", true, 3]);
   });
 
   test("file records on stdin; other records pass through unchanged", () => {
@@ -234,7 +315,7 @@ describe("show input and output forms", () => {
       JSON.stringify({ type: "note", text: "kept" }),
     ];
     const r = runCli(["show"], lines.join("\n") + "\n");
-    assert.equal(r.stderr, "");
+    assert.match(r.stderr, summary(lines.length - 3, "1 skipped (1 not DICOM), 0 failed", 1));
     assert.equal(r.status, 0);
     const out = records(r.stdout);
     assert.deepEqual(out.slice(0, 2), [{ type: "patient", patientId: "X1", source: "test" }, { type: "note", text: "kept" }]);
@@ -244,7 +325,7 @@ describe("show input and output forms", () => {
   test("a terminal gets a tree", async () => {
     const p = manifest.patients[4];
     const { code, stdout, stderr } = await runHuman(["--pattern", "*.dcm", join(clinic, p.patientId)]);
-    assert.equal(stderr, "");
+    assert.match(stderr, summary(dcmCount(join(clinic, p.patientId)), "0 failed", 1));
     assert.equal(code, 0);
     const lines = stdout.split("\n");
     assert.equal(lines[0], `Patient ${p.patientId} · ${p.name}`);

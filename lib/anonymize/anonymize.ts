@@ -115,7 +115,16 @@ export class AnonymizeContext {
   }
 }
 
-/** Creates the shared state for a run; pass it to every `anonymizeDataSet` call of the run. */
+/**
+ * Creates the shared state of a run (UID map, date shifts, patient map); pass it to every
+ * `anonymizeDataSet` call of the run, so references between objects stay consistent.
+ *
+ * @example
+ * ```ts
+ * const ctx = createAnonymizeContext({ key: "0123456789abcdef0123456789abcdef" });
+ * anonymizeDataSet(readDicomFile("RP1.dcm", { full: true }).dataset, ctx.options, ctx);
+ * ```
+ */
 export function createAnonymizeContext(options: AnonymizeOptions): AnonymizeContext {
   return new AnonymizeContext(options);
 }

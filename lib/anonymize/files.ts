@@ -4,7 +4,7 @@
  * describe it as a `file` record.
  */
 import { createHash } from "node:crypto";
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync as readFileSyncNode, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync as readFileSyncNode, renameSync, unlinkSync, writeSync } from "node:fs";
 import { close as fsClose, fstatSync, open as fsOpen, readSync, writev as fsWritev } from "node:fs";
 import { mkdir, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve } from "node:path";
@@ -49,30 +49,6 @@ export type AnonymizeFileResult =
   | { ok: false; input: FileInput; reason: "unreadable" | "refused" | "write" | "skipped"; message: string };
 
 const MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10";
-
-/** Files under the given paths (directories walked, in name order); each remembers the path it was found under. */
-export function* walkInputs(paths: readonly string[]): Generator<FileInput> {
-  for (const p of paths) {
-    let st;
-    try {
-      st = statSync(p);
-    } catch {
-      yield { path: p };
-      continue;
-    }
-    if (st.isDirectory()) yield* walkDirectory(p, p);
-    else yield { path: p };
-  }
-}
-
-function* walkDirectory(dir: string, root: string): Generator<FileInput> {
-  const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  for (const e of entries) {
-    const full = join(dir, e.name);
-    if (e.isDirectory()) yield* walkDirectory(full, root);
-    else if (e.isFile() && !e.name.includes(".rtexport-tmp-")) yield { path: full, root };
-  }
-}
 
 /** A path component from an identifier: no separators, no traversal, bounded length. */
 function safeComponent(text: string): string {
@@ -442,12 +418,14 @@ async function writePartsAtomic(path: string, parts: Uint8Array[]): Promise<void
 /**
  * Anonymizes files, yielding one result per input in input order. Up to `concurrency` files
  * (default 4) are read ahead and as many written behind, so I/O overlaps with the CPU work,
- * which runs in input order (see `anonymizeStream`).
+ * which runs in input order (see `anonymizeStream`). Files only: the stage `anonymizeRecords`
+ * (lib/anonymize/stage.ts) takes records, de-identifies `patient` and `plan` records too, and
+ * writes the ledger.
  *
  * @example
  * ```ts
  * const ctx = createAnonymizeContext({ key: process.env.KEY! });
- * for await (const r of anonymizeFiles(walkInputs(["in/"]), ctx.options, { out: "anon/" }, ctx)) {
+ * for await (const r of anonymizeFiles([{ path: "in/plan.dcm" }, { path: "in/ct1.dcm" }], ctx.options, { out: "anon/" }, ctx)) {
  *   if (!r.ok) console.error(r.message);
  * }
  * ```

@@ -4,9 +4,10 @@ export {
   createAnonymizeContext, methodCodes, type PatientIdentity,
 } from "./anonymize.ts";
 export {
-  anonymizeFile, anonymizeFileAsync, type AnonymizeFileResult, anonymizeFiles, anonymizeStream, anonymizeToParts, encodeParts, orderedMap, type AnonymizeFilesOptions, type FileInput, walkInputs,
+  anonymizeFile, anonymizeFileAsync, type AnonymizeFileResult, anonymizeFiles, anonymizeStream, anonymizeToParts, encodeParts, orderedMap, type AnonymizeFilesOptions, type FileInput,
   writeFileAtomic,
 } from "./files.ts";
+export { anonymizeRecords, type AnonymizeRecordsOptions } from "./stage.ts";
 export { parsePatientMap, PatientMapError, readPatientMap, writePatientMap } from "./patient_map.ts";
 export {
   type Action, parseProfileCsv, ProfileError, type ProfileOptions, type ProfileOverride, readProfileCsv, resolveProfile,

@@ -61,6 +61,10 @@ export const EXCLUDED_PLAN_TYPES: Record<string, string> = {
   SETUP: "setup/alignment plan",
 };
 
+/**
+ * Which patients and plans `list-patients --from catalog` reads: IDs, updated since, plan statuses,
+ * plan types and phantoms to include.
+ */
 export interface CatalogFilter {
   patientIds?: string[];
   /** ISO date or date-time: only patients or plans updated after it. */

@@ -3,23 +3,10 @@
  * nested keys), and whether it holds objects an object needs (a structure set's images, a plan's
  * structure set).
  */
-import { DataSet, textElement } from "../dicom/dataset.ts";
-import { lookupKeyword } from "../dicom/dictionary.ts";
 import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from "../dicom/uids.ts";
 import { connect, find, QR_MODELS } from "../net/mod.ts";
 import { connectOptions, type PeerSettings } from "../net/peer.ts";
-
-/** A Q/R identifier from keywords ("" asks for the attribute; a list of data sets is a sequence key). */
-export function queryKeys(fields: Record<string, string | DataSet[]>): DataSet {
-  const ds = new DataSet();
-  for (const [kw, v] of Object.entries(fields)) {
-    const e = lookupKeyword(kw);
-    if (!e) throw new Error(`Unknown DICOM keyword "${kw}"`);
-    if (Array.isArray(v)) ds.set({ tag: e.tag, vr: "SQ", items: v, offset: 0, length: 0 });
-    else ds.set(textElement(e.tag, e.vr.split(/[ /]/)[0], v));
-  }
-  return ds;
-}
+import { identifier } from "../qr/identifier.ts";
 
 async function open(peer: PeerSettings) {
   const ts = [EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN];
@@ -35,8 +22,8 @@ export async function machinesAtTarget(peer: PeerSettings, limit = 5000): Promis
   const assoc = await open(peer);
   const names = new Set<string>();
   try {
-    const beam = queryKeys({ TreatmentMachineName: "" });
-    const id = queryKeys({ QueryRetrieveLevel: "IMAGE", StudyInstanceUID: "", SeriesInstanceUID: "", SOPInstanceUID: "", Modality: "RTPLAN", BeamSequence: [beam] });
+    const beam = identifier({ TreatmentMachineName: "" });
+    const id = identifier({ QueryRetrieveLevel: "IMAGE", StudyInstanceUID: "", SeriesInstanceUID: "", SOPInstanceUID: "", Modality: "RTPLAN", BeamSequence: [beam] });
     let n = 0;
     for await (const m of find(assoc, QR_MODELS.studyRoot.find, id)) {
       for (const b of m.items(0x300a00b0)) {
@@ -61,7 +48,7 @@ export async function instancesAtTarget(peer: PeerSettings, uids: readonly strin
   const assoc = await open(peer);
   try {
     for (const s of series) {
-      const id = queryKeys({ QueryRetrieveLevel: "IMAGE", StudyInstanceUID: s.studyUid ?? "", SeriesInstanceUID: s.seriesUid, SOPInstanceUID: "" });
+      const id = identifier({ QueryRetrieveLevel: "IMAGE", StudyInstanceUID: s.studyUid ?? "", SeriesInstanceUID: s.seriesUid, SOPInstanceUID: "" });
       for await (const m of find(assoc, QR_MODELS.studyRoot.find, id)) {
         const u = m.string(0x00080018);
         if (u) found.add(u);
@@ -70,7 +57,7 @@ export async function instancesAtTarget(peer: PeerSettings, uids: readonly strin
     }
     const rest = uids.filter((u) => !found.has(u));
     for (let i = 0; i < rest.length; i += 100) {
-      const id = queryKeys({ QueryRetrieveLevel: "IMAGE", StudyInstanceUID: "", SeriesInstanceUID: "", SOPInstanceUID: rest.slice(i, i + 100).join("\\") });
+      const id = identifier({ QueryRetrieveLevel: "IMAGE", StudyInstanceUID: "", SeriesInstanceUID: "", SOPInstanceUID: rest.slice(i, i + 100).join("\\") });
       for await (const m of find(assoc, QR_MODELS.studyRoot.find, id)) {
         const u = m.string(0x00080018);
         if (u) found.add(u);

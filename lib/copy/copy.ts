@@ -17,6 +17,9 @@ export interface CopyOutcome {
   existingSha256?: string;
 }
 
+/**
+ * How {@linkcode copyFileVerified} copies: the expected hash of the source, whether to read the copy back.
+ */
 export interface CopyOptions {
   /** The source must have this sha256 (from a catalog or an earlier stage); a mismatch is an error. */
   expectedSha256?: string;
@@ -149,6 +152,11 @@ function exists(path: string): boolean {
  * into place — a link fails rather than replace a file that appeared meanwhile, so a different
  * file at `dest` is never overwritten (it is reported as a conflict). A file already at `dest`
  * with the same content is left alone ("identical").
+ *
+ * @example
+ * ```ts
+ * const { status, sha256 } = await copyFileVerified("vault/plan.xml", "export/P/Plan1/Plan_Files/plan.xml");
+ * ```
  */
 export async function copyFileVerified(source: string, dest: string, opts: CopyOptions = {}): Promise<CopyOutcome> {
   const verify = opts.verify ?? true;

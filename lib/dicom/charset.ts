@@ -294,7 +294,16 @@ function encodeIso2022(text: string, terms: string[], isPersonName: boolean, fir
 }
 
 const cache = new Map<string, CharacterSet>();
-/** A shared CharacterSet for the given (0008,0005) values. */
+/**
+ * A shared {@linkcode CharacterSet} for the values of Specific Character Set (0008,0005), with
+ * `decode` and `encode` (ISO 2022 code extensions included).
+ *
+ * @example
+ * ```ts
+ * const cs = characterSet(["ISO_IR 192"]);
+ * cs.decode(new TextEncoder().encode("Müller^Jörg"), true); // "Müller^Jörg"
+ * ```
+ */
 export function characterSet(terms: string[]): CharacterSet {
   const key = terms.join("\\");
   let cs = cache.get(key);

@@ -36,7 +36,17 @@ export interface Encoding {
   explicitVR: boolean;
 }
 
-/** A data set (or sequence item): elements by tag, plus how its values are encoded. */
+/**
+ * A data set (or sequence item): elements by tag, plus how its values are encoded; typed
+ * accessors take a tag or a keyword.
+ *
+ * @example
+ * ```ts
+ * const ds = readDicomFile("RP1.dcm").dataset;
+ * ds.string("PatientID");
+ * for (const beam of ds.items("BeamSequence")) console.log(beam.string("TreatmentMachineName"));
+ * ```
+ */
 export class DataSet {
   readonly elements: Map<Tag, DicomElement> = new Map();
   littleEndian: boolean;
@@ -114,7 +124,16 @@ function toTag(tag: Tag | string): Tag | undefined {
   return resolveTag(tag);
 }
 
-/** Decodes an element's value using the data set's byte order and character set. */
+/**
+ * Decodes an element's values using the data set's byte order and character set: strings for
+ * text VRs, numbers for numeric ones (bigint for 64-bit integers).
+ *
+ * @example
+ * ```ts
+ * const ds = readDicomFile("CT1.dcm").dataset;
+ * elementValues(ds.get("ImagePositionPatient")!, ds); // [-250, -250, 12.5]
+ * ```
+ */
 export function elementValues(el: DicomElement, ds: { littleEndian: boolean; charset: CharacterSet }): (string | number | bigint)[] {
   const bytes = el.value;
   if (!bytes || bytes.length === 0) return [];

@@ -48,7 +48,14 @@ function load(): void {
   }
 }
 
-/** Looks up a tag in the standard dictionary (repeating groups such as 60xx included). */
+/**
+ * Looks up a tag in the standard dictionary (repeating groups such as 60xx included).
+ *
+ * @example
+ * ```ts
+ * lookupTag(0x00100020)?.keyword; // "PatientID"
+ * ```
+ */
 export function lookupTag(tag: Tag): DictionaryEntry | undefined {
   if (!byTag) load();
   const found = byTag!.get(tag);
@@ -65,13 +72,27 @@ export function lookupTag(tag: Tag): DictionaryEntry | undefined {
   return undefined;
 }
 
-/** Looks up a keyword (`PatientID`) in the standard dictionary. */
+/**
+ * Looks up a keyword (`PatientID`) in the standard dictionary.
+ *
+ * @example
+ * ```ts
+ * lookupKeyword("PatientID")?.tag; // 0x00100020
+ * ```
+ */
 export function lookupKeyword(keyword: string): DictionaryEntry | undefined {
   if (!byKeyword) load();
   return byKeyword!.get(keyword);
 }
 
-/** The VR to use for a tag met in an implicit VR data set. */
+/**
+ * The VR to use for a tag met in an implicit VR data set (`UN` when the dictionary does not know it).
+ *
+ * @example
+ * ```ts
+ * dictionaryVr(0x00100010); // "PN"
+ * ```
+ */
 export function dictionaryVr(tag: Tag): string {
   const vr = lookupTag(tag)?.vr;
   if (!vr) return "UN";
@@ -86,7 +107,14 @@ export function isUsOrSs(tag: Tag): boolean {
   return lookupTag(tag)?.vr === "US|SS";
 }
 
-/** Resolves `(gggg,eeee)`, `gggg,eeee`, `ggggeeee` or a keyword to a tag. */
+/**
+ * Resolves `(gggg,eeee)`, `gggg,eeee`, `ggggeeee` or a keyword to a tag; undefined when it is none of them.
+ *
+ * @example
+ * ```ts
+ * resolveTag("(300A,00B0)") === resolveTag("BeamSequence"); // true
+ * ```
+ */
 export function resolveTag(text: string): Tag | undefined {
   return parseTag(text) ?? lookupKeyword(text.trim())?.tag;
 }

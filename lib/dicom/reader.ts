@@ -32,6 +32,9 @@ export interface DicomFile {
   complete: boolean;
 }
 
+/**
+ * How {@linkcode readDicomFile} and {@linkcode parseDicom} read: header only (the default) or everything.
+ */
 export interface ReadOptions {
   /** Read everything, bulk values and pixel data included (default: header only). */
   full?: boolean;
@@ -42,7 +45,19 @@ export interface ReadOptions {
   bulkThreshold?: number;
 }
 
-/** A parse failure: says what was wrong and where. */
+/**
+ * A DICOM parse failure: the message says what was wrong, `offset` where (a byte offset in the
+ * source). `not a DICOM file: …` at offset 0 means the source is not DICOM at all.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   readDicomFile("x.dcm");
+ * } catch (e) {
+ *   if (e instanceof DicomParseError) console.error(e.message, e.offset);
+ * }
+ * ```
+ */
 export class DicomParseError extends Error {
   readonly offset: number;
   constructor(message: string, offset: number) {
@@ -443,12 +458,31 @@ function parse(src: Source, opts: ReadOptions, path?: string): DicomFile {
   return { path, preamble, meta, dataset, transferSyntaxUid, datasetOffset, size: src.size, complete: !st.stopped };
 }
 
-/** Parses DICOM from bytes in memory (a whole Part 10 file, or a bare data set). */
+/**
+ * Parses DICOM from bytes in memory (a whole Part 10 file, or a bare data set without preamble
+ * and meta information), as {@linkcode readDicomFile} reads a file.
+ *
+ * @example
+ * ```ts
+ * import { readFileSync } from "node:fs";
+ * const file = parseDicom(new Uint8Array(readFileSync("a.dcm")), { full: true });
+ * file.dataset.string("SOPInstanceUID");
+ * ```
+ */
 export function parseDicom(bytes: Uint8Array, opts: ReadOptions = {}): DicomFile {
   return parse(new Source(bytes, undefined, bytes.length), opts);
 }
 
-/** Parses a bare data set in a known transfer syntax (as received over the network). */
+/**
+ * Parses a bare data set in a known transfer syntax (as received over the network in a DIMSE
+ * message). Reads everything by default.
+ *
+ * @example
+ * ```ts
+ * const ds = parseDataSet(bytes, EXPLICIT_VR_LITTLE_ENDIAN);
+ * ds.string("PatientID");
+ * ```
+ */
 export function parseDataSet(bytes: Uint8Array, transferSyntaxUid: string, opts: ReadOptions = { full: true }): DataSet {
   const enc = transferSyntaxEncoding(transferSyntaxUid);
   const data = enc.deflated ? inflate(bytes, 0) : bytes;
@@ -471,9 +505,16 @@ export function parseDicomHeader(prefix: Uint8Array, size: number, path?: string
 }
 
 /**
- * Reads a DICOM file. By default it reads the header only: it stops before Pixel Data and does
- * not read large bulk values, so scanning thousands of files reads a few kilobytes of each.
- * Throws a `DicomParseError` (or a file system error) naming what is wrong.
+ * Reads a DICOM file: Part 10, or a bare data set without preamble or meta header. By default it
+ * reads the header only: it stops before Pixel Data and skips bulk values over 4096 bytes (marked
+ * `skipped`), so scanning thousands of files reads a few kilobytes of each; `{full: true}` reads
+ * everything. Throws a {@linkcode DicomParseError} (or a file system error) naming what is wrong.
+ *
+ * @example
+ * ```ts
+ * const { dataset, transferSyntaxUid } = readDicomFile("RP1.dcm");
+ * console.log(dataset.string("RTPlanLabel"), transferSyntaxUid);
+ * ```
  */
 export function readDicomFile(path: string, opts: ReadOptions = {}): DicomFile {
   if (opts.full) {
@@ -490,7 +531,16 @@ export function readDicomFile(path: string, opts: ReadOptions = {}): DicomFile {
   }
 }
 
-/** Reads the bytes of a value that a header-only read skipped. */
+/**
+ * Reads the bytes of a value that a header-only read skipped.
+ *
+ * @example
+ * ```ts
+ * const file = readDicomFile("CT1.dcm");
+ * const el = file.dataset.get("PixelData");
+ * if (el?.skipped) console.log(readSkippedValue("CT1.dcm", el).length);
+ * ```
+ */
 export function readSkippedValue(path: string, el: DicomElement): Uint8Array {
   const fd = openSync(path, "r");
   try {

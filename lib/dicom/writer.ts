@@ -123,7 +123,15 @@ function encodeElement(el: DicomElement, ds: DataSet, t: Target, out: Chunks): v
   out.push(value);
 }
 
-/** Encodes a data set (no meta information) in the given transfer syntax. */
+/**
+ * Encodes a data set (no preamble, no meta information) in the given transfer syntax; every
+ * value keeps its bytes (byte-swapped for big endian).
+ *
+ * @example
+ * ```ts
+ * const bytes = encodeDataSet(readDicomFile("a.dcm", { full: true }).dataset, IMPLICIT_VR_LITTLE_ENDIAN);
+ * ```
+ */
 export function encodeDataSet(ds: DataSet, transferSyntaxUid: string = EXPLICIT_VR_LITTLE_ENDIAN): Uint8Array {
   const enc = transferSyntaxEncoding(transferSyntaxUid);
   const native = NATIVE_TRANSFER_SYNTAXES.includes(transferSyntaxUid) || enc.deflated;
@@ -138,7 +146,15 @@ function uiValue(text: string): Uint8Array {
   return padValue(b, "UI");
 }
 
-/** Builds file meta information (group 0002) for a data set. */
+/**
+ * Builds file meta information (group 0002) for a SOP instance: version, SOP class and instance,
+ * transfer syntax, rtexport's implementation class and version, and the source AE title when given.
+ *
+ * @example
+ * ```ts
+ * const meta = buildMeta(RT_SOP_CLASSES.RTPlan, "2.25.1234", EXPLICIT_VR_LITTLE_ENDIAN);
+ * ```
+ */
 export function buildMeta(sopClassUid: string, sopInstanceUid: string, transferSyntaxUid: string, sourceAet?: string): DataSet {
   const meta = new DataSet({ littleEndian: true, explicitVR: true });
   const put = (tag: number, vr: string, value: Uint8Array) => meta.set({ tag, vr, value, offset: 0, length: value.length });
@@ -152,7 +168,14 @@ export function buildMeta(sopClassUid: string, sopInstanceUid: string, transferS
   return meta;
 }
 
-/** Encodes file meta information, with its group length computed. */
+/**
+ * Encodes file meta information (explicit VR little endian), with its group length computed.
+ *
+ * @example
+ * ```ts
+ * const bytes = encodeMeta(buildMeta(RT_SOP_CLASSES.RTDose, "2.25.99", EXPLICIT_VR_LITTLE_ENDIAN));
+ * ```
+ */
 export function encodeMeta(meta: DataSet): Uint8Array {
   const t = { littleEndian: true, explicitVR: true };
   const body = new Chunks();
@@ -174,6 +197,13 @@ export function encodeMeta(meta: DataSet): Uint8Array {
  * Encodes a Part 10 file: preamble, `DICM`, meta information, data set. The meta header's
  * Transfer Syntax UID is set to the one written; SOP class/instance come from the data set
  * when the meta has none.
+ *
+ * @example
+ * ```ts
+ * import { writeFileSync } from "node:fs";
+ * const file = readDicomFile("in.dcm", { full: true });
+ * writeFileSync("out.dcm", encodeFile(file.dataset, { meta: file.meta }));
+ * ```
  */
 export function encodeFile(dataset: DataSet, opts: { meta?: DataSet; transferSyntaxUid?: string } = {}): Uint8Array {
   const ts = opts.transferSyntaxUid ?? opts.meta?.string(0x00020010) ?? EXPLICIT_VR_LITTLE_ENDIAN;

@@ -6,7 +6,7 @@ import { type PeerSettings, peerTimeouts, tlsFromFiles } from "../net/peer.ts";
 import type { PlanRecord } from "../records/types.ts";
 import { ArrivalStore } from "../retrieve/arrivals.ts";
 import type { ArrivedObject } from "../retrieve/arrivals.ts";
-import { identifier } from "../retrieve/_identifier.ts";
+import { identifier } from "../qr/identifier.ts";
 import { retrievePlans, retrieveSeriesByUid } from "../retrieve/planner.ts";
 import { openRetrieveSession, type RetrieveSession } from "../retrieve/session.ts";
 import type { FolderFile } from "../sources/folder.ts";

@@ -13,14 +13,18 @@ export interface WalkOptions {
   pattern?: string;
 }
 
+/** The folder rtexport keeps its own state in (ledger, staging); walks never enter it. */
+export const TOOL_FOLDER = ".rtexport";
+
 /** One entry met while walking: a file, or a path that could not be walked and why. */
 export type WalkEntry = { path: string; error?: undefined } | { path: string; error: string };
 
 /**
  * Walks files and directories synchronously, depth first, names in code-unit order so the order is
  * the same on every machine. Symbolic links are followed; a directory already visited (a link loop,
- * or two links to one place) is not entered twice. A path that cannot be read becomes an entry with
- * `error` and the walk goes on.
+ * or two links to one place) is not entered twice, nor is a `.rtexport` folder found on the way
+ * (the tool's own ledger and staging). A path that cannot be read becomes an entry with `error` and
+ * the walk goes on.
  */
 export function* walkEntriesSync(paths: Iterable<string>, opts: WalkOptions = {}): Generator<WalkEntry> {
   const match = opts.pattern ? globMatcher(opts.pattern) : undefined;
@@ -72,6 +76,9 @@ function* walkDir(
       continue;
     }
     if (isDir) {
+      // The tool's own state (ledger, staging) lives in `.rtexport/` inside its output trees; a
+      // walk of such a tree is after the user's files. Named explicitly, the folder is walked.
+      if (name === TOOL_FOLDER) continue;
       yield* walkDir(path, root, match, visited);
     } else if (!match || match(name, relative(root, path).split(sep).join("/"))) {
       yield { path };

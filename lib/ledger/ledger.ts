@@ -61,6 +61,10 @@ export interface LedgerSchema {
   rtx_ledger_audit: LedgerAuditRow;
 }
 
+/**
+ * One row of the ledger: an item of a kind (patient, plan, file, push…) by key, its status, and
+ * what is known about it (patient, plan, source and destination, bytes, hash, error).
+ */
 export interface LedgerEntry {
   kind: LedgerKind;
   key: string;
@@ -103,6 +107,13 @@ export function defaultLedgerUrl(outDir: string): string {
  * tenth of a copied file). Either way a killed run leaves a consistent ledger and a rerun
  * continues from it: what a killed run had queued but not written is simply done again
  * (every acting command skips or repeats an item idempotently).
+ *
+ * @example
+ * ```ts
+ * const ledger = await Ledger.open("sqlite:export/.rtexport/ledger.sqlite", "my-script");
+ * await ledger.record({ kind: "file", key: "P/DICOM/x.dcm", status: "done", bytes: 1234 });
+ * await ledger.close();
+ * ```
  */
 export class Ledger {
   readonly runId: string = randomUUID();
@@ -445,6 +456,16 @@ export interface LedgerSummary {
   auditEvents?: number;
 }
 
+/**
+ * What `rtexport status` shows: counts and bytes per kind and status, the last errors, the runs.
+ *
+ * @example
+ * ```ts
+ * const ledger = await Ledger.open("sqlite:export/.rtexport/ledger.sqlite", "status");
+ * console.log((await summarizeLedger(ledger.db)).kinds);
+ * await ledger.close();
+ * ```
+ */
 export async function summarizeLedger(db: Kysely<LedgerSchema>, errorLimit = 10): Promise<LedgerSummary> {
   const rows = await db.selectFrom("rtx_ledger_items")
     .select(["kind", "status", (eb) => eb.fn.countAll<number>().as("n"), (eb) => eb.fn.sum<number>("bytes").as("bytes")])

@@ -58,6 +58,10 @@ export interface Timeouts {
   dimse?: number;
 }
 
+/**
+ * Where and how {@linkcode connect} opens an association: peer, AE titles, the presentation contexts
+ * to propose, role selection, PDU size, timeouts, TLS.
+ */
 export interface ConnectOptions {
   host: string;
   port: number;
@@ -1137,6 +1141,16 @@ export function numberContexts(list: { abstractSyntax: string; transferSyntaxes:
  * Opens an association: TCP (or TLS) connect with a timeout, A-ASSOCIATE-RQ, and the answer.
  * Throws a `DicomNetError` whose message says what happened (refused, rejected with the reason,
  * timeout, TLS failure).
+ *
+ * @example
+ * ```ts
+ * const assoc = await connect({
+ *   host: "pacs", port: 104, callingAet: "RTEXPORT", calledAet: "PACS",
+ *   contexts: [{ abstractSyntax: VERIFICATION_SOP_CLASS, transferSyntaxes: [IMPLICIT_VR_LITTLE_ENDIAN] }],
+ * });
+ * await echo(assoc);
+ * await assoc.release();
+ * ```
  */
 export async function connect(opts: ConnectOptions): Promise<Association> {
   const peer = `${opts.calledAet}@${opts.host}:${opts.port}`;

@@ -106,6 +106,10 @@ export type ScpEvent =
   | { type: "closed"; callingAet: string; remoteAddress: string; reason: string }
   | { type: "error"; callingAet?: string; remoteAddress: string; message: string };
 
+/**
+ * Settings of an SCP made with {@linkcode createScp}: AE title, address, TLS, accepted callers and
+ * SOP classes, where received objects go, and the handlers for each DIMSE service.
+ */
 export interface ScpOptions {
   aeTitle: string;
   /** 0 (default) picks a free port; see `Scp.port`. */
@@ -183,7 +187,17 @@ export function negotiateContexts(rq: AssociateRq, handlers: ScpHandlers, storag
   });
 }
 
-/** Starts an SCP; resolves once it listens. */
+/**
+ * Starts an SCP (the framework `serve` is built on: accept rules, handlers for C-ECHO, C-STORE,
+ * C-FIND, C-MOVE and C-GET); resolves once it listens.
+ *
+ * @example
+ * ```ts
+ * const scp = await createScp({ aeTitle: "MYSCP", port: 0, handlers: { echo: () => 0 } });
+ * console.log(scp.port); // a free port; services without a handler are not accepted
+ * await scp.close();
+ * ```
+ */
 export async function createScp(opts: ScpOptions): Promise<Scp> {
   const sockets = new Set<net.Socket>();
   const emit = (e: ScpEvent) => {

@@ -26,7 +26,15 @@ export function isNativeTransferSyntax(uid: string): boolean {
   return NATIVE.has(uid);
 }
 
-/** Query/Retrieve information models (SOP class UIDs). */
+/**
+ * Query/Retrieve information models (SOP class UIDs of C-FIND, C-MOVE and C-GET): Patient Root
+ * and Study Root.
+ *
+ * @example
+ * ```ts
+ * for await (const match of find(assoc, QR_MODELS.studyRoot.find, identifier)) console.log(match.string("StudyInstanceUID"));
+ * ```
+ */
 export const QR_MODELS = {
   patientRoot: {
     find: "1.2.840.10008.5.1.4.1.2.1.1",
@@ -136,7 +144,14 @@ async function response(assoc: Association, expected: number, messageId: number)
   }
 }
 
-/** C-ECHO; resolves with the status (0 on success). */
+/**
+ * C-ECHO on an open association; resolves with the status (0 on success).
+ *
+ * @example
+ * ```ts
+ * const status = await echo(assoc); // see connect
+ * ```
+ */
 export async function echo(assoc: Association): Promise<number> {
   const ctx = assoc.acceptedContexts().find((c) => c.abstractSyntax === VERIFICATION_SOP_CLASS);
   if (!ctx) throw new DicomNetError("NO_CONTEXT", `${assoc.peer} did not accept the Verification SOP class`);
@@ -150,6 +165,12 @@ export async function echo(assoc: Association): Promise<number> {
  * C-STORE one object. Streams the file's data set unchanged when the negotiated transfer syntax
  * is the file's; transcodes between native syntaxes otherwise; throws `DicomNetError`
  * (code NO_CONTEXT) when no accepted context fits. A non-success status is returned, not thrown.
+ *
+ * @example
+ * ```ts
+ * const result = await store(assoc, storeSourceFromFile("RP1.dcm"));
+ * console.log(result.status);
+ * ```
  */
 export async function store(assoc: Association, src: StoreSource, opts: { moveOriginatorAet?: string; moveOriginatorMessageId?: number; priority?: number } = {}): Promise<StoreResult> {
   const { context, transcode } = chooseStoreContext(assoc, src.sopClassUid, src.transferSyntaxUid, src.dataset !== undefined);
@@ -201,6 +222,13 @@ function qrContext(assoc: Association, sopClass: string, what: string): Negotiat
 /**
  * C-FIND: yields each match (pending response identifier), decoded. The identifier must
  * contain QueryRetrieveLevel (0008,0052). Breaking out of the loop sends C-CANCEL.
+ *
+ * @example
+ * ```ts
+ * const id = new DataSet();
+ * // … QueryRetrieveLevel=PATIENT, PatientID=*, PatientName (empty: return it)
+ * for await (const match of find(assoc, QR_MODELS.patientRoot.find, id)) console.log(match.string("PatientID"));
+ * ```
  */
 export async function* find(assoc: Association, model: string, identifier: DataSet): AsyncGenerator<DataSet, number> {
   const ctx = qrContext(assoc, model, "the C-FIND information model");
@@ -280,7 +308,14 @@ function progress(m: DimseMessage, ts: string): RetrieveProgress {
   return p;
 }
 
-/** C-MOVE to `destination` (an AE title the peer knows). Yields every response; the last has `final`. */
+/**
+ * C-MOVE to `destination` (an AE title the peer knows). Yields every response; the last has `final`.
+ *
+ * @example
+ * ```ts
+ * for await (const p of move(assoc, QR_MODELS.studyRoot.move, identifier, "RTEXPORT")) if (p.final) console.log(p.completed, p.failed);
+ * ```
+ */
 export async function* move(assoc: Association, model: string, identifier: DataSet, destination: string): AsyncGenerator<RetrieveProgress> {
   const ctx = qrContext(assoc, model, "the C-MOVE information model");
   const id = assoc.nextMessageId();
@@ -316,6 +351,16 @@ export type ReceiveHandler = (file: ReceivedFile, message: DimseMessage) => Prom
  * C-GET: the peer sends the objects back as C-STOREs on this association. Set
  * `assoc.storeDir` so they stream to temporary files; `onStore` must move each file away (or it
  * is deleted). Yields every C-GET response; the last has `final`.
+ *
+ * @example
+ * ```ts
+ * import { renameSync } from "node:fs";
+ * const onStore = (f: { path: string; sopInstanceUid: string }) => {
+ *   renameSync(f.path, `in/${f.sopInstanceUid}.dcm`);
+ *   return { status: 0 };
+ * };
+ * for await (const p of get(assoc, QR_MODELS.studyRoot.get, identifier, onStore)) if (p.final) console.log(p.completed);
+ * ```
  */
 export async function* get(assoc: Association, model: string, identifier: DataSet, onStore: ReceiveHandler): AsyncGenerator<RetrieveProgress> {
   const ctx = qrContext(assoc, model, "the C-GET information model");

@@ -15,6 +15,10 @@ import {
 } from "../net/mod.ts";
 import { findMatches, QueryError, type QueryModel, selectInstances } from "./find.ts";
 
+/**
+ * Settings of the DICOM node `serve` runs: the folder, AE title, port, allowed callers, C-MOVE
+ * destinations, TLS, timeouts, index database.
+ */
 export interface QrScpOptions {
   /** The served folder (created when absent). */
   dir: string;
@@ -77,7 +81,17 @@ function statusError(e: unknown, fallback: number): DimseStatusError {
   return new DimseStatusError(fallback, (e as Error).message ?? String(e));
 }
 
-/** Starts the node; the folder is scanned first so what is already there can be queried. */
+/**
+ * Starts the DICOM node `rtexport serve` runs over a folder (Verification, Storage, Q/R with
+ * C-FIND/C-MOVE/C-GET); the folder is scanned first so what is already there can be queried.
+ *
+ * @example
+ * ```ts
+ * const scp = await startQrScp({ dir: "store", aeTitle: "RTEXPORT-SCP", port: 11112 });
+ * // … later:
+ * await scp.close();
+ * ```
+ */
 export async function startQrScp(opts: QrScpOptions): Promise<QrScp> {
   mkdirSync(opts.dir, { recursive: true });
   const index = await FolderIndex.open(opts.dir, { dbPath: opts.dbPath });

@@ -13,7 +13,18 @@ import { isRecord } from "./types.ts";
 /** Anything that yields text or bytes: a Node Readable (e.g. `process.stdin`), a web ReadableStream, a generator. */
 export type RecordSource = AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>;
 
-/** A line of NDJSON input could not be parsed. */
+/**
+ * A line of NDJSON input could not be parsed; `line` and `input` say where.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await collectRecords(readRecords(["{\"type\":\"file\"}\n", "{oops\n"]));
+ * } catch (e) {
+ *   if (e instanceof RecordParseError) console.error(e.input, e.line); // "stdin" 2
+ * }
+ * ```
+ */
 export class RecordParseError extends Error {
   /** 1-based line number in the input. */
   readonly line: number;

@@ -78,7 +78,14 @@ function isIterable(value: unknown): value is Iterable<RtRecord> | AsyncIterable
     (Symbol.iterator in value || Symbol.asyncIterator in value);
 }
 
-/** Collect an (async) iterable of records into an array. */
+/**
+ * Collect an (async) iterable of records into an array.
+ *
+ * @example
+ * ```ts
+ * const all = await collectRecords(readRecords(process.stdin));
+ * ```
+ */
 export async function collectRecords<T>(records: AsyncIterable<T> | Iterable<T>): Promise<T[]> {
   const all: T[] = [];
   for await (const record of records) all.push(record);

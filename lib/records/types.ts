@@ -94,23 +94,51 @@ export interface FileRecord extends RtRecord {
   error?: string;
 }
 
-/** True when `value` is an object with a string `type` field. */
+/**
+ * True when `value` is an object with a string `type` field.
+ *
+ * @example
+ * ```ts
+ * isRecord(JSON.parse('{"type":"patient","patientId":"1"}')); // true
+ * ```
+ */
 export function isRecord(value: unknown): value is RtRecord {
   return typeof value === "object" && value !== null && !Array.isArray(value) &&
     typeof (value as { type?: unknown }).type === "string";
 }
 
-/** True for a `patient` record. */
+/**
+ * True for a `patient` record.
+ *
+ * @example
+ * ```ts
+ * for await (const r of readRecords(process.stdin)) if (isPatientRecord(r)) console.log(r.patientId);
+ * ```
+ */
 export function isPatientRecord(record: RtRecord): record is PatientRecord {
   return record.type === "patient";
 }
 
-/** True for a `plan` record. */
+/**
+ * True for a `plan` record.
+ *
+ * @example
+ * ```ts
+ * for await (const r of readRecords(process.stdin)) if (isPlanRecord(r)) console.log(r.label, r.approval);
+ * ```
+ */
 export function isPlanRecord(record: RtRecord): record is PlanRecord {
   return record.type === "plan";
 }
 
-/** True for a `file` record. */
+/**
+ * True for a `file` record (one with a string `path`).
+ *
+ * @example
+ * ```ts
+ * for await (const r of readRecords(process.stdin)) if (isFileRecord(r)) console.log(r.path, r.sha256);
+ * ```
+ */
 export function isFileRecord(record: RtRecord): record is FileRecord {
   return record.type === "file" && typeof record.path === "string";
 }

@@ -18,7 +18,7 @@ import type { ReceivedFile } from "../net/association.ts";
 import { createHash } from "node:crypto";
 import { type DicomFile, parseDicomHeader, readDicomFile } from "../dicom/reader.ts";
 import type { StoreAnswer } from "../net/scu.ts";
-import { sha256File } from "./output.ts";
+import { sha256File } from "../fs/hash.ts";
 
 /** What the network layer hands over for each received object (a temporary Part 10 file). */
 export type IncomingFile = ReceivedFile;

@@ -3,13 +3,13 @@
  * renamed into place, rewritten copies go through a temporary file) and describes each one as
  * a `file` record.
  */
-import { createHash } from "node:crypto";
-import { closeSync, mkdirSync, openSync, readSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { readDicomFile } from "../dicom/reader.ts";
 import { encodeFile } from "../dicom/writer.ts";
 import type { DataSet } from "../dicom/dataset.ts";
+import { sha256File } from "../fs/hash.ts";
 import { seriesPath } from "../layout/series.ts";
 import type { FileRecord } from "../records/types.ts";
 import type { ArrivedObject } from "./arrivals.ts";
@@ -17,25 +17,6 @@ import type { ArrivedObject } from "./arrivals.ts";
 export interface PatientRewrite {
   patientId?: string;
   patientName?: string;
-}
-
-/** Lower-case hex SHA-256 of a file, read in chunks. */
-let hashBuffer: Uint8Array | undefined;
-
-export function sha256File(path: string): string {
-  const hash = createHash("sha256");
-  const fd = openSync(path, "r");
-  try {
-    const buf = (hashBuffer ??= new Uint8Array(1 << 20)); // reused: no garbage per file
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      hash.update(buf.subarray(0, n));
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return hash.digest("hex");
 }
 
 function setText(ds: DataSet, tag: number, vr: string, text: string): void {

@@ -9,7 +9,7 @@
  */
 import type { DataSet } from "../dicom/dataset.ts";
 import { backoffDelay, classifyError, classifyStatus, type RetryPolicy, retryText } from "../net/retry.ts";
-import { identifier } from "./_identifier.ts";
+import { identifier } from "../qr/identifier.ts";
 import type { Pacer } from "../stage/pace.ts";
 import type { ArrivalStore } from "./arrivals.ts";
 import type { RetrieveOutcome, RetrieveTransport } from "./planner.ts";

@@ -1,3 +1,8 @@
+/**
+ * Selective retrieval into a folder, as file records and a closing summary: the session (network),
+ * the arrivals (staging), the planner (what to keep) and the output (placing) put together. The
+ * stage in stage.ts adds the ledger, the events and anonymization on top.
+ */
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import process from "node:process";

@@ -10,7 +10,7 @@ import {
   type Association, connect, type RoleSelection, createScp, DicomNetError, find, get, move, QR_MODELS, type RetrieveProgress, type Scp,
   type Timeouts, type TlsOptions,
 } from "../net/mod.ts";
-import { identifier } from "./_identifier.ts";
+import { identifier } from "../qr/identifier.ts";
 import type { ArrivalStore } from "./arrivals.ts";
 import type { RetrieveOutcome, RetrieveTransport } from "./planner.ts";
 

@@ -4,7 +4,7 @@
  * for by series, and a series by instances, when the peer fails it as a whole. Expected counts
  * per series come from C-FIND (NumberOfSeriesRelatedInstances).
  */
-import { identifier } from "./_identifier.ts";
+import { identifier } from "../qr/identifier.ts";
 import type { ArrivalStore } from "./arrivals.ts";
 import type { RetrieveResult, RetrieveTransport, SeriesReport } from "./planner.ts";
 

@@ -89,6 +89,11 @@ function drawTree(node: Node, prefix: string, isLast: boolean, isRoot: boolean, 
 /**
  * The human view of a reference tree, as lines: `tree` draws it with box-drawing characters as
  * `tree(1)` does; `flat` writes one tab-separated line per object (patient, plan, what, UID, details).
+ *
+ * @example
+ * ```ts
+ * console.log(renderTree(buildReferenceTree(summaries), "tree").join("\n"));
+ * ```
  */
 export function renderTree(tree: ReferenceTree, format: "tree" | "flat" = "tree"): string[] {
   const out: string[] = [];

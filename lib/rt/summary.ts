@@ -145,12 +145,19 @@ function textOf(ds: DataSet, tag: number): string | undefined {
 }
 
 /**
- * Extracts from a parsed file what the reference tree needs (a header-only read is enough).
+ * Extracts from a parsed file what the reference tree needs (a header-only read is enough): kind,
+ * UIDs, references, plan label, approval and machines.
  *
  * Treatment machines of a plan come from BeamSequence and IonBeamSequence (Treatment Machine Name
  * per beam), and from TreatmentMachineSequence (brachytherapy). A skeleton plan without beams
  * (CyberKnife-like exports) may still carry a Treatment Machine Name at the top level of the plan,
  * which is taken too.
+ *
+ * @example
+ * ```ts
+ * const summary = summarizeObject(readDicomFile("RP1.dcm"));
+ * console.log(summary.kind, summary.label, summary.machines);
+ * ```
  */
 export function summarizeObject(file: DicomFile, path: string | undefined = file.path): RtObjectSummary {
   const ds = file.dataset;

@@ -155,6 +155,13 @@ export function buildReferenceTree(objects: Iterable<RtObjectSummary>): Referenc
 /**
  * Builds a reference tree from objects added one at a time (for streaming scans): images keep only
  * their series, patient and instance UID; RT objects keep their summary.
+ *
+ * @example
+ * ```ts
+ * const builder = new ReferenceTreeBuilder();
+ * for await (const r of scanDicom(["export/"])) if (r.file) builder.add(summarizeObject(r.file, r.path));
+ * const tree = builder.build();
+ * ```
  */
 export class ReferenceTreeBuilder {
   readonly #series = new Map<string, SeriesInfo>();
@@ -388,7 +395,14 @@ function clean<T extends object>(o: T): T {
   return o;
 }
 
-/** The records `show` emits, in order: each patient's plans, then its unconnected objects. */
+/**
+ * The records `show` emits, in order: each patient's plans, then its unconnected objects.
+ *
+ * @example
+ * ```ts
+ * await writeRecords(treeRecords(buildReferenceTree(summaries)), process.stdout);
+ * ```
+ */
 export function* treeRecords(tree: ReferenceTree): Generator<ShowPlanRecord | UnconnectedRecord> {
   for (const p of tree.patients) {
     yield* p.plans;

@@ -6,9 +6,8 @@
  * ```ts
  * import { parseTagExpression, searchFiles } from "./lib/search/mod.ts";
  * const machines = parseTagExpression("BeamSequence/TreatmentMachineName=?");
- * for await (const r of searchFiles(["export/"], [machines, "Modality=RTPLAN"])) {
- *   if (r.record) console.log(r.record.path, r.record.tags[machines.key]);
- *   else console.error(r.error);
+ * for await (const r of searchFiles(["export/"], { tags: [machines, "Modality=RTPLAN"] })) {
+ *   console.log(r.path, (r.tags as Record<string, string[]>)[machines.key]);
  * }
  * ```
  * @module
@@ -16,5 +15,5 @@
 export { parseTagExpression, type TagExpression, TagExpressionError } from "./expression.ts";
 export { matchValue, wildcardMatch } from "./match.ts";
 export {
-  fileRecord, matchFile, searchFile, type SearchFileRecord, searchFiles, type SearchResult, ValueStats,
+  fileRecord, matchFile, searchFile, type SearchFileRecord, searchFiles, type SearchOptions, type SearchResult, ValueStats,
 } from "./search.ts";

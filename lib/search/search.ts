@@ -1,7 +1,11 @@
 import { type DataSet, type DicomElement, elementValues } from "../dicom/dataset.ts";
 import { type DicomFile, readDicomFile } from "../dicom/reader.ts";
 import { PIXEL_DATA, type Tag } from "../dicom/tag.ts";
-import { scanDicomSync, type ScanOptions } from "../fs/scan.ts";
+import { dirname } from "node:path";
+import { fileInputs, readFileRecord } from "../fs/scan.ts";
+import type { WalkOptions } from "../fs/walk.ts";
+import type { RtRecord } from "../records/types.ts";
+import { type StageOptions, StageReport } from "../stage/stage.ts";
 import { parseTagExpression, type TagExpression } from "./expression.ts";
 import { matchValue } from "./match.ts";
 
@@ -148,39 +152,86 @@ export function searchFile(path: string, file: DicomFile, expressions: readonly 
   }
 }
 
+/** Options of the search stage. */
+export interface SearchOptions extends StageOptions, WalkOptions {
+  /** Tag expressions, all of which must match: `"Modality=RT*"`, `"BeamSequence/TreatmentMachineName=?"`, or parsed ones. */
+  tags: readonly (string | TagExpression)[];
+  /** After the matches, one `stats` record per expression: its distinct values and how many matching files have each. */
+  stats?: boolean;
+  /** Instead of a `file` record per match, one `directory` record per directory holding matches, with their count. */
+  dirs?: boolean;
+}
+
 /**
- * Finds the DICOM files under the given paths whose tags match every expression, as DicomTools'
- * search does; yields a `file` record per match (with the values of each expression under `tags`)
- * and an error per file that cannot be read. Expressions are strings (`"Modality=RT*"`,
- * `"BeamSequence/TreatmentMachineName=?"`) or parsed ones.
+ * The search stage, what `rtexport search` runs: reads the DICOM header of every `file` record (a
+ * string in the input is a path: a file, or a directory walked with `pattern`) and yields a `file`
+ * record for each file whose tags match every expression, with the values of each expression
+ * under `tags`. A `file` record that came in keeps its fields and gains the DICOM ones and `tags`;
+ * files that do not match leave the stream. Other records pass through as they come. Events:
+ * `done` per file read, `skipped` (`not-dicom`) per file that is not DICOM, `failed` per
+ * unreadable or damaged file. A malformed expression rejects the first step with
+ * {@linkcode TagExpressionError}, before anything is read.
  *
  * @example
  * ```ts
- * for await (const r of searchFiles(["export/"], ["PatientID=?", "Modality=RTPLAN"], { pattern: "*.dcm" })) {
- *   if (r.record) console.log(r.record.path, r.record.tags["PatientID"]);
+ * import { searchFiles } from "./mod.ts";
+ * for await (const r of searchFiles(["export/"], { tags: ["PatientID=?", "Modality=RTPLAN"], pattern: "*.dcm" })) {
+ *   if (r.type === "file") console.log(r.path, (r.tags as Record<string, string[]>)["PatientID"]);
  * }
  * ```
  */
 export async function* searchFiles(
-  paths: Iterable<string> | AsyncIterable<string>,
-  expressions: readonly (string | TagExpression)[],
-  opts: ScanOptions = {},
-): AsyncGenerator<SearchResult> {
-  const exprs = expressions.map((e) => typeof e === "string" ? parseTagExpression(e) : e);
-  const run = function* (roots: Iterable<string>): Generator<SearchResult> {
-    for (const r of scanDicomSync(roots, opts)) {
-      if (r.error !== undefined) yield { path: r.path, error: r.error };
-      else {
-        const res = searchFile(r.path, r.file, exprs);
-        if (res) yield res;
+  input: AsyncIterable<RtRecord | string> | Iterable<RtRecord | string>,
+  options: SearchOptions,
+): AsyncGenerator<RtRecord> {
+  const exprs = options.tags.map((e) => typeof e === "string" ? parseTagExpression(e) : e);
+  const report = new StageReport("search", options);
+  try {
+    const stats = options.stats ? new ValueStats(exprs.map((e) => e.key)) : undefined;
+    const dirs = options.dirs ? new Map<string, number>() : undefined;
+    for await (const record of fileInputs(input, options)) {
+      if (record.type !== "file" || typeof record.path !== "string") {
+        yield record;
+        continue;
+      }
+      let match: SearchFileRecord | undefined;
+      readFileRecord(record, report, (file, path) => {
+        const res = searchFile(path, file, exprs);
+        if (res?.error !== undefined) throw new Error(res.error);
+        match = res?.record;
+        return { patientId: file.dataset.string(0x00100020) };
+      });
+      if (!match) continue;
+      stats?.add(match.tags);
+      if (dirs) {
+        const d = dirname(match.path);
+        dirs.set(d, (dirs.get(d) ?? 0) + 1);
+      } else {
+        // Results ride on the record that came in: its fields are kept, the DICOM ones filled in.
+        yield { ...match, ...record, tags: match.tags } as RtRecord;
       }
     }
-  };
-  if (Symbol.iterator in paths) yield* run(paths as Iterable<string>);
-  else for await (const p of paths) yield* run([p]);
+    if (report.interrupted) return;
+    if (dirs) {
+      for (const [path, files] of [...dirs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) yield { type: "directory", path, files };
+    }
+    if (stats) yield* stats.records();
+  } finally {
+    report.finish();
+  }
 }
 
-/** Distinct values with counts, per expression: what `--stats` prints. */
+/**
+ * Distinct values with counts, per expression: what `search --stats` prints.
+ *
+ * @example
+ * ```ts
+ * const stats = new ValueStats(["Modality"]);
+ * stats.add({ Modality: ["RTPLAN"] });
+ * stats.add({ Modality: ["RTPLAN", "RTPLAN"] });
+ * stats.records(); // [{ type: "stats", tag: "Modality", values: [{ value: "RTPLAN", count: 2 }] }]
+ * ```
+ */
 export class ValueStats {
   private readonly counts = new Map<string, Map<string, number>>();
 

@@ -3,7 +3,7 @@ import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from "../dicom/u
 import { personNameParts } from "../layout/sanitize.ts";
 import { connect, connectOptions, find, type PeerSettings, QR_MODELS } from "../net/mod.ts";
 import type { PatientRecord, PlanRecord } from "../records/types.ts";
-import { identifier } from "../retrieve/_identifier.ts";
+import { identifier } from "../qr/identifier.ts";
 
 function isoDate(da: string | undefined): string | undefined {
   return da && /^\d{8}$/.test(da) ? `${da.slice(0, 4)}-${da.slice(4, 6)}-${da.slice(6)}` : undefined;

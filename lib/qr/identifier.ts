@@ -1,3 +1,4 @@
+/** Building Query/Retrieve identifiers (the data set of a C-FIND, C-MOVE or C-GET request) by keyword. */
 import { DataSet, padValue } from "../dicom/dataset.ts";
 import { lookupKeyword } from "../dicom/dictionary.ts";
 
@@ -6,6 +7,11 @@ const encoder = new TextEncoder();
 /**
  * A Q/R identifier from keyword → value ("" asks for the attribute). Values are ASCII or UTF-8
  * (Specific Character Set ISO_IR 192 is added when needed); `[]` makes an empty sequence key.
+ *
+ * @example
+ * ```ts
+ * const query = identifier({ QueryRetrieveLevel: "SERIES", StudyInstanceUID: "1.2.3", SeriesInstanceUID: "", Modality: "" });
+ * ```
  */
 export function identifier(fields: Record<string, string | DataSet[]>): DataSet {
   const ds = new DataSet();

@@ -1,0 +1,187 @@
+/**
+ * The anonymize stage: de-identifies the DICOM files of `file` records into an output tree (or in
+ * place), de-identifies `patient` and `plan` records (they are PHI too), and passes every other
+ * record through. The command line, a script and the web UI all run this one function, so the
+ * PHI rules, the ledger rows and the outcome of every file are the same whoever runs it.
+ */
+import { statSync } from "node:fs";
+import { resolve, sep } from "node:path";
+import type { LedgerEntry } from "../ledger/ledger.ts";
+import { type FileRecord, isDicomFileRecord, isFileRecord, type RtRecord } from "../records/types.ts";
+import { type StageOptions, StageReport, untilAborted } from "../stage/stage.ts";
+import { type AnonymizeContext, type AnonymizeOptions, createAnonymizeContext } from "./anonymize.ts";
+import { type AnonymizeFileResult, type AnonymizeFilesOptions, anonymizeStream, type FileInput } from "./files.ts";
+import { writePatientMap } from "./patient_map.ts";
+
+/** Options of the anonymize stage: what to remove (PS3.15 profile and options), where results go, and the stage's own. */
+export interface AnonymizeRecordsOptions extends AnonymizeOptions, AnonymizeFilesOptions, StageOptions {
+  /** Files in flight at once: read ahead and written behind while others are anonymized (default 4). */
+  concurrency?: number;
+  /**
+   * The paths the inputs were found under (those given to `pathRecords`). With
+   * `layout: "mirror"` a file keeps its path relative to the first of them that holds it; a file
+   * that is one of them itself, or under none of them, keeps only its name.
+   */
+  roots?: readonly string[];
+  /** Write the mapping used (old id, new id, new name) to this CSV file when the stage ends (PHI: store it safely). */
+  writeMap?: string;
+  /**
+   * The mappings (UIDs, patients) to use and extend, shared with other work of the same run; by
+   * default a new context from these options. When given, its options decide the profile.
+   */
+  context?: AnonymizeContext;
+}
+
+/** What the stage does with one input record. */
+type Item =
+  | { kind: "file"; record: FileRecord; input: FileInput }
+  | { kind: "failed"; record: FileRecord; reason: string }
+  | { kind: "other"; record: RtRecord };
+
+/**
+ * The anonymize stage: every DICOM `file` record's file is de-identified (PS3.15 Annex E, keyed
+ * UIDs and pseudonyms) and written atomically under `out` (or over the input with `inPlace`), and
+ * comes out as a new `file` record describing the copy, with `anonymized: {from}`. `patient` and
+ * `plan` records come out with the new identity and only what the options keep; a `file` record
+ * that is not DICOM (a PDF, a plan file) is not written and is reported failed, since it could
+ * carry anything. Other records pass through unchanged, in order. Outcomes go to the ledger (kind
+ * `anonymize`, keyed by the input's absolute path) and the event sink.
+ *
+ * @example
+ * ```ts
+ * const records = anonymizeRecords(pathRecords(["export/"]), { key: process.env.RTEXPORT_KEY!, out: "anon/" });
+ * for await (const r of records) console.log(r.type, r.path ?? r.patientId);
+ * ```
+ */
+export async function* anonymizeRecords(input: AsyncIterable<RtRecord> | Iterable<RtRecord>, options: AnonymizeRecordsOptions): AsyncGenerator<RtRecord> {
+  const report = new StageReport("anonymize", options);
+  let ctx: AnonymizeContext | undefined;
+  try {
+    if (!options.inPlace && !options.out) throw new Error("Cannot anonymize: an output folder (out) or inPlace is required");
+    ctx = options.context ?? createAnonymizeContext(options);
+    const files: AnonymizeFilesOptions = { out: options.out, inPlace: options.inPlace === true, layout: options.layout };
+    const roots = (options.roots ?? []).map((r) => ({ given: r, path: resolve(r) }));
+    const items = classify(untilAborted(input, options.signal), roots);
+    const fileOf = (item: Item) => (item.kind === "file" ? item.input : undefined);
+    for await (const { item, result } of anonymizeStream(items, fileOf, ctx, files, options.concurrency ?? 4)) {
+      if (item.kind === "other") {
+        yield anonymizeRecord(item.record, ctx);
+      } else if (item.kind === "failed") {
+        const name = itemName(item.record.path);
+        report.failed(name, item.reason);
+        await options.ledger?.queue(ledgerEntry(item.record.path, "failed", { error: item.reason }));
+      } else {
+        const out = await outcome(item.record.path, result!, report, options);
+        if (out) yield out;
+      }
+    }
+  } finally {
+    if (ctx && options.writeMap) {
+      try {
+        writePatientMap(options.writeMap, ctx.patients);
+      } catch (e) {
+        report.failed(`patient map "${options.writeMap}"`, `Cannot write patient map "${options.writeMap}": ${(e as { code?: string }).code ?? (e as Error).message}`);
+      }
+    }
+    report.finish();
+  }
+}
+
+/** How events name a file: its path, quoted (the messages of lib/anonymize/files.ts name it so). */
+function itemName(path: string): string {
+  return `"${path}"`;
+}
+
+/** Sorts the input into files to anonymize, files that fail as they are, and other records. */
+async function* classify(input: AsyncIterable<RtRecord>, roots: { given: string; path: string }[]): AsyncGenerator<Item> {
+  for await (const record of input) {
+    if (!isFileRecord(record)) {
+      yield { kind: "other", record };
+    } else if (!isDicomFileRecord(record)) {
+      yield {
+        kind: "failed",
+        record,
+        reason: `Not anonymized ${itemName(record.path)}: a ${String(record.category)} file is not DICOM, so it is left out of the anonymized output`,
+      };
+    } else if (typeof record.error === "string" && isDirectory(record.path)) {
+      // A folder that could not be listed. A file that could not be read is read below, so that
+      // it is named the way every unreadable DICOM file is.
+      yield { kind: "failed", record, reason: record.error };
+    } else {
+      yield { kind: "file", record, input: { path: record.path, root: rootOf(record.path, roots), record } };
+    }
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The folder a file was found under, for the mirror layout: the first root that holds it (the
+ * one `pathRecords` found it under) or is it (a file named itself: it keeps its name).
+ */
+function rootOf(path: string, roots: { given: string; path: string }[]): string | undefined {
+  const full = resolve(path);
+  return roots.find((r) => r.path === full || full.startsWith(r.path.endsWith(sep) ? r.path : r.path + sep))?.given;
+}
+
+/** Reports one file's result, writes its ledger row, and returns the record to yield (none when nothing was written). */
+async function outcome(path: string, result: AnonymizeFileResult, report: StageReport, options: AnonymizeRecordsOptions): Promise<FileRecord | undefined> {
+  const name = itemName(path);
+  if (result.ok) {
+    const r = result.record;
+    const planKey = typeof r.planUid === "string" ? r.planUid : undefined;
+    report.done(name, { bytes: r.bytes, patientId: r.patientId, planKey });
+    await options.ledger?.queue(ledgerEntry(path, "done", { dest: r.path, bytes: r.bytes, sha256: r.sha256, patientId: r.patientId, planKey }));
+    return r;
+  }
+  if (result.reason === "skipped") {
+    const prefix = `Skipped ${name}: `;
+    const reason = result.message.startsWith(prefix) ? result.message.slice(prefix.length) : result.message;
+    report.skipped(name, "other", reason);
+    await options.ledger?.queue(ledgerEntry(path, "skipped", { error: reason }));
+    return undefined;
+  }
+  report.failed(name, result.message);
+  await options.ledger?.queue(ledgerEntry(path, "failed", { error: result.message }));
+  return undefined;
+}
+
+function ledgerEntry(path: string, status: LedgerEntry["status"], fields: Partial<LedgerEntry>): LedgerEntry {
+  const entry: LedgerEntry = { kind: "anonymize", key: resolve(path), status, source: path };
+  for (const [k, v] of Object.entries(fields)) if (v !== undefined) (entry as unknown as Record<string, unknown>)[k] = v;
+  return entry;
+}
+
+/**
+ * Patient and plan records are PHI too: they leave with the new identity and only what the
+ * options keep (sex with retainPatientCharacteristics, labels with cleanDescriptors, machines
+ * with retainDeviceIdentity, the plan UID with retainUids), or not at all. Other records pass.
+ */
+function anonymizeRecord(record: RtRecord, ctx: AnonymizeContext): RtRecord {
+  const o = ctx.options;
+  if (record.type === "patient" && typeof record.patientId === "string") {
+    const p = ctx.patient(record.patientId);
+    const out: RtRecord = { type: "patient", patientId: p.id, name: { family: p.name ?? p.id } };
+    if (o.retainPatientCharacteristics && typeof record.sex === "string") out.sex = record.sex;
+    return out;
+  }
+  if (record.type === "plan" && typeof record.patientId === "string") {
+    const out: RtRecord = { type: "plan", patientId: ctx.patient(record.patientId).id };
+    if (typeof record.planUid === "string") out.planUid = o.retainUids ? record.planUid : ctx.uid(record.planUid);
+    if (o.cleanDescriptors) {
+      if (typeof record.label === "string") out.label = record.label;
+      if (typeof record.name === "string") out.name = record.name;
+    }
+    if (record.status !== undefined) out.status = record.status;
+    if (record.approval !== undefined) out.approval = record.approval;
+    if (o.retainDeviceIdentity && Array.isArray(record.machines)) out.machines = record.machines;
+    return out;
+  }
+  return record;
+}

@@ -1,0 +1,325 @@
+/**
+ * The retrieve stage: a patient's selected plans (or whole series) from a Q/R peer into an output
+ * tree, with the gap report as events, ledger rows and a closing `retrieve-summary` record. The
+ * command line, a script and the web UI run this one function.
+ */
+import { rmSync } from "node:fs";
+import { join, relative, resolve, sep } from "node:path";
+import process from "node:process";
+import type { AnonymizeContext, AnonymizeOptions } from "../anonymize/anonymize.ts";
+import type { LedgerEntry } from "../ledger/ledger.ts";
+import { peerLabel, peerTimeouts, type PeerSettings, tlsFromFiles } from "../net/peer.ts";
+import type { FileRecord, RtRecord } from "../records/types.ts";
+import { type StageEvent, type StageOptions, StageReport, untilAborted } from "../stage/stage.ts";
+import type { RetryPolicy } from "../net/retry.ts";
+import type { Pacer } from "../stage/pace.ts";
+import type { PatientRewrite } from "./output.ts";
+import type { Gap, RetrieveSummary } from "./planner.ts";
+import { retrieveFiles } from "./retrieve.ts";
+
+/** Options of the retrieve stage. */
+export interface RetrieveRecordsOptions extends StageOptions {
+  /** The Q/R peer (timeouts in seconds, TLS material as PEM file paths). */
+  peer: PeerSettings;
+  /** PatientID (0010,0020) of the patient to retrieve. */
+  patientId: string;
+  /** RT Plan Labels to retrieve (exact; default: every plan of the patient). */
+  plans?: string[];
+  /** Only plans whose Approval Status is APPROVED. */
+  onlyApproved?: boolean;
+  /** Whole series by Series Instance UID instead of plans (not with `plans` or `onlyApproved`). */
+  series?: string[];
+  /** Everything of the patient: a request per study, asked for by series (then by instance) when the peer fails it as a whole. */
+  all?: boolean;
+  /** Retries of transient failures (default none). */
+  retry?: RetryPolicy;
+  /** Time windows and rate limits, applied between requests (the session is released while a window is closed). */
+  pace?: Pacer;
+  /** C-GET on the query association; otherwise C-MOVE to an in-process storage SCP. */
+  get?: boolean;
+  /** C-MOVE destination AE title (default: the peer's calling AE title). */
+  moveAet?: string;
+  /** Port of the C-MOVE receiver (default 11113; 0: any free port). */
+  movePort?: number;
+  /** Listen address of the C-MOVE receiver (default 0.0.0.0). */
+  moveHost?: string;
+  /** Associations a large series may be retrieved over at once (default 1). */
+  parallel?: number;
+  /** The output folder: `<out>/<PatientID>/<Study>/<Series>/<SOP>.dcm`. */
+  out: string;
+  /** New PatientID / PatientName written into the copies (ignored with `anonymize`: set its `newPatientId`). */
+  rewrite?: PatientRewrite;
+  /**
+   * De-identify what arrives before it is written under `out` (the anonymize stage, `uid`
+   * layout); objects are retrieved into a staging folder under `out/.rtexport` that is removed at
+   * the end, so no identifying copy stays under `out`. The `retrieve-summary` record and the
+   * ledger rows then carry the new patient ID and UIDs too, and each file record's
+   * `anonymized.from` names the peer (the events name the originals, for the person running the
+   * retrieve).
+   */
+  anonymize?: AnonymizeOptions;
+}
+
+/**
+ * The retrieve stage: input records pass through first, unchanged; then the selective retrieval
+ * runs and every object written under `out` comes out as a `file` record (a `done` event and a
+ * ledger row of kind `file` each), followed by the `retrieve-summary` record. The gap report is
+ * events: a message per plan or series (info when complete, warn when not) and a `failed` event
+ * and a ledger row (kind `retrieval`) per gap (an object or series that did not arrive, a label
+ * no plan has, no plan selected), so an incomplete retrieve ends with failures counted. A peer
+ * that cannot be reached, or refuses the association, throws.
+ *
+ * @example
+ * ```ts
+ * const peer = { host: "pacs", port: 104, callingAet: "RTEXPORT", calledAet: "PACS" };
+ * for await (const r of retrieveRecords([], { peer, patientId: "123", plans: ["Prostate"], get: true, out: "export" })) {
+ *   if (r.type === "retrieve-summary") console.log(r.complete);
+ * }
+ * ```
+ */
+export async function* retrieveRecords(input: AsyncIterable<RtRecord> | Iterable<RtRecord>, options: RetrieveRecordsOptions): AsyncGenerator<RtRecord> {
+  const report = new StageReport("retrieve", options);
+  const outDir = resolve(options.out);
+  let staging: string | undefined;
+  try {
+    for await (const r of untilAborted(input, options.signal)) yield r;
+    if (options.signal?.aborted) return;
+    if (options.series?.length && (options.plans?.length || options.onlyApproved)) {
+      throw new Error("Cannot retrieve: whole series cannot be combined with plan labels or only approved plans");
+    }
+    const ctx = options.anonymize ? await anonymizeContext(options.anonymize) : undefined;
+    if (ctx) staging = join(outDir, ".rtexport", `retrieve-staging-${process.pid}`);
+    const run: Run = { options, report, source: `dicom:${peerLabel(options.peer)}`, ctx, rows: [] };
+    let summary: RetrieveSummary | undefined;
+    const retrieved = retrieveFiles({
+      host: options.peer.host, port: options.peer.port, callingAet: options.peer.callingAet, calledAet: options.peer.calledAet,
+      patientId: options.patientId, plans: options.plans, onlyApproved: options.onlyApproved === true, series: options.series,
+      all: options.all === true, retry: options.retry, pace: options.pace, signal: options.signal,
+      onMessage: (level, text) => report.message(level, text),
+      onPhase: (note) => report.progress(undefined, note),
+      get: options.get === true, moveAet: options.moveAet, movePort: options.movePort ?? 11113, moveHost: options.moveHost,
+      parallel: options.parallel, out: staging ?? outDir, rewrite: ctx ? {} : options.rewrite ?? {},
+      maxPdu: options.peer.maxPdu, timeouts: peerTimeouts(options.peer), tls: tlsFromFiles(options.peer),
+      onReceiver: (port) => {
+        if (!options.get) report.message("info", `receiving C-MOVE objects as ${options.moveAet ?? options.peer.callingAet} on port ${port}`);
+      },
+      onError: (uid, message) => writeFailed(run, uid, `Cannot write object ${uid}: ${message}`, "Cannot write object"),
+    });
+    const stored = new Map<string, string>(); // how the anonymize stage names a staged file → its SOP Instance UID
+    let placed: AsyncIterable<RtRecord> = filesOf(retrieved, stored, (s) => (summary = s));
+    if (ctx) {
+      const { anonymizeRecords } = await import("../anonymize/stage.ts");
+      placed = anonymizeRecords(placed, {
+        ...ctx.options, context: ctx, out: outDir, signal: options.signal,
+        onEvent: (e) => relayAnonymizeEvent(run, e, stored),
+      });
+    }
+    for await (const r of untilAborted(placed, options.signal)) {
+      await writeRows(run);
+      // The staging path names the original patient and UIDs, and is gone once the stage ends.
+      const f = (ctx ? { ...r, anonymized: { from: run.source } } : r) as FileRecord;
+      const planKey = typeof f.planUid === "string" ? f.planUid : undefined;
+      report.done(`"${f.path}"`, { bytes: f.bytes, patientId: f.patientId, planKey });
+      await options.ledger?.queue(withFields({
+        kind: "file", key: relative(outDir, f.path).split(sep).join("/"), status: "done", source: run.source, dest: f.path,
+      }, { bytes: f.bytes, sha256: f.sha256, patientId: f.patientId, planKey }));
+      yield f;
+    }
+    await writeRows(run);
+    if (summary && !options.signal?.aborted) {
+      const shown = ctx ? anonymizeSummary(summary, ctx) : summary;
+      await reportSummary(run, summary, shown);
+      yield shown;
+    }
+  } finally {
+    if (staging) rmSync(staging, { recursive: true, force: true });
+    report.finish();
+  }
+}
+
+/**
+ * The file records of a retrieval; its closing summary goes to `onSummary`. Each file's name in
+ * the anonymize stage's events (its quoted path) is kept with its SOP Instance UID in `stored`.
+ */
+async function* filesOf(
+  retrieved: AsyncIterable<FileRecord | RetrieveSummary>,
+  stored: Map<string, string>,
+  onSummary: (s: RetrieveSummary) => void,
+): AsyncGenerator<RtRecord> {
+  for await (const r of retrieved) {
+    if (r.type === "retrieve-summary") onSummary(r as RetrieveSummary);
+    else {
+      stored.set(`"${r.path}"`, String(r.sopInstanceUid));
+      yield r;
+    }
+  }
+}
+
+/** What the stage's helpers share for one run. */
+interface Run {
+  options: RetrieveRecordsOptions;
+  report: StageReport;
+  /** `dicom:AE@host:port`, the ledger rows' source. */
+  source: string;
+  /** The anonymization context, with `anonymize`. */
+  ctx?: AnonymizeContext;
+  /** Ledger rows of failures reported from callbacks, written at the stage's next step. */
+  rows: LedgerEntry[];
+}
+
+async function writeRows(run: Run): Promise<void> {
+  for (const row of run.rows.splice(0)) await run.options.ledger?.queue(row);
+}
+
+/** The anonymizer (its profile tables) is loaded only when asked for: it would double retrieve's start-up. */
+async function anonymizeContext(options: AnonymizeOptions): Promise<AnonymizeContext> {
+  const { createAnonymizeContext } = await import("../anonymize/anonymize.ts");
+  return createAnonymizeContext(options);
+}
+
+/** An anonymize event of a staged object, as an event of the retrieve (named by its SOP Instance UID, not its staging path). */
+function relayAnonymizeEvent(run: Run, e: StageEvent, stored: Map<string, string>): void {
+  if (e.type === "failed") {
+    const uid = stored.get(e.item) ?? e.item;
+    writeFailed(run, uid, `Cannot anonymize object "${uid}": ${e.reason}`, "Cannot anonymize object");
+  } else if (e.type === "skipped") {
+    run.report.skipped(`object "${stored.get(e.item) ?? e.item}"`, e.why, e.reason);
+  } else if (e.type === "message") {
+    run.report.message(e.level, e.text);
+  }
+}
+
+/**
+ * An object that arrived but could not be written: a failed item, and a ledger row. With
+ * `anonymize` the row names the object by its new UID only (`what`), since the reason names
+ * the original object and its staging path.
+ */
+function writeFailed(run: Run, uid: string, reason: string, what: string): void {
+  run.report.failed(`object ${uid}`, reason);
+  const h = hide(run.ctx);
+  const patientId = h.patient(run.options.patientId);
+  run.rows.push({
+    kind: "retrieval", key: `${patientId}|object|${h.uid(uid)}`, status: "failed", patientId, source: run.source,
+    error: run.ctx ? `${what} ${h.uid(uid)}` : reason,
+  });
+}
+
+/**
+ * The gap report: a message per plan or series, and per gap a failed event and a ledger row.
+ * `summary` names what the events say (the originals); `stored` is the summary as it is yielded
+ * (with `anonymize`, de-identified), whose values the ledger rows take.
+ */
+async function reportSummary(run: Run, summary: RetrieveSummary, stored: RetrieveSummary): Promise<void> {
+  const level = summary.complete ? "info" : "warn";
+  const shown = reportEntries(summary);
+  const kept = reportEntries(stored);
+  for (const [i, entry] of shown.entries()) {
+    if (entry.type === "message") {
+      run.report.message(level, entry.text);
+      continue;
+    }
+    run.report.failed(entry.item, entry.reason, { patientId: summary.patientId, planKey: entry.planKey });
+    const row = kept[i] as GapEntry;
+    await run.options.ledger?.queue(withFields({
+      kind: "retrieval", key: row.key, status: "failed", patientId: stored.patientId, source: run.source, error: row.error,
+    }, { planKey: row.planKey }));
+  }
+}
+
+type GapEntry = { type: "gap"; item: string; reason: string; key: string; planKey?: string; error: string };
+type ReportEntry = { type: "message"; text: string } | GapEntry;
+
+/**
+ * The gap report of a summary, in order: each plan's (or series') headline, then its gaps; labels
+ * no plan has; no plan selected; the closing line. A gap's item names what is missing for people
+ * (`RTDOSE 1.2.3 of plan "Plan1"`); its ledger key is `<patient>|<plan or series>|<what>`.
+ */
+function reportEntries(s: RetrieveSummary): ReportEntry[] {
+  const out: ReportEntry[] = [];
+  for (const p of s.plans) {
+    const name = p.label !== undefined ? `"${p.label}"` : p.planUid;
+    out.push({ type: "message", text: `plan ${name}${p.approval ? ` (${p.approval})` : ""}: ${p.arrived} of ${p.expected} expected objects arrived` });
+    for (const g of p.missing) {
+      out.push({
+        type: "gap", item: `${gapName(g)} of plan ${name}`, reason: g.reason, planKey: p.planUid,
+        key: `${s.patientId}|${p.planUid}|${g.sopInstanceUid ?? g.seriesUid ?? g.kind}`, error: `${g.kind}: ${g.reason}`,
+      });
+    }
+  }
+  for (const r of s.series ?? []) {
+    out.push({
+      type: "message",
+      text: `series ${r.seriesUid}${r.modality ? ` (${r.modality})` : ""}: ${r.arrived}${r.expected !== undefined ? ` of ${r.expected}` : ""} instances arrived`,
+    });
+    for (const g of r.missing) {
+      out.push({
+        type: "gap", item: `series ${r.seriesUid}${g.sopInstanceUid ? ` instance ${g.sopInstanceUid}` : ""}`, reason: g.reason,
+        key: `${s.patientId}|${r.seriesUid}|${g.sopInstanceUid ?? "series"}`, error: `${g.kind}: ${g.reason}`,
+      });
+    }
+  }
+  for (const l of s.missingLabels) {
+    const reason = `no plan labelled "${l}" found for patient "${s.patientId}"`;
+    out.push({ type: "gap", item: `plan labelled "${l}"`, reason, key: `${s.patientId}|label|${l}`, error: reason });
+  }
+  if (s.plans.length === 0 && s.missingLabels.length === 0 && !s.series) {
+    const reason = `no plan selected for patient "${s.patientId}"`;
+    out.push({ type: "gap", item: `patient "${s.patientId}"`, reason, key: `${s.patientId}|plans|none`, error: reason });
+  }
+  out.push({
+    type: "message",
+    text: `${s.kept} objects written; ${s.inspectedAndDropped} fetched only to read their references, ${s.unexpected} unrequested dropped; ` +
+      `${s.requests.find} C-FIND and ${s.requests.retrieve} retrieve requests; ${s.complete ? "complete" : "INCOMPLETE"}`,
+  });
+  return out;
+}
+
+function gapName(g: Gap): string {
+  if (!g.sopInstanceUid) return `${g.kind} series ${g.seriesUid}`;
+  return `${g.kind} ${g.sopInstanceUid}${g.seriesUid ? ` (series ${g.seriesUid})` : ""}`;
+}
+
+/** The new patient ID and UIDs of an anonymizing run (identity without one). */
+function hide(ctx: AnonymizeContext | undefined): { patient(id: string): string; uid(uid: string): string } {
+  if (!ctx) return { patient: (id) => id, uid: (u) => u };
+  return { patient: (id) => ctx.patient(id).id, uid: (u) => (ctx.options.retainUids ? u : ctx.uid(u)) };
+}
+
+/**
+ * The summary with the new identity: patient ID, plan, series, study and SOP Instance UIDs
+ * replaced as in the objects, the original patient ID replaced in the reasons, plan labels kept
+ * only with `cleanDescriptors` (the labels asked for, and not found, are the user's own words).
+ */
+function anonymizeSummary(s: RetrieveSummary, ctx: AnonymizeContext): RetrieveSummary {
+  const h = hide(ctx);
+  const patientId = h.patient(s.patientId);
+  const reason = (text: string) => text.split(s.patientId).join(patientId);
+  const gap = (g: Gap): Gap => {
+    const out: Gap = { kind: g.kind, reason: reason(g.reason) };
+    if (g.sopInstanceUid) out.sopInstanceUid = h.uid(g.sopInstanceUid);
+    if (g.seriesUid) out.seriesUid = h.uid(g.seriesUid);
+    return out;
+  };
+  const out: RetrieveSummary = {
+    ...s,
+    patientId,
+    plans: s.plans.map((p) => {
+      const { label, ...rest } = p;
+      const plan = { ...rest, planUid: h.uid(p.planUid), missing: p.missing.map(gap) };
+      return label !== undefined && ctx.options.cleanDescriptors ? { ...plan, label } : plan;
+    }),
+  };
+  if (s.series) {
+    out.series = s.series.map((r) => {
+      const series = { ...r, seriesUid: h.uid(r.seriesUid), missing: r.missing.map(gap) };
+      if (r.studyUid) series.studyUid = h.uid(r.studyUid);
+      return series;
+    });
+  }
+  return out;
+}
+
+function withFields(entry: LedgerEntry, fields: Partial<LedgerEntry>): LedgerEntry {
+  for (const [k, v] of Object.entries(fields)) if (v !== undefined) (entry as unknown as Record<string, unknown>)[k] = v;
+  return entry;
+}
