@@ -1,6 +1,7 @@
 /** `rtexport anonymize`: de-identify DICOM files per PS3.15 Annex E, keeping RT references intact. */
 import { type Command, Option } from "commander";
 import { checkDatabaseUrl, type CommandContext, defineCommand, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { addAuditOption } from "../cli/pace.ts";
 import type { AnonymizeOptions, PatientIdentity } from "../lib/anonymize/anonymize.ts";
 import { KeyError, resolveAnonymizationKey } from "../lib/anonymize/key.ts";
 import { readPatientMap } from "../lib/anonymize/patient_map.ts";
@@ -37,6 +38,7 @@ function configure(cmd: Command): void {
   add(opt, new Option("--profile <file.csv>", "rows tag,action[,private creator] that add to or override Table E.1-1"));
   add(opt, new Option("--allow-burned-in", "anonymize objects whose pixels may show identifying text (header only)"));
   add(opt, new Option("--no-scrub", "do not remove identifying values copied into kept free text"));
+  addAuditOption(cmd);
 }
 
 function readKey(o: Record<string, unknown>): string | Uint8Array {
@@ -101,6 +103,7 @@ async function run(c: CommandContext): Promise<number> {
     options: { ...options, out: o.out, inPlace: o.inPlace === true, layout: o.layout, roots: c.args, concurrency, writeMap: o.writeMap },
     ledger: o.ledger,
     verb: "anonymize",
+    audit: { action: "anonymize", source: c.args.length ? c.args.join(", ") : "stdin", destination: o.inPlace ? "in place" : String(o.out), anonymized: true },
   });
 }
 

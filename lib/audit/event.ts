@@ -131,6 +131,9 @@ export class AuditTrail {
 
   /** Notes the study and SOP class of a DICOM file record the stage yielded (what it acted on). */
   onRecord(r: RtRecord): void {
+    // De-identified records name other patients and studies than the events may (retrieve
+    // --anonymize reports the originals): their studies are not counted.
+    if (this.spec.anonymized) return;
     if (r.type !== "file" || typeof r.studyUid !== "string" || recordFailed(r)) return;
     const patientId = typeof r.patientId === "string" ? r.patientId : undefined;
     const t = this.#tally(patientId);

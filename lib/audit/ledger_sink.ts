@@ -2,7 +2,18 @@
 import type { Ledger } from "../ledger/ledger.ts";
 import type { AuditEvent, AuditSink } from "./event.ts";
 
-/** Writes audit events to a ledger (it stays open: whoever opened it closes it). */
+/**
+ * Writes audit events to a ledger (it stays open: whoever opened it closes it).
+ *
+ * @example
+ * ```ts
+ * const ledger = await Ledger.open("sqlite:push.sqlite", "my-script");
+ * const trail = new AuditTrail({ action: "push", source: "export/", destination: "PACS@pacs:104", runId: ledger.runId }, [new LedgerAuditSink(ledger)]);
+ * // … trail.onEvent / trail.onRecord while the stage runs …
+ * await trail.finish();
+ * await ledger.close();
+ * ```
+ */
 export class LedgerAuditSink implements AuditSink {
   readonly #ledger: Ledger;
   constructor(ledger: Ledger) {

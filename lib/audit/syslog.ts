@@ -67,6 +67,13 @@ export function frame(message: string): Uint8Array {
 /**
  * Sends audit events to a syslog collector: one connection per sink, opened at the first write,
  * each event one framed message. Errors name the URL.
+ *
+ * @example
+ * ```ts
+ * const sink = new SyslogSink("syslog+tls://arr.hospital:6514?ca=/etc/arr-ca.pem");
+ * await sink.write(events);
+ * await sink.close();
+ * ```
  */
 export class SyslogSink implements AuditSink {
   readonly target: SyslogTarget;

@@ -44,6 +44,7 @@ export interface ProfileRules {
   "empty-beams"?: Record<string, never>;
 }
 
+/** A target's import rules (built in, or a site's JSON file: see docs/clinical-safety.md). */
 export interface Profile {
   name: string;
   title?: string;
@@ -120,7 +121,16 @@ export function validateProfile(p: unknown, where: string): Profile {
   return o as unknown as Profile;
 }
 
-/** A built-in profile by name, or a JSON profile file; throws one line naming the problem. */
+/**
+ * A built-in profile by name, or a JSON profile file; throws one line naming the problem.
+ *
+ * @example
+ * ```ts
+ * const idms = loadProfile("idms");
+ * console.log(Object.keys(idms.rules)); // sop-class, patient-id, matrix, …
+ * const site = loadProfile("site-profile.json");
+ * ```
+ */
 export function loadProfile(target: string): Profile {
   const builtin = BUILTIN_PROFILES[target.toLowerCase()];
   if (builtin) return builtin;

@@ -24,6 +24,7 @@ export interface CommitListen {
   host?: string;
 }
 
+/** How a {@link Committer} reaches the peer and waits for its reports. */
 export interface CommitterOptions {
   peer: PeerSettings;
   /** Listen for reports on new associations (without it, only reports on the requesting association arrive). */

@@ -20,7 +20,14 @@ export interface RetryPolicy {
   random?: () => number;
 }
 
-/** The default: 5 retries, waits of 1, 2, 4, 8, 16 s (each jittered), none longer than 60 s. */
+/**
+ * The default: 5 retries, waits of 1, 2, 4, 8, 16 s (each jittered), none longer than 60 s.
+ *
+ * @example
+ * ```ts
+ * for await (const r of pushRecords(input, { peer, retry: DEFAULT_RETRY_POLICY })) console.log(r.push);
+ * ```
+ */
 export const DEFAULT_RETRY_POLICY: RetryPolicy = { retries: 5, maxWaitMs: 60_000, baseMs: 1000 };
 
 /** Transient or permanent, with a short reason for the log. */
@@ -101,7 +108,15 @@ export class StatusFailure extends Error {
   }
 }
 
-/** Classifies anything {@link withRetries} may see. */
+/**
+ * Classifies anything {@link withRetries} may see.
+ *
+ * @example
+ * ```ts
+ * classify(new DicomNetError("REFUSED", "x"));   // { transient: true, why: "connection refused" }
+ * classify(new StatusFailure("x", 0xc000));      // { transient: false, why: "the peer cannot understand the request" }
+ * ```
+ */
 export function classify(e: unknown): FailureClass {
   return e instanceof StatusFailure ? classifyStatus(e.status, e.counts) : classifyError(e);
 }
@@ -110,6 +125,14 @@ export function classify(e: unknown): FailureClass {
  * Runs `fn` until it succeeds, a failure is permanent, or the retries are spent; waits with
  * back-off between tries (`sleep`, so a test's clock can stand in) and tells `onRetry` before
  * each. Throws the last error.
+ *
+ * @example
+ * ```ts
+ * const status = await withRetries(async () => {
+ *   const assoc = await connect(options);
+ *   try { return await echo(assoc); } finally { await assoc.release(); }
+ * }, { retries: 3, maxWaitMs: 10_000 }, { onRetry: (n) => console.error(retryText(n)) });
+ * ```
  */
 export async function withRetries<T>(
   fn: (attempt: number) => Promise<T>,

@@ -39,6 +39,12 @@ export const systemClock: Clock = {
  * A clock for tests that starts at `start` and runs at real speed, except that waiting jumps:
  * `sleep(ms)` moves the clock `ms` ahead at once. A run that must pause for twelve hours does so
  * in no time, and the events it sends still say what it waited for.
+ *
+ * @example
+ * ```ts
+ * const clock = jumpingClock(new Date(2025, 2, 4, 6, 29, 58).getTime());
+ * const pace = new Pacer({ windows: parseWindows("19:00-06:30"), clock });
+ * ```
  */
 export function jumpingClock(start: number): Clock {
   const realStart = Date.now();
@@ -151,7 +157,15 @@ export function parseWindow(text: string): TimeWindow {
   return { days, start, end, text: whole };
 }
 
-/** Parses several windows separated by `;` (what one environment variable can hold). */
+/**
+ * Parses several windows separated by `;` (what one environment variable can hold).
+ *
+ * @example
+ * ```ts
+ * const windows = parseWindows(["Mon-Fri 19:00-06:30", "Sat,Sun"]);
+ * windowAt(windows, Date.now()); // { open: true, closes } or { open: false, opens }
+ * ```
+ */
 export function parseWindows(texts: string | string[]): TimeWindow[] {
   const list = (Array.isArray(texts) ? texts : [texts]).flatMap((t) => t.split(";")).map((t) => t.trim()).filter((t) => t !== "");
   return list.map(parseWindow);
@@ -202,7 +216,14 @@ export function timeLabel(t: number, now: number): string {
 
 const RATE_UNITS: Record<string, number> = { s: 1, sec: 1, min: 60, m: 60, h: 3600, hr: 3600 };
 
-/** `20/s`, `600/min`, `5000/h` → items per second. */
+/**
+ * `20/s`, `600/min`, `5000/h` → items per second.
+ *
+ * @example
+ * ```ts
+ * parseRate("600/min"); // 10
+ * ```
+ */
 export function parseRate(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(?:\/\s*([a-z]+))?\s*$/i.exec(text);
   const unit = m ? (m[2] ?? "s").toLowerCase() : "";
@@ -214,7 +235,14 @@ const SIZE_UNITS: Record<string, number> = {
   b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, k: 1e3, m: 1e6, g: 1e9,
 };
 
-/** `50MB/s`, `800kB/s`, `1GiB/min` → bytes per second. */
+/**
+ * `50MB/s`, `800kB/s`, `1GiB/min` → bytes per second.
+ *
+ * @example
+ * ```ts
+ * parseBandwidth("50MB/s"); // 50_000_000
+ * ```
+ */
 export function parseBandwidth(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]+)?\s*(?:\/\s*([a-z]+))?\s*$/i.exec(text);
   const size = m ? (m[2] ?? "b").toLowerCase() : "";
