@@ -112,6 +112,7 @@ const peers: PeerInfo[] = [];
 async function startServe(): Promise<PeerInfo> {
   const port = await freePort();
   const child = spawn(rt[0], [...rt.slice(1), "serve", "--dir", served, "--port", String(port), "--aet", "RTXSCP", "--host", "127.0.0.1",
+    ...["RTEXPORT", "GETSCU", "MOVESCU"].flatMap((ae) => ["--allow", `${ae}@127.0.0.1`]),
     ...destinations.flatMap((d) => ["--move-dest", `${d.aeTitle}=${d.host}:${d.port}`]), "-q"], { env, stdio: ["ignore", "ignore", "pipe"] });
   let err = "";
   child.stderr!.on("data", (b) => (err = (err + b).slice(-4000)));

@@ -2,15 +2,25 @@
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { Option } from "commander";
-import { checkDatabaseUrl, defineCommand, parseAeTitle, parsePort, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { InvalidArgumentError, Option } from "commander";
+import { checkDatabaseUrl, defineCommand, errorMessage, parseAeTitle, parsePort, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
 import { defaultLedgerUrl } from "../lib/ledger/ledger.ts";
 import type { FileRecord, RtRecord } from "../lib/records/types.ts";
+import { type AllowEntry, parseAllowEntry, tlsFromFiles } from "../lib/net/mod.ts";
+import { DEFAULT_MAX_FIND_RESULTS } from "../lib/retrieve/session.ts";
 import { retrieveRecords } from "../lib/retrieve/stage.ts";
 import { addAuditOption, addPaceOptions, addRetryOptions, pacerFrom, retryPolicyFrom } from "../cli/pace.ts";
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
+}
+
+function collectAllow(value: string, previous: AllowEntry[] | undefined): AllowEntry[] {
+  try {
+    return [...(previous ?? []), parseAllowEntry(value)];
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message.replace(/^Invalid allow entry "[^"]*": /, "") + ".");
+  }
 }
 
 /** Retrieve reads no records: its work is named by the options. */
@@ -63,7 +73,19 @@ export const main = defineCommand({
     cmd.addOption(
       new Option("--move-port <port>", "port of the receiving SCP for C-MOVE").argParser(parsePort).default(11113),
     );
-    cmd.addOption(new Option("--move-host <address>", "listen address of the receiving SCP").default("0.0.0.0"));
+    cmd.addOption(
+      new Option("--move-host <address>", "listen address of the receiving SCP (default: the local address of the connection to the peer)"),
+    );
+    cmd.addOption(
+      new Option(
+        "--move-from <AE[@address[/bits]]>",
+        "caller the receiving SCP accepts C-MOVE sub-operations from (repeatable; default: the peer's AE title from the peer's address)",
+      ).argParser(collectAllow),
+    );
+    cmd.addOption(
+      new Option("--max-find-results <n>", "C-FIND matches kept per query; a peer that sends more fails the query").argParser(parsePositiveInt)
+        .default(DEFAULT_MAX_FIND_RESULTS),
+    );
     cmd.addOption(new Option("--out <dir>", "output folder").makeOptionMandatory());
     cmd.addOption(new Option("--ledger <url>", "ledger database (default: sqlite:<out>/.rtexport/ledger.sqlite)"));
     cmd.addOption(
@@ -91,6 +113,15 @@ export const main = defineCommand({
   },
   async run(ctx) {
     const o = ctx.options;
+    let tls;
+    try {
+      tls = tlsFromFiles(ctx.peer!);
+    } catch (e) {
+      throw new UsageError(errorMessage(e));
+    }
+    if (!o.get && tls && !(tls.cert && tls.key)) {
+      throw new UsageError("C-MOVE with --tls receives over TLS: give --cert and --key for the receiving SCP, or use --get");
+    }
     if (o.series && (o.plan || o.onlyApproved)) {
       throw new UsageError("--series cannot be combined with --plan or --only-approved");
     }
@@ -134,6 +165,8 @@ export const main = defineCommand({
         moveAet: o.moveAet,
         movePort: o.movePort,
         moveHost: o.moveHost,
+        moveFrom: o.moveFrom,
+        maxFindResults: o.maxFindResults,
         parallel: o.parallel,
         out,
         rewrite: { patientId: o.newPatientId, patientName: o.newPatientName },

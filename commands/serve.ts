@@ -2,23 +2,29 @@
 import process from "node:process";
 import type { Command } from "commander";
 import { InvalidArgumentError, Option } from "commander";
-import { defineCommand, errorMessage, parseAeTitle, parsePort, runMain, UsageError } from "../cli/mod.ts";
+import { defineCommand, errorMessage, parseAeTitle, parsePort, parsePositiveInt, parseSeconds, runMain, UsageError } from "../cli/mod.ts";
 import { addRetryOptions, retryPolicyFrom } from "../cli/pace.ts";
 import type { PeerSettings } from "../lib/net/peer.ts";
 import { pushRecords } from "../lib/push/push.ts";
 import type { RtRecord } from "../lib/records/types.ts";
 import type { StageEvent } from "../lib/stage/stage.ts";
 import { parseMoveDestination, type QrScpEvent, startQrScp } from "../lib/qr/scp.ts";
-import { sha256File } from "../lib/fs/hash.ts";
+import { DEFAULT_MAX_FIND_MATCHES } from "../lib/qr/find.ts";
 import type { FileRecord } from "../lib/records/types.ts";
-import { readPem, type TlsOptions } from "../lib/net/mod.ts";
+import {
+  type AllowEntry, DEFAULT_SCP_IDLE_MS, DEFAULT_SCP_LIMITS, formatAllowEntry, parseAllowEntry, readPem, type TlsOptions,
+} from "../lib/net/mod.ts";
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-function collectAe(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), parseAeTitle(value)];
+function collectAllow(value: string, previous: AllowEntry[] | undefined): AllowEntry[] {
+  try {
+    return [...(previous ?? []), parseAllowEntry(value)];
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message.replace(/^Invalid allow entry "[^"]*": /, "") + ".");
+  }
 }
 
 function collectDestination(value: string, previous: string[] | undefined): string[] {
@@ -28,6 +34,15 @@ function collectDestination(value: string, previous: string[] | undefined): stri
     throw new InvalidArgumentError((e as Error).message);
   }
   return collect(value, previous);
+}
+
+/** A byte count between `min` and `max` (commander argument parser). */
+function bytesBetween(min: number, max: number): (value: string) => number {
+  return (value: string) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || n < min || n > max) throw new InvalidArgumentError(`expected a number of bytes ${min}-${max}.`);
+    return n;
+  };
 }
 
 /** Records handed from the storage handler to the forwarding push, as they arrive. */
@@ -72,6 +87,8 @@ function readPemOption(path: string, what: string): string {
   }
 }
 
+const LIMITS = "Limits (what one peer may cost; docs/security.md):";
+
 export const main = defineCommand({
   name: "serve",
   summary: "run a DICOM node over a folder: storage, C-FIND, C-MOVE, C-GET, with an SQLite index",
@@ -81,30 +98,53 @@ export const main = defineCommand({
     "C-MOVE to the destinations given with --move-dest; C-GET). Received objects are written atomically to",
     "DIR/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm and indexed in",
     "DIR/.rtexport-index.sqlite; files already in DIR are indexed at start (incrementally).",
-    "Each stored object is written to stdout as a `file` record. Stops cleanly on SIGINT/SIGTERM.",
+    "Closed by default: it listens on 127.0.0.1 unless --host is given, and only callers given with --allow",
+    "may query, retrieve and store (--allow-store-any opens storage alone to anyone). A stored instance is",
+    "never replaced unless --overwrite, and an object whose study or series belongs to another patient is",
+    "refused (0xA900). Each stored object is written to stdout as a `file` record. Stops cleanly on SIGINT/SIGTERM.",
     "With --forward PEER every object is also sent on to PEER as it arrives (push's engine: dependency",
     "order, retries); its record then carries the `push` outcome. Storage Commitment requests are answered",
     "on the association they came on: an object is committed when it is in DIR and indexed.",
   ].join(" "),
   examples: [
-    "rtexport serve --dir ./pacs --port 11112 --aet RTEXPORT",
-    "rtexport serve --dir ./pacs --port 11112 --allow MIM --allow ARIA --move-dest MIM=10.0.0.5:104",
-    "rtexport serve --dir ./pacs --port 2762 --tls --cert server.pem --key server.key --ca clients.pem",
-    "rtexport serve --dir ./relay --port 11112 --forward ORTHANC@pacs.local:4242",
+    "rtexport serve --dir ./pacs --port 11112 --aet RTEXPORT --allow STORESCU --allow FINDSCU",
+    "rtexport serve --dir ./pacs --host 0.0.0.0 --allow MIM@10.0.0.5 --allow ARIA@10.0.1.0/24 --move-dest MIM=10.0.0.5:104",
+    "rtexport serve --dir ./pacs --host 0.0.0.0 --allow-store-any --allow MIM@10.0.0.5",
+    "rtexport serve --dir ./pacs --host 0.0.0.0 --port 2762 --tls --cert server.pem --key server.key --ca clients.pem --allow MIM#mim.hospital.org",
+    "rtexport serve --dir ./relay --allow-store-any --forward ORTHANC@pacs.local:4242",
   ],
   configure(cmd: Command) {
     cmd.addOption(new Option("--dir <dir>", "folder to serve (created when absent)").makeOptionMandatory());
     cmd.addOption(new Option("--port <port>", "TCP port to listen on (0: any free port)").argParser((v) => (v === "0" ? 0 : parsePort(v))).default(11112));
-    cmd.addOption(new Option("--host <address>", "address to listen on").default("0.0.0.0"));
+    cmd.addOption(new Option("--host <address>", "address to listen on (0.0.0.0: every interface)").default("127.0.0.1"));
     cmd.addOption(new Option("--aet <ae>", "our AE title (the called AE title peers must use)").argParser(parseAeTitle).default("RTEXPORT"));
-    cmd.addOption(new Option("--allow <ae>", "calling AE title allowed to associate (repeatable; default: any)").argParser(collectAe));
-    cmd.addOption(new Option("--move-dest <NAME=host:port>", "C-MOVE destination (repeatable)").argParser(collectDestination));
-    cmd.addOption(new Option("--tls", "accept TLS connections only (needs --cert and --key)"));
+    cmd.addOption(
+      new Option(
+        "--allow <AE[@address[/bits]][#CN]>",
+        "caller allowed to query, retrieve and store, optionally only from an address or network and, with --tls, with a client certificate of that CN (repeatable)",
+      ).argParser(collectAllow),
+    );
+    cmd.addOption(new Option("--allow-store-any", "any caller may store (and echo); query/retrieve still needs --allow"));
+    cmd.addOption(new Option("--overwrite", "a second copy of a stored SOP instance replaces the first (default: the first is kept, answered with warning 0xB000)"));
+    cmd.addOption(new Option("--move-dest <NAME=host:port>", "C-MOVE destination (repeatable; with --tls, reached over TLS)").argParser(collectDestination));
+    cmd.addOption(new Option("--tls", "accept TLS connections only (needs --cert, --key and --ca, or --tls-no-client-cert)"));
     cmd.addOption(new Option("--cert <file>", "TLS server certificate (PEM)"));
     cmd.addOption(new Option("--key <file>", "TLS private key (PEM)"));
-    cmd.addOption(new Option("--ca <file>", "CA certificate(s); with it, clients must present a certificate it signed"));
+    cmd.addOption(new Option("--ca <file>", "CA certificate(s) that sign the clients' certificates (and C-MOVE destinations' with --tls)"));
+    cmd.addOption(new Option("--tls-no-client-cert", "with --tls: do not ask callers for a certificate (the allow list then binds AE titles to addresses only)"));
     cmd.addOption(new Option("--forward <peer>", "send each stored object on to this peer as it arrives: AE@host:port or a peer named in rtexport.json"));
     addRetryOptions(cmd);
+    const limits = [
+      new Option("--idle-timeout <s>", "close an association after this many seconds without a byte from the peer").argParser(parseSeconds).default(DEFAULT_SCP_IDLE_MS / 1000),
+      new Option("--max-associations <n>", "associations open at once").argParser(parsePositiveInt).default(DEFAULT_SCP_LIMITS.maxAssociations),
+      new Option("--max-associations-per-peer <n>", "associations open at once from one host, and as one calling AE title").argParser(parsePositiveInt).default(DEFAULT_SCP_LIMITS.maxAssociationsPerPeer),
+      new Option("--max-pdu <bytes>", "largest PDU we receive (announced; larger ones abort the association)").argParser(bytesBetween(4096, 4194304)).default(DEFAULT_SCP_LIMITS.maxPdu),
+      new Option("--max-associate-pdu <bytes>", "largest A-ASSOCIATE-RQ (checked before it is read)").argParser(bytesBetween(4096, 16777216)).default(DEFAULT_SCP_LIMITS.maxAssociatePdu),
+      new Option("--max-command <bytes>", "largest DIMSE command set").argParser(bytesBetween(1024, 16777216)).default(DEFAULT_SCP_LIMITS.maxCommand),
+      new Option("--max-identifier <bytes>", "largest query identifier (C-FIND/MOVE/GET data set)").argParser(bytesBetween(1024, 268435456)).default(DEFAULT_SCP_LIMITS.maxIdentifier),
+      new Option("--max-find-results <n>", "C-FIND matches one query may have (more: refused with 0xA700)").argParser(parsePositiveInt).default(DEFAULT_MAX_FIND_MATCHES),
+    ];
+    for (const o of limits) cmd.addOption(o.helpGroup(LIMITS));
   },
   human: {
     record(r) {
@@ -114,16 +154,33 @@ export const main = defineCommand({
   },
   async run(ctx) {
     const o = ctx.options;
+    const allow = (o.allow as AllowEntry[] | undefined) ?? [];
+    if (allow.length === 0 && !o.allowStoreAny) {
+      throw new UsageError("serve needs --allow AE for callers that may query and retrieve, or --allow-store-any to accept storage from anyone");
+    }
     let tls: TlsOptions | undefined;
     if (o.tls) {
       if (!o.cert || !o.key) throw new UsageError("--tls needs --cert and --key");
+      if (!o.ca && !o.tlsNoClientCert) {
+        throw new UsageError("--tls needs --ca to verify client certificates, or --tls-no-client-cert to accept callers without one");
+      }
       tls = { cert: readPemOption(o.cert, "certificate"), key: readPemOption(o.key, "private key") };
-      if (o.ca) Object.assign(tls, { ca: readPemOption(o.ca, "CA certificate"), requestCert: true, rejectUnauthorized: true });
-    } else if (o.cert || o.key || o.ca) {
-      throw new UsageError("--cert, --key and --ca need --tls");
+      if (o.ca) tls.ca = readPemOption(o.ca, "CA certificate");
+      if (!o.tlsNoClientCert) tls.requestCert = true;
+    } else if (o.cert || o.key || o.ca || o.tlsNoClientCert) {
+      throw new UsageError("--cert, --key, --ca and --tls-no-client-cert need --tls");
     }
+    const bound = allow.find((e) => e.subject !== undefined);
+    if (bound && !tls?.requestCert) {
+      throw new UsageError(`--allow ${formatAllowEntry(bound)} names a client certificate: it needs --tls with --ca (and not --tls-no-client-cert)`);
+    }
+    // With --tls, C-MOVE sub-associations go out over TLS too: our certificate as the client's, the destination checked against --ca.
+    const moveTls: TlsOptions | undefined = tls ? { cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}) } : undefined;
+    const moveDestinations = Object.fromEntries((o.moveDest as string[] | undefined ?? []).map((d) => {
+      const [name, dest] = parseMoveDestination(d);
+      return [name, moveTls ? { ...dest, tls: moveTls } : dest];
+    }));
     const forwardTo = o.forward ? forwardPeer(o.forward, ctx.config.peers as Record<string, Partial<PeerSettings>>, o.aet) : undefined;
-    const moveDestinations = Object.fromEntries((o.moveDest as string[] | undefined ?? []).map((d) => parseMoveDestination(d)));
     const log = ctx.log;
     const pending = new Set<Promise<void>>();
     // Forwarding: what arrives goes into a queue that push's engine reads while the node serves.
@@ -131,9 +188,10 @@ export const main = defineCommand({
     let forwardFailures = 0;
     const forwarding = forward && (async () => {
       const onEvent = (e: StageEvent) => {
-        if (e.type === "failed") forwardFailures++;
-        if (e.type === "failed") ctx.reporter.failed(e.reason.startsWith("Cannot ") ? e.reason : `Cannot forward ${e.item}: ${e.reason}`);
-        else if (e.type === "message" && e.level !== "debug") log[e.level](`forward: ${e.text}`);
+        if (e.type === "failed") {
+          forwardFailures++;
+          ctx.reporter.failed(e.reason.startsWith("Cannot ") ? e.reason : `Cannot forward ${e.item}: ${e.reason}`);
+        } else if (e.type === "message" && e.level !== "debug") log[e.level](`forward: ${e.text}`);
       };
       for await (const r of pushRecords(forward, { peer: forwardTo!, retry: retryPolicyFrom(o), onEvent })) {
         if (!ctx.out.closed) await ctx.out.write(r).catch(() => {});
@@ -142,20 +200,24 @@ export const main = defineCommand({
     const onEvent = (e: QrScpEvent) => {
       switch (e.type) {
         case "association":
-          log.info(`association from ${e.callingAet} (${e.remoteAddress}) accepted, ${e.accepted} presentation contexts`);
+          log.info(`association from ${e.callingAet} (${e.remoteAddress}) accepted, ${e.accepted} presentation contexts${e.services === "storage" ? " (storage only)" : ""}`);
           break;
         case "rejected":
           log.warn(`association from ${e.callingAet} (${e.remoteAddress}) rejected: ${e.reason}`);
           break;
         case "closed":
-          log.debug(`association from ${e.callingAet} (${e.remoteAddress}) ended: ${e.reason}`);
+          if (/idle timeout|Protocol error|larger than/.test(e.reason)) log.warn(`association from ${e.callingAet} (${e.remoteAddress}) ended: ${e.reason}`);
+          else log.debug(`association from ${e.callingAet} (${e.remoteAddress}) ended: ${e.reason}`);
           break;
         case "error":
-          log.warn(`association from ${e.callingAet ?? "?"} (${e.remoteAddress}): ${e.message}`);
+          log.warn(`${e.remoteAddress ? `association from ${e.callingAet ?? "?"} (${e.remoteAddress})` : "serve"}: ${e.message}`);
           break;
-        case "store-failed":
-          ctx.reporter.failed(`Cannot store an object from ${e.callingAet}: ${e.message}`);
+        case "store-failed": {
+          const line = `object ${e.sopInstanceUid || "?"} from ${e.callingAet} (${e.remoteAddress}), status 0x${e.status.toString(16).toUpperCase().padStart(4, "0")}: ${e.message}`;
+          if (e.warning) log.warn(`Stored with a warning: ${line}`);
+          else ctx.reporter.failed(`Cannot store ${line}`);
           break;
+        }
         case "find":
           log.debug(`C-FIND ${e.model === "PATIENT" ? "Patient Root" : "Study Root"} ${e.level} from ${e.callingAet}: ${e.matches} matches`);
           break;
@@ -170,13 +232,14 @@ export const main = defineCommand({
           break;
         case "stored": {
           const rec: FileRecord = {
-            type: "file", path: e.path, bytes: e.bytes, sha256: sha256File(e.path), category: "dicom",
+            type: "file", path: e.path, bytes: e.bytes, sha256: e.sha256, category: "dicom",
             sopClassUid: e.sopClassUid, sopInstanceUid: e.sopInstanceUid, transferSyntaxUid: e.transferSyntaxUid,
           };
           if (e.modality) rec.modality = e.modality;
           if (e.patientId !== undefined) rec.patientId = e.patientId;
           if (e.studyUid) rec.studyUid = e.studyUid;
           if (e.seriesUid) rec.seriesUid = e.seriesUid;
+          if (e.replaced) log.info(`replaced the stored copy of ${e.sopInstanceUid} (--overwrite)`);
           if (forward) {
             forward.push(rec);
             break;
@@ -194,16 +257,33 @@ export const main = defineCommand({
       aeTitle: o.aet,
       port: o.port,
       host: o.host,
-      allowedCallingAets: o.allow,
+      allow,
+      allowStoreAny: o.allowStoreAny === true,
+      overwrite: o.overwrite === true,
       moveDestinations,
       tls,
+      timeouts: { dimse: (o.idleTimeout as number) * 1000 },
+      limits: {
+        maxAssociations: o.maxAssociations,
+        maxAssociationsPerPeer: o.maxAssociationsPerPeer,
+        maxPdu: o.maxPdu,
+        maxAssociatePdu: o.maxAssociatePdu,
+        maxCommand: o.maxCommand,
+        maxIdentifier: o.maxIdentifier,
+      },
+      maxFindMatches: o.maxFindResults,
       onEvent,
     });
     const s = node.scan;
     if (s) {
       log.info(`indexed ${o.dir}: ${s.added} new, ${s.updated} changed, ${s.unchanged} unchanged, ${s.removed} removed, ${s.failed.length} not DICOM`);
+      if (s.conflicts > 0) {
+        log.warn(`${s.conflicts} study or series UIDs in ${o.dir} are held under more than one PatientID; they are kept apart (query with PatientID to tell them apart)`);
+      }
     }
-    log.info(`listening on ${node.host}:${node.port} as ${node.aeTitle}${tls ? " (TLS)" : ""}, serving ${node.index.dir}${forwardTo ? `, forwarding to ${forwardTo.calledAet}@${forwardTo.host}:${forwardTo.port}` : ""}`);
+    if (node.cleaned.length) log.info(`removed ${node.cleaned.length} temporary files left by a previous run in ${o.dir}/.incoming`);
+    const who = allow.length ? `allowing ${allow.map(formatAllowEntry).join(", ")}` : "allowing nobody to query";
+    log.info(`listening on ${node.host}:${node.port} as ${node.aeTitle}${tls ? " (TLS)" : ""}, serving ${node.index.dir}, ${who}${o.allowStoreAny ? ", storage from anyone" : ""}${forwardTo ? `, forwarding to ${forwardTo.calledAet}@${forwardTo.host}:${forwardTo.port}` : ""}`);
     // Our own signal listeners as well as ctx.signal: under Deno, when the command is loaded
     // through cli.ts, the platform's listeners were not called (measured: killed with 143).
     let stop: () => void = () => {};
@@ -226,7 +306,7 @@ export const main = defineCommand({
       forward.close();
       await forwarding;
     }
-    // Exit 3 when something could not be forwarded (a rerun of push over DIR sends it).
+    // Exit 3 when something could not be forwarded (a later push over DIR sends it).
     return forwardFailures > 0 ? 3 : 0;
   },
 });

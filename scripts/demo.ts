@@ -41,7 +41,7 @@ say(`catalog ${catalog}: ${built.patients} patients, ${built.plans} plans, ${bui
 
 const port = await freePort();
 const aet = "RTEXPORT-DEMO";
-const serve = spawn(runtime[0], [...runtime.slice(1), "serve", "--dir", join(work, "dicom"), "--port", String(port), "--aet", aet, "-q"], {
+const serve = spawn(runtime[0], [...runtime.slice(1), "serve", "--dir", join(work, "dicom"), "--port", String(port), "--aet", aet, "--allow", "RTEXPORT@127.0.0.1", "-q"], {
   stdio: ["ignore", "ignore", "inherit"],
 });
 let exit = 1;

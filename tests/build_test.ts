@@ -405,7 +405,7 @@ if (isDeno) {
 
       before(async () => {
         port = await freePort();
-        server = spawn(binary, ["serve", "--dir", served(), "--port", String(port), "--host", "127.0.0.1", "--aet", "RTXSERVE"], {
+        server = spawn(binary, ["serve", "--dir", served(), "--port", String(port), "--host", "127.0.0.1", "--aet", "RTXSERVE", "--allow", "RTEXPORT@127.0.0.1"], {
           cwd: work,
           env,
           stdio: ["ignore", "pipe", "pipe"],

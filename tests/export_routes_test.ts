@@ -248,7 +248,7 @@ test("export-plan | push: every object export-plan found reaches DCMTK's storesc
 async function storedByServe(paths: string[]): Promise<Record<string, unknown>[]> {
   const port = await freePort();
   const [cmd, ...args] = cliCommand();
-  const proc = spawn(cmd, [...args, "serve", "--dir", join(dir, "served"), "--port", String(port), "--host", "127.0.0.1", "--aet", "RTSERVE"], {
+  const proc = spawn(cmd, [...args, "serve", "--dir", join(dir, "served"), "--port", String(port), "--host", "127.0.0.1", "--aet", "RTSERVE", "--allow", "STORESCU@127.0.0.1"], {
     env: { ...process.env, ...dcmtkEnv() }, stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";

@@ -336,7 +336,7 @@ describe("DICOM sources", () => {
     port = await freePort();
     const movePort = await freePort();
     const [cmd, ...args] = cliCommand();
-    serve = spawn(cmd, [...args, "serve", "--dir", join(dir, "clinic"), "--port", String(port), "--aet", aet, "--move-dest", `RTEXPORT=127.0.0.1:${movePort}`, "-q"], { stdio: "ignore" });
+    serve = spawn(cmd, [...args, "serve", "--dir", join(dir, "clinic"), "--port", String(port), "--aet", aet, "--move-dest", `RTEXPORT=127.0.0.1:${movePort}`, "--allow", "RTEXPORT", "-q"], { stdio: "ignore" });
     await waitForPort(port, "127.0.0.1", 30_000);
     process.env.RTX_TEST_MOVE_PORT = String(movePort);
   });

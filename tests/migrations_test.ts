@@ -120,7 +120,9 @@ describe("idms_to_pacs.mjs: catalog → tree → PACS (our serve)", () => {
     await buildDemoCatalog({ clinic: join(dir, "clinic"), manifest, catalogPath: db, vault });
     port = await freePort();
     const [cmd, ...args] = cliCommand();
-    serve = spawn(cmd, [...args, "serve", "--dir", pacsDir, "--port", String(port), "--host", "127.0.0.1", "--aet", "PACS", "-q"], {
+    // --overwrite: the last test sends objects this PACS already holds (the same tree, exported
+    // twice) and counts what it stored; by default serve would keep the first copies.
+    serve = spawn(cmd, [...args, "serve", "--dir", pacsDir, "--port", String(port), "--host", "127.0.0.1", "--aet", "PACS", "--allow", "RTEXPORT", "--overwrite", "-q"], {
       stdio: ["ignore", "pipe", "inherit"],
     });
     serve.stdout!.setEncoding("utf8").on("data", (d: string) => (served += d));

@@ -89,6 +89,15 @@ describe("PDUs", () => {
     assert.throws(() => decodePdu(Uint8Array.of(9, 0, 0, 0, 0, 0)), /unknown PDU type 0x09/);
     assert.throws(() => decodePdu(Uint8Array.of(4, 0, 0, 0, 0, 9, 0, 0, 0, 9, 1, 0)), /PDU length 9 does not match/);
   });
+
+  test("an empty role selection sub-item is a PduError, not a RangeError (found by scripts/fuzz.ts)", () => {
+    const ok = encodeAssociate({
+      type: PDU_ASSOCIATE_RQ, protocolVersion: 1, calledAet: "A", callingAet: "B", applicationContext: "1.2.840.10008.3.1.1.1",
+      contexts: [{ id: 1, abstractSyntax: "1.2.840.10008.1.1", transferSyntaxes: ["1.2.840.10008.1.2"] }],
+      user: { maxPduLength: 0, implementationClassUid: "1.2", roles: [], other: [{ type: 0x54, value: new Uint8Array(0) }] },
+    });
+    assert.throws(() => decodePdu(ok), (e: Error) => e.name === "PduError" && /role selection sub-item is too short/.test(e.message));
+  });
 });
 
 describe("DIMSE command sets", () => {

@@ -294,7 +294,7 @@ describe("push on a live clinical system", () => {
     const cmd = cliCommand();
     const served = join(dir, "relay");
     const target = await startOrthanc({ aeTitle: "TARGET" });
-    const serve = spawn(cmd[0], [...cmd.slice(1), "serve", "--dir", served, "--host", "127.0.0.1", "--port", String(port), "--aet", "RELAY", "--forward", `TARGET@127.0.0.1:${target.port}`], { stdio: ["ignore", "pipe", "pipe"] });
+    const serve = spawn(cmd[0], [...cmd.slice(1), "serve", "--dir", served, "--host", "127.0.0.1", "--port", String(port), "--aet", "RELAY", "--allow-store-any", "--forward", `TARGET@127.0.0.1:${target.port}`], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "", err = "";
     let code: number | null = null;
     serve.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));

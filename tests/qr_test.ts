@@ -169,12 +169,12 @@ test("C-MOVE/C-GET selection: study, series list, instance", async () => {
 
 test("indexFolder is incremental: unchanged files are not re-read, changed and removed ones are", async () => {
   const again = await index.indexFolder();
-  assert.deepEqual({ ...again, failed: again.failed.length }, { scanned: 7, added: 0, updated: 0, unchanged: 6, removed: 0, failed: 1 });
+  assert.deepEqual({ ...again, failed: again.failed.length }, { scanned: 7, added: 0, updated: 0, unchanged: 6, removed: 0, failed: 1, conflicts: 0 });
   const p = write("b/mr.dcm", dataset({ ...P("PAT2", "MÜLLER^ANNA", "19700202"), StudyInstanceUID: "2.1", StudyDate: "20240302", SeriesInstanceUID: "2.1.1", Modality: "MR", SOPClassUID: "1.2.840.10008.5.1.4.1.1.4", SOPInstanceUID: "2.1.1.1" }));
   utimesSync(p, new Date(), new Date(Date.now() + 5000));
   unlinkSync(join(dir, "a", "dose1.dcm"));
   const third = await index.indexFolder();
-  assert.deepEqual({ ...third, failed: third.failed.length }, { scanned: 6, added: 0, updated: 1, unchanged: 4, removed: 1, failed: 1 });
+  assert.deepEqual({ ...third, failed: third.failed.length }, { scanned: 6, added: 0, updated: 1, unchanged: 4, removed: 1, failed: 1, conflicts: 0 });
   assert.deepEqual(await find("STUDY", "STUDY", { StudyInstanceUID: "2.1", StudyDate: "" }, ["StudyDate"]), [{ StudyDate: "20240302" }]);
   assert.deepEqual(await find("STUDY", "SERIES", { StudyInstanceUID: "1.1", SeriesInstanceUID: "" }, ["SeriesInstanceUID"]).then((r) => r.map((x) => x.SeriesInstanceUID).sort()), ["1.1.1", "1.1.2"]);
 });

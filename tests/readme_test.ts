@@ -67,7 +67,7 @@ describe("the README's pipelines, run as written", () => {
   async function startServe(name: string, aet: string, folder: string, extra: string[] = []): Promise<number> {
     const port = await freePort();
     const [cmd, ...pre] = cliCommand();
-    const p = spawn(cmd, [...pre, "serve", "--dir", folder, "--port", String(port), "--host", "127.0.0.1", "--aet", aet, "-q", ...extra], { stdio: ["ignore", "pipe", "inherit"] });
+    const p = spawn(cmd, [...pre, "serve", "--dir", folder, "--port", String(port), "--host", "127.0.0.1", "--aet", aet, "--allow", "RTEXPORT@127.0.0.1", "-q", ...extra], { stdio: ["ignore", "pipe", "inherit"] });
     if (name === "pacs") p.stdout!.setEncoding("utf8").on("data", (d: string) => pacsStored.push(d));
     else p.stdout!.resume();
     peers.push(p);

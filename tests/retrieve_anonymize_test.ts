@@ -25,7 +25,7 @@ before(async () => {
   manifest = await generateClinic({ out: join(dir, "clinic"), patients: 2, slices: 4, seed: 11 });
   port = await freePort();
   const [cmd, ...args] = cliCommand();
-  serve = spawn(cmd, [...args, "serve", "--dir", join(dir, "clinic"), "--port", String(port), "--aet", aet, "-q"], { stdio: "ignore" });
+  serve = spawn(cmd, [...args, "serve", "--dir", join(dir, "clinic"), "--port", String(port), "--aet", aet, "--allow", "RTEXPORT", "-q"], { stdio: "ignore" });
   await waitForPort(port, "127.0.0.1", 30_000);
 });
 after(() => {

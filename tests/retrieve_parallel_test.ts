@@ -90,7 +90,7 @@ describe("retrieve --parallel ← Orthanc", () => {
 describe("retrieve --parallel ← serve (our own node)", () => {
   test("C-GET --parallel 4 opens four associations, each asking for a quarter of the instances", async () => {
     const events: QrScpEvent[] = [];
-    const node = await startQrScp({ dir: join(root, "served"), aeTitle: "RTSERVE", host: "127.0.0.1", port: 0, onEvent: (e) => events.push(e) });
+    const node = await startQrScp({ dir: join(root, "served"), aeTitle: "RTSERVE", host: "127.0.0.1", port: 0, allow: ["RTX@127.0.0.1"], onEvent: (e) => events.push(e) });
     try {
       for (const f of files) copyFileSync(f, join(node.index.dir, `${readDicomFile(f).dataset.string("SOPInstanceUID")}.dcm`));
       await node.index.indexFolder();

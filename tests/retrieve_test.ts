@@ -408,7 +408,7 @@ describe("retrieve ← serve (our own node) over TLS", () => {
     const certDir = join(root, "tls");
     mkdirSync(certDir, { recursive: true });
     const tls = await makeTlsCert(certDir);
-    const node = await startQrScp({ dir: join(root, "served-tls"), aeTitle: "RTSERVE", host: "127.0.0.1", port: 0, tls: { cert: tls.cert, key: tls.key } });
+    const node = await startQrScp({ dir: join(root, "served-tls"), aeTitle: "RTSERVE", host: "127.0.0.1", port: 0, allow: ["RTX"], tls: { cert: tls.cert, key: tls.key } });
     try {
       for (const f of dicomFilesUnder(clinicDir)) copyFileSync(f, join(node.index.dir, `${readDicomFile(f).dataset.string("SOPInstanceUID")}.dcm`));
       await node.index.indexFolder();

@@ -156,7 +156,7 @@ describe("serve command", () => {
   test("prints where it listens, indexes what is already there, stops on SIGTERM with exit 0", async () => {
     const port = await freePort();
     const [cmd, ...args] = cliCommand();
-    proc = spawn(cmd, [...args, "serve", "--dir", served, "--port", String(port), "--host", "127.0.0.1", "--aet", "RTSERVE"], { cwd: repoRoot, env: { ...process.env, ...dcmtkEnv() }, stdio: ["ignore", "pipe", "pipe"] });
+    proc = spawn(cmd, [...args, "serve", "--dir", served, "--port", String(port), "--host", "127.0.0.1", "--aet", "RTSERVE", "--allow", "ANY@127.0.0.1", "--overwrite"], { cwd: repoRoot, env: { ...process.env, ...dcmtkEnv() }, stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";
     let stdout = "";
     proc.stderr!.on("data", (b) => (stderr += b));

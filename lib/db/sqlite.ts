@@ -63,11 +63,20 @@ export function adaptDatabaseSync(db: DatabaseSyncLike, cacheSize = 200): Sqlite
       const cached = cache.get(sql);
       if (cached) return cached;
       const stmt = db.prepare(sql);
+      const isRollback = /^\s*rollback\b/i.test(sql);
       const adapted: SqliteStatement = {
         reader: stmt.columns().length > 0,
         all: (params) => stmt.all(...bindable(params)),
         run: (params) => {
-          const r = stmt.run(...bindable(params));
+          let r;
+          try {
+            r = stmt.run(...bindable(params));
+          } catch (e) {
+            // SQLite rolls a transaction back by itself on some errors (a full disk: SQLITE_FULL);
+            // kysely's ROLLBACK then fails and its error would hide the real one, which follows.
+            if (isRollback && /no transaction is active/.test((e as Error).message)) return { changes: 0, lastInsertRowid: 0 };
+            throw e;
+          }
           return { changes: r.changes, lastInsertRowid: r.lastInsertRowid };
         },
         iterate: (params) => stmt.iterate(...bindable(params)),

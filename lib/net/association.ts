@@ -4,17 +4,14 @@
  * Used by both sides: `connect()` makes a requestor (SCU); the SCP framework (scp.ts) makes
  * acceptors. Service operations (echo, store, find, move, get) live in scu.ts on top of this.
  */
-import { concatBytes } from "../util/bytes.ts";
 import { Buffer } from "node:buffer";
-import { createHash, type Hash } from "node:crypto";
-import { closeSync, open as openAsync, openSync, readSync, renameSync, unlinkSync, writeSync, writevSync } from "node:fs";
-import { join } from "node:path";
-import process from "node:process";
+import { closeSync, openSync, readSync, renameSync } from "node:fs";
 import * as net from "node:net";
 import type * as tlsTypes from "node:tls";
-import { buildMeta, encodeMeta } from "../dicom/writer.ts";
 import { type DimseCommand, decodeCommand, encodeCommand } from "./dimse.ts";
 import { DicomNetError, socketError } from "./errors.ts";
+import { type AssociationLimits, DEFAULT_ASSOCIATION_LIMITS, DEFAULT_SCP_IDLE_MS, withDefaults } from "./limits.ts";
+import { CopyPool, FileSink, MemorySink, type ReceivedFile, type Sink, TempFiles } from "./sinks.ts";
 import {
   abortReasonText, APPLICATION_CONTEXT_NAME, type AssociateAc, type AssociateRq, decodePdu, DEFAULT_MAX_PDU,
   encodeAbort, encodeAssociate, encodeAssociateRj, encodeReleaseRp, encodeReleaseRq, fragment, maxPduPayload, PC_ACCEPTANCE,
@@ -23,6 +20,8 @@ import {
   writePdvHeader,
 } from "./pdu.ts";
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from "../dicom/writer.ts";
+
+export type { ReceivedFile } from "./sinks.ts";
 
 /** A presentation context as negotiated. */
 export interface NegotiatedContext {
@@ -71,30 +70,12 @@ export interface ConnectOptions {
   contexts: { abstractSyntax: string; transferSyntaxes: string[] }[];
   /** SCP/SCU role selection sub-items (C-GET needs scp: true for the storage classes it receives). */
   roles?: RoleSelection[];
-  /** Largest PDU we receive (announced to the peer). Default 262144. */
+  /** Largest PDU we receive (announced to the peer; larger ones abort the association). Default 262144. */
   maxPdu?: number;
   timeouts?: Timeouts;
   tls?: TlsOptions;
-}
-
-/** A data set received with a message: in memory, or streamed into a file. */
-export interface ReceivedFile {
-  /** Temporary Part 10 file (meta header built from the command + the data set bytes as received). */
-  path: string;
-  sopClassUid: string;
-  sopInstanceUid: string;
-  transferSyntaxUid: string;
-  /** Size of the file in bytes. */
-  size: number;
-  /** Lower-case hex SHA-256 of the file, computed while it was written (when `hashReceived` is set). */
-  sha256?: string;
-  /**
-   * The whole file (meta header and data set) as written, when the association keeps copies
-   * (`keepReceived`) and it fit. Valid until `release()`: the buffer then serves a later object.
-   */
-  bytes?: Uint8Array;
-  /** Gives `bytes` back to the association (idempotent). Whoever keeps the file must call it. */
-  release?: () => void;
+  /** What the peer may make us buffer (see limits.ts); `maxPdu` above wins over `limits.maxPdu`. */
+  limits?: Partial<AssociationLimits>;
 }
 
 export interface DimseMessage {
@@ -109,312 +90,6 @@ export interface DimseMessage {
   error?: string;
 }
 
-/** Where a message's data set bytes go while they arrive. */
-interface Sink {
-  /** Takes bytes that may be a view into a reused read buffer: copy or consume them before `flush`. */
-  write(b: Uint8Array): void;
-  /** Called before the bytes given to `write` may change (end of each socket read). */
-  flush(): void;
-  end(): { dataset?: Uint8Array; file?: ReceivedFile; error?: string };
-  discard(): void;
-}
-
-class MemorySink implements Sink {
-  parts: Uint8Array[] = [];
-  length = 0;
-  write(b: Uint8Array): void {
-    this.parts.push(b.slice());
-    this.length += b.length;
-  }
-  flush(): void {}
-  end(): { dataset: Uint8Array } {
-    if (this.parts.length === 1) return { dataset: this.parts[0] };
-    const out = new Uint8Array(this.length);
-    let o = 0;
-    for (const p of this.parts) {
-      out.set(p, o);
-      o += p.length;
-    }
-    return { dataset: out };
-  }
-  discard(): void {
-    this.parts = [];
-  }
-}
-
-let tempCounter = 0;
-
-function tempPath(dir: string): string {
-  return join(dir, `.rtexport-rx-${process.pid}-${Date.now().toString(36)}-${(tempCounter++).toString(36)}.part`);
-}
-
-/**
- * Temporary files opened ahead of time. With one, a third of the objects of a 500-object C-GET
- * from Orthanc found none ready (the open's completion had not been handled yet) and created
- * theirs synchronously, on the path the peer waits on; with four, 0–5 of 500 did.
- */
-const TEMP_FILES_AHEAD = 4;
-
-/**
- * Opens the temporary file for the next received object in the background once an association
- * has received two (creating a file costs 0.2–0.5 ms here; done while the peer is still
- * sending, it is off the path between an object's last byte and our C-STORE-RSP). An
- * association that carries a single object (a storescu per file) opens nothing ahead.
- */
-class TempFiles {
-  readonly dir: string;
-  private readonly ready: { fd: number; path: string }[] = [];
-  private opening = 0;
-  private taken = 0;
-  private stopped = false;
-  private idle: (() => void)[] = [];
-
-  constructor(dir: string) {
-    this.dir = dir;
-  }
-
-  /** A new, empty file opened for writing (synchronously when none is ready; that throws on failure). */
-  take(): { fd: number; path: string } {
-    let f = this.ready.shift();
-    if (!f) {
-      const path = tempPath(this.dir);
-      f = { fd: openSync(path, "wx"), path };
-    }
-    if (++this.taken >= 2) this.refill();
-    return f;
-  }
-
-  /**
-   * Opens the next file ahead, one at a time: creates in one folder serialize on its lock in the
-   * kernel, and several in flight spun on it (perf, 4 at once: a sixth of the process's CPU in
-   * rwsem_spin_on_owner on this 2-CPU host).
-   */
-  private refill(): void {
-    if (this.stopped || this.opening > 0 || this.ready.length >= TEMP_FILES_AHEAD) return;
-    const path = tempPath(this.dir);
-    this.opening++;
-    openAsync(path, "wx", (err, fd) => {
-      this.opening--;
-      if (err) this.stopped = true; // the synchronous open in take() reports the problem
-      else if (this.stopped) discardTemp(fd, path);
-      else this.ready.push({ fd, path });
-      if (this.opening === 0) for (const f of this.idle.splice(0)) f();
-      this.refill();
-    });
-  }
-
-  /** Closes and removes the files opened ahead; resolves when no open is in flight any more. */
-  dispose(): Promise<void> {
-    this.stopped = true;
-    for (const f of this.ready.splice(0)) discardTemp(f.fd, f.path);
-    if (this.opening === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, 2000); // an open never takes that long; never hang a close on it
-      this.idle.push(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-  }
-}
-
-function discardTemp(fd: number, path: string): void {
-  try {
-    closeSync(fd);
-    unlinkSync(path);
-  } catch { /* already gone (staging removed) */ }
-}
-
-/** The first buffer a kept copy gets (grown by doubling up to the association's limit). */
-const COPY_INITIAL = 1024 * 1024;
-
-/**
- * Buffers that hold in-memory copies of received files (`Association.keepReceived`), so the
- * consumer hashes and parses an object without reading its file back. Two per association: one
- * being filled, one waiting for the consumer. When neither is free (a consumer that holds on to
- * them, or a peer that sends before our C-STORE-RSP) an object simply gets no copy.
- */
-class CopyPool {
-  readonly limit: number;
-  private readonly free: Uint8Array[] = [];
-  private live = 0;
-  private closed = false;
-
-  constructor(limit: number) {
-    this.limit = limit;
-  }
-
-  take(): Uint8Array | undefined {
-    if (this.closed) return undefined;
-    const b = this.free.pop();
-    if (b) return b;
-    if (this.live >= 2) return undefined;
-    this.live++;
-    return new Uint8Array(Math.min(COPY_INITIAL, this.limit));
-  }
-
-  /** A larger buffer holding the first `used` bytes of `b`, or undefined past the limit (`b` is given back). */
-  grow(b: Uint8Array, used: number, need: number): Uint8Array | undefined {
-    if (need > this.limit) {
-      this.give(b);
-      return undefined;
-    }
-    let size = b.length;
-    while (size < need) size *= 2;
-    const n = new Uint8Array(Math.min(size, this.limit));
-    n.set(b.subarray(0, used));
-    return n;
-  }
-
-  give(b: Uint8Array): void {
-    if (!this.closed) this.free.push(b);
-  }
-
-  /** The association ended: buffers given back from now on are dropped, not kept. */
-  close(): void {
-    this.closed = true;
-    this.free.length = 0;
-  }
-}
-
-/** Writes all of `parts` at the file's current position (writev; the rest with write if it was short). */
-function writeAllv(fd: number, parts: Uint8Array[], total: number): void {
-  let done = parts.length === 1 ? writeSync(fd, parts[0]) : writevSync(fd, parts);
-  if (done === total) return;
-  for (const p of parts) {
-    if (done >= p.length) {
-      done -= p.length;
-      continue;
-    }
-    let o = done;
-    while (o < p.length) o += writeSync(fd, p, o, p.length - o);
-    done = 0;
-  }
-}
-
-/**
- * Writes a received data set to a temporary file as its PDVs arrive, behind a meta header: the
- * pieces of one socket read go out with one writev, optionally hashed on the way.
- */
-class FileSink implements Sink {
-  private fd: number | undefined;
-  private size = 0;
-  private error: string | undefined;
-  readonly path: string;
-  private readonly info: Omit<ReceivedFile, "path" | "size">;
-  private pending: Uint8Array[] = [];
-  private pendingBytes = 0;
-  private readonly hash: Hash | undefined;
-  private readonly copies: CopyPool | undefined;
-  /** The in-memory copy being filled (`copies`), and how much of it is used. */
-  private copy: Uint8Array | undefined;
-  private copied = 0;
-
-  constructor(files: TempFiles, info: Omit<ReceivedFile, "path" | "size">, sourceAet: string, hash: boolean, copies?: CopyPool) {
-    this.info = info;
-    this.hash = hash ? createHash("sha256") : undefined;
-    this.copies = copies;
-    this.copy = copies?.take();
-    let f: { fd: number; path: string };
-    try {
-      f = files.take();
-    } catch (e) {
-      this.path = join(files.dir, ".rtexport-rx-*.part");
-      this.error = `Cannot write "${this.path}": ${(e as Error).message ?? e}`;
-      return;
-    }
-    this.path = f.path;
-    this.fd = f.fd;
-    try {
-      const meta = encodeMeta(buildMeta(info.sopClassUid, info.sopInstanceUid, info.transferSyntaxUid, sourceAet));
-      const head = new Uint8Array(132 + meta.length);
-      head.set([0x44, 0x49, 0x43, 0x4d], 128);
-      head.set(meta, 132);
-      this.write(head);
-    } catch (e) {
-      this.fail(e);
-    }
-  }
-
-  private fail(e: unknown): void {
-    this.error = `Cannot write "${this.path}": ${(e as Error).message ?? e}`;
-    this.discard();
-  }
-
-  write(b: Uint8Array): void {
-    if (this.fd === undefined) return;
-    this.pending.push(b);
-    this.pendingBytes += b.length;
-    this.hash?.update(b);
-    if (this.copy) {
-      if (this.copied + b.length > this.copy.length) this.copy = this.copies!.grow(this.copy, this.copied, this.copied + b.length);
-      if (this.copy) {
-        this.copy.set(b, this.copied);
-        this.copied += b.length;
-      }
-    }
-  }
-
-  flush(): void {
-    if (this.fd === undefined || this.pendingBytes === 0) return;
-    try {
-      writeAllv(this.fd, this.pending, this.pendingBytes);
-      this.size += this.pendingBytes;
-    } catch (e) {
-      this.fail(e);
-    }
-    this.pending = [];
-    this.pendingBytes = 0;
-  }
-
-  end(): { file?: ReceivedFile; error?: string } {
-    this.flush();
-    if (this.error || this.fd === undefined) {
-      this.discard();
-      return { error: this.error ?? "data set discarded" };
-    }
-    try {
-      closeSync(this.fd);
-      this.fd = undefined;
-    } catch (e) {
-      this.fail(e);
-      return { error: this.error };
-    }
-    const file: ReceivedFile = { ...this.info, path: this.path, size: this.size };
-    if (this.hash) file.sha256 = this.hash.digest("hex");
-    if (this.copy) {
-      // The closure holds the buffer until it is given back, and the pool (not this sink) after.
-      let copy: Uint8Array | undefined = this.copy;
-      const pool = this.copies!;
-      this.copy = undefined;
-      file.bytes = copy.subarray(0, this.copied);
-      file.release = () => {
-        if (!copy) return;
-        pool.give(copy);
-        copy = undefined;
-        file.bytes = undefined;
-      };
-    }
-    return { file };
-  }
-
-  discard(): void {
-    this.pending = [];
-    this.pendingBytes = 0;
-    if (this.copy) this.copies!.give(this.copy);
-    this.copy = undefined;
-    if (this.fd !== undefined) {
-      try {
-        closeSync(this.fd);
-      } catch { /* already closed */ }
-      this.fd = undefined;
-    }
-    try {
-      if (this.path) unlinkSync(this.path);
-    } catch { /* not created */ }
-  }
-}
-
 /** A data set to send: a byte range of a file (streamed) or bytes in memory. */
 export type DataSource = { path: string; offset: number; length: number } | Uint8Array;
 
@@ -426,7 +101,6 @@ interface Waiter {
   timer?: ReturnType<typeof setTimeout>;
 }
 
-const MAX_ACCEPTED_PDU = 64 * 1024 * 1024;
 /**
  * Size of the buffer a requestor's plain TCP socket reads into (net `onread`): reused for every
  * read, so receiving allocates nothing per chunk (the default path allocates a 64 KB buffer
@@ -472,7 +146,15 @@ export class Association {
   private buffered = 0;
   private readonly queue: DimseMessage[] = [];
   private readonly waiters: Waiter[] = [];
-  private cmdParts: Uint8Array[] = [];
+  /** The command set being received (bounded by `limits.maxCommand`). */
+  private cmd: MemorySink | undefined;
+  readonly limits: AssociationLimits;
+  /** Largest P-DATA-TF PDU we announced (0 = none announced); set by the negotiation. */
+  private maxPduReceive = 0;
+  /** When bytes last arrived: a DIMSE wait counts from the peer's last sign of life. */
+  private lastActivity = Date.now();
+  /** The socket is paused: messages are queued unread, or negotiation holds the bytes. */
+  private paused = false;
   /** Bytes of the P-DATA-TF PDU being streamed that have not arrived yet (0: between PDUs). */
   private pduLeft = 0;
   /** The PDV being streamed: its header, and how many of its data bytes are still to come. */
@@ -490,16 +172,20 @@ export class Association {
   /** The A-ASSOCIATE-RQ received (acceptors) or sent (requestors). */
   request: AssociateRq | undefined;
 
-  constructor(socket: net.Socket, opts: { requestor: boolean; peer: string; tls: boolean; timeouts?: Timeouts }) {
+  constructor(
+    socket: net.Socket,
+    opts: { requestor: boolean; peer: string; tls: boolean; timeouts?: Timeouts; limits?: Partial<AssociationLimits> },
+  ) {
     this.socket = socket;
     this.peer = opts.peer;
     this.isRequestor = opts.requestor;
     this.tls = opts.tls;
     this.state = opts.requestor ? "connecting" : "awaiting-rq";
+    this.limits = withDefaults(DEFAULT_ASSOCIATION_LIMITS, opts.limits);
     this.timeouts = {
       connect: opts.timeouts?.connect ?? 10000,
       association: opts.timeouts?.association ?? 30000,
-      dimse: opts.timeouts?.dimse ?? (opts.requestor ? 60000 : 600000),
+      dimse: opts.timeouts?.dimse ?? (opts.requestor ? 60000 : DEFAULT_SCP_IDLE_MS),
     };
     socket.setNoDelay(true);
     socket.on("data", (chunk: Uint8Array) => this.onData(chunk));
@@ -539,6 +225,7 @@ export class Association {
     if (chunk.length > 0) {
       this.chunks.push(chunk);
       this.buffered += chunk.length;
+      this.lastActivity = Date.now();
     }
     this.pump();
     this.current?.sink.flush();
@@ -547,12 +234,35 @@ export class Association {
     }
   }
 
+  /** True while buffered bytes must wait: negotiation holds them, or too many messages are unread. */
+  private stalled(): boolean {
+    return this.hold || this.queue.length >= this.limits.maxQueuedMessages;
+  }
+
+  /** Goes on parsing (and reading) once the reason to stop is gone. */
+  private unstall(): void {
+    if (this.stalled()) return;
+    if (this.paused) {
+      this.paused = false;
+      this.socket.resume();
+    }
+    if (this.buffered > 0) queueMicrotask(() => this.pump());
+  }
+
   /**
    * Parses and handles the buffered PDUs (until negotiation holds it). P-DATA-TF PDUs are not
    * reassembled: their PDVs' bytes go to the message being received as they arrive.
    */
   private pump(): void {
-    while (!this.hold && this.state !== "closed") {
+    while (this.state !== "closed") {
+      if (this.stalled()) {
+        // Bytes we cannot act on yet (negotiation pending, messages unread) stay in the kernel.
+        if (this.buffered > 0 && !this.paused) {
+          this.paused = true;
+          this.socket.pause();
+        }
+        return;
+      }
       if (this.pduLeft > 0) {
         if (!this.streamPData()) return;
         continue;
@@ -566,14 +276,19 @@ export class Association {
         this.protocolAbort(`received data that is not a DICOM PDU (type 0x${head[0].toString(16)})`);
         return;
       }
-      if (len > MAX_ACCEPTED_PDU) {
-        this.protocolAbort(`PDU of ${len} bytes is larger than allowed`);
-        return;
-      }
       if (head[0] === PDU_P_DATA_TF && !this.pduWaiter && (this.state === "established" || this.state === "awaiting-rp")) {
+        if (this.maxPduReceive > 0 && len > this.maxPduReceive) {
+          this.protocolAbort(`P-DATA-TF PDU of ${len} bytes is larger than the ${this.maxPduReceive} we announced`, 6);
+          return;
+        }
         this.take(6, true);
         this.pduLeft = len;
         continue;
+      }
+      // Every other PDU is read whole: its length is checked before any of its body is kept.
+      if (len > this.limits.maxAssociatePdu) {
+        this.protocolAbort(`${pduName(head[0])} PDU of ${len} bytes is larger than the ${this.limits.maxAssociatePdu} allowed`, 6);
+        return;
       }
       if (this.buffered < len + 6) return;
       const bytes = this.take(len + 6, true);
@@ -624,8 +339,17 @@ export class Association {
       this.buffered -= k;
       this.pduLeft -= k;
       pdv.left -= k;
-      if (pdv.command) this.cmdParts.push(piece.slice());
-      else this.current!.sink.write(piece);
+      if (pdv.command) {
+        this.cmd ??= new MemorySink(this.limits.maxCommand);
+        if (!this.cmd.write(piece)) {
+          this.protocolAbort(`command set larger than the ${this.limits.maxCommand} bytes allowed`);
+          return false;
+        }
+      } else if (!this.current!.sink.write(piece)) {
+        const what = commandName(this.current!.command.commandField);
+        this.protocolAbort(`${what} data set larger than the ${this.limits.maxIdentifier} bytes kept in memory`);
+        return false;
+      }
     }
     if (pdv.left > 0) return false;
     this.pdv = undefined;
@@ -639,11 +363,11 @@ export class Association {
     if (pdv.command) {
       let command: DimseCommand;
       try {
-        command = decodeCommand(concatBytes(this.cmdParts));
+        command = decodeCommand(this.cmd?.end().dataset ?? new Uint8Array(0));
       } catch (e) {
         return this.protocolAbort(`malformed command set: ${(e as Error).message}`);
       } finally {
-        this.cmdParts = [];
+        this.cmd = undefined;
       }
       const context = this.contexts.get(pdv.contextId);
       if (!context?.accepted) return this.protocolAbort(`message on presentation context ${pdv.contextId}, which was not accepted`);
@@ -749,7 +473,7 @@ export class Association {
         transferSyntaxUid: context.transferSyntax,
       }, this.isRequestor ? this.calledAet : this.callingAet, this.hashReceived, this.copies());
     }
-    return new MemorySink();
+    return new MemorySink(this.limits.maxIdentifier);
   }
 
   private deliver(m: DimseMessage): void {
@@ -776,18 +500,34 @@ export class Association {
   /** Waits for the next DIMSE message (timeout: `timeouts.dimse` unless given). */
   receive(timeoutMs: number = this.timeouts.dimse): Promise<DimseMessage> {
     const m = this.queue.shift();
-    if (m) return Promise.resolve(m);
+    if (m) {
+      this.unstall();
+      return Promise.resolve(m);
+    }
     if (this.closedError) return Promise.reject(this.closedError);
     return new Promise((resolve, reject) => {
       const w: Waiter = { resolve, reject };
       if (timeoutMs > 0) {
-        w.timer = setTimeout(() => {
+        // The wait counts from the peer's last byte: a large data set still arriving is not idle.
+        const expire = () => {
+          const quiet = Date.now() - this.lastActivity;
+          if (quiet < timeoutMs && this.lastActivity > start) {
+            w.timer = setTimeout(expire, timeoutMs - quiet);
+            return;
+          }
           const i = this.waiters.indexOf(w);
           if (i >= 0) this.waiters.splice(i, 1);
-          const err = new DicomNetError("TIMEOUT", `No response from ${this.peer} within ${seconds(timeoutMs)} (DIMSE timeout)`);
+          const err = new DicomNetError(
+            "TIMEOUT",
+            this.isRequestor
+              ? `No response from ${this.peer} within ${seconds(timeoutMs)} (DIMSE timeout)`
+              : `No request from ${this.peer} within ${seconds(timeoutMs)} (idle timeout)`,
+          );
           this.abort();
           reject(err);
-        }, timeoutMs);
+        };
+        const start = Date.now();
+        w.timer = setTimeout(expire, timeoutMs);
       }
       this.waiters.push(w);
     });
@@ -833,9 +573,10 @@ export class Association {
     return this.closedError;
   }
 
-  private protocolAbort(why: string): void {
+  /** Aborts as the service provider (PS3.8 Table 9-26 reason: 2 unexpected PDU, 6 invalid parameter value). */
+  private protocolAbort(why: string, reason = 2): void {
     if (this.state === "closed") return;
-    this.write(encodeAbort(2, 2));
+    this.write(encodeAbort(2, reason));
     this.state = "closed";
     this.fail(new DicomNetError("PROTOCOL", `Protocol error with ${this.peer}: ${why}`));
     this.socket.destroy();
@@ -1019,6 +760,7 @@ export class Association {
       };
       // PDUs may already be buffered.
       this.hold = false;
+      this.unstall();
       this.pump();
     });
   }
@@ -1028,6 +770,7 @@ export class Association {
     this.request = rq;
     this.callingAet = rq.callingAet;
     this.calledAet = rq.calledAet;
+    this.maxPduReceive = rq.user.maxPduLength;
     this.state = "awaiting-ac";
     this.write(encodeAssociate(rq));
     const answer = await this.waitPdu(this.timeouts.association, "association answer");
@@ -1076,6 +819,7 @@ export class Association {
 
   private resume(): void {
     this.hold = false;
+    this.unstall();
     queueMicrotask(() => this.pump());
   }
 
@@ -1083,6 +827,7 @@ export class Association {
   acceptAssociation(rq: AssociateRq, contexts: NegotiatedContext[], roles: RoleSelection[], maxPdu: number): void {
     for (const c of contexts) this.contexts.set(c.id, c);
     this.roles = roles;
+    this.maxPduReceive = maxPdu;
     this.peerMaxPdu = rq.user.maxPduLength;
     this.peerImplementationClassUid = rq.user.implementationClassUid;
     this.peerImplementationVersionName = rq.user.implementationVersionName ?? "";
@@ -1127,6 +872,23 @@ export class Association {
 }
 
 
+const PDU_NAMES: Record<number, string> = {
+  1: "A-ASSOCIATE-RQ", 2: "A-ASSOCIATE-AC", 3: "A-ASSOCIATE-RJ", 4: "P-DATA-TF", 5: "A-RELEASE-RQ", 6: "A-RELEASE-RP", 7: "A-ABORT",
+};
+
+function pduName(type: number): string {
+  return PDU_NAMES[type] ?? `type 0x${type.toString(16)}`;
+}
+
+const COMMAND_NAMES: Record<number, string> = {
+  0x0001: "C-STORE-RQ", 0x0010: "C-GET-RQ", 0x0020: "C-FIND-RQ", 0x0021: "C-MOVE-RQ", 0x0030: "C-ECHO-RQ",
+  0x8001: "C-STORE-RSP", 0x8010: "C-GET-RSP", 0x8020: "C-FIND-RSP", 0x8021: "C-MOVE-RSP",
+};
+
+function commandName(field: number): string {
+  return COMMAND_NAMES[field] ?? `command 0x${field.toString(16).padStart(4, "0")}`;
+}
+
 export function seconds(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
 }
@@ -1159,6 +921,11 @@ export async function connect(opts: ConnectOptions): Promise<Association> {
   // deno-lint-ignore prefer-const
   let assoc: Association | undefined;
   const early: Uint8Array[] = [];
+  // An error between the connect and the Association taking over the socket (a TLS 1.3 server
+  // refusing our certificate sends its alert just then): kept and handed over, never uncaught.
+  let settled = false;
+  let earlyError: Error | undefined;
+  let onError!: (e: Error) => void;
   const useTls = opts.tls !== undefined;
   // node:tls costs ~60 ms to load (cipher tables): only when TLS is asked for.
   const tls = useTls ? await import("node:tls") : undefined;
@@ -1170,7 +937,12 @@ export async function connect(opts: ConnectOptions): Promise<Association> {
         reject(new DicomNetError("TIMEOUT", `Cannot connect to ${opts.host}:${opts.port}: no answer within ${seconds(connectTimeout)} (connect timeout)`));
       }, connectTimeout)
       : undefined;
-    const onError = (e: Error) => {
+    onError = (e: Error) => {
+      if (settled) {
+        earlyError ??= e;
+        return;
+      }
+      settled = true;
       if (timer) clearTimeout(timer);
       s.destroy();
       reject(socketError(e, `${opts.host}:${opts.port}`, useTls));
@@ -1192,7 +964,7 @@ export async function connect(opts: ConnectOptions): Promise<Association> {
       }
       s = tls!.connect(tlsOpts, () => {
         if (timer) clearTimeout(timer);
-        s.off("error", onError);
+        settled = true;
         resolve(s);
       });
     } else {
@@ -1209,13 +981,15 @@ export async function connect(opts: ConnectOptions): Promise<Association> {
       };
       s = net.connect({ host: opts.host, port: opts.port, onread }, () => {
         if (timer) clearTimeout(timer);
-        s.off("error", onError);
+        settled = true;
         resolve(s);
       });
     }
-    s.once("error", onError);
+    s.on("error", onError);
   });
-  assoc = new Association(socket, { requestor: true, peer, tls: useTls, timeouts: opts.timeouts });
+  assoc = new Association(socket, { requestor: true, peer, tls: useTls, timeouts: opts.timeouts, limits: opts.limits });
+  socket.off("error", onError);
+  if (earlyError) socket.emit("error", earlyError);
   for (const b of early.splice(0)) assoc.feed(b, false);
   const rq: AssociateRq = {
     type: PDU_ASSOCIATE_RQ,
@@ -1225,7 +999,7 @@ export async function connect(opts: ConnectOptions): Promise<Association> {
     applicationContext: APPLICATION_CONTEXT_NAME,
     contexts: numberContexts(opts.contexts),
     user: {
-      maxPduLength: opts.maxPdu ?? DEFAULT_MAX_PDU,
+      maxPduLength: opts.maxPdu ?? opts.limits?.maxPdu ?? DEFAULT_MAX_PDU,
       implementationClassUid: IMPLEMENTATION_CLASS_UID,
       implementationVersionName: IMPLEMENTATION_VERSION_NAME,
       roles: opts.roles ?? [],

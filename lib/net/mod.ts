@@ -7,11 +7,15 @@ export {
   type ReceivedFile, type Timeouts, type TlsOptions,
 } from "./association.ts";
 export * from "./dimse.ts";
-export { DicomNetError, DimseStatusError, type NetErrorCode } from "./errors.ts";
+export { DicomNetError, DimseStatusError, type NetErrorCode, tlsFailureText } from "./errors.ts";
+export { type AllowEntry, allowedBy, formatAllowEntry, inNetwork, isValidAeTitle, parseAllowEntry, printable } from "./allow.ts";
+export {
+  type AssociationLimits, DEFAULT_ASSOCIATION_LIMITS, DEFAULT_SCP_IDLE_MS, DEFAULT_SCP_LIMITS, type ScpLimits,
+} from "./limits.ts";
 export { type RoleSelection, rejectReasonText } from "./pdu.ts";
 export {
   answerStore, chooseStoreContext, echo, find, get, isNativeTransferSyntax, move, QR_MODELS, QueryError, type QueryLevel,
-  type ReceiveHandler, type RetrieveProgress, storageContexts, store, type StoreAnswer, type StoreResult, type StoreSource,
+  type ReceiveErrorHandler, type ReceiveHandler, type RetrieveProgress, storageContexts, store, type StoreAnswer, type StoreResult, type StoreSource,
   storeSourceFromFile,
 } from "./scu.ts";
 export {

@@ -312,6 +312,8 @@ function decodeUserInfo(body: Uint8Array): UserInformation {
       case 0x52: u.implementationClassUid = uid(b); break;
       case 0x55: u.implementationVersionName = aet(b); break;
       case 0x54: {
+        // Found by scripts/fuzz.ts: an empty sub-item read its UID length past its end.
+        if (b.length < 2) throw new PduError("role selection sub-item is too short");
         const n = dv.getUint16(0);
         if (b.length < 2 + n + 2) throw new PduError("role selection sub-item is too short");
         u.roles.push({ sopClassUid: uid(b.subarray(2, 2 + n)), scu: b[2 + n] === 1, scp: b[3 + n] === 1 });

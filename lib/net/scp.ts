@@ -4,6 +4,7 @@
  * temporary file while they arrive; C-MOVE and C-GET sub-operations are run here from the list
  * of instances a handler returns.
  */
+import { unlinkSync } from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import type * as tlsTypes from "node:tls";
@@ -18,13 +19,16 @@ import {
 import { Association, connect, type NegotiatedContext, type ReceivedFile, type Timeouts, type TlsOptions } from "./association.ts";
 import {
   C_CANCEL_RQ, C_ECHO_RQ, C_ECHO_RSP, C_FIND_RQ, C_FIND_RSP, C_GET_RQ, C_GET_RSP, C_MOVE_RQ, C_MOVE_RSP, C_STORE_RQ,
-  type DimseCommand, N_ACTION_RQ, N_ACTION_RSP, N_EVENT_REPORT_RQ, N_EVENT_REPORT_RSP, STATUS_CANCEL, STATUS_CANNOT_UNDERSTAND, STATUS_MOVE_DESTINATION_UNKNOWN, STATUS_PENDING,
-  STATUS_PROCESSING_FAILURE, STATUS_QR_OUT_OF_RESOURCES, STATUS_SUBOPS_WARNING, STATUS_SUCCESS, statusCategory,
+  type DimseCommand, N_ACTION_RQ, N_ACTION_RSP, N_EVENT_REPORT_RQ, N_EVENT_REPORT_RSP, STATUS_CANCEL, STATUS_CANNOT_UNDERSTAND, STATUS_MOVE_DESTINATION_UNKNOWN, STATUS_OUT_OF_RESOURCES,
+  STATUS_PENDING, STATUS_PROCESSING_FAILURE, STATUS_QR_OUT_OF_RESOURCES, STATUS_SOP_CLASS_NOT_SUPPORTED, STATUS_SUBOPS_WARNING,
+  STATUS_SUCCESS, statusCategory, statusText,
 } from "./dimse.ts";
-import { DicomNetError, DimseStatusError } from "./errors.ts";
+import { DimseStatusError, tlsFailureText } from "./errors.ts";
+import { allowedBy, type AllowEntry, isValidAeTitle, parseAllowEntry, printable } from "./allow.ts";
+import { DEFAULT_SCP_LIMITS, type ScpLimits, withDefaults } from "./limits.ts";
 import {
-  type AssociateRq, DEFAULT_MAX_PDU, PC_ABSTRACT_SYNTAX_NOT_SUPPORTED, PC_ACCEPTANCE,
-  PC_TRANSFER_SYNTAXES_NOT_SUPPORTED, PDU_ASSOCIATE_RQ, type RoleSelection,
+  APPLICATION_CONTEXT_NAME, type AssociateRq, PC_ABSTRACT_SYNTAX_NOT_SUPPORTED, PC_ACCEPTANCE,
+  PC_TRANSFER_SYNTAXES_NOT_SUPPORTED, PC_USER_REJECTION, PDU_ASSOCIATE_RQ, type RoleSelection,
 } from "./pdu.ts";
 import { answerStore, QR_MODELS, type StoreAnswer, type StoreSource, storageContexts, store } from "./scu.ts";
 import { answerReport, type CommitItem, type CommitmentResult, serveCommitmentRequest, STORAGE_COMMITMENT_PUSH } from "./commitment.ts";
@@ -96,15 +100,23 @@ export interface AssociationRequest {
   callingAet: string;
   calledAet: string;
   remoteAddress: string;
+  /** CN of the verified TLS client certificate's subject, when the caller presented one. */
+  subjectCn?: string;
   request: AssociateRq;
 }
 
-/** Things an SCP reports (the library never prints; a command may log these). */
+/**
+ * Things an SCP reports (the library never prints; a command may log these). AE titles and other
+ * strings that came from the peer are made printable (control characters escaped) so a log line
+ * cannot be forged with them.
+ */
 export type ScpEvent =
-  | { type: "association"; callingAet: string; calledAet: string; remoteAddress: string; accepted: number }
+  | { type: "association"; callingAet: string; calledAet: string; remoteAddress: string; accepted: number; services: "all" | "storage" }
   | { type: "rejected"; callingAet: string; calledAet: string; remoteAddress: string; reason: string }
   | { type: "closed"; callingAet: string; remoteAddress: string; reason: string }
-  | { type: "error"; callingAet?: string; remoteAddress: string; message: string };
+  | { type: "error"; callingAet?: string; remoteAddress: string; message: string }
+  /** A C-STORE answered with a failure status (`message` says why), or a warning (`warning: true`). */
+  | { type: "store-failed"; callingAet: string; remoteAddress: string; sopInstanceUid: string; status: number; message: string; warning?: boolean };
 
 /**
  * Settings of an SCP made with {@linkcode createScp}: AE title, address, TLS, accepted callers and
@@ -114,12 +126,22 @@ export interface ScpOptions {
   aeTitle: string;
   /** 0 (default) picks a free port; see `Scp.port`. */
   port?: number;
-  /** Address to listen on (default 0.0.0.0). */
+  /** Address to listen on (default 127.0.0.1: reachable from other hosts only when asked for). */
   host?: string;
   /** TLS: `cert` and `key` required; `ca` + `requestCert` to require client certificates. */
   tls?: TlsOptions;
-  /** When set, other calling AE titles are rejected (calling AE title not recognized). */
+  /**
+   * Who may associate: entries (`AE`, `AE@10.0.0.0/24`, `AE#client-cn`, see allow.ts) whose callers
+   * get every service. Others are rejected (calling AE title not recognized) unless `openTo`
+   * lets them in for storage. With neither this nor `allowedCallingAets`, anyone may associate.
+   */
+  allow?: (string | AllowEntry)[];
+  /** Calling AE titles allowed from anywhere (the same as `allow` entries without address). */
   allowedCallingAets?: string[];
+  /** With `allow`: callers not on it may still associate for Verification and Storage (their Q/R contexts are rejected). */
+  openTo?: { store?: boolean };
+  /** Caps on what peers may make this SCP hold (limits.ts); `maxPdu` below wins over `limits.maxPdu`. */
+  limits?: Partial<ScpLimits>;
   /** Reject requests whose called AE title is not `aeTitle` (default true). */
   checkCalledAet?: boolean;
   /** Extra check; return a rejection to refuse (result, source, reason per PS3.8 Table 9-21). */
@@ -170,8 +192,8 @@ export function negotiateContexts(rq: AssociateRq, handlers: ScpHandlers, storag
   if (handlers.find) qr.add(QR_MODELS.patientRoot.find).add(QR_MODELS.studyRoot.find);
   if (handlers.move) qr.add(QR_MODELS.patientRoot.move).add(QR_MODELS.studyRoot.move);
   if (handlers.get) qr.add(QR_MODELS.patientRoot.get).add(QR_MODELS.studyRoot.get);
-  const storageOk = !!(handlers.store || handlers.get);
   if (handlers.commit || handlers.commitReport) qr.add(STORAGE_COMMITMENT_PUSH);
+  const storageOk = !!(handlers.store || handlers.get);
   return rq.contexts.map((pc) => {
     const base = { id: pc.id, abstractSyntax: pc.abstractSyntax };
     let ts: string | undefined;
@@ -187,6 +209,24 @@ export function negotiateContexts(rq: AssociateRq, handlers: ScpHandlers, storag
   });
 }
 
+/** Connections open at once (per host too), and associations established, in total, per host and per calling AE title. */
+class Occupancy {
+  associations = 0;
+  readonly connectionsByHost = new Map<string, number>();
+  readonly byHost = new Map<string, number>();
+  readonly byAe = new Map<string, number>();
+  static add(map: Map<string, number>, key: string, d: number): void {
+    const n = (map.get(key) ?? 0) + d;
+    if (n <= 0) map.delete(key);
+    else map.set(key, n);
+  }
+}
+
+/** The address part of a socket's remote address (IPv4-mapped IPv6 as IPv4). */
+function hostOf(socket: net.Socket): string {
+  return (socket.remoteAddress ?? "").replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, "$1");
+}
+
 /**
  * Starts an SCP (the framework `serve` is built on: accept rules, handlers for C-ECHO, C-STORE,
  * C-FIND, C-MOVE and C-GET); resolves once it listens.
@@ -200,16 +240,42 @@ export function negotiateContexts(rq: AssociateRq, handlers: ScpHandlers, storag
  */
 export async function createScp(opts: ScpOptions): Promise<Scp> {
   const sockets = new Set<net.Socket>();
+  const limits = withDefaults(DEFAULT_SCP_LIMITS, opts.limits);
+  if (opts.maxPdu !== undefined) limits.maxPdu = opts.maxPdu;
+  const allow = opts.allow || opts.allowedCallingAets
+    ? [
+      ...(opts.allow ?? []).map((e) => (typeof e === "string" ? parseAllowEntry(e) : e)),
+      ...(opts.allowedCallingAets ?? []).map((aeTitle) => ({ aeTitle })),
+    ]
+    : undefined;
+  const occupancy = new Occupancy();
   const emit = (e: ScpEvent) => {
     try {
       opts.onEvent?.(e);
     } catch { /* a logging hook must not break the server */ }
   };
   const onSocket = (socket: net.Socket, secure: boolean) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
+    const host = hostOf(socket);
     const remoteAddress = `${socket.remoteAddress}:${socket.remotePort}`;
-    serveAssociation(socket, secure, remoteAddress, opts, emit).catch((e) => {
+    // Beyond twice the caps nothing is read at all: a flood of connections (that may never send
+    // an A-ASSOCIATE-RQ) costs a socket each, briefly, and cannot crowd out other hosts.
+    const fromHost = occupancy.connectionsByHost.get(host) ?? 0;
+    if (sockets.size >= limits.maxAssociations * 2 || fromHost >= limits.maxAssociationsPerPeer * 2) {
+      const why = sockets.size >= limits.maxAssociations * 2
+        ? `more than ${limits.maxAssociations * 2} connections open`
+        : `more than ${limits.maxAssociationsPerPeer * 2} connections open from ${host}`;
+      emit({ type: "rejected", callingAet: "?", calledAet: "?", remoteAddress, reason: `${why}; closed at once` });
+      socket.destroy();
+      return;
+    }
+    sockets.add(socket);
+    Occupancy.add(occupancy.connectionsByHost, host, 1);
+    socket.on("close", () => {
+      sockets.delete(socket);
+      Occupancy.add(occupancy.connectionsByHost, host, -1);
+    });
+    const ctx: AssociationContext = { opts, limits, allow, occupancy, emit, secure, remoteAddress, host };
+    serveAssociation(socket, ctx).catch((e) => {
       emit({ type: "error", remoteAddress, message: (e as Error).message });
       socket.destroy();
     });
@@ -223,13 +289,13 @@ export async function createScp(opts: ScpOptions): Promise<Scp> {
     if (t.key) o.key = pem(t.key);
     if (t.ca) o.ca = pem(t.ca);
     server = tls.createServer(o, (s) => onSocket(s, true));
-    server.on("tlsClientError", (e: Error, s: tlsTypes.TLSSocket) => {
-      emit({ type: "error", remoteAddress: `${s.remoteAddress}:${s.remotePort}`, message: `TLS failure: ${e.message}` });
+    server.on("tlsClientError", (e: Error & { code?: string }, s: tlsTypes.TLSSocket) => {
+      emit({ type: "error", remoteAddress: `${s.remoteAddress}:${s.remotePort}`, message: `TLS failure with the caller: ${tlsClientText(e)}` });
     });
   } else {
     server = net.createServer((s) => onSocket(s, false));
   }
-  const host = opts.host ?? "0.0.0.0";
+  const host = opts.host ?? "127.0.0.1";
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port ?? 0, host, () => {
@@ -250,19 +316,51 @@ export async function createScp(opts: ScpOptions): Promise<Scp> {
   };
 }
 
+/** A server-side TLS failure in words (the caller's side of `tlsFailureText`). */
+function tlsClientText(e: Error & { code?: string }): string {
+  const m = (e.message ?? "").toLowerCase();
+  if (/peer did not return a certificate|certificate required|no certificate/.test(m)) return "it presented no client certificate";
+  if (/certificate verify failed|unknown ca|self.signed|unable to get/.test(m)) return "its client certificate is not signed by a trusted CA";
+  if (/http request|wrong version|unknown protocol|packet length/.test(m)) return "it does not speak TLS";
+  if (/expired/.test(m)) return "its client certificate has expired";
+  if (/socket hang up|econnreset|disconnected/.test(m) || e.code === "ECONNRESET") return "it closed the connection during the TLS handshake";
+  return tlsFailureText(e.code ?? "", e.message ?? "");
+}
+
 function pem(v: string | Uint8Array): string | Buffer {
   return typeof v === "string" ? v : Buffer.from(v);
 }
 
-async function serveAssociation(socket: net.Socket, secure: boolean, remoteAddress: string, opts: ScpOptions, emit: (e: ScpEvent) => void): Promise<void> {
-  const assoc = new Association(socket, { requestor: false, peer: remoteAddress, tls: secure, timeouts: opts.timeouts });
+interface AssociationContext {
+  opts: ScpOptions;
+  limits: ScpLimits;
+  allow: AllowEntry[] | undefined;
+  occupancy: Occupancy;
+  emit: (e: ScpEvent) => void;
+  secure: boolean;
+  remoteAddress: string;
+  host: string;
+}
+
+/** The CN of a TLS socket's verified client certificate. */
+function subjectCnOf(socket: net.Socket): string | undefined {
+  const t = socket as tlsTypes.TLSSocket;
+  if (typeof t.getPeerCertificate !== "function" || !t.authorized) return undefined;
+  const cn = t.getPeerCertificate()?.subject?.CN;
+  return Array.isArray(cn) ? cn[0] : cn;
+}
+
+async function serveAssociation(socket: net.Socket, ctx: AssociationContext): Promise<void> {
+  const { opts, limits, emit, remoteAddress } = ctx;
+  const assoc = new Association(socket, { requestor: false, peer: remoteAddress, tls: ctx.secure, timeouts: opts.timeouts, limits });
   assoc.storeDir = opts.storeDir ?? os.tmpdir();
   assoc.hashReceived = opts.hashReceived === true;
   assoc.keepReceived = opts.keepReceived ?? 0;
   let rq;
   try {
     rq = await assoc.waitPdu(assoc.timeouts.association, "association request");
-  } catch {
+  } catch (e) {
+    emit({ type: "error", remoteAddress, message: (e as Error).message });
     socket.destroy();
     return;
   }
@@ -272,23 +370,62 @@ async function serveAssociation(socket: net.Socket, secure: boolean, remoteAddre
   }
   assoc.request = rq;
   assoc.setAets(rq.callingAet, rq.calledAet);
+  const callingAet = printable(rq.callingAet);
+  const calledAet = printable(rq.calledAet);
   const reject = (result: number, source: number, reason: number, why: string) => {
-    emit({ type: "rejected", callingAet: rq.callingAet, calledAet: rq.calledAet, remoteAddress, reason: why });
+    emit({ type: "rejected", callingAet, calledAet, remoteAddress, reason: why });
     assoc.rejectAssociation(result, source, reason);
   };
   if (rq.protocolVersion !== 1 && (rq.protocolVersion & 1) === 0) return reject(1, 2, 2, "protocol version not supported");
+  if (rq.applicationContext !== APPLICATION_CONTEXT_NAME) {
+    return reject(1, 1, 2, `application context "${printable(rq.applicationContext)}" is not the DICOM application context`);
+  }
+  if (!isValidAeTitle(rq.callingAet)) return reject(1, 1, 3, `calling AE title "${callingAet}" holds characters an AE title may not have`);
+  if (!isValidAeTitle(rq.calledAet)) return reject(1, 1, 7, `called AE title "${calledAet}" holds characters an AE title may not have`);
   if (opts.checkCalledAet !== false && rq.calledAet !== opts.aeTitle) {
-    return reject(1, 1, 7, `called AE title "${rq.calledAet}" is not "${opts.aeTitle}"`);
+    return reject(1, 1, 7, `called AE title "${calledAet}" is not "${opts.aeTitle}"`);
   }
-  if (opts.allowedCallingAets && !opts.allowedCallingAets.includes(rq.callingAet)) {
-    return reject(1, 1, 3, `calling AE title "${rq.callingAet}" is not allowed`);
+  const subjectCn = subjectCnOf(socket);
+  let services: "all" | "storage" = "all";
+  if (ctx.allow) {
+    if (!allowedBy(ctx.allow, { callingAet: rq.callingAet, address: ctx.host, subjectCn })) {
+      if (!opts.openTo?.store) {
+        const listed = ctx.allow.some((e) => e.aeTitle === rq.callingAet);
+        return reject(1, 1, 3, listed
+          ? `calling AE title "${callingAet}" is not allowed from ${ctx.host}${ctx.secure ? ` with certificate CN "${printable(subjectCn ?? "")}"` : ""}`
+          : `calling AE title "${callingAet}" is not allowed`);
+      }
+      services = "storage";
+    }
   }
-  const custom = opts.accept?.({ callingAet: rq.callingAet, calledAet: rq.calledAet, remoteAddress, request: rq });
+  // Limits, once the caller is known: associations in total, from its host, and as its AE title.
+  const { occupancy } = ctx;
+  if (occupancy.associations >= limits.maxAssociations) return reject(2, 3, 2, `${limits.maxAssociations} associations are open already`);
+  if ((occupancy.byHost.get(ctx.host) ?? 0) >= limits.maxAssociationsPerPeer) {
+    return reject(2, 3, 2, `${limits.maxAssociationsPerPeer} associations from ${ctx.host} are open already`);
+  }
+  if ((occupancy.byAe.get(rq.callingAet) ?? 0) >= limits.maxAssociationsPerPeer) {
+    return reject(2, 3, 2, `${limits.maxAssociationsPerPeer} associations as "${callingAet}" are open already`);
+  }
+  const custom = opts.accept?.({ callingAet: rq.callingAet, calledAet: rq.calledAet, remoteAddress, subjectCn, request: rq });
   if (custom?.reject) return reject(custom.reject.result, custom.reject.source, custom.reject.reason, "refused by the accept hook");
-  const contexts = negotiateContexts(rq, opts.handlers, opts.storageTransferSyntaxes, opts.acceptUnknownSopClasses);
+  const handlers: ScpHandlers = services === "all" ? opts.handlers : { echo: opts.handlers.echo, store: opts.handlers.store };
+  const contexts = negotiateContexts(rq, handlers, opts.storageTransferSyntaxes, opts.acceptUnknownSopClasses).map((c) =>
+    // Q/R for a caller let in for storage only: refused by the user, not "unknown to us".
+    services === "storage" && !c.accepted && isQrModel(c.abstractSyntax) ? { ...c, result: PC_USER_REJECTION } : c
+  );
   const roles: RoleSelection[] = rq.user.roles.map((r) => ({ sopClassUid: r.sopClassUid, scu: r.scu, scp: r.scp }));
-  assoc.acceptAssociation(rq, contexts, roles, opts.maxPdu ?? DEFAULT_MAX_PDU);
-  emit({ type: "association", callingAet: rq.callingAet, calledAet: rq.calledAet, remoteAddress, accepted: contexts.filter((c) => c.accepted).length });
+  if (socket.destroyed) return; // gone while we decided: nothing to count
+  assoc.acceptAssociation(rq, contexts, roles, limits.maxPdu);
+  occupancy.associations++;
+  Occupancy.add(occupancy.byAe, rq.callingAet, 1);
+  Occupancy.add(occupancy.byHost, ctx.host, 1);
+  socket.once("close", () => {
+    occupancy.associations--;
+    Occupancy.add(occupancy.byAe, rq.callingAet, -1);
+    Occupancy.add(occupancy.byHost, ctx.host, -1);
+  });
+  emit({ type: "association", callingAet, calledAet, remoteAddress, accepted: contexts.filter((c) => c.accepted).length, services });
 
   const info: RequestInfo = { callingAet: rq.callingAet, calledAet: rq.calledAet, remoteAddress, association: assoc };
   for (;;) {
@@ -296,13 +433,13 @@ async function serveAssociation(socket: net.Socket, secure: boolean, remoteAddre
     try {
       m = await assoc.receive();
     } catch (e) {
-      emit({ type: "closed", callingAet: rq.callingAet, remoteAddress, reason: (e as Error).message });
+      emit({ type: "closed", callingAet, remoteAddress, reason: (e as Error).message });
       return;
     }
     try {
-      await dispatch(assoc, m, info, opts);
+      await dispatch(assoc, m, info, handlers, ctx);
     } catch (e) {
-      emit({ type: "error", callingAet: rq.callingAet, remoteAddress, message: (e as Error).message });
+      emit({ type: "error", callingAet, remoteAddress, message: (e as Error).message });
       if (!assoc.established) return;
     }
   }
@@ -310,9 +447,57 @@ async function serveAssociation(socket: net.Socket, secure: boolean, remoteAddre
 
 type Message = Awaited<ReturnType<Association["receive"]>>;
 
-async function dispatch(assoc: Association, m: Message, info: RequestInfo, opts: ScpOptions): Promise<void> {
+const QR_SERVICES = new Map<string, "find" | "move" | "get">([
+  [QR_MODELS.patientRoot.find, "find"], [QR_MODELS.studyRoot.find, "find"],
+  [QR_MODELS.patientRoot.move, "move"], [QR_MODELS.studyRoot.move, "move"],
+  [QR_MODELS.patientRoot.get, "get"], [QR_MODELS.studyRoot.get, "get"],
+]);
+
+function isQrModel(uid: string): boolean {
+  return QR_SERVICES.has(uid);
+}
+
+/** The service a presentation context was accepted for. */
+function serviceOf(abstractSyntax: string): "verification" | "find" | "move" | "get" | "storage" | "commitment" {
+  if (abstractSyntax === VERIFICATION_SOP_CLASS) return "verification";
+  if (abstractSyntax === STORAGE_COMMITMENT_PUSH) return "commitment";
+  return QR_SERVICES.get(abstractSyntax) ?? "storage";
+}
+
+const SERVICE_OF_COMMAND: Record<number, string> = {
+  [C_ECHO_RQ]: "verification", [C_STORE_RQ]: "storage", [C_FIND_RQ]: "find", [C_MOVE_RQ]: "move", [C_GET_RQ]: "get",
+  [N_ACTION_RQ]: "commitment", [N_EVENT_REPORT_RQ]: "commitment",
+};
+
+/** PS3.7 C.4: unrecognized operation. */
+const STATUS_UNRECOGNIZED_OPERATION = 0x0211;
+
+async function dispatch(assoc: Association, m: Message, info: RequestInfo, h: ScpHandlers, ctx: AssociationContext): Promise<void> {
   const cmd = m.command;
-  const h = opts.handlers;
+  if (cmd.commandField === C_CANCEL_RQ) return; // nothing in progress
+  const rsp = (status: number, errorComment: string) =>
+    assoc.sendMessage(m.contextId, {
+      commandField: (cmd.commandField | 0x8000) & 0xffff, messageIdBeingRespondedTo: cmd.messageId,
+      affectedSopClassUid: cmd.affectedSopClassUid ?? m.context.abstractSyntax, status, errorComment, hasDataSet: false,
+    });
+  const needed = SERVICE_OF_COMMAND[cmd.commandField];
+  if (needed === undefined) {
+    m.file?.release?.();
+    if (m.file) unlinkQuiet(m.file.path);
+    if (cmd.commandField & 0x8000) {
+      // A response to nothing we asked: answering it would start a ping-pong.
+      ctx.emit({ type: "error", callingAet: printable(info.callingAet), remoteAddress: info.remoteAddress, message: `Unexpected DIMSE response 0x${cmd.commandField.toString(16)} ignored` });
+      return;
+    }
+    return await rsp(STATUS_UNRECOGNIZED_OPERATION, `Unrecognized operation 0x${cmd.commandField.toString(16).padStart(4, "0")}`);
+  }
+  // A message is served only on a context accepted for its service (a C-FIND on a storage
+  // context would otherwise reach the find handler of a caller let in for storage only).
+  if (serviceOf(m.context.abstractSyntax) !== needed) {
+    m.file?.release?.();
+    if (m.file) unlinkQuiet(m.file.path);
+    return await rsp(STATUS_SOP_CLASS_NOT_SUPPORTED, `Not a ${needed} presentation context`);
+  }
   switch (cmd.commandField) {
     case C_ECHO_RQ: {
       let status = STATUS_SUCCESS;
@@ -320,44 +505,68 @@ async function dispatch(assoc: Association, m: Message, info: RequestInfo, opts:
       await assoc.sendMessage(m.contextId, { commandField: C_ECHO_RSP, messageIdBeingRespondedTo: cmd.messageId, affectedSopClassUid: cmd.affectedSopClassUid ?? VERIFICATION_SOP_CLASS, status, hasDataSet: false });
       return;
     }
-    case C_STORE_RQ: {
-      const handler = h.store ?? (() => ({ status: 0x0122, errorComment: "Storage not offered" }));
-      await answerStore(assoc, m, (file, msg) => handler({ ...info, file, command: msg.command }));
-      return;
-    }
+    case C_STORE_RQ:
+      return await serveStore(assoc, m, info, h, ctx);
     case C_FIND_RQ:
+      if (!h.find) return await rsp(STATUS_SOP_CLASS_NOT_SUPPORTED, "Query not offered");
       return await serveFind(assoc, m, info, h);
-    case C_MOVE_RQ:
-    case C_GET_RQ:
-      return await serveRetrieve(assoc, m, info, h);
-    case C_CANCEL_RQ:
-      return; // nothing in progress
     case N_ACTION_RQ:
     case N_EVENT_REPORT_RQ:
       return await serveCommitment(assoc, m, info, h);
     default:
-      throw new DicomNetError("PROTOCOL", `Unsupported DIMSE command 0x${cmd.commandField.toString(16)} from ${info.callingAet}`);
+      if (!(cmd.commandField === C_MOVE_RQ ? h.move : h.get)) return await rsp(STATUS_SOP_CLASS_NOT_SUPPORTED, "Retrieve not offered");
+      return await serveRetrieve(assoc, m, info, h);
   }
 }
 
-/** Storage Commitment: a request (we are the SCP) or a report (we asked, the peer reports on its own association). */
+/** Storage Commitment: a request (we are the SCP) or a report (we asked; the peer reports on an association it opened). */
 async function serveCommitment(assoc: Association, m: Message, info: RequestInfo, h: ScpHandlers): Promise<void> {
   const cmd = m.command;
-  if (m.context.abstractSyntax !== STORAGE_COMMITMENT_PUSH) {
-    const field = cmd.commandField === N_ACTION_RQ ? N_ACTION_RSP : N_EVENT_REPORT_RSP;
-    await assoc.sendMessage(m.contextId, { commandField: field, messageIdBeingRespondedTo: cmd.messageId, status: 0x0122, errorComment: "Not a storage commitment context", hasDataSet: false });
-    return;
-  }
   if (cmd.commandField === N_EVENT_REPORT_RQ) {
+    if (!h.commitReport) {
+      await assoc.sendMessage(m.contextId, { commandField: N_EVENT_REPORT_RSP, messageIdBeingRespondedTo: cmd.messageId, status: STATUS_SOP_CLASS_NOT_SUPPORTED, errorComment: "Storage commitment reports not expected", hasDataSet: false });
+      return;
+    }
     const result = await answerReport(assoc, m);
-    await h.commitReport?.({ ...info, result });
+    await h.commitReport({ ...info, result });
     return;
   }
   if (!h.commit) {
-    await assoc.sendMessage(m.contextId, { commandField: N_ACTION_RSP, messageIdBeingRespondedTo: cmd.messageId, status: 0x0122, errorComment: "Storage commitment not offered", hasDataSet: false });
+    await assoc.sendMessage(m.contextId, { commandField: N_ACTION_RSP, messageIdBeingRespondedTo: cmd.messageId, status: STATUS_SOP_CLASS_NOT_SUPPORTED, errorComment: "Storage commitment not offered", hasDataSet: false });
     return;
   }
   await serveCommitmentRequest(assoc, m, (transactionUid, items) => h.commit!({ ...info, transactionUid, items }));
+}
+
+/** C-STORE: the handler's answer goes back; every failure (and warning) is reported with its cause. */
+async function serveStore(assoc: Association, m: Message, info: RequestInfo, h: ScpHandlers, ctx: AssociationContext): Promise<void> {
+  const report = (status: number, message: string, warning = false) =>
+    ctx.emit({
+      type: "store-failed", callingAet: printable(info.callingAet), remoteAddress: info.remoteAddress,
+      sopInstanceUid: printable(m.command.affectedSopInstanceUid ?? ""), status, message, ...(warning ? { warning } : {}),
+    });
+  if (m.error) report(STATUS_OUT_OF_RESOURCES, m.error);
+  const handler = h.store ?? (() => ({ status: STATUS_SOP_CLASS_NOT_SUPPORTED, errorComment: "Storage not offered" }));
+  await answerStore(assoc, m, async (file, msg) => {
+    let r: StoreAnswer;
+    try {
+      r = await handler({ ...info, file, command: msg.command });
+    } catch (e) {
+      const status = e instanceof DimseStatusError ? e.status : STATUS_PROCESSING_FAILURE;
+      report(status, (e as Error).message ?? String(e));
+      throw e;
+    }
+    const cat = statusCategory(r.status);
+    if (cat === "failure") report(r.status, r.detail ?? r.errorComment ?? statusText(r.status));
+    else if (cat === "warning") report(r.status, r.detail ?? r.errorComment ?? statusText(r.status), true);
+    return r;
+  });
+}
+
+function unlinkQuiet(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch { /* gone already */ }
 }
 
 function queryRequest(assoc: Association, m: Message, info: RequestInfo): QueryRequest {

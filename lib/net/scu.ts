@@ -341,11 +341,16 @@ export async function* move(assoc: Association, model: string, identifier: DataS
 export interface StoreAnswer {
   status: number;
   errorComment?: string;
+  /** The whole reason, for the receiver's log (the Error Comment on the wire is cut to 64 characters). */
+  detail?: string;
   kept?: boolean;
 }
 
 /** Handles an object received by C-GET; its answer is the C-STORE-RSP status. */
 export type ReceiveHandler = (file: ReceivedFile, message: DimseMessage) => Promise<StoreAnswer> | StoreAnswer;
+
+/** Told about an object that arrived but could not be written (disk full, …); it was answered 0xA700. */
+export type ReceiveErrorHandler = (error: string, message: DimseMessage) => void;
 
 /**
  * C-GET: the peer sends the objects back as C-STOREs on this association. Set
@@ -362,7 +367,9 @@ export type ReceiveHandler = (file: ReceivedFile, message: DimseMessage) => Prom
  * for await (const p of get(assoc, QR_MODELS.studyRoot.get, identifier, onStore)) if (p.final) console.log(p.completed);
  * ```
  */
-export async function* get(assoc: Association, model: string, identifier: DataSet, onStore: ReceiveHandler): AsyncGenerator<RetrieveProgress> {
+export async function* get(
+  assoc: Association, model: string, identifier: DataSet, onStore: ReceiveHandler, onError?: ReceiveErrorHandler,
+): AsyncGenerator<RetrieveProgress> {
   const ctx = qrContext(assoc, model, "the C-GET information model");
   const id = assoc.nextMessageId();
   await assoc.sendMessage(ctx.id, { commandField: C_GET_RQ, messageId: id, affectedSopClassUid: model, priority: 0, hasDataSet: true }, encodeDataSet(identifier, ctx.transferSyntax));
@@ -371,7 +378,7 @@ export async function* get(assoc: Association, model: string, identifier: DataSe
     for (;;) {
       const m = await assoc.receive();
       if (m.command.commandField === C_STORE_RQ) {
-        await answerStore(assoc, m, onStore);
+        await answerStore(assoc, m, onStore, onError);
         continue;
       }
       if (m.command.commandField !== C_GET_RSP) {
@@ -393,7 +400,7 @@ export async function* get(assoc: Association, model: string, identifier: DataSe
 }
 
 /** Runs a store handler for a received C-STORE-RQ and sends the C-STORE-RSP. */
-export async function answerStore(assoc: Association, m: DimseMessage, onStore: ReceiveHandler): Promise<void> {
+export async function answerStore(assoc: Association, m: DimseMessage, onStore: ReceiveHandler, onError?: ReceiveErrorHandler): Promise<void> {
   let status: number = STATUS_PROCESSING_FAILURE;
   let errorComment: string | undefined;
   let kept = false;
@@ -401,6 +408,7 @@ export async function answerStore(assoc: Association, m: DimseMessage, onStore: 
     if (m.error) {
       status = STATUS_OUT_OF_RESOURCES;
       errorComment = "Cannot write the object";
+      onError?.(m.error, m);
     } else {
       if (!m.file) throw new Error("received data set was not streamed to a file (storeDir unset)");
       const r = await onStore(m.file, m);

@@ -80,25 +80,51 @@ function keysOf(identifier: DataSet, level: QueryLevel): QueryKey[] {
 
 const TABLES: Record<QueryLevel, string> = { PATIENT: "patient", STUDY: "study", SERIES: "series", IMAGE: "instance" };
 
-/** Rows of the joined tables down to `level`, narrowed in SQL by exact keys, then matched in JS. */
-async function matchingRows(index: FolderIndex, level: QueryLevel, keys: QueryKey[]): Promise<IndexRow[]> {
-  // deno-lint-ignore no-explicit-any
-  let q: any = index.db.selectFrom("patient");
+/** Rows read from SQLite at a time: what one query holds at most besides its matches. */
+const ROW_BATCH = 2000;
+
+/** PS3.4 C.4.1.1.4: C-FIND Refused: Out of Resources. */
+export const STATUS_FIND_OUT_OF_RESOURCES = 0xa700;
+
+/** Default of `maxMatches`: C-FIND matches kept for one query. */
+export const DEFAULT_MAX_FIND_MATCHES = 50_000;
+
+// deno-lint-ignore no-explicit-any
+type Query = any;
+
+/** The tables down to `level`, joined (studies and series belong to one patient: the key is (PatientID, UID)). */
+function joined(index: FolderIndex, level: QueryLevel): Query {
+  let q: Query = index.db.selectFrom("patient");
   if (levelRank(level) >= 1) q = q.innerJoin("study", "study.patient_id", "patient.patient_id");
-  if (levelRank(level) >= 2) q = q.innerJoin("series", "series.study_uid", "study.study_uid");
-  if (levelRank(level) >= 3) q = q.innerJoin("instance", "instance.series_uid", "series.series_uid");
-  q = q.selectAll(LEVELS.slice(0, levelRank(level) + 1).map((l) => TABLES[l]));
+  if (levelRank(level) >= 2) {
+    // deno-lint-ignore no-explicit-any
+    q = q.innerJoin("series", (j: any) => j.onRef("series.study_uid", "=", "study.study_uid").onRef("series.patient_id", "=", "study.patient_id"));
+  }
+  if (levelRank(level) >= 3) {
+    // deno-lint-ignore no-explicit-any
+    q = q.innerJoin("instance", (j: any) => j.onRef("instance.series_uid", "=", "series.series_uid").onRef("instance.patient_id", "=", "series.patient_id"));
+  }
+  return q;
+}
+
+/**
+ * Rows of the joined tables down to `level`, narrowed in SQL by exact keys, then matched in JS,
+ * read in batches so that a query costs its matches, not the folder. More than `maxMatches`
+ * matches: refused with 0xA700 (a peer cannot make the node hold the whole index).
+ */
+async function matchingRows(index: FolderIndex, level: QueryLevel, keys: QueryKey[], maxMatches = Infinity): Promise<IndexRow[]> {
+  const deep = TABLES[level];
+  const rowid = sql`${sql.ref(deep)}.rowid`;
+  let base: Query = joined(index, level).selectAll(LEVELS.slice(0, levelRank(level) + 1).map((l) => TABLES[l])).select(rowid.as("_rowid"));
   for (const k of keys) {
     if (!k.attribute || !isExactKey(k.vr, k.value)) continue;
     const col = `${TABLES[k.attribute.level]}.${k.attribute.column}`;
     if (COMPUTED_ATTRIBUTES.includes(k.attribute)) continue;
     const values = k.vr === "UI" ? k.value.split("\\") : [k.value];
-    q = q.where(col, "in", values);
+    base = base.where(col, "in", values);
   }
-  let rows = (await q.execute()) as IndexRow[];
-  const computed = keys.filter((k) => k.attribute && COMPUTED_ATTRIBUTES.includes(k.attribute));
-  if (computed.length) await addComputed(index, level, rows);
-  rows = rows.filter((row) =>
+  const computed = keys.some((k) => k.attribute && COMPUTED_ATTRIBUTES.includes(k.attribute)) ? await aggregates(index, level) : undefined;
+  const matches = (row: IndexRow) =>
     keys.every((k) => {
       if (k.sequence) {
         if (!k.sequence.uid) return true;
@@ -107,41 +133,54 @@ async function matchingRows(index: FolderIndex, level: QueryLevel, keys: QueryKe
       if (!k.attribute) return true;
       const v = row[k.attribute.column];
       return matchValue(k.vr, k.value, v === null || v === undefined ? null : String(v));
-    })
-  );
-  if (level === "IMAGE") {
-    const seen = new Set<string>();
-    rows = rows.filter((r) => {
-      const uid = String(r.sop_instance_uid);
-      if (seen.has(uid)) return false;
-      seen.add(uid);
-      return true;
     });
+  const out: IndexRow[] = [];
+  const seen = level === "IMAGE" ? new Set<string>() : undefined;
+  let last: number | undefined;
+  for (;;) {
+    let q = base;
+    if (last !== undefined) q = q.where(rowid, ">", last);
+    const batch = (await q.orderBy(rowid).limit(ROW_BATCH).execute()) as IndexRow[];
+    for (const row of batch) {
+      if (computed) computed(row);
+      if (!matches(row)) continue;
+      if (seen) {
+        const uid = String(row.sop_instance_uid);
+        if (seen.has(uid)) continue;
+        seen.add(uid);
+      }
+      delete row._rowid;
+      out.push(row);
+      if (out.length > maxMatches) {
+        throw new QueryError(`More than ${maxMatches} matches: narrow the query`, STATUS_FIND_OUT_OF_RESOURCES);
+      }
+    }
+    if (batch.length < ROW_BATCH) break;
+    last = Number(batch[batch.length - 1]._rowid);
   }
-  return rows;
+  return out;
 }
 
-async function addComputed(index: FolderIndex, level: QueryLevel, rows: IndexRow[]): Promise<void> {
-  if (level === "IMAGE") return;
-  const keyCol = level === "PATIENT" ? "patient.patient_id" : level === "STUDY" ? "study.study_uid" : "series.series_uid";
-  const agg = await index.db.selectFrom("patient")
-    .innerJoin("study", "study.patient_id", "patient.patient_id")
-    .innerJoin("series", "series.study_uid", "study.study_uid")
-    .innerJoin("instance", "instance.series_uid", "series.series_uid")
+/** The computed keys of a level (counts, modalities, classes), as a function that fills them into a row. */
+async function aggregates(index: FolderIndex, level: QueryLevel): Promise<((row: IndexRow) => void) | undefined> {
+  if (level === "IMAGE") return undefined;
+  const keyCols = level === "PATIENT" ? ["patient.patient_id"] : level === "STUDY" ? ["study.patient_id", "study.study_uid"] : ["series.patient_id", "series.series_uid"];
+  const agg = await joined(index, "IMAGE")
     .select([
-      sql<string>`${sql.ref(keyCol)}`.as("k"),
+      ...keyCols.map((c, i) => sql<string>`${sql.ref(c)}`.as(`k${i}`)),
       sql<number>`count(distinct study.study_uid)`.as("n_studies"),
       sql<number>`count(distinct series.series_uid)`.as("n_series"),
       sql<number>`count(distinct instance.sop_instance_uid)`.as("n_instances"),
       sql<string>`group_concat(distinct series.modality)`.as("modalities"),
       sql<string>`group_concat(distinct instance.sop_class_uid)`.as("classes"),
     ])
-    .groupBy(sql.ref(keyCol))
-    .execute();
-  const byKey = new Map(agg.map((a) => [String(a.k), a]));
-  for (const row of rows) {
-    const k = String(level === "PATIENT" ? row.patient_id : level === "STUDY" ? row.study_uid : row.series_uid);
-    const a = byKey.get(k);
+    .groupBy(keyCols.map((c) => sql.ref(c)))
+    .execute() as Record<string, unknown>[];
+  const keyOf = (r: Record<string, unknown>, cols: string[]) => cols.map((c) => String(r[c] ?? "")).join("\u0000");
+  const byKey = new Map(agg.map((a) => [keyOf(a, keyCols.map((_, i) => `k${i}`)), a]));
+  const rowCols = level === "PATIENT" ? ["patient_id"] : level === "STUDY" ? ["patient_id", "study_uid"] : ["patient_id", "series_uid"];
+  return (row) => {
+    const a = byKey.get(keyOf(row, rowCols));
     const n = (x: unknown) => String(Number(x ?? 0));
     const list = (x: unknown) => (x ? String(x).split(",").filter(Boolean).sort().join("\\") : null);
     row.n_patient_studies = n(a?.n_studies);
@@ -152,9 +191,8 @@ async function addComputed(index: FolderIndex, level: QueryLevel, rows: IndexRow
     row.n_study_series = n(a?.n_series);
     row.n_study_instances = n(a?.n_instances);
     row.n_series_instances = n(a?.n_instances);
-  }
+  };
 }
-
 
 const element = textElement;
 
@@ -193,12 +231,15 @@ function responseOf(row: IndexRow, keys: QueryKey[], level: QueryLevel): DataSet
 /**
  * Answers a C-FIND identifier: one response data set per match, each carrying the requested
  * keys (empty when the index has no value for them). Throws {@link QueryError} for identifiers
- * the SCP must refuse.
+ * the SCP must refuse, and with 0xA700 when more than `maxMatches` (default
+ * {@link DEFAULT_MAX_FIND_MATCHES}) entities match.
  */
-export async function findMatches(index: FolderIndex, identifier: DataSet, model: QueryModel): Promise<DataSet[]> {
+export async function findMatches(
+  index: FolderIndex, identifier: DataSet, model: QueryModel, opts: { maxMatches?: number } = {},
+): Promise<DataSet[]> {
   const level = queryLevel(identifier, model);
   const keys = keysOf(identifier, level);
-  const rows = await matchingRows(index, level, keys);
+  const rows = await matchingRows(index, level, keys, opts.maxMatches ?? DEFAULT_MAX_FIND_MATCHES);
   return rows.map((r) => responseOf(r, keys, level));
 }
 

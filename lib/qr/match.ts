@@ -1,7 +1,9 @@
 /**
- * Attribute matching for C-FIND (PS3.4 C.2.2.2): universal, single value, wildcard (`*`, `?`),
- * list of UIDs, and date/time ranges. Sequence matching is not implemented here.
+ * Attribute matching for C-FIND (PS3.4 C.2.2.2): universal, single value, wildcard (`*`, `?`,
+ * through the project's one linear-time matcher, lib/dicom/wildcard.ts), list of UIDs, and
+ * date/time ranges. Sequence matching is not implemented here.
  */
+import { hasWildcard, wildcardMatch } from "../dicom/wildcard.ts";
 
 const DATE_TIME_VRS = new Set(["DA", "TM", "DT"]);
 /** VRs where `*` and `?` are plain characters, not wildcards (PS3.4 C.2.2.2.4). */
@@ -11,16 +13,6 @@ const NO_WILDCARD_VRS = new Set(["UI", "DA", "TM", "DT", "SL", "SS", "UL", "US",
 export function normalizeQueryValue(value: string, vr: string): string {
   const v = value.replace(/[\0 ]+$/, "");
   return vr === "UI" || vr === "LT" || vr === "ST" || vr === "UT" ? v : v.replace(/^ +/, "");
-}
-
-function wildcardRegExp(pattern: string, caseInsensitive: boolean): RegExp {
-  let re = "";
-  for (const ch of pattern) {
-    if (ch === "*") re += "[\\s\\S]*";
-    else if (ch === "?") re += "[\\s\\S]";
-    else re += ch.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  }
-  return new RegExp(`^${re}$`, caseInsensitive ? "iu" : "u");
 }
 
 /** Comparable form of a DA/TM/DT value: DA as YYYYMMDD, TM as HHMMSS.ffffff padded (with `fill` for the missing tail). */
@@ -81,10 +73,7 @@ export function matchValue(vr: string, query: string, candidate: string | null |
   if (DATE_TIME_VRS.has(vr)) return queries.some((qv) => candidates.some((c) => matchRange(qv, c, vr)));
   const ci = vr === "PN";
   return queries.some((qv) => {
-    if (/[*?]/.test(qv)) {
-      const re = wildcardRegExp(qv, ci);
-      return candidates.some((c) => re.test(c));
-    }
+    if (hasWildcard(qv)) return candidates.some((c) => wildcardMatch(qv, c, ci));
     return candidates.some((c) => (ci ? c.toLowerCase() === qv.toLowerCase() : c === qv));
   });
 }

@@ -116,6 +116,13 @@ export class ArrivalStore {
   private counter = 0;
   /** Objects that could not be read (reported, not kept). */
   readonly rejected: { sopInstanceUid: string; error: string }[] = [];
+  /** Objects that arrived but could not be written (disk full, …), with the cause; at most one entry per UID. */
+  readonly writeFailures: { sopInstanceUid: string; error: string }[] = [];
+
+  /** Records an object the network layer could not write (it answered the peer 0xA700). */
+  failedToWrite(sopInstanceUid: string, error: string): void {
+    if (!this.writeFailures.some((f) => f.sopInstanceUid === sopInstanceUid)) this.writeFailures.push({ sopInstanceUid, error });
+  }
 
   /**
    * @param dir the staging folder; the network layer must write received objects into it

@@ -54,6 +54,7 @@ export async function openResilientSession(
 ): Promise<RetrieveSession & { stats: ResilienceStats }> {
   let session: RetrieveSession | undefined = await open();
   const firstPort = session.receiverPort;
+  const firstHost = session.receiverHost;
   const extra = { find: 0, retrieve: 0 };
   const stats: ResilienceStats = { retries: 0, fallbacks: 0 };
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
@@ -186,6 +187,7 @@ export async function openResilientSession(
   return {
     transport,
     receiverPort: firstPort,
+    receiverHost: firstHost,
     get extraRequests() {
       return { find: extra.find + (session?.extraRequests.find ?? 0), retrieve: extra.retrieve + (session?.extraRequests.retrieve ?? 0) };
     },

@@ -6,7 +6,8 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import process from "node:process";
-import type { Timeouts, TlsOptions } from "../net/mod.ts";
+import { removeStale } from "../fs/stale.ts";
+import type { AllowEntry, Timeouts, TlsOptions } from "../net/mod.ts";
 import type { FileRecord } from "../records/types.ts";
 import { ArrivalStore } from "./arrivals.ts";
 import { placeObject, type PatientRewrite } from "./output.ts";
@@ -45,7 +46,12 @@ export interface RetrieveFilesOptions {
   get?: boolean;
   moveAet?: string;
   movePort?: number;
+  /** Listen address of the C-MOVE receiver (default: the local address of our connection to the peer). */
   moveHost?: string;
+  /** Who may send to the C-MOVE receiver (default: the peer's AE title from the peer's address). */
+  moveFrom?: (string | AllowEntry)[];
+  /** C-FIND matches kept per query (default 50,000). */
+  maxFindResults?: number;
   out: string;
   rewrite?: PatientRewrite;
   maxPdu?: number;
@@ -54,7 +60,7 @@ export interface RetrieveFilesOptions {
   /** Associations a large series may be retrieved over at once (default 1; see `RetrieveSessionOptions.parallel`). */
   parallel?: number;
   /** Told where the C-MOVE receiver listens. */
-  onReceiver?: (port: number | undefined) => void;
+  onReceiver?: (port: number | undefined, host?: string) => void;
   /** Called for each object that could not be written (the rest go on). */
   onError?: (sopInstanceUid: string, message: string) => void;
 }
@@ -73,6 +79,8 @@ export interface RetrieveFilesOptions {
 export async function* retrieveFiles(opts: RetrieveFilesOptions): AsyncGenerator<FileRecord | RetrieveSummary> {
   const outDir = resolve(opts.out);
   mkdirSync(outDir, { recursive: true });
+  // Staging folders of earlier runs that were killed before they could remove them.
+  removeStale(outDir, /^\.rtexport-staging-(\d+)$/);
   // The file records carry each object's SHA-256: hashed once, right after it arrived.
   const arrivals = new ArrivalStore(join(outDir, `.rtexport-staging-${process.pid}`), { hash: true });
   // Whole series: every object of a requested series is kept, so each is put in place as soon as
@@ -91,15 +99,19 @@ export async function* retrieveFiles(opts: RetrieveFilesOptions): AsyncGenerator
       }
     };
   }
+  // Objects that arrived but could not be written (disk full): each named with its cause, once.
+  const reportWriteFailures = () => {
+    for (const f of arrivals.writeFailures.splice(0)) opts.onError?.(f.sopInstanceUid, f.error);
+  };
   let session;
   try {
     session = await openResilientSession(() =>
       openRetrieveSession({
         host: opts.host, port: opts.port, callingAet: opts.callingAet, calledAet: opts.calledAet,
-        mode: opts.get ? "get" : "move", moveAet: opts.moveAet, movePort: opts.movePort, moveHost: opts.moveHost,
-        maxPdu: opts.maxPdu, timeouts: opts.timeouts, tls: opts.tls, parallel: opts.parallel,
+        mode: opts.get ? "get" : "move", moveAet: opts.moveAet, movePort: opts.movePort, moveHost: opts.moveHost, moveFrom: opts.moveFrom,
+        maxFindResults: opts.maxFindResults, maxPdu: opts.maxPdu, timeouts: opts.timeouts, tls: opts.tls, parallel: opts.parallel,
       }, arrivals), arrivals, { retry: opts.retry ?? { retries: 0, maxWaitMs: 0 }, pace: opts.pace, signal: opts.signal, onMessage: opts.onMessage, onPhase: opts.onPhase });
-    opts.onReceiver?.(session.receiverPort);
+    opts.onReceiver?.(session.receiverPort, session.receiverHost);
     let result;
     try {
       result = opts.series?.length
@@ -111,6 +123,7 @@ export async function* retrieveFiles(opts: RetrieveFilesOptions): AsyncGenerator
       // What arrived whole before the failure is in place already: it is reported, not orphaned.
       placing = false;
       for (const r of placed.values()) if (!(r instanceof Error)) yield r;
+      reportWriteFailures();
       throw e;
     }
     placing = false;
@@ -126,6 +139,7 @@ export async function* retrieveFiles(opts: RetrieveFilesOptions): AsyncGenerator
         opts.onError?.(object.sopInstanceUid, (e as Error).message);
       }
     }
+    reportWriteFailures();
     yield result.summary;
   } finally {
     await session?.close();

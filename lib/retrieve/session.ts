@@ -2,13 +2,19 @@
  * The network side of `retrieve`: one association to the Q/R peer for C-FIND and C-MOVE (with
  * an in-process storage SCP receiving the sub-operations) or C-GET (objects come back on the
  * same association, negotiated with SCP role selection).
+ *
+ * The C-MOVE receiver is opened only to the peer: it listens on the address our connection to
+ * the peer left from (127.0.0.1 for a peer on loopback) unless told otherwise, accepts only the
+ * peer's AE title from the peer's address, and with TLS to the peer it is a TLS server too (no
+ * plaintext fallback: without a certificate for it, the session refuses to start).
  */
 import { SOP_CLASSES } from "../dicom/_sop_classes.ts";
 import type { DataSet } from "../dicom/dataset.ts";
 import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from "../dicom/uids.ts";
+import { isIP } from "node:net";
 import {
-  type Association, connect, type RoleSelection, createScp, DicomNetError, find, get, move, QR_MODELS, type RetrieveProgress, type Scp,
-  type Timeouts, type TlsOptions,
+  type AllowEntry, type Association, connect, type RoleSelection, createScp, DicomNetError, find, get, move, QR_MODELS,
+  type RetrieveProgress, type Scp, type Timeouts, type TlsOptions,
 } from "../net/mod.ts";
 import { identifier } from "../qr/identifier.ts";
 import type { ArrivalStore } from "./arrivals.ts";
@@ -24,8 +30,17 @@ export interface RetrieveSessionOptions {
   moveAet?: string;
   /** Port of the in-process receiving SCP for C-MOVE (0: any free port). */
   movePort?: number;
-  /** Listen address of the receiving SCP (default 0.0.0.0). */
+  /** Listen address of the receiving SCP (default: the local address of our connection to the peer). */
   moveHost?: string;
+  /**
+   * Who may send C-MOVE sub-operations to the receiver (allow entries, lib/net/allow.ts); default:
+   * the peer's AE title (`calledAet`) from the peer's address.
+   */
+  moveFrom?: (string | AllowEntry)[];
+  /** C-FIND matches kept per query (default 50,000); a peer that sends more fails the query. */
+  maxFindResults?: number;
+  /** Bytes of C-FIND answers kept per query (default 128 MiB); more fail the query. */
+  maxFindBytes?: number;
   timeouts?: Timeouts;
   maxPdu?: number;
   /** TLS to the peer; with `cert`/`key`, the receiving SCP also accepts TLS with them. */
@@ -65,6 +80,8 @@ export interface RetrieveSession {
   transport: RetrieveTransport;
   /** Port the receiving SCP listens on (C-MOVE). */
   readonly receiverPort?: number;
+  /** Address the receiving SCP listens on (C-MOVE). */
+  readonly receiverHost?: string;
   /** Requests the session made beyond the planner's own: the IMAGE-level listing and the parts of split series. */
   readonly extraRequests: { find: number; retrieve: number };
   close(): Promise<void>;
@@ -90,24 +107,36 @@ export const GET_STORAGE_CLASSES: readonly string[] = SOP_CLASSES
  */
 const KEEP_RECEIVED = 8 * 1024 * 1024;
 
+/** Default of `maxFindResults`. */
+export const DEFAULT_MAX_FIND_RESULTS = 50_000;
+/**
+ * Bytes of C-FIND answers kept per query: the count alone does not bound memory when each
+ * answer carries up to a mebibyte (lib/net's identifier limit).
+ */
+export const DEFAULT_MAX_FIND_BYTES = 128 * 1024 * 1024;
+
+/** Size of a data set's values (what keeping it costs, near enough). */
+function valueBytes(ds: DataSet): number {
+  let n = 0;
+  for (const el of ds.elements.values()) n += 16 + el.length + (el.items ? el.items.reduce((s, i) => s + valueBytes(i), 0) : 0);
+  return n;
+}
+
+/** An IPv4-mapped IPv6 address as IPv4; others unchanged. */
+function plainAddress(a: string | undefined): string {
+  return (a ?? "").replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, "$1");
+}
+
 /** Opens the Q/R association (and, for C-MOVE, the receiving SCP). Objects go into `arrivals`. */
 export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals: ArrivalStore): Promise<RetrieveSession> {
   const model = QR_MODELS.studyRoot;
   let receiver: Scp | undefined;
   const moveAet = opts.moveAet ?? opts.callingAet;
-  if (opts.mode === "move") {
-    const serverTls = opts.tls?.cert && opts.tls?.key ? { cert: opts.tls.cert, key: opts.tls.key } : undefined;
-    receiver = await createScp({
-      aeTitle: moveAet,
-      port: opts.movePort ?? 0,
-      host: opts.moveHost,
-      tls: serverTls,
-      storeDir: arrivals.dir,
-      keepReceived: KEEP_RECEIVED,
-      maxPdu: opts.maxPdu,
-      timeouts: opts.timeouts,
-      handlers: { store: ({ file }) => arrivals.accept(file) },
-    });
+  const maxFind = opts.maxFindResults ?? DEFAULT_MAX_FIND_RESULTS;
+  const maxFindBytes = opts.maxFindBytes ?? DEFAULT_MAX_FIND_BYTES;
+  const peerLabel = `${opts.calledAet}@${opts.host}:${opts.port}`;
+  if (opts.mode === "move" && opts.tls && !(opts.tls.cert && opts.tls.key)) {
+    throw new Error("C-MOVE over TLS needs a certificate and key for the receiving SCP (the peer connects to it with TLS): give them, or retrieve with C-GET");
   }
   const contexts: { abstractSyntax: string; transferSyntaxes: string[] }[] = [
     { abstractSyntax: model.find, transferSyntaxes: TS },
@@ -137,6 +166,49 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
     assoc = await associate();
     return assoc;
   };
+  if (opts.mode === "move") {
+    // The receiver is opened to the peer alone: the address we reach it from, its AE title and address.
+    const first = await open();
+    const remote = plainAddress(first.socket.remoteAddress);
+    const local = plainAddress(first.socket.localAddress);
+    const serverTls: TlsOptions | undefined = opts.tls
+      ? { cert: opts.tls.cert, key: opts.tls.key, ...(opts.tls.ca ? { ca: opts.tls.ca, requestCert: true } : {}) }
+      : undefined;
+    try {
+      receiver = await createScp({
+        aeTitle: moveAet,
+        port: opts.movePort ?? 0,
+        host: opts.moveHost ?? (local || "127.0.0.1"),
+        tls: serverTls,
+        allow: opts.moveFrom ?? [{ aeTitle: opts.calledAet, ...(isIP(remote) ? { network: { address: remote, bits: isIP(remote) === 4 ? 32 : 128 } } : {}) }],
+        storeDir: arrivals.dir,
+        keepReceived: KEEP_RECEIVED,
+        maxPdu: opts.maxPdu,
+        timeouts: opts.timeouts,
+        handlers: { store: ({ file }) => arrivals.accept(file) },
+        onEvent: (e) => {
+          if (e.type === "store-failed" && !e.warning) arrivals.failedToWrite(e.sopInstanceUid, e.message);
+        },
+      });
+    } catch (e) {
+      await first.release();
+      throw e;
+    }
+  }
+  /** Matches of one C-FIND, at most `maxFind` of them (more: the query is cancelled and fails). */
+  const findAll = async function* (a: Association, id: DataSet): AsyncGenerator<DataSet> {
+    let n = 0;
+    let bytes = 0;
+    for await (const m of find(a, model.find, id)) {
+      if (++n > maxFind) {
+        throw new DicomNetError("PROTOCOL", `C-FIND at ${peerLabel} returned more than ${maxFind} matches; the query was cancelled (raise the limit with --max-find-results)`);
+      }
+      if ((bytes += valueBytes(m)) > maxFindBytes) {
+        throw new DicomNetError("PROTOCOL", `C-FIND at ${peerLabel} returned more than ${maxFindBytes >> 20} MiB of answers; the query was cancelled`);
+      }
+      yield m;
+    }
+  };
   // Further associations for parallel retrieval, opened when first needed and kept.
   const extra: Association[] = [];
   const openExtra = async (n: number): Promise<Association[]> => {
@@ -155,7 +227,8 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
     if (opts.mode === "move") {
       for await (const p of move(a, model.move, id, moveAet)) last = p;
     } else {
-      for await (const p of get(a, model.get, id, (file) => arrivals.accept(file))) last = p;
+      const failed = (error: string, m: { command: { affectedSopInstanceUid?: string } }) => arrivals.failedToWrite(m.command.affectedSopInstanceUid ?? "", error);
+      for await (const p of get(a, model.get, id, (file) => arrivals.accept(file), failed)) last = p;
     }
     return finish(last);
   };
@@ -174,12 +247,12 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
     try {
       if (counted === undefined) {
         extraRequests.find++;
-        for await (const m of find(main, model.find, identifier({ QueryRetrieveLevel: "SERIES", StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, NumberOfSeriesRelatedInstances: "" }))) {
+        for await (const m of findAll(main, identifier({ QueryRetrieveLevel: "SERIES", StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, NumberOfSeriesRelatedInstances: "" }))) {
           if (m.string(0x0020000e) === seriesUid) counted = m.number(0x00201209);
         }
       }
       extraRequests.find++;
-      for await (const m of find(main, model.find, identifier({ QueryRetrieveLevel: "IMAGE", StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, SOPInstanceUID: "" }))) {
+      for await (const m of findAll(main, identifier({ QueryRetrieveLevel: "IMAGE", StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, SOPInstanceUID: "" }))) {
         const uid = m.string(0x00080018);
         if (uid) listed.add(uid);
       }
@@ -213,7 +286,7 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
     return { status: warning > 0 ? 0xb000 : 0, completed: uids.length, failed: 0, warning };
   };
   const finish = (last: RetrieveProgress | undefined): RetrieveOutcome => {
-    if (!last) throw new DicomNetError("PROTOCOL", `No final response from ${opts.calledAet}@${opts.host}:${opts.port}`);
+    if (!last) throw new DicomNetError("PROTOCOL", `No final response from ${peerLabel}`);
     const r: RetrieveOutcome = { status: last.status, completed: last.completed ?? 0, failed: last.failed ?? 0, warning: last.warning ?? 0 };
     if (last.errorComment) r.errorComment = last.errorComment;
     return r;
@@ -222,7 +295,7 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
     async find(identifier: DataSet): Promise<DataSet[]> {
       const a = await open();
       const out: DataSet[] = [];
-      for await (const m of find(a, model.find, identifier)) out.push(m);
+      for await (const m of findAll(a, identifier)) out.push(m);
       return out;
     },
     async retrieve(id: DataSet, known?: { instances?: number }): Promise<RetrieveOutcome> {
@@ -236,6 +309,7 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
   return {
     transport,
     receiverPort: receiver?.port,
+    receiverHost: receiver?.host,
     extraRequests,
     async close() {
       await Promise.all(extra.splice(0).filter((a) => a.established).map((a) => a.release()));

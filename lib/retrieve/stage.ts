@@ -8,6 +8,8 @@ import { join, relative, resolve, sep } from "node:path";
 import process from "node:process";
 import type { AnonymizeContext, AnonymizeOptions } from "../anonymize/anonymize.ts";
 import type { LedgerEntry } from "../ledger/ledger.ts";
+import { removeStale } from "../fs/stale.ts";
+import type { AllowEntry } from "../net/mod.ts";
 import { peerLabel, peerTimeouts, type PeerSettings, tlsFromFiles } from "../net/peer.ts";
 import type { FileRecord, RtRecord } from "../records/types.ts";
 import { type StageEvent, type StageOptions, StageReport, untilAborted } from "../stage/stage.ts";
@@ -41,8 +43,12 @@ export interface RetrieveRecordsOptions extends StageOptions {
   moveAet?: string;
   /** Port of the C-MOVE receiver (default 11113; 0: any free port). */
   movePort?: number;
-  /** Listen address of the C-MOVE receiver (default 0.0.0.0). */
+  /** Listen address of the C-MOVE receiver (default: the local address of the connection to the peer). */
   moveHost?: string;
+  /** Callers the C-MOVE receiver accepts (default: the peer's AE title from the peer's address). */
+  moveFrom?: (string | AllowEntry)[];
+  /** C-FIND matches kept per query; a peer that sends more fails the query (default 50,000). */
+  maxFindResults?: number;
   /** Associations a large series may be retrieved over at once (default 1). */
   parallel?: number;
   /** The output folder: `<out>/<PatientID>/<Study>/<Series>/<SOP>.dcm`. */
@@ -87,6 +93,7 @@ export async function* retrieveRecords(input: AsyncIterable<RtRecord> | Iterable
     if (options.series?.length && (options.plans?.length || options.onlyApproved)) {
       throw new Error("Cannot retrieve: whole series cannot be combined with plan labels or only approved plans");
     }
+    removeStale(join(outDir, ".rtexport"), /^retrieve-staging-(\d+)$/); // left by a run that was killed
     const ctx = options.anonymize ? await anonymizeContext(options.anonymize) : undefined;
     if (ctx) staging = join(outDir, ".rtexport", `retrieve-staging-${process.pid}`);
     const run: Run = { options, report, source: `dicom:${peerLabel(options.peer)}`, ctx, rows: [] };
@@ -98,10 +105,14 @@ export async function* retrieveRecords(input: AsyncIterable<RtRecord> | Iterable
       onMessage: (level, text) => report.message(level, text),
       onPhase: (note) => report.progress(undefined, note),
       get: options.get === true, moveAet: options.moveAet, movePort: options.movePort ?? 11113, moveHost: options.moveHost,
+      moveFrom: options.moveFrom, maxFindResults: options.maxFindResults,
       parallel: options.parallel, out: staging ?? outDir, rewrite: ctx ? {} : options.rewrite ?? {},
       maxPdu: options.peer.maxPdu, timeouts: peerTimeouts(options.peer), tls: tlsFromFiles(options.peer),
-      onReceiver: (port) => {
-        if (!options.get) report.message("info", `receiving C-MOVE objects as ${options.moveAet ?? options.peer.callingAet} on port ${port}`);
+      onReceiver: (port, host) => {
+        if (!options.get) {
+          const tls = options.peer.tls ? " (TLS)" : "";
+          report.message("info", `receiving C-MOVE objects as ${options.moveAet ?? options.peer.callingAet} on ${host ?? ""}:${port}${tls}`);
+        }
       },
       onError: (uid, message) => writeFailed(run, uid, `Cannot write object ${uid}: ${message}`, "Cannot write object"),
     });
@@ -120,9 +131,9 @@ export async function* retrieveRecords(input: AsyncIterable<RtRecord> | Iterable
       const f = (ctx ? { ...r, anonymized: { from: run.source } } : r) as FileRecord;
       const planKey = typeof f.planUid === "string" ? f.planUid : undefined;
       report.done(`"${f.path}"`, { bytes: f.bytes, patientId: f.patientId, planKey });
-      await options.ledger?.queue(withFields({
+      await queueRow(run, withFields({
         kind: "file", key: relative(outDir, f.path).split(sep).join("/"), status: "done", source: run.source, dest: f.path,
-      }, { bytes: f.bytes, sha256: f.sha256, patientId: f.patientId, planKey }));
+      }, { bytes: f.bytes, sha256: f.sha256, patientId: f.patientId, planKey }), `"${f.path}"`);
       yield f;
     }
     await writeRows(run);
@@ -165,10 +176,30 @@ interface Run {
   ctx?: AnonymizeContext;
   /** Ledger rows of failures reported from callbacks, written at the stage's next step. */
   rows: LedgerEntry[];
+  /** Set when a write failed with a full disk (the ledger's own error may hide it). */
+  diskFull?: boolean;
+  /** Set once the ledger could not be written: no further rows are tried. */
+  ledgerBroken?: boolean;
 }
 
 async function writeRows(run: Run): Promise<void> {
-  for (const row of run.rows.splice(0)) await run.options.ledger?.queue(row);
+  for (const row of run.rows.splice(0)) await queueRow(run, row, "a failed object");
+}
+
+/**
+ * Queues one ledger row; a ledger that cannot be written (its disk is full) is one failure with
+ * the cause, and the retrieval goes on without it rather than ending in a crash.
+ */
+async function queueRow(run: Run, row: LedgerEntry, what: string): Promise<void> {
+  if (!run.options.ledger || run.ledgerBroken) return;
+  try {
+    await run.options.ledger.queue(row);
+  } catch (e) {
+    run.ledgerBroken = true;
+    const m = (e as Error).message ?? String(e);
+    const cause = run.diskFull || /ENOSPC|disk is full|database or disk/i.test(m) ? "no space left on device" : m;
+    run.report.failed("the ledger", `Cannot record ${what} in the ledger (no further rows are written): ${cause}`);
+  }
 }
 
 /** The anonymizer (its profile tables) is loaded only when asked for: it would double retrieve's start-up. */
@@ -195,6 +226,7 @@ function relayAnonymizeEvent(run: Run, e: StageEvent, stored: Map<string, string
  * the original object and its staging path.
  */
 function writeFailed(run: Run, uid: string, reason: string, what: string): void {
+  if (/ENOSPC|no space left/i.test(reason)) run.diskFull = true;
   run.report.failed(`object ${uid}`, reason);
   const h = hide(run.ctx);
   const patientId = h.patient(run.options.patientId);
@@ -220,9 +252,9 @@ async function reportSummary(run: Run, summary: RetrieveSummary, stored: Retriev
     }
     run.report.failed(entry.item, entry.reason, { patientId: summary.patientId, planKey: entry.planKey });
     const row = kept[i] as GapEntry;
-    await run.options.ledger?.queue(withFields({
+    await queueRow(run, withFields({
       kind: "retrieval", key: row.key, status: "failed", patientId: stored.patientId, source: run.source, error: row.error,
-    }, { planKey: row.planKey }));
+    }, { planKey: row.planKey }), "a missing object");
   }
 }
 

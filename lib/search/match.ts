@@ -1,41 +1,14 @@
 /**
- * DICOM attribute matching (PS3.4 C.2.2.2) applied to values read from files.
+ * DICOM attribute matching (PS3.4 C.2.2.2) applied to values read from files. Wild cards go
+ * through the project's one matcher, lib/dicom/wildcard.ts.
  */
+import { hasWildcard as hasWildcardChar, wildcardMatch } from "../dicom/wildcard.ts";
+
+export { wildcardMatch };
 
 const NUMERIC_VRS: ReadonlySet<string> = new Set([
   "DS", "IS", "US", "SS", "UL", "SL", "FL", "FD", "SV", "UV",
 ]);
-
-/**
- * Wild card matching (PS3.4 C.2.2.2.4): `*` matches any run of characters, the empty one included,
- * `?` exactly one character; everything else matches itself. Case-sensitive unless `ignoreCase`.
- * Linear backtracking, no regular expressions, so no pattern can make it slow.
- *
- * @example
- * ```ts
- * wildcardMatch("RP*.dcm", "RP1.2.3.dcm"); // true
- * wildcardMatch("TRUEBEAM?", "TrueBeam1"); // false (case-sensitive)
- * ```
- */
-export function wildcardMatch(pattern: string, value: string, ignoreCase = false): boolean {
-  const p = Array.from(ignoreCase ? pattern.toLowerCase() : pattern);
-  const v = Array.from(ignoreCase ? value.toLowerCase() : value);
-  let pi = 0, vi = 0, star = -1, mark = 0;
-  while (vi < v.length) {
-    if (pi < p.length && (p[pi] === "?" || p[pi] === v[vi])) {
-      pi++;
-      vi++;
-    } else if (pi < p.length && p[pi] === "*") {
-      star = pi++;
-      mark = vi;
-    } else if (star >= 0) {
-      pi = star + 1;
-      vi = ++mark;
-    } else return false;
-  }
-  while (pi < p.length && p[pi] === "*") pi++;
-  return pi === p.length;
-}
 
 /**
  * Does a value read from a file match the value given in a search expression?
@@ -51,7 +24,7 @@ export function wildcardMatch(pattern: string, value: string, ignoreCase = false
 export function matchValue(pattern: string, value: string, vr: string): boolean {
   if (pattern === "") return value === "";
   if (vr === "UI" && pattern.includes("\\")) return pattern.split("\\").some((u) => u.trim() === value);
-  const hasWildcard = pattern.includes("*") || pattern.includes("?");
+  const hasWildcard = hasWildcardChar(pattern);
   if ((vr === "DA" || vr === "TM") && !hasWildcard && pattern.includes("-")) {
     return rangeMatch(pattern, value, vr);
   }
