@@ -9,6 +9,7 @@ import { generateClinic } from "../lib/fixtures/mod.ts";
 import { connect, connectOptions, createScp, storageContexts, store, storeSourceFromFile } from "../lib/net/mod.ts";
 import { commitmentReport, commitmentRequest, readCommitmentReport, readCommitmentRequest } from "../lib/net/commitment.ts";
 import { Committer } from "../lib/net/commitment_scu.ts";
+import { startQrScp } from "../lib/qr/scp.ts";
 import { freePort, type OrthancPeer, startOrthanc } from "./_peers.ts";
 
 function dicomFiles(dir: string): string[] {
@@ -85,6 +86,32 @@ describe("storage commitment", () => {
     } finally {
       await committer.close();
       await scp.close();
+    }
+  });
+
+  test("serve answers from its index, on the same association: stored committed, unknown 0x0112, another class 0x0119", async () => {
+    const node = await startQrScp({ dir: join(dir, "served"), aeTitle: "RTSERVE", host: "127.0.0.1", port: 0, allow: ["RTEXPORT"] });
+    try {
+      const peer = { host: "127.0.0.1", port: node.port, callingAet: "RTEXPORT", calledAet: "RTSERVE" };
+      const sources = files.slice(0, 3).map((f) => storeSourceFromFile(f));
+      const a = await connect(connectOptions(peer, storageContexts(sources)));
+      for (const s of sources) assert.equal((await store(a, s)).status, 0);
+      await a.release();
+      const committer = await Committer.start({ peer, timeoutMs: 10_000 });
+      try {
+        const other = sources[2].sopClassUid === "1.2.840.10008.5.1.4.1.1.4" ? "1.2.840.10008.5.1.4.1.1.2" : "1.2.840.10008.5.1.4.1.1.4";
+        const items = [
+          ...sources.slice(0, 2).map((s) => ({ sopClassUid: s.sopClassUid, sopInstanceUid: s.sopInstanceUid })),
+          { sopClassUid: "1.2.840.10008.5.1.4.1.1.2", sopInstanceUid: "1.2.826.0.1.3680043.10.543.999" },
+          { sopClassUid: other, sopInstanceUid: sources[2].sopInstanceUid },
+        ];
+        const outcomes = await committer.commit(items);
+        assert.deepEqual(outcomes.map((o) => [o.committed, o.failureReason]), [[true, undefined], [true, undefined], [false, 0x0112], [false, 0x0119]]);
+      } finally {
+        await committer.close();
+      }
+    } finally {
+      await node.close();
     }
   });
 
