@@ -289,6 +289,28 @@ describe("push on a live clinical system", () => {
     }
   });
 
+  test("streaming: input in reverse dependency order (records, doses, plans, structure sets, then images) cannot stall the reader", async () => {
+    const r0 = await recorder(join(dir, "reverse-in"));
+    try {
+      // Every patient's objects from the top rank down: each waits for what comes later in the input.
+      const rank = (p: string) => ["/RTRECORD/", "/RTDOSE/", "/RTIMAGE/", "/RTPLAN/", "/RTSTRUCT/", "/REG/", "/MR/", "/CT/"].findIndex((k) => p.includes(k));
+      const reversed = [...files].sort((a, b) => a.split("/").slice(-3, -2)[0].localeCompare(b.split("/").slice(-3, -2)[0]) || rank(a) - rank(b));
+      const peer = { host: "127.0.0.1", port: r0.scp.port, callingAet: "RTEXPORT", calledAet: "RECORDER" };
+      let n = 0;
+      const done = (async () => {
+        for await (const r of pushRecords(pathRecords(reversed), { peer, readAhead: 2 })) if (r.type === "file") n++;
+      })();
+      const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error(`stalled after ${n} of ${files.length}`)), 60_000));
+      await Promise.race([done, timeout]);
+      assert.equal(n, files.length);
+      // And still in dependency order: a patient's plan after its structure set.
+      const at = (cls: string, pat: number) => r0.arrived.map((a, i) => ({ ...a, i })).filter((a) => a.cls === cls).map((a) => a.i)[pat];
+      assert.ok(at("1.2.840.10008.5.1.4.1.1.481.3", 0) < at("1.2.840.10008.5.1.4.1.1.481.5", 0), "structure set before plan");
+    } finally {
+      await r0.close();
+    }
+  });
+
   test("serve --forward relays each object to Orthanc as it arrives", async () => {
     const port = await freePort();
     const cmd = cliCommand();

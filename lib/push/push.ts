@@ -71,7 +71,7 @@ export interface PushOptions extends StageOptions {
   retry?: RetryPolicy;
   /** Time windows and rate limits. */
   pace?: Pacer;
-  /** Objects read ahead of the sending, beyond those waiting for objects not seen yet (default 256). */
+  /** Objects that could go now read ahead of the sending (default 256); those waiting for other objects do not count. */
   readAhead?: number;
 }
 

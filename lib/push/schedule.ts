@@ -75,10 +75,13 @@ export class DependencyScheduler<T extends SchedItem> {
     return this.#inFlight;
   }
 
-  /** Queued items that wait only for objects not seen yet (they do not count against read-ahead). */
-  get waitingForUnseen(): number {
-    if (this.#ended) return 0;
-    return this.#queue.filter((it) => it.refs.some((u) => this.#unseen(u))).length;
+  /**
+   * Queued items that could go now (their back-off aside). Only they count against read-ahead:
+   * an item that waits (for an object not read yet, or for one that waits itself) must not keep
+   * the reader from reading what it waits for.
+   */
+  get readyCount(): number {
+    return this.#queue.filter((it) => this.#ready(it)).length;
   }
 
   #state(patient: string): PatientState {
@@ -215,9 +218,10 @@ export class DependencyScheduler<T extends SchedItem> {
     return out;
   }
 
-  /** Resolves when fewer than `limit` items wait that count against read-ahead (or the run stopped). */
+  /** Resolves when fewer than `limit` items could go now (or the run stopped): the reader's read-ahead. */
   async room(limit: number): Promise<void> {
-    while (!this.#stopped && this.#queue.length - this.waitingForUnseen >= limit) {
+    // The queue's length first: counting the ready items costs a pass over it.
+    while (!this.#stopped && this.#queue.length >= limit && this.readyCount >= limit) {
       await new Promise<void>((resolve) => this.#waiters.push(resolve));
     }
   }
