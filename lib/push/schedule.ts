@@ -52,6 +52,8 @@ export class DependencyScheduler<T extends SchedItem> {
   /** UIDs of finished objects of the patients remembered. */
   readonly #finished = new Set<string>();
   #inFlight = 0;
+  /** Items handed out so far (for `room`'s bound). */
+  #handedOut = 0;
   #ended = false;
   #stopped = false;
   #waiters: (() => void)[] = [];
@@ -166,6 +168,7 @@ export class DependencyScheduler<T extends SchedItem> {
       if (pick >= 0) {
         const [it] = this.#queue.splice(pick, 1);
         this.#inFlight++;
+        this.#handedOut++;
         return it;
       }
       if (this.#ended && this.#queue.length === 0 && this.#inFlight === 0) return undefined;
@@ -220,8 +223,16 @@ export class DependencyScheduler<T extends SchedItem> {
 
   /** Resolves when fewer than `limit` items could go now (or the run stopped): the reader's read-ahead. */
   async room(limit: number): Promise<void> {
-    // The queue's length first: counting the ready items costs a pass over it.
-    while (!this.#stopped && this.#queue.length >= limit && this.readyCount >= limit) {
+    // Counting the ready items costs a pass over the queue. After a count of `ready`, at most as
+    // many items as were handed out since can have stopped being ready (adds and finishes only
+    // add ready ones): while that bound stays at the limit, nothing needs counting again.
+    let ready = 0, handedOutAtCount = 0;
+    while (!this.#stopped && this.#queue.length >= limit) {
+      if (ready - (this.#handedOut - handedOutAtCount) < limit) {
+        ready = this.readyCount;
+        handedOutAtCount = this.#handedOut;
+        if (ready < limit) return;
+      }
       await new Promise<void>((resolve) => this.#waiters.push(resolve));
     }
   }
