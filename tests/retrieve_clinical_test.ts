@@ -43,11 +43,15 @@ describe("retrieve on a live clinical system", () => {
   });
 
   /** A Q/R SCP over the clinic; `refuse(level, request number of that level)` returns a status to fail a C-MOVE with. */
-  async function aria(movePort: number, refuse: (level: string, n: number) => number | undefined): Promise<{ scp: Scp; asked: string[] }> {
+  async function aria(movePort: number, refuse: (level: string, n: number) => number | undefined): Promise<{ scp: Scp; asked: string[]; associations: () => number }> {
     const asked: string[] = [];
     const seen = new Map<string, number>();
+    let associations = 0;
     const scp = await createScp({
       aeTitle: "VMSDBD", host: "127.0.0.1",
+      onEvent: (e) => {
+        if (e.type === "association") associations++;
+      },
       handlers: {
         find: async function* (rq) {
           for (const m of await findMatches(index, rq.identifier, "STUDY")) yield m;
@@ -63,7 +67,7 @@ describe("retrieve on a live clinical system", () => {
         },
       },
     });
-    return { scp, asked };
+    return { scp, asked, associations: () => associations };
   }
 
   const args = (scp: Scp, movePort: number, out: string) => [
@@ -117,6 +121,23 @@ describe("retrieve on a live clinical system", () => {
       assert.equal(summary.resilience.retries, 1);
       assert.equal(summary.resilience.fallbacks, asked.filter((l) => l === "STUDY").length + 1);
       assert.match(r.stderr, /retry 1 of 5 in [\d.]+ s \(out of resources for sub-operations\)/);
+    } finally {
+      await scp.close();
+    }
+  });
+
+  test("a time window closes between two requests: the association is released, the run resumes when it opens", async () => {
+    const movePort = await freePort();
+    const { scp, asked, associations } = await aria(movePort, () => undefined);
+    try {
+      const out = join(dir, "windowed");
+      // 06:29:58 on the test clock, one object a second: the first study's objects take the run past 06:30.
+      const r = await runMainCaptured(retrieve, [...args(scp, movePort, out), "--window", "19:00-06:30", "--max-rate", "1/s"], { env: { RTEXPORT_CLOCK: "2025-03-04T06:29:58" } });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(dicomFiles(out).length, patientFiles.length);
+      assert.match(r.stderr, /retrieve: Retrieve paused until 19:00/);
+      assert.equal(asked.filter((l) => l === "STUDY").length, 2);
+      assert.equal(associations(), 2, "one association before the pause, another after it");
     } finally {
       await scp.close();
     }
