@@ -65,6 +65,10 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: "find DICOM files by tag values, with sequence paths and value statistics",
     load: () => import("./commands/search.ts"),
   },
+  transcode: {
+    summary: "rewrite DICOM files in another transfer syntax, decoding lossless compressed pixel data",
+    load: () => import("./commands/transcode.ts"),
+  },
   echo: {
     summary: "C-ECHO a DICOM peer",
     load: () => import("./commands/echo.ts"),

@@ -84,8 +84,10 @@ export { copyFiles } from "./lib/copy/copy_files.ts";
 export type { CopyFilesOptions, CopyLayout } from "./lib/copy/copy_files.ts";
 export { copyFileVerified } from "./lib/copy/copy.ts";
 export type { CopyOptions, CopyOutcome } from "./lib/copy/copy.ts";
-export { Ledger, summarizeLedger } from "./lib/ledger/ledger.ts";
-export type { LedgerEntry, LedgerSummary } from "./lib/ledger/ledger.ts";
+export { Ledger } from "./lib/ledger/ledger.ts";
+export { summarizeLedger } from "./lib/ledger/status.ts";
+export type { LedgerEntry } from "./lib/ledger/schema.ts";
+export type { LedgerSummary } from "./lib/ledger/status.ts";
 
 // push, retrieve, serve, and the DIMSE client and SCP framework under them.
 export { pushRecords } from "./lib/push/push.ts";
@@ -120,3 +122,9 @@ export type { AuditEvent, AuditSink, AuditSpec } from "./lib/audit/mod.ts";
 export { generateClinic } from "./lib/fixtures/clinic.ts";
 export type { ClinicManifest, ClinicOptions } from "./lib/fixtures/clinic.ts";
 export { openSqlite } from "./lib/db/sqlite.ts";
+
+// transcode: lossless decoding and transfer syntax changes (codecs load on first use).
+export { transcodeFiles } from "./lib/codec/transcode.ts";
+export type { TranscodeOptions, TranscodeResult } from "./lib/codec/transcode.ts";
+export { decodeDataSet, decodeToNative, transcodeFile, transcodeRefusal } from "./lib/codec/decode.ts";
+export { CodecError } from "./lib/codec/pixel.ts";

@@ -4,21 +4,24 @@
  * side by side in one run.
  *
  *   node_modules/.bin/node bench/export_bench.ts [--patients 20] [--slices 180] [--size 512]
- *     [--runs 1] [--small 5,10] [--peers serve,orthanc] [--modes get,move] [--runtime node|deno] [--keep]
+ *     [--runs 1] [--small 5,10] [--peers serve,orthanc] [--modes get,move] [--workers 1,2,4] [--procs 2x2]
+ *     [--runtime node|deno] [--keep]
  *
  * - Corpus: the synthetic clinic (`scripts/make_fixtures.ts`), generated into
  *   bench/.corpus/export-PxSxZ when missing. `serve` serves a hard-linked copy of it (its index
  *   goes there); Orthanc (TCP_NODELAY=1) gets every file by `storescu +sd +r` before the runs.
- * - Ours: `list-patients --from dicom … | export-plan --get|--move-port P --out DIR`, the whole
- *   pipeline timed (bash, one process each), peak RSS of export-plan by GNU time. The output is a
+ * - Ours: `list-patients --from dicom … > L; export-plan --get|--move-port P --workers N --out DIR < L`,
+ *   the whole timed (bash), peak RSS of export-plan by GNU time. C-GET with each --workers N, and
+ *   with --procs PxW: P export-plan processes at once on the same listing, tree and ledger, W
+ *   workers each (the multi-machine mode, on one machine); C-MOVE with one worker. The output is a
  *   fresh folder each time; its ledger and staging are included (ours also writes the ledger,
- *   hashes every file and verifies every copy).
+ *   claims each patient in it, hashes every file and verifies every copy).
  * - Theirs: the unique objects our export put in its tree, fetched with one DCMTK association:
  *   one query file per image series (SERIES level) and one per RT object (IMAGE level), Study Root,
  *   `getscu -S -od DIR q…` or `movescu -S -aem MOVESCU q…` with DCMTK `storescp -od DIR` as the receiver. DCMTK is given the
  *   list: it does not query for patients, plans or references as ours does.
- * - Memory in patient count: export-plan --get from serve over the first --small patients
- *   (5 and 10) and over all of them; peak RSS of each.
+ * - Memory in patient count: export-plan --get --workers (the largest N) from serve over the first
+ *   --small patients (5 and 10) and over all of them; peak RSS of each.
  * - Warm-up: one untimed getscu of everything from each peer. Best of --runs per case.
  */
 import { execFile, spawn, spawnSync } from "node:child_process";
@@ -43,6 +46,10 @@ const SMALL = arg("small", "5,10").split(",").map(Number);
 const PEERS = arg("peers", "serve,orthanc").split(",");
 const MODES = arg("modes", "get,move").split(",");
 const RUNTIME = arg("runtime", "node");
+/** export-plan --workers N for each N (C-GET; C-MOVE runs with one worker: one receiver port). */
+const WORKERS = arg("workers", "1,2,4").split(",").map(Number);
+/** Several export-plan processes on this machine sharing one ledger: PROCSxWORKERS (e.g. 2x2), or none. */
+const PROCS = arg("procs", "2x2").split(",").filter(Boolean).map((s) => s.split("x").map(Number) as [number, number]);
 const KEEP = process.argv.includes("--keep");
 
 // DCMTK (and Orthanc, built on it) wait on Nagle + delayed ACK for every object without this.
@@ -145,24 +152,42 @@ async function startLoadedOrthanc(): Promise<PeerInfo> {
 }
 
 // ---- the cases ---------------------------------------------------------------------------------
-interface Row { peer: string; tool: string; mode: string; files: number; objects: number; bytes: number; seconds: number; rssKb: number; cpu: number }
+interface Row {
+  peer: string; tool: string; mode: string; files: number; objects: number; bytes: number; seconds: number; rssKb: number; cpu: number;
+  /** Claimers in all (processes × workers), for ours. */
+  workers?: number;
+}
 const OURS = "rtexport list-patients → export-plan";
+const oursLabel = (workers: number, procs: number) =>
+  procs > 1 ? `${OURS} ×${procs} processes --workers ${workers}` : `${OURS} --workers ${workers}`;
 const rows: Row[] = [];
 const notes = new Set<string>();
 
 /** Our pipeline; returns the measurement and the unique objects the tree holds (for DCMTK). */
-async function ours(p: PeerInfo, mode: string, patientIds?: string[]): Promise<{ t: Timed; out: string; recordsFile: string }> {
+async function ours(p: PeerInfo, mode: string, patientIds?: string[], workers = 1, procs = 1): Promise<{ t: Timed; out: string; recordsFile: string }> {
   const out = join(work, `out-ours-${p.name}-${mode}`);
   rmSync(out, { recursive: true, force: true });
   const recordsFile = join(work, `records-${p.name}-${mode}.ndjson`);
-  const timeFile = join(work, "time.txt");
-  rmSync(timeFile, { force: true });
+  const listing = join(work, `listing-${p.name}.ndjson`);
   const peer = `--host 127.0.0.1 --port ${p.port} --called-aet ${p.aet} --calling-aet RTEXPORT`;
   const how = mode === "get" ? "--get" : `--move-port ${ourMovePort}`;
   const only = patientIds ? patientIds.map((id) => `--patient ${q(id)}`).join(" ") : "";
-  const script = `set -o pipefail; ${RT} list-patients --from dicom ${peer} ${only} -q | /usr/bin/time ${TIME.map(q).join(" ")} -o ${q(timeFile)} ${RT} export-plan ${peer} ${how} --out ${q(out)} -q > ${q(recordsFile)}`;
-  const t = await run("bash", ["-c", script], timeFile);
-  if (t.code !== 0) throw new Error(`rtexport ${mode} from ${p.name} failed (exit ${t.code}): ${t.stderr.slice(-2000)}`);
+  // The listing, then `procs` export-plan processes on it at once (one ledger, the tree's SQLite),
+  // each with `workers` claimers: timed as a whole, peak RSS the largest process's, CPU their sum.
+  const timeFiles = Array.from({ length: procs }, (_, i) => join(work, `time-${i}.txt`));
+  for (const f of timeFiles) rmSync(f, { force: true });
+  const exports = timeFiles.map((f, i) =>
+    `/usr/bin/time ${TIME.map(q).join(" ")} -o ${q(f)} ${RT} export-plan ${peer} ${how} --workers ${workers} --out ${q(out)} -q < ${q(listing)} > ${q(`${recordsFile}.${i}`)} &`
+  ).join(" ");
+  const script = `set -o pipefail; ${RT} list-patients --from dicom ${peer} ${only} -q > ${q(listing)} && { ${exports} wait; } && ` +
+    `for p in $(jobs -p); do wait $p || exit 1; done; cat ${timeFiles.map((_, i) => q(`${recordsFile}.${i}`)).join(" ")} > ${q(recordsFile)}`;
+  const t = await run("bash", ["-c", script]);
+  const times = timeFiles.map((f) => existsSync(f) ? /RSS_KB=(\d+) CPU=([\d.]+)\+([\d.]+)/.exec(readFileSync(f, "utf8")) : null);
+  if (t.code !== 0 || times.some((m) => !m || /Command exited with non-zero status/.test(readFileSync(timeFiles[times.indexOf(m)], "utf8")))) {
+    throw new Error(`rtexport ${mode} from ${p.name} failed (exit ${t.code}): ${t.stderr.slice(-2000)}`);
+  }
+  t.rssKb = Math.max(...times.map((m) => Number(m![1])));
+  t.cpu = times.reduce((sum, m) => sum + Number(m![2]) + Number(m![3]), 0);
   return { t, out, recordsFile };
 }
 
@@ -242,9 +267,9 @@ function uniqueObjects(recordsFile: string): number {
   return uids.size;
 }
 
-function record(peer: string, tool: string, mode: string, t: Timed, out: string, objects?: number): Row {
+function record(peer: string, tool: string, mode: string, t: Timed, out: string, objects?: number, workers?: number): Row {
   const o = outputFiles(out);
-  const row = { peer, tool, mode, files: o.files, objects: objects ?? o.files, bytes: o.bytes, seconds: t.seconds, rssKb: t.rssKb, cpu: t.cpu };
+  const row = { peer, tool, mode, files: o.files, objects: objects ?? o.files, bytes: o.bytes, seconds: t.seconds, rssKb: t.rssKb, cpu: t.cpu, workers };
   rows.push(row);
   console.error(`${peer} ${tool} (${mode}): ${o.files} files (${row.objects} objects), ${(o.bytes / 1e6).toFixed(0)} MB in ${t.seconds.toFixed(1)} s, peak RSS ${(t.rssKb / 1024).toFixed(0)} MB, CPU ${t.cpu.toFixed(1)} s`);
   if (!KEEP) rmSync(out, { recursive: true, force: true });
@@ -263,12 +288,15 @@ try {
     console.error(`${p.name}: ${queries.length} DCMTK query files`);
     for (let i = 0; i < RUNS; i++) {
       for (const mode of MODES) {
-        const a = await ours(p, mode);
-        record(p.name, OURS, mode, a.t, a.out, uniqueObjects(a.recordsFile));
         const b = await theirs(p, mode, queries);
         const r = record(p.name, mode === "get" ? "getscu" : "movescu → storescp", mode, b.t, b.out);
-        const mine = rows[rows.length - 2];
-        if (r.objects !== mine.objects) notes.add(`${p.name} ${mode}: rtexport fetched ${mine.objects} distinct objects, ${r.tool} ${r.objects}`);
+        // C-MOVE: one worker (every worker's objects would go to one receiver port).
+        const cases: [number, number][] = mode === "get" ? [...WORKERS.map((w) => [w, 1] as [number, number]), ...PROCS.map(([n, w]) => [w, n] as [number, number])] : [[1, 1]];
+        for (const [workers, procs] of cases) {
+          const a = await ours(p, mode, undefined, workers, procs);
+          const mine = record(p.name, oursLabel(workers, procs), mode, a.t, a.out, uniqueObjects(a.recordsFile), workers * procs);
+          if (r.objects !== mine.objects) notes.add(`${p.name} ${mode}: rtexport fetched ${mine.objects} distinct objects, ${r.tool} ${r.objects}`);
+        }
       }
     }
   }
@@ -276,7 +304,7 @@ try {
   const s = peers.find((p) => p.name === "serve") ?? peers[0];
   const ids = manifest.patients.map((p: { patientId: string }) => p.patientId);
   for (const subset of [...SMALL.filter((n) => n < ids.length).map((n) => ids.slice(0, n)), ids]) {
-    const a = await ours(s, "get", subset);
+    const a = await ours(s, "get", subset, Math.max(...WORKERS));
     const o = outputFiles(a.out);
     memory.push({ patients: subset.length, files: o.files, seconds: a.t.seconds, rssKb: a.t.rssKb });
     console.error(`memory: ${subset.length} patients, ${o.files} files, peak RSS ${(a.t.rssKb / 1024).toFixed(0)} MB`);
@@ -298,15 +326,16 @@ for (const r of rows) {
 const lines = [
   `${PATIENTS} patients (${manifest.files} objects, ${(manifest.bytes / 1e6).toFixed(0)} MB; CT ${SLICES}×${SIZE}²), runtime ${RUNTIME}, best of ${RUNS}, ${cpus().length} CPUs, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}, ${new Date().toISOString().slice(0, 16)}Z`,
   "",
-  "| peer | tool | mode | objects | files written | MB written | seconds | objects/s | MB/s | × DCMTK | CPU s (user+sys) | peak RSS |",
-  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  "| peer | tool | mode | objects | files written | MB written | seconds | objects/s | objects/s per worker | MB/s | × DCMTK | CPU s (user+sys) | peak RSS |",
+  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 ];
 for (const r of best.values()) {
-  const ref = [...best.values()].find((x) => x.peer === r.peer && x.mode === r.mode && x.tool !== OURS);
+  const ref = [...best.values()].find((x) => x.peer === r.peer && x.mode === r.mode && !x.tool.startsWith(OURS));
   const ratio = ref ? (r.objects / r.seconds) / (ref.objects / ref.seconds) : NaN;
-  lines.push(`| ${r.peer} | ${r.tool} | ${r.mode === "get" ? "C-GET" : "C-MOVE"} | ${r.objects} | ${r.files} | ${(r.bytes / 1e6).toFixed(0)} | ${r.seconds.toFixed(1)} | ${(r.objects / r.seconds).toFixed(0)} | ${(r.bytes / 1e6 / r.seconds).toFixed(0)} | ${ratio.toFixed(2)} | ${r.cpu.toFixed(1)} | ${(r.rssKb / 1024).toFixed(0)} MB |`);
+  const perWorker = r.workers ? (r.objects / r.seconds / r.workers).toFixed(0) : "";
+  lines.push(`| ${r.peer} | ${r.tool} | ${r.mode === "get" ? "C-GET" : "C-MOVE"} | ${r.objects} | ${r.files} | ${(r.bytes / 1e6).toFixed(0)} | ${r.seconds.toFixed(1)} | ${(r.objects / r.seconds).toFixed(0)} | ${perWorker} | ${(r.bytes / 1e6 / r.seconds).toFixed(0)} | ${ratio.toFixed(2)} | ${r.cpu.toFixed(1)} | ${(r.rssKb / 1024).toFixed(0)} MB |`);
 }
 for (const n of notes) lines.push("", `Note: ${n}`);
-lines.push("", "Memory of export-plan (serve, C-GET) in patient count:", "", "| patients | files | seconds | peak RSS |", "|---:|---:|---:|---:|");
+lines.push("", `Memory of export-plan --workers ${Math.max(...WORKERS)} (serve, C-GET) in patient count:`, "", "| patients | files | seconds | peak RSS |", "|---:|---:|---:|---:|");
 for (const m of memory) lines.push(`| ${m.patients} | ${m.files} | ${m.seconds.toFixed(1)} | ${(m.rssKb / 1024).toFixed(0)} MB |`);
 process.stdout.write(lines.join("\n") + "\n");

@@ -14,8 +14,8 @@
  * }
  * ```
  */
-import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { readTextFile } from "../lib/fs/text.ts";
 import { UsageError } from "./errors.ts";
 import { didYouMean } from "./suggest.ts";
 
@@ -96,7 +96,7 @@ export function loadConfig(options: { path?: string; cwd?: string } = {}): Rtexp
   const path = resolve(options.cwd ?? ".", explicit ? options.path! : CONFIG_FILE);
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = readTextFile(path);
   } catch (error) {
     const code = (error as { code?: string }).code;
     if (!explicit && (code === "ENOENT" || code === "ENOTDIR")) return { peers: {}, defaults: {}, commands: {}, warnings: [], raw: {} };

@@ -14,6 +14,7 @@ export const COMMAND_NAMES: readonly string[] = [
   "serve",
   "show",
   "status",
+  "transcode",
 ];
 
 /** Every option any command has, by attribute name (what rtexport.json keys are). */
@@ -64,10 +65,12 @@ export const OPTION_NAMES: readonly string[] = [
   "includeSetup",
   "includeUnapproved",
   "items",
+  "job",
   "json",
   "key",
   "keyFile",
   "layout",
+  "lease",
   "ledger",
   "logFormat",
   "machines",
@@ -127,5 +130,6 @@ export const OPTION_NAMES: readonly string[] = [
   "verbose",
   "verify",
   "window",
+  "workers",
   "writeMap",
 ];

@@ -5,7 +5,7 @@
  * everything else, exactly as it does for a library user or the web UI.
  */
 import type { AuditSpec } from "../lib/audit/event.ts";
-import type { Ledger } from "../lib/ledger/ledger.ts";
+import type { Ledger, LedgerOpenOptions } from "../lib/ledger/ledger.ts";
 import type { RtRecord } from "../lib/records/types.ts";
 import type { Stage, StageCounts, StageEvent, StageOptions } from "../lib/stage/stage.ts";
 import type { CommandContext } from "./command.ts";
@@ -33,6 +33,8 @@ export interface RunStageSpec<O extends StageOptions> {
   options: Omit<O, keyof StageOptions>;
   /** Ledger URL to open for the run (and close after it), when there is one. */
   ledger?: string;
+  /** How to open it (lease, pool size, journal folders); its warnings go to stderr. */
+  ledgerOptions?: Omit<LedgerOpenOptions, "onWarning">;
   /** Verb for failure lines: `Cannot <verb> <item>: <reason>` (copy, export, store, anonymize…). */
   verb: string;
   /** Noun for the progress line and summary (files, objects, plans). */
@@ -67,11 +69,19 @@ export function summaryLine(counts: StageCounts, noun: string): string {
 export async function runStage<O extends StageOptions>(ctx: CommandContext, spec: RunStageSpec<O>): Promise<number> {
   const noun = spec.noun ?? "files";
   let ledger: Ledger | undefined;
+  let ledgerTrouble = false;
   if (spec.ledger) {
     try {
       // Loaded only when a run has a ledger: kysely and the SQL layer are a third of a small command's start-up.
       const { Ledger } = await import("../lib/ledger/ledger.ts");
-      ledger = await Ledger.open(spec.ledger, ctx.name);
+      // Outcomes the ledger refuses are kept in its journal; the run goes on, says so, and ends "partial".
+      ledger = await Ledger.open(spec.ledger, ctx.name, {
+        ...spec.ledgerOptions,
+        onWarning: (text) => {
+          if (/could not be written|Cannot write/.test(text)) ledgerTrouble = true;
+          ctx.log.warn(text);
+        },
+      });
     } catch (e) {
       throw new FatalError(errorMessage(e));
     }
@@ -135,7 +145,10 @@ export async function runStage<O extends StageOptions>(ctx: CommandContext, spec
     await trail?.finish(fatal).catch((e) => log.warn(`Cannot record the audit trail: ${errorMessage(e)}`));
     if (ledger) {
       await ledger.finish(outcome).catch(() => {});
-      await ledger.close().catch((e) => log.error(errorMessage(e)));
+      await ledger.close().catch((e) => {
+        ledgerTrouble = true;
+        log.error(errorMessage(e));
+      });
     }
   }
   const final = counts ?? { done: 0, skipped: 0, failed: ctx.reporter.failures, bytes: 0, patients: 0, skippedBy: {} };
@@ -150,7 +163,7 @@ export async function runStage<O extends StageOptions>(ctx: CommandContext, spec
   else log.info(line, { summary: true, ...final });
   const custom = spec.exitCode?.(final);
   if (custom !== undefined) return custom;
-  return final.failed > 0 ? ExitCode.PARTIAL : ExitCode.OK;
+  return final.failed > 0 || ledgerTrouble ? ExitCode.PARTIAL : ExitCode.OK;
 }
 
 /** The audit trail of a run that handles patient data: the ledger's audit rows, and syslog with `--audit`. */

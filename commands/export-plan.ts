@@ -1,10 +1,12 @@
 /** `rtexport export-plan`: each plan with everything it references into the per-patient/per-plan tree. */
-import { resolve } from "node:path";
-import { checkDatabaseUrl, defineCommand, errorMessage, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { join, resolve } from "node:path";
+import { checkDatabaseUrl, defineCommand, errorMessage, ExitCode, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
 import { addAuditOption, addPaceOptions, pacerFrom } from "../cli/pace.ts";
 import { DEFAULT_MOVE_PORT } from "../lib/export/dicom_source.ts";
 import { exportPlans } from "../lib/export/export.ts";
+import { cleanStaging } from "../lib/export/staging.ts";
 import { DEFAULT_ITEMS, ITEMS, parseItems } from "../lib/layout/tree.ts";
+import { defaultJournalDirs } from "../lib/ledger/journal.ts";
 import { defaultLedgerUrl } from "../lib/ledger/ledger.ts";
 import type { FileRecord, RtRecord } from "../lib/records/types.ts";
 
@@ -27,6 +29,9 @@ export const main = defineCommand({
     "rtexport list-patients --from dicom --peer aria | rtexport export-plan --peer aria --get --out export",
     "rtexport list-patients --from catalog --db sqlite:catalog.db --vault vault | rtexport export-plan --host 127.0.0.1 --port 11112 --called-aet RTEXPORT-SCP --get --out export",
     "rtexport list-patients --from folder old/ | rtexport export-plan | rtexport copy-files --to export",
+    "rtexport list-patients --from dicom --peer aria | rtexport export-plan --peer aria --get --workers 4 --out export",
+    "rtexport list-patients --from catalog --db sqlite:catalog.db | rtexport export-plan --out /mnt/shared/export --ledger postgres://rtx@db/migration  # on every machine",
+    "rtexport list-patients --from catalog --db sqlite:catalog.db | rtexport export-plan --out export --verify",
   ],
   configure(cmd) {
     cmd.option("--out <dir>", "write the tree here (default: only resolve, for copy-files)");
@@ -35,7 +40,11 @@ export const main = defineCommand({
     cmd.option("--db <url>", "catalog database, when the records do not carry a usable one (e.g. a password)");
     cmd.option("--vault <dir>", "storage vault, overriding the one on the records");
     cmd.option("--ledger <url>", "ledger database (default: sqlite:<out>/.rtexport/ledger.sqlite)");
-    cmd.option("--parallel <n>", "files copied at once", parsePositiveInt, 4);
+    cmd.option("--parallel <n>", "files copied at once (per worker)", parsePositiveInt, 4);
+    cmd.option("--workers <n>", "patients exported at once in this process, each claimed in the ledger (processes on other machines with the same input and --ledger share the work)", parsePositiveInt, 1);
+    cmd.option("--job <name>", "the ledger job this run's workers share (give each migration sharing one ledger its own)", "export-plan");
+    cmd.option("--lease <seconds>", "how long a claimed patient stays this worker's without a heartbeat; a dead worker's patients are taken over after it", parsePositiveInt, 60);
+    cmd.option("--verify", "rehash files an earlier run exported before counting them as done: changed ones are reported, missing ones exported again");
     cmd.option("--staging <dir>", "with a DICOM peer and no --out: where retrieved objects wait for copy-files (it removes each once copied)", ".rtexport-staging");
     cmd.option("--get", "with a DICOM peer: retrieve by C-GET (default C-MOVE to an in-process receiver)");
     cmd.option("--move-aet <ae>", "with a DICOM peer: C-MOVE destination AE title (default: the calling AE title)");
@@ -49,7 +58,7 @@ export const main = defineCommand({
       return undefined;
     },
   },
-  run(ctx) {
+  async run(ctx) {
     const o = ctx.options;
     let items;
     try {
@@ -62,23 +71,39 @@ export const main = defineCommand({
     const input = ctx.stdinRecords();
     if (!input) throw new UsageError("export-plan reads patient and plan records on stdin (pipe list-patients into it)");
     const out = o.out ? resolve(ctx.io.cwd, o.out) : undefined;
-    return runStage(ctx, {
+    const workers: number = o.workers;
+    const peer = ctx.peer?.host ? ctx.peer : undefined;
+    if (peer && !o.get && workers > 1) {
+      throw new UsageError("--workers above 1 with a DICOM peer needs --get: C-MOVE sends every worker's objects to one receiver port");
+    }
+    const ledger: string | undefined = o.ledger ?? (out ? defaultLedgerUrl(out) : undefined);
+    // Objects staged by processes that are gone (killed runs) are removed before and after the run:
+    // after a run that completed the job, only the staging of workers still alive can remain.
+    const stagingRoot = out ? join(out, ".rtexport") : resolve(ctx.io.cwd, o.staging);
+    const clean = () => cleanStaging(stagingRoot, ledger).catch((e) => ctx.log.warn(`Cannot clean the staging folder "${stagingRoot}": ${errorMessage(e)}`));
+    if (peer) await clean();
+    const code = await runStage(ctx, {
       input,
       stage: exportPlans,
       options: {
-        out, items, includeUnapproved: !!o.includeUnapproved, db: o.db, vault: o.vault, parallel: o.parallel,
-        peer: ctx.peer?.host ? ctx.peer : undefined,
-        retrieve: { mode: o.get ? "get" : "move", moveAet: o.moveAet, movePort: o.movePort, staging: resolve(ctx.io.cwd, o.staging) },
-        pace: pacerFrom(o, ctx.io.env),
+        out, items, includeUnapproved: !!o.includeUnapproved, db: o.db, vault: o.vault, parallel: o.parallel, peer,
+        retrieve: { mode: o.get ? "get" : "move", moveAet: o.moveAet, movePort: o.movePort, staging: stagingRoot },
+        workers, job: o.job, verify: !!o.verify, pace: pacerFrom(o, ctx.io.env),
       },
-      ledger: o.ledger ?? (out ? defaultLedgerUrl(out) : undefined),
+      ledger,
+      ledgerOptions: {
+        leaseMs: o.lease * 1000, poolSize: workers + 3,
+        journalDirs: out && ledger ? defaultJournalDirs(ledger, [join(out, ".rtexport")]) : undefined,
+      },
       verb: "export",
       audit: {
         action: "export",
-        source: ctx.peer?.host ? `${ctx.peer.calledAet}@${ctx.peer.host}:${ctx.peer.port}` : "the records' catalogs and folders",
+        source: peer ? `${peer.calledAet}@${peer.host}:${peer.port}` : "the records' catalogs and folders",
         destination: out ?? "records for copy-files",
       },
     });
+    if (peer && code === ExitCode.OK) await clean();
+    return code;
   },
 });
 

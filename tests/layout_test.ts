@@ -7,7 +7,8 @@ import { parseItems, treePlace } from "../lib/layout/tree.ts";
 import { seriesPath } from "../lib/layout/series.ts";
 import { RT_SOP_CLASSES } from "../lib/dicom/uids.ts";
 import { filesQuery, patientsQuery, plansQuery, type CatalogSchema } from "../lib/catalog/catalog.ts";
-import { ledgerTables, type LedgerSchema } from "../lib/ledger/ledger.ts";
+import type { LedgerSchema } from "../lib/ledger/ledger.ts";
+import { ledgerTables } from "../lib/ledger/migrations.ts";
 import { mssqlDialect, parseDatabaseUrl } from "../lib/sql/connect.ts";
 
 describe("sanitizeName", () => {

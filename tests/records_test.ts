@@ -9,6 +9,14 @@ import type { RtRecord } from "../lib/records/types.ts";
 
 const enc = new TextEncoder();
 
+/** `text` in UTF-16, little- or big-endian. */
+function utf16(text: string, littleEndian: boolean): Uint8Array {
+  const out = new Uint8Array(text.length * 2);
+  const view = new DataView(out.buffer);
+  for (let i = 0; i < text.length; i++) view.setUint16(2 * i, text.charCodeAt(i), littleEndian);
+  return out;
+}
+
 async function* chunks(parts: (string | Uint8Array)[]): AsyncGenerator<string | Uint8Array> {
   for (const part of parts) yield part;
 }
@@ -33,6 +41,17 @@ describe("readRecords", () => {
     },
     { name: "byte order mark", input: ['\ufeff{"type":"a"}\n'], records: [{ type: "a" }] },
     { name: "byte order mark as bytes", input: [new Uint8Array([0xef, 0xbb, 0xbf]), '{"type":"a"}\n'], records: [{ type: "a" }] },
+    {
+      // What PowerShell 5's `>` writes: UTF-16LE, a byte order mark, CRLF; first chunk one byte long.
+      name: "UTF-16LE with a byte order mark, in odd chunks",
+      input: (() => {
+        const bytes = utf16('\ufeff{"type":"patient","name":{"family":"Müller","given":"山田"}}\r\n{"type":"b"}\r\n', true);
+        return [bytes.slice(0, 1), bytes.slice(1, 8), bytes.slice(8, 31), bytes.slice(31)];
+      })(),
+      records: [{ type: "patient", name: { family: "Müller", given: "山田" } }, { type: "b" }],
+    },
+    { name: "UTF-16BE with a byte order mark", input: [utf16('\ufeff{"type":"a","v":"Ødegård"}\n', false)], records: [{ type: "a", v: "Ødegård" }] },
+    { name: "a single byte", input: [enc.encode("\n")], records: [] },
     { name: "unknown fields kept", input: ['{"type":"x","push":{"status":"ok"},"n":null}\n'], records: [{ type: "x", push: { status: "ok" }, n: null }] },
   ];
   for (const c of cases) {

@@ -238,6 +238,18 @@ describe("search end to end", () => {
     for (const x of out) assert.deepEqual(x.tags, { "(3253,1002)/(3253,1004)/CodeValue": ["RTX001"], "(3253,1002)/(3253,1005)": ["1.5"] });
   });
 
+  test("TransferSyntaxUID (file meta information) matches and reports like any tag", async () => {
+    const p = manifest.patients[0];
+    const mr = p.studies.flatMap((s) => s.series).find((s) => s.modality === "MR")!;
+    const big = mr.instances.filter((i) => i.transferSyntaxUid === "1.2.840.10008.1.2.2");
+    assert.ok(big.length > 0 && big.length < mr.instances.length);
+    const r = await run(["--json", "--tag", "TransferSyntaxUID=1.2.840.10008.1.2.2", join(clinic, p.patientId)]);
+    assert.equal(r.status, 0, r.stderr);
+    const out = records(r.stdout);
+    assert.deepEqual(out.map((x) => x.path), big.map((i) => join(clinic, i.path)));
+    for (const x of out) assert.deepEqual(x.tags, { TransferSyntaxUID: ["1.2.840.10008.1.2.2"] });
+  });
+
   test("wild cards, person names ignoring case, and non-ASCII names", async () => {
     const p = manifest.patients[0];
     const family = p.nameParts.family;

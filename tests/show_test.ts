@@ -87,6 +87,23 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** The transfer syntax the clinic wrote a file in (by its path in the manifest). */
+function tsOf(path: string): string {
+  for (const p of manifest.patients) {
+    for (const st of p.studies) for (const se of st.series) for (const i of se.instances) if (i.path === path) return i.transferSyntaxUid;
+  }
+  throw new Error(`${path} is not in the manifest`);
+}
+
+/** The transfer syntaxes of a series' instances, sorted (the clinic writes some series in several). */
+function seriesTs(seriesUid: string): string[] {
+  const out = new Set<string>();
+  for (const p of manifest.patients) {
+    for (const st of p.studies) for (const se of st.series) if (se.seriesUid === seriesUid) for (const i of se.instances) out.add(i.transferSyntaxUid);
+  }
+  return [...out].sort();
+}
+
 function expectedPlan(p: ClinicManifest["patients"][number], plan: ClinicManifest["patients"][number]["plans"][number], base: string) {
   return {
     type: "plan",
@@ -100,24 +117,28 @@ function expectedPlan(p: ClinicManifest["patients"][number], plan: ClinicManifes
     machines: plan.machines,
     beams: plan.beams.length,
     path: join(base, plan.path),
+    transferSyntaxUid: tsOf(plan.path),
     structureSet: {
       sopInstanceUid: plan.structureSetUid,
       label: p.structureSet.label,
-      imageSeries: plan.imageSeries.map((s) => ({ ...s, referenced: s.count })),
+      transferSyntaxUid: tsOf(p.structureSet.path),
+      imageSeries: plan.imageSeries.map((s) => ({ ...s, referenced: s.count, transferSyntaxUids: seriesTs(s.seriesUid) })),
       path: join(base, p.structureSet.path),
     },
     doses: plan.doses.map((d) => ({
       sopInstanceUid: d.sopInstanceUid,
       summation: d.doseSummationType,
       ...(d.referencedBeamNumber !== undefined ? { beams: [d.referencedBeamNumber] } : {}),
+      transferSyntaxUid: tsOf(d.path),
       path: join(base, d.path),
     })),
     records: plan.records.map((r) => r.sopInstanceUid),
-    images: plan.rtImages.map((i) => ({ sopInstanceUid: i.sopInstanceUid, label: i.label, beams: [i.referencedBeamNumber], path: join(base, i.path) })),
+    images: plan.rtImages.map((i) => ({ sopInstanceUid: i.sopInstanceUid, label: i.label, beams: [i.referencedBeamNumber], transferSyntaxUid: tsOf(i.path), path: join(base, i.path) })),
     registrations: plan.registrations.map((r) => ({
       sopInstanceUid: r.sopInstanceUid,
       kind: "Spatial Registration",
       frameOfReferenceUids: r.frameOfReferenceUids,
+      transferSyntaxUid: tsOf(r.path),
       path: join(base, r.path),
     })),
     missing: [],
@@ -138,7 +159,7 @@ describe("show --json on the synthetic clinic", () => {
     for (const p of manifest.patients) {
       const plans = [...p.plans].sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0));
       for (const plan of plans) expected.push(expectedPlan(p, plan, clinic));
-      expected.push({ type: "unconnected", patientId: p.patientId, patientName: p.name, objects: p.unreferenced.map(({ seriesUid, modality, count }) => ({ seriesUid, modality, count })), missing: [] });
+      expected.push({ type: "unconnected", patientId: p.patientId, patientName: p.name, objects: p.unreferenced.map(({ seriesUid, modality, count }) => ({ seriesUid, modality, count, transferSyntaxUids: seriesTs(seriesUid) })), missing: [] });
     }
     const got = out.map((r) => r.type === "plan" ? { ...r, records: (r as unknown as ShowPlanRecord).records.map((x) => x.sopInstanceUid) } : r);
     assert.deepEqual(got, expected);
@@ -194,7 +215,7 @@ describe("show with objects missing and bad files", () => {
     const p0 = manifest.patients[0];
     for (const plan of p0.plans) {
       const rec = out.find((x) => x.sopInstanceUid === plan.planUid) as unknown as ShowPlanRecord;
-      assert.deepEqual(rec.structureSet!.imageSeries, [{ seriesUid: deletedSlice.seriesUid, modality: "CT", count: 3, referenced: 4 }]);
+      assert.deepEqual(rec.structureSet!.imageSeries, [{ seriesUid: deletedSlice.seriesUid, modality: "CT", count: 3, referenced: 4, transferSyntaxUids: seriesTs(deletedSlice.seriesUid) }]);
       assert.deepEqual(rec.missing, [{ kind: "image", seriesUid: deletedSlice.seriesUid, sopInstanceUids: [deletedSlice.uid], referencedBy: plan.structureSetUid }]);
     }
   });
@@ -213,8 +234,8 @@ describe("show with objects missing and bad files", () => {
     const u = out.find((x) => x.type === "unconnected" && x.patientId === p1.patientId) as unknown as UnconnectedRecord;
     const ct = p1.studies.flatMap((s) => s.series).find((s) => s.modality === "CT")!;
     assert.deepEqual(u.objects, [
-      { seriesUid: ct.seriesUid, modality: "CT", count: ct.instances.length },
-      ...p1.unreferenced.map(({ seriesUid, modality, count }) => ({ seriesUid, modality, count })),
+      { seriesUid: ct.seriesUid, modality: "CT", count: ct.instances.length, transferSyntaxUids: seriesTs(ct.seriesUid) },
+      ...p1.unreferenced.map(({ seriesUid, modality, count }) => ({ seriesUid, modality, count, transferSyntaxUids: seriesTs(seriesUid) })),
     ]);
   });
 });
@@ -468,26 +489,27 @@ describe("reference tree rules on hand-built objects (ion, brachy, summary recor
       object(CLASS.dose, "7.1", "RTDOSE", "9.9", { ...refPlan("3.9"), DoseSummationType: "PLAN" }),
     ];
     const tree = buildReferenceTree(objects);
+    const E = "1.2.840.10008.1.2.1";
     assert.deepEqual([...treeRecords(tree)], [
       {
         type: "plan", patientId: "P1", patientName: "Test^Hand", sopInstanceUid: "3.2", planUid: "3.2", label: "Brachy",
-        approval: "UNAPPROVED", machines: ["Flexitron"], beams: 0, path: "3.2.dcm", structureSet: null, doses: [],
-        records: [{ sopInstanceUid: "4.2", kind: "RT Treatment Summary Record", path: "4.2.dcm" }],
+        approval: "UNAPPROVED", machines: ["Flexitron"], beams: 0, path: "3.2.dcm", transferSyntaxUid: E, structureSet: null, doses: [],
+        records: [{ sopInstanceUid: "4.2", kind: "RT Treatment Summary Record", transferSyntaxUid: E, path: "4.2.dcm" }],
         images: [], registrations: [], missing: [],
       },
       {
         type: "plan", patientId: "P1", patientName: "Test^Hand", sopInstanceUid: "3.1", planUid: "3.1", label: "Proton",
-        approval: "APPROVED", machines: ["ProtonGantry1"], beams: 2, path: "3.1.dcm",
-        structureSet: { sopInstanceUid: "2.1", label: "SS", imageSeries: [{ seriesUid: "9.1", modality: "CT", count: 2, referenced: 2 }], path: "2.1.dcm" },
+        approval: "APPROVED", machines: ["ProtonGantry1"], beams: 2, path: "3.1.dcm", transferSyntaxUid: E,
+        structureSet: { sopInstanceUid: "2.1", label: "SS", transferSyntaxUid: E, imageSeries: [{ seriesUid: "9.1", modality: "CT", count: 2, referenced: 2, transferSyntaxUids: [E] }], path: "2.1.dcm" },
         doses: [],
-        records: [{ sopInstanceUid: "4.1", kind: "RT Ion Beams Treatment Record", date: "2025-03-01", fraction: 3, machine: "ProtonGantry1", path: "4.1.dcm" }],
+        records: [{ sopInstanceUid: "4.1", kind: "RT Ion Beams Treatment Record", date: "2025-03-01", fraction: 3, machine: "ProtonGantry1", transferSyntaxUid: E, path: "4.1.dcm" }],
         images: [],
-        registrations: [{ sopInstanceUid: "6.1", kind: "Deformable Spatial Registration", frameOfReferenceUids: ["5.2", "5.1"], path: "6.1.dcm" }],
+        registrations: [{ sopInstanceUid: "6.1", kind: "Deformable Spatial Registration", frameOfReferenceUids: ["5.2", "5.1"], transferSyntaxUid: E, path: "6.1.dcm" }],
         missing: [{ kind: "image", sopInstanceUids: ["1.3"], referencedBy: "2.1" }],
       },
       {
         type: "unconnected", patientId: "P1", patientName: "Test^Hand",
-        objects: [{ seriesUid: "9.8", modality: "REG", count: 1 }, { seriesUid: "9.9", modality: "RTDOSE", count: 1 }],
+        objects: [{ seriesUid: "9.8", modality: "REG", count: 1, transferSyntaxUids: [E] }, { seriesUid: "9.9", modality: "RTDOSE", count: 1, transferSyntaxUids: [E] }],
         missing: [{ kind: "RTPLAN", sopInstanceUid: "3.9", referencedBy: "7.1" }],
       },
     ]);

@@ -2,7 +2,7 @@
  * The patient mapping CSV: `old id,new id[,new name]` per line. Read with `--map`, written with
  * `--write-map` (only when asked: it links pseudonyms to real identities, so it is PHI).
  */
-import { readFileSync } from "node:fs";
+import { readTextFile } from "../fs/text.ts";
 import type { PatientIdentity } from "./anonymize.ts";
 import { writeFileAtomic } from "./files.ts";
 import { splitCsvLine } from "./profile.ts";
@@ -43,7 +43,7 @@ export function parsePatientMap(text: string, name = "map"): Map<string, Patient
 export function readPatientMap(path: string): Map<string, PatientIdentity> {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = readTextFile(path);
   } catch (e) {
     throw new PatientMapError(`Cannot read patient map "${path}": ${(e as { code?: string }).code ?? (e as Error).message}`);
   }

@@ -2,9 +2,9 @@
  * PS3.15 Annex E Table E.1-1 as a rule table: which action applies to which attribute, given the
  * options the user chose, plus a user profile CSV that adds or overrides rows.
  */
-import { readFileSync } from "node:fs";
 import { resolveTag } from "../dicom/dictionary.ts";
 import { parseTag, type Tag } from "../dicom/tag.ts";
+import { readTextFile } from "../fs/text.ts";
 import { OPTION_COLUMNS, PROFILE_ROWS } from "./_profile_data.ts";
 
 /**
@@ -189,7 +189,7 @@ export function splitCsvLine(line: string): string[] {
 export function readProfileCsv(path: string): ProfileOverride[] {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = readTextFile(path);
   } catch (e) {
     throw new ProfileError(`Cannot read profile "${path}": ${(e as { code?: string }).code ?? (e as Error).message}`);
   }

@@ -93,7 +93,7 @@ export class Catalog {
   }
 
   static async open(url: string, vault?: string): Promise<Catalog> {
-    return new Catalog(await connectDatabase<CatalogSchema>(url, { mustExist: true }), vault);
+    return new Catalog(await connectDatabase<CatalogSchema>(url, { readOnly: true }), vault);
   }
 
   async close(): Promise<void> {

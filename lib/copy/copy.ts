@@ -1,10 +1,12 @@
 import { createHash } from "node:crypto";
 import {
-  closeSync, constants as fsConstants, fsync as fsyncCb, futimesSync, open as openCb, openSync, readSync, statSync, unlinkSync,
-  writeSync,
+  closeSync, constants as fsConstants, fsync as fsyncCb, futimesSync, open as openCb, openSync, readdirSync, readSync, statSync,
+  unlinkSync, writeSync,
 } from "node:fs";
 import { link, mkdir, open, stat, unlink, utimes, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import process from "node:process";
+import { hostTag, processAlive } from "../runtime/mod.ts";
 
 /** What happened to one file. */
 export interface CopyOutcome {
@@ -36,6 +38,7 @@ const CHUNK = 1 << 20;
  * 1–64 KiB, each asynchronous call cost more CPU than the copy itself.
  */
 const SMALL = 256 * 1024;
+/** Destinations this process is writing now (two writes of one destination at once are refused). */
 const inFlight = new Set<string>();
 
 // Copy buffers are reused: a fresh 1 MiB buffer per file (two with the read-back) kept the garbage
@@ -48,29 +51,152 @@ function giveBuffer(b: Buffer): void {
   if (spare.length < 16) spare.push(b);
 }
 
-// Folders this process has made or found: one mkdir per folder, not one per file. A folder
-// removed meanwhile is made again when creating the temporary file fails with ENOENT.
+// ---- temporary names -------------------------------------------------------------------------
+// Every copy is written under a name of its own, `.<name>.<host>-<pid>-<n>.part`, beside its
+// destination: several processes, on several machines, writing one shared tree never open, truncate
+// or remove each other's temporary files. This process removes its own when a copy ends and, for
+// the ones still open, when it exits; a killed process's are removed by the next process that
+// writes into the same folder (see `sweepStaleTemps`).
+
+const HOST = hostTag();
+let tempCounter = 0;
+/** Temporary files this process has open now (removed on exit if still there). */
+const liveTemps = new Set<string>();
+let exitHookInstalled = false;
+
+/** The longest part of a destination's name kept in its temporary name (file names stop at 255 bytes). */
+const TEMP_NAME_BYTES = 100;
+
+function truncateUtf8(s: string, max: number): string {
+  const bytes = new TextEncoder().encode(s);
+  if (bytes.length <= max) return s;
+  return new TextDecoder().decode(bytes.subarray(0, max)).replace(/\uFFFD+$/, "");
+}
+
+/** A fresh temporary name for `dest`, unique to this process. */
+export function tempNameFor(dest: string): string {
+  return join(dirname(dest), `.${truncateUtf8(basename(dest), TEMP_NAME_BYTES)}.${HOST}-${process.pid}-${++tempCounter}.part`);
+}
+
+/** The parts of a temporary name this module makes (`.<name>.<host>-<pid>-<n>.part`); undefined for any other name. */
+export function parseTempName(name: string): { host: string; pid: number; n: number } | undefined {
+  const m = /^\..+\.([A-Za-z0-9_-]+)-(\d+)-(\d+)\.part$/.exec(name);
+  return m ? { host: m[1], pid: Number(m[2]), n: Number(m[3]) } : undefined;
+}
+
+function trackTemp(tmp: string): void {
+  liveTemps.add(tmp);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on("exit", () => {
+      for (const t of liveTemps) {
+        try {
+          unlinkSync(t);
+        } catch { /* gone */ }
+      }
+    });
+  }
+}
+
+function untrackTemp(tmp: string): void {
+  liveTemps.delete(tmp);
+}
+
+/** Processes of other machines known to be gone (`<host tag>-<pid>`): their temporary files are removed at once. */
+const goneOwners = new Set<string>();
+
+/**
+ * Tells the copy layer that a process of another machine is gone (the ledger says its lease ran
+ * out and its work was taken over): its temporary files are removed when this process next
+ * writes into their folders, without waiting for {@link STALE_TEMP_MS}.
+ */
+export function markProcessGone(host: string, pid: number): void {
+  goneOwners.add(`${hostTag(host)}-${pid}`);
+}
+
+/**
+ * How old (by change time) another machine's temporary file must be before it counts as left
+ * behind: a copy in progress changes its file at least once per megabyte written, and sets its
+ * time just before the link that ends it.
+ */
+export const STALE_TEMP_MS = 15 * 60_000;
+
+/**
+ * Removes temporary files that dead processes left in `dir`: this machine's when their process
+ * is gone, another machine's when it is known gone ({@link markProcessGone}) or its file is
+ * unchanged for {@link STALE_TEMP_MS}, and the single
+ * `.<name>.rtexport-part` names of older versions likewise after that time. Returns the names removed.
+ * Called once per folder per process before the first copy into it.
+ */
+export function sweepStaleTemps(dir: string, now = Date.now()): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!name.startsWith(".") || (!name.endsWith(".part") && !name.endsWith(".rtexport-part"))) continue;
+    const path = join(dir, name);
+    if (liveTemps.has(path)) continue;
+    const t = parseTempName(name);
+    let stale: boolean;
+    if (t && t.host === HOST) stale = t.pid === process.pid || !processAlive(t.pid);
+    else if (t && goneOwners.has(`${t.host}-${t.pid}`)) stale = true;
+    else if (t || name.endsWith(".rtexport-part")) {
+      const s = statSync(path, { throwIfNoEntry: false });
+      stale = s !== undefined && now - s.ctimeMs > STALE_TEMP_MS;
+    } else stale = false;
+    if (!stale) continue;
+    try {
+      unlinkSync(path);
+      removed.push(name);
+    } catch { /* removed meanwhile */ }
+  }
+  return removed;
+}
+
+// Folders this process has made or found: one mkdir (and one sweep of leftovers) per folder, not
+// one per file. A folder removed meanwhile is made again when creating the temporary file fails
+// with ENOENT.
 const knownDirs = new Set<string>();
+const sweptDirs = new Set<string>();
 async function ensureDir(dir: string): Promise<void> {
   if (knownDirs.has(dir)) return;
   await mkdir(dir, { recursive: true });
   if (knownDirs.size > 100_000) knownDirs.clear();
   knownDirs.add(dir);
+  sweepOnce(dir);
 }
 
-async function createTemp(tmp: string): Promise<FileHandle> {
-  const flags = fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL;
+function sweepOnce(dir: string): void {
+  if (sweptDirs.has(dir)) return;
+  if (sweptDirs.size > 100_000) sweptDirs.clear();
+  sweptDirs.add(dir);
+  sweepStaleTemps(dir);
+}
+
+const EXCL = fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL;
+
+/**
+ * Creates a new temporary file for `dest` (exclusively: an existing file is never opened). A name
+ * that exists (another machine with the same host name and process id) is skipped for the next.
+ */
+async function createTemp(dest: string): Promise<{ fh: FileHandle; tmp: string }> {
   for (let attempt = 0;; attempt++) {
+    const tmp = tempNameFor(dest);
     try {
-      return await open(tmp, flags, 0o644);
+      const fh = await open(tmp, EXCL, 0o644);
+      trackTemp(tmp);
+      return { fh, tmp };
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (attempt >= 2) throw e;
-      if (code === "EEXIST") await unlink(tmp).catch(() => {}); // leftover of a killed run
-      else if (code === "ENOENT") {
-        knownDirs.delete(dirname(tmp));
-        await ensureDir(dirname(tmp));
-      } else throw e;
+      if (attempt >= 4) throw e;
+      if (code === "ENOENT") {
+        knownDirs.delete(dirname(dest));
+        await ensureDir(dirname(dest));
+      } else if (code !== "EEXIST") throw e;
     }
   }
 }
@@ -148,10 +274,11 @@ function exists(path: string): boolean {
 
 /**
  * Copies one file so that `dest` either does not exist or is complete and verified: the data goes
- * to a temporary file beside `dest`, is flushed to disk, read back and hashed, and is then linked
- * into place — a link fails rather than replace a file that appeared meanwhile, so a different
- * file at `dest` is never overwritten (it is reported as a conflict). A file already at `dest`
- * with the same content is left alone ("identical").
+ * to a temporary file of this process beside `dest` ({@link tempNameFor}), is flushed to disk,
+ * read back and hashed, and is then linked into place — a link fails rather than replace a file
+ * that appeared meanwhile (another process or machine may write the same tree), so a different
+ * file at `dest` is never overwritten (it is reported as a conflict) and no partial file is ever
+ * at `dest`. A file already at `dest` with the same content is left alone ("identical").
  *
  * @example
  * ```ts
@@ -162,24 +289,37 @@ export async function copyFileVerified(source: string, dest: string, opts: CopyO
   const verify = opts.verify ?? true;
   const srcStat = statSync(source);
   if (!srcStat.isFile()) throw new Error(`Cannot copy "${source}": not a regular file`);
-  // One temporary name per destination: a run killed mid-copy leaves at most this file, and the
-  // rerun that copies the same destination removes it, so the final tree has no leftovers.
-  const tmp = join(dirname(dest), `.${basename(dest)}.rtexport-part`);
-  if (inFlight.has(tmp)) throw new Error(`Cannot copy "${source}": "${dest}" is already being written by this run`);
+  if (inFlight.has(dest)) throw new Error(`Cannot copy "${source}": "${dest}" is already being written by this run`);
   if (exists(dest)) {
-    await unlink(tmp).catch(() => {}); // killed between placing the copy and removing its temporary name
-    return await compareExisting(source, dest, opts.expectedSha256);
+    sweepOnce(dirname(dest)); // a killed run may have left a temporary file beside it
+    // The source is read: an expected hash is a claim about the source (a catalog's), not its bytes.
+    const s = await hashFile(source);
+    if (opts.expectedSha256 && opts.expectedSha256.toLowerCase() !== s.sha256) {
+      throw new Error(`Cannot copy "${source}": its sha256 ${s.sha256} differs from the expected ${opts.expectedSha256}`);
+    }
+    return await compareExisting(source, dest, s.sha256);
   }
 
   await ensureDir(dirname(dest));
-  if (srcStat.size <= SMALL) return await copySmallFile(source, dest, tmp, srcStat, verify, opts);
-  inFlight.add(tmp);
+  inFlight.add(dest);
+  try {
+    if (srcStat.size <= SMALL) return await copySmallFile(source, dest, srcStat, verify, opts);
+    return await copyLargeFile(source, dest, srcStat, verify, opts);
+  } finally {
+    inFlight.delete(dest);
+  }
+}
+
+async function copyLargeFile(
+  source: string, dest: string, srcStat: { atime: Date; mtime: Date }, verify: boolean, opts: CopyOptions,
+): Promise<CopyOutcome> {
   let src: FileHandle | undefined;
   let out: FileHandle | undefined;
+  let tmp: string | undefined;
   const buf = takeBuffer();
   try {
     src = await open(source, "r");
-    out = await createTemp(tmp);
+    ({ fh: out, tmp } = await createTemp(dest));
     const h = createHash("sha256");
     let bytes = 0;
     let chunks = 0;
@@ -212,8 +352,10 @@ export async function copyFileVerified(source: string, dest: string, opts: CopyO
     giveBuffer(buf);
     await src?.close();
     if (out) await out.close().catch(() => {});
-    await unlink(tmp).catch(() => {});
-    inFlight.delete(tmp);
+    if (tmp) {
+      await unlink(tmp).catch(() => {});
+      untrackTemp(tmp);
+    }
   }
 }
 
@@ -250,12 +392,12 @@ function readAllSync(fd: number, buf: Buffer): number {
 
 /** `copyFileVerified` for a small file: the same steps and guarantees, fewer thread-pool trips. */
 async function copySmallFile(
-  source: string, dest: string, tmp: string, srcStat: { size: number; atime: Date; mtime: Date }, verify: boolean, opts: CopyOptions,
+  source: string, dest: string, srcStat: { size: number; atime: Date; mtime: Date }, verify: boolean, opts: CopyOptions,
 ): Promise<CopyOutcome> {
-  inFlight.add(tmp);
   const buf = takeBuffer();
   const back = verify ? takeBuffer() : undefined;
   let out: number | undefined;
+  let tmp: string | undefined;
   try {
     const fdIn = openSync(source, "r");
     let bytes: number;
@@ -270,14 +412,20 @@ async function copySmallFile(
       throw new Error(`Cannot copy "${source}": its sha256 ${sha256} differs from the expected ${opts.expectedSha256}`);
     }
     // Creating a file is a journaled metadata change: it stays on the thread pool, in parallel.
-    const flags = fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_TRUNC; // a leftover of a killed run is replaced
-    try {
-      out = await openFd(tmp, flags);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
-      knownDirs.delete(dirname(tmp));
-      await ensureDir(dirname(tmp));
-      out = await openFd(tmp, flags);
+    for (let attempt = 0; out === undefined; attempt++) {
+      const name = tempNameFor(dest);
+      try {
+        out = await openFd(name, EXCL);
+        tmp = name;
+        trackTemp(name);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (attempt >= 4 || (code !== "ENOENT" && code !== "EEXIST")) throw e;
+        if (code === "ENOENT") {
+          knownDirs.delete(dirname(dest));
+          await ensureDir(dirname(dest));
+        }
+      }
     }
     for (let w = 0; w < bytes;) w += writeSync(out, buf, w, bytes - w, w);
     await fsyncFd(out);
@@ -290,15 +438,17 @@ async function copySmallFile(
     if (opts.keepMtime ?? true) futimesSync(out, srcStat.atime, srcStat.mtime);
     closeSync(out);
     out = undefined;
-    return await linkIntoPlace(tmp, dest, source, bytes, sha256);
+    return await linkIntoPlace(tmp!, dest, source, bytes, sha256);
   } finally {
     giveBuffer(buf);
     if (back) giveBuffer(back);
     if (out !== undefined) closeSync(out);
-    try {
-      unlinkSync(tmp);
-    } catch { /* not there */ }
-    inFlight.delete(tmp);
+    if (tmp) {
+      try {
+        unlinkSync(tmp);
+      } catch { /* not there */ }
+      untrackTemp(tmp);
+    }
   }
 }
 
@@ -310,7 +460,14 @@ async function copySmallFile(
  * Across file systems, or where hard links are refused, the file is copied instead.
  */
 export async function placeStagedFile(source: string, dest: string, opts: CopyOptions = {}): Promise<CopyOutcome> {
-  if (exists(dest)) return await compareExisting(source, dest, opts.expectedSha256);
+  if (exists(dest)) {
+    sweepOnce(dirname(dest));
+    const s = await hashFile(source);
+    if (opts.expectedSha256 && opts.expectedSha256.toLowerCase() !== s.sha256) {
+      throw new Error(`Cannot copy "${source}": its sha256 ${s.sha256} differs from the expected ${opts.expectedSha256}`);
+    }
+    return await compareExisting(source, dest, s.sha256);
+  }
   await ensureDir(dirname(dest));
   // Opened for writing only so that the flush also works on Windows; nothing is written.
   const fh = await open(source, "r+");

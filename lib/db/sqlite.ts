@@ -5,6 +5,7 @@
  * spread rather than passed as an array, statements do not say whether they return rows, and
  * booleans are not bindable.
  */
+import { closeSync, existsSync, openSync, readSync } from "node:fs";
 import process from "node:process";
 import { Kysely, SqliteDialect, type SqliteDatabase, type SqliteStatement } from "kysely";
 
@@ -92,8 +93,38 @@ export function adaptDatabaseSync(db: DatabaseSyncLike, cacheSize = 200): Sqlite
 export interface OpenSqliteOptions {
   /** Milliseconds to wait for a lock held by another process (default 5000). */
   busyTimeoutMs?: number;
-  /** Use write-ahead logging (default true for files; ignored for ":memory:"). */
+  /** Use write-ahead logging (default true for files; ignored for ":memory:" and read-only opens). */
   wal?: boolean;
+  /**
+   * Open for reading only: nothing is written to the file (no journal-mode switch), and a file
+   * on a read-only volume or in a folder this user cannot write still opens (see {@link readOnlySqliteTarget}).
+   */
+  readOnly?: boolean;
+}
+
+/**
+ * How a file is opened for reading only. SQLite reads a rollback-journal file under shared locks
+ * and creates nothing; a write-ahead-log file needs its `-shm` index, which a read-only
+ * connection creates when it is missing (and cannot create on a read-only volume). When a WAL
+ * file has no `-shm`, no connection has it open, so it is read as immutable: no index, no locks,
+ * no new file beside it. Exported for the tests.
+ */
+export function readOnlySqliteTarget(path: string): { filename: string; immutable: boolean } {
+  let wal = false;
+  try {
+    const fd = openSync(path, "r");
+    try {
+      const header = new Uint8Array(20);
+      // Bytes 18 and 19 of the header: the file format's write and read versions (2 = WAL).
+      wal = readSync(fd, header, 0, 20, 0) === 20 && header[18] === 2;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // unreadable: DatabaseSync names the problem
+  }
+  if (!wal || existsSync(`${path}-shm`)) return { filename: path, immutable: false };
+  return { filename: `file:${encodeURI(path).replace(/[?#]/g, encodeURIComponent)}?immutable=1`, immutable: true };
 }
 
 /**
@@ -110,13 +141,30 @@ export function openSqlite<DB>(path: string, options: OpenSqliteOptions = {}): K
   const DatabaseSync = loadDatabaseSync();
   let raw: DatabaseSyncLike;
   try {
-    raw = new DatabaseSync(path);
+    if (options.readOnly && path !== ":memory:") {
+      const target = readOnlySqliteTarget(path);
+      let opened: DatabaseSyncLike | undefined;
+      try {
+        opened = new DatabaseSync(target.filename, { readOnly: true });
+        // A WAL file a writer has open: reading needs its -shm, which a read-only volume may refuse.
+        if (!target.immutable) opened.prepare("select count(*) from sqlite_master").all();
+      } catch (e) {
+        if (target.immutable) throw e;
+        try {
+          opened?.close();
+        } catch { /* already unusable */ }
+        opened = new DatabaseSync(`file:${encodeURI(path).replace(/[?#]/g, encodeURIComponent)}?immutable=1`, { readOnly: true });
+      }
+      raw = opened;
+    } else raw = new DatabaseSync(path);
   } catch (e) {
     throw new Error(`Cannot open SQLite database "${path}": ${(e as Error).message}`);
   }
   raw.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
-  if (path !== ":memory:" && options.wal !== false) raw.exec("PRAGMA journal_mode = WAL");
-  raw.exec("PRAGMA synchronous = NORMAL");
-  raw.exec("PRAGMA foreign_keys = ON");
+  if (!options.readOnly) {
+    if (path !== ":memory:" && options.wal !== false) raw.exec("PRAGMA journal_mode = WAL");
+    raw.exec("PRAGMA synchronous = NORMAL");
+    raw.exec("PRAGMA foreign_keys = ON");
+  }
   return new Kysely<DB>({ dialect: new SqliteDialect({ database: adaptDatabaseSync(raw) }) });
 }

@@ -3,15 +3,15 @@
  * opened (catalogs, the peer), the folder names it has given out, and its report.
  */
 import { join, resolve } from "node:path";
-import process from "node:process";
 import { Catalog } from "../catalog/catalog.ts";
-import { FolderAssigner, patientFolderName } from "../layout/sanitize.ts";
+import { FolderAssigner, folderCandidates, patientFolderName } from "../layout/sanitize.ts";
 import { DEFAULT_ITEMS, type Item, planFolderName } from "../layout/tree.ts";
 import type { PeerSettings } from "../net/peer.ts";
 import type { FileRecord, PatientRecord, PlanRecord } from "../records/types.ts";
 import type { Pacer } from "../stage/pace.ts";
-import { type StageOptions, StageReport } from "../stage/stage.ts";
+import { type StageEvent, type StageOptions, StageReport } from "../stage/stage.ts";
 import { type DicomPlanSource, dicomPlanSource, type RetrieveSettings } from "./dicom_source.ts";
+import { stagingName } from "./staging.ts";
 
 /** Options of the export stage. */
 export interface ExportPlanOptions extends StageOptions {
@@ -32,16 +32,34 @@ export interface ExportPlanOptions extends StageOptions {
    * stage opens one association when it first needs it and closes it when it ends.
    */
   peer?: PeerSettings;
+  /** Time windows and rate limits: the export pauses between files (each worker releasing its peer association) outside the windows. */
+  pace?: Pacer;
   /** How DICOM is retrieved from `peer`: C-MOVE (default) or C-GET, and where objects are staged. */
   retrieve?: RetrieveSettings;
-  /** Time windows and rate limits: the export pauses between files (releasing the peer's association) outside the windows. */
-  pace?: Pacer;
+  /**
+   * Patients exported at once in this process (default 1), each on its own association to `peer`.
+   * With a ledger, patients are work items claimed in it with leases: any number of processes on
+   * any number of machines, given the same input and ledger, split them, each patient exported
+   * once, a dead worker's patients taken over (lib/ledger/claims.ts).
+   */
+  workers?: number;
+  /** The ledger job the workers share (default "export-plan"; give each migration sharing one ledger its own). */
+  job?: string;
+  /** Claim patients in the ledger (default true when there is a ledger); false exports the input in order, as it comes. */
+  claims?: boolean;
+  /**
+   * Rehash files an earlier run put in the tree before counting them as done: a file whose bytes
+   * differ from the ledger's record is reported (and left alone).
+   */
+  verify?: boolean;
 }
 
-/** A patient's folder, and whether its patient-level files have been exported in this run. */
+/** A patient's folder, whether its patient-level files have been exported in this run, and its tree paths. */
 export interface PatientState {
   folder: string;
   patientLevelDone: boolean;
+  /** Who owns each of the patient's tree paths in this run (lower-cased): two sources with one name get `name~2.ext`. */
+  destOwners: Map<string, string>;
 }
 
 /** Files, bytes and failures of one plan (or one patient's patient-level files). */
@@ -56,41 +74,69 @@ export interface ExportContext {
   opts: ExportPlanOptions;
   items: Set<Item>;
   report: StageReport;
-  /** The peer DICOM comes from, when `opts.peer` is given (opened on first use). */
+  /** The peer DICOM comes from for this worker, when `opts.peer` is given (its association opened on first use). */
   peer?: DicomPlanSource;
-  catalogs: Map<string, Catalog>;
-  /** Patient folders: two patients whose names sanitize alike never share one (kept in the ledger). */
+  /** One peer source per worker (each its own association and staging folder). */
+  peers: DicomPlanSource[];
+  catalogs: Map<string, Promise<Catalog>>;
+  /**
+   * Patient folders: two patients whose names sanitize alike never share one. With a ledger they
+   * are assigned in it, atomically for every worker of the migration; without, here.
+   */
   patientFolders: FolderAssigner;
   patients: Map<string, PatientState>;
   /** Plan folders per patient: two plans with one label get two folders. */
   planFolders: Map<string, FolderAssigner>;
-  /** Who owns each tree path in this run (lower-cased): two sources with one name get `name~2.ext`. */
-  destOwners: Map<string, string>;
+  /** Files, bytes and failures per patient, from the stage's own events (a claimed item's outcome). */
+  perPatient: Map<string, { failed: number; files: number; bytes: number; firstError?: string }>;
 }
 
-/** Starts a run: reads the folder names earlier runs gave out, and prepares the peer when there is one. */
-export async function openContext(opts: ExportPlanOptions): Promise<ExportContext> {
-  const patientFolders = new FolderAssigner(opts.ledger ? await opts.ledger.folders() : []);
+/** Starts a run: prepares one peer source per worker when there is a peer. */
+export function openContext(opts: ExportPlanOptions): ExportContext {
+  const perPatient: ExportContext["perPatient"] = new Map();
+  const tally = (e: StageEvent) => {
+    if ((e.type !== "done" && e.type !== "skipped" && e.type !== "failed") || e.patientId === undefined) return;
+    let t = perPatient.get(e.patientId);
+    if (!t) perPatient.set(e.patientId, t = { failed: 0, files: 0, bytes: 0 });
+    if (e.type === "failed") {
+      t.failed++;
+      t.firstError ??= `${e.item}: ${e.reason}`;
+    } else if (e.item.startsWith("file ")) {
+      t.files++;
+      t.bytes += e.bytes ?? 0;
+    }
+  };
+  const report = new StageReport("export-plan", { ...opts, onEvent: (e) => (tally(e), opts.onEvent?.(e)) });
   const ctx: ExportContext = {
-    opts, items: new Set(opts.items ?? DEFAULT_ITEMS), report: new StageReport("export-plan", opts), catalogs: new Map(),
-    patientFolders, patients: new Map(), planFolders: new Map(), destOwners: new Map(),
+    opts, items: new Set(opts.items ?? DEFAULT_ITEMS), report, catalogs: new Map(), peers: [],
+    patientFolders: new FolderAssigner(), patients: new Map(), planFolders: new Map(), perPatient,
   };
   if (opts.peer) {
     const r = opts.retrieve ?? {};
-    ctx.peer = dicomPlanSource(opts.peer, {
-      mode: r.mode ?? "move", moveAet: r.moveAet, movePort: r.movePort,
-      stagingDir: opts.out ? join(opts.out, ".rtexport", `staging-${process.pid}`) : resolve(r.staging ?? ".rtexport-staging"),
-      keepStaged: !opts.out,
-    });
+    for (let worker = 0; worker < Math.max(1, opts.workers ?? 1); worker++) {
+      ctx.peers.push(dicomPlanSource(opts.peer, {
+        mode: r.mode ?? "move", moveAet: r.moveAet, movePort: r.movePort,
+        // Named by host, process and worker: several machines stage into one shared tree, and a
+        // killed run's leftovers are told from a live run's (staging.ts).
+        stagingDir: opts.out ? join(opts.out, ".rtexport", stagingName(worker)) : resolve(r.staging ?? ".rtexport-staging"),
+        keepStaged: !opts.out,
+      }));
+    }
+    ctx.peer = ctx.peers[0];
   }
   return ctx;
 }
 
-/** Ends a run: closes what it opened (catalogs, the peer's association and staging) and sends `finished`. */
+/** The context as worker `worker` sees it: the same state, its own peer source. */
+export function workerContext(ctx: ExportContext, worker: number): ExportContext {
+  return ctx.peers.length ? { ...ctx, peer: ctx.peers[worker % ctx.peers.length] } : ctx;
+}
+
+/** Ends a run: closes what it opened (catalogs, the peers' associations and staging) and sends `finished`. */
 export async function closeContext(ctx: ExportContext): Promise<void> {
   try {
-    for (const c of ctx.catalogs.values()) await c.close().catch(() => {});
-    await ctx.peer?.close().catch(() => {});
+    for (const c of ctx.catalogs.values()) await c.then((c) => c.close()).catch(() => {});
+    for (const p of ctx.peers) await p.close().catch(() => {});
   } finally {
     ctx.report.finish();
   }
@@ -117,21 +163,23 @@ export async function catalogFor(ctx: ExportContext, rec: PatientRecord | PlanRe
   const key = `${url}\n${vault ?? ""}`;
   let c = ctx.catalogs.get(key);
   if (!c) {
-    c = await Catalog.open(url, vault);
+    // One open per catalog, whichever worker asks first.
+    c = Catalog.open(url, vault);
     ctx.catalogs.set(key, c);
+    c.catch(() => ctx.catalogs.delete(key));
   }
-  return c;
+  return await c;
 }
 
-/** The patient's folder (assigned on first sight, remembered in the ledger so a rerun keeps it). */
+/** The patient's folder (assigned on first sight, in the ledger when there is one, so a rerun and every worker keep it). */
 export async function patientState(ctx: ExportContext, rec: PatientRecord | PlanRecord, name?: PatientRecord["name"]): Promise<PatientState> {
   const id = rec.patientId;
   let st = ctx.patients.get(id);
   if (st) return st;
   const key = `${rec.source ?? ""}|${id}`;
-  const folder = ctx.patientFolders.assign(key, patientFolderName({ family: name?.family, given: name?.given, patientId: id }));
-  await ctx.opts.ledger?.rememberFolder(key, folder);
-  st = { folder, patientLevelDone: false };
+  const wanted = patientFolderName({ family: name?.family, given: name?.given, patientId: id });
+  const folder = ctx.opts.ledger ? await ctx.opts.ledger.assignFolder(key, folderCandidates(key, wanted)) : ctx.patientFolders.assign(key, wanted);
+  st = { folder, patientLevelDone: false, destOwners: new Map() };
   ctx.patients.set(id, st);
   return st;
 }
@@ -149,14 +197,21 @@ export function planFolder(ctx: ExportContext, patientId: string, plan: PlanReco
  * already has it (fraction 1 and 2 each with a fraction.xml), in source order, which is stable
  * from run to run.
  */
-export function uniqueDest(ctx: ExportContext, wanted: string, owner: string): string {
+export function uniqueDest(st: PatientState, wanted: string, owner: string): string {
+  const owners = st.destOwners;
   let dest = wanted;
   const dot = wanted.lastIndexOf(".");
   const slash = wanted.lastIndexOf("/");
   const [stem, ext] = dot > slash + 1 ? [wanted.slice(0, dot), wanted.slice(dot)] : [wanted, ""];
-  for (let n = 2; ctx.destOwners.has(dest.toLowerCase()) && ctx.destOwners.get(dest.toLowerCase()) !== owner; n++) dest = `${stem}~${n}${ext}`;
-  ctx.destOwners.set(dest.toLowerCase(), owner);
+  for (let n = 2; owners.has(dest.toLowerCase()) && owners.get(dest.toLowerCase()) !== owner; n++) dest = `${stem}~${n}${ext}`;
+  owners.set(dest.toLowerCase(), owner);
   return dest;
+}
+
+/** Forgets a patient's naming state once its work item is done (memory stays flat in patient count). */
+export function forgetPatient(ctx: ExportContext, patientId: string): void {
+  ctx.patients.delete(patientId);
+  ctx.planFolders.delete(patientId);
 }
 
 /** The ledger key of a plan. */

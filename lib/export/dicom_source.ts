@@ -3,6 +3,7 @@ import { isRtObject, PLAN_OBJECT_MODALITIES } from "../dicom/rt.ts";
 import { join } from "node:path";
 import process from "node:process";
 import { type PeerSettings, peerTimeouts, tlsFromFiles } from "../net/peer.ts";
+import { hostTag } from "../runtime/mod.ts";
 import type { PlanRecord } from "../records/types.ts";
 import { ArrivalStore } from "../retrieve/arrivals.ts";
 import type { ArrivedObject } from "../retrieve/arrivals.ts";
@@ -64,7 +65,7 @@ export function dicomPlanSource(
   let store: ArrivalStore | undefined;
   let handoffs = 0;
   async function open(): Promise<{ session: RetrieveSession; store: ArrivalStore }> {
-    store ??= new ArrivalStore(opts.keepStaged ? join(opts.stagingDir, `incoming-${process.pid}`) : opts.stagingDir);
+    store ??= new ArrivalStore(opts.keepStaged ? join(opts.stagingDir, `incoming-${hostTag()}-${process.pid}`) : opts.stagingDir);
     session ??= await openRetrieveSession({
       host: peer.host, port: peer.port, callingAet: peer.callingAet, calledAet: peer.calledAet, mode: opts.mode,
       moveAet: opts.moveAet, movePort: opts.movePort ?? DEFAULT_MOVE_PORT, maxPdu: peer.maxPdu, tls: tlsFromFiles(peer),
@@ -79,7 +80,8 @@ export function dicomPlanSource(
       if (opts.keepStaged) {
         // Handed to the next stage under a name of its own: a later fetch of the same object
         // must not replace or remove a file the next stage has yet to read.
-        path = join(opts.stagingDir, `${process.pid}-${handoffs++}-${object.sopInstanceUid}.dcm`);
+        // Named by host and process: a killed run's leftovers are told from a live one's (lib/export/staging.ts).
+        path = join(opts.stagingDir, `${hostTag()}-${process.pid}-${handoffs++}-${object.sopInstanceUid}.dcm`);
         renameSync(object.path, path);
       }
       files.push({ path, sopClassUid: object.sopClassUid, sopInstanceUid: object.sopInstanceUid, seriesUid: object.seriesUid, modality: object.modality });

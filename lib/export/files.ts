@@ -6,7 +6,7 @@
 import { stat } from "node:fs/promises";
 import { isAbsolute, join, resolve } from "node:path";
 import type { CatalogFileRow } from "../catalog/catalog.ts";
-import { copyFileVerified, placeStagedFile } from "../copy/copy.ts";
+import { copyFileVerified, hashFile, placeStagedFile } from "../copy/copy.ts";
 import { DICOM_CATEGORY } from "../dicom/file_record.ts";
 import { readDicomFile } from "../dicom/reader.ts";
 import { type DicomHeader, headerOf } from "../layout/record_path.ts";
@@ -140,7 +140,7 @@ function planJob(ctx: ExportContext, row: SourceFile, vault: string | undefined,
   // the patient that fetches the same CT again must land on the same tree file (found identical),
   // not on a "~2" duplicate of every slice.
   const owner = row.staged && row.sopInstanceUid ? `sop:${row.sopInstanceUid}` : src;
-  job.dest = uniqueDest(ctx, place.path, owner);
+  job.dest = uniqueDest(st, place.path, owner);
   return job;
 }
 
@@ -159,22 +159,38 @@ async function exportOne(ctx: ExportContext, job: Job, plan: PlanRecord | undefi
   const out = ctx.opts.out;
   const ledger = ctx.opts.ledger;
   const known = out ? await ledger?.get("file", dest) : undefined;
+  const s = await stat(src).catch(() => undefined);
+  let sourceChanged = false;
   if (out && known?.status === "done" && known.sha256 && known.source === src && (!row.sha256 || row.sha256.toLowerCase() === known.sha256)) {
+    // Done by an earlier run: still so when the tree has the file and the source is as it was then.
+    // (A ledger row without the source's size and time, from an older rtexport, is checked by content below.)
     const target = join(out, dest);
-    const s = await stat(target).catch(() => undefined);
-    if (s && s.size === Number(known.bytes)) {
+    const t = await stat(target).catch(() => undefined);
+    const sameSource = s !== undefined && known.source_bytes !== null && known.source_mtime_ms !== null &&
+      s.size === known.source_bytes && Math.trunc(s.mtimeMs) === known.source_mtime_ms;
+    sourceChanged = s !== undefined && known.source_bytes !== null && !sameSource;
+    if (!t) ctx.report.message("warn", `"${target}" was exported by an earlier run but is missing from the tree: exporting it again`, `file "${src}"`);
+    else if (t.size !== Number(known.bytes)) {
+      throw new Error(`"${target}" changed in the tree since it was exported (${t.size} bytes, the ledger recorded ${known.bytes}); not overwritten`);
+    } else if (sameSource) {
       if (job.headerError !== undefined) {
-        // the source is gone or changed; the tree's copy still says what the object is
+        // the source's header cannot be read; the tree's copy still says what the object is
         try {
           Object.assign(base, headerOf(readDicomFile(target)).fields, { patientId: row.patientId });
           job.headerError = undefined;
         } catch { /* reported below */ }
       }
       unreadable(ctx, job);
-      return { ...base, path: target, source: src, bytes: s.size, sha256: known.sha256, copy: "done-before" };
+      const fields = { ...base, path: target, source: src, bytes: t.size };
+      // Not read again unless asked: the record says the hash is the ledger's, not one of these bytes.
+      if (!ctx.opts.verify) return { ...fields, ledgerSha256: known.sha256, copy: "done-before" };
+      const now = await hashFile(target);
+      if (now.sha256 !== known.sha256) {
+        throw new Error(`"${target}" changed in the tree since it was exported (sha256 ${now.sha256}, the ledger recorded ${known.sha256}); not overwritten`);
+      }
+      return { ...fields, sha256: now.sha256, copy: "done-before" };
     }
   }
-  const s = await stat(src).catch(() => undefined);
   if (!s) throw new Error("missing in the vault");
   unreadable(ctx, job);
   if (!out) {
@@ -187,13 +203,26 @@ async function exportOne(ctx: ExportContext, job: Job, plan: PlanRecord | undefi
   // A retrieved object staged under `out` is linked into the tree (hashed and flushed first)
   // instead of being written a second time.
   const place = row.staged ? placeStagedFile : copyFileVerified;
-  const outcome = await place(src, target, { expectedSha256: row.sha256 ?? undefined });
+  const changed = () =>
+    `the source changed since it was exported (${s.size} bytes, modified ${s.mtime.toISOString()}; the ledger recorded ${known!.source_bytes} bytes, ` +
+    `modified ${new Date(known!.source_mtime_ms!).toISOString()})`;
+  let outcome;
+  try {
+    outcome = await place(src, target, { expectedSha256: row.sha256 ?? undefined });
+  } catch (e) {
+    throw sourceChanged ? new Error(`${changed()}: ${(e as Error).message}`) : e;
+  }
   if (outcome.status === "conflict") {
-    throw new Error(`a different file is already at "${target}" (sha256 ${outcome.existingSha256}); not overwritten`);
+    throw new Error(
+      sourceChanged
+        ? `${changed()} and the tree holds the earlier version at "${target}" (sha256 ${outcome.existingSha256}); not overwritten`
+        : `a different file is already at "${target}" (sha256 ${outcome.existingSha256}); not overwritten`,
+    );
   }
   await ledger?.queue({
     kind: "file", key: dest, status: "done", source: src, dest, bytes: outcome.bytes, sha256: outcome.sha256,
     patientId: row.patientId, planKey: row.group ?? (plan ? planKeyOf(plan) : undefined),
+    sourceBytes: s.size, sourceMtimeMs: Math.trunc(s.mtimeMs),
   });
   return { ...base, path: target, source: src, bytes: outcome.bytes, sha256: outcome.sha256, copy: outcome.status };
 }
@@ -218,8 +247,11 @@ export async function reuseRetrieved(ctx: ExportContext, group: string): Promise
     const target = join(out, row.dest ?? row.key);
     const s = await stat(target).catch(() => undefined);
     if (!s || s.size !== Number(row.bytes)) return undefined;
+    // Not read again unless asked: the record says the hash is the ledger's, not the file's now.
+    const hash = ctx.opts.verify ? { sha256: (await hashFile(target)).sha256 } : { ledgerSha256: row.sha256 ?? undefined };
+    if (ctx.opts.verify && hash.sha256 !== row.sha256) return undefined; // retrieved again: the changed file is then a conflict
     const rec: FileRecord = {
-      type: "file", path: target, dest: row.key, bytes: s.size, sha256: row.sha256 ?? undefined, category: DICOM_CATEGORY,
+      type: "file", path: target, dest: row.key, bytes: s.size, ...hash, category: DICOM_CATEGORY,
       patientId: row.patient_id ?? undefined, copy: "done-before",
     };
     try {

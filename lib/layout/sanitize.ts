@@ -86,12 +86,23 @@ export class FolderAssigner {
     const existing = this.byKey.get(key);
     if (existing) return existing;
     let folder = wanted;
-    const owner = this.taken.get(folder.toLowerCase());
-    if (owner !== undefined && owner !== key) {
-      folder = `${wanted}~${shortHash(key)}`;
-      for (let n = 2; this.taken.has(folder.toLowerCase()); n++) folder = `${wanted}~${shortHash(key)}-${n}`;
+    for (const candidate of folderCandidates(key, wanted)) {
+      const owner = this.taken.get(candidate.toLowerCase());
+      folder = candidate;
+      if (owner === undefined || owner === key) break;
     }
     this.remember(key, folder);
     return folder;
   }
+}
+
+/**
+ * The names a folder for `key` may take, in order: the wanted name, then `wanted~<hash of key>`,
+ * then `wanted~<hash>-2`, … (the first one no other key has is the folder). Shared by
+ * FolderAssigner and the ledger's atomic assignment, so both name folders alike.
+ */
+export function* folderCandidates(key: string, wanted: string): Generator<string> {
+  yield wanted;
+  yield `${wanted}~${shortHash(key)}`;
+  for (let n = 2;; n++) yield `${wanted}~${shortHash(key)}-${n}`;
 }

@@ -1,89 +1,28 @@
 import { hostname } from "node:os";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, unlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { randomUUID } from "node:crypto";
-import { type Kysely, sql } from "kysely";
+import process from "node:process";
+import { type Kysely, type RawBuilder, sql } from "kysely";
 import { connectDatabase, type SqlConnection, type SqlDialectName } from "../sql/connect.ts";
+import { dbNowMs, writeTransaction } from "./_dialect.ts";
+import { appendJournal, defaultJournalDirs, type JournalLine, ledgerIdentity, readJournals } from "./journal.ts";
+import { ledgerTables, migrateLedger } from "./migrations.ts";
+import type { LedgerAuditRow, LedgerEntry, LedgerItemRow, LedgerKind, LedgerSchema, LedgerStatus } from "./schema.ts";
 
-/** What the ledger tracks: one row per item and kind, updated as work proceeds. */
-export type LedgerKind = "patient" | "plan" | "file" | "push" | "anonymize" | "retrieval" | "commit";
-export type LedgerStatus = "pending" | "done" | "failed" | "skipped";
+export type { JobRow, LedgerAuditRow, LedgerEntry, LedgerItemRow, LedgerKind, LedgerSchema, LedgerStatus, RunRow, WorkRow } from "./schema.ts";
 
-export interface LedgerItemRow {
-  kind: string;
-  key: string;
-  status: string;
-  patient_id: string | null;
-  plan_key: string | null;
-  source: string | null;
-  dest: string | null;
-  bytes: number | null;
-  sha256: string | null;
-  error: string | null;
-  run_id: string;
-  updated_at: string;
-}
-interface RunRow {
-  id: string;
-  command: string;
-  host: string;
-  started_at: string;
-  finished_at: string | null;
-  outcome: string | null;
-}
-interface FolderRow {
-  patient_key: string;
-  folder: string;
-}
-/** One audit event (lib/audit): who did what to which patient's data, from where to where, with what outcome. */
-export interface LedgerAuditRow {
-  id: string;
-  run_id: string;
-  at: string;
-  action: string;
-  user_name: string;
-  host: string;
-  patient_id: string | null;
-  /** JSON: `[{uid, sopClasses: {uid: count}}]`. */
-  studies: string;
-  objects: number;
-  failed: number;
-  bytes: number;
-  source: string;
-  dest: string;
-  outcome: string;
-  outcome_text: string | null;
-}
-export interface LedgerSchema {
-  rtx_ledger_items: LedgerItemRow;
-  rtx_ledger_runs: RunRow;
-  rtx_ledger_folders: FolderRow;
-  rtx_ledger_audit: LedgerAuditRow;
-}
-
-/**
- * One row of the ledger: an item of a kind (patient, plan, file, push…) by key, its status, and
- * what is known about it (patient, plan, source and destination, bytes, hash, error).
- */
-export interface LedgerEntry {
-  kind: LedgerKind;
-  key: string;
-  status: LedgerStatus;
-  patientId?: string;
-  planKey?: string;
-  source?: string;
-  dest?: string;
-  bytes?: number;
-  sha256?: string;
-  error?: string;
-}
+export { ledgerTables };
 
 /** Ledger rows that could not be written (`failed`), with the database's reason. */
 export class LedgerWriteError extends Error {
   readonly failed: LedgerEntry[];
-  constructor(display: string, failed: LedgerEntry[], cause: Error) {
+  constructor(display: string, failed: LedgerEntry[], cause: Error, journal?: string) {
     const names = failed.slice(0, 3).map((e) => `${e.kind} "${e.key}"`).join(", ");
-    super(`Cannot write ${failed.length} ledger row(s) to ${display} (${names}${failed.length > 3 ? ", …" : ""}): ${cause.message}`);
+    super(
+      `Cannot write ${failed.length} ledger row(s) to ${display} (${names}${failed.length > 3 ? ", …" : ""}): ${cause.message}` +
+        (journal ? `; kept in "${journal}" for the next run to record` : ""),
+    );
     this.name = "LedgerWriteError";
     this.failed = failed;
   }
@@ -99,6 +38,32 @@ export function defaultLedgerUrl(outDir: string): string {
   return `sqlite:${join(outDir, ".rtexport", "ledger.sqlite")}`;
 }
 
+/** Options of {@link Ledger.open}. */
+export interface LedgerOpenOptions {
+  /**
+   * How long the run's lease lasts without a heartbeat (ms, default 60 s); the heartbeat renews
+   * it every third of that. A run whose lease ran out is dead, and other workers take its items.
+   */
+  leaseMs?: number;
+  /** Folders for the journal of outcomes the database refused (default: beside an SQLite ledger, then the temporary folder). */
+  journalDirs?: string[];
+  /**
+   * Told about problems that do not stop the run: outcomes the database refused (journaled), a
+   * missed heartbeat, outcomes of an earlier run recorded from its journal. Without it, refused
+   * outcomes are thrown to the caller of `flush`, `record` or `close`.
+   */
+  onWarning?: (text: string) => void;
+  /** Connections a PostgreSQL or SQL Server pool may hold (default 4; a run with several workers wants more). */
+  poolSize?: number;
+}
+
+/** Outcomes of an earlier run recorded at open from its journal. */
+export interface ReplayedJournal {
+  runId: string;
+  path: string;
+  entries: number;
+}
+
 /**
  * The record of a migration: what was listed, exported, copied and pushed, with hashes and
  * outcomes. SQLite inside the output by default; PostgreSQL or SQL Server when several
@@ -106,7 +71,12 @@ export function defaultLedgerUrl(outDir: string): string {
  * writes them in one transaction per batch (per-file statements cost ~0.1–0.2 ms each, a
  * tenth of a copied file). Either way a killed run leaves a consistent ledger and a rerun
  * continues from it: what a killed run had queued but not written is simply done again
- * (every acting command skips or repeats an item idempotently).
+ * (every acting command skips or repeats an item idempotently). Outcomes the database refuses
+ * go to a journal file and are recorded by the next run (see journal.ts).
+ *
+ * Each open ledger is a run: a row with its host, process id and a lease its heartbeat renews,
+ * so `status` tells a running run from a dead one, and work claimed by a dead run goes back to
+ * the others (see claims.ts).
  *
  * @example
  * ```ts
@@ -117,19 +87,38 @@ export function defaultLedgerUrl(outDir: string): string {
  */
 export class Ledger {
   readonly runId: string = randomUUID();
+  readonly host: string = hostname();
+  readonly pid: number = process.pid;
+  readonly leaseMs: number;
+  /** Outcomes of earlier runs that this open recorded from their journals. */
+  readonly replayed: ReplayedJournal[] = [];
   private readonly conn: SqlConnection<LedgerSchema>;
   private queued = new Map<string, LedgerEntry>();
   private writing: Promise<void> = Promise.resolve();
   private timer: ReturnType<typeof setTimeout> | undefined;
+  private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  /** Renews the leases of claimed work on each heartbeat (set by a WorkQueue). */
+  renewClaims = false;
   /** Rows that failed to be written once, by kind and key. */
   private readonly failures = new Map<string, number>();
   /** The error of a flush the timer started, for the next caller of flush to see. */
   private background: unknown;
+  private readonly journalDirs: string[];
+  private readonly identity: string;
+  private readonly onWarning?: (text: string) => void;
+  /** Outcomes this run could not write and journaled instead, and where. */
+  unwritten = 0;
+  journalPath: string | undefined;
+  private closed = false;
   /** Queued entries written per batch, and the longest an entry waits (ms). */
   static readonly BATCH = 256;
   static readonly BATCH_MS = 1000;
-  private constructor(conn: SqlConnection<LedgerSchema>) {
+  private constructor(conn: SqlConnection<LedgerSchema>, url: string, opts: LedgerOpenOptions) {
     this.conn = conn;
+    this.leaseMs = Math.max(1000, opts.leaseMs ?? 60_000);
+    this.journalDirs = opts.journalDirs ?? defaultJournalDirs(url);
+    this.identity = ledgerIdentity(url);
+    this.onWarning = opts.onWarning;
   }
 
   get db(): Kysely<LedgerSchema> {
@@ -138,48 +127,97 @@ export class Ledger {
   get display(): string {
     return this.conn.display;
   }
+  get dialect(): SqlDialectName {
+    return this.conn.dialect;
+  }
 
-  static async open(url: string, command: string): Promise<Ledger> {
+  static async open(url: string, command: string, opts: LedgerOpenOptions = {}): Promise<Ledger> {
     if (url.startsWith("sqlite:")) {
       const path = url.slice(7);
       if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
     }
-    const conn = await connectDatabase<LedgerSchema>(url);
-    const ledger = new Ledger(conn);
+    const conn = await connectDatabase<LedgerSchema>(url, { poolSize: opts.poolSize });
+    const ledger = new Ledger(conn, url, opts);
     try {
-      await ledger.migrate();
+      await migrateLedger(ledger.db, ledger.dialect);
+      const now = dbNowMs(ledger.dialect);
       await ledger.db.insertInto("rtx_ledger_runs").values({
-        id: ledger.runId, command, host: hostname(), started_at: new Date().toISOString(), finished_at: null, outcome: null,
-      }).execute();
+        id: ledger.runId, command, host: ledger.host, pid: ledger.pid, started_at: new Date().toISOString(), finished_at: null,
+        outcome: null, started_ms: now, heartbeat_ms: now, lease_until: ledger.leaseEnd(),
+        items_done: 0, items_failed: 0, files: 0, bytes: 0,
+      } as never).execute();
+      await ledger.heartbeat();
     } catch (e) {
       await conn.close().catch(() => {});
       throw new Error(`Cannot open ledger "${conn.display}": ${(e as Error).message}`);
     }
+    ledger.heartbeatTimer = setInterval(() => {
+      ledger.heartbeat().catch((e) => ledger.onWarning?.(`Cannot renew this run's lease in the ledger: ${(e as Error).message}`));
+    }, Math.floor(ledger.leaseMs / 3));
+    (ledger.heartbeatTimer as { unref?: () => void }).unref?.();
+    await ledger.replayJournals();
     return ledger;
   }
 
-  private async migrate(): Promise<void> {
-    // Introspection instead of CREATE TABLE IF NOT EXISTS, which SQL Server does not have.
-    const existing = new Set((await this.db.introspection.getTables()).map((t) => t.name));
-    for (const [name, builder] of ledgerTables(this.db, this.conn.dialect)) {
-      if (!existing.has(name)) await builder.execute();
+  /** Renews this run's lease (and, with claims, the leases of the work it holds). */
+  async heartbeat(): Promise<void> {
+    if (this.closed) return;
+    const now = dbNowMs(this.dialect);
+    const until = this.leaseEnd();
+    await this.db.updateTable("rtx_ledger_runs").set({ lease_until: until, heartbeat_ms: now } as never).where("id", "=", this.runId).execute();
+    if (this.renewClaims) {
+      await this.db.updateTable("rtx_ledger_work").set({ lease_until: this.leaseEnd() } as never).where("owner", "=", this.runId)
+        .where("status", "=", "claimed").execute();
+    }
+  }
+
+  /** `now + lease` on the database's clock, as SQL. */
+  leaseEnd(): RawBuilder<number> {
+    return sql<number>`(${dbNowMs(this.dialect)} + ${sql.lit(Math.floor(this.leaseMs))})`;
+  }
+
+  /** Records outcomes that earlier runs journaled because the database refused them, and removes their journals. */
+  private async replayJournals(): Promise<void> {
+    for (const j of readJournals(this.journalDirs, this.identity)) {
+      if (j.runId === this.runId) continue;
+      const entries = j.lines.flatMap((l) => (l.entry ? [l.entry] : []));
+      try {
+        if (entries.length) await this.recordMany(entries, { journalOnFailure: false });
+        for (const l of j.lines) {
+          if (l.run) {
+            await this.db.updateTable("rtx_ledger_runs").set({ finished_at: l.run.finishedAt, outcome: l.run.outcome })
+              .where("id", "=", l.runId).where("finished_at", "is", null).execute();
+          }
+        }
+        unlinkSync(j.path);
+        this.replayed.push({ runId: j.runId, path: j.path, entries: entries.length });
+        this.onWarning?.(
+          `Recorded ${entries.length} outcome(s) that run ${j.runId} could not write to the ledger then (from "${j.path}")`,
+        );
+      } catch (e) {
+        this.onWarning?.(`Cannot record the journal "${j.path}" of run ${j.runId} in the ledger yet: ${(e as Error).message}`);
+      }
     }
   }
 
   /** Records an item's outcome now (insert or update). */
   async record(e: LedgerEntry): Promise<void> {
-    await this.flush();
-    await this.upsert(e);
+    await this.settle();
+    try {
+      await this.upsert(e);
+    } catch (error) {
+      const journal = this.journal([{ runId: this.runId, at: new Date().toISOString(), entry: e }]);
+      this.refused(new LedgerWriteError(this.display, [e], error as Error, journal), true);
+    }
   }
 
   /** One item, in its own transaction. Update-then-insert works the same on SQLite, PostgreSQL and SQL Server. */
   private async upsert(e: LedgerEntry): Promise<void> {
-    const row = this.row(e);
-    await this.db.transaction().execute(async (tx) => {
-      const r = await tx.updateTable("rtx_ledger_items").set(row).where("kind", "=", e.kind).where("key", "=", e.key)
+    await writeTransaction(this.db, this.dialect, async (tx) => {
+      const r = await tx.updateTable("rtx_ledger_items").set(this.update(e)).where("kind", "=", e.kind).where("key", "=", e.key)
         .executeTakeFirst();
       if (Number(r.numUpdatedRows) === 0) {
-        await tx.insertInto("rtx_ledger_items").values({ kind: e.kind, key: e.key, ...row }).execute();
+        await tx.insertInto("rtx_ledger_items").values({ kind: e.kind, key: e.key, ...this.row(e) }).execute();
       }
     });
   }
@@ -195,21 +233,43 @@ export class Ledger {
     this.queued.delete(id); // keeps the order of the last outcome
     this.queued.set(id, e);
     if (this.queued.size >= Ledger.BATCH) {
-      await this.flush();
+      await this.settle();
       return;
     }
     if (!this.timer) {
-      // A failure here is kept for the next flush, finish or close to report (and its rows retried).
-      this.timer = setTimeout(() => void this.flush().catch((e) => (this.background ??= e)), Ledger.BATCH_MS);
+      this.timer = setTimeout(() => void this.settle(), Ledger.BATCH_MS);
       (this.timer as { unref?: () => void }).unref?.();
     }
+  }
+
+  /**
+   * `flush` for the ledger's own callers: a refused batch does not stop the run. Its rows are
+   * tried once more with the next batch and then journaled; the problem goes to `onWarning`
+   * (without one, to the next caller of `flush` or `close`).
+   */
+  private async settle(): Promise<void> {
+    try {
+      await this.flush();
+    } catch (e) {
+      this.refused(e, false);
+    }
+  }
+
+  /** A write the database refused: told to `onWarning`, or kept for the next `flush` (or thrown now, with `now`). */
+  private refused(e: unknown, now: boolean): void {
+    if (this.onWarning) {
+      this.onWarning((e as Error).message);
+      return;
+    }
+    if (now) throw e;
+    this.background ??= e;
   }
 
   /**
    * Writes the queued entries (batches one after the other, in the order they were queued).
    * Rows that cannot be written go back into the queue once (unless a newer outcome for the
    * same item was queued meanwhile), for the next flush to try again; the error, naming them,
-   * is thrown to this caller. Rows that fail twice are given up (and were named twice).
+   * is thrown to this caller. Rows that fail twice go to the journal (and were named twice).
    */
   async flush(): Promise<void> {
     if (this.timer) {
@@ -219,15 +279,17 @@ export class Ledger {
     if (this.queued.size > 0) {
       const entries = [...this.queued.values()];
       this.queued = new Map();
-      const batch = this.writing.then(() => this.recordMany(entries)).catch((e: unknown) => {
+      const batch = this.writing.then(() => this.recordMany(entries, { journalOnFailure: false })).catch((e: unknown) => {
         const failed = e instanceof LedgerWriteError ? e.failed : entries;
         const newer = this.queued;
         this.queued = new Map();
+        const givenUp: LedgerEntry[] = [];
         for (const x of failed) {
           const id = itemId(x.kind, x.key);
           const tries = (this.failures.get(id) ?? 0) + 1;
           if (tries >= 2) {
             this.failures.delete(id);
+            givenUp.push(x);
             continue;
           }
           this.failures.set(id, tries);
@@ -236,6 +298,11 @@ export class Ledger {
         for (const [id, x] of newer) {
           this.queued.delete(id);
           this.queued.set(id, x);
+        }
+        if (givenUp.length) {
+          const at = new Date().toISOString();
+          const journal = this.journal(givenUp.map((entry) => ({ runId: this.runId, at, entry })));
+          throw new LedgerWriteError(this.display, givenUp, e as Error, journal);
         }
         throw e;
       });
@@ -250,13 +317,21 @@ export class Ledger {
     }
   }
 
+  /** Appends lines to this run's journal; returns its path (throws when no folder takes it). */
+  private journal(lines: JournalLine[]): string {
+    this.journalPath = appendJournal(this.journalDirs, this.identity, this.runId, lines);
+    this.unwritten += lines.filter((l) => l.entry).length;
+    return this.journalPath;
+  }
+
   /**
    * Records many outcomes in one transaction: existing items are updated, new ones inserted
    * with multi-row INSERTs (in chunks that stay under SQL Server's 2,100 parameters). When that
    * transaction fails (a row another machine inserted meanwhile, a value a column refuses), each
-   * outcome is written on its own; the ones that still fail are named in the error.
+   * outcome is written on its own; the ones that still fail are named in the error (and, unless
+   * `journalOnFailure` is false, journaled).
    */
-  async recordMany(entries: LedgerEntry[]): Promise<void> {
+  async recordMany(entries: LedgerEntry[], opts: { journalOnFailure?: boolean } = {}): Promise<void> {
     try {
       await this.recordBatch(entries);
       // Written: rows that had failed once start afresh.
@@ -273,7 +348,14 @@ export class Ledger {
           failed.push(e);
         }
       }
-      if (failed.length) throw new LedgerWriteError(this.display, failed, (first ?? batchError) as Error);
+      if (failed.length) {
+        let journal: string | undefined;
+        if (opts.journalOnFailure !== false) {
+          const at = new Date().toISOString();
+          journal = this.journal(failed.map((entry) => ({ runId: this.runId, at, entry })));
+        }
+        throw new LedgerWriteError(this.display, failed, (first ?? batchError) as Error, journal);
+      }
     }
   }
 
@@ -286,7 +368,7 @@ export class Ledger {
       if (!list) byKind.set(e.kind, list = []);
       list.push(e);
     }
-    await this.db.transaction().execute(async (tx) => {
+    await writeTransaction(this.db, this.dialect, async (tx) => {
       for (const [kind, list] of byKind) {
         const existing = new Set<string>();
         for (let i = 0; i < list.length; i += 500) {
@@ -297,11 +379,11 @@ export class Ledger {
         const fresh: LedgerItemRow[] = [];
         for (const e of list) {
           if (existing.has(e.key)) {
-            await tx.updateTable("rtx_ledger_items").set(this.row(e)).where("kind", "=", kind).where("key", "=", e.key).execute();
+            await tx.updateTable("rtx_ledger_items").set(this.update(e)).where("kind", "=", kind).where("key", "=", e.key).execute();
           } else fresh.push({ kind, key: e.key, ...this.row(e) });
         }
-        for (let i = 0; i < fresh.length; i += 150) {
-          await tx.insertInto("rtx_ledger_items").values(fresh.slice(i, i + 150)).execute();
+        for (let i = 0; i < fresh.length; i += 120) {
+          await tx.insertInto("rtx_ledger_items").values(fresh.slice(i, i + 120)).execute();
         }
       }
     });
@@ -319,20 +401,31 @@ export class Ledger {
       error: e.error ?? null,
       run_id: this.runId,
       updated_at: new Date().toISOString(),
+      source_bytes: e.sourceBytes ?? null,
+      source_mtime_ms: e.sourceMtimeMs ?? null,
     };
+  }
+
+  /** The columns an update sets: all of them, except a patient or plan group the new outcome does not name. */
+  private update(e: LedgerEntry): Partial<Omit<LedgerItemRow, "kind" | "key">> {
+    const row: Partial<Omit<LedgerItemRow, "kind" | "key">> = this.row(e);
+    if (e.patientId === undefined) delete row.patient_id;
+    if (e.planKey === undefined) delete row.plan_key;
+    return row;
   }
 
   async get(kind: LedgerKind, key: string): Promise<LedgerItemRow | undefined> {
     const queued = this.queued.get(itemId(kind, key));
     if (queued) return { kind, key, ...this.row(queued) }; // not flushed for one look-up: batches stay batches
     await this.writing; // a batch being written counts
-    return await this.db.selectFrom("rtx_ledger_items").selectAll().where("kind", "=", kind).where("key", "=", key)
+    const row = await this.db.selectFrom("rtx_ledger_items").selectAll().where("kind", "=", kind).where("key", "=", key)
       .executeTakeFirst();
+    return row && normalizeItem(row);
   }
 
   /** Keys of items of a kind with a given status (for resume). */
   async keys(kind: LedgerKind, status: LedgerStatus): Promise<Set<string>> {
-    await this.flush(); // queued outcomes count
+    await this.settle(); // queued outcomes count
     const rows = await this.db.selectFrom("rtx_ledger_items").select("key").where("kind", "=", kind)
       .where("status", "=", status).execute();
     return new Set(rows.map((r) => r.key));
@@ -343,7 +436,7 @@ export class Ledger {
    * millions: then undefined, and the caller looks items up one by one).
    */
   async keysIfAtMost(kind: LedgerKind, status: LedgerStatus, limit: number): Promise<Set<string> | undefined> {
-    await this.flush();
+    await this.settle();
     const r = await this.db.selectFrom("rtx_ledger_items").select((eb) => eb.fn.countAll().as("n")).where("kind", "=", kind)
       .where("status", "=", status).executeTakeFirstOrThrow();
     return Number(r.n) <= limit ? await this.keys(kind, status) : undefined;
@@ -351,20 +444,23 @@ export class Ledger {
 
   /** Files recorded as done under a plan key (the group an export stage filed them under). */
   async doneFilesOf(planKey: string): Promise<LedgerItemRow[]> {
-    await this.flush(); // queued outcomes count
-    return await this.db.selectFrom("rtx_ledger_items").selectAll().where("kind", "=", "file").where("plan_key", "=", planKey)
+    await this.settle(); // queued outcomes count
+    const rows = await this.db.selectFrom("rtx_ledger_items").selectAll().where("kind", "=", "file").where("plan_key", "=", planKey)
       .where("status", "=", "done").orderBy("key").execute();
+    return rows.map(normalizeItem);
   }
 
   async folders(): Promise<[string, string][]> {
-    const rows = await this.db.selectFrom("rtx_ledger_folders").selectAll().execute();
+    const rows = await this.db.selectFrom("rtx_ledger_folders").select(["patient_key", "folder"]).execute();
     return rows.map((r) => [r.patient_key, r.folder]);
   }
 
   async rememberFolder(patientKey: string, folder: string): Promise<void> {
     const existing = await this.db.selectFrom("rtx_ledger_folders").select("folder").where("patient_key", "=", patientKey)
       .executeTakeFirst();
-    if (!existing) await this.db.insertInto("rtx_ledger_folders").values({ patient_key: patientKey, folder }).execute();
+    if (!existing) {
+      await this.db.insertInto("rtx_ledger_folders").values({ patient_key: patientKey, folder, folder_key: folder.toLowerCase() }).execute();
+    }
   }
 
   /** Appends audit events (rows are never updated: the trail only grows). */
@@ -374,130 +470,94 @@ export class Ledger {
     for (let i = 0; i < values.length; i += 100) await this.db.insertInto("rtx_ledger_audit").values(values.slice(i, i + 100)).execute();
   }
 
-  async finish(outcome: "ok" | "partial" | "failed" | "interrupted"): Promise<void> {
-    await this.flush();
-    await this.db.updateTable("rtx_ledger_runs").set({ finished_at: new Date().toISOString(), outcome })
-      .where("id", "=", this.runId).execute();
+  /**
+   * The folder of a patient, assigned once for the whole migration: the patient's folder when the
+   * ledger has one, else the first of `candidates` no other patient has (compared without case).
+   * Atomic across processes and machines: a unique index on the folder decides between two
+   * workers that want one name at once.
+   */
+  async assignFolder(patientKey: string, candidates: Iterable<string>): Promise<string> {
+    const mine = async () =>
+      (await this.db.selectFrom("rtx_ledger_folders").select("folder").where("patient_key", "=", patientKey).executeTakeFirst())?.folder;
+    const known = await mine();
+    if (known) return known;
+    let tried = 0;
+    for (const folder of candidates) {
+      if (++tried > 1000) break;
+      const taken = await this.db.selectFrom("rtx_ledger_folders").select("patient_key").where("folder_key", "=", folder.toLowerCase())
+        .executeTakeFirst();
+      if (taken) {
+        if (taken.patient_key === patientKey) return folder;
+        continue;
+      }
+      try {
+        await this.db.insertInto("rtx_ledger_folders").values({ patient_key: patientKey, folder, folder_key: folder.toLowerCase() }).execute();
+        return folder;
+      } catch (e) {
+        // Another worker took this name, or assigned this patient, a moment ago.
+        const now = await mine();
+        if (now) return now;
+        const still = await this.db.selectFrom("rtx_ledger_folders").select("patient_key").where("folder_key", "=", folder.toLowerCase())
+          .executeTakeFirst();
+        if (!still) throw e;
+      }
+    }
+    throw new Error(`Cannot assign a folder to patient "${patientKey}": every candidate name is taken`);
   }
 
-  /** Writes what is queued and closes the connection; throws (after closing) when rows could not be written. */
+  async finish(outcome: "ok" | "partial" | "failed" | "interrupted"): Promise<void> {
+    await this.settle();
+    const finishedAt = new Date().toISOString();
+    try {
+      await this.db.updateTable("rtx_ledger_runs").set({ finished_at: finishedAt, outcome, lease_until: null, heartbeat_ms: dbNowMs(this.dialect) } as never)
+        .where("id", "=", this.runId).execute();
+    } catch (e) {
+      const journal = this.journal([{ runId: this.runId, at: finishedAt, run: { finishedAt, outcome } }]);
+      this.onWarning?.(`Cannot record the end of this run in the ledger (${(e as Error).message}); kept in "${journal}"`);
+    }
+  }
+
+  /**
+   * Writes what is queued and closes the connection. Outcomes that still cannot be written go to
+   * the journal; the error then thrown (after closing) names how many and where.
+   */
   async close(): Promise<void> {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     let error: unknown;
     try {
       await this.flush();
     } catch (e) {
       error = e;
     }
+    if (this.queued.size) {
+      // Tried once already: into the journal rather than lost.
+      const at = new Date().toISOString();
+      try {
+        this.journal([...this.queued.values()].map((entry) => ({ runId: this.runId, at, entry })));
+      } catch (e) {
+        error = e;
+      }
+      this.queued.clear();
+    }
+    this.closed = true;
     await this.conn.close();
+    if (this.unwritten > 0) {
+      throw new Error(
+        `${this.unwritten} outcome(s) could not be written to the ledger ${this.display}; they are kept in "${this.journalPath}" ` +
+          `and recorded by the next run that opens the ledger${error ? ` (${(error as Error).message})` : ""}`,
+      );
+    }
     if (error) throw error;
   }
 }
 
-/** The ledger's CREATE TABLE statements for a dialect (exported so tests can compile them for each). */
-export function ledgerTables(db: Kysely<LedgerSchema>, dialect: SqlDialectName) {
-  // SQL Server limits index keys to 900 bytes: the primary key columns stay below that there.
-  const key = dialect === "mssql" ? "nvarchar(400)" : "varchar(1024)";
-  const long = dialect === "mssql" ? "nvarchar(max)" : "text";
-  return [
-    ["rtx_ledger_runs", db.schema.createTable("rtx_ledger_runs")
-      .addColumn("id", "varchar(64)", (c) => c.primaryKey())
-      .addColumn("command", "varchar(64)", (c) => c.notNull())
-      .addColumn("host", "varchar(255)", (c) => c.notNull())
-      .addColumn("started_at", "varchar(32)", (c) => c.notNull())
-      .addColumn("finished_at", "varchar(32)")
-      .addColumn("outcome", "varchar(32)")],
-    ["rtx_ledger_items", db.schema.createTable("rtx_ledger_items")
-      .addColumn("kind", "varchar(16)", (c) => c.notNull())
-      .addColumn("key", sql.raw(key), (c) => c.notNull())
-      .addColumn("status", "varchar(16)", (c) => c.notNull())
-      .addColumn("patient_id", "varchar(255)")
-      .addColumn("plan_key", sql.raw(long))
-      .addColumn("source", sql.raw(long))
-      .addColumn("dest", sql.raw(long))
-      .addColumn("bytes", "bigint")
-      .addColumn("sha256", "varchar(64)")
-      .addColumn("error", sql.raw(long))
-      .addColumn("run_id", "varchar(64)", (c) => c.notNull())
-      .addColumn("updated_at", "varchar(32)", (c) => c.notNull())
-      .addPrimaryKeyConstraint("rtx_ledger_items_pk", ["kind", "key"])],
-    ["rtx_ledger_folders", db.schema.createTable("rtx_ledger_folders")
-      .addColumn("patient_key", sql.raw(key), (c) => c.primaryKey())
-      .addColumn("folder", sql.raw(long), (c) => c.notNull())],
-    ["rtx_ledger_audit", db.schema.createTable("rtx_ledger_audit")
-      .addColumn("id", "varchar(64)", (c) => c.primaryKey())
-      .addColumn("run_id", "varchar(64)", (c) => c.notNull())
-      .addColumn("at", "varchar(40)", (c) => c.notNull())
-      .addColumn("action", "varchar(16)", (c) => c.notNull())
-      .addColumn("user_name", "varchar(255)", (c) => c.notNull())
-      .addColumn("host", "varchar(255)", (c) => c.notNull())
-      .addColumn("patient_id", "varchar(255)")
-      .addColumn("studies", sql.raw(long), (c) => c.notNull())
-      .addColumn("objects", "integer", (c) => c.notNull())
-      .addColumn("failed", "integer", (c) => c.notNull())
-      .addColumn("bytes", "bigint", (c) => c.notNull())
-      .addColumn("source", sql.raw(long), (c) => c.notNull())
-      .addColumn("dest", sql.raw(long), (c) => c.notNull())
-      .addColumn("outcome", "varchar(32)", (c) => c.notNull())
-      .addColumn("outcome_text", sql.raw(long))],
-  ] as const;
-}
-
-/** Counts and recent errors for `status`. */
-export interface LedgerSummary {
-  kinds: Record<string, { done: number; failed: number; pending: number; skipped: number; bytes: number }>;
-  lastErrors: { kind: string; key: string; error: string; at: string }[];
-  runs: { id: string; command: string; host: string; startedAt: string; finishedAt: string | null; outcome: string | null }[];
-  /**
-   * Storage Commitment, when a push asked for it: objects stored (C-STORE acknowledged), committed
-   * by the peer, not committed (sent again by the next push), and stored without an answer yet.
-   */
-  commitment?: { stored: number; committed: number; failed: number; unconfirmed: number };
-  /** Audit events recorded (one per patient and run). */
-  auditEvents?: number;
-}
-
-/**
- * What `rtexport status` shows: counts and bytes per kind and status, the last errors, the runs.
- *
- * @example
- * ```ts
- * const ledger = await Ledger.open("sqlite:export/.rtexport/ledger.sqlite", "status");
- * console.log((await summarizeLedger(ledger.db)).kinds);
- * await ledger.close();
- * ```
- */
-export async function summarizeLedger(db: Kysely<LedgerSchema>, errorLimit = 10): Promise<LedgerSummary> {
-  const rows = await db.selectFrom("rtx_ledger_items")
-    .select(["kind", "status", (eb) => eb.fn.countAll<number>().as("n"), (eb) => eb.fn.sum<number>("bytes").as("bytes")])
-    .groupBy(["kind", "status"]).execute();
-  const kinds: LedgerSummary["kinds"] = {};
-  for (const r of rows) {
-    const k = kinds[r.kind] ??= { done: 0, failed: 0, pending: 0, skipped: 0, bytes: 0 };
-    const status = r.status as keyof typeof k;
-    if (status in k && status !== "bytes") k[status] += Number(r.n);
-    if (r.status === "done") k.bytes += Number(r.bytes ?? 0);
-  }
-  const errors = await db.selectFrom("rtx_ledger_items").select(["kind", "key", "error", "updated_at"])
-    .where("status", "=", "failed").orderBy("updated_at", "desc").limit(errorLimit).execute();
-  const runs = await db.selectFrom("rtx_ledger_runs").selectAll().orderBy("started_at", "desc").limit(10).execute();
-  let commitment: LedgerSummary["commitment"];
-  if (kinds.commit) {
-    const r = await db.selectFrom("rtx_ledger_items as p").select((eb) => eb.fn.countAll<number>().as("n"))
-      .where("p.kind", "=", "push").where("p.status", "=", "done")
-      .where((eb) => eb.not(eb.exists(eb.selectFrom("rtx_ledger_items as c").select("c.key").where("c.kind", "=", "commit").whereRef("c.key", "=", "p.key"))))
-      .executeTakeFirst();
-    commitment = { stored: kinds.push?.done ?? 0, committed: kinds.commit.done, failed: kinds.commit.failed, unconfirmed: Number(r?.n ?? 0) };
-  }
-  let auditEvents: number | undefined;
-  if ((await db.introspection.getTables()).some((t) => t.name === "rtx_ledger_audit")) {
-    const a = await db.selectFrom("rtx_ledger_audit").select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
-    if (Number(a?.n ?? 0) > 0) auditEvents = Number(a!.n);
-  }
+/** Numbers as numbers (PostgreSQL returns bigint columns as strings). */
+function normalizeItem(row: LedgerItemRow): LedgerItemRow {
   return {
-    ...(commitment ? { commitment } : {}),
-    ...(auditEvents !== undefined ? { auditEvents } : {}),
-    kinds,
-    lastErrors: errors.map((e) => ({ kind: e.kind, key: e.key, error: e.error ?? "", at: e.updated_at })),
-    runs: runs.map((r) => ({ id: r.id, command: r.command, host: r.host, startedAt: r.started_at, finishedAt: r.finished_at, outcome: r.outcome })),
+    ...row,
+    bytes: row.bytes === null ? null : Number(row.bytes),
+    source_bytes: row.source_bytes === null || row.source_bytes === undefined ? null : Number(row.source_bytes),
+    source_mtime_ms: row.source_mtime_ms === null || row.source_mtime_ms === undefined ? null : Number(row.source_mtime_ms),
   };
 }
+

@@ -604,7 +604,11 @@ async function serveFind(assoc: Association, m: Message, info: RequestInfo, h: S
   const rq = await readQuery(assoc, m, info, base);
   if (!rq) return;
   try {
+    let sent = 0;
     for await (const match of h.find!(rq)) {
+      // Writes that fit the socket's buffer never wait for I/O: let the peer's messages (a
+      // C-CANCEL) be read now and then, or a fast handler would answer every match first.
+      if (++sent % 64 === 0) await new Promise((resolve) => setImmediate(resolve));
       if (rq.cancelled()) {
         await assoc.sendMessage(m.contextId, { ...base, status: STATUS_CANCEL, hasDataSet: false });
         return;

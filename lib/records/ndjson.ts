@@ -2,11 +2,12 @@
  * The one NDJSON reader and writer every command uses.
  *
  * Reading: CRLF and LF line ends, blank lines skipped, lines split across chunks, a UTF-8 BOM at
- * the start ignored; a line that is not a JSON object with a string `type` is an error naming the
- * line number and the input. Writing: one `JSON.stringify` line per record, waits for `drain`
+ * the start ignored, UTF-16 with a BOM decoded (PowerShell 5's `>` writes that); a line that is
+ * not a JSON object with a string `type` is an error naming the line number and the input. Writing: one `JSON.stringify` line per record, waits for `drain`
  * when the stream's buffer is full, and stops quietly when the reader went away (EPIPE), so
  * `rtexport … | head` exits 0 without an error message.
  */
+import { bomEncoding } from "../fs/text.ts";
 import type { RtRecord } from "./types.ts";
 import { isRecord } from "./types.ts";
 
@@ -62,11 +63,22 @@ export interface ReadRecordsOptions {
  */
 export async function* readRecords(source: RecordSource, options: ReadRecordsOptions = {}): AsyncGenerator<RtRecord> {
   const input = options.input ?? "stdin";
-  const decoder = new TextDecoder("utf-8", { ignoreBOM: false });
+  let decoder: TextDecoder | undefined;
+  // The first bytes, until there are two: enough to tell a UTF-16 byte order mark.
+  let head: Uint8Array | undefined;
   let pending = "";
   let lineNumber = 0;
-  for await (const chunk of source as AsyncIterable<Uint8Array | string>) {
-    pending += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
+  for await (let chunk of source as AsyncIterable<Uint8Array | string>) {
+    if (typeof chunk !== "string" && decoder === undefined) {
+      if (head) chunk = concat(head, chunk);
+      if (chunk.length < 2) {
+        head = chunk;
+        continue;
+      }
+      head = undefined;
+      decoder = new TextDecoder(bomEncoding(chunk), { ignoreBOM: false });
+    }
+    pending += typeof chunk === "string" ? chunk : decoder!.decode(chunk, { stream: true });
     let start = 0;
     let newline: number;
     while ((newline = pending.indexOf("\n", start)) !== -1) {
@@ -77,12 +89,20 @@ export async function* readRecords(source: RecordSource, options: ReadRecordsOpt
     }
     pending = start === 0 ? pending : pending.slice(start);
   }
-  pending += decoder.decode();
+  if (head) pending += new TextDecoder().decode(head);
+  pending += decoder?.decode() ?? "";
   if (pending.length > 0) {
     lineNumber++;
     const record = parseLine(pending, lineNumber, input, options.pathLines === true);
     if (record !== undefined) yield record;
   }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }
 
 function parseLine(line: string, lineNumber: number, input: string, pathLines: boolean): RtRecord | undefined {

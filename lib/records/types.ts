@@ -79,8 +79,13 @@ export interface FileRecord extends RtRecord {
   type: "file";
   path: string;
   bytes?: number;
-  /** Lower-case hex SHA-256 of the file's bytes. */
+  /** Lower-case hex SHA-256 of the file's bytes, computed from those bytes by the stage that emitted the record. */
   sha256?: string;
+  /**
+   * The SHA-256 the ledger recorded for the file, on a record of a file an earlier run put in place
+   * and this run did not read again (`copy: "done-before"`); `sha256` is then absent.
+   */
+  ledgerSha256?: string;
   category?: FileCategory;
   sopClassUid?: string;
   sopInstanceUid?: string;

@@ -1,4 +1,11 @@
+import { isNativeSyntax, syntaxName } from "../codec/syntaxes.ts";
 import type { MissingReference, ReferenceTree, ShowPlanRecord } from "./tree.ts";
+
+/** ` [JPEG-LS Lossless]` for compressed syntaxes; nothing for native ones, the common case. */
+function compressed(uids: readonly string[] | undefined): string {
+  const names = (uids ?? []).filter((u) => !isNativeSyntax(u)).map(syntaxName);
+  return names.length ? ` [${names.join(", ")}]` : "";
+}
 
 /** A node of the human view: one line of text and its children. */
 interface Node {
@@ -40,7 +47,7 @@ function planNode(p: ShowPlanRecord): Node {
       text: ss.missing ? `MISSING RTSTRUCT ${ss.sopInstanceUid} (referenced by the plan, not in the input)` : `RTSTRUCT ${quoted(ss.label)} ${ss.sopInstanceUid}`,
       children: ss.imageSeries.map((s) => ({
         text: `${seriesLabel(s.modality)} ${s.seriesUid}: ${s.count} found` +
-          (s.referenced ? `, ${s.referenced} referenced` : ""),
+          (s.referenced ? `, ${s.referenced} referenced` : "") + compressed(s.transferSyntaxUids),
         children: [],
       })),
     };
@@ -50,7 +57,7 @@ function planNode(p: ShowPlanRecord): Node {
   }
   for (const d of p.doses) {
     const beams = d.beams?.length ? ` beam${d.beams.length > 1 ? "s" : ""} ${d.beams.join(", ")}` : "";
-    children.push({ text: `RTDOSE ${d.summation ?? "(no summation type)"}${beams} ${d.sopInstanceUid}`, children: [] });
+    children.push({ text: `RTDOSE ${d.summation ?? "(no summation type)"}${beams} ${d.sopInstanceUid}${compressed(d.transferSyntaxUid ? [d.transferSyntaxUid] : [])}`, children: [] });
   }
   for (const r of p.records) {
     const bits = [r.kind ?? "RT record"];
@@ -62,7 +69,7 @@ function planNode(p: ShowPlanRecord): Node {
   }
   for (const i of p.images) {
     const beam = i.beams?.length ? ` beam ${i.beams.join(", ")}` : "";
-    children.push({ text: `RTIMAGE ${quoted(i.label)}${beam} ${i.sopInstanceUid}`, children: [] });
+    children.push({ text: `RTIMAGE ${quoted(i.label)}${beam} ${i.sopInstanceUid}${compressed(i.transferSyntaxUid ? [i.transferSyntaxUid] : [])}`, children: [] });
   }
   for (const r of p.registrations) {
     children.push({ text: `REG ${r.kind ?? "registration"} ${r.sopInstanceUid}`, children: [] });
@@ -102,7 +109,7 @@ export function renderTree(tree: ReferenceTree, format: "tree" | "flat" = "tree"
       text: "Unconnected (no plan references these)",
       children: [
         ...p.unconnected.objects.map((o) => ({
-          text: `${seriesLabel(o.modality)} ${o.seriesUid ?? "(no series UID)"}: ${o.count} object${o.count === 1 ? "" : "s"}`,
+          text: `${seriesLabel(o.modality)} ${o.seriesUid ?? "(no series UID)"}: ${o.count} object${o.count === 1 ? "" : "s"}${compressed(o.transferSyntaxUids)}`,
           children: [],
         })),
         ...p.unconnected.missing.map((m) => ({ text: missingText(m), children: [] })),

@@ -20,6 +20,8 @@ export interface RtObjectSummary {
   studyUid?: string;
   seriesUid?: string;
   frameOfReferenceUid?: string;
+  /** The transfer syntax the object is stored in (from its meta header, or detected). */
+  transferSyntaxUid?: string;
   /** RTPLAN: RT Plan Label; RTSTRUCT: Structure Set Label; RTIMAGE: RT Image Label. */
   label?: string;
   /** RTPLAN: RT Plan Name. */
@@ -174,6 +176,7 @@ export function summarizeObject(file: DicomFile, path: string | undefined = file
     studyUid: ds.string(T.StudyInstanceUID),
     seriesUid: ds.string(T.SeriesInstanceUID),
     frameOfReferenceUid: ds.string(T.FrameOfReferenceUID),
+    transferSyntaxUid: file.transferSyntaxUid,
   };
   if (kind !== "image") s.patientName = ds.string(T.PatientName);
   switch (kind) {

@@ -8,6 +8,8 @@ export interface ImageSeriesNode {
   count: number;
   /** Instances of this series the structure set references (0 when it names only the series). */
   referenced: number;
+  /** The transfer syntaxes its instances are stored in (sorted; several when a series is mixed). */
+  transferSyntaxUids?: string[];
 }
 
 /** Something referenced that is not in the input: what it should be and who references it. */
@@ -24,6 +26,7 @@ export interface MissingReference {
 
 export interface DoseNode {
   sopInstanceUid: string;
+  transferSyntaxUid?: string;
   /** Dose Summation Type: PLAN (whole plan), BEAM (per beam), FRACTION, … */
   summation?: string;
   beams?: number[];
@@ -32,6 +35,7 @@ export interface DoseNode {
 
 export interface TreatmentRecordNode {
   sopInstanceUid: string;
+  transferSyntaxUid?: string;
   /** SOP class in words: RT Beams Treatment Record, RT Treatment Summary Record, … */
   kind?: string;
   date?: string;
@@ -43,6 +47,7 @@ export interface TreatmentRecordNode {
 
 export interface RtImageNode {
   sopInstanceUid: string;
+  transferSyntaxUid?: string;
   label?: string;
   beams?: number[];
   path?: string;
@@ -50,6 +55,7 @@ export interface RtImageNode {
 
 export interface RegistrationNode {
   sopInstanceUid: string;
+  transferSyntaxUid?: string;
   kind?: string;
   frameOfReferenceUids: string[];
   path?: string;
@@ -69,10 +75,13 @@ export interface ShowPlanRecord {
   machines: string[];
   beams: number;
   path?: string;
+  /** The transfer syntax the plan is stored in. */
+  transferSyntaxUid?: string;
   /** null when the plan references no structure set (skeleton plans). */
   structureSet: {
     sopInstanceUid: string;
     label?: string;
+    transferSyntaxUid?: string;
     /** True when the structure set is referenced but not in the input. */
     missing?: boolean;
     imageSeries: ImageSeriesNode[];
@@ -90,7 +99,7 @@ export interface UnconnectedRecord {
   type: "unconnected";
   patientId?: string;
   patientName?: string;
-  objects: { seriesUid?: string; modality?: string; count: number }[];
+  objects: { seriesUid?: string; modality?: string; count: number; transferSyntaxUids?: string[] }[];
   /** References made by unconnected objects to objects not in the input (a dose whose plan is absent). */
   missing: MissingReference[];
 }
@@ -116,6 +125,11 @@ interface SeriesInfo {
   instances: Set<string>;
   /** Objects without a SOP Instance UID, counted but not referable. */
   anonymous: number;
+  transferSyntaxUids: Set<string>;
+}
+
+function syntaxList(info: SeriesInfo | undefined): string[] | undefined {
+  return info && info.transferSyntaxUids.size ? [...info.transferSyntaxUids].sort() : undefined;
 }
 
 const NO_SERIES = "";
@@ -175,9 +189,10 @@ export class ReferenceTreeBuilder {
     const seriesUid = o.seriesUid ?? NO_SERIES;
     let info = this.#series.get(seriesUid);
     if (!info) {
-      info = { patientId: o.patientId, modality: o.modality, frameUid: o.frameOfReferenceUid, instances: new Set(), anonymous: 0 };
+      info = { patientId: o.patientId, modality: o.modality, frameUid: o.frameOfReferenceUid, instances: new Set(), anonymous: 0, transferSyntaxUids: new Set() };
       this.#series.set(seriesUid, info);
     }
+    if (o.transferSyntaxUid) info.transferSyntaxUids.add(o.transferSyntaxUid);
     if (o.sopInstanceUid) {
       info.instances.add(o.sopInstanceUid);
       this.#instanceSeries.set(o.sopInstanceUid, seriesUid);
@@ -270,12 +285,13 @@ function assemble(
             connectedSeries.add(seriesUid);
             if (found.frameUid) planFrames.add(found.frameUid);
           }
-          imageSeries.push({
+          imageSeries.push(clean({
             seriesUid,
             modality: found?.modality,
             count: found ? found.instances.size + found.anonymous : 0,
             referenced: instanceUids.length,
-          });
+            transferSyntaxUids: syntaxList(found),
+          }));
           const absent = instanceUids.filter((i) => !found?.instances.has(i));
           if (!found && instanceUids.length === 0) {
             missing.push({ kind: "image series", seriesUid, referencedBy: ssUid });
@@ -283,7 +299,7 @@ function assemble(
             missing.push({ kind: "image", seriesUid, sopInstanceUids: absent, referencedBy: ssUid });
           }
         }
-        structureSet = { sopInstanceUid: ssUid, label: ss.label, imageSeries, path: ss.path };
+        structureSet = clean({ sopInstanceUid: ssUid, label: ss.label, transferSyntaxUid: ss.transferSyntaxUid, imageSeries, path: ss.path });
       }
     }
     for (const extra of plan.structureSetUids?.slice(1) ?? []) {
@@ -297,14 +313,14 @@ function assemble(
     for (const o of byPlan.get(uid) ?? []) {
       connectedUids.add(o.sopInstanceUid!);
       if (o.kind === "dose") {
-        doses.push(clean({ sopInstanceUid: o.sopInstanceUid!, summation: o.summation, beams: o.beamNumbers, path: o.path }));
+        doses.push(clean({ sopInstanceUid: o.sopInstanceUid!, summation: o.summation, beams: o.beamNumbers, transferSyntaxUid: o.transferSyntaxUid, path: o.path }));
       } else if (o.kind === "record") {
         records.push(clean({
           sopInstanceUid: o.sopInstanceUid!, kind: sopClassLabel(o.sopClassUid), date: o.date, fraction: o.fraction,
-          machine: o.machines?.[0], path: o.path,
+          machine: o.machines?.[0], transferSyntaxUid: o.transferSyntaxUid, path: o.path,
         }));
       } else {
-        images.push(clean({ sopInstanceUid: o.sopInstanceUid!, label: o.label, beams: o.beamNumbers, path: o.path }));
+        images.push(clean({ sopInstanceUid: o.sopInstanceUid!, label: o.label, beams: o.beamNumbers, transferSyntaxUid: o.transferSyntaxUid, path: o.path }));
       }
     }
     doses.sort((a, b) => Number(a.summation !== "PLAN") - Number(b.summation !== "PLAN") ||
@@ -321,7 +337,7 @@ function assemble(
       connectedUids.add(r.sopInstanceUid!);
       regs.push(clean({
         sopInstanceUid: r.sopInstanceUid!, kind: sopClassLabel(r.sopClassUid), frameOfReferenceUids: r.referencedFrameUids ?? [],
-        path: r.path,
+        transferSyntaxUid: r.transferSyntaxUid, path: r.path,
       }));
     }
 
@@ -337,6 +353,7 @@ function assemble(
       machines: plan.machines ?? [],
       beams: plan.beams ?? 0,
       path: plan.path,
+      transferSyntaxUid: plan.transferSyntaxUid,
       structureSet,
       doses,
       records,
@@ -354,7 +371,7 @@ function assemble(
     for (const i of info.instances) if (!connectedUids.has(i)) count++;
     if (count === 0) continue;
     patientOf(info.patientId).unconnected.objects.push(clean({
-      seriesUid: seriesUid === NO_SERIES ? undefined : seriesUid, modality: info.modality, count,
+      seriesUid: seriesUid === NO_SERIES ? undefined : seriesUid, modality: info.modality, count, transferSyntaxUids: syntaxList(info),
     }));
   }
   for (const o of rt) {

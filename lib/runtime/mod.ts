@@ -3,6 +3,7 @@
  * and web APIs that both runtimes provide.
  */
 import { realpathSync } from "node:fs";
+import { hostname } from "node:os";
 import { basename, extname, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -104,5 +105,30 @@ export function ignoreBrokenPipe(): void {
       if (error?.code === "EPIPE" || error?.code === "ERR_STREAM_DESTROYED") return;
       throw error;
     });
+  }
+}
+
+/**
+ * This machine's name (or `name`) as it goes into file names other machines see (temporary files, staging
+ * folders on a shared tree): the host name with every character but letters, digits and `-`
+ * replaced by `_`, at most 40 characters, so it never holds a dot or a path separator.
+ */
+export function hostTag(name: string = hostname()): string {
+  return (name.replace(/[^A-Za-z0-9-]/g, "_").slice(0, 40)) || "host";
+}
+
+/**
+ * Whether a process with this id runs on this machine. A process of another user counts as
+ * running (EPERM); an id reused by an unrelated process also does, so callers treat "running"
+ * as "maybe still working" and "not running" as certain.
+ */
+export function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }

@@ -89,7 +89,8 @@ export function matchFile(file: DicomFile, expressions: readonly TagExpression[]
   const tags: Record<string, string[]> = {};
   for (const ex of expressions) {
     const found: Found[] = [];
-    collect(file.dataset, ex.path, 0, found);
+    // File meta information (group 0002: TransferSyntaxUID, SourceApplicationEntityTitle …) is searched too.
+    collect(ex.path.length === 1 && ex.path[0] >>> 16 === 0x0002 ? file.meta : file.dataset, ex.path, 0, found);
     if (found.length === 0) return undefined;
     const values: string[] = [];
     let matched = ex.op === "report";

@@ -14,14 +14,28 @@ export interface SqlConnection<DB> {
   close(): Promise<void>;
 }
 
+/** Options of {@link connectDatabase}. */
+export interface ConnectOptions {
+  /** Refuse to create an SQLite file that is not there. */
+  mustExist?: boolean;
+  /**
+   * Read only: an SQLite file is opened without any write (its bytes never change, a read-only
+   * file or volume works); PostgreSQL sessions default to read-only transactions; SQL Server
+   * connections declare a read-only intent. Implies `mustExist`.
+   */
+  readOnly?: boolean;
+  /** Connections a PostgreSQL or SQL Server pool may hold (default 4). */
+  poolSize?: number;
+}
+
 /** Opens a database from its URL. SQLite opens at once; PostgreSQL and SQL Server connect on first query. */
-export async function connectDatabase<DB>(url: string, opts: { mustExist?: boolean } = {}): Promise<SqlConnection<DB>> {
+export async function connectDatabase<DB>(url: string, opts: ConnectOptions = {}): Promise<SqlConnection<DB>> {
   const parsed = parseDatabaseUrl(url);
   if (parsed.dialect === "sqlite") {
-    if (opts.mustExist && parsed.path !== ":memory:" && !existsSync(parsed.path!)) {
+    if ((opts.mustExist || opts.readOnly) && parsed.path !== ":memory:" && !existsSync(parsed.path!)) {
       throw new Error(`Cannot open database "${parsed.display}": no such file`);
     }
-    const db = openSqlite<DB>(parsed.path!);
+    const db = openSqlite<DB>(parsed.path!, { readOnly: opts.readOnly });
     return { db, dialect: "sqlite", display: parsed.display, close: () => db.destroy() };
   }
   if (parsed.dialect === "postgres") {
@@ -30,26 +44,27 @@ export async function connectDatabase<DB>(url: string, opts: { mustExist?: boole
     const u = parsed.url!;
     const pool = new Pool({
       connectionString: u.toString(),
-      max: 4,
+      max: opts.poolSize ?? 4,
       connectionTimeoutMillis: 10_000,
+      ...(opts.readOnly ? { options: "-c default_transaction_read_only=on" } : {}),
     });
     // An idle client error must not crash the process; the next query reports it.
     pool.on("error", () => {});
     const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
     return { db, dialect: "postgres", display: parsed.display, close: () => db.destroy() };
   }
-  const db = new Kysely<DB>({ dialect: await mssqlDialect(parsed.url!) });
+  const db = new Kysely<DB>({ dialect: await mssqlDialect(parsed.url!, opts) });
   return { db, dialect: "mssql", display: parsed.display, close: () => db.destroy() };
 }
 
 /** The SQL Server dialect (tedious + tarn); also used to compile queries in tests without a server. */
-export async function mssqlDialect(u: URL): Promise<MssqlDialect> {
+export async function mssqlDialect(u: URL, opts: ConnectOptions = {}): Promise<MssqlDialect> {
   const tedious = await import("tedious");
   const tarn = await import("tarn");
   const t = (tedious.default ?? tedious) as typeof import("tedious");
   const tn = (tarn.default ?? tarn) as typeof import("tarn");
   return new MssqlDialect({
-    tarn: { ...tn, options: { min: 0, max: 4 } },
+    tarn: { ...tn, options: { min: 0, max: opts.poolSize ?? 4 } },
     tedious: {
       ...t,
       connectionFactory: () =>
@@ -61,6 +76,7 @@ export async function mssqlDialect(u: URL): Promise<MssqlDialect> {
             encrypt: u.searchParams.get("encrypt") !== "false",
             trustServerCertificate: u.searchParams.get("trustServerCertificate") === "true",
             connectTimeout: 15_000,
+            readOnlyIntent: opts.readOnly === true,
           },
           authentication: {
             type: "default",
