@@ -20,7 +20,6 @@ export const COMMAND_NAMES: readonly string[] = [
 /** Every option any command has, by attribute name (what rtexport.json keys are). */
 export const OPTION_NAMES: readonly string[] = [
   "aet",
-  "all",
   "allow",
   "allowBurnedIn",
   "allowStoreAny",
@@ -51,6 +50,7 @@ export const OPTION_NAMES: readonly string[] = [
   "dirs",
   "errors",
   "fix",
+  "force",
   "format",
   "forward",
   "from",
@@ -104,6 +104,7 @@ export const OPTION_NAMES: readonly string[] = [
   "peer",
   "plan",
   "port",
+  "preset",
   "profile",
   "quiet",
   "retainDates",
@@ -117,6 +118,7 @@ export const OPTION_NAMES: readonly string[] = [
   "scrub",
   "series",
   "since",
+  "sop",
   "staging",
   "stats",
   "status",

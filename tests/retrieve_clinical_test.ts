@@ -1,7 +1,7 @@
-// retrieve against a live clinical system: a Q/R SCP that fails a whole-study C-MOVE the way
-// seed 004's ARIA does (the per-series fallback retrieves everything), one that fails a series
-// (per-instance fallback) or answers 0xA702 once (retried), and Orthanc killed and restarted in
-// the middle of a C-GET.
+// retrieve against a live clinical system: a Q/R SCP that fails every whole-patient and
+// whole-study C-MOVE the way seed 004's ARIA does (retrieve asks series by series and gets
+// everything), one that fails a series (per-instance fallback) or answers 0xA702 once (retried),
+// and Orthanc killed and restarted in the middle of a C-GET.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
@@ -43,8 +43,14 @@ describe("retrieve on a live clinical system", () => {
   });
 
   /** A Q/R SCP over the clinic; `refuse(level, request number of that level)` returns a status to fail a C-MOVE with. */
-  async function aria(movePort: number, refuse: (level: string, n: number) => number | undefined): Promise<{ scp: Scp; asked: string[]; associations: () => number }> {
+  async function aria(
+    movePort: number,
+    refuse: (level: string, n: number) => number | undefined,
+  ): Promise<{ scp: Scp; asked: string[]; seriesAsked: (string | undefined)[]; patients: (string | undefined)[]; associations: () => number }> {
     const asked: string[] = [];
+    const seriesAsked: (string | undefined)[] = [];
+    // The PatientID of every C-MOVE request (issue 12: each one names the patient).
+    const patients: (string | undefined)[] = [];
     const seen = new Map<string, number>();
     let associations = 0;
     const scp = await createScp({
@@ -60,6 +66,8 @@ describe("retrieve on a live clinical system", () => {
           const n = (seen.get(rq.level) ?? 0) + 1;
           seen.set(rq.level, n);
           asked.push(rq.level);
+          patients.push(rq.identifier.string(0x00100020));
+          seriesAsked.push(rq.identifier.string(0x0020000e));
           const status = refuse(rq.level, n);
           if (status !== undefined) throw new DimseStatusError(status, "Unexpected exception during MOVE");
           const files = await selectInstances(index, rq.identifier, "STUDY");
@@ -67,32 +75,28 @@ describe("retrieve on a live clinical system", () => {
         },
       },
     });
-    return { scp, asked, associations: () => associations };
+    return { scp, asked, seriesAsked, patients, associations: () => associations };
   }
 
   const args = (scp: Scp, movePort: number, out: string) => [
     "--host", "127.0.0.1", "--port", String(scp.port), "--aec", "VMSDBD", "--aet", "RTEXPORT", "--move-port", String(movePort), "--move-host", "127.0.0.1",
-    "--patient-id", "RTX0001", "--all", "--retry-max-wait", "0.2", "--out", out,
+    "--patient-id", "RTX0001", "--retry-max-wait", "0.2", "--out", out,
   ];
 
-  test("a whole-patient C-MOVE that fails (0xC000): asked for by series, everything arrives", async () => {
+  test("a peer that fails every whole-patient or whole-study C-MOVE (0xC000): the whole patient is asked for series by series, everything arrives", async () => {
     const movePort = await freePort();
-    const { scp, asked } = await aria(movePort, (level) => (level === "STUDY" ? 0xc000 : undefined));
+    const { scp, asked, patients } = await aria(movePort, (level) => (level === "PATIENT" || level === "STUDY" ? 0xc000 : undefined));
     try {
       const out = join(dir, "by-series");
       const r = await runMainCaptured(retrieve, args(scp, movePort, out));
       assert.equal(r.code, 0, r.stderr);
       assert.equal(dicomFiles(out).length, patientFiles.length);
-      const studies = asked.filter((l) => l === "STUDY").length;
-      assert.ok(studies >= 1);
       const series = new Set(patientFiles.map((p) => readDicomFile(p).dataset.string(0x0020000e)));
-      assert.equal(asked.filter((l) => l === "SERIES").length, series.size);
-      // A permanent failure is not tried again: one request per study, then its series.
-      assert.doesNotMatch(r.stderr, /retry \d of/);
-      assert.match(r.stderr, /C-MOVE\/C-GET of study .* failed as a whole \(0xC000: Unexpected exception during MOVE\): asking for its \d+ series one by one/);
+      assert.deepEqual(asked, [...series].map(() => "SERIES"));
+      assert.deepEqual(new Set(patients), new Set(["RTX0001"]));
       const summary = r.records.find((x) => x.type === "retrieve-summary")!;
       assert.equal(summary.complete, true);
-      assert.deepEqual(summary.resilience, { retries: 0, fallbacks: studies });
+      assert.equal(summary.resilience, undefined);
     } finally {
       await scp.close();
     }
@@ -101,8 +105,7 @@ describe("retrieve on a live clinical system", () => {
   test("a series that fails too: asked for by instance; 0xA702 once: retried", async () => {
     const movePort = await freePort();
     let failedSeries = 0;
-    const { scp, asked } = await aria(movePort, (level, n) => {
-      if (level === "STUDY") return 0xc000;
+    const { scp, asked, seriesAsked, patients } = await aria(movePort, (level, n) => {
       if (level === "SERIES" && n === 1) return 0xa702; // out of resources once: transient
       if (level === "SERIES" && n === 2) {
         failedSeries++;
@@ -116,11 +119,17 @@ describe("retrieve on a live clinical system", () => {
       assert.equal(r.code, 0, r.stderr);
       assert.equal(dicomFiles(out).length, patientFiles.length);
       assert.equal(failedSeries, 1);
-      assert.ok(asked.includes("IMAGE"), asked.join(" "));
+      // The failed series' instances one by one, each request naming the patient.
+      const firstSeriesUid = seriesAsked[0]!;
+      assert.equal(seriesAsked[1], firstSeriesUid, "the series retried after 0xA702");
+      const inFirst = patientFiles.filter((p) => readDicomFile(p).dataset.string(0x0020000e) === firstSeriesUid).length;
+      assert.equal(asked.filter((l) => l === "IMAGE").length, inFirst, asked.join(" "));
+      assert.deepEqual(new Set(patients), new Set(["RTX0001"]));
       const summary = r.records.find((x) => x.type === "retrieve-summary")!;
-      assert.equal(summary.resilience.retries, 1);
-      assert.equal(summary.resilience.fallbacks, asked.filter((l) => l === "STUDY").length + 1);
+      assert.equal(summary.complete, true);
+      assert.deepEqual(summary.resilience, { retries: 1, fallbacks: 1 });
       assert.match(r.stderr, /retry 1 of 5 in [\d.]+ s \(out of resources for sub-operations\)/);
+      assert.match(r.stderr, new RegExp(`C-MOVE/C-GET of series ${firstSeriesUid.replaceAll(".", "\\.")} failed as a whole \\(0xC001: Unexpected exception during MOVE\\): asking for its ${inFirst} instances one by one`));
     } finally {
       await scp.close();
     }
@@ -136,7 +145,8 @@ describe("retrieve on a live clinical system", () => {
       assert.equal(r.code, 0, r.stderr);
       assert.equal(dicomFiles(out).length, patientFiles.length);
       assert.match(r.stderr, /retrieve: Retrieve paused until 19:00/);
-      assert.equal(asked.filter((l) => l === "STUDY").length, 2);
+      const series = new Set(patientFiles.map((p) => readDicomFile(p).dataset.string(0x0020000e)));
+      assert.equal(asked.filter((l) => l === "SERIES").length, series.size);
       assert.equal(associations(), 2, "one association before the pause, another after it");
     } finally {
       await scp.close();
@@ -165,7 +175,7 @@ describe("retrieve on a live clinical system", () => {
       }, 2);
       try {
         const r = await runMainCaptured(retrieve, [
-          "--host", "127.0.0.1", "--port", String(orthanc.port), "--aec", orthanc.aeTitle, "--get", "--patient-id", "RTX0001", "--all",
+          "--host", "127.0.0.1", "--port", String(orthanc.port), "--aec", orthanc.aeTitle, "--get", "--patient-id", "RTX0001",
           "--retries", "8", "--retry-max-wait", "2", "--out", out,
         ]);
         assert.ok(restarted, "Orthanc was killed while objects arrived");

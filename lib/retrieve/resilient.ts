@@ -2,10 +2,11 @@
  * A retrieve session that survives a live clinical system: each C-MOVE/C-GET request is retried
  * with back-off when it fails for a transient reason (connection reset or refused, timeout,
  * 0xA7xx out of resources, sub-operations that failed); a request that fails as a whole is asked
- * for in smaller parts (a study by its series, a series by its instances: seed 004's ARIA that
- * fails a C-MOVE for a patient with 30+ plans); and requests are paced (time windows, with the
- * associations released while the window is closed; rate and bandwidth limits, paid between
- * requests).
+ * for in smaller parts (a series by its instances: seed 004's ARIA that fails a C-MOVE for a
+ * patient with 30+ plans; the planners never ask for more than a series, so a whole patient is
+ * one request per series already); and requests are paced (time windows, with the associations
+ * released while the window is closed; rate and bandwidth limits, paid between requests). The
+ * parts name the patient as the request did (issue 12).
  */
 import type { DataSet } from "../dicom/dataset.ts";
 import { backoffDelay, classifyError, classifyStatus, type RetryPolicy, retryText } from "../net/retry.ts";
@@ -49,7 +50,7 @@ function statusHex(s: number): string {
  */
 export async function openResilientSession(
   open: () => Promise<RetrieveSession>,
-  arrivals: ArrivalStore,
+  arrivals: ArrivalStore | undefined,
   opts: ResilienceOptions,
 ): Promise<RetrieveSession & { stats: ResilienceStats }> {
   let session: RetrieveSession | undefined = await open();
@@ -57,6 +58,8 @@ export async function openResilientSession(
   const firstHost = session.receiverHost;
   const extra = { find: 0, retrieve: 0 };
   const stats: ResilienceStats = { retries: 0, fallbacks: 0 };
+  // Outcomes whose failures were this side's own (could not write what arrived).
+  const failedHere = new WeakSet<RetrieveOutcome>();
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const current = async (): Promise<RetrieveSession> => (session ??= await open());
   const closeSession = async () => {
@@ -68,14 +71,17 @@ export async function openResilientSession(
       await s.close();
     }
   };
-  // Objects and bytes that arrived, for the rate and bandwidth limits.
+  // Objects and bytes that arrived, for the rate and bandwidth limits (with a C-MOVE to another
+  // AE nothing arrives here: the peer's completed count, bytes unknown).
   let arrivedItems = 0, arrivedBytes = 0;
-  const previous = arrivals.onArrival;
-  arrivals.onArrival = (o) => {
-    arrivedItems++;
-    arrivedBytes += o.bytes;
-    previous?.(o);
-  };
+  const previous = arrivals?.onArrival;
+  if (arrivals) {
+    arrivals.onArrival = (o) => {
+      arrivedItems++;
+      arrivedBytes += o.bytes;
+      previous?.(o);
+    };
+  }
 
   const pace = async () => {
     if (!opts.pace) return;
@@ -110,7 +116,7 @@ export async function openResilientSession(
   const once = async (id: DataSet, known: { instances?: number } | undefined, what: string): Promise<RetrieveOutcome> => {
     for (let attempt = 0;; attempt++) {
       await pace();
-      const before = { items: arrivedItems, bytes: arrivedBytes };
+      const before = { items: arrivedItems, bytes: arrivedBytes, writes: arrivals?.writeFailures.length ?? 0 };
       let outcome: RetrieveOutcome | undefined;
       let error: unknown;
       try {
@@ -118,8 +124,15 @@ export async function openResilientSession(
       } catch (e) {
         error = e;
       }
-      opts.pace?.book(arrivedItems - before.items, arrivedBytes - before.bytes);
+      const sent = arrivals ? arrivedItems - before.items : (outcome ? outcome.completed + outcome.warning : 0);
+      opts.pace?.book(sent, arrivedBytes - before.bytes);
       if (outcome && !isFailure(outcome)) return outcome;
+      // Sub-operations that failed because this side could not write them (a full disk) fail
+      // the same way on every try and in every part: not the peer's transient trouble.
+      if (outcome && outcome.failed > 0 && (arrivals?.writeFailures.length ?? 0) > before.writes) {
+        failedHere.add(outcome);
+        return outcome;
+      }
       const c = outcome ? classifyStatus(outcome.status, outcome) : classifyError(error);
       const text = outcome
         ? `status ${statusHex(outcome.status)}${outcome.failed ? `, ${outcome.failed} sub-operations failed` : ""}${outcome.errorComment ? ` (${outcome.errorComment})` : ""}`
@@ -137,53 +150,61 @@ export async function openResilientSession(
 
   const level = (id: DataSet) => (id.string(0x00080052) ?? "").trim();
 
-  /** A request, and when it fails as a whole, its parts: a study by series, a series by instances. */
+  /** A request, and when a series fails as a whole, its instances one by one. */
   const retrieve = async (id: DataSet, known?: { instances?: number }): Promise<RetrieveOutcome> => {
     const lvl = level(id);
     const studyUid = id.string(0x0020000d);
     const seriesUid = id.string(0x0020000e);
-    const what = lvl === "SERIES" ? `C-MOVE/C-GET of series ${seriesUid}` : lvl === "STUDY" ? `C-MOVE/C-GET of study ${studyUid}` : `C-MOVE/C-GET of ${lvl.toLowerCase() || "the request"}`;
+    const what = lvl === "SERIES" ? `C-MOVE/C-GET of series ${seriesUid}` : `C-MOVE/C-GET of ${lvl.toLowerCase() || "the request"}`;
+    const divisible = lvl === "SERIES" && studyUid !== undefined && seriesUid !== undefined;
     let outcome: RetrieveOutcome;
     try {
       outcome = await once(id, known, what);
     } catch (e) {
-      if (lvl === "IMAGE" || !studyUid) throw e;
+      if (!divisible) throw e;
       outcome = { status: 0xc000, completed: 0, failed: 0, warning: 0, errorComment: (e as Error).message };
     }
-    if (!isFailure(outcome) || lvl === "IMAGE" || !studyUid || opts.signal?.aborted) return outcome;
-    // Failed as a whole: its parts, each on its own.
+    if (!isFailure(outcome) || !divisible || failedHere.has(outcome) || opts.signal?.aborted) return outcome;
+    // Failed as a whole: its instances, each on its own, naming the patient as the request did.
+    const patientId = id.string(0x00100020);
+    const patient: Record<string, string> = patientId !== undefined ? { PatientID: patientId } : {};
     const parts: DataSet[] = [];
-    if (lvl === "STUDY") {
-      extra.find++;
-      for (const s of await find(identifier({ QueryRetrieveLevel: "SERIES", StudyInstanceUID: studyUid, SeriesInstanceUID: "" }))) {
-        const uid = s.string(0x0020000e);
-        if (uid) parts.push(identifier({ QueryRetrieveLevel: "SERIES", StudyInstanceUID: studyUid, SeriesInstanceUID: uid }));
-      }
-    } else if (lvl === "SERIES" && seriesUid) {
-      extra.find++;
-      for (const i of await find(identifier({ QueryRetrieveLevel: "IMAGE", StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, SOPInstanceUID: "" }))) {
-        const uid = i.string(0x00080018);
-        // What arrived before the request failed is not asked for again.
-        if (uid && !arrivals.has(uid)) parts.push(identifier({ QueryRetrieveLevel: "IMAGE", StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, SOPInstanceUID: uid }));
-      }
+    // With a C-MOVE to another AE nothing arrives here: the peer's failed list, when it sent one.
+    const failedThere = !arrivals && outcome.failedInstances?.length ? new Set(outcome.failedInstances) : undefined;
+    extra.find++;
+    for (const i of await find(identifier({ QueryRetrieveLevel: "IMAGE", ...patient, StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, SOPInstanceUID: "" }))) {
+      const uid = i.string(0x00080018);
+      const other = patientId !== undefined && i.string(0x00100020) !== undefined && i.string(0x00100020)!.trim() !== patientId.trim();
+      if (!uid || other) continue;
+      // What arrived before the request failed is not asked for again.
+      if (arrivals?.has(uid) || (failedThere && !failedThere.has(uid))) continue;
+      parts.push(identifier({ QueryRetrieveLevel: "IMAGE", ...patient, StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, SOPInstanceUID: uid }));
     }
     if (parts.length === 0) return outcome;
     stats.fallbacks++;
-    opts.onMessage?.("warn", `${what} failed as a whole (${statusHex(outcome.status)}${outcome.errorComment ? `: ${outcome.errorComment}` : ""}): asking for its ${parts.length} ${lvl === "STUDY" ? "series" : "instances"} one by one`);
-    const total: RetrieveOutcome = { status: 0, completed: 0, failed: 0, warning: 0 };
+    opts.onMessage?.("warn", `${what} failed as a whole (${statusHex(outcome.status)}${outcome.errorComment ? `: ${outcome.errorComment}` : ""}): asking for its ${parts.length} instances one by one`);
+    // Those the first request did send (by the peer's list) count as sent.
+    const total: RetrieveOutcome = failedThere
+      ? { status: 0, completed: outcome.completed, failed: 0, warning: outcome.warning }
+      : { status: 0, completed: 0, failed: 0, warning: 0 };
+    const failedUids: string[] = [];
     for (const p of parts) {
       extra.retrieve++;
       const o = await retrieve(p).catch((e: Error) => ({ status: 0xc000, completed: 0, failed: 1, warning: 0, errorComment: e.message }));
       total.completed += o.completed;
       total.failed += o.failed + (isFailure(o) && o.failed === 0 ? 1 : 0);
       total.warning += o.warning;
-      if (isFailure(o) && !total.errorComment) total.errorComment = o.errorComment;
+      if (isFailure(o)) {
+        failedUids.push(p.string(0x00080018)!);
+        total.errorComment ??= o.errorComment;
+      }
     }
+    if (failedUids.length) total.failedInstances = failedUids;
     if (total.failed > 0 || total.warning > 0) total.status = 0xb000;
     return total;
   };
 
-  const transport: RetrieveTransport = { find, retrieve };
+  const transport: RetrieveTransport = { find, retrieve, destination: session.transport.destination };
   return {
     transport,
     receiverPort: firstPort,
@@ -193,7 +214,7 @@ export async function openResilientSession(
     },
     stats,
     async close() {
-      arrivals.onArrival = previous;
+      if (arrivals) arrivals.onArrival = previous;
       await closeSession();
     },
   };
