@@ -144,7 +144,7 @@ describe("retrieve on a live clinical system", () => {
       const r = await runMainCaptured(retrieve, [...args(scp, movePort, out), "--window", "19:00-06:30", "--max-rate", "1/s"], { env: { RTEXPORT_CLOCK: "2025-03-04T06:29:58" } });
       assert.equal(r.code, 0, r.stderr);
       assert.equal(dicomFiles(out).length, patientFiles.length);
-      assert.match(r.stderr, /retrieve: Retrieve paused until 19:00/);
+      assert.match(r.stderr, /retrieve: Paused until 19:00: outside every time window, peer associations released/);
       const series = new Set(patientFiles.map((p) => readDicomFile(p).dataset.string(0x0020000e)));
       assert.equal(asked.filter((l) => l === "SERIES").length, series.size);
       assert.equal(associations(), 2, "one association before the pause, another after it");

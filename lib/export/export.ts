@@ -6,6 +6,7 @@ import { markProcessGone } from "../copy/copy.ts";
 import { runClaimed } from "../ledger/work.ts";
 import type { PatientRecord, PlanRecord, RtRecord } from "../records/types.ts";
 import { untilAborted, withTotal } from "../stage/stage.ts";
+import { pauseText } from "../stage/pace.ts";
 import { closeContext, type ExportContext, type ExportPlanOptions, forgetPatient, openContext, planKeyOf, workerContext } from "./context.ts";
 import { exportPatient, exportPlan } from "./plans.ts";
 
@@ -108,7 +109,10 @@ async function* paced(ctx: ExportContext, records: AsyncIterable<RtRecord>): Asy
     await pace.waitForWindow({
       signal: ctx.opts.signal,
       beforePause: () => ctx.peer?.release(),
-      onPause: (label) => ctx.report.progress(undefined, label),
+      onPause: (label) => {
+        ctx.report.progress(undefined, label);
+        ctx.report.message("info", pauseText(label));
+      },
       onResume: () => ctx.report.progress(undefined, ""),
     });
   }

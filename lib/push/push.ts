@@ -24,7 +24,7 @@ import { storageContexts, store, type StoreSource } from "../net/scu.ts";
 import type { Checker, Reference, Violation } from "../check/rules.ts";
 import type { Profile } from "../check/profile.ts";
 import type { LedgerEntry } from "../ledger/ledger.ts";
-import type { Pacer } from "../stage/pace.ts";
+import { type Pacer, pauseText } from "../stage/pace.ts";
 import { type StageOptions, StageReport, untilAborted } from "../stage/stage.ts";
 import { rewriteMachines } from "./machines.ts";
 import { DependencyScheduler, type SchedItem } from "./schedule.ts";
@@ -737,7 +737,10 @@ async function worker(run: Run): Promise<void> {
           signal: run.opts.signal,
           // Nothing is held open against the peer while the window is closed.
           beforePause: release,
-          onPause: (label) => run.report.progress(undefined, label),
+          onPause: (label) => {
+            run.report.progress(undefined, label);
+            run.report.message("info", pauseText(label));
+          },
           onResume: () => run.report.progress(undefined, ""),
         });
         if (run.opts.signal?.aborted || run.stopped) {

@@ -11,7 +11,7 @@
 import type { DataSet } from "../dicom/dataset.ts";
 import { backoffDelay, classifyError, classifyStatus, type RetryPolicy, retryText } from "../net/retry.ts";
 import { identifier } from "../qr/identifier.ts";
-import type { Pacer } from "../stage/pace.ts";
+import { type Pacer, pauseText } from "../stage/pace.ts";
 import type { ArrivalStore } from "./arrivals.ts";
 import type { RetrieveOutcome, RetrieveTransport } from "./planner.ts";
 import type { RetrieveSession } from "./session.ts";
@@ -91,7 +91,7 @@ export async function openResilientSession(
       beforePause: closeSession,
       onPause: (label) => {
         opts.onPhase?.(label);
-        opts.onMessage?.("info", `Retrieve ${label}`);
+        opts.onMessage?.("info", pauseText(label));
       },
       onResume: () => opts.onPhase?.(""),
     });

@@ -130,6 +130,14 @@ function parseClockTime(text: string, whole: string): number {
 }
 
 /**
+ * The line a run logs when it pauses ("Paused until 19:00: outside every time window, peer
+ * associations released"), from the pacer's label; the progress line shows the label itself.
+ */
+export function pauseText(label: string): string {
+  return `${label.charAt(0).toUpperCase()}${label.slice(1)}: outside every time window, peer associations released`;
+}
+
+/**
  * Parses one window: `19:00-06:30` (every day), `Mon-Fri 19:00-06:30`, `Sat,Sun` (all day),
  * `weekdays 20:00-24:00`. Throws an error naming the text when it is not one.
  */
