@@ -249,6 +249,8 @@ class Results {
 /**
  * Presentation contexts for associations opened while the input still arrives: the objects seen
  * so far (SOP class and transfer syntax), at most 128 (the most recent first after the one to send).
+ * The one place the streaming engine decides what it proposes (`contexts`), and `covers` what an
+ * open association can carry; a worker opens a new association for an object it cannot.
  */
 class ContextBook {
   readonly #seen = new Map<string, { sopClassUid: string; transferSyntaxUid: string }>();

@@ -46,10 +46,14 @@ export const systemClock: Clock = {
  * const pace = new Pacer({ windows: parseWindows("19:00-06:30"), clock });
  * ```
  */
-export function jumpingClock(start: number): Clock {
+export function jumpingClock(start: number): Clock & { readonly jumped: number } {
   const realStart = Date.now();
   let jumped = 0;
   return {
+    /** How far waiting has moved the clock ahead of real time, ms. */
+    get jumped() {
+      return jumped;
+    },
     now: () => start + (Date.now() - realStart) + jumped,
     sleep: async (ms) => {
       if (ms > 0) jumped += ms;
