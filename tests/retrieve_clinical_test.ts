@@ -135,6 +135,21 @@ describe("retrieve on a live clinical system", () => {
     }
   });
 
+  test("a destination the peer does not know (0xA801): neither retried nor asked for by instance; exit 3", async () => {
+    const movePort = await freePort();
+    const { scp, asked } = await aria(movePort, () => 0xa801);
+    try {
+      const r = await runMainCaptured(retrieve, args(scp, movePort, join(dir, "unknown-dest")));
+      assert.equal(r.code, 3, r.stderr);
+      const series = new Set(patientFiles.map((p) => readDicomFile(p).dataset.string(0x0020000e)));
+      assert.deepEqual(asked, [...series].map(() => "SERIES"));
+      assert.doesNotMatch(r.stderr, /retry \d of|one by one/);
+      assert.equal(r.records.find((x) => x.type === "retrieve-summary")!.complete, false);
+    } finally {
+      await scp.close();
+    }
+  });
+
   test("a time window closes between two requests: the association is released, the run resumes when it opens", async () => {
     const movePort = await freePort();
     const { scp, asked, associations } = await aria(movePort, () => undefined);

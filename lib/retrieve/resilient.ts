@@ -165,6 +165,8 @@ export async function openResilientSession(
       outcome = { status: 0xc000, completed: 0, failed: 0, warning: 0, errorComment: (e as Error).message };
     }
     if (!isFailure(outcome) || !divisible || failedHere.has(outcome) || opts.signal?.aborted) return outcome;
+    // A destination the peer does not know, or an identifier it cannot match, fails every part too.
+    if (outcome.status === 0xa801 || (outcome.status & 0xff00) === 0xa900) return outcome;
     // Failed as a whole: its instances, each on its own, naming the patient as the request did.
     const patientId = id.string(0x00100020);
     const patient: Record<string, string> = patientId !== undefined ? { PatientID: patientId } : {};
