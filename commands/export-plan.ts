@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import process from "node:process";
 import { addAnonymizeOptions, type AnonymizeOptionSpec, anonymizeOptionsFrom, anonymizeOptionsGiven } from "../cli/anonymize_options.ts";
 import { checkDatabaseUrl, defineCommand, errorMessage, ExitCode, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
-import { addAuditOption, addPaceOptions, pacerFrom } from "../cli/pace.ts";
+import { addAuditOption, addPaceOptions, addRetryOptions, pacerFrom, retryPolicyFrom } from "../cli/pace.ts";
 import type { AnonymizeOptions } from "../lib/anonymize/anonymize.ts";
 import { removeStale } from "../lib/fs/stale.ts";
 import { DEFAULT_MOVE_PORT } from "../lib/export/dicom_source.ts";
@@ -113,6 +113,7 @@ export const main = defineCommand({
       "write only de-identified copies under --out (PS3.15 Annex E, keyed UIDs, uid layout; the options below, as `anonymize` takes them); DICOM items only; one worker; no ledger unless --ledger (outside --out)",
     );
     addAnonymizeOptions(cmd, ANONYMIZE_OPTIONS);
+    addRetryOptions(cmd);
     addPaceOptions(cmd);
     addAuditOption(cmd);
   },
@@ -152,7 +153,7 @@ export const main = defineCommand({
         input,
         stage: exportAnonymized({
           out: out!, items, includeUnapproved: !!o.includeUnapproved, db: o.db, vault: o.vault, parallel: o.parallel, peer,
-          retrieve: { mode: o.get ? "get" : "move", moveAet: o.moveAet, movePort: o.movePort }, pace: pacerFrom(o, ctx.io.env),
+          retrieve: { mode: o.get ? "get" : "move", moveAet: o.moveAet, movePort: o.movePort, retry: retryPolicyFrom(o) }, pace: pacerFrom(o, ctx.io.env),
         }, anonymize),
         options: {},
         ledger: o.ledger,
@@ -179,7 +180,7 @@ export const main = defineCommand({
       stage: exportPlans,
       options: {
         out, items, includeUnapproved: !!o.includeUnapproved, db: o.db, vault: o.vault, parallel: o.parallel, peer,
-        retrieve: { mode: o.get ? "get" : "move", moveAet: o.moveAet, movePort: o.movePort, staging: stagingRoot },
+        retrieve: { mode: o.get ? "get" : "move", moveAet: o.moveAet, movePort: o.movePort, staging: stagingRoot, retry: retryPolicyFrom(o) },
         workers, job: o.job, verify: !!o.verify, pace: pacerFrom(o, ctx.io.env),
       },
       ledger,

@@ -8,6 +8,8 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
+import { main as exportPlan } from "../commands/export-plan.ts";
+import { main as listPatients } from "../commands/list-patients.ts";
 import { main as retrieve } from "../commands/retrieve.ts";
 import { readDicomFile } from "../lib/dicom/reader.ts";
 import { generateClinic } from "../lib/fixtures/mod.ts";
@@ -130,6 +132,36 @@ describe("retrieve on a live clinical system", () => {
       assert.deepEqual(summary.resilience, { retries: 1, fallbacks: 1 });
       assert.match(r.stderr, /retry 1 of 5 in [\d.]+ s \(out of resources for sub-operations\)/);
       assert.match(r.stderr, new RegExp(`C-MOVE/C-GET of series ${firstSeriesUid.replaceAll(".", "\\.")} failed as a whole \\(0xC001: Unexpected exception during MOVE\\): asking for its ${inFirst} instances one by one`));
+    } finally {
+      await scp.close();
+    }
+  });
+
+  test("export-plan from the same peer: a series refused for resources once is retried, then failing for good is asked for by instance", async () => {
+    const movePort = await freePort();
+    let failedSeries = 0;
+    const { scp, asked } = await aria(movePort, (level, n) => {
+      if (level === "SERIES" && n === 1) return 0xa702;
+      if (level === "SERIES" && n === 2) {
+        failedSeries++;
+        return 0xc001;
+      }
+      return undefined;
+    });
+    try {
+      const peer = ["--host", "127.0.0.1", "--port", String(scp.port), "--aec", "VMSDBD", "--aet", "RTEXPORT"];
+      const listed = await runMainCaptured(listPatients, ["--from", "dicom", ...peer]);
+      assert.equal(listed.code, 0, listed.stderr);
+      const out = join(dir, "export");
+      const r = await runMainCaptured(exportPlan, [...peer, "--move-port", String(movePort), "--include-unapproved", "--retry-max-wait", "0.2", "--out", out], { stdin: listed.stdout });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(failedSeries, 1);
+      assert.match(r.stderr, /export-plan: warning: C-MOVE\/C-GET of series [\d.]+: retry 1 of 5 in [\d.]+ s \(out of resources for sub-operations\)/);
+      assert.match(r.stderr, /failed as a whole \(0xC001: Unexpected exception during MOVE\): asking for its \d+ instances one by one/);
+      assert.ok(asked.includes("IMAGE"), asked.join(" "));
+      // Everything of the patient is in the tree.
+      const exported = new Set(dicomFiles(out).map((p) => readDicomFile(p).dataset.string(0x00080018)));
+      for (const p of patientFiles) assert.ok(exported.has(readDicomFile(p).dataset.string(0x00080018)), p);
     } finally {
       await scp.close();
     }

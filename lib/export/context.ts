@@ -120,6 +120,8 @@ export function openContext(opts: ExportPlanOptions): ExportContext {
         // killed run's leftovers are told from a live run's (staging.ts).
         stagingDir: opts.out ? join(opts.out, ".rtexport", stagingName(worker)) : resolve(r.staging ?? ".rtexport-staging"),
         keepStaged: !opts.out,
+        retry: r.retry,
+        onMessage: (level, text) => report.message(level, text),
       }));
     }
     ctx.peer = ctx.peers[0];
