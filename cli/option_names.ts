@@ -19,6 +19,8 @@ export const COMMAND_NAMES: readonly string[] = [
 
 /** Every option any command has, by attribute name (what rtexport.json keys are). */
 export const OPTION_NAMES: readonly string[] = [
+  "acceptSopClass",
+  "acceptUnknown",
   "aet",
   "allow",
   "allowBurnedIn",
@@ -102,6 +104,7 @@ export const OPTION_NAMES: readonly string[] = [
   "patientId",
   "pattern",
   "peer",
+  "phantomPattern",
   "plan",
   "port",
   "preset",

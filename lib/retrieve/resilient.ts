@@ -13,7 +13,7 @@ import { backoffDelay, classifyError, classifyStatus, type RetryPolicy, retryTex
 import { identifier } from "../qr/identifier.ts";
 import { type Pacer, pauseText } from "../stage/pace.ts";
 import type { ArrivalStore } from "./arrivals.ts";
-import type { RetrieveOutcome, RetrieveTransport } from "./planner.ts";
+import type { RetrieveOutcome, RetrieveTransport } from "./types.ts";
 import type { RetrieveSession } from "./session.ts";
 
 export interface ResilienceOptions {

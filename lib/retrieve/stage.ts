@@ -16,7 +16,7 @@ import { type StageEvent, type StageOptions, StageReport, untilAborted } from ".
 import type { RetryPolicy } from "../net/retry.ts";
 import type { Pacer } from "../stage/pace.ts";
 import type { PatientRewrite } from "./output.ts";
-import type { Gap, RetrieveSummary } from "./planner.ts";
+import type { Gap, RetrieveSummary } from "./types.ts";
 import { retrieveFiles } from "./retrieve.ts";
 
 /** Options of the retrieve stage. */
