@@ -25,7 +25,7 @@ import { main as retrieve } from "../commands/retrieve.ts";
 import { anonymizeRecords } from "../lib/anonymize/stage.ts";
 import { transcodeFiles } from "../lib/codec/transcode.ts";
 import { readDicomFile } from "../lib/dicom/reader.ts";
-import { storageContexts } from "../lib/net/scu.ts";
+import { storageContexts, storageContextsWithin } from "../lib/net/scu.ts";
 import { pathRecords } from "../lib/fs/walk.ts";
 import type { RtRecord } from "../lib/records/types.ts";
 import { showRecords } from "../lib/rt/show.ts";
@@ -294,14 +294,15 @@ describe("presentation contexts", () => {
     ]);
   });
 
-  test("a batch too mixed for 128 contexts still fits one association, every object with a context of its syntax", () => {
+  test("objects too mixed for the 128 contexts of one association (serve's C-MOVE) get folded contexts, every object with a context of its syntax", () => {
     const objects = [];
     for (let i = 0; i < 50; i++) {
       for (const ts of [IMPLICIT, EXPLICIT]) objects.push({ sopClassUid: `1.2.826.0.1.3680043.10.1467.12.7.${i}`, transferSyntaxUid: ts });
     }
     objects.push({ sopClassUid: "1.2.826.0.1.3680043.10.1467.12.7.0", transferSyntaxUid: JPEG_LS });
-    const contexts = storageContexts(objects);
-    assert.equal(contexts.length, 51); // 150 one by one
+    assert.equal(storageContexts(objects).length, 151);
+    const contexts = storageContextsWithin(objects);
+    assert.equal(contexts.length, 51);
     for (const o of objects) {
       assert.ok(contexts.some((c) => c.abstractSyntax === o.sopClassUid && c.transferSyntaxes.includes(o.transferSyntaxUid)), `${o.sopClassUid} ${o.transferSyntaxUid}`);
     }

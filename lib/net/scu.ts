@@ -91,9 +91,9 @@ const FALLBACK_SYNTAXES = [EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN]
  * gets its bytes unchanged (a context listing several syntaxes lets the peer pick another, and the
  * object would be transcoded). One more per SOP class proposes Explicit and Implicit VR Little
  * Endian, for when the peer takes none of the objects' own syntaxes: native objects are then
- * transcoded, lossless compressed ones decoded (lib/codec). When that makes more than the 128
- * contexts one association carries, a class's native syntaxes share one context (with the
- * fallbacks after them) and each compressed syntax keeps its own.
+ * transcoded, lossless compressed ones decoded (lib/codec). May give more than the 128 contexts
+ * one association carries: push splits its objects over associations (lib/push), and
+ * {@linkcode storageContextsWithin} folds them for one association.
  *
  * @example
  * ```ts
@@ -112,19 +112,37 @@ export function storageContexts(objects: Iterable<{ sopClassUid: string; transfe
   }
   const out = [...own.values()];
   for (const sopClassUid of classes) out.push({ abstractSyntax: sopClassUid, transferSyntaxes: [...FALLBACK_SYNTAXES] });
-  if (out.length <= MAX_PROPOSED_CONTEXTS) return out;
-  // Too many combinations for one association (a very mixed batch): fewer contexts, as before
-  // issue 12. Per class one context listing the objects' native syntaxes, then the fallbacks (the
-  // peer picks one of them, so a native object may be transcoded), and each compressed syntax
-  // alone (a class's native context can still take a decoded object).
+  return out;
+}
+
+/**
+ * {@linkcode storageContexts} for objects that must all go over one association (serve's C-MOVE
+ * sub-operations): when one context per class and syntax would be more than `max` (128, what an
+ * association carries), a class's native syntaxes share one context, the fallbacks after them
+ * (the peer picks one, so a native object may be transcoded), and each compressed syntax keeps
+ * its own (a class's native context can still take a decoded object).
+ *
+ * @example
+ * ```ts
+ * const contexts = storageContextsWithin(objects); // at most 128 unless the objects hold more classes and compressed syntaxes
+ * ```
+ */
+export function storageContextsWithin(
+  objects: Iterable<{ sopClassUid: string; transferSyntaxUid: string }>, max = MAX_PROPOSED_CONTEXTS,
+): { abstractSyntax: string; transferSyntaxes: string[] }[] {
+  const list = [...objects];
+  const out = storageContexts(list);
+  if (out.length <= max) return out;
+  const classes = [...new Set(list.map((o) => o.sopClassUid))];
+  const own = out.filter((c) => c.transferSyntaxes.length === 1);
   const folded = new Map<string, { abstractSyntax: string; transferSyntaxes: string[] }>();
-  for (const c of own.values()) {
+  for (const c of own) {
     const ts = c.transferSyntaxes[0];
     const native = isNativeTransferSyntax(ts);
     const key = `${c.abstractSyntax}|${native ? "native" : ts}`;
-    const list = folded.get(key)?.transferSyntaxes ?? [];
-    if (!list.includes(ts)) list.push(ts);
-    if (!folded.has(key)) folded.set(key, { abstractSyntax: c.abstractSyntax, transferSyntaxes: list });
+    const syntaxes = folded.get(key)?.transferSyntaxes ?? [];
+    if (!syntaxes.includes(ts)) syntaxes.push(ts);
+    if (!folded.has(key)) folded.set(key, { abstractSyntax: c.abstractSyntax, transferSyntaxes: syntaxes });
   }
   for (const sopClassUid of classes) {
     const native = folded.get(`${sopClassUid}|native`);

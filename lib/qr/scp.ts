@@ -86,7 +86,9 @@ export type QrScpEvent =
   }
   | { type: "find"; callingAet: string; model: QueryModel; level: string; matches: number }
   | { type: "move"; callingAet: string; destination: string; instances: number }
-  | { type: "get"; callingAet: string; instances: number };
+  | { type: "get"; callingAet: string; instances: number }
+  /** A Storage Commitment request answered: how many objects this node committed, and how many not. */
+  | { type: "commit"; callingAet: string; committed: number; failed: number };
 
 export interface QrScp {
   readonly port: number;
@@ -368,6 +370,20 @@ export async function startQrScp(opts: QrScpOptions): Promise<QrScp> {
           const instances = await selected(rq);
           emit({ type: "get", callingAet: printable(rq.callingAet), instances: instances.length });
           return { instances };
+        },
+        // Storage Commitment: an object is committed when it is indexed, of the class asked, and its file is there.
+        commit: async ({ transactionUid, items, callingAet }) => {
+          const files = new Map((await index.filesOf(items.map((i) => i.sopInstanceUid))).map((f) => [f.sopInstanceUid, f]));
+          const committed = [];
+          const failed = [];
+          for (const i of items) {
+            const f = files.get(i.sopInstanceUid);
+            if (!f || !existsSync(f.path)) failed.push({ ...i, reason: 0x0112 });
+            else if (f.sopClassUid !== i.sopClassUid) failed.push({ ...i, reason: 0x0119 });
+            else committed.push(i);
+          }
+          emit({ type: "commit", callingAet: printable(callingAet), committed: committed.length, failed: failed.length });
+          return { transactionUid, committed, failed, retrieveAet: opts.aeTitle };
         },
       },
     });
