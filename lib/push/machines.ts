@@ -3,7 +3,7 @@
  * where empty, for the machine IDs a target knows (seed 003: the machine must exist in ARIA with
  * the exact ID). Used by push (`--map-machine`) and check (`--fix machines`).
  */
-import type { DataSet } from "../dicom/dataset.ts";
+import { type DataSet, textElement } from "../dicom/dataset.ts";
 import { PLAN_SOP_CLASSES, RECORD_SOP_CLASSES } from "../dicom/rt.ts";
 
 const TREATMENT_MACHINE_NAME = 0x300a00b2;
@@ -13,18 +13,8 @@ const TREATMENT_MACHINE_SEQUENCE = 0x300a0206;
 const MANUFACTURER_MODEL_NAME = 0x00081090;
 const MODALITY = 0x00080060;
 
-function encodeSh(text: string): Uint8Array {
-  const b = new TextEncoder().encode(text);
-  if (b.length % 2 === 0) return b;
-  const out = new Uint8Array(b.length + 1);
-  out.set(b);
-  out[b.length] = 0x20;
-  return out;
-}
-
 function setString(ds: DataSet, tag: number, vr: string, text: string): void {
-  const value = encodeSh(text);
-  ds.set({ tag, vr, value, offset: 0, length: value.length });
+  ds.set(textElement(tag, vr, text));
 }
 
 /**

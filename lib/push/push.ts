@@ -28,6 +28,7 @@ import { type Pacer, pauseText } from "../stage/pace.ts";
 import { type StageOptions, StageReport, untilAborted } from "../stage/stage.ts";
 import { rewriteMachines } from "./machines.ts";
 import { DependencyScheduler, type SchedItem } from "./schedule.ts";
+import { fsReason } from "../fs/errors.ts";
 
 /** The `push` field added to each file record. */
 export interface PushOutcome {
@@ -190,18 +191,6 @@ interface Item extends SchedItem {
 
 function errorText(e: unknown): string {
   return ((e as Error)?.message ?? String(e)).split("\n")[0];
-}
-
-function fsReason(e: unknown): string {
-  const err = e as { code?: string; message?: string };
-  switch (err.code) {
-    case "ENOENT": return "no such file or directory";
-    case "EACCES": case "EPERM": return "permission denied";
-    case "EISDIR": return "is a directory";
-    case "ENOTDIR": return "a parent is not a directory";
-    case "ENOSPC": return "no space left on device";
-  }
-  return errorText(e);
 }
 
 function readFailure(path: string, e: unknown): string {

@@ -23,7 +23,8 @@ import {
   type QueryRequest, type ReceivedFile, type Scp, type ScpEvent, type ScpLimits, type StoreAnswer, type StoreSource,
   storeSourceFromFile, type Timeouts, type TlsOptions,
 } from "../net/mod.ts";
-import { ioErrorText, TEMP_FILE_PATTERN } from "../net/sinks.ts";
+import { TEMP_FILE_PATTERN } from "../net/sinks.ts";
+import { ioErrorText } from "../fs/errors.ts";
 import { DEFAULT_MAX_FIND_MATCHES, findMatches, QueryError, type QueryModel, selectInstances } from "./find.ts";
 
 /**
