@@ -4,6 +4,7 @@
  * the summary and the exit code, and writes the stage's records to stdout. The stage itself does
  * everything else, exactly as it does for a library user or the web UI.
  */
+import type { AuditSpec } from "../lib/audit/event.ts";
 import type { Ledger, LedgerOpenOptions } from "../lib/ledger/ledger.ts";
 import type { RtRecord } from "../lib/records/types.ts";
 import type { Stage, StageCounts, StageEvent, StageOptions } from "../lib/stage/stage.ts";
@@ -42,6 +43,11 @@ export interface RunStageSpec<O extends StageOptions> {
   onRecord?: (record: RtRecord, ledger: Ledger | undefined) => void | Promise<void>;
   /** The exit code from the counts, when the default (3 on any failure) is not enough. */
   exitCode?: (counts: StageCounts) => number | undefined;
+  /**
+   * The run handles patient data: one audit event per patient goes to the ledger's audit trail
+   * and, with `--audit URL`, to a syslog collector (lib/audit).
+   */
+  audit?: Omit<AuditSpec, "runId" | "user" | "host">;
 }
 
 /** The summary line: `12 files done, 3 skipped (2 already done, 1 not DICOM), 1 failed`. */
@@ -80,12 +86,14 @@ export async function runStage<O extends StageOptions>(ctx: CommandContext, spec
       throw new FatalError(errorMessage(e));
     }
   }
+  const trail = await auditTrail(ctx, spec, ledger);
   const progress = new Progress(ctx.io.stderr as { write(s: string): unknown; isTTY?: boolean }, { noun });
   const stdoutIsTerminal = (ctx.io.stdout as { isTTY?: boolean }).isTTY === true;
   const log = ctx.log;
   let counts: StageCounts | undefined;
   const onEvent = (e: StageEvent) => {
     progress.onEvent(e);
+    trail?.onEvent(e);
     switch (e.type) {
       case "done":
         ctx.reporter.done();
@@ -114,9 +122,11 @@ export async function runStage<O extends StageOptions>(ctx: CommandContext, spec
   const signal = AbortSignal.any([ctx.signal, controller.signal]);
   const options = { ...spec.options, ledger, signal, onEvent } as unknown as O;
   let outcome: "ok" | "partial" | "failed" = "failed";
+  let fatal: string | undefined;
   try {
     for await (const record of spec.stage(spec.input, options)) {
       await spec.onRecord?.(record, ledger);
+      trail?.onRecord(record);
       if (stdoutIsTerminal) progress.clearLine();
       await ctx.out.write(record);
       if (ctx.out.closed) {
@@ -128,8 +138,11 @@ export async function runStage<O extends StageOptions>(ctx: CommandContext, spec
     outcome = (counts?.failed ?? ctx.reporter.failures) > 0 ? "partial" : "ok";
   } catch (e) {
     progress.clearLine();
+    fatal = errorMessage(e);
     throw e instanceof FatalError ? e : new FatalError(errorMessage(e));
   } finally {
+    // The audit trail before the ledger closes: its rows go there.
+    await trail?.finish(fatal).catch((e) => log.warn(`Cannot record the audit trail: ${errorMessage(e)}`));
     if (ledger) {
       await ledger.finish(outcome).catch(() => {});
       await ledger.close().catch((e) => {
@@ -151,4 +164,16 @@ export async function runStage<O extends StageOptions>(ctx: CommandContext, spec
   const custom = spec.exitCode?.(final);
   if (custom !== undefined) return custom;
   return final.failed > 0 || ledgerTrouble ? ExitCode.PARTIAL : ExitCode.OK;
+}
+
+/** The audit trail of a run that handles patient data: the ledger's audit rows, and syslog with `--audit`. */
+async function auditTrail<O extends StageOptions>(ctx: CommandContext, spec: RunStageSpec<O>, ledger: Ledger | undefined) {
+  if (!spec.audit) return undefined;
+  const url = typeof ctx.options.audit === "string" ? ctx.options.audit : undefined;
+  if (!ledger && !url) return undefined;
+  const audit = await import("../lib/audit/mod.ts");
+  const sinks: import("../lib/audit/event.ts").AuditSink[] = [];
+  if (ledger) sinks.push(new audit.LedgerAuditSink(ledger));
+  if (url) sinks.push(new audit.SyslogSink(url));
+  return new audit.AuditTrail({ ...spec.audit, runId: ledger?.runId }, sinks);
 }

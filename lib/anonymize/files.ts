@@ -7,6 +7,7 @@
 import { closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { CopyBuffers, removeStaleTemporaryFiles, type Source, tempName, writeOutputSync } from "./_output.ts";
+import { metaHeaderDisagreement } from "../dicom/file_record.ts";
 import { type DicomFile, parseDicom, readDicomFd } from "../dicom/reader.ts";
 import { DataSet } from "../dicom/dataset.ts";
 import { PIXEL_DATA } from "../dicom/tag.ts";
@@ -14,6 +15,7 @@ import { EXPLICIT_VR_BIG_ENDIAN, NATIVE_TRANSFER_SYNTAXES, transferSyntaxEncodin
 import { buildMeta, encodeDataSet, encodeDataSetParts, type EncodedPart, encodeMeta } from "../dicom/writer.ts";
 import { DICOM_CATEGORIES, type FileRecord } from "../records/types.ts";
 import { uniqueName } from "../layout/sanitize.ts";
+import { fsReason } from "../fs/errors.ts";
 
 export { removeStaleTemporaryFiles };
 import {
@@ -46,7 +48,11 @@ export interface AnonymizeFilesOptions {
 
 /** The outcome for one input: a record for the written file, or why nothing was written. */
 export type AnonymizeFileResult =
-  | { ok: true; input: FileInput; record: FileRecord; ids: AnonymizedIds }
+  | {
+    ok: true; input: FileInput; record: FileRecord; ids: AnonymizedIds;
+    /** The input's meta header disagreed with its data set (the copy's meta header is built from the data set). */
+    metaDisagreed?: boolean;
+  }
   | { ok: false; input: FileInput; reason: "unreadable" | "refused" | "write" | "skipped"; message: string };
 
 const MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10";
@@ -71,14 +77,6 @@ export function writeFileAtomic(path: string, bytes: Uint8Array): void {
     try { unlinkSync(tmp); } catch { /* already gone */ }
     throw e;
   }
-}
-
-function errorDetail(e: unknown): string {
-  const err = e as { code?: string; message?: string };
-  if (err.code === "ENOENT") return "no such file";
-  if (err.code === "EACCES" || err.code === "EPERM") return "permission denied";
-  if (err.code === "EISDIR") return "is a directory";
-  return err.message ?? String(e);
 }
 
 /**
@@ -171,7 +169,7 @@ export function claimOutput(ctx: AnonymizeContext, dest: string, src: string): b
 }
 
 type Prepared =
-  | { ok: true; dest: string; parts: EncodedPart[]; bytes: number; record: FileRecord; ids: AnonymizedIds }
+  | { ok: true; dest: string; parts: EncodedPart[]; bytes: number; record: FileRecord; ids: AnonymizedIds; metaDisagreed: boolean }
   | (AnonymizeFileResult & { ok: false });
 
 /** Anonymizes and encodes one parsed file (the CPU part; no I/O). Values left in the file become source ranges. */
@@ -180,12 +178,14 @@ function prepare(input: FileInput, file: DicomFile, ctx: AnonymizeContext, files
   if (file.meta.string(0x00020002) === MEDIA_STORAGE_DIRECTORY || basename(src).toUpperCase() === "DICOMDIR") {
     return { ok: false, input, reason: "skipped", message: `Skipped "${src}": a DICOMDIR is not anonymized; build a new one from the output` };
   }
+  // Before the data set's UIDs are replaced.
+  const metaDisagreed = metaHeaderDisagreement(file) !== undefined;
   let ids: AnonymizedIds;
   try {
     ids = anonymizeDataSet(file.dataset, ctx.options, ctx);
   } catch (e) {
     if (e instanceof BurnedInAnnotationError) return { ok: false, input, reason: "refused", message: `Refused "${src}": ${e.message}` };
-    return { ok: false, input, reason: "unreadable", message: `Cannot anonymize "${src}": ${errorDetail(e)}` };
+    return { ok: false, input, reason: "unreadable", message: `Cannot anonymize "${src}": ${fsReason(e)}` };
   }
   const ts = file.transferSyntaxUid;
   const sopClass = ids.sopClassUid ?? file.meta.string(0x00020002) ?? "";
@@ -220,7 +220,7 @@ function prepare(input: FileInput, file: DicomFile, ctx: AnonymizeContext, files
     const body = transferSyntaxEncoding(ts).deflated ? [encodeDataSet(file.dataset, ts)] : encodeDataSetParts(file.dataset, ts);
     parts = [head, meta, ...body];
   } catch (e) {
-    return { ok: false, input, reason: "write", message: `Cannot write "${dest}": ${errorDetail(e)}` };
+    return { ok: false, input, reason: "write", message: `Cannot write "${dest}": ${fsReason(e)}` };
   }
   let bytes = 0;
   for (const p of parts) bytes += p.length;
@@ -247,7 +247,7 @@ function prepare(input: FileInput, file: DicomFile, ctx: AnonymizeContext, files
   put("transferSyntaxUid", ts);
   put("planUid", planUid);
   record.anonymized = { from: src };
-  return { ok: true, dest, parts, bytes, record, ids };
+  return { ok: true, dest, parts, bytes, record, ids, metaDisagreed };
 }
 
 // Values up to this size are read with the header; larger bulk values (pixel data, big OB/OW/UN)
@@ -308,7 +308,7 @@ function openInput(input: FileInput): { ok: true; open: OpenInput } | { ok: fals
   } catch (e) {
     if (fd !== undefined) closeSync(fd);
     if (buffer) readBuffers.give(buffer);
-    return { ok: false, result: { ok: false, input, reason: "unreadable", message: `Cannot read DICOM file "${input.path}": ${errorDetail(e)}` } };
+    return { ok: false, result: { ok: false, input, reason: "unreadable", message: `Cannot read DICOM file "${input.path}": ${fsReason(e)}` } };
   }
 }
 
@@ -326,9 +326,9 @@ export function anonymizeFile(input: FileInput, ctx: AnonymizeContext, files: An
     try {
       p.record.sha256 = writeOutputSync(p.dest, p.parts, source);
     } catch (e) {
-      return { ok: false, input, reason: "write", message: `Cannot write "${p.dest}": ${errorDetail(e)}` };
+      return { ok: false, input, reason: "write", message: `Cannot write "${p.dest}": ${fsReason(e)}` };
     }
-    return { ok: true, input, record: p.record, ids: p.ids };
+    return { ok: true, input, record: p.record, ids: p.ids, metaDisagreed: p.metaDisagreed };
   } finally {
     closeSync(fd);
     if (buffer) readBuffers.give(buffer); // nothing refers to it any more: the output is written

@@ -8,11 +8,13 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { basename, isAbsolute, join, normalize, resolve } from "node:path";
 import { writeFileAtomic } from "../anonymize/files.ts";
+import { metaHeaderWarning } from "../dicom/file_record.ts";
 import { type DicomFile, parseDicom } from "../dicom/reader.ts";
 import { type FileRecord, isDicomFileRecord, isFileRecord, type RtRecord } from "../records/types.ts";
 import { StageReport, type StageOptions, untilAborted } from "../stage/stage.ts";
 import { transcodeFile } from "./decode.ts";
 import { syntaxName } from "./syntaxes.ts";
+import { fsReason } from "../fs/errors.ts";
 
 /** Options of {@linkcode transcodeFiles}: the stage contract's (signal, event sink; no ledger rows yet) and these. */
 export interface TranscodeOptions extends StageOptions {
@@ -31,14 +33,6 @@ export interface TranscodeResult {
   /** The input file. */
   from: string;
   fromTransferSyntaxUid: string;
-}
-
-function errorDetail(e: unknown): string {
-  const err = e as { code?: string; message?: string };
-  if (err.code === "ENOENT") return "no such file";
-  if (err.code === "EACCES" || err.code === "EPERM") return "permission denied";
-  if (err.code === "EISDIR") return "is a directory";
-  return err.message ?? String(e);
 }
 
 /** Where a file goes under `out`: its record's tree path (`dest`, when relative and inside), or its name. */
@@ -92,6 +86,7 @@ export async function* transcodeFiles(input: AsyncIterable<RtRecord> | Iterable<
         report.failed(item, outcome.reason, fields);
         continue;
       }
+      if (outcome.warning) report.message("warn", outcome.warning, record.path);
       report.done(item, { bytes: outcome.record.bytes, patientId: outcome.record.patientId });
       yield outcome.record;
     }
@@ -100,7 +95,7 @@ export async function* transcodeFiles(input: AsyncIterable<RtRecord> | Iterable<
   }
 }
 
-type Outcome = { ok: true; record: FileRecord } | { ok: false; reason: string };
+type Outcome = { ok: true; record: FileRecord; warning?: string } | { ok: false; reason: string };
 
 async function transcodeOne(record: FileRecord, options: TranscodeOptions, written: Map<string, string>): Promise<Outcome> {
   const src = record.path;
@@ -111,7 +106,7 @@ async function transcodeOne(record: FileRecord, options: TranscodeOptions, writt
     file = parseDicom(data, { full: true });
     file.path = src;
   } catch (e) {
-    return { ok: false, reason: `Cannot read DICOM file "${src}": ${errorDetail(e)}` };
+    return { ok: false, reason: `Cannot read DICOM file "${src}": ${fsReason(e)}` };
   }
   const from = file.transferSyntaxUid;
   const dest = options.inPlace ? src : destination(record, options.out!);
@@ -130,14 +125,14 @@ async function transcodeOne(record: FileRecord, options: TranscodeOptions, writt
     try {
       bytes = await transcodeFile(file, options.to);
     } catch (e) {
-      return { ok: false, reason: `Cannot transcode "${src}" from ${syntaxName(from)} to ${syntaxName(options.to)}: ${errorDetail(e)}` };
+      return { ok: false, reason: `Cannot transcode "${src}" from ${syntaxName(from)} to ${syntaxName(options.to)}: ${fsReason(e)}` };
     }
   }
   if (!(unchanged && options.inPlace)) {
     try {
       writeFileAtomic(dest, bytes);
     } catch (e) {
-      return { ok: false, reason: `Cannot write "${dest}": ${errorDetail(e)}` };
+      return { ok: false, reason: `Cannot write "${dest}": ${fsReason(e)}` };
     }
     written.set(resolve(dest), resolve(src));
   }
@@ -158,5 +153,6 @@ async function transcodeOne(record: FileRecord, options: TranscodeOptions, writt
   };
   if (out.category === undefined) out.category = "dicom";
   for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
-  return { ok: true, record: out };
+  const warning = unchanged ? undefined : metaHeaderWarning(file, src, `corrected in "${dest}"`);
+  return { ok: true, record: out, ...(warning ? { warning } : {}) };
 }

@@ -12,7 +12,8 @@
  */
 import { existsSync, linkSync, mkdirSync, renameSync, unlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { readDicomFile } from "../dicom/reader.ts";
+import { dicomRecordFields, type DicomRecordFields } from "../dicom/file_record.ts";
+import { type DicomFile, readDicomFile } from "../dicom/reader.ts";
 import { removeStale } from "../fs/stale.ts";
 import { sha256Bytes, sha256FileAsync } from "../fs/hash.ts";
 import { FolderIndex, type IndexReport } from "../index/index.ts";
@@ -22,7 +23,8 @@ import {
   type QueryRequest, type ReceivedFile, type Scp, type ScpEvent, type ScpLimits, type StoreAnswer, type StoreSource,
   storeSourceFromFile, type Timeouts, type TlsOptions,
 } from "../net/mod.ts";
-import { ioErrorText, TEMP_FILE_PATTERN } from "../net/sinks.ts";
+import { TEMP_FILE_PATTERN } from "../net/sinks.ts";
+import { ioErrorText } from "../fs/errors.ts";
 import { DEFAULT_MAX_FIND_MATCHES, findMatches, QueryError, type QueryModel, selectInstances } from "./find.ts";
 
 /**
@@ -78,12 +80,16 @@ export type QrScpEvent =
   | {
     type: "stored"; callingAet: string; path: string; sopClassUid: string; sopInstanceUid: string; bytes: number;
     transferSyntaxUid: string; sha256: string; modality?: string; patientId?: string; studyUid?: string; seriesUid?: string;
+    /** The stored object's `file` record fields (lib/dicom/file_record.ts, as every route describes objects). */
+    fields: DicomRecordFields;
     /** True when it replaced a stored copy (`overwrite`). */
     replaced?: boolean;
   }
   | { type: "find"; callingAet: string; model: QueryModel; level: string; matches: number }
   | { type: "move"; callingAet: string; destination: string; instances: number }
-  | { type: "get"; callingAet: string; instances: number };
+  | { type: "get"; callingAet: string; instances: number }
+  /** A Storage Commitment request answered: how many objects this node committed, and how many not. */
+  | { type: "commit"; callingAet: string; committed: number; failed: number };
 
 export interface QrScp {
   readonly port: number;
@@ -224,7 +230,8 @@ export async function startQrScp(opts: QrScpOptions): Promise<QrScp> {
   };
 
   /** Hashes a stored file off the event loop, then reports it (the C-STORE-RSP does not wait for this). */
-  const report = (file: ReceivedFile, callingAet: string, dest: string, ds: ReturnType<typeof readDicomFile>["dataset"], replaced: boolean) => {
+  const report = (file: ReceivedFile, callingAet: string, dest: string, parsed: DicomFile, replaced: boolean) => {
+    const ds = parsed.dataset;
     const bytes = file.bytes;
     const job = (bytes ? sha256Bytes(bytes) : sha256FileAsync(dest))
       .then((sha256) => {
@@ -232,6 +239,7 @@ export async function startQrScp(opts: QrScpOptions): Promise<QrScp> {
           type: "stored", callingAet: printable(callingAet), path: dest, sopClassUid: file.sopClassUid, sopInstanceUid: file.sopInstanceUid,
           bytes: file.size, transferSyntaxUid: file.transferSyntaxUid, sha256, modality: ds.string(0x00080060),
           patientId: ds.string(0x00100020), studyUid: ds.string(0x0020000d), seriesUid: ds.string(0x0020000e),
+          fields: dicomRecordFields(parsed),
           ...(replaced ? { replaced } : {}),
         });
       })
@@ -297,7 +305,7 @@ export async function startQrScp(opts: QrScpOptions): Promise<QrScp> {
       }
       parsed.path = dest;
       await index.addInstance(dest, parsed);
-      report(file, callingAet, dest, ds, existing !== undefined);
+      report(file, callingAet, dest, parsed, existing !== undefined);
       return { status: 0, kept: true };
     });
   };
@@ -363,6 +371,20 @@ export async function startQrScp(opts: QrScpOptions): Promise<QrScp> {
           const instances = await selected(rq);
           emit({ type: "get", callingAet: printable(rq.callingAet), instances: instances.length });
           return { instances };
+        },
+        // Storage Commitment: an object is committed when it is indexed, of the class asked, and its file is there.
+        commit: async ({ transactionUid, items, callingAet }) => {
+          const files = new Map((await index.filesOf(items.map((i) => i.sopInstanceUid))).map((f) => [f.sopInstanceUid, f]));
+          const committed = [];
+          const failed = [];
+          for (const i of items) {
+            const f = files.get(i.sopInstanceUid);
+            if (!f || !existsSync(f.path)) failed.push({ ...i, reason: 0x0112 });
+            else if (f.sopClassUid !== i.sopClassUid) failed.push({ ...i, reason: 0x0119 });
+            else committed.push(i);
+          }
+          emit({ type: "commit", callingAet: printable(callingAet), committed: committed.length, failed: failed.length });
+          return { transactionUid, committed, failed, retrieveAet: opts.aeTitle };
         },
       },
     });

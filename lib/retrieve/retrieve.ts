@@ -13,7 +13,10 @@ import { ArrivalStore } from "./arrivals.ts";
 import { placeObject, type PatientRewrite } from "./output.ts";
 import { type RetrieveResult, type RetrieveSummary, retrievePlans } from "./planner.ts";
 import { retrieveByUid, retrievePatient } from "./patient.ts";
-import { openRetrieveSession } from "./session.ts";
+import type { RetryPolicy } from "../net/retry.ts";
+import type { Pacer } from "../stage/pace.ts";
+import { openResilientSession } from "./resilient.ts";
+import { openRetrieveSession, type RetrieveSession } from "./session.ts";
 
 /** Options of {@link retrieveFiles}. */
 export interface RetrieveFilesOptions {
@@ -30,6 +33,16 @@ export interface RetrieveFilesOptions {
   series?: string[];
   /** Instances by SOP Instance UID. Without plans, series and instances: the whole patient. */
   sops?: string[];
+  /** Retries of transient failures (default none); a series that fails as a whole is asked for by instance either way. */
+  retry?: RetryPolicy;
+  /** Time windows and rate limits, applied between requests (the associations are released while a window is closed). */
+  pace?: Pacer;
+  /** Stops at the next request. */
+  signal?: AbortSignal;
+  /** Retries, fallbacks and pauses, in words. */
+  onMessage?: (level: "info" | "warn", text: string) => void;
+  /** The pace's phase ("paused until 19:00"; "" once it resumed). */
+  onPhase?: (note: string) => void;
   /** C-GET on the query association; otherwise C-MOVE to an in-process receiver. */
   get?: boolean;
   moveAet?: string;
@@ -115,7 +128,7 @@ export async function* retrieveFiles(opts: RetrieveFilesOptions): AsyncGenerator
   };
   let session;
   try {
-    session = await openRetrieveSession(sessionOptions(opts), arrivals);
+    session = await openSession(opts, arrivals);
     opts.onReceiver?.(session.receiverPort, session.receiverHost);
     let result: RetrieveResult;
     try {
@@ -136,6 +149,7 @@ export async function* retrieveFiles(opts: RetrieveFilesOptions): AsyncGenerator
     placing = false;
     result.summary.requests.find += session.extraRequests.find;
     result.summary.requests.retrieve += session.extraRequests.retrieve;
+    if (session.stats.retries || session.stats.fallbacks) result.summary.resilience = { ...session.stats };
     for (const { object, planUids } of result.objects) {
       try {
         const early = placed.get(object.sopInstanceUid);
@@ -163,14 +177,29 @@ function sessionOptions(opts: RetrieveFilesOptions): Parameters<typeof openRetri
   };
 }
 
+/** The session every retrieval goes through: retried, asked for in parts, paced (resilient.ts). */
+function openSession(opts: RetrieveFilesOptions, arrivals: ArrivalStore | undefined): ReturnType<typeof openResilientSession> {
+  const open = (): Promise<RetrieveSession> => openRetrieveSession(sessionOptions(opts), arrivals);
+  return openResilientSession(open, arrivals, {
+    retry: opts.retry ?? { retries: 0, maxWaitMs: 0 },
+    pace: opts.pace,
+    signal: opts.signal,
+    onMessage: opts.onMessage,
+    onPhase: opts.onPhase,
+  });
+}
+
 /** C-MOVEs to another AE: no receiver, no staging, nothing written; the summary is the report. */
 async function* toAnotherAe(opts: RetrieveFilesOptions): AsyncGenerator<RetrieveSummary> {
-  const session = await openRetrieveSession(sessionOptions(opts), undefined);
+  const session = await openSession(opts, undefined);
   try {
     const byUid = (opts.series?.length ?? 0) > 0 || (opts.sops?.length ?? 0) > 0;
     const result = byUid
       ? await retrieveByUid(session.transport, undefined, opts.patientId, { series: opts.series, instances: opts.sops })
       : await retrievePatient(session.transport, undefined, opts.patientId);
+    result.summary.requests.find += session.extraRequests.find;
+    result.summary.requests.retrieve += session.extraRequests.retrieve;
+    if (session.stats.retries || session.stats.fallbacks) result.summary.resilience = { ...session.stats };
     yield result.summary;
   } finally {
     await session.close();
