@@ -122,7 +122,7 @@ function sectionPanel(s: typeof SECTIONS[number], c: UiConfig): HTMLElement {
       ? h("table", { class: "entries" },
         h("thead", {}, h("tr", {}, ...["Name", "Settings", "", "Test result"].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, rows))
-      : h("p", { class: "muted" }, `No ${s.title.toLowerCase()} yet.`),
+      : h("p", { class: "muted" }, `No ${s.title.replace(/^[A-Z][a-z]/, (m) => m.toLowerCase())} yet.`),
     h("details", { class: "group", id: `${formId}-details` },
       h("summary", {}, `Add or change a ${s.what}`),
       h("form", { id: formId, class: "entry-form", onsubmit: (e: Event) => e.preventDefault() },
