@@ -15,7 +15,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { request as httpRequest } from "node:http";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Buffer } from "node:buffer";
@@ -484,11 +484,38 @@ describe("rtexport ui in Chromium", () => {
     assertSameTree(join(dir, "kill-export"), reference);
   });
 
+  test("a file missing in the vault: the patient fails with the reason, the plan with its count; retry after it is back", async () => {
+    const missing = join(vault, "Patients", "00003", "Plans", "RTX0003-P1", "plan.xml");
+    renameSync(missing, `${missing}.away`);
+    await page.click("#tab-patients");
+    await page.selectOption("#list-source", "catalog:demo");
+    await page.click("#list-button");
+    await page.waitForSelector('#patient-table[data-source="catalog:demo"]');
+    await page.check('input[data-patient="RTX0003"]:not([data-plan])');
+    await page.selectOption("#export-output", "export");
+    await page.click("#start-export");
+    await page.waitForURL(/#jobs\/[0-9a-f]{12}$/);
+    const id = currentJob();
+    await waitJob(id, "partial");
+    const patient = page.locator('tr.patient[data-patient="RTX0003"]');
+    assert.equal(await patient.getAttribute("data-state"), "failed");
+    assert.match(await patient.locator("td.reason").textContent() ?? "", /plan\.xml": missing in the vault/);
+    const plan = page.locator('tr.plan[data-plan-key$="|RTX0003-P1"]');
+    assert.equal(await plan.getAttribute("data-state"), "failed");
+    assert.equal(await plan.locator("td.reason").textContent(), "1 file(s) failed");
+    assert.equal(await page.textContent("#t-failed"), "1");
+    renameSync(`${missing}.away`, missing);
+    await page.click("#job-retry");
+    await waitJob(id, "done");
+    assert.equal(await patient.getAttribute("data-state"), "done");
+    assert.equal(await plan.getAttribute("data-state"), "done");
+  });
+
   test("data: the RT reference tree of a patient folder and search statistics over the export", async () => {
     await page.click("#tab-data");
     await page.fill("#data-path", uiOut);
     await page.dispatchEvent("#data-path", "change");
-    await waitUntil(async () => (await page.locator("#data-patient option").count()) === 3, "the export's two patient folders offered");
+    await waitUntil(async () => (await page.locator("#data-patient option").count()) === 4, "the export's three patient folders offered");
     const folder = await page.locator("#data-patient option").nth(1).getAttribute("value");
     await page.selectOption("#data-patient", folder!);
     await page.click("#tree-button");
