@@ -431,7 +431,7 @@ describe("rtexport ui in Chromium", () => {
     assert.match(await page.textContent("#dash-log") ?? "", /search: 5 files done/);
   });
 
-  test("a job that hangs on a patient: cancel (Ctrl-C), retry, kill -9, retry; it ends done with the CLI's tree", async () => {
+  test("a job that hangs on a patient: cancel (Ctrl-C), retry, kill -9, retry joined by a second worker; it ends done with the CLI's tree", async () => {
     pg.psql("insert into hang values ('RTX0003')", "catalog");
     await page.click("#tab-patients");
     await page.fill("#list-patients-ids", "");
@@ -461,14 +461,18 @@ describe("rtexport ui in Chromium", () => {
     await waitJob(id, "killed", 30_000);
     assert.equal(await page.getAttribute(`tr.patient[data-patient="RTX0003"]`, "data-state"), "interrupted");
     assert.equal(await page.getAttribute(`tr.patient[data-patient="RTX0001"]`, "data-state"), "done");
-    pg.psql("delete from hang", "catalog");
-    // A second worker from the command line joins the job through the shared ledger (as another machine would).
+    await page.click("#job-retry");
+    await page.waitForSelector(hung, { timeout: 60_000 });
+    // A second worker from the command line joins the running job through the shared ledger (as
+    // another machine would: while a worker of the job is alive, it works the same pass).
     const input = await selectionRecords(pg.url("catalog"), Object.fromEntries(["RTX0001", "RTX0002", "RTX0003", "RTX0004", "RTX0005"].map((x) => [x, "approved"])));
     const ledger = pg.url("ledger").replace("postgres@", "postgres:s3cret@");
     const other = sh(`"\${RT[@]}" export-plan --out '${join(dir, "kill-export")}' --ledger '${ledger}' --job ui-${id}`, { input });
-    await page.click("#job-retry");
+    await waitUntil(async () => (await page.locator("#dash-workers tr[data-pid]").count()) === 4, "the second worker in the workers table");
+    pg.psql("delete from hang", "catalog");
     await waitJob(id, "done");
-    assert.equal((await other).status, 0);
+    const joined = await other;
+    assert.equal(joined.status, 0, joined.stderr);
     for (const row of await page.locator("#progress-table tr.patient").all()) assert.equal(await row.getAttribute("data-state"), "done");
     const snap = await jobSnapshot(id);
     assert.equal(snap.runs.length, 3, "the start, the retry after the cancel, the retry after the kill");
