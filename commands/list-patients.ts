@@ -36,6 +36,7 @@ export const main = defineCommand({
   examples: [
     "rtexport list-patients --from catalog --db sqlite:clinic/catalog.db --vault clinic/vault",
     "rtexport list-patients --from folder /data/old-export --patient 12345",
+    "rtexport list-patients --from catalog --db sqlite:clinic/catalog.db --vault clinic/vault --patient 12345 --plan P-0042",
     "rtexport list-patients --from dicom --host aria --port 105 --called-aet VMSDBD --since 2024-01-01",
     "rtexport list-patients --from folder /data/old-export --since 2024-06-01 --include-qa --phantom-pattern 'QA*' --phantom-pattern '*PHANTOM*'",
   ],
@@ -44,6 +45,7 @@ export const main = defineCommand({
     cmd.option("--db <url>", "catalog database: sqlite:PATH, postgres://user:pass@host/db or mssql://user:pass@host/db");
     cmd.option("--vault <dir>", "the storage vault the catalog's file paths are relative to");
     cmd.option("--patient <id>", "only this patient (repeatable; default all)", collect);
+    cmd.option("--plan <id>", "only the plan with this plan ID, UID or label, and its patient (repeatable; default all)", collect);
     cmd.option("--since <date>", "only patients or plans updated after this date (ISO 8601)", parseSince);
     cmd.option("--status <status>", `plan statuses to list (repeatable; default: ${DEFAULT_STATUSES.join(", ")})`, collect);
     cmd.option("--include-physician", "also list physician (contour-only) plans");
@@ -78,6 +80,7 @@ export const main = defineCommand({
     ].filter(Boolean) as string[];
     const filter: ListFilter = {
       patientIds: o.patient, since: o.since, statuses: o.status, includePlanTypes, includePhantoms: !!o.includePhantom, phantomPatterns: o.phantomPattern,
+      plans: o.plan,
     };
     try {
       checkListFilter(o.from, filter);

@@ -30,6 +30,11 @@ export type { ListProblem } from "./filter.ts";
 export async function* listPatients(source: ListSource, filter: ListFilter = {}): AsyncGenerator<PatientRecord | PlanRecord | ListProblem> {
   // Before anything is opened: a filter the source cannot apply is an error, never ignored.
   checkListFilter(source.from, filter);
+  const records = listAll(source, filter);
+  yield* filter.plans?.length ? selectPlans(records, filter.plans) : records;
+}
+
+async function* listAll(source: ListSource, filter: ListFilter): AsyncGenerator<PatientRecord | PlanRecord | ListProblem> {
   if (source.from === "folder") {
     // A patient asked for is missing only when no folder holds it (listed or filtered out).
     const missing = new Map<string, number>();
@@ -56,5 +61,41 @@ export async function* listPatients(source: ListSource, filter: ListFilter = {})
     yield* catalog.list(filter) as AsyncGenerator<PatientRecord | PlanRecord | ListProblem>;
   } finally {
     await catalog.close();
+  }
+}
+
+/**
+ * Only the plans named in `wanted` (by plan ID, plan UID or label), each after its patient record,
+ * whose `plans` count becomes the number kept; patients left with none are left out. A name that
+ * matched no plan at all is reported as a problem. (A label names a plan within a patient: across
+ * patients several plans may share one; plan IDs and UIDs do not.)
+ */
+async function* selectPlans(records: AsyncIterable<PatientRecord | PlanRecord | ListProblem>, wanted: string[]): AsyncGenerator<PatientRecord | PlanRecord | ListProblem> {
+  const names = new Set(wanted);
+  const matched = new Set<string>();
+  let patient: PatientRecord | undefined;
+  let kept: PlanRecord[] = [];
+  function* flush(): Generator<PatientRecord | PlanRecord> {
+    if (patient && kept.length) yield { ...patient, plans: kept.length };
+    yield* kept;
+    patient = undefined;
+    kept = [];
+  }
+  for await (const r of records) {
+    if (r.type === "patient") {
+      yield* flush();
+      patient = r as PatientRecord;
+    } else if (r.type === "plan") {
+      const plan = r as PlanRecord;
+      const hits = [plan.planId, plan.planUid, plan.label].filter((v): v is string => typeof v === "string" && names.has(v));
+      if (hits.length === 0) continue;
+      for (const h of hits) matched.add(h);
+      if (patient && patient.patientId !== plan.patientId) yield* flush();
+      kept.push(plan);
+    } else yield r;
+  }
+  yield* flush();
+  for (const name of wanted) {
+    if (!matched.has(name)) yield { type: "problem", problem: { what: `plan ${name}`, reason: "no listed plan has this plan ID, UID or label" } };
   }
 }
