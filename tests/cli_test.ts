@@ -556,6 +556,27 @@ describe("library code", () => {
     assert.deepEqual(offenders, []);
   });
 
+  // A bundler turns an entry that another module imports into a re-export of a shared chunk, whose
+  // main-module check then never holds (the npm package's `node cli.js --version` printed nothing).
+  test("nothing imports the entry point cli.ts", () => {
+    const offenders: string[] = [];
+    const visit = (dir: string) => {
+      for (const entry of readdirSync(dir, { withFileTypes: true })) {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) {
+          if (!["node_modules", ".git", "dist", "tests", "bench", "scripts"].includes(entry.name) && !entry.name.startsWith(".")) visit(path);
+        } else if (entry.name.endsWith(".ts") && path !== join(root, "cli.ts")) {
+          const text = readFileSync(path, "utf8");
+          for (const m of text.matchAll(/(?:from|import)\s*\(?\s*["']([^"']+)["']/g)) {
+            if (m[1].startsWith(".") && join(dirname(path), m[1]) === join(root, "cli.ts")) offenders.push(`${relative(root, path)} imports ${m[1]}`);
+          }
+        }
+      }
+    };
+    visit(root);
+    assert.deepEqual(offenders, []);
+  });
+
   // A circle (a.ts -> b.ts -> a.ts) means neither room says what it holds alone; type-only imports count too.
   test("no import circle between files under lib/", () => {
     const imports = new Map<string, string[]>();

@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import process from "node:process";
 import { main as exportPlan } from "../commands/export-plan.ts";
 import { main as listPatients } from "../commands/list-patients.ts";
 import { main as retrieve } from "../commands/retrieve.ts";

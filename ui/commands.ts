@@ -6,7 +6,7 @@
  */
 import type { Command, Option } from "commander";
 import { buildCommand, type CommandMain } from "../cli/command.ts";
-import { COMMANDS } from "../cli.ts";
+import { COMMANDS } from "../cli/commands.ts";
 import type { CommandInfo, CommandOptionInfo } from "./shared/types.ts";
 
 /** The commands the builder offers (seed 004's retrieve, store, search, show, and the rest of the pipeline). */
