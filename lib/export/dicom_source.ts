@@ -11,6 +11,11 @@ import { identifier } from "../qr/identifier.ts";
 import { retrievePlans, retrieveSeriesByUid } from "../retrieve/planner.ts";
 import { openRetrieveSession, type RetrieveSession } from "../retrieve/session.ts";
 import type { FolderFile } from "../sources/folder.ts";
+import { FatalStageError } from "../stage/stage.ts";
+import { DicomNetError, type NetErrorCode } from "../net/errors.ts";
+
+/** Failures that mean the peer was never reached or refused us (as opposed to a request it failed). */
+const NOT_REACHED = new Set<NetErrorCode>(["REFUSED", "UNREACHABLE", "REJECTED", "TLS", "TIMEOUT"]);
 
 /** Port of the in-process C-MOVE receiver when none is given. */
 export const DEFAULT_MOVE_PORT = 11113;
@@ -62,6 +67,7 @@ export function dicomPlanSource(
   let session: RetrieveSession | undefined;
   let store: ArrivalStore | undefined;
   let handoffs = 0;
+  let answered = false;
   async function open(): Promise<{ session: RetrieveSession; store: ArrivalStore }> {
     store ??= new ArrivalStore(opts.keepStaged ? join(opts.stagingDir, `incoming-${hostTag()}-${process.pid}`) : opts.stagingDir);
     session ??= await openRetrieveSession({
@@ -70,6 +76,20 @@ export function dicomPlanSource(
       timeouts: peerTimeouts(peer),
     }, store);
     return { session, store };
+  }
+  /**
+   * Runs one request. The peer unreachable or refusing before it ever answered: every plan would
+   * fail the same way, so the export stops with this one message ({@link FatalStageError}).
+   */
+  async function guarded<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      const result = await work();
+      answered = true;
+      return result;
+    } catch (e) {
+      if (!answered && (!(e instanceof DicomNetError) || NOT_REACHED.has(e.code))) throw new FatalStageError((e as Error).message, { cause: e });
+      throw e;
+    }
   }
   function handOver(objects: { object: ArrivedObject }[]): FolderFile[] {
     const files: FolderFile[] = [];
@@ -87,7 +107,7 @@ export function dicomPlanSource(
     return files;
   }
   return {
-    async fetchPatientSeries(patientId) {
+    fetchPatientSeries: (patientId) => guarded(async () => {
       const { session, store } = await open();
       const seriesUids: string[] = [];
       for (const st of await session.transport.find(identifier({ QueryRetrieveLevel: "STUDY", PatientID: patientId, StudyInstanceUID: "" }))) {
@@ -103,8 +123,8 @@ export function dicomPlanSource(
       const missing = (result?.summary.series ?? []).flatMap((s) => s.missing.map((g) => `${g.kind} series ${g.seriesUid ?? ""} (${g.reason})`));
       const kept = (result?.objects ?? []).map((o) => o.object.sopInstanceUid);
       return { files, missing, done: () => kept.forEach((uid) => store.discard(uid)) };
-    },
-    async fetch(plan, fetchOpts = {}) {
+    }),
+    fetch: (plan, fetchOpts = {}) => guarded(async () => {
       const { session, store } = await open();
       const label = String(plan.label ?? "");
       const result = await retrievePlans(session.transport, store, { patientId: plan.patientId, planLabels: label ? [label] : [] });
@@ -123,7 +143,7 @@ export function dicomPlanSource(
       // Staged copies go once the export has put them in the tree; a later plan fetches again what it shares.
       // The store's copies go once the export has them (in the tree, or handed on).
       return { files, missing, done: () => kept.forEach((uid) => store.discard(uid)) };
-    },
+    }),
     async close() {
       await session?.close();
       store?.cleanup();

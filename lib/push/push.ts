@@ -18,7 +18,7 @@ import type { ConnectOptions } from "../net/association.ts";
 import { connectOptions, peerLabel, type PeerSettings } from "../net/peer.ts";
 import { storageContexts, store, type StoreSource } from "../net/scu.ts";
 import type { LedgerEntry } from "../ledger/ledger.ts";
-import { type StageOptions, StageReport, untilAborted } from "../stage/stage.ts";
+import { FatalStageError, type StageOptions, StageReport, untilAborted, withTotal } from "../stage/stage.ts";
 
 /** The `push` field added to each file record. */
 export interface PushOutcome {
@@ -302,8 +302,32 @@ export async function* pushRecords(input: AsyncIterable<RtRecord> | Iterable<RtR
   const ledger = opts.ledger;
   try {
     const alreadyStored = ledger ? await ledger.keys("push", "done") : undefined;
-    for await (const r of pushObjects(untilAborted(input, opts.signal), opts, alreadyStored)) {
+    // The total (every file record gets an outcome) is known as soon as the input ends; until the
+    // first outcome the line says how far the reading of the input has come.
+    let total = 0;
+    let read = 0;
+    let outcomes = 0;
+    let noted = 0;
+    const counted = withTotal(untilAborted(input, opts.signal), (r) => {
+      if (r.type === "file") total++;
+    }, () => report.progress({ items: total }));
+    const reading = async function* () {
+      for await (const r of counted) {
+        if (r.type === "file") read++;
+        if (outcomes === 0 && Date.now() - noted > 250) {
+          noted = Date.now();
+          report.progress(undefined, `reading ${read} file${read === 1 ? "" : "s"}`);
+        }
+        yield r;
+      }
+    };
+    for await (const r of pushObjects(reading(), opts, alreadyStored)) {
       const p = r.push as PushOutcome | undefined;
+      if (r.type === "file" && (p || !isDicomFileRecord(r)) && outcomes++ === 0 && noted) report.progress(undefined, "");
+      if (r.type === "file" && !p && !isDicomFileRecord(r)) {
+        // A document, plan file or log from export-plan: not for a DICOM peer; counted, passed on.
+        report.skipped(`"${r.path}"`, "not-dicom", `a ${String(r.category)} file is not DICOM`, { patientId: typeof r.patientId === "string" ? r.patientId : undefined });
+      }
       if (r.type === "file" && p) {
         const item = `"${r.path}"`;
         const fields = {
@@ -366,6 +390,10 @@ interface Sending {
   peerDown?: string;
   /** Set when the consumer stopped reading: what is left is not sent. */
   stopped: boolean;
+  /** Set once an association was established: from then on a connect failure fails objects, not the run. */
+  everConnected?: boolean;
+  /** Set when the first association could not be made at all: the run ends with it. */
+  fatal?: FatalStageError;
 }
 
 /** The push engine under the stage: sends and yields each file record with its outcome. */
@@ -454,6 +482,7 @@ async function* sendAll(run: PushRun, items: Item[]): AsyncGenerator<RtRecord> {
   };
   const n = Math.max(1, Math.min(run.opts.parallel ?? 1, items.length));
   const all = Promise.all(Array.from({ length: n }, () => worker(sending))).then(() => {
+    if (sending.fatal) return;
     // Items a worker handed back when no other worker was left to take them.
     for (const it of sending.sched.drain()) {
       sending.results.push(withPush(it.record, { status: "failed", peer: run.peer, error: "not sent: the peer accepted no further association" }));
@@ -461,6 +490,7 @@ async function* sendAll(run: PushRun, items: Item[]): AsyncGenerator<RtRecord> {
   }).finally(() => sending.results.close());
   try {
     yield* sending.results.drain();
+    if (sending.fatal) throw sending.fatal;
   } finally {
     // A consumer that stops reading stops the sending: objects in flight finish (their
     // associations are released, the status file gets their lines), the rest stay unsent.
@@ -530,10 +560,18 @@ async function worker(s: Sending): Promise<void> {
         try {
           assoc = await connect(s.connect);
           s.connected++;
+          s.everConnected = true;
         } catch (e) {
           if (s.connected > 0) {
             // Others are connected (the peer takes fewer associations than --parallel): leave it to them.
             s.sched.requeue(it);
+            return;
+          }
+          if (!s.everConnected) {
+            // Unreachable or refusing from the start: one message for the run, not one per object.
+            s.fatal ??= new FatalStageError(`${errorText(e)}; nothing was sent`, { cause: e });
+            s.sched.requeue(it);
+            s.sched.drain();
             return;
           }
           s.peerDown = errorText(e);
