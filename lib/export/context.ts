@@ -64,6 +64,8 @@ export interface Tally {
   files: number;
   bytes: number;
   failed: number;
+  /** Set when the run was stopped before every file was done (Ctrl-C, a reader that went away). */
+  interrupted?: boolean;
 }
 
 /** The state of one run of the export stage. */
