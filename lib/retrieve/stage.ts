@@ -25,7 +25,12 @@ export interface RetrieveRecordsOptions extends StageOptions {
   patientId: string;
   /** RT Plan Labels to retrieve (exact; default: every plan of the patient). */
   plans?: string[];
-  /** Only plans whose Approval Status is APPROVED. */
+  /**
+   * Also plans whose Approval Status is not APPROVED (an explicit authorization, as export-plan's
+   * and list-patients' `includeUnapproved`). Default: approved plans only.
+   */
+  includeUnapproved?: boolean;
+  /** Only plans whose Approval Status is APPROVED: the default; `false` is `includeUnapproved`. */
   onlyApproved?: boolean;
   /** Whole series by Series Instance UID instead of plans (not with `plans` or `onlyApproved`). */
   series?: string[];
@@ -85,6 +90,8 @@ export async function* retrieveRecords(input: AsyncIterable<RtRecord> | Iterable
     if (options.series?.length && (options.plans?.length || options.onlyApproved)) {
       throw new Error("Cannot retrieve: whole series cannot be combined with plan labels or only approved plans");
     }
+    // One default across list-patients, export-plan and retrieve: unapproved plans only when asked for.
+    const onlyApproved = !options.series?.length && (options.onlyApproved ?? !options.includeUnapproved);
     removeStale(join(outDir, ".rtexport"), /^retrieve-staging-(\d+)$/); // left by a run that was killed
     const ctx = options.anonymize ? await anonymizeContext(options.anonymize) : undefined;
     if (ctx) staging = join(outDir, ".rtexport", `retrieve-staging-${process.pid}`);
@@ -92,7 +99,7 @@ export async function* retrieveRecords(input: AsyncIterable<RtRecord> | Iterable
     let summary: RetrieveSummary | undefined;
     const retrieved = retrieveFiles({
       host: options.peer.host, port: options.peer.port, callingAet: options.peer.callingAet, calledAet: options.peer.calledAet,
-      patientId: options.patientId, plans: options.plans, onlyApproved: options.onlyApproved === true, series: options.series,
+      patientId: options.patientId, plans: options.plans, onlyApproved, series: options.series,
       get: options.get === true, moveAet: options.moveAet, movePort: options.movePort ?? 11113, moveHost: options.moveHost,
       moveFrom: options.moveFrom, maxFindResults: options.maxFindResults,
       parallel: options.parallel, out: staging ?? outDir, rewrite: ctx ? {} : options.rewrite ?? {},
