@@ -1,6 +1,6 @@
 /** `rtexport anonymize`: de-identify DICOM files per PS3.15 Annex E, keeping RT references intact. */
 import { type Command, Option } from "commander";
-import { checkDatabaseUrl, type CommandContext, defineCommand, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { addDatabaseTimeoutOption, checkDatabaseUrl, type CommandContext, defineCommand, runMain, runStage, UsageError } from "../cli/mod.ts";
 import type { AnonymizeOptions, PatientIdentity } from "../lib/anonymize/anonymize.ts";
 import { KeyError, resolveAnonymizationKey } from "../lib/anonymize/key.ts";
 import { readPatientMap } from "../lib/anonymize/patient_map.ts";
@@ -22,9 +22,11 @@ function configure(cmd: Command): void {
   add(id, new Option("--write-map <file.csv>", "write the mapping used (PHI: store it safely)"));
   add(out, new Option("-o, --out <dir>", "output directory"));
   add(out, new Option("--in-place", "overwrite the input files instead of writing to --out"));
+  add(out, new Option("--pattern <glob>", "in directories given, only files whose name matches (*.dcm, RP*.dcm; case-insensitive)"));
   add(out, new Option("--concurrency <n>", "files in flight at once (reads and writes overlap with work on others)").default("4"));
   add(out, new Option("--layout <layout>", "uid: <patient>/<series UID>/<SOP UID>.dcm; mirror: input paths (may carry PHI)").choices(["uid", "mirror"]).default("uid"));
   add(out, new Option("--ledger <url>", "record each file's outcome in a ledger (sqlite:FILE, postgres://…); it lists input paths"));
+  addDatabaseTimeoutOption(cmd);
   add(opt, new Option("--retain-safe-private", "keep private attributes on the safe-private list (113111)"));
   add(opt, new Option("--retain-uids", "keep UIDs as they are (113110)"));
   add(opt, new Option("--retain-device-identity", "keep station names, serial numbers, machine names (113109)"));
@@ -93,7 +95,7 @@ async function run(c: CommandContext): Promise<number> {
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
     throw new UsageError(`Invalid value for --concurrency: "${o.concurrency}" (expected 1 to 64)`);
   }
-  const input = c.args.length > 0 ? pathRecords(c.args) : c.stdinRecords();
+  const input = c.args.length > 0 ? pathRecords(c.args, o.pattern ? { pattern: o.pattern } : {}) : c.stdinRecords();
   if (!input) throw new UsageError("No input: give files or directories, or pipe file records on stdin");
   return await runStage(c, {
     input,
@@ -123,6 +125,7 @@ export const main = defineCommand({
   configure,
   human: {
     record: (r) => (r.type === "file" ? `${r.path}` : undefined),
+    detail: true,
   },
   run,
 });

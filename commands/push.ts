@@ -1,7 +1,7 @@
 /** `rtexport push`: C-STORE files to a PACS/TPS/OIS in dependency order, resumable, in parallel. */
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
-import { checkDatabaseUrl, defineCommand, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { addDatabaseTimeoutOption, checkDatabaseUrl, defineCommand, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
 import { pathRecords } from "../lib/fs/walk.ts";
 import { type PushOutcome, pushRecords } from "../lib/push/push.ts";
 import type { RtRecord } from "../lib/records/types.ts";
@@ -47,10 +47,11 @@ export const main = defineCommand({
   peer: true,
   configure(cmd: Command) {
     cmd.argument("[paths...]", "files and directories to send (default: file records from stdin)");
-    cmd.option("--pattern <glob>", "only files whose name matches (e.g. '*.dcm')");
+    cmd.option("--pattern <glob>", "in directories given, only files whose name matches (*.dcm, RP*.dcm; case-insensitive)");
     cmd.option("--parallel <n>", "associations in parallel", parsePositiveInt, 1);
     cmd.option("--status-file <file>", "NDJSON log of acknowledged objects; objects in it are skipped on a rerun");
     cmd.option("--ledger <url>", "also record outcomes in a ledger (sqlite:FILE, postgres://…); objects it lists as pushed are skipped");
+    addDatabaseTimeoutOption(cmd);
     cmd.option("--map-machine <old=new>", "rewrite TreatmentMachineName OLD to NEW in RTPLAN and treatment records (repeatable)", collectPair);
     cmd.option(
       "--default-machine <model=name>",
@@ -65,6 +66,7 @@ export const main = defineCommand({
       const extra = p.status === "stored" ? (p.machines ? `  machines ${p.machines.join(", ")}` : "") : `  ${p.dimseStatus ?? ""} ${p.error ?? ""}`.trimEnd();
       return `${p.status.padEnd(7)} ${r.path}${extra}`;
     },
+    detail: true,
   },
   run(ctx) {
     const o = ctx.options;

@@ -3,7 +3,7 @@ import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { InvalidArgumentError, Option } from "commander";
-import { checkDatabaseUrl, defineCommand, errorMessage, parseAeTitle, parsePort, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { addDatabaseTimeoutOption, checkDatabaseUrl, defineCommand, errorMessage, parseAeTitle, parsePort, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
 import { defaultLedgerUrl } from "../lib/ledger/ledger.ts";
 import type { FileRecord, RtRecord } from "../lib/records/types.ts";
 import { type AllowEntry, parseAllowEntry, tlsFromFiles } from "../lib/net/mod.ts";
@@ -29,7 +29,7 @@ export const main = defineCommand({
   name: "retrieve",
   summary: "C-FIND and C-MOVE/C-GET from a Q/R peer, selective by plan",
   description: [
-    "Finds the patient's RTPLAN instances (optionally only those with --plan LABEL, only approved ones),",
+    "Finds the patient's approved RTPLAN instances (optionally only those with --plan LABEL; unapproved ones too with --include-unapproved),",
     "retrieves only those, reads their references and then retrieves only the referenced structure set,",
     "the image series it was drawn on, and the RTDOSEs, treatment records and RT images that reference the",
     "plan: never a whole study. C-MOVE to an in-process storage SCP by default (the peer must know",
@@ -40,7 +40,8 @@ export const main = defineCommand({
   ].join(" "),
   examples: [
     "rtexport retrieve --host pacs --port 104 --aec ORTHANC --aet RTEXPORT --move-port 11113 --patient-id 123 --out export/",
-    "rtexport retrieve --peer aria --get --patient-id 123 --plan 'Prostate' --only-approved --out export/",
+    "rtexport retrieve --peer aria --get --patient-id 123 --plan 'Prostate' --out export/",
+    "rtexport retrieve --peer aria --get --patient-id 123 --include-unapproved --out export/",
     "rtexport retrieve --peer aria --get --patient-id 123 --new-patient-id RES001 --new-patient-name Research^001 --out study/",
     "rtexport retrieve --peer remote-pacs --get --patient-id 123 --series 1.2.826.0.1.3680043.2.1125.1 --parallel 4 --out export/",
   ],
@@ -50,7 +51,8 @@ export const main = defineCommand({
     cmd.addOption(
       new Option("--plan <label>", "RT Plan Label to retrieve (repeatable; default: all plans)").argParser(collect),
     );
-    cmd.addOption(new Option("--only-approved", "only plans whose Approval Status is APPROVED"));
+    cmd.addOption(new Option("--include-unapproved", "also plans whose Approval Status is not APPROVED (an explicit authorization; default: approved plans only)"));
+    cmd.addOption(new Option("--only-approved", "only plans whose Approval Status is APPROVED (the default; kept for scripts)"));
     cmd.addOption(
       new Option("--series <uid>", "retrieve this whole series of the patient instead of plans (repeatable)").argParser(
         collect,
@@ -86,6 +88,7 @@ export const main = defineCommand({
     );
     cmd.addOption(new Option("--out <dir>", "output folder").makeOptionMandatory());
     cmd.addOption(new Option("--ledger <url>", "ledger database (default: sqlite:<out>/.rtexport/ledger.sqlite)"));
+    addDatabaseTimeoutOption(cmd);
     cmd.addOption(
       new Option(
         "--anonymize",
@@ -105,6 +108,7 @@ export const main = defineCommand({
       if (r.type === "retrieve-summary") return undefined; // already on stderr
       return JSON.stringify(r);
     },
+    detail: true,
   },
   async run(ctx) {
     const o = ctx.options;
@@ -117,9 +121,10 @@ export const main = defineCommand({
     if (!o.get && tls && !(tls.cert && tls.key)) {
       throw new UsageError("C-MOVE with --tls receives over TLS: give --cert and --key for the receiving SCP, or use --get");
     }
-    if (o.series && (o.plan || o.onlyApproved)) {
-      throw new UsageError("--series cannot be combined with --plan or --only-approved");
+    if (o.series && (o.plan || o.onlyApproved || o.includeUnapproved)) {
+      throw new UsageError("--series cannot be combined with --plan, --include-unapproved or --only-approved");
     }
+    if (o.onlyApproved && o.includeUnapproved) throw new UsageError("Give either --include-unapproved or --only-approved, not both");
     checkDatabaseUrl(o.ledger);
     const out = resolve(ctx.io.cwd, o.out as string);
     try {
@@ -148,7 +153,7 @@ export const main = defineCommand({
         peer: ctx.peer!,
         patientId: o.patientId,
         plans: o.plan,
-        onlyApproved: o.onlyApproved === true,
+        includeUnapproved: o.includeUnapproved === true,
         series: o.series,
         get: o.get === true,
         moveAet: o.moveAet,
