@@ -1,92 +1,32 @@
 /** `rtexport anonymize`: de-identify DICOM files per PS3.15 Annex E, keeping RT references intact. */
 import { type Command, Option } from "commander";
+import { addAnonymizeOptions, anonymizeOptionsFrom } from "../cli/anonymize_options.ts";
 import { addDatabaseTimeoutOption, checkDatabaseUrl, type CommandContext, defineCommand, runMain, runStage, UsageError } from "../cli/mod.ts";
-import type { AnonymizeOptions, PatientIdentity } from "../lib/anonymize/anonymize.ts";
-import { KeyError, resolveAnonymizationKey } from "../lib/anonymize/key.ts";
-import { readPatientMap } from "../lib/anonymize/patient_map.ts";
-import { readProfileCsv } from "../lib/anonymize/profile.ts";
 import { anonymizeRecords } from "../lib/anonymize/stage.ts";
 import { pathRecords } from "../lib/fs/walk.ts";
 
+const OPTION_SPEC = { keyFlags: "key" } as const;
+
 function configure(cmd: Command): void {
   cmd.argument("[path...]", "DICOM files or directories (default: file records on stdin)");
-  const id = "Identity and key:";
   const out = "Output:";
-  const opt = "Profile options (PS3.15 E.3), combinable:";
   const add = (group: string, o: Option) => cmd.addOption(o.helpGroup(group));
-  add(id, new Option("-k, --key <secret>", "secret for UIDs, pseudonyms and date shifts (16+ bytes; prefer --key-file or RTEXPORT_KEY)"));
-  add(id, new Option("--key-file <file>", "read the secret from a file (trailing newline ignored)"));
-  add(id, new Option("--new-patient-id <id>", "Patient ID for every patient not in --map"));
-  add(id, new Option("--new-patient-name <name>", "Patient's Name (DICOM PN, e.g. Study^Subject 7) for every patient not in --map"));
-  add(id, new Option("--map <file.csv>", "patient map: old id,new id[,new name] per line"));
-  add(id, new Option("--write-map <file.csv>", "write the mapping used (PHI: store it safely)"));
+  addAnonymizeOptions(cmd, OPTION_SPEC);
+  add(out, new Option("--write-map <file.csv>", "write the mapping used (PHI: store it safely)"));
   add(out, new Option("-o, --out <dir>", "output directory"));
   add(out, new Option("--in-place", "overwrite the input files instead of writing to --out"));
   add(out, new Option("--pattern <glob>", "in directories given, only files whose name matches (*.dcm, RP*.dcm; case-insensitive)"));
-  add(out, new Option("--concurrency <n>", "files in flight at once (reads and writes overlap with work on others)").default("4"));
+  // Accepted for scripts written for the pipelined writer; files are now written one at a time (faster, measured).
+  add(out, new Option("--concurrency <n>", "no effect: files are anonymized and written one at a time").default("1").hideHelp());
   add(out, new Option("--layout <layout>", "uid: <patient>/<series UID>/<SOP UID>.dcm; mirror: input paths (may carry PHI)").choices(["uid", "mirror"]).default("uid"));
-  add(out, new Option("--ledger <url>", "record each file's outcome in a ledger (sqlite:FILE, postgres://…); it lists input paths"));
+  add(out, new Option("--ledger <url>", "record each file's outcome in a ledger (sqlite:FILE, postgres://…; keep it outside --out: it lists input paths); a rerun with it skips files already done"));
+  add(out, new Option("--force", "with --ledger: anonymize every file again, also those an earlier run wrote"));
   addDatabaseTimeoutOption(cmd);
-  add(opt, new Option("--retain-safe-private", "keep private attributes on the safe-private list (113111)"));
-  add(opt, new Option("--retain-uids", "keep UIDs as they are (113110)"));
-  add(opt, new Option("--retain-device-identity", "keep station names, serial numbers, machine names (113109)"));
-  add(opt, new Option("--retain-institution-identity", "keep institution names and addresses (113112)"));
-  add(opt, new Option("--retain-patient-characteristics", "keep age, sex, size, weight… (113108)"));
-  add(opt, new Option("--retain-dates <how>", "keep dates: full (113106) or modified, shifted per patient (113107)").choices(["full", "modified"]));
-  add(opt, new Option("--clean-descriptors", "keep descriptions, labels and ROI names, with identifying values removed (113105)"));
-  add(opt, new Option("--clean-structured-content", "keep structured content, cleaned (113104)"));
-  add(opt, new Option("--clean-graphics", "keep curves, overlays and graphic annotations, cleaned (113103)"));
-  add(opt, new Option("--profile <file.csv>", "rows tag,action[,private creator] that add to or override Table E.1-1"));
-  add(opt, new Option("--allow-burned-in", "anonymize objects whose pixels may show identifying text (header only)"));
-  add(opt, new Option("--no-scrub", "do not remove identifying values copied into kept free text"));
-}
-
-function readKey(o: Record<string, unknown>): string | Uint8Array {
-  try {
-    return resolveAnonymizationKey(o);
-  } catch (e) {
-    if (e instanceof KeyError) throw new UsageError(e.message);
-    throw e;
-  }
-}
-
-// deno-lint-ignore no-explicit-any -- commander option values
-function buildOptions(o: Record<string, any>): AnonymizeOptions {
-  const key = readKey(o);
-  let patientMap: Map<string, PatientIdentity> | undefined;
-  let profile;
-  try {
-    if (o.map) patientMap = readPatientMap(o.map);
-    if (o.profile) profile = readProfileCsv(o.profile);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  if (o.newPatientId !== undefined && (o.newPatientId === "" || o.newPatientId.length > 64)) {
-    throw new UsageError(`Invalid value for --new-patient-id: "${o.newPatientId}" (1 to 64 characters)`);
-  }
-  return {
-    key,
-    profile,
-    patientMap,
-    newPatientId: o.newPatientId,
-    newPatientName: o.newPatientName,
-    allowBurnedIn: o.allowBurnedIn === true,
-    scrubIdentifiers: o.scrub !== false,
-    retainSafePrivate: o.retainSafePrivate === true,
-    retainUids: o.retainUids === true,
-    retainDeviceIdentity: o.retainDeviceIdentity === true,
-    retainInstitutionIdentity: o.retainInstitutionIdentity === true,
-    retainPatientCharacteristics: o.retainPatientCharacteristics === true,
-    retainLongitudinal: o.retainDates,
-    cleanDescriptors: o.cleanDescriptors === true,
-    cleanStructuredContent: o.cleanStructuredContent === true,
-    cleanGraphics: o.cleanGraphics === true,
-  };
 }
 
 async function run(c: CommandContext): Promise<number> {
   const o = c.options;
-  const options = buildOptions(o);
+  const options = await anonymizeOptionsFrom(o, OPTION_SPEC);
   if (o.inPlace && o.out) throw new UsageError("Give either --out or --in-place, not both");
   if (!o.inPlace && !o.out) throw new UsageError("An output directory is required: give --out DIR (or --in-place to overwrite the inputs)");
   if (o.inPlace && o.layout !== "uid" && c.optionSource("layout") === "cli") throw new UsageError("--layout has no effect with --in-place");
@@ -100,7 +40,7 @@ async function run(c: CommandContext): Promise<number> {
   return await runStage(c, {
     input,
     stage: anonymizeRecords,
-    options: { ...options, out: o.out, inPlace: o.inPlace === true, layout: o.layout, roots: c.args, concurrency, writeMap: o.writeMap },
+    options: { ...options, out: o.out, inPlace: o.inPlace === true, layout: o.layout, roots: c.args, concurrency, writeMap: o.writeMap, force: o.force === true },
     ledger: o.ledger,
     verb: "anonymize",
   });
@@ -120,6 +60,7 @@ export const main = defineCommand({
   examples: [
     "rtexport anonymize --key-file site.key --out anon/ export/Smith_John_123/",
     "rtexport anonymize --key-file site.key --out anon/ --retain-dates modified --clean-descriptors --map ids.csv in/",
+    "rtexport anonymize --key-file site.key --out anon/ --preset rt-research -v in/",
     "rtexport list-patients … | rtexport export-plan … | rtexport anonymize --key-file site.key --out anon/ | rtexport push …",
   ],
   configure,

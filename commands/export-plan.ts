@@ -1,15 +1,73 @@
 /** `rtexport export-plan`: each plan with everything it references into the per-patient/per-plan tree. */
+import { rmSync } from "node:fs";
 import { join, resolve } from "node:path";
+import process from "node:process";
+import { addAnonymizeOptions, type AnonymizeOptionSpec, anonymizeOptionsFrom, anonymizeOptionsGiven } from "../cli/anonymize_options.ts";
 import { addDatabaseTimeoutOption, checkDatabaseUrl, defineCommand, errorMessage, ExitCode, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
+import type { AnonymizeOptions } from "../lib/anonymize/anonymize.ts";
+import { removeStale } from "../lib/fs/stale.ts";
 import { DEFAULT_MOVE_PORT } from "../lib/export/dicom_source.ts";
 import { exportPlans } from "../lib/export/export.ts";
 import { cleanStaging } from "../lib/export/staging.ts";
-import { DEFAULT_ITEMS, ITEMS, parseItems } from "../lib/layout/tree.ts";
+import { DEFAULT_ITEMS, type Item, ITEMS, parseItems } from "../lib/layout/tree.ts";
 import { defaultJournalDirs } from "../lib/ledger/journal.ts";
 import { defaultLedgerUrl } from "../lib/ledger/ledger.ts";
 import type { FileRecord, RtRecord } from "../lib/records/types.ts";
+import type { StageOptions } from "../lib/stage/stage.ts";
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** The de-identification options, as `anonymize` has them; the key flags are --anonymize-key* (--key is TLS's). */
+const ANONYMIZE_OPTIONS: AnonymizeOptionSpec = { keyFlags: "anonymize-key", headingPrefix: "With --anonymize, " };
+
+/** Items that are DICOM: the only ones de-identification can write (a PDF or a plan file could carry anything). */
+const DICOM_ITEMS: readonly Item[] = ["patient-dicom", "rt-objects"];
+
+/**
+ * The tree files an object shared by plans (a structure set, a registration) in each plan's
+ * folder; de-identified and named by its UID it is one file: the copies after the first (same
+ * SOP Instance UID, same bytes) are left out. A different object with the same UID goes on, and
+ * the anonymize stage reports the clash.
+ */
+async function* once(records: AsyncIterable<RtRecord>): AsyncGenerator<RtRecord> {
+  const seen = new Map<string, unknown>();
+  for await (const r of records) {
+    if (r.type === "file" && typeof r.sopInstanceUid === "string") {
+      if (seen.has(r.sopInstanceUid) && seen.get(r.sopInstanceUid) === r.sha256 && r.sha256 !== undefined) continue;
+      if (!seen.has(r.sopInstanceUid)) seen.set(r.sopInstanceUid, r.sha256);
+    }
+    yield r;
+  }
+}
+
+/**
+ * export-plan --anonymize: the export runs into a private staging folder under --out (objects
+ * from a peer are staged there too) and the anonymize stage writes only de-identified copies
+ * under --out (uid layout: no name, ID or folder name of the source in any path); patient and
+ * plan records leave with the new identity. The staging folder goes when the run ends, and a
+ * killed run's at the next start.
+ */
+function exportAnonymized(
+  exportOptions: Parameters<typeof exportPlans>[1] & { out: string }, anonymize: AnonymizeOptions,
+) {
+  return async function* (input: AsyncIterable<RtRecord>, stage: StageOptions): AsyncGenerator<RtRecord> {
+    const { anonymizeRecords } = await import("../lib/anonymize/stage.ts");
+    const out = exportOptions.out;
+    const work = join(out, ".rtexport");
+    removeStale(work, /^export-staging-(\d+)$/);
+    const staging = join(work, `export-staging-${process.pid}`);
+    try {
+      // The export's ledger rows would name the patients' folders: only the anonymized outputs are recorded.
+      const exported = exportPlans(input, {
+        ...exportOptions, out: staging, retrieve: exportOptions.retrieve && { ...exportOptions.retrieve, staging: join(staging, ".peer") },
+        signal: stage.signal, onEvent: stage.onEvent,
+      });
+      yield* anonymizeRecords(once(exported), { ...anonymize, ...stage, out, layout: "uid" });
+    } finally {
+      rmSync(staging, { recursive: true, force: true });
+    }
+  };
+}
 
 export const main = defineCommand({
   name: "export-plan",
@@ -31,6 +89,7 @@ export const main = defineCommand({
     "rtexport list-patients --from dicom --peer aria | rtexport export-plan --peer aria --get --workers 4 --out export",
     "rtexport list-patients --from catalog --db sqlite:catalog.db | rtexport export-plan --out /mnt/shared/export --ledger postgres://rtx@db/migration  # on every machine",
     "rtexport list-patients --from catalog --db sqlite:catalog.db | rtexport export-plan --out export --verify",
+    "rtexport list-patients --from catalog --db sqlite:catalog.db --vault vault | rtexport export-plan --out research --anonymize --anonymize-key-file site.key --preset rt-research",
   ],
   configure(cmd) {
     cmd.option("--out <dir>", "write the tree here (default: only resolve, for copy-files)");
@@ -49,6 +108,11 @@ export const main = defineCommand({
     cmd.option("--get", "with a DICOM peer: retrieve by C-GET (default C-MOVE to an in-process receiver)");
     cmd.option("--move-aet <ae>", "with a DICOM peer: C-MOVE destination AE title (default: the calling AE title)");
     cmd.option("--move-port <port>", "with a DICOM peer: port of the C-MOVE receiver", parsePositiveInt, DEFAULT_MOVE_PORT);
+    cmd.option(
+      "--anonymize",
+      "write only de-identified copies under --out (PS3.15 Annex E, keyed UIDs, uid layout; the options below, as `anonymize` takes them); DICOM items only; one worker; no ledger unless --ledger (outside --out)",
+    );
+    addAnonymizeOptions(cmd, ANONYMIZE_OPTIONS);
   },
   human: {
     record(r: RtRecord) {
@@ -65,6 +129,15 @@ export const main = defineCommand({
     } catch (e) {
       throw new UsageError(errorMessage(e));
     }
+    const stray = o.anonymize ? undefined : anonymizeOptionsGiven(o, ANONYMIZE_OPTIONS);
+    if (stray) throw new UsageError(`${stray} and the other de-identification options go with --anonymize`);
+    if (o.anonymize) {
+      if (!o.out) throw new UsageError("--anonymize needs --out: the de-identified copies are written there");
+      if (o.workers > 1) throw new UsageError("--anonymize runs one worker (--workers 1)");
+      const other = o.items ? items.filter((i) => !DICOM_ITEMS.includes(i)) : [];
+      if (other.length > 0) throw new UsageError(`--anonymize writes DICOM only: ${other.join(", ")} cannot be de-identified (leave them out of --items)`);
+      items = items.filter((i) => DICOM_ITEMS.includes(i));
+    }
     checkDatabaseUrl(o.db);
     checkDatabaseUrl(o.ledger);
     const input = ctx.stdinRecords();
@@ -72,6 +145,19 @@ export const main = defineCommand({
     const out = o.out ? resolve(ctx.io.cwd, o.out) : undefined;
     const workers: number = o.workers;
     const peer = ctx.peer?.host ? ctx.peer : undefined;
+    if (o.anonymize) {
+      const anonymize = await anonymizeOptionsFrom(o, ANONYMIZE_OPTIONS);
+      return await runStage(ctx, {
+        input,
+        stage: exportAnonymized({
+          out: out!, items, includeUnapproved: !!o.includeUnapproved, db: o.db, vault: o.vault, parallel: o.parallel, peer,
+          retrieve: { mode: o.get ? "get" : "move", moveAet: o.moveAet, movePort: o.movePort },
+        }, anonymize),
+        options: {},
+        ledger: o.ledger,
+        verb: "export",
+      });
+    }
     if (peer && !o.get && workers > 1) {
       throw new UsageError("--workers above 1 with a DICOM peer needs --get: C-MOVE sends every worker's objects to one receiver port");
     }

@@ -103,14 +103,16 @@ function hasInitdb() {
   }
 }
 
-// wine64 runs the Windows binary in tests/windows_test.ts (the test makes its own Wine prefix).
-const DEBIAN_PACKAGES = ["dcmtk", "orthanc", "dicom3tools", "python3-pydicom", "libgdcm-tools", "postgresql", "wine64"];
+// wine64 runs the Windows binary in tests/windows_test.ts (the test makes its own Wine prefix);
+// time (GNU time, /usr/bin/time) measures a run's peak RSS in tests/anonymize_stream_test.ts.
+const DEBIAN_PACKAGES = ["dcmtk", "orthanc", "dicom3tools", "python3-pydicom", "libgdcm-tools", "postgresql", "wine64", "time"];
 
 function missingDebianTools() {
   const missing = ["dcmdump", "storescp", "Orthanc", "dciodvfy", "gdcmanon", "pg_ctlcluster"].filter((t) => !onPath(t));
   if (!hasInitdb()) missing.push("initdb");
   // Debian's wine64 has no command on PATH without the `wine` package: its loader is here.
   if (!existsSync("/usr/lib/wine/wine64")) missing.push("wine64");
+  if (!existsSync("/usr/bin/time")) missing.push("time");
   const pydicom = spawnSync("/usr/bin/python3", ["-c", "import pydicom"], { stdio: "ignore" });
   if (pydicom.status !== 0) missing.push("pydicom");
   return missing;

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { main } from "../commands/anonymize.ts";
 import {
   anonymizeDataSet, anonymizeToParts, createAnonymizeContext, encodeParts, parseProfileCsv, ProfileError, resolveCombined,
-  resolveProfile,
+  resolveProfile, SUPPLEMENT_ROWS,
 } from "../lib/anonymize/mod.ts";
 import { DataSet, textElement } from "../lib/dicom/dataset.ts";
 import { parseDicom, readDicomFile } from "../lib/dicom/reader.ts";
@@ -595,7 +595,8 @@ describe("anonymizeDataSet: profile details", () => {
 
   it("carries every row of Table E.1-1 and applies options to it", () => {
     const basic = resolveProfile({});
-    assert.equal(basic.byTag.size + 4, 621); // 617 tags + curves, overlay data, overlay comments, private
+    // 617 tags + curves, overlay data, overlay comments, private; and rtexport's supplement rows
+    assert.equal(basic.byTag.size + 4, 621 + SUPPLEMENT_ROWS.length);
     assert.equal(basic.byTag.get(0x00100010), "Z");
     assert.equal(basic.byTag.get(0x00080018), "U");
     assert.equal(basic.privateDefault, "X");
@@ -682,24 +683,36 @@ describe("anonymizeDataSet: profile details", () => {
   });
 
   it("keeps overlays with --clean-graphics and structured content with --clean-structured-content, cleaned", () => {
-    const ds = sample();
-    const item = new DataSet();
-    putText(item, 0x0040a123, "PN", "Doe^Jane"); // Person Name in an SR content item: D
-    putText(item, 0x0040a160, "UT", "Seen by Dr Physician for MRN12345"); // Text Value
-    ds.set({ tag: 0x0040a730, vr: "SQ", items: [item], offset: 0, length: 0 }); // Content Sequence: D, C with the option
-    const plain = sample();
-    plain.set({ tag: 0x0040a730, vr: "SQ", items: [item], offset: 0, length: 0 });
+    const withContent = (sopClass: string) => {
+      const ds = sample();
+      putText(ds, 0x00080016, "UI", sopClass);
+      const item = new DataSet();
+      putText(item, 0x0040a123, "PN", "Doe^Jane"); // Person Name in an SR content item: D
+      putText(item, 0x0040a160, "UT", "Seen by Dr Physician for MRN12345"); // Text Value
+      ds.set({ tag: 0x0040a730, vr: "SQ", items: [item], offset: 0, length: 0 }); // Content Sequence: D, C with the option
+      return ds;
+    };
     const ctx = createAnonymizeContext({ key: KEY, cleanGraphics: true, cleanStructuredContent: true });
-    anonymizeDataSet(ds, ctx.options, ctx);
-    assert.equal(ds.items(0x60003000).length, 0);
-    assert.equal(ds.get(0x60003000)?.value?.length, 32); // overlay data kept
-    assert.equal(ds.has(0x60000010), true);
-    assert.equal(ds.has(0x50000005), true); // curve kept
-    const content = ds.items(0x0040a730)[0];
+    const sr = withContent("1.2.840.10008.5.1.4.1.1.88.33"); // Comprehensive SR: the content is the document
+    anonymizeDataSet(sr, ctx.options, ctx);
+    assert.equal(sr.items(0x60003000).length, 0);
+    assert.equal(sr.get(0x60003000)?.value?.length, 32); // overlay data kept
+    assert.equal(sr.has(0x60000010), true);
+    assert.equal(sr.has(0x50000005), true); // curve kept
+    const content = sr.items(0x0040a730)[0];
     assert.equal(content.string(0x0040a123), "ANONYMIZED");
     assert.equal(content.string(0x0040a160), "Seen by Dr ANON for ANON");
-    const codes = ds.items("DeidentificationMethodCodeSequence").map((i) => i.string("CodeValue"));
+    const codes = sr.items("DeidentificationMethodCodeSequence").map((i) => i.string("CodeValue"));
     assert.deepEqual(codes, ["113100", "113103", "113104"]);
+    // In a CT the Content Sequence is Type 3 and nobody's document: removed, whatever the options.
+    const ct = withContent("1.2.840.10008.5.1.4.1.1.2");
+    anonymizeDataSet(ct, ctx.options, ctx);
+    assert.equal(ct.has(0x0040a730), false);
+    // Without the option an SR keeps its structure; its free text becomes a dummy.
+    const plain = withContent("1.2.840.10008.5.1.4.1.1.88.33");
+    const basic = createAnonymizeContext({ key: KEY });
+    anonymizeDataSet(plain, basic.options, basic);
+    assert.equal(plain.items(0x0040a730)[0].string(0x0040a160), "ANONYMIZED");
   });
 
   it("anonymizes a data set received over the network into file bytes (for retrieve --anonymize)", () => {

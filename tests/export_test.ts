@@ -351,9 +351,8 @@ describe("DICOM sources", () => {
   const planDicom = (root: string) => {
     const m = new Map<string, string>();
     for (const k of treeHashes(root).keys()) {
-      // Selective retrieval follows what references the plan; registrations reference its images
-      // instead, and are left to patient-level retrieval (a documented difference).
-      if (!/^[^/]+\/[^/]+\/DICOM\//.test(k) || /\/REG_/.test(k)) continue;
+      // Registrations come with the plan whose images they register, as from a folder.
+      if (!/^[^/]+\/[^/]+\/DICOM\//.test(k)) continue;
       // …and values, not bytes: a peer may send an implicit VR file as explicit VR.
       m.set(k, createHash("sha256").update(canonical(readDicomFile(join(root, k), { full: true }).dataset)).digest("hex"));
     }

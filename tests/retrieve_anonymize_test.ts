@@ -44,7 +44,9 @@ test("retrieve --anonymize writes only de-identified objects, with the plan's tr
   const r = await sh(`"\${RT[@]}" retrieve --host 127.0.0.1 --port ${port} --called-aet ${aet} --get --patient-id ${p.patientId} --plan '${plan.label}' --anonymize --anonymize-key ${KEY} --new-patient-id RES-001 --out '${out}'`);
   assert.equal(r.status, 0, r.stderr);
   const files = records(r.stdout).filter((x) => x.type === "file");
-  const expected = 1 + 1 + plan.doses.length + plan.records.length + plan.rtImages.length + plan.imageSeries.reduce((n, s) => n + s.count, 0);
+  // The plan, its structure set, doses, records, RT images, CT; the registration and the MR it registers.
+  const expected = 1 + 1 + plan.doses.length + plan.records.length + plan.rtImages.length + plan.imageSeries.reduce((n, s) => n + s.count, 0) +
+    plan.registrations.length + p.unreferenced.reduce((n, u) => n + u.count, 0);
   assert.equal(files.length, expected);
   assert.ok(files.every((f) => f.patientId === "RES-001" && f.path.startsWith(out)));
   // No identifying value of the source anywhere under --out (staging included: it is gone).
@@ -106,4 +108,23 @@ test("retrieve --anonymize without a key is a usage error; a key without --anony
   const stray = await sh(`"\${RT[@]}" retrieve --host 127.0.0.1 --port ${port} --called-aet ${aet} --get --patient-id ${p.patientId} --anonymize-key ${KEY} --out '${join(dir, "y")}'`);
   assert.equal(stray.status, 2);
   assert.match(stray.stderr, /go with --anonymize/);
+});
+
+test("retrieve --anonymize takes anonymize's options: --preset rt-research keeps the plan's label and machines, shifts its dates", async () => {
+  const p = manifest.patients[0];
+  const plan = p.plans.find((x) => x.approval === "APPROVED")!;
+  const out = join(dir, "preset");
+  const r = await sh(`"\${RT[@]}" retrieve --host 127.0.0.1 --port ${port} --called-aet ${aet} --get --patient-id ${p.patientId} --plan '${plan.label}' --anonymize --anonymize-key ${KEY} --preset rt-research --out '${out}'`);
+  assert.equal(r.status, 0, r.stderr);
+  const rp = records(r.stdout).find((x) => x.type === "file" && x.modality === "RTPLAN")!;
+  const { readDicomFile } = await import("../lib/dicom/reader.ts");
+  const ds = readDicomFile(rp.path).dataset;
+  assert.equal(ds.string("RTPlanLabel"), plan.label); // clean descriptors: kept (it holds no identifier)
+  assert.ok(ds.items("BeamSequence").every((b) => (b.string("TreatmentMachineName") ?? "") !== ""), "machine names kept");
+  const codes = ds.items("DeidentificationMethodCodeSequence").map((i) => i.string("CodeValue"));
+  assert.deepEqual(codes, ["113100", "113105", "113107", "113109", "113111"]);
+  assert.equal(ds.string("LongitudinalTemporalInformationModified"), "MODIFIED");
+  const bad = await sh(`"\${RT[@]}" retrieve --host 127.0.0.1 --port ${port} --called-aet ${aet} --get --patient-id ${p.patientId} --preset rt-research --out '${join(dir, "z")}'`);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--preset and the other de-identification options go with --anonymize/);
 });

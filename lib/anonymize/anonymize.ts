@@ -5,13 +5,15 @@
  * resolve after anonymization.
  */
 import { DataSet, type DicomElement, padValue } from "../dicom/dataset.ts";
-import { dictionaryVr } from "../dicom/dictionary.ts";
-import type { Tag } from "../dicom/tag.ts";
+import { dictionaryVr, lookupTag } from "../dicom/dictionary.ts";
+import { privateVr } from "../dicom/private_dictionary.ts";
+import { formatTag, type Tag } from "../dicom/tag.ts";
 import { CHARSET_VRS, STRING_VRS } from "../dicom/vr.ts";
-import { resolveCombined } from "./iod_types.ts";
-import { keyBytes, keyedDateShiftDays, keyedPseudonym, keyedUid, shiftDate } from "./keyed.ts";
+import { attributeType, isStructuredReport, resolveCombined } from "./iod_types.ts";
+import { keyBytes, keyedDateShiftDays, keyedPseudonym, keyedUid, shiftDateValue } from "./keyed.ts";
 import { type Action, privateKey, type ProfileOptions, type ProfileOverride, type ResolvedProfile, resolveProfile } from "./profile.ts";
-import { SAFE_PRIVATE_KEYS } from "./safe_private.ts";
+import { SAFE_PRIVATE_VRS, safePrivateKeeps } from "./safe_private.ts";
+import { buildScrubber, type ReplacementKind, type Scrubber } from "./scrub.ts";
 
 /** A new identity for a patient. */
 export interface PatientIdentity {
@@ -49,6 +51,19 @@ export class BurnedInAnnotationError extends Error {
   }
 }
 
+/**
+ * One change made beyond the table's actions, for the user to review (`-v`): identifiers removed
+ * from kept free text, or a date value emptied because it could not be shifted. Says where and
+ * what kind, never the value (that is PHI).
+ */
+export interface Replacement {
+  /** The attribute, with the sequence items above it: `(3006,0020)[2]/(3006,0026) ROIName`. */
+  where: string;
+  kind: ReplacementKind | "date";
+  /** How many identifiers were replaced in the value (1 for an emptied date). */
+  count: number;
+}
+
 /** What anonymization produced for one data set: the values a `file` record needs. */
 export interface AnonymizedIds {
   sopClassUid?: string;
@@ -60,6 +75,8 @@ export interface AnonymizedIds {
   patientName: string;
   /** The patient ID before anonymization (PHI: never log it). */
   originalPatientId: string;
+  /** Identifiers removed from kept free text and dates emptied, in data set order. */
+  replacements: Replacement[];
 }
 
 /**
@@ -187,9 +204,16 @@ export function methodCodes(o: ProfileOptions): [string, string][] {
 interface Job {
   ctx: AnonymizeContext;
   sopClassUid: string | undefined;
+  /** An SR document: its Content Sequence is the document (Type 1); elsewhere it is Type 3. */
+  structured: boolean;
   shiftDays: number | undefined;
-  scrub: RegExp | undefined;
+  scrub: Scrubber | undefined;
   keepUids: boolean;
+  /** Inside a sequence whose action is D: free text is replaced by a dummy, not scrubbed. */
+  dummyText: boolean;
+  /** Sequence items above the current data set, for reports: `(3006,0020)[2]`. */
+  path: string[];
+  replacements: Replacement[];
 }
 
 /**
@@ -219,12 +243,19 @@ export function anonymizeDataSet(ds: DataSet, options: AnonymizeOptions, context
   const originalPatientId = ds.string(PATIENT_ID) ?? "";
   const identity = ctx.patient(originalPatientId);
   const o = ctx.options;
+  const keepUids = !!o.retainUids;
   const job: Job = {
     ctx,
     sopClassUid,
     shiftDays: o.retainLongitudinal === "modified" ? ctx.dateShift(originalPatientId) : undefined,
-    scrub: o.scrubIdentifiers === false ? undefined : scrubPattern(ds, o),
-    keepUids: !!o.retainUids,
+    structured: isStructuredReport(sopClassUid),
+    // Collected from the whole data set before anything changes: an ID in a sequence that is
+    // removed (Other Patient IDs Sequence) must still be found where it was copied.
+    scrub: o.scrubIdentifiers === false ? undefined : buildScrubber(ds, o, keepUids ? undefined : (u) => ctx.uid(u)),
+    keepUids,
+    dummyText: false,
+    path: [],
+    replacements: [],
   };
   processDataSet(ds, job);
 
@@ -256,6 +287,7 @@ export function anonymizeDataSet(ds: DataSet, options: AnonymizeOptions, context
     patientId: identity.id,
     patientName: identity.name ?? identity.id,
     originalPatientId,
+    replacements: job.replacements,
   };
 }
 
@@ -275,7 +307,7 @@ function processDataSet(ds: DataSet, job: Job): void {
     let action: Action | undefined;
     if ((group & 1) === 1) {
       if (elem >= 0x0010 && elem <= 0x00ff) { creators.push(el); continue; }
-      action = privateAction(ds, tag, profile);
+      action = privateAction(ds, el, profile);
       if (action !== "X") (privateKept ??= new Set()).add(((group << 16) | (elem >>> 8)) >>> 0);
     } else if (group >= 0x5000 && group <= 0x501e) {
       action = profile.curves;
@@ -300,23 +332,45 @@ function processDataSet(ds: DataSet, job: Job): void {
   }
 }
 
-function privateAction(ds: DataSet, tag: Tag, profile: ResolvedProfile): Action {
-  const group = tag >>> 16;
-  const elem = tag & 0xffff;
-  const block = elem >>> 8;
-  const creator = block >= 0x10 ? ds.string(((group << 16) | block) >>> 0) : undefined;
+function creatorOf(ds: DataSet, tag: Tag): string | undefined {
+  const block = (tag & 0xffff) >>> 8;
+  return block >= 0x10 ? ds.string((((tag >>> 16) << 16) | block) >>> 0) : undefined;
+}
+
+function privateAction(ds: DataSet, el: DicomElement, profile: ResolvedProfile): Action {
+  const tag = el.tag;
+  const creator = creatorOf(ds, tag);
   if (creator !== undefined) {
-    const key = privateKey(creator, group, elem & 0xff);
+    const key = privateKey(creator, tag >>> 16, tag & 0xff);
     const user = profile.privateOverrides.get(key);
     if (user) return user;
-    if (profile.privateDefault === "C") return SAFE_PRIVATE_KEYS.has(key) ? "K" : "X";
+    if (profile.privateDefault === "C") {
+      // Safe private: listed, and holding a number (a listed slot holding text is removed).
+      const listed = SAFE_PRIVATE_VRS.get(key);
+      if (listed === undefined || !safePrivateKeeps(listed, el.vr)) return "X";
+      const vr = el.vr === "UN" ? listed : el.vr;
+      if (el.value && !looksLike(vr, el.value)) return "X";
+      return vr === "UI" ? "U" : "K";
+    }
   }
   return profile.privateDefault === "C" ? "X" : profile.privateDefault;
 }
 
+/** A number or UID written as text holds only what its VR allows (a listed slot reused for text does not). */
+function looksLike(vr: string, value: Uint8Array): boolean {
+  const allowed = vr === "IS" || vr === "DS" ? /^[0-9+\-.eE \\\0]*$/ : vr === "UI" ? /^[0-9.\\\0 ]*$/ : undefined;
+  return allowed === undefined || allowed.test(latin1(value));
+}
+
+const CONTENT_SEQUENCE = 0x0040a730;
+
 function applyAction(ds: DataSet, el: DicomElement, action: Action | undefined, job: Job): void {
   let a: Action | undefined = action;
   if (a !== undefined && a.includes("/")) a = resolveCombined(a, el.tag, job.sopClassUid);
+  // Outside an SR document the Content Sequence is Type 3 and nobody's report: removed whatever
+  // the options (Clean Structured Content is about documents), not kept with another patient's
+  // name and MRN in its text values.
+  if (el.tag === CONTENT_SEQUENCE && !job.structured && a !== "K") a = "X";
   switch (a) {
     case "X":
       ds.elements.delete(el.tag);
@@ -327,56 +381,112 @@ function applyAction(ds: DataSet, el: DicomElement, action: Action | undefined, 
       el.fragments = undefined;
       return;
     case "D":
-      if (el.items) { for (const item of el.items) processDataSet(item, job); return; }
-      setDummy(el, job);
+      if (el.items) {
+        processItems(el, job, true);
+        return;
+      }
+      setDummy(ds, el, job);
       return;
     case "K":
-      if (el.items) for (const item of el.items) processDataSet(item, job);
+      if (el.items) { processItems(el, job, job.dummyText); return; }
+      // Kept by an option (device identity keeps calibration dates, …): under modified dates a
+      // date is still shifted, or the unshifted one would give the patient's offset away.
+      if (job.shiftDays !== undefined && isDateVr(effectiveVr(ds, el))) shiftDates(ds, el, job);
       return;
     case "U":
-      if (el.items) { for (const item of el.items) processDataSet(item, job); return; }
-      if (!job.keepUids) remapUids(el, job);
+      if (el.items) { processItems(el, job, job.dummyText); return; }
+      if (!job.keepUids) remapUids(ds, el, job);
       return;
     case "C":
     case undefined:
       // Clean, or an attribute Table E.1-1 does not list: kept, with UIDs remapped, dates shifted
       // (modified-dates option) and copied identifying values removed from its text.
-      if (el.items) { for (const item of el.items) processDataSet(item, job); return; }
+      if (el.items) { processItems(el, job, job.dummyText); return; }
       cleanValue(ds, el, job);
       return;
   }
 }
 
-function effectiveVr(el: DicomElement): string {
-  if (el.vr !== "UN") return el.vr;
-  return (el.tag >>> 16) & 1 ? "UN" : dictionaryVr(el.tag);
+function processItems(el: DicomElement, job: Job, dummyText: boolean): void {
+  const outer = job.dummyText;
+  job.dummyText = dummyText;
+  const items = el.items!;
+  for (let i = 0; i < items.length; i++) {
+    job.path.push(`${formatTag(el.tag)}[${i}]`);
+    processDataSet(items[i], job);
+    job.path.pop();
+  }
+  job.dummyText = outer;
 }
+
+function isDateVr(vr: string): boolean {
+  return vr === "DA" || vr === "DT";
+}
+
+function note(job: Job, tag: Tag, kind: Replacement["kind"], count: number): void {
+  const keyword = lookupTag(tag)?.keyword;
+  job.replacements.push({ where: [...job.path, formatTag(tag) + (keyword ? ` ${keyword}` : "")].join("/"), kind, count });
+}
+
+function effectiveVr(ds: DataSet, el: DicomElement): string {
+  if (el.vr !== "UN") return el.vr;
+  if (((el.tag >>> 16) & 1) === 0) return dictionaryVr(el.tag);
+  const creator = creatorOf(ds, el.tag);
+  return (creator !== undefined ? privateVr(creator, el.tag) : undefined) ?? "UN";
+}
+
+// The Code Sequence Macro: coded concepts stay as they are inside a dummied sequence.
+const CODE_TAGS: ReadonlySet<Tag> = new Set([
+  0x00080100, 0x00080102, 0x00080103, 0x00080104, 0x00080105, 0x00080106, 0x00080107, 0x0008010b, 0x0008010f,
+  0x00080117, 0x00080118, 0x00080119, 0x00080120, 0x00080121, 0x00080122,
+]);
+const FREE_TEXT_VRS: ReadonlySet<string> = new Set(["SH", "LO", "ST", "LT", "PN", "UC", "UT"]);
 
 function cleanValue(ds: DataSet, el: DicomElement, job: Job): void {
   if (!el.value || el.value.length === 0) return;
-  const vr = effectiveVr(el);
+  const vr = effectiveVr(ds, el);
   if (vr === "UI") {
-    if (!job.keepUids && !CLASS_UID_TAGS.has(el.tag)) remapUids(el, job);
+    if (!job.keepUids && !CLASS_UID_TAGS.has(el.tag)) remapUids(ds, el, job);
     return;
   }
-  if ((vr === "DA" || vr === "DT") && job.shiftDays !== undefined) {
-    const shifted = latin1(el.value).split("\\").map((v) => shiftDate(v.trim(), job.shiftDays!)).join("\\");
-    setValue(el, ascii(shifted, vr));
+  if (isDateVr(vr) && job.shiftDays !== undefined) {
+    shiftDates(ds, el, job);
     return;
   }
-  if (job.scrub && CHARSET_VRS.has(vr) && el.value.length >= 3) {
+  if (job.dummyText && FREE_TEXT_VRS.has(vr) && !CODE_TAGS.has(el.tag)) {
+    setValue(el, ascii(DUMMY_TEXT[vr] ?? "ANONYMIZED", vr));
+    if (el.vr === "UN") el.vr = vr;
+    return;
+  }
+  if (job.scrub && CHARSET_VRS.has(vr) && el.value.length >= 2) {
     const text = ds.charset.decode(el.value, vr === "PN");
-    job.scrub.lastIndex = 0;
-    if (!job.scrub.test(text)) return;
-    job.scrub.lastIndex = 0;
-    const cleaned = text.replace(/[\0 ]+$/, "").replace(job.scrub, (m) => m.length >= 4 ? "ANON" : "X".repeat(m.length));
-    setValue(el, padValue(ds.charset.encode(cleaned, vr === "PN"), vr));
+    const r = job.scrub.scrub(text.replace(/[\0 ]+$/, ""));
+    if (!r) return;
+    setValue(el, padValue(ds.charset.encode(r.text, vr === "PN"), vr));
+    for (const [kind, count] of Object.entries(r.counts) as [ReplacementKind, number][]) note(job, el.tag, kind, count);
   }
 }
 
-function remapUids(el: DicomElement, job: Job): void {
+/** Shifts every value of a DA/DT element; a value that is not a date empties the element. */
+function shiftDates(ds: DataSet, el: DicomElement, job: Job): void {
   if (!el.value || el.value.length === 0) return;
-  if (effectiveVr(el) !== "UI") return;
+  const vr = effectiveVr(ds, el);
+  const values = latin1(el.value).replace(/[\0 ]+$/, "").split("\\");
+  const shifted = values.map((v) => shiftDateValue(v, vr, job.shiftDays!));
+  if (shifted.some((v) => v === undefined)) {
+    // Kept unshifted it would give the offset away (or be a real date): emptied, never kept; a
+    // dummy where the IOD requires a value (an SR's Content Date is Type 1).
+    const required = job.path.length === 0 && attributeType(el.tag, job.sopClassUid) === 1;
+    setValue(el, required ? ascii(DUMMY_TEXT[vr], vr) : new Uint8Array(0));
+    note(job, el.tag, "date", 1);
+    return;
+  }
+  setValue(el, ascii(shifted.join("\\"), vr));
+}
+
+function remapUids(ds: DataSet, el: DicomElement, job: Job): void {
+  if (!el.value || el.value.length === 0) return;
+  if (effectiveVr(ds, el) !== "UI") return;
   const parts = latin1(el.value).replace(/[\0 ]+$/, "").split("\\");
   const out = parts.map((u) => job.ctx.uid(u.trim())).join("\\");
   setValue(el, ascii(out, "UI"));
@@ -388,16 +498,16 @@ const DUMMY_TEXT: Readonly<Record<string, string>> = {
   UC: "ANONYMIZED", UR: "", UT: "ANONYMIZED",
 };
 
-function setDummy(el: DicomElement, job: Job): void {
-  const vr = effectiveVr(el);
-  if (vr === "UI") { if (!job.keepUids) remapUids(el, job); return; }
+function setDummy(ds: DataSet, el: DicomElement, job: Job): void {
+  const vr = effectiveVr(ds, el);
+  if (vr === "UI") { if (!job.keepUids) remapUids(ds, el, job); return; }
   if (STRING_VRS.has(vr)) {
     setValue(el, ascii(DUMMY_TEXT[vr] ?? "", vr));
     return;
   }
   // Binary values: zeros of the same length, so counts and VM stay valid.
   if (el.fragments) return;
-  setValue(el, new Uint8Array(el.value?.length ?? 0));
+  setValue(el, new Uint8Array(el.value?.length ?? el.length));
 }
 
 function setValue(el: DicomElement, bytes: Uint8Array): void {
@@ -405,7 +515,6 @@ function setValue(el: DicomElement, bytes: Uint8Array): void {
   el.length = bytes.length;
   el.skipped = undefined;
 }
-
 
 function ascii(text: string, vr: string): Uint8Array {
   const b = new Uint8Array(text.length);
@@ -429,45 +538,4 @@ function setString(ds: DataSet, tag: Tag, vr: string, text: string): void {
   } else {
     ds.set({ tag, vr, value: bytes, offset: 0, length: bytes.length });
   }
-}
-
-// Identifying values whose copies in kept free text are removed.
-const IDENTIFYING_TAGS: readonly [Tag, "always" | "institution" | "device"][] = [
-  [0x00100020, "always"], [0x00101000, "always"], [0x00080050, "always"], [0x00100030, "always"],
-  [0x00101040, "always"], [0x00102154, "always"], [0x00380010, "always"], [0x00101090, "always"],
-  [0x00200010, "always"],
-  [0x00080080, "institution"], [0x00080081, "institution"], [0x00081040, "institution"],
-  [0x00081010, "device"], [0x00181000, "device"],
-];
-
-function scrubPattern(ds: DataSet, o: AnonymizeOptions): RegExp | undefined {
-  const words = new Set<string>();
-  for (const [tag, kind] of IDENTIFYING_TAGS) {
-    if (kind === "institution" && o.retainInstitutionIdentity) continue;
-    if (kind === "device" && o.retainDeviceIdentity) continue;
-    for (const v of ds.strings(tag)) if (v.trim().length >= 4) words.add(v.trim());
-  }
-  collectNames(ds, words, 0);
-  if (words.size === 0) return undefined;
-  const alternatives = [...words].sort((a, b) => b.length - a.length).map(escapeRegExp);
-  return new RegExp(alternatives.join("|"), "gi");
-}
-
-function collectNames(ds: DataSet, words: Set<string>, depth: number): void {
-  if (depth > 16) return;
-  for (const el of ds.elements.values()) {
-    if (el.items) { for (const item of el.items) collectNames(item, words, depth + 1); continue; }
-    if (el.vr !== "PN" || !el.value || el.value.length === 0) continue;
-    for (const value of ds.strings(el.tag)) {
-      for (const group of value.split("=")) {
-        const components = group.split("^");
-        // family, given, middle names; prefixes and suffixes (Dr, MD) are not identifying
-        for (const c of components.slice(0, 3)) if (c.trim().length >= 3) words.add(c.trim());
-      }
-    }
-  }
-}
-
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }

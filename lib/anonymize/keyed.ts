@@ -52,13 +52,64 @@ export function keyedDateShiftDays(key: Uint8Array, patientId: string): number {
   return 7 * (1 + (n % 520));
 }
 
-/** Shifts a DA value (YYYYMMDD) back by `days`; other text is returned unchanged. */
+/** Shifts a DA value (YYYYMMDD) back by `days`; text that is not a date is returned unchanged. */
 export function shiftDate(value: string, days: number): string {
-  const m = /^(\d{4})(\d{2})(\d{2})/.exec(value);
-  if (!m) return value;
-  const t = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) - days * 86_400_000;
-  const d = new Date(t);
-  if (Number.isNaN(t)) return value;
-  const s = `${String(d.getUTCFullYear()).padStart(4, "0")}${String(d.getUTCMonth() + 1).padStart(2, "0")}${String(d.getUTCDate()).padStart(2, "0")}`;
-  return s + value.slice(8);
+  return shiftDateValue(value, "DA", days) ?? value;
+}
+
+const DA_FORMS = [
+  /^(\d{4})(\d{2})(\d{2})$/, // PS3.5 DA
+  /^(\d{4})\.(\d{2})\.(\d{2})$/, // ACR-NEMA 2.0 and pre-2003 DICOM (PS3.5 2002: "yyyy.mm.dd")
+  /^(\d{4})(\d{2})()$/, // a partial date some systems write in a DA (year and month)
+  /^(\d{4})()()$/, // year only
+];
+// PS3.5 DT: YYYY[MM[DD[HH[MM[SS[.F{1,6}]]]]]][&ZZXX]
+const DT_FORM = /^(\d{4})(\d{2})?(\d{2})?(\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,6})?)?)?)?([+-]\d{4})?$/;
+
+function daysInMonth(year: number, month: number): number {
+  return new Date(Date.UTC(year, month, 0)).getUTCDate();
+}
+
+/**
+ * Moves one DA or DT value back by `days`, keeping its precision: a value with only a year
+ * (or a year and month) is shifted from the first day of that period and written with the same
+ * precision; times and UTC offsets of a DT stay as they are (the shift is whole days). Legacy
+ * `YYYY.MM.DD` dates are written in the current `YYYYMMDD` form. Returns `undefined` when the
+ * value is not a date (the caller empties it: a value that cannot be shifted must not be kept).
+ * An empty value stays empty.
+ */
+export function shiftDateValue(value: string, vr: "DA" | "DT" | string, days: number): string | undefined {
+  const v = value.trim();
+  if (v === "") return "";
+  let y: string, m: string | undefined, d: string | undefined, rest = "";
+  if (vr === "DT") {
+    const r = DT_FORM.exec(v) ?? (/^\d{4}\.\d{2}\.\d{2}$/.test(v) ? DA_FORMS[1].exec(v) : null);
+    if (!r) return undefined;
+    [, y, m, d] = r;
+    rest = (r[4] ?? "") + (r[5] ?? "");
+    if (rest !== "" && (m === undefined || d === undefined)) return undefined;
+    if (r[4] !== undefined && !validTime(r[4])) return undefined;
+  } else {
+    let r: RegExpExecArray | null = null;
+    for (const f of DA_FORMS) if ((r = f.exec(v))) break;
+    if (!r) return undefined;
+    [, y, m, d] = r;
+  }
+  const year = Number(y), month = m ? Number(m) : 1, day = d ? Number(d) : 1;
+  if (year < 1 || month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return undefined;
+  const t = new Date(0);
+  t.setUTCFullYear(year, month - 1, day);
+  t.setUTCDate(t.getUTCDate() - days);
+  const yy = String(t.getUTCFullYear()).padStart(4, "0");
+  if (t.getUTCFullYear() < 1) return undefined;
+  const mm = String(t.getUTCMonth() + 1).padStart(2, "0");
+  const dd = String(t.getUTCDate()).padStart(2, "0");
+  if (!m) return yy;
+  if (!d) return yy + mm;
+  return yy + mm + dd + rest;
+}
+
+function validTime(t: string): boolean {
+  const hh = Number(t.slice(0, 2)), mi = t.length >= 4 ? Number(t.slice(2, 4)) : 0, ss = t.length >= 6 ? Number(t.slice(4, 6)) : 0;
+  return hh <= 23 && mi <= 59 && ss <= 60;
 }

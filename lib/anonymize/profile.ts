@@ -95,6 +95,18 @@ function rowAction(basic: string, options: readonly string[], chosen: Set<string
   return best as Action;
 }
 
+/**
+ * Rows rtexport adds to Table E.1-1 (edition 2024b), for identifying attributes the table does
+ * not list: without them they would be kept in every mode.
+ */
+export const SUPPLEMENT_ROWS: readonly (readonly [Tag, Action, string])[] = [
+  // The issuer of the MRN (hospital's universal entity ID, assigning facility): Issuer of Patient
+  // ID (0010,0021) is X, its structured form is missing from the table.
+  [0x00100024, "X", "Issuer of Patient ID Qualifiers Sequence"],
+  // The same for the accession number's issuer (Accession Number is Z).
+  [0x00080051, "X", "Issuer of Accession Number Sequence"],
+];
+
 /** Builds the rule table for a set of options (every row of Table E.1-1) plus user overrides. */
 export function resolveProfile(options: ProfileOptions, overrides: readonly ProfileOverride[] = []): ResolvedProfile {
   const chosen = chosenColumns(options);
@@ -115,6 +127,7 @@ export function resolveProfile(options: ProfileOptions, overrides: readonly Prof
       byTag.set(tag, action);
     }
   }
+  for (const [tag, action] of SUPPLEMENT_ROWS) byTag.set(tag, action);
   for (const o of overrides) {
     if (o.creator !== undefined) p.privateOverrides.set(privateKey(o.creator, o.tag >>> 16, o.tag & 0xff), o.action);
     else byTag.set(o.tag, o.action);

@@ -6,19 +6,21 @@
  */
 import { statSync } from "node:fs";
 import { resolve, sep } from "node:path";
+import { dicomRecordFields } from "../dicom/file_record.ts";
 import { readDicomFile } from "../dicom/reader.ts";
 import { sha256File } from "../fs/hash.ts";
 import { scanFile } from "../fs/scan.ts";
-import type { LedgerEntry } from "../ledger/ledger.ts";
+import type { Ledger, LedgerEntry } from "../ledger/ledger.ts";
 import { type FileRecord, isDicomFileRecord, isFileRecord, type RtRecord } from "../records/types.ts";
 import { type StageOptions, StageReport, untilAborted, withTotal } from "../stage/stage.ts";
 import { type AnonymizeContext, type AnonymizeOptions, createAnonymizeContext } from "./anonymize.ts";
-import { type AnonymizeFileResult, type AnonymizeFilesOptions, anonymizeStream, type FileInput } from "./files.ts";
+import { type AnonymizeFileResult, type AnonymizeFilesOptions, anonymizeStream, claimOutput, expectedOutput, type FileInput } from "./files.ts";
 import { writePatientMap } from "./patient_map.ts";
+import { replacementLines, ReplacementTally } from "./report.ts";
 
 /** Options of the anonymize stage: what to remove (PS3.15 profile and options), where results go, and the stage's own. */
 export interface AnonymizeRecordsOptions extends AnonymizeOptions, AnonymizeFilesOptions, StageOptions {
-  /** Files in flight at once: read ahead and written behind while others are anonymized (default 4). */
+  /** Accepted for callers of the pipelined writer; files are written one at a time. */
   concurrency?: number;
   /**
    * The paths the inputs were found under (those given to `pathRecords`). With
@@ -29,6 +31,12 @@ export interface AnonymizeRecordsOptions extends AnonymizeOptions, AnonymizeFile
   /** Write the mapping used (old id, new id, new name) to this CSV file when the stage ends (PHI: store it safely). */
   writeMap?: string;
   /**
+   * Anonymize every file again, even those the ledger says an earlier run wrote. Without it, a
+   * file whose output is still where the ledger says, with the size and SHA-256 it recorded (and
+   * where this run's key and layout would put it), is skipped as already done.
+   */
+  force?: boolean;
+  /**
    * The mappings (UIDs, patients) to use and extend, shared with other work of the same run; by
    * default a new context from these options. When given, its options decide the profile.
    */
@@ -38,6 +46,7 @@ export interface AnonymizeRecordsOptions extends AnonymizeOptions, AnonymizeFile
 /** What the stage does with one input record. */
 type Item =
   | { kind: "file"; record: FileRecord; input: FileInput }
+  | { kind: "already"; record: FileRecord; output: FileRecord }
   | { kind: "failed"; record: FileRecord; reason: string }
   | { kind: "not-dicom"; record: FileRecord; reason: string }
   | { kind: "other"; record: RtRecord };
@@ -70,6 +79,7 @@ interface Written {
  */
 export async function* anonymizeRecords(input: AsyncIterable<RtRecord> | Iterable<RtRecord>, options: AnonymizeRecordsOptions): AsyncGenerator<RtRecord> {
   const report = new StageReport("anonymize", options);
+  const tally = new ReplacementTally();
   let ctx: AnonymizeContext | undefined;
   try {
     if (!options.inPlace && !options.out) throw new Error("Cannot anonymize: an output folder (out) or inPlace is required");
@@ -81,12 +91,19 @@ export async function* anonymizeRecords(input: AsyncIterable<RtRecord> | Iterabl
     const counted = withTotal(untilAborted(input, options.signal), (r) => {
       if (isFileRecord(r)) total++;
     }, () => report.progress({ items: total }));
-    const items = classify(untilAborted(counted, options.signal), roots);
+    const resume = options.ledger && !options.force ? { ledger: options.ledger, ctx, files } : undefined;
+    const items = classify(untilAborted(counted, options.signal), roots, resume);
     const fileOf = (item: Item) => (item.kind === "file" ? item.input : undefined);
     const written = new Map<string, Written>();
     for await (const { item, result } of anonymizeStream(items, fileOf, ctx, files, options.concurrency ?? 4)) {
       if (item.kind === "other") {
         yield anonymizeRecord(item.record, ctx);
+      } else if (item.kind === "already") {
+        const o = item.output;
+        report.skipped(itemName(item.record.path), "already-done", `anonymized by an earlier run into "${o.path}"`, {
+          bytes: o.bytes, patientId: o.patientId, planKey: typeof o.planUid === "string" ? o.planUid : undefined,
+        });
+        yield o;
       } else if (item.kind === "failed") {
         const name = itemName(item.record.path);
         report.failed(name, item.reason);
@@ -96,10 +113,16 @@ export async function* anonymizeRecords(input: AsyncIterable<RtRecord> | Iterabl
         await options.ledger?.queue(ledgerEntry(item.record.path, "skipped", { error: item.reason }));
       } else {
         const out = await outcome(item.record.path, result!, report, options, { ctx, written });
+        if (result?.ok) {
+          // What was scrubbed from free text (or emptied) beyond the profile: named with -v, counted at the end.
+          tally.add(result.ids.replacements);
+          for (const line of replacementLines(result.ids.replacements, item.record.path)) report.message("debug", line, itemName(item.record.path));
+        }
         if (out) yield out;
       }
     }
   } finally {
+    for (const line of tally.lines()) report.message("info", line);
     if (ctx && options.writeMap) {
       try {
         writePatientMap(options.writeMap, ctx.patients);
@@ -116,8 +139,11 @@ function itemName(path: string): string {
   return `"${path}"`;
 }
 
-/** Sorts the input into files to anonymize, files that fail as they are, and other records. */
-async function* classify(input: AsyncIterable<RtRecord>, roots: { given: string; path: string }[]): AsyncGenerator<Item> {
+/** Sorts the input into files to anonymize, files an earlier run did, files that fail as they are, and other records. */
+async function* classify(
+  input: AsyncIterable<RtRecord>, roots: { given: string; path: string }[],
+  resume: { ledger: Ledger; ctx: AnonymizeContext; files: AnonymizeFilesOptions } | undefined,
+): AsyncGenerator<Item> {
   for await (const record of input) {
     if (!isFileRecord(record)) {
       yield { kind: "other", record };
@@ -128,8 +154,44 @@ async function* classify(input: AsyncIterable<RtRecord>, roots: { given: string;
       // it is named the way every unreadable DICOM file is.
       yield { kind: "failed", record, reason: record.error };
     } else {
-      yield { kind: "file", record, input: { path: record.path, root: rootOf(record.path, roots), record } };
+      const input: FileInput = { path: record.path, root: rootOf(record.path, roots), record };
+      const output = resume ? await doneBefore(input, resume) : undefined;
+      yield output ? { kind: "already", record, output } : { kind: "file", record, input };
     }
+  }
+}
+
+/**
+ * The output an earlier run wrote for this input, when the ledger says so and it is still there
+ * as recorded: at the path this run would write (same key, layout and folder), with the size and
+ * SHA-256 the ledger has. Anything else (no row, a failure, a missing or changed output, another
+ * key) and the file is anonymized again.
+ */
+async function doneBefore(
+  input: FileInput, { ledger, ctx, files }: { ledger: Ledger; ctx: AnonymizeContext; files: AnonymizeFilesOptions },
+): Promise<FileRecord | undefined> {
+  const row = await ledger.get("anonymize", resolve(input.path));
+  if (row?.status !== "done" || !row.dest || !row.sha256) return undefined;
+  try {
+    const st = statSync(row.dest);
+    if (!st.isFile() || st.size !== Number(row.bytes)) return undefined;
+    const expected = expectedOutput(input, readDicomFile(input.path), ctx, files); // also notes the patient for --write-map
+    if (expected === undefined || resolve(expected) !== resolve(row.dest)) return undefined;
+    if (sha256File(row.dest) !== row.sha256) return undefined;
+    if (!claimOutput(ctx, row.dest, input.path)) return undefined; // a second input for one output: reported when written
+    const out = readDicomFile(row.dest);
+    const record: FileRecord = { type: "file", path: row.dest, bytes: st.size, sha256: row.sha256, ...dicomRecordFields(out) };
+    const category = input.record?.category;
+    if (category === "image" || category === "rt-object") record.category = category;
+    const sopClass = record.sopClassUid;
+    const planUid = sopClass === "1.2.840.10008.5.1.4.1.1.481.5" || sopClass === "1.2.840.10008.5.1.4.1.1.481.8"
+      ? record.sopInstanceUid
+      : typeof input.record?.planUid === "string" ? (ctx.options.retainUids ? input.record.planUid : ctx.uid(input.record.planUid)) : undefined;
+    if (planUid) record.planUid = planUid;
+    record.anonymized = { from: input.path };
+    return record;
+  } catch {
+    return undefined; // unreadable input or output: anonymize it again, which names the problem
   }
 }
 

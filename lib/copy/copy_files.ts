@@ -116,8 +116,9 @@ async function copyOne(rec: RtRecord, to: string, layout: CopyLayout, doneBefore
       const s = await stat(target).catch(() => undefined);
       if (s && s.size === Number(known.bytes)) {
         await consumeStaged(f, src);
-        const { staged: _staged, ...rest } = rec;
-        return { ...rest, path: target, bytes: s.size, sha256: known.sha256, copy: { status: "done-before", from: src } };
+        // The ledger's hash, not one computed now from these bytes, so it is named so (`status --verify` rehashes the tree).
+        const { staged: _staged, sha256: _sha256, ...rest } = rec;
+        return { ...rest, path: target, bytes: s.size, ledgerSha256: known.sha256, copy: { status: "done-before", from: src } };
       }
     }
     const o = await copyFileVerified(src, target, { expectedSha256: typeof f.sha256 === "string" ? f.sha256 : undefined, verify: opts.verify, signal: opts.signal });

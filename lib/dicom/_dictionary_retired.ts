@@ -429,3 +429,61 @@ export const RETIRED = `00000001	UL	CommandLengthToEnd	1
 10000014	US	ShiftTableSize	1
 10000015	US	ShiftTableTriplet	3
 10100004	US	ZonalMap	1-n`;
+// Retired repeating groups (curves 50xx, retired overlay elements 60xx, variable pixel data 7Fxx,
+// source image IDs (0020,31xx)): masks with xx, last column e (even groups), o (odd) or u (both).
+export const RETIRED_REPEATING = `002031xx	CS	SourceImageIDs	1-n	e
+50xx0005	US	CurveDimensions	1	e
+50xx0010	US	NumberOfPoints	1	e
+50xx0020	CS	TypeOfData	1	e
+50xx0022	LO	CurveDescription	1	e
+50xx0030	SH	AxisUnits	1-n	e
+50xx0040	SH	AxisLabels	1-n	e
+50xx0103	US	DataValueRepresentation	1	e
+50xx0104	US	MinimumCoordinateValue	1-n	e
+50xx0105	US	MaximumCoordinateValue	1-n	e
+50xx0106	SH	CurveRange	1-n	e
+50xx0110	US	CurveDataDescriptor	1-n	e
+50xx0112	US	CoordinateStartValue	1-n	e
+50xx0114	US	CoordinateStepValue	1-n	e
+50xx1001	CS	CurveActivationLayer	1	e
+50xx2000	US	AudioType	1	e
+50xx2002	US	AudioSampleFormat	1	e
+50xx2004	US	NumberOfChannels	1	e
+50xx2006	UL	NumberOfSamples	1	e
+50xx2008	UL	SampleRate	1	e
+50xx200A	UL	TotalTime	1	e
+50xx200C	OB|OW	AudioSampleData	1	e
+50xx200E	LT	AudioComments	1	e
+50xx2500	LO	CurveLabel	1	e
+50xx2600	SQ	CurveReferencedOverlaySequence	1	e
+50xx2610	US	CurveReferencedOverlayGroup	1	e
+50xx3000	OB|OW	CurveData	1	e
+60xx0012	US	OverlayPlanes	1	e
+60xx0052	US	OverlayPlaneOrigin	1	e
+60xx0060	CS	OverlayCompressionCode	1	e
+60xx0061	SH	OverlayCompressionOriginator	1	e
+60xx0062	SH	OverlayCompressionLabel	1	e
+60xx0063	CS	OverlayCompressionDescription	1	e
+60xx0066	AT	OverlayCompressionStepPointers	1-n	e
+60xx0068	US	OverlayRepeatInterval	1	e
+60xx0069	US	OverlayBitsGrouped	1	e
+60xx0110	CS	OverlayFormat	1	e
+60xx0200	US	OverlayLocation	1	e
+60xx0800	CS	OverlayCodeLabel	1-n	e
+60xx0802	US	OverlayNumberOfTables	1	e
+60xx0803	AT	OverlayCodeTableLocation	1-n	e
+60xx0804	US	OverlayBitsForCodeWord	1	e
+60xx1100	US	OverlayDescriptorGray	1	e
+60xx1101	US	OverlayDescriptorRed	1	e
+60xx1102	US	OverlayDescriptorGreen	1	e
+60xx1103	US	OverlayDescriptorBlue	1	e
+60xx1200	US	OverlaysGray	1-n	e
+60xx1201	US	OverlaysRed	1-n	e
+60xx1202	US	OverlaysGreen	1-n	e
+60xx1203	US	OverlaysBlue	1-n	e
+60xx4000	LT	OverlayComments	1	e
+7Fxx0010	OB|OW	VariablePixelData	1	e
+7Fxx0011	US	VariableNextDataGroup	1	e
+7Fxx0020	OW	VariableCoefficientsSDVN	1	e
+7Fxx0030	OW	VariableCoefficientsSDHN	1	e
+7Fxx0040	OW	VariableCoefficientsSDDN	1	e`;

@@ -28,6 +28,11 @@ export interface DicomElement {
   length: number;
   /** The value was not read (header-only read of bulk data); `offset`/`length` say where it is. */
   skipped?: boolean;
+  /**
+   * Encapsulated pixel data whose fragments were left in the source (a deferred read): where each
+   * fragment item's value is, basic offset table first.
+   */
+  fragmentRanges?: { offset: number; length: number }[];
 }
 
 /** Byte order and VR explicitness of an encoded data set. */
@@ -85,7 +90,10 @@ export class DataSet {
 
   /** Elements in ascending tag order. */
   sorted(): DicomElement[] {
-    return [...this.elements.values()].sort((a, b) => a.tag - b.tag);
+    const all = [...this.elements.values()];
+    // Read data sets are in order already (and stay so when values change): sort only when needed.
+    for (let i = 1; i < all.length; i++) if (all[i - 1].tag > all[i].tag) return all.sort((a, b) => a.tag - b.tag);
+    return all;
   }
 
   /** All values of an element, decoded (strings for text VRs, numbers for binary ones). */

@@ -1,5 +1,5 @@
 import { REPEATING, STANDARD } from "./_dictionary_data.ts";
-import { RETIRED } from "./_dictionary_retired.ts";
+import { RETIRED, RETIRED_REPEATING } from "./_dictionary_retired.ts";
 import { elementOf, groupOf, isPrivateCreator, parseTag, type Tag } from "./tag.ts";
 
 /** One data dictionary entry (PS3.6). `vr` may list alternatives ("US|SS", "OB|OW"). */
@@ -32,10 +32,13 @@ function load(): void {
     if (!byKeyword.has(keyword)) byKeyword.set(keyword, entry);
   }
   repeating = [];
-  for (const line of REPEATING.split("\n")) {
+  // Current entries first: a retired mask never shadows a current one.
+  const masks = [...REPEATING.split("\n").map((l) => [l, false] as const), ...RETIRED_REPEATING.split("\n").map((l) => [l, true] as const)];
+  for (const [line, retired] of masks) {
     const [mask, vr, keyword, vm, parity] = line.split("\t");
     const g = mask.slice(0, 4), e = mask.slice(4);
     const entry: DictionaryEntry = { tag: parseInt(mask.replace(/x/g, "0"), 16) >>> 0, vr, keyword, vm };
+    if (retired) entry.retired = true;
     repeating.push({
       group: parseInt(g.replace(/x/g, "0"), 16),
       groupMask: g.includes("x") ? 0xff00 : 0xffff,
@@ -44,12 +47,13 @@ function load(): void {
       parity,
       entry,
     });
-    byKeyword.set(keyword, entry);
+    if (!retired || !byKeyword.has(keyword)) byKeyword.set(keyword, entry);
   }
 }
 
 /**
- * Looks up a tag in the standard dictionary (repeating groups such as 60xx included).
+ * Looks up a tag in the standard dictionary, repeating groups included: overlays (60xx), and the
+ * retired curves (50xx), overlay comments (60xx,4000) and variable pixel data (7Fxx).
  *
  * @example
  * ```ts

@@ -3,6 +3,7 @@ import { inflateRawSync } from "node:zlib";
 import { characterSet } from "./charset.ts";
 import { DataSet, type DicomElement } from "./dataset.ts";
 import { dictionaryVr, isUsOrSs } from "./dictionary.ts";
+import { privateVr } from "./private_dictionary.ts";
 import {
   DOUBLE_PIXEL_DATA, FLOAT_PIXEL_DATA, formatTag, ITEM, ITEM_DELIMITATION, PIXEL_DATA,
   SEQUENCE_DELIMITATION, SPECIFIC_CHARACTER_SET, type Tag,
@@ -43,6 +44,13 @@ export interface ReadOptions {
    * recording only where they are. Default 4096 bytes.
    */
   bulkThreshold?: number;
+  /**
+   * Read every element, pixel data and what follows it included, but leave values of bulk VRs
+   * longer than `bulkThreshold` in the source: they are `skipped`, with `offset`/`length` (and
+   * `fragmentRanges` for encapsulated pixel data), so a writer can copy them from the file without
+   * ever holding them (de-identification of gigabyte objects). Ignored for deflated data sets.
+   */
+  deferBulk?: boolean;
 }
 
 /**
@@ -138,6 +146,8 @@ class Source {
 interface ParseState {
   src: Source;
   full: boolean;
+  /** Leave large bulk values in the source even in a full read (`ReadOptions.deferBulk`). */
+  defer: boolean;
   bulkThreshold: number;
   /** Set when a header-only parse stops at Pixel Data. */
   stopped: boolean;
@@ -154,6 +164,19 @@ function signedPixels(ds: DataSet): boolean {
 const VR_STRINGS: Record<number, string> = {};
 for (const vr of ["AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF", "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US", "UT", "UV"]) {
   VR_STRINGS[(vr.charCodeAt(0) << 8) | vr.charCodeAt(1)] = vr;
+}
+
+/** The VR of a private element in an implicit VR data set: from the private dictionary by its creator, else UN. */
+function privateElementVr(ds: DataSet, tag: Tag): string {
+  const creator = ds.elements.get(((tag & 0xffff0000) | ((tag & 0xff00) >>> 8)) >>> 0);
+  if (!creator?.value) return "UN";
+  return privateVr(latin1Text(creator.value), tag) ?? "UN";
+}
+
+function latin1Text(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]);
+  return s;
 }
 
 function isVrChars(a: number, b: number): boolean {
@@ -206,7 +229,7 @@ function parseElements(st: ParseState, ds: DataSet, pos: number, end: number, de
         valuePos = pos + 8;
       }
     } else {
-      vr = dictionaryVr(tag);
+      vr = (group & 1) === 1 && element >= 0x1000 ? privateElementVr(ds, tag) : dictionaryVr(tag);
       len = src.u32(pos + 4, le);
       valuePos = pos + 8;
       // US|SS elements (smallest/largest pixel value, padding value …) follow Pixel
@@ -244,7 +267,7 @@ function parseElements(st: ParseState, ds: DataSet, pos: number, end: number, de
         continue;
       }
       if (isPixel || vr === "OB" || vr === "OW") {
-        const after = parseFragments(st, el, valuePos, le);
+        const after = st.defer ? fragmentRanges(st, el, valuePos, le) : parseFragments(st, el, valuePos, le);
         el.length = after - valuePos;
         ds.set(el);
         pos = after;
@@ -277,7 +300,7 @@ function parseElements(st: ParseState, ds: DataSet, pos: number, end: number, de
       pos = valuePos + len;
       continue;
     }
-    if (!st.full && len > st.bulkThreshold && BULK_VRS.has(vr)) {
+    if ((!st.full || st.defer) && len > st.bulkThreshold && BULK_VRS.has(vr)) {
       el.skipped = true;
     } else {
       src.need(valuePos, len, "value of", tag);
@@ -357,6 +380,33 @@ function parseFragments(st: ParseState, el: DicomElement, pos: number, le: boole
   }
 }
 
+/**
+ * Encapsulated pixel data in a deferred read: only the item headers are read, the fragments are
+ * recorded as ranges of the source (`fragmentRanges`) and the element is `skipped`.
+ */
+function fragmentRanges(st: ParseState, el: DicomElement, pos: number, le: boolean): number {
+  const src = st.src;
+  const ranges: { offset: number; length: number }[] = [];
+  for (;;) {
+    src.need(pos, 8, "fragment header in", el.tag);
+    const tag = ((src.u16(pos, le) << 16) | src.u16(pos + 2, le)) >>> 0;
+    const len = src.u32(pos + 4, le);
+    if (tag === SEQUENCE_DELIMITATION) {
+      el.fragmentRanges = ranges;
+      el.skipped = true;
+      return pos + 8;
+    }
+    if (tag !== ITEM || len === 0xffffffff) {
+      throw new DicomParseError(`expected a fragment item in ${formatTag(el.tag)} but found ${formatTag(tag)} at offset ${pos}`, pos);
+    }
+    if (pos + 8 + len > src.size) {
+      throw new DicomParseError(`fragment of ${len} bytes at offset ${pos} extends beyond the end of the data`, pos);
+    }
+    ranges.push({ offset: pos + 8, length: len });
+    pos += 8 + len;
+  }
+}
+
 /** Deflated data sets are small in practice; a cap keeps a "zip bomb" from allocating gigabytes. */
 const MAX_INFLATED = 1 << 30;
 
@@ -372,7 +422,7 @@ function inflate(bytes: Uint8Array, offset: number): Uint8Array {
 
 function readMeta(src: Source, pos: number): { meta: DataSet; end: number } {
   const meta = new DataSet({ littleEndian: true, explicitVR: true });
-  const st: ParseState = { src, full: true, bulkThreshold: Infinity, stopped: false };
+  const st: ParseState = { src, full: true, defer: false, bulkThreshold: Infinity, stopped: false };
   // Group 0002 is always explicit VR little endian; read elements while the group is 0002.
   while (src.ensure(pos, 8) && src.u16(pos, true) === 0x0002) {
     const vr0 = src.byte(pos + 4), vr1 = src.byte(pos + 5);
@@ -452,7 +502,10 @@ function parse(src: Source, opts: ReadOptions, path?: string): DicomFile {
   const dataset = new DataSet({ littleEndian: enc.littleEndian, explicitVR: enc.explicitVR });
   // A deflated data set is inflated whole, so nothing is skipped: offsets of skipped values
   // would point into the inflated stream, not into the file.
-  const st: ParseState = { src: dataSrc, full: !!opts.full || enc.deflated, bulkThreshold: opts.bulkThreshold ?? 4096, stopped: false };
+  const defer = !!opts.deferBulk && !enc.deflated;
+  const st: ParseState = {
+    src: dataSrc, full: !!opts.full || enc.deflated || defer, defer, bulkThreshold: opts.bulkThreshold ?? 4096, stopped: false,
+  };
   parseElements(st, dataset, dataPos, Infinity, 0, false);
   if (dataset.size === 0 && meta.size === 0) throw new DicomParseError("not a DICOM file: no elements", 0);
   return { path, preamble, meta, dataset, transferSyntaxUid, datasetOffset, size: src.size, complete: !st.stopped };
@@ -487,7 +540,9 @@ export function parseDataSet(bytes: Uint8Array, transferSyntaxUid: string, opts:
   const enc = transferSyntaxEncoding(transferSyntaxUid);
   const data = enc.deflated ? inflate(bytes, 0) : bytes;
   const ds = new DataSet({ littleEndian: enc.littleEndian, explicitVR: enc.explicitVR });
-  const st: ParseState = { src: new Source(data, undefined, data.length), full: opts.full ?? true, bulkThreshold: opts.bulkThreshold ?? 4096, stopped: false };
+  const st: ParseState = {
+    src: new Source(data, undefined, data.length), full: opts.full ?? true, defer: false, bulkThreshold: opts.bulkThreshold ?? 4096, stopped: false,
+  };
   parseElements(st, ds, 0, Infinity, 0, false);
   return ds;
 }
@@ -505,6 +560,15 @@ export function parseDicomHeader(prefix: Uint8Array, size: number, path?: string
 }
 
 /**
+ * Parses a DICOM file from an open file descriptor of a file of `size` bytes, reading windows of
+ * it as needed (with `deferBulk`, large values stay in the file; the caller copies them from the
+ * same descriptor, so a file replaced meanwhile cannot mix into the output).
+ */
+export function readDicomFd(fd: number, size: number, opts: ReadOptions = {}, path?: string): DicomFile {
+  return parse(new Source(undefined, fd, size), opts, path);
+}
+
+/**
  * Reads a DICOM file: Part 10, or a bare data set without preamble or meta header. By default it
  * reads the header only: it stops before Pixel Data and skips bulk values over 4096 bytes (marked
  * `skipped`), so scanning thousands of files reads a few kilobytes of each; `{full: true}` reads
@@ -517,7 +581,7 @@ export function parseDicomHeader(prefix: Uint8Array, size: number, path?: string
  * ```
  */
 export function readDicomFile(path: string, opts: ReadOptions = {}): DicomFile {
-  if (opts.full) {
+  if (opts.full && !opts.deferBulk) {
     const bytes = readFileSync(path);
     const u8 = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     return parse(new Source(u8, undefined, u8.length), opts, path);

@@ -9,16 +9,25 @@ import { BINARY_WIDTH, LONG_LENGTH_VRS } from "./vr.ts";
 export const IMPLEMENTATION_CLASS_UID = "1.2.826.0.1.3680043.10.1467.1";
 export const IMPLEMENTATION_VERSION_NAME = "RTEXPORT_010";
 
-/** Accumulates byte chunks; concatenated once at the end. */
+/** Bytes of the source file a value was left in (a deferred read): copied, never held. */
+export interface SourceRange {
+  offset: number;
+  length: number;
+}
+
+/** A piece of an encoded data set: bytes, or a range of the source file to copy. */
+export type EncodedPart = Uint8Array | SourceRange;
+
+/** Accumulates byte chunks (and source ranges, when the target allows them); concatenated once at the end. */
 class Chunks {
-  parts: Uint8Array[] = [];
+  parts: EncodedPart[] = [];
   length = 0;
-  push(b: Uint8Array): void {
+  push(b: EncodedPart): void {
     this.parts.push(b);
     this.length += b.length;
   }
   concat(): Uint8Array {
-    return concatBytes(this.parts, this.length);
+    return concatBytes(this.parts as Uint8Array[], this.length);
   }
 }
 
@@ -28,21 +37,36 @@ interface Target {
   /** The transfer syntax keeps pixel data encapsulated (anything but the native ones). */
   encapsulated?: boolean;
   uid?: string;
+  /** Values left in the source (`skipped`) become source ranges instead of an error. */
+  ranges?: boolean;
+}
+
+const PAD_ZERO = Uint8Array.of(0);
+
+// Byte by byte rather than through a DataView: a header is written per element, and creating a
+// DataView for each was a tenth of the time anonymize spends encoding.
+function put16(out: Uint8Array, at: number, v: number, le: boolean): void {
+  if (le) { out[at] = v & 0xff; out[at + 1] = (v >>> 8) & 0xff; }
+  else { out[at] = (v >>> 8) & 0xff; out[at + 1] = v & 0xff; }
+}
+
+function put32(out: Uint8Array, at: number, v: number, le: boolean): void {
+  if (le) { out[at] = v & 0xff; out[at + 1] = (v >>> 8) & 0xff; out[at + 2] = (v >>> 16) & 0xff; out[at + 3] = (v >>> 24) & 0xff; }
+  else { out[at] = (v >>> 24) & 0xff; out[at + 1] = (v >>> 16) & 0xff; out[at + 2] = (v >>> 8) & 0xff; out[at + 3] = v & 0xff; }
 }
 
 function header(tag: number, vr: string, length: number, t: Target): Uint8Array {
   const long = !t.explicitVR || LONG_LENGTH_VRS.has(vr);
   const out = new Uint8Array(t.explicitVR && long ? 12 : 8);
-  const dv = new DataView(out.buffer);
-  dv.setUint16(0, tag >>> 16, t.littleEndian);
-  dv.setUint16(2, tag & 0xffff, t.littleEndian);
+  put16(out, 0, tag >>> 16, t.littleEndian);
+  put16(out, 2, tag & 0xffff, t.littleEndian);
   if (!t.explicitVR) {
-    dv.setUint32(4, length, t.littleEndian);
+    put32(out, 4, length, t.littleEndian);
   } else {
     out[4] = vr.charCodeAt(0);
     out[5] = vr.charCodeAt(1);
-    if (long) dv.setUint32(8, length, t.littleEndian);
-    else dv.setUint16(6, length, t.littleEndian);
+    if (long) put32(out, 8, length, t.littleEndian);
+    else put16(out, 6, length, t.littleEndian);
   }
   return out;
 }
@@ -73,7 +97,8 @@ function encodeElements(ds: DataSet, t: Target, out: Chunks): void {
 
 function encodeElement(el: DicomElement, ds: DataSet, t: Target, out: Chunks): void {
   if (el.skipped) {
-    throw new Error(`Cannot write ${formatTag(el.tag)}: its value was not read (read the file in full to write it)`);
+    encodeSkipped(el, ds, t, out);
+    return;
   }
   let vr = el.vr;
   // A known sequence stored as UN whose items were read is written as SQ from its items (so
@@ -121,6 +146,68 @@ function encodeElement(el: DicomElement, ds: DataSet, t: Target, out: Chunks): v
   if (t.explicitVR && !LONG_LENGTH_VRS.has(vr) && value.length > 0xffff) vr = "UN"; // too long for a 16-bit length
   out.push(header(el.tag, vr, value.length, t));
   out.push(value);
+}
+
+/** A value left in the source: its header, then the range to copy (and a pad byte for an odd length). */
+function encodeSkipped(el: DicomElement, ds: DataSet, t: Target, out: Chunks): void {
+  if (!t.ranges) throw new Error(`Cannot write ${formatTag(el.tag)}: its value was not read (read the file in full to write it)`);
+  const width = BINARY_WIDTH[el.vr] ?? 1;
+  if (ds.littleEndian !== t.littleEndian && width > 1) {
+    throw new Error(`Cannot write ${formatTag(el.tag)}: a value left in the file cannot change byte order`);
+  }
+  if (el.fragmentRanges) {
+    if (t.encapsulated === false) {
+      throw new Error(`Cannot write encapsulated ${formatTag(el.tag)} in transfer syntax ${t.uid}: decompressing pixel data is not supported`);
+    }
+    out.push(header(el.tag, "OB", 0xffffffff, t));
+    for (const f of el.fragmentRanges) {
+      out.push(itemHeader(ITEM, f.length + (f.length & 1), t.littleEndian));
+      out.push({ offset: f.offset, length: f.length });
+      if (f.length & 1) out.push(PAD_ZERO);
+    }
+    out.push(itemHeader(SEQUENCE_DELIMITATION, 0, t.littleEndian));
+    return;
+  }
+  let vr = el.vr;
+  const padded = el.length + (el.length & 1);
+  if (t.explicitVR && !LONG_LENGTH_VRS.has(vr) && padded > 0xffff) vr = "UN";
+  out.push(header(el.tag, vr, padded, t));
+  out.push({ offset: el.offset, length: el.length });
+  if (el.length & 1) out.push(PAD_ZERO); // OB, OW, UN and the other bulk VRs pad with NUL
+}
+
+/**
+ * Encodes a data set (no meta information) whose large values were left in the source file (a
+ * deferred read): the result is bytes interleaved with ranges of the source, to be written in
+ * order with the ranges copied from the file. Not for deflated transfer syntaxes.
+ */
+export function encodeDataSetParts(ds: DataSet, transferSyntaxUid: string): EncodedPart[] {
+  const enc = transferSyntaxEncoding(transferSyntaxUid);
+  if (enc.deflated) throw new Error("Cannot write a deflated data set in parts");
+  const native = NATIVE_TRANSFER_SYNTAXES.includes(transferSyntaxUid);
+  const out = new Chunks();
+  encodeElements(ds, { ...enc, encapsulated: !native, uid: transferSyntaxUid, ranges: true }, out);
+  // Merge runs of small byte parts, so a writer issues few system calls.
+  const merged: EncodedPart[] = [];
+  let run: Uint8Array[] = [];
+  let runLength = 0;
+  const flush = () => {
+    if (run.length === 1) merged.push(run[0]);
+    else if (run.length > 1) merged.push(concatBytes(run, runLength));
+    run = [];
+    runLength = 0;
+  };
+  for (const p of out.parts) {
+    if (p instanceof Uint8Array && p.length < 65536) {
+      run.push(p);
+      runLength += p.length;
+    } else {
+      flush();
+      merged.push(p);
+    }
+  }
+  flush();
+  return merged;
 }
 
 /**

@@ -7,8 +7,7 @@ import { hostTag } from "../runtime/mod.ts";
 import type { PlanRecord } from "../records/types.ts";
 import { ArrivalStore } from "../retrieve/arrivals.ts";
 import type { ArrivedObject } from "../retrieve/arrivals.ts";
-import { identifier } from "../qr/identifier.ts";
-import { retrievePlans, retrieveSeriesByUid } from "../retrieve/planner.ts";
+import { retrievePatient, retrievePlans } from "../retrieve/planner.ts";
 import { openRetrieveSession, type RetrieveSession } from "../retrieve/session.ts";
 import type { FolderFile } from "../sources/folder.ts";
 import { FatalStageError } from "../stage/stage.ts";
@@ -44,7 +43,10 @@ export interface DicomPlanFiles {
 
 /** A plan's DICOM (and a patient's series) fetched from a peer; one association for the whole export. */
 export interface DicomPlanSource {
-  /** A plan's own RT objects, and with `images` (default true) the image series it references. */
+  /**
+   * A plan's own RT objects (with the registrations that relate its images to other series), and
+   * with `images` (default true) the image series it references and those registered with them.
+   */
   fetch(plan: PlanRecord, opts?: { images?: boolean }): Promise<DicomPlanFiles>;
   /** Every series of the patient that is not a plan's own RT object (CT, MR, PET, registrations, …). */
   fetchPatientSeries(patientId: string): Promise<DicomPlanFiles>;
@@ -53,8 +55,10 @@ export interface DicomPlanSource {
 
 /**
  * Fetches each plan's DICOM from a Q/R peer by the same selective retrieval as `retrieve` (the
- * plan, then only what it references), staging the objects under `stagingDir` until the export
- * has copied them into the tree. One association serves the whole export.
+ * plan, then only what it references, and its registrations), and a patient's series by the same
+ * whole-patient retrieval, staging the objects under `stagingDir` until the export has copied
+ * them into the tree. Every query names the patient, and objects of another patient are dropped
+ * (they are named in `missing`). One association serves the whole export.
  */
 export function dicomPlanSource(
   peer: PeerSettings,
@@ -109,25 +113,20 @@ export function dicomPlanSource(
   return {
     fetchPatientSeries: (patientId) => guarded(async () => {
       const { session, store } = await open();
-      const seriesUids: string[] = [];
-      for (const st of await session.transport.find(identifier({ QueryRetrieveLevel: "STUDY", PatientID: patientId, StudyInstanceUID: "" }))) {
-        const studyUid = st.string("StudyInstanceUID");
-        if (!studyUid) continue;
-        for (const se of await session.transport.find(identifier({ QueryRetrieveLevel: "SERIES", StudyInstanceUID: studyUid, SeriesInstanceUID: "", Modality: "" }))) {
-          const uid = se.string("SeriesInstanceUID");
-          if (uid && !PLAN_OBJECT_MODALITIES.has(se.string("Modality") ?? "")) seriesUids.push(uid);
-        }
-      }
-      const result = seriesUids.length ? await retrieveSeriesByUid(session.transport, store, patientId, seriesUids) : undefined;
-      const files = handOver(result?.objects ?? []);
-      const missing = (result?.summary.series ?? []).flatMap((s) => s.missing.map((g) => `${g.kind} series ${g.seriesUid ?? ""} (${g.reason})`));
-      const kept = (result?.objects ?? []).map((o) => o.object.sopInstanceUid);
+      // The plans' own RT objects come with each plan; every other series (images, registrations, …) here.
+      const result = await retrievePatient(session.transport, store, patientId, { include: (s) => !PLAN_OBJECT_MODALITIES.has(s.modality) });
+      const files = handOver(result.objects);
+      const missing = (result.summary.series ?? []).flatMap((s) => s.missing.map((g) => `${g.kind} series ${g.seriesUid ?? ""} (${g.reason})`));
+      missing.push(...otherPatient(result.otherPatient));
+      const kept = result.objects.map((o) => o.object.sopInstanceUid);
       return { files, missing, done: () => kept.forEach((uid) => store.discard(uid)) };
     }),
     fetch: (plan, fetchOpts = {}) => guarded(async () => {
       const { session, store } = await open();
       const label = String(plan.label ?? "");
-      const result = await retrievePlans(session.transport, store, { patientId: plan.patientId, planLabels: label ? [label] : [] });
+      const result = await retrievePlans(session.transport, store, {
+        patientId: plan.patientId, planLabels: label ? [label] : [], images: fetchOpts.images !== false,
+      });
       const planUid = plan.planUid;
       const files = handOver(result.objects.filter(({ object, planUids }) =>
         (!planUid || planUids.includes(planUid) || object.sopInstanceUid === planUid) &&
@@ -139,6 +138,7 @@ export function dicomPlanSource(
         for (const g of p.missing) missing.push(`${g.kind} ${g.sopInstanceUid ?? g.seriesUid ?? ""} (${g.reason})`);
       }
       if (result.summary.missingLabels.length) missing.push(`RTPLAN labelled "${label}" (not found at the peer)`);
+      missing.push(...otherPatient(result.otherPatient));
       const kept = result.objects.map((o) => o.object.sopInstanceUid);
       // Staged copies go once the export has put them in the tree; a later plan fetches again what it shares.
       // The store's copies go once the export has them (in the tree, or handed on).
@@ -149,4 +149,9 @@ export function dicomPlanSource(
       store?.cleanup();
     },
   };
+}
+
+/** Objects of another patient that arrived (dropped), as gaps: by UID, never by the other patient's name. */
+function otherPatient(uids: string[]): string[] {
+  return uids.map((uid) => `object ${uid} (it belongs to another patient; dropped)`);
 }

@@ -6,20 +6,7 @@
  */
 import { readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import process from "node:process";
-
-/** True when a process with this pid exists (signal 0 probes without signalling). */
-export function isProcessAlive(pid: number): boolean {
-  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    // EPERM: it exists but belongs to someone else.
-    return (e as { code?: string }).code === "EPERM";
-  }
-}
+import { processAlive } from "../runtime/mod.ts";
 
 /**
  * Removes the entries of `dir` whose name matches `pattern` (its first group is the pid) and
@@ -35,7 +22,7 @@ export function removeStale(dir: string, pattern: RegExp): string[] {
   const removed: string[] = [];
   for (const name of names) {
     const m = pattern.exec(name);
-    if (!m || isProcessAlive(Number(m[1]))) continue;
+    if (!m || processAlive(Number(m[1]))) continue;
     try {
       rmSync(join(dir, name), { recursive: true, force: true });
       removed.push(name);

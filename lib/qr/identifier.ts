@@ -34,3 +34,28 @@ export function identifier(fields: Record<string, string | DataSet[]>): DataSet 
   }
   return ds;
 }
+
+const PATIENT_ID = 0x00100020;
+const SPECIFIC_CHARACTER_SET = 0x00080005;
+
+/**
+ * A copy of a Q/R identifier with PatientID (0010,0020) set to `patientId`. A query or retrieve
+ * below the patient level that names the patient cannot select another patient's study or series
+ * that happens to share a UID (seen in real QA exports), at a peer that honours the key.
+ *
+ * @example
+ * ```ts
+ * const id = forPatient(identifier({ QueryRetrieveLevel: "SERIES", StudyInstanceUID: "1.2.3", SeriesInstanceUID: "" }), "RTX0001");
+ * ```
+ */
+export function forPatient(id: DataSet, patientId: string): DataSet {
+  const out = new DataSet({ littleEndian: id.littleEndian, explicitVR: id.explicitVR }, id.charset);
+  for (const el of id.elements.values()) out.set(el);
+  const bytes = padValue(encoder.encode(patientId), "LO");
+  out.set({ tag: PATIENT_ID, vr: "LO", value: bytes, offset: 0, length: bytes.length });
+  if (/[\u0080-\uffff]/.test(patientId) && !out.has(SPECIFIC_CHARACTER_SET)) {
+    const b = encoder.encode("ISO_IR 192");
+    out.set({ tag: SPECIFIC_CHARACTER_SET, vr: "CS", value: b, offset: 0, length: b.length });
+  }
+  return out;
+}

@@ -118,6 +118,13 @@ export class ArrivalStore {
   readonly rejected: { sopInstanceUid: string; error: string }[] = [];
   /** Objects that arrived but could not be written (disk full, …), with the cause; at most one entry per UID. */
   readonly writeFailures: { sopInstanceUid: string; error: string }[] = [];
+  /**
+   * The PatientID (0010,0020) every kept object must carry, when set (the retrieval planners set
+   * it): an object of another patient is dropped, never kept, and listed in `otherPatient`.
+   */
+  patientId: string | undefined;
+  /** Objects dropped because they belong to another patient than `patientId` (by SOP Instance UID only: no PHI). */
+  readonly otherPatient: { sopInstanceUid: string }[] = [];
 
   /** Records an object the network layer could not write (it answered the peer 0xA700). */
   failedToWrite(sopInstanceUid: string, error: string): void {
@@ -149,9 +156,19 @@ export class ArrivalStore {
         return { status: STATUS_OUT_OF_RESOURCES, errorComment: error.slice(0, 64) };
       }
     }
-    const previous = this.objects.get(file.sopInstanceUid);
-    if (previous) this.drop(previous); // a second copy of the same object replaces the first
     const o = new ArrivedObject(path, file);
+    const previous = this.objects.get(file.sopInstanceUid);
+    if (previous) {
+      // A second copy replaces the first, unless it is another patient's object with the same
+      // SOP Instance UID (seen in real exports): then the first stays and the second is dropped.
+      if (this.patientId !== undefined && this.foreign(o)) {
+        this.noteOtherPatient(o);
+        if (path !== file.path) unlinkQuiet(path);
+        return { status: STATUS_SUCCESS }; // not kept: the network layer releases and removes it
+      }
+      if (this.patientId !== undefined && this.foreign(previous)) this.noteOtherPatient(previous);
+      this.drop(previous);
+    }
     this.objects.set(file.sopInstanceUid, o);
     // The header is read once the C-STORE-RSP is on its way, while the peer prepares the next
     // object, instead of all at once after the last one (~40 ms for 500 CT slices here). A
@@ -160,6 +177,11 @@ export class ArrivalStore {
       try {
         if (this.objects.get(o.sopInstanceUid) !== o) return;
         o.header();
+        if (this.foreign(o)) {
+          this.noteOtherPatient(o);
+          this.drop(o);
+          return;
+        }
         if (this.hash) o.hashNow();
       } catch {
         return; // get() reports it
@@ -171,22 +193,45 @@ export class ArrivalStore {
     return { status: STATUS_SUCCESS, kept: true };
   }
 
+  /** Whether the object arrived, can be read and belongs to `patientId` (see `get`). */
   has(sopInstanceUid: string): boolean {
-    return this.objects.has(sopInstanceUid);
+    return this.get(sopInstanceUid) !== undefined;
   }
 
-  /** The object, when it arrived and its header can be read (damaged ones are dropped and recorded). */
+  /**
+   * The object, when it arrived, its header can be read and it belongs to `patientId` (damaged
+   * ones are dropped and recorded in `rejected`, another patient's in `otherPatient`).
+   */
   get(sopInstanceUid: string): ArrivedObject | undefined {
     const o = this.objects.get(sopInstanceUid);
     if (!o) return undefined;
     try {
       o.header();
-      return o;
     } catch (e) {
       this.rejected.push({ sopInstanceUid, error: (e as Error).message });
       this.drop(o);
       return undefined;
     }
+    if (this.foreign(o)) {
+      this.noteOtherPatient(o);
+      this.drop(o);
+      return undefined;
+    }
+    return o;
+  }
+
+  /** True when `patientId` is set and the object (whose header can be read) carries another PatientID. */
+  private foreign(o: ArrivedObject): boolean {
+    if (this.patientId === undefined) return false;
+    try {
+      return (o.dataset.string(0x00100020) ?? "").trim() !== this.patientId.trim();
+    } catch {
+      return false; // damaged: get() reports it
+    }
+  }
+
+  private noteOtherPatient(o: ArrivedObject): void {
+    this.otherPatient.push({ sopInstanceUid: o.sopInstanceUid });
   }
 
   all(): ArrivedObject[] {

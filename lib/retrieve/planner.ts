@@ -1,14 +1,21 @@
 /**
  * Selective retrieval of a patient's plans from a Q/R peer: find the RTPLAN instances, retrieve
  * only the selected ones, follow their references (structure set → image series; doses,
- * treatment records and RT images that reference the plan), retrieve only those, and compare
- * what was expected with what arrived. Never asks for a whole study.
+ * treatment records and RT images that reference the plan; registrations that relate the plan's
+ * images to other series, and those series), retrieve only those, and compare what was expected
+ * with what arrived. Never asks for a whole study. Every query and retrieve names the patient.
+ *
+ * The other ways to retrieve (the whole patient, series or instances by UID) are in
+ * `patient.ts`; the types they share are here.
  */
-import { PLAN_DEPENDENT_MODALITIES, PLAN_OBJECT_MODALITIES, PLAN_SOP_CLASSES } from "../dicom/rt.ts";
+import { PLAN_DEPENDENT_MODALITIES, PLAN_OBJECT_MODALITIES, PLAN_SOP_CLASSES, REGISTRATION_SOP_CLASSES, RT_MODALITIES } from "../dicom/rt.ts";
 import type { DataSet } from "../dicom/dataset.ts";
 import type { RtRecord } from "../records/types.ts";
+import { summarizeObject } from "../rt/summary.ts";
 import type { ArrivalStore, ArrivedObject } from "./arrivals.ts";
-import { identifier } from "../qr/identifier.ts";
+import { failure, PatientQueries } from "./_ask.ts";
+
+export { retrieveInstancesByUid, retrievePatient, retrieveSeriesByUid } from "./patient.ts";
 
 /** The Q/R operations the planner needs (Study Root); implemented over lib/net by `session.ts`. */
 export interface RetrieveTransport {
@@ -18,6 +25,11 @@ export interface RetrieveTransport {
    * resolves. `known.instances`: the series' instance count, when a C-FIND already said it.
    */
   retrieve(identifier: DataSet, known?: { instances?: number }): Promise<RetrieveOutcome>;
+  /**
+   * Set when each C-MOVE sends the objects to this AE title, not here (`--move-dest`): nothing
+   * arrives, and the peer's sub-operation counts are all there is to report.
+   */
+  readonly destination?: string;
 }
 
 export interface RetrieveOutcome {
@@ -26,6 +38,8 @@ export interface RetrieveOutcome {
   failed: number;
   warning: number;
   errorComment?: string;
+  /** Failed SOP Instance UID List (0008,0058) of the final response, when the peer sent one. */
+  failedInstances?: string[];
 }
 
 export interface PlanSelection {
@@ -34,13 +48,21 @@ export interface PlanSelection {
   planLabels?: string[];
   /** Only plans whose ApprovalStatus is APPROVED. */
   onlyApproved?: boolean;
+  /**
+   * Retrieve the image series (the structure sets' and those registrations relate them to);
+   * default true. export-plan says false: it takes every image series with the patient.
+   */
+  images?: boolean;
 }
 
 /** One expected object or series that did not arrive. */
 export interface Gap {
-  kind: "RTPLAN" | "RTSTRUCT" | "IMAGE" | "RTDOSE" | "RTRECORD" | "RTIMAGE";
+  /** What is missing: an RT object by its modality, an image (series), or an object of unknown kind (`--sop`). */
+  kind: "RTPLAN" | "RTSTRUCT" | "IMAGE" | "RTDOSE" | "RTRECORD" | "RTIMAGE" | "REG" | "OBJECT";
   sopInstanceUid?: string;
   seriesUid?: string;
+  /** An image series not known by UID: the frame of reference a registration names. */
+  frameOfReferenceUid?: string;
   reason: string;
 }
 
@@ -59,14 +81,50 @@ export interface SeriesReport {
   modality?: string;
   /** NumberOfSeriesRelatedInstances from the peer, when it answered it. */
   expected?: number;
+  /** Instances written here; with a destination AE, the instances the peer says it sent (completed + warning). */
   arrived: number;
   missing: Gap[];
+}
+
+/** One instance asked for by SOP Instance UID (`--sop`). */
+export interface InstanceReport {
+  sopInstanceUid: string;
+  studyUid?: string;
+  seriesUid?: string;
+  sopClassUid?: string;
+  /** Written here; with a destination AE, sent there according to the peer. */
+  arrived: boolean;
+  missing: Gap[];
+}
+
+/** One C-MOVE to a destination AE (`--move-dest`) and the sub-operation counts the peer reported for it. */
+export interface MoveReport {
+  level: "SERIES" | "IMAGE";
+  studyUid: string;
+  seriesUid: string;
+  sopInstanceUids?: string[];
+  modality?: string;
+  /** Instances the request should send, from C-FIND (the series count, or the UIDs asked for). */
+  expected?: number;
+  destination: string;
+  /** Final status of the C-MOVE. */
+  status: number;
+  completed: number;
+  failed: number;
+  warning: number;
+  failedInstances?: string[];
+  errorComment?: string;
 }
 
 /** The `retrieve-summary` record. */
 export interface RetrieveSummary extends RtRecord {
   type: "retrieve-summary";
   patientId: string;
+  /**
+   * What was asked for: the patient's plans (`--plan`, `--only-approved`), the whole patient (no
+   * filter), or series and instances by UID (`--series`, `--sop`).
+   */
+  mode?: "plans" | "patient" | "uids";
   plans: PlanReport[];
   /** Requested plan labels no plan of the patient has. */
   missingLabels: string[];
@@ -75,10 +133,18 @@ export interface RetrieveSummary extends RtRecord {
   inspectedAndDropped: number;
   /** Objects received that no request asked for (dropped). */
   unexpected: number;
+  /** Objects received that belong to another patient (dropped, never written; each is a failed item). */
+  otherPatient?: number;
   /** C-FIND/C-MOVE/C-GET requests sent. */
   requests: { find: number; retrieve: number };
-  /** With `--series`: expected vs arrived per series. */
+  /** Whole patient, `--series`: expected vs arrived per series. */
   series?: SeriesReport[];
+  /** `--sop`: each instance asked for. */
+  instances?: InstanceReport[];
+  /** `--move-dest`: the AE title the objects were sent to. */
+  destination?: string;
+  /** `--move-dest`: every C-MOVE with the peer's sub-operation counts. */
+  moves?: MoveReport[];
   /** Every expected object arrived, every requested label was found, and at least one plan was selected. */
   complete: boolean;
 }
@@ -87,6 +153,8 @@ export interface RetrieveResult {
   /** Kept objects, with the plans each belongs to. */
   objects: { object: ArrivedObject; planUids: string[] }[];
   summary: RetrieveSummary;
+  /** SOP Instance UIDs of objects that arrived but belong to another patient (dropped). */
+  otherPatient: string[];
 }
 
 interface CatalogInstance {
@@ -108,7 +176,7 @@ interface CatalogSeries {
   count?: number;
 }
 
-
+const FRAME_OF_REFERENCE_UID = 0x00200052;
 const REFERENCED_SOP_INSTANCE_UID = 0x00081155;
 const REFERENCED_RT_PLAN_SEQUENCE = 0x300c0002;
 const REFERENCED_STRUCTURE_SET_SEQUENCE = 0x300c0060;
@@ -138,46 +206,64 @@ function referencedSeries(struct: DataSet): { studyUid?: string; seriesUid: stri
 }
 
 function kindOf(modality: string): Gap["kind"] {
-  return (PLAN_OBJECT_MODALITIES.has(modality) ? modality : "IMAGE") as Gap["kind"];
+  return (PLAN_OBJECT_MODALITIES.has(modality) || modality === "REG" ? modality : "IMAGE") as Gap["kind"];
+}
+
+function isRegistration(i: CatalogInstance): boolean {
+  return i.modality === "REG" || (i.sopClassUid !== undefined && REGISTRATION_SOP_CLASSES.has(i.sopClassUid));
 }
 
 /** What the steps of one plan retrieval share: the peer, what arrived, and what was asked and kept. */
 interface Planning {
-  transport: RetrieveTransport;
+  q: PatientQueries;
   arrivals: ArrivalStore;
-  /** C-FIND and retrieve requests sent. */
-  requests: { find: number; retrieve: number };
+  /** Retrieve image series (PlanSelection.images). */
+  images: boolean;
   /** SOP Instance UIDs and Series Instance UIDs asked for (each is asked for once). */
   requested: Set<string>;
   requestedSeries: Set<string>;
   /** Kept SOP instance → the selected plans it belongs to. */
   owners: Map<string, Set<string>>;
-  /** Objects fetched only to read them (a plan's label, a dose's plan) and then dropped. */
+  /** Objects fetched only to read them (a plan's label, a dose's plan, a registration's series) and then dropped. */
   inspectedAndDropped: number;
 }
 
-/** What the patient has, from C-FIND: series (with instance counts) and the RT instances with their plan attributes. */
+/** What the patient has, from C-FIND: studies, series (with instance counts) and the RT instances with their plan attributes. */
 interface Catalog {
+  studies: string[];
   series: CatalogSeries[];
   instances: CatalogInstance[];
   byUid: Map<string, CatalogInstance>;
   seriesByUid: Map<string, CatalogSeries>;
 }
 
-/** A selected plan's expected object count and its gaps, as the steps find them. */
+/**
+ * A selected plan's expected object count and its gaps, as the steps find them; and its images
+ * (series, frames of reference, instances), which the registrations are matched against.
+ */
 interface Expectation {
   count: number;
   gaps: Gap[];
+  series: Set<string>;
+  frames: Set<string>;
+  images: Set<string>;
+  /** Series and frames of reference registrations relate the plan's images to, each expected once. */
+  registered: Set<string>;
 }
 
 /** Runs the selective retrieval; the caller writes the kept objects out. */
 export async function retrievePlans(transport: RetrieveTransport, arrivals: ArrivalStore, selection: PlanSelection): Promise<RetrieveResult> {
+  if (transport.destination) {
+    throw new Error("Cannot retrieve plans by a C-MOVE to another AE: the plans and structure sets must arrive here to be read");
+  }
+  arrivals.patientId = selection.patientId;
+  const otherBefore = arrivals.otherPatient.length;
   const p: Planning = {
-    transport, arrivals, requests: { find: 0, retrieve: 0 }, requested: new Set(), requestedSeries: new Set(), owners: new Map(),
-    inspectedAndDropped: 0,
+    q: new PatientQueries(transport, selection.patientId), arrivals, images: selection.images !== false,
+    requested: new Set(), requestedSeries: new Set(), owners: new Map(), inspectedAndDropped: 0,
   };
   // 1. What the patient has.
-  const catalog = await findCatalog(p, selection.patientId);
+  const catalog = await findCatalog(p);
   // 2. The plans.
   const labels = selection.planLabels?.filter((l) => l !== "") ?? [];
   const { selected, planGaps } = await selectPlans(p, catalog, labels, selection.onlyApproved === true);
@@ -185,13 +271,16 @@ export async function retrievePlans(transport: RetrieveTransport, arrivals: Arri
   // 3. Per plan: structure sets, their image series, and the plan's own dose references.
   const expected = new Map<string, Expectation>();
   for (const plan of selected) {
-    const e: Expectation = { count: 1, gaps: planGaps.get(plan.sopInstanceUid) ?? [] };
+    const e: Expectation = { count: 1, gaps: planGaps.get(plan.sopInstanceUid) ?? [], series: new Set(), frames: new Set(), images: new Set(), registered: new Set() };
     expected.set(plan.sopInstanceUid, e);
     await followPlan(p, catalog, plan.sopInstanceUid, e);
   }
   // 4. Doses, treatment records and RT images that reference a selected plan.
   await collectDependents(p, catalog, selectedUids, expected);
-  // 5. Whatever arrived without being kept (a peer sending more than asked) is dropped.
+  // 5. Registrations that relate a selected plan's images to other series, and those series.
+  await collectRegistrations(p, catalog, expected);
+  // 6. Whatever arrived without being kept (a peer sending more than asked) is dropped; so is
+  // whatever belongs to another patient (all() checks each object's PatientID).
   let unexpected = 0;
   for (const o of arrivals.all()) {
     if (!p.owners.has(o.sopInstanceUid)) {
@@ -199,6 +288,7 @@ export async function retrievePlans(transport: RetrieveTransport, arrivals: Arri
       unexpected++;
     }
   }
+  const otherPatient = arrivals.otherPatient.slice(otherBefore).map((o) => o.sopInstanceUid);
   const plans: PlanReport[] = selected.map((plan) => {
     const e = expected.get(plan.sopInstanceUid)!;
     const arrived = [...p.owners.values()].filter((ps) => ps.has(plan.sopInstanceUid)).length;
@@ -207,46 +297,41 @@ export async function retrievePlans(transport: RetrieveTransport, arrivals: Arri
     if (plan.approval !== undefined) r.approval = plan.approval;
     return r;
   });
-  const objects = [...p.owners.entries()].map(([uid, ps]) => ({ object: arrivals.get(uid)!, planUids: [...ps] }));
+  const objects = [...p.owners.entries()]
+    .map(([uid, ps]) => ({ object: arrivals.get(uid)!, planUids: [...ps] }))
+    .filter((o) => o.object !== undefined);
   const missingLabels = labels.filter((l) => !selected.some((plan) => plan.label === l));
   const complete = plans.every((r) => r.missing.length === 0) && missingLabels.length === 0 && selected.length > 0;
   return {
     objects,
+    otherPatient,
     summary: {
-      type: "retrieve-summary", patientId: selection.patientId, plans, missingLabels, kept: objects.length,
-      inspectedAndDropped: p.inspectedAndDropped, unexpected, requests: p.requests, complete,
+      type: "retrieve-summary", patientId: selection.patientId, mode: "plans", plans, missingLabels, kept: objects.length,
+      inspectedAndDropped: p.inspectedAndDropped, unexpected, otherPatient: otherPatient.length, requests: p.q.requests, complete,
     },
   };
-}
-
-async function find(p: Planning, fields: Record<string, string | DataSet[]>): Promise<DataSet[]> {
-  p.requests.find++;
-  return await p.transport.find(identifier(fields));
 }
 
 /** Retrieves one instance, unless it was asked for already or arrived with something else. */
 async function retrieveInstance(p: Planning, i: CatalogInstance): Promise<RetrieveOutcome | undefined> {
   if (p.requested.has(i.sopInstanceUid) || p.arrivals.has(i.sopInstanceUid)) return undefined;
   p.requested.add(i.sopInstanceUid);
-  p.requests.retrieve++;
-  return await p.transport.retrieve(identifier({
-    QueryRetrieveLevel: "IMAGE", StudyInstanceUID: i.studyUid, SeriesInstanceUID: i.seriesUid, SOPInstanceUID: i.sopInstanceUid,
-  }));
+  return await p.q.retrieve(
+    { QueryRetrieveLevel: "IMAGE", StudyInstanceUID: i.studyUid, SeriesInstanceUID: i.seriesUid, SOPInstanceUID: i.sopInstanceUid },
+    undefined,
+    { level: "IMAGE", studyUid: i.studyUid, seriesUid: i.seriesUid, sopInstanceUids: [i.sopInstanceUid], modality: i.modality, expected: 1 },
+  );
 }
 
 /** Retrieves a whole series, once. */
 async function retrieveSeries(p: Planning, s: CatalogSeries): Promise<RetrieveOutcome | undefined> {
   if (p.requestedSeries.has(s.seriesUid)) return undefined;
   p.requestedSeries.add(s.seriesUid);
-  p.requests.retrieve++;
-  return await p.transport.retrieve(identifier({ QueryRetrieveLevel: "SERIES", StudyInstanceUID: s.studyUid, SeriesInstanceUID: s.seriesUid }));
-}
-
-/** Why a retrieve failed, from its final status (undefined: it did not). */
-function failure(o: RetrieveOutcome | undefined): string | undefined {
-  return o && (o.failed > 0 || (o.status !== 0 && (o.status & 0xf000) !== 0xb000))
-    ? `retrieve status 0x${o.status.toString(16).padStart(4, "0")}${o.errorComment ? ` (${o.errorComment})` : ""}`
-    : undefined;
+  return await p.q.retrieve(
+    { QueryRetrieveLevel: "SERIES", StudyInstanceUID: s.studyUid, SeriesInstanceUID: s.seriesUid },
+    { instances: s.count },
+    { level: "SERIES", studyUid: s.studyUid, seriesUid: s.seriesUid, modality: s.modality || undefined, expected: s.count },
+  );
 }
 
 /** Records that a kept object belongs to a plan. */
@@ -257,25 +342,27 @@ function own(p: Planning, uid: string, plan: string): void {
 }
 
 /** Step 1: the patient's studies, their series, and the RT instances with their plan attributes (C-FIND). */
-async function findCatalog(p: Planning, patientId: string): Promise<Catalog> {
+async function findCatalog(p: Planning): Promise<Catalog> {
+  const studies: string[] = [];
   const series: CatalogSeries[] = [];
   const instances: CatalogInstance[] = [];
-  const studies = await find(p, { QueryRetrieveLevel: "STUDY", PatientID: patientId, StudyInstanceUID: "" });
-  for (const study of studies) {
+  for (const study of await p.q.find({ QueryRetrieveLevel: "STUDY", StudyInstanceUID: "" })) {
     const studyUid = study.string(0x0020000d);
-    if (!studyUid) continue;
-    const found = await find(p, { QueryRetrieveLevel: "SERIES", StudyInstanceUID: studyUid, SeriesInstanceUID: "", Modality: "", NumberOfSeriesRelatedInstances: "" });
+    if (!studyUid || studies.includes(studyUid)) continue;
+    studies.push(studyUid);
+    const found = await p.q.find({ QueryRetrieveLevel: "SERIES", StudyInstanceUID: studyUid, SeriesInstanceUID: "", Modality: "", NumberOfSeriesRelatedInstances: "" });
     for (const s of found) {
       const seriesUid = s.string(0x0020000e);
       if (!seriesUid) continue;
       const count = s.number(0x00201209);
       const entry: CatalogSeries = { studyUid, seriesUid, modality: s.string(0x00080060) ?? "", count };
       series.push(entry);
-      if (PLAN_OBJECT_MODALITIES.has(entry.modality)) instances.push(...await findRtInstances(p, entry));
+      if (RT_MODALITIES.has(entry.modality)) instances.push(...await findRtInstances(p, entry));
     }
   }
   return {
-    series, instances, byUid: new Map(instances.map((i) => [i.sopInstanceUid, i])), seriesByUid: new Map(series.map((s) => [s.seriesUid, s])),
+    studies, series, instances,
+    byUid: new Map(instances.map((i) => [i.sopInstanceUid, i])), seriesByUid: new Map(series.map((s) => [s.seriesUid, s])),
   };
 }
 
@@ -289,11 +376,11 @@ async function findRtInstances(p: Planning, series: CatalogSeries): Promise<Cata
   let answers: DataSet[];
   if (PLAN_DEPENDENT_MODALITIES.has(modality)) {
     try {
-      answers = await find(p, { ...keys, ReferencedRTPlanSequence: [] });
+      answers = await p.q.find({ ...keys, ReferencedRTPlanSequence: [] });
     } catch {
-      answers = await find(p, keys); // peers that refuse sequence keys
+      answers = await p.q.find(keys); // peers that refuse sequence keys
     }
-  } else answers = await find(p, keys);
+  } else answers = await p.q.find(keys);
   const out: CatalogInstance[] = [];
   for (const a of answers) {
     const sopInstanceUid = a.string(0x00080018);
@@ -349,16 +436,29 @@ async function selectPlans(
   return { selected, planGaps };
 }
 
-/** Step 3, for one selected plan that arrived: its structure sets, their image series, and the doses it references. */
+/**
+ * Step 3, for one selected plan that arrived: its structure sets, their image series, and the
+ * doses it references; and the plan's images (series, frames of reference, instances).
+ */
 async function followPlan(p: Planning, catalog: Catalog, planUid: string, e: Expectation): Promise<void> {
   const plan = p.arrivals.get(planUid);
   if (!plan) return;
   own(p, planUid, planUid);
+  const planFrame = plan.dataset.string(FRAME_OF_REFERENCE_UID);
+  if (planFrame) e.frames.add(planFrame);
   for (const structUid of refUids(plan.dataset, REFERENCED_STRUCTURE_SET_SEQUENCE)) {
     await wantInstance(p, catalog, planUid, e, structUid, "RTSTRUCT");
     const struct = p.arrivals.get(structUid);
     if (!struct) continue;
-    for (const ref of referencedSeries(struct.dataset)) await wantImageSeries(p, catalog, planUid, e, ref);
+    for (const f of struct.dataset.items(REFERENCED_FRAME_OF_REFERENCE_SEQUENCE)) {
+      const uid = f.string(FRAME_OF_REFERENCE_UID);
+      if (uid) e.frames.add(uid);
+    }
+    for (const ref of referencedSeries(struct.dataset)) {
+      e.series.add(ref.seriesUid);
+      for (const u of ref.images) e.images.add(u);
+      await wantImageSeries(p, catalog, planUid, e, ref);
+    }
   }
   for (const doseUid of refUids(plan.dataset, REFERENCED_DOSE_SEQUENCE)) await wantInstance(p, catalog, planUid, e, doseUid, "RTDOSE");
 }
@@ -378,9 +478,10 @@ async function wantInstance(p: Planning, catalog: Catalog, planUid: string, e: E
 }
 
 /**
- * An image series a plan's structure set was drawn on: retrieved whole; expected as many
- * images as the peer counts or the contours reference, whichever is more; the images the
- * contours reference that did not arrive are gaps by UID, a shortfall beyond them one gap.
+ * An image series of a plan (one its structure set was drawn on, or one a registration relates
+ * to its images): retrieved whole; expected as many images as the peer counts or the contours
+ * reference, whichever is more; the images the contours reference that did not arrive are gaps
+ * by UID, a shortfall beyond them one gap. Only series of the patient's studies are asked for.
  */
 async function wantImageSeries(
   p: Planning,
@@ -389,10 +490,12 @@ async function wantImageSeries(
   e: Expectation,
   ref: { studyUid?: string; seriesUid: string; images: string[] },
 ): Promise<void> {
-  const s = catalog.seriesByUid.get(ref.seriesUid) ?? (ref.studyUid ? { studyUid: ref.studyUid, seriesUid: ref.seriesUid, modality: "" } : undefined);
+  if (!p.images) return;
+  const s = catalog.seriesByUid.get(ref.seriesUid) ??
+    (ref.studyUid && catalog.studies.includes(ref.studyUid) ? { studyUid: ref.studyUid, seriesUid: ref.seriesUid, modality: "" } : undefined);
   if (!s) {
     e.count += Math.max(1, ref.images.length);
-    e.gaps.push({ kind: "IMAGE", seriesUid: ref.seriesUid, reason: "series not found on the peer (C-FIND)" });
+    e.gaps.push({ kind: "IMAGE", seriesUid: ref.seriesUid, reason: `series not found for patient "${p.q.patientId}" on the peer (C-FIND)` });
     return;
   }
   const outcome = await retrieveSeries(p, s);
@@ -400,6 +503,12 @@ async function wantImageSeries(
   const want = Math.max(s.count ?? 0, ref.images.length, 0);
   e.count += want || arrived.length;
   for (const o of arrived) own(p, o.sopInstanceUid, planUid);
+  if (e.series.has(ref.seriesUid)) {
+    // The plan's own images: what registrations are matched against.
+    for (const o of arrived) e.images.add(o.sopInstanceUid);
+    const frame = arrived[0]?.dataset.string(FRAME_OF_REFERENCE_UID);
+    if (frame) e.frames.add(frame);
+  }
   const missingImages = ref.images.filter((u) => !p.arrivals.has(u));
   for (const u of missingImages) e.gaps.push({ kind: "IMAGE", seriesUid: ref.seriesUid, sopInstanceUid: u, reason: failure(outcome) ?? "did not arrive" });
   const shortBy = want - arrived.length - missingImages.length;
@@ -446,64 +555,93 @@ async function collectDependents(p: Planning, catalog: Catalog, selectedUids: Se
 }
 
 /**
- * Retrieves whole series by Series Instance UID (of the patient): the direct route when the
- * series is known, e.g. an image series for a plan made elsewhere. Expected counts come from
- * NumberOfSeriesRelatedInstances when the peer answers it.
+ * Step 5: the patient's registrations (Spatial and Deformable Spatial Registration), each
+ * retrieved and read: one whose referenced series, frames of reference or images include a
+ * selected plan's images belongs to that plan, with the series it relates them to (retrieved
+ * whole); the others are dropped. A frame of reference it names without a series is looked up
+ * by FrameOfReferenceUID at SERIES level (C-FIND).
  */
-export async function retrieveSeriesByUid(transport: RetrieveTransport, arrivals: ArrivalStore, patientId: string, seriesUids: string[]): Promise<RetrieveResult> {
-  const requests = { find: 0, retrieve: 0 };
-  const reports: SeriesReport[] = [];
-  const kept = new Set<string>();
-  for (const seriesUid of seriesUids) {
-    requests.find++;
-    const studies = await transport.find(identifier({ QueryRetrieveLevel: "STUDY", PatientID: patientId, StudyInstanceUID: "" }));
-    let found: { studyUid: string; modality?: string; count?: number } | undefined;
-    for (const st of studies) {
-      const studyUid = st.string(0x0020000d);
-      if (!studyUid) continue;
-      requests.find++;
-      const answers = await transport.find(identifier({
-        QueryRetrieveLevel: "SERIES", StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, Modality: "", NumberOfSeriesRelatedInstances: "",
-      }));
-      const a = answers.find((x) => x.string(0x0020000e) === seriesUid);
-      if (a) {
-        found = { studyUid, modality: a.string(0x00080060), count: a.number(0x00201209) };
-        break;
+async function collectRegistrations(p: Planning, catalog: Catalog, expected: Map<string, Expectation>): Promise<void> {
+  const plans = [...expected.entries()].filter(([, e]) => e.series.size || e.frames.size || e.images.size);
+  if (!plans.length) return;
+  for (const reg of catalog.instances.filter(isRegistration)) {
+    const outcome = await retrieveInstance(p, reg);
+    const got = p.arrivals.get(reg.sopInstanceUid);
+    if (!got) {
+      for (const [, e] of plans) {
+        e.count++;
+        e.gaps.push({ kind: "REG", sopInstanceUid: reg.sopInstanceUid, reason: `${failure(outcome) ?? "did not arrive"}; could not check which plan's images it registers` });
       }
-    }
-    const report: SeriesReport = { seriesUid, arrived: 0, missing: [] };
-    reports.push(report);
-    if (!found) {
-      report.missing.push({ kind: "IMAGE", seriesUid, reason: `series not found for patient "${patientId}" (C-FIND)` });
       continue;
     }
-    report.studyUid = found.studyUid;
-    if (found.modality) report.modality = found.modality;
-    if (found.count !== undefined) report.expected = found.count;
-    requests.retrieve++;
-    const outcome = await transport.retrieve(identifier({ QueryRetrieveLevel: "SERIES", StudyInstanceUID: found.studyUid, SeriesInstanceUID: seriesUid }), { instances: found.count });
-    const arrived = arrivals.inSeries(seriesUid);
-    for (const o of arrived) kept.add(o.sopInstanceUid);
-    report.arrived = arrived.length;
-    const want = Math.max(found.count ?? 0, outcome.completed + outcome.failed + outcome.warning);
-    if (arrived.length < want || arrived.length === 0) {
-      const why = failure(outcome) ?? "did not arrive";
-      report.missing.push({ kind: "IMAGE", seriesUid, reason: `${Math.max(want - arrived.length, 1)} of ${Math.max(want, 1)} instances: ${why}` });
+    const s = summarizeObject(got.header());
+    const frames = s.referencedFrameUids ?? [];
+    const series = s.referencedSeriesUids ?? [];
+    const images = s.referencedInstanceUids ?? [];
+    const mine = plans.filter(([, e]) => frames.some((f) => e.frames.has(f)) || series.some((x) => e.series.has(x)) || images.some((i) => e.images.has(i)));
+    if (!mine.length) {
+      p.arrivals.discard(reg.sopInstanceUid);
+      p.inspectedAndDropped++;
+      continue;
+    }
+    for (const [planUid, e] of mine) {
+      e.count++;
+      own(p, reg.sopInstanceUid, planUid);
+      if (!p.images) continue;
+      // The series it relates the plan's images to.
+      const others = series.filter((x) => !e.series.has(x));
+      const covered = new Set<string>();
+      let allArrived = true;
+      for (const seriesUid of others) {
+        if (e.registered.has(seriesUid)) continue;
+        e.registered.add(seriesUid);
+        await wantImageSeries(p, catalog, planUid, e, { seriesUid, images: [] });
+        const arrived = p.arrivals.inSeries(seriesUid);
+        if (!arrived.length) allArrived = false;
+        const f = arrived[0]?.dataset.string(FRAME_OF_REFERENCE_UID);
+        if (f) covered.add(f);
+      }
+      // Frames of reference it names that none of those series is in (a registration that
+      // names frames only): their image series. When a named series did not arrive, it may be
+      // that frame's, so nothing is guessed.
+      if (!allArrived) continue;
+      for (const frame of frames) {
+        if (e.frames.has(frame) || covered.has(frame) || e.registered.has(frame)) continue;
+        e.registered.add(frame);
+        await wantFrameSeries(p, catalog, planUid, e, frame);
+      }
     }
   }
-  let unexpected = 0;
-  for (const o of arrivals.all()) {
-    if (!kept.has(o.sopInstanceUid)) {
-      arrivals.discard(o.sopInstanceUid);
-      unexpected++;
+}
+
+/** The image series of the patient in one frame of reference (a registration's other side), found by C-FIND and retrieved whole. */
+async function wantFrameSeries(p: Planning, catalog: Catalog, planUid: string, e: Expectation, frame: string): Promise<void> {
+  let found = 0;
+  let unanswered = false;
+  for (const studyUid of catalog.studies) {
+    const answers = await p.q.find({
+      QueryRetrieveLevel: "SERIES", StudyInstanceUID: studyUid, SeriesInstanceUID: "", Modality: "", NumberOfSeriesRelatedInstances: "", FrameOfReferenceUID: frame,
+    });
+    for (const a of answers) {
+      const seriesUid = a.string(0x0020000e);
+      const modality = a.string(0x00080060) ?? "";
+      const answered = a.string(FRAME_OF_REFERENCE_UID);
+      if (answered === undefined) unanswered = true;
+      if (!seriesUid || answered !== frame || RT_MODALITIES.has(modality)) continue;
+      found++;
+      if (e.registered.has(seriesUid)) continue;
+      e.registered.add(seriesUid);
+      await wantImageSeries(p, catalog, planUid, e, { studyUid, seriesUid, images: [] });
     }
   }
-  const objects = [...kept].map((uid) => ({ object: arrivals.get(uid)!, planUids: [] as string[] })).filter((o) => o.object);
-  return {
-    objects,
-    summary: {
-      type: "retrieve-summary", patientId, plans: [], missingLabels: [], kept: objects.length, inspectedAndDropped: 0, unexpected,
-      requests, series: reports, complete: reports.every((r) => r.missing.length === 0),
-    },
-  };
+  if (!found) {
+    e.count++;
+    e.gaps.push({
+      kind: "IMAGE",
+      frameOfReferenceUid: frame,
+      reason: unanswered
+        ? `the series of frame of reference ${frame} (registered with the plan's images) cannot be found: the peer does not answer FrameOfReferenceUID at SERIES level`
+        : `no image series of frame of reference ${frame} (registered with the plan's images) found for patient "${p.q.patientId}" (C-FIND)`,
+    });
+  }
 }

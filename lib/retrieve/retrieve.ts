@@ -1,7 +1,7 @@
 /**
- * Selective retrieval into a folder, as file records and a closing summary: the session (network),
- * the arrivals (staging), the planner (what to keep) and the output (placing) put together. The
- * stage in stage.ts adds the ledger, the events and anonymization on top.
+ * Retrieval into a folder, as file records and a closing summary: the session (network), the
+ * arrivals (staging), the planners (what to ask for and keep) and the output (placing) put
+ * together. The stage in stage.ts adds the ledger, the events and anonymization on top.
  */
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -11,7 +11,8 @@ import type { AllowEntry, Timeouts, TlsOptions } from "../net/mod.ts";
 import type { FileRecord } from "../records/types.ts";
 import { ArrivalStore } from "./arrivals.ts";
 import { placeObject, type PatientRewrite } from "./output.ts";
-import { type RetrieveSummary, retrievePlans, retrieveSeriesByUid } from "./planner.ts";
+import { type RetrieveResult, type RetrieveSummary, retrievePlans } from "./planner.ts";
+import { retrieveByUid, retrievePatient } from "./patient.ts";
 import { openRetrieveSession } from "./session.ts";
 
 /** Options of {@link retrieveFiles}. */
@@ -21,11 +22,14 @@ export interface RetrieveFilesOptions {
   callingAet: string;
   calledAet: string;
   patientId: string;
-  /** RT Plan Labels to retrieve (default: all plans of the patient). */
+  /** RT Plan Labels to retrieve (selective: the plans and what they reference). */
   plans?: string[];
+  /** Only approved plans (selective). */
   onlyApproved?: boolean;
-  /** Whole series by UID instead of plans. */
+  /** Whole series by UID. */
   series?: string[];
+  /** Instances by SOP Instance UID. Without plans, series and instances: the whole patient. */
+  sops?: string[];
   /** C-GET on the query association; otherwise C-MOVE to an in-process receiver. */
   get?: boolean;
   moveAet?: string;
@@ -34,9 +38,15 @@ export interface RetrieveFilesOptions {
   moveHost?: string;
   /** Who may send to the C-MOVE receiver (default: the peer's AE title from the peer's address). */
   moveFrom?: (string | AllowEntry)[];
+  /**
+   * C-MOVE to this AE title (one the peer knows) instead of here: no receiver, nothing written;
+   * the summary's `moves` carry the peer's sub-operation counts per request. Not with plans.
+   */
+  moveDest?: string;
   /** C-FIND matches kept per query (default 50,000). */
   maxFindResults?: number;
-  out: string;
+  /** The output folder (not needed with `moveDest`). */
+  out?: string;
   rewrite?: PatientRewrite;
   maxPdu?: number;
   timeouts?: Timeouts;
@@ -47,12 +57,15 @@ export interface RetrieveFilesOptions {
   onReceiver?: (port: number | undefined, host?: string) => void;
   /** Called for each object that could not be written (the rest go on). */
   onError?: (sopInstanceUid: string, message: string) => void;
+  /** Called for each object that arrived but belongs to another patient: dropped, never written. */
+  onOtherPatient?: (sopInstanceUid: string) => void;
 }
 
 /**
- * Selective retrieval as an async iterable: yields a `file` record for every object written
- * under `out` (atomically, hashed), then the `retrieve-summary` record with the gaps between
- * what the plans reference and what arrived.
+ * Retrieval as an async iterable: yields a `file` record for every object written under `out`
+ * (atomically, hashed), then the `retrieve-summary` record with the gaps between what was
+ * expected and what arrived. With plans (`plans`, `onlyApproved`): the selective retrieval;
+ * with `series`/`sops`: those; otherwise the whole patient.
  *
  * @example
  * ```ts
@@ -61,21 +74,34 @@ export interface RetrieveFilesOptions {
  * ```
  */
 export async function* retrieveFiles(opts: RetrieveFilesOptions): AsyncGenerator<FileRecord | RetrieveSummary> {
+  const selective = (opts.plans?.length ?? 0) > 0 || opts.onlyApproved === true;
+  const byUid = (opts.series?.length ?? 0) > 0 || (opts.sops?.length ?? 0) > 0;
+  if (selective && byUid) throw new Error("Cannot retrieve: series or instances by UID cannot be combined with plan labels or only approved plans");
+  if (opts.moveDest && (selective || opts.get)) {
+    throw new Error(`Cannot retrieve ${selective ? "plans" : "by C-GET"} with a C-MOVE to another AE ("${opts.moveDest}")`);
+  }
+  if (opts.moveDest) {
+    yield* toAnotherAe(opts);
+    return;
+  }
+  if (!opts.out) throw new Error("Cannot retrieve: no output folder");
   const outDir = resolve(opts.out);
   mkdirSync(outDir, { recursive: true });
   // Staging folders of earlier runs that were killed before they could remove them.
   removeStale(outDir, /^\.rtexport-staging-(\d+)$/);
   // The file records carry each object's SHA-256: hashed once, right after it arrived.
   const arrivals = new ArrivalStore(join(outDir, `.rtexport-staging-${process.pid}`), { hash: true });
-  // Whole series: every object of a requested series is kept, so each is put in place as soon as
-  // its header is read, in the wait between two objects, not all after the last one (~50 ms for
-  // 500 CT slices here). Plans: the planner decides what is kept once everything arrived.
+  // Without plans every object of a requested series (or instance) is kept, so each is put in
+  // place as soon as its header is read (and its PatientID checked), in the wait between two
+  // objects, not all after the last one (~50 ms for 500 CT slices here). Plans: the planner
+  // decides what is kept once everything arrived.
   const placed = new Map<string, FileRecord | Error>();
   let placing = true;
-  if (opts.series?.length) {
-    const wanted = new Set(opts.series);
+  const wantedSeries = new Set(opts.series ?? []);
+  const wantedInstances = new Set(opts.sops ?? []);
+  if (!selective) {
     arrivals.onArrival = (o) => {
-      if (!placing || !wanted.has(o.seriesUid)) return;
+      if (!placing || !(wantedSeries.has(o.seriesUid) || wantedInstances.has(o.sopInstanceUid))) return;
       try {
         placed.set(o.sopInstanceUid, placeObject(o, outDir, undefined, opts.rewrite ?? {}));
       } catch (e) {
@@ -89,17 +115,17 @@ export async function* retrieveFiles(opts: RetrieveFilesOptions): AsyncGenerator
   };
   let session;
   try {
-    session = await openRetrieveSession({
-      host: opts.host, port: opts.port, callingAet: opts.callingAet, calledAet: opts.calledAet,
-      mode: opts.get ? "get" : "move", moveAet: opts.moveAet, movePort: opts.movePort, moveHost: opts.moveHost, moveFrom: opts.moveFrom,
-      maxFindResults: opts.maxFindResults, maxPdu: opts.maxPdu, timeouts: opts.timeouts, tls: opts.tls, parallel: opts.parallel,
-    }, arrivals);
+    session = await openRetrieveSession(sessionOptions(opts), arrivals);
     opts.onReceiver?.(session.receiverPort, session.receiverHost);
-    let result;
+    let result: RetrieveResult;
     try {
-      result = opts.series?.length
-        ? await retrieveSeriesByUid(session.transport, arrivals, opts.patientId, opts.series)
-        : await retrievePlans(session.transport, arrivals, { patientId: opts.patientId, planLabels: opts.plans, onlyApproved: opts.onlyApproved === true });
+      if (selective) {
+        result = await retrievePlans(session.transport, arrivals, { patientId: opts.patientId, planLabels: opts.plans, onlyApproved: opts.onlyApproved === true });
+      } else if (byUid) {
+        result = await retrieveByUid(session.transport, arrivals, opts.patientId, { series: opts.series, instances: opts.sops });
+      } else {
+        result = await retrievePatient(session.transport, arrivals, opts.patientId, { onSeries: (uids) => uids.forEach((u) => wantedSeries.add(u)) });
+      }
     } catch (e) {
       // What arrived whole before the failure is in place already: it is reported, not orphaned.
       placing = false;
@@ -120,9 +146,33 @@ export async function* retrieveFiles(opts: RetrieveFilesOptions): AsyncGenerator
       }
     }
     reportWriteFailures();
+    for (const uid of result.otherPatient) opts.onOtherPatient?.(uid);
     yield result.summary;
   } finally {
     await session?.close();
     arrivals.cleanup();
+  }
+}
+
+function sessionOptions(opts: RetrieveFilesOptions): Parameters<typeof openRetrieveSession>[0] {
+  return {
+    host: opts.host, port: opts.port, callingAet: opts.callingAet, calledAet: opts.calledAet,
+    mode: opts.get ? "get" : "move", moveAet: opts.moveAet, movePort: opts.movePort, moveHost: opts.moveHost, moveFrom: opts.moveFrom,
+    moveDest: opts.moveDest, maxFindResults: opts.maxFindResults, maxPdu: opts.maxPdu, timeouts: opts.timeouts, tls: opts.tls,
+    parallel: opts.moveDest ? 1 : opts.parallel,
+  };
+}
+
+/** C-MOVEs to another AE: no receiver, no staging, nothing written; the summary is the report. */
+async function* toAnotherAe(opts: RetrieveFilesOptions): AsyncGenerator<RetrieveSummary> {
+  const session = await openRetrieveSession(sessionOptions(opts), undefined);
+  try {
+    const byUid = (opts.series?.length ?? 0) > 0 || (opts.sops?.length ?? 0) > 0;
+    const result = byUid
+      ? await retrieveByUid(session.transport, undefined, opts.patientId, { series: opts.series, instances: opts.sops })
+      : await retrievePatient(session.transport, undefined, opts.patientId);
+    yield result.summary;
+  } finally {
+    await session.close();
   }
 }

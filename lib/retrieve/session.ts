@@ -28,6 +28,11 @@ export interface RetrieveSessionOptions {
   mode: "move" | "get";
   /** C-MOVE destination AE title (ours; the peer must know it with our host and port). Default: callingAet. */
   moveAet?: string;
+  /**
+   * C-MOVE to this AE title instead (a third AE the peer knows: a file service, a PACS): no
+   * receiver is opened, nothing arrives here, and the transport's `destination` says so.
+   */
+  moveDest?: string;
   /** Port of the in-process receiving SCP for C-MOVE (0: any free port). */
   movePort?: number;
   /** Listen address of the receiving SCP (default: the local address of our connection to the peer). */
@@ -127,15 +132,36 @@ function plainAddress(a: string | undefined): string {
   return (a ?? "").replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, "$1");
 }
 
-/** Opens the Q/R association (and, for C-MOVE, the receiving SCP). Objects go into `arrivals`. */
-export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals: ArrivalStore): Promise<RetrieveSession> {
+/**
+ * A retrieve response with the sub-operation counts a final response left out taken from the
+ * last pending one (PS3.4 C.4.2.1.6: the counts of a final response are optional).
+ */
+function finalCounts(previous: RetrieveProgress | undefined, p: RetrieveProgress): RetrieveProgress {
+  if (!previous) return p;
+  return {
+    ...p,
+    completed: p.completed ?? previous.completed,
+    failed: p.failed ?? previous.failed,
+    warning: p.warning ?? previous.warning,
+  };
+}
+
+/**
+ * Opens the Q/R association (and, for C-MOVE, the receiving SCP). Objects go into `arrivals`;
+ * with `moveDest` nothing arrives here and it may be undefined.
+ */
+export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals: ArrivalStore | undefined): Promise<RetrieveSession> {
+  if (!arrivals && !opts.moveDest) throw new Error("Cannot open a retrieve session: objects that arrive need an ArrivalStore");
+  const store = arrivals as ArrivalStore; // used only when objects arrive here
   const model = QR_MODELS.studyRoot;
   let receiver: Scp | undefined;
   const moveAet = opts.moveAet ?? opts.callingAet;
   const maxFind = opts.maxFindResults ?? DEFAULT_MAX_FIND_RESULTS;
   const maxFindBytes = opts.maxFindBytes ?? DEFAULT_MAX_FIND_BYTES;
   const peerLabel = `${opts.calledAet}@${opts.host}:${opts.port}`;
-  if (opts.mode === "move" && opts.tls && !(opts.tls.cert && opts.tls.key)) {
+  const receiving = opts.mode === "move" && !opts.moveDest;
+  if (opts.mode === "get" && opts.moveDest) throw new Error("Cannot retrieve by C-GET to another AE: a C-MOVE destination goes with C-MOVE");
+  if (receiving && opts.tls && !(opts.tls.cert && opts.tls.key)) {
     throw new Error("C-MOVE over TLS needs a certificate and key for the receiving SCP (the peer connects to it with TLS): give them, or retrieve with C-GET");
   }
   const contexts: { abstractSyntax: string; transferSyntaxes: string[] }[] = [
@@ -155,7 +181,7 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
       contexts, roles, maxPdu: opts.maxPdu, timeouts: opts.timeouts, tls: opts.tls,
     });
     if (opts.mode === "get") {
-      a.storeDir = arrivals.dir; // received files stay there (ArrivalStore.accept hashes them)
+      a.storeDir = store.dir; // received files stay there (ArrivalStore.accept hashes them)
       a.keepReceived = KEEP_RECEIVED;
     }
     return a;
@@ -166,7 +192,7 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
     assoc = await associate();
     return assoc;
   };
-  if (opts.mode === "move") {
+  if (receiving) {
     // The receiver is opened to the peer alone: the address we reach it from, its AE title and address.
     const first = await open();
     const remote = plainAddress(first.socket.remoteAddress);
@@ -181,13 +207,13 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
         host: opts.moveHost ?? (local || "127.0.0.1"),
         tls: serverTls,
         allow: opts.moveFrom ?? [{ aeTitle: opts.calledAet, ...(isIP(remote) ? { network: { address: remote, bits: isIP(remote) === 4 ? 32 : 128 } } : {}) }],
-        storeDir: arrivals.dir,
+        storeDir: store.dir,
         keepReceived: KEEP_RECEIVED,
         maxPdu: opts.maxPdu,
         timeouts: opts.timeouts,
-        handlers: { store: ({ file }) => arrivals.accept(file) },
+        handlers: { store: ({ file }) => store.accept(file) },
         onEvent: (e) => {
-          if (e.type === "store-failed" && !e.warning) arrivals.failedToWrite(e.sopInstanceUid, e.message);
+          if (e.type === "store-failed" && !e.warning) store.failedToWrite(e.sopInstanceUid, e.message);
         },
       });
     } catch (e) {
@@ -225,10 +251,10 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
   const retrieveOn = async (a: Association, id: DataSet): Promise<RetrieveOutcome> => {
     let last: RetrieveProgress | undefined;
     if (opts.mode === "move") {
-      for await (const p of move(a, model.move, id, moveAet)) last = p;
+      for await (const p of move(a, model.move, id, opts.moveDest ?? moveAet)) last = finalCounts(last, p);
     } else {
-      const failed = (error: string, m: { command: { affectedSopInstanceUid?: string } }) => arrivals.failedToWrite(m.command.affectedSopInstanceUid ?? "", error);
-      for await (const p of get(a, model.get, id, (file) => arrivals.accept(file), failed)) last = p;
+      const failed = (error: string, m: { command: { affectedSopInstanceUid?: string } }) => store.failedToWrite(m.command.affectedSopInstanceUid ?? "", error);
+      for await (const p of get(a, model.get, id, (file) => store.accept(file), failed)) last = finalCounts(last, p);
     }
     return finish(last);
   };
@@ -239,6 +265,9 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
     const studyUid = id.string(0x0020000d);
     const seriesUid = id.string(0x0020000e);
     if (!studyUid || !seriesUid) return undefined;
+    // The listing and the parts name the patient as the request did (issue 12).
+    const patientId = id.string(0x00100020);
+    const patient: Record<string, string> = patientId !== undefined ? { PatientID: patientId } : {};
     const main = await open();
     // The instances, listed; a peer that refuses the listing, or lists fewer instances than it
     // counts for the series (a capped C-FIND), gets the whole series in one request.
@@ -247,12 +276,12 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
     try {
       if (counted === undefined) {
         extraRequests.find++;
-        for await (const m of findAll(main, identifier({ QueryRetrieveLevel: "SERIES", StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, NumberOfSeriesRelatedInstances: "" }))) {
+        for await (const m of findAll(main, identifier({ QueryRetrieveLevel: "SERIES", ...patient, StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, NumberOfSeriesRelatedInstances: "" }))) {
           if (m.string(0x0020000e) === seriesUid) counted = m.number(0x00201209);
         }
       }
       extraRequests.find++;
-      for await (const m of findAll(main, identifier({ QueryRetrieveLevel: "IMAGE", StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, SOPInstanceUID: "" }))) {
+      for await (const m of findAll(main, identifier({ QueryRetrieveLevel: "IMAGE", ...patient, StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, SOPInstanceUID: "" }))) {
         const uid = m.string(0x00080018);
         if (uid) listed.add(uid);
       }
@@ -269,7 +298,7 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
     const askFor = async (a: Association, part: string[]) => {
       for (const chunk of chunked(part, UIDS_PER_REQUEST)) {
         outcomes.push(
-          await retrieveOn(a, identifier({ QueryRetrieveLevel: "IMAGE", StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, SOPInstanceUID: chunk.join("\\") }))
+          await retrieveOn(a, identifier({ QueryRetrieveLevel: "IMAGE", ...patient, StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, SOPInstanceUID: chunk.join("\\") }))
             .catch((e: Error) => ({ status: 0xc000, completed: 0, failed: 0, warning: 0, errorComment: e.message })),
         );
       }
@@ -279,7 +308,7 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
     // literally or only by their first value, or a part whose association failed): the whole
     // series once more in one request, as without --parallel; what arrived twice is kept once.
     // The planner counts one request for the series: that one, or one of the parts.
-    const fallBack = uids.some((uid) => !arrivals.has(uid));
+    const fallBack = uids.some((uid) => !store.has(uid));
     extraRequests.retrieve += fallBack ? outcomes.length : outcomes.length - 1;
     if (fallBack) return undefined;
     const warning = outcomes.reduce((s, o) => s + o.warning, 0);
@@ -289,6 +318,7 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
     if (!last) throw new DicomNetError("PROTOCOL", `No final response from ${peerLabel}`);
     const r: RetrieveOutcome = { status: last.status, completed: last.completed ?? 0, failed: last.failed ?? 0, warning: last.warning ?? 0 };
     if (last.errorComment) r.errorComment = last.errorComment;
+    if (last.failedInstances?.length) r.failedInstances = last.failedInstances;
     return r;
   };
   const transport: RetrieveTransport = {
@@ -298,8 +328,10 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
       for await (const m of findAll(a, identifier)) out.push(m);
       return out;
     },
+    destination: opts.moveDest,
     async retrieve(id: DataSet, known?: { instances?: number }): Promise<RetrieveOutcome> {
-      if (parallel > 1 && id.string(0x00080052)?.trim() === "SERIES") {
+      // Split requests are checked against what arrived here: not with a destination elsewhere.
+      if (parallel > 1 && !opts.moveDest && id.string(0x00080052)?.trim() === "SERIES") {
         const split = await retrieveSplit(id, known);
         if (split) return split;
       }

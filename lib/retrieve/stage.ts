@@ -26,18 +26,31 @@ export interface RetrieveRecordsOptions extends StageOptions {
   /** RT Plan Labels to retrieve (exact; default: every plan of the patient). */
   plans?: string[];
   /**
-   * Also plans whose Approval Status is not APPROVED (an explicit authorization, as export-plan's
-   * and list-patients' `includeUnapproved`). Default: approved plans only.
+   * With `plans`: also plans whose Approval Status is not APPROVED (an explicit authorization, as
+   * export-plan's and list-patients' `includeUnapproved`). Default: approved plans only. The whole
+   * patient (no `plans`, `onlyApproved`, `series`, `sops`) selects no plans and has them all.
    */
   includeUnapproved?: boolean;
-  /** Only plans whose Approval Status is APPROVED: the default; `false` is `includeUnapproved`. */
+  /** Only plans whose Approval Status is APPROVED (selective without `plans`: every approved plan); with `plans` the default. */
   onlyApproved?: boolean;
   /** Whole series by Series Instance UID instead of plans (not with `plans` or `onlyApproved`). */
   series?: string[];
+  /**
+   * Instances by SOP Instance UID instead of plans (not with `plans` or `onlyApproved`; may go
+   * with `series`). Without `plans`, `onlyApproved`, `series` and `sops`: the whole patient.
+   */
+  sops?: string[];
   /** C-GET on the query association; otherwise C-MOVE to an in-process storage SCP. */
   get?: boolean;
   /** C-MOVE destination AE title (default: the peer's calling AE title). */
   moveAet?: string;
+  /**
+   * C-MOVE to this third AE title (one the peer knows: a file service, a PACS) instead of here:
+   * no receiver is opened and nothing is written; each request is a `done` or `failed` item with
+   * the peer's sub-operation counts (the summary's `moves`). Not with `plans`, `onlyApproved`,
+   * `get`, `rewrite` or `anonymize`; `out` is not needed.
+   */
+  moveDest?: string;
   /** Port of the C-MOVE receiver (default 11113; 0: any free port). */
   movePort?: number;
   /** Listen address of the C-MOVE receiver (default: the local address of the connection to the peer). */
@@ -48,8 +61,8 @@ export interface RetrieveRecordsOptions extends StageOptions {
   maxFindResults?: number;
   /** Associations a large series may be retrieved over at once (default 1). */
   parallel?: number;
-  /** The output folder: `<out>/<PatientID>/<Study>/<Series>/<SOP>.dcm`. */
-  out: string;
+  /** The output folder: `<out>/<PatientID>/<Study>/<Series>/<SOP>.dcm` (required unless `moveDest`). */
+  out?: string;
   /** New PatientID / PatientName written into the copies (ignored with `anonymize`: set its `newPatientId`). */
   rewrite?: PatientRewrite;
   /**
@@ -64,13 +77,16 @@ export interface RetrieveRecordsOptions extends StageOptions {
 }
 
 /**
- * The retrieve stage: input records pass through first, unchanged; then the selective retrieval
- * runs and every object written under `out` comes out as a `file` record (a `done` event and a
+ * The retrieve stage: input records pass through first, unchanged; then the retrieval runs
+ * (selective with `plans`/`onlyApproved`, by UID with `series`/`sops`, else the whole patient)
+ * and every object written under `out` comes out as a `file` record (a `done` event and a
  * ledger row of kind `file` each), followed by the `retrieve-summary` record. The gap report is
  * events: a message per plan or series (info when complete, warn when not) and a `failed` event
  * and a ledger row (kind `retrieval`) per gap (an object or series that did not arrive, a label
- * no plan has, no plan selected), so an incomplete retrieve ends with failures counted. A peer
- * that cannot be reached, or refuses the association, throws.
+ * no plan has, no plan selected, nothing found), so an incomplete retrieve ends with failures
+ * counted. An object of another patient that arrives is dropped and is a `failed` item naming
+ * its UID. With `moveDest` each C-MOVE is an item instead, done or failed by the peer's counts.
+ * A peer that cannot be reached, or refuses the association, throws.
  *
  * @example
  * ```ts
@@ -82,17 +98,23 @@ export interface RetrieveRecordsOptions extends StageOptions {
  */
 export async function* retrieveRecords(input: AsyncIterable<RtRecord> | Iterable<RtRecord>, options: RetrieveRecordsOptions): AsyncGenerator<RtRecord> {
   const report = new StageReport("retrieve", options);
-  const outDir = resolve(options.out);
   let staging: string | undefined;
   try {
     for await (const r of untilAborted(input, options.signal)) yield r;
     if (options.signal?.aborted) return;
-    if (options.series?.length && (options.plans?.length || options.onlyApproved)) {
-      throw new Error("Cannot retrieve: whole series cannot be combined with plan labels or only approved plans");
+    if ((options.series?.length || options.sops?.length) && (options.plans?.length || options.onlyApproved)) {
+      throw new Error("Cannot retrieve: series or instances by UID cannot be combined with plan labels or only approved plans");
     }
-    // One default across list-patients, export-plan and retrieve: unapproved plans only when asked for.
-    const onlyApproved = !options.series?.length && (options.onlyApproved ?? !options.includeUnapproved);
-    removeStale(join(outDir, ".rtexport"), /^retrieve-staging-(\d+)$/); // left by a run that was killed
+    if (options.moveDest && (options.anonymize || options.rewrite?.patientId !== undefined || options.rewrite?.patientName !== undefined)) {
+      throw new Error(`Cannot retrieve: objects sent to "${options.moveDest}" cannot be anonymized or rewritten (they never arrive here)`);
+    }
+    if (!options.out && !options.moveDest) throw new Error("Cannot retrieve: no output folder");
+    const outDir = resolve(options.out ?? ".");
+    if (options.out) removeStale(join(outDir, ".rtexport"), /^retrieve-staging-(\d+)$/); // left by a run that was killed
+    // One default across list-patients, export-plan and retrieve: where plans are selected (by
+    // label or with onlyApproved), unapproved ones only when asked for. The whole patient (no
+    // selection) is every series the peer has, whatever its plans' approval.
+    const onlyApproved = options.onlyApproved ?? (options.plans?.length ? !options.includeUnapproved : false);
     const ctx = options.anonymize ? await anonymizeContext(options.anonymize) : undefined;
     if (ctx) staging = join(outDir, ".rtexport", `retrieve-staging-${process.pid}`);
     const run: Run = { options, report, source: `dicom:${peerLabel(options.peer)}`, ctx, rows: [] };
@@ -100,9 +122,9 @@ export async function* retrieveRecords(input: AsyncIterable<RtRecord> | Iterable
     const retrieved = retrieveFiles({
       host: options.peer.host, port: options.peer.port, callingAet: options.peer.callingAet, calledAet: options.peer.calledAet,
       patientId: options.patientId, plans: options.plans, onlyApproved, series: options.series,
-      get: options.get === true, moveAet: options.moveAet, movePort: options.movePort ?? 11113, moveHost: options.moveHost,
-      moveFrom: options.moveFrom, maxFindResults: options.maxFindResults,
-      parallel: options.parallel, out: staging ?? outDir, rewrite: ctx ? {} : options.rewrite ?? {},
+      sops: options.sops, get: options.get === true, moveAet: options.moveAet, movePort: options.movePort ?? 11113, moveHost: options.moveHost,
+      moveFrom: options.moveFrom, moveDest: options.moveDest, maxFindResults: options.maxFindResults,
+      parallel: options.parallel, out: options.moveDest ? undefined : staging ?? outDir, rewrite: ctx ? {} : options.rewrite ?? {},
       maxPdu: options.peer.maxPdu, timeouts: peerTimeouts(options.peer), tls: tlsFromFiles(options.peer),
       onReceiver: (port, host) => {
         if (!options.get) {
@@ -111,6 +133,9 @@ export async function* retrieveRecords(input: AsyncIterable<RtRecord> | Iterable
         }
       },
       onError: (uid, message) => writeFailed(run, uid, `Cannot write object ${uid}: ${message}`, "Cannot write object"),
+      // Named by its UID only: the other patient's ID and name stay out of the report.
+      onOtherPatient: (uid) =>
+        writeFailed(run, uid, `Cannot keep object ${uid}: it belongs to another patient (its PatientID is not "${options.patientId}"); dropped, not written`, "Cannot keep object"),
     });
     const stored = new Map<string, string>(); // how the anonymize stage names a staged file → its SOP Instance UID
     let placed: AsyncIterable<RtRecord> = filesOf(retrieved, stored, (s) => (summary = s));
@@ -243,66 +268,117 @@ async function reportSummary(run: Run, summary: RetrieveSummary, stored: Retriev
   const kept = reportEntries(stored);
   for (const [i, entry] of shown.entries()) {
     if (entry.type === "message") {
-      run.report.message(level, entry.text);
+      run.report.message(entry.level ?? level, entry.text);
+      continue;
+    }
+    const row = kept[i] as GapEntry | DoneEntry;
+    if (entry.type === "done") {
+      run.report.done(entry.item, { patientId: summary.patientId });
+      await queueRow(run, { kind: "retrieval", key: row.key, status: "done", patientId: stored.patientId, source: run.source }, entry.item);
       continue;
     }
     run.report.failed(entry.item, entry.reason, { patientId: summary.patientId, planKey: entry.planKey });
-    const row = kept[i] as GapEntry;
     await queueRow(run, withFields({
-      kind: "retrieval", key: row.key, status: "failed", patientId: stored.patientId, source: run.source, error: row.error,
-    }, { planKey: row.planKey }), "a missing object");
+      kind: "retrieval", key: row.key, status: "failed", patientId: stored.patientId, source: run.source, error: (row as GapEntry).error,
+    }, { planKey: (row as GapEntry).planKey }), "a missing object");
   }
 }
 
 type GapEntry = { type: "gap"; item: string; reason: string; key: string; planKey?: string; error: string };
-type ReportEntry = { type: "message"; text: string } | GapEntry;
+/** A request that did what was asked (a C-MOVE to another AE): a done item and a ledger row. */
+type DoneEntry = { type: "done"; item: string; key: string };
+type ReportEntry = { type: "message"; text: string; level?: "info" | "warn" } | GapEntry | DoneEntry;
 
 /**
- * The gap report of a summary, in order: each plan's (or series') headline, then its gaps; labels
- * no plan has; no plan selected; the closing line. A gap's item names what is missing for people
- * (`RTDOSE 1.2.3 of plan "Plan1"`); its ledger key is `<patient>|<plan or series>|<what>`.
+ * The gap report of a summary, in order: each plan's (or series', or C-MOVE's) headline, then
+ * its gaps; labels no plan has; no plan selected or nothing found; the closing line. A gap's item
+ * names what is missing for people (`RTDOSE 1.2.3 of plan "Plan1"`); its ledger key is
+ * `<patient>|<plan or series>|<what>`.
  */
 function reportEntries(s: RetrieveSummary): ReportEntry[] {
   const out: ReportEntry[] = [];
+  const gap = (item: string, g: Gap, key: string, planKey?: string) =>
+    out.push({ type: "gap", item, reason: g.reason, key, error: `${g.kind}: ${g.reason}`, ...(planKey ? { planKey } : {}) });
   for (const p of s.plans) {
     const name = p.label !== undefined ? `"${p.label}"` : p.planUid;
     out.push({ type: "message", text: `plan ${name}${p.approval ? ` (${p.approval})` : ""}: ${p.arrived} of ${p.expected} expected objects arrived` });
-    for (const g of p.missing) {
+    for (const g of p.missing) gap(`${gapName(g)} of plan ${name}`, g, `${s.patientId}|${p.planUid}|${g.sopInstanceUid ?? g.seriesUid ?? g.frameOfReferenceUid ?? g.kind}`, p.planUid);
+  }
+  // With a destination AE, each C-MOVE is the item; what was never asked for (not found) is a gap.
+  const moved = new Set((s.moves ?? []).flatMap((m) => m.sopInstanceUids ?? [m.seriesUid]));
+  for (const r of s.series ?? []) {
+    const complete = r.missing.length === 0;
+    // The whole patient: a line per series only when it is short; --series: a line each.
+    if (s.mode !== "patient" || !complete) {
       out.push({
-        type: "gap", item: `${gapName(g)} of plan ${name}`, reason: g.reason, planKey: p.planUid,
-        key: `${s.patientId}|${p.planUid}|${g.sopInstanceUid ?? g.seriesUid ?? g.kind}`, error: `${g.kind}: ${g.reason}`,
+        type: "message", level: complete ? "info" : "warn",
+        text: `series ${r.seriesUid}${r.modality ? ` (${r.modality})` : ""}: ${r.arrived}${r.expected !== undefined ? ` of ${r.expected}` : ""} instances ${s.destination ? `sent to ${s.destination}` : "arrived"}`,
       });
     }
+    if (s.destination && moved.has(r.seriesUid)) continue;
+    for (const g of r.missing) gap(`series ${r.seriesUid}${g.sopInstanceUid ? ` instance ${g.sopInstanceUid}` : ""}`, g, `${s.patientId}|${r.seriesUid}|${g.sopInstanceUid ?? "series"}`);
   }
-  for (const r of s.series ?? []) {
-    out.push({
-      type: "message",
-      text: `series ${r.seriesUid}${r.modality ? ` (${r.modality})` : ""}: ${r.arrived}${r.expected !== undefined ? ` of ${r.expected}` : ""} instances arrived`,
-    });
-    for (const g of r.missing) {
-      out.push({
-        type: "gap", item: `series ${r.seriesUid}${g.sopInstanceUid ? ` instance ${g.sopInstanceUid}` : ""}`, reason: g.reason,
-        key: `${s.patientId}|${r.seriesUid}|${g.sopInstanceUid ?? "series"}`, error: `${g.kind}: ${g.reason}`,
-      });
+  for (const r of s.instances ?? []) {
+    if (s.destination && moved.has(r.sopInstanceUid)) continue;
+    for (const g of r.missing) gap(`${gapName(g)}`, g, `${s.patientId}|instance|${r.sopInstanceUid}`);
+  }
+  for (const m of s.moves ?? []) {
+    const what = m.level === "SERIES" ? `series ${m.seriesUid}${m.modality ? ` (${m.modality})` : ""}` : `instance ${(m.sopInstanceUids ?? []).join(", ")}`;
+    const sent = m.completed + m.warning;
+    const short = m.expected !== undefined ? sent < m.expected : sent === 0;
+    const bad = m.failed > 0 || (m.status !== 0 && (m.status & 0xf000) !== 0xb000) || short;
+    const status = `status 0x${m.status.toString(16).padStart(4, "0")}${m.errorComment ? ` (${m.errorComment})` : ""}`;
+    const counts = `${m.completed} completed, ${m.failed} failed, ${m.warning} warning${m.expected !== undefined ? ` of ${m.expected} expected` : ""}`;
+    const key = `${s.patientId}|move|${m.level === "SERIES" ? m.seriesUid : (m.sopInstanceUids ?? []).join(",")}`;
+    const item = `${what} → ${m.destination}`;
+    if (bad) {
+      const failedUids = m.failedInstances?.length ? `; failed: ${m.failedInstances.join(", ")}` : "";
+      const reason = `the peer reported ${counts}, ${status}${failedUids}`;
+      out.push({ type: "gap", item, reason, key, error: reason });
+    } else {
+      const more = m.expected !== undefined && sent > m.expected ? ` (${sent - m.expected} more than C-FIND counted for the patient)` : "";
+      out.push({ type: "message", level: more ? "warn" : "info", text: `${item}: ${counts}${more}` });
+      out.push({ type: "done", item, key });
+    }
+  }
+  if (s.mode === "patient") {
+    const series = s.series ?? [];
+    const expected = series.reduce((n, r) => n + Math.max(r.expected ?? 0, r.arrived), 0);
+    const arrived = series.reduce((n, r) => n + r.arrived, 0);
+    if (series.length) {
+      out.push({ type: "message", text: `patient "${s.patientId}": ${arrived} of ${expected} instances in ${series.length} series ${s.destination ? `sent to ${s.destination}` : "arrived"}` });
+    } else {
+      const reason = `nothing found for patient "${s.patientId}" (C-FIND)`;
+      out.push({ type: "gap", item: `patient "${s.patientId}"`, reason, key: `${s.patientId}|patient|none`, error: reason });
     }
   }
   for (const l of s.missingLabels) {
     const reason = `no plan labelled "${l}" found for patient "${s.patientId}"`;
     out.push({ type: "gap", item: `plan labelled "${l}"`, reason, key: `${s.patientId}|label|${l}`, error: reason });
   }
-  if (s.plans.length === 0 && s.missingLabels.length === 0 && !s.series) {
+  if ((s.mode === "plans" || (s.mode === undefined && !s.series)) && s.plans.length === 0 && s.missingLabels.length === 0) {
     const reason = `no plan selected for patient "${s.patientId}"`;
     out.push({ type: "gap", item: `patient "${s.patientId}"`, reason, key: `${s.patientId}|plans|none`, error: reason });
   }
-  out.push({
-    type: "message",
-    text: `${s.kept} objects written; ${s.inspectedAndDropped} fetched only to read their references, ${s.unexpected} unrequested dropped; ` +
-      `${s.requests.find} C-FIND and ${s.requests.retrieve} retrieve requests; ${s.complete ? "complete" : "INCOMPLETE"}`,
-  });
+  const requests = `${s.requests.find} C-FIND and ${s.requests.retrieve} ${s.destination ? `C-MOVE requests to ${s.destination}` : "retrieve requests"}`;
+  const verdict = s.complete ? "complete" : "INCOMPLETE";
+  if (s.destination) {
+    const moves = s.moves ?? [];
+    const sum = (k: "completed" | "failed" | "warning") => moves.reduce((n, m) => n + m[k], 0);
+    out.push({ type: "message", text: `sent to ${s.destination}: ${sum("completed")} completed, ${sum("failed")} failed, ${sum("warning")} warning; ${requests}; ${verdict}` });
+  } else {
+    const other = s.otherPatient ? `, ${s.otherPatient} of another patient dropped` : "";
+    out.push({
+      type: "message",
+      text: `${s.kept} objects written; ${s.inspectedAndDropped} fetched only to read their references, ${s.unexpected} unrequested dropped${other}; ` +
+        `${requests}; ${verdict}`,
+    });
+  }
   return out;
 }
 
 function gapName(g: Gap): string {
+  if (!g.sopInstanceUid && !g.seriesUid && g.frameOfReferenceUid) return `${g.kind} series of frame of reference ${g.frameOfReferenceUid}`;
   if (!g.sopInstanceUid) return `${g.kind} series ${g.seriesUid}`;
   return `${g.kind} ${g.sopInstanceUid}${g.seriesUid ? ` (series ${g.seriesUid})` : ""}`;
 }
@@ -326,6 +402,10 @@ function anonymizeSummary(s: RetrieveSummary, ctx: AnonymizeContext): RetrieveSu
     const out: Gap = { kind: g.kind, reason: reason(g.reason) };
     if (g.sopInstanceUid) out.sopInstanceUid = h.uid(g.sopInstanceUid);
     if (g.seriesUid) out.seriesUid = h.uid(g.seriesUid);
+    if (g.frameOfReferenceUid) {
+      out.frameOfReferenceUid = h.uid(g.frameOfReferenceUid);
+      out.reason = out.reason.split(g.frameOfReferenceUid).join(out.frameOfReferenceUid);
+    }
     return out;
   };
   const out: RetrieveSummary = {
@@ -342,6 +422,14 @@ function anonymizeSummary(s: RetrieveSummary, ctx: AnonymizeContext): RetrieveSu
       const series = { ...r, seriesUid: h.uid(r.seriesUid), missing: r.missing.map(gap) };
       if (r.studyUid) series.studyUid = h.uid(r.studyUid);
       return series;
+    });
+  }
+  if (s.instances) {
+    out.instances = s.instances.map((r) => {
+      const instance = { ...r, sopInstanceUid: h.uid(r.sopInstanceUid), missing: r.missing.map(gap) };
+      if (r.studyUid) instance.studyUid = h.uid(r.studyUid);
+      if (r.seriesUid) instance.seriesUid = h.uid(r.seriesUid);
+      return instance;
     });
   }
   return out;
