@@ -125,7 +125,8 @@ export async function* retrieveRecords(input: AsyncIterable<RtRecord> | Iterable
       sops: options.sops, get: options.get === true, moveAet: options.moveAet, movePort: options.movePort ?? 11113, moveHost: options.moveHost,
       moveFrom: options.moveFrom, moveDest: options.moveDest, maxFindResults: options.maxFindResults,
       parallel: options.parallel, out: options.moveDest ? undefined : staging ?? outDir, rewrite: ctx ? {} : options.rewrite ?? {},
-      maxPdu: options.peer.maxPdu, timeouts: peerTimeouts(options.peer), tls: tlsFromFiles(options.peer),
+      maxPdu: options.peer.maxPdu, timeouts: peerTimeouts(options.peer), tls: tlsFromFiles(options.peer), signal: options.signal,
+      onTotal: (objects) => report.progress({ items: objects }),
       onReceiver: (port, host) => {
         if (!options.get) {
           const tls = options.peer.tls ? " (TLS)" : "";
@@ -271,6 +272,10 @@ async function reportSummary(run: Run, summary: RetrieveSummary, stored: Retriev
       run.report.message(entry.level ?? level, entry.text);
       continue;
     }
+    if (entry.type === "skip") {
+      run.report.skipped(entry.item, "unapproved", entry.reason, { patientId: summary.patientId });
+      continue;
+    }
     const row = kept[i] as GapEntry | DoneEntry;
     if (entry.type === "done") {
       run.report.done(entry.item, { patientId: summary.patientId });
@@ -287,7 +292,9 @@ async function reportSummary(run: Run, summary: RetrieveSummary, stored: Retriev
 type GapEntry = { type: "gap"; item: string; reason: string; key: string; planKey?: string; error: string };
 /** A request that did what was asked (a C-MOVE to another AE): a done item and a ledger row. */
 type DoneEntry = { type: "done"; item: string; key: string };
-type ReportEntry = { type: "message"; text: string; level?: "info" | "warn" } | GapEntry | DoneEntry;
+/** A plan asked for by label and left out because it is not approved: a skip, as in export-plan. */
+type SkipEntry = { type: "skip"; item: string; reason: string };
+type ReportEntry = { type: "message"; text: string; level?: "info" | "warn" } | GapEntry | DoneEntry | SkipEntry;
 
 /**
  * The gap report of a summary, in order: each plan's (or series', or C-MOVE's) headline, then
@@ -356,7 +363,10 @@ function reportEntries(s: RetrieveSummary): ReportEntry[] {
     const reason = `no plan labelled "${l}" found for patient "${s.patientId}"`;
     out.push({ type: "gap", item: `plan labelled "${l}"`, reason, key: `${s.patientId}|label|${l}`, error: reason });
   }
-  if ((s.mode === "plans" || (s.mode === undefined && !s.series)) && s.plans.length === 0 && s.missingLabels.length === 0) {
+  for (const l of s.unapprovedLabels ?? []) {
+    out.push({ type: "skip", item: `plan labelled "${l}"`, reason: `not approved; --include-unapproved retrieves it` });
+  }
+  if ((s.mode === "plans" || (s.mode === undefined && !s.series)) && s.plans.length === 0 && s.missingLabels.length === 0 && !s.unapprovedLabels?.length) {
     const reason = `no plan selected for patient "${s.patientId}"`;
     out.push({ type: "gap", item: `patient "${s.patientId}"`, reason, key: `${s.patientId}|plans|none`, error: reason });
   }
