@@ -9,6 +9,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
+import process from "node:process";
 import { join } from "node:path";
 import { buildDemoCatalog } from "../lib/catalog/demo.ts";
 import { type ClinicManifest, generateClinic } from "../lib/fixtures/clinic.ts";
@@ -52,10 +53,14 @@ function start(args: string[], opts: { cwd?: string; input?: string } = {}) {
     child,
     done,
     lines: (n: number) => new Promise<void>((resolve) => (waiting = { n, resolve })),
-    /** Sends `signal` and measures the time to the exit from now. */
+    /**
+     * Sends `signal` and measures the time to the exit from now. Through process.kill: Deno's
+     * ChildProcess.kill reports any child it signalled as killed by the signal (code null), even
+     * one that handled it and exited 130.
+     */
     kill(signal: NodeJS.Signals) {
       from = Date.now();
-      child.kill(signal);
+      process.kill(child.pid!, signal);
     },
   };
 }
@@ -365,8 +370,14 @@ describe("4. progress never mixes with data (a pseudo-terminal's raw byte stream
   });
 
   test("the first progress line appears within a second, before any input has come; push shows its total", async () => {
+    // Within a second of the command being up: the runtime's own start-up on this (shared, busy)
+    // machine is measured just before, on a terminal too, and not counted.
+    const t0 = Date.now();
+    await onTerminal(`${rtexport()} copy-files --help`, dir);
+    const startUp = Date.now() - t0;
     const t = await onTerminal(`(sleep 3; echo ${quote(join(clinic, "manifest.json"))}) | ${rtexport()} copy-files --to ${quote(join(dir, "tty-wait"))}`, dir);
-    assert.ok(t.firstProgressMs !== undefined && t.firstProgressMs < 1000 + startSlack(), `first progress after ${t.firstProgressMs} ms`);
+    assert.ok(t.firstProgressMs !== undefined && t.firstProgressMs < 1000 + startUp, `first progress after ${t.firstProgressMs} ms (start-up ${startUp} ms)`);
+    assert.ok(t.firstProgressMs < 3000, "drawn before any input came");
     const push = await onTerminal(`${rtexport()} push ${peer().join(" ")} ${quote(join(clinic, manifest.patients[1].patientId))}`, dir);
     assert.equal(push.code, 0, push.raw);
     const objects = filesUnder(join(clinic, manifest.patients[1].patientId)).length;
@@ -389,11 +400,6 @@ describe("4. progress totals for anonymize and retrieve", () => {
     assert.equal(screen(ret.raw).last, "");
   });
 });
-
-/** Start-up time of the runtime beyond Node's (Deno type-checks nothing here, but loads more). */
-function startSlack(): number {
-  return isDeno ? 500 : 0;
-}
 
 describe("5. Ctrl-C and SIGTERM stop within a second; a rerun completes only what was missing", () => {
   test("copy-files: SIGINT mid-run → exit 130 within 1 s, the interrupted line, no temporary file, outcome interrupted; the rerun copies the rest", async () => {
@@ -476,7 +482,7 @@ describe("5. Ctrl-C and SIGTERM stop within a second; a rerun completes only wha
     const run = start(["copy-files", "--to", to, big]);
     await run.lines(10);
     run.kill("SIGINT");
-    run.child.kill("SIGINT");
+    process.kill(run.child.pid!, "SIGINT");
     const r = await run.done;
     assert.equal(r.code, 130, r.stderr);
     assert.ok(r.ms < 1000, `stopped after ${r.ms} ms`);
