@@ -25,7 +25,7 @@ Every command also takes the common options (\`--json\`, \`--log-format text|jso
 (flags win over the environment, which wins over the file).
 `;
 
-/** The exit code table of README.md (one table; copied here, so the two cannot differ). */
+/** The exit code table of README.md: the one table of exit codes; the reference links to it. */
 export function exitCodeTable(): string {
   const readme = readFileSync(join(root, "README.md"), "utf8");
   const section = readme.slice(readme.indexOf("## Exit codes"));
@@ -44,7 +44,9 @@ export function cliReference(): string {
   const names = [...run(["--help"]).matchAll(/^ {2}([a-z-]+) {2,}/gm)].map((m) => m[1]);
   const index = names.map((n) => `[${n}](#${n})`).join(" · ");
   const parts = names.map((name) => `## ${name}\n\n\`\`\`\n${run([name, "--help"]).trimEnd()}\n\`\`\`\n`);
-  return `${HEADER}\nExit codes, the same in every command:\n\n${exitCodeTable()}\n${index}\n\n${parts.join("\n")}`;
+  exitCodeTable(); // the link below must lead somewhere
+  const codes = "Exit codes are the same in every command (each `--help` ends with them): the table is in\n[README.md](../README.md#exit-codes).\n";
+  return `${HEADER}\n${codes}\n${index}\n\n${parts.join("\n")}`;
 }
 
 if (process.argv[1]?.endsWith("gen_cli_docs.ts")) {
