@@ -444,6 +444,7 @@ describe("5. Ctrl-C and SIGTERM stop within a second; a rerun completes only wha
     assert.ok(r.ms < 1000, `stopped after ${r.ms} ms`);
     assert.match(r.stderr, /^export-plan: interrupted: \d+ files done(, \d+ skipped)?, \d+ of 2 patients not reached — rerun to resume$/m);
     assert.deepEqual(filesUnder(out).filter((f) => TEMPORARY.test(f)), []);
+    assert.equal(records((await rt(["status", "--json", out])).stdout)[0].runs[0].outcome, "interrupted");
     const first = new Set(records(r.stdout).filter((x) => x.type === "file").map((x) => x.path));
     const again = await rt(["export-plan", "--out", out], { input: listed.stdout });
     assert.equal(again.code, 0, again.stderr);
