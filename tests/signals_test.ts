@@ -356,8 +356,10 @@ describe("4. progress never mixes with data (a pseudo-terminal's raw byte stream
     const t = await onTerminal(`${rtexport()} copy-files --to ${quote(out)} ${quote(big)}`, dir);
     assert.equal(t.code, 0, t.raw);
     assert.match(t.raw, new RegExp(`files \\d+/${bigFiles} · `));
+    assert.match(t.raw, /· ETA \d/);
     const { lines, last } = screen(t.raw);
     assert.deepEqual(lines.map((l) => l.replace(/\(.*\)$/, "(…)")), [`copy-files: ${bigFiles} files done, 0 failed (…)`]);
+    assert.match(lines[0], /\(2 patients, /, "the patients the files belong to are counted");
     assert.equal(last, "");
   });
 
@@ -389,6 +391,7 @@ describe("4. progress never mixes with data (a pseudo-terminal's raw byte stream
     assert.equal(push.code, 0, push.raw);
     const objects = filesUnder(join(clinic, manifest.patients[1].patientId)).length;
     assert.match(push.raw, new RegExp(`objects \\d+/${objects} · `));
+    assert.ok(push.firstProgressMs! < 1000 + startUp, `push: first progress after ${push.firstProgressMs} ms (start-up ${startUp} ms)`);
     assert.equal(screen(push.raw).last, "");
   });
 });
