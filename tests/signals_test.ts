@@ -636,7 +636,10 @@ describe("9. one default for unapproved plans", () => {
 });
 
 describe("10. npm ci on a fresh clone, and the quick start leaves tracked files alone", () => {
-  // npm, not the runtime, is under test: run once, under Node.
+  // npm, not the runtime, is under test: run once, under Node. The costliest check here (~30 s):
+  // npm ci unpacks every package from the local npm cache (--prefer-offline: no registry round
+  // trip for what the cache holds), and npm start builds and exports the demo. A fresh clone is
+  // the only way to see what the lock file and the quick start do to tracked files.
   test("git clone, npm ci --prefer-offline, npm start, git status --porcelain is empty", { skip: isDeno ? "npm is runtime-independent: checked under Node" : false, timeout: 600_000 }, () => {
     const clone = join(dir, "clone");
     const head = spawnSync("git", ["-C", root, "rev-parse", "HEAD"], { encoding: "utf8" }).stdout.trim();
