@@ -276,7 +276,7 @@ describe("2. one policy for input that is not DICOM", () => {
     writeFileSync(join(mixed, ".rtexport", "ledger.sqlite"), "SQLite format 3\0");
   });
 
-  test("anonymize, push and show count what is not DICOM as skipped (named with -v), exit 0; --pattern leaves it unopened", async () => {
+  test("anonymize, push, show, search and transcode count what is not DICOM as skipped (named with -v), exit 0; --pattern leaves it unopened", async () => {
     const an = await rt(["anonymize", "--key-file", keyFile, "--out", join(dir, "mixed-anon"), "-v", mixed]);
     assert.equal(an.code, 0, an.stderr);
     assert.match(an.stderr, /^anonymize: 2 files done, 2 skipped \(2 not DICOM\), 0 failed \(1 patient, [\d.]+ kB in \d+s\)$/m);
@@ -293,9 +293,15 @@ describe("2. one policy for input that is not DICOM", () => {
     const show = await rt(["show", mixed]);
     assert.equal(show.code, 0, show.stderr);
     assert.match(show.stderr, /^show: 2 files done, 2 skipped \(2 not DICOM\), 0 failed /m);
+    const search = await rt(["search", "--tag", "Modality", mixed]);
+    assert.equal(search.code, 0, search.stderr);
+    assert.match(search.stderr, /^search: 2 files done, 2 skipped \(2 not DICOM\), 0 failed /m);
+    const transcode = await rt(["transcode", "--to", "implicit-le", "--out", join(dir, "mixed-ts"), mixed]);
+    assert.equal(transcode.code, 0, transcode.stderr);
+    assert.match(transcode.stderr, /^transcode: 2 files done, 2 skipped \(2 not DICOM\), 0 failed /m);
   });
 
-  test("a damaged DICOM file (DICM, then truncated) is a failure in anonymize, push, show and copy-files", async () => {
+  test("a damaged DICOM file (DICM, then truncated) is a failure in anonymize, transcode, show and copy-files", async () => {
     const damaged = join(dir, "damaged");
     mkdirSync(damaged);
     cpSync(good[0], join(damaged, "ct1.dcm"));
@@ -304,6 +310,9 @@ describe("2. one policy for input that is not DICOM", () => {
     const an = await rt(["anonymize", "--key-file", keyFile, "--out", join(dir, "damaged-anon"), damaged]);
     assert.equal(an.code, 3);
     assert.match(an.stderr, /^anonymize: Cannot read DICOM file ".*\/cut\.dcm": .*extends beyond the end/m);
+    const ts = await rt(["transcode", "--to", "implicit-le", "--out", join(dir, "damaged-ts"), damaged]);
+    assert.equal(ts.code, 3, ts.stderr);
+    assert.match(ts.stderr, /^transcode: 1 files done, 1 failed /m);
     const show = await rt(["show", damaged]);
     assert.equal(show.code, 3);
     assert.match(show.stderr, /^show: 1 files done, 1 failed /m);
