@@ -421,11 +421,11 @@ describe("4. progress totals for anonymize and retrieve", () => {
 });
 
 describe("5. Ctrl-C and SIGTERM stop within a second; a rerun completes only what was missing", () => {
-  test("copy-files: SIGINT mid-run → exit 130 within 1 s, the interrupted line, no temporary file, outcome interrupted; the rerun copies the rest", async () => {
+  test("copy-files: SIGTERM mid-run → exit 130 within 1 s, the interrupted line, no temporary file, outcome interrupted; the rerun copies the rest", async () => {
     const to = join(dir, "int-copy");
     const run = start(["copy-files", "--to", to, big]);
     await run.lines(20);
-    run.kill("SIGINT");
+    run.kill("SIGTERM");
     const r = await run.done;
     assert.equal(r.code, 130, r.stderr);
     assert.ok(r.ms < 1000, `stopped after ${r.ms} ms`);
@@ -444,13 +444,13 @@ describe("5. Ctrl-C and SIGTERM stop within a second; a rerun completes only wha
     assert.equal(filesUnder(to).filter((f) => !f.startsWith(".rtexport/")).length, bigFiles);
   });
 
-  test("export-plan: SIGTERM mid-run → exit 130 within 1 s, no temporary file; the rerun exports only what is missing", async () => {
+  test("export-plan: SIGINT mid-run → exit 130 within 1 s, no temporary file, outcome interrupted; the rerun exports only what is missing", async () => {
     const listed = await rt(["list-patients", "--db", `sqlite:${bigCatalog}`, "--vault", bigVault, "-q"]);
     assert.equal(listed.code, 0, listed.stderr);
     const out = join(dir, "int-export");
     const run = start(["export-plan", "--out", out], { input: listed.stdout });
     await run.lines(30);
-    run.kill("SIGTERM");
+    run.kill("SIGINT");
     const r = await run.done;
     assert.equal(r.code, 130, r.stderr);
     assert.ok(r.ms < 1000, `stopped after ${r.ms} ms`);
