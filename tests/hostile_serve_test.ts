@@ -311,6 +311,25 @@ describe("4. closed by default", () => {
       assert.match(r.stderr, /--tls needs --ca to verify client certificates, or --tls-no-client-cert/);
     });
 
+    test("a TLS peer that closes before answering, when we gave no certificate: the likely fix is named; with one: closed by the peer", async () => {
+      const tls = await import("node:tls");
+      const server = tls.createServer({ cert: readFileSync(pki.serverCert), key: readFileSync(pki.serverKey) }, (s) => s.destroy());
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+      const port = (server.address() as { port: number }).port;
+      try {
+        const run = (client?: { cert: string; key: string }) =>
+          rtexport(["echo", "--host", "127.0.0.1", "--port", String(port), "--aec", "CLOSER", "--tls", "--ca", pki.caPath, ...(client ? ["--cert", client.cert, "--key", client.key] : [])]);
+        const none = await run();
+        assert.equal(none.code, 1);
+        assert.match(none.stderr, /^echo: TLS failure with CLOSER@127\.0\.0\.1:\d+: it closed the connection before answering our association request; it may require a client certificate \(give ours with --cert and --key\)\n$/);
+        const withCert = await run(await pki.client("good-client"));
+        assert.equal(withCert.code, 1);
+        assert.match(withCert.stderr, /^echo: Connection to CLOSER@127\.0\.0\.1:\d+ (closed|was reset) by the peer\n$/);
+      } finally {
+        await new Promise((r) => server.close(r));
+      }
+    });
+
     test("the AE title with the certificate of CN good-client is let in; with another certificate, or none, it is not", async () => {
       const good = await echo("FRIEND", await pki.client("good-client"));
       assert.equal(good.code, 0, good.stderr);
@@ -320,7 +339,12 @@ describe("4. closed by default", () => {
       const none = await echo("FRIEND");
       assert.equal(none.code, 1);
       // 9. one plain sentence, not OpenSSL's strings
-      assert.match(none.stderr, /TLS failure with RTSERVE@127\.0\.0\.1:\d+: it requires a client certificate \(give ours with --cert and --key\)\n$/);
+      // The TLS 1.3 alert names the want of a certificate; when it is lost with the connection
+      // (Deno, under load) the closing before any answer is named with the same fix.
+      assert.match(
+        none.stderr,
+        /^echo: TLS failure with RTSERVE@127\.0\.0\.1:\d+: (it requires a client certificate|it closed the connection before answering our association request; it may require a client certificate) \(give ours with --cert and --key\)\n$/,
+      );
       assert.doesNotMatch(none.stderr + serve.stderr(), /SSL routines|error:[0-9A-F]{8}|\n\s+at /);
       assert.match(serve.stderr(), /TLS failure with the caller: it presented no client certificate/);
       assert.match(serve.stderr(), /calling AE title "FRIEND" is not allowed from 127\.0\.0\.1 with certificate CN "other-client"/);

@@ -2,7 +2,9 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Kysely } from "kysely";
-import { FolderAssigner, patientFolderName, sanitizeName } from "../lib/layout/sanitize.ts";
+import fc from "fast-check";
+import { join } from "node:path";
+import { FolderAssigner, patientFolderName, sanitizeName, storagePath, uniqueName } from "../lib/layout/sanitize.ts";
 import { parseItems, treePlace } from "../lib/layout/tree.ts";
 import { seriesPath } from "../lib/layout/series.ts";
 import { RT_SOP_CLASSES } from "../lib/dicom/uids.ts";
@@ -37,6 +39,32 @@ describe("sanitizeName", () => {
     assert.notEqual(a, b);
   });
   test("ascii option folds accents", () => assert.equal(sanitizeName("Ødegård Åse", { ascii: true }), "_degard Ase"));
+});
+
+describe("uniqueName (received and anonymized objects)", () => {
+  test("keeps a safe value as it is and gives a missing or blank one the fallback", () => {
+    assert.equal(uniqueName("1.2.840.113619.2.55.3", "X"), "1.2.840.113619.2.55.3");
+    assert.equal(uniqueName(undefined, "NO_PATIENT_ID"), "NO_PATIENT_ID");
+    assert.equal(uniqueName("  ", "NO_PATIENT_ID"), "NO_PATIENT_ID");
+  });
+  test("a value the rules changed carries a hash of it, so 1.2.3/4 and 1.2.3_4 stay apart", () => {
+    const a = uniqueName("1.2.3/4", "X"), b = uniqueName("1.2.3_4", "X");
+    assert.equal(b, "1.2.3_4");
+    assert.match(a, /^1\.2\.3_4~[0-9a-f]{16}$/);
+    assert.equal(uniqueName("CON", "X").startsWith("_CON~"), true);
+    assert.equal(uniqueName("..", "X").includes("/"), false);
+  });
+  test("is one-to-one and every name is a safe component (fast-check)", () => {
+    fc.assert(fc.property(fc.string({ maxLength: 90 }), fc.string({ maxLength: 90 }), (x, y) => {
+      const a = uniqueName(x, "F"), b = uniqueName(y, "F");
+      if (x.trim() !== "" && y.trim() !== "" && x !== y) assert.notEqual(a, b);
+      assert.equal(sanitizeName(a, { maxBytes: 64 }), a, `${JSON.stringify(x)} → ${JSON.stringify(a)} is not safe`);
+    }), { numRuns: 5000 });
+  });
+  test("storagePath puts every ID through it", () => {
+    assert.equal(storagePath("/r", { patientId: "P1", studyUid: "1.2", seriesUid: "1.3", sopInstanceUid: "1.4" }), join("/r", "P1", "1.2", "1.3", "1.4.dcm"));
+    assert.match(storagePath("/r", { patientId: "../x", sopInstanceUid: "1.4" }), /_x~[0-9a-f]{16}.NO_STUDY_UID.NO_SERIES_UID.1\.4\.dcm$/);
+  });
 });
 
 describe("folders", () => {

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { type ClinicManifest, generateClinic } from "../lib/fixtures/mod.ts";
 import { readDicomFile } from "../lib/dicom/reader.ts";
-import { storagePath } from "../lib/index/layout.ts";
+import { storagePath } from "../lib/layout/sanitize.ts";
 import { type QrScp, startQrScp } from "../lib/qr/scp.ts";
 import { compareRows, runDcmdump } from "./_dcmdump.ts";
 import { dcmtkEnv, freePort, runDcmtk, startStorescp, type StorescpPeer } from "./_peers.ts";

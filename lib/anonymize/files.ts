@@ -13,6 +13,7 @@ import { PIXEL_DATA } from "../dicom/tag.ts";
 import { EXPLICIT_VR_BIG_ENDIAN, NATIVE_TRANSFER_SYNTAXES, transferSyntaxEncoding } from "../dicom/uids.ts";
 import { buildMeta, encodeDataSet, encodeDataSetParts, type EncodedPart, encodeMeta } from "../dicom/writer.ts";
 import { DICOM_CATEGORIES, type FileRecord } from "../records/types.ts";
+import { uniqueName } from "../layout/sanitize.ts";
 
 export { removeStaleTemporaryFiles };
 import {
@@ -49,13 +50,6 @@ export type AnonymizeFileResult =
   | { ok: false; input: FileInput; reason: "unreadable" | "refused" | "write" | "skipped"; message: string };
 
 const MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10";
-
-/** A path component from an identifier: no separators, no traversal, bounded length. */
-function safeComponent(text: string): string {
-  let s = text.replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 100);
-  if (s === "" || s === "." || s === "..") s = "_";
-  return s;
-}
 
 /** Writes bytes to `path` atomically: a temporary file in the same directory, then a rename. */
 export function writeFileAtomic(path: string, bytes: Uint8Array): void {
@@ -165,7 +159,7 @@ export function expectedOutput(input: FileInput, header: DicomFile, ctx: Anonymi
   const keep = ctx.options.retainUids === true;
   const patient = ctx.patient(ds.string(0x00100020) ?? "").id;
   const seriesUid = series === undefined ? "no-series" : keep ? series : ctx.uid(series);
-  return join(files.out, safeComponent(patient), safeComponent(seriesUid), `${safeComponent(keep ? sop : ctx.uid(sop))}.dcm`);
+  return join(files.out, uniqueName(patient, "_"), uniqueName(seriesUid, "_"), `${uniqueName(keep ? sop : ctx.uid(sop), "_")}.dcm`);
 }
 
 /** Notes an output written by an earlier run, so this run still refuses a second input for it. */
@@ -205,7 +199,7 @@ function prepare(input: FileInput, file: DicomFile, ctx: AnonymizeContext, files
       const rel = relative(root, src);
       dest = join(files.out, rel.startsWith("..") || rel === "" ? basename(src) : rel);
     } else {
-      dest = join(files.out, safeComponent(ids.patientId), safeComponent(ids.seriesUid ?? "no-series"), `${safeComponent(sopInstance)}.dcm`);
+      dest = join(files.out, uniqueName(ids.patientId, "_"), uniqueName(ids.seriesUid ?? "no-series", "_"), `${uniqueName(sopInstance, "_")}.dcm`);
     }
   }
   const destKey = resolve(dest), srcKey = resolve(src);

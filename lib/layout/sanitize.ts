@@ -3,6 +3,7 @@
  * names, UIDs in the series layout) goes through `sanitizeName`.
  */
 import { createHash } from "node:crypto";
+import { join } from "node:path";
 
 const WINDOWS_RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/i;
 // Characters no common file system accepts in a name, plus controls.
@@ -24,6 +25,24 @@ function utf8Length(s: string): number {
   return new TextEncoder().encode(s).length;
 }
 
+/** The character rules of every name: what no file system accepts, reserved device names, trailing dots. */
+function cleanName(name: string, ascii: boolean | undefined): string {
+  let s = name.normalize("NFC");
+  if (ascii) s = s.normalize("NFD").replace(/[\u0300-\u036f]/g, "").replace(/[^\x20-\x7e]/g, "_");
+  s = s.replace(FORBIDDEN, "_").replace(/\s+/g, " ").trim();
+  s = s.replace(/[. ]+$/, ""); // Windows drops trailing dots and spaces
+  if (s === "" || /^\.+$/.test(s)) s = "_";
+  if (WINDOWS_RESERVED.test(s)) s = `_${s}`;
+  return s;
+}
+
+/** `s` cut to at most `maxBytes` UTF-8 bytes with `suffix` appended (whole characters, no trailing dot). */
+function cutWithSuffix(s: string, suffix: string, maxBytes: number): string {
+  let cut = s;
+  while (utf8Length(cut) + suffix.length > maxBytes) cut = [...cut].slice(0, -1).join("");
+  return cut.replace(/[. ]+$/, "") + suffix;
+}
+
 /**
  * Makes one path component safe on Linux, macOS and Windows: no separators or traversal, no
  * characters Windows forbids, no reserved device names (CON, NUL, COM1…), no trailing dots or
@@ -32,19 +51,37 @@ function utf8Length(s: string): number {
  */
 export function sanitizeName(name: string, opts: SanitizeOptions = {}): string {
   const maxBytes = opts.maxBytes ?? 64;
-  let s = name.normalize("NFC");
-  if (opts.ascii) s = s.normalize("NFD").replace(/[\u0300-\u036f]/g, "").replace(/[^\x20-\x7e]/g, "_");
-  s = s.replace(FORBIDDEN, "_").replace(/\s+/g, " ").trim();
-  s = s.replace(/[. ]+$/, ""); // Windows drops trailing dots and spaces
-  if (s === "" || /^\.+$/.test(s)) s = "_";
-  if (WINDOWS_RESERVED.test(s)) s = `_${s}`;
-  if (utf8Length(s) > maxBytes) {
-    const suffix = `~${shortHash(name)}`;
-    let cut = s;
-    while (utf8Length(cut) + suffix.length > maxBytes) cut = [...cut].slice(0, -1).join("");
-    s = cut.replace(/[. ]+$/, "") + suffix;
-  }
-  return s;
+  const s = cleanName(name, opts.ascii);
+  return utf8Length(s) > maxBytes ? cutWithSuffix(s, `~${shortHash(name)}`, maxBytes) : s;
+}
+
+/**
+ * `sanitizeName` made one-to-one, for names built from identifiers (patient IDs and UIDs of
+ * received or anonymized objects): a value kept as it is stays as it is; a value the rules had to
+ * change or shorten gets 16 hex digits of its SHA-256 (64 bits), so `1.2.3/4` and `1.2.3_4` never
+ * share a folder. An empty or missing value becomes `fallback`.
+ */
+export function uniqueName(value: string | undefined, fallback: string, opts: SanitizeOptions = {}): string {
+  if (value === undefined || value.trim() === "") return fallback;
+  const maxBytes = opts.maxBytes ?? 64;
+  const s = cleanName(value, opts.ascii);
+  if (s === value && utf8Length(s) <= maxBytes) return s;
+  return cutWithSuffix(s, `~${createHash("sha256").update(value).digest("hex").slice(0, 16)}`, maxBytes);
+}
+
+/**
+ * Where `serve` and `retrieve` put a received object:
+ * `<root>/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm`, every
+ * component through `uniqueName`, so two objects share a file only if they carry the same IDs.
+ */
+export function storagePath(root: string, ids: { patientId?: string; studyUid?: string; seriesUid?: string; sopInstanceUid: string }): string {
+  return join(
+    root,
+    uniqueName(ids.patientId, "NO_PATIENT_ID"),
+    uniqueName(ids.studyUid, "NO_STUDY_UID"),
+    uniqueName(ids.seriesUid, "NO_SERIES_UID"),
+    `${uniqueName(ids.sopInstanceUid, "NO_SOP_UID")}.dcm`,
+  );
 }
 
 /** A DICOM person name (Family^Given^Middle^Prefix^Suffix, alphabetic group) split into parts. */

@@ -169,17 +169,20 @@ export class Association {
   private hold = false;
   private sendBuffers: { buf: Buffer; flushed: Promise<void> }[] = [];
   private readonly tls: boolean;
+  /** A requestor over TLS that presents no client certificate. */
+  private readonly tlsWithoutCert: boolean;
   /** The A-ASSOCIATE-RQ received (acceptors) or sent (requestors). */
   request: AssociateRq | undefined;
 
   constructor(
     socket: net.Socket,
-    opts: { requestor: boolean; peer: string; tls: boolean; timeouts?: Timeouts; limits?: Partial<AssociationLimits> },
+    opts: { requestor: boolean; peer: string; tls: boolean; tlsWithoutCert?: boolean; timeouts?: Timeouts; limits?: Partial<AssociationLimits> },
   ) {
     this.socket = socket;
     this.peer = opts.peer;
     this.isRequestor = opts.requestor;
     this.tls = opts.tls;
+    this.tlsWithoutCert = opts.tls && opts.tlsWithoutCert === true;
     this.state = opts.requestor ? "connecting" : "awaiting-rq";
     this.limits = withDefaults(DEFAULT_ASSOCIATION_LIMITS, opts.limits);
     this.timeouts = {
@@ -191,7 +194,23 @@ export class Association {
     socket.on("data", (chunk: Uint8Array) => this.onData(chunk));
     socket.on("drain", () => this.flushDrain());
     socket.on("error", (e) => this.onClose(socketError(e, this.peer, this.tls)));
-    socket.on("close", () => this.onClose(new DicomNetError("CLOSED", `Connection to ${this.peer} closed by the peer`)));
+    socket.on("close", () => this.onClose(this.closedByPeer()));
+  }
+
+  /**
+   * The error for a connection the peer closed. Over TLS without a client certificate of ours, a
+   * peer that closes before answering the association request has most likely refused the
+   * session for want of one: TLS 1.3 reports that after the handshake, and the alert can be lost
+   * with the connection (seen under Deno), so the sentence names the likely fix.
+   */
+  private closedByPeer(): DicomNetError {
+    if (this.tlsWithoutCert && (this.state === "awaiting-ac" || this.state === "connecting")) {
+      return new DicomNetError(
+        "TLS",
+        `TLS failure with ${this.peer}: it closed the connection before answering our association request; it may require a client certificate (give ours with --cert and --key)`,
+      );
+    }
+    return new DicomNetError("CLOSED", `Connection to ${this.peer} closed by the peer`);
   }
 
   /** True while the association can carry messages. */
@@ -987,7 +1006,7 @@ export async function connect(opts: ConnectOptions): Promise<Association> {
     }
     s.on("error", onError);
   });
-  assoc = new Association(socket, { requestor: true, peer, tls: useTls, timeouts: opts.timeouts, limits: opts.limits });
+  assoc = new Association(socket, { requestor: true, peer, tls: useTls, tlsWithoutCert: useTls && !opts.tls?.cert, timeouts: opts.timeouts, limits: opts.limits });
   socket.off("error", onError);
   if (earlyError) socket.emit("error", earlyError);
   for (const b of early.splice(0)) assoc.feed(b, false);

@@ -16,7 +16,7 @@ import { readDicomFile } from "../dicom/reader.ts";
 import { removeStale } from "../fs/stale.ts";
 import { sha256Bytes, sha256FileAsync } from "../fs/hash.ts";
 import { FolderIndex, type IndexReport } from "../index/index.ts";
-import { storagePath } from "../index/layout.ts";
+import { storagePath } from "../layout/sanitize.ts";
 import {
   type AllowEntry, createScp, DimseStatusError, isValidAeTitle, type MoveDestination, parseAllowEntry, printable, QR_MODELS,
   type QueryRequest, type ReceivedFile, type Scp, type ScpEvent, type ScpLimits, type StoreAnswer, type StoreSource,

@@ -6,7 +6,7 @@
  */
 import type { DataSet } from "../dicom/dataset.ts";
 import { forPatient, identifier } from "../qr/identifier.ts";
-import type { MoveReport, RetrieveOutcome, RetrieveTransport } from "./planner.ts";
+import type { MoveReport, RetrieveOutcome, RetrieveTransport } from "./types.ts";
 
 const PATIENT_ID = 0x00100020;
 

@@ -10,7 +10,7 @@ import type { DataSet } from "../dicom/dataset.ts";
 import { KIND_MODALITY, objectKind } from "../dicom/rt.ts";
 import type { ArrivalStore } from "./arrivals.ts";
 import { failure, PatientQueries } from "./_ask.ts";
-import type { Gap, InstanceReport, RetrieveOutcome, RetrieveResult, RetrieveSummary, RetrieveTransport, SeriesReport } from "./planner.ts";
+import type { Gap, InstanceReport, RetrieveOutcome, RetrieveResult, RetrieveSummary, RetrieveTransport, SeriesReport } from "./types.ts";
 
 /** A series of the patient, as C-FIND at SERIES level described it. */
 export interface PatientSeries {

@@ -18,7 +18,7 @@ import {
 } from "../net/mod.ts";
 import { identifier } from "../qr/identifier.ts";
 import type { ArrivalStore } from "./arrivals.ts";
-import type { RetrieveOutcome, RetrieveTransport } from "./planner.ts";
+import type { RetrieveOutcome, RetrieveTransport } from "./types.ts";
 
 export interface RetrieveSessionOptions {
   host: string;

@@ -14,7 +14,7 @@ import { peerLabel, peerTimeouts, type PeerSettings, tlsFromFiles } from "../net
 import type { FileRecord, RtRecord } from "../records/types.ts";
 import { type StageEvent, type StageOptions, StageReport, untilAborted } from "../stage/stage.ts";
 import type { PatientRewrite } from "./output.ts";
-import type { Gap, RetrieveSummary } from "./planner.ts";
+import type { Gap, RetrieveSummary } from "./types.ts";
 import { retrieveFiles } from "./retrieve.ts";
 
 /** Options of the retrieve stage. */
