@@ -259,8 +259,22 @@ function convertConfig(option: Option, value: unknown, where: string): unknown {
     return value;
   }
   if (Array.isArray(value)) {
-    if (!option.variadic) throw new UsageError(`Invalid value ${JSON.stringify(value)} for ${where}: expected a single value`);
-    return value.map((v) => convert(option, String(v), where)).flat();
+    if (option.variadic) return value.map((v) => convert(option, String(v), where)).flat();
+    // A repeatable option (its parser collects into a list, like --allow): the array is the flags given in turn.
+    const parse = (option as unknown as { parseArg?: (value: string, previous: unknown) => unknown }).parseArg;
+    let collected: unknown = undefined;
+    for (const v of value) {
+      if (!parse || (v !== null && typeof v === "object")) break;
+      try {
+        collected = parse(String(v), collected);
+      } catch (error) {
+        throw new UsageError(`Invalid value "${v}" for ${where}: ${errorMessage(error)}`);
+      }
+    }
+    if (!Array.isArray(collected) || collected.length !== value.length) {
+      throw new UsageError(`Invalid value ${JSON.stringify(value)} for ${where}: expected a single value`);
+    }
+    return collected;
   }
   if (value === null || typeof value === "object") {
     throw new UsageError(`Invalid value ${JSON.stringify(value)} for ${where}`);

@@ -18,6 +18,8 @@ export const COMMAND_NAMES: readonly string[] = [
 
 /** Every option any command has, by attribute name (what rtexport.json keys are). */
 export const OPTION_NAMES: readonly string[] = [
+  "acceptSopClass",
+  "acceptUnknown",
   "aet",
   "allow",
   "allowBurnedIn",
@@ -91,6 +93,7 @@ export const OPTION_NAMES: readonly string[] = [
   "patientId",
   "pattern",
   "peer",
+  "phantomPattern",
   "plan",
   "port",
   "preset",

@@ -5,7 +5,8 @@ import { DEFAULT_STATUSES } from "../lib/catalog/catalog.ts";
 import { addDatabaseTimeoutOption, defineCommand, errorMessage, FatalError, runMain, UsageError } from "../cli/mod.ts";
 import type { PatientRecord, PlanRecord, RtRecord } from "../lib/records/types.ts";
 import { DatabaseUrlError, parseDatabaseUrl } from "../lib/sql/connect.ts";
-import { type ListFilter, type ListProblem, listPatients, type ListSource } from "../lib/sources/list.ts";
+import { type ListProblem, listPatients, type ListSource } from "../lib/sources/list.ts";
+import { checkListFilter, DEFAULT_PHANTOM_PATTERNS, type ListFilter, ListFilterError } from "../lib/sources/filter.ts";
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -25,12 +26,19 @@ export const main = defineCommand({
     "are listed; physician (contour-only), QA, LOT simulation and setup plans, phantom records and plans whose",
     "approval is not APPROVED are left out unless a flag includes them (--include-unapproved is the same flag",
     "as export-plan's and retrieve's).",
+    "",
+    "Each source applies the filters from what it carries (docs/export.md, \"Filters per source\"): a catalog",
+    "from its columns; a folder and a Q/R peer from DICOM: QA plans by Plan Intent (VERIFICATION, MACHINE_QA,",
+    "QA), setup plans by their beams (folder only), phantoms by Quality Control Subject or --phantom-pattern,",
+    "--since by the objects' dates (folder) or Study Date (peer). A filter a source cannot apply (--status,",
+    "--include-physician and --include-lot on a folder or peer; --include-setup on a peer) is a usage error.",
   ].join("\n"),
   peer: "optional",
   examples: [
     "rtexport list-patients --from catalog --db sqlite:clinic/catalog.db --vault clinic/vault",
     "rtexport list-patients --from folder /data/old-export --patient 12345",
     "rtexport list-patients --from dicom --host aria --port 105 --called-aet VMSDBD --since 2024-01-01",
+    "rtexport list-patients --from folder /data/old-export --since 2024-06-01 --include-qa --phantom-pattern 'QA*' --phantom-pattern '*PHANTOM*'",
   ],
   configure(cmd) {
     cmd.addOption(new Option("--from <source>", "where to list from").choices(["catalog", "folder", "dicom"]).default("catalog"));
@@ -46,6 +54,11 @@ export const main = defineCommand({
     cmd.option("--include-lot", "also list LOT simulation plans");
     cmd.option("--include-setup", "also list setup/alignment plans");
     cmd.option("--include-phantom", "also list phantom records");
+    cmd.option(
+      "--phantom-pattern <glob>",
+      `patient ID or name of phantom records (repeatable; *, ?, case-insensitive; default ${DEFAULT_PHANTOM_PATTERNS.join(", ")}; '' for none; a list in rtexport.json)`,
+      collect,
+    );
     cmd.argument("[path...]", "folders to list (--from folder)");
   },
   human: {
@@ -68,9 +81,16 @@ export const main = defineCommand({
     ].filter(Boolean) as string[];
     let unapproved = 0;
     const filter: ListFilter = {
-      patientIds: o.patient, since: o.since, statuses: o.status, includePlanTypes, includePhantoms: !!o.includePhantom,
+      patientIds: o.patient, since: o.since, statuses: o.status, includePlanTypes, includePhantoms: !!o.includePhantom, phantomPatterns: o.phantomPattern,
       includeUnapproved: !!o.includeUnapproved, onUnapproved: () => void unapproved++,
     };
+    try {
+      checkListFilter(o.from, filter);
+    } catch (e) {
+      if (!(e instanceof ListFilterError)) throw e;
+      const flag = e.filter === "statuses" ? "--status" : `--include-${{ PHYSICIAN: "physician", LOT_SIMULATION: "lot", SETUP: "setup" }[e.planType ?? ""] ?? "?"}`;
+      throw new UsageError(`${flag} cannot be used with --from ${o.from}: ${/^[A-Z][a-z]/.test(e.message) ? e.message.charAt(0).toLowerCase() + e.message.slice(1) : e.message}`);
+    }
     let patients = 0;
     const emit = async (r: RtRecord) => {
       if (r.type === "patient") patients++;

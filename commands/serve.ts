@@ -22,6 +22,12 @@ function collectAllow(value: string, previous: AllowEntry[] | undefined): AllowE
   }
 }
 
+function collectUid(value: string, previous: string[] | undefined): string[] {
+  const uid = value.trim();
+  if (!/^[0-2](\.(0|[1-9]\d*))+$/.test(uid) || uid.length > 64) throw new InvalidArgumentError(`"${value}" is not a UID (digits and dots, at most 64 characters).`);
+  return collect(uid, previous);
+}
+
 function collectDestination(value: string, previous: string[] | undefined): string[] {
   try {
     parseMoveDestination(value);
@@ -54,7 +60,8 @@ export const main = defineCommand({
   name: "serve",
   summary: "run a DICOM node over a folder: storage, C-FIND, C-MOVE, C-GET, with an SQLite index",
   description: [
-    "Listens for associations and answers Verification, Storage (every storage class, RT included),",
+    "Listens for associations and answers Verification, Storage (every standard storage class, RT included;",
+    "vendors' private and retired trial classes with --accept-unknown or --accept-sop-class UID),",
     "and Query/Retrieve (Patient Root and Study Root; C-FIND at PATIENT, STUDY, SERIES and IMAGE level;",
     "C-MOVE to the destinations given with --move-dest; C-GET). Received objects are written atomically to",
     "DIR/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm and indexed in",
@@ -68,6 +75,7 @@ export const main = defineCommand({
     "rtexport serve --dir ./pacs --port 11112 --aet RTEXPORT --allow STORESCU --allow FINDSCU",
     "rtexport serve --dir ./pacs --host 0.0.0.0 --allow MIM@10.0.0.5 --allow ARIA@10.0.1.0/24 --move-dest MIM=10.0.0.5:104",
     "rtexport serve --dir ./pacs --host 0.0.0.0 --allow-store-any --allow MIM@10.0.0.5",
+    "rtexport serve --dir ./pacs --allow IDMS@10.0.0.7 --accept-sop-class 1.3.46.670589.2.4.1.1 --accept-sop-class 1.2.840.10008.5.1.4.34.1",
     "rtexport serve --dir ./pacs --host 0.0.0.0 --port 2762 --tls --cert server.pem --key server.key --ca clients.pem --allow MIM#mim.hospital.org",
   ],
   configure(cmd: Command) {
@@ -82,6 +90,10 @@ export const main = defineCommand({
       ).argParser(collectAllow),
     );
     cmd.addOption(new Option("--allow-store-any", "any caller may store (and echo); query/retrieve still needs --allow"));
+    cmd.addOption(new Option("--accept-unknown", "also store SOP classes that are not standard storage classes (vendors' private ones, retired trial classes) and answer them in Q/R"));
+    cmd.addOption(
+      new Option("--accept-sop-class <uid>", "also store this SOP class (repeatable; the per-class form of --accept-unknown, e.g. in rtexport.json)").argParser(collectUid),
+    );
     cmd.addOption(new Option("--overwrite", "a second copy of a stored SOP instance replaces the first (default: the first is kept, answered with warning 0xB000)"));
     cmd.addOption(new Option("--move-dest <NAME=host:port>", "C-MOVE destination (repeatable; with --tls, reached over TLS)").argParser(collectDestination));
     cmd.addOption(new Option("--tls", "accept TLS connections only (needs --cert, --key and --ca, or --tls-no-client-cert)"));
@@ -193,6 +205,8 @@ export const main = defineCommand({
       allow,
       allowStoreAny: o.allowStoreAny === true,
       overwrite: o.overwrite === true,
+      acceptUnknownSopClasses: o.acceptUnknown === true,
+      acceptSopClasses: o.acceptSopClass as string[] | undefined,
       moveDestinations,
       tls,
       timeouts: { dimse: (o.idleTimeout as number) * 1000 },
@@ -216,7 +230,8 @@ export const main = defineCommand({
     }
     if (node.cleaned.length) log.info(`removed ${node.cleaned.length} temporary files left by a previous run in ${o.dir}/.incoming`);
     const who = allow.length ? `allowing ${allow.map(formatAllowEntry).join(", ")}` : "allowing nobody to query";
-    log.info(`listening on ${node.host}:${node.port} as ${node.aeTitle}${tls ? " (TLS)" : ""}, serving ${node.index.dir}, ${who}${o.allowStoreAny ? ", storage from anyone" : ""}`);
+    const extra = o.acceptUnknown ? ", storing unknown SOP classes too" : o.acceptSopClass?.length ? `, storing SOP classes ${o.acceptSopClass.join(", ")} too` : "";
+    log.info(`listening on ${node.host}:${node.port} as ${node.aeTitle}${tls ? " (TLS)" : ""}, serving ${node.index.dir}, ${who}${o.allowStoreAny ? ", storage from anyone" : ""}${extra}`);
     // Our own signal listeners as well as ctx.signal: under Deno, when the command is loaded
     // through cli.ts, the platform's listeners were not called (measured: killed with 143).
     let stop: () => void = () => {};

@@ -160,6 +160,11 @@ describe("SCP context negotiation", () => {
     ["private class rejected by default", { abstractSyntax: "1.2.246.352.70.1.70", transferSyntaxes: [ELE] }, false, 3, ""],
     ["private class accepted with acceptUnknownSopClasses", { abstractSyntax: "1.2.246.352.70.1.70", transferSyntaxes: [ELE] }, true, 0, ELE],
     ["worklist is never storage", { abstractSyntax: "1.2.840.10008.5.1.4.31", transferSyntaxes: [ELE] }, true, 3, ""],
+    ["retired RT Beams Delivery Instruction trial rejected by default", { abstractSyntax: "1.2.840.10008.5.1.4.34.1", transferSyntaxes: [ILE] }, false, 3, ""],
+    ["retired RT Beams Delivery Instruction trial accepted with acceptUnknownSopClasses", { abstractSyntax: "1.2.840.10008.5.1.4.34.1", transferSyntaxes: [ILE] }, true, 0, ILE],
+    ["MPPS is never storage", { abstractSyntax: "1.2.840.10008.3.1.2.3.3", transferSyntaxes: [ELE] }, true, 3, ""],
+    ["UPS push is never storage", { abstractSyntax: "1.2.840.10008.5.1.4.34.6.1", transferSyntaxes: [ELE] }, true, 3, ""],
+    ["storage commitment is never storage", { abstractSyntax: "1.2.840.10008.1.20.1", transferSyntaxes: [ELE] }, true, 3, ""],
     ["Study Root FIND with a find handler, native syntax preferred", { abstractSyntax: "1.2.840.10008.5.1.4.1.2.2.1", transferSyntaxes: [JPEG, ILE, ELE] }, false, 0, ELE],
     ["Study Root FIND offered only compressed", { abstractSyntax: "1.2.840.10008.5.1.4.1.2.2.1", transferSyntaxes: [JPEG] }, false, 4, ""],
     ["Study Root MOVE without a move handler", { abstractSyntax: "1.2.840.10008.5.1.4.1.2.2.2", transferSyntaxes: [ELE] }, false, 3, ""],
@@ -170,4 +175,12 @@ describe("SCP context negotiation", () => {
       assert.deepEqual([c.result, c.transferSyntax, c.accepted], [result, ts, result === 0]);
     });
   }
+  test("a per-class allow list stores the classes listed, and only those", () => {
+    const listed = new Set(["1.3.46.670589.2.4.1.1"]);
+    const [cx, other] = negotiateContexts(rq([
+      { id: 1, abstractSyntax: "1.3.46.670589.2.4.1.1", transferSyntaxes: [ILE] },
+      { id: 3, abstractSyntax: "1.2.246.352.70.1.70", transferSyntaxes: [ILE] },
+    ]) as never, { store: () => ({ status: 0 }) }, undefined, false, listed);
+    assert.deepEqual([cx.result, cx.transferSyntax, other.result], [0, ILE, 3]);
+  });
 });

@@ -1,6 +1,7 @@
 import type { Kysely } from "kysely";
 import type { PatientRecord, PlanRecord } from "../records/types.ts";
 import { connectDatabase, type SqlConnection } from "../sql/connect.ts";
+import { DEFAULT_PHANTOM_PATTERNS, isPhantom, type ListFilter } from "../sources/filter.ts";
 
 /**
  * The catalog views rtexport reads. A site maps its planning system's schema onto these once
@@ -61,18 +62,8 @@ export const EXCLUDED_PLAN_TYPES: Record<string, string> = {
   SETUP: "setup/alignment plan",
 };
 
-/**
- * Which patients and plans `list-patients --from catalog` reads: IDs, updated since, plan statuses,
- * plan types and phantoms to include.
- */
-export interface CatalogFilter {
-  patientIds?: string[];
-  /** ISO date or date-time: only patients or plans updated after it. */
-  since?: string;
-  statuses?: string[];
-  includePlanTypes?: string[];
-  includePhantoms?: boolean;
-}
+/** Which patients and plans `list-patients --from catalog` reads (the filters every source takes). */
+export type CatalogFilter = ListFilter;
 
 /** A catalog row that cannot be used, reported by name rather than dropped. */
 export interface CatalogProblem {
@@ -122,7 +113,9 @@ export class Catalog {
         continue;
       }
       seen.add(p.patient_id);
-      if (p.is_phantom && !filter.includePhantoms) continue;
+      const phantom = !!p.is_phantom ||
+        isPhantom({ patientId: p.patient_id, family: p.family_name ?? undefined, given: p.given_name ?? undefined }, filter.phantomPatterns ?? DEFAULT_PHANTOM_PATTERNS);
+      if (phantom && !filter.includePhantoms) continue;
       const plans = await plansQuery(this.db, p.patient_id).execute();
       const kept: PlanRecord[] = [];
       for (const row of plans) {

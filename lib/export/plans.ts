@@ -90,7 +90,7 @@ export async function* exportPlan(ctx: ExportContext, plan: PlanRecord): AsyncGe
   const dir = planFolder(ctx, plan.patientId, plan);
   let rows: SourceFile[] = [];
   if (folderRoot) {
-    const found = plan.planUid ? folderPlanFiles(folderRoot, plan.planUid) : undefined;
+    const found = plan.planUid ? folderPlanFiles(folderRoot, plan.planUid, plan.patientId) : undefined;
     if (!found) {
       problem(ctx, planName, `not found in folder "${folderRoot}"`, plan.patientId);
       tally.failed++;

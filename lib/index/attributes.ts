@@ -1,8 +1,9 @@
 /**
  * The attributes the folder index keeps at each Query/Retrieve level: the ones C-FIND peers
  * ask for, plus RT plan attributes that make selective retrieval possible without fetching
- * every plan (RTPlanLabel, ApprovalStatus) and the plan/structure-set references of doses,
- * records and plans.
+ * every plan (RTPlanLabel, ApprovalStatus), what list-patients leaves out by default (Plan
+ * Intent of QA plans, Quality Control Subject of phantoms) and the plan/structure-set references
+ * of doses, records and plans.
  */
 import { lookupKeyword } from "../dicom/dictionary.ts";
 import type { Tag } from "../dicom/tag.ts";
@@ -32,6 +33,7 @@ export const INDEXED_ATTRIBUTES: readonly IndexedAttribute[] = [
   attr("IssuerOfPatientID", "PATIENT", "issuer_of_patient_id"),
   attr("PatientBirthDate", "PATIENT", "patient_birth_date"),
   attr("PatientSex", "PATIENT", "patient_sex"),
+  attr("QualityControlSubject", "PATIENT", "quality_control_subject"),
   attr("StudyInstanceUID", "STUDY", "study_uid"),
   attr("StudyDate", "STUDY", "study_date"),
   attr("StudyTime", "STUDY", "study_time"),
@@ -55,6 +57,7 @@ export const INDEXED_ATTRIBUTES: readonly IndexedAttribute[] = [
   attr("RTPlanName", "IMAGE", "rt_plan_name"),
   attr("RTPlanDate", "IMAGE", "rt_plan_date"),
   attr("ApprovalStatus", "IMAGE", "approval_status"),
+  attr("PlanIntent", "IMAGE", "plan_intent"),
   attr("StructureSetLabel", "IMAGE", "structure_set_label"),
   attr("DoseSummationType", "IMAGE", "dose_summation_type"),
 ];

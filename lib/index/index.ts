@@ -59,7 +59,7 @@ export interface IndexedInstance {
 export const INDEX_FILE_NAME = ".rtexport-index.sqlite";
 
 /** Bumped when the tables change; an index of another version is rebuilt from the files (it is a cache). */
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 const LEVEL_TABLE: Record<QueryLevel, keyof IndexDB> = { PATIENT: "patient", STUDY: "study", SERIES: "series", IMAGE: "instance" };
 /** Primary key of each level's table: studies and series are told apart by patient too. */

@@ -143,6 +143,12 @@ export interface ScpOptions {
    * Varian's 1.2.246.352.*) for storage, as Orthanc's UnknownSopClassAccepted does. Default false.
    */
   acceptUnknownSopClasses?: boolean;
+  /**
+   * SOP classes accepted for storage although they are not standard storage classes: the per-class
+   * form of `acceptUnknownSopClasses` (Philips' private CX 1.3.46.670589.2.4.1.1, the retired RT Beams
+   * Delivery Instruction trial 1.2.840.10008.5.1.4.34.1, …).
+   */
+  acceptSopClasses?: Iterable<string>;
   /** Transfer syntaxes accepted for storage, in preference order; default: whatever the requestor proposes first. */
   storageTransferSyntaxes?: string[];
   /** Directory for incoming objects' temporary files (default the OS temp dir); same file system as their final home, so the rename is atomic. */
@@ -173,13 +179,39 @@ function isStorageClass(uid: string): boolean {
   return STORAGE.has(uid) || uid.startsWith("1.2.840.10008.5.1.4.1.1.");
 }
 
+/**
+ * Standard services that are not storage, by UID or UID prefix (PS3.6 Table A-1): verification,
+ * commitment and other 1.2.840.10008.1.*, detached management and MPPS (3.*), print (5.1.1.*),
+ * Q/R models (5.1.4.1.2.*, composite instance retrieve 5.1.4.20.*), worklists and instance
+ * availability (5.1.4.31-33), UPS and RT machine verification (5.1.4.34.4-6, .8, .9), hanging
+ * protocol, color palette and implant template Q/R (5.1.4.37-45 non-storage members).
+ * Standard UIDs outside this list and outside the storage dictionary (the retired RT Beams
+ * Delivery Instruction trial 1.2.840.10008.5.1.4.34.1) count as unknown storage classes.
+ */
+const NON_STORAGE_PREFIXES = [
+  "1.2.840.10008.1.", "1.2.840.10008.2.", "1.2.840.10008.3.", "1.2.840.10008.4.", "1.2.840.10008.5.1.1.",
+  "1.2.840.10008.5.1.4.1.2.", "1.2.840.10008.5.1.4.20.", "1.2.840.10008.5.1.4.31", "1.2.840.10008.5.1.4.32",
+  "1.2.840.10008.5.1.4.33", "1.2.840.10008.5.1.4.34.4", "1.2.840.10008.5.1.4.34.5", "1.2.840.10008.5.1.4.34.6",
+  "1.2.840.10008.5.1.4.34.8", "1.2.840.10008.5.1.4.34.9", "1.2.840.10008.5.1.4.37.", "1.2.840.10008.5.1.4.38.2",
+  "1.2.840.10008.5.1.4.38.3", "1.2.840.10008.5.1.4.38.4", "1.2.840.10008.5.1.4.39.2", "1.2.840.10008.5.1.4.39.3",
+  "1.2.840.10008.5.1.4.39.4", "1.2.840.10008.5.1.4.41", "1.2.840.10008.5.1.4.42", "1.2.840.10008.5.1.4.43.2",
+  "1.2.840.10008.5.1.4.43.3", "1.2.840.10008.5.1.4.43.4", "1.2.840.10008.5.1.4.44.2", "1.2.840.10008.5.1.4.44.3",
+  "1.2.840.10008.5.1.4.44.4", "1.2.840.10008.5.1.4.45.2", "1.2.840.10008.5.1.4.45.3", "1.2.840.10008.5.1.4.45.4",
+];
+
 /** Standard service classes that are not storage (Q/R, worklist, MPPS, commitment, print, …). */
 function isKnownNonStorage(uid: string): boolean {
-  return uid.startsWith("1.2.840.10008.") && !uid.startsWith("1.2.840.10008.5.1.4.1.1.");
+  return NON_STORAGE_PREFIXES.some((p) => (p.endsWith(".") ? uid.startsWith(p) : uid === p || uid.startsWith(p + ".")));
 }
 
-/** Negotiates presentation contexts for an SCP with the given handlers. */
-export function negotiateContexts(rq: AssociateRq, handlers: ScpHandlers, storageTs?: string[], acceptUnknown = false): NegotiatedContext[] {
+/**
+ * Negotiates presentation contexts for an SCP with the given handlers. Storage takes the standard
+ * storage classes, those in `acceptClasses`, and with `acceptUnknown` any SOP class that is not a
+ * standard non-storage service.
+ */
+export function negotiateContexts(
+  rq: AssociateRq, handlers: ScpHandlers, storageTs?: string[], acceptUnknown = false, acceptClasses: ReadonlySet<string> = new Set(),
+): NegotiatedContext[] {
   const qr = new Set<string>();
   if (handlers.find) qr.add(QR_MODELS.patientRoot.find).add(QR_MODELS.studyRoot.find);
   if (handlers.move) qr.add(QR_MODELS.patientRoot.move).add(QR_MODELS.studyRoot.move);
@@ -190,7 +222,8 @@ export function negotiateContexts(rq: AssociateRq, handlers: ScpHandlers, storag
     let ts: string | undefined;
     if (pc.abstractSyntax === VERIFICATION_SOP_CLASS || qr.has(pc.abstractSyntax)) {
       ts = NATIVE_PREFERENCE.slice(0, 3).find((t) => pc.transferSyntaxes.includes(t));
-    } else if (storageOk && (isStorageClass(pc.abstractSyntax) || (acceptUnknown && !isKnownNonStorage(pc.abstractSyntax)))) {
+    } else if (storageOk && (isStorageClass(pc.abstractSyntax) || acceptClasses.has(pc.abstractSyntax) ||
+        (acceptUnknown && !isKnownNonStorage(pc.abstractSyntax)))) {
       ts = storageTs ? storageTs.find((t) => pc.transferSyntaxes.includes(t)) : pc.transferSyntaxes[0];
     } else {
       return { ...base, transferSyntax: "", accepted: false, result: PC_ABSTRACT_SYNTAX_NOT_SUPPORTED };
@@ -401,7 +434,7 @@ async function serveAssociation(socket: net.Socket, ctx: AssociationContext): Pr
   const custom = opts.accept?.({ callingAet: rq.callingAet, calledAet: rq.calledAet, remoteAddress, subjectCn, request: rq });
   if (custom?.reject) return reject(custom.reject.result, custom.reject.source, custom.reject.reason, "refused by the accept hook");
   const handlers: ScpHandlers = services === "all" ? opts.handlers : { echo: opts.handlers.echo, store: opts.handlers.store };
-  const contexts = negotiateContexts(rq, handlers, opts.storageTransferSyntaxes, opts.acceptUnknownSopClasses).map((c) =>
+  const contexts = negotiateContexts(rq, handlers, opts.storageTransferSyntaxes, opts.acceptUnknownSopClasses, new Set(opts.acceptSopClasses ?? [])).map((c) =>
     // Q/R for a caller let in for storage only: refused by the user, not "unknown to us".
     services === "storage" && !c.accepted && isQrModel(c.abstractSyntax) ? { ...c, result: PC_USER_REJECTION } : c
   );

@@ -46,6 +46,14 @@ export interface QrScpOptions {
   allowedCallingAets?: string[];
   /** Anyone may store (and echo); their query/retrieve contexts are still refused. */
   allowStoreAny?: boolean;
+  /**
+   * Also store SOP classes that are not standard storage classes (vendors' private ones, retired
+   * trial classes), as Orthanc's UnknownSopClassAccepted does; they are indexed and answered in
+   * Q/R like any other object. Standard non-storage services are never taken for storage.
+   */
+  acceptUnknownSopClasses?: boolean;
+  /** The per-class form of `acceptUnknownSopClasses`: these SOP classes are stored too. */
+  acceptSopClasses?: string[];
   /** A second copy of a stored SOP instance replaces the first (default: the first is kept, answered with a warning). */
   overwrite?: boolean;
   /** C-MOVE destinations by AE title. */
@@ -303,6 +311,8 @@ export async function startQrScp(opts: QrScpOptions): Promise<QrScp> {
       tls: opts.tls,
       allow,
       openTo: { store: opts.allowStoreAny === true },
+      acceptUnknownSopClasses: opts.acceptUnknownSopClasses === true,
+      acceptSopClasses: opts.acceptSopClasses,
       storeDir: incoming,
       keepReceived: KEEP_RECEIVED,
       maxPdu: opts.maxPdu,

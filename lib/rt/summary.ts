@@ -52,7 +52,19 @@ export interface RtObjectSummary {
   /** Treatment records: treatment date and fraction number. */
   date?: string;
   fraction?: number;
+  /** RTPLAN: Plan Intent (CURATIVE, PALLIATIVE, VERIFICATION, MACHINE_QA, …). */
+  planIntent?: string;
+  /** RTPLAN: true when it has beams and every one is a setup beam (Treatment Delivery Type SETUP). */
+  setupOnly?: boolean;
+  /**
+   * The latest date the object carries (ISO): Instance Creation, Study, Series, Content, RT Plan,
+   * Structure Set or Treatment Date. What `list-patients --from folder --since` compares.
+   */
+  latestDate?: string;
 }
+
+/** Top-level dates an object may carry, compared for {@linkcode RtObjectSummary.latestDate}. */
+const DATE_TAGS = [0x00080012, 0x00080020, 0x00080021, 0x00080023, 0x300a0006, 0x30060008, 0x30080250];
 
 // Tags used below, by keyword for the reader.
 const T = {
@@ -70,6 +82,8 @@ const T = {
   StudiesContainingOtherReferencedInstancesSequence: 0x00081200,
   RTPlanLabel: 0x300a0002,
   RTPlanName: 0x300a0003,
+  PlanIntent: 0x300a000a,
+  TreatmentDeliveryType: 0x300a00ce,
   ApprovalStatus: 0x300e0002,
   BeamSequence: 0x300a00b0,
   IonBeamSequence: 0x300a03a2,
@@ -179,19 +193,26 @@ export function summarizeObject(file: DicomFile, path: string | undefined = file
     transferSyntaxUid: file.transferSyntaxUid,
   };
   if (kind !== "image") s.patientName = ds.string(T.PatientName);
+  for (const tag of DATE_TAGS) {
+    const d = isoDate(ds.string(tag));
+    if (d && /^\d{4}-\d{2}-\d{2}$/.test(d) && (s.latestDate === undefined || d > s.latestDate)) s.latestDate = d;
+  }
   switch (kind) {
     case "plan": {
       s.label = ds.string(T.RTPlanLabel);
       s.name = ds.string(T.RTPlanName);
       s.approval = ds.string(T.ApprovalStatus);
+      s.planIntent = ds.string(T.PlanIntent);
       const machines: string[] = [];
-      let beams = 0;
+      let beams = 0, setupBeams = 0;
       for (const seq of [T.BeamSequence, T.IonBeamSequence]) {
         for (const beam of ds.items(seq)) {
           beams++;
+          if (beam.string(T.TreatmentDeliveryType) === "SETUP") setupBeams++;
           add(machines, beam.string(T.TreatmentMachineName));
         }
       }
+      if (beams > 0 && setupBeams === beams) s.setupOnly = true;
       for (const m of ds.items(T.TreatmentMachineSequence)) add(machines, m.string(T.TreatmentMachineName));
       add(machines, ds.string(T.TreatmentMachineName));
       if (machines.length === 0) for (const m of privateMachineNames(ds)) add(machines, m);

@@ -1,3 +1,4 @@
+import { kindModality } from "../dicom/rt.ts";
 import { type RtObjectSummary, sopClassLabel } from "./summary.ts";
 
 /** An image series under a structure set: instances found, and how many the structure set lists. */
@@ -134,6 +135,15 @@ function syntaxList(info: SeriesInfo | undefined): string[] | undefined {
 
 const NO_SERIES = "";
 
+/**
+ * Everything is keyed by (patient, UID): two patients whose objects share a UID (a series of
+ * doses of twelve patients, a plan UID a TPS reused) stay apart, and a reference resolves only
+ * within its own patient.
+ */
+function key(patientId: string | undefined, uid: string): string {
+  return `${patientId ?? ""}\u0000${uid}`;
+}
+
 function cmp(a: string | undefined, b: string | undefined): number {
   const x = a ?? "", y = b ?? "";
   return x < y ? -1 : x > y ? 1 : 0;
@@ -178,31 +188,43 @@ export function buildReferenceTree(objects: Iterable<RtObjectSummary>): Referenc
  * ```
  */
 export class ReferenceTreeBuilder {
+  /** By key(patient, series UID). */
   readonly #series = new Map<string, SeriesInfo>();
+  /** key(patient, instance UID) → series UID. */
   readonly #instanceSeries = new Map<string, string>();
   readonly #rt: RtObjectSummary[] = [];
+  /** By key(patient, SOP Instance UID); the first of several copies is kept. */
   readonly #byUid = new Map<string, RtObjectSummary>();
   readonly #patientNames = new Map<string, string | undefined>();
 
-  /** Adds one object. */
+  /**
+   * Adds one object. A second object with the UID of one already added for the same patient is
+   * not added again (the first is kept; `show` warns when their content differs).
+   */
   add(o: RtObjectSummary): void {
+    if (o.sopInstanceUid && this.#instanceSeries.has(key(o.patientId, o.sopInstanceUid))) return;
     const seriesUid = o.seriesUid ?? NO_SERIES;
-    let info = this.#series.get(seriesUid);
+    const seriesKey = key(o.patientId, seriesUid);
+    let info = this.#series.get(seriesKey);
     if (!info) {
-      info = { patientId: o.patientId, modality: o.modality, frameUid: o.frameOfReferenceUid, instances: new Set(), anonymous: 0, transferSyntaxUids: new Set() };
-      this.#series.set(seriesUid, info);
+      // The kind comes from the SOP class: a structure set whose Modality says RTDOSE is listed as RTSTRUCT.
+      info = {
+        patientId: o.patientId, modality: kindModality(o.kind, o.modality), frameUid: o.frameOfReferenceUid, instances: new Set(), anonymous: 0,
+        transferSyntaxUids: new Set(),
+      };
+      this.#series.set(seriesKey, info);
     }
-    if (o.transferSyntaxUid) info.transferSyntaxUids.add(o.transferSyntaxUid);
     if (o.sopInstanceUid) {
       info.instances.add(o.sopInstanceUid);
-      this.#instanceSeries.set(o.sopInstanceUid, seriesUid);
+      this.#instanceSeries.set(key(o.patientId, o.sopInstanceUid), seriesUid);
     } else info.anonymous++;
+    if (o.transferSyntaxUid) info.transferSyntaxUids.add(o.transferSyntaxUid);
     const pid = o.patientId ?? "";
     const names = this.#patientNames;
     if (!names.has(pid) || (names.get(pid) === undefined && o.patientName)) names.set(pid, o.patientName);
-    if (o.kind !== "image" && o.sopInstanceUid && !this.#byUid.has(o.sopInstanceUid)) {
+    if (o.kind !== "image" && o.sopInstanceUid) {
       this.#rt.push(o);
-      this.#byUid.set(o.sopInstanceUid, o);
+      this.#byUid.set(key(o.patientId, o.sopInstanceUid), o);
     }
   }
 
@@ -224,9 +246,10 @@ function assemble(
   for (const o of rt) {
     if (o.kind === "dose" || o.kind === "record" || o.kind === "rtImage") {
       for (const p of o.referencedPlanUids ?? []) {
-        const list = byPlan.get(p) ?? [];
+        const k = key(o.patientId, p);
+        const list = byPlan.get(k) ?? [];
         list.push(o);
-        byPlan.set(p, list);
+        byPlan.set(k, list);
       }
     }
   }
@@ -255,7 +278,8 @@ function assemble(
     .sort((a, b) => cmp(a.patientId, b.patientId) || cmp(a.label, b.label) || cmp(a.sopInstanceUid, b.sopInstanceUid));
   for (const plan of plans) {
     const uid = plan.sopInstanceUid!;
-    connectedUids.add(uid);
+    const pid = plan.patientId;
+    connectedUids.add(key(pid, uid));
     const missing: MissingReference[] = [];
     const planFrames = new Set<string>();
     const planSeries = new Set<string>();
@@ -264,12 +288,12 @@ function assemble(
     let structureSet: ShowPlanRecord["structureSet"] = null;
     const ssUid = plan.structureSetUids?.[0];
     if (ssUid) {
-      const ss = byUid.get(ssUid);
+      const ss = byUid.get(key(pid, ssUid));
       if (!ss || ss.kind !== "structureSet") {
         structureSet = { sopInstanceUid: ssUid, missing: true, imageSeries: [] };
         missing.push({ kind: "RTSTRUCT", sopInstanceUid: ssUid, referencedBy: uid });
       } else {
-        connectedUids.add(ssUid);
+        connectedUids.add(key(pid, ssUid));
         for (const f of ss.referencedFrameUids ?? []) planFrames.add(f);
         const refs = structureSetSeries(ss, instanceSeries);
         const imageSeries: ImageSeriesNode[] = [];
@@ -279,10 +303,10 @@ function assemble(
             missing.push({ kind: "image", sopInstanceUids: instanceUids, referencedBy: ssUid });
             continue;
           }
-          const found = series.get(seriesUid);
+          const found = series.get(key(pid, seriesUid));
           planSeries.add(seriesUid);
           if (found) {
-            connectedSeries.add(seriesUid);
+            connectedSeries.add(key(pid, seriesUid));
             if (found.frameUid) planFrames.add(found.frameUid);
           }
           imageSeries.push(clean({
@@ -303,15 +327,15 @@ function assemble(
       }
     }
     for (const extra of plan.structureSetUids?.slice(1) ?? []) {
-      if (!byUid.has(extra)) missing.push({ kind: "RTSTRUCT", sopInstanceUid: extra, referencedBy: uid });
-      else connectedUids.add(extra);
+      if (!byUid.has(key(pid, extra))) missing.push({ kind: "RTSTRUCT", sopInstanceUid: extra, referencedBy: uid });
+      else connectedUids.add(key(pid, extra));
     }
 
     const doses: DoseNode[] = [];
     const records: TreatmentRecordNode[] = [];
     const images: RtImageNode[] = [];
-    for (const o of byPlan.get(uid) ?? []) {
-      connectedUids.add(o.sopInstanceUid!);
+    for (const o of byPlan.get(key(pid, uid)) ?? []) {
+      connectedUids.add(key(pid, o.sopInstanceUid!));
       if (o.kind === "dose") {
         doses.push(clean({ sopInstanceUid: o.sopInstanceUid!, summation: o.summation, beams: o.beamNumbers, transferSyntaxUid: o.transferSyntaxUid, path: o.path }));
       } else if (o.kind === "record") {
@@ -330,11 +354,12 @@ function assemble(
 
     const regs: RegistrationNode[] = [];
     for (const r of registrations) {
+      if ((r.patientId ?? "") !== (pid ?? "")) continue;
       const touches = (r.referencedFrameUids ?? []).some((f) => planFrames.has(f)) ||
         (r.referencedSeriesUids ?? []).some((s) => planSeries.has(s)) ||
-        (r.referencedInstanceUids ?? []).some((i) => planSeries.has(instanceSeries.get(i) ?? NO_SERIES));
+        (r.referencedInstanceUids ?? []).some((i) => planSeries.has(instanceSeries.get(key(pid, i)) ?? NO_SERIES));
       if (!touches) continue;
-      connectedUids.add(r.sopInstanceUid!);
+      connectedUids.add(key(pid, r.sopInstanceUid!));
       regs.push(clean({
         sopInstanceUid: r.sopInstanceUid!, kind: sopClassLabel(r.sopClassUid), frameOfReferenceUids: r.referencedFrameUids ?? [],
         transferSyntaxUid: r.transferSyntaxUid, path: r.path,
@@ -365,19 +390,20 @@ function assemble(
   }
 
   // What no plan reaches, per series; and the references such objects make to absent plans.
-  for (const [seriesUid, info] of series) {
-    if (connectedSeries.has(seriesUid)) continue;
+  for (const [seriesKey, info] of series) {
+    if (connectedSeries.has(seriesKey)) continue;
+    const seriesUid = seriesKey.slice(seriesKey.indexOf("\u0000") + 1);
     let count = info.anonymous;
-    for (const i of info.instances) if (!connectedUids.has(i)) count++;
+    for (const i of info.instances) if (!connectedUids.has(key(info.patientId, i))) count++;
     if (count === 0) continue;
     patientOf(info.patientId).unconnected.objects.push(clean({
       seriesUid: seriesUid === NO_SERIES ? undefined : seriesUid, modality: info.modality, count, transferSyntaxUids: syntaxList(info),
     }));
   }
   for (const o of rt) {
-    if (connectedUids.has(o.sopInstanceUid!)) continue;
+    if (connectedUids.has(key(o.patientId, o.sopInstanceUid!))) continue;
     for (const p of o.referencedPlanUids ?? []) {
-      if (!byUid.has(p)) {
+      if (!byUid.has(key(o.patientId, p))) {
         patientOf(o.patientId).unconnected.missing.push({ kind: "RTPLAN", sopInstanceUid: p, referencedBy: o.sopInstanceUid! });
       }
     }
@@ -398,7 +424,7 @@ function structureSetSeries(
   if (ss.referencedSeries?.length) return ss.referencedSeries;
   const bySeries = new Map<string, string[]>();
   for (const i of ss.contourInstanceUids ?? []) {
-    const s = instanceSeries.get(i) ?? NO_SERIES;
+    const s = instanceSeries.get(key(ss.patientId, i)) ?? NO_SERIES;
     const list = bySeries.get(s) ?? [];
     list.push(i);
     bySeries.set(s, list);

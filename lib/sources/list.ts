@@ -1,7 +1,8 @@
-import { Catalog, type CatalogFilter } from "../catalog/catalog.ts";
+import { Catalog } from "../catalog/catalog.ts";
 import type { PeerSettings } from "../net/peer.ts";
-import type { PatientRecord, PlanRecord, RtRecord } from "../records/types.ts";
+import type { PatientRecord, PlanRecord } from "../records/types.ts";
 import { listDicomPeer } from "./dicom.ts";
+import { checkListFilter, type ListFilter, type ListProblem } from "./filter.ts";
 import { listFolder } from "./folder.ts";
 
 /** Where {@link listPatients} lists from. */
@@ -10,27 +11,17 @@ export type ListSource =
   | { from: "folder"; paths: string[] }
   | { from: "dicom"; peer: PeerSettings };
 
-/** Which patients and plans {@link listPatients} lists (the catalog's filter, and approval for every source). */
-export interface ListFilter extends CatalogFilter {
-  /**
-   * Also plans whose approval is not APPROVED (seed 001: exporting an unapproved plan needs an
-   * explicit authorization). Default: they are left out, as export-plan and retrieve leave them.
-   */
-  includeUnapproved?: boolean;
-  /** Told about each plan left out for its approval (for a count on stderr). */
-  onUnapproved?: (plan: PlanRecord) => void;
-}
-
-/** A catalog row that could not be used, reported rather than dropped. */
-export interface ListProblem extends RtRecord {
-  type: "problem";
-  problem: { what: string; reason: string };
-}
+/** A row or patient that could not be used or found, reported rather than dropped. */
+export type { ListProblem } from "./filter.ts";
+/** Which patients and plans {@link listPatients} lists, the same for every source. */
+export type { ListFilter } from "./filter.ts";
 
 /**
  * `list-patients` as an async iterable: each patient record followed by its plan records, from a
- * catalog database, a folder of DICOM files or a Q/R peer, filtered as the command documents:
- * approved plans only unless `includeUnapproved` (the default of export-plan and retrieve too).
+ * catalog database, a folder of DICOM files or a Q/R peer, filtered as the command documents
+ * (docs/export.md, "Filters per source"; approved plans only unless `includeUnapproved`, the
+ * default of export-plan and retrieve too). A filter the source cannot apply throws a
+ * `ListFilterError` (lib/sources/filter.ts) before the source is opened.
  *
  * @example
  * ```ts
@@ -40,13 +31,28 @@ export interface ListProblem extends RtRecord {
  * ```
  */
 export async function* listPatients(source: ListSource, filter: ListFilter = {}): AsyncGenerator<PatientRecord | PlanRecord | ListProblem> {
-  const records = filter.includeUnapproved ? listAll(source, filter) : approvedOnly(listAll(source, filter), filter.onUnapproved);
-  yield* records;
+  // Before anything is opened: a filter the source cannot apply is an error, never ignored.
+  checkListFilter(source.from, filter);
+  // Approved plans only unless asked for: the default of export-plan and retrieve too (seed 001).
+  yield* filter.includeUnapproved ? listAll(source, filter) : approvedOnly(listAll(source, filter), filter.onUnapproved);
 }
 
-async function* listAll(source: ListSource, filter: CatalogFilter): AsyncGenerator<PatientRecord | PlanRecord | ListProblem> {
+async function* listAll(source: ListSource, filter: ListFilter): AsyncGenerator<PatientRecord | PlanRecord | ListProblem> {
   if (source.from === "folder") {
-    for (const root of source.paths) yield* listFolder(root, filter);
+    // A patient asked for is missing only when no folder holds it (listed or filtered out).
+    const missing = new Map<string, number>();
+    for (const root of source.paths) {
+      for (const r of listFolder(root, filter)) {
+        if (r.type === "problem") {
+          const what = (r as ListProblem).problem.what;
+          missing.set(what, (missing.get(what) ?? 0) + 1);
+        } else yield r;
+      }
+    }
+    const where = source.paths.map((p) => `"${p}"`).join(", ");
+    for (const [what, n] of missing) {
+      if (n === source.paths.length) yield { type: "problem", problem: { what, reason: `not in folder ${where}` } };
+    }
     return;
   }
   if (source.from === "dicom") {
