@@ -402,21 +402,28 @@ describe("4. progress never mixes with data (a pseudo-terminal's raw byte stream
     assert.match(push.raw, new RegExp(`objects \\d+/${objects} · `));
     assert.ok(push.firstProgressMs! < 1000 + startUp, `push: first progress after ${push.firstProgressMs} ms (start-up ${startUp} ms)`);
     assert.equal(screen(push.raw).last, "");
+    const pushLines = screen(push.raw).lines;
+    assert.ok(pushLines.length > 0 && pushLines.every((l) => l.startsWith("push: ")), pushLines.join("\n"));
   });
 });
 
 describe("4. progress totals for anonymize and retrieve", () => {
-  test("anonymize and a whole-patient retrieve on a terminal show their total; the line is cleared at the end", async () => {
+  test("anonymize and a whole-patient retrieve on a terminal show their total, no line per file; the line is cleared at the end", async () => {
     const an = await onTerminal(`${rtexport()} anonymize --key-file ${quote(keyFile)} --out ${quote(join(dir, "tty-anon"))} ${quote(big)}`, dir);
     assert.equal(an.code, 0, an.raw);
     assert.match(an.raw, new RegExp(`files \\d+/${filesUnder(big).length} · `));
     assert.equal(screen(an.raw).last, "");
+    // No line per file without -v: only the command's own lines (summary, messages).
+    const anLines = screen(an.raw).lines;
+    assert.ok(anLines.length > 0 && anLines.every((l) => l.startsWith("anonymize: ")), anLines.join("\n"));
     const patient = readdirSync(big).find((n) => n.startsWith("RTX"))!;
     const objects = filesUnder(join(big, patient)).length;
     const ret = await onTerminal(`${rtexport()} retrieve --host 127.0.0.1 --port ${bigPort} --called-aet SRV --get --patient-id ${patient} --out ${quote(join(dir, "tty-retrieve"))}`, dir);
     assert.equal(ret.code, 0, ret.raw);
     assert.match(ret.raw, new RegExp(`objects \\d+/${objects} · `));
     assert.equal(screen(ret.raw).last, "");
+    const retLines = screen(ret.raw).lines;
+    assert.ok(retLines.length > 0 && retLines.every((l) => l.startsWith("retrieve: ")), retLines.join("\n"));
   });
 });
 
