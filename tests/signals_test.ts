@@ -322,18 +322,21 @@ describe("2. one policy for input that is not DICOM", () => {
     assert.ok(!existsSync(join(dir, "damaged-copy", "Not_DICOM", "cut.dcm")), "a damaged DICOM file is not filed as not DICOM");
   });
 
-  test("copy-files never guesses: what is not DICOM goes under Not_DICOM/, one dangling link fails that item only", async () => {
+  test("copy-files never guesses: what is not DICOM goes under Not_DICOM/, a dangling link or a link loop fails that item only", async () => {
     const src = join(dir, "copy-src");
     mkdirSync(src);
     cpSync(good[0], join(src, "ct1.dcm"));
     writeFileSync(join(src, "random.bin"), Uint8Array.from({ length: 3000 }, (_, i) => (i * 131 + 7) & 0xff));
     symlinkSync(join(dir, "nowhere.dcm"), join(src, "dangling.dcm"));
+    // A link to itself (ELOOP): another path that cannot be read (as root, permissions cannot be denied).
+    symlinkSync("loop.dcm", join(src, "loop.dcm"));
     const to = join(dir, "copy-dest");
     const r = await rt(["copy-files", "--to", to, src]);
     assert.equal(r.code, 3);
     assert.equal(r.stderr.split("\n").filter((l) => l.includes("dangling.dcm")).length, 1);
     assert.match(r.stderr, /^copy-files: Cannot read ".*\/dangling\.dcm": no such file or directory$/m);
-    assert.match(r.stderr, /^copy-files: 2 files done, 1 failed /m);
+    assert.match(r.stderr, /^copy-files: Cannot read ".*\/loop\.dcm": too many levels of symbolic links$/m);
+    assert.match(r.stderr, /^copy-files: 2 files done, 2 failed /m);
     assert.ok(existsSync(join(to, "Not_DICOM", "random.bin")));
     assert.equal(filesUnder(to).filter((f) => f.endsWith(".dcm")).length, 1);
   });
