@@ -7,7 +7,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:net";
+import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import process from "node:process";
 import { join } from "node:path";
@@ -139,6 +139,42 @@ function onTerminal(
       resolve({ raw, code, firstProgressMs, ms: typed === undefined ? undefined : Date.now() - typed });
     });
   });
+}
+
+/**
+ * A TCP proxy to 127.0.0.1:`port` that passes what the peer sends at about `bytesPerSecond`:
+ * a slow peer (a PACS across a WAN) in front of our serve.
+ */
+async function slowProxy(port: number, bytesPerSecond: number): Promise<{ port: number; close: () => void }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(port, "127.0.0.1");
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("error", () => {});
+      s.on("close", () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream);
+    upstream.on("data", (chunk: Buffer) => {
+      // Pause the peer for as long as the chunk takes at the rate, then pass it on.
+      upstream.pause();
+      setTimeout(() => {
+        if (!client.destroyed) client.write(chunk);
+        upstream.resume();
+      }, (chunk.length / bytesPerSecond) * 1000);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
 }
 
 function quote(s: string): string {
@@ -505,6 +541,28 @@ describe("5. Ctrl-C and SIGTERM stop within a second; a rerun completes only wha
     assert.ok(written.length < filesUnder(join(big, patient)).length, `${written.length} objects`);
     const status = records((await rt(["status", "--json", out])).stdout)[0];
     assert.equal(status.runs[0].outcome, "interrupted");
+  });
+
+  test("retrieve --plan from a slow peer: SIGINT while objects arrive (none handed on yet) → exit 130 within 1 s, the associations aborted, staging removed", async () => {
+    const patient = readdirSync(big).find((n) => n.startsWith("RTX"))!;
+    const out = join(dir, "int-retrieve-plan");
+    const slow = await slowProxy(bigPort, 4 * 1024 * 1024); // ~4 MB/s: the plan's CT takes seconds
+    try {
+      const run = start(["retrieve", "--host", "127.0.0.1", "--port", String(slow.port), "--called-aet", "SRV", "--get", "--patient-id", patient, "--plan", "Plan1", "--out", out]);
+      // A plan's objects are kept only once all of its references are in: until then they are staged.
+      const staged = () => filesUnder(out).some((f) => f.startsWith(".rtexport-staging-"));
+      for (const t0 = Date.now(); !staged() && Date.now() - t0 < 60_000;) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(staged(), "nothing was staged");
+      run.kill("SIGINT");
+      const r = await run.done;
+      assert.equal(r.code, 130, r.stderr);
+      assert.ok(r.ms < 1000, `stopped after ${r.ms} ms`);
+      assert.match(r.stderr, /^retrieve: interrupted: 0 objects done — rerun to resume$/m);
+      assert.ok(!r.stderr.includes("before the work in flight could stop"), r.stderr);
+      assert.deepEqual(filesUnder(out).filter((f) => TEMPORARY.test(f) || f.includes("staging")), []);
+    } finally {
+      slow.close();
+    }
   });
 
   test("a second Ctrl-C ends at once, still without temporary files", async () => {
