@@ -565,6 +565,28 @@ describe("5. Ctrl-C and SIGTERM stop within a second; a rerun completes only wha
     }
   });
 
+  test("export-plan from a slow peer: SIGINT while a plan's objects arrive → exit 130 within 1 s, one interrupted line, staging removed", async () => {
+    const listed = await rt(["list-patients", "--db", `sqlite:${bigCatalog}`, "--vault", bigVault, "-q"]);
+    assert.equal(listed.code, 0, listed.stderr);
+    const out = join(dir, "int-export-peer");
+    const slow = await slowProxy(bigPort, 4 * 1024 * 1024);
+    try {
+      const run = start(["export-plan", "--host", "127.0.0.1", "--port", String(slow.port), "--called-aet", "SRV", "--get", "--out", out], { input: listed.stdout });
+      const staged = () => filesUnder(out).some((f) => f.startsWith(".rtexport/staging-") || f.startsWith(".rtexport/.staging"));
+      for (const t0 = Date.now(); !staged() && Date.now() - t0 < 60_000;) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(staged(), filesUnder(out).join("\n"));
+      run.kill("SIGINT");
+      const r = await run.done;
+      assert.equal(r.code, 130, r.stderr);
+      assert.ok(r.ms < 1000, `stopped after ${r.ms} ms`);
+      assert.match(r.stderr, /^export-plan: interrupted: .* — rerun to resume$/m);
+      assert.ok(!/before the work in flight could stop|Cannot /.test(r.stderr), r.stderr);
+      assert.deepEqual(filesUnder(out).filter((f) => TEMPORARY.test(f) || f.includes("staging")), []);
+    } finally {
+      slow.close();
+    }
+  });
+
   test("a second Ctrl-C ends at once, still without temporary files", async () => {
     const to = join(dir, "int-twice");
     const run = start(["copy-files", "--to", to, big]);

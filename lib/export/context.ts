@@ -119,6 +119,7 @@ export function openContext(opts: ExportPlanOptions): ExportContext {
         // killed run's leftovers are told from a live run's (staging.ts).
         stagingDir: opts.out ? join(opts.out, ".rtexport", stagingName(worker)) : resolve(r.staging ?? ".rtexport-staging"),
         keepStaged: !opts.out,
+        signal: opts.signal,
       }));
     }
     ctx.peer = ctx.peers[0];
@@ -141,8 +142,11 @@ export async function closeContext(ctx: ExportContext): Promise<void> {
   }
 }
 
-/** Reports a failed item (counted, and on the event sink). */
+/** Reports a failed item (counted, and on the event sink), unless the run was stopped. */
 export function problem(ctx: ExportContext, item: string, reason: string, patientId?: string): void {
+  // Once the run is stopped (Ctrl-C, SIGTERM), what fails is work abandoned in flight (an aborted
+  // association, a copy cut short): not a failure of the item, which the rerun does.
+  if (ctx.opts.signal?.aborted) return;
   ctx.report.failed(item, reason, { patientId });
 }
 

@@ -67,13 +67,17 @@ export function dicomPlanSource(
     mode: "move" | "get"; moveAet?: string; movePort?: number; stagingDir: string;
     /** Leave staged files for a later stage (copy-files) instead of removing them after each plan. */
     keepStaged?: boolean;
+    /** Ctrl-C, SIGTERM: the association is aborted at once, so a fetch in flight fails and the export stops. */
+    signal?: AbortSignal;
   },
 ): DicomPlanSource {
   let session: RetrieveSession | undefined;
+  opts.signal?.addEventListener("abort", () => session?.abort(), { once: true });
   let store: ArrivalStore | undefined;
   let handoffs = 0;
   let answered = false;
   async function open(): Promise<{ session: RetrieveSession; store: ArrivalStore }> {
+    if (opts.signal?.aborted) throw new Error("Interrupted");
     store ??= new ArrivalStore(opts.keepStaged ? join(opts.stagingDir, `incoming-${hostTag()}-${process.pid}`) : opts.stagingDir);
     session ??= await openRetrieveSession({
       host: peer.host, port: peer.port, callingAet: peer.callingAet, calledAet: peer.calledAet, mode: opts.mode,
