@@ -587,6 +587,23 @@ describe("5. Ctrl-C and SIGTERM stop within a second; a rerun completes only wha
     }
   });
 
+  test("push to a slow peer: SIGINT while objects are sent → exit 130 within 1 s, the interrupted line", async () => {
+    const patient = readdirSync(big).find((n) => n.startsWith("RTX"))!;
+    const slow = await slowProxy(bigPort, 4 * 1024 * 1024);
+    try {
+      const run = start(["push", "--host", "127.0.0.1", "--port", String(slow.port), "--called-aet", "SRV", join(big, patient)]);
+      await run.lines(2);
+      run.kill("SIGINT");
+      const r = await run.done;
+      assert.equal(r.code, 130, r.stderr);
+      assert.ok(r.ms < 1000, `stopped after ${r.ms} ms`);
+      assert.match(r.stderr, /^push: interrupted: \d+ objects done.* — rerun to resume$/m);
+      assert.ok(!/before the work in flight could stop|Cannot /.test(r.stderr), r.stderr);
+    } finally {
+      slow.close();
+    }
+  });
+
   test("a second Ctrl-C ends at once, still without temporary files", async () => {
     const to = join(dir, "int-twice");
     const run = start(["copy-files", "--to", to, big]);

@@ -542,7 +542,8 @@ async function worker(s: Sending): Promise<void> {
       const it = await s.sched.next();
       if (!it) break;
       if (s.run.opts.signal?.aborted || s.stopped) {
-        finish(s, it, { status: "failed", peer, error: "not sent: interrupted" });
+        // Stopped (Ctrl-C, a reader gone): what is left is not sent and not a failure; the rerun sends it.
+        s.sched.done(it);
         continue;
       }
       if (s.peerDown !== undefined) {
