@@ -45,6 +45,10 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: "de-identify DICOM files (PS3.15 Annex E) with consistent UID and date remapping",
     load: () => import("./commands/anonymize.ts"),
   },
+  check: {
+    summary: "check objects against a target's import rules (iDMS, ARIA, Orthanc, a profile), with lossless fixes",
+    load: () => import("./commands/check.ts"),
+  },
   push: {
     summary: "C-STORE files to a PACS, TPS or OIS in dependency order, resumable",
     load: () => import("./commands/push.ts"),

@@ -106,6 +106,19 @@ export { echo, find, get, move, QR_MODELS, store } from "./lib/net/scu.ts";
 export { createScp } from "./lib/net/scp.ts";
 export type { ScpOptions } from "./lib/net/scp.ts";
 
+// Clinical safety: pre-flight checks, Storage Commitment, retries, pacing, the audit trail.
+export { checkRecords, loadProfile } from "./lib/check/mod.ts";
+export type { CheckOptions, CheckOutcome, CheckSummary, Profile } from "./lib/check/mod.ts";
+export type { CommitmentRecord, PushOutcome } from "./lib/push/push.ts";
+export { Committer } from "./lib/net/commitment_scu.ts";
+export type { CommitOutcome, CommitterOptions } from "./lib/net/commitment_scu.ts";
+export { classify, DEFAULT_RETRY_POLICY, withRetries } from "./lib/net/retry.ts";
+export type { RetryPolicy } from "./lib/net/retry.ts";
+export { jumpingClock, Pacer, parseBandwidth, parseRate, parseWindows } from "./lib/stage/pace.ts";
+export type { Clock, PaceOptions, TimeWindow } from "./lib/stage/pace.ts";
+export { AuditTrail, LedgerAuditSink, SyslogSink } from "./lib/audit/mod.ts";
+export type { AuditEvent, AuditSink, AuditSpec } from "./lib/audit/mod.ts";
+
 // Test data and storage.
 export { generateClinic } from "./lib/fixtures/clinic.ts";
 export type { ClinicManifest, ClinicOptions } from "./lib/fixtures/clinic.ts";

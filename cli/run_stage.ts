@@ -4,6 +4,7 @@
  * the summary and the exit code, and writes the stage's records to stdout. The stage itself does
  * everything else, exactly as it does for a library user or the web UI.
  */
+import type { AuditSpec } from "../lib/audit/event.ts";
 import type { Ledger, LedgerOpenOptions } from "../lib/ledger/ledger.ts";
 import type { RtRecord } from "../lib/records/types.ts";
 import type { Stage, StageCounts, StageEvent, StageOptions } from "../lib/stage/stage.ts";
@@ -42,6 +43,11 @@ export interface RunStageSpec<O extends StageOptions> {
   onRecord?: (record: RtRecord, ledger: Ledger | undefined) => void | Promise<void>;
   /** The exit code from the counts, when the default (3 on any failure) is not enough. */
   exitCode?: (counts: StageCounts) => number | undefined;
+  /**
+   * The run handles patient data: one audit event per patient goes to the ledger's audit trail
+   * and, with `--audit URL`, to a syslog collector (lib/audit).
+   */
+  audit?: Omit<AuditSpec, "runId" | "user" | "host">;
 }
 
 /** The summary line: `12 files done, 3 skipped (2 already done, 1 not DICOM), 1 failed`. */
@@ -99,11 +105,13 @@ export async function runStage<O extends StageOptions>(ctx: CommandContext, spec
       throw new FatalError(errorMessage(e));
     }
   }
+  const trail = await auditTrail(ctx, spec, ledger);
   const progress = new Progress(ctx.statusLine, { noun });
   const log = ctx.log;
   let counts: StageCounts | undefined;
   const onEvent = (e: StageEvent) => {
     progress.onEvent(e);
+    trail?.onEvent(e);
     switch (e.type) {
       case "done":
         ctx.reporter.done();
@@ -129,10 +137,12 @@ export async function runStage<O extends StageOptions>(ctx: CommandContext, spec
   const signal = AbortSignal.any([ctx.signal, controller.signal]);
   const options = { ...spec.options, ledger, signal, onEvent } as unknown as O;
   let outcome: "ok" | "partial" | "failed" | "interrupted" = "failed";
+  let fatal: string | undefined;
   progress.start();
   try {
     for await (const record of spec.stage(spec.input, options)) {
       await spec.onRecord?.(record, ledger);
+      trail?.onRecord(record);
       await ctx.out.write(record);
       if (ctx.out.closed) {
         // The reader went away (`… | head`): stop the stage at its next item; it abandons what is
@@ -148,9 +158,12 @@ export async function runStage<O extends StageOptions>(ctx: CommandContext, spec
     if (signal.aborted) outcome = "interrupted";
     else {
       progress.stop();
+      fatal = errorMessage(e);
       throw e instanceof FatalError ? e : new FatalError(errorMessage(e));
     }
   } finally {
+    // The audit trail before the ledger closes: its rows go there.
+    await trail?.finish(fatal).catch((e) => log.warn(`Cannot record the audit trail: ${errorMessage(e)}`));
     if (ledger) {
       await ledger.finish(outcome).catch(() => {});
       await ledger.close().catch((e) => {
@@ -171,4 +184,16 @@ export async function runStage<O extends StageOptions>(ctx: CommandContext, spec
   const custom = spec.exitCode?.(final);
   if (custom !== undefined) return custom;
   return final.failed > 0 || ledgerTrouble ? ExitCode.PARTIAL : ExitCode.OK;
+}
+
+/** The audit trail of a run that handles patient data: the ledger's audit rows, and syslog with `--audit`. */
+async function auditTrail<O extends StageOptions>(ctx: CommandContext, spec: RunStageSpec<O>, ledger: Ledger | undefined) {
+  if (!spec.audit) return undefined;
+  const url = typeof ctx.options.audit === "string" ? ctx.options.audit : undefined;
+  if (!ledger && !url) return undefined;
+  const audit = await import("../lib/audit/mod.ts");
+  const sinks: import("../lib/audit/event.ts").AuditSink[] = [];
+  if (ledger) sinks.push(new audit.LedgerAuditSink(ledger));
+  if (url) sinks.push(new audit.SyslogSink(url));
+  return new audit.AuditTrail({ ...spec.audit, runId: ledger?.runId }, sinks);
 }

@@ -2,6 +2,7 @@
 import { type Command, Option } from "commander";
 import { addAnonymizeOptions, anonymizeOptionsFrom } from "../cli/anonymize_options.ts";
 import { addDatabaseTimeoutOption, checkDatabaseUrl, type CommandContext, defineCommand, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { addAuditOption } from "../cli/pace.ts";
 import { anonymizeRecords } from "../lib/anonymize/stage.ts";
 import { pathRecords } from "../lib/fs/walk.ts";
 
@@ -22,6 +23,7 @@ function configure(cmd: Command): void {
   add(out, new Option("--ledger <url>", "record each file's outcome in a ledger (sqlite:FILE, postgres://…; keep it outside --out: it lists input paths); a rerun with it skips files already done"));
   add(out, new Option("--force", "with --ledger: anonymize every file again, also those an earlier run wrote"));
   addDatabaseTimeoutOption(cmd);
+  addAuditOption(cmd);
 }
 
 async function run(c: CommandContext): Promise<number> {
@@ -43,6 +45,7 @@ async function run(c: CommandContext): Promise<number> {
     options: { ...options, out: o.out, inPlace: o.inPlace === true, layout: o.layout, roots: c.args, concurrency, writeMap: o.writeMap, force: o.force === true },
     ledger: o.ledger,
     verb: "anonymize",
+    audit: { action: "anonymize", source: c.args.length ? c.args.join(", ") : "stdin", destination: o.inPlace ? "in place" : String(o.out), anonymized: true },
   });
 }
 

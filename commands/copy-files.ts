@@ -2,6 +2,7 @@
 import { Option } from "commander";
 import { resolve } from "node:path";
 import { addDatabaseTimeoutOption, checkDatabaseUrl, defineCommand, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { addAuditOption } from "../cli/pace.ts";
 import { COPY_LAYOUTS, copyFiles } from "../lib/copy/copy_files.ts";
 import { pathRecords } from "../lib/fs/walk.ts";
 import { defaultLedgerUrl } from "../lib/ledger/ledger.ts";
@@ -32,6 +33,7 @@ export const main = defineCommand({
     cmd.option("--no-verify", "do not read each copy back before putting it in place");
     cmd.option("--pattern <glob>", "in directories given, only files whose name matches (*.dcm, RP*.dcm; case-insensitive)");
     cmd.argument("[path...]", "files or folders to copy (instead of file records on stdin)");
+    addAuditOption(cmd);
   },
   human: {
     record(r: RtRecord) {
@@ -53,6 +55,7 @@ export const main = defineCommand({
       options: { to, layout: o.layout, parallel: o.parallel, verify: o.verify },
       ledger: o.ledger ?? defaultLedgerUrl(to),
       verb: "copy",
+      audit: { action: "copy", source: ctx.args.length ? ctx.args.join(", ") : "stdin", destination: to },
     });
   },
 });

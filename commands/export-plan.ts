@@ -4,6 +4,7 @@ import { join, resolve } from "node:path";
 import process from "node:process";
 import { addAnonymizeOptions, type AnonymizeOptionSpec, anonymizeOptionsFrom, anonymizeOptionsGiven } from "../cli/anonymize_options.ts";
 import { addDatabaseTimeoutOption, checkDatabaseUrl, defineCommand, errorMessage, ExitCode, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { addAuditOption, addPaceOptions, addRetryOptions, pacerFrom, retryPolicyFrom } from "../cli/pace.ts";
 import type { AnonymizeOptions } from "../lib/anonymize/anonymize.ts";
 import { removeStale } from "../lib/fs/stale.ts";
 import { DEFAULT_MOVE_PORT } from "../lib/export/dicom_source.ts";
@@ -113,6 +114,9 @@ export const main = defineCommand({
       "write only de-identified copies under --out (PS3.15 Annex E, keyed UIDs, uid layout; the options below, as `anonymize` takes them); DICOM items only; one worker; no ledger unless --ledger (outside --out)",
     );
     addAnonymizeOptions(cmd, ANONYMIZE_OPTIONS);
+    addRetryOptions(cmd);
+    addPaceOptions(cmd);
+    addAuditOption(cmd);
   },
   human: {
     record(r: RtRecord) {
@@ -151,11 +155,17 @@ export const main = defineCommand({
         input,
         stage: exportAnonymized({
           out: out!, items, includeUnapproved: !!o.includeUnapproved, db: o.db, vault: o.vault, parallel: o.parallel, peer,
-          retrieve: { mode: o.get ? "get" : "move", moveAet: o.moveAet, movePort: o.movePort },
+          retrieve: { mode: o.get ? "get" : "move", moveAet: o.moveAet, movePort: o.movePort, retry: retryPolicyFrom(o) }, pace: pacerFrom(o, ctx.io.env),
         }, anonymize),
         options: {},
         ledger: o.ledger,
         verb: "export",
+        audit: {
+          action: "export",
+          source: peer ? `${peer.calledAet}@${peer.host}:${peer.port}` : "the records' catalogs and folders",
+          destination: out!,
+          anonymized: true,
+        },
       });
     }
     if (peer && !o.get && workers > 1) {
@@ -172,8 +182,8 @@ export const main = defineCommand({
       stage: exportPlans,
       options: {
         out, items, includeUnapproved: !!o.includeUnapproved, db: o.db, vault: o.vault, parallel: o.parallel, peer,
-        retrieve: { mode: o.get ? "get" : "move", moveAet: o.moveAet, movePort: o.movePort, staging: stagingRoot },
-        workers, job: o.job, verify: !!o.verify,
+        retrieve: { mode: o.get ? "get" : "move", moveAet: o.moveAet, movePort: o.movePort, staging: stagingRoot, retry: retryPolicyFrom(o) },
+        workers, job: o.job, verify: !!o.verify, pace: pacerFrom(o, ctx.io.env),
       },
       ledger,
       ledgerOptions: {
@@ -181,6 +191,11 @@ export const main = defineCommand({
         journalDirs: out && ledger ? defaultJournalDirs(ledger, [join(out, ".rtexport")]) : undefined,
       },
       verb: "export",
+      audit: {
+        action: "export",
+        source: peer ? `${peer.calledAet}@${peer.host}:${peer.port}` : "the records' catalogs and folders",
+        destination: out ?? "records for copy-files",
+      },
     });
     if (peer && code === ExitCode.OK) await clean();
     return code;

@@ -10,6 +10,7 @@ import type { FileRecord, RtRecord } from "../lib/records/types.ts";
 import { type AllowEntry, parseAllowEntry, tlsFromFiles } from "../lib/net/mod.ts";
 import { DEFAULT_MAX_FIND_RESULTS } from "../lib/retrieve/session.ts";
 import { retrieveRecords } from "../lib/retrieve/stage.ts";
+import { addAuditOption, addPaceOptions, addRetryOptions, pacerFrom, retryPolicyFrom } from "../cli/pace.ts";
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -119,6 +120,9 @@ export const main = defineCommand({
       new Option("--new-patient-name <name>", "write this PatientName into the copies (DICOM PN, e.g. Family^Given)"),
     );
     addAnonymizeOptions(cmd, ANONYMIZE_OPTIONS);
+    addRetryOptions(cmd);
+    addPaceOptions(cmd);
+    addAuditOption(cmd);
   },
   human: {
     record(r) {
@@ -177,6 +181,8 @@ export const main = defineCommand({
         onlyApproved: o.onlyApproved === true ? true : undefined,
         series: o.series,
         sops: o.sop,
+        retry: retryPolicyFrom(o),
+        pace: pacerFrom(o, ctx.io.env),
         get: o.get === true,
         moveAet: o.moveAet,
         moveDest: o.moveDest,
@@ -193,6 +199,7 @@ export const main = defineCommand({
       verb: o.moveDest ? "move" : "retrieve",
       // With --move-dest the items are the C-MOVE requests (the objects never arrive here).
       noun: o.moveDest ? "requests" : "objects",
+      audit: { action: "retrieve", source: `${ctx.peer!.calledAet}@${ctx.peer!.host}:${ctx.peer!.port}`, destination: o.moveDest ?? out!, anonymized: anonymize !== undefined },
     });
   },
 });

@@ -3,6 +3,11 @@ import process from "node:process";
 import type { Command } from "commander";
 import { InvalidArgumentError, Option } from "commander";
 import { defineCommand, errorMessage, parseAeTitle, parsePort, parsePositiveInt, parseSeconds, runMain, UsageError } from "../cli/mod.ts";
+import { addRetryOptions, retryPolicyFrom } from "../cli/pace.ts";
+import type { PeerSettings } from "../lib/net/peer.ts";
+import { pushRecords } from "../lib/push/push.ts";
+import type { RtRecord } from "../lib/records/types.ts";
+import type { StageEvent } from "../lib/stage/stage.ts";
 import { parseMoveDestination, type QrScpEvent, startQrScp } from "../lib/qr/scp.ts";
 import { DEFAULT_MAX_FIND_MATCHES } from "../lib/qr/find.ts";
 import type { FileRecord } from "../lib/records/types.ts";
@@ -46,6 +51,40 @@ function bytesBetween(min: number, max: number): (value: string) => number {
   };
 }
 
+/** Records handed from the storage handler to the forwarding push, as they arrive. */
+class RecordQueue implements AsyncIterable<RtRecord> {
+  #items: RtRecord[] = [];
+  #wake: (() => void) | undefined;
+  #closed = false;
+  push(r: RtRecord): void {
+    this.#items.push(r);
+    this.#wake?.();
+  }
+  close(): void {
+    this.#closed = true;
+    this.#wake?.();
+  }
+  async *[Symbol.asyncIterator](): AsyncGenerator<RtRecord> {
+    for (;;) {
+      while (this.#items.length) yield this.#items.shift()!;
+      if (this.#closed) return;
+      await new Promise<void>((r) => (this.#wake = r));
+      this.#wake = undefined;
+    }
+  }
+}
+
+/** `--forward`: a named peer from rtexport.json, or `AE@host:port`. */
+function forwardPeer(value: string, peers: Record<string, Partial<PeerSettings>>, callingAet: string): PeerSettings {
+  const m = /^([^@]+)@(.+):(\d+)$/.exec(value);
+  if (m) return { host: m[2], port: parsePort(m[3]), calledAet: parseAeTitle(m[1]), callingAet };
+  const named = peers[value];
+  if (!named || typeof named.host !== "string") {
+    throw new UsageError(`Unknown forward peer "${value}": give AE@host:port or a peer named in rtexport.json`);
+  }
+  return { port: 104, calledAet: "ANY-SCP", ...named, callingAet: named.callingAet ?? callingAet } as PeerSettings;
+}
+
 function readPemOption(path: string, what: string): string {
   try {
     return readPem(path, what);
@@ -70,6 +109,9 @@ export const main = defineCommand({
     "may query, retrieve and store (--allow-store-any opens storage alone to anyone). A stored instance is",
     "never replaced unless --overwrite, and an object whose study or series belongs to another patient is",
     "refused (0xA900). Each stored object is written to stdout as a `file` record. Stops cleanly on SIGINT/SIGTERM.",
+    "With --forward PEER every object is also sent on to PEER as it arrives (push's engine: dependency",
+    "order, retries); its record then carries the `push` outcome. Storage Commitment requests are answered",
+    "on the association they came on: an object is committed when it is in DIR and indexed.",
   ].join(" "),
   examples: [
     "rtexport serve --dir ./pacs --port 11112 --aet RTEXPORT --allow STORESCU --allow FINDSCU",
@@ -77,6 +119,7 @@ export const main = defineCommand({
     "rtexport serve --dir ./pacs --host 0.0.0.0 --allow-store-any --allow MIM@10.0.0.5",
     "rtexport serve --dir ./pacs --allow IDMS@10.0.0.7 --accept-sop-class 1.3.46.670589.2.4.1.1 --accept-sop-class 1.2.840.10008.5.1.4.34.1",
     "rtexport serve --dir ./pacs --host 0.0.0.0 --port 2762 --tls --cert server.pem --key server.key --ca clients.pem --allow MIM#mim.hospital.org",
+    "rtexport serve --dir ./relay --allow-store-any --forward ORTHANC@pacs.local:4242",
   ],
   configure(cmd: Command) {
     cmd.addOption(new Option("--dir <dir>", "folder to serve (created when absent)").makeOptionMandatory());
@@ -101,6 +144,8 @@ export const main = defineCommand({
     cmd.addOption(new Option("--key <file>", "TLS private key (PEM)"));
     cmd.addOption(new Option("--ca <file>", "CA certificate(s) that sign the clients' certificates (and C-MOVE destinations' with --tls)"));
     cmd.addOption(new Option("--tls-no-client-cert", "with --tls: do not ask callers for a certificate (the allow list then binds AE titles to addresses only)"));
+    cmd.addOption(new Option("--forward <peer>", "send each stored object on to this peer as it arrives: AE@host:port or a peer named in rtexport.json"));
+    addRetryOptions(cmd);
     const limits = [
       new Option("--idle-timeout <s>", "close an association after this many seconds without a byte from the peer").argParser(parseSeconds).default(DEFAULT_SCP_IDLE_MS / 1000),
       new Option("--max-associations <n>", "associations open at once").argParser(parsePositiveInt).default(DEFAULT_SCP_LIMITS.maxAssociations),
@@ -147,8 +192,23 @@ export const main = defineCommand({
       const [name, dest] = parseMoveDestination(d);
       return [name, moveTls ? { ...dest, tls: moveTls } : dest];
     }));
+    const forwardTo = o.forward ? forwardPeer(o.forward, ctx.config.peers as Record<string, Partial<PeerSettings>>, o.aet) : undefined;
     const log = ctx.log;
     const pending = new Set<Promise<void>>();
+    // Forwarding: what arrives goes into a queue that push's engine reads while the node serves.
+    const forward = forwardTo ? new RecordQueue() : undefined;
+    let forwardFailures = 0;
+    const forwarding = forward && (async () => {
+      const onEvent = (e: StageEvent) => {
+        if (e.type === "failed") {
+          forwardFailures++;
+          ctx.reporter.failed(e.reason.startsWith("Cannot ") ? e.reason : `Cannot forward ${e.item}: ${e.reason}`);
+        } else if (e.type === "message" && e.level !== "debug") log[e.level](`forward: ${e.text}`);
+      };
+      for await (const r of pushRecords(forward, { peer: forwardTo!, retry: retryPolicyFrom(o), onEvent })) {
+        if (!ctx.out.closed) await ctx.out.write(r).catch(() => {});
+      }
+    })();
     const onEvent = (e: QrScpEvent) => {
       switch (e.type) {
         case "association":
@@ -179,6 +239,9 @@ export const main = defineCommand({
         case "get":
           log.info(`C-GET from ${e.callingAet}: ${e.instances} objects`);
           break;
+        case "commit":
+          log.info(`storage commitment for ${e.callingAet}: ${e.committed} committed, ${e.failed} not`);
+          break;
         case "stored": {
           const rec: FileRecord = {
             type: "file", path: e.path, bytes: e.bytes, sha256: e.sha256, category: "dicom",
@@ -189,6 +252,10 @@ export const main = defineCommand({
           if (e.studyUid) rec.studyUid = e.studyUid;
           if (e.seriesUid) rec.seriesUid = e.seriesUid;
           if (e.replaced) log.info(`replaced the stored copy of ${e.sopInstanceUid} (--overwrite)`);
+          if (forward) {
+            forward.push(rec);
+            break;
+          }
           if (!ctx.out.closed) {
             const p = ctx.out.write(rec).catch(() => {}).finally(() => pending.delete(p));
             pending.add(p);
@@ -231,7 +298,7 @@ export const main = defineCommand({
     if (node.cleaned.length) log.info(`removed ${node.cleaned.length} temporary files left by a previous run in ${o.dir}/.incoming`);
     const who = allow.length ? `allowing ${allow.map(formatAllowEntry).join(", ")}` : "allowing nobody to query";
     const extra = o.acceptUnknown ? ", storing unknown SOP classes too" : o.acceptSopClass?.length ? `, storing SOP classes ${o.acceptSopClass.join(", ")} too` : "";
-    log.info(`listening on ${node.host}:${node.port} as ${node.aeTitle}${tls ? " (TLS)" : ""}, serving ${node.index.dir}, ${who}${o.allowStoreAny ? ", storage from anyone" : ""}${extra}`);
+    log.info(`listening on ${node.host}:${node.port} as ${node.aeTitle}${tls ? " (TLS)" : ""}, serving ${node.index.dir}, ${who}${o.allowStoreAny ? ", storage from anyone" : ""}${extra}${forwardTo ? `, forwarding to ${forwardTo.calledAet}@${forwardTo.host}:${forwardTo.port}` : ""}`);
     // Our own signal listeners as well as ctx.signal: under Deno, when the command is loaded
     // through cli.ts, the platform's listeners were not called (measured: killed with 143).
     let stop: () => void = () => {};
@@ -249,7 +316,13 @@ export const main = defineCommand({
     log.info("stopping");
     await node.close();
     await Promise.all(pending);
-    return 0;
+    if (forward) {
+      // What arrived is forwarded before the command ends.
+      forward.close();
+      await forwarding;
+    }
+    // Exit 3 when something could not be forwarded (a later push over DIR sends it).
+    return forwardFailures > 0 ? 3 : 0;
   },
 });
 

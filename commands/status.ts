@@ -53,6 +53,11 @@ export const main = defineCommand({
       for (const [k, v] of Object.entries(kinds)) {
         lines.push(`  ${k.padEnd(10)} ${String(v.done).padStart(7)} done  ${String(v.failed).padStart(5)} failed  ${String(v.pending).padStart(5)} pending  ${String(v.skipped).padStart(5)} skipped  ${formatBytes(v.bytes)}`);
       }
+      const c = r.commitment as { stored: number; committed: number; failed: number; unconfirmed: number } | undefined;
+      if (c) {
+        lines.push(`storage commitment: ${c.stored} stored, ${c.committed} committed, ${c.failed} not committed (sent again by the next push), ${c.unconfirmed} stored without an answer yet`);
+      }
+      if (r.auditEvents) lines.push(`audit trail: ${r.auditEvents} events`);
       for (const j of (r.jobs ?? []) as JobStatus[]) {
         const i = j.items;
         lines.push(`job ${j.job}: ${i.total} item(s) in the current pass: ${i.done} done, ${i.failed} failed, ${i.running} running, ${i.pending} pending${j.reclaimed ? `; ${j.reclaimed} taken over from dead workers` : ""}`);

@@ -104,11 +104,12 @@ function hasInitdb() {
 }
 
 // wine64 runs the Windows binary in tests/windows_test.ts (the test makes its own Wine prefix);
+// rsyslog is the audit collector of tests/audit_test.ts and tests/push_clinical_test.ts;
 // time (GNU time, /usr/bin/time) measures a run's peak RSS in tests/anonymize_stream_test.ts.
-const DEBIAN_PACKAGES = ["dcmtk", "orthanc", "dicom3tools", "python3-pydicom", "libgdcm-tools", "postgresql", "wine64", "time"];
+const DEBIAN_PACKAGES = ["dcmtk", "orthanc", "dicom3tools", "python3-pydicom", "libgdcm-tools", "postgresql", "wine64", "rsyslog", "time"];
 
 function missingDebianTools() {
-  const missing = ["dcmdump", "storescp", "Orthanc", "dciodvfy", "gdcmanon", "pg_ctlcluster"].filter((t) => !onPath(t));
+  const missing = ["dcmdump", "storescp", "Orthanc", "dciodvfy", "gdcmanon", "pg_ctlcluster", "rsyslogd"].filter((t) => !onPath(t));
   if (!hasInitdb()) missing.push("initdb");
   // Debian's wine64 has no command on PATH without the `wine` package: its loader is here.
   if (!existsSync("/usr/lib/wine/wine64")) missing.push("wine64");

@@ -104,6 +104,8 @@ function stopper(proc: ChildProcess, dir: string, keepDir = false): () => Promis
 
 export interface OrthancPeer extends Peer {
   httpPort: number;
+  /** Starts Orthanc again (same ports, configuration and storage) after `kill()`; resolves once it answers. */
+  restart(): Promise<void>;
   /** GET (or with `body`, POST) on Orthanc's REST API; resolves with the parsed JSON. */
   // deno-lint-ignore no-explicit-any
   rest(path: string, body?: unknown): Promise<any>;
@@ -161,40 +163,54 @@ export async function startOrthanc(opts: { aeTitle?: string; modalities?: KnownA
   };
   const configPath = join(dir, "orthanc.json");
   writeFileSync(configPath, JSON.stringify(config, null, 2));
-  const { proc, output } = launch("/usr/sbin/Orthanc", [...(opts.verbose ? ["--verbose"] : []), configPath], dir, { ...process.env as Record<string, string> });
   const base = `http://127.0.0.1:${httpPort}`;
-  const stop = stopper(proc, dir);
-  const deadline = Date.now() + 30000;
-  for (;;) {
-    if (proc.exitCode !== null) {
-      await stop();
-      throw new Error(`Orthanc exited (code ${proc.exitCode}): ${output().slice(-2000)}`);
-    }
-    try {
-      const r = await fetch(`${base}/system`);
-      if (r.ok) {
-        await r.json();
-        break;
+  const orthancArgs = [...(opts.verbose ? ["--verbose"] : []), configPath];
+  let current = launch("/usr/sbin/Orthanc", orthancArgs, dir, { ...process.env as Record<string, string> });
+  let stop = stopper(current.proc, dir);
+  const up = async () => {
+    const { proc, output } = current;
+    const deadline = Date.now() + 30000;
+    for (;;) {
+      if (proc.exitCode !== null) {
+        await stop();
+        throw new Error(`Orthanc exited (code ${proc.exitCode}): ${output().slice(-2000)}`);
       }
-      await r.body?.cancel();
-    } catch { /* not up yet */ }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`Orthanc did not answer on ${base}/system within 30 s: ${output().slice(-2000)}`);
+      try {
+        const r = await fetch(`${base}/system`);
+        if (r.ok) {
+          await r.json();
+          break;
+        }
+        await r.body?.cancel();
+      } catch { /* not up yet */ }
+      if (Date.now() > deadline) {
+        await stop();
+        throw new Error(`Orthanc did not answer on ${base}/system within 30 s: ${output().slice(-2000)}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
     }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  await waitForPort(port, "127.0.0.1", 15000, proc);
-  return {
+    await waitForPort(port, "127.0.0.1", 15000, proc);
+  };
+  await up();
+  const peer: OrthancPeer = {
     host: "127.0.0.1",
     port,
     httpPort,
     aeTitle,
     dir,
-    process: proc,
-    stop,
-    kill: () => proc.kill("SIGKILL"),
-    output,
+    process: current.proc,
+    stop: () => stop(),
+    kill: () => current.proc.kill("SIGKILL"),
+    output: () => current.output(),
+    async restart() {
+      if (current.proc.exitCode === null && current.proc.signalCode === null) {
+        await new Promise<void>((resolve) => current.proc.once("exit", () => resolve()));
+      }
+      current = launch("/usr/sbin/Orthanc", orthancArgs, dir, { ...process.env as Record<string, string> });
+      stop = stopper(current.proc, dir);
+      peer.process = current.proc;
+      await up();
+    },
     async rest(path: string, body?: unknown) {
       const r = await fetch(base + path, body === undefined ? {} : { method: "POST", body: typeof body === "string" ? body : JSON.stringify(body) });
       const text = await r.text();
@@ -207,6 +223,7 @@ export async function startOrthanc(opts: { aeTitle?: string; modalities?: KnownA
       return new Uint8Array(await r.arrayBuffer());
     },
   };
+  return peer;
 }
 
 export interface StorescpPeer extends Peer {
@@ -219,11 +236,11 @@ export interface StorescpPeer extends Peer {
  * syntaxes by default (`acceptAll: true` adds the compressed ones, `+xa`); `ignore: true` receives
  * without writing (benchmarks).
  */
-export async function startStorescp(opts: { aeTitle?: string; ignore?: boolean; acceptAll?: boolean; args?: string[] } = {}): Promise<StorescpPeer> {
+export async function startStorescp(opts: { aeTitle?: string; ignore?: boolean; acceptAll?: boolean; args?: string[]; port?: number; outDir?: string } = {}): Promise<StorescpPeer> {
   const dir = mkdtempSync(join(tmpdir(), "rtexport-storescp-"));
-  const outDir = join(dir, "in");
-  mkdirSync(outDir);
-  const port = await freePort();
+  const outDir = opts.outDir ?? join(dir, "in");
+  mkdirSync(outDir, { recursive: true });
+  const port = opts.port ?? await freePort();
   const aeTitle = opts.aeTitle ?? "STORESCP";
   const args = ["--aetitle", aeTitle, "--output-directory", outDir];
   if (opts.ignore) args.push("--ignore");
@@ -336,4 +353,47 @@ export async function makeTlsCert(dir: string): Promise<{ cert: string; key: str
   });
   const { readFileSync } = await import("node:fs");
   return { cert: readFileSync(certPath, "utf8"), key: readFileSync(keyPath, "utf8"), certPath, keyPath };
+}
+
+export interface RsyslogPeer extends Peer {
+  /** The file rsyslog writes each message to: one line per message, `PRI|APP-NAME|MSGID|MSG`. */
+  logFile: string;
+  /** The lines written so far. */
+  lines(): string[];
+}
+
+/**
+ * Starts Debian's rsyslogd in the foreground as a TCP syslog collector (imtcp, octet-counted
+ * framing as RFC 6587 describes) on a free loopback port, writing every message to one file.
+ */
+export async function startRsyslog(): Promise<RsyslogPeer> {
+  const dir = mkdtempSync(join(tmpdir(), "rtexport-rsyslog-"));
+  const port = await freePort();
+  const logFile = join(dir, "audit.log");
+  const config = [
+    `global(workDirectory="${dir}" maxMessageSize="64k")`,
+    `module(load="imtcp")`,
+    `input(type="imtcp" port="${port}" address="127.0.0.1")`,
+    `template(name="audit" type="list") {`,
+    `  property(name="pri") constant(value="|") property(name="app-name") constant(value="|") property(name="msgid") constant(value="|")`,
+    `  property(name="msg" droplastlf="on") constant(value="\\n")`,
+    `}`,
+    `*.* action(type="omfile" file="${logFile}" template="audit")`,
+    "",
+  ].join("\n");
+  const configPath = join(dir, "rsyslog.conf");
+  writeFileSync(configPath, config);
+  const { proc, output } = launch("/usr/sbin/rsyslogd", ["-n", "-f", configPath, "-i", join(dir, "rsyslogd.pid")], dir, { ...process.env as Record<string, string> });
+  const stop = stopper(proc, dir);
+  try {
+    await waitForPort(port, "127.0.0.1", 15000, proc);
+  } catch (e) {
+    await stop();
+    throw new Error(`${(e as Error).message}: ${output()}`);
+  }
+  const { existsSync, readFileSync } = await import("node:fs");
+  return {
+    host: "127.0.0.1", port, aeTitle: "", dir, logFile, process: proc, stop, kill: () => proc.kill("SIGKILL"), output,
+    lines: () => existsSync(logFile) ? readFileSync(logFile, "utf8").split("\n").filter((l) => l !== "") : [],
+  };
 }

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { Kysely } from "kysely";
 import { Ledger, type LedgerEntry, type LedgerSchema, LedgerWriteError } from "../lib/ledger/ledger.ts";
 import { claimQuery, WorkQueue } from "../lib/ledger/claims.ts";
-import { ledgerTables, ledgerV2Statements, LEDGER_SCHEMA_VERSION, ledgerSchemaVersion } from "../lib/ledger/migrations.ts";
+import { ledgerTables, ledgerV2Statements, ledgerV3Statements, LEDGER_SCHEMA_VERSION, ledgerSchemaVersion } from "../lib/ledger/migrations.ts";
 import { ledgerIdentity, readJournals } from "../lib/ledger/journal.ts";
 import { summarizeLedger } from "../lib/ledger/status.ts";
 import { connectDatabase, mssqlDialect } from "../lib/sql/connect.ts";
@@ -174,7 +174,7 @@ describe("ledger on PostgreSQL", () => {
     pg!.psql("create database race");
     const opened = await Promise.all(Array.from({ length: 8 }, () => Ledger.open(pg!.url("race"), "test")));
     assert.equal(await ledgerSchemaVersion(opened[0].db), LEDGER_SCHEMA_VERSION);
-    assert.equal(pg!.psql("select string_agg(version::text, ',' order by version) from rtx_ledger_schema", "race").trim(), "1,2");
+    assert.equal(pg!.psql("select string_agg(version::text, ',' order by version) from rtx_ledger_schema", "race").trim(), Array.from({ length: LEDGER_SCHEMA_VERSION }, (_, i) => i + 1).join(","));
     assert.equal(pg!.psql("select count(*) from rtx_ledger_runs", "race").trim(), "8");
     for (const l of opened) await l.close();
     // A ledger an earlier rtexport made (no schema table): its rows stay, the new columns appear.
@@ -400,6 +400,10 @@ describe("SQL Server statements (compiled by kysely)", () => {
     assert.ok(v2.every((s) => !/add column|if not exists/i.test(s)), "T-SQL adds columns with ADD and has no IF NOT EXISTS");
     assert.ok(v2.includes('alter table "rtx_ledger_runs" add "lease_until" bigint'));
     assert.ok(v2.some((s) => /create table "rtx_ledger_work" \("id" varchar\(64\) primary key, "job" varchar\(255\) not null/.test(s)));
+    // Version 3, the audit trail: long texts as nvarchar(max) on SQL Server.
+    // deno-lint-ignore no-explicit-any -- the schema statements are typed for any version
+    const v3 = ledgerV3Statements(db as Kysely<any>, "mssql").map((s) => s.compile().sql);
+    assert.match(v3[0], /^create table "rtx_ledger_audit" \("id" varchar\(64\) primary key, .*"studies" nvarchar\(max\) not null/);
     await db.destroy();
   });
 });

@@ -211,7 +211,7 @@ describe("push", () => {
       const plan = files.find((p) => p.includes("/RTPLAN/"))!;
       const rs = files.find((p) => p.includes("/RTSTRUCT/"))!;
       const ct = files.find((p) => p.includes("/CT/"))!;
-      const r = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(scp.port), "--aec", "PICKY", plan, rs, ct]);
+      const r = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(scp.port), "--aec", "PICKY", "--retries", "0", plan, rs, ct]);
       assert.equal(r.code, 3);
       const byPath = new Map(r.records.map((x) => [x.path, x.push]));
       assert.deepEqual(byPath.get(plan), { status: "failed", peer: `PICKY@127.0.0.1:${scp.port}`, dimseStatus: "0xA700", mode: "streamed", error: "refused: out of resources: disk full" });
@@ -229,7 +229,7 @@ describe("push", () => {
   test("a peer that never answers a C-STORE: DIMSE timeout, no hang", async () => {
     const scp = await createScp({ aeTitle: "STUCK", host: "127.0.0.1", storeDir: dir, handlers: { store: () => new Promise(() => {}) } });
     try {
-      const r = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(scp.port), "--aec", "STUCK", "--dimse-timeout", "0.5", files[0]]);
+      const r = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(scp.port), "--aec", "STUCK", "--dimse-timeout", "0.5", "--retries", "0", files[0]]);
       assert.equal(r.code, 3);
       assert.equal(r.records[0].push.status, "failed");
       assert.equal(r.records[0].push.error, `No response from STUCK@127.0.0.1:${scp.port} within 0.5 s (DIMSE timeout)`);
@@ -240,7 +240,7 @@ describe("push", () => {
 
   test("peer down from the start: one line naming the peer and the reason, exit 1, nothing sent", async () => {
     const port = await freePort();
-    const r = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(port), files[0], files[1]]);
+    const r = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(port), "--retries", "0", files[0], files[1]]);
     assert.equal(r.code, 1);
     assert.equal(r.records.length, 0);
     assert.equal(r.stderr, `push: Cannot connect to 127.0.0.1:${port}: connection refused; nothing was sent\n`);
@@ -264,7 +264,7 @@ describe("push", () => {
     try {
       await waitForPort(port, "127.0.0.1", 15000, child);
       const statusFile = join(dir, "status.ndjson");
-      const first = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(port), "--aec", "DYING", "--status-file", statusFile, clinic, "--pattern", "*.dcm"]);
+      const first = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(port), "--aec", "DYING", "--retries", "0", "--status-file", statusFile, clinic, "--pattern", "*.dcm"]);
       assert.equal(first.code, 3);
       const stored1 = first.records.filter((x) => x.push.status === "stored").map((x) => x.sopInstanceUid);
       const failed1 = first.records.filter((x) => x.push.status === "failed").map((x) => x.sopInstanceUid);

@@ -470,7 +470,7 @@ describe("retrieve faults", () => {
   test("peer down: exit 1, one line naming the peer; rejected association: the reason", async () => {
     const port = await freePort();
     const down = await runMainCaptured(retrieveMain, [
-      "--host", "127.0.0.1", "--port", String(port), "--aec", "NOBODY", "--get", "--patient-id", "X", "--out", join(root, "down"),
+      "--host", "127.0.0.1", "--port", String(port), "--aec", "NOBODY", "--get", "--patient-id", "X", "--retries", "0", "--out", join(root, "down"),
     ]);
     assert.equal(down.code, 1);
     assert.equal(down.stderr.trim().split("\n").length, 1, down.stderr);

@@ -14,6 +14,7 @@ import { EXPLICIT_VR_BIG_ENDIAN, NATIVE_TRANSFER_SYNTAXES, transferSyntaxEncodin
 import { buildMeta, encodeDataSet, encodeDataSetParts, type EncodedPart, encodeMeta } from "../dicom/writer.ts";
 import { DICOM_CATEGORIES, type FileRecord } from "../records/types.ts";
 import { uniqueName } from "../layout/sanitize.ts";
+import { fsReason } from "../fs/errors.ts";
 
 export { removeStaleTemporaryFiles };
 import {
@@ -71,14 +72,6 @@ export function writeFileAtomic(path: string, bytes: Uint8Array): void {
     try { unlinkSync(tmp); } catch { /* already gone */ }
     throw e;
   }
-}
-
-function errorDetail(e: unknown): string {
-  const err = e as { code?: string; message?: string };
-  if (err.code === "ENOENT") return "no such file";
-  if (err.code === "EACCES" || err.code === "EPERM") return "permission denied";
-  if (err.code === "EISDIR") return "is a directory";
-  return err.message ?? String(e);
 }
 
 /**
@@ -185,7 +178,7 @@ function prepare(input: FileInput, file: DicomFile, ctx: AnonymizeContext, files
     ids = anonymizeDataSet(file.dataset, ctx.options, ctx);
   } catch (e) {
     if (e instanceof BurnedInAnnotationError) return { ok: false, input, reason: "refused", message: `Refused "${src}": ${e.message}` };
-    return { ok: false, input, reason: "unreadable", message: `Cannot anonymize "${src}": ${errorDetail(e)}` };
+    return { ok: false, input, reason: "unreadable", message: `Cannot anonymize "${src}": ${fsReason(e)}` };
   }
   const ts = file.transferSyntaxUid;
   const sopClass = ids.sopClassUid ?? file.meta.string(0x00020002) ?? "";
@@ -220,7 +213,7 @@ function prepare(input: FileInput, file: DicomFile, ctx: AnonymizeContext, files
     const body = transferSyntaxEncoding(ts).deflated ? [encodeDataSet(file.dataset, ts)] : encodeDataSetParts(file.dataset, ts);
     parts = [head, meta, ...body];
   } catch (e) {
-    return { ok: false, input, reason: "write", message: `Cannot write "${dest}": ${errorDetail(e)}` };
+    return { ok: false, input, reason: "write", message: `Cannot write "${dest}": ${fsReason(e)}` };
   }
   let bytes = 0;
   for (const p of parts) bytes += p.length;
@@ -308,7 +301,7 @@ function openInput(input: FileInput): { ok: true; open: OpenInput } | { ok: fals
   } catch (e) {
     if (fd !== undefined) closeSync(fd);
     if (buffer) readBuffers.give(buffer);
-    return { ok: false, result: { ok: false, input, reason: "unreadable", message: `Cannot read DICOM file "${input.path}": ${errorDetail(e)}` } };
+    return { ok: false, result: { ok: false, input, reason: "unreadable", message: `Cannot read DICOM file "${input.path}": ${fsReason(e)}` } };
   }
 }
 
@@ -326,7 +319,7 @@ export function anonymizeFile(input: FileInput, ctx: AnonymizeContext, files: An
     try {
       p.record.sha256 = writeOutputSync(p.dest, p.parts, source);
     } catch (e) {
-      return { ok: false, input, reason: "write", message: `Cannot write "${p.dest}": ${errorDetail(e)}` };
+      return { ok: false, input, reason: "write", message: `Cannot write "${p.dest}": ${fsReason(e)}` };
     }
     return { ok: true, input, record: p.record, ids: p.ids };
   } finally {

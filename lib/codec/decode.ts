@@ -4,7 +4,7 @@
  * it was, byte for byte. The codecs load on first use: nothing here costs start-up time until an
  * object needs decoding.
  */
-import { DataSet, type DicomElement, padValue } from "../dicom/dataset.ts";
+import { DataSet, type DicomElement, textElement } from "../dicom/dataset.ts";
 import { type DicomFile, parseDataSet } from "../dicom/reader.ts";
 import { formatTag, PIXEL_DATA } from "../dicom/tag.ts";
 import { EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN } from "../dicom/uids.ts";
@@ -81,15 +81,6 @@ function copyDataSet(ds: DataSet): DataSet {
   return out;
 }
 
-function textValue(text: string): Uint8Array {
-  const b = new TextEncoder().encode(text);
-  if (b.length % 2 === 0) return b;
-  const out = new Uint8Array(b.length + 1);
-  out.set(b);
-  out[b.length] = 0x20;
-  return out;
-}
-
 function usValue(n: number, littleEndian: boolean): Uint8Array {
   const out = new Uint8Array(2);
   new DataView(out.buffer).setUint16(0, n, littleEndian);
@@ -100,8 +91,7 @@ function usValue(n: number, littleEndian: boolean): Uint8Array {
 function describeNative(ds: DataSet, px: PixelDescription, codec: CodecName): void {
   // JPEG 2000's reversible color transform is undone by the decoder (PS3.5 8.2.4): the pixels are RGB.
   if (codec === "jpeg-2000" && px.photometricInterpretation === "YBR_RCT") {
-    const value = textValue("RGB");
-    ds.set({ tag: PHOTOMETRIC_INTERPRETATION, vr: "CS", value, offset: 0, length: value.length });
+    ds.set(textElement(PHOTOMETRIC_INTERPRETATION, "CS", "RGB"));
   }
   // Every decoder here gives color-by-pixel samples (RLE's color-by-plane segments included).
   if (px.samplesPerPixel > 1 && px.planarConfiguration !== 0) {
@@ -287,10 +277,8 @@ function transcodedMeta(file: DicomFile, to: string): DataSet {
   const inst = file.dataset.string(0x00080018) ?? file.meta.string(0x00020003) ?? "";
   if (file.meta.size === 0) return buildMeta(sop, inst, to);
   const meta = copyDataSet(file.meta);
-  const uid = padValue(new TextEncoder().encode(IMPLEMENTATION_CLASS_UID), "UI");
-  meta.set({ tag: 0x00020012, vr: "UI", value: uid, offset: 0, length: uid.length });
-  const name = textValue(IMPLEMENTATION_VERSION_NAME);
-  meta.set({ tag: 0x00020013, vr: "SH", value: name, offset: 0, length: name.length });
+  meta.set(textElement(0x00020012, "UI", IMPLEMENTATION_CLASS_UID));
+  meta.set(textElement(0x00020013, "SH", IMPLEMENTATION_VERSION_NAME));
   meta.delete(0x00020000); // group length: recomputed by the writer
   return meta;
 }

@@ -14,6 +14,7 @@ import { type FileRecord, isDicomFileRecord, isFileRecord, type RtRecord } from 
 import { StageReport, type StageOptions, untilAborted } from "../stage/stage.ts";
 import { transcodeFile } from "./decode.ts";
 import { syntaxName } from "./syntaxes.ts";
+import { fsReason } from "../fs/errors.ts";
 
 /** Options of {@linkcode transcodeFiles}: the stage contract's (signal, event sink; no ledger rows yet) and these. */
 export interface TranscodeOptions extends StageOptions {
@@ -32,14 +33,6 @@ export interface TranscodeResult {
   /** The input file. */
   from: string;
   fromTransferSyntaxUid: string;
-}
-
-function errorDetail(e: unknown): string {
-  const err = e as { code?: string; message?: string };
-  if (err.code === "ENOENT") return "no such file";
-  if (err.code === "EACCES" || err.code === "EPERM") return "permission denied";
-  if (err.code === "EISDIR") return "is a directory";
-  return err.message ?? String(e);
 }
 
 /** Where a file goes under `out`: its record's tree path (`dest`, when relative and inside), or its name. */
@@ -118,7 +111,7 @@ async function transcodeOne(record: FileRecord, options: TranscodeOptions, writt
     file = parseDicom(data, { full: true });
     file.path = src;
   } catch (e) {
-    return { ok: false, reason: `Cannot read DICOM file "${src}": ${errorDetail(e)}` };
+    return { ok: false, reason: `Cannot read DICOM file "${src}": ${fsReason(e)}` };
   }
   const from = file.transferSyntaxUid;
   const dest = options.inPlace ? src : destination(record, options.out!);
@@ -137,14 +130,14 @@ async function transcodeOne(record: FileRecord, options: TranscodeOptions, writt
     try {
       bytes = await transcodeFile(file, options.to);
     } catch (e) {
-      return { ok: false, reason: `Cannot transcode "${src}" from ${syntaxName(from)} to ${syntaxName(options.to)}: ${errorDetail(e)}` };
+      return { ok: false, reason: `Cannot transcode "${src}" from ${syntaxName(from)} to ${syntaxName(options.to)}: ${fsReason(e)}` };
     }
   }
   if (!(unchanged && options.inPlace)) {
     try {
       writeFileAtomic(dest, bytes);
     } catch (e) {
-      return { ok: false, reason: `Cannot write "${dest}": ${errorDetail(e)}` };
+      return { ok: false, reason: `Cannot write "${dest}": ${fsReason(e)}` };
     }
     written.set(resolve(dest), resolve(src));
   }

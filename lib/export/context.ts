@@ -8,6 +8,7 @@ import { FolderAssigner, folderCandidates, patientFolderName } from "../layout/s
 import { DEFAULT_ITEMS, type Item, planFolderName } from "../layout/tree.ts";
 import type { PeerSettings } from "../net/peer.ts";
 import type { FileRecord, PatientRecord, PlanRecord } from "../records/types.ts";
+import type { Pacer } from "../stage/pace.ts";
 import { type StageEvent, type StageOptions, StageReport } from "../stage/stage.ts";
 import { type DicomPlanSource, dicomPlanSource, type RetrieveSettings } from "./dicom_source.ts";
 import { stagingName } from "./staging.ts";
@@ -31,6 +32,8 @@ export interface ExportPlanOptions extends StageOptions {
    * stage opens one association when it first needs it and closes it when it ends.
    */
   peer?: PeerSettings;
+  /** Time windows and rate limits: the export pauses between files (each worker releasing its peer association) outside the windows. */
+  pace?: Pacer;
   /** How DICOM is retrieved from `peer`: C-MOVE (default) or C-GET, and where objects are staged. */
   retrieve?: RetrieveSettings;
   /**
@@ -119,6 +122,8 @@ export function openContext(opts: ExportPlanOptions): ExportContext {
         // killed run's leftovers are told from a live run's (staging.ts).
         stagingDir: opts.out ? join(opts.out, ".rtexport", stagingName(worker)) : resolve(r.staging ?? ".rtexport-staging"),
         keepStaged: !opts.out,
+        retry: r.retry,
+        onMessage: (level, text) => report.message(level, text),
         signal: opts.signal,
       }));
     }

@@ -9,6 +9,8 @@ import { ArrivalStore } from "../retrieve/arrivals.ts";
 import type { ArrivedObject } from "../retrieve/arrivals.ts";
 import { retrievePlans } from "../retrieve/planner.ts";
 import { retrievePatient } from "../retrieve/patient.ts";
+import type { RetryPolicy } from "../net/retry.ts";
+import { openResilientSession } from "../retrieve/resilient.ts";
 import { openRetrieveSession, type RetrieveSession } from "../retrieve/session.ts";
 import type { FolderFile } from "../sources/folder.ts";
 import { FatalStageError } from "../stage/stage.ts";
@@ -33,6 +35,11 @@ export interface RetrieveSettings {
    * (default `.rtexport-staging`). With `out` they are staged under `<out>/.rtexport/`.
    */
   staging?: string;
+  /**
+   * Retries of transient failures of each C-FIND and C-MOVE/C-GET, with back-off (default none);
+   * a series the peer fails as a whole is asked for by instance either way (as `retrieve` does).
+   */
+  retry?: RetryPolicy;
 }
 
 /** What a DICOM source hands the export for one plan: staged files, gaps, and a clean-up. */
@@ -51,6 +58,8 @@ export interface DicomPlanSource {
   fetch(plan: PlanRecord, opts?: { images?: boolean }): Promise<DicomPlanFiles>;
   /** Every series of the patient that is not a plan's own RT object (CT, MR, PET, registrations, …). */
   fetchPatientSeries(patientId: string): Promise<DicomPlanFiles>;
+  /** Releases the association (a paced run outside its time window); the next fetch opens one again. */
+  release(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -67,6 +76,9 @@ export function dicomPlanSource(
     mode: "move" | "get"; moveAet?: string; movePort?: number; stagingDir: string;
     /** Leave staged files for a later stage (copy-files) instead of removing them after each plan. */
     keepStaged?: boolean;
+    retry?: RetryPolicy;
+    /** Retries and fallbacks, in words. */
+    onMessage?: (level: "info" | "warn", text: string) => void;
     /** Ctrl-C, SIGTERM: the association is aborted at once, so a fetch in flight fails and the export stops. */
     signal?: AbortSignal;
   },
@@ -79,11 +91,14 @@ export function dicomPlanSource(
   async function open(): Promise<{ session: RetrieveSession; store: ArrivalStore }> {
     if (opts.signal?.aborted) throw new Error("Interrupted");
     store ??= new ArrivalStore(opts.keepStaged ? join(opts.stagingDir, `incoming-${hostTag()}-${process.pid}`) : opts.stagingDir);
-    session ??= await openRetrieveSession({
-      host: peer.host, port: peer.port, callingAet: peer.callingAet, calledAet: peer.calledAet, mode: opts.mode,
-      moveAet: opts.moveAet, movePort: opts.movePort ?? DEFAULT_MOVE_PORT, maxPdu: peer.maxPdu, tls: tlsFromFiles(peer),
-      timeouts: peerTimeouts(peer),
-    }, store);
+    const arrivals = store;
+    // Retried and asked for in parts as `retrieve` does; the export paces per file itself.
+    session ??= await openResilientSession(() =>
+      openRetrieveSession({
+        host: peer.host, port: peer.port, callingAet: peer.callingAet, calledAet: peer.calledAet, mode: opts.mode,
+        moveAet: opts.moveAet, movePort: opts.movePort ?? DEFAULT_MOVE_PORT, maxPdu: peer.maxPdu, tls: tlsFromFiles(peer),
+        timeouts: peerTimeouts(peer),
+      }, arrivals), arrivals, { retry: opts.retry ?? { retries: 0, maxWaitMs: 0 }, onMessage: opts.onMessage });
     return { session, store };
   }
   /**
@@ -149,6 +164,11 @@ export function dicomPlanSource(
       // The store's copies go once the export has them (in the tree, or handed on).
       return { files, missing, done: () => kept.forEach((uid) => store.discard(uid)) };
     }),
+    async release() {
+      const s = session;
+      session = undefined;
+      await s?.close();
+    },
     async close() {
       await session?.close();
       store?.cleanup();

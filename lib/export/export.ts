@@ -6,6 +6,7 @@ import { markProcessGone } from "../copy/copy.ts";
 import { runClaimed } from "../ledger/work.ts";
 import type { PatientRecord, PlanRecord, RtRecord } from "../records/types.ts";
 import { untilAborted, withTotal } from "../stage/stage.ts";
+import { pauseText } from "../stage/pace.ts";
 import { closeContext, type ExportContext, type ExportPlanOptions, forgetPatient, openContext, planKeyOf, workerContext } from "./context.ts";
 import { exportPatient, exportPlan } from "./plans.ts";
 
@@ -88,7 +89,31 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
 
 /** One input record: a patient (with all its plans when none follow), a plan, or another record passed through. */
 async function* exportRecord(ctx: ExportContext, rec: RtRecord): AsyncGenerator<RtRecord> {
-  if (rec.type === "patient") yield* exportPatient(ctx, rec as PatientRecord);
-  else if (rec.type === "plan") yield* exportPlan(ctx, rec as PlanRecord);
+  if (rec.type === "patient") yield* paced(ctx, exportPatient(ctx, rec as PatientRecord));
+  else if (rec.type === "plan") yield* paced(ctx, exportPlan(ctx, rec as PlanRecord));
   else yield rec;
+}
+
+/**
+ * Passes a patient's or plan's records on; with a pacer, each file waits for the rate and
+ * bandwidth limits and the time window before the next one is exported (the work is done as
+ * records are pulled). Outside the window the worker's peer association, if any, is released
+ * until it opens.
+ */
+async function* paced(ctx: ExportContext, records: AsyncIterable<RtRecord>): AsyncGenerator<RtRecord> {
+  const pace = ctx.opts.pace;
+  for await (const r of records) {
+    yield r;
+    if (!pace || r.type !== "file") continue;
+    await pace.take(1, typeof r.bytes === "number" ? r.bytes : 0, ctx.opts.signal);
+    await pace.waitForWindow({
+      signal: ctx.opts.signal,
+      beforePause: () => ctx.peer?.release(),
+      onPause: (label) => {
+        ctx.report.progress(undefined, label);
+        ctx.report.message("info", pauseText(label));
+      },
+      onResume: () => ctx.report.progress(undefined, ""),
+    });
+  }
 }

@@ -2,6 +2,7 @@ import { type DicomFile, DicomParseError, readDicomFile, type ReadOptions } from
 import { isDicomFileRecord, type RtRecord } from "../records/types.ts";
 import { type StageOptions, type StageReport, untilAborted } from "../stage/stage.ts";
 import { pathRecords, walkEntriesSync, type WalkOptions } from "./walk.ts";
+import { fsReason } from "./errors.ts";
 
 /**
  * The outcome of reading one file: its parsed header, or one line saying why it could not be read.
@@ -27,7 +28,7 @@ export function scanFile(path: string, read: ReadOptions = {}): ScanResult {
   try {
     return { path, file: readDicomFile(path, read) };
   } catch (e) {
-    const error = `Cannot read DICOM file "${path}": ${reasonOf(e)}`;
+    const error = `Cannot read DICOM file "${path}": ${fsReason(e)}`;
     // A directory among the paths (`find DIR | rtexport search` lists the folders too) holds no
     // object itself; its files come on their own lines.
     return isNotDicom(e) || (e as { code?: string }).code === "EISDIR" ? { path, error, notDicom: true } : { path, error };
@@ -133,13 +134,3 @@ function* pathsOf(inputs: Iterable<string | { path: string }>): Generator<string
   for (const i of inputs) yield typeof i === "string" ? i : i.path;
 }
 
-function reasonOf(e: unknown): string {
-  const err = e as { code?: string; message?: string } | undefined;
-  switch (err?.code) {
-    case "ENOENT": return "no such file";
-    case "EACCES": case "EPERM": return "permission denied";
-    case "EISDIR": return "is a directory";
-  }
-  const msg = err?.message ?? String(e);
-  return msg.split("\n")[0];
-}

@@ -1,6 +1,7 @@
 import { readdirSync, realpathSync, statSync } from "node:fs";
 import { join, relative, sep } from "node:path";
 import type { FileRecord } from "../records/types.ts";
+import { fsReason } from "./errors.ts";
 
 /** Options for walking a file tree. */
 export interface WalkOptions {
@@ -127,17 +128,6 @@ export async function* pathRecords(paths: Iterable<string>, opts: WalkOptions = 
 
 function compareCodeUnits(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function fsReason(e: unknown): string {
-  const err = e as { code?: string; message?: string } | undefined;
-  switch (err?.code) {
-    case "ENOENT": return "no such file or directory";
-    case "EACCES": case "EPERM": return "permission denied";
-    case "ELOOP": return "too many levels of symbolic links";
-    case "ENOTDIR": return "not a directory";
-    default: return err?.message ?? String(e);
-  }
 }
 
 /**

@@ -8,9 +8,9 @@ import { connectDatabase, DatabaseConnectError, DIALECT_NAMES, type SqlConnectio
 import { dbNowMs, writeTransaction } from "./_dialect.ts";
 import { appendJournal, defaultJournalDirs, type JournalLine, ledgerIdentity, readJournals } from "./journal.ts";
 import { ledgerTables, migrateLedger } from "./migrations.ts";
-import type { LedgerEntry, LedgerItemRow, LedgerKind, LedgerSchema, LedgerStatus } from "./schema.ts";
+import type { LedgerAuditRow, LedgerEntry, LedgerItemRow, LedgerKind, LedgerSchema, LedgerStatus } from "./schema.ts";
 
-export type { JobRow, LedgerEntry, LedgerItemRow, LedgerKind, LedgerSchema, LedgerStatus, RunRow, WorkRow } from "./schema.ts";
+export type { JobRow, LedgerAuditRow, LedgerEntry, LedgerItemRow, LedgerKind, LedgerSchema, LedgerStatus, RunRow, WorkRow } from "./schema.ts";
 
 export { ledgerTables };
 
@@ -467,6 +467,13 @@ export class Ledger {
     if (!existing) {
       await this.db.insertInto("rtx_ledger_folders").values({ patient_key: patientKey, folder, folder_key: folder.toLowerCase() }).execute();
     }
+  }
+
+  /** Appends audit events (rows are never updated: the trail only grows). */
+  async appendAudit(rows: Omit<LedgerAuditRow, "id" | "run_id">[]): Promise<void> {
+    if (rows.length === 0) return;
+    const values = rows.map((r) => ({ ...r, id: randomUUID(), run_id: this.runId }));
+    for (let i = 0; i < values.length; i += 100) await this.db.insertInto("rtx_ledger_audit").values(values.slice(i, i + 100)).execute();
   }
 
   /**

@@ -14,7 +14,7 @@ import type { SqlDialectName } from "../sql/connect.ts";
 import { columnTypes, writeTransaction } from "./_dialect.ts";
 
 /** The schema version this code writes. */
-export const LEDGER_SCHEMA_VERSION = 2;
+export const LEDGER_SCHEMA_VERSION = 3;
 
 /** An arbitrary constant: the advisory lock every rtexport process takes to migrate a PostgreSQL ledger. */
 const PG_LOCK_KEY = 7_227_101_417;
@@ -115,6 +115,30 @@ export function ledgerV2Statements(db: AnyDb, dialect: SqlDialectName) {
   ] as const;
 }
 
+/** The statements of version 3: the audit trail (exported so tests can compile them for each dialect). */
+export function ledgerV3Statements(db: AnyDb, dialect: SqlDialectName) {
+  const { long } = columnTypes(dialect);
+  return [
+    db.schema.createTable("rtx_ledger_audit")
+      .addColumn("id", "varchar(64)", (c) => c.primaryKey())
+      .addColumn("run_id", "varchar(64)", (c) => c.notNull())
+      .addColumn("at", "varchar(40)", (c) => c.notNull())
+      .addColumn("action", "varchar(16)", (c) => c.notNull())
+      .addColumn("user_name", "varchar(255)", (c) => c.notNull())
+      .addColumn("host", "varchar(255)", (c) => c.notNull())
+      .addColumn("patient_id", "varchar(255)")
+      .addColumn("studies", long, (c) => c.notNull())
+      .addColumn("objects", "integer", (c) => c.notNull())
+      .addColumn("failed", "integer", (c) => c.notNull())
+      .addColumn("bytes", "bigint", (c) => c.notNull())
+      .addColumn("source", long, (c) => c.notNull())
+      .addColumn("dest", long, (c) => c.notNull())
+      .addColumn("outcome", "varchar(32)", (c) => c.notNull())
+      .addColumn("outcome_text", long),
+    db.schema.createIndex("rtx_ledger_audit_patient").on("rtx_ledger_audit").column("patient_id"),
+  ] as const;
+}
+
 const MIGRATIONS: Migration[] = [
   {
     version: 1,
@@ -128,6 +152,13 @@ const MIGRATIONS: Migration[] = [
     name: "work claims with leases, workers, source size and time, unique folders",
     async up(db, dialect) {
       for (const statement of ledgerV2Statements(db, dialect)) await statement.execute();
+    },
+  },
+  {
+    version: 3,
+    name: "audit trail: one event per patient and run",
+    async up(db, dialect) {
+      for (const statement of ledgerV3Statements(db, dialect)) await statement.execute();
     },
   },
 ];

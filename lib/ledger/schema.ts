@@ -1,7 +1,7 @@
 /** The ledger's tables and the entries stages write, as types (no code: every ledger module imports them). */
 
 /** What the ledger tracks: one row per item and kind, updated as work proceeds. */
-export type LedgerKind = "patient" | "plan" | "file" | "push" | "anonymize" | "retrieval";
+export type LedgerKind = "patient" | "plan" | "file" | "push" | "anonymize" | "retrieval" | "commit";
 export type LedgerStatus = "pending" | "done" | "failed" | "skipped";
 
 export interface LedgerItemRow {
@@ -78,7 +78,27 @@ interface SchemaRow {
   name: string;
   applied_at: string;
 }
+/** One audit event (lib/audit, schema version 3): who did what to which patient's data, from where to where, with what outcome. */
+export interface LedgerAuditRow {
+  id: string;
+  run_id: string;
+  at: string;
+  action: string;
+  user_name: string;
+  host: string;
+  patient_id: string | null;
+  /** JSON: `[{uid, sopClasses: {uid: count}}]`. */
+  studies: string;
+  objects: number;
+  failed: number;
+  bytes: number;
+  source: string;
+  dest: string;
+  outcome: string;
+  outcome_text: string | null;
+}
 export interface LedgerSchema {
+  rtx_ledger_audit: LedgerAuditRow;
   rtx_ledger_items: LedgerItemRow;
   rtx_ledger_runs: RunRow;
   rtx_ledger_folders: FolderRow;

@@ -71,6 +71,13 @@ export interface LedgerSummary {
   jobs?: JobStatus[];
   unwritten?: UnwrittenStatus[];
   schemaVersion?: number;
+  /**
+   * Storage Commitment, when a push asked for it: objects stored (C-STORE acknowledged), committed
+   * by the peer, not committed (sent again by the next push), and stored without an answer yet.
+   */
+  commitment?: { stored: number; committed: number; failed: number; unconfirmed: number };
+  /** Audit events recorded (one per patient and run; schema version 3). */
+  auditEvents?: number;
 }
 
 /** Options of {@link summarizeLedger}. */
@@ -144,11 +151,12 @@ export async function summarizeLedger(db: Kysely<LedgerSchema>, options: number 
     lastErrors.splice(opts.errorLimit ?? 10);
   }
 
+  const clinical = await commitmentAndAudit(db, kinds, version);
   if (version < 2) {
     const runs = await db.selectFrom("rtx_ledger_runs").select(["id", "command", "host", "started_at", "finished_at", "outcome"])
       .orderBy("started_at", "desc").limit(opts.runLimit ?? 10).execute();
     return {
-      kinds, lastErrors, jobs: [], unwritten, schemaVersion: version,
+      kinds, lastErrors, jobs: [], unwritten, schemaVersion: version, ...clinical,
       runs: runs.map((r) => ({
         id: r.id, command: r.command, host: r.host, pid: null, job: null, state: r.finished_at ? "finished" : "unknown", outcome: r.outcome,
         startedAt: r.started_at, finishedAt: r.finished_at, lastHeartbeat: null, workers: null, items: 0, itemsFailed: 0, files: 0,
@@ -215,7 +223,24 @@ export async function summarizeLedger(db: Kysely<LedgerSchema>, options: number 
     }
     jobs.push({ job: j.job, pass: j.pass, items, reclaimed });
   }
-  return { kinds, lastErrors, runs, jobs, unwritten, schemaVersion: version };
+  return { kinds, lastErrors, runs, jobs, unwritten, schemaVersion: version, ...clinical };
+}
+
+/** Stored against committed (when there are commitment rows), and the audit trail's size (version 3 on). */
+async function commitmentAndAudit(db: Kysely<LedgerSchema>, kinds: LedgerSummary["kinds"], version: number): Promise<Pick<LedgerSummary, "commitment" | "auditEvents">> {
+  const out: Pick<LedgerSummary, "commitment" | "auditEvents"> = {};
+  if (kinds.commit) {
+    const r = await db.selectFrom("rtx_ledger_items as p").select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("p.kind", "=", "push").where("p.status", "=", "done")
+      .where((eb) => eb.not(eb.exists(eb.selectFrom("rtx_ledger_items as c").select("c.key").where("c.kind", "=", "commit").whereRef("c.key", "=", "p.key"))))
+      .executeTakeFirst();
+    out.commitment = { stored: kinds.push?.done ?? 0, committed: kinds.commit.done, failed: kinds.commit.failed, unconfirmed: num(r?.n) };
+  }
+  if (version >= 3) {
+    const a = await db.selectFrom("rtx_ledger_audit").select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
+    if (num(a?.n) > 0) out.auditEvents = num(a!.n);
+  }
+  return out;
 }
 
 function round(x: number): number {

@@ -17,6 +17,10 @@ export const C_MOVE_RSP = 0x8021;
 export const C_ECHO_RQ = 0x0030;
 export const C_ECHO_RSP = 0x8030;
 export const C_CANCEL_RQ = 0x0fff;
+export const N_EVENT_REPORT_RQ = 0x0100;
+export const N_EVENT_REPORT_RSP = 0x8100;
+export const N_ACTION_RQ = 0x0130;
+export const N_ACTION_RSP = 0x8130;
 
 /** CommandDataSetType value meaning "no data set follows". */
 export const NO_DATA_SET = 0x0101;
@@ -69,6 +73,10 @@ export interface DimseCommand {
   warning?: number;
   moveOriginatorAet?: string;
   moveOriginatorMessageId?: number;
+  /** N-EVENT-REPORT Event Type ID (0000,1002). */
+  eventTypeId?: number;
+  /** N-ACTION Action Type ID (0000,1008). */
+  actionTypeId?: number;
 }
 
 const te = new TextEncoder();
@@ -112,6 +120,8 @@ export function encodeCommand(cmd: DimseCommand): Uint8Array {
   if (cmd.errorId !== undefined) put(0x00000903, "US", us(cmd.errorId));
   if (cmd.affectedSopInstanceUid !== undefined) put(0x00001000, "UI", text(cmd.affectedSopInstanceUid, 0));
   if (cmd.requestedSopInstanceUid !== undefined) put(0x00001001, "UI", text(cmd.requestedSopInstanceUid, 0));
+  if (cmd.eventTypeId !== undefined) put(0x00001002, "US", us(cmd.eventTypeId));
+  if (cmd.actionTypeId !== undefined) put(0x00001008, "US", us(cmd.actionTypeId));
   if (cmd.remaining !== undefined) put(0x00001020, "US", us(cmd.remaining));
   if (cmd.completed !== undefined) put(0x00001021, "US", us(cmd.completed));
   if (cmd.failed !== undefined) put(0x00001022, "US", us(cmd.failed));
@@ -180,6 +190,8 @@ export function decodeCommand(bytes: Uint8Array): DimseCommand {
   set("warning", n(0x00001023));
   set("moveOriginatorAet", s(0x00001030));
   set("moveOriginatorMessageId", n(0x00001031));
+  set("eventTypeId", n(0x00001002));
+  set("actionTypeId", n(0x00001008));
   const oe = values.get(0x00000901);
   if (oe && oe.length >= 4) {
     const odv = new DataView(oe.buffer, oe.byteOffset, oe.byteLength);
@@ -211,8 +223,10 @@ export function statusText(status: number): string {
     0x0001: "warning: requested optional attributes are not supported",
     0x0107: "warning: attribute list error",
     0x0110: "processing failure",
+    0x0112: "no such object instance",
     0x0111: "duplicate SOP instance",
     0x0117: "invalid object instance",
+    0x0119: "class-instance conflict",
     0x0122: "SOP class not supported",
     0x0124: "not authorized",
     0xa700: "refused: out of resources",

@@ -23,3 +23,10 @@ export {
   type RetrievePlan, type Scp, type ScpEvent, type ScpHandlers, type ScpOptions, type StoreRequest,
 } from "./scp.ts";
 export { connectOptions, peerLabel, peerTimeouts, readPem, type PeerSettings, tlsFromFiles } from "./peer.ts";
+export {
+  answerReport, type CommitFailure, type CommitItem, commitmentReport, commitmentRequest, type CommitmentResult, CommitmentTracker,
+  failureReasonText, readCommitmentReport, readCommitmentRequest, receiveReports, requestCommitment, sendReport,
+  serveCommitmentRequest, STORAGE_COMMITMENT_INSTANCE, STORAGE_COMMITMENT_PUSH,
+} from "./commitment.ts";
+export { type CommitListen, type CommitOutcome, Committer, type CommitterOptions, uuidUid } from "./commitment_scu.ts";
+export { backoffDelay, classify, classifyError, classifyStatus, DEFAULT_RETRY_POLICY, type FailureClass, type RetryNotice, type RetryPolicy, retryText, StatusFailure, withRetries } from "./retry.ts";

@@ -19,7 +19,7 @@ import {
 import { Association, connect, type NegotiatedContext, type ReceivedFile, type Timeouts, type TlsOptions } from "./association.ts";
 import {
   C_CANCEL_RQ, C_ECHO_RQ, C_ECHO_RSP, C_FIND_RQ, C_FIND_RSP, C_GET_RQ, C_GET_RSP, C_MOVE_RQ, C_MOVE_RSP, C_STORE_RQ,
-  type DimseCommand, STATUS_CANCEL, STATUS_CANNOT_UNDERSTAND, STATUS_MOVE_DESTINATION_UNKNOWN, STATUS_OUT_OF_RESOURCES,
+  type DimseCommand, N_ACTION_RQ, N_ACTION_RSP, N_EVENT_REPORT_RQ, N_EVENT_REPORT_RSP, STATUS_CANCEL, STATUS_CANNOT_UNDERSTAND, STATUS_MOVE_DESTINATION_UNKNOWN, STATUS_OUT_OF_RESOURCES,
   STATUS_PENDING, STATUS_PROCESSING_FAILURE, STATUS_QR_OUT_OF_RESOURCES, STATUS_SOP_CLASS_NOT_SUPPORTED, STATUS_SUBOPS_WARNING,
   STATUS_SUCCESS, statusCategory, statusText,
 } from "./dimse.ts";
@@ -31,6 +31,7 @@ import {
   PC_TRANSFER_SYNTAXES_NOT_SUPPORTED, PC_USER_REJECTION, PDU_ASSOCIATE_RQ, type RoleSelection,
 } from "./pdu.ts";
 import { answerStore, QR_MODELS, type StoreAnswer, type StoreSource, storageContexts, store } from "./scu.ts";
+import { answerReport, type CommitItem, type CommitmentResult, serveCommitmentRequest, STORAGE_COMMITMENT_PUSH } from "./commitment.ts";
 
 /** Who is asking, for handlers. */
 export interface RequestInfo {
@@ -85,6 +86,13 @@ export interface ScpHandlers {
   find?: (rq: QueryRequest) => AsyncIterable<DataSet> | Iterable<DataSet>;
   move?: (rq: MoveRequest) => RetrievePlan | Promise<RetrievePlan>;
   get?: (rq: QueryRequest) => RetrievePlan | Promise<RetrievePlan>;
+  /**
+   * Storage Commitment SCP (N-ACTION): which of the objects this node takes responsibility for.
+   * The report goes back on the same association.
+   */
+  commit?: (rq: RequestInfo & { transactionUid: string; items: CommitItem[] }) => CommitmentResult | Promise<CommitmentResult>;
+  /** Storage Commitment SCU: a report (N-EVENT-REPORT) the peer sent on an association it opened. */
+  commitReport?: (rq: RequestInfo & { result: CommitmentResult }) => void | Promise<void>;
 }
 
 /** What the `accept` hook sees. */
@@ -216,6 +224,7 @@ export function negotiateContexts(
   if (handlers.find) qr.add(QR_MODELS.patientRoot.find).add(QR_MODELS.studyRoot.find);
   if (handlers.move) qr.add(QR_MODELS.patientRoot.move).add(QR_MODELS.studyRoot.move);
   if (handlers.get) qr.add(QR_MODELS.patientRoot.get).add(QR_MODELS.studyRoot.get);
+  if (handlers.commit || handlers.commitReport) qr.add(STORAGE_COMMITMENT_PUSH);
   const storageOk = !!(handlers.store || handlers.get);
   return rq.contexts.map((pc) => {
     const base = { id: pc.id, abstractSyntax: pc.abstractSyntax };
@@ -482,13 +491,15 @@ function isQrModel(uid: string): boolean {
 }
 
 /** The service a presentation context was accepted for. */
-function serviceOf(abstractSyntax: string): "verification" | "find" | "move" | "get" | "storage" {
+function serviceOf(abstractSyntax: string): "verification" | "find" | "move" | "get" | "storage" | "commitment" {
   if (abstractSyntax === VERIFICATION_SOP_CLASS) return "verification";
+  if (abstractSyntax === STORAGE_COMMITMENT_PUSH) return "commitment";
   return QR_SERVICES.get(abstractSyntax) ?? "storage";
 }
 
 const SERVICE_OF_COMMAND: Record<number, string> = {
   [C_ECHO_RQ]: "verification", [C_STORE_RQ]: "storage", [C_FIND_RQ]: "find", [C_MOVE_RQ]: "move", [C_GET_RQ]: "get",
+  [N_ACTION_RQ]: "commitment", [N_EVENT_REPORT_RQ]: "commitment",
 };
 
 /** PS3.7 C.4: unrecognized operation. */
@@ -532,10 +543,32 @@ async function dispatch(assoc: Association, m: Message, info: RequestInfo, h: Sc
     case C_FIND_RQ:
       if (!h.find) return await rsp(STATUS_SOP_CLASS_NOT_SUPPORTED, "Query not offered");
       return await serveFind(assoc, m, info, h);
+    case N_ACTION_RQ:
+    case N_EVENT_REPORT_RQ:
+      return await serveCommitment(assoc, m, info, h);
     default:
       if (!(cmd.commandField === C_MOVE_RQ ? h.move : h.get)) return await rsp(STATUS_SOP_CLASS_NOT_SUPPORTED, "Retrieve not offered");
       return await serveRetrieve(assoc, m, info, h);
   }
+}
+
+/** Storage Commitment: a request (we are the SCP) or a report (we asked; the peer reports on an association it opened). */
+async function serveCommitment(assoc: Association, m: Message, info: RequestInfo, h: ScpHandlers): Promise<void> {
+  const cmd = m.command;
+  if (cmd.commandField === N_EVENT_REPORT_RQ) {
+    if (!h.commitReport) {
+      await assoc.sendMessage(m.contextId, { commandField: N_EVENT_REPORT_RSP, messageIdBeingRespondedTo: cmd.messageId, status: STATUS_SOP_CLASS_NOT_SUPPORTED, errorComment: "Storage commitment reports not expected", hasDataSet: false });
+      return;
+    }
+    const result = await answerReport(assoc, m);
+    await h.commitReport({ ...info, result });
+    return;
+  }
+  if (!h.commit) {
+    await assoc.sendMessage(m.contextId, { commandField: N_ACTION_RSP, messageIdBeingRespondedTo: cmd.messageId, status: STATUS_SOP_CLASS_NOT_SUPPORTED, errorComment: "Storage commitment not offered", hasDataSet: false });
+    return;
+  }
+  await serveCommitmentRequest(assoc, m, (transactionUid, items) => h.commit!({ ...info, transactionUid, items }));
 }
 
 /** C-STORE: the handler's answer goes back; every failure (and warning) is reported with its cause. */

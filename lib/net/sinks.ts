@@ -9,6 +9,7 @@ import { closeSync, open as openAsync, openSync, unlinkSync, writeSync, writevSy
 import { join } from "node:path";
 import process from "node:process";
 import { buildMeta, encodeMeta } from "../dicom/writer.ts";
+import { ioErrorText } from "../fs/errors.ts";
 
 /** A data set received with a message: in memory, or streamed into a file. */
 export interface ReceivedFile {
@@ -74,26 +75,6 @@ export class MemorySink implements Sink {
     this.buf = new Uint8Array(0);
     this.length = 0;
   }
-}
-
-const IO_ERRORS: Record<string, string> = {
-  ENOSPC: "no space left on device",
-  EDQUOT: "disk quota exceeded",
-  EROFS: "read-only file system",
-  EACCES: "permission denied",
-  EPERM: "operation not permitted",
-  EMFILE: "too many open files",
-  EIO: "input/output error",
-};
-
-/** A file system error in the same words under Node and Deno ("no space left on device (ENOSPC)"). */
-export function ioErrorText(e: unknown): string {
-  const err = e as { code?: string; message?: string };
-  let code = err?.code;
-  // Deno may give only the OS message: "No space left on device (os error 28)".
-  if (!code && /os error 28\b/.test(err?.message ?? "")) code = "ENOSPC";
-  if (code && IO_ERRORS[code]) return `${IO_ERRORS[code]} (${code})`;
-  return err?.message ?? String(e);
 }
 
 let tempCounter = 0;

@@ -1,8 +1,11 @@
 /**
- * The push engine: C-STORE `file` records to a peer in dependency order (per patient: images,
- * other objects, RTSTRUCT, RTPLAN, RTDOSE/RTIMAGE, treatment records), over N associations,
- * skipping what a status file says the peer already acknowledged, optionally rewriting
- * treatment machine names. Each file record comes back with `push: {status, peer, …}`.
+ * The push engine: C-STORE `file` records to a peer in dependency order as they arrive (per
+ * patient: images, other objects, RTSTRUCT, RTPLAN, RTDOSE/RTIMAGE, treatment records; and an
+ * object after the objects it references), over N associations, skipping what a status file or
+ * the ledger says the peer already acknowledged, optionally rewriting treatment machine names.
+ * Optionally: a pre-flight check against the target's import rules (what it would refuse is held
+ * back), retries of transient failures with back-off, time windows and rate limits, and Storage
+ * Commitment for what was stored. Each file record comes back with `push: {status, peer, …}`.
  */
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from "node:fs";
 import type { DataSet } from "../dicom/dataset.ts";
@@ -12,13 +15,20 @@ import { PLAN_SOP_CLASSES, RECORD_SOP_CLASSES } from "../dicom/rt.ts";
 import { RT_SOP_CLASSES } from "../dicom/uids.ts";
 import { isDicomFileRecord, type RtRecord } from "../records/types.ts";
 import { type Association, connect } from "../net/association.ts";
+import type { CommitListen } from "../net/commitment_scu.ts";
 import { formatStatus, statusCategory, statusText } from "../net/dimse.ts";
 import { DicomNetError } from "../net/errors.ts";
-import type { ConnectOptions } from "../net/association.ts";
 import { connectOptions, peerLabel, type PeerSettings } from "../net/peer.ts";
+import { backoffDelay, classifyError, classifyStatus, type RetryPolicy, retryText } from "../net/retry.ts";
 import { storageContexts, store, type StoreSource } from "../net/scu.ts";
+import type { Checker, Reference, Violation } from "../check/rules.ts";
+import type { Profile } from "../check/profile.ts";
 import type { LedgerEntry } from "../ledger/ledger.ts";
+import { type Pacer, pauseText } from "../stage/pace.ts";
 import { FatalStageError, type StageOptions, StageReport, untilAborted, withTotal } from "../stage/stage.ts";
+import { rewriteMachines } from "./machines.ts";
+import { DependencyScheduler, type SchedItem } from "./schedule.ts";
+import { fsReason } from "../fs/errors.ts";
 
 /** The `push` field added to each file record. */
 export interface PushOutcome {
@@ -32,6 +42,8 @@ export interface PushOutcome {
   mode?: "streamed" | "transcoded" | "encoded";
   /** Machine names rewritten in this object, `OLD=NEW`. */
   machines?: string[];
+  /** Retries it took (transient failures tried again). */
+  retries?: number;
 }
 
 /** Options of the push stage. */
@@ -45,14 +57,37 @@ export interface PushOptions extends StageOptions {
   mapMachine?: Record<string, string>;
   /** MODEL → NAME: fills empty/missing TreatmentMachineName where ManufacturerModelName (or Modality) is MODEL ("*" = any). */
   defaultMachine?: Record<string, string>;
+  /** Check each object against the target's import rules first; what it would refuse is held back (a failed item, not sent). */
+  check?: { target: string | Profile; machines?: string[] };
+  /** Ask the peer to commit what was stored (Storage Commitment), and record the answer per object. */
+  commit?: {
+    /** Listen for reports the peer sends on an association it opens (its configuration must name us there). */
+    listen?: CommitListen;
+    /** How long to wait for a report, ms (default 60 s). */
+    timeoutMs?: number;
+    /** Objects per request (default 500). */
+    batch?: number;
+  };
+  /** Retries of transient failures (default: none). */
+  retry?: RetryPolicy;
+  /** Time windows and rate limits. */
+  pace?: Pacer;
+  /** Objects that could go now read ahead of the sending (default 256); those waiting for other objects do not count. */
+  readAhead?: number;
 }
 
-const TREATMENT_MACHINE_NAME = 0x300a00b2;
-const BEAM_SEQUENCE = 0x300a00b0;
-const ION_BEAM_SEQUENCE = 0x300a03a2;
-const TREATMENT_MACHINE_SEQUENCE = 0x300a0206;
-const MANUFACTURER_MODEL_NAME = 0x00081090;
-const MODALITY = 0x00080060;
+/** A `commitment` record: what the peer answered about one object pushed (Storage Commitment). */
+export interface CommitmentRecord extends RtRecord {
+  type: "commitment";
+  path?: string;
+  sopClassUid: string;
+  sopInstanceUid: string;
+  patientId?: string;
+  peer: string;
+  status: "committed" | "commit-failed";
+  reason?: string;
+}
+
 
 const MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10";
 
@@ -69,58 +104,7 @@ export function pushRank(sopClassUid: string, hasPixelData: boolean): number {
   return hasPixelData ? 0 : 1;
 }
 
-function encodeSh(text: string): Uint8Array {
-  const b = new TextEncoder().encode(text);
-  if (b.length % 2 === 0) return b;
-  const out = new Uint8Array(b.length + 1);
-  out.set(b);
-  out[b.length] = 0x20;
-  return out;
-}
-
-function setString(ds: DataSet, tag: number, vr: string, text: string): void {
-  const value = encodeSh(text);
-  ds.set({ tag, vr, value, offset: 0, length: value.length });
-}
-
-/**
- * Rewrites TreatmentMachineName (300A,00B2) wherever it occurs in an RTPLAN / RT Ion Plan /
- * treatment record (beam sequences, treatment machine sequence). Returns the changes as
- * `OLD=NEW` (empty when nothing changed).
- */
-export function rewriteMachines(ds: DataSet, sopClassUid: string, map: Record<string, string>, defaults: Record<string, string>): string[] {
-  if (!PLAN_SOP_CLASSES.has(sopClassUid) && !RECORD_SOP_CLASSES.has(sopClassUid)) return [];
-  const changes: string[] = [];
-  const topModel = ds.string(MANUFACTURER_MODEL_NAME);
-  const modality = ds.string(MODALITY);
-  const defaultFor = (model: string | undefined): string | undefined => {
-    for (const [k, v] of Object.entries(defaults)) {
-      if (k === "*" || (model !== undefined && k === model) || (modality !== undefined && k === modality)) return v;
-    }
-    return undefined;
-  };
-  const visit = (item: DataSet, inMachineContainer: boolean): void => {
-    const el = item.get(TREATMENT_MACHINE_NAME);
-    const current = el ? item.string(TREATMENT_MACHINE_NAME) : undefined;
-    if (current !== undefined && Object.hasOwn(map, current)) {
-      setString(item, TREATMENT_MACHINE_NAME, "SH", map[current]);
-      changes.push(`${current}=${map[current]}`);
-    } else if (current === undefined && (el || inMachineContainer)) {
-      const name = defaultFor(item.string(MANUFACTURER_MODEL_NAME) ?? topModel);
-      if (name !== undefined) {
-        setString(item, TREATMENT_MACHINE_NAME, "SH", name);
-        changes.push(`=${name}`);
-      }
-    }
-    for (const e of item.elements.values()) {
-      if (!e.items) continue;
-      const container = e.tag === BEAM_SEQUENCE || e.tag === ION_BEAM_SEQUENCE || e.tag === TREATMENT_MACHINE_SEQUENCE;
-      for (const sub of e.items) visit(sub, container);
-    }
-  };
-  visit(ds, false);
-  return changes;
-}
+export { rewriteMachines } from "./machines.ts";
 
 /** Acknowledged objects from a status file: keys `peer|sopInstanceUid`. Unparsable lines (a torn last write) are ignored. */
 export function readStatusFile(path: string): Set<string> {
@@ -163,91 +147,50 @@ class StatusFile {
   }
 }
 
-interface Item {
-  record: RtRecord;
-  source: StoreSource;
-  patient: string;
-  rank: number;
-  seq: number;
+
+const REFERENCED_SOP_INSTANCE_UID = 0x00081155;
+
+function refsIn(ds: DataSet, path: number[]): string[] {
+  let level: DataSet[] = [ds];
+  for (const tag of path) level = level.flatMap((d) => d.items(tag));
+  return level.map((d) => d.string(REFERENCED_SOP_INSTANCE_UID)).filter((u): u is string => !!u);
 }
 
-/** Hands out items so that, per patient, a rank starts only once every lower rank is acknowledged. */
-class Scheduler {
-  private readonly patients: { buckets: Item[][]; inflight: number }[] = [];
-  private readonly byKey = new Map<string, { buckets: Item[][]; inflight: number }>();
-  private waiting: (() => void)[] = [];
-  remaining = 0;
-
-  constructor(items: Item[]) {
-    for (const it of items) {
-      let p = this.byKey.get(it.patient);
-      if (!p) {
-        p = { buckets: [], inflight: 0 };
-        this.byKey.set(it.patient, p);
-        this.patients.push(p);
-      }
-      (p.buckets[it.rank] ??= []).push(it);
-    }
-    for (const p of this.patients) p.buckets = p.buckets.filter((b) => b && b.length > 0);
-    this.remaining = items.length;
+/**
+ * The objects an object must follow (seed 003's order: image, structure set, plan, dose): a
+ * structure set its contour images, a plan its structure set, a dose, RT image or treatment
+ * record its plan, a registration its images.
+ */
+export function dependencyRefs(ds: DataSet, sopClassUid: string): string[] {
+  const refs = new Set<string>();
+  const add = (list: string[]) => list.forEach((u) => refs.add(u));
+  if (sopClassUid === RT_SOP_CLASSES.RTStructureSet) {
+    add(refsIn(ds, [0x30060010, 0x30060012, 0x30060014, 0x30060016]));
+    add(refsIn(ds, [0x30060039, 0x30060040, 0x30060016]));
+  } else if (PLAN_SOP_CLASSES.has(sopClassUid)) {
+    add(refsIn(ds, [0x300c0060]));
+  } else if (sopClassUid === RT_SOP_CLASSES.RTDose || sopClassUid === RT_SOP_CLASSES.RTImage || RECORD_SOP_CLASSES.has(sopClassUid)) {
+    add(refsIn(ds, [0x300c0002]));
+  } else if (sopClassUid === RT_SOP_CLASSES.SpatialRegistration || sopClassUid === RT_SOP_CLASSES.DeformableSpatialRegistration) {
+    add(refsIn(ds, [0x00700308, 0x00081140]));
+    add(refsIn(ds, [0x00081115, 0x0008114a]));
+    add(refsIn(ds, [0x00081200, 0x00081115, 0x0008114a]));
   }
+  return [...refs];
+}
 
-  /** The next item that may go now; undefined when everything has been handed out. */
-  async next(): Promise<Item | undefined> {
-    for (;;) {
-      if (this.remaining === 0) return undefined;
-      for (const p of this.patients) {
-        const bucket = p.buckets[0];
-        if (bucket && bucket.length > 0) {
-          p.inflight++;
-          this.remaining--;
-          return bucket.shift();
-        }
-      }
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
-    }
-  }
-
-  done(item: Item): void {
-    const p = this.byKey.get(item.patient)!;
-    p.inflight--;
-    if (p.inflight === 0 && p.buckets[0]?.length === 0) p.buckets.shift();
-    for (const w of this.waiting.splice(0)) w();
-  }
-
-  /** Puts an item handed out back at the front (its worker could not send it). */
-  requeue(item: Item): void {
-    const p = this.byKey.get(item.patient)!;
-    p.inflight--;
-    p.buckets[0].unshift(item);
-    this.remaining++;
-    for (const w of this.waiting.splice(0)) w();
-  }
-
-  /** Drains everything not yet handed out. */
-  drain(): Item[] {
-    const out: Item[] = [];
-    for (const p of this.patients) for (const b of p.buckets) out.push(...b.splice(0));
-    this.remaining = 0;
-    for (const w of this.waiting.splice(0)) w();
-    return out;
-  }
+interface Item extends SchedItem {
+  record: RtRecord;
+  source: StoreSource;
+  /** The (SOP class, transfer syntax) its presentation context is keyed by. */
+  combo: string;
+  /** Reference rules of the target to check once it may go. */
+  checkRefs?: Reference[];
+  attempts: number;
 }
 
 function errorText(e: unknown): string {
   return ((e as Error)?.message ?? String(e)).split("\n")[0];
-}
-
-function fsReason(e: unknown): string {
-  const err = e as { code?: string; message?: string };
-  switch (err.code) {
-    case "ENOENT": return "no such file or directory";
-    case "EACCES": case "EPERM": return "permission denied";
-    case "EISDIR": return "is a directory";
-    case "ENOTDIR": return "a parent is not a directory";
-    case "ENOSPC": return "no space left on device";
-  }
-  return errorText(e);
 }
 
 function readFailure(path: string, e: unknown): string {
@@ -261,14 +204,19 @@ function describe(record: RtRecord, f: DicomFile): RtRecord {
   return record;
 }
 
-/** An async queue of results (workers push, the generator pulls). */
+/** An async queue of results (the reader and the workers push, the generator pulls). */
 class Results {
   private items: RtRecord[] = [];
   private wake: (() => void) | undefined;
+  private error: { e: unknown } | undefined;
   closed = false;
   push(r: RtRecord): void {
     this.items.push(r);
     this.wake?.();
+  }
+  fail(e: unknown): void {
+    this.error ??= { e };
+    this.close();
   }
   close(): void {
     this.closed = true;
@@ -277,7 +225,10 @@ class Results {
   async *drain(): AsyncGenerator<RtRecord> {
     for (;;) {
       while (this.items.length) yield this.items.shift()!;
-      if (this.closed) return;
+      if (this.closed) {
+        if (this.error) throw this.error.e;
+        return;
+      }
       await new Promise<void>((r) => (this.wake = r));
       this.wake = undefined;
     }
@@ -285,11 +236,43 @@ class Results {
 }
 
 /**
+ * Presentation contexts for associations opened while the input still arrives: the objects seen
+ * so far (SOP class and transfer syntax), at most 128 (the most recent first after the one to send).
+ * The one place the streaming engine decides what it proposes (`contexts`), and `covers` what an
+ * open association can carry; a worker opens a new association for an object it cannot.
+ */
+class ContextBook {
+  readonly #seen = new Map<string, { sopClassUid: string; transferSyntaxUid: string }>();
+  static key(sopClassUid: string, transferSyntaxUid: string): string {
+    return `${sopClassUid}|${transferSyntaxUid}`;
+  }
+  add(sopClassUid: string, transferSyntaxUid: string): string {
+    const key = ContextBook.key(sopClassUid, transferSyntaxUid);
+    this.#seen.delete(key);
+    this.#seen.set(key, { sopClassUid, transferSyntaxUid });
+    return key;
+  }
+  /** The contexts to propose, for an association that must carry `first`; and the combos they cover. */
+  contexts(first: string): { contexts: ReturnType<typeof storageContexts>; covers: Set<string> } {
+    const order = [this.#seen.get(first)!, ...[...this.#seen].reverse().filter(([k]) => k !== first).map(([, v]) => v)];
+    const covers = new Set<string>();
+    let contexts = storageContexts([]);
+    for (const o of order) {
+      const next = storageContexts([...[...covers].map((k) => this.#seen.get(k)!), o]);
+      if (next.length > 128) break;
+      contexts = next;
+      covers.add(ContextBook.key(o.sopClassUid, o.transferSyntaxUid));
+    }
+    return { contexts, covers };
+  }
+}
+
+/**
  * The push stage: sends every DICOM `file` record's object to the peer (see the module's summary)
- * and yields it with `push: {status, peer, …}`; other records pass through, first (the input is
- * read whole, to order it). Never throws for a per-object problem. What the ledger (or
- * the status file) lists as stored at this peer is skipped; outcomes go to the ledger and the
- * event sink.
+ * as records arrive, and yields it with `push: {status, peer, …}`; other records pass through at
+ * once. Never throws for a per-object problem. What the ledger (or the status file) lists as
+ * stored at this peer is skipped, unless the peer failed to commit it; outcomes go to the ledger
+ * and the event sink. With `commit`, `commitment` records follow for what was stored.
  *
  * @example
  * ```ts
@@ -301,16 +284,22 @@ export async function* pushRecords(input: AsyncIterable<RtRecord> | Iterable<RtR
   const report = new StageReport("push", opts);
   const ledger = opts.ledger;
   try {
-    const alreadyStored = ledger ? await ledger.keys("push", "done") : undefined;
-    // The total (every file record gets an outcome) is known as soon as the input ends; until the
-    // first outcome the line says how far the reading of the input has come.
+    const alreadyStored = ledger ? await ledger.keys("push", "done") : new Set<string>();
+    // What the peer failed to commit is sent again.
+    if (ledger) for (const k of await ledger.keys("commit", "failed")) alreadyStored.delete(k);
+    const committed = ledger && opts.commit ? await ledger.keys("commit", "done") : new Set<string>();
+    let committedCount = 0;
+    let commitAsked = 0;
+    // The total (every file record gets an outcome) is known as soon as the input ends (records are
+    // small: up to 20,000 are read ahead of the sending); until the first outcome the line says how
+    // far the reading of the input has come.
     let total = 0;
     let read = 0;
     let outcomes = 0;
     let noted = 0;
     const counted = withTotal(untilAborted(input, opts.signal), (r) => {
       if (r.type === "file") total++;
-    }, () => report.progress({ items: total }));
+    }, () => report.progress({ items: total }), { readAhead: 20_000 });
     const reading = async function* () {
       for await (const r of counted) {
         if (r.type === "file") read++;
@@ -321,7 +310,23 @@ export async function* pushRecords(input: AsyncIterable<RtRecord> | Iterable<RtR
         yield r;
       }
     };
-    for await (const r of pushObjects(reading(), opts, alreadyStored)) {
+    for await (const r of pushObjects(reading(), opts, alreadyStored, committed, report)) {
+      if (r.type === "commitment") {
+        const c = r as CommitmentRecord;
+        commitAsked++;
+        const item = `"${c.path ?? c.sopInstanceUid}"`;
+        if (c.status === "committed") committedCount++;
+        else report.failed(item, `Cannot commit ${item} at ${c.peer}: ${c.reason}`, { patientId: c.patientId });
+        if (ledger) {
+          const entry: LedgerEntry = { kind: "commit", key: `${c.peer}|${c.sopInstanceUid}`, status: c.status === "committed" ? "done" : "failed", dest: c.peer };
+          if (c.path) entry.source = c.path;
+          if (c.patientId) entry.patientId = c.patientId;
+          if (c.reason) entry.error = c.reason;
+          await ledger.queue(entry);
+        }
+        yield r;
+        continue;
+      }
       const p = r.push as PushOutcome | undefined;
       if (r.type === "file" && (p || !isDicomFileRecord(r)) && outcomes++ === 0 && noted) report.progress(undefined, "");
       if (r.type === "file" && !p && !isDicomFileRecord(r)) {
@@ -360,14 +365,16 @@ export async function* pushRecords(input: AsyncIterable<RtRecord> | Iterable<RtR
       }
       yield r;
     }
+    if (commitAsked) report.message("info", `${committedCount} of ${commitAsked} objects committed by ${peerLabel(opts.peer)}`);
   } finally {
     report.finish();
   }
 }
 
 /** What the push engine's parts share for one run. */
-interface PushRun {
+interface Run {
   opts: PushOptions;
+  report: StageReport;
   /** The peer as records name it (`AE@host:port`). */
   peer: string;
   /** `peer|sopInstanceUid` of the objects the peer already acknowledged (status file, ledger). */
@@ -376,14 +383,17 @@ interface PushRun {
   mapMachine: Record<string, string>;
   defaultMachine: Record<string, string>;
   rewriting: boolean;
-}
-
-/** One worker's view of the sending: the shared queue, the results, and the peer's state. */
-interface Sending {
-  run: PushRun;
-  sched: Scheduler;
+  checker?: Checker;
+  sched: DependencyScheduler<Item>;
   results: Results;
-  connect: ConnectOptions;
+  book: ContextBook;
+  retry: RetryPolicy;
+  /** UIDs this run stored (for the reference rules of the check). */
+  stored: Set<string>;
+  /** Objects to ask the peer to commit, in batches. */
+  commits?: CommitQueue;
+  /** `peer|sopInstanceUid` the peer committed in earlier runs (not asked again). */
+  committed: Set<string>;
   /** Associations open now. */
   connected: number;
   /** Set once the peer is taken to be unreachable: what is left fails with this reason, unsent. */
@@ -392,33 +402,176 @@ interface Sending {
   stopped: boolean;
   /** Set once an association was established: from then on a connect failure fails objects, not the run. */
   everConnected?: boolean;
-  /** Set when the first association could not be made at all: the run ends with it. */
+  /** Set when the first association could not be made at all (after its retries): the run ends with it. */
   fatal?: FatalStageError;
 }
 
-/** The push engine under the stage: sends and yields each file record with its outcome. */
-async function* pushObjects(input: AsyncIterable<RtRecord>, opts: PushOptions, alreadyStored: Set<string> | undefined): AsyncGenerator<RtRecord> {
+/** An object to ask the peer to commit. */
+interface CommitObject {
+  sopClassUid: string;
+  sopInstanceUid: string;
+  path?: string;
+  patientId?: string;
+}
+
+/** Storage Commitment requests for what was stored, a batch at a time, in the background. */
+class CommitQueue {
+  readonly #batch: CommitObject[] = [];
+  #chain: Promise<void> = Promise.resolve();
+  readonly #size: number;
+  readonly #send: (batch: CommitObject[]) => Promise<void>;
+  constructor(size: number, send: (batch: CommitObject[]) => Promise<void>) {
+    this.#size = size;
+    this.#send = send;
+  }
+  add(o: CommitObject): void {
+    this.#batch.push(o);
+    if (this.#batch.length >= this.#size) this.flush();
+  }
+  flush(): void {
+    if (this.#batch.length === 0) return;
+    const batch = this.#batch.splice(0);
+    this.#chain = this.#chain.then(() => this.#send(batch));
+  }
+  async done(): Promise<void> {
+    this.flush();
+    await this.#chain;
+  }
+}
+
+/** The push engine under the stage: reads the input as it comes, sends, yields each record with its outcome. */
+async function* pushObjects(
+  input: AsyncIterable<RtRecord>, opts: PushOptions, alreadyStored: Set<string>, committed: Set<string>, report: StageReport,
+): AsyncGenerator<RtRecord> {
+  const peer = peerLabel(opts.peer);
   const acknowledged = opts.statusFile ? readStatusFile(opts.statusFile) : new Set<string>();
-  for (const k of alreadyStored ?? []) acknowledged.add(k);
+  for (const k of alreadyStored) acknowledged.add(k);
   const mapMachine = opts.mapMachine ?? {};
   const defaultMachine = opts.defaultMachine ?? {};
-  const run: PushRun = {
-    opts, peer: peerLabel(opts.peer), acknowledged, mapMachine, defaultMachine,
+  // Opened first, so a wrong path fails before any file is read.
+  const status = opts.statusFile ? new StatusFile(opts.statusFile) : undefined;
+  const run: Run = {
+    opts, report, peer, acknowledged, status, mapMachine, defaultMachine,
     rewriting: Object.keys(mapMachine).length > 0 || Object.keys(defaultMachine).length > 0,
-    // Opened first, so a wrong path fails before any file is read.
-    status: opts.statusFile ? new StatusFile(opts.statusFile) : undefined,
+    sched: new DependencyScheduler<Item>((uid) => acknowledged.has(`${peer}|${uid}`)),
+    results: new Results(),
+    book: new ContextBook(),
+    retry: opts.retry ?? { retries: 0, maxWaitMs: 0 },
+    stored: new Set(),
+    committed,
+    connected: 0,
+    stopped: false,
   };
+  let committer: { commit(items: readonly { sopClassUid: string; sopInstanceUid: string }[]): Promise<{ sopInstanceUid: string; committed: boolean; reason?: string }[]>; close(): Promise<void> } | undefined;
   try {
-    // The whole input is read first: the dependency order needs every object's rank.
-    const items: Item[] = [];
-    for await (const record of input) {
-      const t = triage(run, record, items.length);
-      if ("item" in t) items.push(t.item);
-      else yield t.now;
+    if (opts.check) run.checker = await makeChecker(run, opts.check);
+    if (opts.commit) {
+      const { Committer } = await import("../net/commitment_scu.ts");
+      const c = await Committer.start({ peer: opts.peer, listen: opts.commit.listen, timeoutMs: opts.commit.timeoutMs, signal: opts.signal });
+      committer = c;
+      run.commits = new CommitQueue(opts.commit.batch ?? 500, (batch) => commitBatch(run, c, batch));
     }
-    if (items.length > 0) yield* sendAll(run, items);
+  } catch (e) {
+    status?.close();
+    await committer?.close();
+    throw e;
+  }
+  const readAhead = Math.max(opts.readAhead ?? 256, (opts.parallel ?? 1) * 2);
+  const reader = (async () => {
+    try {
+      let seq = 0;
+      for await (const record of input) {
+        if (run.stopped) break;
+        const t = triage(run, record, seq++);
+        if ("item" in t) {
+          run.sched.add(t.item);
+          await run.sched.room(readAhead);
+        } else run.results.push(t.now);
+      }
+    } catch (e) {
+      run.results.fail(e);
+      run.stopped = true;
+      run.sched.stop();
+    } finally {
+      run.sched.inputEnded();
+    }
+  })();
+  const n = Math.max(1, opts.parallel ?? 1);
+  const all = Promise.all([reader, ...Array.from({ length: n }, () => worker(run))]).then(async () => {
+    // Items a worker handed back when no other worker was left to take them. A stop (Ctrl-C, a
+    // reader gone, a peer never reached) leaves the rest unsent, not failed: the rerun sends them.
+    for (const it of run.sched.drain()) {
+      if (run.stopped || opts.signal?.aborted || run.fatal) continue;
+      run.results.push(withPush(it.record, { status: "failed", peer, error: "not sent: the peer accepted no further association" }));
+    }
+    await run.commits?.done();
+  }).catch((e) => run.results.fail(e)).finally(async () => {
+    status?.close();
+    await committer?.close();
+    run.results.close();
+  });
+  try {
+    yield* run.results.drain();
+    if (run.fatal) throw run.fatal;
   } finally {
-    run.status?.close();
+    // A consumer that stops reading stops the sending: objects in flight finish (their
+    // associations are released, the status file gets their lines), the rest stay unsent.
+    run.stopped = true;
+    run.sched.stop();
+    await all;
+  }
+}
+
+/** The checker for `--check`: the profile, and the machines the target knows (given, or asked for by C-FIND). */
+async function makeChecker(run: Run, check: NonNullable<PushOptions["check"]>): Promise<Checker> {
+  const [{ loadProfile }, { Checker }, { machinesAtTarget }] = await Promise.all([
+    import("../check/profile.ts"), import("../check/rules.ts"), import("../check/target.ts"),
+  ]);
+  const profile = typeof check.target === "string" ? loadProfile(check.target) : check.target;
+  const checker = new Checker(profile, { machines: check.machines });
+  if (checker.needsMachines) {
+    try {
+      const names = await machinesAtTarget(run.opts.peer);
+      if (names) checker.addMachines(names);
+    } catch { /* the target does not answer C-FIND: said below */ }
+    if (checker.needsMachines) {
+      run.report.message("warn", `Treatment machine names are not checked: ${profile.name} needs the machines it knows (--machines), and ${run.peer} named none by C-FIND`);
+    }
+  }
+  return checker;
+}
+
+/** One batch of commitment: asked (with retries of a request that could not be made), each object's answer a `commitment` record. */
+async function commitBatch(
+  run: Run,
+  committer: { commit(items: readonly { sopClassUid: string; sopInstanceUid: string }[]): Promise<{ sopInstanceUid: string; committed: boolean; reason?: string }[]> },
+  batch: CommitObject[],
+): Promise<void> {
+  let outcomes: { sopInstanceUid: string; committed: boolean; reason?: string }[] | undefined;
+  let why = "";
+  for (let attempt = 0; !outcomes; attempt++) {
+    try {
+      outcomes = await committer.commit(batch);
+    } catch (e) {
+      why = errorText(e);
+      const c = classifyError(e);
+      if (!c.transient || attempt >= run.retry.retries || run.opts.signal?.aborted) break;
+      const delayMs = backoffDelay(attempt + 1, run.retry);
+      run.report.message("warn", `Storage commitment request to ${run.peer}: ${retryText({ attempt: attempt + 1, retries: run.retry.retries, delayMs, why: c.why, error: why })}: ${why}`);
+      await new Promise((r) => setTimeout(r, delayMs));
+    }
+  }
+  const byUid = new Map((outcomes ?? []).map((o) => [o.sopInstanceUid, o]));
+  for (const b of batch) {
+    const o = byUid.get(b.sopInstanceUid);
+    const rec: CommitmentRecord = {
+      type: "commitment", sopClassUid: b.sopClassUid, sopInstanceUid: b.sopInstanceUid, peer: run.peer,
+      status: o?.committed ? "committed" : "commit-failed",
+    };
+    if (b.path) rec.path = b.path;
+    if (b.patientId) rec.patientId = b.patientId;
+    if (!o?.committed) rec.reason = o?.reason ?? `Cannot request storage commitment: ${why}`;
+    run.results.push(rec);
   }
 }
 
@@ -429,9 +582,9 @@ function withPush(record: RtRecord, push: PushOutcome): RtRecord {
 
 /**
  * What to do with one input record: an object to send (`item`), or a record to yield now
- * (passed through, skipped, or failed before anything was sent).
+ * (passed through, skipped, held back, or failed before anything was sent).
  */
-function triage(run: PushRun, record: RtRecord, seq: number): { item: Item } | { now: RtRecord } {
+function triage(run: Run, record: RtRecord, seq: number): { item: Item } | { now: RtRecord } {
   const peer = run.peer;
   // Not a file, or not DICOM (documents, plan files…): not for a DICOM peer.
   if (record.type !== "file" || typeof record.path !== "string" || !isDicomFileRecord(record)) return { now: record };
@@ -454,62 +607,71 @@ function triage(run: PushRun, record: RtRecord, seq: number): { item: Item } | {
     return { now: withPush(rec, { status: "skipped", peer, error: `"${path}" is a DICOMDIR, not an object to store` }) };
   }
   if (run.acknowledged.has(`${peer}|${sopInstanceUid}`)) {
+    if (!run.committed.has(`${peer}|${sopInstanceUid}`)) run.commits?.add({ sopClassUid, sopInstanceUid, path, patientId: rec.patientId as string | undefined });
     return { now: withPush(rec, { status: "skipped", peer, error: "already stored (status file or ledger)" }) };
   }
+  let checkRefs: Reference[] | undefined;
+  if (run.checker) {
+    const violations = run.checker.check(file.dataset, sopClassUid);
+    if (violations.length) return { now: heldBack(run, rec, violations) };
+    checkRefs = run.checker.references(file.dataset, sopClassUid);
+  }
   const hasPixelData = !file.complete || file.dataset.has(0x7fe00010);
+  const rank = pushRank(sopClassUid, hasPixelData);
+  const item: Item = {
+    record: rec,
+    source: { sopClassUid, sopInstanceUid, transferSyntaxUid: file.transferSyntaxUid, path, datasetOffset: file.datasetOffset, size: file.size },
+    combo: run.book.add(sopClassUid, file.transferSyntaxUid),
+    uid: sopInstanceUid,
+    patient: String(rec.patientId ?? ""),
+    rank,
+    // Images never wait for what they reference (a localizer, a prior): only RT objects and registrations do.
+    refs: rank === 0 ? [] : dependencyRefs(file.dataset, sopClassUid),
+    notBefore: 0,
+    seq,
+    attempts: 0,
+  };
+  if (checkRefs?.length) item.checkRefs = checkRefs;
+  return { item };
+}
+
+/** The record of an object the target would refuse: not sent. */
+function heldBack(run: Run, rec: RtRecord, violations: Violation[]): RtRecord {
+  const target = run.checker!.profile.name;
   return {
-    item: {
-      record: rec,
-      source: { sopClassUid, sopInstanceUid, transferSyntaxUid: file.transferSyntaxUid, path, datasetOffset: file.datasetOffset, size: file.size },
-      patient: String(rec.patientId ?? ""),
-      rank: pushRank(sopClassUid, hasPixelData),
-      seq,
-    },
+    ...rec,
+    push: { status: "failed", peer: run.peer, error: `held back: ${target} would refuse it: ${violations.map((v) => v.message).join("; ")}` } satisfies PushOutcome,
+    check: { target, status: "refused", violations },
   };
 }
 
-/** Sends the items over up to `parallel` associations, in dependency order; yields each record with its outcome as it is known. */
-async function* sendAll(run: PushRun, items: Item[]): AsyncGenerator<RtRecord> {
-  const contexts = storageContexts(items.map((i) => i.source));
-  if (contexts.length > 128) {
-    for (const it of items) {
-      yield withPush(it.record, { status: "failed", peer: run.peer, error: `Too many SOP class / transfer syntax combinations (${contexts.length}) for one association (at most 128); push in smaller batches` });
-    }
-    return;
+/** Records an item's outcome: the status file for what was stored, the scheduler, commitment, and the results. */
+function finish(run: Run, it: Item, push: PushOutcome): void {
+  if (it.attempts > 0) push.retries = it.attempts;
+  if (push.status === "stored") {
+    run.status?.append({ status: "stored", peer: run.peer, sopInstanceUid: it.source.sopInstanceUid, path: it.source.path, at: new Date().toISOString() });
+    if (run.checker) run.stored.add(it.uid);
+    run.commits?.add({ sopClassUid: it.source.sopClassUid, sopInstanceUid: it.uid, path: it.source.path, patientId: it.record.patientId as string | undefined });
   }
-  const sending: Sending = {
-    run, sched: new Scheduler(items), results: new Results(), connect: connectOptions(run.opts.peer, contexts), connected: 0, stopped: false,
-  };
-  const n = Math.max(1, Math.min(run.opts.parallel ?? 1, items.length));
-  const all = Promise.all(Array.from({ length: n }, () => worker(sending))).then(() => {
-    if (sending.fatal) return;
-    // Items a worker handed back when no other worker was left to take them.
-    for (const it of sending.sched.drain()) {
-      sending.results.push(withPush(it.record, { status: "failed", peer: run.peer, error: "not sent: the peer accepted no further association" }));
-    }
-  }).finally(() => sending.results.close());
-  try {
-    yield* sending.results.drain();
-    if (sending.fatal) throw sending.fatal;
-  } finally {
-    // A consumer that stops reading stops the sending: objects in flight finish (their
-    // associations are released, the status file gets their lines), the rest stay unsent.
-    sending.stopped = true;
-    await all;
-  }
+  run.sched.finish(it);
+  run.results.push(withPush(it.record, push));
 }
 
-/** Records an item's outcome: the status file for what was stored, the scheduler, and the results. */
-function finish(s: Sending, it: Item, push: PushOutcome): void {
-  if (push.status === "stored" && s.run.status) {
-    s.run.status.append({ status: "stored", peer: s.run.peer, sopInstanceUid: it.source.sopInstanceUid, path: it.source.path, at: new Date().toISOString() });
-  }
-  s.sched.done(it);
-  s.results.push(withPush(it.record, push));
+/**
+ * Puts an item back for another try after a back-off, when the failure is transient and tries
+ * are left; says so in a message. False when it is not to be tried again.
+ */
+function retry(run: Run, it: Item, failure: { transient: boolean; why: string }, error: string): boolean {
+  if (!failure.transient || it.attempts >= run.retry.retries || run.stopped || run.opts.signal?.aborted) return false;
+  it.attempts++;
+  const delayMs = backoffDelay(it.attempts, run.retry);
+  run.report.message("warn", `Retrying "${it.source.path}" at ${run.peer}: ${retryText({ attempt: it.attempts, retries: run.retry.retries, delayMs, why: failure.why, error })}: ${error}`, it.source.path);
+  run.sched.retryLater(it, Date.now() + delayMs);
+  return true;
 }
 
 /** The data set to send: the file as it is, or (plans and records, with machine names to rewrite) re-encoded with the new names. */
-function prepare(run: PushRun, it: Item): { source: StoreSource; machines?: string[] } {
+function prepare(run: Run, it: Item): { source: StoreSource; machines?: string[] } {
   const sop = it.source.sopClassUid;
   if (!run.rewriting || (!PLAN_SOP_CLASSES.has(sop) && !RECORD_SOP_CLASSES.has(sop))) return { source: it.source };
   const full = readDicomFile(it.source.path!, { full: true });
@@ -527,79 +689,147 @@ function storedOutcome(peer: string, r: Awaited<ReturnType<typeof store>>, machi
   return push;
 }
 
+/** The reference rules of the check, once an object may go: what it needs was stored, was there, or is at the target. */
+async function missingRefs(run: Run, it: Item): Promise<Violation[]> {
+  const { missingReference } = await import("../check/rules.ts");
+  const have = (u: string) => run.stored.has(u) || run.acknowledged.has(`${run.peer}|${u}`);
+  const out: Violation[] = [];
+  for (const ref of it.checkRefs ?? []) {
+    let missing = ref.uids.length ? ref.uids.filter((u) => !have(u)) : [];
+    if (missing.length) {
+      try {
+        const { instancesAtTarget } = await import("../check/target.ts");
+        const there = await instancesAtTarget(run.opts.peer, missing, ref.series);
+        missing = missing.filter((u) => !there.has(u));
+      } catch { /* the target does not answer C-FIND: what was not sent counts as missing */ }
+    }
+    if (missing.length) out.push(missingReference(ref, missing, run.checker!.profile.name));
+  }
+  return out;
+}
+
 /**
  * One association's worth of sending: takes items from the scheduler until none is left, on an
- * association of its own (opened when first needed, opened again after a break, at most three
- * times in a row). When it cannot connect while others are connected (the peer takes fewer
- * associations than asked), it hands its item back and stops.
+ * association of its own (opened when first needed, again after a break or when an object needs
+ * a context it did not propose). Transient failures are retried with back-off; when it cannot
+ * connect while others are connected (the peer takes fewer associations than asked), it hands its
+ * item back and stops.
  */
-async function worker(s: Sending): Promise<void> {
-  const peer = s.run.peer;
+async function worker(run: Run): Promise<void> {
+  const peer = run.peer;
+  const pace = run.opts.pace;
   let assoc: Association | undefined;
-  let reconnects = 0;
+  let covers = new Set<string>();
+  /** This worker's association counts in `run.connected` (until it is gone, whoever ended it). */
+  let counted = false;
+  const uncount = () => {
+    if (counted) run.connected--;
+    counted = false;
+  };
+  const release = async () => {
+    uncount();
+    const a = assoc;
+    assoc = undefined;
+    if (a?.established) await a.release();
+  };
   try {
     for (;;) {
-      const it = await s.sched.next();
+      const it = await run.sched.next();
       if (!it) break;
-      if (s.run.opts.signal?.aborted || s.stopped) {
+      if (run.opts.signal?.aborted || run.stopped) {
         // Stopped (Ctrl-C, a reader gone): what is left is not sent and not a failure; the rerun sends it.
-        s.sched.done(it);
+        run.sched.finish(it);
         continue;
       }
-      if (s.peerDown !== undefined) {
-        finish(s, it, { status: "failed", peer, error: `not sent: ${s.peerDown}` });
+      if (run.peerDown !== undefined) {
+        finish(run, it, { status: "failed", peer, error: `not sent: ${run.peerDown}` });
         continue;
+      }
+      if (it.checkRefs) {
+        const missing = await missingRefs(run, it);
+        if (missing.length) {
+          run.sched.finish(it);
+          run.results.push(heldBack(run, it.record, missing));
+          continue;
+        }
+      }
+      if (pace) {
+        // The rate's wait first: the window is checked at the moment the object would go.
+        await pace.take(1, it.source.size ?? 0, run.opts.signal);
+        await pace.waitForWindow({
+          signal: run.opts.signal,
+          // Nothing is held open against the peer while the window is closed.
+          beforePause: release,
+          onPause: (label) => {
+            run.report.progress(undefined, label);
+            run.report.message("info", pauseText(label));
+          },
+          onResume: () => run.report.progress(undefined, ""),
+        });
+        if (run.opts.signal?.aborted || run.stopped) {
+          run.sched.finish(it);
+          continue;
+        }
       }
       let prepared: { source: StoreSource; machines?: string[] };
       try {
-        prepared = prepare(s.run, it);
+        prepared = prepare(run, it);
       } catch (e) {
-        finish(s, it, { status: "failed", peer, error: readFailure(it.source.path!, e) });
+        finish(run, it, { status: "failed", peer, error: readFailure(it.source.path!, e) });
         continue;
       }
+      if (assoc?.established && !covers.has(it.combo)) await release(); // it needs a context this association did not propose
       if (!assoc?.established) {
+        uncount(); // ended by the peer since the last object
+        const proposal = run.book.contexts(it.combo);
         try {
-          assoc = await connect(s.connect);
-          s.connected++;
-          s.everConnected = true;
+          assoc = await connect(connectOptions(run.opts.peer, proposal.contexts));
+          covers = proposal.covers;
+          run.connected++;
+          run.everConnected = true;
+          counted = true;
         } catch (e) {
-          if (s.connected > 0) {
+          assoc = undefined;
+          if (run.connected > 0) {
             // Others are connected (the peer takes fewer associations than --parallel): leave it to them.
-            s.sched.requeue(it);
+            run.sched.retryLater(it, 0);
             return;
           }
-          if (!s.everConnected) {
+          if (retry(run, it, classifyError(e), errorText(e))) continue;
+          if (!run.everConnected) {
             // Unreachable or refusing from the start: one message for the run, not one per object.
-            s.fatal ??= new FatalStageError(`${errorText(e)}; nothing was sent`, { cause: e });
-            s.sched.requeue(it);
-            s.sched.drain();
+            run.fatal ??= new FatalStageError(`${errorText(e)}; nothing was sent`, { cause: e });
+            run.stopped = true;
+            run.sched.finish(it);
+            run.sched.stop();
             return;
           }
-          s.peerDown = errorText(e);
-          finish(s, it, { status: "failed", peer, error: s.peerDown });
+          run.peerDown = errorText(e);
+          finish(run, it, { status: "failed", peer, error: run.peerDown });
           continue;
         }
       }
       try {
-        finish(s, it, storedOutcome(peer, await store(assoc, prepared.source), prepared.machines));
-        reconnects = 0;
+        const outcome = storedOutcome(peer, await store(assoc, prepared.source), prepared.machines);
+        if (outcome.status === "failed") {
+          const status = parseInt(outcome.dimseStatus!.slice(2), 16);
+          if (retry(run, it, classifyStatus(status), `${outcome.dimseStatus} ${outcome.error}`)) continue;
+        }
+        finish(run, it, outcome);
       } catch (e) {
         if (e instanceof DicomNetError && e.code === "NO_CONTEXT") {
-          finish(s, it, { status: "failed", peer, error: e.message });
+          finish(run, it, { status: "failed", peer, error: e.message });
           continue;
         }
         // The association broke while this object was in flight: it was not acknowledged.
-        finish(s, it, { status: "failed", peer, error: errorText(e) });
         assoc?.abort();
         assoc = undefined;
-        s.connected--;
-        if (++reconnects > 3) s.peerDown = `gave up after repeated connection failures: ${errorText(e)}`;
+        uncount();
+        if (retry(run, it, classifyError(e), errorText(e))) continue;
+        finish(run, it, { status: "failed", peer, error: errorText(e) });
       }
     }
   } finally {
-    if (assoc) {
-      s.connected--;
-      await assoc.release();
-    }
+    await release();
   }
 }

@@ -22,7 +22,8 @@ import {
   type QueryRequest, type ReceivedFile, type Scp, type ScpEvent, type ScpLimits, type StoreAnswer, type StoreSource,
   storeSourceFromFile, type Timeouts, type TlsOptions,
 } from "../net/mod.ts";
-import { ioErrorText, TEMP_FILE_PATTERN } from "../net/sinks.ts";
+import { TEMP_FILE_PATTERN } from "../net/sinks.ts";
+import { ioErrorText } from "../fs/errors.ts";
 import { DEFAULT_MAX_FIND_MATCHES, findMatches, QueryError, type QueryModel, selectInstances } from "./find.ts";
 
 /**
@@ -83,7 +84,9 @@ export type QrScpEvent =
   }
   | { type: "find"; callingAet: string; model: QueryModel; level: string; matches: number }
   | { type: "move"; callingAet: string; destination: string; instances: number }
-  | { type: "get"; callingAet: string; instances: number };
+  | { type: "get"; callingAet: string; instances: number }
+  /** A Storage Commitment request answered: how many objects this node committed, and how many not. */
+  | { type: "commit"; callingAet: string; committed: number; failed: number };
 
 export interface QrScp {
   readonly port: number;
@@ -363,6 +366,20 @@ export async function startQrScp(opts: QrScpOptions): Promise<QrScp> {
           const instances = await selected(rq);
           emit({ type: "get", callingAet: printable(rq.callingAet), instances: instances.length });
           return { instances };
+        },
+        // Storage Commitment: an object is committed when it is indexed, of the class asked, and its file is there.
+        commit: async ({ transactionUid, items, callingAet }) => {
+          const files = new Map((await index.filesOf(items.map((i) => i.sopInstanceUid))).map((f) => [f.sopInstanceUid, f]));
+          const committed = [];
+          const failed = [];
+          for (const i of items) {
+            const f = files.get(i.sopInstanceUid);
+            if (!f || !existsSync(f.path)) failed.push({ ...i, reason: 0x0112 });
+            else if (f.sopClassUid !== i.sopClassUid) failed.push({ ...i, reason: 0x0119 });
+            else committed.push(i);
+          }
+          emit({ type: "commit", callingAet: printable(callingAet), committed: committed.length, failed: failed.length });
+          return { transactionUid, committed, failed, retrieveAet: opts.aeTitle };
         },
       },
     });

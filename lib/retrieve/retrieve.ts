@@ -13,7 +13,10 @@ import { ArrivalStore } from "./arrivals.ts";
 import { placeObject, type PatientRewrite } from "./output.ts";
 import { type RetrieveResult, type RetrieveSummary, retrievePlans } from "./planner.ts";
 import { retrieveByUid, retrievePatient } from "./patient.ts";
-import { openRetrieveSession } from "./session.ts";
+import type { RetryPolicy } from "../net/retry.ts";
+import type { Pacer } from "../stage/pace.ts";
+import { openResilientSession } from "./resilient.ts";
+import { openRetrieveSession, type RetrieveSession } from "./session.ts";
 
 /** Options of {@link retrieveFiles}. */
 export interface RetrieveFilesOptions {
@@ -30,6 +33,19 @@ export interface RetrieveFilesOptions {
   series?: string[];
   /** Instances by SOP Instance UID. Without plans, series and instances: the whole patient. */
   sops?: string[];
+  /** Retries of transient failures (default none); a series that fails as a whole is asked for by instance either way. */
+  retry?: RetryPolicy;
+  /** Time windows and rate limits, applied between requests (the associations are released while a window is closed). */
+  pace?: Pacer;
+  /**
+   * Stops the retrieval: the associations are aborted at once and the generator ends (what was
+   * put in place so far has been yielded; nothing half-written stays under `out`).
+   */
+  signal?: AbortSignal;
+  /** Retries, fallbacks and pauses, in words. */
+  onMessage?: (level: "info" | "warn", text: string) => void;
+  /** The pace's phase ("paused until 19:00"; "" once it resumed). */
+  onPhase?: (note: string) => void;
   /** C-GET on the query association; otherwise C-MOVE to an in-process receiver. */
   get?: boolean;
   moveAet?: string;
@@ -57,11 +73,6 @@ export interface RetrieveFilesOptions {
   onTotal?: (objects: number) => void;
   /** Told where the C-MOVE receiver listens. */
   onReceiver?: (port: number | undefined, host?: string) => void;
-  /**
-   * Stops the retrieval: the associations are aborted and the generator ends (what was put in
-   * place so far has been yielded; nothing half-written stays under `out`).
-   */
-  signal?: AbortSignal;
   /** Called for each object that could not be written (the rest go on). */
   onError?: (sopInstanceUid: string, message: string) => void;
   /** Called for each object that arrived but belongs to another patient: dropped, never written. */
@@ -128,14 +139,14 @@ export async function* retrieveFiles(opts: RetrieveFilesOptions): AsyncGenerator
   const reportWriteFailures = () => {
     for (const f of arrivals.writeFailures.splice(0)) opts.onError?.(f.sopInstanceUid, f.error);
   };
-  let session: Awaited<ReturnType<typeof openRetrieveSession>> | undefined;
+  let session: Awaited<ReturnType<typeof openSession>> | undefined;
   let work: Promise<{ result: RetrieveResult } | { error: unknown }> | undefined;
   let finished = false;
   const stop = () => session?.abort();
   opts.signal?.addEventListener("abort", stop, { once: true });
   try {
     if (opts.signal?.aborted) return;
-    session = await openRetrieveSession(sessionOptions(opts), arrivals);
+    session = await openSession(opts, arrivals);
     if (opts.signal?.aborted) return;
     opts.onReceiver?.(session.receiverPort, session.receiverHost);
     const transport = session.transport;
@@ -170,6 +181,7 @@ export async function* retrieveFiles(opts: RetrieveFilesOptions): AsyncGenerator
     const result = outcome.result;
     result.summary.requests.find += session.extraRequests.find;
     result.summary.requests.retrieve += session.extraRequests.retrieve;
+    if (session.stats.retries || session.stats.fallbacks) result.summary.resilience = { ...session.stats };
     for (const { object, planUids } of result.objects) {
       if (yielded.has(object.sopInstanceUid)) continue;
       try {
@@ -205,14 +217,29 @@ function sessionOptions(opts: RetrieveFilesOptions): Parameters<typeof openRetri
   };
 }
 
+/** The session every retrieval goes through: retried, asked for in parts, paced (resilient.ts). */
+function openSession(opts: RetrieveFilesOptions, arrivals: ArrivalStore | undefined): ReturnType<typeof openResilientSession> {
+  const open = (): Promise<RetrieveSession> => openRetrieveSession(sessionOptions(opts), arrivals);
+  return openResilientSession(open, arrivals, {
+    retry: opts.retry ?? { retries: 0, maxWaitMs: 0 },
+    pace: opts.pace,
+    signal: opts.signal,
+    onMessage: opts.onMessage,
+    onPhase: opts.onPhase,
+  });
+}
+
 /** C-MOVEs to another AE: no receiver, no staging, nothing written; the summary is the report. */
 async function* toAnotherAe(opts: RetrieveFilesOptions): AsyncGenerator<RetrieveSummary> {
-  const session = await openRetrieveSession(sessionOptions(opts), undefined);
+  const session = await openSession(opts, undefined);
   try {
     const byUid = (opts.series?.length ?? 0) > 0 || (opts.sops?.length ?? 0) > 0;
     const result = byUid
       ? await retrieveByUid(session.transport, undefined, opts.patientId, { series: opts.series, instances: opts.sops })
       : await retrievePatient(session.transport, undefined, opts.patientId);
+    result.summary.requests.find += session.extraRequests.find;
+    result.summary.requests.retrieve += session.extraRequests.retrieve;
+    if (session.stats.retries || session.stats.fallbacks) result.summary.resilience = { ...session.stats };
     yield result.summary;
   } finally {
     await session.close();

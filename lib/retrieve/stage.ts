@@ -13,6 +13,8 @@ import type { AllowEntry } from "../net/mod.ts";
 import { peerLabel, peerTimeouts, type PeerSettings, tlsFromFiles } from "../net/peer.ts";
 import type { FileRecord, RtRecord } from "../records/types.ts";
 import { type StageEvent, type StageOptions, StageReport, untilAborted } from "../stage/stage.ts";
+import type { RetryPolicy } from "../net/retry.ts";
+import type { Pacer } from "../stage/pace.ts";
 import type { PatientRewrite } from "./output.ts";
 import type { Gap, RetrieveSummary } from "./types.ts";
 import { retrieveFiles } from "./retrieve.ts";
@@ -40,6 +42,10 @@ export interface RetrieveRecordsOptions extends StageOptions {
    * with `series`). Without `plans`, `onlyApproved`, `series` and `sops`: the whole patient.
    */
   sops?: string[];
+  /** Retries of transient failures (default none). */
+  retry?: RetryPolicy;
+  /** Time windows and rate limits, applied between requests (the session is released while a window is closed). */
+  pace?: Pacer;
   /** C-GET on the query association; otherwise C-MOVE to an in-process storage SCP. */
   get?: boolean;
   /** C-MOVE destination AE title (default: the peer's calling AE title). */
@@ -122,10 +128,13 @@ export async function* retrieveRecords(input: AsyncIterable<RtRecord> | Iterable
     const retrieved = retrieveFiles({
       host: options.peer.host, port: options.peer.port, callingAet: options.peer.callingAet, calledAet: options.peer.calledAet,
       patientId: options.patientId, plans: options.plans, onlyApproved, series: options.series,
+      retry: options.retry, pace: options.pace, signal: options.signal,
+      onMessage: (level, text) => report.message(level, text),
+      onPhase: (note) => report.progress(undefined, note),
       sops: options.sops, get: options.get === true, moveAet: options.moveAet, movePort: options.movePort ?? 11113, moveHost: options.moveHost,
       moveFrom: options.moveFrom, moveDest: options.moveDest, maxFindResults: options.maxFindResults,
       parallel: options.parallel, out: options.moveDest ? undefined : staging ?? outDir, rewrite: ctx ? {} : options.rewrite ?? {},
-      maxPdu: options.peer.maxPdu, timeouts: peerTimeouts(options.peer), tls: tlsFromFiles(options.peer), signal: options.signal,
+      maxPdu: options.peer.maxPdu, timeouts: peerTimeouts(options.peer), tls: tlsFromFiles(options.peer),
       onTotal: (objects) => report.progress({ items: objects }),
       onReceiver: (port, host) => {
         if (!options.get) {

@@ -135,6 +135,8 @@ export interface RetrieveSummary extends RtRecord {
   series?: SeriesReport[];
   /** `--sop`: each instance asked for. */
   instances?: InstanceReport[];
+  /** Requests tried again after a transient failure, and series asked for by instance after failing as a whole. */
+  resilience?: { retries: number; fallbacks: number };
   /** `--move-dest`: the AE title the objects were sent to. */
   destination?: string;
   /** `--move-dest`: every C-MOVE with the peer's sub-operation counts. */
