@@ -93,7 +93,7 @@ export const main = defineCommand({
     },
     detail: true,
   },
-  run(ctx) {
+  async run(ctx) {
     const o = ctx.options;
     checkDatabaseUrl(o.ledger);
     if (o.check) {
@@ -103,7 +103,9 @@ export const main = defineCommand({
         throw new UsageError((e as Error).message);
       }
     } else if (o.machines) throw new UsageError("--machines goes with --check");
-    const input = ctx.args.length > 0 ? pathRecords(ctx.args, o.pattern ? { pattern: o.pattern } : {}) : ctx.stdinRecords();
+    // Paths given: their names are walked first (no file is read), so the progress line has its total from the start.
+    const paths = ctx.args.length > 0 ? await Array.fromAsync(pathRecords(ctx.args, o.pattern ? { pattern: o.pattern } : {})) : undefined;
+    const input = paths ? (async function* () { yield* paths; })() : ctx.stdinRecords();
     if (!input) throw new UsageError("No input: give files or directories, or pipe file records on stdin");
     const peer = ctx.peer!;
     return runStage(ctx, {
@@ -119,6 +121,7 @@ export const main = defineCommand({
         commit: o.commit ? { listen: { port: o.commitPort, host: o.commitHost }, timeoutMs: o.commitTimeout * 1000 } : undefined,
         retry: retryPolicyFrom(o),
         pace: pacerFrom(o, ctx.io.env),
+        total: paths?.length,
       },
       ledger: o.ledger,
       verb: "store",

@@ -261,10 +261,19 @@ describe("1. exit codes: one table; an unreachable or refusing peer is one line 
     const port = await freePort();
     const dead = ["--host", "127.0.0.1", "--port", String(port), "--called-aet", "NOBODY"];
     const line = `Cannot connect to 127.0.0.1:${port}: connection refused`;
-    const push = await rt(["push", ...dead, join(clinic, manifest.patients[0].patientId)]);
+    const push = await rt(["push", ...dead, "--retries", "0", join(clinic, manifest.patients[0].patientId)]);
     assert.equal(push.code, 1);
     assert.equal(push.stderr, `push: ${line}; nothing was sent\n`);
-    const retrieve = await rt(["retrieve", ...dead, "--patient-id", manifest.patients[0].patientId, "--get", "--out", join(dir, "r-dead")]);
+    // With retries (issue 19), the peer is retried for the run, one line a try, never one per object.
+    const retried = await rt(["push", ...dead, "--retries", "2", "--retry-max-wait", "1", join(clinic, manifest.patients[0].patientId)]);
+    assert.equal(retried.code, 1);
+    const lines = retried.stderr.trimEnd().split("\n");
+    assert.equal(lines.length, 3, retried.stderr);
+    for (const [i, l] of lines.slice(0, 2).entries()) {
+      assert.match(l, new RegExp(`^push: warning: Cannot connect to 127\\.0\\.0\\.1:${port}: connection refused; nothing sent yet, retry ${i + 1} of 2 in [\\d.]+ s \\(connection refused\\)$`));
+    }
+    assert.equal(lines[2], `push: ${line}; nothing was sent`);
+    const retrieve = await rt(["retrieve", ...dead, "--retries", "0", "--patient-id", manifest.patients[0].patientId, "--get", "--out", join(dir, "r-dead")]);
     assert.equal(retrieve.code, 1);
     assert.equal(retrieve.stderr, `retrieve: ${line}\n`);
     const echo = await rt(["echo", ...dead]);
@@ -277,7 +286,7 @@ describe("1. exit codes: one table; an unreachable or refusing peer is one line 
     assert.equal(listed.code, 0, listed.stderr);
     for (const mode of [["--get"], ["--move-port", String(await freePort())]]) {
       const out = join(dir, `ep-dead-${mode[0]}`);
-      const ep = await rt(["export-plan", ...dead, ...mode, "--out", out], { input: listed.stdout });
+      const ep = await rt(["export-plan", ...dead, ...mode, "--retries", "0", "--out", out], { input: listed.stdout });
       assert.equal(ep.code, 1, ep.stderr);
       assert.equal(ep.stderr, `export-plan: ${line}\n`);
       assert.equal(records(ep.stdout).filter((r) => r.type === "file").length, 0);

@@ -25,7 +25,7 @@ import type { Checker, Reference, Violation } from "../check/rules.ts";
 import type { Profile } from "../check/profile.ts";
 import type { LedgerEntry } from "../ledger/ledger.ts";
 import { type Pacer, pauseText } from "../stage/pace.ts";
-import { FatalStageError, type StageOptions, StageReport, untilAborted, withTotal } from "../stage/stage.ts";
+import { FatalStageError, type StageOptions, StageReport, untilAborted } from "../stage/stage.ts";
 import { rewriteMachines } from "./machines.ts";
 import { DependencyScheduler, type SchedItem } from "./schedule.ts";
 import { fsReason } from "../fs/errors.ts";
@@ -74,6 +74,11 @@ export interface PushOptions extends StageOptions {
   pace?: Pacer;
   /** Objects that could go now read ahead of the sending (default 256); those waiting for other objects do not count. */
   readAhead?: number;
+  /**
+   * How many file records the input holds, when the caller knows (`push DIR` walks the names
+   * first): the progress total from the start. Otherwise the total is known when the input ends.
+   */
+  total?: number;
 }
 
 /** A `commitment` record: what the peer answered about one object pushed (Storage Commitment). */
@@ -290,27 +295,18 @@ export async function* pushRecords(input: AsyncIterable<RtRecord> | Iterable<RtR
     const committed = ledger && opts.commit ? await ledger.keys("commit", "done") : new Set<string>();
     let committedCount = 0;
     let commitAsked = 0;
-    // The total (every file record gets an outcome) is known as soon as the input ends (records are
-    // small: up to 20,000 are read ahead of the sending); until the first outcome the line says how
-    // far the reading of the input has come.
+    // The progress total (every file record gets an outcome): given, or counted as the input is
+    // read (the engine reads only its read-ahead beyond what it sent: known when the input ends).
+    if (opts.total !== undefined) report.progress({ items: opts.total });
     let total = 0;
-    let read = 0;
-    let outcomes = 0;
-    let noted = 0;
-    const counted = withTotal(untilAborted(input, opts.signal), (r) => {
-      if (r.type === "file") total++;
-    }, () => report.progress({ items: total }), { readAhead: 20_000 });
-    const reading = async function* () {
-      for await (const r of counted) {
-        if (r.type === "file") read++;
-        if (outcomes === 0 && Date.now() - noted > 250) {
-          noted = Date.now();
-          report.progress(undefined, `reading ${read} file${read === 1 ? "" : "s"}`);
-        }
+    const counted = async function* () {
+      for await (const r of untilAborted(input, opts.signal)) {
+        if (r.type === "file") total++;
         yield r;
       }
+      if (opts.total === undefined && !opts.signal?.aborted) report.progress({ items: total });
     };
-    for await (const r of pushObjects(reading(), opts, alreadyStored, committed, report)) {
+    for await (const r of pushObjects(counted(), opts, alreadyStored, committed, report)) {
       if (r.type === "commitment") {
         const c = r as CommitmentRecord;
         commitAsked++;
@@ -328,7 +324,6 @@ export async function* pushRecords(input: AsyncIterable<RtRecord> | Iterable<RtR
         continue;
       }
       const p = r.push as PushOutcome | undefined;
-      if (r.type === "file" && (p || !isDicomFileRecord(r)) && outcomes++ === 0 && noted) report.progress(undefined, "");
       if (r.type === "file" && !p && !isDicomFileRecord(r)) {
         // A document, plan file or log from export-plan: not for a DICOM peer; counted, passed on.
         report.skipped(`"${r.path}"`, "not-dicom", `a ${String(r.category)} file is not DICOM`, { patientId: typeof r.patientId === "string" ? r.patientId : undefined });
@@ -404,6 +399,12 @@ interface Run {
   everConnected?: boolean;
   /** Set when the first association could not be made at all (after its retries): the run ends with it. */
   fatal?: FatalStageError;
+  /**
+   * Until a first association is made, a failure to connect is the peer's, not an object's: it is
+   * retried for the run (one line per try), no object is tried before this time.
+   */
+  connectTries: number;
+  connectNotBefore: number;
 }
 
 /** An object to ask the peer to commit. */
@@ -461,6 +462,8 @@ async function* pushObjects(
     committed,
     connected: 0,
     stopped: false,
+    connectTries: 0,
+    connectNotBefore: 0,
   };
   let committer: { commit(items: readonly { sopClassUid: string; sopInstanceUid: string }[]): Promise<{ sopInstanceUid: string; committed: boolean; reason?: string }[]>; close(): Promise<void> } | undefined;
   try {
@@ -670,6 +673,20 @@ function retry(run: Run, it: Item, failure: { transient: boolean; why: string },
   return true;
 }
 
+/** Waits `ms`, or less when `signal` aborts. */
+function sleepUnless(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, Math.max(0, ms));
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
 /** The data set to send: the file as it is, or (plans and records, with machine names to rewrite) re-encoded with the new names. */
 function prepare(run: Run, it: Item): { source: StoreSource; machines?: string[] } {
   const sop = it.source.sopClassUid;
@@ -782,6 +799,13 @@ async function worker(run: Run): Promise<void> {
       if (!assoc?.established) {
         uncount(); // ended by the peer since the last object
         const proposal = run.book.contexts(it.combo);
+        if (!run.everConnected && run.connectNotBefore > Date.now()) {
+          await sleepUnless(run.connectNotBefore - Date.now(), run.opts.signal);
+          if (run.opts.signal?.aborted || run.stopped || run.fatal) {
+            run.sched.finish(it);
+            continue;
+          }
+        }
         try {
           assoc = await connect(connectOptions(run.opts.peer, proposal.contexts));
           covers = proposal.covers;
@@ -795,8 +819,17 @@ async function worker(run: Run): Promise<void> {
             run.sched.retryLater(it, 0);
             return;
           }
-          if (retry(run, it, classifyError(e), errorText(e))) continue;
           if (!run.everConnected) {
+            // The peer has not answered yet: retried for the run, not per object (one line per try).
+            const c = classifyError(e);
+            if (c.transient && run.connectTries < run.retry.retries && !run.stopped && !run.opts.signal?.aborted) {
+              run.connectTries++;
+              const delayMs = backoffDelay(run.connectTries, run.retry);
+              run.connectNotBefore = Math.max(run.connectNotBefore, Date.now() + delayMs);
+              run.report.message("warn", `${errorText(e)}; nothing sent yet, ${retryText({ attempt: run.connectTries, retries: run.retry.retries, delayMs, why: c.why, error: errorText(e) })}`);
+              run.sched.retryLater(it, 0);
+              continue;
+            }
             // Unreachable or refusing from the start: one message for the run, not one per object.
             run.fatal ??= new FatalStageError(`${errorText(e)}; nothing was sent`, { cause: e });
             run.stopped = true;
@@ -804,6 +837,7 @@ async function worker(run: Run): Promise<void> {
             run.sched.stop();
             return;
           }
+          if (retry(run, it, classifyError(e), errorText(e))) continue;
           run.peerDown = errorText(e);
           finish(run, it, { status: "failed", peer, error: run.peerDown });
           continue;
