@@ -243,14 +243,7 @@ export const main = defineCommand({
           log.info(`storage commitment for ${e.callingAet}: ${e.committed} committed, ${e.failed} not`);
           break;
         case "stored": {
-          const rec: FileRecord = {
-            type: "file", path: e.path, bytes: e.bytes, sha256: e.sha256, category: "dicom",
-            sopClassUid: e.sopClassUid, sopInstanceUid: e.sopInstanceUid, transferSyntaxUid: e.transferSyntaxUid,
-          };
-          if (e.modality) rec.modality = e.modality;
-          if (e.patientId !== undefined) rec.patientId = e.patientId;
-          if (e.studyUid) rec.studyUid = e.studyUid;
-          if (e.seriesUid) rec.seriesUid = e.seriesUid;
+          const rec: FileRecord = { type: "file", path: e.path, bytes: e.bytes, sha256: e.sha256, ...e.fields };
           if (e.replaced) log.info(`replaced the stored copy of ${e.sopInstanceUid} (--overwrite)`);
           if (forward) {
             forward.push(rec);

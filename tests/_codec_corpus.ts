@@ -78,6 +78,35 @@ function derive(source: string, out: string, change: Record<number, [string, str
   writeFileSync(out, encodeFile(file.dataset, { transferSyntaxUid: "1.2.840.10008.1.2.1" }));
 }
 
+/**
+ * GDCM's lossless encoders (Debian libgdcm-tools): `gdcmconv --jpeg` writes JPEG Lossless
+ * Process 14 SV1, `--j2k` reversible JPEG 2000; all four are lossless unless told otherwise.
+ */
+export const GDCM_LOSSLESS: readonly (readonly [tag: string, flags: readonly string[]])[] = [
+  ["jpeg", ["--jpeg"]], ["jpegls", ["--jpegls"]], ["j2k", ["--j2k"]], ["rle", ["--rle"]],
+];
+
+/** `gdcmconv <flags> src out`; false when GDCM refuses the combination (JPEG and JPEG-LS above 16 bits, RLE of odd RGB sizes). */
+export function gdcmEncode(flags: readonly string[], src: string, out: string): boolean {
+  return run("gdcmconv", [...flags, src, out]).ok && existsSync(out) && statSync(out).size > 0;
+}
+
+/** `gdcmconv --raw -X` of `path` into `out`, the reference decoding; false when GDCM cannot decode it. */
+export function gdcmReference(path: string, out: string): boolean {
+  return run("gdcmconv", ["--raw", "-X", path, out]).ok && existsSync(out);
+}
+
+/**
+ * The native sources the codec corpus compresses: the synthetic clinic's CT, MR, RT image and
+ * 32-bit multi-frame dose (generated into `dir/clinic`), pydicom's CT, MR, odd-sized RGB and
+ * dose, native copies of pydicom's deflated and RLE files, and two derived descriptions.
+ */
+export async function codecSources(dir: string): Promise<Record<string, string>> {
+  const clinic = join(dir, "clinic");
+  if (!existsSync(join(clinic, "RTX0001"))) await generateClinic({ out: clinic, patients: 1, slices: 4, size: 64, seed: 16 });
+  return sources(dir, clinic);
+}
+
 /** Native sources: name → path (made in `dir`). */
 function sources(dir: string, clinic: string): Record<string, string> {
   const src = join(dir, "src");
@@ -118,38 +147,35 @@ function sources(dir: string, clinic: string): Record<string, string> {
 /** Every encoding of every source, written into `dir` (about 200 files, a few seconds). */
 export async function buildCodecCorpus(dir: string): Promise<{ samples: CodecSample[]; refused: RefusedSample[] }> {
   mkdirSync(dir, { recursive: true });
-  const clinic = join(dir, "clinic");
-  if (!existsSync(join(clinic, "RTX0001"))) await generateClinic({ out: clinic, patients: 1, slices: 4, size: 64, seed: 16 });
+  const src = await codecSources(dir);
   const samples: CodecSample[] = [];
   const add = (name: string, path: string, encoder: string) => {
     const ts = readDicomFile(path).transferSyntaxUid;
     const reference = join(dir, "raw", `${name}.dcm`);
     mkdirSync(join(dir, "raw"), { recursive: true });
-    const r = run("gdcmconv", ["--raw", "-X", path, reference]);
+    const decoded = gdcmReference(path, reference);
     const decoder = ts === "1.2.840.10008.1.2.5" ? "dcmdrle" : ts === "1.2.840.10008.1.2.4.80" ? "dcmdjpls" : ts.startsWith("1.2.840.10008.1.2.4.5") || ts.startsWith("1.2.840.10008.1.2.4.7") ? "dcmdjpeg" : undefined;
     let dcmtkReference: string | undefined = join(dir, "raw", `${name}.dcmtk.dcm`);
     if (!decoder || !run(decoder, ["-q", path, dcmtkReference]).ok || !existsSync(dcmtkReference)) dcmtkReference = undefined;
     samples.push({
-      name, path, transferSyntaxUid: ts, encoder, pixels: describe(path), reference: r.ok && existsSync(reference) ? reference : undefined, dcmtkReference,
+      name, path, transferSyntaxUid: ts, encoder, pixels: describe(path), reference: decoded ? reference : undefined, dcmtkReference,
     });
   };
-  return { samples, refused: encodeAll(dir, clinic, add) };
+  return { samples, refused: encodeAll(dir, src, add) };
 }
 
-function encodeAll(dir: string, clinic: string, add: (name: string, path: string, encoder: string) => void): RefusedSample[] {
-  const src = sources(dir, clinic);
+function encodeAll(dir: string, src: Record<string, string>, add: (name: string, path: string, encoder: string) => void): RefusedSample[] {
   const enc = join(dir, "enc");
   mkdirSync(enc, { recursive: true });
-  const gdcm: [string, string[]][] = [["jpeg", ["--jpeg"]], ["jpegls", ["--jpegls"]], ["j2k", ["--j2k"]], ["rle", ["--rle"]]];
   for (const [name, path] of Object.entries(src)) {
-    for (const [tag, flags] of gdcm) {
+    for (const [tag, flags] of GDCM_LOSSLESS) {
       const out = join(enc, `${name}_gdcm_${tag}.dcm`);
-      // GDCM refuses some combinations (JPEG and JPEG-LS above 16 bits, RLE of odd RGB sizes): no sample then.
-      if (run("gdcmconv", [...flags, path, out]).ok && existsSync(out) && statSync(out).size > 0) add(`${name}_gdcm_${tag}`, out, `gdcmconv ${flags.join(" ")}`);
+      // GDCM refuses some combinations: no sample then.
+      if (gdcmEncode(flags, path, out)) add(`${name}_gdcm_${tag}`, out, `gdcmconv ${flags.join(" ")}`);
     }
   }
   // GDCM splitting one frame into fragments of at most 200 bytes.
-  for (const [tag, flags] of gdcm.slice(0, 3)) {
+  for (const [tag, flags] of GDCM_LOSSLESS.slice(0, 3)) {
     const out = join(enc, `ct16u_gdcm_${tag}_split.dcm`);
     must("gdcmconv", ["--split", "200", join(enc, `ct16u_gdcm_${tag}.dcm`), out]);
     add(`ct16u_gdcm_${tag}_split`, out, `gdcmconv ${flags.join(" ")}, then --split 200`);

@@ -117,7 +117,9 @@ export function parseDcmdump(text: string): Dump {
     pending = "";
     const depth = m[1].length / 2;
     const tag = `(${m[2]},${m[3]})`.toUpperCase();
-    const vr = m[4] === "??" ? "UN" : m[4]; // dcmdump's "??": an implicit VR element not in its dictionary
+    // dcmdump's "??": an implicit VR element not in its dictionary; "ox" and "lt": an implicit VR
+    // element whose dictionary VR is OB|OW or OW|LT, which DCMTK writes as OB and OW once converted.
+    const vr = m[4] === "??" ? "UN" : m[4] === "ox" ? "OB" : m[4] === "lt" ? "OW" : m[4];
     const value = m[5];
     const len = m[6];
     if (tag === "(FFFE,E00D)" || tag === "(FFFE,E0DD)") continue;

@@ -65,7 +65,9 @@ describe("push", () => {
     clinic = join(dir, "clinic");
     await generateClinic({ out: clinic, patients: 2, slices: 4 });
     files = dicomFiles(clinic);
-    [orthanc, storescp] = await Promise.all([startOrthanc(), startStorescp()]);
+    // +B: storescp writes each data set as it arrived (DCMTK 3.6.7 otherwise rewrites an implicit VR
+    // private sequence of undefined length as one unknown value), so its files show what was sent.
+    [orthanc, storescp] = await Promise.all([startOrthanc(), startStorescp({ args: ["+B"] })]);
   });
 
   after(async () => {
@@ -376,7 +378,7 @@ describe("push", () => {
     }
   });
 
-  test("a compressed file the peer does not accept fails with the reason; the others are stored", async () => {
+  test("a compressed file the peer takes only decoded, and that cannot be decoded, fails with the reason; the others are stored", async () => {
     const jpegDir = join(dir, "jpeg");
     mkdirSync(jpegDir);
     const ct = files.find((p) => p.includes("/CT/"))!;
@@ -392,7 +394,7 @@ describe("push", () => {
     assert.equal(r.code, 3);
     const bad = r.records.find((x) => x.path === jpeg)!;
     assert.equal(bad.push.status, "failed");
-    assert.match(bad.push.error, /does not accept CT Image Storage in JPEG Lossless.*cannot be transcoded losslessly/);
+    assert.match(bad.push.error, /accepts CT Image Storage only in syntaxes without compression, and decoding JPEG Lossless.* failed: JPEG Lossless codestream has no scan/);
     assert.equal(r.records.find((x) => x.path === ct)!.push.status, "stored");
   });
 

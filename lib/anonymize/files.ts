@@ -7,6 +7,7 @@
 import { closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { CopyBuffers, removeStaleTemporaryFiles, type Source, tempName, writeOutputSync } from "./_output.ts";
+import { metaHeaderDisagreement } from "../dicom/file_record.ts";
 import { type DicomFile, parseDicom, readDicomFd } from "../dicom/reader.ts";
 import { DataSet } from "../dicom/dataset.ts";
 import { PIXEL_DATA } from "../dicom/tag.ts";
@@ -47,7 +48,11 @@ export interface AnonymizeFilesOptions {
 
 /** The outcome for one input: a record for the written file, or why nothing was written. */
 export type AnonymizeFileResult =
-  | { ok: true; input: FileInput; record: FileRecord; ids: AnonymizedIds }
+  | {
+    ok: true; input: FileInput; record: FileRecord; ids: AnonymizedIds;
+    /** The input's meta header disagreed with its data set (the copy's meta header is built from the data set). */
+    metaDisagreed?: boolean;
+  }
   | { ok: false; input: FileInput; reason: "unreadable" | "refused" | "write" | "skipped"; message: string };
 
 const MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10";
@@ -164,7 +169,7 @@ export function claimOutput(ctx: AnonymizeContext, dest: string, src: string): b
 }
 
 type Prepared =
-  | { ok: true; dest: string; parts: EncodedPart[]; bytes: number; record: FileRecord; ids: AnonymizedIds }
+  | { ok: true; dest: string; parts: EncodedPart[]; bytes: number; record: FileRecord; ids: AnonymizedIds; metaDisagreed: boolean }
   | (AnonymizeFileResult & { ok: false });
 
 /** Anonymizes and encodes one parsed file (the CPU part; no I/O). Values left in the file become source ranges. */
@@ -173,6 +178,8 @@ function prepare(input: FileInput, file: DicomFile, ctx: AnonymizeContext, files
   if (file.meta.string(0x00020002) === MEDIA_STORAGE_DIRECTORY || basename(src).toUpperCase() === "DICOMDIR") {
     return { ok: false, input, reason: "skipped", message: `Skipped "${src}": a DICOMDIR is not anonymized; build a new one from the output` };
   }
+  // Before the data set's UIDs are replaced.
+  const metaDisagreed = metaHeaderDisagreement(file) !== undefined;
   let ids: AnonymizedIds;
   try {
     ids = anonymizeDataSet(file.dataset, ctx.options, ctx);
@@ -240,7 +247,7 @@ function prepare(input: FileInput, file: DicomFile, ctx: AnonymizeContext, files
   put("transferSyntaxUid", ts);
   put("planUid", planUid);
   record.anonymized = { from: src };
-  return { ok: true, dest, parts, bytes, record, ids };
+  return { ok: true, dest, parts, bytes, record, ids, metaDisagreed };
 }
 
 // Values up to this size are read with the header; larger bulk values (pixel data, big OB/OW/UN)
@@ -321,7 +328,7 @@ export function anonymizeFile(input: FileInput, ctx: AnonymizeContext, files: An
     } catch (e) {
       return { ok: false, input, reason: "write", message: `Cannot write "${p.dest}": ${fsReason(e)}` };
     }
-    return { ok: true, input, record: p.record, ids: p.ids };
+    return { ok: true, input, record: p.record, ids: p.ids, metaDisagreed: p.metaDisagreed };
   } finally {
     closeSync(fd);
     if (buffer) readBuffers.give(buffer); // nothing refers to it any more: the output is written

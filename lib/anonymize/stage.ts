@@ -222,6 +222,8 @@ async function outcome(
     const r = result.record;
     const planKey = typeof r.planUid === "string" ? r.planUid : undefined;
     report.done(name, { bytes: r.bytes, patientId: r.patientId, planKey });
+    // Without the UIDs: they are the identifiers this stage replaces.
+    if (result.metaDisagreed) report.message("warn", `${name}: its meta header names another SOP class or instance than its data set; the copy's meta header follows the data set`, path);
     await options.ledger?.queue(ledgerEntry(path, "done", { dest: r.path, bytes: r.bytes, sha256: r.sha256, patientId: r.patientId, planKey }));
     if (typeof r.sopInstanceUid === "string" && !run.written.has(r.sopInstanceUid)) run.written.set(r.sopInstanceUid, { source: path, record: r });
     return r;

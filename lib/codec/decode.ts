@@ -271,12 +271,19 @@ function* pixelElements(ds: DataSet): Generator<{ owner: DataSet; el: DicomEleme
   }
 }
 
-/** File meta information for the transcoded object: the source's, with this implementation as the writer. */
+/**
+ * File meta information for the transcoded object: the source's, with this implementation as the
+ * writer and the data set's SOP Class and Instance UIDs.
+ */
 function transcodedMeta(file: DicomFile, to: string): DataSet {
   const sop = file.dataset.string(0x00080016) ?? file.meta.string(0x00020002) ?? "";
   const inst = file.dataset.string(0x00080018) ?? file.meta.string(0x00020003) ?? "";
   if (file.meta.size === 0) return buildMeta(sop, inst, to);
   const meta = copyDataSet(file.meta);
+  // The data set names the object: a meta header that disagrees is corrected in the copy.
+  for (const [tag, value] of [[0x00020002, sop], [0x00020003, inst]] as const) {
+    if (value) meta.set(textElement(tag, "UI", value));
+  }
   meta.set(textElement(0x00020012, "UI", IMPLEMENTATION_CLASS_UID));
   meta.set(textElement(0x00020013, "SH", IMPLEMENTATION_VERSION_NAME));
   meta.delete(0x00020000); // group length: recomputed by the writer

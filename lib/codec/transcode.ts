@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { basename, isAbsolute, join, normalize, resolve } from "node:path";
 import { writeFileAtomic } from "../anonymize/files.ts";
+import { metaHeaderWarning } from "../dicom/file_record.ts";
 import { type DicomFile, parseDicom } from "../dicom/reader.ts";
 import { scanFile } from "../fs/scan.ts";
 import { type FileRecord, isDicomFileRecord, isFileRecord, type RtRecord } from "../records/types.ts";
@@ -92,6 +93,7 @@ export async function* transcodeFiles(input: AsyncIterable<RtRecord> | Iterable<
         report.failed(item, outcome.reason, fields);
         continue;
       }
+      if (outcome.warning) report.message("warn", outcome.warning, record.path);
       report.done(item, { bytes: outcome.record.bytes, patientId: outcome.record.patientId });
       yield outcome.record;
     }
@@ -100,7 +102,7 @@ export async function* transcodeFiles(input: AsyncIterable<RtRecord> | Iterable<
   }
 }
 
-type Outcome = { ok: true; record: FileRecord } | { ok: false; reason: string };
+type Outcome = { ok: true; record: FileRecord; warning?: string } | { ok: false; reason: string };
 
 async function transcodeOne(record: FileRecord, options: TranscodeOptions, written: Map<string, string>): Promise<Outcome> {
   const src = record.path;
@@ -158,5 +160,6 @@ async function transcodeOne(record: FileRecord, options: TranscodeOptions, writt
   };
   if (out.category === undefined) out.category = "dicom";
   for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
-  return { ok: true, record: out };
+  const warning = unchanged ? undefined : metaHeaderWarning(file, src, `corrected in "${dest}"`);
+  return { ok: true, record: out, ...(warning ? { warning } : {}) };
 }

@@ -3,7 +3,7 @@
 // Old planning and oncology systems still write them (e.g. (300A,0082) Beam Dose Specification
 // Point in RT plans); without them an implicit VR file would show those values as UN.
 // Generated with the same normalisation as scripts/gen_dictionary.ts (keywords without
-// DCMTK's RETIRED_ prefix, as PS3.6 spells them), for "DICOM/retired" lines with a single tag.
+// DCMTK's RETIRED_ prefix, as PS3.6 spells them).
 // Lines: tag (8 hex digits) TAB VR TAB keyword TAB VM.
 export const RETIRED = `00000001	UL	CommandLengthToEnd	1
 00000010	SH	CommandRecognitionCode	1

@@ -1,4 +1,5 @@
 import { REPEATING, STANDARD } from "./_dictionary_data.ts";
+import { PRIVATE } from "./_dictionary_private.ts";
 import { RETIRED, RETIRED_REPEATING } from "./_dictionary_retired.ts";
 import { elementOf, groupOf, isPrivateCreator, parseTag, type Tag } from "./tag.ts";
 
@@ -51,6 +52,44 @@ function load(): void {
   }
 }
 
+/** Private entries by `group|creator|element` (element: the block offset `xx`, or a whole `eeee`). */
+let privateEntries: Map<string, DictionaryEntry> | undefined;
+
+function loadPrivate(): Map<string, DictionaryEntry> {
+  const map = new Map<string, DictionaryEntry>();
+  for (const line of PRIVATE.split("\n")) {
+    const [group, creator, element, vr, keyword, vm] = line.split("\t");
+    const tag = ((parseInt(group.replace(/x/g, "0"), 16) << 16) | parseInt(element, 16)) >>> 0;
+    map.set(`${group}|${creator}|${element}`, { tag, vr, keyword, vm });
+  }
+  return map;
+}
+
+function hex(n: number, digits: number): string {
+  return n.toString(16).toUpperCase().padStart(digits, "0");
+}
+
+/**
+ * Looks up a private element in DCMTK's private dictionary, given the value of its private
+ * creator element (the creator of the element's block, PS3.5 7.8.1).
+ *
+ * @example
+ * ```ts
+ * lookupPrivateTag(0x00091001, "GEMS_IDEN_01")?.vr; // "LO"
+ * ```
+ */
+export function lookupPrivateTag(tag: Tag, creator: string): DictionaryEntry | undefined {
+  const g = groupOf(tag), e = elementOf(tag);
+  if ((g & 1) === 0 || e < 0x1000) return undefined;
+  privateEntries ??= loadPrivate();
+  const name = creator.replace(/^ +| +$/g, "");
+  for (const group of [hex(g, 4), `${hex(g >> 8, 2)}xx`]) {
+    const found = privateEntries.get(`${group}|${name}|${hex(e, 4)}`) ?? privateEntries.get(`${group}|${name}|${hex(e & 0xff, 2)}`);
+    if (found) return { ...found, tag };
+  }
+  return undefined;
+}
+
 /**
  * Looks up a tag in the standard dictionary, repeating groups included: overlays (60xx), and the
  * retired curves (50xx), overlay comments (60xx,4000) and variable pixel data (7Fxx).
@@ -69,8 +108,10 @@ export function lookupTag(tag: Tag): DictionaryEntry | undefined {
   if (e === 0 ) return { tag, vr: "UL", keyword: "GenericGroupLength", vm: "1" };
   for (const r of repeating!) {
     if ((g & r.groupMask) !== r.group || (e & r.elementMask) !== r.element) continue;
-    if (r.parity === "e" && (g & 1) === 1 && r.groupMask !== 0xffff) continue;
-    if (r.parity === "o" && (g & 1) === 0) continue;
+    // A range's parity (DCMTK: even unless marked) applies to the part that ranges.
+    const ranged = r.groupMask !== 0xffff ? g : e;
+    if (r.parity === "e" && (ranged & 1) === 1) continue;
+    if (r.parity === "o" && (ranged & 1) === 0) continue;
     return { ...r.entry, tag };
   }
   return undefined;
@@ -98,11 +139,35 @@ export function lookupKeyword(keyword: string): DictionaryEntry | undefined {
  * ```
  */
 export function dictionaryVr(tag: Tag): string {
-  const vr = lookupTag(tag)?.vr;
+  return implicitVr(lookupTag(tag)?.vr, tag);
+}
+
+/**
+ * The VR to use for a private element met in an implicit VR data set, from DCMTK's private
+ * dictionary and the element's private creator (`UN` when neither knows it).
+ *
+ * @example
+ * ```ts
+ * privateDictionaryVr(0x00091001, "GEMS_IDEN_01"); // "LO"
+ * ```
+ */
+export function privateDictionaryVr(tag: Tag, creator: string): string {
+  return implicitVr(lookupPrivateTag(tag, creator)?.vr, tag);
+}
+
+/** Elements of VR OB|OW that are words in implicit VR: pixel, overlay and waveform data (PS3.5 A.1, 8.2, 8.3). */
+function isWordData(tag: Tag): boolean {
+  return tag === 0x7fe00010 || tag === 0x54001010 || ((tag & 0xff00ffff) >>> 0) === 0x60003000;
+}
+
+function implicitVr(vr: string | undefined, tag: Tag): string {
   if (!vr) return "UN";
   if (vr.length === 2) return vr;
-  // Implicit VR leaves a choice open: PS3.5 A.1 makes OB|OW data OW, and US|SS is read as US.
-  if (vr === "OB|OW" || vr === "OW|LT") return "OW";
+  // Implicit VR leaves a choice open. Pixel, overlay and waveform data are words (PS3.5 A.1);
+  // the other OB|OW elements (curve and audio data, channel and padding values, counts) are
+  // bytes, as DCMTK reads them and writes them once converted; OW|LT is OW; US|SS is read as US.
+  if (vr === "OB|OW") return isWordData(tag) ? "OW" : "OB";
+  if (vr === "OW|LT") return "OW";
   return vr.slice(0, 2);
 }
 

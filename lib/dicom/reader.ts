@@ -2,7 +2,7 @@ import { closeSync, fstatSync, openSync, readFileSync, readSync } from "node:fs"
 import { inflateRawSync } from "node:zlib";
 import { characterSet } from "./charset.ts";
 import { DataSet, type DicomElement } from "./dataset.ts";
-import { dictionaryVr, isUsOrSs } from "./dictionary.ts";
+import { dictionaryVr, isUsOrSs, privateDictionaryVr } from "./dictionary.ts";
 import { privateVr } from "./private_dictionary.ts";
 import {
   DOUBLE_PIXEL_DATA, FLOAT_PIXEL_DATA, formatTag, ITEM, ITEM_DELIMITATION, PIXEL_DATA,
@@ -51,6 +51,13 @@ export interface ReadOptions {
    * ever holding them (de-identification of gigabyte objects). Ignored for deflated data sets.
    */
   deferBulk?: boolean;
+  /**
+   * Header-only reads also walk the file past Pixel Data without reading pixel values: the item
+   * headers of encapsulated fragments up to the sequence delimiter, then any later elements. A file
+   * that ends early (a truncated JPEG, a sequence cut short after the pixels) then fails here with
+   * the offset, instead of passing for complete. Costs one small read per fragment.
+   */
+  checkEnd?: boolean;
 }
 
 /**
@@ -149,6 +156,8 @@ interface ParseState {
   /** Leave large bulk values in the source even in a full read (`ReadOptions.deferBulk`). */
   defer: boolean;
   bulkThreshold: number;
+  /** Header-only: walk on past Pixel Data (see ReadOptions.checkEnd). */
+  checkEnd?: boolean;
   /** Set when a header-only parse stops at Pixel Data. */
   stopped: boolean;
 }
@@ -166,11 +175,14 @@ for (const vr of ["AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "L
   VR_STRINGS[(vr.charCodeAt(0) << 8) | vr.charCodeAt(1)] = vr;
 }
 
-/** The VR of a private element in an implicit VR data set: from the private dictionary by its creator, else UN. */
+/** The VR of a private element in an implicit VR data set: from the private dictionaries by its creator, else UN. */
 function privateElementVr(ds: DataSet, tag: Tag): string {
   const creator = ds.elements.get(((tag & 0xffff0000) | ((tag & 0xff00) >>> 8)) >>> 0);
   if (!creator?.value) return "UN";
-  return privateVr(latin1Text(creator.value), tag) ?? "UN";
+  // The vendors' tables (seed 002: TomoTherapy, Varian VISION) first, then DCMTK's private.dic,
+  // whose VR is the one DCMTK reads and writes when it converts the file to explicit VR.
+  const text = latin1Text(creator.value);
+  return privateVr(text, tag) ?? privateDictionaryVr(tag, text.replace(/\0+$/, ""));
 }
 
 function latin1Text(bytes: Uint8Array): string {
@@ -250,7 +262,12 @@ function parseElements(st: ParseState, ds: DataSet, pos: number, end: number, de
       }
       ds.set(el);
       st.stopped = true;
-      return valuePos;
+      if (!st.checkEnd) return valuePos;
+      // Walk on past the pixel values: fragment headers, then whatever elements follow.
+      const after = len === 0xffffffff ? skipFragments(st, el, valuePos, le) : valuePos + len;
+      if (len === 0xffffffff) el.length = after - valuePos;
+      pos = after;
+      continue;
     }
     if (len === 0xffffffff) {
       el.undefinedLength = true;
@@ -277,6 +294,22 @@ function parseElements(st: ParseState, ds: DataSet, pos: number, end: number, de
     }
     if (valuePos + len > end || valuePos + len > src.size) {
       throw new DicomParseError(`value of ${formatTag(tag)} (${len} bytes at offset ${valuePos}) extends beyond the end of its ${end === Infinity || end > src.size ? "data" : "container"}`, valuePos);
+    }
+    if (vr === "SQ" && !explicit && (group & 1) === 1) {
+      // The private dictionary says SQ, but a vendor's element may hold anything: read it as a
+      // sequence when it is one, else keep its bytes as UN.
+      try {
+        parseSequence(st, ds, el, valuePos, valuePos + len, depth, { littleEndian: le, explicitVR: explicit });
+      } catch (e) {
+        if (!(e instanceof DicomParseError)) throw e;
+        el.items = undefined;
+        el.vr = "UN";
+        src.need(valuePos, len, "value of", tag);
+        el.value = src.bytes(valuePos, len);
+      }
+      ds.set(el);
+      pos = valuePos + len;
+      continue;
     }
     if (vr === "SQ") {
       const after = parseSequence(st, ds, el, valuePos, valuePos + len, depth, { littleEndian: le, explicitVR: explicit });
@@ -355,6 +388,34 @@ function parseSequence(
   if (end !== Infinity && pos !== end) throw new DicomParseError(`sequence ${formatTag(el.tag)} overruns its length`, pos);
   if (end === Infinity) throw new DicomParseError(`unexpected end of data in sequence ${formatTag(el.tag)}`, pos);
   return pos;
+}
+
+/**
+ * Walks the fragment items of encapsulated pixel data by their headers alone (values are not
+ * read) and returns the position after the sequence delimiter; throws when the data ends first.
+ */
+function skipFragments(st: ParseState, el: DicomElement, pos: number, le: boolean): number {
+  const src = st.src;
+  let fragments = 0;
+  for (;;) {
+    if (!src.ensure(pos, 8)) {
+      throw new DicomParseError(
+        `encapsulated ${formatTag(el.tag)} ends at offset ${src.size} after ${fragments} fragment${fragments === 1 ? "" : "s"}, without its sequence delimiter (the file is truncated)`,
+        pos,
+      );
+    }
+    const tag = ((src.u16(pos, le) << 16) | src.u16(pos + 2, le)) >>> 0;
+    const len = src.u32(pos + 4, le);
+    if (tag === SEQUENCE_DELIMITATION) return pos + 8;
+    if (tag !== ITEM || len === 0xffffffff) {
+      throw new DicomParseError(`expected a fragment item in ${formatTag(el.tag)} but found ${formatTag(tag)} at offset ${pos}`, pos);
+    }
+    if (pos + 8 + len > src.size) {
+      throw new DicomParseError(`fragment ${fragments + 1} of ${formatTag(el.tag)} (${len} bytes at offset ${pos + 8}) extends beyond the end of the file (${src.size} bytes): the file is truncated`, pos);
+    }
+    fragments++;
+    pos += 8 + len;
+  }
 }
 
 function parseFragments(st: ParseState, el: DicomElement, pos: number, le: boolean): number {
@@ -504,7 +565,7 @@ function parse(src: Source, opts: ReadOptions, path?: string): DicomFile {
   // would point into the inflated stream, not into the file.
   const defer = !!opts.deferBulk && !enc.deflated;
   const st: ParseState = {
-    src: dataSrc, full: !!opts.full || enc.deflated || defer, defer, bulkThreshold: opts.bulkThreshold ?? 4096, stopped: false,
+    src: dataSrc, full: !!opts.full || enc.deflated || defer, defer, bulkThreshold: opts.bulkThreshold ?? 4096, stopped: false, checkEnd: opts.checkEnd,
   };
   parseElements(st, dataset, dataPos, Infinity, 0, false);
   if (dataset.size === 0 && meta.size === 0) throw new DicomParseError("not a DICOM file: no elements", 0);

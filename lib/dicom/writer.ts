@@ -225,7 +225,18 @@ export function encodeDataSet(ds: DataSet, transferSyntaxUid: string = EXPLICIT_
   const out = new Chunks();
   encodeElements(ds, { ...enc, encapsulated: !native, uid: transferSyntaxUid }, out);
   const bytes = out.concat();
-  return enc.deflated ? new Uint8Array(deflateRawSync(bytes)) : bytes;
+  return enc.deflated ? evenLength(new Uint8Array(deflateRawSync(bytes))) : bytes;
+}
+
+/**
+ * A deflated data set padded with a NUL to an even length (PS3.5 A.5): network peers refuse odd
+ * fragments (DCMTK: "Odd Fragment Length"), and inflating stops at the end of the stream.
+ */
+export function evenLength(bytes: Uint8Array): Uint8Array {
+  if (bytes.length % 2 === 0) return bytes;
+  const out = new Uint8Array(bytes.length + 1);
+  out.set(bytes);
+  return out;
 }
 
 function uiValue(text: string): Uint8Array {

@@ -1,3 +1,4 @@
+import { metaHeaderWarning } from "../dicom/file_record.ts";
 import { type DicomFile, DicomParseError, readDicomFile, type ReadOptions } from "../dicom/reader.ts";
 import { isDicomFileRecord, type RtRecord } from "../records/types.ts";
 import { type StageOptions, type StageReport, untilAborted } from "../stage/stage.ts";
@@ -104,6 +105,9 @@ export function readFileRecord(
     else report.failed(item, r.error);
     return;
   }
+  // The data set names the object; a meta header that says otherwise is worth a warning.
+  const disagreement = metaHeaderWarning(r.file, path, "the data set's UIDs are used");
+  if (disagreement) report.message("warn", disagreement, path);
   let fields: { patientId?: string } | void;
   try {
     fields = use(r.file, path);

@@ -30,7 +30,7 @@ import {
   APPLICATION_CONTEXT_NAME, type AssociateRq, PC_ABSTRACT_SYNTAX_NOT_SUPPORTED, PC_ACCEPTANCE,
   PC_TRANSFER_SYNTAXES_NOT_SUPPORTED, PC_USER_REJECTION, PDU_ASSOCIATE_RQ, type RoleSelection,
 } from "./pdu.ts";
-import { answerStore, QR_MODELS, type StoreAnswer, type StoreSource, storageContexts, store } from "./scu.ts";
+import { answerStore, QR_MODELS, type StoreAnswer, type StoreSource, storageContextsWithin, store } from "./scu.ts";
 import { answerReport, type CommitItem, type CommitmentResult, serveCommitmentRequest, STORAGE_COMMITMENT_PUSH } from "./commitment.ts";
 
 /** Who is asking, for handlers. */
@@ -680,7 +680,7 @@ async function serveRetrieve(assoc: Association, m: Message, info: RequestInfo, 
       try {
         const o: Parameters<typeof connect>[0] = {
           host: d.host, port: d.port, callingAet: info.calledAet, calledAet: d.aeTitle,
-          contexts: storageContexts(plan.instances), timeouts: assoc.timeouts,
+          contexts: storageContextsWithin(plan.instances), timeouts: assoc.timeouts,
         };
         if (d.tls) o.tls = d.tls;
         target = await connect(o);

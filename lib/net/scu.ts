@@ -3,14 +3,15 @@
  * C-MOVE, C-GET, for the side that sends the request. Also used by the SCP framework for the
  * C-STORE sub-operations of C-MOVE and C-GET.
  */
-import { unlinkSync } from "node:fs";
+import { readFileSync, unlinkSync } from "node:fs";
 import type { DataSet } from "../dicom/dataset.ts";
 import { parseDataSet, readDicomFile } from "../dicom/reader.ts";
-import { encodeDataSet } from "../dicom/writer.ts";
+import { encodeDataSet, evenLength } from "../dicom/writer.ts";
 import {
   DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
   SOP_CLASS_NAMES, TRANSFER_SYNTAX_NAMES, VERIFICATION_SOP_CLASS,
 } from "../dicom/uids.ts";
+import { syntaxInfo } from "../codec/syntaxes.ts";
 import { contextResultText } from "./pdu.ts";
 import type { Association, DimseMessage, NegotiatedContext, ReceivedFile } from "./association.ts";
 import {
@@ -65,73 +66,160 @@ export interface StoreSource {
   dataset?: DataSet;
 }
 
-/** Reads a file's header (not its pixel data) to make a StoreSource. Throws `DicomParseError`. */
+/**
+ * Reads a file's header (not its pixel data) to make a StoreSource; the data set's SOP Class and
+ * Instance UIDs name the object (the meta header's only when the data set lacks them). The file's
+ * structure is walked to its end (fragment headers, elements after the pixel data), so a
+ * truncated file is refused here. Throws `DicomParseError`.
+ */
 export function storeSourceFromFile(path: string): StoreSource {
-  const f = readDicomFile(path);
-  const sopClassUid = f.meta.string(0x00020002) ?? f.dataset.string(0x00080016);
-  const sopInstanceUid = f.meta.string(0x00020003) ?? f.dataset.string(0x00080018);
+  const f = readDicomFile(path, { checkEnd: true });
+  const sopClassUid = f.dataset.string(0x00080016) ?? f.meta.string(0x00020002);
+  const sopInstanceUid = f.dataset.string(0x00080018) ?? f.meta.string(0x00020003);
   if (!sopClassUid || !sopInstanceUid) {
     throw new Error(`Cannot send "${path}": it has no SOP Class UID or SOP Instance UID`);
   }
   return { sopClassUid, sopInstanceUid, transferSyntaxUid: f.transferSyntaxUid, path, datasetOffset: f.datasetOffset, size: f.size };
 }
 
+/** The native syntaxes offered when a peer takes none of an object's own, in our order of preference. */
+const FALLBACK_SYNTAXES = [EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN];
+
 /**
- * Presentation contexts for a set of objects: per SOP class and transfer syntax; native syntaxes
- * also offer explicit and implicit VR little endian as alternatives, compressed ones only
- * themselves (they cannot be transcoded losslessly here).
+ * Presentation contexts for a set of objects, as DCMTK's storescu proposes them: one per SOP class
+ * and transfer syntax, proposing that syntax alone, so a peer that accepts an object's own syntax
+ * gets its bytes unchanged (a context listing several syntaxes lets the peer pick another, and the
+ * object would be transcoded). One more per SOP class proposes Explicit and Implicit VR Little
+ * Endian, for when the peer takes none of the objects' own syntaxes: native objects are then
+ * transcoded, lossless compressed ones decoded (lib/codec). May give more than the 128 contexts
+ * one association carries: push splits its objects over associations (lib/push), and
+ * {@linkcode storageContextsWithin} folds them for one association.
+ *
+ * @example
+ * ```ts
+ * storageContexts([{ sopClassUid: CT, transferSyntaxUid: JPEG_LS }]);
+ * // [{ abstractSyntax: CT, transferSyntaxes: [JPEG_LS] }, { abstractSyntax: CT, transferSyntaxes: [EXPLICIT_LE, IMPLICIT_LE] }]
+ * ```
  */
 export function storageContexts(objects: Iterable<{ sopClassUid: string; transferSyntaxUid: string }>): { abstractSyntax: string; transferSyntaxes: string[] }[] {
-  const out = new Map<string, { abstractSyntax: string; transferSyntaxes: string[] }>();
+  const own = new Map<string, { abstractSyntax: string; transferSyntaxes: string[] }>();
+  const classes: string[] = [];
   for (const o of objects) {
-    const native = NATIVE.has(o.transferSyntaxUid);
-    const key = `${o.sopClassUid}|${native ? "native" : o.transferSyntaxUid}`;
-    const existing = out.get(key);
-    if (native) {
-      const list = existing?.transferSyntaxes ?? [];
-      for (const ts of [o.transferSyntaxUid, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN]) if (!list.includes(ts)) list.push(ts);
-      if (!existing) out.set(key, { abstractSyntax: o.sopClassUid, transferSyntaxes: list });
-    } else if (!existing) {
-      out.set(key, { abstractSyntax: o.sopClassUid, transferSyntaxes: [o.transferSyntaxUid] });
-    }
+    const key = `${o.sopClassUid}|${o.transferSyntaxUid}`;
+    if (own.has(key)) continue;
+    if (!classes.includes(o.sopClassUid)) classes.push(o.sopClassUid);
+    own.set(key, { abstractSyntax: o.sopClassUid, transferSyntaxes: [o.transferSyntaxUid] });
   }
-  return [...out.values()];
+  const out = [...own.values()];
+  for (const sopClassUid of classes) out.push({ abstractSyntax: sopClassUid, transferSyntaxes: [...FALLBACK_SYNTAXES] });
+  return out;
 }
+
+/**
+ * {@linkcode storageContexts} for objects that must all go over one association (serve's C-MOVE
+ * sub-operations): when one context per class and syntax would be more than `max` (128, what an
+ * association carries), a class's native syntaxes share one context, the fallbacks after them
+ * (the peer picks one, so a native object may be transcoded), and each compressed syntax keeps
+ * its own (a class's native context can still take a decoded object).
+ *
+ * @example
+ * ```ts
+ * const contexts = storageContextsWithin(objects); // at most 128 unless the objects hold more classes and compressed syntaxes
+ * ```
+ */
+export function storageContextsWithin(
+  objects: Iterable<{ sopClassUid: string; transferSyntaxUid: string }>, max = MAX_PROPOSED_CONTEXTS,
+): { abstractSyntax: string; transferSyntaxes: string[] }[] {
+  const list = [...objects];
+  const out = storageContexts(list);
+  if (out.length <= max) return out;
+  const classes = [...new Set(list.map((o) => o.sopClassUid))];
+  const own = out.filter((c) => c.transferSyntaxes.length === 1);
+  const folded = new Map<string, { abstractSyntax: string; transferSyntaxes: string[] }>();
+  for (const c of own) {
+    const ts = c.transferSyntaxes[0];
+    const native = isNativeTransferSyntax(ts);
+    const key = `${c.abstractSyntax}|${native ? "native" : ts}`;
+    const syntaxes = folded.get(key)?.transferSyntaxes ?? [];
+    if (!syntaxes.includes(ts)) syntaxes.push(ts);
+    if (!folded.has(key)) folded.set(key, { abstractSyntax: c.abstractSyntax, transferSyntaxes: syntaxes });
+  }
+  for (const sopClassUid of classes) {
+    const native = folded.get(`${sopClassUid}|native`);
+    if (!native) {
+      folded.set(`${sopClassUid}|native`, { abstractSyntax: sopClassUid, transferSyntaxes: [...FALLBACK_SYNTAXES] });
+      continue;
+    }
+    for (const ts of FALLBACK_SYNTAXES) if (!native.transferSyntaxes.includes(ts)) native.transferSyntaxes.push(ts);
+  }
+  return [...folded.values()];
+}
+
+/** Presentation contexts one association can carry (odd context IDs 1–255). */
+const MAX_PROPOSED_CONTEXTS = 128;
 
 /** The outcome of a C-STORE. */
 export interface StoreResult {
   status: number;
   errorComment?: string;
-  /** How the data set was sent: streamed unchanged, or transcoded to another syntax. */
+  /**
+   * How the data set was sent: streamed unchanged, transcoded to another syntax (between native
+   * syntaxes, or decoded from a lossless compressed one), or encoded from a changed data set.
+   */
   mode: "streamed" | "transcoded" | "encoded";
   transferSyntaxUid: string;
 }
 
-/** Picks the accepted context for an object; says why none fits. */
+/**
+ * Picks the accepted context for an object: its own transfer syntax when the peer accepts it,
+ * else a native one (the object is transcoded, or decoded when compressed losslessly); says why
+ * none fits (a lossy object is never decoded to be sent).
+ */
 export function chooseStoreContext(assoc: Association, sopClassUid: string, transferSyntaxUid: string, reencode: boolean): { context: NegotiatedContext; transcode: boolean } {
   const candidates = assoc.acceptedContexts().filter((c) => c.abstractSyntax === sopClassUid);
   const tsName = (uid: string) => TRANSFER_SYNTAX_NAMES[uid] ?? uid;
   const className = SOP_CLASS_NAMES.get(sopClassUid) ?? sopClassUid;
+  const source = syntaxInfo(transferSyntaxUid);
   if (candidates.length === 0) {
     const rejected = [...assoc.contexts.values()].filter((c) => c.abstractSyntax === sopClassUid);
     if (rejected.length === 0) throw new DicomNetError("NO_CONTEXT", `No presentation context was proposed for ${className}`);
     if (rejected.some((c) => c.result === 4)) {
       const proposed = assoc.request?.contexts.filter((c) => c.abstractSyntax === sopClassUid).flatMap((c) => c.transferSyntaxes) ?? [];
-      throw new DicomNetError("NO_CONTEXT", `${assoc.peer} does not accept ${className} in ${[...new Set(proposed)].map(tsName).join(" or ")}${NATIVE.has(transferSyntaxUid) ? "" : ", and the file's compressed transfer syntax cannot be transcoded losslessly here"}`);
+      throw new DicomNetError("NO_CONTEXT", `${assoc.peer} does not accept ${className} in ${[...new Set(proposed)].map(tsName).join(" or ")}`);
     }
     throw new DicomNetError("NO_CONTEXT", `${assoc.peer} does not support ${className} (${contextResultText(rejected[0].result)})`);
   }
   const exact = candidates.find((c) => c.transferSyntax === transferSyntaxUid);
   if (exact && !(reencode && transferSyntaxUid === DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN)) return { context: exact, transcode: false };
-  if (NATIVE.has(transferSyntaxUid)) {
-    const pref = [EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN];
-    for (const ts of pref) {
+  const offered = [...new Set(candidates.map((c) => tsName(c.transferSyntax)))].join(", ");
+  // A changed data set of a compressed object keeps its encapsulated pixel data: only its own syntax will do.
+  const decodable = source.encoding === "native" || (source.encoding === "lossless" && !reencode);
+  if (decodable) {
+    for (const ts of [EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN]) {
       const c = candidates.find((x) => x.transferSyntax === ts);
       if (c) return { context: c, transcode: true };
     }
   }
-  const offered = candidates.map((c) => tsName(c.transferSyntax)).join(", ");
-  throw new DicomNetError("NO_CONTEXT", `${assoc.peer} does not accept ${className} in ${tsName(transferSyntaxUid)} (it accepted ${offered}), and the file's compressed transfer syntax cannot be transcoded losslessly here`);
+  const why = source.encoding === "lossy"
+    ? `, and ${source.name} is lossy: its pixels are never decoded to be sent`
+    : source.encoding === "unsupported" ? `, and no decoder here reads ${source.name}` : "";
+  throw new DicomNetError("NO_CONTEXT", `${assoc.peer} does not accept ${className} in ${tsName(transferSyntaxUid)} (it accepted ${offered})${why}`);
+}
+
+/** The object's data set in `to`: re-encoded between native syntaxes, or decoded (codecs load on first use). */
+async function transcodedBytes(src: StoreSource, className: string, peer: string, to: string): Promise<Uint8Array> {
+  const ds = src.bytes ? parseDataSet(src.bytes, src.transferSyntaxUid) : readDicomFile(src.path!, { full: true }).dataset;
+  if (isNativeTransferSyntax(src.transferSyntaxUid)) return encodeDataSet(ds, to);
+  const { transcodeDataSetBytes } = await import("../codec/decode.ts");
+  try {
+    return await transcodeDataSetBytes(ds, src.transferSyntaxUid, to);
+  } catch (e) {
+    // The association is fine: this object cannot go out in any syntax the peer accepted.
+    throw new DicomNetError(
+      "NO_CONTEXT",
+      `${peer} accepts ${className} only in syntaxes without compression, and decoding ${syntaxInfo(src.transferSyntaxUid).name} failed: ${(e as Error).message}`,
+    );
+  }
 }
 
 async function response(assoc: Association, expected: number, messageId: number): Promise<DimseMessage> {
@@ -163,8 +251,10 @@ export async function echo(assoc: Association): Promise<number> {
 
 /**
  * C-STORE one object. Streams the file's data set unchanged when the negotiated transfer syntax
- * is the file's; transcodes between native syntaxes otherwise; throws `DicomNetError`
- * (code NO_CONTEXT) when no accepted context fits. A non-success status is returned, not thrown.
+ * is the file's; transcodes between native syntaxes otherwise, and decodes a losslessly
+ * compressed object when the peer takes only native syntaxes; throws `DicomNetError` (code
+ * NO_CONTEXT) when no accepted context fits or the object cannot be decoded (lossy, damaged),
+ * before anything is sent. A non-success status is returned, not thrown.
  *
  * @example
  * ```ts
@@ -191,18 +281,21 @@ export async function store(assoc: Association, src: StoreSource, opts: { moveOr
     await assoc.sendMessage(context.id, cmd, encodeDataSet(src.dataset, context.transferSyntax));
   } else if (!transcode) {
     mode = "streamed";
-    if (src.bytes) await assoc.sendMessage(context.id, cmd, src.bytes);
+    if (src.bytes) await assoc.sendMessage(context.id, cmd, evenLength(src.bytes));
     else if (src.path !== undefined) {
       const offset = src.datasetOffset ?? 0;
       const size = src.size ?? readDicomFile(src.path).size;
-      await assoc.sendMessage(context.id, cmd, { path: src.path, offset, length: size - offset });
+      if ((size - offset) % 2 === 1) {
+        // A deflated data set of odd length (files written before PS3.5 asked for the pad byte):
+        // small by nature, so read and padded here.
+        const file = readFileSync(src.path);
+        await assoc.sendMessage(context.id, cmd, evenLength(new Uint8Array(file.buffer, file.byteOffset + offset, file.byteLength - offset)));
+      } else await assoc.sendMessage(context.id, cmd, { path: src.path, offset, length: size - offset });
     } else throw new Error("C-STORE source has neither a path nor bytes");
   } else {
     mode = "transcoded";
-    const ds = src.bytes
-      ? parseDataSet(src.bytes, src.transferSyntaxUid)
-      : readDicomFile(src.path!, { full: true }).dataset;
-    await assoc.sendMessage(context.id, cmd, encodeDataSet(ds, context.transferSyntax));
+    const className = SOP_CLASS_NAMES.get(src.sopClassUid) ?? src.sopClassUid;
+    await assoc.sendMessage(context.id, cmd, await transcodedBytes(src, className, assoc.peer, context.transferSyntax));
   }
   const rsp = await response(assoc, C_STORE_RSP, id);
   const r: StoreResult = { status: rsp.command.status ?? 0, mode, transferSyntaxUid: context.transferSyntax };

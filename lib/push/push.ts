@@ -9,7 +9,7 @@
  */
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from "node:fs";
 import type { DataSet } from "../dicom/dataset.ts";
-import { dicomRecordFields } from "../dicom/file_record.ts";
+import { dicomRecordFields, metaHeaderWarning } from "../dicom/file_record.ts";
 import { type DicomFile, readDicomFile } from "../dicom/reader.ts";
 import { PLAN_SOP_CLASSES, RECORD_SOP_CLASSES } from "../dicom/rt.ts";
 import { RT_SOP_CLASSES } from "../dicom/uids.ts";
@@ -202,10 +202,16 @@ function readFailure(path: string, e: unknown): string {
   return `Cannot read DICOM file "${path}": ${fsReason(e)}`;
 }
 
-/** Fills a file record's DICOM fields from a header read (keeps what the record already has). */
+/**
+ * Fills a file record's DICOM fields from a header read (keeps what the record already has, but
+ * the SOP Class and Instance UIDs are the data set's: they are what the C-STORE request carries,
+ * issue 12).
+ */
 function describe(record: RtRecord, f: DicomFile): RtRecord {
   const fields: Record<string, string | number> = { bytes: f.size, ...dicomRecordFields(f) };
-  for (const [k, v] of Object.entries(fields)) if (record[k] === undefined) record[k] = v;
+  for (const [k, v] of Object.entries(fields)) {
+    if (record[k] === undefined || k === "sopClassUid" || k === "sopInstanceUid") record[k] = v;
+  }
   return record;
 }
 
@@ -595,7 +601,9 @@ function triage(run: Run, record: RtRecord, seq: number): { item: Item } | { now
   if (typeof record.error === "string") return { now: withPush(record, { status: "failed", peer, error: record.error }) };
   let file: DicomFile;
   try {
-    file = readDicomFile(path);
+    // Walked to its end (fragment headers, elements after the pixels): a truncated file is refused
+    // here, with the reason, instead of leaving the peer waiting for the rest until a timeout (issue 12).
+    file = readDicomFile(path, { checkEnd: true });
   } catch (e) {
     const notDicom = (e as Error).name === "DicomParseError" && /^not a DICOM file/.test((e as Error).message);
     return { now: withPush(record, { status: notDicom ? "skipped" : "failed", peer, error: readFailure(path, e) }) };
@@ -613,6 +621,8 @@ function triage(run: Run, record: RtRecord, seq: number): { item: Item } | { now
     if (!run.committed.has(`${peer}|${sopInstanceUid}`)) run.commits?.add({ sopClassUid, sopInstanceUid, path, patientId: rec.patientId as string | undefined });
     return { now: withPush(rec, { status: "skipped", peer, error: "already stored (status file or ledger)" }) };
   }
+  const disagreement = metaHeaderWarning(file, path, "the data set's UIDs are sent in the C-STORE request");
+  if (disagreement) run.report.message("warn", disagreement, path);
   let checkRefs: Reference[] | undefined;
   if (run.checker) {
     const violations = run.checker.check(file.dataset, sopClassUid);

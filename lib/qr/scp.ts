@@ -12,7 +12,8 @@
  */
 import { existsSync, linkSync, mkdirSync, renameSync, unlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { readDicomFile } from "../dicom/reader.ts";
+import { dicomRecordFields, type DicomRecordFields } from "../dicom/file_record.ts";
+import { type DicomFile, readDicomFile } from "../dicom/reader.ts";
 import { removeStale } from "../fs/stale.ts";
 import { sha256Bytes, sha256FileAsync } from "../fs/hash.ts";
 import { FolderIndex, type IndexReport } from "../index/index.ts";
@@ -79,6 +80,8 @@ export type QrScpEvent =
   | {
     type: "stored"; callingAet: string; path: string; sopClassUid: string; sopInstanceUid: string; bytes: number;
     transferSyntaxUid: string; sha256: string; modality?: string; patientId?: string; studyUid?: string; seriesUid?: string;
+    /** The stored object's `file` record fields (lib/dicom/file_record.ts, as every route describes objects). */
+    fields: DicomRecordFields;
     /** True when it replaced a stored copy (`overwrite`). */
     replaced?: boolean;
   }
@@ -227,7 +230,8 @@ export async function startQrScp(opts: QrScpOptions): Promise<QrScp> {
   };
 
   /** Hashes a stored file off the event loop, then reports it (the C-STORE-RSP does not wait for this). */
-  const report = (file: ReceivedFile, callingAet: string, dest: string, ds: ReturnType<typeof readDicomFile>["dataset"], replaced: boolean) => {
+  const report = (file: ReceivedFile, callingAet: string, dest: string, parsed: DicomFile, replaced: boolean) => {
+    const ds = parsed.dataset;
     const bytes = file.bytes;
     const job = (bytes ? sha256Bytes(bytes) : sha256FileAsync(dest))
       .then((sha256) => {
@@ -235,6 +239,7 @@ export async function startQrScp(opts: QrScpOptions): Promise<QrScp> {
           type: "stored", callingAet: printable(callingAet), path: dest, sopClassUid: file.sopClassUid, sopInstanceUid: file.sopInstanceUid,
           bytes: file.size, transferSyntaxUid: file.transferSyntaxUid, sha256, modality: ds.string(0x00080060),
           patientId: ds.string(0x00100020), studyUid: ds.string(0x0020000d), seriesUid: ds.string(0x0020000e),
+          fields: dicomRecordFields(parsed),
           ...(replaced ? { replaced } : {}),
         });
       })
@@ -300,7 +305,7 @@ export async function startQrScp(opts: QrScpOptions): Promise<QrScp> {
       }
       parsed.path = dest;
       await index.addInstance(dest, parsed);
-      report(file, callingAet, dest, ds, existing !== undefined);
+      report(file, callingAet, dest, parsed, existing !== undefined);
       return { status: 0, kept: true };
     });
   };

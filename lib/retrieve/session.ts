@@ -10,6 +10,7 @@
  */
 import { SOP_CLASSES } from "../dicom/_sop_classes.ts";
 import type { DataSet } from "../dicom/dataset.ts";
+import { DECODABLE_SYNTAXES } from "../codec/syntaxes.ts";
 import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from "../dicom/uids.ts";
 import { isIP } from "node:net";
 import {
@@ -107,6 +108,33 @@ export const GET_STORAGE_CLASSES: readonly string[] = SOP_CLASSES
   .slice(0, 120);
 
 /**
+ * Image classes whose objects are often stored compressed, most likely first. For C-GET each gets
+ * one presentation context per lossless syntax lib/codec decodes, besides its native one: a peer
+ * sends an object on a context accepted in the object's own syntax, and picks one syntax per
+ * context, so one context listing them all would be accepted in one of them and the others would
+ * be transcoded by the peer, or fail (measured with Orthanc: JPEG-LS and JPEG 2000 CT slices
+ * failed on a native-only context and on a context listing all five). Contexts are added while the
+ * association's 128 allow.
+ */
+const COMPRESSED_GET_CLASSES: readonly string[] = [
+  "1.2.840.10008.5.1.4.1.1.2", // CT
+  "1.2.840.10008.5.1.4.1.1.4", // MR
+  "1.2.840.10008.5.1.4.1.1.128", // PET
+  "1.2.840.10008.5.1.4.1.1.481.1", // RT Image
+  "1.2.840.10008.5.1.4.1.1.481.2", // RT Dose
+  "1.2.840.10008.5.1.4.1.1.7", // Secondary Capture
+  "1.2.840.10008.5.1.4.1.1.1", // CR
+  "1.2.840.10008.5.1.4.1.1.1.1", // DX for presentation
+  "1.2.840.10008.5.1.4.1.1.20", // NM
+  "1.2.840.10008.5.1.4.1.1.2.1", // Enhanced CT
+  "1.2.840.10008.5.1.4.1.1.4.1", // Enhanced MR
+  "1.2.840.10008.5.1.4.1.1.6.1", // US
+];
+
+/** Presentation contexts an association may carry (odd context IDs 1–255). */
+const MAX_CONTEXTS = 128;
+
+/**
  * Received objects up to this size are also kept in memory until `ArrivalStore` has read their
  * header and hashed them, instead of reading each file back (two such buffers per association).
  * Measured (bench/README.md, retrieve, third session): 500 CT slices of 512 KB, ~7 % faster.
@@ -175,6 +203,10 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
     for (const uid of GET_STORAGE_CLASSES) {
       contexts.push({ abstractSyntax: uid, transferSyntaxes: TS });
       roles.push({ sopClassUid: uid, scu: false, scp: true });
+    }
+    for (const uid of COMPRESSED_GET_CLASSES) {
+      if (!GET_STORAGE_CLASSES.includes(uid) || contexts.length + DECODABLE_SYNTAXES.length > MAX_CONTEXTS) continue;
+      for (const ts of DECODABLE_SYNTAXES) contexts.push({ abstractSyntax: uid, transferSyntaxes: [ts] });
     }
   }
   const associate = async (): Promise<Association> => {

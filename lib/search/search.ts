@@ -1,4 +1,5 @@
 import { type DataSet, type DicomElement, elementValues } from "../dicom/dataset.ts";
+import { dicomRecordFields } from "../dicom/file_record.ts";
 import { type DicomFile, readDicomFile } from "../dicom/reader.ts";
 import { PIXEL_DATA, type Tag } from "../dicom/tag.ts";
 import { dirname } from "node:path";
@@ -110,23 +111,7 @@ export function matchFile(file: DicomFile, expressions: readonly TagExpression[]
 
 /** Builds the `file` record that search emits for a matching file. */
 export function fileRecord(path: string, file: DicomFile, tags: Record<string, string[]>): SearchFileRecord {
-  const ds = file.dataset;
-  const rec: SearchFileRecord = {
-    type: "file",
-    path,
-    bytes: file.size,
-    category: "dicom",
-    sopClassUid: ds.string(0x00080016) ?? file.meta.string(0x00020002),
-    sopInstanceUid: ds.string(0x00080018) ?? file.meta.string(0x00020003),
-    modality: ds.string(0x00080060),
-    patientId: ds.string(0x00100020),
-    studyUid: ds.string(0x0020000d),
-    seriesUid: ds.string(0x0020000e),
-    transferSyntaxUid: file.transferSyntaxUid,
-    tags,
-  };
-  for (const k of Object.keys(rec) as (keyof SearchFileRecord)[]) if (rec[k] === undefined) delete rec[k];
-  return rec;
+  return { type: "file", path, bytes: file.size, ...dicomRecordFields(file), transferSyntaxUid: file.transferSyntaxUid, tags };
 }
 
 /** True when some expression needs elements that a header-only read does not reach (after Pixel Data). */
@@ -209,7 +194,8 @@ export async function* searchFiles(
         dirs.set(d, (dirs.get(d) ?? 0) + 1);
       } else {
         // Results ride on the record that came in: its fields are kept, the DICOM ones filled in.
-        yield { ...match, ...record, tags: match.tags } as RtRecord;
+        // The data set's SOP UIDs, though, whatever an upstream record said.
+        yield { ...match, ...record, sopClassUid: match.sopClassUid ?? record.sopClassUid, sopInstanceUid: match.sopInstanceUid ?? record.sopInstanceUid, tags: match.tags } as RtRecord;
       }
     }
     if (report.interrupted) return;
