@@ -81,6 +81,10 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: "show a migration's progress from its ledger",
     load: () => import("./commands/status.ts"),
   },
+  ui: {
+    summary: "serve the browser UI: sources, patient list, command builder, live job dashboard",
+    load: () => import("./commands/ui.ts"),
+  },
 };
 
 /** The version from package.json. */

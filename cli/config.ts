@@ -51,8 +51,11 @@ export interface RtexportConfig {
   raw: Record<string, unknown>;
 }
 
-/** The sections of rtexport.json that commands read. */
-export const CONFIG_SECTIONS = ["peers", "defaults", "commands"] as const;
+/**
+ * The sections of rtexport.json: what commands read (peers, defaults, commands), and the named
+ * catalogs, folders and output folders `rtexport ui` keeps there (see ui/config_store.ts).
+ */
+export const CONFIG_SECTIONS = ["peers", "defaults", "commands", "catalogs", "folders", "outputs"] as const;
 
 /** The fields of a named peer. */
 export const PEER_CONFIG_FIELDS = [

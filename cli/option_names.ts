@@ -15,6 +15,7 @@ export const COMMAND_NAMES: readonly string[] = [
   "show",
   "status",
   "transcode",
+  "ui",
 ];
 
 /** Every option any command has, by attribute name (what rtexport.json keys are). */
@@ -30,6 +31,7 @@ export const OPTION_NAMES: readonly string[] = [
   "anonymizeKeyFile",
   "assocTimeout",
   "audit",
+  "authorizedBy",
   "ca",
   "calledAet",
   "callingAet",
@@ -69,6 +71,7 @@ export const OPTION_NAMES: readonly string[] = [
   "includeUnapproved",
   "items",
   "job",
+  "jobsDir",
   "json",
   "key",
   "keyFile",

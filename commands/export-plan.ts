@@ -1,4 +1,5 @@
 /** `rtexport export-plan`: each plan with everything it references into the per-patient/per-plan tree. */
+import { InvalidArgumentError } from "commander";
 import { rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import process from "node:process";
@@ -17,6 +18,13 @@ import type { FileRecord, RtRecord } from "../lib/records/types.ts";
 import type { StageOptions } from "../lib/stage/stage.ts";
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+function parseName(value: string): string {
+  const name = value.trim();
+  // deno-lint-ignore no-control-regex
+  if (name === "" || /[\x00-\x1f\x7f]/.test(name)) throw new InvalidArgumentError("expected the name of the person who authorized the export.");
+  return name;
+}
 
 /** The de-identification options, as `anonymize` has them; the key flags are --anonymize-key* (--key is TLS's). */
 const ANONYMIZE_OPTIONS: AnonymizeOptionSpec = { keyFlags: "anonymize-key", headingPrefix: "With --anonymize, " };
@@ -96,6 +104,7 @@ export const main = defineCommand({
     cmd.option("--out <dir>", "write the tree here (default: only resolve, for copy-files)");
     cmd.option("--items <list>", "what to export (comma-separated; repeatable)", collect);
     cmd.option("--include-unapproved", "also export plans whose approval is not APPROVED (an explicit authorization)");
+    cmd.option("--authorized-by <name>", "export plans whose approval is not APPROVED on the authorization of this person, recorded in the ledger for each such plan", parseName);
     cmd.option("--db <url>", "catalog database, when the records do not carry a usable one (e.g. a password)");
     cmd.option("--vault <dir>", "storage vault, overriding the one on the records");
     cmd.option("--ledger <url>", "ledger database (default: sqlite:<out>/.rtexport/ledger.sqlite)");
@@ -154,7 +163,7 @@ export const main = defineCommand({
       return await runStage(ctx, {
         input,
         stage: exportAnonymized({
-          out: out!, items, includeUnapproved: !!o.includeUnapproved, db: o.db, vault: o.vault, parallel: o.parallel, peer,
+          out: out!, items, includeUnapproved: !!o.includeUnapproved, authorizedBy: o.authorizedBy, db: o.db, vault: o.vault, parallel: o.parallel, peer,
           retrieve: { mode: o.get ? "get" : "move", moveAet: o.moveAet, movePort: o.movePort, retry: retryPolicyFrom(o) }, pace: pacerFrom(o, ctx.io.env),
         }, anonymize),
         options: {},
@@ -181,7 +190,7 @@ export const main = defineCommand({
       input,
       stage: exportPlans,
       options: {
-        out, items, includeUnapproved: !!o.includeUnapproved, db: o.db, vault: o.vault, parallel: o.parallel, peer,
+        out, items, includeUnapproved: !!o.includeUnapproved, authorizedBy: o.authorizedBy, db: o.db, vault: o.vault, parallel: o.parallel, peer,
         retrieve: { mode: o.get ? "get" : "move", moveAet: o.moveAet, movePort: o.movePort, staging: stagingRoot, retry: retryPolicyFrom(o) },
         workers, job: o.job, verify: !!o.verify, pace: pacerFrom(o, ctx.io.env),
       },

@@ -37,6 +37,7 @@ export const main = defineCommand({
   examples: [
     "rtexport list-patients --from catalog --db sqlite:clinic/catalog.db --vault clinic/vault",
     "rtexport list-patients --from folder /data/old-export --patient 12345",
+    "rtexport list-patients --from catalog --db sqlite:clinic/catalog.db --vault clinic/vault --patient 12345 --plan P-0042",
     "rtexport list-patients --from dicom --host aria --port 105 --called-aet VMSDBD --since 2024-01-01",
     "rtexport list-patients --from folder /data/old-export --since 2024-06-01 --include-qa --phantom-pattern 'QA*' --phantom-pattern '*PHANTOM*'",
   ],
@@ -46,6 +47,7 @@ export const main = defineCommand({
     addDatabaseTimeoutOption(cmd);
     cmd.option("--vault <dir>", "the storage vault the catalog's file paths are relative to");
     cmd.option("--patient <id>", "only this patient (repeatable; default all)", collect);
+    cmd.option("--plan <id>", "only the plan with this plan ID, UID or label, and its patient (repeatable; default all)", collect);
     cmd.option("--since <date>", "only patients or plans updated after this date (ISO 8601)", parseSince);
     cmd.option("--status <status>", `plan statuses to list (repeatable; default: ${DEFAULT_STATUSES.join(", ")})`, collect);
     cmd.option("--include-unapproved", "also list plans whose approval is not APPROVED (an explicit authorization; export-plan and retrieve take the same flag)");
@@ -82,7 +84,7 @@ export const main = defineCommand({
     let unapproved = 0;
     const filter: ListFilter = {
       patientIds: o.patient, since: o.since, statuses: o.status, includePlanTypes, includePhantoms: !!o.includePhantom, phantomPatterns: o.phantomPattern,
-      includeUnapproved: !!o.includeUnapproved, onUnapproved: () => void unapproved++,
+      includeUnapproved: !!o.includeUnapproved, onUnapproved: () => void unapproved++, plans: o.plan,
     };
     try {
       checkListFilter(o.from, filter);

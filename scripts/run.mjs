@@ -105,8 +105,9 @@ function hasInitdb() {
 
 // wine64 runs the Windows binary in tests/windows_test.ts (the test makes its own Wine prefix);
 // rsyslog is the audit collector of tests/audit_test.ts and tests/push_clinical_test.ts;
-// time (GNU time, /usr/bin/time) measures a run's peak RSS in tests/anonymize_stream_test.ts.
-const DEBIAN_PACKAGES = ["dcmtk", "orthanc", "dicom3tools", "python3-pydicom", "libgdcm-tools", "postgresql", "wine64", "rsyslog", "time"];
+// time (GNU time, /usr/bin/time) measures a run's peak RSS in tests/anonymize_stream_test.ts;
+// chromium is the browser tests/ui_test.ts drives (playwright-core, executablePath /usr/bin/chromium).
+const DEBIAN_PACKAGES = ["dcmtk", "orthanc", "dicom3tools", "python3-pydicom", "libgdcm-tools", "postgresql", "wine64", "rsyslog", "time", "chromium"];
 
 function missingDebianTools() {
   const missing = ["dcmdump", "storescp", "Orthanc", "dciodvfy", "gdcmanon", "pg_ctlcluster", "rsyslogd"].filter((t) => !onPath(t));
@@ -114,6 +115,7 @@ function missingDebianTools() {
   // Debian's wine64 has no command on PATH without the `wine` package: its loader is here.
   if (!existsSync("/usr/lib/wine/wine64")) missing.push("wine64");
   if (!existsSync("/usr/bin/time")) missing.push("time");
+  if (!existsSync("/usr/bin/chromium")) missing.push("chromium");
   const pydicom = spawnSync("/usr/bin/python3", ["-c", "import pydicom"], { stdio: "ignore" });
   if (pydicom.status !== 0) missing.push("pydicom");
   return missing;

@@ -285,6 +285,36 @@ if (isDeno) {
       const plans = records(show.stdout).filter((x) => x.type === "plan");
       assert.equal(plans.length, manifest.patients.reduce((n, p) => n + p.plans.length, 0));
     });
+    test("ui: the page from inside the binary, and its jobs run by the binary itself (list-patients on the clinic)", async () => {
+      const ui = spawn(binary, ["ui", "--port", "0"], { cwd: work, env, stdio: ["ignore", "pipe", "pipe"] });
+      try {
+        const rec = await new Promise<Record<string, string>>((resolve, reject) => {
+          let out = "";
+          const timer = setTimeout(() => reject(new Error("rtexport ui did not print its URL within 30 s")), 30_000);
+          ui.on("error", reject);
+          ui.stdout!.setEncoding("utf8").on("data", (d: string) => {
+            out += d;
+            if (!out.includes("\n")) return;
+            clearTimeout(timer);
+            resolve(JSON.parse(out.split("\n")[0]));
+          });
+        });
+        const page = await fetch(rec.url);
+        assert.equal(page.status, 200);
+        assert.match(await page.text(), /<title>rtexport<\/title>/);
+        assert.equal((await fetch(`${rec.url}api/info`)).status, 401);
+        const headers = { Authorization: `Bearer ${new URL(rec.openUrl).searchParams.get("token")}`, "Content-Type": "application/json" };
+        const saved = await fetch(`${rec.url}api/config/folders/clinic`, { method: "PUT", headers, body: JSON.stringify({ path: clinic }) });
+        assert.equal(saved.status, 200, await saved.text());
+        const listed = await fetch(`${rec.url}api/list`, { method: "POST", headers, body: JSON.stringify({ source: { kind: "folder", name: "clinic" } }) });
+        const body = await listed.json();
+        assert.equal(body.exitCode, 0, JSON.stringify(body));
+        assert.deepEqual(body.patients.map((p: { patientId: string }) => p.patientId).sort(), manifest.patients.map((p) => p.patientId).sort());
+      } finally {
+        ui.kill("SIGKILL");
+      }
+    });
+
     describe("npm build, imported as a user would", () => {
       let pkgDir = "";
       const node = join(root, "node_modules", ".bin", "node");

@@ -13,7 +13,7 @@ import { CLI_DOCS, cliReference } from "../scripts/gen_cli_docs.ts";
 import { freePort, waitForPort } from "./_peers.ts";
 import { cliCommand, records, root, type Run, sh } from "./_run.ts";
 
-const COMMANDS = ["list-patients", "export-plan", "copy-files", "anonymize", "push", "retrieve", "show", "search", "echo", "serve", "status"];
+const COMMANDS = ["list-patients", "export-plan", "copy-files", "anonymize", "push", "retrieve", "show", "search", "echo", "serve", "status", "ui"];
 
 test("docs/cli.md equals every command's --help", () => {
   const expected = cliReference();

@@ -18,6 +18,18 @@ import { createScp, DimseStatusError, type Scp, storeSourceFromFile } from "../l
 import { findMatches, selectInstances } from "../lib/qr/find.ts";
 import { connect, connectOptions, storageContexts, store } from "../lib/net/mod.ts";
 import { freePort, type OrthancPeer, runMainCaptured, startOrthanc } from "./_peers.ts";
+import { records, sh } from "./_run.ts";
+
+/** Object files (received or placed: `.part`, `.dcm`) under `dir`, at any depth, dot-folders included. */
+function countFiles(dir: string): number {
+  let n = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    try {
+      n += e.isDirectory() ? countFiles(join(dir, e.name)) : /\.(dcm|part)$/.test(e.name) ? 1 : 0;
+    } catch { /* moved or removed while counted */ }
+  }
+  return n;
+}
 
 function dicomFiles(dir: string): string[] {
   if (!existsSync(dir)) return [];
@@ -212,19 +224,21 @@ describe("retrieve on a live clinical system", () => {
       for (const s of sources) await store(a, s);
       await a.release();
       const out = join(dir, "orthanc-out");
-      const staging = join(out, `.rtexport-staging-${process.pid}`);
+      // retrieve runs as its own process, so this test's timer sees the files as they arrive
+      // (in process, a busy event loop could let the whole C-GET finish before it looked); the
+      // count takes every object file under --out, staging included, wherever the run keeps them.
       let restarted: Promise<void> | undefined;
       const killer = setInterval(() => {
-        if (restarted || !existsSync(staging) || readdirSync(staging).length < 5) return;
+        if (restarted || !existsSync(out) || countFiles(out) < 5) return;
         clearInterval(killer);
         orthanc.kill();
         restarted = new Promise((r) => setTimeout(r, 300)).then(() => orthanc.restart());
       }, 2);
       try {
-        const r = await runMainCaptured(retrieve, [
-          "--host", "127.0.0.1", "--port", String(orthanc.port), "--aec", orthanc.aeTitle, "--get", "--patient-id", "RTX0001",
-          "--retries", "8", "--retry-max-wait", "2", "--out", out,
-        ]);
+        const run = await sh(
+          `"\${RT[@]}" retrieve --host 127.0.0.1 --port ${orthanc.port} --aec ${orthanc.aeTitle} --get --patient-id RTX0001 --retries 8 --retry-max-wait 2 --out '${out}'`,
+        );
+        const r = { code: run.status, stderr: run.stderr, records: records(run.stdout) };
         assert.ok(restarted, "Orthanc was killed while objects arrived");
         await restarted;
         assert.equal(r.code, 0, r.stderr);

@@ -20,6 +20,12 @@ export interface ExportPlanOptions extends StageOptions {
   items?: Item[];
   /** Export plans whose approval is not APPROVED (an explicit authorization step, seed 001). */
   includeUnapproved?: boolean;
+  /**
+   * Who authorized exporting the plans whose approval is not APPROVED (seed 001: "a qualified person
+   * has authorized the export of this plan"): they are exported, and each gets an `authorization`
+   * row in the ledger naming this person (its `source`), keyed and grouped by the plan's key.
+   */
+  authorizedBy?: string;
   /** Overrides the catalog URL carried by the records (needed when it holds a password). */
   db?: string;
   /** Overrides the vault folder carried by the records. */

@@ -55,7 +55,7 @@ export async function* exportPlans(input: AsyncIterable<RtRecord>, opts: ExportP
           : undefined,
       // The plans that will be exported are pending until they are.
       listed: (recs) =>
-        recs.filter((r) => r.type === "plan" && !(r.approval && r.approval !== "APPROVED" && !opts.includeUnapproved))
+        recs.filter((r) => r.type === "plan" && !(r.approval && r.approval !== "APPROVED" && !opts.includeUnapproved && !opts.authorizedBy))
           .map((r) => ({ kind: "plan" as const, key: planKeyOf(r as PlanRecord), patientId: String(r.patientId) })),
       async *work(recs, { worker, item }) {
         ctx.perPatient.delete(item.patientId!);

@@ -65,13 +65,20 @@ export async function* exportPlan(ctx: ExportContext, plan: PlanRecord): AsyncGe
   const { opts, report } = ctx;
   const tally = newTally();
   const planKey = planKeyOf(plan);
-  if (plan.approval && plan.approval !== "APPROVED" && !opts.includeUnapproved) {
-    report.skipped(`plan "${plan.label ?? plan.planId}" of patient ${plan.patientId}`, "unapproved", `approval is ${plan.approval}; pass --include-unapproved to export it`, { patientId: plan.patientId });
+  const unapproved = !!plan.approval && plan.approval !== "APPROVED";
+  if (unapproved && !opts.includeUnapproved && !opts.authorizedBy) {
+    report.skipped(`plan "${plan.label ?? plan.planId}" of patient ${plan.patientId}`, "unapproved", `approval is ${plan.approval}; pass --include-unapproved or --authorized-by NAME to export it`, { patientId: plan.patientId });
     await opts.ledger?.record({ kind: "plan", key: planKey, status: "skipped", patientId: plan.patientId, error: `approval ${plan.approval}` });
     yield { ...plan, export: { status: "skipped", reason: `approval ${plan.approval}` } };
     return;
   }
   const planName = `plan "${plan.label ?? plan.planId ?? plan.planUid}" of patient ${plan.patientId}`;
+  const authorizedBy = unapproved && opts.authorizedBy ? opts.authorizedBy : undefined;
+  if (authorizedBy) {
+    // The authorization is a fact of its own, recorded before the export whatever its outcome.
+    await opts.ledger?.record({ kind: "authorization", key: planKey, status: "done", patientId: plan.patientId, planKey, source: authorizedBy });
+    report.message("info", `${planName}: approval is ${plan.approval}; exported on the authorization of ${authorizedBy}`, planName);
+  }
   const folderRoot = folderOf(plan);
   const fromPeer = isDicomSource(plan);
   const catalog = folderRoot || fromPeer ? undefined : await catalogFor(ctx, plan);
@@ -134,7 +141,7 @@ export async function* exportPlan(ctx: ExportContext, plan: PlanRecord): AsyncGe
   if (tally.interrupted || opts.signal?.aborted) return;
   const status = tally.failed ? "partial" : "done";
   await opts.ledger?.record({ kind: "plan", key: planKey, status: tally.failed ? "failed" : "done", patientId: plan.patientId, bytes: tally.bytes, error: tally.failed ? `${tally.failed} file(s) failed` : undefined });
-  yield { ...plan, export: { status, files: tally.files, bytes: tally.bytes, failed: tally.failed, folder: `${st.folder}/${dir}` } };
+  yield { ...plan, export: { status, files: tally.files, bytes: tally.bytes, failed: tally.failed, folder: `${st.folder}/${dir}`, ...(authorizedBy ? { authorizedBy } : {}) } };
 }
 
 /**

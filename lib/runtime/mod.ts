@@ -2,9 +2,9 @@
  * The differences between Deno and Node, in one place. Everything else uses `node:` built-ins
  * and web APIs that both runtimes provide.
  */
-import { realpathSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import { hostname } from "node:os";
-import { basename, extname, resolve } from "node:path";
+import { basename, dirname, extname, join, resolve } from "node:path";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
@@ -131,4 +131,31 @@ export function processAlive(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM";
   }
+}
+
+/**
+ * True in the single binary (a Node single executable application): its bundle gives every module
+ * an `import.meta.url` that is the binary's own file URL (scripts/_bundle.ts).
+ */
+export function isSingleBinary(): boolean {
+  return runtimeName === "node" && import.meta.url === pathToFileURL(process.execPath).href;
+}
+
+/**
+ * The command line that runs this program again, for a child process of the same rtexport: the
+ * single binary itself; under Node the runtime with the script it was started with (cli.mjs,
+ * cli.ts, the npm package's cli.js); under Deno `deno run -A` with the main module (and the
+ * deno.json beside it, which maps the npm packages).
+ */
+export function selfCommand(): string[] {
+  if (isSingleBinary()) return [process.execPath];
+  if (runtimeName === "deno") {
+    const deno = (globalThis as unknown as { Deno: { execPath(): string; mainModule: string } }).Deno;
+    const main = deno.mainModule.startsWith("file:") ? fileURLToPath(deno.mainModule) : deno.mainModule;
+    const config = join(dirname(main), "deno.json");
+    return [deno.execPath(), "run", "-A", ...(existsSync(config) ? [`--config=${config}`] : []), main];
+  }
+  // Debugger flags would make the child wait for a debugger on the same port.
+  const flags = process.execArgv.filter((f) => !f.startsWith("--inspect"));
+  return [process.execPath, ...flags, resolve(process.argv[1])];
 }

@@ -30,6 +30,11 @@ export interface ListFilter {
   includeUnapproved?: boolean;
   /** Told about each plan left out for its approval (for a count on stderr). */
   onUnapproved?: (plan: { approval?: unknown }) => void;
+  /**
+   * Only plans with one of these plan IDs, plan UIDs or labels, each after its patient; a name no
+   * listed plan has is reported as a problem. Applied by `listPatients` after the source's filters.
+   */
+  plans?: string[];
 }
 
 /** A source's row or patient that could not be used or found, reported rather than dropped. */

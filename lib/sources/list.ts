@@ -33,8 +33,10 @@ export type { ListFilter } from "./filter.ts";
 export async function* listPatients(source: ListSource, filter: ListFilter = {}): AsyncGenerator<PatientRecord | PlanRecord | ListProblem> {
   // Before anything is opened: a filter the source cannot apply is an error, never ignored.
   checkListFilter(source.from, filter);
+  const all = listAll(source, filter);
+  const records = filter.plans?.length ? selectPlans(all, filter.plans) : all;
   // Approved plans only unless asked for: the default of export-plan and retrieve too (seed 001).
-  yield* filter.includeUnapproved ? listAll(source, filter) : approvedOnly(listAll(source, filter), filter.onUnapproved);
+  yield* filter.includeUnapproved ? records : approvedOnly(records, filter.onUnapproved);
 }
 
 async function* listAll(source: ListSource, filter: ListFilter): AsyncGenerator<PatientRecord | PlanRecord | ListProblem> {
@@ -105,3 +107,40 @@ async function* approvedOnly(
   }
   yield* flush();
 }
+
+/**
+ * Only the plans named in `wanted` (by plan ID, plan UID or label), each after its patient record,
+ * whose `plans` count becomes the number kept; patients left with none are left out. A name that
+ * matched no plan at all is reported as a problem. (A label names a plan within a patient: across
+ * patients several plans may share one; plan IDs and UIDs do not.)
+ */
+async function* selectPlans(records: AsyncIterable<PatientRecord | PlanRecord | ListProblem>, wanted: string[]): AsyncGenerator<PatientRecord | PlanRecord | ListProblem> {
+  const names = new Set(wanted);
+  const matched = new Set<string>();
+  let patient: PatientRecord | undefined;
+  let kept: PlanRecord[] = [];
+  function* flush(): Generator<PatientRecord | PlanRecord> {
+    if (patient && kept.length) yield { ...patient, plans: kept.length };
+    yield* kept;
+    patient = undefined;
+    kept = [];
+  }
+  for await (const r of records) {
+    if (r.type === "patient") {
+      yield* flush();
+      patient = r as PatientRecord;
+    } else if (r.type === "plan") {
+      const plan = r as PlanRecord;
+      const hits = [plan.planId, plan.planUid, plan.label].filter((v): v is string => typeof v === "string" && names.has(v));
+      if (hits.length === 0) continue;
+      for (const h of hits) matched.add(h);
+      if (patient && patient.patientId !== plan.patientId) yield* flush();
+      kept.push(plan);
+    } else yield r;
+  }
+  yield* flush();
+  for (const name of wanted) {
+    if (!matched.has(name)) yield { type: "problem", problem: { what: `plan ${name}`, reason: "no listed plan has this plan ID, UID or label" } };
+  }
+}
+
