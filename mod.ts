@@ -43,6 +43,7 @@ export { collectRecords, mapRecords, splitRecords } from "./lib/records/pass_thr
 export type { HandlerOutput, RecordSelector, SplitRecord } from "./lib/records/pass_through.ts";
 
 // Stages: what every acting command's library function takes beside its own options.
+export { FatalStageError } from "./lib/stage/stage.ts";
 export type { SkipReason, StageCounts, StageEvent, StageOptions } from "./lib/stage/stage.ts";
 
 // Files: walking trees, reading headers.
@@ -76,7 +77,7 @@ export type { AnonymizeRecordsOptions } from "./lib/anonymize/stage.ts";
 
 // list-patients, export-plan, copy-files, status.
 export { listPatients } from "./lib/sources/list.ts";
-export type { ListProblem, ListSource } from "./lib/sources/list.ts";
+export type { ListFilter, ListProblem, ListSource } from "./lib/sources/list.ts";
 export type { CatalogFilter } from "./lib/catalog/catalog.ts";
 export { exportPlans } from "./lib/export/export.ts";
 export type { ExportPlanOptions } from "./lib/export/export.ts";

@@ -17,11 +17,18 @@ import { type LogFormat, Logger, Reporter } from "./log.ts";
 import { COMMAND_NAMES, OPTION_NAMES } from "./option_names.ts";
 import { didYouMean } from "./suggest.ts";
 import { addPeerOptions, PEER_DEFAULTS, type PeerOptions, resolvePeer } from "./peer.ts";
+import { type ProgressSink, StatusLine } from "./progress.ts";
+import { setDatabaseTimeout } from "../lib/sql/timeout.ts";
 
 /** How a command renders records for a human when stdout is a terminal (and `--json` is not given). */
 export interface HumanView {
   /** Render each record as it comes (a line or a few); return undefined to print nothing for it. */
   record?(record: RtRecord): string | undefined;
+  /**
+   * The lines of `record` are per-item details (a line per file copied or stored): printed only
+   * with `-v`. Without it the terminal shows the progress line and the summary.
+   */
+  detail?: boolean;
   /** Render all records at the end (tables, trees). Used when `record` is not given. */
   all?(records: RtRecord[]): string;
 }
@@ -80,6 +87,8 @@ export interface CommandContext {
   reporter: Reporter;
   /** Aborted on SIGINT/SIGTERM. */
   signal: AbortSignal;
+  /** The terminal's progress line (stderr); all other terminal output goes around it. */
+  statusLine: StatusLine;
   io: CommandIO;
 }
 
@@ -110,8 +119,11 @@ export type CommandMain = ((argv: string[], io?: Partial<CommandIO>) => Promise<
 
 const COMMON = "Common options:";
 
-/** How long a command may take to stop after SIGINT/SIGTERM before the process is ended. */
-const SIGNAL_GRACE_MS = 1000;
+/**
+ * How long a command may take to stop after SIGINT/SIGTERM before the process is ended: under a
+ * second, with time left to exit.
+ */
+const SIGNAL_GRACE_MS = 850;
 
 function defaultIO(): CommandIO {
   return {
@@ -168,7 +180,7 @@ export function buildCommand(spec: CommandSpec, io: CommandIO): Command {
       "",
       `Any option can also be set as RTEXPORT_<OPTION> (e.g. RTEXPORT_LOG_FORMAT=json) or in rtexport.json`,
       `("defaults" or "commands": {"${spec.name}": {...}}); flags win over the environment, which wins over the file.`,
-      "Exit status: 0 ok, 1 fatal error, 2 usage error, 3 some items failed.",
+      "Exit status: 0 ok, 1 fatal error (nothing could be done), 2 usage error, 3 some items failed, 130 interrupted.",
     ].join("\n"),
   );
   return cmd;
@@ -277,12 +289,17 @@ class Output implements RecordOutput {
   #stdout: CommandIO["stdout"];
   #collected: RtRecord[] = [];
   #humanCount = 0;
+  #verbose: boolean;
+  /** Set when stdout is the terminal the progress line is on: writes go around that line. */
+  #line: StatusLine | undefined;
 
-  constructor(json: boolean, stdout: CommandIO["stdout"], human?: HumanView) {
+  constructor(json: boolean, stdout: CommandIO["stdout"], human: HumanView | undefined, opts: { verbose: boolean; line: StatusLine }) {
     this.json = json || !human || (!human.record && !human.all);
     this.#writer = new RecordWriter(stdout);
     this.#human = human;
     this.#stdout = stdout;
+    this.#verbose = opts.verbose;
+    this.#line = stdout.isTTY === true && opts.line.enabled ? opts.line : undefined;
   }
   get closed(): boolean {
     return this.#writer.closed;
@@ -291,11 +308,20 @@ class Output implements RecordOutput {
     return this.json ? this.#writer.count : this.#humanCount;
   }
   async write(record: RtRecord): Promise<void> {
-    if (this.json) return await this.#writer.write(record);
+    if (this.json) {
+      if (!this.#line) return await this.#writer.write(record);
+      this.#line.clear();
+      try {
+        return await this.#writer.write(record);
+      } finally {
+        this.#line.restore();
+      }
+    }
     this.#humanCount++;
     if (this.#human?.record) {
+      if (this.#human.detail && !this.#verbose) return;
       const text = this.#human.record(record);
-      if (text !== undefined && !this.closed) this.#stdout.write(text.endsWith("\n") ? text : text + "\n");
+      if (text !== undefined && !this.closed) this.#print(text.endsWith("\n") ? text : text + "\n");
     } else {
       this.#collected.push(record);
     }
@@ -309,9 +335,13 @@ class Output implements RecordOutput {
   finish(): void {
     if (!this.json && !this.#human?.record && this.#human?.all && !this.closed) {
       const text = this.#human.all(this.#collected);
-      if (text) this.#stdout.write(text.endsWith("\n") ? text : text + "\n");
+      if (text) this.#print(text.endsWith("\n") ? text : text + "\n");
     }
     this.#writer.release();
+  }
+  #print(text: string): void {
+    if (this.#line) this.#line.print(() => this.#stdout.write(text));
+    else this.#stdout.write(text);
   }
 }
 
@@ -367,17 +397,25 @@ export function defineCommand(spec: CommandSpec): CommandMain {
       return reportError(error, spec.name, io, format);
     }
     const controller = new AbortController();
+    const statusLine = new StatusLine(io.stderr as ProgressSink);
+    // Every message goes around the progress line, so the two never share a line on a terminal.
+    const stderr = { write: (text: string) => statusLine.print(() => io.stderr.write(text)) };
     let forceExit: ReturnType<typeof setTimeout> | undefined;
-    // First SIGINT/SIGTERM aborts ctx.signal so the command can stop cleanly; a command that does
-    // not stop within the grace period, or a second signal, ends the process (128 + signal number).
-    // Ctrl-C and SIGTERM: the command stops at its next item boundary and says what finished
-    // (exit 130); one that has not stopped within a second, or a second signal, ends at once.
+    // Ctrl-C and SIGTERM abort ctx.signal: the stage abandons what is in flight (temporary files
+    // removed), records what finished, and runStage says so (exit 130). A stage that has not
+    // stopped within the grace period, or a second signal, ends the process at once (the copy
+    // layer's exit hook still removes its temporary files).
     const onSignal = () => {
       const code = ExitCode.INTERRUPTED;
-      if (controller.signal.aborted) process.exit(code);
+      if (controller.signal.aborted) {
+        statusLine.end();
+        io.stderr.write(`${spec.name}: interrupted again: stopped at once; rerun to resume\n`);
+        process.exit(code);
+      }
       controller.abort(new Error("Interrupted"));
       forceExit = setTimeout(() => {
-        io.stderr.write(`${spec.name}: interrupted; what finished is recorded, rerun to resume\n`);
+        statusLine.end();
+        io.stderr.write(`${spec.name}: interrupted before the work in flight could stop; what finished is recorded, rerun to resume\n`);
         process.exit(code);
       }, SIGNAL_GRACE_MS);
       (forceExit as { unref?: () => void }).unref?.();
@@ -407,14 +445,16 @@ export function defineCommand(spec: CommandSpec): CommandMain {
         format,
         quiet: options.quiet === true,
         verbose: options.verbose === true,
-        sink: io.stderr,
+        sink: stderr,
       });
+      // --db-timeout: every database this process opens (catalog, ledger) gets the same limit.
+      if (typeof options.dbTimeout === "number") setDatabaseTimeout(options.dbTimeout);
       for (const warning of config.warnings) log.warn(warning);
       for (const warning of unknownDefaults(cmd, config)) log.warn(warning);
       const reporter = new Reporter(log);
       const args = cmd.args.slice();
       const json = options.json === true || io.stdout.isTTY !== true;
-      output = new Output(json, io.stdout, spec.human);
+      output = new Output(json, io.stdout, spec.human, { verbose: options.verbose === true && options.quiet !== true, line: statusLine });
       const hasStdinRecords = args.length === 0 && io.stdin.isTTY !== true;
       let peer: PeerOptions | undefined;
       if (spec.peer) {
@@ -441,6 +481,7 @@ export function defineCommand(spec: CommandSpec): CommandMain {
         log,
         reporter,
         signal: controller.signal,
+        statusLine,
         io,
       };
       const result = await spec.run(ctx);
@@ -449,8 +490,10 @@ export function defineCommand(spec: CommandSpec): CommandMain {
       return reporter.exitCode();
     } catch (error) {
       output?.finish();
+      statusLine.end();
       return reportError(error, spec.name, io, format);
     } finally {
+      statusLine.end();
       if (forceExit !== undefined) clearTimeout(forceExit);
       if (listening) {
         process.removeListener("SIGINT", onSignal);

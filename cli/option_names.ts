@@ -48,6 +48,7 @@ export const OPTION_NAMES: readonly string[] = [
   "config",
   "connectTimeout",
   "db",
+  "dbTimeout",
   "defaultMachine",
   "dimseTimeout",
   "dir",

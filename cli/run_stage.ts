@@ -62,6 +62,25 @@ export function summaryLine(counts: StageCounts, noun: string): string {
 }
 
 /**
+ * The line a run stopped by Ctrl-C or SIGTERM ends with: what was done, what is left when the
+ * total is known (`interrupted: 186 files done, 182 left — rerun to resume`), or how many
+ * patients were not reached when only they are counted.
+ */
+export function interruptedLine(counts: StageCounts, progress: Pick<Progress, "total" | "counts">, noun: string): string {
+  const handled = counts.done + counts.skipped + counts.failed;
+  const parts = [`${counts.done} ${noun} done`];
+  if (counts.skipped) parts.push(`${counts.skipped} skipped`);
+  if (counts.failed) parts.push(`${counts.failed} failed`);
+  const total = progress.total;
+  if (total.items !== undefined) parts.push(`${Math.max(0, total.items - handled)} left`);
+  else if (total.patients !== undefined) {
+    const left = Math.max(0, total.patients - progress.counts.patients);
+    parts.push(`${left} of ${total.patients} patient${total.patients === 1 ? "" : "s"} not reached`);
+  }
+  return `interrupted: ${parts.join(", ")} — rerun to resume`;
+}
+
+/**
  * Runs `spec.stage` over `spec.input` for the command in `ctx`; resolves to the exit code
  * (0 done, 3 some items failed, 130 interrupted). Errors that stop the whole stage become
  * FatalError (exit 1) with one line.
@@ -87,8 +106,7 @@ export async function runStage<O extends StageOptions>(ctx: CommandContext, spec
     }
   }
   const trail = await auditTrail(ctx, spec, ledger);
-  const progress = new Progress(ctx.io.stderr as { write(s: string): unknown; isTTY?: boolean }, { noun });
-  const stdoutIsTerminal = (ctx.io.stdout as { isTTY?: boolean }).isTTY === true;
+  const progress = new Progress(ctx.statusLine, { noun });
   const log = ctx.log;
   let counts: StageCounts | undefined;
   const onEvent = (e: StageEvent) => {
@@ -100,17 +118,14 @@ export async function runStage<O extends StageOptions>(ctx: CommandContext, spec
         break;
       case "skipped":
         ctx.reporter.skipped();
-        progress.clearLine();
         if (QUIET_SKIPS.has(e.why)) log.debug(`Skipped ${e.item}: ${e.reason}`, { item: e.item, why: e.why });
         else log.warn(`Skipped ${e.item}: ${e.reason}`, { item: e.item, why: e.why });
         break;
       case "failed":
-        progress.clearLine();
         // A reason that is a sentence of its own (it says what failed, or names its item) is the line.
         ctx.reporter.failed(e.reason.startsWith("Cannot ") || e.reason.includes(e.item) ? e.reason : `Cannot ${spec.verb} ${e.item}: ${e.reason}`, { item: e.item });
         break;
       case "message":
-        progress.clearLine();
         log[e.level](e.text, e.item === undefined ? undefined : { item: e.item });
         break;
       case "finished":
@@ -121,25 +136,31 @@ export async function runStage<O extends StageOptions>(ctx: CommandContext, spec
   const controller = new AbortController();
   const signal = AbortSignal.any([ctx.signal, controller.signal]);
   const options = { ...spec.options, ledger, signal, onEvent } as unknown as O;
-  let outcome: "ok" | "partial" | "failed" = "failed";
+  let outcome: "ok" | "partial" | "failed" | "interrupted" = "failed";
   let fatal: string | undefined;
+  progress.start();
   try {
     for await (const record of spec.stage(spec.input, options)) {
       await spec.onRecord?.(record, ledger);
       trail?.onRecord(record);
-      if (stdoutIsTerminal) progress.clearLine();
       await ctx.out.write(record);
       if (ctx.out.closed) {
-        // The reader went away (`… | head`): stop the stage at its next item.
+        // The reader went away (`… | head`): stop the stage at its next item; it abandons what is
+        // in flight and the run ends quietly (exit 0), its unfinished work left for a rerun.
         controller.abort(new Error("stdout closed"));
         break;
       }
     }
-    outcome = (counts?.failed ?? ctx.reporter.failures) > 0 ? "partial" : "ok";
+    // A run stopped early (Ctrl-C, SIGTERM, a reader that went away) has work left: a rerun resumes it.
+    outcome = signal.aborted ? "interrupted" : (counts?.failed ?? ctx.reporter.failures) > 0 ? "partial" : "ok";
   } catch (e) {
-    progress.clearLine();
-    fatal = errorMessage(e);
-    throw e instanceof FatalError ? e : new FatalError(errorMessage(e));
+    // A stage that ends its work in flight by throwing once it was asked to stop was interrupted, not failed.
+    if (signal.aborted) outcome = "interrupted";
+    else {
+      progress.stop();
+      fatal = errorMessage(e);
+      throw e instanceof FatalError ? e : new FatalError(errorMessage(e));
+    }
   } finally {
     // The audit trail before the ledger closes: its rows go there.
     await trail?.finish(fatal).catch((e) => log.warn(`Cannot record the audit trail: ${errorMessage(e)}`));
@@ -154,8 +175,7 @@ export async function runStage<O extends StageOptions>(ctx: CommandContext, spec
   const final = counts ?? { done: 0, skipped: 0, failed: ctx.reporter.failures, bytes: 0, patients: 0, skippedBy: {} };
   const figures = progress.summary();
   if (ctx.signal.aborted) {
-    const left = progress.total.items !== undefined ? `, ${Math.max(0, progress.total.items - final.done - final.skipped - final.failed)} left` : "";
-    log.error(`interrupted: ${final.done} done${left}; rerun to resume`);
+    log.error(interruptedLine(final, progress, noun), { interrupted: true, ...final });
     return ExitCode.INTERRUPTED;
   }
   const line = `${summaryLine(final, noun)} (${figures})`;

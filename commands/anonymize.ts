@@ -1,7 +1,7 @@
 /** `rtexport anonymize`: de-identify DICOM files per PS3.15 Annex E, keeping RT references intact. */
 import { type Command, Option } from "commander";
 import { addAnonymizeOptions, anonymizeOptionsFrom } from "../cli/anonymize_options.ts";
-import { checkDatabaseUrl, type CommandContext, defineCommand, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { addDatabaseTimeoutOption, checkDatabaseUrl, type CommandContext, defineCommand, runMain, runStage, UsageError } from "../cli/mod.ts";
 import { addAuditOption } from "../cli/pace.ts";
 import { anonymizeRecords } from "../lib/anonymize/stage.ts";
 import { pathRecords } from "../lib/fs/walk.ts";
@@ -16,11 +16,13 @@ function configure(cmd: Command): void {
   add(out, new Option("--write-map <file.csv>", "write the mapping used (PHI: store it safely)"));
   add(out, new Option("-o, --out <dir>", "output directory"));
   add(out, new Option("--in-place", "overwrite the input files instead of writing to --out"));
+  add(out, new Option("--pattern <glob>", "in directories given, only files whose name matches (*.dcm, RP*.dcm; case-insensitive)"));
   // Accepted for scripts written for the pipelined writer; files are now written one at a time (faster, measured).
   add(out, new Option("--concurrency <n>", "no effect: files are anonymized and written one at a time").default("1").hideHelp());
   add(out, new Option("--layout <layout>", "uid: <patient>/<series UID>/<SOP UID>.dcm; mirror: input paths (may carry PHI)").choices(["uid", "mirror"]).default("uid"));
   add(out, new Option("--ledger <url>", "record each file's outcome in a ledger (sqlite:FILE, postgres://…; keep it outside --out: it lists input paths); a rerun with it skips files already done"));
   add(out, new Option("--force", "with --ledger: anonymize every file again, also those an earlier run wrote"));
+  addDatabaseTimeoutOption(cmd);
   addAuditOption(cmd);
 }
 
@@ -35,7 +37,7 @@ async function run(c: CommandContext): Promise<number> {
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
     throw new UsageError(`Invalid value for --concurrency: "${o.concurrency}" (expected 1 to 64)`);
   }
-  const input = c.args.length > 0 ? pathRecords(c.args) : c.stdinRecords();
+  const input = c.args.length > 0 ? pathRecords(c.args, o.pattern ? { pattern: o.pattern } : {}) : c.stdinRecords();
   if (!input) throw new UsageError("No input: give files or directories, or pipe file records on stdin");
   return await runStage(c, {
     input,
@@ -67,6 +69,7 @@ export const main = defineCommand({
   configure,
   human: {
     record: (r) => (r.type === "file" ? `${r.path}` : undefined),
+    detail: true,
   },
   run,
 });

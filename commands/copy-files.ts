@@ -1,7 +1,7 @@
 /** `rtexport copy-files`: atomic, sha256-verified, resumable, parallel copies into a tree. */
 import { Option } from "commander";
 import { resolve } from "node:path";
-import { checkDatabaseUrl, defineCommand, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { addDatabaseTimeoutOption, checkDatabaseUrl, defineCommand, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
 import { addAuditOption } from "../cli/pace.ts";
 import { COPY_LAYOUTS, copyFiles } from "../lib/copy/copy_files.ts";
 import { pathRecords } from "../lib/fs/walk.ts";
@@ -29,7 +29,9 @@ export const main = defineCommand({
     cmd.addOption(new Option("--layout <layout>", "where files without a dest go").choices(COPY_LAYOUTS).default("seed"));
     cmd.option("--parallel <n>", "files copied at once", parsePositiveInt, 4);
     cmd.option("--ledger <url>", "ledger database (default: sqlite:<to>/.rtexport/ledger.sqlite)");
+    addDatabaseTimeoutOption(cmd);
     cmd.option("--no-verify", "do not read each copy back before putting it in place");
+    cmd.option("--pattern <glob>", "in directories given, only files whose name matches (*.dcm, RP*.dcm; case-insensitive)");
     cmd.argument("[path...]", "files or folders to copy (instead of file records on stdin)");
     addAuditOption(cmd);
   },
@@ -39,11 +41,12 @@ export const main = defineCommand({
       const c = r.copy as { status?: string } | undefined;
       return `${c?.status ?? ""}\t${(r as FileRecord).path}`;
     },
+    detail: true,
   },
   run(ctx) {
     const o = ctx.options;
     checkDatabaseUrl(o.ledger);
-    const input = ctx.args.length ? pathRecords(ctx.args) : ctx.stdinRecords();
+    const input = ctx.args.length ? pathRecords(ctx.args, o.pattern ? { pattern: o.pattern } : {}) : ctx.stdinRecords();
     if (!input) throw new UsageError("copy-files needs PATHs or file records on stdin");
     const to = resolve(ctx.io.cwd, o.to);
     return runStage(ctx, {

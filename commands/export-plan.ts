@@ -4,7 +4,7 @@ import { rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import process from "node:process";
 import { addAnonymizeOptions, type AnonymizeOptionSpec, anonymizeOptionsFrom, anonymizeOptionsGiven } from "../cli/anonymize_options.ts";
-import { checkDatabaseUrl, defineCommand, errorMessage, ExitCode, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { addDatabaseTimeoutOption, checkDatabaseUrl, defineCommand, errorMessage, ExitCode, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
 import { addAuditOption, addPaceOptions, addRetryOptions, pacerFrom, retryPolicyFrom } from "../cli/pace.ts";
 import type { AnonymizeOptions } from "../lib/anonymize/anonymize.ts";
 import { removeStale } from "../lib/fs/stale.ts";
@@ -108,6 +108,7 @@ export const main = defineCommand({
     cmd.option("--db <url>", "catalog database, when the records do not carry a usable one (e.g. a password)");
     cmd.option("--vault <dir>", "storage vault, overriding the one on the records");
     cmd.option("--ledger <url>", "ledger database (default: sqlite:<out>/.rtexport/ledger.sqlite)");
+    addDatabaseTimeoutOption(cmd);
     cmd.option("--parallel <n>", "files copied at once (per worker)", parsePositiveInt, 4);
     cmd.option("--workers <n>", "patients exported at once in this process, each claimed in the ledger (processes on other machines with the same input and --ledger share the work)", parsePositiveInt, 1);
     cmd.option("--job <name>", "the ledger job this run's workers share (give each migration sharing one ledger its own)", "export-plan");
@@ -131,6 +132,7 @@ export const main = defineCommand({
       if (r.type === "file") return `${(r as FileRecord).path}`;
       return undefined;
     },
+    detail: true,
   },
   async run(ctx) {
     const o = ctx.options;

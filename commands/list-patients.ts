@@ -2,7 +2,7 @@
 import { Option } from "commander";
 import { resolve } from "node:path";
 import { DEFAULT_STATUSES } from "../lib/catalog/catalog.ts";
-import { defineCommand, errorMessage, FatalError, runMain, UsageError } from "../cli/mod.ts";
+import { addDatabaseTimeoutOption, defineCommand, errorMessage, FatalError, runMain, UsageError } from "../cli/mod.ts";
 import type { PatientRecord, PlanRecord, RtRecord } from "../lib/records/types.ts";
 import { DatabaseUrlError, parseDatabaseUrl } from "../lib/sql/connect.ts";
 import { type ListProblem, listPatients, type ListSource } from "../lib/sources/list.ts";
@@ -23,8 +23,9 @@ export const main = defineCommand({
   description: [
     "Emits one `patient` record per patient, each followed by its `plan` records.",
     "Plans of the statuses Deliverable, Authorized, Disallowed, Under Treatment, Discontinued and Completed",
-    "are listed; physician (contour-only), QA, LOT simulation and setup plans and phantom records are left",
-    "out unless a flag includes them.",
+    "are listed; physician (contour-only), QA, LOT simulation and setup plans, phantom records and plans whose",
+    "approval is not APPROVED are left out unless a flag includes them (--include-unapproved is the same flag",
+    "as export-plan's and retrieve's).",
     "",
     "Each source applies the filters from what it carries (docs/export.md, \"Filters per source\"): a catalog",
     "from its columns; a folder and a Q/R peer from DICOM: QA plans by Plan Intent (VERIFICATION, MACHINE_QA,",
@@ -43,11 +44,13 @@ export const main = defineCommand({
   configure(cmd) {
     cmd.addOption(new Option("--from <source>", "where to list from").choices(["catalog", "folder", "dicom"]).default("catalog"));
     cmd.option("--db <url>", "catalog database: sqlite:PATH, postgres://user:pass@host/db or mssql://user:pass@host/db");
+    addDatabaseTimeoutOption(cmd);
     cmd.option("--vault <dir>", "the storage vault the catalog's file paths are relative to");
     cmd.option("--patient <id>", "only this patient (repeatable; default all)", collect);
     cmd.option("--plan <id>", "only the plan with this plan ID, UID or label, and its patient (repeatable; default all)", collect);
     cmd.option("--since <date>", "only patients or plans updated after this date (ISO 8601)", parseSince);
     cmd.option("--status <status>", `plan statuses to list (repeatable; default: ${DEFAULT_STATUSES.join(", ")})`, collect);
+    cmd.option("--include-unapproved", "also list plans whose approval is not APPROVED (an explicit authorization; export-plan and retrieve take the same flag)");
     cmd.option("--include-physician", "also list physician (contour-only) plans");
     cmd.option("--include-qa", "also list QA plans");
     cmd.option("--include-lot", "also list LOT simulation plans");
@@ -78,9 +81,10 @@ export const main = defineCommand({
     const includePlanTypes = [
       o.includePhysician && "PHYSICIAN", o.includeQa && "QA", o.includeLot && "LOT_SIMULATION", o.includeSetup && "SETUP",
     ].filter(Boolean) as string[];
+    let unapproved = 0;
     const filter: ListFilter = {
       patientIds: o.patient, since: o.since, statuses: o.status, includePlanTypes, includePhantoms: !!o.includePhantom, phantomPatterns: o.phantomPattern,
-      plans: o.plan,
+      includeUnapproved: !!o.includeUnapproved, onUnapproved: () => void unapproved++, plans: o.plan,
     };
     try {
       checkListFilter(o.from, filter);
@@ -127,7 +131,8 @@ export const main = defineCommand({
       throw new FatalError(errorMessage(e));
     }
     ctx.reporter.done(patients);
-    ctx.log.info(`${patients} patient(s) listed`);
+    const left = unapproved ? `; ${unapproved} plan(s) not approved left out (--include-unapproved lists them)` : "";
+    ctx.log.info(`${patients} patient(s) listed${left}`);
   },
 });
 

@@ -1,7 +1,7 @@
 /** `rtexport push`: C-STORE files to a PACS/TPS/OIS in dependency order, resumable, in parallel. */
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
-import { checkDatabaseUrl, defineCommand, parsePort, parsePositiveInt, parseSeconds, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { addDatabaseTimeoutOption, checkDatabaseUrl, defineCommand, parsePort, parsePositiveInt, parseSeconds, runMain, runStage, UsageError } from "../cli/mod.ts";
 import { addAuditOption, addPaceOptions, addRetryOptions, pacerFrom, retryPolicyFrom } from "../cli/pace.ts";
 import { loadProfile } from "../lib/check/profile.ts";
 import { pathRecords } from "../lib/fs/walk.ts";
@@ -62,10 +62,11 @@ export const main = defineCommand({
   peer: true,
   configure(cmd: Command) {
     cmd.argument("[paths...]", "files and directories to send (default: file records from stdin)");
-    cmd.option("--pattern <glob>", "only files whose name matches (e.g. '*.dcm')");
+    cmd.option("--pattern <glob>", "in directories given, only files whose name matches (*.dcm, RP*.dcm; case-insensitive)");
     cmd.option("--parallel <n>", "associations in parallel", parsePositiveInt, 1);
     cmd.option("--status-file <file>", "NDJSON log of acknowledged objects; objects in it are skipped on a rerun");
     cmd.option("--ledger <url>", "also record outcomes in a ledger (sqlite:FILE, postgres://…); objects it lists as pushed are skipped");
+    addDatabaseTimeoutOption(cmd);
     cmd.option("--map-machine <old=new>", "rewrite TreatmentMachineName OLD to NEW in RTPLAN and treatment records (repeatable)", collectPair);
     cmd.option(
       "--default-machine <model=name>",
@@ -90,8 +91,9 @@ export const main = defineCommand({
       const extra = p.status === "stored" ? (p.machines ? `  machines ${p.machines.join(", ")}` : "") : `  ${p.dimseStatus ?? ""} ${p.error ?? ""}`.trimEnd();
       return `${p.status.padEnd(7)} ${r.path}${extra}`;
     },
+    detail: true,
   },
-  run(ctx) {
+  async run(ctx) {
     const o = ctx.options;
     checkDatabaseUrl(o.ledger);
     if (o.check) {
@@ -101,7 +103,9 @@ export const main = defineCommand({
         throw new UsageError((e as Error).message);
       }
     } else if (o.machines) throw new UsageError("--machines goes with --check");
-    const input = ctx.args.length > 0 ? pathRecords(ctx.args, o.pattern ? { pattern: o.pattern } : {}) : ctx.stdinRecords();
+    // Paths given: their names are walked first (no file is read), so the progress line has its total from the start.
+    const paths = ctx.args.length > 0 ? await Array.fromAsync(pathRecords(ctx.args, o.pattern ? { pattern: o.pattern } : {})) : undefined;
+    const input = paths ? (async function* () { yield* paths; })() : ctx.stdinRecords();
     if (!input) throw new UsageError("No input: give files or directories, or pipe file records on stdin");
     const peer = ctx.peer!;
     return runStage(ctx, {
@@ -117,6 +121,7 @@ export const main = defineCommand({
         commit: o.commit ? { listen: { port: o.commitPort, host: o.commitHost }, timeoutMs: o.commitTimeout * 1000 } : undefined,
         retry: retryPolicyFrom(o),
         pace: pacerFrom(o, ctx.io.env),
+        total: paths?.length,
       },
       ledger: o.ledger,
       verb: "store",

@@ -3,7 +3,7 @@ import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { InvalidArgumentError, Option } from "commander";
-import { checkDatabaseUrl, defineCommand, errorMessage, parseAeTitle, parsePort, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { addDatabaseTimeoutOption, checkDatabaseUrl, defineCommand, errorMessage, parseAeTitle, parsePort, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
 import { addAnonymizeOptions, type AnonymizeOptionSpec, anonymizeOptionsFrom, anonymizeOptionsGiven } from "../cli/anonymize_options.ts";
 import { defaultLedgerUrl } from "../lib/ledger/ledger.ts";
 import type { FileRecord, RtRecord } from "../lib/records/types.ts";
@@ -35,9 +35,9 @@ export const main = defineCommand({
   summary: "C-FIND and C-MOVE/C-GET from a Q/R peer: a whole patient, selected plans, series or instances",
   description: [
     "Without a filter, retrieves the whole patient: every series of every study (C-FIND at STUDY and SERIES",
-    "level), each counted against what the peer holds. With --plan LABEL and/or --only-approved, only the",
-    "selected RTPLANs, then what they reference (structure set, its image series, the RTDOSEs, treatment",
-    "records and RT images that reference the plan) and the registrations that relate the plan's images",
+    "level), each counted against what the peer holds, plans of any approval. With --plan LABEL and/or",
+    "--only-approved, only the selected RTPLANs (approved ones; unapproved too with --include-unapproved),",
+    "then what they reference (structure set, its image series, the RTDOSEs, treatment records and RT images that reference the plan) and the registrations that relate the plan's images",
     "to other series, with those series: never a whole study. --series UID and --sop UID retrieve those.",
     "Every query and retrieve names the patient (PatientID), and an object of another patient that arrives",
     "is dropped and reported by its UID, never written. C-MOVE to an in-process storage SCP by default (the",
@@ -50,7 +50,8 @@ export const main = defineCommand({
   ].join(" "),
   examples: [
     "rtexport retrieve --host pacs --port 104 --aec ORTHANC --aet RTEXPORT --move-port 11113 --patient-id 123 --out export/",
-    "rtexport retrieve --peer aria --get --patient-id 123 --plan 'Prostate' --only-approved --out export/",
+    "rtexport retrieve --peer aria --get --patient-id 123 --plan 'Prostate' --out export/",
+    "rtexport retrieve --peer aria --get --patient-id 123 --plan 'Boost' --include-unapproved --out export/",
     "rtexport retrieve --peer aria --get --patient-id 123 --new-patient-id RES001 --new-patient-name Research^001 --out study/",
     "rtexport retrieve --peer remote-pacs --get --patient-id 123 --series 1.2.826.0.1.3680043.2.1125.1 --parallel 4 --out export/",
     "rtexport retrieve --peer aria --patient-id 123 --sop 1.2.246.352.71.5.881350300088.376.20180503215858 --move-dest VMSFD-OUT",
@@ -61,7 +62,8 @@ export const main = defineCommand({
     cmd.addOption(
       new Option("--plan <label>", "RT Plan Label to retrieve (repeatable; default: all plans)").argParser(collect),
     );
-    cmd.addOption(new Option("--only-approved", "only plans whose Approval Status is APPROVED"));
+    cmd.addOption(new Option("--include-unapproved", "with --plan: also plans whose Approval Status is not APPROVED (an explicit authorization; default: approved plans only; the whole patient has them all)"));
+    cmd.addOption(new Option("--only-approved", "only plans whose Approval Status is APPROVED: with --plan the default; without it, every approved plan instead of the whole patient"));
     cmd.addOption(
       new Option("--series <uid>", "retrieve this whole series of the patient instead of plans (repeatable)").argParser(
         collect,
@@ -106,6 +108,7 @@ export const main = defineCommand({
     );
     cmd.addOption(new Option("--out <dir>", "output folder (required unless --move-dest)"));
     cmd.addOption(new Option("--ledger <url>", "ledger database (default: sqlite:<out>/.rtexport/ledger.sqlite)"));
+    addDatabaseTimeoutOption(cmd);
     cmd.addOption(
       new Option(
         "--anonymize",
@@ -127,6 +130,7 @@ export const main = defineCommand({
       if (r.type === "retrieve-summary") return undefined; // already on stderr
       return JSON.stringify(r);
     },
+    detail: true,
   },
   async run(ctx) {
     const o = ctx.options;
@@ -139,19 +143,20 @@ export const main = defineCommand({
     if (!o.get && !o.moveDest && tls && !(tls.cert && tls.key)) {
       throw new UsageError("C-MOVE with --tls receives over TLS: give --cert and --key for the receiving SCP, or use --get");
     }
-    if ((o.series || o.sop) && (o.plan || o.onlyApproved)) {
-      throw new UsageError(`${o.series ? "--series" : "--sop"} cannot be combined with --plan or --only-approved`);
+    if ((o.series || o.sop) && (o.plan || o.onlyApproved || o.includeUnapproved)) {
+      throw new UsageError(`${o.series ? "--series" : "--sop"} cannot be combined with --plan, --include-unapproved or --only-approved`);
     }
     if (o.moveDest) {
       // The plans and structure sets must be read to follow their references: they have to arrive here.
       const clash = [
-        [o.get, "--get"], [o.plan, "--plan"], [o.onlyApproved, "--only-approved"], [o.anonymize, "--anonymize"],
+        [o.get, "--get"], [o.plan, "--plan"], [o.onlyApproved, "--only-approved"], [o.includeUnapproved, "--include-unapproved"], [o.anonymize, "--anonymize"],
         [o.newPatientId !== undefined, "--new-patient-id"], [o.newPatientName !== undefined, "--new-patient-name"], [o.parallel > 1, "--parallel"],
       ].find(([on]) => on);
       if (clash) throw new UsageError(`--move-dest cannot be combined with ${clash[1]}: the objects go to "${o.moveDest}" and never arrive here`);
     } else if (!o.out) {
       throw new UsageError("--out is required (unless --move-dest sends the objects to another AE)");
     }
+    if (o.onlyApproved && o.includeUnapproved) throw new UsageError("Give either --include-unapproved or --only-approved, not both");
     checkDatabaseUrl(o.ledger);
     const out = o.out ? resolve(ctx.io.cwd, o.out as string) : undefined;
     if (out) {
@@ -172,7 +177,8 @@ export const main = defineCommand({
         peer: ctx.peer!,
         patientId: o.patientId,
         plans: o.plan,
-        onlyApproved: o.onlyApproved === true,
+        includeUnapproved: o.includeUnapproved === true,
+        onlyApproved: o.onlyApproved === true ? true : undefined,
         series: o.series,
         sops: o.sop,
         retry: retryPolicyFrom(o),

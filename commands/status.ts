@@ -1,7 +1,7 @@
 /** `rtexport status`: a migration's progress from its ledger, opened read-only. */
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { defineCommand, errorMessage, ExitCode, FatalError, runMain, UsageError } from "../cli/mod.ts";
+import { addDatabaseTimeoutOption, defineCommand, errorMessage, ExitCode, FatalError, runMain, UsageError } from "../cli/mod.ts";
 import { defaultLedgerUrl, type LedgerSchema } from "../lib/ledger/ledger.ts";
 import { defaultJournalDirs, ledgerIdentity, readJournals } from "../lib/ledger/journal.ts";
 import { type JobStatus, summarizeLedger, type TreeCheck, type UnwrittenStatus, verifyTree, type WorkerStatus } from "../lib/ledger/status.ts";
@@ -40,6 +40,7 @@ export const main = defineCommand({
   ],
   configure(cmd) {
     cmd.option("--ledger <url>", "ledger database (default: sqlite:<DIR>/.rtexport/ledger.sqlite)");
+    addDatabaseTimeoutOption(cmd);
     cmd.option("--errors <n>", "how many recent errors to show", (v) => Number(v), 10);
     cmd.option("--verify", "rehash every file the ledger records as done in DIR and report changed or missing ones");
     cmd.argument("[dir]", "the export folder (holding the ledger, unless --ledger)");

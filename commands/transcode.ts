@@ -9,13 +9,13 @@ import type { RtRecord } from "../lib/records/types.ts";
 import { statSync } from "node:fs";
 
 /** File records for the paths given: a file found under a directory keeps its path relative to it as `dest`. */
-async function* inputRecords(paths: string[]): AsyncGenerator<RtRecord> {
+async function* inputRecords(paths: string[], pattern: string | undefined): AsyncGenerator<RtRecord> {
   for (const root of paths) {
     let isDir = false;
     try {
       isDir = statSync(root).isDirectory();
     } catch { /* pathRecords reports it */ }
-    for await (const r of pathRecords([root])) yield { ...r, dest: isDir ? relative(root, r.path) : basename(r.path) };
+    for await (const r of pathRecords([root], pattern ? { pattern } : {})) yield { ...r, dest: isDir ? relative(root, r.path) : basename(r.path) };
   }
 }
 
@@ -41,9 +41,11 @@ export const main = defineCommand({
     cmd.addOption(new Option("--to <syntax>", `target transfer syntax: ${Object.keys(SYNTAX_ALIASES).join(", ")} or a UID`).makeOptionMandatory());
     cmd.option("-o, --out <dir>", "output directory");
     cmd.option("--in-place", "overwrite the input files (atomically) instead of writing to --out");
+    cmd.option("--pattern <glob>", "in directories given, only files whose name matches (*.dcm, RP*.dcm; case-insensitive)");
   },
   human: {
     record: (r) => (r.type === "file" ? `${(r.transcode as { status?: string } | undefined)?.status ?? ""}\t${r.path}` : undefined),
+    detail: true,
   },
   run(ctx) {
     const o = ctx.options;
@@ -51,7 +53,7 @@ export const main = defineCommand({
     if (!to) throw new UsageError(`Invalid value for --to: "${o.to}" (expected ${Object.keys(SYNTAX_ALIASES).join(", ")} or a transfer syntax UID)`);
     if (o.inPlace && o.out) throw new UsageError("Give either --out or --in-place, not both");
     if (!o.inPlace && !o.out) throw new UsageError("An output directory is required: give --out DIR (or --in-place to overwrite the inputs)");
-    const input = ctx.args.length ? inputRecords(ctx.args) : ctx.stdinRecords();
+    const input = ctx.args.length ? inputRecords(ctx.args, o.pattern) : ctx.stdinRecords();
     if (!input) throw new UsageError("No input: give files or directories, or pipe file records on stdin");
     return runStage(ctx, {
       input,

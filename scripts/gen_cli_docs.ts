@@ -22,9 +22,17 @@ text; [platform.md](platform.md) explains records, configuration and exit codes 
 
 Every command also takes the common options (\`--json\`, \`--log-format text|json\`, \`-q\`, \`-v\`,
 \`--config FILE\`, \`-h\`); any option can be set as \`RTEXPORT_<OPTION>\` or in \`rtexport.json\`
-(flags win over the environment, which wins over the file). Exit status: 0 ok, 1 fatal, 2 usage,
-3 some items failed, 130 interrupted.
+(flags win over the environment, which wins over the file).
 `;
+
+/** The exit code table of README.md: the one table of exit codes; the reference links to it. */
+export function exitCodeTable(): string {
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  const section = readme.slice(readme.indexOf("## Exit codes"));
+  const table = /\n(\| code \| meaning \|\n(?:\|.*\|\n)+)/.exec(section);
+  if (!table) throw new Error("README.md has no exit code table under ## Exit codes");
+  return table[1];
+}
 
 /** The whole of docs/cli.md, from the commands as they are now. */
 export function cliReference(): string {
@@ -36,7 +44,9 @@ export function cliReference(): string {
   const names = [...run(["--help"]).matchAll(/^ {2}([a-z-]+) {2,}/gm)].map((m) => m[1]);
   const index = names.map((n) => `[${n}](#${n})`).join(" · ");
   const parts = names.map((name) => `## ${name}\n\n\`\`\`\n${run([name, "--help"]).trimEnd()}\n\`\`\`\n`);
-  return `${HEADER}\n${index}\n\n${parts.join("\n")}`;
+  exitCodeTable(); // the link below must lead somewhere
+  const codes = "Exit codes are the same in every command (each `--help` ends with them): the table is in\n[README.md](../README.md#exit-codes).\n";
+  return `${HEADER}\n${codes}\n${index}\n\n${parts.join("\n")}`;
 }
 
 if (process.argv[1]?.endsWith("gen_cli_docs.ts")) {

@@ -423,15 +423,20 @@ describe("anonymize: bad input", () => {
     assert.deepEqual([...got[2]], [0xff, 0xd9]);
   });
 
-  it("refuses to write two inputs to one output path", async () => {
+  it("refuses to write two different inputs to one output path; a byte-identical copy is the same object", async () => {
     const dir = join(root, "dupes");
-    spawnSync("mkdir", ["-p", join(dir, "a"), join(dir, "b")]);
+    spawnSync("mkdir", ["-p", join(dir, "a"), join(dir, "b"), join(dir, "c")]);
     writeFileSync(join(dir, "a", "x.dcm"), readFileSync(inputFiles[0]));
-    writeFileSync(join(dir, "b", "x.dcm"), readFileSync(inputFiles[0])); // same SOP Instance UID
-    const run = await anonymize(["--key", KEY, "--out", join(root, "dupes-out"), dir]);
+    writeFileSync(join(dir, "b", "x.dcm"), readFileSync(inputFiles[0])); // the same object, byte for byte
+    const other = readDicomFile(inputFiles[0], { full: true });
+    putText(other.dataset, 0x00081030, "LO", "another version"); // same SOP Instance UID, other content
+    writeFileSync(join(dir, "c", "x.dcm"), encodeFile(other.dataset, { transferSyntaxUid: other.transferSyntaxUid }));
+    const run = await anonymize(["--key", KEY, "-v", "--out", join(root, "dupes-out"), dir]);
     assert.equal(run.code, 3);
     assert.equal(run.records.length, 1);
-    assert.match(run.stderr, /Cannot write ".*": ".*b\/x\.dcm" has the same SOP Instance UID as ".*a\/x\.dcm"/);
+    assert.match(run.stderr, /Skipped ".*b\/x\.dcm": the same object as ".*a\/x\.dcm" \(byte for byte\), written once as ".*"/);
+    assert.match(run.stderr, /Cannot write ".*": ".*c\/x\.dcm" has the same SOP Instance UID as ".*a\/x\.dcm"/);
+    assert.match(run.stderr, /anonymize: 1 files done, 1 skipped \(1 identical\), 1 failed/);
   });
 
   it("writes to the input only with --in-place", async () => {
@@ -461,9 +466,10 @@ describe("anonymize: records on stdin", () => {
       JSON.stringify({ type: "file", path: "/nowhere/report.pdf", category: "document" }),
       JSON.stringify({ type: "note", text: "kept" }),
     ];
-    const run = await anonymize(["--key", KEY, "--out", join(root, "stdin-out")], lines);
-    assert.equal(run.code, 3); // the document is reported as not anonymized
-    assert.match(run.stderr, /Not anonymized "\/nowhere\/report\.pdf": a document file is not DICOM/);
+    const run = await anonymize(["--key", KEY, "-v", "--out", join(root, "stdin-out")], lines);
+    assert.equal(run.code, 0, run.stderr); // the document is counted, never written
+    assert.match(run.stderr, /Skipped "\/nowhere\/report\.pdf": a document file is not DICOM: left out of the anonymized output/);
+    assert.match(run.stderr, /anonymize: 1 files done, 1 skipped \(1 not DICOM\), 0 failed/);
     const [patient, plan, file, note] = run.records;
     const newId = file.patientId;
     assert.deepEqual(patient, { type: "patient", patientId: newId, name: { family: newId } });
@@ -499,7 +505,7 @@ describe("anonymize: the library stage is the command", () => {
     ];
     const flags = ["--key", KEY, "--clean-descriptors", "--retain-patient-characteristics"];
     const cli = await anonymize([...flags, "--out", join(dir, "cli"), "--ledger", `sqlite:${join(dir, "cli.sqlite")}`, "--write-map", join(dir, "cli-map.csv")], input.map((r) => JSON.stringify(r)));
-    assert.equal(cli.code, 3, cli.stderr); // the truncated file and the document
+    assert.equal(cli.code, 3, cli.stderr); // the truncated file (the document is skipped)
     const lib = await runLibraryStage(anonymizeRecords, input, {
       key: KEY, cleanDescriptors: true, retainPatientCharacteristics: true, out: join(dir, "lib"), writeMap: join(dir, "lib-map.csv"),
     }, `sqlite:${join(dir, "lib.sqlite")}`, "anonymize");
@@ -507,12 +513,13 @@ describe("anonymize: the library stage is the command", () => {
     assert.deepEqual(replacePaths(lib.records, [[join(dir, "lib"), "OUT"]]), replacePaths(cli.records, [[join(dir, "cli"), "OUT"]]));
     const rows = await ledgerItems(`sqlite:${join(dir, "lib.sqlite")}`);
     assert.equal(rows.filter((r) => r.kind === "anonymize" && r.status === "done").length, 6);
-    assert.equal(rows.filter((r) => r.kind === "anonymize" && r.status === "failed").length, 2);
+    assert.equal(rows.filter((r) => r.kind === "anonymize" && r.status === "failed").length, 1);
+    assert.equal(rows.filter((r) => r.kind === "anonymize" && r.status === "skipped").length, 1);
     assert.deepEqual(replacePaths(rows, [[join(dir, "lib"), "OUT"]]), replacePaths(await ledgerItems(`sqlite:${join(dir, "cli.sqlite")}`), [[join(dir, "cli"), "OUT"]]));
     assert.equal(readFileSync(join(dir, "lib-map.csv"), "utf8"), readFileSync(join(dir, "cli-map.csv"), "utf8"));
     const finished = lib.events.at(-1)!;
     assert.ok(finished.type === "finished");
-    assert.deepEqual([finished.counts.done, finished.counts.failed], [6, 2]);
+    assert.deepEqual([finished.counts.done, finished.counts.skipped, finished.counts.failed], [6, 1, 1]);
   });
 
   it("gives the same records and ledger rows from paths (mirror layout) as the CLI", async () => {

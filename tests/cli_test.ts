@@ -141,7 +141,7 @@ describe("rtexport", { concurrency: true }, () => {
     assert.match(r.stdout, /^Usage: rtexport status \[options\]/);
     assert.match(r.stdout, /--log-format <format> +stderr message format: text or json \(default: "text"\)/);
     assert.match(r.stdout, /--json/);
-    assert.match(r.stdout, /Exit status: 0 ok, 1 fatal error, 2 usage error, 3 some items failed/);
+    assert.match(r.stdout, /Exit status: 0 ok, 1 fatal error \(nothing could be done\), 2 usage error, 3 some items failed, 130 interrupted/);
   });
 
   test("unknown flag on a command: exit 2 naming the flag, no stack trace", async () => {

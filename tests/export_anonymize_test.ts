@@ -31,7 +31,7 @@ function filesUnder(d: string): string[] {
 
 test("export-plan --anonymize --preset rt-research writes only de-identified DICOM, named by keyed UIDs", async () => {
   const out = join(dir, "research");
-  const r = await sh(`"\${RT[@]}" list-patients --from folder '${clinic}' | "\${RT[@]}" export-plan --include-unapproved --out '${out}' --anonymize --anonymize-key ${KEY} --preset rt-research`);
+  const r = await sh(`"\${RT[@]}" list-patients --from folder --include-unapproved '${clinic}' | "\${RT[@]}" export-plan --include-unapproved --out '${out}' --anonymize --anonymize-key ${KEY} --preset rt-research`);
   assert.equal(r.status, 0, r.stderr);
   const out_ = records(r.stdout);
   const files = out_.filter((x) => x.type === "file");

@@ -140,7 +140,7 @@ describe("the library stage and the command give the same records and ledger row
 
 describe("copy-files --layout seed puts a record where export-plan puts it", () => {
   test("export-plan's records without dest, from a folder and from a catalog, land on their dest", async () => {
-    for (const [name, list] of [["folder", `"\${RT[@]}" list-patients --from folder '${clinic}'`], ["catalog", listing()]]) {
+    for (const [name, list] of [["folder", `"\${RT[@]}" list-patients --from folder --include-unapproved '${clinic}'`], ["catalog", `${listing()} --include-unapproved`]]) {
       const exported = join(dir, `seed-export-${name}`);
       const full = await sh(`${list} | "\${RT[@]}" export-plan --include-unapproved --out '${exported}'`);
       assert.equal(full.status, 0, full.stderr);
@@ -162,7 +162,7 @@ describe("copy-files --layout seed puts a record where export-plan puts it", () 
     const byPath = join(dir, "seed-paths");
     const c = await sh(`"\${RT[@]}" copy-files --layout seed --to '${byPath}' '${clinic}'`);
     assert.equal(c.status, 0, c.stderr);
-    const exportRecords = (await sh(`"\${RT[@]}" list-patients --from folder '${clinic}' | "\${RT[@]}" export-plan --include-unapproved`)).stdout;
+    const exportRecords = (await sh(`"\${RT[@]}" list-patients --from folder --include-unapproved '${clinic}' | "\${RT[@]}" export-plan --include-unapproved`)).stdout;
     const destOf = new Map<string, string>();
     for (const r of records(exportRecords)) if (r.type === "file") destOf.set(r.sopInstanceUid, r.dest);
     const all = records(c.stdout);
@@ -234,7 +234,7 @@ describe("a DICOM object's record has category dicom and the same identity on ev
 test("export-plan | push: every object export-plan found reaches DCMTK's storescp", async () => {
   const storescp = await startStorescp();
   try {
-    const r = await sh(`"\${RT[@]}" list-patients --from folder '${clinic}' | "\${RT[@]}" export-plan --include-unapproved | "\${RT[@]}" push --host 127.0.0.1 --port ${storescp.port} --called-aet ${storescp.aeTitle}`);
+    const r = await sh(`"\${RT[@]}" list-patients --from folder --include-unapproved '${clinic}' | "\${RT[@]}" export-plan --include-unapproved | "\${RT[@]}" push --host 127.0.0.1 --port ${storescp.port} --called-aet ${storescp.aeTitle}`);
     assert.equal(r.status, 0, r.stderr);
     // storescp names what it receives <Modality>.<SOPInstanceUID>
     const stored = new Set(readdirSync(storescp.outDir).map((n) => n.slice(n.indexOf(".") + 1)));

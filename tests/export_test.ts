@@ -54,7 +54,7 @@ const list = (extra = "") => `"\${RT[@]}" list-patients --from catalog --db 'sql
 
 describe("list-patients --from catalog", () => {
   test("lists clinical plans of the default statuses, leaving out QA, physician, setup, LOT plans and phantoms", async () => {
-    const r = await sh(list());
+    const r = await sh(list("--include-unapproved"));
     assert.equal(r.status, 0, r.stderr);
     const recs = records(r.stdout);
     const patients = recs.filter((x) => x.type === "patient").map((x) => x.patientId);
@@ -100,7 +100,7 @@ describe("list-patients --from catalog", () => {
   });
 
   test("--from folder lists the plans found in DICOM files", async () => {
-    const r = await sh(`"\${RT[@]}" list-patients --from folder '${join(dir, "clinic")}'`);
+    const r = await sh(`"\${RT[@]}" list-patients --from folder --include-unapproved '${join(dir, "clinic")}'`);
     assert.equal(r.status, 0, r.stderr);
     const plans = records(r.stdout).filter((x) => x.type === "plan");
     const expected = manifest.patients.flatMap((p) => p.plans.map((q) => q.planUid)).sort();
@@ -152,9 +152,14 @@ describe("export-plan", () => {
   test("leaves out unapproved plans unless --include-unapproved, saying so", async () => {
     const unapproved = manifest.patients.flatMap((p) => p.plans.filter((q) => q.approval !== "APPROVED"));
     assert.ok(unapproved.length > 0);
-    assert.equal((run.stderr.match(/Skipped plan .*pass --include-unapproved/g) ?? []).length, unapproved.length);
+    // list-patients leaves them out by default; export-plan too, when it is handed them.
+    assert.match(run.stderr, new RegExp(`list-patients: ${manifest.patients.length} patient\\(s\\) listed; ${unapproved.length} plan\\(s\\) not approved left out \\(--include-unapproved lists them\\)`));
+    assert.ok(!records(run.stdout).some((x) => x.type === "plan" && x.approval !== "APPROVED"));
+    const handed = await sh(`${list("--include-unapproved")} | "\${RT[@]}" export-plan --items rt-objects`);
+    assert.equal(handed.status, 0, handed.stderr);
+    assert.equal((handed.stderr.match(/Skipped plan .*pass --include-unapproved/g) ?? []).length, unapproved.length);
     const out2 = join(dir, "export-all");
-    const r = await sh(`${list()} | "\${RT[@]}" export-plan --out '${out2}' --include-unapproved --items rt-objects,ttrx-context`);
+    const r = await sh(`${list("--include-unapproved")} | "\${RT[@]}" export-plan --out '${out2}' --include-unapproved --items rt-objects,ttrx-context`);
     assert.equal(r.status, 0, r.stderr);
     const plans = records(r.stdout).filter((x) => x.type === "file" && x.modality === "RTPLAN");
     assert.equal(plans.length, manifest.patients.reduce((n, p) => n + p.plans.length, 0));
@@ -359,7 +364,8 @@ describe("DICOM sources", () => {
     const listed = await sh(`"\${RT[@]}" list-patients --from dicom ${peer}`);
     assert.equal(listed.status, 0, listed.stderr);
     const plans = records(listed.stdout).filter((r) => r.type === "plan");
-    assert.equal(plans.length, manifest.patients.reduce((n, p) => n + p.plans.length, 0));
+    // Approved plans only, as from the catalog and folder sources.
+    assert.equal(plans.length, manifest.patients.reduce((n, p) => n + p.plans.filter((q) => q.approval === "APPROVED").length, 0));
     const viaGet = join(dir, "dicom-get");
     const g = await sh(`"\${RT[@]}" export-plan ${peer} --get --out '${viaGet}'`, { input: listed.stdout });
     assert.equal(g.status, 0, g.stderr);

@@ -17,7 +17,7 @@ before(async () => {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 test("listPatients | exportPlans | copyFiles as async iterables, then the reference tree of the copy", async () => {
-  const plans = rtexport.listPatients({ from: "folder", paths: [join(dir, "clinic")] });
+  const plans = rtexport.listPatients({ from: "folder", paths: [join(dir, "clinic")] }, { includeUnapproved: true });
   const exported = rtexport.exportPlans(plans, { includeUnapproved: true });
   const out: RtRecord[] = [];
   for await (const r of rtexport.copyFiles(exported, { to: join(dir, "tree") })) out.push(r);

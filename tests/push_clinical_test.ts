@@ -229,7 +229,7 @@ describe("push on a live clinical system", () => {
     const events: string[] = [];
     const procs: ChildProcess[] = [];
     try {
-      const list = spawn(cmd[0], [...cmd.slice(1), "list-patients", "--from", "folder", clinic], { stdio: ["ignore", "pipe", "pipe"] });
+      const list = spawn(cmd[0], [...cmd.slice(1), "list-patients", "--from", "folder", "--include-unapproved", clinic], { stdio: ["ignore", "pipe", "pipe"] });
       // export-plan is slowed to 8 files a second: the whole export takes seconds.
       const exp = spawn(cmd[0], [...cmd.slice(1), "export-plan", "--include-unapproved", "--max-rate", "8/s"], { stdio: ["pipe", "pipe", "pipe"] });
       const pusher = spawn(cmd[0], [...cmd.slice(1), "push", ...peerArgs(r0.scp.port, "RECORDER")], { stdio: ["pipe", "pipe", "pipe"] });

@@ -240,16 +240,12 @@ describe("push", () => {
     }
   });
 
-  test("peer down: every object is reported failed with the reason, exit 3", async () => {
+  test("peer down from the start: one line naming the peer and the reason, exit 1, nothing sent", async () => {
     const port = await freePort();
     const r = await runMainCaptured(main, ["--host", "127.0.0.1", "--port", String(port), "--retries", "0", files[0], files[1]]);
-    assert.equal(r.code, 3);
-    assert.equal(r.records.length, 2);
-    for (const rec of r.records) {
-      assert.equal(rec.push.status, "failed");
-      assert.match(rec.push.error, /connection refused/);
-    }
-    assert.match(r.stderr, new RegExp(`Cannot store ".*" at ANY-SCP@127\\.0\\.0\\.1:${port}: Cannot connect to 127\\.0\\.0\\.1:${port}: connection refused`));
+    assert.equal(r.code, 1);
+    assert.equal(r.records.length, 0);
+    assert.equal(r.stderr, `push: Cannot connect to 127.0.0.1:${port}: connection refused; nothing was sent\n`);
   });
 
   test("peer killed mid-transfer: exit 3, failures reported; a rerun with the status file sends exactly the missing ones", async () => {

@@ -130,13 +130,7 @@ describe("the README's pipelines, run as written", () => {
    * Pipelines that fail today for a reason an open issue names, with the stderr that says so.
    * When the reason is fixed the pipeline exits 0, this test fails, and the entry goes.
    */
-  const KNOWN_FAILURES: Record<number, { status: number; stderr: RegExp; why: string }> = {
-    1: {
-      status: 3,
-      stderr: /has the same SOP Instance UID as .*, which was written there in this run/,
-      why: "issue 14, point 3: a structure set shared by two plans is exported under each, and anonymize fails the second copy",
-    },
-  };
+  const KNOWN_FAILURES: Record<number, { status: number; stderr: RegExp; why: string }> = {};
 
   test("every pipeline exits 0 and does what its comment says", { timeout: 240_000 }, async () => {
     const commands = pipelines();
@@ -161,9 +155,11 @@ describe("the README's pipelines, run as written", () => {
     const pushed = records(results[0].stdout).filter((r) => r.type === "file" && r.push);
     assert.ok(pushed.length > 0 && pushed.every((r) => r.push.status !== "failed"), results[0].stdout.slice(0, 500));
     assert.ok(records(pacsStored.join("")).filter((r) => r.type === "file").length > 0, "nothing arrived on the PACS");
-    // 2: an anonymized research set, no source patient ID in its paths.
+    // 2: an anonymized research set, no source patient ID in its paths; the structure set two plans
+    // share was exported under each plan and is one object in the research set.
     const research = readdirSync(join(dir, "data", "research"), { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".dcm"));
     assert.ok(research.length > 0);
+    assert.match(results[1].stderr, /anonymize: \d+ files done, \d+ skipped \(\d+ identical\), 0 failed/);
     for (const p of manifest.patients) assert.ok(research.every((f) => !f.includes(p.patientId)), research.join(", "));
     // 3 and 4: the patient's approved plans by C-MOVE, then by C-GET de-identified.
     const mine = approved.filter((x) => manifest.patients[0].plans.includes(x));

@@ -113,12 +113,13 @@ describe("retrievePlans (selective retrieval planner over the real index)", () =
     });
   }
 
-  test("--only-approved selects approved plans; a missing label is a gap", async () => {
+  test("--only-approved selects approved plans; a label of unapproved plans is left out as such; a missing label is a gap", async () => {
     const arrivals = new ArrivalStore(join(root, "staging-approved"));
     const p = manifest.patients[0];
     const result = await retrievePlans(localTransport(arrivals, { indexRtAttributes: true }), arrivals, { patientId: p.patientId, onlyApproved: true, planLabels: ["Plan1", "Plan2_Alt", "NoSuchPlan"] });
     assert.deepEqual(result.summary.plans.map((x) => x.label), ["Plan1"]);
-    assert.deepEqual(result.summary.missingLabels, ["Plan2_Alt", "NoSuchPlan"]);
+    assert.deepEqual(result.summary.missingLabels, ["NoSuchPlan"]);
+    assert.deepEqual(result.summary.unapprovedLabels, ["Plan2_Alt"]); // the patient has it, not approved
     assert.equal(result.summary.complete, false);
     arrivals.cleanup();
   });

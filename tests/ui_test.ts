@@ -139,7 +139,7 @@ async function shot(name: string): Promise<void> {
 /** `list-patients` records for some patients, trimmed to the plans wanted (what the CLI user would pipe). */
 async function selectionRecords(catalogUrl: string, plansOf: Record<string, string[] | "approved">): Promise<string> {
   const ids = Object.keys(plansOf);
-  const r = await sh(`"\${RT[@]}" list-patients --from catalog --db '${catalogUrl}' --vault '${vault}' ${ids.map((i) => `--patient ${i}`).join(" ")}`);
+  const r = await sh(`"\${RT[@]}" list-patients --from catalog --db '${catalogUrl}' --vault '${vault}' --include-unapproved ${ids.map((i) => `--patient ${i}`).join(" ")}`);
   assert.equal(r.status, 0, r.stderr);
   const recs = records(r.stdout);
   const out: Record<string, unknown>[] = [];
@@ -372,7 +372,7 @@ describe("rtexport ui in Chromium", () => {
     assert.ok(!/[^\r]\n/.test(bat), "CRLF line ends");
     const steps = lines.filter((l) => l.startsWith("%RTEXPORT% list-patients"));
     assert.deepEqual(steps.map((l) => /--patient (\S+)/.exec(l)?.[1]), [A, B]);
-    assert.ok(steps[0].includes(`--plan RTX0001-P1 --plan ${U} | %RTEXPORT% export-plan --out "%OUT%" --authorized-by "Dr. Jane Roe"`), steps[0]);
+    assert.ok(steps[0].includes(`--plan RTX0001-P1 --plan ${U} --include-unapproved | %RTEXPORT% export-plan --out "%OUT%" --authorized-by "Dr. Jane Roe"`), steps[0]);
     assert.ok(!steps[1].includes("--authorized-by"), "only a step with an unapproved plan carries the authorization");
     assert.ok(lines.includes(`if not defined OUT set "OUT=${uiOut}"`));
     assert.equal(lines.filter((l) => l === "if errorlevel 130 exit /b 130").length, 2);

@@ -370,7 +370,7 @@ if (isDeno) {
 
       test("list-patients > file, export-plan < file --out C:\\…: reserved names, trailing dots, paths past 260 characters; the Linux binary's tree", async () => {
         const listed = join(work, "hostile.ndjson");
-        const list = await rtx(["list-patients", "--json", "--from", "folder", winPath(hostile)]);
+        const list = await rtx(["list-patients", "--json", "--include-unapproved", "--from", "folder", winPath(hostile)]);
         assert.equal(list.status, 0, list.stderr);
         writeFileSync(listed, list.stdout);
         const exported = await rtx(["export-plan", "--json", "--include-unapproved", "--out", deep], { stdin: listed });

@@ -1,5 +1,15 @@
 import { readFileSync } from "node:fs";
 
+/** Why a file could not be read, in words. */
+function fileReason(e: unknown): string {
+  switch ((e as { code?: string }).code) {
+    case "ENOENT": return "no such file";
+    case "EACCES": case "EPERM": return "permission denied";
+    case "EISDIR": return "it is a folder, not a file";
+  }
+  return String((e as Error)?.message ?? e).split("\n")[0];
+}
+
 /** A key that cannot be used; commands turn it into a usage error. */
 export class KeyError extends Error {
   constructor(message: string) {
@@ -23,7 +33,8 @@ export function resolveAnonymizationKey(
     try {
       bytes = new Uint8Array(readFileSync(o.keyFile));
     } catch (e) {
-      throw new KeyError(`Cannot read key file "${o.keyFile}": ${(e as { code?: string }).code ?? (e as Error).message}`);
+      // Not a usage error: the flag is right, the file is not there (a fatal error, exit 1, one line).
+      throw new Error(`Cannot read key file "${o.keyFile}": ${fileReason(e)}`);
     }
     let end = bytes.length;
     while (end > 0 && (bytes[end - 1] === 0x0a || bytes[end - 1] === 0x0d || bytes[end - 1] === 0x20)) end--;

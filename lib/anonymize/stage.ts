@@ -9,9 +9,10 @@ import { resolve, sep } from "node:path";
 import { dicomRecordFields } from "../dicom/file_record.ts";
 import { readDicomFile } from "../dicom/reader.ts";
 import { sha256File } from "../fs/hash.ts";
+import { scanFile } from "../fs/scan.ts";
 import type { Ledger, LedgerEntry } from "../ledger/ledger.ts";
 import { type FileRecord, isDicomFileRecord, isFileRecord, type RtRecord } from "../records/types.ts";
-import { type StageOptions, StageReport, untilAborted } from "../stage/stage.ts";
+import { type StageOptions, StageReport, untilAborted, withTotal } from "../stage/stage.ts";
 import { type AnonymizeContext, type AnonymizeOptions, createAnonymizeContext } from "./anonymize.ts";
 import { type AnonymizeFileResult, type AnonymizeFilesOptions, anonymizeStream, claimOutput, expectedOutput, type FileInput } from "./files.ts";
 import { writePatientMap } from "./patient_map.ts";
@@ -47,16 +48,28 @@ type Item =
   | { kind: "file"; record: FileRecord; input: FileInput }
   | { kind: "already"; record: FileRecord; output: FileRecord }
   | { kind: "failed"; record: FileRecord; reason: string }
+  | { kind: "not-dicom"; record: FileRecord; reason: string }
   | { kind: "other"; record: RtRecord };
+
+/** An output this run wrote, by its (new) SOP Instance UID: a byte-identical second input of it is the same object. */
+interface Written {
+  source: string;
+  record: FileRecord;
+}
 
 /**
  * The anonymize stage: every DICOM `file` record's file is de-identified (PS3.15 Annex E, keyed
  * UIDs and pseudonyms) and written atomically under `out` (or over the input with `inPlace`), and
  * comes out as a new `file` record describing the copy, with `anonymized: {from}`. `patient` and
- * `plan` records come out with the new identity and only what the options keep; a `file` record
- * that is not DICOM (a PDF, a plan file) is not written and is reported failed, since it could
- * carry anything. Other records pass through unchanged, in order. Outcomes go to the ledger (kind
- * `anonymize`, keyed by the input's absolute path) and the event sink.
+ * `plan` records come out with the new identity and only what the options keep; a file that is
+ * not DICOM (a PDF, a plan file, by its record's category or by its bytes) is never written, since
+ * it could carry anything: it is skipped (`not-dicom`) and counted. A DICOM file that is damaged
+ * fails. A second input that is byte for byte an object this run already wrote (export-plan puts a
+ * structure set two plans share under each plan) is the same object: in the `uid` layout it has
+ * one output file, so it is skipped as `identical` and no second record comes out (with the
+ * `mirror` layout each copy is written at its own path, with the same new UIDs). Other records
+ * pass through unchanged, in order. Outcomes go to the ledger (kind `anonymize`, keyed by the
+ * input's absolute path) and the event sink.
  *
  * @example
  * ```ts
@@ -73,9 +86,15 @@ export async function* anonymizeRecords(input: AsyncIterable<RtRecord> | Iterabl
     ctx = options.context ?? createAnonymizeContext(options);
     const files: AnonymizeFilesOptions = { out: options.out, inPlace: options.inPlace === true, layout: options.layout };
     const roots = (options.roots ?? []).map((r) => ({ given: r, path: resolve(r) }));
+    // Records are small: read ahead, they tell the total for the progress line as soon as the input ends.
+    let total = 0;
+    const counted = withTotal(untilAborted(input, options.signal), (r) => {
+      if (isFileRecord(r)) total++;
+    }, () => report.progress({ items: total }));
     const resume = options.ledger && !options.force ? { ledger: options.ledger, ctx, files } : undefined;
-    const items = classify(untilAborted(input, options.signal), roots, resume);
+    const items = classify(untilAborted(counted, options.signal), roots, resume);
     const fileOf = (item: Item) => (item.kind === "file" ? item.input : undefined);
+    const written = new Map<string, Written>();
     for await (const { item, result } of anonymizeStream(items, fileOf, ctx, files, options.concurrency ?? 4)) {
       if (item.kind === "other") {
         yield anonymizeRecord(item.record, ctx);
@@ -89,8 +108,11 @@ export async function* anonymizeRecords(input: AsyncIterable<RtRecord> | Iterabl
         const name = itemName(item.record.path);
         report.failed(name, item.reason);
         await options.ledger?.queue(ledgerEntry(item.record.path, "failed", { error: item.reason }));
+      } else if (item.kind === "not-dicom") {
+        report.skipped(itemName(item.record.path), "not-dicom", item.reason);
+        await options.ledger?.queue(ledgerEntry(item.record.path, "skipped", { error: item.reason }));
       } else {
-        const out = await outcome(item.record.path, result!, report, options);
+        const out = await outcome(item.record.path, result!, report, options, { ctx, written });
         if (result?.ok) {
           // What was scrubbed from free text (or emptied) beyond the profile: named with -v, counted at the end.
           tally.add(result.ids.replacements);
@@ -126,11 +148,7 @@ async function* classify(
     if (!isFileRecord(record)) {
       yield { kind: "other", record };
     } else if (!isDicomFileRecord(record)) {
-      yield {
-        kind: "failed",
-        record,
-        reason: `Not anonymized ${itemName(record.path)}: a ${String(record.category)} file is not DICOM, so it is left out of the anonymized output`,
-      };
+      yield { kind: "not-dicom", record, reason: `a ${String(record.category)} file is not DICOM: left out of the anonymized output` };
     } else if (typeof record.error === "string" && isDirectory(record.path)) {
       // A folder that could not be listed. A file that could not be read is read below, so that
       // it is named the way every unreadable DICOM file is.
@@ -195,7 +213,10 @@ function rootOf(path: string, roots: { given: string; path: string }[]): string 
 }
 
 /** Reports one file's result, writes its ledger row, and returns the record to yield (none when nothing was written). */
-async function outcome(path: string, result: AnonymizeFileResult, report: StageReport, options: AnonymizeRecordsOptions): Promise<FileRecord | undefined> {
+async function outcome(
+  path: string, result: AnonymizeFileResult, report: StageReport, options: AnonymizeRecordsOptions,
+  run: { ctx: AnonymizeContext; written: Map<string, Written> },
+): Promise<FileRecord | undefined> {
   const name = itemName(path);
   if (result.ok) {
     const r = result.record;
@@ -204,7 +225,24 @@ async function outcome(path: string, result: AnonymizeFileResult, report: StageR
     // Without the UIDs: they are the identifiers this stage replaces.
     if (result.metaDisagreed) report.message("warn", `${name}: its meta header names another SOP class or instance than its data set; the copy's meta header follows the data set`, path);
     await options.ledger?.queue(ledgerEntry(path, "done", { dest: r.path, bytes: r.bytes, sha256: r.sha256, patientId: r.patientId, planKey }));
+    if (typeof r.sopInstanceUid === "string" && !run.written.has(r.sopInstanceUid)) run.written.set(r.sopInstanceUid, { source: path, record: r });
     return r;
+  }
+  if (result.reason === "unreadable" && scanFile(path).notDicom) {
+    // Not DICOM at all by its bytes (a record that did not say what the file is: a path given).
+    const reason = "not a DICOM file: left out of the anonymized output";
+    report.skipped(name, "not-dicom", reason);
+    await options.ledger?.queue(ledgerEntry(path, "skipped", { error: reason }));
+    return undefined;
+  }
+  const same = result.reason === "write" ? sameObjectWritten(path, run) : undefined;
+  if (same) {
+    const r = same.record;
+    const planKey = typeof r.planUid === "string" ? r.planUid : undefined;
+    report.skipped(name, "identical", `the same object as "${same.source}" (byte for byte), written once as "${r.path}"`, { patientId: r.patientId, planKey });
+    // Its anonymized output is in place: a rerun with this ledger finds it done.
+    await options.ledger?.queue(ledgerEntry(path, "done", { dest: r.path, bytes: r.bytes, sha256: r.sha256, patientId: r.patientId, planKey }));
+    return undefined;
   }
   if (result.reason === "skipped") {
     const prefix = `Skipped ${name}: `;
@@ -216,6 +254,25 @@ async function outcome(path: string, result: AnonymizeFileResult, report: StageR
   report.failed(name, result.message);
   await options.ledger?.queue(ledgerEntry(path, "failed", { error: result.message }));
   return undefined;
+}
+
+/**
+ * The output this run already wrote for the object in `path`, when `path` is a byte-identical
+ * copy of that output's input (the same SOP instance, shared by two exported plans); undefined
+ * for anything else (another object under the same UID stays a failure).
+ */
+function sameObjectWritten(path: string, run: { ctx: AnonymizeContext; written: Map<string, Written> }): Written | undefined {
+  try {
+    const file = readDicomFile(path);
+    const sop = file.dataset.string(0x00080018) ?? file.meta.string(0x00020003);
+    if (!sop) return undefined;
+    const earlier = run.written.get(run.ctx.options.retainUids ? sop : run.ctx.uid(sop));
+    if (!earlier || resolve(earlier.source) === resolve(path)) return undefined;
+    if (statSync(earlier.source).size !== file.size) return undefined;
+    return sha256File(earlier.source) === sha256File(path) ? earlier : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function ledgerEntry(path: string, status: LedgerEntry["status"], fields: Partial<LedgerEntry>): LedgerEntry {

@@ -10,6 +10,7 @@ import { basename, isAbsolute, join, normalize, resolve } from "node:path";
 import { writeFileAtomic } from "../anonymize/files.ts";
 import { metaHeaderWarning } from "../dicom/file_record.ts";
 import { type DicomFile, parseDicom } from "../dicom/reader.ts";
+import { scanFile } from "../fs/scan.ts";
 import { type FileRecord, isDicomFileRecord, isFileRecord, type RtRecord } from "../records/types.ts";
 import { StageReport, type StageOptions, untilAborted } from "../stage/stage.ts";
 import { transcodeFile } from "./decode.ts";
@@ -83,6 +84,12 @@ export async function* transcodeFiles(input: AsyncIterable<RtRecord> | Iterable<
       }
       const outcome = await transcodeOne(record, options, written);
       if (!outcome.ok) {
+        // A file whose bytes are not DICOM at all (a path given): the one policy, a counted skip.
+        if (scanFile(record.path).notDicom) {
+          report.skipped(item, "not-dicom", "not a DICOM file", fields);
+          yield record;
+          continue;
+        }
         report.failed(item, outcome.reason, fields);
         continue;
       }

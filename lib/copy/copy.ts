@@ -29,6 +29,11 @@ export interface CopyOptions {
   keepMtime?: boolean;
   /** Read the copy back and compare its hash before it is put in place (default true). */
   verify?: boolean;
+  /**
+   * Abandons the copy when aborted: its temporary file is removed and nothing appears at the
+   * destination; the promise rejects with the signal's reason. A copy already linked into place stays.
+   */
+  signal?: AbortSignal;
 }
 
 const CHUNK = 1 << 20;
@@ -186,11 +191,13 @@ const EXCL = fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL;
 async function createTemp(dest: string): Promise<{ fh: FileHandle; tmp: string }> {
   for (let attempt = 0;; attempt++) {
     const tmp = tempNameFor(dest);
+    // Tracked before it exists: a process that exits while the open is in flight still removes it.
+    trackTemp(tmp);
     try {
       const fh = await open(tmp, EXCL, 0o644);
-      trackTemp(tmp);
       return { fh, tmp };
     } catch (e) {
+      untrackTemp(tmp);
       const code = (e as NodeJS.ErrnoException).code;
       if (attempt >= 4) throw e;
       if (code === "ENOENT") {
@@ -222,13 +229,14 @@ export async function hashFile(path: string): Promise<{ sha256: string; bytes: n
   }
 }
 
-async function hashHandle(fh: FileHandle): Promise<{ sha256: string; bytes: number }> {
+async function hashHandle(fh: FileHandle, signal?: AbortSignal): Promise<{ sha256: string; bytes: number }> {
   const h = createHash("sha256");
   const buf = takeBuffer();
   try {
     let bytes = 0;
     let pos = 0;
     for (;;) {
+      signal?.throwIfAborted();
       const { bytesRead } = await fh.read(buf, 0, CHUNK, pos);
       if (bytesRead === 0) break;
       h.update(buf.subarray(0, bytesRead));
@@ -247,9 +255,9 @@ async function hashHandle(fh: FileHandle): Promise<{ sha256: string; bytes: numb
  * hashed again and compared with the hash taken while copying. (Comparing it with a second read
  * of the source would save the hash, but reads a vault on a file server twice.)
  */
-async function sameContent(copy: FileHandle, written: Buffer | undefined, bytes: number, sha256: string): Promise<boolean> {
+async function sameContent(copy: FileHandle, written: Buffer | undefined, bytes: number, sha256: string, signal?: AbortSignal): Promise<boolean> {
   if (!written) {
-    const check = await hashHandle(copy);
+    const check = await hashHandle(copy, signal);
     return check.bytes === bytes && check.sha256 === sha256;
   }
   const a = takeBuffer();
@@ -324,6 +332,7 @@ async function copyLargeFile(
     let bytes = 0;
     let chunks = 0;
     for (;;) {
+      opts.signal?.throwIfAborted();
       const bytesRead = await readFull(src, buf, bytes);
       if (bytesRead === 0) break;
       chunks++;
@@ -340,13 +349,15 @@ async function copyLargeFile(
     if (opts.expectedSha256 && opts.expectedSha256.toLowerCase() !== sha256) {
       throw new Error(`Cannot copy "${source}": its sha256 ${sha256} differs from the expected ${opts.expectedSha256}`);
     }
+    opts.signal?.throwIfAborted();
     await out.sync();
-    if (verify && !(await sameContent(out, chunks <= 1 ? buf : undefined, bytes, sha256))) {
+    if (verify && !(await sameContent(out, chunks <= 1 ? buf : undefined, bytes, sha256, opts.signal))) {
       throw new Error(`Cannot copy "${source}": the copy read back differs from the source (disk or file system fault)`);
     }
     await out.close();
     out = undefined;
     if (opts.keepMtime ?? true) await utimes(tmp, srcStat.atime, srcStat.mtime);
+    opts.signal?.throwIfAborted();
     return await linkIntoPlace(tmp, dest, source, bytes, sha256);
   } finally {
     giveBuffer(buf);
@@ -413,12 +424,15 @@ async function copySmallFile(
     }
     // Creating a file is a journaled metadata change: it stays on the thread pool, in parallel.
     for (let attempt = 0; out === undefined; attempt++) {
+      opts.signal?.throwIfAborted();
       const name = tempNameFor(dest);
+      // Tracked before it exists: a process that exits while the open is in flight still removes it.
+      trackTemp(name);
       try {
         out = await openFd(name, EXCL);
         tmp = name;
-        trackTemp(name);
       } catch (e) {
+        untrackTemp(name);
         const code = (e as NodeJS.ErrnoException).code;
         if (attempt >= 4 || (code !== "ENOENT" && code !== "EEXIST")) throw e;
         if (code === "ENOENT") {
@@ -428,6 +442,7 @@ async function copySmallFile(
       }
     }
     for (let w = 0; w < bytes;) w += writeSync(out, buf, w, bytes - w, w);
+    opts.signal?.throwIfAborted();
     await fsyncFd(out);
     if (back) {
       const n = readAllSync(out, back);
@@ -438,6 +453,7 @@ async function copySmallFile(
     if (opts.keepMtime ?? true) futimesSync(out, srcStat.atime, srcStat.mtime);
     closeSync(out);
     out = undefined;
+    opts.signal?.throwIfAborted();
     return await linkIntoPlace(tmp!, dest, source, bytes, sha256);
   } finally {
     giveBuffer(buf);
@@ -474,7 +490,7 @@ export async function placeStagedFile(source: string, dest: string, opts: CopyOp
   let sha256: string;
   let bytes: number;
   try {
-    ({ sha256, bytes } = await hashHandle(fh));
+    ({ sha256, bytes } = await hashHandle(fh, opts.signal));
     if (opts.expectedSha256 && opts.expectedSha256.toLowerCase() !== sha256) {
       throw new Error(`Cannot copy "${source}": its sha256 ${sha256} differs from the expected ${opts.expectedSha256}`);
     }
@@ -482,6 +498,7 @@ export async function placeStagedFile(source: string, dest: string, opts: CopyOp
   } finally {
     await fh.close();
   }
+  opts.signal?.throwIfAborted();
   try {
     await link(source, dest);
   } catch (e) {

@@ -1,8 +1,8 @@
 import { stat, unlink } from "node:fs/promises";
 import { relative, resolve, sep } from "node:path";
-import { type DicomHeader, type Layout, LAYOUTS, readHeader, recordPath } from "../layout/record_path.ts";
+import { type DicomHeader, inspectHeader, type Layout, LAYOUTS, recordPath } from "../layout/record_path.ts";
 import type { FileRecord, RtRecord } from "../records/types.ts";
-import { type StageOptions, StageReport, untilAborted } from "../stage/stage.ts";
+import { type StageOptions, StageReport, untilAborted, withTotal } from "../stage/stage.ts";
 import { mapOrdered } from "../util/pool.ts";
 import { copyFileVerified } from "./copy.ts";
 
@@ -59,9 +59,16 @@ export async function* copyFiles(input: AsyncIterable<RtRecord>, opts: CopyFiles
     // What earlier runs finished, read once (up to 200,000 keys, ~30 MB): only those items need a
     // look-up in the ledger. A larger ledger is asked item by item.
     const doneBefore = await opts.ledger?.keysIfAtMost("file", "done", 200_000);
-    const results = mapOrdered(untilAborted(input, opts.signal), opts.parallel ?? 4, (rec) => copyOne(rec, to, layout, doneBefore, opts));
+    // Records are small: read ahead, they tell the total (for the progress line's ETA) as soon as the input ends.
+    let total = 0;
+    const counted = withTotal(untilAborted(input, opts.signal), (r) => {
+      if (r.type === "file") total++;
+    }, () => report.progress({ items: total }));
+    const results = mapOrdered(untilAborted(counted, opts.signal), opts.parallel ?? 4, (rec) => copyOne(rec, to, layout, doneBefore, opts));
     for await (const r of results) {
       const c = r.copy as { status: string; error?: string; from?: string } | undefined;
+      // Abandoned when the run was stopped: not done, not failed, nothing at the destination.
+      if (c?.status === "interrupted") continue;
       if (r.type === "file" && c) {
         const item = `file "${c.from ?? r.path}"`;
         const fields = { bytes: Number(r.bytes ?? 0), patientId: typeof r.patientId === "string" ? r.patientId : undefined };
@@ -85,10 +92,18 @@ async function copyOne(rec: RtRecord, to: string, layout: CopyLayout, doneBefore
   // A record that does not say what its file is learns it here, so a DICOM file comes out with the
   // same category and fields as on every other route; the seed layout needs the header anyway.
   const hasDest = typeof rec.dest === "string";
-  const header = rec.category === undefined || (!hasDest && layout === "seed") ? readHeader(src) ?? null : undefined;
-  const f = header ? describe(rec as FileRecord, header) : rec as FileRecord;
-  rec = f;
-  const dest = hasDest ? String(f.dest) : recordPath(f, layout, header);
+  let header: DicomHeader | null | undefined;
+  let dest: string;
+  const f0 = rec;
+  try {
+    // A damaged DICOM file (DICM, then truncated) fails here: it is never filed as "not DICOM".
+    header = rec.category === undefined || (!hasDest && layout === "seed") ? inspectHeader(src) : undefined;
+    rec = header ? describe(rec as FileRecord, header) : rec as FileRecord;
+    dest = hasDest ? String(rec.dest) : recordPath(rec as FileRecord, layout, header);
+  } catch (e) {
+    return { ...f0, copy: { status: "failed", from: src, error: (e as Error).message } };
+  }
+  const f = rec as FileRecord;
   const target = resolve(to, dest);
   if (target !== to && !target.startsWith(to + sep)) {
     return { ...rec, copy: { status: "failed", error: `destination "${dest}" leaves the target folder` } };
@@ -106,7 +121,7 @@ async function copyOne(rec: RtRecord, to: string, layout: CopyLayout, doneBefore
         return { ...rest, path: target, bytes: s.size, ledgerSha256: known.sha256, copy: { status: "done-before", from: src } };
       }
     }
-    const o = await copyFileVerified(src, target, { expectedSha256: typeof f.sha256 === "string" ? f.sha256 : undefined, verify: opts.verify });
+    const o = await copyFileVerified(src, target, { expectedSha256: typeof f.sha256 === "string" ? f.sha256 : undefined, verify: opts.verify, signal: opts.signal });
     if (o.status === "conflict") {
       const error = `a different file is already at "${target}" (sha256 ${o.existingSha256}); not overwritten`;
       await opts.ledger?.queue({ kind: "file", key, status: "failed", source: src, dest: key, error });
@@ -117,6 +132,8 @@ async function copyOne(rec: RtRecord, to: string, layout: CopyLayout, doneBefore
     const { staged: _staged, ...rest } = rec;
     return { ...rest, path: target, bytes: o.bytes, sha256: o.sha256, copy: { status: o.status, from: src } };
   } catch (e) {
+    // Stopped (Ctrl-C, a reader that went away): the copy was abandoned, its temporary file removed.
+    if (opts.signal?.aborted) return { ...rec, copy: { status: "interrupted", from: src } };
     const error = (e as NodeJS.ErrnoException).code === "ENOENT" ? `Cannot copy "${src}": no such file` : (e as Error).message;
     await opts.ledger?.queue({ kind: "file", key, status: "failed", source: src, dest: key, error }).catch(() => {});
     return { ...rec, copy: { status: "failed", from: src, error } };

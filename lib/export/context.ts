@@ -73,6 +73,8 @@ export interface Tally {
   files: number;
   bytes: number;
   failed: number;
+  /** Set when the run was stopped before every file was done (Ctrl-C, a reader that went away). */
+  interrupted?: boolean;
 }
 
 /** The state of one run of the export stage. */
@@ -128,6 +130,7 @@ export function openContext(opts: ExportPlanOptions): ExportContext {
         keepStaged: !opts.out,
         retry: r.retry,
         onMessage: (level, text) => report.message(level, text),
+        signal: opts.signal,
       }));
     }
     ctx.peer = ctx.peers[0];
@@ -150,8 +153,11 @@ export async function closeContext(ctx: ExportContext): Promise<void> {
   }
 }
 
-/** Reports a failed item (counted, and on the event sink). */
+/** Reports a failed item (counted, and on the event sink), unless the run was stopped. */
 export function problem(ctx: ExportContext, item: string, reason: string, patientId?: string): void {
+  // Once the run is stopped (Ctrl-C, SIGTERM), what fails is work abandoned in flight (an aborted
+  // association, a copy cut short): not a failure of the item, which the rerun does.
+  if (ctx.opts.signal?.aborted) return;
   ctx.report.failed(item, reason, { patientId });
 }
 

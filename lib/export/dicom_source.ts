@@ -13,6 +13,11 @@ import type { RetryPolicy } from "../net/retry.ts";
 import { openResilientSession } from "../retrieve/resilient.ts";
 import { openRetrieveSession, type RetrieveSession } from "../retrieve/session.ts";
 import type { FolderFile } from "../sources/folder.ts";
+import { FatalStageError } from "../stage/stage.ts";
+import { DicomNetError, type NetErrorCode } from "../net/errors.ts";
+
+/** Failures that mean the peer was never reached or refused us (as opposed to a request it failed). */
+const NOT_REACHED = new Set<NetErrorCode>(["REFUSED", "UNREACHABLE", "REJECTED", "TLS", "TIMEOUT"]);
 
 /** Port of the in-process C-MOVE receiver when none is given. */
 export const DEFAULT_MOVE_PORT = 11113;
@@ -74,12 +79,17 @@ export function dicomPlanSource(
     retry?: RetryPolicy;
     /** Retries and fallbacks, in words. */
     onMessage?: (level: "info" | "warn", text: string) => void;
+    /** Ctrl-C, SIGTERM: the association is aborted at once, so a fetch in flight fails and the export stops. */
+    signal?: AbortSignal;
   },
 ): DicomPlanSource {
   let session: RetrieveSession | undefined;
+  opts.signal?.addEventListener("abort", () => session?.abort(), { once: true });
   let store: ArrivalStore | undefined;
   let handoffs = 0;
+  let answered = false;
   async function open(): Promise<{ session: RetrieveSession; store: ArrivalStore }> {
+    if (opts.signal?.aborted) throw new Error("Interrupted");
     store ??= new ArrivalStore(opts.keepStaged ? join(opts.stagingDir, `incoming-${hostTag()}-${process.pid}`) : opts.stagingDir);
     const arrivals = store;
     // Retried and asked for in parts as `retrieve` does; the export paces per file itself.
@@ -90,6 +100,20 @@ export function dicomPlanSource(
         timeouts: peerTimeouts(peer),
       }, arrivals), arrivals, { retry: opts.retry ?? { retries: 0, maxWaitMs: 0 }, onMessage: opts.onMessage });
     return { session, store };
+  }
+  /**
+   * Runs one request. The peer unreachable or refusing before it ever answered: every plan would
+   * fail the same way, so the export stops with this one message ({@link FatalStageError}).
+   */
+  async function guarded<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      const result = await work();
+      answered = true;
+      return result;
+    } catch (e) {
+      if (!answered && (!(e instanceof DicomNetError) || NOT_REACHED.has(e.code))) throw new FatalStageError((e as Error).message, { cause: e });
+      throw e;
+    }
   }
   function handOver(objects: { object: ArrivedObject }[]): FolderFile[] {
     const files: FolderFile[] = [];
@@ -107,7 +131,7 @@ export function dicomPlanSource(
     return files;
   }
   return {
-    async fetchPatientSeries(patientId) {
+    fetchPatientSeries: (patientId) => guarded(async () => {
       const { session, store } = await open();
       // The plans' own RT objects come with each plan; every other series (images, registrations, …) here.
       const result = await retrievePatient(session.transport, store, patientId, { include: (s) => !PLAN_OBJECT_MODALITIES.has(s.modality) });
@@ -116,8 +140,8 @@ export function dicomPlanSource(
       missing.push(...otherPatient(result.otherPatient));
       const kept = result.objects.map((o) => o.object.sopInstanceUid);
       return { files, missing, done: () => kept.forEach((uid) => store.discard(uid)) };
-    },
-    async fetch(plan, fetchOpts = {}) {
+    }),
+    fetch: (plan, fetchOpts = {}) => guarded(async () => {
       const { session, store } = await open();
       const label = String(plan.label ?? "");
       const result = await retrievePlans(session.transport, store, {
@@ -139,7 +163,7 @@ export function dicomPlanSource(
       // Staged copies go once the export has put them in the tree; a later plan fetches again what it shares.
       // The store's copies go once the export has them (in the tree, or handed on).
       return { files, missing, done: () => kept.forEach((uid) => store.discard(uid)) };
-    },
+    }),
     async release() {
       const s = session;
       session = undefined;

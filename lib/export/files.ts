@@ -13,6 +13,7 @@ import { type DicomHeader, headerOf } from "../layout/record_path.ts";
 import { isDicomCategory, isTreeCategory, treePlace } from "../layout/tree.ts";
 import type { FileRecord, PlanRecord } from "../records/types.ts";
 import type { FolderFile } from "../sources/folder.ts";
+import { untilAborted } from "../stage/stage.ts";
 import { mapOrdered } from "../util/pool.ts";
 import { type ExportContext, fileDone, type PatientState, planKeyOf, problem, type Tally, uniqueDest } from "./context.ts";
 
@@ -77,14 +78,21 @@ export async function* exportRows(
     const job = planJob(ctx, row, vault, st, planDir, tally);
     if (job) jobs.push(job);
   }
-  const results = mapOrdered(jobs, ctx.opts.parallel ?? 4, async (job) => {
+  const signal = ctx.opts.signal;
+  const results = mapOrdered(untilAborted(jobs, signal), ctx.opts.parallel ?? 4, async (job) => {
     try {
       return { job, rec: await exportOne(ctx, job, plan) };
     } catch (e) {
+      // Stopped (Ctrl-C, a reader that went away): abandoned, its temporary file removed; a rerun does it.
+      if (signal?.aborted) return { job, interrupted: true };
       return { job, error: (e as Error).message };
     }
   });
   for await (const r of results) {
+    if ("interrupted" in r) {
+      tally.interrupted = true;
+      continue;
+    }
     if ("error" in r && r.error !== undefined) {
       tally.failed++;
       problem(ctx, `file "${r.job.src}"`, r.error, r.job.row.patientId);
@@ -208,7 +216,7 @@ async function exportOne(ctx: ExportContext, job: Job, plan: PlanRecord | undefi
     `modified ${new Date(known!.source_mtime_ms!).toISOString()})`;
   let outcome;
   try {
-    outcome = await place(src, target, { expectedSha256: row.sha256 ?? undefined });
+    outcome = await place(src, target, { expectedSha256: row.sha256 ?? undefined, signal: ctx.opts.signal });
   } catch (e) {
     throw sourceChanged ? new Error(`${changed()}: ${(e as Error).message}`) : e;
   }

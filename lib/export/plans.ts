@@ -6,6 +6,7 @@
 import type { Catalog } from "../catalog/catalog.ts";
 import { isDicomCategory } from "../layout/tree.ts";
 import type { FileRecord, PatientRecord, PlanRecord, RtRecord } from "../records/types.ts";
+import { FatalStageError } from "../stage/stage.ts";
 import { folderPatientFiles, folderPlanFiles, listFolder } from "../sources/folder.ts";
 import {
   catalogFor, type ExportContext, fileDone, folderOf, isDicomSource, type PatientState, patientState, planFolder, planKeyOf,
@@ -124,6 +125,7 @@ export async function* exportPlan(ctx: ExportContext, plan: PlanRecord): AsyncGe
         // Image series come with the patient (every series, referenced or not), not again per plan.
         staged = await ctx.peer.fetch(plan, { images: false });
       } catch (e) {
+        if (e instanceof FatalStageError) throw e;
         problem(ctx, planName, `cannot retrieve its DICOM: ${(e as Error).message}`, plan.patientId);
         tally.failed++;
       }
@@ -135,6 +137,8 @@ export async function* exportPlan(ctx: ExportContext, plan: PlanRecord): AsyncGe
     }
   }
   yield* exportRetrieved(ctx, rows, catalog, st, dir, plan, tally, { staged, group, patientId: plan.patientId });
+  // Stopped before the plan was done: nothing says it is; a rerun exports what is missing.
+  if (tally.interrupted || opts.signal?.aborted) return;
   const status = tally.failed ? "partial" : "done";
   await opts.ledger?.record({ kind: "plan", key: planKey, status: tally.failed ? "failed" : "done", patientId: plan.patientId, bytes: tally.bytes, error: tally.failed ? `${tally.failed} file(s) failed` : undefined });
   yield { ...plan, export: { status, files: tally.files, bytes: tally.bytes, failed: tally.failed, folder: `${st.folder}/${dir}`, ...(authorizedBy ? { authorizedBy } : {}) } };
@@ -154,7 +158,7 @@ async function* exportRetrieved(
   } finally {
     retrieval.staged?.done();
   }
-  if (retrieval.staged && tally.failed === failedBefore && ctx.opts.out) {
+  if (retrieval.staged && tally.failed === failedBefore && !tally.interrupted && !ctx.opts.signal?.aborted && ctx.opts.out) {
     await ctx.opts.ledger?.record({ kind: "retrieval", key: retrieval.group, status: "done", patientId: retrieval.patientId });
   }
 }
@@ -183,6 +187,7 @@ async function* exportPatientLevel(ctx: ExportContext, rec: PatientRecord | Plan
         staged = await ctx.peer.fetchPatientSeries(rec.patientId);
         rows = [...fromFolder(staged.files, rec.patientId, { staged: true, group }), ...rows];
       } catch (e) {
+        if (e instanceof FatalStageError) throw e;
         problem(ctx, `patient ${rec.patientId}`, `cannot retrieve its image series: ${(e as Error).message}`, rec.patientId);
         tally.failed++;
       }

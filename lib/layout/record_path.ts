@@ -2,11 +2,13 @@
  * Where a `file` record that carries no `dest` goes, in each layout `copy-files` offers: `seed`
  * (the export tree, through the same `treePlace` export-plan uses), `series` (the retrieve
  * layout) and `flat`. A file that is not DICOM is never filed as if it were: it goes to
- * `Not_DICOM/<name>` in the seed and series layouts.
+ * `Not_DICOM/<name>` in the seed and series layouts. A damaged DICOM file is not placed at all
+ * (its identity cannot be trusted): {@linkcode recordPath} throws, naming it.
  */
 import { basename, posix } from "node:path";
 import { dicomRecordFields, type DicomRecordFields } from "../dicom/file_record.ts";
 import { type DicomFile, readDicomFile } from "../dicom/reader.ts";
+import { isNotDicom } from "../fs/scan.ts";
 import { objectKind } from "../dicom/rt.ts";
 import type { FileRecord } from "../records/types.ts";
 import { patientFolderName, personNameParts, sanitizeName } from "./sanitize.ts";
@@ -47,12 +49,25 @@ export function headerOf(file: DicomFile): DicomHeader {
  * ~14 µs per file, a tenth of a small file's copy).
  */
 export function readHeader(path: string): DicomHeader | undefined {
+  return inspectHeader(path, { damaged: "undefined" }) ?? undefined;
+}
+
+/**
+ * Reads the header of a file: `null` when the file is not DICOM at all (a PDF, a PNG, XML); a
+ * DICOM file that is damaged (`DICM`, then truncated) throws one line naming it, so it is never
+ * filed as a file that is not DICOM.
+ */
+export function inspectHeader(path: string, opts: { damaged?: "throw" | "undefined" } = {}): DicomHeader | null | undefined {
   const stackTraceLimit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {
     return headerOf(readDicomFile(path));
-  } catch {
-    return undefined;
+  } catch (e) {
+    if (isNotDicom(e) || (e as { code?: string }).code === "EISDIR") return null;
+    if (opts.damaged === "undefined") return undefined;
+    const err = e as { code?: string; message?: string };
+    const reason = err.code === "ENOENT" ? "no such file" : err.code === "EACCES" || err.code === "EPERM" ? "permission denied" : String(err.message ?? e).split("\n")[0];
+    throw new Error(`Cannot read DICOM file "${path}": ${reason}`);
   } finally {
     Error.stackTraceLimit = stackTraceLimit;
   }
@@ -75,7 +90,7 @@ export function recordPath(rec: FileRecord, layout: Layout, header?: DicomHeader
   if (layout === "series" && header === undefined && rec.patientId && rec.studyUid && rec.seriesUid && rec.sopInstanceUid) {
     return seriesPath(rec, name);
   }
-  const h = header === undefined ? readHeader(rec.path) : header;
+  const h = header === undefined ? inspectHeader(rec.path) : header;
   if (!h) return posix.join(NOT_DICOM_FOLDER, name);
   const f = h.fields;
   const ids = {

@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import { randomUUID } from "node:crypto";
 import process from "node:process";
 import { type Kysely, type RawBuilder, sql } from "kysely";
-import { connectDatabase, type SqlConnection, type SqlDialectName } from "../sql/connect.ts";
+import { connectDatabase, DatabaseConnectError, DIALECT_NAMES, type SqlConnection, type SqlDialectName } from "../sql/connect.ts";
 import { dbNowMs, writeTransaction } from "./_dialect.ts";
 import { appendJournal, defaultJournalDirs, type JournalLine, ledgerIdentity, readJournals } from "./journal.ts";
 import { ledgerTables, migrateLedger } from "./migrations.ts";
@@ -136,7 +136,13 @@ export class Ledger {
       const path = url.slice(7);
       if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
     }
-    const conn = await connectDatabase<LedgerSchema>(url, { poolSize: opts.poolSize });
+    let conn: SqlConnection<LedgerSchema>;
+    try {
+      conn = await connectDatabase<LedgerSchema>(url, { poolSize: opts.poolSize });
+    } catch (e) {
+      if (e instanceof DatabaseConnectError) throw new Error(`Cannot open ledger "${e.display}" (${DIALECT_NAMES[e.dialect]}): ${e.reason}`, { cause: e });
+      throw e;
+    }
     const ledger = new Ledger(conn, url, opts);
     try {
       await migrateLedger(ledger.db, ledger.dialect);

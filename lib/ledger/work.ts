@@ -6,6 +6,7 @@
  * belong to no item pass through at once.
  */
 import type { RtRecord } from "../records/types.ts";
+import { FatalStageError } from "../stage/stage.ts";
 import { type ClaimedItem, type ItemOutcome, type SeedItem, WorkQueue } from "./claims.ts";
 import type { Ledger } from "./ledger.ts";
 
@@ -135,6 +136,11 @@ export async function* runClaimed(input: AsyncIterable<RtRecord>, spec: ClaimedW
           }
         }
       } catch (e) {
+        // Nothing can be done at all (the peer unreachable): the item goes back, the run ends with this error.
+        if (e instanceof FatalStageError) {
+          channel.close();
+          throw e;
+        }
         finished = true;
         await queue.complete(item, { ...spec.outcome(item), status: "failed", error: (e as Error).message }).catch(() => {});
         say("warn", `Cannot finish ${item.kind} ${item.patientId ?? item.key}: ${(e as Error).message}`);

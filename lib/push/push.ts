@@ -25,7 +25,7 @@ import type { Checker, Reference, Violation } from "../check/rules.ts";
 import type { Profile } from "../check/profile.ts";
 import type { LedgerEntry } from "../ledger/ledger.ts";
 import { type Pacer, pauseText } from "../stage/pace.ts";
-import { type StageOptions, StageReport, untilAborted } from "../stage/stage.ts";
+import { FatalStageError, type StageOptions, StageReport, untilAborted } from "../stage/stage.ts";
 import { rewriteMachines } from "./machines.ts";
 import { DependencyScheduler, type SchedItem } from "./schedule.ts";
 import { fsReason } from "../fs/errors.ts";
@@ -74,6 +74,11 @@ export interface PushOptions extends StageOptions {
   pace?: Pacer;
   /** Objects that could go now read ahead of the sending (default 256); those waiting for other objects do not count. */
   readAhead?: number;
+  /**
+   * How many file records the input holds, when the caller knows (`push DIR` walks the names
+   * first): the progress total from the start. Otherwise the total is known when the input ends.
+   */
+  total?: number;
 }
 
 /** A `commitment` record: what the peer answered about one object pushed (Storage Commitment). */
@@ -296,7 +301,18 @@ export async function* pushRecords(input: AsyncIterable<RtRecord> | Iterable<RtR
     const committed = ledger && opts.commit ? await ledger.keys("commit", "done") : new Set<string>();
     let committedCount = 0;
     let commitAsked = 0;
-    for await (const r of pushObjects(untilAborted(input, opts.signal), opts, alreadyStored, committed, report)) {
+    // The progress total (every file record gets an outcome): given, or counted as the input is
+    // read (the engine reads only its read-ahead beyond what it sent: known when the input ends).
+    if (opts.total !== undefined) report.progress({ items: opts.total });
+    let total = 0;
+    const counted = async function* () {
+      for await (const r of untilAborted(input, opts.signal)) {
+        if (r.type === "file") total++;
+        yield r;
+      }
+      if (opts.total === undefined && !opts.signal?.aborted) report.progress({ items: total });
+    };
+    for await (const r of pushObjects(counted(), opts, alreadyStored, committed, report)) {
       if (r.type === "commitment") {
         const c = r as CommitmentRecord;
         commitAsked++;
@@ -314,6 +330,10 @@ export async function* pushRecords(input: AsyncIterable<RtRecord> | Iterable<RtR
         continue;
       }
       const p = r.push as PushOutcome | undefined;
+      if (r.type === "file" && !p && !isDicomFileRecord(r)) {
+        // A document, plan file or log from export-plan: not for a DICOM peer; counted, passed on.
+        report.skipped(`"${r.path}"`, "not-dicom", `a ${String(r.category)} file is not DICOM`, { patientId: typeof r.patientId === "string" ? r.patientId : undefined });
+      }
       if (r.type === "file" && p) {
         const item = `"${r.path}"`;
         const fields = {
@@ -381,6 +401,16 @@ interface Run {
   peerDown?: string;
   /** Set when the consumer stopped reading: what is left is not sent. */
   stopped: boolean;
+  /** Set once an association was established: from then on a connect failure fails objects, not the run. */
+  everConnected?: boolean;
+  /** Set when the first association could not be made at all (after its retries): the run ends with it. */
+  fatal?: FatalStageError;
+  /**
+   * Until a first association is made, a failure to connect is the peer's, not an object's: it is
+   * retried for the run (one line per try), no object is tried before this time.
+   */
+  connectTries: number;
+  connectNotBefore: number;
 }
 
 /** An object to ask the peer to commit. */
@@ -438,6 +468,8 @@ async function* pushObjects(
     committed,
     connected: 0,
     stopped: false,
+    connectTries: 0,
+    connectNotBefore: 0,
   };
   let committer: { commit(items: readonly { sopClassUid: string; sopInstanceUid: string }[]): Promise<{ sopInstanceUid: string; committed: boolean; reason?: string }[]>; close(): Promise<void> } | undefined;
   try {
@@ -475,10 +507,11 @@ async function* pushObjects(
   })();
   const n = Math.max(1, opts.parallel ?? 1);
   const all = Promise.all([reader, ...Array.from({ length: n }, () => worker(run))]).then(async () => {
-    // Items a worker handed back when no other worker was left to take them, or left by a stop.
+    // Items a worker handed back when no other worker was left to take them. A stop (Ctrl-C, a
+    // reader gone, a peer never reached) leaves the rest unsent, not failed: the rerun sends them.
     for (const it of run.sched.drain()) {
-      const why = run.stopped || opts.signal?.aborted ? "not sent: interrupted" : "not sent: the peer accepted no further association";
-      run.results.push(withPush(it.record, { status: "failed", peer, error: why }));
+      if (run.stopped || opts.signal?.aborted || run.fatal) continue;
+      run.results.push(withPush(it.record, { status: "failed", peer, error: "not sent: the peer accepted no further association" }));
     }
     await run.commits?.done();
   }).catch((e) => run.results.fail(e)).finally(async () => {
@@ -488,6 +521,7 @@ async function* pushObjects(
   });
   try {
     yield* run.results.drain();
+    if (run.fatal) throw run.fatal;
   } finally {
     // A consumer that stops reading stops the sending: objects in flight finish (their
     // associations are released, the status file gets their lines), the rest stay unsent.
@@ -649,6 +683,20 @@ function retry(run: Run, it: Item, failure: { transient: boolean; why: string },
   return true;
 }
 
+/** Waits `ms`, or less when `signal` aborts. */
+function sleepUnless(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, Math.max(0, ms));
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
 /** The data set to send: the file as it is, or (plans and records, with machine names to rewrite) re-encoded with the new names. */
 function prepare(run: Run, it: Item): { source: StoreSource; machines?: string[] } {
   const sop = it.source.sopClassUid;
@@ -716,7 +764,8 @@ async function worker(run: Run): Promise<void> {
       const it = await run.sched.next();
       if (!it) break;
       if (run.opts.signal?.aborted || run.stopped) {
-        finish(run, it, { status: "failed", peer, error: "not sent: interrupted" });
+        // Stopped (Ctrl-C, a reader gone): what is left is not sent and not a failure; the rerun sends it.
+        run.sched.finish(it);
         continue;
       }
       if (run.peerDown !== undefined) {
@@ -745,7 +794,7 @@ async function worker(run: Run): Promise<void> {
           onResume: () => run.report.progress(undefined, ""),
         });
         if (run.opts.signal?.aborted || run.stopped) {
-          finish(run, it, { status: "failed", peer, error: "not sent: interrupted" });
+          run.sched.finish(it);
           continue;
         }
       }
@@ -760,16 +809,42 @@ async function worker(run: Run): Promise<void> {
       if (!assoc?.established) {
         uncount(); // ended by the peer since the last object
         const proposal = run.book.contexts(it.combo);
+        if (!run.everConnected && run.connectNotBefore > Date.now()) {
+          await sleepUnless(run.connectNotBefore - Date.now(), run.opts.signal);
+          if (run.opts.signal?.aborted || run.stopped || run.fatal) {
+            run.sched.finish(it);
+            continue;
+          }
+        }
         try {
           assoc = await connect(connectOptions(run.opts.peer, proposal.contexts));
           covers = proposal.covers;
           run.connected++;
+          run.everConnected = true;
           counted = true;
         } catch (e) {
           assoc = undefined;
           if (run.connected > 0) {
             // Others are connected (the peer takes fewer associations than --parallel): leave it to them.
             run.sched.retryLater(it, 0);
+            return;
+          }
+          if (!run.everConnected) {
+            // The peer has not answered yet: retried for the run, not per object (one line per try).
+            const c = classifyError(e);
+            if (c.transient && run.connectTries < run.retry.retries && !run.stopped && !run.opts.signal?.aborted) {
+              run.connectTries++;
+              const delayMs = backoffDelay(run.connectTries, run.retry);
+              run.connectNotBefore = Math.max(run.connectNotBefore, Date.now() + delayMs);
+              run.report.message("warn", `${errorText(e)}; nothing sent yet, ${retryText({ attempt: run.connectTries, retries: run.retry.retries, delayMs, why: c.why, error: errorText(e) })}`);
+              run.sched.retryLater(it, 0);
+              continue;
+            }
+            // Unreachable or refusing from the start: one message for the run, not one per object.
+            run.fatal ??= new FatalStageError(`${errorText(e)}; nothing was sent`, { cause: e });
+            run.stopped = true;
+            run.sched.finish(it);
+            run.sched.stop();
             return;
           }
           if (retry(run, it, classifyError(e), errorText(e))) continue;

@@ -25,8 +25,11 @@ export interface PatientSeries {
 export interface RetrievePatientOptions {
   /** Only the series this accepts (export-plan leaves the plans' own RT series to the plans). */
   include?: (series: PatientSeries) => boolean;
-  /** Told which series will be retrieved, before the first is asked for. */
-  onSeries?: (seriesUids: string[]) => void;
+  /**
+   * Told which series will be retrieved, before the first is asked for, and how many instances
+   * they hold when the peer answered NumberOfSeriesRelatedInstances for every one.
+   */
+  onSeries?: (seriesUids: string[], instances?: number) => void;
 }
 
 /**
@@ -44,7 +47,8 @@ export async function retrievePatient(
   const otherBefore = watch(arrivals, patientId);
   const all = await findPatientSeries(q);
   const chosen = opts.include ? all.filter(opts.include) : all;
-  opts.onSeries?.(chosen.map((s) => s.seriesUid));
+  const counted = chosen.every((s) => s.count !== undefined);
+  opts.onSeries?.(chosen.map((s) => s.seriesUid), counted ? chosen.reduce((n, s) => n + s.count!, 0) : undefined);
   const reports: SeriesReport[] = [];
   for (const s of chosen) reports.push(await retrieveWholeSeries(q, arrivals, s));
   return result(q, arrivals, otherBefore, "patient", new Set(chosen.map((s) => s.seriesUid)), new Set(), reports, undefined);

@@ -160,13 +160,17 @@ export async function retrievePlans(transport: RetrieveTransport, arrivals: Arri
   const objects = [...p.owners.entries()]
     .map(([uid, ps]) => ({ object: arrivals.get(uid)!, planUids: [...ps] }))
     .filter((o) => o.object !== undefined);
-  const missingLabels = labels.filter((l) => !selected.some((plan) => plan.label === l));
-  const complete = plans.every((r) => r.missing.length === 0) && missingLabels.length === 0 && selected.length > 0;
+  const unselected = labels.filter((l) => !selected.some((plan) => plan.label === l));
+  // A label whose plans the peer has, none approved: left out by the default, which says so.
+  const notApproved = (l: string) => selection.onlyApproved === true && catalog.instances.some((i) => i.label === l && i.approval !== undefined && i.approval !== "APPROVED");
+  const unapprovedLabels = unselected.filter(notApproved);
+  const missingLabels = unselected.filter((l) => !notApproved(l));
+  const complete = plans.every((r) => r.missing.length === 0) && missingLabels.length === 0 && (selected.length > 0 || unapprovedLabels.length > 0);
   return {
     objects,
     otherPatient,
     summary: {
-      type: "retrieve-summary", patientId: selection.patientId, mode: "plans", plans, missingLabels, kept: objects.length,
+      type: "retrieve-summary", patientId: selection.patientId, mode: "plans", plans, missingLabels, ...(unapprovedLabels.length ? { unapprovedLabels } : {}), kept: objects.length,
       inspectedAndDropped: p.inspectedAndDropped, unexpected, otherPatient: otherPatient.length, requests: p.q.requests, complete,
     },
   };

@@ -61,7 +61,12 @@ export async function openResilientSession(
   // Outcomes whose failures were this side's own (could not write what arrived).
   const failedHere = new WeakSet<RetrieveOutcome>();
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const current = async (): Promise<RetrieveSession> => (session ??= await open());
+  // Once aborted (Ctrl-C), no association is opened again for a retry.
+  let aborted = false;
+  const current = async (): Promise<RetrieveSession> => {
+    if (aborted) throw new Error("Retrieval stopped");
+    return (session ??= await open());
+  };
   const closeSession = async () => {
     const s = session;
     session = undefined;
@@ -218,6 +223,10 @@ export async function openResilientSession(
     async close() {
       if (arrivals) arrivals.onArrival = previous;
       await closeSession();
+    },
+    abort() {
+      aborted = true;
+      session?.abort();
     },
   };
 }

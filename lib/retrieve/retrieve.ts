@@ -37,7 +37,10 @@ export interface RetrieveFilesOptions {
   retry?: RetryPolicy;
   /** Time windows and rate limits, applied between requests (the associations are released while a window is closed). */
   pace?: Pacer;
-  /** Stops at the next request. */
+  /**
+   * Stops the retrieval: the associations are aborted at once and the generator ends (what was
+   * put in place so far has been yielded; nothing half-written stays under `out`).
+   */
   signal?: AbortSignal;
   /** Retries, fallbacks and pauses, in words. */
   onMessage?: (level: "info" | "warn", text: string) => void;
@@ -66,6 +69,8 @@ export interface RetrieveFilesOptions {
   tls?: TlsOptions;
   /** Associations a large series may be retrieved over at once (default 1; see `RetrieveSessionOptions.parallel`). */
   parallel?: number;
+  /** Told how many objects the whole patient holds, when the peer says (for a progress total). */
+  onTotal?: (objects: number) => void;
   /** Told where the C-MOVE receiver listens. */
   onReceiver?: (port: number | undefined, host?: string) => void;
   /** Called for each object that could not be written (the rest go on). */
@@ -109,6 +114,11 @@ export async function* retrieveFiles(opts: RetrieveFilesOptions): AsyncGenerator
   // objects, not all after the last one (~50 ms for 500 CT slices here). Plans: the planner
   // decides what is kept once everything arrived.
   const placed = new Map<string, FileRecord | Error>();
+  // Placed records wait here until the consumer takes them, while the retrieval goes on: the
+  // first record is out after the first object, so `| head -1` ends the run early.
+  const ready: FileRecord[] = [];
+  const yielded = new Set<string>();
+  let wake: (() => void) | undefined;
   let placing = true;
   const wantedSeries = new Set(opts.series ?? []);
   const wantedInstances = new Set(opts.sops ?? []);
@@ -116,7 +126,10 @@ export async function* retrieveFiles(opts: RetrieveFilesOptions): AsyncGenerator
     arrivals.onArrival = (o) => {
       if (!placing || !(wantedSeries.has(o.seriesUid) || wantedInstances.has(o.sopInstanceUid))) return;
       try {
-        placed.set(o.sopInstanceUid, placeObject(o, outDir, undefined, opts.rewrite ?? {}));
+        const r = placeObject(o, outDir, undefined, opts.rewrite ?? {});
+        placed.set(o.sopInstanceUid, r);
+        ready.push(r);
+        wake?.();
       } catch (e) {
         placed.set(o.sopInstanceUid, e as Error);
       }
@@ -126,31 +139,51 @@ export async function* retrieveFiles(opts: RetrieveFilesOptions): AsyncGenerator
   const reportWriteFailures = () => {
     for (const f of arrivals.writeFailures.splice(0)) opts.onError?.(f.sopInstanceUid, f.error);
   };
-  let session;
+  let session: Awaited<ReturnType<typeof openSession>> | undefined;
+  let work: Promise<{ result: RetrieveResult } | { error: unknown }> | undefined;
+  let finished = false;
+  const stop = () => session?.abort();
+  opts.signal?.addEventListener("abort", stop, { once: true });
   try {
+    if (opts.signal?.aborted) return;
     session = await openSession(opts, arrivals);
+    if (opts.signal?.aborted) return;
     opts.onReceiver?.(session.receiverPort, session.receiverHost);
-    let result: RetrieveResult;
-    try {
-      if (selective) {
-        result = await retrievePlans(session.transport, arrivals, { patientId: opts.patientId, planLabels: opts.plans, onlyApproved: opts.onlyApproved === true });
-      } else if (byUid) {
-        result = await retrieveByUid(session.transport, arrivals, opts.patientId, { series: opts.series, instances: opts.sops });
-      } else {
-        result = await retrievePatient(session.transport, arrivals, opts.patientId, { onSeries: (uids) => uids.forEach((u) => wantedSeries.add(u)) });
+    const transport = session.transport;
+    work = (selective
+      ? retrievePlans(transport, arrivals, { patientId: opts.patientId, planLabels: opts.plans, onlyApproved: opts.onlyApproved === true })
+      : byUid
+      ? retrieveByUid(transport, arrivals, opts.patientId, { series: opts.series, instances: opts.sops })
+      : retrievePatient(transport, arrivals, opts.patientId, {
+        onSeries: (uids, instances) => {
+          uids.forEach((u) => wantedSeries.add(u));
+          if (instances !== undefined) opts.onTotal?.(instances);
+        },
+      }))
+      .then((result) => ({ result }), (error) => ({ error }))
+      .finally(() => (finished = true));
+    let outcome: { result: RetrieveResult } | { error: unknown } | undefined;
+    while (!outcome) {
+      const woken = new Promise<undefined>((resolve) => (wake = () => resolve(undefined)));
+      if (!ready.length) outcome = await Promise.race([work, woken]);
+      for (const r of ready.splice(0)) {
+        yielded.add(String(r.sopInstanceUid));
+        yield r;
       }
-    } catch (e) {
-      // What arrived whole before the failure is in place already: it is reported, not orphaned.
-      placing = false;
-      for (const r of placed.values()) if (!(r instanceof Error)) yield r;
-      reportWriteFailures();
-      throw e;
     }
     placing = false;
+    if ("error" in outcome) {
+      // What arrived whole before the failure is in place already: it is reported, not orphaned.
+      for (const r of placed.values()) if (!(r instanceof Error) && !yielded.has(String(r.sopInstanceUid))) yield r;
+      reportWriteFailures();
+      throw outcome.error;
+    }
+    const result = outcome.result;
     result.summary.requests.find += session.extraRequests.find;
     result.summary.requests.retrieve += session.extraRequests.retrieve;
     if (session.stats.retries || session.stats.fallbacks) result.summary.resilience = { ...session.stats };
     for (const { object, planUids } of result.objects) {
+      if (yielded.has(object.sopInstanceUid)) continue;
       try {
         const early = placed.get(object.sopInstanceUid);
         if (early instanceof Error) throw early;
@@ -163,6 +196,13 @@ export async function* retrieveFiles(opts: RetrieveFilesOptions): AsyncGenerator
     for (const uid of result.otherPatient) opts.onOtherPatient?.(uid);
     yield result.summary;
   } finally {
+    opts.signal?.removeEventListener("abort", stop);
+    placing = false;
+    if (work) {
+      // Ended early (the consumer stopped, or a signal): the requests in flight are abandoned.
+      if (!finished) session?.abort();
+      await work;
+    }
     await session?.close();
     arrivals.cleanup();
   }

@@ -91,6 +91,8 @@ export interface RetrieveSession {
   /** Requests the session made beyond the planner's own: the IMAGE-level listing and the parts of split series. */
   readonly extraRequests: { find: number; retrieve: number };
   close(): Promise<void>;
+  /** Stops at once (A-ABORT on every association, the receiver closed): requests in flight fail. */
+  abort(): void;
 }
 
 const TS = [EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN];
@@ -379,6 +381,11 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
       await Promise.all(extra.splice(0).filter((a) => a.established).map((a) => a.release()));
       if (assoc?.established) await assoc.release();
       await receiver?.close();
+    },
+    abort() {
+      for (const a of [assoc, ...extra.splice(0)]) a?.abort();
+      assoc = undefined;
+      receiver?.close().catch(() => {});
     },
   };
 }

@@ -27,7 +27,13 @@ export interface RetrieveRecordsOptions extends StageOptions {
   patientId: string;
   /** RT Plan Labels to retrieve (exact; default: every plan of the patient). */
   plans?: string[];
-  /** Only plans whose Approval Status is APPROVED. */
+  /**
+   * With `plans`: also plans whose Approval Status is not APPROVED (an explicit authorization, as
+   * export-plan's and list-patients' `includeUnapproved`). Default: approved plans only. The whole
+   * patient (no `plans`, `onlyApproved`, `series`, `sops`) selects no plans and has them all.
+   */
+  includeUnapproved?: boolean;
+  /** Only plans whose Approval Status is APPROVED (selective without `plans`: every approved plan); with `plans` the default. */
   onlyApproved?: boolean;
   /** Whole series by Series Instance UID instead of plans (not with `plans` or `onlyApproved`). */
   series?: string[];
@@ -111,13 +117,17 @@ export async function* retrieveRecords(input: AsyncIterable<RtRecord> | Iterable
     if (!options.out && !options.moveDest) throw new Error("Cannot retrieve: no output folder");
     const outDir = resolve(options.out ?? ".");
     if (options.out) removeStale(join(outDir, ".rtexport"), /^retrieve-staging-(\d+)$/); // left by a run that was killed
+    // One default across list-patients, export-plan and retrieve: where plans are selected (by
+    // label or with onlyApproved), unapproved ones only when asked for. The whole patient (no
+    // selection) is every series the peer has, whatever its plans' approval.
+    const onlyApproved = options.onlyApproved ?? (options.plans?.length ? !options.includeUnapproved : false);
     const ctx = options.anonymize ? await anonymizeContext(options.anonymize) : undefined;
     if (ctx) staging = join(outDir, ".rtexport", `retrieve-staging-${process.pid}`);
     const run: Run = { options, report, source: `dicom:${peerLabel(options.peer)}`, ctx, rows: [] };
     let summary: RetrieveSummary | undefined;
     const retrieved = retrieveFiles({
       host: options.peer.host, port: options.peer.port, callingAet: options.peer.callingAet, calledAet: options.peer.calledAet,
-      patientId: options.patientId, plans: options.plans, onlyApproved: options.onlyApproved === true, series: options.series,
+      patientId: options.patientId, plans: options.plans, onlyApproved, series: options.series,
       retry: options.retry, pace: options.pace, signal: options.signal,
       onMessage: (level, text) => report.message(level, text),
       onPhase: (note) => report.progress(undefined, note),
@@ -125,6 +135,7 @@ export async function* retrieveRecords(input: AsyncIterable<RtRecord> | Iterable
       moveFrom: options.moveFrom, moveDest: options.moveDest, maxFindResults: options.maxFindResults,
       parallel: options.parallel, out: options.moveDest ? undefined : staging ?? outDir, rewrite: ctx ? {} : options.rewrite ?? {},
       maxPdu: options.peer.maxPdu, timeouts: peerTimeouts(options.peer), tls: tlsFromFiles(options.peer),
+      onTotal: (objects) => report.progress({ items: objects }),
       onReceiver: (port, host) => {
         if (!options.get) {
           const tls = options.peer.tls ? " (TLS)" : "";
@@ -270,6 +281,10 @@ async function reportSummary(run: Run, summary: RetrieveSummary, stored: Retriev
       run.report.message(entry.level ?? level, entry.text);
       continue;
     }
+    if (entry.type === "skip") {
+      run.report.skipped(entry.item, "unapproved", entry.reason, { patientId: summary.patientId });
+      continue;
+    }
     const row = kept[i] as GapEntry | DoneEntry;
     if (entry.type === "done") {
       run.report.done(entry.item, { patientId: summary.patientId });
@@ -286,7 +301,9 @@ async function reportSummary(run: Run, summary: RetrieveSummary, stored: Retriev
 type GapEntry = { type: "gap"; item: string; reason: string; key: string; planKey?: string; error: string };
 /** A request that did what was asked (a C-MOVE to another AE): a done item and a ledger row. */
 type DoneEntry = { type: "done"; item: string; key: string };
-type ReportEntry = { type: "message"; text: string; level?: "info" | "warn" } | GapEntry | DoneEntry;
+/** A plan asked for by label and left out because it is not approved: a skip, as in export-plan. */
+type SkipEntry = { type: "skip"; item: string; reason: string };
+type ReportEntry = { type: "message"; text: string; level?: "info" | "warn" } | GapEntry | DoneEntry | SkipEntry;
 
 /**
  * The gap report of a summary, in order: each plan's (or series', or C-MOVE's) headline, then
@@ -355,7 +372,10 @@ function reportEntries(s: RetrieveSummary): ReportEntry[] {
     const reason = `no plan labelled "${l}" found for patient "${s.patientId}"`;
     out.push({ type: "gap", item: `plan labelled "${l}"`, reason, key: `${s.patientId}|label|${l}`, error: reason });
   }
-  if ((s.mode === "plans" || (s.mode === undefined && !s.series)) && s.plans.length === 0 && s.missingLabels.length === 0) {
+  for (const l of s.unapprovedLabels ?? []) {
+    out.push({ type: "skip", item: `plan labelled "${l}"`, reason: `not approved; --include-unapproved retrieves it` });
+  }
+  if ((s.mode === "plans" || (s.mode === undefined && !s.series)) && s.plans.length === 0 && s.missingLabels.length === 0 && !s.unapprovedLabels?.length) {
     const reason = `no plan selected for patient "${s.patientId}"`;
     out.push({ type: "gap", item: `patient "${s.patientId}"`, reason, key: `${s.patientId}|plans|none`, error: reason });
   }

@@ -117,6 +117,11 @@ export interface RetrieveSummary extends RtRecord {
   plans: PlanReport[];
   /** Requested plan labels no plan of the patient has. */
   missingLabels: string[];
+  /**
+   * Requested plan labels whose plans are all not approved, left out because only approved plans
+   * were asked for (`--include-unapproved` takes them): skipped, not missing.
+   */
+  unapprovedLabels?: string[];
   /** Objects kept (written), and objects fetched only to be inspected and then dropped. */
   kept: number;
   inspectedAndDropped: number;

@@ -24,6 +24,13 @@ export interface ListFilter {
    */
   phantomPatterns?: string[];
   /**
+   * Also plans whose approval is not APPROVED (seed 001: exporting an unapproved plan needs an
+   * explicit authorization). Default: they are left out, as export-plan and retrieve leave them.
+   */
+  includeUnapproved?: boolean;
+  /** Told about each plan left out for its approval (for a count on stderr). */
+  onUnapproved?: (plan: { approval?: unknown }) => void;
+  /**
    * Only plans with one of these plan IDs, plan UIDs or labels, each after its patient; a name no
    * listed plan has is reported as a problem. Applied by `listPatients` after the source's filters.
    */

@@ -13,25 +13,30 @@ export type ListSource =
 
 /** A row or patient that could not be used or found, reported rather than dropped. */
 export type { ListProblem } from "./filter.ts";
+/** Which patients and plans {@link listPatients} lists, the same for every source. */
+export type { ListFilter } from "./filter.ts";
 
 /**
  * `list-patients` as an async iterable: each patient record followed by its plan records, from a
  * catalog database, a folder of DICOM files or a Q/R peer, filtered as the command documents
- * (docs/export.md, "Filters per source"). A filter the source cannot apply throws a
+ * (docs/export.md, "Filters per source"; approved plans only unless `includeUnapproved`, the
+ * default of export-plan and retrieve too). A filter the source cannot apply throws a
  * `ListFilterError` (lib/sources/filter.ts) before the source is opened.
  *
  * @example
  * ```ts
- * for await (const r of listPatients({ from: "catalog", db: "sqlite:catalog.db", vault: "vault" }, {})) {
- *   if (r.type === "plan") console.log(r.patientId, r.label, r.status);
+ * for await (const r of listPatients({ from: "catalog", db: "sqlite:catalog.db", vault: "vault" }, { includeUnapproved: true })) {
+ *   if (r.type === "plan") console.log(r.patientId, r.label, r.status, r.approval);
  * }
  * ```
  */
 export async function* listPatients(source: ListSource, filter: ListFilter = {}): AsyncGenerator<PatientRecord | PlanRecord | ListProblem> {
   // Before anything is opened: a filter the source cannot apply is an error, never ignored.
   checkListFilter(source.from, filter);
-  const records = listAll(source, filter);
-  yield* filter.plans?.length ? selectPlans(records, filter.plans) : records;
+  const all = listAll(source, filter);
+  const records = filter.plans?.length ? selectPlans(all, filter.plans) : all;
+  // Approved plans only unless asked for: the default of export-plan and retrieve too (seed 001).
+  yield* filter.includeUnapproved ? records : approvedOnly(records, filter.onUnapproved);
 }
 
 async function* listAll(source: ListSource, filter: ListFilter): AsyncGenerator<PatientRecord | PlanRecord | ListProblem> {
@@ -62,6 +67,45 @@ async function* listAll(source: ListSource, filter: ListFilter): AsyncGenerator<
   } finally {
     await catalog.close();
   }
+}
+
+/** A plan the default leaves out: its approval is known and is not APPROVED (as export-plan decides). */
+export function isUnapproved(plan: { approval?: unknown }): boolean {
+  return typeof plan.approval === "string" && plan.approval !== "" && plan.approval.toUpperCase() !== "APPROVED";
+}
+
+/**
+ * Leaves out unapproved plans. A patient record says how many plan records follow it, so each
+ * patient is held until its plans are read; a patient whose plans were all unapproved is left
+ * out too (export-plan would otherwise take a patient without plans for "all of its plans").
+ */
+async function* approvedOnly(
+  input: AsyncIterable<PatientRecord | PlanRecord | ListProblem>, onUnapproved: ((plan: PlanRecord) => void) | undefined,
+): AsyncGenerator<PatientRecord | PlanRecord | ListProblem> {
+  let patient: PatientRecord | undefined;
+  let plans: PlanRecord[] = [];
+  let dropped = 0;
+  function* flush(): Generator<PatientRecord | PlanRecord> {
+    if (patient && !(dropped > 0 && plans.length === 0)) {
+      yield typeof patient.plans === "number" ? { ...patient, plans: plans.length } : patient;
+      yield* plans;
+    } else if (!patient) yield* plans;
+    patient = undefined;
+    plans = [];
+    dropped = 0;
+  }
+  for await (const r of input) {
+    if (r.type === "patient") {
+      yield* flush();
+      patient = r as PatientRecord;
+    } else if (r.type === "plan") {
+      if (isUnapproved(r)) {
+        dropped++;
+        onUnapproved?.(r as PlanRecord);
+      } else plans.push(r as PlanRecord);
+    } else yield r;
+  }
+  yield* flush();
 }
 
 /**
@@ -99,3 +143,4 @@ async function* selectPlans(records: AsyncIterable<PatientRecord | PlanRecord | 
     if (!matched.has(name)) yield { type: "problem", problem: { what: `plan ${name}`, reason: "no listed plan has this plan ID, UID or label" } };
   }
 }
+

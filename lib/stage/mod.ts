@@ -4,6 +4,6 @@
  * @module
  */
 export {
-  type ItemFields, type SkipReason, type Stage, type StageCounts, type StageEvent, type StageEventSink, type StageOptions,
+  FatalStageError, type ItemFields, type SkipReason, type Stage, type StageCounts, type StageEvent, type StageEventSink, type StageOptions,
   StageReport, type StageTotals, untilAborted, withTotal,
 } from "./stage.ts";

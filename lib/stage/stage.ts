@@ -66,6 +66,27 @@ export type StageEvent =
   | { type: "message"; stage: string; level: "info" | "warn" | "debug"; text: string; item?: string }
   | { type: "finished"; stage: string; counts: StageCounts; interrupted: boolean };
 
+/**
+ * Thrown by a stage when nothing can be done at all: the peer it must talk to is unreachable or
+ * refuses the first association, before any item was done. The run ends with this one message
+ * (the command line exits 1) instead of one failure per item, each saying the same.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   assoc = await connect(options);
+ * } catch (e) {
+ *   if (nothingDoneYet) throw new FatalStageError((e as Error).message, { cause: e });
+ * }
+ * ```
+ */
+export class FatalStageError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "FatalStageError";
+  }
+}
+
 /** Receives a stage's events. Called synchronously; it must not throw. */
 export type StageEventSink = (event: StageEvent) => void;
 
@@ -200,19 +221,28 @@ export async function* untilAborted<T>(input: AsyncIterable<T> | Iterable<T>, si
 /**
  * Passes `input` through while reading it ahead of the consumer (records are small), calling
  * `see` for each record as it is read and `ended` once the input has ended: a stage learns its
- * totals (patients, files) as early as possible without holding its work back.
+ * totals (patients, files) as early as possible without holding its work back. At most
+ * `readAhead` records (default 100,000) wait in memory; beyond that the reading waits for the
+ * consumer, and the total comes later.
  */
-export async function* withTotal<T>(input: AsyncIterable<T>, see: (item: T) => void, ended: () => void): AsyncGenerator<T> {
+export async function* withTotal<T>(
+  input: AsyncIterable<T>, see: (item: T) => void, ended: () => void, options: { readAhead?: number } = {},
+): AsyncGenerator<T> {
+  const limit = Math.max(1, options.readAhead ?? 100_000);
   const queue: T[] = [];
   let done = false;
+  let stopped = false;
   let failure: { error: unknown } | undefined;
   let wake: (() => void) | undefined;
-  void (async () => {
+  let room: (() => void) | undefined;
+  const reading = (async () => {
     try {
       for await (const item of input) {
         see(item);
         queue.push(item);
         wake?.();
+        while (queue.length >= limit && !stopped) await new Promise<void>((resolve) => (room = resolve));
+        if (stopped) return;
       }
       ended();
     } catch (error) {
@@ -222,14 +252,24 @@ export async function* withTotal<T>(input: AsyncIterable<T>, see: (item: T) => v
       wake?.();
     }
   })();
-  for (;;) {
-    if (queue.length) {
-      yield queue.shift()!;
-      continue;
+  try {
+    for (;;) {
+      if (queue.length) {
+        const item = queue.shift()!;
+        room?.();
+        room = undefined;
+        yield item;
+        continue;
+      }
+      if (failure) throw failure.error;
+      if (done) return;
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
     }
-    if (failure) throw failure.error;
-    if (done) return;
-    await new Promise<void>((resolve) => (wake = resolve));
-    wake = undefined;
+  } finally {
+    // A consumer that stops early stops the reading at the next record.
+    stopped = true;
+    room?.();
+    void reading;
   }
 }

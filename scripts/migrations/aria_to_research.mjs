@@ -85,15 +85,16 @@ const peer = ["--host", o.host, "--port", o.port, "--called-aet", o.aec, "--call
 const retrieveBy = o.get ? ["--get"] : o["move-port"] ? ["--move-port", o["move-port"]] : [];
 const patientFlags = o.patient.flatMap((id) => ["--patient", id]);
 const file = (name) => join(work, name);
+// Unapproved plans only when asked for, by the same flag at each step.
+const unapproved = o["include-unapproved"] ? ["--include-unapproved"] : [];
 
 // 1. Patients and their plans, by C-FIND.
 await step(
   `listing patients at ${o.aec}@${o.host}:${o.port}`,
-  run`${rt} list-patients --json --from dicom ${peer} ${patientFlags} > ${file("patients.ndjson")}`,
+  run`${rt} list-patients --json --from dicom ${peer} ${patientFlags} ${unapproved} > ${file("patients.ndjson")}`,
 );
 
 // 2. Per patient, per plan: selective retrieval into the staging tree.
-const unapproved = o["include-unapproved"] ? ["--include-unapproved"] : [];
 await step(
   `retrieving each plan with what it references into ${staging}`,
   run`${rt} export-plan --json ${peer} ${retrieveBy} ${unapproved} --out ${staging} < ${file("patients.ndjson")} > ${file("exported.ndjson")}`,

@@ -63,15 +63,15 @@ mkdirSync(work, { recursive: true });
 const run = $({ stdio: ["ignore", "pipe", "inherit"], verbose: false });
 const { say, step, codes } = migrationSteps("idms_to_pacs");
 
-// 1. Patients and their plans from the catalog.
+// 1. Patients and their plans from the catalog (unapproved plans only when asked for, by the same flag at each step).
 const patientFlags = o.patient.flatMap((id) => ["--patient", id]);
+const unapproved = o["include-unapproved"] ? ["--include-unapproved"] : [];
 await step(
   "listing patients from the catalog",
-  run`${rt} list-patients --json --from catalog --db ${o.db} --vault ${o.vault} ${patientFlags} > ${join(work, "patients.ndjson")}`,
+  run`${rt} list-patients --json --from catalog --db ${o.db} --vault ${o.vault} ${patientFlags} ${unapproved} > ${join(work, "patients.ndjson")}`,
 );
 
 // 2. The tree: Last_First_MRN/DICOM/… and Last_First_MRN/<Plan>/{DICOM,Documents,…}.
-const unapproved = o["include-unapproved"] ? ["--include-unapproved"] : [];
 await step(
   `exporting plans into ${out}`,
   run`${rt} export-plan --json --out ${out} ${unapproved} < ${join(work, "patients.ndjson")} > ${join(work, "exported.ndjson")}`,

@@ -81,6 +81,8 @@ function filterValues(filters: ListFilters): Record<string, OptionValue> {
   if (filters.statuses?.length) v.status = filters.statuses;
   for (const k of ["includePhysician", "includeQa", "includeLot", "includeSetup", "includePhantom"] as const) if (filters[k]) v[k] = true;
   if (filters.phantomPatterns?.length) v.phantomPattern = filters.phantomPatterns;
+  // The list shows every plan, unapproved ones too: the approval gate is export-plan's --authorized-by.
+  v.includeUnapproved = true;
   return v;
 }
 
