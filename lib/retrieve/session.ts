@@ -176,30 +176,15 @@ function finalCounts(previous: RetrieveProgress | undefined, p: RetrieveProgress
   };
 }
 
-/**
- * Opens the Q/R association (and, for C-MOVE, the receiving SCP). Objects go into `arrivals`;
- * with `moveDest` nothing arrives here and it may be undefined.
- */
-export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals: ArrivalStore | undefined): Promise<RetrieveSession> {
-  if (!arrivals && !opts.moveDest) throw new Error("Cannot open a retrieve session: objects that arrive need an ArrivalStore");
-  const store = arrivals as ArrivalStore; // used only when objects arrive here
+/** The presentation contexts (and SCP roles, for C-GET) a session proposes. */
+function sessionContexts(mode: "get" | "move"): { contexts: { abstractSyntax: string; transferSyntaxes: string[] }[]; roles: RoleSelection[] } {
   const model = QR_MODELS.studyRoot;
-  let receiver: Scp | undefined;
-  const moveAet = opts.moveAet ?? opts.callingAet;
-  const maxFind = opts.maxFindResults ?? DEFAULT_MAX_FIND_RESULTS;
-  const maxFindBytes = opts.maxFindBytes ?? DEFAULT_MAX_FIND_BYTES;
-  const peerLabel = `${opts.calledAet}@${opts.host}:${opts.port}`;
-  const receiving = opts.mode === "move" && !opts.moveDest;
-  if (opts.mode === "get" && opts.moveDest) throw new Error("Cannot retrieve by C-GET to another AE: a C-MOVE destination goes with C-MOVE");
-  if (receiving && opts.tls && !(opts.tls.cert && opts.tls.key)) {
-    throw new Error("C-MOVE over TLS needs a certificate and key for the receiving SCP (the peer connects to it with TLS): give them, or retrieve with C-GET");
-  }
   const contexts: { abstractSyntax: string; transferSyntaxes: string[] }[] = [
     { abstractSyntax: model.find, transferSyntaxes: TS },
-    { abstractSyntax: opts.mode === "move" ? model.move : model.get, transferSyntaxes: TS },
+    { abstractSyntax: mode === "move" ? model.move : model.get, transferSyntaxes: TS },
   ];
   const roles: RoleSelection[] = [];
-  if (opts.mode === "get") {
+  if (mode === "get") {
     for (const uid of GET_STORAGE_CLASSES) {
       contexts.push({ abstractSyntax: uid, transferSyntaxes: TS });
       roles.push({ sopClassUid: uid, scu: false, scp: true });
@@ -209,42 +194,130 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
       for (const ts of DECODABLE_SYNTAXES) contexts.push({ abstractSyntax: uid, transferSyntaxes: [ts] });
     }
   }
-  const associate = async (): Promise<Association> => {
+  return { contexts, roles };
+}
+
+/** The outcome of a retrieve from its final response (counts completed from the pending ones). */
+function outcomeOf(last: RetrieveProgress | undefined, peerLabel: string): RetrieveOutcome {
+  if (!last) throw new DicomNetError("PROTOCOL", `No final response from ${peerLabel}`);
+  const r: RetrieveOutcome = { status: last.status, completed: last.completed ?? 0, failed: last.failed ?? 0, warning: last.warning ?? 0 };
+  if (last.errorComment) r.errorComment = last.errorComment;
+  if (last.failedInstances?.length) r.failedInstances = last.failedInstances;
+  return r;
+}
+
+/**
+ * Opens the Q/R association (and, for C-MOVE, the receiving SCP). Objects go into `arrivals`;
+ * with `moveDest` nothing arrives here and it may be undefined.
+ */
+export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals: ArrivalStore | undefined): Promise<RetrieveSession> {
+  if (!arrivals && !opts.moveDest) throw new Error("Cannot open a retrieve session: objects that arrive need an ArrivalStore");
+  if (opts.mode === "get" && opts.moveDest) throw new Error("Cannot retrieve by C-GET to another AE: a C-MOVE destination goes with C-MOVE");
+  const session = new QrSession(opts, arrivals as ArrivalStore);
+  if (session.receiving && opts.tls && !(opts.tls.cert && opts.tls.key)) {
+    throw new Error("C-MOVE over TLS needs a certificate and key for the receiving SCP (the peer connects to it with TLS): give them, or retrieve with C-GET");
+  }
+  if (session.receiving) await session.openReceiver();
+  return session;
+}
+
+/** One peer's Q/R session: the main association, extra ones for split series, the C-MOVE receiver. */
+class QrSession implements RetrieveSession {
+  private readonly model = QR_MODELS.studyRoot;
+  private readonly moveAet: string;
+  private readonly maxFind: number;
+  private readonly maxFindBytes: number;
+  private readonly peerLabel: string;
+  private readonly parallel: number;
+  private readonly proposal: ReturnType<typeof sessionContexts>;
+  /** C-MOVE to this process (not to a third AE): a receiver is opened. */
+  readonly receiving: boolean;
+  readonly extraRequests = { find: 0, retrieve: 0 };
+  private receiver: Scp | undefined;
+  private assoc: Association | undefined;
+  /** Further associations for parallel retrieval, opened when first needed and kept. */
+  private extra: Association[] = [];
+  readonly transport: RetrieveTransport;
+  private readonly opts: RetrieveSessionOptions;
+  private readonly store: ArrivalStore;
+
+  constructor(opts: RetrieveSessionOptions, store: ArrivalStore) {
+    this.opts = opts;
+    this.store = store;
+    this.moveAet = opts.moveAet ?? opts.callingAet;
+    this.maxFind = opts.maxFindResults ?? DEFAULT_MAX_FIND_RESULTS;
+    this.maxFindBytes = opts.maxFindBytes ?? DEFAULT_MAX_FIND_BYTES;
+    this.peerLabel = `${opts.calledAet}@${opts.host}:${opts.port}`;
+    this.parallel = Math.max(1, Math.floor(opts.parallel ?? 1));
+    this.receiving = opts.mode === "move" && !opts.moveDest;
+    this.proposal = sessionContexts(opts.mode);
+    this.transport = {
+      find: async (identifier: DataSet): Promise<DataSet[]> => {
+        const a = await this.open();
+        const out: DataSet[] = [];
+        for await (const m of this.findAll(a, identifier)) out.push(m);
+        return out;
+      },
+      destination: opts.moveDest,
+      retrieve: async (id: DataSet, known?: { instances?: number }): Promise<RetrieveOutcome> => {
+        // Split requests are checked against what arrived here: not with a destination elsewhere.
+        if (this.parallel > 1 && !opts.moveDest && id.string(0x00080052)?.trim() === "SERIES") {
+          const split = await this.retrieveSplit(id, known);
+          if (split) return split;
+        }
+        return await this.retrieveOn(await this.open(), id);
+      },
+    };
+  }
+
+  get receiverPort(): number | undefined {
+    return this.receiver?.port;
+  }
+
+  get receiverHost(): string | undefined {
+    return this.receiver?.host;
+  }
+
+  private async associate(): Promise<Association> {
+    const o = this.opts;
     const a = await connect({
-      host: opts.host, port: opts.port, callingAet: opts.callingAet, calledAet: opts.calledAet,
-      contexts, roles, maxPdu: opts.maxPdu, timeouts: opts.timeouts, tls: opts.tls,
+      host: o.host, port: o.port, callingAet: o.callingAet, calledAet: o.calledAet,
+      contexts: this.proposal.contexts, roles: this.proposal.roles, maxPdu: o.maxPdu, timeouts: o.timeouts, tls: o.tls,
     });
-    if (opts.mode === "get") {
-      a.storeDir = store.dir; // received files stay there (ArrivalStore.accept hashes them)
+    if (o.mode === "get") {
+      a.storeDir = this.store.dir; // received files stay there (ArrivalStore.accept hashes them)
       a.keepReceived = KEEP_RECEIVED;
     }
     return a;
-  };
-  let assoc: Association | undefined;
-  const open = async (): Promise<Association> => {
-    if (assoc?.established) return assoc;
-    assoc = await associate();
-    return assoc;
-  };
-  if (receiving) {
-    // The receiver is opened to the peer alone: the address we reach it from, its AE title and address.
-    const first = await open();
+  }
+
+  private async open(): Promise<Association> {
+    if (this.assoc?.established) return this.assoc;
+    this.assoc = await this.associate();
+    return this.assoc;
+  }
+
+  /** The C-MOVE receiver, opened to the peer alone: the address we reach it from, its AE title and address. */
+  async openReceiver(): Promise<void> {
+    const o = this.opts;
+    const store = this.store;
+    const first = await this.open();
     const remote = plainAddress(first.socket.remoteAddress);
     const local = plainAddress(first.socket.localAddress);
-    const serverTls: TlsOptions | undefined = opts.tls
-      ? { cert: opts.tls.cert, key: opts.tls.key, ...(opts.tls.ca ? { ca: opts.tls.ca, requestCert: true } : {}) }
+    const serverTls: TlsOptions | undefined = o.tls
+      ? { cert: o.tls.cert, key: o.tls.key, ...(o.tls.ca ? { ca: o.tls.ca, requestCert: true } : {}) }
       : undefined;
     try {
-      receiver = await createScp({
-        aeTitle: moveAet,
-        port: opts.movePort ?? 0,
-        host: opts.moveHost ?? (local || "127.0.0.1"),
+      this.receiver = await createScp({
+        aeTitle: this.moveAet,
+        port: o.movePort ?? 0,
+        host: o.moveHost ?? (local || "127.0.0.1"),
         tls: serverTls,
-        allow: opts.moveFrom ?? [{ aeTitle: opts.calledAet, ...(isIP(remote) ? { network: { address: remote, bits: isIP(remote) === 4 ? 32 : 128 } } : {}) }],
+        allow: o.moveFrom ?? [{ aeTitle: o.calledAet, ...(isIP(remote) ? { network: { address: remote, bits: isIP(remote) === 4 ? 32 : 128 } } : {}) }],
         storeDir: store.dir,
         keepReceived: KEEP_RECEIVED,
-        maxPdu: opts.maxPdu,
-        timeouts: opts.timeouts,
+        maxPdu: o.maxPdu,
+        timeouts: o.timeouts,
         handlers: { store: ({ file }) => store.accept(file) },
         onEvent: (e) => {
           if (e.type === "store-failed" && !e.warning) store.failedToWrite(e.sopInstanceUid, e.message);
@@ -255,67 +328,69 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
       throw e;
     }
   }
+
   /** Matches of one C-FIND, at most `maxFind` of them (more: the query is cancelled and fails). */
-  const findAll = async function* (a: Association, id: DataSet): AsyncGenerator<DataSet> {
+  private async *findAll(a: Association, id: DataSet): AsyncGenerator<DataSet> {
     let n = 0;
     let bytes = 0;
-    for await (const m of find(a, model.find, id)) {
-      if (++n > maxFind) {
-        throw new DicomNetError("PROTOCOL", `C-FIND at ${peerLabel} returned more than ${maxFind} matches; the query was cancelled (raise the limit with --max-find-results)`);
+    for await (const m of find(a, this.model.find, id)) {
+      if (++n > this.maxFind) {
+        throw new DicomNetError("PROTOCOL", `C-FIND at ${this.peerLabel} returned more than ${this.maxFind} matches; the query was cancelled (raise the limit with --max-find-results)`);
       }
-      if ((bytes += valueBytes(m)) > maxFindBytes) {
-        throw new DicomNetError("PROTOCOL", `C-FIND at ${peerLabel} returned more than ${maxFindBytes >> 20} MiB of answers; the query was cancelled`);
+      if ((bytes += valueBytes(m)) > this.maxFindBytes) {
+        throw new DicomNetError("PROTOCOL", `C-FIND at ${this.peerLabel} returned more than ${this.maxFindBytes >> 20} MiB of answers; the query was cancelled`);
       }
       yield m;
     }
-  };
-  // Further associations for parallel retrieval, opened when first needed and kept.
-  const extra: Association[] = [];
-  const openExtra = async (n: number): Promise<Association[]> => {
+  }
+
+  private async openExtra(n: number): Promise<Association[]> {
+    const extra = this.extra;
     for (let i = extra.length - 1; i >= 0; i--) if (!extra[i].established) extra.splice(i, 1);
     while (extra.length < n) {
       try {
-        extra.push(await associate());
+        extra.push(await this.associate());
       } catch {
         break; // the peer takes fewer associations: the ones open do the work
       }
     }
     return extra.slice(0, n);
-  };
-  const retrieveOn = async (a: Association, id: DataSet): Promise<RetrieveOutcome> => {
+  }
+
+  private async retrieveOn(a: Association, id: DataSet): Promise<RetrieveOutcome> {
     let last: RetrieveProgress | undefined;
-    if (opts.mode === "move") {
-      for await (const p of move(a, model.move, id, opts.moveDest ?? moveAet)) last = finalCounts(last, p);
+    if (this.opts.mode === "move") {
+      for await (const p of move(a, this.model.move, id, this.opts.moveDest ?? this.moveAet)) last = finalCounts(last, p);
     } else {
+      const store = this.store;
       const failed = (error: string, m: { command: { affectedSopInstanceUid?: string } }) => store.failedToWrite(m.command.affectedSopInstanceUid ?? "", error);
-      for await (const p of get(a, model.get, id, (file) => store.accept(file), failed)) last = finalCounts(last, p);
+      for await (const p of get(a, this.model.get, id, (file) => store.accept(file), failed)) last = finalCounts(last, p);
     }
-    return finish(last);
-  };
-  const parallel = Math.max(1, Math.floor(opts.parallel ?? 1));
-  const extraRequests = { find: 0, retrieve: 0 };
+    return outcomeOf(last, this.peerLabel);
+  }
+
   /** A SERIES-level request split over several associations; undefined when it is not worth it, or did not work. */
-  const retrieveSplit = async (id: DataSet, known?: { instances?: number }): Promise<RetrieveOutcome | undefined> => {
+  private async retrieveSplit(id: DataSet, known?: { instances?: number }): Promise<RetrieveOutcome | undefined> {
     const studyUid = id.string(0x0020000d);
     const seriesUid = id.string(0x0020000e);
     if (!studyUid || !seriesUid) return undefined;
     // The listing and the parts name the patient as the request did (issue 12).
     const patientId = id.string(0x00100020);
     const patient: Record<string, string> = patientId !== undefined ? { PatientID: patientId } : {};
-    const main = await open();
+    const main = await this.open();
     // The instances, listed; a peer that refuses the listing, or lists fewer instances than it
     // counts for the series (a capped C-FIND), gets the whole series in one request.
     const listed = new Set<string>();
     let counted = known?.instances;
     try {
       if (counted === undefined) {
-        extraRequests.find++;
-        for await (const m of findAll(main, identifier({ QueryRetrieveLevel: "SERIES", ...patient, StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, NumberOfSeriesRelatedInstances: "" }))) {
+        this.extraRequests.find++;
+        for await (const m of this.findAll(main, identifier({ QueryRetrieveLevel: "SERIES", ...patient, StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, NumberOfSeriesRelatedInstances: "" }))) {
           if (m.string(0x0020000e) === seriesUid) counted = m.number(0x00201209);
         }
       }
-      extraRequests.find++;
-      for await (const m of findAll(main, identifier({ QueryRetrieveLevel: "IMAGE", ...patient, StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, SOPInstanceUID: "" }))) {
+      this.extraRequests.find++;
+      for await (const m of this.findAll(main, identifier({ QueryRetrieveLevel: "IMAGE", ...patient, StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, SOPInstanceUID: "" }))) {
         const uid = m.string(0x00080018);
         if (uid) listed.add(uid);
       }
@@ -324,15 +399,15 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
     }
     if (counted !== undefined && counted > listed.size) return undefined;
     const uids = [...listed];
-    const n = Math.min(parallel, Math.floor(uids.length / PARALLEL_MIN_PER_ASSOCIATION));
+    const n = Math.min(this.parallel, Math.floor(uids.length / PARALLEL_MIN_PER_ASSOCIATION));
     if (n < 2) return undefined;
-    const assocs = [main, ...await openExtra(n - 1)];
+    const assocs = [main, ...await this.openExtra(n - 1)];
     const outcomes: RetrieveOutcome[] = [];
     // Each association asks for its part in requests of at most UIDS_PER_REQUEST UIDs.
     const askFor = async (a: Association, part: string[]) => {
       for (const chunk of chunked(part, UIDS_PER_REQUEST)) {
         outcomes.push(
-          await retrieveOn(a, identifier({ QueryRetrieveLevel: "IMAGE", ...patient, StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, SOPInstanceUID: chunk.join("\\") }))
+          await this.retrieveOn(a, identifier({ QueryRetrieveLevel: "IMAGE", ...patient, StudyInstanceUID: studyUid, SeriesInstanceUID: seriesUid, SOPInstanceUID: chunk.join("\\") }))
             .catch((e: Error) => ({ status: 0xc000, completed: 0, failed: 0, warning: 0, errorComment: e.message })),
         );
       }
@@ -342,50 +417,22 @@ export async function openRetrieveSession(opts: RetrieveSessionOptions, arrivals
     // literally or only by their first value, or a part whose association failed): the whole
     // series once more in one request, as without --parallel; what arrived twice is kept once.
     // The planner counts one request for the series: that one, or one of the parts.
-    const fallBack = uids.some((uid) => !store.has(uid));
-    extraRequests.retrieve += fallBack ? outcomes.length : outcomes.length - 1;
+    const fallBack = uids.some((uid) => !this.store.has(uid));
+    this.extraRequests.retrieve += fallBack ? outcomes.length : outcomes.length - 1;
     if (fallBack) return undefined;
     const warning = outcomes.reduce((s, o) => s + o.warning, 0);
     return { status: warning > 0 ? 0xb000 : 0, completed: uids.length, failed: 0, warning };
-  };
-  const finish = (last: RetrieveProgress | undefined): RetrieveOutcome => {
-    if (!last) throw new DicomNetError("PROTOCOL", `No final response from ${peerLabel}`);
-    const r: RetrieveOutcome = { status: last.status, completed: last.completed ?? 0, failed: last.failed ?? 0, warning: last.warning ?? 0 };
-    if (last.errorComment) r.errorComment = last.errorComment;
-    if (last.failedInstances?.length) r.failedInstances = last.failedInstances;
-    return r;
-  };
-  const transport: RetrieveTransport = {
-    async find(identifier: DataSet): Promise<DataSet[]> {
-      const a = await open();
-      const out: DataSet[] = [];
-      for await (const m of findAll(a, identifier)) out.push(m);
-      return out;
-    },
-    destination: opts.moveDest,
-    async retrieve(id: DataSet, known?: { instances?: number }): Promise<RetrieveOutcome> {
-      // Split requests are checked against what arrived here: not with a destination elsewhere.
-      if (parallel > 1 && !opts.moveDest && id.string(0x00080052)?.trim() === "SERIES") {
-        const split = await retrieveSplit(id, known);
-        if (split) return split;
-      }
-      return await retrieveOn(await open(), id);
-    },
-  };
-  return {
-    transport,
-    receiverPort: receiver?.port,
-    receiverHost: receiver?.host,
-    extraRequests,
-    async close() {
-      await Promise.all(extra.splice(0).filter((a) => a.established).map((a) => a.release()));
-      if (assoc?.established) await assoc.release();
-      await receiver?.close();
-    },
-    abort() {
-      for (const a of [assoc, ...extra.splice(0)]) a?.abort();
-      assoc = undefined;
-      receiver?.close().catch(() => {});
-    },
-  };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.extra.splice(0).filter((a) => a.established).map((a) => a.release()));
+    if (this.assoc?.established) await this.assoc.release();
+    await this.receiver?.close();
+  }
+
+  abort(): void {
+    for (const a of [this.assoc, ...this.extra.splice(0)]) a?.abort();
+    this.assoc = undefined;
+    this.receiver?.close().catch(() => {});
+  }
 }
