@@ -25,8 +25,10 @@ before(async () => {
 
 after(() => rmSync(dir, { recursive: true, force: true }));
 
+// Unapproved plans are listed only with --include-unapproved (issue 14's one default); these
+// tests are about selecting plans by name, whatever their approval.
 function list(args: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return sh(`"\${RT[@]}" list-patients --from catalog --db 'sqlite:${db}' --vault '${vault}' --json ${args}`);
+  return sh(`"\${RT[@]}" list-patients --from catalog --db 'sqlite:${db}' --vault '${vault}' --include-unapproved --json ${args}`);
 }
 
 describe("list-patients --plan", () => {
@@ -61,7 +63,7 @@ describe("list-patients --plan", () => {
 describe("export-plan --authorized-by", () => {
   test("an unapproved plan is skipped without it; with it, exported and the authorization is in the ledger with the name", async () => {
     const out = join(dir, "without");
-    const without = await sh(`"\${RT[@]}" list-patients --from catalog --db 'sqlite:${db}' --vault '${vault}' --plan RTX0001-P2 | "\${RT[@]}" export-plan --out '${out}' --json`);
+    const without = await sh(`"\${RT[@]}" list-patients --from catalog --db 'sqlite:${db}' --vault '${vault}' --include-unapproved --plan RTX0001-P2 | "\${RT[@]}" export-plan --out '${out}' --json`);
     assert.equal(without.status, 0, without.stderr);
     const skipped = records(without.stdout).find((x) => x.type === "plan")!;
     assert.deepEqual(skipped.export, { status: "skipped", reason: "approval UNAPPROVED" });
@@ -69,7 +71,7 @@ describe("export-plan --authorized-by", () => {
     assert.ok(!existsSync(join(out, readdirSync(out).find((f) => f.endsWith("RTX0001")) ?? "none", "Plan2_Alt")));
 
     const authorized = join(dir, "authorized");
-    const r = await sh(`"\${RT[@]}" list-patients --from catalog --db 'sqlite:${db}' --vault '${vault}' --plan RTX0001-P1 --plan RTX0001-P2 | "\${RT[@]}" export-plan --out '${authorized}' --authorized-by '  Dr. Jane Roe ' --json`);
+    const r = await sh(`"\${RT[@]}" list-patients --from catalog --db 'sqlite:${db}' --vault '${vault}' --include-unapproved --plan RTX0001-P1 --plan RTX0001-P2 | "\${RT[@]}" export-plan --out '${authorized}' --authorized-by '  Dr. Jane Roe ' --json`);
     assert.equal(r.status, 0, r.stderr);
     const plans = records(r.stdout).filter((x) => x.type === "plan");
     assert.deepEqual(plans.map((x) => [x.planId, x.export.status, x.export.authorizedBy]), [
