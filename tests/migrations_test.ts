@@ -201,16 +201,20 @@ describe("idms_to_pacs.mjs: catalog → tree → PACS (our serve)", () => {
     assert.match(r.stderr, /^idms_to_pacs: Unknown option '--pacs-aec'/);
   });
 
-  test("an unreachable PACS: push says so in one line (exit 1), the script stops there, the tree complete; a rerun sends everything", async () => {
+  test("an unreachable PACS: push says so once per try (exit 1), the script stops there, the tree complete; a rerun sends everything", async () => {
     const deadPort = await freePort();
     const out2 = join(dir, "export-dead-pacs");
     const args2 = (p: number) => ["--db", `sqlite:${db}`, "--vault", vault, "--out", out2, "--pacs-host", "127.0.0.1", "--pacs-port", String(p), "--pacs-aet", "PACS"];
-    const r = await runScript("idms_to_pacs.mjs", args2(deadPort));
+    // One retry (push's default is 5, with back-off up to 16 s: half a minute of waiting here).
+    const r = await runScript("idms_to_pacs.mjs", [...args2(deadPort), "--retries", "1"]);
     assert.equal(r.status, 1, r.stderr);
     const objects = [...new Set(sopUids(out2))].sort();
     assert.deepEqual(objects, [...new Set(sopUids(out))].sort());
-    // One line for the peer, not one per object; the script checks the step's exit status and stops.
-    assert.deepEqual(r.stderr.split("\n").filter((l) => l.startsWith("push: ")), [`push: Cannot connect to 127.0.0.1:${deadPort}: connection refused; nothing was sent`]);
+    // One line per try for the peer, not one per object; the script checks the step's exit status and stops.
+    assert.deepEqual(r.stderr.split("\n").filter((l) => l.startsWith("push: ")).map((l) => l.replace(/ in [\d.]+ s /, " in T s ")), [
+      `push: warning: Cannot connect to 127.0.0.1:${deadPort}: connection refused; nothing sent yet, retry 1 of 1 in T s (connection refused)`,
+      `push: Cannot connect to 127.0.0.1:${deadPort}: connection refused; nothing was sent`,
+    ]);
     assert.match(r.stderr, new RegExp(`idms_to_pacs: stopped: sending DICOM objects to PACS@127\\.0\\.0\\.1:${deadPort} failed \\(exit status 1\\)\n`));
 
     const storedBefore = storedByServe().length;

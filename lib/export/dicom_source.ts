@@ -98,7 +98,7 @@ export function dicomPlanSource(
         host: peer.host, port: peer.port, callingAet: peer.callingAet, calledAet: peer.calledAet, mode: opts.mode,
         moveAet: opts.moveAet, movePort: opts.movePort ?? DEFAULT_MOVE_PORT, maxPdu: peer.maxPdu, tls: tlsFromFiles(peer),
         timeouts: peerTimeouts(peer),
-      }, arrivals), arrivals, { retry: opts.retry ?? { retries: 0, maxWaitMs: 0 }, onMessage: opts.onMessage });
+      }, arrivals), arrivals, { retry: opts.retry ?? { retries: 0, maxWaitMs: 0 }, onMessage: opts.onMessage, signal: opts.signal });
     return { session, store };
   }
   /**

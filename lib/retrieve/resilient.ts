@@ -60,9 +60,23 @@ export async function openResilientSession(
   const stats: ResilienceStats = { retries: 0, fallbacks: 0 };
   // Outcomes whose failures were this side's own (could not write what arrived).
   const failedHere = new WeakSet<RetrieveOutcome>();
-  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   // Once aborted (Ctrl-C), no association is opened again for a retry.
   let aborted = false;
+  // A stop (the signal, or abort()) ends a back-off wait at once: the loop then gives up.
+  const stopped = () => aborted || opts.signal?.aborted === true;
+  const wakers = new Set<() => void>();
+  const sleep = opts.sleep ?? ((ms: number) =>
+    new Promise<void>((r) => {
+      if (stopped()) return r();
+      const wake = () => {
+        clearTimeout(t);
+        wakers.delete(wake);
+        r();
+      };
+      const t = setTimeout(wake, ms);
+      wakers.add(wake);
+    }));
+  opts.signal?.addEventListener("abort", () => [...wakers].forEach((w) => w()), { once: true });
   const current = async (): Promise<RetrieveSession> => {
     if (aborted) throw new Error("Retrieval stopped");
     return (session ??= await open());
@@ -108,7 +122,7 @@ export async function openResilientSession(
         return await (await current()).transport.find(id);
       } catch (e) {
         const c = classifyError(e);
-        if (!c.transient || attempt >= opts.retry.retries || opts.signal?.aborted) throw e;
+        if (!c.transient || attempt >= opts.retry.retries || stopped()) throw e;
         const delayMs = backoffDelay(attempt + 1, opts.retry);
         stats.retries++;
         opts.onMessage?.("warn", `C-FIND: ${retryText({ attempt: attempt + 1, retries: opts.retry.retries, delayMs, why: c.why, error: (e as Error).message })}: ${(e as Error).message}`);
@@ -142,7 +156,7 @@ export async function openResilientSession(
       const text = outcome
         ? `status ${statusHex(outcome.status)}${outcome.failed ? `, ${outcome.failed} sub-operations failed` : ""}${outcome.errorComment ? ` (${outcome.errorComment})` : ""}`
         : (error as Error)?.message ?? String(error);
-      if (!c.transient || attempt >= opts.retry.retries || opts.signal?.aborted) {
+      if (!c.transient || attempt >= opts.retry.retries || stopped()) {
         if (outcome) return outcome;
         throw error;
       }
@@ -169,7 +183,7 @@ export async function openResilientSession(
       if (!divisible) throw e;
       outcome = { status: 0xc000, completed: 0, failed: 0, warning: 0, errorComment: (e as Error).message };
     }
-    if (!isFailure(outcome) || !divisible || failedHere.has(outcome) || opts.signal?.aborted) return outcome;
+    if (!isFailure(outcome) || !divisible || failedHere.has(outcome) || stopped()) return outcome;
     // A destination the peer does not know, or an identifier it cannot match, fails every part too.
     if (outcome.status === 0xa801 || (outcome.status & 0xff00) === 0xa900) return outcome;
     // Failed as a whole: its instances, each on its own, naming the patient as the request did.
@@ -226,6 +240,7 @@ export async function openResilientSession(
     },
     abort() {
       aborted = true;
+      for (const w of [...wakers]) w();
       session?.abort();
     },
   };

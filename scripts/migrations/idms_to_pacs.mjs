@@ -35,6 +35,7 @@ const usage = `Usage: zx idms_to_pacs.mjs --db URL --vault DIR --out DIR --pacs-
   --patient ID           only this patient (repeatable; default all)
   --include-unapproved   also export and send plans that are not APPROVED
   --parallel N           associations in parallel for push (default 1)
+  --retries N            push's retries of a peer that fails for a transient reason (default: push's)
   -h, --help             this help
 
 rtexport: $RTEXPORT, else the checkout this script is in, else rtexport on PATH.`;
@@ -50,6 +51,7 @@ const o = scriptOptions(import.meta.url, {
   patient: { type: "string", multiple: true, default: [] },
   "include-unapproved": { type: "boolean", default: false },
   parallel: { type: "string", default: "1" },
+  retries: { type: "string" },
 }, usage);
 for (const flag of ["db", "vault", "out", "pacs-host", "pacs-port", "pacs-aet"]) {
   if (!o[flag]) usageError(`idms_to_pacs: --${flag} is required\n\n${usage}`);
@@ -83,7 +85,7 @@ writeRecords(join(work, "to-pacs.ndjson"), dicomRecords(exported));
 const pacs = `${o["pacs-aet"]}@${o["pacs-host"]}:${o["pacs-port"]}`;
 await step(
   `sending DICOM objects to ${pacs}`,
-  run`${rt} push --json --host ${o["pacs-host"]} --port ${o["pacs-port"]} --called-aet ${o["pacs-aet"]} --calling-aet ${o.aet} --parallel ${o.parallel} --status-file ${join(out, ".rtexport", "push-status.ndjson")} --ledger ${`sqlite:${join(out, ".rtexport", "ledger.sqlite")}`} < ${join(work, "to-pacs.ndjson")} > ${join(work, "pushed.ndjson")}`,
+  run`${rt} push --json --host ${o["pacs-host"]} --port ${o["pacs-port"]} --called-aet ${o["pacs-aet"]} --calling-aet ${o.aet} --parallel ${o.parallel} ${o.retries !== undefined ? ["--retries", o.retries] : []} --status-file ${join(out, ".rtexport", "push-status.ndjson")} --ledger ${`sqlite:${join(out, ".rtexport", "ledger.sqlite")}`} < ${join(work, "to-pacs.ndjson")} > ${join(work, "pushed.ndjson")}`,
 );
 
 // 4. Summary: ours from the records, then the ledger's view (stdout: a table on a terminal, NDJSON when piped).
