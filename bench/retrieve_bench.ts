@@ -63,7 +63,7 @@ const ct = patient.studies.flatMap((study) => study.series.map((series) => ({ st
 process.env.TCP_NODELAY = "1";
 const orthanc = await startOrthanc();
 const serveDb = join(root, "bench", ".corpus", `retrieve-serve-index-${process.pid}.sqlite`);
-const served = withServe ? await startQrScp({ dir: corpus, aeTitle: "RTSERVE", host: "127.0.0.1", port: 0, allow: ["RTX@127.0.0.1"], dbPath: serveDb }) : undefined;
+const served = withServe ? await startQrScp({ dir: corpus, aeTitle: "RTSERVE", host: "127.0.0.1", port: 0, allow: ["RTX@127.0.0.1", "GETSCU@127.0.0.1"], dbPath: serveDb }) : undefined;
 try {
   const files = readdirSync(corpus, { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile() && e.name.endsWith(".dcm"))
