@@ -567,7 +567,17 @@ function parse(src: Source, opts: ReadOptions, path?: string): DicomFile {
   const st: ParseState = {
     src: dataSrc, full: !!opts.full || enc.deflated || defer, defer, bulkThreshold: opts.bulkThreshold ?? 4096, stopped: false, checkEnd: opts.checkEnd,
   };
-  parseElements(st, dataset, dataPos, Infinity, 0, false);
+  try {
+    parseElements(st, dataset, dataPos, Infinity, 0, false);
+  } catch (e) {
+    // Without DICM and meta information only the first bytes said "data set": one that then
+    // does not parse is taken for what it most likely is, a file that is not DICOM (random bytes
+    // pass the first-element check about once in 250 files), not a damaged DICOM file.
+    if (pos === 0 && meta.size === 0 && e instanceof DicomParseError) {
+      throw new DicomParseError(`not a DICOM file: no preamble or meta information, and what follows does not parse as a data set (${e.message})`, 0);
+    }
+    throw e;
+  }
   if (dataset.size === 0 && meta.size === 0) throw new DicomParseError("not a DICOM file: no elements", 0);
   return { path, preamble, meta, dataset, transferSyntaxUid, datasetOffset, size: src.size, complete: !st.stopped };
 }
