@@ -108,6 +108,16 @@ describe("scripts run as written", () => {
     ]);
   });
 
+  test("zx: a stage that fails at once, while the one before still writes, is a failed step, not a crash (EPIPE)", async () => {
+    const loud = join(dir, "loud.mjs");
+    writeFileSync(loud, 'if (process.argv[2] === "list-patients") { for (let i = 0; i < 20000; i++) process.stdout.write("x".repeat(100) + "\\n"); } else process.exit(2);\n');
+    writeFileSync(join(dir, "epipe.mjs"), generateScript("zx", { title: "t", created: "x", vars: [], steps: [{ pipeline: [["list-patients"], ["export-plan"]] }] }));
+    const r = await sh(`cd '${dir}' && '${join(root, "node_modules", ".bin", "zx")}' epipe.mjs`, { env: { RTEXPORT: `${process.execPath} ${loud}` } });
+    assert.equal(r.status, 3, r.stderr);
+    assert.doesNotMatch(r.stderr, /EPIPE|\n\s+at /);
+    assert.match(r.stderr, /step 1 of 1 failed \(exit status 2\)/);
+  });
+
   test(".bat: CRLF, %% for %, quoted words, comments and echo text escaped; a value with a double quote is refused", () => {
     const text = generateScript("bat", { ...spec, steps: [{ comment: "50% & more", pipeline: [["export-plan", "--out", { var: "OUT" }, "--authorized-by", "Dr. O'Brien 100%"]] }] });
     const lines = text.split("\r\n");

@@ -110,6 +110,11 @@ function zxScript(spec: ScriptSpec): string {
   }
   lines.push(
     "];",
+    "// A stage that stops reading (one that fails at once) closes its end of the pipe: the stage",
+    "// before it then gets EPIPE. Its exit status says what happened; the script must not crash on it.",
+    "process.on(\"uncaughtException\", (e) => {",
+    "  if (e?.code !== \"EPIPE\") throw e;",
+    "});",
     "let failed = 0;",
     "for (const [i, pipeline] of steps.entries()) {",
     "  const procs = pipeline.map((argv, j) =>",
