@@ -541,3 +541,24 @@ export function runMain(meta: ModuleMeta, main: (argv: string[]) => Promise<numb
     },
   );
 }
+
+/**
+ * Resolves when the command is told to stop: Ctrl-C, SIGTERM or `signal`. For the commands that
+ * run until stopped (serve, ui). Our own signal listeners as well as `signal`: under Deno, with
+ * the command loaded through cli.ts, the platform's listeners were not called (measured: killed
+ * with 143).
+ */
+export async function untilStopped(signal: AbortSignal): Promise<void> {
+  let stop: () => void = () => {};
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+  if (signal.aborted) stop();
+  signal.addEventListener("abort", stop, { once: true });
+  try {
+    await stopped;
+  } finally {
+    process.removeListener("SIGINT", stop);
+    process.removeListener("SIGTERM", stop);
+  }
+}

@@ -5,27 +5,12 @@
  */
 import { clearInterval, setInterval } from "node:timers";
 import type { StageEvent, StageTotals } from "../lib/stage/stage.ts";
+import { formatBytes, formatDuration } from "../lib/util/format.ts";
 
-/** Formats a byte count for people: 1.5 GB, 12 MB, 900 B. */
-export function formatBytes(n: number): string {
-  const units = ["B", "kB", "MB", "GB", "TB"];
-  let v = n;
-  let u = 0;
-  while (v >= 1000 && u < units.length - 1) {
-    v /= 1000;
-    u++;
-  }
-  return `${u === 0 ? v : v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ${units[u]}`;
-}
+/** Sizes and durations in words (lib/util/format.ts; the web UI shows them alike). */
+export { formatBytes, formatDuration };
 
-/** Formats seconds as 1h02m, 3m05s or 12s. */
-export function formatDuration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
-  if (h) return `${h}h${String(m).padStart(2, "0")}m`;
-  if (m) return `${m}m${String(r).padStart(2, "0")}s`;
-  return `${r}s`;
-}
+
 
 /** What the line counts. */
 export interface ProgressCounts {

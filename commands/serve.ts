@@ -1,8 +1,7 @@
 /** `rtexport serve`: the project's own DICOM node (Verification, Storage, Q/R) over a folder. */
-import process from "node:process";
 import type { Command } from "commander";
 import { InvalidArgumentError, Option } from "commander";
-import { defineCommand, errorMessage, parseAeTitle, parsePort, parsePositiveInt, parseSeconds, runMain, UsageError } from "../cli/mod.ts";
+import { defineCommand, errorMessage, parseAeTitle, parsePort, parsePositiveInt, parseSeconds, runMain, untilStopped, UsageError } from "../cli/mod.ts";
 import { addRetryOptions, retryPolicyFrom } from "../cli/pace.ts";
 import type { PeerSettings } from "../lib/net/peer.ts";
 import { pushRecords } from "../lib/push/push.ts";
@@ -292,20 +291,7 @@ export const main = defineCommand({
     const who = allow.length ? `allowing ${allow.map(formatAllowEntry).join(", ")}` : "allowing nobody to query";
     const extra = o.acceptUnknown ? ", storing unknown SOP classes too" : o.acceptSopClass?.length ? `, storing SOP classes ${o.acceptSopClass.join(", ")} too` : "";
     log.info(`listening on ${node.host}:${node.port} as ${node.aeTitle}${tls ? " (TLS)" : ""}, serving ${node.index.dir}, ${who}${o.allowStoreAny ? ", storage from anyone" : ""}${extra}${forwardTo ? `, forwarding to ${forwardTo.calledAet}@${forwardTo.host}:${forwardTo.port}` : ""}`);
-    // Our own signal listeners as well as ctx.signal: under Deno, when the command is loaded
-    // through cli.ts, the platform's listeners were not called (measured: killed with 143).
-    let stop: () => void = () => {};
-    const stopped = new Promise<void>((resolve) => (stop = resolve));
-    process.on("SIGINT", stop);
-    process.on("SIGTERM", stop);
-    if (ctx.signal.aborted) stop();
-    ctx.signal.addEventListener("abort", stop, { once: true });
-    try {
-      await stopped;
-    } finally {
-      process.removeListener("SIGINT", stop);
-      process.removeListener("SIGTERM", stop);
-    }
+    await untilStopped(ctx.signal);
     log.info("stopping");
     await node.close();
     await Promise.all(pending);

@@ -1,7 +1,6 @@
 /** `rtexport ui`: the browser UI (sources, patient list builder, command builder, live jobs), served from this program. */
 import { dirname, join, resolve } from "node:path";
-import process from "node:process";
-import { defineCommand, FatalError, parsePort, runMain } from "../cli/mod.ts";
+import { defineCommand, FatalError, parsePort, runMain, untilStopped } from "../cli/mod.ts";
 import { startUiServer } from "../ui/server.ts";
 import packageJson from "../package.json" with { type: "json" };
 
@@ -52,19 +51,7 @@ export const main = defineCommand({
     }
     ctx.io.stderr.write(`ui: open ${server.openUrl} in a browser (the token in it is the key to patient data: do not share it)\n`);
     await ctx.out.write({ type: "ui", url: server.url, openUrl: server.openUrl, host: server.host, port: server.port, config, jobsDir: stateDir });
-    // Our own signal listeners as well as ctx.signal (as serve does): under Deno, through cli.ts, the platform's were not called.
-    let stop: () => void = () => {};
-    const stopped = new Promise<void>((r) => (stop = r));
-    process.on("SIGINT", stop);
-    process.on("SIGTERM", stop);
-    if (ctx.signal.aborted) stop();
-    ctx.signal.addEventListener("abort", stop, { once: true });
-    try {
-      await stopped;
-    } finally {
-      process.removeListener("SIGINT", stop);
-      process.removeListener("SIGTERM", stop);
-    }
+    await untilStopped(ctx.signal);
     ctx.log.info("stopping (running jobs are interrupted)");
     await server.close();
     return 0;

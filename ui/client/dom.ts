@@ -1,5 +1,9 @@
 /// <reference lib="dom" />
 /** Small DOM helpers for the page: element creation, announcements for screen readers, formats. */
+import { formatBytes, formatDuration } from "../../lib/util/format.ts";
+
+/** Sizes and durations as the terminal shows them (lib/util/format.ts). */
+export { formatBytes, formatDuration };
 
 type Child = Node | string | number | null | undefined | false | Child[];
 type Attrs = Record<string, string | number | boolean | undefined | null | EventListener>;
@@ -46,25 +50,7 @@ export function announce(text: string, kind: "info" | "error" = "info"): void {
   el.className = kind === "error" ? "status error" : "status";
 }
 
-/** 1.5 GB, 12 MB, 900 B. */
-export function formatBytes(n: number): string {
-  const units = ["B", "kB", "MB", "GB", "TB"];
-  let v = n, u = 0;
-  while (v >= 1000 && u < units.length - 1) {
-    v /= 1000;
-    u++;
-  }
-  return `${u === 0 ? v : v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ${units[u]}`;
-}
 
-/** 1h02m, 3m05s, 12s. */
-export function formatDuration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  const hh = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
-  if (hh) return `${hh}h${String(m).padStart(2, "0")}m`;
-  if (m) return `${m}m${String(r).padStart(2, "0")}s`;
-  return `${r}s`;
-}
 
 /** A person name for the table: Family, Given. */
 export function personName(name: { family?: string; given?: string } | undefined): string {
