@@ -7,10 +7,6 @@ import { clearInterval, setInterval } from "node:timers";
 import type { StageEvent, StageTotals } from "../lib/stage/stage.ts";
 import { formatBytes, formatDuration } from "../lib/util/format.ts";
 
-/** Sizes and durations in words (lib/util/format.ts; the web UI shows them alike). */
-export { formatBytes, formatDuration };
-
-
 
 /** What the line counts. */
 export interface ProgressCounts {

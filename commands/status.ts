@@ -5,7 +5,7 @@ import { addDatabaseTimeoutOption, defineCommand, errorMessage, ExitCode, FatalE
 import { defaultLedgerUrl, type LedgerSchema } from "../lib/ledger/ledger.ts";
 import { defaultJournalDirs, ledgerIdentity, readJournals } from "../lib/ledger/journal.ts";
 import { type JobStatus, summarizeLedger, type TreeCheck, type UnwrittenStatus, verifyTree, type WorkerStatus } from "../lib/ledger/status.ts";
-import { formatBytes } from "../cli/progress.ts";
+import { formatBytes } from "../lib/util/format.ts";
 import type { RtRecord } from "../lib/records/types.ts";
 import { connectDatabase, DatabaseUrlError, parseDatabaseUrl } from "../lib/sql/connect.ts";
 

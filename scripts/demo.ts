@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { buildDemoCatalog } from "../lib/catalog/demo.ts";
 import { generateClinic } from "../lib/fixtures/mod.ts";
-import { formatBytes } from "../cli/progress.ts";
+import { formatBytes } from "../lib/util/format.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const { values } = parseArgs({ options: { out: { type: "string", default: "export" }, patients: { type: "string", default: "5" } } });

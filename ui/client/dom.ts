@@ -1,9 +1,5 @@
 /// <reference lib="dom" />
-/** Small DOM helpers for the page: element creation, announcements for screen readers, formats. */
-import { formatBytes, formatDuration } from "../../lib/util/format.ts";
-
-/** Sizes and durations as the terminal shows them (lib/util/format.ts). */
-export { formatBytes, formatDuration };
+/** Small DOM helpers for the page: element creation, announcements for screen readers. */
 
 type Child = Node | string | number | null | undefined | false | Child[];
 type Attrs = Record<string, string | number | boolean | undefined | null | EventListener>;

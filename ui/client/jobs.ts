@@ -6,7 +6,8 @@
  */
 import type { ItemState, JobSnapshot, JobSummary } from "../shared/types.ts";
 import { api } from "./api.ts";
-import { announce, formatBytes, formatDuration, h, personName, replace } from "./dom.ts";
+import { formatBytes, formatDuration } from "../../lib/util/format.ts";
+import { announce, h, personName, replace } from "./dom.ts";
 
 let root: HTMLElement;
 let source: EventSource | undefined;
