@@ -472,7 +472,10 @@ if (isDeno) {
         const to = "C:\\rtx\\killed";
         const dest = driveC(to);
         const args = ["copy-files", "--json", "--parallel", "1", "--to", to, winPath(big)];
-        const finished = () => existsSync(dest) ? treeFiles(dest, [".rtexport"]).filter((f) => !f.endsWith(".rtexport-part")) : [];
+        // A file in progress is a dot-name ending in .part (`.<name>.<host>-<pid>-<n>.part`, see
+        // lib/copy/copy.ts tempNameFor); it is not finished, and an interrupt removes it.
+        const inProgress = (f: string) => /(^|\/)\.[^/]*\.(rtexport-)?part$/.test(f);
+        const finished = () => existsSync(dest) ? treeFiles(dest, [".rtexport"]).filter((f) => !inProgress(f)) : [];
 
         /** Starts copy-files and sends `signal` once `count` files are in place; resolves with what it wrote. */
         async function stopAt(count: number, signal: "SIGINT" | "SIGKILL"): Promise<{ code: number | null; signal: string | null; output: string }> {
