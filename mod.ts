@@ -78,6 +78,7 @@ export type { AnonymizeRecordsOptions } from "./lib/anonymize/stage.ts";
 // list-patients, export-plan, copy-files, status.
 export { listPatients } from "./lib/sources/list.ts";
 export type { ListFilter, ListProblem, ListSource } from "./lib/sources/list.ts";
+export { checkListFilter, ListFilterError } from "./lib/sources/filter.ts";
 export type { CatalogFilter } from "./lib/catalog/catalog.ts";
 export { exportPlans } from "./lib/export/export.ts";
 export type { ExportPlanOptions } from "./lib/export/export.ts";

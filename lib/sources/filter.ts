@@ -53,7 +53,19 @@ export const QA_PLAN_INTENTS: ReadonlySet<string> = new Set(["VERIFICATION", "MA
  */
 export const DEFAULT_PHANTOM_PATTERNS: readonly string[] = ["*PHANTOM*"];
 
-/** A filter a source cannot apply, and why (the command turns it into a usage error). */
+/**
+ * A filter a source cannot apply, and why (the command turns it into a usage error). Thrown by
+ * {@linkcode checkListFilter} and by `listPatients` before the source is opened.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   checkListFilter("dicom", { statuses: ["Completed"] });
+ * } catch (e) {
+ *   if (e instanceof ListFilterError) console.error(`${e.filter}: ${e.message}`);
+ * }
+ * ```
+ */
 export class ListFilterError extends Error {
   /** The filter's field in {@linkcode ListFilter} (`statuses`, `includePlanTypes`). */
   readonly filter: string;
