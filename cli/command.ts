@@ -260,20 +260,23 @@ function convertConfig(option: Option, value: unknown, where: string): unknown {
   }
   if (Array.isArray(value)) {
     if (option.variadic) return value.map((v) => convert(option, String(v), where)).flat();
-    // A repeatable option (its parser collects into a list, like --allow): the array is the flags given in turn.
+    // A repeatable option (its parser takes the list so far, like `collect` for --allow): the
+    // array is the flags given in turn. Empty is as if the key were absent, so a command's
+    // section can take back a list "defaults" gives.
     const parse = (option as unknown as { parseArg?: (value: string, previous: unknown) => unknown }).parseArg;
+    const single = () => new UsageError(`Invalid value ${JSON.stringify(value)} for ${where}: expected a single value`);
+    if (!parse || parse.length < 2) throw single();
+    if (value.length === 0) return option.defaultValue;
     let collected: unknown = undefined;
     for (const v of value) {
-      if (!parse || (v !== null && typeof v === "object")) break;
+      if (v === null || typeof v === "object") throw new UsageError(`Invalid value ${JSON.stringify(v)} in ${where}: expected a string or a number`);
       try {
         collected = parse(String(v), collected);
       } catch (error) {
         throw new UsageError(`Invalid value "${v}" for ${where}: ${errorMessage(error)}`);
       }
     }
-    if (!Array.isArray(collected) || collected.length !== value.length) {
-      throw new UsageError(`Invalid value ${JSON.stringify(value)} for ${where}: expected a single value`);
-    }
+    if (!Array.isArray(collected)) throw single();
     return collected;
   }
   if (value === null || typeof value === "object") {

@@ -4,7 +4,7 @@ import { rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import process from "node:process";
 import { addAnonymizeOptions, type AnonymizeOptionSpec, anonymizeOptionsFrom, anonymizeOptionsGiven } from "../cli/anonymize_options.ts";
-import { addDatabaseTimeoutOption, checkDatabaseUrl, defineCommand, errorMessage, ExitCode, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { addDatabaseTimeoutOption, checkDatabaseUrl, collect, defineCommand, errorMessage, ExitCode, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
 import { addAuditOption, addPaceOptions, addRetryOptions, pacerFrom, retryPolicyFrom } from "../cli/pace.ts";
 import type { AnonymizeOptions } from "../lib/anonymize/anonymize.ts";
 import { removeStale } from "../lib/fs/stale.ts";
@@ -17,7 +17,6 @@ import { defaultLedgerUrl } from "../lib/ledger/ledger.ts";
 import type { FileRecord, RtRecord } from "../lib/records/types.ts";
 import type { StageOptions } from "../lib/stage/stage.ts";
 
-const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 function parseName(value: string): string {
   const name = value.trim();

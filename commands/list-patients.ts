@@ -2,13 +2,12 @@
 import { Option } from "commander";
 import { resolve } from "node:path";
 import { DEFAULT_STATUSES } from "../lib/catalog/catalog.ts";
-import { addDatabaseTimeoutOption, defineCommand, errorMessage, FatalError, runMain, UsageError } from "../cli/mod.ts";
+import { addDatabaseTimeoutOption, collect, defineCommand, errorMessage, FatalError, runMain, UsageError } from "../cli/mod.ts";
 import type { PatientRecord, PlanRecord, RtRecord } from "../lib/records/types.ts";
 import { DatabaseUrlError, parseDatabaseUrl } from "../lib/sql/connect.ts";
 import { type ListProblem, listPatients, type ListSource } from "../lib/sources/list.ts";
 import { checkListFilter, DEFAULT_PHANTOM_PATTERNS, type ListFilter, ListFilterError } from "../lib/sources/filter.ts";
 
-const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 function parseSince(value: string): string {
   const t = Date.parse(value);

@@ -196,7 +196,7 @@ describe("defineCommand: config, environment, flags", { concurrency: true }, () 
     const cliUrl = new URL("../cli/mod.ts", import.meta.url).href;
     writeFileSync(
       probe,
-      `import { defineCommand, runMain, UsageError } from ${JSON.stringify(cliUrl)};
+      `import { collect, defineCommand, runMain, UsageError } from ${JSON.stringify(cliUrl)};
 export const main = defineCommand({
   name: "probe",
   summary: "print resolved options",
@@ -207,6 +207,8 @@ export const main = defineCommand({
     cmd.option("--pattern <glob>", "file pattern", "*");
     cmd.option("--dry-run", "do nothing");
     cmd.option("--no-verify", "skip hash verification");
+    cmd.option("--machine <ae>", "repeatable", collect);
+    cmd.option("--list <a,b>", "repeatable, commas split", (v: string, previous: string[] | undefined) => [...(previous ?? []), ...v.split(",")]);
     cmd.argument("[path...]");
   },
   async run(ctx) {
@@ -225,6 +227,7 @@ export const main = defineCommand({
       pattern: ctx.options.pattern, patternFrom: ctx.optionSource("pattern"),
       dryRun: ctx.options.dryRun ?? false,
       verify: ctx.options.verify,
+      machine: ctx.options.machine ?? null, list: ctx.options.list ?? null,
       peer: ctx.peer, args: ctx.args, stdin, json: ctx.out.json,
     });
   },
@@ -287,6 +290,31 @@ runMain(import.meta, main);
     assert.equal(record(await probeRun([], { RTEXPORT_VERIFY: "true" })).verify, true);
     writeFileSync(join(dir, "other", "noverify.json"), JSON.stringify({ commands: { probe: { verify: false } } }));
     assert.equal(record(await probeRun(["--config", join(dir, "other", "noverify.json")])).verify, false);
+  });
+
+  test("a repeatable option from config: an array is the flags in turn, an empty one is none (and takes back the defaults' list)", async () => {
+    const cases: { config: Record<string, unknown>; machine?: unknown; list?: unknown; error?: RegExp }[] = [
+      { config: { commands: { probe: { machine: ["TB1", "TB2"] } } }, machine: ["TB1", "TB2"] },
+      { config: { commands: { probe: { machine: "TB1" } } }, machine: ["TB1"] },
+      { config: { commands: { probe: { machine: [] } } }, machine: null },
+      { config: { defaults: { machine: ["TB1"] }, commands: { probe: { machine: [] } } }, machine: null },
+      { config: { commands: { probe: { list: ["a,b", "c"] } } }, list: ["a", "b", "c"] },
+      { config: { commands: { probe: { limit: [1] } } }, error: /Invalid value \[1\] for "limit" in config file ".*": expected a single value/ },
+      { config: { commands: { probe: { machine: [{ ae: "TB1" }] } } }, error: /Invalid value \{"ae":"TB1"\} in "machine" in config file ".*": expected a string or a number/ },
+    ];
+    for (const [i, c] of cases.entries()) {
+      const file = join(dir, "other", `repeatable-${i}.json`);
+      writeFileSync(file, JSON.stringify(c.config));
+      const r = await probeRun(["--config", file]);
+      if (c.error) {
+        assert.equal(r.status, 2, JSON.stringify(c.config));
+        assert.match(r.stderr, c.error);
+        continue;
+      }
+      const out = record(r);
+      if ("machine" in c) assert.deepEqual(out.machine, c.machine, JSON.stringify(c.config));
+      if ("list" in c) assert.deepEqual(out.list, c.list, JSON.stringify(c.config));
+    }
   });
 
   test("an unknown option in the command's config section is a usage error naming it", async () => {
