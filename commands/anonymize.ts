@@ -2,8 +2,11 @@
 import { type Command, Option } from "commander";
 import { addAnonymizeOptions, anonymizeOptionsFrom } from "../cli/anonymize_options.ts";
 import { addDatabaseTimeoutOption, checkDatabaseUrl, type CommandContext, defineCommand, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { addClaimOptions, claimLedgerOptions, claimsWanted } from "../cli/claim_options.ts";
 import { addAuditOption } from "../cli/pace.ts";
+import { createAnonymizeContext } from "../lib/anonymize/anonymize.ts";
 import { anonymizeRecords } from "../lib/anonymize/stage.ts";
+import { claimedStage } from "../lib/ledger/claimed_stage.ts";
 import { pathRecords } from "../lib/fs/walk.ts";
 
 const OPTION_SPEC = { keyFlags: "key" } as const;
@@ -23,6 +26,7 @@ function configure(cmd: Command): void {
   add(out, new Option("--ledger <url>", "record each file's outcome in a ledger (sqlite:FILE, postgres://…; keep it outside --out: it lists input paths); a rerun with it skips files already done"));
   add(out, new Option("--force", "with --ledger: anonymize every file again, also those an earlier run wrote"));
   addDatabaseTimeoutOption(cmd);
+  addClaimOptions(cmd, { job: "anonymize", items: "patients", verb: "anonymized" });
   addAuditOption(cmd);
 }
 
@@ -39,11 +43,21 @@ async function run(c: CommandContext): Promise<number> {
   }
   const input = c.args.length > 0 ? pathRecords(c.args, o.pattern ? { pattern: o.pattern } : {}) : c.stdinRecords();
   if (!input) throw new UsageError("No input: give files or directories, or pipe file records on stdin");
+  const jobGiven = c.optionSource("job") === "cli";
+  if (!o.ledger && (o.workers > 1 || jobGiven)) throw new UsageError("--workers and --job claim work in a ledger: give --ledger");
+  // With a shared ledger (or --workers, --job) each patient's files are a work item claimed in it,
+  // named in the ledger by a hash of the patient ID. One context for all items: one mapping, and
+  // --write-map written with every patient this process did.
+  const claims = claimsWanted(o, o.ledger, jobGiven);
+  const context = claims ? createAnonymizeContext(options) : undefined;
   return await runStage(c, {
     input,
-    stage: anonymizeRecords,
+    stage: claims
+      ? claimedStage(anonymizeRecords, { name: "anonymize", job: o.job, workers: o.workers, hidePatients: true, itemOptions: (opts) => ({ ...opts, context }) })
+      : anonymizeRecords,
     options: { ...options, out: o.out, inPlace: o.inPlace === true, layout: o.layout, roots: c.args, concurrency, writeMap: o.writeMap, force: o.force === true },
     ledger: o.ledger,
+    ledgerOptions: claims ? claimLedgerOptions(o) : undefined,
     verb: "anonymize",
     audit: { action: "anonymize", source: c.args.length ? c.args.join(", ") : "stdin", destination: o.inPlace ? "in place" : String(o.out), anonymized: true },
   });
@@ -65,6 +79,7 @@ export const main = defineCommand({
     "rtexport anonymize --key-file site.key --out anon/ --retain-dates modified --clean-descriptors --map ids.csv in/",
     "rtexport anonymize --key-file site.key --out anon/ --preset rt-research -v in/",
     "rtexport list-patients … | rtexport export-plan … | rtexport anonymize --key-file site.key --out anon/ | rtexport push …",
+    "rtexport anonymize --key-file site.key --out /mnt/shared/anon --ledger postgres://rtx@db/research --workers 2 /mnt/shared/export/  # on every machine",
   ],
   configure,
   human: {

@@ -2,9 +2,11 @@
 import { Option } from "commander";
 import { resolve } from "node:path";
 import { addDatabaseTimeoutOption, checkDatabaseUrl, defineCommand, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { addClaimOptions, claimLedgerOptions, claimsWanted } from "../cli/claim_options.ts";
 import { addAuditOption } from "../cli/pace.ts";
 import { COPY_LAYOUTS, copyFiles } from "../lib/copy/copy_files.ts";
 import { pathRecords } from "../lib/fs/walk.ts";
+import { claimedStage } from "../lib/ledger/claimed_stage.ts";
 import { defaultLedgerUrl } from "../lib/ledger/ledger.ts";
 import type { FileRecord, RtRecord } from "../lib/records/types.ts";
 
@@ -23,13 +25,15 @@ export const main = defineCommand({
   examples: [
     "rtexport list-patients --from catalog --db sqlite:catalog.db --vault vault | rtexport export-plan | rtexport copy-files --to export",
     "rtexport copy-files --to /mnt/archive --layout series /data/incoming",
+    "rtexport copy-files --to /mnt/shared/archive --ledger postgres://rtx@db/migration --workers 2 /mnt/shared/incoming  # on every machine",
   ],
   configure(cmd) {
     cmd.requiredOption("--to <dir>", "destination folder");
     cmd.addOption(new Option("--layout <layout>", "where files without a dest go").choices(COPY_LAYOUTS).default("seed"));
-    cmd.option("--parallel <n>", "files copied at once", parsePositiveInt, 4);
+    cmd.option("--parallel <n>", "files copied at once (per worker)", parsePositiveInt, 4);
     cmd.option("--ledger <url>", "ledger database (default: sqlite:<to>/.rtexport/ledger.sqlite)");
     addDatabaseTimeoutOption(cmd);
+    addClaimOptions(cmd, { job: "copy-files", items: "patients", verb: "copied" });
     cmd.option("--no-verify", "do not read each copy back before putting it in place");
     cmd.option("--pattern <glob>", "in directories given, only files whose name matches (*.dcm, RP*.dcm; case-insensitive)");
     cmd.argument("[path...]", "files or folders to copy (instead of file records on stdin)");
@@ -49,11 +53,15 @@ export const main = defineCommand({
     const input = ctx.args.length ? pathRecords(ctx.args, o.pattern ? { pattern: o.pattern } : {}) : ctx.stdinRecords();
     if (!input) throw new UsageError("copy-files needs PATHs or file records on stdin");
     const to = resolve(ctx.io.cwd, o.to);
+    // With a shared ledger (or --workers, --job) each patient's files are a work item claimed in it.
+    const ledger: string = o.ledger ?? defaultLedgerUrl(to);
+    const claims = claimsWanted(o, ledger, ctx.optionSource("job") === "cli");
     return runStage(ctx, {
       input,
-      stage: copyFiles,
+      stage: claims ? claimedStage(copyFiles, { name: "copy-files", job: o.job, workers: o.workers }) : copyFiles,
       options: { to, layout: o.layout, parallel: o.parallel, verify: o.verify },
-      ledger: o.ledger ?? defaultLedgerUrl(to),
+      ledger,
+      ledgerOptions: claims ? claimLedgerOptions(o) : undefined,
       verb: "copy",
       audit: { action: "copy", source: ctx.args.length ? ctx.args.join(", ") : "stdin", destination: to },
     });

@@ -5,6 +5,7 @@ import { join, resolve } from "node:path";
 import process from "node:process";
 import { addAnonymizeOptions, type AnonymizeOptionSpec, anonymizeOptionsFrom, anonymizeOptionsGiven } from "../cli/anonymize_options.ts";
 import { addDatabaseTimeoutOption, checkDatabaseUrl, collect, defineCommand, errorMessage, ExitCode, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { addClaimOptions, claimLedgerOptions } from "../cli/claim_options.ts";
 import { addAuditOption, addPaceOptions, addRetryOptions, pacerFrom, retryPolicyFrom } from "../cli/pace.ts";
 import type { AnonymizeOptions } from "../lib/anonymize/anonymize.ts";
 import { removeStale } from "../lib/fs/stale.ts";
@@ -109,9 +110,7 @@ export const main = defineCommand({
     cmd.option("--ledger <url>", "ledger database (default: sqlite:<out>/.rtexport/ledger.sqlite)");
     addDatabaseTimeoutOption(cmd);
     cmd.option("--parallel <n>", "files copied at once (per worker)", parsePositiveInt, 4);
-    cmd.option("--workers <n>", "patients exported at once in this process, each claimed in the ledger (processes on other machines with the same input and --ledger share the work)", parsePositiveInt, 1);
-    cmd.option("--job <name>", "the ledger job this run's workers share (give each migration sharing one ledger its own)", "export-plan");
-    cmd.option("--lease <seconds>", "how long a claimed patient stays this worker's without a heartbeat; a dead worker's patients are taken over after it", parsePositiveInt, 60);
+    addClaimOptions(cmd, { job: "export-plan", items: "patients", verb: "exported" });
     cmd.option("--verify", "rehash files an earlier run exported before counting them as done: changed ones are reported, missing ones exported again");
     cmd.option("--staging <dir>", "with a DICOM peer and no --out: where retrieved objects wait for copy-files (it removes each once copied)", ".rtexport-staging");
     cmd.option("--get", "with a DICOM peer: retrieve by C-GET (default C-MOVE to an in-process receiver)");
@@ -195,7 +194,7 @@ export const main = defineCommand({
       },
       ledger,
       ledgerOptions: {
-        leaseMs: o.lease * 1000, poolSize: workers + 3,
+        ...claimLedgerOptions(o),
         journalDirs: out && ledger ? defaultJournalDirs(ledger, [join(out, ".rtexport")]) : undefined,
       },
       verb: "export",

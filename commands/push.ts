@@ -2,9 +2,11 @@
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { addDatabaseTimeoutOption, checkDatabaseUrl, defineCommand, parsePort, parsePositiveInt, parseSeconds, runMain, runStage, UsageError } from "../cli/mod.ts";
+import { addClaimOptions, claimLedgerOptions, claimsWanted } from "../cli/claim_options.ts";
 import { addAuditOption, addPaceOptions, addRetryOptions, pacerFrom, retryPolicyFrom } from "../cli/pace.ts";
 import { loadProfile } from "../lib/check/profile.ts";
 import { pathRecords } from "../lib/fs/walk.ts";
+import { claimedStage } from "../lib/ledger/claimed_stage.ts";
 import { type PushOutcome, pushRecords } from "../lib/push/push.ts";
 import type { RtRecord } from "../lib/records/types.ts";
 
@@ -58,15 +60,17 @@ export const main = defineCommand({
     "rtexport push --peer aria --check aria --machines TB1,TB2 --ledger sqlite:push.db export/",
     "rtexport push --peer pacs --commit --commit-port 11114 --ledger sqlite:push.db export/",
     "rtexport push --peer aria --window 'Mon-Fri 19:00-06:30' --window Sat,Sun --max-rate 20/s export/",
+    "rtexport push --peer pacs --ledger postgres://rtx@db/migration --workers 2 /mnt/shared/export  # on every machine",
   ],
   peer: true,
   configure(cmd: Command) {
     cmd.argument("[paths...]", "files and directories to send (default: file records from stdin)");
     cmd.option("--pattern <glob>", "in directories given, only files whose name matches (*.dcm, RP*.dcm; case-insensitive)");
-    cmd.option("--parallel <n>", "associations in parallel", parsePositiveInt, 1);
+    cmd.option("--parallel <n>", "associations in parallel (per worker)", parsePositiveInt, 1);
     cmd.option("--status-file <file>", "NDJSON log of acknowledged objects; objects in it are skipped on a rerun");
     cmd.option("--ledger <url>", "also record outcomes in a ledger (sqlite:FILE, postgres://…); objects it lists as pushed are skipped");
     addDatabaseTimeoutOption(cmd);
+    addClaimOptions(cmd, { job: "push", items: "patients", verb: "sent" });
     cmd.option("--map-machine <old=new>", "rewrite TreatmentMachineName OLD to NEW in RTPLAN and treatment records (repeatable)", collectPair);
     cmd.option(
       "--default-machine <model=name>",
@@ -103,6 +107,10 @@ export const main = defineCommand({
         throw new UsageError((e as Error).message);
       }
     } else if (o.machines) throw new UsageError("--machines goes with --check");
+    // With a shared ledger (or --workers, --job) each patient's objects are a work item claimed in it.
+    const claims = claimsWanted(o, o.ledger, ctx.optionSource("job") === "cli");
+    if (!o.ledger && (o.workers > 1 || ctx.optionSource("job") === "cli")) throw new UsageError("--workers and --job claim work in a ledger: give --ledger");
+    if (o.commit && o.workers > 1) throw new UsageError("--commit runs one worker (--workers 1): the peer's reports come to one --commit-port");
     // Paths given: their names are walked first (no file is read), so the progress line has its total from the start.
     const paths = ctx.args.length > 0 ? await Array.fromAsync(pathRecords(ctx.args, o.pattern ? { pattern: o.pattern } : {})) : undefined;
     const input = paths ? (async function* () { yield* paths; })() : ctx.stdinRecords();
@@ -110,7 +118,7 @@ export const main = defineCommand({
     const peer = ctx.peer!;
     return runStage(ctx, {
       input,
-      stage: pushRecords,
+      stage: claims ? claimedStage(pushRecords, { name: "push", job: o.job, workers: o.workers }) : pushRecords,
       options: {
         peer,
         parallel: o.parallel,
@@ -124,6 +132,7 @@ export const main = defineCommand({
         total: paths?.length,
       },
       ledger: o.ledger,
+      ledgerOptions: claims ? claimLedgerOptions(o) : undefined,
       verb: "store",
       noun: "objects",
       audit: { action: "push", source: ctx.args.length ? ctx.args.join(", ") : "stdin", destination: `${peer.calledAet}@${peer.host}:${peer.port}` },

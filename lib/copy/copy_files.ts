@@ -58,7 +58,7 @@ export async function* copyFiles(input: AsyncIterable<RtRecord>, opts: CopyFiles
   try {
     // What earlier runs finished, read once (up to 200,000 keys, ~30 MB): only those items need a
     // look-up in the ledger. A larger ledger is asked item by item.
-    const doneBefore = await opts.ledger?.keysIfAtMost("file", "done", 200_000);
+    const doneBefore = await opts.ledger?.keysIfAtMost("file", "done", 200_000, { patientId: opts.patientScope });
     // Records are small: read ahead, they tell the total (for the progress line's ETA) as soon as the input ends.
     let total = 0;
     const counted = withTotal(untilAborted(input, opts.signal), (r) => {

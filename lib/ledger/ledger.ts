@@ -429,11 +429,17 @@ export class Ledger {
     return row && normalizeItem(row);
   }
 
-  /** Keys of items of a kind with a given status (for resume). */
-  async keys(kind: LedgerKind, status: LedgerStatus): Promise<Set<string>> {
+  /**
+   * Keys of items of a kind with a given status (for resume). With `patientId`, only that
+   * patient's items and those recorded without a patient: a claimed item of one patient reads
+   * what concerns it, not the whole migration's rows each time.
+   */
+  async keys(kind: LedgerKind, status: LedgerStatus, scope: { patientId?: string } = {}): Promise<Set<string>> {
     await this.settle(); // queued outcomes count
-    const rows = await this.db.selectFrom("rtx_ledger_items").select("key").where("kind", "=", kind)
-      .where("status", "=", status).execute();
+    let q = this.db.selectFrom("rtx_ledger_items").select("key").where("kind", "=", kind).where("status", "=", status);
+    const patientId = scope.patientId;
+    if (patientId !== undefined) q = q.where((eb) => eb.or([eb("patient_id", "=", patientId), eb("patient_id", "is", null)]));
+    const rows = await q.execute();
     return new Set(rows.map((r) => r.key));
   }
 
@@ -441,11 +447,13 @@ export class Ledger {
    * Like `keys`, when there are at most `limit` such items (a shared migration ledger can hold
    * millions: then undefined, and the caller looks items up one by one).
    */
-  async keysIfAtMost(kind: LedgerKind, status: LedgerStatus, limit: number): Promise<Set<string> | undefined> {
+  async keysIfAtMost(kind: LedgerKind, status: LedgerStatus, limit: number, scope: { patientId?: string } = {}): Promise<Set<string> | undefined> {
     await this.settle();
-    const r = await this.db.selectFrom("rtx_ledger_items").select((eb) => eb.fn.countAll().as("n")).where("kind", "=", kind)
-      .where("status", "=", status).executeTakeFirstOrThrow();
-    return Number(r.n) <= limit ? await this.keys(kind, status) : undefined;
+    let q = this.db.selectFrom("rtx_ledger_items").select((eb) => eb.fn.countAll().as("n")).where("kind", "=", kind).where("status", "=", status);
+    const patientId = scope.patientId;
+    if (patientId !== undefined) q = q.where((eb) => eb.or([eb("patient_id", "=", patientId), eb("patient_id", "is", null)]));
+    const r = await q.executeTakeFirstOrThrow();
+    return Number(r.n) <= limit ? await this.keys(kind, status, scope) : undefined;
   }
 
   /** Files recorded as done under a plan key (the group an export stage filed them under). */

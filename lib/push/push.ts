@@ -295,10 +295,11 @@ export async function* pushRecords(input: AsyncIterable<RtRecord> | Iterable<RtR
   const report = new StageReport("push", opts);
   const ledger = opts.ledger;
   try {
-    const alreadyStored = ledger ? await ledger.keys("push", "done") : new Set<string>();
+    const scope = { patientId: opts.patientScope };
+    const alreadyStored = ledger ? await ledger.keys("push", "done", scope) : new Set<string>();
     // What the peer failed to commit is sent again.
-    if (ledger) for (const k of await ledger.keys("commit", "failed")) alreadyStored.delete(k);
-    const committed = ledger && opts.commit ? await ledger.keys("commit", "done") : new Set<string>();
+    if (ledger) for (const k of await ledger.keys("commit", "failed", scope)) alreadyStored.delete(k);
+    const committed = ledger && opts.commit ? await ledger.keys("commit", "done", scope) : new Set<string>();
     let committedCount = 0;
     let commitAsked = 0;
     // The progress total (every file record gets an outcome): given, or counted as the input is

@@ -98,6 +98,11 @@ export interface StageOptions {
   signal?: AbortSignal;
   /** Receives the stage's events. */
   onEvent?: StageEventSink;
+  /**
+   * Set by a claimed run (lib/ledger/claimed_stage.ts) when every record of this call belongs to
+   * this patient: what earlier runs did is read from the ledger for this patient only.
+   */
+  patientScope?: string;
 }
 
 /** A stage: records in, records out. */
