@@ -38,8 +38,14 @@ export interface ClaimSpec<O extends StageOptions = StageOptions> {
   itemOptions?: (options: O) => O;
 }
 
-async function* fromArray<T>(items: T[]): AsyncGenerator<T> {
-  yield* items;
+/** The items of an array, which lets go of each as it is taken (the input is held only until it is seeded). */
+async function* fromArray<T>(items: (T | undefined)[]): AsyncGenerator<T> {
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i] as T;
+    items[i] = undefined;
+    yield item;
+  }
+  items.length = 0;
 }
 
 interface ItemTally {
@@ -143,8 +149,10 @@ export function claimedStage<O extends StageOptions>(stage: Stage<O>, spec: Clai
           if (item.reclaimedFromHost && item.reclaimedFromPid !== undefined) markProcessGone(item.reclaimedFromHost, item.reclaimedFromPid);
           const tally: ItemTally = { files: 0, bytes: 0, failed: 0 };
           tallies.set(item.id, tally);
-          // The item's patient: the stage reads the ledger for it only.
-          const opts = { ...itemOptions, onEvent: sink(tally), patientScope: item.patientId };
+          // The item's patient: the stage reads the ledger for it only ("" for files of no patient:
+          // rows of no patient). Named by a hash, the patient is not known here: the whole ledger.
+          const scope = item.patientId ?? (item.key.startsWith(`${job}|folder|`) ? "" : undefined);
+          const opts = { ...itemOptions, onEvent: sink(tally), patientScope: scope };
           yield* stage(fromArray(records), opts);
         },
         outcome(item) {

@@ -100,7 +100,8 @@ export interface StageOptions {
   onEvent?: StageEventSink;
   /**
    * Set by a claimed run (lib/ledger/claimed_stage.ts) when every record of this call belongs to
-   * this patient: what earlier runs did is read from the ledger for this patient only.
+   * this patient: what earlier runs did is read from the ledger for this patient only ("": files
+   * of no patient, rows recorded without one).
    */
   patientScope?: string;
 }
