@@ -95,6 +95,7 @@ export const main = defineCommand({
     "rtexport list-patients --from dicom --peer aria | rtexport export-plan --peer aria --get --out export",
     "rtexport list-patients --from catalog --db sqlite:catalog.db --vault vault | rtexport export-plan --host 127.0.0.1 --port 11112 --called-aet RTEXPORT-SCP --get --out export",
     "rtexport list-patients --from folder old/ | rtexport export-plan | rtexport copy-files --to export",
+    "rtexport list-patients --from dicom --peer aria | rtexport export-plan --peer aria --get --to export | rtexport copy-files --to export",
     "rtexport list-patients --from dicom --peer aria | rtexport export-plan --peer aria --get --workers 4 --out export",
     "rtexport list-patients --from catalog --db sqlite:catalog.db | rtexport export-plan --out /mnt/shared/export --ledger postgres://rtx@db/migration  # on every machine",
     "rtexport list-patients --from catalog --db sqlite:catalog.db | rtexport export-plan --out export --verify",
@@ -113,6 +114,10 @@ export const main = defineCommand({
     addClaimOptions(cmd, { job: "export-plan", items: "patients", verb: "exported" });
     cmd.option("--verify", "rehash files an earlier run exported before counting them as done: changed ones are reported, missing ones exported again");
     cmd.option("--staging <dir>", "with a DICOM peer and no --out: where retrieved objects wait for copy-files (it removes each once copied)", ".rtexport-staging");
+    cmd.option(
+      "--to <dir>",
+      "with a DICOM peer and no --out: the folder copy-files --to writes; what copy-files has copied there (its ledger says so) is not retrieved again (--ledger then names copy-files's ledger, if it is not the default)",
+    );
     cmd.option("--get", "with a DICOM peer: retrieve by C-GET (default C-MOVE to an in-process receiver)");
     cmd.option("--move-aet <ae>", "with a DICOM peer: C-MOVE destination AE title (default: the calling AE title)");
     cmd.option("--move-port <port>", "with a DICOM peer: port of the C-MOVE receiver", parsePositiveInt, DEFAULT_MOVE_PORT);
@@ -149,6 +154,7 @@ export const main = defineCommand({
       if (other.length > 0) throw new UsageError(`--anonymize writes DICOM only: ${other.join(", ")} cannot be de-identified (leave them out of --items)`);
       items = items.filter((i) => DICOM_ITEMS.includes(i));
     }
+    if (o.to && o.out) throw new UsageError("--to goes without --out: with --out export-plan writes the tree itself");
     checkDatabaseUrl(o.db);
     checkDatabaseUrl(o.ledger);
     const input = ctx.stdinRecords();
@@ -178,7 +184,12 @@ export const main = defineCommand({
     if (peer && !o.get && workers > 1) {
       throw new UsageError("--workers above 1 with a DICOM peer needs --get: C-MOVE sends every worker's objects to one receiver port");
     }
-    const ledger: string | undefined = o.ledger ?? (out ? defaultLedgerUrl(out) : undefined);
+    // With --to, the ledger is copy-files's: read for what it copied, written only with hand-off rows.
+    const to = o.to ? resolve(ctx.io.cwd, o.to) : undefined;
+    const ledger: string | undefined = o.ledger ?? (out ? defaultLedgerUrl(out) : to ? defaultLedgerUrl(to) : undefined);
+    if (peer && !out && !to) {
+      ctx.log.info("Without --to, a rerun retrieves every object again: give --to with copy-files's --to folder to retrieve only what it has not copied");
+    }
     // Objects staged by processes that are gone (killed runs) are removed before and after the run:
     // after a run that completed the job, only the staging of workers still alive can remain.
     const stagingRoot = out ? join(out, ".rtexport") : resolve(ctx.io.cwd, o.staging);
@@ -186,7 +197,7 @@ export const main = defineCommand({
     if (peer) await clean();
     const code = await runStage(ctx, {
       input,
-      stage: exportPlans,
+      stage: to ? (records, opts) => exportPlans(records, { ...opts, ledger: undefined, handoff: opts.ledger && { tree: to, ledger: opts.ledger } }) : exportPlans,
       options: {
         out, items, includeUnapproved: !!o.includeUnapproved, authorizedBy: o.authorizedBy, db: o.db, vault: o.vault, parallel: o.parallel, peer,
         retrieve: { mode: o.get ? "get" : "move", moveAet: o.moveAet, movePort: o.movePort, staging: stagingRoot, retry: retryPolicyFrom(o) },
@@ -195,13 +206,13 @@ export const main = defineCommand({
       ledger,
       ledgerOptions: {
         ...claimLedgerOptions(o),
-        journalDirs: out && ledger ? defaultJournalDirs(ledger, [join(out, ".rtexport")]) : undefined,
+        journalDirs: (out ?? to) && ledger ? defaultJournalDirs(ledger, [join((out ?? to)!, ".rtexport")]) : undefined,
       },
       verb: "export",
       audit: {
         action: "export",
         source: peer ? `${peer.calledAet}@${peer.host}:${peer.port}` : "the records' catalogs and folders",
-        destination: out ?? "records for copy-files",
+        destination: out ?? (to ? `${to} (by copy-files)` : "records for copy-files"),
       },
     });
     if (peer && code === ExitCode.OK) await clean();

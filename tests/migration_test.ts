@@ -143,14 +143,18 @@ function startWorker(args: string[], host?: Host, input = listing): Worker {
   const [cmd, ...rest] = host?.ns
     ? ["ip", "netns", "exec", host.ns, "unshare", "--uts", "sh", "-c", `hostname ${host.name} && exec "$@"`, "sh", ...argv]
     : argv;
-  const child = spawn(cmd, rest, { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+  return watch(spawn(cmd, rest, { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } }), readFileSync(input));
+}
+
+/** A started process as a Worker: its output collected, `input` (if any) written to its stdin. */
+function watch(child: ChildProcess, input?: Uint8Array): Worker {
   const w: Worker = {
     child, out: "", err: "", closed: false,
     done: new Promise((r) => child.on("close", (code) => ((w.closed = true), r(code)))),
   };
-  child.stdout!.setEncoding("utf8").on("data", (d: string) => (w.out += d));
+  child.stdout?.setEncoding("utf8").on("data", (d: string) => (w.out += d));
   child.stderr!.setEncoding("utf8").on("data", (d: string) => (w.err += d));
-  child.stdin!.end(readFileSync(input));
+  if (input) child.stdin!.end(input);
   return w;
 }
 
@@ -577,13 +581,30 @@ describe("a peer export", () => {
     assert.equal(load.code, 0, load.stderr);
   });
   after(() => orthanc?.stop());
+  const peerFlags = () => `--host 127.0.0.1 --port ${orthanc.port} --called-aet ${orthanc.aeTitle} --calling-aet RTXEXPORT`;
+  let listedAt: string | undefined;
+  /** The peer's patients and plans (list-patients --from dicom), listed once. */
+  async function peerListing(): Promise<string> {
+    if (listedAt) return listedAt;
+    const l = await sh(`"\${RT[@]}" list-patients --from dicom ${peerFlags()}`);
+    assert.equal(l.status, 0, l.stderr);
+    writeFileSync(listedAt = join(dir, "peer-listing.ndjson"), l.stdout);
+    return listedAt;
+  }
+  /** The complete --out export of the peer, as a map of hashes (the first test makes it). */
+  let peerExport: Map<string, string> | undefined;
+  /** Requests Orthanc logged since `from`, up to a marker association (so that nothing is still in its log buffer). */
+  async function seenSince(from: { associations: number; gets: number; sent: number }, marker: string) {
+    const echo = await runDcmtk("echoscu", ["-aet", marker, "-aec", orthanc.aeTitle, "127.0.0.1", String(orthanc.port)]);
+    assert.equal(echo.code, 0, echo.stderr);
+    await until(`Orthanc's log of ${marker}`, () => seen.associations.includes(marker) ? true : undefined, 10_000);
+    return { associations: seen.associations.slice(from.associations), gets: seen.gets - from.gets, sent: seen.sent - from.sent };
+  }
+  const counts = () => ({ associations: seen.associations.length, gets: seen.gets, sent: seen.sent });
 
   test("a killed run's staged objects are removed by the next run; a rerun of the complete export retrieves nothing", async () => {
-    const peer = `--host 127.0.0.1 --port ${orthanc.port} --called-aet ${orthanc.aeTitle} --calling-aet RTXEXPORT`;
-    const l = await sh(`"\${RT[@]}" list-patients --from dicom ${peer}`);
-    assert.equal(l.status, 0, l.stderr);
-    const listed = join(dir, "peer-listing.ndjson");
-    writeFileSync(listed, l.stdout);
+    const peer = peerFlags();
+    const listed = await peerListing();
     const tree = join(dir, "peer-tree");
     const staged = () => readdirSync(join(tree, ".rtexport"), { recursive: true }).map(String).filter((n) => /^staging-[^/]+\/./.test(n));
     // Killed while objects are staged: identifiable DICOM left in .rtexport/staging-<host>-<pid>-0.
@@ -614,5 +635,103 @@ describe("a peer export", () => {
     const fs = records(again.stdout).filter((x) => x.type === "file");
     assert.ok(fs.length > 0 && fs.every((f) => f.copy === "done-before" && f.ledgerSha256 && f.sha256 === undefined));
     assertSameTree(treeHashes(tree), complete);
+    peerExport = complete;
+  });
+
+  test("export-plan --to T | copy-files --to T: killed (copy-files, then export-plan) and rerun, the tree is the --out export's, staging is empty, and a rerun retrieves nothing", async () => {
+    const peer = peerFlags();
+    // Two of the patients: small enough to stay quick, two patients' series and plans to kill between.
+    const all = records(readFileSync(await peerListing(), "utf8"));
+    const ids = [...new Set(all.map((r) => r.patientId))].slice(0, 2);
+    const listed = join(dir, "pipe-listing.ndjson");
+    writeFileSync(listed, all.filter((r) => ids.includes(r.patientId)).map((r) => JSON.stringify(r) + "\n").join(""));
+    const tree = join(dir, "pipe-tree");
+    const staging = join(dir, "pipe-staging");
+    // The --out export of the same patients: from the first test's when it ran, else made here.
+    let expected = peerExport && new Map([...peerExport].filter(([k]) => ids.some((id) => k.split("/")[0].endsWith(`_${id}`))));
+    if (!expected) {
+      const ref = await sh(`"\${RT[@]}" export-plan ${peer} --get --out '${join(dir, "pipe-ref")}' < '${listed}'`);
+      assert.equal(ref.status, 0, ref.stderr);
+      expected = treeHashes(join(dir, "pipe-ref"));
+    }
+    assert.ok(expected.size > 20, `${expected.size} files expected`);
+    const epArgs = ["export-plan", ...peer.split(" "), "--get", "--to", tree, "--staging", staging];
+    const cfArgs = ["copy-files", "--to", tree];
+    const copied = () => existsSync(tree) ? readdirSync(tree, { recursive: true }).map(String).filter((n) => n.endsWith(".dcm") && !n.startsWith(".rtexport")).length : 0;
+    const handed = () => existsSync(staging) ? readdirSync(staging).filter((n) => n.endsWith(".dcm")).length : 0;
+    // 1. copy-files killed mid-run, once export-plan has recorded a plan or series as handed on whole
+    // that copy-files has not copied: those records die in the pipe, and must be retrieved again.
+    let run = startPipeline(epArgs, [...cfArgs, "--parallel", "1"], listed);
+    try {
+      await until("a hand-off not yet copied", async () => copied() > 5 && (await handedNotCopied(tree)) > 0 ? true : undefined);
+    } finally {
+      signal(run.cf, "SIGKILL");
+    }
+    await run.cf.done;
+    assert.ok(copied() < expected.size, `copy-files was killed before the end (${copied()} copied)`);
+    // export-plan stops on its own once its reader is gone.
+    await run.ep.done;
+    // 2. export-plan killed mid-run: what it staged stays behind, identifiable.
+    const before2 = copied();
+    run = startPipeline(epArgs, [...cfArgs, "--parallel", "1"], listed);
+    try {
+      await until("more copies and objects in staging", () => copied() > before2 + 3 && handed() > 0 ? true : undefined);
+    } finally {
+      signal(run.ep, "SIGKILL");
+    }
+    await Promise.all([run.ep.done, run.cf.done]);
+    assert.ok(readdirSync(staging).length > 0, "the killed export-plan left staged objects");
+    assert.ok(copied() < expected.size, `export-plan was killed before the end (${copied()} copied)`);
+    // 3. The final run: the tree complete and equal to the --out export, nothing left in staging.
+    const from3 = counts();
+    const finish = await sh(`"\${RT[@]}" export-plan ${peer} --get --to '${tree}' --staging '${staging}' < '${listed}' | "\${RT[@]}" copy-files --to '${tree}'`);
+    assert.equal(finish.status, 0, finish.stderr);
+    assertSameTree(treeHashes(tree), expected);
+    assert.deepEqual(existsSync(staging) ? readdirSync(staging, { recursive: true }) : [], [], "nothing left in staging after the successful final run");
+    assert.deepEqual(leftovers(tree), []);
+    const third = await seenSince(from3, "MARKER3");
+    assert.ok(third.sent < expected.size, `the final run retrieved only what was missing (${third.sent} of ${expected.size} objects sent)`);
+    // 4. A rerun of the complete pipeline: not one association reaches the peer; every file done-before.
+    const from4 = counts();
+    const again = await sh(`"\${RT[@]}" export-plan ${peer} --get --to '${tree}' --staging '${staging}' < '${listed}' | "\${RT[@]}" copy-files --to '${tree}'`);
+    assert.equal(again.status, 0, again.stderr);
+    assert.deepEqual(await seenSince(from4, "MARKER4"), { associations: ["MARKER4"], gets: 0, sent: 0 });
+    const fs = records(again.stdout).filter((x) => x.type === "file");
+    assert.equal(fs.length, expected.size);
+    assert.ok(fs.every((f) => f.copy?.status === "done-before" && /^[0-9a-f]{64}$/.test(f.ledgerSha256) && f.sha256 === undefined), JSON.stringify(fs.find((f) => f.copy?.status !== "done-before")));
+    assertSameTree(treeHashes(tree), expected);
+    assert.deepEqual(existsSync(staging) ? readdirSync(staging, { recursive: true }) : [], []);
   });
 });
+
+/** Objects export-plan --to recorded as handed on (`handoff` rows) that copy-files has neither copied into the tree nor recorded as copied. */
+async function handedNotCopied(tree: string): Promise<number> {
+  const file = join(tree, ".rtexport", "ledger.sqlite");
+  if (!existsSync(file)) return 0;
+  const db = openSqlite<LedgerSchema>(file, { readOnly: true });
+  try {
+    const items = db.selectFrom("rtx_ledger_items");
+    const handedOn = (await items.select("dest").where("kind", "=", "handoff").where("dest", "is not", null).execute()).map((r) => r.dest!);
+    const done = new Set((await items.select("key").where("kind", "=", "file").where("status", "=", "done").execute()).map((r) => r.key));
+    return handedOn.filter((d) => !done.has(d) && !existsSync(join(tree, d))).length;
+  } catch {
+    return 0; // not created yet
+  } finally {
+    await db.destroy();
+  }
+}
+
+/**
+ * `export-plan … < input | copy-files …` as two processes joined by a named pipe (a real pipe: the
+ * writer sees EPIPE when the reader dies), either of which can be killed by its pid.
+ */
+let pipes = 0;
+function startPipeline(epArgs: string[], cfArgs: string[], input: string): { ep: Worker; cf: Worker } {
+  const fifo = join(dir, `pipe-${pipes++}`);
+  const made = spawnSync("mkfifo", [fifo]);
+  assert.equal(made.status, 0, String(made.stderr));
+  const run = (redirect: string, args: string[]) =>
+    watch(spawn("bash", ["-c", `exec "$@" ${redirect}`, "bash", ...cliCommand(), ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } }));
+  // bash opens the pipe, then becomes rtexport (same pid)
+  return { cf: run(`< ${quote(fifo)}`, cfArgs), ep: run(`< ${quote(input)} > ${quote(fifo)}`, epArgs) };
+}

@@ -108,8 +108,11 @@ async function copyOne(rec: RtRecord, to: string, layout: CopyLayout, doneBefore
   if (target !== to && !target.startsWith(to + sep)) {
     return { ...rec, copy: { status: "failed", error: `destination "${dest}" leaves the target folder` } };
   }
-  if (src === target) return { ...rec, copy: { status: "in-place" } };
   const key = relative(to, target).split(sep).join("/");
+  // export-plan --to marks a file it found copied here by an earlier run (its record points at the
+  // tree's file): done-before when this ledger agrees, else the file is simply in place.
+  const markedDone = src === target && rec.copy === "done-before";
+  if (src === target && !markedDone) return { ...rec, copy: { status: "in-place" } };
   try {
     const known = !doneBefore || doneBefore.has(key) ? await opts.ledger?.get("file", key) : undefined;
     if (known?.status === "done" && known.sha256 && (!f.sha256 || f.sha256 === known.sha256)) {
@@ -120,6 +123,12 @@ async function copyOne(rec: RtRecord, to: string, layout: CopyLayout, doneBefore
         const { staged: _staged, sha256: _sha256, ...rest } = rec;
         return { ...rest, path: target, bytes: s.size, ledgerSha256: known.sha256, copy: { status: "done-before", from: src } };
       }
+    }
+    if (markedDone) {
+      // Not this ledger's word: the file is in place if it is there at all; the other ledger's hash does not go on.
+      const { ledgerSha256: _ledgerSha256, ...rest } = rec;
+      if (await stat(target).then((s) => s.isFile(), () => false)) return { ...rest, copy: { status: "in-place" } };
+      return { ...rest, copy: { status: "failed", from: src, error: `Cannot copy "${src}": no such file` } };
     }
     const o = await copyFileVerified(src, target, { expectedSha256: typeof f.sha256 === "string" ? f.sha256 : undefined, verify: opts.verify, signal: opts.signal });
     if (o.status === "conflict") {

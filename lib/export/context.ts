@@ -11,6 +11,7 @@ import type { FileRecord, PatientRecord, PlanRecord } from "../records/types.ts"
 import type { Pacer } from "../stage/pace.ts";
 import { type StageEvent, type StageOptions, StageReport } from "../stage/stage.ts";
 import { type DicomPlanSource, dicomPlanSource, type RetrieveSettings } from "./dicom_source.ts";
+import type { HandoffTarget } from "./handoff.ts";
 import { stagingName } from "./staging.ts";
 
 /** Options of the export stage. */
@@ -42,6 +43,14 @@ export interface ExportPlanOptions extends StageOptions {
   pace?: Pacer;
   /** How DICOM is retrieved from `peer`: C-MOVE (default) or C-GET, and where objects are staged. */
   retrieve?: RetrieveSettings;
+  /**
+   * Without `out`, with `peer`: the tree `copy-files` writes and its ledger. Objects of a plan or
+   * a patient's series that copy-files has copied there (its ledger's `file` rows, not this
+   * stage's belief) are not retrieved again: their records come out `copy: "done-before"`,
+   * pointing at the tree's file; what each retrieval handed on is recorded there as `handoff`
+   * rows (lib/export/handoff.ts).
+   */
+  handoff?: HandoffTarget;
   /**
    * Patients exported at once in this process (default 1), each on its own association to `peer`.
    * With a ledger, patients are work items claimed in it with leases: any number of processes on

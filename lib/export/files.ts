@@ -15,6 +15,7 @@ import type { FileRecord, PlanRecord } from "../records/types.ts";
 import type { FolderFile } from "../sources/folder.ts";
 import { untilAborted } from "../stage/stage.ts";
 import { mapOrdered } from "../util/pool.ts";
+import { copiedBefore } from "./handoff.ts";
 import { type ExportContext, fileDone, type PatientState, planKeyOf, problem, type Tally, uniqueDest } from "./context.ts";
 
 /** One file a source offers for export (a catalog row, a file found in a folder, an object retrieved from a peer). */
@@ -244,10 +245,12 @@ function unreadable(ctx: ExportContext, job: Job): void {
 
 /**
  * Files a previous run retrieved from a peer for this group and put in the tree, when every one
- * is still there: a rerun then skips the retrieval (the expensive part) for that group.
+ * is still there: a rerun then skips the retrieval (the expensive part) for that group. Without
+ * `out`, the same from the tree copy-files writes (`handoff`), when copy-files copied every one.
  */
 export async function reuseRetrieved(ctx: ExportContext, group: string): Promise<FileRecord[] | undefined> {
-  const { out, ledger } = ctx.opts;
+  const { out, ledger, handoff } = ctx.opts;
+  if (!out && handoff) return await copiedBefore(handoff, group, ctx.opts.verify);
   if (!out || !ledger) return undefined;
   if ((await ledger.get("retrieval", group))?.status !== "done") return undefined;
   const records: FileRecord[] = [];

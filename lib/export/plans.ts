@@ -13,6 +13,7 @@ import {
   problem, type Tally,
 } from "./context.ts";
 import type { DicomPlanFiles } from "./dicom_source.ts";
+import { recordHandoff } from "./handoff.ts";
 import { exportRows, fromCatalog, fromFolder, reuseRetrieved, type SourceFile } from "./files.ts";
 
 const newTally = (): Tally => ({ files: 0, bytes: 0, failed: 0 });
@@ -153,14 +154,20 @@ async function* exportRetrieved(
   plan: PlanRecord | undefined, tally: Tally, retrieval: { staged?: DicomPlanFiles; group: string; patientId: string },
 ): AsyncGenerator<FileRecord> {
   const failedBefore = tally.failed;
+  const handoff = retrieval.staged && !ctx.opts.out ? ctx.opts.handoff : undefined;
+  const handed: FileRecord[] = [];
   try {
-    yield* exportRows(ctx, rows, catalog?.vault, st, dir, plan, tally);
+    for await (const r of exportRows(ctx, rows, catalog?.vault, st, dir, plan, tally)) {
+      if (handoff && r.staged) handed.push(r);
+      yield r;
+    }
   } finally {
     retrieval.staged?.done();
   }
-  if (retrieval.staged && tally.failed === failedBefore && !tally.interrupted && !ctx.opts.signal?.aborted && ctx.opts.out) {
-    await ctx.opts.ledger?.record({ kind: "retrieval", key: retrieval.group, status: "done", patientId: retrieval.patientId });
-  }
+  if (!retrieval.staged || tally.failed !== failedBefore || tally.interrupted || ctx.opts.signal?.aborted) return;
+  if (ctx.opts.out) await ctx.opts.ledger?.record({ kind: "retrieval", key: retrieval.group, status: "done", patientId: retrieval.patientId });
+  // Every object went out to copy-files: what it was, so that a rerun can tell from copy-files's ledger whether all arrived.
+  else if (handoff) await recordHandoff(handoff, retrieval.group, retrieval.patientId, handed);
 }
 
 /** The patient-level files of the patient of `rec` (image series, photo, patient documents), once per patient. */

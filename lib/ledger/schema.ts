@@ -1,7 +1,7 @@
 /** The ledger's tables and the entries stages write, as types (no code: every ledger module imports them). */
 
 /** What the ledger tracks: one row per item and kind, updated as work proceeds. */
-export type LedgerKind = "patient" | "plan" | "file" | "push" | "anonymize" | "retrieval" | "commit" | "authorization" | "group";
+export type LedgerKind = "patient" | "plan" | "file" | "push" | "anonymize" | "retrieval" | "commit" | "authorization" | "group" | "handoff";
 export type LedgerStatus = "pending" | "done" | "failed" | "skipped";
 
 export interface LedgerItemRow {
