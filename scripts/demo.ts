@@ -56,7 +56,7 @@ try {
   const rt = runtime.map((a) => `'${a}'`).join(" ");
   const pipeline = [
     `${rt} list-patients --from catalog --db 'sqlite:${catalog}' --vault '${vault}'`,
-    `${rt} export-plan --host 127.0.0.1 --port ${port} --called-aet ${aet} --get --staging '${join(out, ".rtexport", "staging")}'`,
+    `${rt} export-plan --host 127.0.0.1 --port ${port} --called-aet ${aet} --get --staging '${join(out, ".rtexport", "staging")}' --to '${out}'`,
     `${rt} copy-files --to '${out}'`,
   ].join(" \\\n  | ");
   say(`running:\n  ${pipeline.replaceAll(rt, "rtexport")}`);

@@ -397,7 +397,8 @@ describe("DICOM sources", () => {
   test("the demo pipeline: catalog for plans and vault files, DICOM from the peer, copy-files consumes the staged objects", async () => {
     const out = join(dir, "demo-export");
     const peer = `--host 127.0.0.1 --port ${port} --called-aet ${aet}`;
-    const r = await sh(`${list()} | "\${RT[@]}" export-plan ${peer} --get --staging '${join(out, ".rtexport", "staging")}' | "\${RT[@]}" copy-files --to '${out}'`);
+    const pipeline = (peer: string) => `${list()} | "\${RT[@]}" export-plan ${peer} --get --staging '${join(out, ".rtexport", "staging")}' --to '${out}' | "\${RT[@]}" copy-files --to '${out}'`;
+    const r = await sh(pipeline(peer));
     assert.equal(r.status, 0, r.stderr);
     const vaultExport = join(dir, "export"); // the vault-only export of the tests above
     assert.deepEqual(planDicom(out), planDicom(vaultExport));
@@ -405,5 +406,20 @@ describe("DICOM sources", () => {
     const p0 = manifest.patients[0];
     const folder = `${p0.nameParts.family}_${p0.nameParts.given}_${p0.patientId}`;
     assert.ok(existsSync(join(out, folder, p0.plans[0].label, "Logs", "treatment.log")));
+    // Run again (README): with --to nothing is retrieved, so a peer that is not there is not missed.
+    const again = await sh(pipeline(`--host 127.0.0.1 --port ${await closedPort()} --called-aet ${aet}`));
+    assert.equal(again.status, 0, again.stderr);
+    const copies = records(again.stdout).filter((x) => x.type === "file");
+    assert.ok(copies.length > 100 && copies.every((x) => x.copy?.status === "done-before"), JSON.stringify(copies.find((x) => x.copy?.status !== "done-before")));
   });
 });
+
+/** A loopback port nothing listens on (bound, then closed). */
+async function closedPort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as { port: number };
+  await new Promise((r) => server.close(r));
+  return port;
+}
