@@ -201,7 +201,9 @@ export async function patientState(ctx: ExportContext, rec: PatientRecord | Plan
   if (st) return st;
   const key = `${rec.source ?? ""}|${id}`;
   const wanted = patientFolderName({ family: name?.family, given: name?.given, patientId: id });
-  const folder = ctx.opts.ledger ? await ctx.opts.ledger.assignFolder(key, folderCandidates(key, wanted)) : ctx.patientFolders.assign(key, wanted);
+  // With --to, in copy-files's ledger: the folders a rerun's retrievals go to are those of the copies it skips.
+  const ledger = ctx.opts.ledger ?? ctx.opts.handoff?.ledger;
+  const folder = ledger ? await ledger.assignFolder(key, folderCandidates(key, wanted)) : ctx.patientFolders.assign(key, wanted);
   st = { folder, patientLevelDone: false, destOwners: new Map() };
   ctx.patients.set(id, st);
   return st;

@@ -5,7 +5,7 @@
  * When every object of a retrieval group (a plan's RT objects, a patient's series) has gone out
  * as a record, export-plan writes `handoff` rows in the ledger copy-files writes: one per object
  * (key `<group> <tree path>`, `plan_key` the group, `dest` the tree path, `source` its SOP
- * Instance UID, `bytes` its size) and one for the group (key the group, `bytes` the number of
+ * Instance UID, `bytes` its size) and one for the group (key the group, `source` the number of
  * objects), in one transaction. A hand-off is export-plan's word only: a record that went out but
  * was never copied (copy-files killed in the pipe) must be retrieved again. So a later run skips a
  * group's retrieval only when copy-files's own `file` row of every object says done, at the size
@@ -40,7 +40,7 @@ export async function recordHandoff(target: HandoffTarget, group: string, patien
       source: r.sopInstanceUid, bytes: r.bytes,
     })),
     // Last in the transaction: the group says how many objects it had, so a partial list is never taken for the whole.
-    { kind: "handoff", key: group, status: "done", patientId, bytes: members.length },
+    { kind: "handoff", key: group, status: "done", patientId, source: String(members.length) },
   ]);
 }
 
@@ -54,11 +54,11 @@ export async function recordHandoff(target: HandoffTarget, group: string, patien
 export async function copiedBefore(target: HandoffTarget, group: string, verify = false): Promise<FileRecord[] | undefined> {
   const { ledger, tree } = target;
   const head = await ledger.get("handoff", group);
-  if (head?.status !== "done" || head.bytes === null) return undefined;
+  if (head?.status !== "done" || !/^\d+$/.test(head.source ?? "")) return undefined;
   const members = await ledger.db.selectFrom("rtx_ledger_items").select(["dest", "bytes", "patient_id"])
     .where("kind", "=", "handoff").where("plan_key", "=", group).where("run_id", "=", head.run_id).where("dest", "is not", null)
     .orderBy("key").execute();
-  if (members.length !== Number(head.bytes)) return undefined;
+  if (members.length !== Number(head.source)) return undefined;
   const records: FileRecord[] = [];
   for (const m of members) {
     const dest = m.dest!;

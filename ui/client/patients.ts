@@ -340,7 +340,7 @@ function drawSelection(): void {
   const exportForm = commandForm(commandInfo("export-plan"), state.exportValues!, () => {
     state.script = undefined;
     drawExportPreview();
-  }, [...EXPORT_OWN, "db", "vault", "staging"]);
+  }, [...EXPORT_OWN, "db", "vault", "staging", "to"]);
   const start = h("button", { type: "button", id: "start-export", class: "primary" }, "Start export");
   start.addEventListener("click", () => void startExport());
   const scriptButtons = (["sh", "bat", "zx"] as ScriptKind[]).map((kind) => {
