@@ -250,7 +250,12 @@ function unreadable(ctx: ExportContext, job: Job): void {
  */
 export async function reuseRetrieved(ctx: ExportContext, group: string): Promise<FileRecord[] | undefined> {
   const { out, ledger, handoff } = ctx.opts;
-  if (!out && handoff) return await copiedBefore(handoff, group, ctx.opts.verify);
+  if (!out && handoff) {
+    return await copiedBefore(handoff, group, ctx.opts.verify).catch((e) => {
+      ctx.report.message("warn", `Cannot read in the ledger what copy-files has copied (retrieving again): ${(e as Error).message}`);
+      return undefined;
+    });
+  }
   if (!out || !ledger) return undefined;
   if ((await ledger.get("retrieval", group))?.status !== "done") return undefined;
   const records: FileRecord[] = [];

@@ -39,9 +39,9 @@ export async function recordHandoff(target: HandoffTarget, group: string, patien
       kind: "handoff" as const, key: `${group} ${r.dest}`, status: "done" as const, patientId, planKey: group, dest: String(r.dest),
       source: r.sopInstanceUid, bytes: r.bytes,
     })),
-    // Last in the transaction: the group says how many objects it had, so a partial list is never taken for the whole.
+    // The group says how many objects it had: a list cut short (rows the database refused) is never taken for the whole.
     { kind: "handoff", key: group, status: "done", patientId, source: String(members.length) },
-  ]);
+  ], { journalOnFailure: false }); // not an outcome to keep: without it, a rerun retrieves the group again
 }
 
 /**

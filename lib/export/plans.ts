@@ -3,6 +3,8 @@
  * vault, folder, or peer), put them in the tree, and record the outcome on the record and in the
  * ledger.
  */
+import { rmSync } from "node:fs";
+import { resolve } from "node:path";
 import type { Catalog } from "../catalog/catalog.ts";
 import { isDicomCategory } from "../layout/tree.ts";
 import type { FileRecord, PatientRecord, PlanRecord, RtRecord } from "../records/types.ts";
@@ -156,18 +158,29 @@ async function* exportRetrieved(
   const failedBefore = tally.failed;
   const handoff = retrieval.staged && !ctx.opts.out ? ctx.opts.handoff : undefined;
   const handed: FileRecord[] = [];
+  const passedOn = new Set<string>();
   try {
     for await (const r of exportRows(ctx, rows, catalog?.vault, st, dir, plan, tally)) {
-      if (handoff && r.staged) handed.push(r);
+      if (r.staged) {
+        passedOn.add(r.path);
+        if (handoff) handed.push(r);
+      }
       yield r;
     }
   } finally {
     retrieval.staged?.done();
+    // Without --out, an object staged for copy-files that did not go out (not selected, failed, or
+    // the run stopped) would wait in staging for the next run: nobody reads it, so it goes now.
+    if (!ctx.opts.out) for (const f of retrieval.staged?.files ?? []) if (!passedOn.has(resolve(f.path))) rmSync(f.path, { force: true });
   }
   if (!retrieval.staged || tally.failed !== failedBefore || tally.interrupted || ctx.opts.signal?.aborted) return;
   if (ctx.opts.out) await ctx.opts.ledger?.record({ kind: "retrieval", key: retrieval.group, status: "done", patientId: retrieval.patientId });
   // Every object went out to copy-files: what it was, so that a rerun can tell from copy-files's ledger whether all arrived.
-  else if (handoff) await recordHandoff(handoff, retrieval.group, retrieval.patientId, handed);
+  else if (handoff) {
+    await recordHandoff(handoff, retrieval.group, retrieval.patientId, handed).catch((e) =>
+      ctx.report.message("warn", `Cannot record in the ledger what went to copy-files (a rerun retrieves it again): ${(e as Error).message}`)
+    );
+  }
 }
 
 /** The patient-level files of the patient of `rec` (image series, photo, patient documents), once per patient. */
