@@ -175,9 +175,6 @@ export const main = defineCommand({
         },
       });
     }
-    if (peer && !o.get && workers > 1) {
-      throw new UsageError("--workers above 1 with a DICOM peer needs --get: C-MOVE sends every worker's objects to one receiver port");
-    }
     const ledger: string | undefined = o.ledger ?? (out ? defaultLedgerUrl(out) : undefined);
     // Objects staged by processes that are gone (killed runs) are removed before and after the run:
     // after a run that completed the job, only the staging of workers still alive can remain.
