@@ -96,6 +96,7 @@ export const main = defineCommand({
     "rtexport list-patients --from catalog --db sqlite:catalog.db --vault vault | rtexport export-plan --host 127.0.0.1 --port 11112 --called-aet RTEXPORT-SCP --get --out export",
     "rtexport list-patients --from folder old/ | rtexport export-plan | rtexport copy-files --to export",
     "rtexport list-patients --from dicom --peer aria | rtexport export-plan --peer aria --get --workers 4 --out export",
+    "rtexport list-patients --from dicom --peer aria | rtexport export-plan --peer aria --move-port 11113 --workers 4 --out export  # one receiver for the 4 workers",
     "rtexport list-patients --from catalog --db sqlite:catalog.db | rtexport export-plan --out /mnt/shared/export --ledger postgres://rtx@db/migration  # on every machine",
     "rtexport list-patients --from catalog --db sqlite:catalog.db | rtexport export-plan --out export --verify",
     "rtexport list-patients --from catalog --db sqlite:catalog.db --vault vault | rtexport export-plan --out research --anonymize --anonymize-key-file site.key --preset rt-research",
