@@ -148,6 +148,9 @@ export class MoveReceiver {
   async release(): Promise<void> {
     if (this.users === 0) return;
     if (--this.users > 0) return;
+    // Still being opened for another session that gave up meanwhile (an abort): closed once open.
+    await this.opening?.catch(() => {});
+    if (this.users > 0) return;
     const scp = this.scp;
     this.scp = undefined;
     await scp?.close();
