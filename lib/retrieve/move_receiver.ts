@@ -88,6 +88,7 @@ export class MoveReceiver {
   /** Objects refused so far. */
   refusedCount = 0;
   private readonly onRefused?: (r: RefusedObject) => void;
+  private readonly keepDir: boolean;
   private scp: Scp | undefined;
   private opening: Promise<Scp> | undefined;
   private users = 0;
@@ -104,8 +105,6 @@ export class MoveReceiver {
     this.onRefused = opts.onRefused;
     this.keepDir = opts.keepDir === true;
   }
-
-  private readonly keepDir: boolean;
 
   get port(): number | undefined {
     return this.scp?.port;
