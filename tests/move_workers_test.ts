@@ -122,7 +122,7 @@ describe("export-plan --workers 3 by C-MOVE ← Orthanc", () => {
   });
   after(() => orthanc?.stop());
 
-  test("equals the C-GET tree; a C-STORE nobody asked for, sent to the receiver during the run, is refused and reported", async () => {
+  test("equals the one-worker tree hash for hash; a C-STORE nobody asked for, sent to the receiver during the run, is refused and reported", async () => {
     const peer = `--host 127.0.0.1 --port ${orthanc.port} --called-aet ${orthanc.aeTitle} --calling-aet RTX`;
     let sent: { code: number; stdout: string; stderr: string } | undefined;
     // Sent as the peer (its AE title, its address: what the receiver lets in) once the receiver listens.
@@ -155,7 +155,7 @@ describe("export-plan --workers 3 by C-MOVE ← dcmqrscp (DCMTK)", () => {
   });
   after(() => qr?.stop());
 
-  test("equals the C-GET tree, each object once, under its own patient", async () => {
+  test("equals the one-worker tree hash for hash, each object under its own patient, the ledger done", async () => {
     // dcmqrscp matches no RT Plan Label: the plans come from the catalog, their DICOM from the peer.
     const list = `"\${RT[@]}" list-patients --from catalog --db 'sqlite:${catalog}' --vault '${vault}'`;
     const { stderr } = await exportBothWays(list, `--host 127.0.0.1 --port ${qr.port} --called-aet ${qr.aeTitle} --calling-aet RTX`, "dcmqrscp");
