@@ -13,7 +13,8 @@
  * - Ours: `list-patients --from dicom … > L; export-plan --get|--move-port P --workers N --out DIR < L`,
  *   the whole timed (bash), peak RSS of export-plan by GNU time. C-GET with each --workers N, and
  *   with --procs PxW: P export-plan processes at once on the same listing, tree and ledger, W
- *   workers each (the multi-machine mode, on one machine); C-MOVE with one worker. The output is a
+ *   workers each (the multi-machine mode, on one machine); C-MOVE with each --workers N (one
+ *   receiver port per process, so not with --procs). The output is a
  *   fresh folder each time; its ledger and staging are included (ours also writes the ledger,
  *   claims each patient in it, hashes every file and verifies every copy).
  * - Theirs: the unique objects our export put in its tree, fetched with one DCMTK association:
@@ -46,7 +47,7 @@ const SMALL = arg("small", "5,10").split(",").map(Number);
 const PEERS = arg("peers", "serve,orthanc").split(",");
 const MODES = arg("modes", "get,move").split(",");
 const RUNTIME = arg("runtime", "node");
-/** export-plan --workers N for each N (C-GET; C-MOVE runs with one worker: one receiver port). */
+/** export-plan --workers N for each N (C-GET and C-MOVE: the workers share the process's receiver). */
 const WORKERS = arg("workers", "1,2,4").split(",").map(Number);
 /** Several export-plan processes on this machine sharing one ledger: PROCSxWORKERS (e.g. 2x2), or none. */
 const PROCS = arg("procs", "2x2").split(",").filter(Boolean).map((s) => s.split("x").map(Number) as [number, number]);
@@ -290,8 +291,8 @@ try {
       for (const mode of MODES) {
         const b = await theirs(p, mode, queries);
         const r = record(p.name, mode === "get" ? "getscu" : "movescu → storescp", mode, b.t, b.out);
-        // C-MOVE: one worker (every worker's objects would go to one receiver port).
-        const cases: [number, number][] = mode === "get" ? [...WORKERS.map((w) => [w, 1] as [number, number]), ...PROCS.map(([n, w]) => [w, n] as [number, number])] : [[1, 1]];
+        // C-MOVE: no --procs (every process would need a receiver port the peer knows).
+        const cases: [number, number][] = [...WORKERS.map((w) => [w, 1] as [number, number]), ...(mode === "get" ? PROCS.map(([n, w]) => [w, n] as [number, number]) : [])];
         for (const [workers, procs] of cases) {
           const a = await ours(p, mode, undefined, workers, procs);
           const mine = record(p.name, oursLabel(workers, procs), mode, a.t, a.out, uniqueObjects(a.recordsFile), workers * procs);

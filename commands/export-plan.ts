@@ -97,6 +97,7 @@ export const main = defineCommand({
     "rtexport list-patients --from folder old/ | rtexport export-plan | rtexport copy-files --to export",
     "rtexport list-patients --from dicom --peer aria | rtexport export-plan --peer aria --get --to export | rtexport copy-files --to export",
     "rtexport list-patients --from dicom --peer aria | rtexport export-plan --peer aria --get --workers 4 --out export",
+    "rtexport list-patients --from dicom --peer aria | rtexport export-plan --peer aria --move-port 11113 --workers 4 --out export  # one receiver for the 4 workers",
     "rtexport list-patients --from catalog --db sqlite:catalog.db | rtexport export-plan --out /mnt/shared/export --ledger postgres://rtx@db/migration  # on every machine",
     "rtexport list-patients --from catalog --db sqlite:catalog.db | rtexport export-plan --out export --verify",
     "rtexport list-patients --from catalog --db sqlite:catalog.db --vault vault | rtexport export-plan --out research --anonymize --anonymize-key-file site.key --preset rt-research",
@@ -180,9 +181,6 @@ export const main = defineCommand({
           anonymized: true,
         },
       });
-    }
-    if (peer && !o.get && workers > 1) {
-      throw new UsageError("--workers above 1 with a DICOM peer needs --get: C-MOVE sends every worker's objects to one receiver port");
     }
     // With --to, the ledger is copy-files's: read for what it copied, written only with hand-off rows.
     const to = o.to ? resolve(ctx.io.cwd, o.to) : undefined;

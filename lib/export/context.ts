@@ -13,6 +13,9 @@ import { type StageEvent, type StageOptions, StageReport } from "../stage/stage.
 import { type DicomPlanSource, dicomPlanSource, type RetrieveSettings } from "./dicom_source.ts";
 import type { HandoffTarget } from "./handoff.ts";
 import { stagingName } from "./staging.ts";
+import process from "node:process";
+import { hostTag } from "../runtime/mod.ts";
+import { MoveReceiver, refusedText } from "../retrieve/move_receiver.ts";
 
 /** Options of the export stage. */
 export interface ExportPlanOptions extends StageOptions {
@@ -95,6 +98,8 @@ export interface ExportContext {
   peer?: DicomPlanSource;
   /** One peer source per worker (each its own association and staging folder). */
   peers: DicomPlanSource[];
+  /** The C-MOVE receiver the workers share (one port; each object routed to the worker whose request it answers). */
+  receiver?: MoveReceiver;
   catalogs: Map<string, Promise<Catalog>>;
   /**
    * Patient folders: two patients whose names sanitize alike never share one. With a ledger they
@@ -130,12 +135,19 @@ export function openContext(opts: ExportPlanOptions): ExportContext {
   };
   if (opts.peer) {
     const r = opts.retrieve ?? {};
+    const stagingRoot = opts.out ? join(opts.out, ".rtexport") : resolve(r.staging ?? ".rtexport-staging");
+    if ((r.mode ?? "move") === "move") {
+      // Named like a staging folder of this process, so a killed run's is cleaned (staging.ts).
+      ctx.receiver = new MoveReceiver(join(stagingRoot, `incoming-${hostTag()}-${process.pid}`), {
+        onRefused: (x) => report.message("warn", refusedText(x)),
+      });
+    }
     for (let worker = 0; worker < Math.max(1, opts.workers ?? 1); worker++) {
       ctx.peers.push(dicomPlanSource(opts.peer, {
-        mode: r.mode ?? "move", moveAet: r.moveAet, movePort: r.movePort,
+        mode: r.mode ?? "move", moveAet: r.moveAet, movePort: r.movePort, receiver: ctx.receiver,
         // Named by host, process and worker: several machines stage into one shared tree, and a
         // killed run's leftovers are told from a live run's (staging.ts).
-        stagingDir: opts.out ? join(opts.out, ".rtexport", stagingName(worker)) : resolve(r.staging ?? ".rtexport-staging"),
+        stagingDir: opts.out ? join(stagingRoot, stagingName(worker)) : stagingRoot,
         keepStaged: !opts.out,
         retry: r.retry,
         onMessage: (level, text) => report.message(level, text),
@@ -157,6 +169,7 @@ export async function closeContext(ctx: ExportContext): Promise<void> {
   try {
     for (const c of ctx.catalogs.values()) await c.then((c) => c.close()).catch(() => {});
     for (const p of ctx.peers) await p.close().catch(() => {});
+    ctx.receiver?.close();
   } finally {
     ctx.report.finish();
   }

@@ -12,6 +12,7 @@ import { retrievePatient } from "../retrieve/patient.ts";
 import type { RetryPolicy } from "../net/retry.ts";
 import { openResilientSession } from "../retrieve/resilient.ts";
 import { openRetrieveSession, type RetrieveSession } from "../retrieve/session.ts";
+import { type MoveReceiver, refusedText } from "../retrieve/move_receiver.ts";
 import type { FolderFile } from "../sources/folder.ts";
 import { FatalStageError } from "../stage/stage.ts";
 import { DicomNetError, type NetErrorCode } from "../net/errors.ts";
@@ -74,6 +75,11 @@ export function dicomPlanSource(
   peer: PeerSettings,
   opts: {
     mode: "move" | "get"; moveAet?: string; movePort?: number; stagingDir: string;
+    /**
+     * The C-MOVE receiver this source shares with the export's other workers (one port; each
+     * object goes to the worker whose request it answers). Default: its own.
+     */
+    receiver?: MoveReceiver;
     /** Leave staged files for a later stage (copy-files) instead of removing them after each plan. */
     keepStaged?: boolean;
     retry?: RetryPolicy;
@@ -97,7 +103,8 @@ export function dicomPlanSource(
       openRetrieveSession({
         host: peer.host, port: peer.port, callingAet: peer.callingAet, calledAet: peer.calledAet, mode: opts.mode,
         moveAet: opts.moveAet, movePort: opts.movePort ?? DEFAULT_MOVE_PORT, maxPdu: peer.maxPdu, tls: tlsFromFiles(peer),
-        timeouts: peerTimeouts(peer),
+        timeouts: peerTimeouts(peer), receiver: opts.receiver,
+        onRefused: (r) => opts.onMessage?.("warn", refusedText(r)),
       }, arrivals), arrivals, { retry: opts.retry ?? { retries: 0, maxWaitMs: 0 }, onMessage: opts.onMessage, signal: opts.signal });
     return { session, store };
   }

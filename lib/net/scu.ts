@@ -403,15 +403,18 @@ function progress(m: DimseMessage, ts: string): RetrieveProgress {
 
 /**
  * C-MOVE to `destination` (an AE title the peer knows). Yields every response; the last has `final`.
+ * `opts.messageId` sets the request's Message ID (default: the association's next): a receiver
+ * shared by several associations tells their objects apart by the Move Originator Message ID the
+ * peer puts on each sub-operation, so the IDs must be unique across those associations.
  *
  * @example
  * ```ts
  * for await (const p of move(assoc, QR_MODELS.studyRoot.move, identifier, "RTEXPORT")) if (p.final) console.log(p.completed, p.failed);
  * ```
  */
-export async function* move(assoc: Association, model: string, identifier: DataSet, destination: string): AsyncGenerator<RetrieveProgress> {
+export async function* move(assoc: Association, model: string, identifier: DataSet, destination: string, opts: { messageId?: number } = {}): AsyncGenerator<RetrieveProgress> {
   const ctx = qrContext(assoc, model, "the C-MOVE information model");
-  const id = assoc.nextMessageId();
+  const id = opts.messageId ?? assoc.nextMessageId();
   await assoc.sendMessage(ctx.id, { commandField: C_MOVE_RQ, messageId: id, affectedSopClassUid: model, priority: 0, moveDestination: destination, hasDataSet: true }, encodeDataSet(identifier, ctx.transferSyntax));
   let done = false;
   try {

@@ -36,12 +36,17 @@ export class ArrivedObject {
   private readonly incoming: IncomingFile;
   private file: DicomFile | undefined;
 
-  constructor(path: string, incoming: IncomingFile) {
+  /** @param header the object's header when it was read already (a shared C-MOVE receiver routes by it). */
+  constructor(path: string, incoming: IncomingFile, header?: DicomFile) {
     this.path = path;
     this.incoming = incoming;
     this.bytes = incoming.size;
     this.sopInstanceUid = incoming.sopInstanceUid;
     this.sha256 = incoming.sha256;
+    if (header) {
+      header.path = path;
+      this.file = header;
+    }
   }
 
   /** Parses the header (throws a DicomParseError for a damaged object). */
@@ -101,6 +106,8 @@ export class ArrivedObject {
 const HEADER_PREFIXES = [4096, 65536];
 
 const STATUS_SUCCESS = 0x0000;
+/** Names of files moved into a staging folder: counted per process, as stores may share a folder. */
+let movedIn = 0;
 /** PS3.4 B.2.2: Refused — out of resources. */
 const STATUS_OUT_OF_RESOURCES = 0xa700;
 export class ArrivalStore {
@@ -113,7 +120,6 @@ export class ArrivalStore {
    * (in the wait for the peer's next object). An object it moves must get its new `path`.
    */
   onArrival: ((o: ArrivedObject) => void) | undefined;
-  private counter = 0;
   /** Objects that could not be read (reported, not kept). */
   readonly rejected: { sopInstanceUid: string; error: string }[] = [];
   /** Objects that arrived but could not be written (disk full, …), with the cause; at most one entry per UID. */
@@ -142,12 +148,15 @@ export class ArrivalStore {
     mkdirSync(dir, { recursive: true });
   }
 
-  /** Takes a received file (it stays where it was written); the answer goes into the C-STORE-RSP. */
-  accept(file: IncomingFile): StoreAnswer {
+  /**
+   * Takes a received file (it stays where it was written); the answer goes into the C-STORE-RSP.
+   * `header`: the file's header, when the caller read it already.
+   */
+  accept(file: IncomingFile, header?: DicomFile): StoreAnswer {
     let path = file.path;
     if (dirname(resolve(path)) !== this.dir) {
       // Written elsewhere (a network layer without storeDir): moved into staging.
-      path = join(this.dir, `${(this.counter++).toString(36).padStart(6, "0")}.dcm`);
+      path = join(this.dir, `${(movedIn++).toString(36).padStart(6, "0")}.dcm`);
       try {
         renameSync(file.path, path);
       } catch (e) {
@@ -156,7 +165,7 @@ export class ArrivalStore {
         return { status: STATUS_OUT_OF_RESOURCES, errorComment: error.slice(0, 64) };
       }
     }
-    const o = new ArrivedObject(path, file);
+    const o = new ArrivedObject(path, file, header);
     const previous = this.objects.get(file.sopInstanceUid);
     if (previous) {
       // A second copy replaces the first, unless it is another patient's object with the same

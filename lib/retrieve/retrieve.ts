@@ -17,6 +17,7 @@ import type { RetryPolicy } from "../net/retry.ts";
 import type { Pacer } from "../stage/pace.ts";
 import { openResilientSession } from "./resilient.ts";
 import { openRetrieveSession, type RetrieveSession } from "./session.ts";
+import { refusedText } from "./move_receiver.ts";
 
 /** Options of {@link retrieveFiles}. */
 export interface RetrieveFilesOptions {
@@ -214,6 +215,7 @@ function sessionOptions(opts: RetrieveFilesOptions): Parameters<typeof openRetri
     mode: opts.get ? "get" : "move", moveAet: opts.moveAet, movePort: opts.movePort, moveHost: opts.moveHost, moveFrom: opts.moveFrom,
     moveDest: opts.moveDest, maxFindResults: opts.maxFindResults, maxPdu: opts.maxPdu, timeouts: opts.timeouts, tls: opts.tls,
     parallel: opts.moveDest ? 1 : opts.parallel,
+    onRefused: (r) => opts.onMessage?.("warn", refusedText(r)),
   };
 }
 

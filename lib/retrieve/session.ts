@@ -14,11 +14,12 @@ import { DECODABLE_SYNTAXES } from "../codec/syntaxes.ts";
 import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from "../dicom/uids.ts";
 import { isIP } from "node:net";
 import {
-  type AllowEntry, type Association, connect, type RoleSelection, createScp, DicomNetError, find, get, move, QR_MODELS,
-  type RetrieveProgress, type Scp, type Timeouts, type TlsOptions,
+  type AllowEntry, type Association, connect, type RoleSelection, DicomNetError, find, get, move, QR_MODELS,
+  type RetrieveProgress, type Timeouts, type TlsOptions,
 } from "../net/mod.ts";
 import { identifier } from "../qr/identifier.ts";
 import type { ArrivalStore } from "./arrivals.ts";
+import { MoveReceiver, type RefusedObject } from "./move_receiver.ts";
 import type { RetrieveOutcome, RetrieveTransport } from "./types.ts";
 
 export interface RetrieveSessionOptions {
@@ -43,6 +44,14 @@ export interface RetrieveSessionOptions {
    * the peer's AE title (`calledAet`) from the peer's address.
    */
   moveFrom?: (string | AllowEntry)[];
+  /**
+   * The C-MOVE receiver to share with other sessions (export-plan's workers: one port, each
+   * object routed to the request it answers, see move_receiver.ts). Default: one of the
+   * session's own, opened and closed with it.
+   */
+  receiver?: MoveReceiver;
+  /** Told of each object the session's own receiver refused (no request of it asked for it). */
+  onRefused?: (r: RefusedObject) => void;
   /** C-FIND matches kept per query (default 50,000); a peer that sends more fails the query. */
   maxFindResults?: number;
   /** Bytes of C-FIND answers kept per query (default 128 MiB); more fail the query. */
@@ -233,7 +242,9 @@ class QrSession implements RetrieveSession {
   /** C-MOVE to this process (not to a third AE): a receiver is opened. */
   readonly receiving: boolean;
   readonly extraRequests = { find: 0, retrieve: 0 };
-  private receiver: Scp | undefined;
+  private receiver: MoveReceiver | undefined;
+  /** This session holds the receiver (one `release()` owed). */
+  private holdsReceiver = false;
   private assoc: Association | undefined;
   /** Further associations for parallel retrieval, opened when first needed and kept. */
   private extra: Association[] = [];
@@ -297,36 +308,45 @@ class QrSession implements RetrieveSession {
     return this.assoc;
   }
 
-  /** The C-MOVE receiver, opened to the peer alone: the address we reach it from, its AE title and address. */
+  /**
+   * The C-MOVE receiver, opened to the peer alone: the address we reach it from, its AE title and
+   * address. A shared one is opened by the first session that needs it (its settings are the same
+   * for every session of a run) and routes each object to the request it answers.
+   */
   async openReceiver(): Promise<void> {
     const o = this.opts;
-    const store = this.store;
     const first = await this.open();
     const remote = plainAddress(first.socket.remoteAddress);
     const local = plainAddress(first.socket.localAddress);
     const serverTls: TlsOptions | undefined = o.tls
       ? { cert: o.tls.cert, key: o.tls.key, ...(o.tls.ca ? { ca: o.tls.ca, requestCert: true } : {}) }
       : undefined;
+    // The session's own receiver writes into the store's folder (nothing to move) and leaves it to the store.
+    const receiver = o.receiver ?? new MoveReceiver(this.store.dir, { onRefused: o.onRefused, keepDir: true });
     try {
-      this.receiver = await createScp({
+      await receiver.acquire({
         aeTitle: this.moveAet,
         port: o.movePort ?? 0,
         host: o.moveHost ?? (local || "127.0.0.1"),
         tls: serverTls,
         allow: o.moveFrom ?? [{ aeTitle: o.calledAet, ...(isIP(remote) ? { network: { address: remote, bits: isIP(remote) === 4 ? 32 : 128 } } : {}) }],
-        storeDir: store.dir,
         keepReceived: KEEP_RECEIVED,
         maxPdu: o.maxPdu,
         timeouts: o.timeouts,
-        handlers: { store: ({ file }) => store.accept(file) },
-        onEvent: (e) => {
-          if (e.type === "store-failed" && !e.warning) store.failedToWrite(e.sopInstanceUid, e.message);
-        },
       });
     } catch (e) {
       await first.release();
       throw e;
     }
+    this.receiver = receiver;
+    this.holdsReceiver = true;
+  }
+
+  /** Lets the receiver go (once). */
+  private async releaseReceiver(): Promise<void> {
+    if (!this.holdsReceiver) return;
+    this.holdsReceiver = false;
+    await this.receiver?.release();
   }
 
   /** Matches of one C-FIND, at most `maxFind` of them (more: the query is cancelled and fails). */
@@ -360,7 +380,14 @@ class QrSession implements RetrieveSession {
   private async retrieveOn(a: Association, id: DataSet): Promise<RetrieveOutcome> {
     let last: RetrieveProgress | undefined;
     if (this.opts.mode === "move") {
-      for await (const p of move(a, this.model.move, id, this.opts.moveDest ?? this.moveAet)) last = finalCounts(last, p);
+      // Objects that arrive here are this request's only while it is outstanding, and only those it asked for.
+      const expected = this.receiving && this.receiver ? this.receiver.expect(this.store, id, this.opts.callingAet) : undefined;
+      try {
+        const ask = move(a, this.model.move, id, this.opts.moveDest ?? this.moveAet, expected ? { messageId: expected.messageId } : {});
+        for await (const p of ask) last = finalCounts(last, p);
+      } finally {
+        expected?.end();
+      }
     } else {
       const store = this.store;
       const failed = (error: string, m: { command: { affectedSopInstanceUid?: string } }) => store.failedToWrite(m.command.affectedSopInstanceUid ?? "", error);
@@ -427,12 +454,12 @@ class QrSession implements RetrieveSession {
   async close(): Promise<void> {
     await Promise.all(this.extra.splice(0).filter((a) => a.established).map((a) => a.release()));
     if (this.assoc?.established) await this.assoc.release();
-    await this.receiver?.close();
+    await this.releaseReceiver();
   }
 
   abort(): void {
     for (const a of [this.assoc, ...this.extra.splice(0)]) a?.abort();
     this.assoc = undefined;
-    this.receiver?.close().catch(() => {});
+    this.releaseReceiver().catch(() => {});
   }
 }
