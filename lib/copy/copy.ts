@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import {
-  closeSync, constants as fsConstants, fsync as fsyncCb, futimesSync, open as openCb, openSync, readdirSync, readSync, statSync,
+  closeSync, constants as fsConstants, fstatSync, fsync as fsyncCb, futimesSync, open as openCb, openSync, readdirSync, readSync, statSync,
   unlinkSync, writeSync,
 } from "node:fs";
 import { link, mkdir, open, stat, unlink, utimes, type FileHandle } from "node:fs/promises";
@@ -468,35 +468,63 @@ async function copySmallFile(
   }
 }
 
+/** How {@linkcode placeStagedFile} places a staged file. */
+export interface StagedFileOptions extends CopyOptions {
+  /**
+   * What this process wrote into the staged file: its size, and the SHA-256 of the bytes it handed
+   * to the file system, taken as they were written (a received object, hashed on arrival). The
+   * file is then not read back to be hashed: its size is checked, it is flushed and linked.
+   */
+  written?: { sha256: string; bytes: number };
+}
+
 /**
  * Puts a file this run staged (a received object) into place without copying it, when the
- * staging folder is on the destination's file system: the file is hashed, flushed to disk and
- * linked at `dest` — never replacing a file there (the same content is "identical", a different
- * one a conflict, as with `copyFileVerified`). The staged name stays for its owner to remove.
- * Across file systems, or where hard links are refused, the file is copied instead.
+ * staging folder is on the destination's file system: the file is hashed (or, with `written`,
+ * its size checked against what was written), flushed to disk and linked at `dest` — never
+ * replacing a file there (the same content is "identical", a different one a conflict, as with
+ * `copyFileVerified`). The staged name stays for its owner to remove. Across file systems, or
+ * where hard links are refused, the file is copied instead.
  */
-export async function placeStagedFile(source: string, dest: string, opts: CopyOptions = {}): Promise<CopyOutcome> {
-  if (exists(dest)) {
-    sweepOnce(dirname(dest));
-    const s = await hashFile(source);
-    if (opts.expectedSha256 && opts.expectedSha256.toLowerCase() !== s.sha256) {
-      throw new Error(`Cannot copy "${source}": its sha256 ${s.sha256} differs from the expected ${opts.expectedSha256}`);
-    }
-    return await compareExisting(source, dest, s.sha256);
-  }
-  await ensureDir(dirname(dest));
-  // Opened for writing only so that the flush also works on Windows; nothing is written.
-  const fh = await open(source, "r+");
-  let sha256: string;
-  let bytes: number;
-  try {
-    ({ sha256, bytes } = await hashHandle(fh, opts.signal));
+export async function placeStagedFile(source: string, dest: string, opts: StagedFileOptions = {}): Promise<CopyOutcome> {
+  const written = opts.written;
+  const expect = (sha256: string) => {
     if (opts.expectedSha256 && opts.expectedSha256.toLowerCase() !== sha256) {
       throw new Error(`Cannot copy "${source}": its sha256 ${sha256} differs from the expected ${opts.expectedSha256}`);
     }
-    await fh.sync();
-  } finally {
-    await fh.close();
+  };
+  if (exists(dest)) {
+    sweepOnce(dirname(dest));
+    const sha256 = written ? written.sha256 : (await hashFile(source)).sha256;
+    expect(sha256);
+    return await compareExisting(source, dest, sha256);
+  }
+  await ensureDir(dirname(dest));
+  let sha256: string;
+  let bytes: number;
+  if (written) {
+    // Opened (synchronously: the file exists, no metadata changes) only to be checked and flushed.
+    const fd = openSync(source, "r+");
+    try {
+      const size = fstatSync(fd).size;
+      if (size !== written.bytes) throw new Error(`Cannot copy "${source}": it holds ${size} bytes where ${written.bytes} were written`);
+      expect(written.sha256);
+      opts.signal?.throwIfAborted();
+      await fsyncFd(fd);
+    } finally {
+      closeSync(fd);
+    }
+    ({ sha256, bytes } = written);
+  } else {
+    // Opened for writing only so that the flush also works on Windows; nothing is written.
+    const fh = await open(source, "r+");
+    try {
+      ({ sha256, bytes } = await hashHandle(fh, opts.signal));
+      expect(sha256);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
   }
   opts.signal?.throwIfAborted();
   try {

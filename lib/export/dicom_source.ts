@@ -1,4 +1,5 @@
 import { renameSync } from "node:fs";
+import type { DicomFile } from "../dicom/reader.ts";
 import { isRtObject, PLAN_OBJECT_MODALITIES } from "../dicom/rt.ts";
 import { join } from "node:path";
 import process from "node:process";
@@ -43,9 +44,20 @@ export interface RetrieveSettings {
   retry?: RetryPolicy;
 }
 
+/** A retrieved object in staging, as handed to the export. */
+export interface StagedFile extends FolderFile {
+  /**
+   * When the export puts it in the tree itself (not `keepStaged`): its size and the SHA-256 of the
+   * bytes received and written, taken on arrival, so the file is not read back to be hashed.
+   */
+  written?: { sha256: string; bytes: number };
+  /** Its header, parsed on arrival (then not read again from the file). */
+  header?: DicomFile;
+}
+
 /** What a DICOM source hands the export for one plan: staged files, gaps, and a clean-up. */
 export interface DicomPlanFiles {
-  files: FolderFile[];
+  files: StagedFile[];
   missing: string[];
   done(): void;
 }
@@ -96,7 +108,9 @@ export function dicomPlanSource(
   let answered = false;
   async function open(): Promise<{ session: RetrieveSession; store: ArrivalStore }> {
     if (opts.signal?.aborted) throw new Error("Interrupted");
-    store ??= new ArrivalStore(opts.keepStaged ? join(opts.stagingDir, `incoming-${hostTag()}-${process.pid}`) : opts.stagingDir);
+    // Objects the export links into the tree itself are hashed on arrival, from the copy the network
+    // layer kept of the bytes it wrote, instead of being read back (bench/README.md "export").
+    store ??= new ArrivalStore(opts.keepStaged ? join(opts.stagingDir, `incoming-${hostTag()}-${process.pid}`) : opts.stagingDir, { hash: !opts.keepStaged });
     const arrivals = store;
     // Retried and asked for in parts as `retrieve` does; the export paces per file itself.
     session ??= await openResilientSession(() =>
@@ -122,8 +136,8 @@ export function dicomPlanSource(
       throw e;
     }
   }
-  function handOver(objects: { object: ArrivedObject }[]): FolderFile[] {
-    const files: FolderFile[] = [];
+  function handOver(objects: { object: ArrivedObject }[]): StagedFile[] {
+    const files: StagedFile[] = [];
     for (const { object } of objects) {
       let path = object.path;
       if (opts.keepStaged) {
@@ -133,7 +147,12 @@ export function dicomPlanSource(
         path = join(opts.stagingDir, `${hostTag()}-${process.pid}-${handoffs++}-${object.sopInstanceUid}.dcm`);
         renameSync(object.path, path);
       }
-      files.push({ path, sopClassUid: object.sopClassUid, sopInstanceUid: object.sopInstanceUid, seriesUid: object.seriesUid, modality: object.modality });
+      const file: StagedFile = { path, sopClassUid: object.sopClassUid, sopInstanceUid: object.sopInstanceUid, seriesUid: object.seriesUid, modality: object.modality };
+      if (!opts.keepStaged) {
+        file.written = { sha256: object.hashNow(), bytes: object.bytes };
+        file.header = object.header();
+      }
+      files.push(file);
     }
     return files;
   }

@@ -3,17 +3,19 @@
  * are copied (or only resolved, without `out`) a few at a time, and each yields its `file` record
  * and its ledger row.
  */
+import { statSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { isAbsolute, join, resolve } from "node:path";
 import type { CatalogFileRow } from "../catalog/catalog.ts";
 import { copyFileVerified, hashFile, placeStagedFile } from "../copy/copy.ts";
 import { DICOM_CATEGORY } from "../dicom/file_record.ts";
-import { readDicomFile } from "../dicom/reader.ts";
+import { type DicomFile, readDicomFile } from "../dicom/reader.ts";
 import { type DicomHeader, headerOf } from "../layout/record_path.ts";
 import { isDicomCategory, isTreeCategory, treePlace } from "../layout/tree.ts";
 import type { FileRecord, PlanRecord } from "../records/types.ts";
 import type { FolderFile } from "../sources/folder.ts";
 import { untilAborted } from "../stage/stage.ts";
+import type { StagedFile } from "./dicom_source.ts";
 import { mapOrdered } from "../util/pool.ts";
 import { copiedBefore } from "./handoff.ts";
 import { type ExportContext, fileDone, type PatientState, planKeyOf, problem, type Tally, uniqueDest } from "./context.ts";
@@ -34,6 +36,10 @@ export interface SourceFile {
   seriesUid?: string | null;
   /** A temporary copy (retrieved from a peer) that the next stage may consume. */
   staged?: boolean;
+  /** A staged object's size and the SHA-256 of the bytes written into it (taken on arrival). */
+  written?: { sha256: string; bytes: number };
+  /** A staged object's header, parsed on arrival. */
+  header?: DicomFile;
   /** The ledger group of a retrieved file (so a rerun can reuse the whole group). */
   group?: string;
 }
@@ -47,11 +53,16 @@ export function fromCatalog(rows: CatalogFileRow[]): SourceFile[] {
 }
 
 /** DICOM objects found in a folder (or retrieved from a peer) as source files. */
-export function fromFolder(files: FolderFile[], patientId: string, extra: Partial<SourceFile> = {}): SourceFile[] {
-  return files.map((f) => ({
-    id: f.path, patientId, category: DICOM_CATEGORY, path: f.path, sopClassUid: f.sopClassUid, sopInstanceUid: f.sopInstanceUid,
-    modality: f.modality, seriesUid: f.seriesUid, ...extra,
-  }));
+export function fromFolder(files: (FolderFile | StagedFile)[], patientId: string, extra: Partial<SourceFile> = {}): SourceFile[] {
+  return files.map((f) => {
+    const row: SourceFile = {
+      id: f.path, patientId, category: DICOM_CATEGORY, path: f.path, sopClassUid: f.sopClassUid, sopInstanceUid: f.sopInstanceUid,
+      modality: f.modality, seriesUid: f.seriesUid, ...extra,
+    };
+    if ("written" in f && f.written) row.written = f.written;
+    if ("header" in f && f.header) row.header = f.header;
+    return row;
+  });
 }
 
 /** One file to put in the tree. */
@@ -132,7 +143,7 @@ function planJob(ctx: ExportContext, row: SourceFile, vault: string | undefined,
   const job: Job = { row, src, dest: "" };
   if (dicom) {
     try {
-      job.header = headerOf(readDicomFile(src));
+      job.header = headerOf(row.header ?? readDicomFile(src));
     } catch (e) {
       // reported once the file is known to exist (a missing file is reported as missing)
       job.headerError = (e as Error).message;
@@ -168,7 +179,9 @@ async function exportOne(ctx: ExportContext, job: Job, plan: PlanRecord | undefi
   const out = ctx.opts.out;
   const ledger = ctx.opts.ledger;
   const known = out ? await ledger?.get("file", dest) : undefined;
-  const s = await stat(src).catch(() => undefined);
+  // A staged object is on a local disk (a synchronous stat is cheaper than a thread-pool trip);
+  // a vault may be a file server, where a stat must not hold the event loop.
+  const s = row.staged ? statSync(src, { throwIfNoEntry: false }) : await stat(src).catch(() => undefined);
   let sourceChanged = false;
   if (out && known?.status === "done" && known.sha256 && known.source === src && (!row.sha256 || row.sha256.toLowerCase() === known.sha256)) {
     // Done by an earlier run: still so when the tree has the file and the source is as it was then.
@@ -209,15 +222,16 @@ async function exportOne(ctx: ExportContext, job: Job, plan: PlanRecord | undefi
     return base;
   }
   const target = join(out, dest);
-  // A retrieved object staged under `out` is linked into the tree (hashed and flushed first)
-  // instead of being written a second time.
-  const place = row.staged ? placeStagedFile : copyFileVerified;
+  // A retrieved object staged under `out` is linked into the tree (flushed first; hashed as it
+  // arrived) instead of being written a second time.
   const changed = () =>
     `the source changed since it was exported (${s.size} bytes, modified ${s.mtime.toISOString()}; the ledger recorded ${known!.source_bytes} bytes, ` +
     `modified ${new Date(known!.source_mtime_ms!).toISOString()})`;
   let outcome;
   try {
-    outcome = await place(src, target, { expectedSha256: row.sha256 ?? undefined, signal: ctx.opts.signal });
+    outcome = row.staged
+      ? await placeStagedFile(src, target, { expectedSha256: row.sha256 ?? undefined, signal: ctx.opts.signal, written: row.written })
+      : await copyFileVerified(src, target, { expectedSha256: row.sha256 ?? undefined, signal: ctx.opts.signal });
   } catch (e) {
     throw sourceChanged ? new Error(`${changed()}: ${(e as Error).message}`) : e;
   }
