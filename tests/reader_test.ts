@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { DicomParseError, parseDicom, parseDicomHeader, readDicomFile, readSkippedValue } from "../lib/dicom/reader.ts";
 import { PIXEL_DATA } from "../lib/dicom/tag.ts";
 import { lookupKeyword, lookupTag } from "../lib/dicom/dictionary.ts";
+import { characterSet } from "../lib/dicom/charset.ts";
 import { encodeDataSet } from "../lib/dicom/writer.ts";
 import { EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from "../lib/dicom/uids.ts";
 import { compareRows, type Dump, rowsOf, runDcmdumpMany } from "./_dcmdump.ts";
@@ -274,6 +275,29 @@ describe("edge cases", () => {
     const f = parseDicom(explicitLE([0x00080060, "CS", "CT"], [0x00100020, "LO", "ABC"], [0x00100030, "DA", "19700101"]));
     assert.equal(f.dataset.string("PatientID"), "ABC");
     assert.equal(f.dataset.string("PatientBirthDate"), "19700101");
+  });
+
+  it("string() answers from what the element holds now: a new value, VR or character set is decoded again", () => {
+    const ds = parseDicom(explicitLE([0x00080005, "CS", "ISO_IR 100"], [0x00100010, "PN", "M\xfcller^J\xf6rg"], [0x00100020, "LO", "ABC"])).dataset;
+    assert.equal(ds.string("PatientID"), "ABC");
+    assert.equal(ds.string("PatientID"), "ABC"); // asked again: the same answer
+    const el = ds.get("PatientID")!;
+    el.value = new TextEncoder().encode("XYZ ");
+    assert.equal(ds.string("PatientID"), "XYZ");
+    ds.set({ ...el, value: new TextEncoder().encode("NEW") });
+    assert.equal(ds.string("PatientID"), "NEW");
+    // PN decoded by the data set's character set, then again once that changes.
+    const pn = ds.get("PatientName")!;
+    pn.value = Uint8Array.of(0x4d, 0xc3, 0xbc); // "Mü" in UTF-8
+    assert.equal(ds.string("PatientName"), "M\u00c3\u00bc"); // read as ISO_IR 100
+    ds.charset = characterSet(["ISO_IR 192"]);
+    assert.equal(ds.string("PatientName"), "M\u00fc");
+    // A VR corrected after reading (as anonymize does for UN): decoded by the new VR.
+    const un = { tag: 0x00181000, vr: "UN", value: new TextEncoder().encode("SN1 "), offset: 0, length: 4 };
+    ds.set(un);
+    assert.equal(ds.string(0x00181000), "SN1"); // UN of a known LO tag decodes as LO
+    un.vr = "OB";
+    assert.equal(ds.string(0x00181000), undefined);
   });
 
   it("reads UN with undefined length in an explicit file as an implicit VR sequence (CP-246)", () => {

@@ -178,7 +178,9 @@ async function exportOne(ctx: ExportContext, job: Job, plan: PlanRecord | undefi
   if (job.header) Object.assign(base, job.header.fields, { patientId: row.patientId });
   const out = ctx.opts.out;
   const ledger = ctx.opts.ledger;
-  const known = out ? await ledger?.get("file", dest) : undefined;
+  // A staged object is at a path of this run's own (a temporary name in staging): no earlier run
+  // exported from it, so the ledger is not asked (a rerun reuses whole retrievals instead).
+  const known = out && !row.staged ? await ledger?.get("file", dest) : undefined;
   // A staged object is on a local disk (a synchronous stat is cheaper than a thread-pool trip);
   // a vault may be a file server, where a stat must not hold the event loop.
   const s = row.staged ? statSync(src, { throwIfNoEntry: false }) : await stat(src).catch(() => undefined);
