@@ -369,6 +369,13 @@ describe("DICOM sources", () => {
     const viaGet = join(dir, "dicom-get");
     const g = await sh(`"\${RT[@]}" export-plan ${peer} --get --out '${viaGet}'`, { input: listed.stdout });
     assert.equal(g.status, 0, g.stderr);
+    // Hashed as they arrived, not read back: each record's sha256 and size are those of the file in the tree.
+    const got = records(g.stdout).filter((r) => r.type === "file");
+    assert.ok(got.length > 20);
+    for (const r of got) {
+      const bytes = readFileSync(r.path);
+      assert.deepEqual([r.sha256, r.bytes], [createHash("sha256").update(bytes).digest("hex"), bytes.length], r.path);
+    }
     // A rerun reuses what the ledger says was retrieved and is still in the tree: no retrieval.
     const again = await sh(`"\${RT[@]}" export-plan ${peer} --get --out '${viaGet}'`, { input: listed.stdout });
     assert.equal(again.status, 0, again.stderr);
