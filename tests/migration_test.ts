@@ -634,6 +634,9 @@ describe("a peer export", () => {
     );
     const fs = records(again.stdout).filter((x) => x.type === "file");
     assert.ok(fs.length > 0 && fs.every((f) => f.copy === "done-before" && f.ledgerSha256 && f.sha256 === undefined));
+    // The ledger and the tree agree after the kill and the finishing run: every file in the tree
+    // has a row, with the hash of its bytes (hashed as they arrived, never read back).
+    assert.deepEqual(new Map(fs.map((f) => [f.dest, f.ledgerSha256])), complete);
     assertSameTree(treeHashes(tree), complete);
     peerExport = complete;
   });
