@@ -3,10 +3,11 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { placeStagedFile } from "../lib/copy/copy.ts";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import { markProcessGone, placeStagedFile, sweepStaleTemps, tempNameFor } from "../lib/copy/copy.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "rtx-copy-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -65,5 +66,26 @@ describe("placeStagedFile", () => {
     const c = await placeStagedFile(other.src, a.dest, { written: { sha256: sha(other.bytes), bytes: other.bytes.length } });
     assert.deepEqual([c.status, c.existingSha256, c.sha256], ["conflict", sha(a.bytes), sha(other.bytes)]);
     assert.deepEqual(readFileSync(a.dest), a.bytes);
+  });
+});
+
+describe("sweepStaleTemps", () => {
+  it("keeps a living process's half-written copy until the ledger says it is gone (lease lost while stopped), then removes it", async () => {
+    // A process of this machine that is alive (as one stopped with SIGSTOP is) owns a temporary file.
+    const owner = spawn(process.execPath, ["-e", "setTimeout(() => {}, 30000)"], { stdio: "ignore" });
+    try {
+      const folder = join(dir, "sweep");
+      mkdirSync(folder);
+      const ours = basename(tempNameFor(join(folder, "x.dcm")));
+      const theirs = ours.replace(`-${process.pid}-`, `-${owner.pid}-`);
+      assert.notEqual(theirs, ours);
+      writeFileSync(join(folder, theirs), "half");
+      assert.deepEqual(sweepStaleTemps(folder), [], "alive: left alone");
+      markProcessGone(hostname(), owner.pid!);
+      assert.deepEqual(sweepStaleTemps(folder), [theirs], "known gone: removed although alive");
+      assert.deepEqual(readdirSync(folder), []);
+    } finally {
+      owner.kill("SIGKILL");
+    }
   });
 });

@@ -111,12 +111,17 @@ function untrackTemp(tmp: string): void {
 const goneOwners = new Set<string>();
 
 /**
- * Tells the copy layer that a process of another machine is gone (the ledger says its lease ran
- * out and its work was taken over): its temporary files are removed when this process next
+ * Tells the copy layer that a process (of this machine or another) is gone: the ledger says its lease ran
+ * out and its work was taken over, even if it is only stopped. Its temporary files are removed when this process next
  * writes into their folders, without waiting for {@link STALE_TEMP_MS}.
  */
 export function markProcessGone(host: string, pid: number): void {
-  goneOwners.add(`${hostTag(host)}-${pid}`);
+  const owner = `${hostTag(host)}-${pid}`;
+  if (goneOwners.has(owner)) return;
+  goneOwners.add(owner);
+  // Folders swept while it still counted as alive are swept again on their next write.
+  sweptDirs.clear();
+  knownDirs.clear();
 }
 
 /**
@@ -147,8 +152,10 @@ export function sweepStaleTemps(dir: string, now = Date.now()): string[] {
     if (liveTemps.has(path)) continue;
     const t = parseTempName(name);
     let stale: boolean;
-    if (t && t.host === HOST) stale = t.pid === process.pid || !processAlive(t.pid);
-    else if (t && goneOwners.has(`${t.host}-${t.pid}`)) stale = true;
+    // Known gone first: a process of this machine that is stopped (not dead) but lost its lease
+    // and its work to another worker still looks alive, and its half-written copy is garbage.
+    if (t && goneOwners.has(`${t.host}-${t.pid}`)) stale = true;
+    else if (t && t.host === HOST) stale = t.pid === process.pid || !processAlive(t.pid);
     else if (t || name.endsWith(".rtexport-part")) {
       const s = statSync(path, { throwIfNoEntry: false });
       stale = s !== undefined && now - s.ctimeMs > STALE_TEMP_MS;
