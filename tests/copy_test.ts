@@ -70,7 +70,7 @@ describe("placeStagedFile", () => {
 });
 
 describe("sweepStaleTemps", () => {
-  it("keeps a living process's half-written copy until the ledger says it is gone (lease lost while stopped), then removes it", async () => {
+  it("keeps a living process's half-written copy until the ledger says it is gone (lease lost while stopped), then removes it", () => {
     // A process of this machine that is alive (as one stopped with SIGSTOP is) owns a temporary file.
     const owner = spawn(process.execPath, ["-e", "setTimeout(() => {}, 30000)"], { stdio: "ignore" });
     try {
