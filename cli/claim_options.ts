@@ -3,6 +3,7 @@
  * (export-plan, copy-files, push, anonymize): `--workers`, `--job`, `--lease`. Processes on any
  * number of machines started with the same input, `--job` and `--ledger` split the work.
  */
+import { createHash } from "node:crypto";
 import type { Command } from "commander";
 import type { LedgerOpenOptions } from "../lib/ledger/ledger.ts";
 import { parsePositiveInt } from "./peer.ts";
@@ -32,7 +33,11 @@ export function addClaimOptions(cmd: Command, spec: ClaimOptionSpec): void {
     parsePositiveInt,
     1,
   );
-  cmd.option("--job <name>", "the ledger job this run's workers share (give each migration sharing one ledger its own)", spec.job);
+  cmd.option(
+    "--job <name>",
+    `the ledger job this run's workers share (default: "${spec.job} to " and where the run writes, so runs with other destinations never share items; give the same name on machines that mount the destination at other paths)`,
+    spec.job,
+  );
   cmd.option(
     "--lease <seconds>",
     `how long a claimed item (one of the ${spec.items}) stays this worker's without a heartbeat; a dead worker's items are taken over after it`,
@@ -55,4 +60,26 @@ export function claimLedgerOptions(o: Record<string, unknown>): Pick<LedgerOpenO
 export function claimsWanted(o: Record<string, unknown>, ledger: string | undefined, jobGiven: boolean): boolean {
   if (!ledger) return false;
   return Number(o.workers) > 1 || jobGiven || !/^sqlite:/i.test(ledger);
+}
+
+/**
+ * The ledger job of a claiming run: `--job` as given, or by default the command and where the run
+ * writes (`copy-files to /mnt/export`, `push to PACS@10.0.0.5:104`). Items carry only their input
+ * records, and each worker writes them where its own options say: two runs sharing a ledger with
+ * other destinations must never share a job, or each would do the other's items into its own
+ * destination. Long destinations are shortened and end with a hash of the whole.
+ *
+ * @example
+ * ```ts
+ * claimJob({ job: "copy-files" }, false, "/mnt/export"); // "copy-files to /mnt/export"
+ * claimJob({ job: "migration-2026" }, true, "/mnt/export"); // "migration-2026"
+ * ```
+ */
+export function claimJob(o: Record<string, unknown>, given: boolean, destination: string): string {
+  const job = String(o.job);
+  if (given) return job;
+  const d = destination.length <= 160
+    ? destination
+    : `…${destination.slice(-120)}#${createHash("sha256").update(destination).digest("hex").slice(0, 12)}`;
+  return `${job} to ${d}`;
 }

@@ -1,8 +1,9 @@
 /** `rtexport anonymize`: de-identify DICOM files per PS3.15 Annex E, keeping RT references intact. */
+import { resolve } from "node:path";
 import { type Command, Option } from "commander";
 import { addAnonymizeOptions, anonymizeOptionsFrom } from "../cli/anonymize_options.ts";
 import { addDatabaseTimeoutOption, checkDatabaseUrl, type CommandContext, defineCommand, runMain, runStage, UsageError } from "../cli/mod.ts";
-import { addClaimOptions, claimLedgerOptions, claimsWanted } from "../cli/claim_options.ts";
+import { addClaimOptions, claimJob, claimLedgerOptions, claimsWanted } from "../cli/claim_options.ts";
 import { addAuditOption } from "../cli/pace.ts";
 import { createAnonymizeContext } from "../lib/anonymize/anonymize.ts";
 import { anonymizeRecords } from "../lib/anonymize/stage.ts";
@@ -43,8 +44,8 @@ async function run(c: CommandContext): Promise<number> {
   }
   const input = c.args.length > 0 ? pathRecords(c.args, o.pattern ? { pattern: o.pattern } : {}) : c.stdinRecords();
   if (!input) throw new UsageError("No input: give files or directories, or pipe file records on stdin");
-  const jobGiven = c.optionSource("job") === "cli";
-  if (!o.ledger && (o.workers > 1 || jobGiven)) throw new UsageError("--workers and --job claim work in a ledger: give --ledger");
+  const jobGiven = c.optionSource("job") !== "default";
+  if (!o.ledger && (o.workers > 1 || c.optionSource("job") === "cli")) throw new UsageError("--workers and --job claim work in a ledger: give --ledger");
   // With a shared ledger (or --workers, --job) each patient's files are a work item claimed in it,
   // named in the ledger by a hash of the patient ID. One context for all items: one mapping, and
   // --write-map written with every patient this process did.
@@ -53,7 +54,8 @@ async function run(c: CommandContext): Promise<number> {
   return await runStage(c, {
     input,
     stage: claims
-      ? claimedStage(anonymizeRecords, { name: "anonymize", job: o.job, workers: o.workers, hidePatients: true, itemOptions: (opts) => ({ ...opts, context }) })
+      ? claimedStage(anonymizeRecords, {
+        name: "anonymize", job: claimJob(o, jobGiven, o.inPlace ? "files in place" : resolve(c.io.cwd, String(o.out))), workers: o.workers, hidePatients: true, itemOptions: (opts) => ({ ...opts, context }) })
       : anonymizeRecords,
     options: { ...options, out: o.out, inPlace: o.inPlace === true, layout: o.layout, roots: c.args, concurrency, writeMap: o.writeMap, force: o.force === true },
     ledger: o.ledger,

@@ -2,7 +2,7 @@
 import { Option } from "commander";
 import { resolve } from "node:path";
 import { addDatabaseTimeoutOption, checkDatabaseUrl, defineCommand, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
-import { addClaimOptions, claimLedgerOptions, claimsWanted } from "../cli/claim_options.ts";
+import { addClaimOptions, claimJob, claimLedgerOptions, claimsWanted } from "../cli/claim_options.ts";
 import { addAuditOption } from "../cli/pace.ts";
 import { COPY_LAYOUTS, copyFiles } from "../lib/copy/copy_files.ts";
 import { pathRecords } from "../lib/fs/walk.ts";
@@ -55,10 +55,11 @@ export const main = defineCommand({
     const to = resolve(ctx.io.cwd, o.to);
     // With a shared ledger (or --workers, --job) each patient's files are a work item claimed in it.
     const ledger: string = o.ledger ?? defaultLedgerUrl(to);
-    const claims = claimsWanted(o, ledger, ctx.optionSource("job") === "cli");
+    const jobGiven = ctx.optionSource("job") !== "default";
+    const claims = claimsWanted(o, ledger, jobGiven);
     return runStage(ctx, {
       input,
-      stage: claims ? claimedStage(copyFiles, { name: "copy-files", job: o.job, workers: o.workers }) : copyFiles,
+      stage: claims ? claimedStage(copyFiles, { name: "copy-files", job: claimJob(o, jobGiven, to), workers: o.workers }) : copyFiles,
       options: { to, layout: o.layout, parallel: o.parallel, verify: o.verify },
       ledger,
       ledgerOptions: claims ? claimLedgerOptions(o) : undefined,

@@ -5,7 +5,7 @@ import { join, resolve } from "node:path";
 import process from "node:process";
 import { addAnonymizeOptions, type AnonymizeOptionSpec, anonymizeOptionsFrom, anonymizeOptionsGiven } from "../cli/anonymize_options.ts";
 import { addDatabaseTimeoutOption, checkDatabaseUrl, collect, defineCommand, errorMessage, ExitCode, parsePositiveInt, runMain, runStage, UsageError } from "../cli/mod.ts";
-import { addClaimOptions, claimLedgerOptions } from "../cli/claim_options.ts";
+import { addClaimOptions, claimJob, claimLedgerOptions } from "../cli/claim_options.ts";
 import { addAuditOption, addPaceOptions, addRetryOptions, pacerFrom, retryPolicyFrom } from "../cli/pace.ts";
 import type { AnonymizeOptions } from "../lib/anonymize/anonymize.ts";
 import { removeStale } from "../lib/fs/stale.ts";
@@ -199,7 +199,7 @@ export const main = defineCommand({
       options: {
         out, items, includeUnapproved: !!o.includeUnapproved, authorizedBy: o.authorizedBy, db: o.db, vault: o.vault, parallel: o.parallel, peer,
         retrieve: { mode: o.get ? "get" : "move", moveAet: o.moveAet, movePort: o.movePort, staging: stagingRoot, retry: retryPolicyFrom(o) },
-        workers, job: o.job, verify: !!o.verify, pace: pacerFrom(o, ctx.io.env),
+        workers, job: claimJob(o, ctx.optionSource("job") !== "default", out ?? to ?? "stdout"), verify: !!o.verify, pace: pacerFrom(o, ctx.io.env),
       },
       ledger,
       ledgerOptions: {

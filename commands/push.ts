@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { addDatabaseTimeoutOption, checkDatabaseUrl, defineCommand, parsePort, parsePositiveInt, parseSeconds, runMain, runStage, UsageError } from "../cli/mod.ts";
-import { addClaimOptions, claimLedgerOptions, claimsWanted } from "../cli/claim_options.ts";
+import { addClaimOptions, claimJob, claimLedgerOptions, claimsWanted } from "../cli/claim_options.ts";
 import { addAuditOption, addPaceOptions, addRetryOptions, pacerFrom, retryPolicyFrom } from "../cli/pace.ts";
 import { loadProfile } from "../lib/check/profile.ts";
 import { pathRecords } from "../lib/fs/walk.ts";
@@ -108,7 +108,8 @@ export const main = defineCommand({
       }
     } else if (o.machines) throw new UsageError("--machines goes with --check");
     // With a shared ledger (or --workers, --job) each patient's objects are a work item claimed in it.
-    const claims = claimsWanted(o, o.ledger, ctx.optionSource("job") === "cli");
+    const jobGiven = ctx.optionSource("job") !== "default";
+    const claims = claimsWanted(o, o.ledger, jobGiven);
     if (!o.ledger && (o.workers > 1 || ctx.optionSource("job") === "cli")) throw new UsageError("--workers and --job claim work in a ledger: give --ledger");
     if (o.commit && o.workers > 1) throw new UsageError("--commit runs one worker (--workers 1): the peer's reports come to one --commit-port");
     // Paths given: their names are walked first (no file is read), so the progress line has its total from the start.
@@ -118,7 +119,7 @@ export const main = defineCommand({
     const peer = ctx.peer!;
     return runStage(ctx, {
       input,
-      stage: claims ? claimedStage(pushRecords, { name: "push", job: o.job, workers: o.workers }) : pushRecords,
+      stage: claims ? claimedStage(pushRecords, { name: "push", job: claimJob(o, jobGiven, `${peer.calledAet}@${peer.host}:${peer.port}`), workers: o.workers }) : pushRecords,
       options: {
         peer,
         parallel: o.parallel,

@@ -7,7 +7,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { generateClinic } from "../lib/fixtures/mod.ts";
@@ -184,7 +185,7 @@ describe("copy-files over a listed input", () => {
 
   test("three processes, one killed and restarted: the single-process tree, every file copied once", async () => {
     const tree = join(dir, "copy-split");
-    const split = await splitRun("copy_split", "copy-files", ["copy-files", "--to", tree, "--ledger", pg.url("copy_split"), "--lease", "2", "--parallel", "1", clinic]);
+    const split = await splitRun("copy_split", `copy-files to ${tree}`, ["copy-files", "--to", tree, "--ledger", pg.url("copy_split"), "--lease", "2", "--parallel", "1", clinic]);
     assert.deepEqual(treeHashes(tree), ref);
     const reclaimed = split.reclaimed;
     const copied = split.workers.flatMap((w) => fileRecords(w).filter((f: Json) => f.copy?.status === "copied").map((f: Json) => f.copy.from));
@@ -208,8 +209,61 @@ describe("copy-files over a listed input", () => {
     assert.equal(copied.length, ref.size);
     assert.ok(copied.every((s: string) => s === "copied"));
     const s = await status("copy_workers");
-    const run = s.runs.find((x: Json) => x.job === "copy-files");
+    const run = s.runs.find((x: Json) => x.job === `copy-files to ${tree}`);
     assert.deepEqual([run.workers, run.items, run.state], [3, ITEMS, "finished"]);
+  });
+});
+
+describe("runs that differ, on one ledger", () => {
+  /** Every file under `paths` (files or folders), as absolute paths. */
+  const filesUnder = (paths: string[]) =>
+    paths.flatMap((p) => statSync(p).isDirectory() ? readdirSync(p, { recursive: true }).map((n) => join(p, String(n))).filter((f) => statSync(f).isFile()) : [p]);
+  const hashOf = (f: string) => createHash("sha256").update(readFileSync(f)).digest("hex");
+
+  test("other inputs and other destinations: each run's tree holds its own patients only (never the other run's)", async () => {
+    pg.psql("create database two_dest");
+    const patients = readdirSync(clinic).filter((n) => n.startsWith("RTX")).sort();
+    const inputs = [patients.slice(0, PATIENTS / 2), patients.slice(PATIENTS / 2)].map((ps) => ps.map((p) => join(clinic, p)));
+    const trees = [join(dir, "two-dest-a"), join(dir, "two-dest-b")];
+    const runs = inputs.map((input, i) => startWorker(["copy-files", "--to", trees[i], "--ledger", pg.url("two_dest"), "--parallel", "1", ...input]));
+    const codes = await Promise.all(runs.map((w) => w.done));
+    for (const [i, c] of codes.entries()) assert.equal(c, 0, runs[i].err);
+    for (const [i, input] of inputs.entries()) {
+      const expected = new Set(filesUnder(input).map(hashOf));
+      const got = [...treeHashes(trees[i]).values()];
+      assert.equal(got.length, expected.size, `tree ${i} holds as many files as its input`);
+      assert.deepEqual(got.filter((h) => !expected.has(h)), [], `tree ${i} holds only its own input's files`);
+    }
+  });
+
+  test("a run whose input has more files of a patient than the item the pass holds: those files are copied too", async () => {
+    pg.psql("create database grown");
+    const tree = join(dir, "grown");
+    const all = filesUnder([clinic]).filter((f) => !f.endsWith("manifest.json")).sort();
+    const late = all.filter((f) => f.includes(`${join("RTX0001", "CT")}`)).slice(0, 3);
+    assert.equal(late.length, 3);
+    const common = ["copy-files", "--to", tree, "--ledger", pg.url("grown"), "--lease", "2", "--parallel", "1"];
+    // The first run lists every file but three of RTX0001's; it is stopped while it holds an item.
+    const first = startWorker([...common, ...all.filter((f) => !late.includes(f))]);
+    await until("the first run holding an item", () => {
+      try {
+        return Number(pg.psql("select count(*) from rtx_ledger_work where status = 'claimed'", "grown").trim()) > 0 || undefined;
+      } catch {
+        return undefined; // the schema is still being made
+      }
+    });
+    signal(first, "SIGSTOP");
+    try {
+      // The second lists them all: it joins the same job and pass (the first's lease still runs).
+      const second = startWorker([...common, ...all]);
+      assert.equal(await second.done, 0, second.err);
+    } finally {
+      signal(first, "SIGCONT");
+    }
+    await first.done;
+    const inTree = new Set(treeHashes(tree).values());
+    assert.deepEqual(late.filter((f) => !inTree.has(hashOf(f))), [], "the files only the second run listed are in the tree");
+    assert.equal(inTree.size, new Set(all.map(hashOf)).size);
   });
 });
 
@@ -229,7 +283,7 @@ describe("push over a listed input, to serve", () => {
 
   test("three processes, one killed and restarted: every object at the peer, each sent once", async () => {
     const from = records(serve.stdout()).length;
-    const split = await splitRun("push_split", "push", ["push", ...peer(), "--ledger", pg.url("push_split"), "--lease", "2", "--max-rate", "200/s", clinic]);
+    const split = await splitRun("push_split", `push to RTSERVE@${serve.host}:${serve.port}`, ["push", ...peer(), "--ledger", pg.url("push_split"), "--lease", "2", "--max-rate", "200/s", clinic]);
     await new Promise((r) => setTimeout(r, 300)); // serve's last records
     const got = stored(from);
     assert.equal(new Set(got).size, dicomFiles, "every object reached the peer");
@@ -255,7 +309,7 @@ describe("push over a listed input, to serve", () => {
     const got = stored(from);
     assert.equal(got.length, dicomFiles, "each object sent once");
     assert.equal(new Set(got).size, dicomFiles);
-    const run = (await status("push_workers")).runs.find((x: Json) => x.job === "push");
+    const run = (await status("push_workers")).runs.find((x: Json) => x.job === `push to RTSERVE@${serve.host}:${serve.port}`);
     assert.deepEqual([run.workers, run.items, run.state], [3, ITEMS, "finished"]);
   });
 });
@@ -271,7 +325,7 @@ describe("anonymize over a listed input", () => {
 
   test("three processes, one killed and restarted: the single-process tree, every file written once; no patient ID in the work items", async () => {
     const out = join(dir, "anon-split");
-    const split = await splitRun("anon_split", "anonymize", ["anonymize", "--key", KEY, "--out", out, "--ledger", pg.url("anon_split"), "--lease", "2", clinic]);
+    const split = await splitRun("anon_split", `anonymize to ${out}`, ["anonymize", "--key", KEY, "--out", out, "--ledger", pg.url("anon_split"), "--lease", "2", clinic]);
     assert.deepEqual(treeHashes(out), ref);
     const reclaimed = split.reclaimed;
     const written = split.workers.flatMap((w) => fileRecords(w).map((f: Json) => resolve(f.anonymized?.from ?? "")));
@@ -291,7 +345,7 @@ describe("anonymize over a listed input", () => {
     const from = fileRecords(r).map((f: Json) => f.anonymized?.from);
     assert.equal(from.length, ref.size);
     assert.equal(new Set(from).size, ref.size);
-    const run = (await status("anon_workers")).runs.find((x: Json) => x.job === "anonymize");
+    const run = (await status("anon_workers")).runs.find((x: Json) => x.job === `anonymize to ${out}`);
     assert.deepEqual([run.workers, run.items, run.state], [3, ITEMS, "finished"]);
   });
 });

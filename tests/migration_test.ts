@@ -243,7 +243,7 @@ describe("several workers, one PostgreSQL ledger, one tree", () => {
 
       // status from this machine: the victim is dead and its patients were taken over; nothing pending.
       const s = await status(`--ledger '${pg.url(db)}'`);
-      const runs = s.runs.filter((r: { job: string | null }) => r.job === "export-plan");
+      const runs = s.runs.filter((r: { job: string | null }) => r.job === `export-plan to ${tree}`);
       const dead = runs.filter((r: { state: string }) => r.state === "dead");
       assert.equal(dead.length, 1);
       assert.equal(dead[0].id, victimRun);

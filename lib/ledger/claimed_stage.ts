@@ -67,6 +67,14 @@ function patientOf(r: RtRecord): string | undefined {
   }
 }
 
+/** A short digest of which files `records` name (their paths, in any order). */
+function filesDigest(records: RtRecord[]): string {
+  const names = records.map((r) => typeof r.path === "string" ? r.path : JSON.stringify(r)).sort();
+  const h = createHash("sha256");
+  for (const n of names) h.update(n).update("\0");
+  return h.digest("hex").slice(0, 16);
+}
+
 /**
  * `stage` as claimed work when its options carry a ledger (see the module comment); without a
  * ledger it is `stage` itself. Records other than files go through one unclaimed call of the stage
@@ -144,6 +152,11 @@ export function claimedStage<O extends StageOptions>(stage: Stage<O>, spec: Clai
           inFolder.set(folder, n + 1);
           return { key: `${job}|folder|${folder}|${Math.floor(n / batch)}`, kind: "group" };
         },
+        // The files an item holds are part of its name: a run whose input has more files of a
+        // patient than the run that seeded the pass (a folder that grew, another input) gets an
+        // item of its own instead of its extra files being dropped; files both hold are done once
+        // (the second finds them done in the ledger).
+        keyOf: (key, records) => `${key}|${filesDigest(records)}`,
         async *work(records, { item }: { item: ClaimedItem }) {
           // Taken over from a dead worker: its half-written copies in this item's folders go at once.
           if (item.reclaimedFromHost && item.reclaimedFromPid !== undefined) markProcessGone(item.reclaimedFromHost, item.reclaimedFromPid);

@@ -14,6 +14,12 @@ import type { Ledger } from "./ledger.ts";
 export interface ClaimedWork {
   /** The item a record belongs to (records of one item are gathered in input order); undefined passes the record through. */
   itemOf(record: RtRecord): Omit<SeedItem, "payload" | "listed"> | undefined;
+  /**
+   * The key an item is seeded under, from the key `itemOf` gave and all its records (default: that
+   * key). A key that also says which records the item holds keeps a run with more records for the
+   * same patient from being folded into an item another run seeded with fewer.
+   */
+  keyOf?(key: string, records: RtRecord[]): string;
   /** Rows listed with an item (recorded as pending until done), from its records. */
   listed?(records: RtRecord[]): SeedItem["listed"];
   /** Does one item: its records in, result records out. */
@@ -103,7 +109,9 @@ export async function* runClaimed(input: AsyncIterable<RtRecord>, spec: ClaimedW
   }
   const workers = Math.max(1, Math.floor(opts.workers ?? 1));
   const queue = await WorkQueue.join(opts.ledger, { job: opts.job, workers });
-  await queue.seed([...items.values()].map(({ seed, records }) => ({ ...seed, payload: records, listed: spec.listed?.(records) })));
+  await queue.seed([...items.values()].map(({ seed, records }) => ({
+    ...seed, key: spec.keyOf ? spec.keyOf(seed.key, records) : seed.key, payload: records, listed: spec.listed?.(records),
+  })));
   items.clear(); // the records live in the ledger now: memory does not grow with the migration
   const pollMs = opts.pollMs ?? Math.min(1000, Math.max(50, Math.floor(opts.ledger.leaseMs / 4)));
   const channel = new Channel<RtRecord>(256);
