@@ -156,6 +156,11 @@ export const main = defineCommand({
       items = items.filter((i) => DICOM_ITEMS.includes(i));
     }
     if (o.to && o.out) throw new UsageError("--to goes without --out: with --out export-plan writes the tree itself");
+    // With --to the pipeline's copy-files owns the ledger's items; export-plan claims nothing, so
+    // workers here (or on other machines) would each retrieve everything.
+    if (o.to && o.workers > 1) {
+      throw new UsageError("--to exports one patient at a time (--workers 1): for several workers or machines, export with --out into the shared tree");
+    }
     checkDatabaseUrl(o.db);
     checkDatabaseUrl(o.ledger);
     const input = ctx.stdinRecords();

@@ -418,6 +418,25 @@ describe("DICOM sources", () => {
     assert.equal(again.status, 0, again.stderr);
     const copies = records(again.stdout).filter((x) => x.type === "file");
     assert.ok(copies.length > 100 && copies.every((x) => x.copy?.status === "done-before"), JSON.stringify(copies.find((x) => x.copy?.status !== "done-before")));
+
+    // A byte flipped in a retrieved file of the tree: --verify reports it (copy-files, which has the
+    // file as done, would not), exit 3, and the file is left as it is.
+    const retrieved = copies.map((x) => String(x.path)).find((f) => /\/DICOM\/RTPLAN_[^/]*\.dcm$/.test(f))!;
+    assert.ok(retrieved, "a retrieved plan in the tree");
+    const bytes = readFileSync(retrieved);
+    bytes[bytes.length - 1] ^= 0xff;
+    writeFileSync(retrieved, bytes);
+    const verified = await sh(`${list()} | "\${RT[@]}" export-plan ${peer} --get --verify --staging '${join(out, ".rtexport", "staging")}' --to '${out}' | "\${RT[@]}" copy-files --to '${out}'`);
+    assert.equal(verified.status, 3, verified.stderr);
+    const changed = verified.stderr.split("\n").filter((l) => l.includes("changed in the tree since copy-files copied it"));
+    assert.equal(changed.length, 1, verified.stderr);
+    assert.ok(changed[0].includes(retrieved), changed[0]);
+    assert.deepEqual(readFileSync(retrieved), bytes, "not overwritten");
+
+    // The pipeline is one machine's, one patient at a time: more workers are refused with the way out.
+    const workers = await sh(`"\${RT[@]}" export-plan ${peer} --get --to '${out}' --workers 2 < /dev/null`);
+    assert.equal(workers.status, 2);
+    assert.match(workers.stderr, /--to exports one patient at a time \(--workers 1\): for several workers or machines, export with --out/);
   });
 });
 

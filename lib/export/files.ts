@@ -267,7 +267,9 @@ function unreadable(ctx: ExportContext, job: Job): void {
 export async function reuseRetrieved(ctx: ExportContext, group: string): Promise<FileRecord[] | undefined> {
   const { out, ledger, handoff } = ctx.opts;
   if (!out && handoff) {
-    return await copiedBefore(handoff, group, ctx.opts.verify).catch((e) => {
+    const changed = (path: string, now: string, recorded: string, patientId: string | undefined) =>
+      problem(ctx, `file "${path}"`, `changed in the tree since copy-files copied it (sha256 ${now}, the ledger recorded ${recorded}); not overwritten`, patientId);
+    return await copiedBefore(handoff, group, ctx.opts.verify, changed).catch((e) => {
       ctx.report.message("warn", `Cannot read in the ledger what copy-files has copied (retrieving again): ${(e as Error).message}`);
       return undefined;
     });

@@ -49,9 +49,13 @@ export async function recordHandoff(target: HandoffTarget, group: string, patien
  * (its ledger says done at the size handed, and the file is there at that size), or undefined when
  * one is missing, changed or was never handed over whole: then the group is retrieved again.
  * Records carry the ledger's hash as `ledgerSha256`, or with `verify` the hash of the tree's file
- * (a file whose hash differs from the ledger's makes the group be retrieved again).
+ * (a file whose hash differs from the ledger's is told to `onChanged`, and the group is retrieved
+ * again).
  */
-export async function copiedBefore(target: HandoffTarget, group: string, verify = false): Promise<FileRecord[] | undefined> {
+export async function copiedBefore(
+  target: HandoffTarget, group: string, verify = false,
+  onChanged?: (path: string, now: string, recorded: string, patientId: string | undefined) => void,
+): Promise<FileRecord[] | undefined> {
   const { ledger, tree } = target;
   const head = await ledger.get("handoff", group);
   if (head?.status !== "done" || !/^\d+$/.test(head.source ?? "")) return undefined;
@@ -60,6 +64,7 @@ export async function copiedBefore(target: HandoffTarget, group: string, verify 
     .orderBy("key").execute();
   if (members.length !== Number(head.source)) return undefined;
   const records: FileRecord[] = [];
+  let changed = false;
   for (const m of members) {
     const dest = m.dest!;
     const copied = await ledger.get("file", dest);
@@ -68,7 +73,13 @@ export async function copiedBefore(target: HandoffTarget, group: string, verify 
     const s = await stat(path).catch(() => undefined);
     if (!s?.isFile() || s.size !== Number(copied.bytes)) return undefined;
     const hash = verify ? { sha256: (await hashFile(path)).sha256 } : { ledgerSha256: copied.sha256 };
-    if (verify && hash.sha256 !== copied.sha256) return undefined;
+    if (verify && hash.sha256 !== copied.sha256) {
+      // Each changed file is told of (copy-files keeps a file it has done: it would not say so);
+      // the group is retrieved again for the rest.
+      onChanged?.(path, hash.sha256!, copied.sha256, m.patient_id ?? undefined);
+      changed = true;
+      continue;
+    }
     const rec: FileRecord = {
       type: "file", path, dest, bytes: s.size, ...hash, category: DICOM_CATEGORY, patientId: m.patient_id ?? undefined, copy: "done-before",
     };
@@ -79,5 +90,5 @@ export async function copiedBefore(target: HandoffTarget, group: string, verify 
     }
     records.push(rec);
   }
-  return records;
+  return changed ? undefined : records;
 }
