@@ -725,6 +725,20 @@ describe("8. errors name the thing and the fix", () => {
     assert.equal(r.code, 1);
     assert.equal(r.stderr, `anonymize: Cannot read key file "/nonexistent": no such file\n`);
   });
+
+  test("a port in use (serve; export-plan's C-MOVE receiver is the same SCP) is one line naming the address and the way out, exit 1", async () => {
+    const taken: Server = createServer();
+    await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const busy = `Cannot listen for DICOM associations on 127.0.0.1:${port}: the port is in use by another program (another rtexport, a storescp?); choose another port\n`;
+      const serve = await rt(["serve", "--port", String(port), "--dir", join(dir, "busy-serve"), "--allow-store-any"]);
+      assert.equal(serve.code, 1);
+      assert.equal(serve.stderr, `serve: ${busy}`);
+    } finally {
+      taken.close();
+    }
+  });
 });
 
 describe("9. one default for unapproved plans", () => {

@@ -330,9 +330,21 @@ export async function createScp(opts: ScpOptions): Promise<Scp> {
   }
   const host = opts.host ?? "127.0.0.1";
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    // One sentence naming the address (what Node says, "listen EADDRINUSE: …", names no remedy).
+    const failed = (e: Error & { code?: string }) => {
+      const where = `${host}:${opts.port ?? 0}`;
+      const why = e.code === "EADDRINUSE"
+        ? "the port is in use by another program (another rtexport, a storescp?); choose another port"
+        : e.code === "EACCES"
+        ? "permission denied (ports below 1024 need administrator rights); choose a port above 1023"
+        : e.code === "EADDRNOTAVAIL"
+        ? "this machine has no such address"
+        : e.message;
+      reject(Object.assign(new Error(`Cannot listen for DICOM associations on ${where}: ${why}`), { code: e.code }));
+    };
+    server.once("error", failed);
     server.listen(opts.port ?? 0, host, () => {
-      server.off("error", reject);
+      server.off("error", failed);
       resolve();
     });
   });
