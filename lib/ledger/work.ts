@@ -130,7 +130,7 @@ export async function* runClaimed(input: AsyncIterable<RtRecord>, spec: ClaimedW
         await new Promise((r) => setTimeout(r, pollMs));
         continue;
       }
-      if (item.reclaimedFrom) say("info", `Taking over ${item.kind} ${item.patientId ?? item.key} from run ${item.reclaimedFrom}, whose lease ran out`);
+      if (item.reclaimedFrom) say("info", `Taking over ${item.kind} ${item.patientId ?? item.key} from run ${item.reclaimedFrom}, which is gone (its process ended, or its lease ran out)`);
       let finished = false;
       try {
         const records = Array.isArray(item.payload) ? item.payload as RtRecord[] : [];
