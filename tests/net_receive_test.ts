@@ -266,7 +266,7 @@ describe("receive path: PDUs split anywhere between reads", () => {
     }
   });
 
-  test("SCP with keepReceived: each file's in-memory copy equals it; held copies are never reused; none past the limit or while both are held", async () => {
+  test("SCP with keepReceived: each file's in-memory copy equals it; held copies are never reused; none past the limit or while both are held, and those are hashed as written", async () => {
     const storeDir = tempDir();
     const seen: { uid: string; bytes?: Uint8Array; file: ReceivedFile }[] = [];
     const held: ReceivedFile[] = [];
@@ -303,8 +303,8 @@ describe("receive path: PDUs split anywhere between reads", () => {
       const reader = raw.reader;
       // .1 and .2 are held; .3 finds both buffers held and releases them; .4 is larger than the
       // limit (its buffer goes back); .5 needs a buffer grown past the first 1 MB; .6 takes the
-      // other free buffer; .5 and .6 are held, so .7 gets none.
-      const sizes = [300_000, 200_000, 300_000, 2_500_000, 1_500_000, 250_000, 100_000];
+      // other free buffer; .5 and .6 are held, so .7 gets none; .8 (past 8 MB, 151 PDUs) neither.
+      const sizes = [300_000, 200_000, 300_000, 2_500_000, 1_500_000, 250_000, 100_000, 9_000_000];
       for (const [n, size] of sizes.entries()) {
         const uid = `2.25.777.${n + 1}`;
         const data = encodeDataSet(ctDataSet(uid, size), EXPLICIT_VR_LITTLE_ENDIAN);
@@ -319,7 +319,14 @@ describe("receive path: PDUs split anywhere between reads", () => {
         assert.equal(rspCommand.status, 0);
       }
       assert.deepEqual(seen.map((x) => x.uid), sizes.map((_, n) => `2.25.777.${n + 1}`));
-      assert.deepEqual(seen.map((x) => x.bytes !== undefined), [true, true, false, false, true, true, false]);
+      assert.deepEqual(seen.map((x) => x.bytes !== undefined), [true, true, false, false, true, true, false, false]);
+      // A file without a copy comes with the hash of its bytes (taken as they were written: .4
+      // from the copy it outgrew plus the rest, .3, .7 and .8 from the start), so nobody reads it back.
+      const fileHash = (f: ReceivedFile) => createHash("sha256").update(readFileSync(f.path)).digest("hex");
+      assert.deepEqual(seen.map((x) => x.file.sha256 === undefined ? "none" : x.file.sha256 === fileHash(x.file)), [
+        "none", "none", true, true, "none", "none", true, true,
+      ]);
+      assert.equal(seen[7].file.size, readFileSync(seen[7].file.path).length);
       assert.deepEqual(checks, [
         "2.25.777.1 true", "2.25.777.2 true", "2.25.777.1 still true", "2.25.777.2 still true", "2.25.777.5 true", "2.25.777.6 true",
       ]);

@@ -135,7 +135,8 @@ export class Association {
   /**
    * Also keep an in-memory copy of each file received into `storeDir` up to this many bytes
    * (`ReceivedFile.bytes`; 0 = none): the consumer then hashes and parses it without reading the
-   * file back. At most two such buffers per association.
+   * file back. At most two such buffers per association; a file that gets none (both held, or
+   * larger than this) is hashed while it is written instead (`ReceivedFile.sha256`).
    */
   keepReceived = 0;
   private copyPool: CopyPool | undefined;

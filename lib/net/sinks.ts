@@ -20,7 +20,11 @@ export interface ReceivedFile {
   transferSyntaxUid: string;
   /** Size of the file in bytes. */
   size: number;
-  /** Lower-case hex SHA-256 of the file, computed while it was written (when `hashReceived` is set). */
+  /**
+   * Lower-case hex SHA-256 of the file, computed while it was written: always with
+   * `hashReceived`; with `keepReceived`, whenever the file comes without `bytes` (no copy free,
+   * or larger than the limit).
+   */
   sha256?: string;
   /**
    * The whole file (meta header and data set) as written, when the association keeps copies
@@ -239,7 +243,7 @@ export class FileSink implements Sink {
   private readonly info: Omit<ReceivedFile, "path" | "size">;
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
-  private readonly hash: Hash | undefined;
+  private hash: Hash | undefined;
   private readonly copies: CopyPool | undefined;
   /** The in-memory copy being filled (`copies`), and how much of it is used. */
   private copy: Uint8Array | undefined;
@@ -247,9 +251,11 @@ export class FileSink implements Sink {
 
   constructor(files: TempFiles, info: Omit<ReceivedFile, "path" | "size">, sourceAet: string, hash: boolean, copies?: CopyPool) {
     this.info = info;
-    this.hash = hash ? createHash("sha256") : undefined;
     this.copies = copies;
     this.copy = copies?.take();
+    // Kept copies are for hashing without reading the file back: an object that gets none is
+    // hashed on the way instead (see `dropCopy`).
+    this.hash = hash || (copies && !this.copy) ? createHash("sha256") : undefined;
     let f: { fd: number; path: string };
     try {
       f = files.take();
@@ -280,15 +286,28 @@ export class FileSink implements Sink {
     if (this.fd === undefined) return true; // failed: the rest of the data set is read and dropped
     this.pending.push(b);
     this.pendingBytes += b.length;
-    this.hash?.update(b);
     if (this.copy) {
-      if (this.copied + b.length > this.copy.length) this.copy = this.copies!.grow(this.copy, this.copied, this.copied + b.length);
+      const need = this.copied + b.length;
+      if (need > this.copies!.limit) this.dropCopy();
+      else if (need > this.copy.length) this.copy = this.copies!.grow(this.copy, this.copied, need);
       if (this.copy) {
         this.copy.set(b, this.copied);
         this.copied += b.length;
       }
     }
+    this.hash?.update(b);
     return true;
+  }
+
+  /**
+   * The object outgrew the copies' limit: what the copy holds is hashed and the buffer given
+   * back, and the rest is hashed as it arrives. So a large object (an RT Dose past 8 MB) comes
+   * with its hash, never read back from its file (synchronously, on the event loop).
+   */
+  private dropCopy(): void {
+    this.hash ??= createHash("sha256").update(this.copy!.subarray(0, this.copied));
+    this.copies!.give(this.copy!);
+    this.copy = undefined;
   }
 
   flush(): void {

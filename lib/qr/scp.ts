@@ -233,7 +233,7 @@ export async function startQrScp(opts: QrScpOptions): Promise<QrScp> {
   const report = (file: ReceivedFile, callingAet: string, dest: string, parsed: DicomFile, replaced: boolean) => {
     const ds = parsed.dataset;
     const bytes = file.bytes;
-    const job = (bytes ? sha256Bytes(bytes) : sha256FileAsync(dest))
+    const job = (file.sha256 ? Promise.resolve(file.sha256) : bytes ? sha256Bytes(bytes) : sha256FileAsync(dest))
       .then((sha256) => {
         emit({
           type: "stored", callingAet: printable(callingAet), path: dest, sopClassUid: file.sopClassUid, sopInstanceUid: file.sopInstanceUid,

@@ -67,7 +67,10 @@ export class ArrivedObject {
     return this.file;
   }
 
-  /** SHA-256 of the file as received: from the in-memory copy when there is one, else read back. */
+  /**
+   * SHA-256 of the file as received: from the in-memory copy when there is one; an object that
+   * got none was hashed as it was written (`IncomingFile.sha256`); read back only when neither.
+   */
   hashNow(): string {
     const bytes = this.incoming.bytes;
     this.sha256 ??= bytes ? createHash("sha256").update(bytes).digest("hex") : sha256File(this.path);

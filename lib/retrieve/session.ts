@@ -147,7 +147,8 @@ const MAX_CONTEXTS = 128;
  * Received objects up to this size are also kept in memory until `ArrivalStore` has read their
  * header and hashed them, instead of reading each file back (two such buffers per association).
  * Measured (bench/README.md, retrieve, third session): 500 CT slices of 512 KB, ~7 % faster.
- * Larger objects (a big RT Dose, an enhanced multi-frame) are read back from their file.
+ * Larger objects (a big RT Dose, an enhanced multi-frame) are hashed as they are written (lib/net
+ * sinks.ts) and only their header is read from the file.
  */
 const KEEP_RECEIVED = 8 * 1024 * 1024;
 
