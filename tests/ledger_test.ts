@@ -325,13 +325,15 @@ describe("ledger on SQLite shared by processes", () => {
     let holding!: () => void;
     const held = new Promise<void>((r) => (holding = r));
     const victim = runWorker([url, "job", String(n), "60000", "3"], { onClaim: () => victim.claims.length === 3 && holding() });
-    await held;
+    await Promise.race([held, victim.done]);
+    assert.equal(victim.claims.length, 3, `the first worker ended before holding its third item: ${victim.stderr()}`);
     const workers: ReturnType<typeof runWorker>[] = [];
     try {
       let started!: () => void;
       const going = new Promise<void>((r) => (started = r));
       for (let i = 0; i < 2; i++) workers.push(runWorker([url, "job", String(n), "60000"], { onClaim: () => workers.every((w) => w.claims.length >= 3) && started() }));
-      await going;
+      // A worker that ends without claiming (an error) fails the test below with its stderr, not a hang.
+      await Promise.race([going, ...workers.map((w) => w.done)]);
     } finally {
       victim.child.kill("SIGKILL");
     }

@@ -91,7 +91,11 @@ export function adaptDatabaseSync(db: DatabaseSyncLike, cacheSize = 200): Sqlite
 
 /** Options of {@link openSqlite}. */
 export interface OpenSqliteOptions {
-  /** Milliseconds to wait for a lock held by another process (default 5000). */
+  /**
+   * Milliseconds to wait for a lock held by another process (default 30000: a ledger shared by
+   * several processes on a disk busy with their copies can hold a commit for seconds; waiting is
+   * better than failing a run).
+   */
   busyTimeoutMs?: number;
   /** Use write-ahead logging (default true for files; ignored for ":memory:" and read-only opens). */
   wal?: boolean;
@@ -160,7 +164,7 @@ export function openSqlite<DB>(path: string, options: OpenSqliteOptions = {}): K
   } catch (e) {
     throw new Error(`Cannot open SQLite database "${path}": ${(e as Error).message}`);
   }
-  raw.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
+  raw.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 30_000))}`);
   if (!options.readOnly) {
     if (path !== ":memory:" && options.wal !== false) raw.exec("PRAGMA journal_mode = WAL");
     raw.exec("PRAGMA synchronous = NORMAL");
