@@ -375,8 +375,10 @@ describe("a full disk", () => {
     const journal = join(dir, `journal-${ledgerOnTmpfs}`);
     mkdirSync(mnt, { recursive: true });
     mkdirSync(journal, { recursive: true });
-    const ledger = ledgerOnTmpfs ? "" : `--ledger 'sqlite:${join(dir, `full-ledger-${ledgerOnTmpfs}.sqlite`)}'`;
-    const statusLedger = ledgerOnTmpfs ? "" : ledger;
+    // A short job name (the default names the tree's path): the 1.5 MB holds the tree and, in the
+    // second test, the ledger, whose rows repeat the job; with the long name the ledger fills first.
+    const statusLedger = ledgerOnTmpfs ? "" : `--ledger 'sqlite:${join(dir, `full-ledger-${ledgerOnTmpfs}.sqlite`)}'`;
+    const ledger = `${statusLedger} --job full-disk`;
     // The tree lives only in the namespace: its listing and the status are taken there.
     const r = await inMountNamespace(
       `mount -t tmpfs -o size=1500k tmpfs '${mnt}'; ` +
