@@ -58,3 +58,40 @@ export async function startPostgres(opts: { listen?: string[] } = {}): Promise<P
     },
   };
 }
+
+/**
+ * Freezes (SIGSTOP) the first of `pids` seen holding a claimed work item in database `db` (of
+ * `job` when given) and returns its pid, its run and how many items it holds. A process may finish
+ * its item between the look and the freeze: it is then let go on (SIGCONT) and the next one seen
+ * holding is taken, at most `attempts` times.
+ */
+export async function freezeHolder(
+  pg: PostgresServer, db: string, pids: number[], opts: { job?: string; attempts: number },
+): Promise<{ pid: number; run: string; holding: number }> {
+  const signal = (pid: number, sig: NodeJS.Signals) => {
+    try {
+      process.kill(pid, sig);
+    } catch { /* ended */ }
+  };
+  const ofJob = opts.job === undefined ? "" : ` and w.job = '${opts.job.replaceAll("'", "''")}'`;
+  for (let attempt = 0; attempt < opts.attempts; attempt++) {
+    let pid: number | undefined;
+    for (const end = Date.now() + 60_000; pid === undefined;) {
+      if (Date.now() > end) throw new Error("timed out waiting for a worker holding an item");
+      try {
+        const rows = pg.psql(
+          `select r.pid from rtx_ledger_work w join rtx_ledger_runs r on r.id = w.owner where w.status = 'claimed'${ofJob} and r.finished_at is null`,
+          db,
+        ).trim().split("\n").filter(Boolean);
+        pid = rows.map(Number).find((p) => pids.includes(p));
+      } catch { /* the workers are still creating the schema */ }
+      if (pid === undefined) await new Promise((r) => setTimeout(r, 10));
+    }
+    signal(pid, "SIGSTOP");
+    const run = pg.psql(`select id from rtx_ledger_runs where pid = ${pid} and finished_at is null`, db).trim();
+    const holding = Number(pg.psql(`select count(*) from rtx_ledger_work where owner = '${run}' and status = 'claimed'`, db).trim());
+    if (holding > 0) return { pid, run, holding };
+    signal(pid, "SIGCONT");
+  }
+  throw new Error("no worker could be frozen holding an item");
+}

@@ -14,7 +14,7 @@ import { join, resolve } from "node:path";
 import { generateClinic } from "../lib/fixtures/mod.ts";
 import { cliCommand, records, sh } from "./_run.ts";
 import { treeHashes } from "./_tree.ts";
-import { type PostgresServer, startPostgres } from "./_postgres.ts";
+import { freezeHolder, type PostgresServer, startPostgres } from "./_postgres.ts";
 import { type ServeChild, startServe } from "./_hostile.ts";
 
 // deno-lint-ignore no-explicit-any -- records are JSON
@@ -106,31 +106,9 @@ async function splitRun(db: string, job: string, args: string[]): Promise<Split>
   const workers = [0, 1, 2].map(() => startWorker(args));
   const pids = workers.map((w) => w.child.pid);
   try {
-    let victim: Worker | undefined;
-    let victimRun = "";
-    let holding = 0;
-    for (let attempt = 0; holding === 0; attempt++) {
-      assert.ok(attempt < 100, "no worker could be frozen holding an item");
-      const held = await until("a worker holding an item", () => {
-        let rows: string[][];
-        try {
-          rows = pg.psql(
-            `select r.pid from rtx_ledger_work w join rtx_ledger_runs r on r.id = w.owner where w.status = 'claimed' and w.job = '${job}' and r.finished_at is null`,
-            db,
-          ).trim().split("\n").filter(Boolean).map((l) => l.split("|"));
-        } catch {
-          return undefined; // the schema is still being created
-        }
-        const hit = rows.find(([pid]) => pids.includes(Number(pid)));
-        return hit ? Number(hit[0]) : undefined;
-      });
-      victim = workers[pids.indexOf(held)];
-      signal(victim, "SIGSTOP");
-      victimRun = pg.psql(`select id from rtx_ledger_runs where pid = ${held} and finished_at is null`, db).trim();
-      holding = Number(pg.psql(`select count(*) from rtx_ledger_work where owner = '${victimRun}' and status = 'claimed'`, db).trim());
-      if (holding === 0) signal(victim, "SIGCONT");
-    }
-    victim = victim!;
+    const frozen = await freezeHolder(pg, db, pids.map(Number), { job, attempts: 100 });
+    const victim = workers[pids.indexOf(frozen.pid)];
+    const { run: victimRun, holding } = frozen;
     await until("the three workers in one pass", () =>
       Number(pg.psql(`select count(*) from rtx_ledger_runs where pass = (select pass from rtx_ledger_runs where id = '${victimRun}')`, db).trim()) === 3 || undefined);
     const others = workers.filter((w) => w !== victim);

@@ -18,7 +18,7 @@ import { buildDemoCatalog } from "../lib/catalog/demo.ts";
 import { Ledger, type LedgerSchema } from "../lib/ledger/ledger.ts";
 import { openSqlite } from "../lib/db/sqlite.ts";
 import { cliCommand, records, type Run, sh } from "./_run.ts";
-import { type PostgresServer, startPostgres } from "./_postgres.ts";
+import { freezeHolder, type PostgresServer, startPostgres } from "./_postgres.ts";
 import { runDcmtk, startOrthanc, type OrthancPeer } from "./_peers.ts";
 
 let dir: string;
@@ -206,32 +206,10 @@ describe("several workers, one PostgreSQL ledger, one tree", () => {
     let victim: Worker | undefined;
     try {
       // The first worker seen holding a patient is the victim, frozen (it then holds what it holds)
-      // and later killed. It may finish that patient between the look and the freeze: then it is
-      // let go on and the next one seen holding is taken.
-      let victimRun = "";
-      let holding = 0;
-      for (let attempt = 0; holding === 0; attempt++) {
-        assert.ok(attempt < 50, "no worker could be frozen holding a patient");
-        const held = await until("a worker holding a patient", () => {
-          let rows: string[][];
-          try {
-            rows = pg.psql(
-              "select r.pid, w.id from rtx_ledger_work w join rtx_ledger_runs r on r.id = w.owner where w.status = 'claimed' and r.finished_at is null",
-              db,
-            ).trim().split("\n").filter(Boolean).map((l) => l.split("|"));
-          } catch {
-            return undefined; // the workers are still creating the schema
-          }
-          const hit = rows.find(([pid]) => pids.includes(Number(pid)));
-          return hit ? Number(hit[0]) : undefined;
-        });
-        victim = workers[pids.indexOf(held)];
-        signal(victim, "SIGSTOP");
-        victimRun = pg.psql(`select id from rtx_ledger_runs where pid = ${held} and finished_at is null`, db).trim();
-        holding = Number(pg.psql(`select count(*) from rtx_ledger_work where owner = '${victimRun}' and status = 'claimed'`, db).trim());
-        if (holding === 0) signal(victim, "SIGCONT");
-      }
-      victim = victim!;
+      // and later killed.
+      const frozen = await freezeHolder(pg, db, pids.map(Number), { attempts: 50 });
+      victim = workers[pids.indexOf(frozen.pid)];
+      const { run: victimRun, holding } = frozen;
       // The other two are in the victim's pass (they started with it).
       await until("the other workers in the pass", () =>
         Number(pg.psql(`select count(*) from rtx_ledger_runs where pass = (select pass from rtx_ledger_runs where id = '${victimRun}')`, db).trim()) === 3 || undefined);
