@@ -6,7 +6,7 @@ import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,6 +21,7 @@ import {
   PDU_ASSOCIATE_RQ, PDU_P_DATA_TF, PDU_RELEASE_RP, PDU_RELEASE_RQ,
 } from "../lib/net/pdu.ts";
 import { createScp, type Scp } from "../lib/net/scp.ts";
+import { FileSink, TempFiles } from "../lib/net/sinks.ts";
 import { find, QR_MODELS } from "../lib/net/scu.ts";
 
 const CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2";
@@ -341,6 +342,98 @@ describe("receive path: PDUs split anywhere between reads", () => {
       socket?.destroy();
       await scp.close();
     }
+  });
+
+  test("SCP with shareReceiveBuffers (a C-MOVE receiver): associations one after another reuse one set of copy buffers and files opened ahead; objects arrive intact; nothing is left once it closes", async () => {
+    const storeDir = tempDir();
+    const keep = tempDir();
+    const got: { uid: string; buffer?: ArrayBufferLike; sha256: string; path: string }[] = [];
+    const scp: Scp = await createScp({
+      aeTitle: "RXTEST",
+      host: "127.0.0.1",
+      port: 0,
+      storeDir,
+      keepReceived: 2_000_000,
+      shareReceiveBuffers: { associations: 1 },
+      handlers: {
+        store: ({ file }) => {
+          const dest = join(keep, `${got.length}.dcm`);
+          renameSync(file.path, dest);
+          got.push({ uid: file.sopInstanceUid, buffer: file.bytes?.buffer, sha256: createHash("sha256").update(file.bytes!).digest("hex"), path: dest });
+          file.release!();
+          return { status: 0 };
+        },
+      },
+    });
+    const sent: Uint8Array[] = [];
+    try {
+      // Three associations of two objects each, as a C-MOVE peer opens them: 700 KB objects in
+      // 60 KB PDUs, so the chunks of a read are gathered into writes past the 512 KB mark.
+      for (let a = 0; a < 3; a++) {
+        const { socket, reader } = await rawStoreAssociation(scp.port, 65536);
+        try {
+          for (let n = 0; n < 2; n++) {
+            const uid = `2.25.888.${a}.${n}`;
+            const data = encodeDataSet(ctDataSet(uid, 700_000 + a * 1000 + n), EXPLICIT_VR_LITTLE_ENDIAN);
+            sent.push(data);
+            const command = encodeCommand({ commandField: C_STORE_RQ, messageId: n + 1, affectedSopClassUid: CT_IMAGE_STORAGE, affectedSopInstanceUid: uid, priority: 0, hasDataSet: true });
+            const pdus = [pdata([{ contextId: 1, command: true, last: true, data: command }])];
+            for (let o = 0; o < data.length; o += 60_000) {
+              pdus.push(pdata([{ contextId: 1, command: false, last: o + 60_000 >= data.length, data: data.subarray(o, o + 60_000) }]));
+            }
+            await writeSplit(socket, concat(pdus), [100_000, 400_000]);
+            const rsp = await reader.next();
+            assert.equal(decodeCommand(concat(rsp.type === PDU_P_DATA_TF ? rsp.pdvs.map((p) => p.data) : [])).status, 0);
+          }
+          socket.write(encodeReleaseRq());
+          assert.equal((await reader.next()).type, PDU_RELEASE_RP);
+        } finally {
+          socket.destroy();
+        }
+        await sleep(50); // the files opened ahead are created
+        // Kept for the next association: it finds its file open.
+        assert.ok(readdirSync(storeDir).some((f) => f.endsWith(".part")), `association ${a + 1}: files opened ahead kept for the next`);
+      }
+      assert.equal(got.length, 6);
+      for (const [i, g] of got.entries()) {
+        const bytes = readFileSync(g.path);
+        assert.deepEqual(new Uint8Array(bytes.subarray(bytes.length - sent[i].length)), sent[i], `${g.uid}: the data set bytes as sent`);
+        assert.equal(g.sha256, createHash("sha256").update(bytes).digest("hex"), `${g.uid}: its copy equals its file`);
+      }
+      // One buffer served every object: given back by each, taken again by the next association.
+      assert.ok(got.every((g) => g.buffer !== undefined && g.buffer === got[0].buffer), "every association reused the first one's copy buffer");
+    } finally {
+      await scp.close();
+    }
+    assert.deepEqual(readdirSync(storeDir), [], "files opened ahead are removed when the SCP closes");
+  });
+
+  test("FileSink: chunks the reader owns are gathered until 512 KB are pending (one write, not one per 64 KB read); a reused buffer's are written at once", async () => {
+    const dir = tempDir();
+    const files = new TempFiles(dir);
+    const info = { sopClassUid: CT_IMAGE_STORAGE, sopInstanceUid: "2.25.999", transferSyntaxUid: EXPLICIT_VR_LITTLE_ENDIAN };
+    const sink = new FileSink(files, info, "RAWSCU", true);
+    const chunk = (n: number) => new Uint8Array(65536).fill(n);
+    const onDisk = () => statSync(sink.path).size;
+    for (let i = 0; i < 7; i++) {
+      sink.write(chunk(i));
+      sink.flush(512 * 1024);
+    }
+    assert.equal(onDisk(), 0, "7 × 64 KB read: nothing written yet");
+    sink.write(chunk(7));
+    sink.flush(512 * 1024);
+    const header = onDisk() - 8 * 65536;
+    assert.ok(header > 132, `the eighth read makes one write of all of it (preamble and meta: ${header} bytes)`);
+    sink.write(chunk(8));
+    sink.flush(0);
+    assert.equal(onDisk(), header + 9 * 65536, "a reused read buffer's bytes are written before the next read");
+    sink.write(chunk(9));
+    const { file } = sink.end();
+    assert.equal(file!.size, header + 10 * 65536);
+    const bytes = readFileSync(file!.path);
+    assert.equal(file!.sha256, createHash("sha256").update(bytes).digest("hex"));
+    for (let i = 0; i < 10; i++) assert.equal(bytes[header + i * 65536 + 100], i);
+    await files.dispose();
   });
 
   test("SCU (reused read buffer): C-FIND answers split into small reads arrive intact", async () => {

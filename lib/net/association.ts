@@ -107,6 +107,8 @@ interface Waiter {
  * per read), and reads are larger (fewer system calls).
  */
 const READ_BUFFER = 512 * 1024;
+/** Received bytes gathered before a write, when the socket hands over chunks we may keep. */
+const COALESCE_WRITES = 512 * 1024;
 /** Bytes read from a file per read when streaming a data set. */
 const SEND_BLOCK = 1024 * 1024;
 
@@ -140,6 +142,13 @@ export class Association {
    */
   keepReceived = 0;
   private copyPool: CopyPool | undefined;
+  /**
+   * Temporary files opened ahead and copy buffers that outlive this association, shared by all
+   * of an SCP's (`ScpOptions.shareReceiveBuffers`): a C-MOVE peer opens one association per
+   * request, most of them for a single object, which would otherwise each open its file
+   * synchronously and allocate fresh copy buffers. Not disposed with the association.
+   */
+  sharedReceive: { files: TempFiles; copies?: CopyPool } | undefined;
   timeouts: Required<Timeouts>;
 
   private state: State;
@@ -248,7 +257,10 @@ export class Association {
       this.lastActivity = Date.now();
     }
     this.pump();
-    this.current?.sink.flush();
+    // Bytes of a reused read buffer are written before it is read into again; chunks the socket
+    // gave us (64 KB each on an accepted connection) are gathered into one write of about
+    // COALESCE_WRITES bytes, not written one system call per chunk.
+    this.current?.sink.flush(borrowed ? 0 : COALESCE_WRITES);
     if (borrowed) {
       for (let i = 0; i < this.chunks.length; i++) if (this.chunks[i].buffer === chunk.buffer) this.chunks[i] = this.chunks[i].slice();
     }
@@ -476,6 +488,7 @@ export class Association {
   }
 
   private copies(): CopyPool | undefined {
+    if (this.sharedReceive) return this.sharedReceive.copies;
     if (this.keepReceived <= 0) return undefined;
     if (this.copyPool?.limit !== this.keepReceived) this.copyPool = new CopyPool(this.keepReceived);
     return this.copyPool;
@@ -483,11 +496,12 @@ export class Association {
 
   private sinkFor(command: DimseCommand, context: NegotiatedContext): Sink {
     if (command.commandField === 0x0001 && this.storeDir !== undefined) {
-      if (this.tempFiles?.dir !== this.storeDir) {
+      const shared = this.sharedReceive?.files.dir === this.storeDir ? this.sharedReceive.files : undefined;
+      if (!shared && this.tempFiles?.dir !== this.storeDir) {
         void this.tempFiles?.dispose();
         this.tempFiles = new TempFiles(this.storeDir);
       }
-      return new FileSink(this.tempFiles, {
+      return new FileSink(shared ?? this.tempFiles!, {
         sopClassUid: command.affectedSopClassUid ?? context.abstractSyntax,
         sopInstanceUid: command.affectedSopInstanceUid ?? "",
         transferSyntaxUid: context.transferSyntax,

@@ -42,8 +42,12 @@ export interface Sink {
    * `flush`. False when the data set outgrew what the sink may hold (the association aborts).
    */
   write(b: Uint8Array): boolean;
-  /** Called before the bytes given to `write` may change (end of each socket read). */
-  flush(): void;
+  /**
+   * Called at the end of each socket read. `atLeast`: the bytes given to `write` stay valid (the
+   * reader owns them), so the sink may keep them until this many are pending; 0 (a reused read
+   * buffer): they change after this returns and must be consumed now.
+   */
+  flush(atLeast?: number): void;
   end(): { dataset?: Uint8Array; file?: ReceivedFile; error?: string };
   discard(): void;
 }
@@ -71,7 +75,7 @@ export class MemorySink implements Sink {
     this.length = need;
     return true;
   }
-  flush(): void {}
+  flush(_atLeast?: number): void {}
   end(): { dataset: Uint8Array } {
     return { dataset: this.buf.subarray(0, this.length) };
   }
@@ -175,19 +179,22 @@ const COPY_INITIAL = 1024 * 1024;
  */
 export class CopyPool {
   readonly limit: number;
+  /** How many buffers may exist at once: two per association that draws on the pool. */
+  private readonly max: number;
   private readonly free: Uint8Array[] = [];
   private live = 0;
   private closed = false;
 
-  constructor(limit: number) {
+  constructor(limit: number, max = 2) {
     this.limit = limit;
+    this.max = max;
   }
 
   take(): Uint8Array | undefined {
     if (this.closed) return undefined;
     const b = this.free.pop();
     if (b) return b;
-    if (this.live >= 2) return undefined;
+    if (this.live >= this.max) return undefined;
     this.live++;
     return new Uint8Array(Math.min(COPY_INITIAL, this.limit));
   }
@@ -310,8 +317,8 @@ export class FileSink implements Sink {
     this.copy = undefined;
   }
 
-  flush(): void {
-    if (this.fd === undefined || this.pendingBytes === 0) return;
+  flush(atLeast = 0): void {
+    if (this.fd === undefined || this.pendingBytes === 0 || this.pendingBytes < atLeast) return;
     try {
       writeAllv(this.fd, this.pending, this.pendingBytes);
       this.size += this.pendingBytes;
