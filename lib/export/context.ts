@@ -140,7 +140,6 @@ export function openContext(opts: ExportPlanOptions): ExportContext {
       // Named like a staging folder of this process, so a killed run's is cleaned (staging.ts).
       ctx.receiver = new MoveReceiver(join(stagingRoot, `incoming-${hostTag()}-${process.pid}`), {
         onRefused: (x) => report.message("warn", refusedText(x)),
-        associations: Math.max(1, opts.workers ?? 1),
       });
     }
     for (let worker = 0; worker < Math.max(1, opts.workers ?? 1); worker++) {

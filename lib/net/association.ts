@@ -142,13 +142,6 @@ export class Association {
    */
   keepReceived = 0;
   private copyPool: CopyPool | undefined;
-  /**
-   * Temporary files opened ahead and copy buffers that outlive this association, shared by all
-   * of an SCP's (`ScpOptions.shareReceiveBuffers`): a C-MOVE peer opens one association per
-   * request, most of them for a single object, which would otherwise each open its file
-   * synchronously and allocate fresh copy buffers. Not disposed with the association.
-   */
-  sharedReceive: { files: TempFiles; copies?: CopyPool } | undefined;
   timeouts: Required<Timeouts>;
 
   private state: State;
@@ -488,7 +481,6 @@ export class Association {
   }
 
   private copies(): CopyPool | undefined {
-    if (this.sharedReceive) return this.sharedReceive.copies;
     if (this.keepReceived <= 0) return undefined;
     if (this.copyPool?.limit !== this.keepReceived) this.copyPool = new CopyPool(this.keepReceived);
     return this.copyPool;
@@ -496,12 +488,11 @@ export class Association {
 
   private sinkFor(command: DimseCommand, context: NegotiatedContext): Sink {
     if (command.commandField === 0x0001 && this.storeDir !== undefined) {
-      const shared = this.sharedReceive?.files.dir === this.storeDir ? this.sharedReceive.files : undefined;
-      if (!shared && this.tempFiles?.dir !== this.storeDir) {
+      if (this.tempFiles?.dir !== this.storeDir) {
         void this.tempFiles?.dispose();
         this.tempFiles = new TempFiles(this.storeDir);
       }
-      return new FileSink(shared ?? this.tempFiles!, {
+      return new FileSink(this.tempFiles, {
         sopClassUid: command.affectedSopClassUid ?? context.abstractSyntax,
         sopInstanceUid: command.affectedSopInstanceUid ?? "",
         transferSyntaxUid: context.transferSyntax,

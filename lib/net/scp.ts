@@ -26,7 +26,6 @@ import {
 import { DimseStatusError, tlsFailureText } from "./errors.ts";
 import { allowedBy, type AllowEntry, isValidAeTitle, parseAllowEntry, printable } from "./allow.ts";
 import { DEFAULT_SCP_LIMITS, type ScpLimits, withDefaults } from "./limits.ts";
-import { CopyPool, TempFiles } from "./sinks.ts";
 import {
   APPLICATION_CONTEXT_NAME, type AssociateRq, PC_ABSTRACT_SYNTAX_NOT_SUPPORTED, PC_ACCEPTANCE,
   PC_TRANSFER_SYNTAXES_NOT_SUPPORTED, PC_USER_REJECTION, PDU_ASSOCIATE_RQ, type RoleSelection,
@@ -166,13 +165,6 @@ export interface ScpOptions {
   hashReceived?: boolean;
   /** Keep an in-memory copy of each received object up to this many bytes (`ReceivedFile.bytes`; the handler must `release()` it). */
   keepReceived?: number;
-  /**
-   * One set of temporary files opened ahead and of copy buffers (`keepReceived`) for all
-   * associations, kept from one to the next until the SCP closes, instead of a set per
-   * association: for a C-MOVE receiver, whose peer opens an association per request. Files
-   * opened ahead then stay in `storeDir` while the SCP is open.
-   */
-  shareReceiveBuffers?: { associations: number };
   maxPdu?: number;
   timeouts?: Timeouts;
   handlers: ScpHandlers;
@@ -290,10 +282,6 @@ export async function createScp(opts: ScpOptions): Promise<Scp> {
     ]
     : undefined;
   const occupancy = new Occupancy();
-  const share = opts.shareReceiveBuffers;
-  const shared = share && opts.storeDir !== undefined
-    ? { files: new TempFiles(opts.storeDir), copies: opts.keepReceived ? new CopyPool(opts.keepReceived, 2 * Math.max(1, share.associations)) : undefined }
-    : undefined;
   const emit = (e: ScpEvent) => {
     try {
       opts.onEvent?.(e);
@@ -319,7 +307,7 @@ export async function createScp(opts: ScpOptions): Promise<Scp> {
       sockets.delete(socket);
       Occupancy.add(occupancy.connectionsByHost, host, -1);
     });
-    const ctx: AssociationContext = { opts, limits, allow, occupancy, emit, secure, remoteAddress, host, shared };
+    const ctx: AssociationContext = { opts, limits, allow, occupancy, emit, secure, remoteAddress, host };
     serveAssociation(socket, ctx).catch((e) => {
       emit({ type: "error", remoteAddress, message: (e as Error).message });
       socket.destroy();
@@ -365,14 +353,11 @@ export async function createScp(opts: ScpOptions): Promise<Scp> {
     port: addr.port,
     host,
     aeTitle: opts.aeTitle,
-    close: async () => {
-      await new Promise<void>((resolve) => {
+    close: () =>
+      new Promise<void>((resolve) => {
         server.close(() => resolve());
         for (const s of sockets) s.destroy();
-      });
-      shared?.copies?.close();
-      await shared?.files.dispose();
-    },
+      }),
   };
 }
 
@@ -400,8 +385,6 @@ interface AssociationContext {
   secure: boolean;
   remoteAddress: string;
   host: string;
-  /** `ScpOptions.shareReceiveBuffers`: what every association of this SCP receives with. */
-  shared: Association["sharedReceive"];
 }
 
 /** The CN of a TLS socket's verified client certificate. */
@@ -418,7 +401,6 @@ async function serveAssociation(socket: net.Socket, ctx: AssociationContext): Pr
   assoc.storeDir = opts.storeDir ?? os.tmpdir();
   assoc.hashReceived = opts.hashReceived === true;
   assoc.keepReceived = opts.keepReceived ?? 0;
-  assoc.sharedReceive = ctx.shared;
   let rq;
   try {
     rq = await assoc.waitPdu(assoc.timeouts.association, "association request");

@@ -179,22 +179,19 @@ const COPY_INITIAL = 1024 * 1024;
  */
 export class CopyPool {
   readonly limit: number;
-  /** How many buffers may exist at once: two per association that draws on the pool. */
-  private readonly max: number;
   private readonly free: Uint8Array[] = [];
   private live = 0;
   private closed = false;
 
-  constructor(limit: number, max = 2) {
+  constructor(limit: number) {
     this.limit = limit;
-    this.max = max;
   }
 
   take(): Uint8Array | undefined {
     if (this.closed) return undefined;
     const b = this.free.pop();
     if (b) return b;
-    if (this.live >= this.max) return undefined;
+    if (this.live >= 2) return undefined;
     this.live++;
     return new Uint8Array(Math.min(COPY_INITIAL, this.limit));
   }

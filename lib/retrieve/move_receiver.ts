@@ -89,8 +89,6 @@ export class MoveReceiver {
   refusedCount = 0;
   private readonly onRefused?: (r: RefusedObject) => void;
   private readonly keepDir: boolean;
-  /** C-MOVEs in flight at once (export-plan's workers): the sets of copy buffers kept. */
-  private readonly associations: number;
   private scp: Scp | undefined;
   private opening: Promise<Scp> | undefined;
   private users = 0;
@@ -101,11 +99,9 @@ export class MoveReceiver {
   /**
    * @param dir the SCP's folder for incoming files; on the file system of the stores' folders
    *   (objects are renamed into them). Removed by `close()` unless `keepDir`.
-   * @param opts.associations C-MOVEs sent at once through this receiver (export-plan's workers).
    */
-  constructor(dir: string, opts: { onRefused?: (r: RefusedObject) => void; keepDir?: boolean; associations?: number } = {}) {
+  constructor(dir: string, opts: { onRefused?: (r: RefusedObject) => void; keepDir?: boolean } = {}) {
     this.dir = dir;
-    this.associations = opts.associations ?? 1;
     this.onRefused = opts.onRefused;
     this.keepDir = opts.keepDir === true;
   }
@@ -138,8 +134,6 @@ export class MoveReceiver {
     this.scp = await createScp({
       aeTitle: s.aeTitle, port: s.port, host: s.host, tls: s.tls, allow: s.allow,
       storeDir: this.dir, keepReceived: s.keepReceived, maxPdu: s.maxPdu, timeouts: s.timeouts,
-      // The peer opens an association per C-MOVE, one at a time per request in flight.
-      shareReceiveBuffers: { associations: this.associations },
       handlers: { store: ({ file, command, callingAet }) => this.route(file, command, callingAet) },
       onEvent: (e) => {
         // A failure that is not a refusal: the object could not be written here (disk full).
