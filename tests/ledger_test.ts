@@ -139,6 +139,45 @@ describe("ledger batches", () => {
   test("SQLite: a row the database refuses fails its batch; the others are written, the error names it, the journal keeps it", async () => {
     await exerciseFailure(`sqlite:${join(dir, "ledger-failure.sqlite")}`, join(dir, "journal-sqlite"));
   });
+  test("status: a run that claims nothing counts the files and bytes it wrote; a claiming run counts them per item, once", async () => {
+    const url = `sqlite:${join(dir, "ledger-counts.sqlite")}`;
+    const plain = await Ledger.open(url, "copy-files");
+    try {
+      for (const i of [101, 102, 103]) await plain.queue(file(i));
+      await plain.queue(file(104, "failed"));
+      await plain.queue({ kind: "patient", key: "P1", status: "done" });
+      await plain.queue({ kind: "push", key: "PACS|2.25.9", status: "done", bytes: 7 });
+      await plain.queue(file(101)); // the same file again in one batch: counted once
+      await plain.flush();
+      await plain.queue(file(105));
+      await plain.flush();
+    } finally {
+      await plain.close();
+    }
+    const claiming = await Ledger.open(url, "export-plan");
+    try {
+      const queue = await WorkQueue.join(claiming, { job: "counts", workers: 1 });
+      await queue.seed([{ kind: "patient", key: "P2", patientId: "P2", payload: {} }]);
+      const item = (await queue.claim())!;
+      await claiming.queue(file(201));
+      await claiming.flush();
+      await queue.complete(item, { status: "done", files: 1, bytes: 201 });
+      await queue.leave();
+      await claiming.queue(file(202)); // after leave(): still this claiming run's, not counted twice
+      await claiming.flush();
+    } finally {
+      await claiming.close();
+    }
+    const db = openSqlite<LedgerSchema>(url.slice(7), { readOnly: true });
+    try {
+      const s = await summarizeLedger(db);
+      const run = (id: string) => s.runs.find((r) => r.id === id)!;
+      assert.deepEqual([run(plain.runId).files, run(plain.runId).bytes], [5, 101 + 102 + 103 + 7 + 105]);
+      assert.deepEqual([run(claiming.runId).files, run(claiming.runId).bytes, run(claiming.runId).items], [1, 201, 1]);
+    } finally {
+      await db.destroy();
+    }
+  });
   test("SQLite: the timer writes a stalled queue", async () => {
     const url = `sqlite:${join(dir, "ledger-timer.sqlite")}`;
     const ledger = await Ledger.open(url, "test");

@@ -174,6 +174,7 @@ export class WorkQueue {
           return [pass, started] as const;
         });
         ledger.renewClaims = true;
+        ledger.claimsWork = true;
         return new WorkQueue(ledger, opts.job, pass, started);
       } catch (e) {
         // Two workers inserting the job's first row at once: one loses, tries again, and joins.

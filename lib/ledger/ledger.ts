@@ -29,6 +29,9 @@ export class LedgerWriteError extends Error {
 }
 
 /** One item's identity (kind and key) as a map key, for the queue and its bookkeeping. */
+/** Outcomes that are one file or object each: what a run's `files` and `bytes` count. */
+const OBJECT_KINDS = new Set<LedgerKind>(["file", "push", "anonymize"]);
+
 function itemId(kind: LedgerKind, key: string): string {
   return `${kind}\u0000${key}`;
 }
@@ -99,6 +102,12 @@ export class Ledger {
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   /** Renews the leases of claimed work on each heartbeat (set by a WorkQueue). */
   renewClaims = false;
+  /**
+   * This run claims work items (set by a WorkQueue, for good): its row in `rtx_ledger_runs`
+   * counts files and bytes as each item completes. A run that claims nothing counts them as its
+   * outcomes are written, so `status` shows what every worker did.
+   */
+  claimsWork = false;
   /** Rows that failed to be written once, by kind and key. */
   private readonly failures = new Map<string, number>();
   /** The error of a flush the timer started, for the next caller of flush to see. */
@@ -392,6 +401,19 @@ export class Ledger {
           await tx.insertInto("rtx_ledger_items").values(fresh.slice(i, i + 120)).execute();
         }
       }
+      if (this.claimsWork) return;
+      let files = 0;
+      let bytes = 0;
+      for (const e of last.values()) {
+        if (e.status !== "done" || !OBJECT_KINDS.has(e.kind)) continue;
+        files++;
+        bytes += Math.floor(e.bytes ?? 0);
+      }
+      if (files === 0) return;
+      await tx.updateTable("rtx_ledger_runs").set({
+        files: sql`coalesce(${sql.ref("files")}, 0) + ${sql.lit(files)}`,
+        bytes: sql`coalesce(${sql.ref("bytes")}, 0) + ${sql.lit(bytes)}`,
+      } as never).where("id", "=", this.runId).execute();
     });
   }
 
