@@ -7,7 +7,7 @@
 import type { AuditSpec } from "../lib/audit/event.ts";
 import type { Ledger, LedgerOpenOptions } from "../lib/ledger/ledger.ts";
 import type { RtRecord } from "../lib/records/types.ts";
-import type { Stage, StageCounts, StageEvent, StageOptions } from "../lib/stage/stage.ts";
+import { type Stage, type StageCounts, type StageEvent, type StageOptions, inputUntilAborted } from "../lib/stage/stage.ts";
 import type { CommandContext } from "./command.ts";
 import { errorMessage, ExitCode, FatalError } from "./errors.ts";
 import { Progress } from "./progress.ts";
@@ -140,7 +140,8 @@ export async function runStage<O extends StageOptions>(ctx: CommandContext, spec
   let fatal: string | undefined;
   progress.start();
   try {
-    for await (const record of spec.stage(spec.input, options)) {
+    // The input ends at Ctrl-C even while the stage waits for its first record.
+    for await (const record of spec.stage(inputUntilAborted(spec.input, signal), options)) {
       await spec.onRecord?.(record, ledger);
       trail?.onRecord(record);
       await ctx.out.write(record);

@@ -33,7 +33,7 @@ function env(): Record<string, string> {
 }
 
 /** A running rtexport command; `lines(n)` resolves once n lines are on its stdout. */
-function start(args: string[], opts: { cwd?: string; input?: string } = {}) {
+function start(args: string[], opts: { cwd?: string; input?: string; keepStdinOpen?: boolean } = {}) {
   const [cmd, ...pre] = cliCommand();
   const child = spawn(cmd, [...pre, ...args], { cwd: opts.cwd ?? root, env: env(), stdio: ["pipe", "pipe", "pipe"] });
   let stdout = "";
@@ -44,7 +44,8 @@ function start(args: string[], opts: { cwd?: string; input?: string } = {}) {
     if (waiting && stdout.split("\n").length - 1 >= waiting.n) waiting.resolve();
   });
   child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-  child.stdin!.end(opts.input ?? "");
+  if (opts.keepStdinOpen) child.stdin!.write(opts.input ?? "");
+  else child.stdin!.end(opts.input ?? "");
   let from = Date.now();
   const done = new Promise<Done>((resolve) => {
     child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr, ms: Date.now() - from }));
@@ -503,6 +504,27 @@ describe("5. Ctrl-C and SIGTERM stop within a second; a rerun completes only wha
     assert.ok(copied.every((p) => !first.has(p)), "a file copied before was copied again");
     assert.ok(copied.length <= bigFiles - first.size && copied.length > 0);
     assert.equal(filesUnder(to).filter((f) => !f.startsWith(".rtexport/")).length, bigFiles);
+  });
+
+  test("copy-files waiting for its first record on a pipe whose writer has written nothing: SIGINT → exit 130 within 1 s, the interrupted line, outcome interrupted (not a dead run)", async () => {
+    const to = join(dir, "int-wait");
+    const run = start(["copy-files", "--to", to], { keepStdinOpen: true });
+    try {
+      // Up and waiting: its ledger is open.
+      for (let i = 0; i < 300 && !existsSync(join(to, ".rtexport")); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.ok(existsSync(join(to, ".rtexport")), "copy-files did not start");
+      await new Promise((r) => setTimeout(r, 300));
+      run.kill("SIGINT");
+      const r = await run.done;
+      assert.equal(r.code, 130, r.stderr);
+      assert.ok(r.ms < 1000, `stopped after ${r.ms} ms`);
+      assert.match(r.stderr, /^copy-files: interrupted: 0 files done(, 0 left)? — rerun to resume$/m);
+      assert.doesNotMatch(r.stderr, /before the work in flight could stop/);
+      const s = records((await rt(["status", "--json", to])).stdout)[0];
+      assert.deepEqual([s.runs[0].state, s.runs[0].outcome], ["finished", "interrupted"]);
+    } finally {
+      run.child.stdin!.end();
+    }
   });
 
   test("export-plan: SIGINT mid-run → exit 130 within 1 s, no temporary file, outcome interrupted; the rerun exports only what is missing", async () => {

@@ -214,13 +214,59 @@ export class StageReport {
 /**
  * The records of `input` until `signal` aborts: a stage reads its input through this so that a
  * stop request ends it at the next item boundary (work already in flight finishes or is abandoned
- * by the stage, atomically).
+ * by the stage, atomically). A wait for the next record still runs to its end, so a generator that
+ * cleans up after itself (a retrieval removing its staging) has done so when this returns.
  */
 export async function* untilAborted<T>(input: AsyncIterable<T> | Iterable<T>, signal: AbortSignal | undefined): AsyncGenerator<T> {
   if (signal?.aborted) return;
   for await (const item of input) {
     yield item;
     if (signal?.aborted) return;
+  }
+}
+
+/**
+ * A command's input records (a pipe, a file) until `signal` aborts, where the abort also ends a
+ * wait for the next record: a run waiting on a pipe whose writer has not written yet
+ * (`export-plan … | copy-files`) stops at Ctrl-C at once. The pending read is abandoned, so only
+ * for input that needs no clean-up (see {@link untilAborted} for a stage's own generators).
+ */
+export async function* inputUntilAborted<T>(input: AsyncIterable<T> | Iterable<T>, signal: AbortSignal | undefined): AsyncGenerator<T> {
+  if (signal?.aborted) return;
+  if (!signal) {
+    yield* input;
+    return;
+  }
+  const it: AsyncIterator<T> | Iterator<T> = Symbol.asyncIterator in input ? input[Symbol.asyncIterator]() : input[Symbol.iterator]();
+  let onAbort = () => {};
+  const aborted = new Promise<"aborted">((resolve) => {
+    onAbort = () => resolve("aborted");
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  let pending = false;
+  let finished = false;
+  try {
+    for (;;) {
+      pending = true;
+      const read = Promise.resolve(it.next());
+      const next = await Promise.race([read, aborted]);
+      if (next === "aborted") {
+        read.catch(() => {}); // abandoned: its end, or failure, no longer matters
+        return;
+      }
+      pending = false;
+      if (next.done) {
+        finished = true;
+        return;
+      }
+      yield next.value;
+      if (signal.aborted) return;
+    }
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+    // Closed as a for-await loop closes it, except while a read is still pending: an async
+    // generator would queue the return behind it (and wait for the writer).
+    if (!finished && !pending) await it.return?.();
   }
 }
 
